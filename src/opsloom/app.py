@@ -1,0 +1,296 @@
+"""The application object: register workflows and steps, start runs, and run a worker.
+
+>>> app = App("sqlite:///ops.db")
+>>> @app.step()
+... async def add_one(x: int) -> int: return x + 1
+>>> @app.workflow(name="chain")
+... async def chain(ctx: Context, x: int) -> int: return await ctx.step(add_one, x)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from opsloom.clock import Clock, SystemClock
+from opsloom.codec import encode
+from opsloom.engine.registry import (
+    DEFAULT_RETRY,
+    Registry,
+    WorkflowFn,
+    WorkflowSpec,
+    attach_step_spec,
+    make_step_spec,
+    workflow_takes_input,
+)
+from opsloom.errors import (
+    ConfigurationError,
+    InputError,
+    RunFailedError,
+    RunNotFoundError,
+    SerializationError,
+)
+from opsloom.ids import new_id
+from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.store import NewRun, RunFilter, Store, open_store
+from opsloom.worker import Worker, WorkerOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+W = TypeVar("W", bound=WorkflowFn)
+
+
+class RunHandle:
+    """A started run: its id, and a way to wait for its result."""
+
+    def __init__(self, app: App, run_id: str, created: bool = True) -> None:
+        self.app = app
+        self.run_id = run_id
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        return (await self.app.get_run(self.run_id)).status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end; return its output or raise ``RunFailedError``."""
+        return await self.app.result(self.run_id, timeout=timeout)
+
+
+class App:
+    """An opsloom application: a registry of workflows, a store and (optionally) a worker.
+
+    Args:
+        database_url: ``sqlite:///path.db``; default from ``OPSLOOM_DATABASE_URL``, else
+            ``sqlite:///opsloom.db``.
+        worker: options of the embedded worker that ``async with app`` runs; ``None`` for a
+            client that only starts, signals and inspects runs.
+        clock: the time source (tests pass a ``FakeClock``).
+        sqlite_synchronous: SQLite durability level (default from settings, ``FULL``).
+    """
+
+    def __init__(self, database_url: str | None = None, *,
+                 worker: WorkerOptions | None = WorkerOptions(), clock: Clock | None = None,
+                 sqlite_synchronous: str | None = None) -> None:
+        self._database_url = database_url
+        self._sqlite_synchronous = sqlite_synchronous
+        self.worker_options = worker
+        self.clock: Clock = clock or SystemClock()
+        self.registry = Registry()
+        self._store: Store | None = None
+        self.worker: Worker | None = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._open_count = 0
+
+    # --- registration -------------------------------------------------------------------------
+
+    @overload
+    def step(self, fn: F) -> F: ...
+
+    @overload
+    def step(self, fn: None = None, *, name: str | None = None,
+             retry: RetryPolicy | None = None, timeout: float | None = None) -> Callable[[F], F]: ...
+
+    def step(self, fn: F | None = None, *, name: str | None = None,
+             retry: RetryPolicy | None = None,
+             timeout: float | None = None) -> F | Callable[[F], F]:
+        """Declare a step function (async or sync) with its retry policy and timeout."""
+
+        def register(func: F) -> F:
+            attach_step_spec(func, make_step_spec(func, name, retry or DEFAULT_RETRY, timeout))
+            return func
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def workflow(self, fn: W) -> W: ...
+
+    @overload
+    def workflow(self, fn: None = None, *, name: str | None = None, version: str = "1",
+                 timeout: float | None = None, priority: int = 0,
+                 concurrency: int | None = None,
+                 concurrency_key: Callable[[Any], str] | None = None) -> Callable[[W], W]: ...
+
+    def workflow(self, fn: W | None = None, *, name: str | None = None, version: str = "1",
+                 timeout: float | None = None, priority: int = 0,
+                 concurrency: int | None = None,
+                 concurrency_key: Callable[[Any], str] | None = None) -> W | Callable[[W], W]:
+        """Register a workflow ``async def wf(ctx, input)`` under a name and version.
+
+        ``concurrency`` limits how many runs of this workflow are open at once, across all
+        workers; with ``concurrency_key`` the limit applies per key (e.g. per service).
+        """
+        if concurrency is not None and concurrency < 1:
+            raise ConfigurationError("workflow concurrency must be at least 1")
+        if concurrency_key is not None and concurrency is None:
+            raise ConfigurationError("concurrency_key needs a concurrency limit")
+
+        def register(func: W) -> W:
+            if not asyncio.iscoroutinefunction(func):
+                raise ConfigurationError(f"workflow {func.__qualname__} must be an async function")
+            self.registry.add_workflow(WorkflowSpec(
+                fn=func, name=name or func.__name__, version=str(version), timeout=timeout,
+                priority=priority, concurrency=concurrency, concurrency_key=concurrency_key,
+                takes_input=workflow_takes_input(func)))
+            return func
+
+        return register(fn) if fn is not None else register
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the app is not open: use `async with app:`")
+        return self._store
+
+    async def open(self) -> None:
+        """Open the store (migrating it) and start the embedded worker, if any."""
+        self._open_count += 1
+        if self._open_count > 1:
+            return
+        from opsloom.settings import load_settings
+
+        settings = load_settings()
+        url = self._database_url or settings.database_url
+        store = open_store(url, sqlite_synchronous=self._sqlite_synchronous
+                           or settings.sqlite_synchronous)
+        try:
+            await store.open()
+        except BaseException:
+            self._open_count -= 1
+            raise
+        self._store = store
+        if self.worker_options is not None:
+            self.worker = Worker(store, self.registry, self.clock, self.worker_options,
+                                 on_finished=self._run_finished)
+            await self.worker.start()
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop the worker gracefully, then close the store."""
+        self._open_count = max(0, self._open_count - 1)
+        if self._open_count:
+            return
+        if self.worker is not None:
+            await self.worker.stop(grace)
+            self.worker = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> App:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- runs --------------------------------------------------------------------------------
+
+    async def start(self, workflow: str, input: Any = None, *, run_id: str | None = None,
+                    priority: int | None = None, version: str | None = None) -> RunHandle:
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        spec = self.registry.workflow(workflow, version)
+        try:
+            blob = encode(input, what=f"the input of workflow {workflow!r}")
+        except SerializationError as exc:
+            raise InputError(str(exc)) from None
+        if run_id is not None and not (0 < len(run_id) <= 200):
+            raise InputError("run_id must be 1 to 200 characters")
+        now = self.clock.now()
+        try:
+            key = spec.key_for(input)
+        except Exception as exc:
+            raise InputError(f"the concurrency key of workflow {workflow!r} could not be "
+                             f"computed from this input: {type(exc).__name__}: {exc}") from None
+        new = NewRun(
+            id=run_id or new_id(), workflow=spec.name, version=spec.version, input=blob,
+            priority=spec.priority if priority is None else priority, concurrency_key=key,
+            concurrency_limit=spec.concurrency,
+            deadline=None if spec.timeout is None else now + spec.timeout)
+        run, created = await self.store.create_run(new, now)
+        if created and self.worker is not None:
+            self.worker.notify()
+        return RunHandle(self, run.id, created)
+
+    def handle(self, run_id: str) -> RunHandle:
+        return RunHandle(self, run_id, created=False)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """A run with its steps; ``RunNotFoundError`` if there is none."""
+        run = await self.store.get_run(run_id, with_steps=True)
+        if run is None:
+            raise RunNotFoundError(f"no run {run_id!r}")
+        return run
+
+    async def list_runs(self, *, status: RunStatus | str | None = None,
+                        workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        return await self.store.list_runs(RunFilter(
+            status=None if status is None else RunStatus(status), workflow=workflow, limit=limit))
+
+    async def signal(self, run_id: str, name: str, data: Any = None) -> None:
+        """Send a signal; a ``wait_for(name)`` in the run receives ``data`` (now or later)."""
+        try:
+            blob = encode(data, what=f"the data of signal {name!r}")
+        except SerializationError as exc:
+            raise InputError(str(exc)) from None
+        await self.store.send_signal(run_id, name, blob, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+
+    async def cancel(self, run_id: str) -> list[str]:
+        """Cancel a run and its open child runs; their compensation steps run."""
+        ids = await self.store.request_cancel(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.cancel_local(ids)
+        return ids
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Re-queue a failed or timed-out run; completed steps are not run again."""
+        run = await self.store.retry_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+        return run
+
+    async def result(self, run_id: str, timeout: float | None = None) -> Any:
+        """Wait for a run to end; return its output or raise ``RunFailedError``."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        poll = 0.01
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(run_id, []).append(future)
+            try:
+                run = await self.store.get_run(run_id)
+                if run is None:
+                    raise RunNotFoundError(f"no run {run_id!r}")
+                if run.status is RunStatus.COMPLETED:
+                    return run.output
+                if run.status.terminal:
+                    raise RunFailedError(run.id, str(run.status), run.error)
+                wait = poll
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError(f"run {run_id!r} is still {run.status}")
+                    wait = min(wait, remaining)
+                # Runs executed by this process resolve the future at once; runs executed
+                # elsewhere are noticed by polling, less often as time goes by.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, wait)
+                poll = min(poll * 2, 0.5)
+            finally:
+                waiters = self._waiters.get(run_id)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(future)
+                    if not waiters:
+                        del self._waiters[run_id]
+
+    def _run_finished(self, run_id: str) -> None:
+        for future in self._waiters.get(run_id, []):
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,116 @@
+"""What workflow code sees: the :class:`Context` and the current step's :class:`StepInfo`."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from opsloom.engine.execution import Execution
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """The step being executed: pass ``idempotency_key`` to remote APIs that accept one."""
+
+    run_id: str
+    seq: int
+    name: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts and replays: ``run_id:seq``."""
+        return f"{self.run_id}:{self.seq}"
+
+
+_current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
+    "opsloom_current_step", default=None)
+
+
+def current_step() -> StepInfo:
+    """The step this code runs in; raises ``RuntimeError`` outside a step."""
+    info = _current_step.get()
+    if info is None:
+        raise RuntimeError("current_step() called outside of an opsloom step")
+    return info
+
+
+class Context:
+    """The durable API of one run, handed to the workflow function.
+
+    Workflow code must be deterministic with respect to this API: everything that varies
+    (time, randomness, I/O) goes through a step or through ``now()``, ``uuid()``, ``random()``,
+    which are recorded and replayed.
+    """
+
+    __slots__ = ("_x",)
+
+    def __init__(self, execution: Execution) -> None:
+        self._x = execution
+
+    @property
+    def run_id(self) -> str:
+        return self._x.run.id
+
+    @property
+    def workflow(self) -> str:
+        return self._x.run.workflow
+
+    @property
+    def input(self) -> Any:
+        return self._x.run.input
+
+    def step(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any,
+             **kwargs: Any) -> Awaitable[T]:
+        """Run ``fn(*args, **kwargs)`` as a checkpointed step and return its (JSON) result."""
+        return self._x.step(fn, args, kwargs)
+
+    async def gather(self, *awaitables: Awaitable[Any]) -> list[Any]:
+        """Run awaitables concurrently (fan-out) and return their results in order (fan-in).
+
+        Every branch runs to its end; then the first failure, in argument order, is raised.
+        """
+        return await self._x.gather(awaitables)
+
+    async def sleep(self, seconds: float) -> None:
+        """A durable timer: the run is parked (no worker slot) until it fires."""
+        await self._x.sleep(seconds=seconds)
+
+    async def sleep_until(self, when: datetime) -> None:
+        """A durable timer until an aware datetime."""
+        if when.tzinfo is None:
+            raise ValueError("sleep_until needs a timezone-aware datetime")
+        await self._x.sleep(until=when.timestamp())
+
+    async def wait_for(self, signal: str, timeout: float | None = None) -> Any:
+        """Wait for a signal sent with ``app.signal``; signals sent earlier are kept for it.
+
+        Raises ``WaitTimeoutError`` when ``timeout`` seconds pass first.
+        """
+        return await self._x.wait_for(signal, timeout)
+
+    async def child(self, workflow: str, input: Any = None) -> Any:
+        """Start a child run and wait for its output (``ChildFailedError`` if it fails)."""
+        return await self._x.child(workflow, input)
+
+    def compensate(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Register an undo step: on failure, cancel or timeout, undo steps run last-in first-out."""
+        self._x.compensate(fn, args, kwargs)
+
+    def now(self) -> datetime:
+        """The current time, recorded: a replay sees the same value."""
+        return datetime.fromtimestamp(float(self._x.value("now")), tz=UTC)
+
+    def uuid(self) -> str:
+        """A random UUID (hex form with dashes), recorded."""
+        return str(self._x.value("uuid"))
+
+    def random(self) -> float:
+        """A uniform random float in [0, 1), recorded."""
+        return float(self._x.value("random"))

@@ -1,0 +1,125 @@
+"""Registered workflows and steps of one application."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opsloom.errors import ConfigurationError, WorkflowNotFoundError
+from opsloom.model import RetryPolicy
+
+WorkflowFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """A step function and how it is run."""
+
+    fn: Callable[..., Any]
+    name: str
+    retry: RetryPolicy
+    timeout: float | None
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSpec:
+    """A workflow function at one version, with its engine knobs."""
+
+    fn: WorkflowFn
+    name: str
+    version: str
+    timeout: float | None = None
+    priority: int = 0
+    concurrency: int | None = None
+    concurrency_key: Callable[[Any], str] | None = None
+    takes_input: bool = True
+
+    @property
+    def kind(self) -> str:
+        """What jobs of this workflow are filed under: ``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def key_for(self, value: Any) -> str | None:
+        """The concurrency key of a run with input ``value`` (None: no limit)."""
+        if self.concurrency is None:
+            return None
+        if self.concurrency_key is None:
+            return self.name
+        return f"{self.name}:{self.concurrency_key(value)}"
+
+
+DEFAULT_RETRY = RetryPolicy()
+_STEP_ATTR = "__opsloom_step__"
+
+
+class Registry:
+    """Workflows by name and version, and the step specs of decorated functions."""
+
+    def __init__(self) -> None:
+        self._workflows: dict[str, dict[str, WorkflowSpec]] = {}
+        self._latest: dict[str, WorkflowSpec] = {}
+        self._adhoc_steps: dict[Callable[..., Any], StepSpec] = {}
+
+    def add_workflow(self, spec: WorkflowSpec) -> None:
+        versions = self._workflows.setdefault(spec.name, {})
+        if spec.version in versions and versions[spec.version].fn is not spec.fn:
+            raise ConfigurationError(
+                f"workflow {spec.name!r} version {spec.version!r} is registered twice")
+        versions[spec.version] = spec
+        self._latest[spec.name] = spec
+
+    def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
+        versions = self._workflows.get(name)
+        if not versions:
+            known = ", ".join(sorted(self._workflows)) or "none"
+            raise WorkflowNotFoundError(f"unknown workflow {name!r} (registered: {known})")
+        if version is None:
+            return self._latest[name]
+        spec = versions.get(version)
+        if spec is None:
+            raise WorkflowNotFoundError(
+                f"workflow {name!r} has no version {version!r} "
+                f"(registered: {', '.join(sorted(versions))})")
+        return spec
+
+    def workflows(self) -> list[WorkflowSpec]:
+        return [spec for versions in self._workflows.values() for spec in versions.values()]
+
+    def kinds(self) -> frozenset[str]:
+        return frozenset(spec.kind for spec in self.workflows())
+
+    def step_spec(self, fn: Callable[..., Any]) -> StepSpec:
+        """The spec of a decorated step, or a default one for a plain function."""
+        spec = getattr(fn, _STEP_ATTR, None)
+        if isinstance(spec, StepSpec):
+            return spec
+        spec = self._adhoc_steps.get(fn)
+        if spec is None:
+            spec = make_step_spec(fn, None, DEFAULT_RETRY, None)
+            self._adhoc_steps[fn] = spec
+        return spec
+
+
+def make_step_spec(fn: Callable[..., Any], name: str | None, retry: RetryPolicy,
+                   timeout: float | None) -> StepSpec:
+    """Build a step spec and attach it to ``fn``."""
+    if not callable(fn):
+        raise ConfigurationError(f"a step must be a function, not {fn!r}")
+    return StepSpec(fn=fn, name=name or getattr(fn, "__qualname__", repr(fn)), retry=retry,
+                    timeout=timeout, is_async=inspect.iscoroutinefunction(fn))
+
+
+def attach_step_spec(fn: Callable[..., Any], spec: StepSpec) -> None:
+    setattr(fn, _STEP_ATTR, spec)
+
+
+def workflow_takes_input(fn: WorkflowFn) -> bool:
+    """Whether ``fn(ctx, input)`` (True) or ``fn(ctx)`` (False)."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not params:
+        raise ConfigurationError(f"workflow {fn.__qualname__} must take a Context argument")
+    return len(params) >= 2

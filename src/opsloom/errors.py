@@ -1,0 +1,182 @@
+"""The whole opsloom exception tree.
+
+Every error carries a stable ``code`` (used by the API's problem+json answers and by ``--json``
+CLI output) and a ``retryable`` flag that tells the engine whether trying again may help.
+"""
+
+from __future__ import annotations
+
+
+class OpsloomError(Exception):
+    """Root of every error raised by opsloom itself."""
+
+    code: str = "opsloom_error"
+    retryable: bool = False
+
+
+# --- configuration and input -------------------------------------------------------------
+
+
+class ConfigurationError(OpsloomError):
+    """A setting, URL or option is invalid."""
+
+    code = "configuration_error"
+
+
+class InputError(OpsloomError):
+    """Input given by a caller cannot be accepted (e.g. it is not JSON-serialisable)."""
+
+    code = "invalid_input"
+
+
+class SerializationError(OpsloomError):
+    """A value that must be stored is not JSON-serialisable."""
+
+    code = "not_serialisable"
+
+
+class WorkflowNotFoundError(OpsloomError):
+    """No workflow (or workflow version) with that name is registered."""
+
+    code = "workflow_not_found"
+
+
+class RunNotFoundError(OpsloomError):
+    """No run with that id exists."""
+
+    code = "run_not_found"
+
+
+class RunStateError(OpsloomError):
+    """The run is not in a state that allows the requested operation."""
+
+    code = "invalid_run_state"
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+class StoreError(OpsloomError):
+    """The store failed or holds something it cannot use."""
+
+    code = "store_error"
+    retryable = True
+
+
+class NotAnOpsloomDatabaseError(StoreError):
+    """The database file exists but was not created by opsloom (or is not a database at all)."""
+
+    code = "not_an_opsloom_database"
+    retryable = False
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer opsloom whose schema this version does not know."""
+
+    code = "schema_too_new"
+    retryable = False
+
+
+class LeaseLostError(StoreError):
+    """A write was fenced off: this worker no longer holds the run's lease."""
+
+    code = "lease_lost"
+    retryable = False
+
+
+# --- workflow execution --------------------------------------------------------------------
+
+
+class NonDeterminismError(OpsloomError):
+    """A replay took another path than the recorded history."""
+
+    code = "non_determinism"
+
+    def __init__(self, message: str, *, seq: int, expected: str, got: str) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.expected = expected
+        self.got = got
+
+
+class StepFailedError(OpsloomError):
+    """A step failed for good (non-retryable error or attempts exhausted).
+
+    Workflow code sees this same error on the first execution and on every replay, so a
+    ``try/except`` around ``ctx.step`` behaves deterministically.
+    """
+
+    code = "step_failed"
+
+    def __init__(
+        self,
+        step: str,
+        seq: int,
+        error_type: str,
+        message: str,
+        traceback: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(f"step {step!r} (#{seq}) failed after {attempts} attempt(s): "
+                         f"{error_type}: {message}")
+        self.step = step
+        self.seq = seq
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+        self.attempts = attempts
+
+
+class StepTimeoutError(OpsloomError):
+    """A step attempt ran longer than its timeout."""
+
+    code = "step_timeout"
+    retryable = True
+
+
+class WaitTimeoutError(OpsloomError):
+    """``wait_for`` gave up: no signal arrived before its timeout."""
+
+    code = "wait_timeout"
+
+
+class ChildFailedError(OpsloomError):
+    """A child run ended in another status than ``completed``."""
+
+    code = "child_failed"
+
+    def __init__(self, run_id: str, status: str, error: dict[str, object] | None) -> None:
+        detail = ""
+        if error:
+            detail = f": {error.get('type', 'Error')}: {error.get('message', '')}"
+        super().__init__(f"child run {run_id!r} ended {status}{detail}")
+        self.run_id = run_id
+        self.status = status
+        self.error = error or {}
+
+
+class RunFailedError(OpsloomError):
+    """Raised by ``RunHandle.result()`` when the run did not complete."""
+
+    code = "run_failed"
+
+    def __init__(self, run_id: str, status: str, error: dict[str, object] | None) -> None:
+        detail = ""
+        if error:
+            detail = f": {error.get('type', 'Error')}: {error.get('message', '')}"
+        super().__init__(f"run {run_id!r} ended {status}{detail}")
+        self.run_id = run_id
+        self.status = status
+        self.error = error or {}
+
+
+class RunTimeoutError(OpsloomError):
+    """A run went past its deadline."""
+
+    code = "run_timeout"
+
+
+class RunCancelledError(OpsloomError):
+    """The run was cancelled."""
+
+    code = "run_cancelled"

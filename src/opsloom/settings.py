@@ -1,0 +1,34 @@
+"""Typed settings read from the environment (``OPSLOOM_`` prefix); the only env reader."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration.
+
+    Attributes:
+        database_url: ``sqlite:///opsloom.db`` (default) or another store URL.
+        sqlite_synchronous: SQLite's ``synchronous`` level; ``FULL`` loses nothing acknowledged
+            on a power cut, ``NORMAL`` may lose the last commits but never corrupts.
+        api_host / api_port: where ``opsloom up`` serves its HTTP API.
+        api_token: when set, the HTTP API requires ``Authorization: Bearer <token>``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
+
+    database_url: str = "sqlite:///opsloom.db"
+    sqlite_synchronous: str = Field(default="FULL", pattern="^(?i)(FULL|NORMAL|EXTRA|OFF)$")
+    worker_concurrency: int = Field(default=256, ge=1)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_token: str | None = None
+    log_level: str = "INFO"
+
+
+def load_settings() -> Settings:
+    """Read the settings now (never at import time)."""
+    return Settings()

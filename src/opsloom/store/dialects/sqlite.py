@@ -1,0 +1,590 @@
+"""SQLite store: one embedded file in WAL mode, one group-commit writer, a reader on the loop.
+
+Reads are point lookups of microseconds, so they run directly on the event loop thread with
+their own connection (WAL readers never wait for the writer). Every write goes through the
+:class:`GroupCommitWriter`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Awaitable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from opsloom.codec import decode, encode
+from opsloom.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    NotAnOpsloomDatabaseError,
+    RunNotFoundError,
+    RunStateError,
+    SchemaTooNewError,
+)
+from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
+from opsloom.model.run import sources_of
+from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter
+from opsloom.store.migration import latest_version, migrations
+from opsloom.store.writer import GroupCommitWriter
+
+#: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
+APPLICATION_ID = 0x4F50534C  # "OPSL"
+
+_RUN_COLUMNS = (
+    "id, workflow, version, status, input, output, error, parent_id, priority, "
+    "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
+    "updated_at, completed_at"
+)
+_STEP_COLUMNS = (
+    "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
+)
+_CHUNK = 500  # stay well below SQLite's limit on bound variables
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme != "sqlite":
+        raise ConfigurationError(f"not a sqlite URL: {url!r}")
+    path = unquote(parsed.path)
+    if path.startswith("/"):
+        path = path[1:]  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
+    if not path:
+        raise ConfigurationError(f"the sqlite URL {url!r} names no file")
+    return path
+
+
+class SqliteStore:
+    """The embedded, single-file store."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+            raise ConfigurationError(f"unknown sqlite synchronous level {synchronous!r}")
+        self.synchronous = synchronous.upper()
+        self._reader: sqlite3.Connection | None = None
+        self._writer: GroupCommitWriter | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -65536")
+        return conn
+
+    async def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise ConfigurationError(f"the folder of the database {self.path!r} does not exist")
+        conn = self._connect()
+        try:
+            self._check_and_migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        self._reader = self._connect()
+        self._writer = GroupCommitWriter(self._connect)
+        self._writer.start()
+
+    def _check_and_migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise NotAnOpsloomDatabaseError(
+                f"{self.path} is not an opsloom database (SQLite says: {exc})") from None
+        if app_id != APPLICATION_ID and (tables or app_id):
+            raise NotAnOpsloomDatabaseError(
+                f"{self.path} is a SQLite database of another program (application_id "
+                f"{app_id:#x}, {tables} tables); opsloom will not touch it")
+        latest = latest_version(self.dialect)
+        if version > latest:
+            raise SchemaTooNewError(
+                f"{self.path} has schema version {version}, newer than this opsloom knows "
+                f"({latest}); upgrade opsloom")
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise ConfigurationError(f"{self.path}: SQLite refused WAL mode")
+        self._upgrade(conn, version)
+
+    def _upgrade(self, conn: sqlite3.Connection, current: int) -> None:
+        for migration in migrations(self.dialect):
+            if migration.version <= current:
+                continue
+            conn.executescript(
+                "BEGIN IMMEDIATE;\n"
+                f"{migration.sql}\n"
+                f"PRAGMA application_id = {APPLICATION_ID};\n"
+                f"PRAGMA user_version = {migration.version};\n"
+                "COMMIT;"
+            )
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def schema_version(self) -> int:
+        return int(self._read().execute("PRAGMA user_version").fetchone()[0])
+
+    def _read(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        return self._reader
+
+    def _write(self, op: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        return self._writer.submit(op)
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(batches, operations) committed so far: operations per batch shows group commit."""
+        return (0, 0) if self._writer is None else (self._writer.batches, self._writer.ops)
+
+    # --- runs --------------------------------------------------------------------------------
+
+    async def create_run(self, new: NewRun, now: float) -> tuple[RunRecord, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            created = _insert_run(conn, new, now)
+            run = _fetch_run(conn, new.id)
+            assert run is not None
+            return run, created
+
+        result: tuple[RunRecord, bool] = await self._write(op)
+        return result
+
+    async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
+        conn = self._read()
+        run = _fetch_run(conn, run_id)
+        if run is not None and with_steps:
+            run.steps = sorted(_fetch_steps(conn, [run_id]).get(run_id, {}).values(),
+                               key=_step_order)
+        return run
+
+    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if flt.status is not None:
+            clauses.append("status = ?")
+            params.append(str(flt.status))
+        if flt.workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(flt.workflow)
+        if flt.parent_id is not None:
+            clauses.append("parent_id = ?")
+            params.append(flt.parent_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*params, flt.limit)).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            run = _fetch_run(conn, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if run.status.terminal:
+                raise RunStateError(f"run {run_id!r} is already {run.status}")
+            ids = [row[0] for row in conn.execute(
+                "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+                "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
+                "SELECT runs.id, runs.started_at, runs.parent_id FROM tree JOIN runs "
+                "ON runs.id = tree.id WHERE runs.completed_at IS NULL", (run_id,))]
+            for chunk in _chunks(ids):
+                marks = _marks(chunk)
+                conn.execute(f"UPDATE runs SET cancel_requested = 1, updated_at = ? "
+                             f"WHERE id IN ({marks})", (now, *chunk))
+                conn.execute(f"UPDATE jobs SET nudged = 1, blocked = 0, available_at = "
+                             f"CASE WHEN owner IS NULL THEN ? ELSE available_at END "
+                             f"WHERE run_id IN ({marks})", (now, *chunk))
+            return ids
+
+        result: list[str] = await self._write(op)
+        return result
+
+    async def retry_run(self, run_id: str, now: float) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            run = _fetch_run(conn, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+                raise RunStateError(
+                    f"run {run_id!r} is {run.status}; only failed or timed-out runs can be retried")
+            conn.execute("DELETE FROM steps WHERE run_id = ? AND status <> 'completed'",
+                         (run_id,))
+            conn.execute(
+                "UPDATE runs SET status = 'pending', error = NULL, output = NULL, deadline = NULL, "
+                "completed_at = NULL, cancel_requested = 0, updated_at = ? WHERE id = ?",
+                (now, run_id))
+            row = conn.execute("SELECT concurrency_key, concurrency_limit FROM runs WHERE id = ?",
+                               (run_id,)).fetchone()
+            conn.execute(
+                "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
+                "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]))
+            fetched = _fetch_run(conn, run_id)
+            assert fetched is not None
+            return fetched
+
+        result: RunRecord = await self._write(op)
+        return result
+
+    async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if RunStatus(row[0]).terminal:
+                raise RunStateError(f"run {run_id!r} is already {row[0]}; signal {name!r} refused")
+            cur = conn.execute(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, name, payload, now))
+            _nudge(conn, [run_id], now)
+            return int(cur.lastrowid or 0)
+
+        result: int = await self._write(op)
+        return result
+
+    # --- jobs and leases ----------------------------------------------------------------------
+
+    async def claim(self, owner: str, kinds: frozenset[str], limit: int, now: float,
+                    lease_seconds: float) -> list[Claim]:
+        if not kinds or limit <= 0:
+            return []
+        kind_list = sorted(kinds)
+
+        def op(conn: sqlite3.Connection) -> list[Claim]:
+            return _claim(conn, owner, kind_list, limit, now, now + lease_seconds)
+
+        result: list[Claim] = await self._write(op)
+        return result
+
+    async def next_wake(self, kinds: frozenset[str]) -> float | None:
+        if not kinds:
+            return None
+        kind_list = sorted(kinds)
+        row = self._read().execute(
+            f"SELECT min(available_at) FROM jobs WHERE owner IS NULL AND blocked = 0 "
+            f"AND available_at IS NOT NULL AND kind IN ({_marks(kind_list)})",
+            kind_list).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def heartbeat(self, owner: str, run_ids: list[str], until: float) -> HeartbeatResult:
+        def op(conn: sqlite3.Connection) -> HeartbeatResult:
+            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE owner = ?", (until, owner))
+            held: set[str] = set()
+            cancel: set[str] = set()
+            for run_id, cancel_requested in conn.execute(
+                    "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
+                    "ON r.id = j.run_id WHERE j.owner = ?", (owner,)):
+                held.add(run_id)
+                if cancel_requested:
+                    cancel.add(run_id)
+            return HeartbeatResult(lost=frozenset(set(run_ids) - held),
+                                   cancel_requested=frozenset(cancel))
+
+        result: HeartbeatResult = await self._write(op)
+        return result
+
+    async def reap_expired(self, now: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            ids = [row[0] for row in conn.execute(
+                "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND lease_expires_at < ?",
+                (now,))]
+            _requeue(conn, ids, now, recovered=True)
+            return ids
+
+        result: list[str] = await self._write(op)
+        return result
+
+    async def release(self, owner: str, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [row[0] for row in conn.execute(
+                "SELECT run_id FROM jobs WHERE owner = ?", (owner,))]
+            _requeue(conn, ids, now, recovered=False)
+            return len(ids)
+
+        result: int = await self._write(op)
+        return result
+
+    # --- fenced writes -----------------------------------------------------------------------
+
+    def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            _check_fence(conn, fence)
+            _upsert_step(conn, step)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def consume_signal(self, fence: Fence, signal_id: int,
+                       step: StepRecord) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            _check_fence(conn, fence)
+            conn.execute("UPDATE signals SET consumed_seq = ? WHERE id = ? AND run_id = ?",
+                         (step.seq, signal_id, fence.run_id))
+            _upsert_step(conn, step)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def start_child(self, fence: Fence, step: StepRecord, child: NewRun,
+                    now: float) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            _check_fence(conn, fence)
+            _upsert_step(conn, step)
+            _insert_run(conn, child, now)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    async def child_outcome(self, child_id: str) -> RunRecord | None:
+        return _fetch_run(self._read(), child_id)
+
+    def suspend(self, fence: Fence, wake_at: float | None, now: float) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE jobs SET owner = NULL, lease_expires_at = NULL, nudged = 0, "
+                "available_at = CASE WHEN nudged = 1 THEN ? ELSE ? END "
+                "WHERE run_id = ? AND owner = ? AND token = ?",
+                (now, wake_at, fence.run_id, fence.owner, fence.token))
+            if cur.rowcount != 1:
+                raise LeaseLostError(f"lease on run {fence.run_id!r} lost")
+            conn.execute("UPDATE runs SET status = 'waiting', updated_at = ? "
+                         "WHERE id = ? AND status = 'running'", (now, fence.run_id))
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def finish_run(self, fence: Fence, status: RunStatus, output: bytes | None,
+                   error: dict[str, Any] | None, now: float) -> Awaitable[None]:
+        if not status.terminal:
+            raise ValueError(f"finish_run needs a terminal status, not {status}")
+        error_blob = None if error is None else encode(error, what="run error")
+        sources = sources_of(status)
+
+        def op(conn: sqlite3.Connection) -> None:
+            _check_fence(conn, fence)
+            _close_run(conn, fence.run_id, status, output, error_blob, now, sources)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+
+# --- SQL building blocks (run inside the writer's transaction) ---------------------------------
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> bool:
+    cur = conn.execute(
+        "INSERT INTO runs (id, workflow, version, status, input, parent_id, parent_seq, "
+        "priority, concurrency_key, concurrency_limit, deadline, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (new.id, new.workflow, new.version, new.input, new.parent_id, new.parent_seq,
+         new.priority, new.concurrency_key, new.concurrency_limit, new.deadline, now, now))
+    if cur.rowcount != 1:
+        return False
+    conn.execute(
+        "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
+        "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
+        (new.id, f"{new.workflow}@{new.version}", new.priority, now,
+         new.concurrency_key if new.concurrency_limit else None, new.concurrency_limit))
+    return True
+
+
+def _check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
+    row = conn.execute("SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
+                       (fence.run_id, fence.owner, fence.token)).fetchone()
+    if row is None:
+        raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+
+
+def _upsert_step(conn: sqlite3.Connection, step: StepRecord) -> None:
+    conn.execute(
+        "INSERT INTO steps (run_id, seq, kind, name, status, output, error, attempts, wake_at, "
+        "started_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, "
+        "output = excluded.output, error = excluded.error, attempts = excluded.attempts, "
+        "wake_at = excluded.wake_at, completed_at = excluded.completed_at "
+        "WHERE steps.status NOT IN ('completed', 'failed')",
+        (step.run_id, step.seq, str(step.kind), step.name, str(step.status),
+         step.encoded if step.encoded is not None else
+         (None if step.output is None else encode(step.output)),
+         None if step.error is None else encode(step.error),
+         step.attempts, step.wake_at, step.started_at, step.completed_at))
+
+
+def _nudge(conn: sqlite3.Connection, run_ids: Sequence[str], now: float) -> None:
+    """Wake parked runs now; a run that is executing re-checks before it parks."""
+    for chunk in _chunks(run_ids):
+        conn.execute(
+            f"UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL THEN ? "
+            f"ELSE available_at END WHERE run_id IN ({_marks(chunk)})", (now, *chunk))
+
+
+def _requeue(conn: sqlite3.Connection, run_ids: Sequence[str], now: float, *,
+             recovered: bool) -> None:
+    for chunk in _chunks(run_ids):
+        marks = _marks(chunk)
+        conn.execute(f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? "
+                     f"WHERE run_id IN ({marks})", (now, *chunk))
+        conn.execute(f"UPDATE runs SET status = 'pending', updated_at = ?, "
+                     f"recovered = recovered + ? WHERE id IN ({marks}) "
+                     f"AND status IN ('running', 'waiting')", (now, int(recovered), *chunk))
+
+
+def _close_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, output: bytes | None,
+               error: bytes | None, now: float, sources: Sequence[str]) -> None:
+    cur = conn.execute(
+        f"UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
+        f"WHERE id = ? AND status IN ({_marks(sources)}) RETURNING parent_id, concurrency_key",
+        (str(status), output, error, now, now, run_id, *sources))
+    row = cur.fetchone()
+    cur.close()
+    if row is None:
+        raise RunStateError(f"run {run_id!r} cannot become {status}")
+    conn.execute("DELETE FROM jobs WHERE run_id = ?", (run_id,))
+    parent_id, concurrency_key = row
+    if parent_id is not None:
+        _nudge(conn, [parent_id], now)
+    if concurrency_key is not None:
+        conn.execute("UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND concurrency_key = ?",
+                     (concurrency_key,))
+
+
+def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, now: float,
+           lease_until: float) -> list[Claim]:
+    # Look a little past ``limit`` so that jobs held back by a concurrency limit do not starve
+    # the rest of the batch.
+    rows = conn.execute(
+        f"SELECT run_id, concurrency_key, concurrency_limit FROM jobs "
+        f"WHERE owner IS NULL AND blocked = 0 AND available_at IS NOT NULL "
+        f"AND available_at <= ? AND kind IN ({_marks(kinds)}) "
+        f"ORDER BY priority DESC, available_at LIMIT ?",
+        (now, *kinds, limit * 2 + 8)).fetchall()
+    chosen: list[str] = []
+    admitted: list[str] = []
+    blocked: list[str] = []
+    open_per_key: dict[str, int] = {}
+    for run_id, key, key_limit in rows:
+        if len(chosen) >= limit:
+            break
+        if key is not None:
+            if key not in open_per_key:
+                open_per_key[key] = conn.execute(
+                    "SELECT count(*) FROM runs WHERE concurrency_key = ? AND completed_at IS NULL "
+                    "AND started_at IS NOT NULL", (key,)).fetchone()[0]
+            if open_per_key[key] >= key_limit:
+                blocked.append(run_id)
+                continue
+            open_per_key[key] += 1
+            admitted.append(run_id)
+        chosen.append(run_id)
+    for chunk in _chunks(blocked):
+        conn.execute(f"UPDATE jobs SET blocked = 1 WHERE run_id IN ({_marks(chunk)})", chunk)
+    if not chosen:
+        return []
+    for chunk in _chunks(admitted):
+        conn.execute(f"UPDATE jobs SET concurrency_key = NULL WHERE run_id IN ({_marks(chunk)})",
+                     chunk)
+    tokens: dict[str, int] = {}
+    for chunk in _chunks(chosen):
+        marks = _marks(chunk)
+        for run_id, token in conn.execute(
+                f"UPDATE jobs SET owner = ?, token = token + 1, lease_expires_at = ?, nudged = 0 "
+                f"WHERE run_id IN ({marks}) RETURNING run_id, token", (owner, lease_until, *chunk)):
+            tokens[run_id] = token
+        conn.execute(f"UPDATE runs SET status = 'running', updated_at = ?, "
+                     f"started_at = coalesce(started_at, ?) WHERE id IN ({marks}) "
+                     f"AND status IN ('pending', 'waiting')", (now, now, *chunk))
+    histories = _fetch_steps(conn, chosen)
+    signals = _fetch_signals(conn, chosen)
+    claims: list[Claim] = []
+    for chunk in _chunks(chosen):
+        for row in conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({_marks(chunk)})",
+                                chunk):
+            run = _run_from_row(row)
+            claims.append(Claim(run=run, fence=Fence(run.id, owner, tokens[run.id]),
+                                history=histories.get(run.id, {}),
+                                signals=signals.get(run.id, [])))
+    return claims
+
+
+def _fetch_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_from_row(row)
+
+
+def _fetch_steps(conn: sqlite3.Connection,
+                 run_ids: Sequence[str]) -> dict[str, dict[int, StepRecord]]:
+    out: dict[str, dict[int, StepRecord]] = {}
+    for chunk in _chunks(run_ids):
+        for row in conn.execute(f"SELECT {_STEP_COLUMNS} FROM steps "
+                                f"WHERE run_id IN ({_marks(chunk)})", chunk):
+            step = StepRecord(
+                run_id=row[0], seq=row[1], kind=StepKind(row[2]), name=row[3],
+                status=StepStatus(row[4]), output=decode(row[5]), error=decode(row[6]),
+                attempts=row[7], wake_at=row[8], started_at=row[9], completed_at=row[10])
+            out.setdefault(step.run_id, {})[step.seq] = step
+    return out
+
+
+def _fetch_signals(conn: sqlite3.Connection,
+                   run_ids: Sequence[str]) -> dict[str, list[SignalRecord]]:
+    out: dict[str, list[SignalRecord]] = {}
+    for chunk in _chunks(run_ids):
+        for row in conn.execute(
+                f"SELECT id, run_id, name, payload, created_at FROM signals "
+                f"WHERE consumed_seq IS NULL AND run_id IN ({_marks(chunk)}) ORDER BY id", chunk):
+            out.setdefault(row[1], []).append(
+                SignalRecord(id=row[0], run_id=row[1], name=row[2], payload=decode(row[3]),
+                             created_at=row[4]))
+    return out
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0], workflow=row[1], version=row[2], status=RunStatus(row[3]),
+        input=decode(row[4]), output=decode(row[5]), error=decode(row[6]), parent_id=row[7],
+        priority=row[8], concurrency_key=row[9], deadline=row[10],
+        cancel_requested=bool(row[11]), recovered=row[12], created_at=row[13],
+        started_at=row[14], updated_at=row[15], completed_at=row[16])
+
+
+def _step_order(step: StepRecord) -> tuple[int, int]:
+    # Compensation steps (negative seqs) run after everything else: show them last.
+    return (1, -step.seq) if step.seq < 0 else (0, step.seq)
+
+
+def dump_schema(path: str | Path) -> list[tuple[str, str, str]]:
+    """The schema of a SQLite file as (type, name, normalised sql) rows, for comparisons."""
+    conn = sqlite3.connect(str(path))
+    try:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY type, name").fetchall()
+        meta = [("pragma", "user_version", str(conn.execute("PRAGMA user_version").fetchone()[0])),
+                ("pragma", "application_id",
+                 str(conn.execute("PRAGMA application_id").fetchone()[0]))]
+    finally:
+        conn.close()
+    return [(t, n, " ".join((s or "").split())) for t, n, s in rows] + meta

@@ -1,0 +1,42 @@
+"""Versioned schema migrations, one ordered SQL file per version and dialect.
+
+Files live in ``opsloom/store/migrations/<dialect>/NNNN_description.sql``; the number is the
+schema version the file brings the database to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """All migrations of ``dialect``, in version order, checked for gaps."""
+    folder = resources.files("opsloom.store.migrations") / dialect
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise RuntimeError(f"{dialect} migrations have a gap before {migration.version:04d}")
+    return found
+
+
+def latest_version(dialect: str) -> int:
+    """The schema version this code writes."""
+    return len(migrations(dialect))

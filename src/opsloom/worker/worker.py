@@ -1,0 +1,218 @@
+"""The worker: claims ready runs, executes them, keeps their leases alive, recovers lost ones.
+
+A worker holds at most ``concurrency`` runs at once. Runs that wait (timers, signals, children)
+are parked in the store and hold no slot. Several workers — in one process or many — may share
+one store: the store's leases and fencing tokens make sure only one of them advances a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opsloom.clock import Clock
+from opsloom.engine.execution import Execution
+from opsloom.engine.registry import Registry
+from opsloom.errors import OpsloomError, StoreError, WorkflowNotFoundError
+from opsloom.ids import new_token
+from opsloom.store.base import Claim, Store
+
+log = logging.getLogger("opsloom.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker behaves.
+
+    Args:
+        concurrency: runs executing at once in this worker.
+        lease_seconds: how long a claim stays valid without a heartbeat.
+        heartbeat_seconds: how often leases are renewed (default: a third of the lease).
+        poll_seconds: longest idle wait before looking for work again (other processes may
+            have queued some without a way to tell this one).
+        reap_seconds: how often expired leases of dead workers are returned to the queue.
+        grace_seconds: on shutdown, how long running steps may take to finish.
+    """
+
+    concurrency: int = 256
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float | None = None
+    poll_seconds: float = 0.25
+    reap_seconds: float = 1.0
+    grace_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("WorkerOptions.concurrency must be at least 1")
+        if self.lease_seconds <= 0:
+            raise ValueError("WorkerOptions.lease_seconds must be positive")
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+
+class Worker:
+    """Runs workflows of one registry against one store."""
+
+    def __init__(self, store: Store, registry: Registry, clock: Clock,
+                 options: WorkerOptions | None = None, *,
+                 on_finished: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.options = options or WorkerOptions()
+        self.owner = new_token()
+        self.executions: dict[str, Execution] = {}
+        self._on_finished = on_finished
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kinds: frozenset[str] = frozenset()
+        self.claimed = 0
+        clock.subscribe(self.notify)
+
+    # --- Host protocol ------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Something may be ready: look for work now instead of at the next poll."""
+        self._wake.set()
+
+    def execution_done(self, execution: Execution) -> None:
+        if self.executions.get(execution.run.id) is execution:
+            del self.executions[execution.run.id]
+        self._wake.set()
+
+    def run_finished(self, run_id: str) -> None:
+        if self._on_finished is not None:
+            self._on_finished(run_id)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._kinds = self.registry.kinds()
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="opsloom-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="opsloom-heartbeat"),
+            asyncio.create_task(self._reap_loop(), name="opsloom-reaper"),
+        ]
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running steps finish within ``grace`` seconds, release leases."""
+        if not self._tasks:
+            return
+        grace = self.options.grace_seconds if grace is None else grace
+        self._stopping = True
+        self._wake.set()
+        claim_loop = self._tasks[0]
+        await asyncio.wait({claim_loop})
+        for execution in list(self.executions.values()):
+            execution.drain()
+        running = {e.task for e in self.executions.values() if e.task is not None}
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        self._tasks = []
+        try:
+            released = await self.store.release(self.owner, self.clock.now())
+        except StoreError:
+            log.exception("could not release leases; they will expire")
+        else:
+            if released:
+                log.info("released %d leases", released)
+
+    def cancel_local(self, run_ids: list[str]) -> None:
+        """Runs cancelled through this process: stop the ones executing here at once."""
+        for run_id in run_ids:
+            execution = self.executions.get(run_id)
+            if execution is not None:
+                execution.request_cancel()
+        self._wake.set()
+
+    # --- loops -------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        options = self.options
+        backoff = 0.05
+        while not self._stopping:
+            self._wake.clear()
+            free = options.concurrency - len(self.executions)
+            claims: list[Claim] = []
+            if free > 0:
+                try:
+                    claims = await self.store.claim(self.owner, self._kinds, free,
+                                                    self.clock.now(), options.lease_seconds)
+                    backoff = 0.05
+                except StoreError:
+                    log.exception("claiming work failed; retrying in %.2fs", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                for claim in claims:
+                    self._launch(claim)
+                if claims and len(claims) == free:
+                    continue
+            if self._stopping:
+                break
+            timeout = options.poll_seconds
+            if free > 0 and not claims:
+                with contextlib.suppress(StoreError):
+                    due = await self.store.next_wake(self._kinds)
+                    if due is not None:
+                        timeout = min(timeout, max(0.0, due - self.clock.now()))
+            if timeout > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _launch(self, claim: Claim) -> None:
+        self.claimed += 1
+        run = claim.run
+        try:
+            spec = self.registry.workflow(run.workflow, run.version)
+        except WorkflowNotFoundError:  # pragma: no cover - claims are filtered by kind
+            log.error("claimed a run of an unknown workflow", extra={"run_id": run.id})
+            return
+        execution = Execution(self, claim, spec)
+        self.executions[run.id] = execution
+        execution.task = asyncio.create_task(execution.execute(), name=f"opsloom-exec-{run.id}")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval)
+            if not self.executions:
+                continue
+            until = self.clock.now() + self.options.lease_seconds
+            try:
+                result = await self.store.heartbeat(self.owner, list(self.executions), until)
+            except StoreError:
+                log.exception("heartbeat failed")
+                continue
+            for run_id in result.lost:
+                execution = self.executions.get(run_id)
+                if execution is not None and execution.task is not None:
+                    log.warning("lease lost; abandoning run", extra={"run_id": run_id})
+                    execution.task.cancel()
+            self.cancel_local(list(result.cancel_requested))
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reap_seconds)
+            try:
+                reaped = await self.store.reap_expired(self.clock.now())
+            except OpsloomError:
+                log.exception("reaping expired leases failed")
+                continue
+            if reaped:
+                log.warning("recovered %d runs whose worker vanished", len(reaped),
+                            extra={"run_ids": reaped[:20]})
+                self._wake.set()
