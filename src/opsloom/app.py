@@ -83,6 +83,7 @@ class App:
         self._store: Store | None = None
         self.worker: Worker | None = None
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
         self._open_count = 0
 
     # --- registration -------------------------------------------------------------------------
@@ -257,38 +258,45 @@ class App:
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait for a run to end; return its output or raise ``RunFailedError``."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        poll = 0.01
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.setdefault(run_id, []).append(future)
-            try:
-                run = await self.store.get_run(run_id)
-                if run is None:
-                    raise RunNotFoundError(f"no run {run_id!r}")
-                if run.status is RunStatus.COMPLETED:
-                    return run.output
-                if run.status.terminal:
-                    raise RunFailedError(run.id, str(run.status), run.error)
-                wait = poll
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        raise TimeoutError(f"run {run_id!r} is still {run.status}")
-                    wait = min(wait, remaining)
-                # Runs executed by this process resolve the future at once; runs executed
-                # elsewhere are noticed by polling, less often as time goes by.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, wait)
-                poll = min(poll * 2, 0.5)
-            finally:
-                waiters = self._waiters.get(run_id)
-                if waiters is not None:
-                    with contextlib.suppress(ValueError):
-                        waiters.remove(future)
-                    if not waiters:
-                        del self._waiters[run_id]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        try:
+            status = await self.store.status_of(run_id)
+            if status is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if not status.terminal:
+                if self._watcher is None or self._watcher.done():
+                    self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
+                try:
+                    await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
+            run = await self.store.get_run(run_id)
+            assert run is not None
+        finally:
+            waiters = self._waiters.get(run_id)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(future)
+                if not waiters:
+                    del self._waiters[run_id]
+        if run.status is RunStatus.COMPLETED:
+            return run.output
+        raise RunFailedError(run.id, str(run.status), run.error)
+
+    async def _watch(self) -> None:
+        """Notice runs that other processes finish: one query for all waiters per poll.
+
+        Runs finished by this process's worker wake their waiters directly, so with a local
+        worker the poll can be slow.
+        """
+        poll = 0.5 if self.worker is not None else 0.05
+        while self._waiters:
+            await asyncio.sleep(poll)
+            if self._store is None:
+                return
+            for run_id in await self._store.finished_among(list(self._waiters)):
+                self._run_finished(run_id)
 
     def _run_finished(self, run_id: str) -> None:
         for future in self._waiters.get(run_id, []):

@@ -91,7 +91,7 @@ class Execution:
         self.parked = 0  # units waiting on a durable wait or on their gather branches
         self.blocked = 0  # units waiting on a durable wait
         self.wakes: list[float] = []
-        self.quiet = asyncio.Event()
+        self._turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
         self.frozen: str | None = None  # "cancel", "timeout" or "drain": start nothing new
         self.tearing_down = False
@@ -104,27 +104,22 @@ class Execution:
 
     async def execute(self) -> None:
         run = self.run
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         try:
             now = self.clock.now()
             if run.cancel_requested:
                 self.frozen = "cancel"
             elif run.deadline is not None and now >= run.deadline:
                 self.frozen = "timeout"
-            self.main = asyncio.create_task(self._main(), name=f"opsloom-run-{run.id}")
-            quiet = asyncio.create_task(self.quiet.wait())
-            timeout = None
+            self.main = loop.create_task(self._main(), name=f"opsloom-run-{run.id}")
+            self.main.add_done_callback(self._main_finished)
             if run.deadline is not None and self.frozen is None:
-                timeout = max(0.0, run.deadline - now)
-            done, _ = await asyncio.wait({self.main, quiet}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if self.main in done:
-                quiet.cancel()
+                timer = loop.call_at(loop.time() + max(0.0, run.deadline - now), self._timed_out)
+            await self._turn
+            if self.main.done():
                 await self._on_main_done()
-            elif quiet in done:
-                await self._on_quiet()
             else:
-                quiet.cancel()
-                self.frozen = "timeout"
                 await self._on_quiet()
         except LeaseLostError:
             log.warning("lease lost, leaving run to its new owner", extra={"run_id": run.id})
@@ -137,12 +132,26 @@ class Execution:
             await self._stop_main()
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             self.host.execution_done(self)
+
+    def _main_finished(self, _: asyncio.Task[Any]) -> None:
+        self._settle()
+
+    def _timed_out(self) -> None:
+        self.frozen = "timeout"
+        self._settle()
+
+    def _settle(self) -> None:
+        """The run needs a decision: its workflow ended, went quiescent, or must stop."""
+        if not self._turn.done():
+            self._turn.set_result(None)
 
     def request_cancel(self) -> None:
         """Cancel this run now: stop its branches, then compensate and close it."""
         self.frozen = "cancel"
-        self.quiet.set()
+        self._settle()
 
     def drain(self) -> None:
         """Graceful shutdown: let running steps finish, start no new one, then park."""
@@ -264,7 +273,7 @@ class Execution:
 
     def _check_quiet(self) -> None:
         if self.parked >= self.units and (self.blocked or self.frozen == "drain"):
-            self.quiet.set()
+            self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
         self.parked += 1
@@ -312,7 +321,7 @@ class Execution:
         exc = future.exception()
         if exc is not None and self.fatal is None:
             self.fatal = exc
-            self.quiet.set()
+            self._settle()
 
     # --- steps ------------------------------------------------------------------------------
 

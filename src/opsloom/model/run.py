@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import traceback as tb
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +50,7 @@ def can_transition(old: RunStatus, new: RunStatus) -> bool:
     return new in TRANSITIONS[old]
 
 
+@functools.cache
 def sources_of(new: RunStatus) -> tuple[str, ...]:
     """The statuses from which ``new`` may be reached (for guarded SQL updates)."""
     return tuple(sorted(old.value for old, targets in TRANSITIONS.items() if new in targets))

@@ -94,6 +94,14 @@ class Store(Protocol):
         """One run, optionally with its history."""
         ...
 
+    async def status_of(self, run_id: str) -> RunStatus | None:
+        """Just the status of a run (cheaper than ``get_run``)."""
+        ...
+
+    async def finished_among(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` have reached a terminal status."""
+        ...
+
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching ``flt``, newest first."""
         ...

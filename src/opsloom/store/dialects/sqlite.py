@@ -85,7 +85,11 @@ class SqliteStore:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigurationError(f"the folder of the database {self.path!r} does not exist")
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise NotAnOpsloomDatabaseError(
+                f"{self.path} is not an opsloom database (SQLite says: {exc})") from None
         try:
             self._check_and_migrate(conn)
         except BaseException:
@@ -160,10 +164,15 @@ class SqliteStore:
 
     async def create_run(self, new: NewRun, now: float) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            created = _insert_run(conn, new, now)
+            if _insert_run(conn, new, now):
+                return RunRecord(
+                    id=new.id, workflow=new.workflow, version=new.version,
+                    status=RunStatus.PENDING, input=decode(new.input), parent_id=new.parent_id,
+                    priority=new.priority, concurrency_key=new.concurrency_key,
+                    deadline=new.deadline, created_at=now, updated_at=now), True
             run = _fetch_run(conn, new.id)
             assert run is not None
-            return run, created
+            return run, False
 
         result: tuple[RunRecord, bool] = await self._write(op)
         return result
@@ -175,6 +184,19 @@ class SqliteStore:
             run.steps = sorted(_fetch_steps(conn, [run_id]).get(run_id, {}).values(),
                                key=_step_order)
         return run
+
+    async def status_of(self, run_id: str) -> RunStatus | None:
+        row = self._read().execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else RunStatus(row[0])
+
+    async def finished_among(self, run_ids: list[str]) -> set[str]:
+        conn = self._read()
+        done: set[str] = set()
+        for chunk in _chunks(run_ids):
+            done.update(row[0] for row in conn.execute(
+                f"SELECT id FROM runs WHERE completed_at IS NOT NULL AND id IN ({_marks(chunk)})",
+                chunk))
+        return done
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         clauses: list[str] = []
@@ -327,8 +349,7 @@ class SqliteStore:
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         def op(conn: sqlite3.Connection) -> None:
-            _check_fence(conn, fence)
-            _upsert_step(conn, step)
+            _fenced_upsert_step(conn, fence, step)
 
         return self._write(op)  # type: ignore[no-any-return]
 
@@ -376,7 +397,10 @@ class SqliteStore:
         sources = sources_of(status)
 
         def op(conn: sqlite3.Connection) -> None:
-            _check_fence(conn, fence)
+            cur = conn.execute("DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
+                               (fence.run_id, fence.owner, fence.token))
+            if cur.rowcount != 1:
+                raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             _close_run(conn, fence.run_id, status, output, error_blob, now, sources)
 
         return self._write(op)  # type: ignore[no-any-return]
@@ -418,19 +442,40 @@ def _check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
         raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
 
 
+_UPSERT_STEP = (
+    "INSERT INTO steps (run_id, seq, kind, name, status, output, error, attempts, wake_at, "
+    "started_at, completed_at) {source} "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, "
+    "output = excluded.output, error = excluded.error, attempts = excluded.attempts, "
+    "wake_at = excluded.wake_at, completed_at = excluded.completed_at "
+    "WHERE steps.status NOT IN ('completed', 'failed')"
+)
+# The fence is checked by the insert itself: no row is written unless the lease is still held.
+_FENCED_UPSERT_STEP = _UPSERT_STEP.format(
+    source="SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs "
+           "WHERE run_id = ? AND owner = ? AND token = ?)")
+_PLAIN_UPSERT_STEP = _UPSERT_STEP.format(source="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _step_params(step: StepRecord) -> tuple[Any, ...]:
+    return (step.run_id, step.seq, str(step.kind), step.name, str(step.status),
+            step.encoded if step.encoded is not None else
+            (None if step.output is None else encode(step.output)),
+            None if step.error is None else encode(step.error),
+            step.attempts, step.wake_at, step.started_at, step.completed_at)
+
+
 def _upsert_step(conn: sqlite3.Connection, step: StepRecord) -> None:
-    conn.execute(
-        "INSERT INTO steps (run_id, seq, kind, name, status, output, error, attempts, wake_at, "
-        "started_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, "
-        "output = excluded.output, error = excluded.error, attempts = excluded.attempts, "
-        "wake_at = excluded.wake_at, completed_at = excluded.completed_at "
-        "WHERE steps.status NOT IN ('completed', 'failed')",
-        (step.run_id, step.seq, str(step.kind), step.name, str(step.status),
-         step.encoded if step.encoded is not None else
-         (None if step.output is None else encode(step.output)),
-         None if step.error is None else encode(step.error),
-         step.attempts, step.wake_at, step.started_at, step.completed_at))
+    conn.execute(_PLAIN_UPSERT_STEP, _step_params(step))
+
+
+def _fenced_upsert_step(conn: sqlite3.Connection, fence: Fence, step: StepRecord) -> None:
+    cur = conn.execute(_FENCED_UPSERT_STEP,
+                       (*_step_params(step), fence.run_id, fence.owner, fence.token))
+    if cur.rowcount != 1:
+        # Either the lease is gone, or the entry was already final (a duplicate completion,
+        # which is ignored so that a completion is recorded exactly once).
+        _check_fence(conn, fence)
 
 
 def _nudge(conn: sqlite3.Connection, run_ids: Sequence[str], now: float) -> None:
@@ -462,7 +507,6 @@ def _close_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, output:
     cur.close()
     if row is None:
         raise RunStateError(f"run {run_id!r} cannot become {status}")
-    conn.execute("DELETE FROM jobs WHERE run_id = ?", (run_id,))
     parent_id, concurrency_key = row
     if parent_id is not None:
         _nudge(conn, [parent_id], now)

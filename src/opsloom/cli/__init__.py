@@ -1,0 +1,1 @@
+"""The ``opsloom`` command line."""

@@ -1,0 +1,306 @@
+"""``opsloom``: run workers, start and inspect runs, manage the database.
+
+Commands are thin: they parse options, open an :class:`~opsloom.app.App` and call it.
+``--json`` output is a stable format meant for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opsloom.app import App
+from opsloom.errors import OpsloomError, RunFailedError
+from opsloom.model import RunRecord
+from opsloom.services.loading import load_app
+from opsloom.worker import WorkerOptions
+
+T = TypeVar("T")
+
+cli = typer.Typer(name="opsloom", help="Durable workflow automation for operations teams.",
+                  no_args_is_help=True, add_completion=False)
+runs_cli = typer.Typer(help="Inspect and manage runs.", no_args_is_help=True)
+db_cli = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+cli.add_typer(runs_cli, name="runs")
+cli.add_typer(db_cli, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db).")]
+AppOption = Annotated[str | None, typer.Option(
+    "--app", help="Python workflows to load, as module:attribute (e.g. myflows:app).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _parse_json(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{what} is not valid JSON: {exc}", 2)
+    return None  # pragma: no cover
+
+
+def _app(target: str | None, db: str | None, *, worker: WorkerOptions | None) -> App:
+    if target:
+        app = load_app(target)
+        if db:
+            app._database_url = db
+        app.worker_options = worker
+        return app
+    return App(db, worker=worker)
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except OpsloomError as exc:
+        _fail(str(exc), 2 if exc.code in {"invalid_input", "configuration_error",
+                                          "workflow_not_found", "run_not_found"} else 1)
+    raise AssertionError  # pragma: no cover
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+async def _serve_until_signalled(app: App, extra: Callable[[], Awaitable[None]] | None = None,
+                                 grace: float | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.open()
+    try:
+        tasks = [asyncio.create_task(stop.wait())]
+        if extra is not None:
+            tasks.append(asyncio.create_task(extra()))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await app.close(grace)
+
+
+@cli.command()
+def worker(
+    app: AppOption = None,
+    db: DbOption = None,
+    concurrency: Annotated[int, typer.Option(help="Runs executed at once.")] = 256,
+    lease: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
+    grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
+    _setup_logging()
+    options = WorkerOptions(concurrency=concurrency, lease_seconds=lease, grace_seconds=grace)
+    target = _app(app, db, worker=options)
+    if not target.registry.workflows():
+        _fail("no workflows to run: pass --app module:attribute")
+    _run(lambda: _serve_until_signalled(target, grace=grace))
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+@cli.command()
+def start(
+    name: Annotated[str, typer.Argument(help="Workflow name.")],
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Idempotent run id.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="With --wait: give up after N s.")] = None,
+    app: AppOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a run of a workflow (with --wait, print its output)."""
+    value = _parse_json(input, "--input")
+    target = _app(app, db, worker=WorkerOptions() if wait else None)
+
+    async def go() -> dict[str, Any]:
+        async with target:
+            handle = await target.start(name, value, run_id=run_id)
+            result: dict[str, Any] = {"run_id": handle.run_id, "created": handle.created}
+            if wait:
+                try:
+                    result["output"] = await handle.result(timeout=timeout)
+                    result["status"] = "completed"
+                except RunFailedError as exc:
+                    result["status"] = exc.status
+                    result["error"] = exc.error
+            return result
+
+    result = _run(go)
+    if as_json:
+        _print_json(result)
+    elif wait:
+        _print_json(result.get("output") if result.get("status") == "completed" else result)
+    else:
+        out.print(result["run_id"])
+    if wait and result.get("status") != "completed":
+        raise typer.Exit(1)
+
+
+@cli.command("signal")
+def send_signal(
+    run_id: Annotated[str, typer.Argument(help="Run to signal.")],
+    name: Annotated[str, typer.Argument(help="Signal name.")],
+    data: Annotated[str | None, typer.Option("--data", help="Payload as JSON.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Send a signal to a run (a wait_for in it receives the data)."""
+    payload = _parse_json(data, "--data")
+    target = App(db, worker=None)
+
+    async def go() -> None:
+        async with target:
+            await target.signal(run_id, name, payload)
+
+    _run(go)
+    out.print(f"signal {name!r} sent to {run_id}")
+
+
+def _runs_table(runs: list[RunRecord]) -> Table:
+    table = Table("id", "workflow", "status", "created", "completed")
+    for run in runs:
+        table.add_row(run.id, f"{run.workflow}@{run.version}", str(run.status),
+                      run.to_dict()["created_at"] or "", run.to_dict()["completed_at"] or "")
+    return table
+
+
+@runs_cli.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, newest first."""
+    target = App(db, worker=None)
+
+    async def go() -> list[RunRecord]:
+        async with target:
+            return await target.list_runs(status=status, workflow=workflow, limit=limit)
+
+    try:
+        runs = _run(go)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+        return
+    if as_json:
+        _print_json([run.to_dict() for run in runs])
+    else:
+        out.print(_runs_table(runs))
+
+
+@runs_cli.command("show")
+def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show one run with its step history."""
+    target = App(db, worker=None)
+
+    async def go() -> RunRecord:
+        async with target:
+            return await target.get_run(run_id)
+
+    run = _run(go)
+    if as_json:
+        _print_json(run.to_dict())
+        return
+    data = run.to_dict()
+    out.print(f"[bold]{run.id}[/bold]  {run.workflow}@{run.version}  {run.status}")
+    out.print(f"created {data['created_at']}  completed {data['completed_at'] or '-'}"
+              + (f"  recovered {run.recovered}x" if run.recovered else ""))
+    out.print(f"input:  {json.dumps(run.input)}")
+    if run.output is not None:
+        out.print(f"output: {json.dumps(run.output)}")
+    if run.error:
+        out.print(f"[red]error:[/red] {run.error.get('type')}: {run.error.get('message')}")
+    table = Table("#", "kind", "name", "status", "attempts", "completed")
+    for step in run.steps:
+        table.add_row(str(step.seq), str(step.kind), step.name, str(step.status),
+                      str(step.attempts), step.to_dict()["completed_at"] or "")
+    out.print(table)
+
+
+@runs_cli.command("cancel")
+def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Cancel a run and its open child runs (their compensation runs)."""
+    target = App(db, worker=None)
+
+    async def go() -> list[str]:
+        async with target:
+            return await target.cancel(run_id)
+
+    ids = _run(go)
+    if as_json:
+        _print_json({"cancelled": ids})
+    else:
+        out.print(f"cancel requested for {len(ids)} run(s): {', '.join(ids)}")
+
+
+@runs_cli.command("retry")
+def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Re-queue a failed or timed-out run; completed steps are not run again."""
+    target = App(db, worker=None)
+
+    async def go() -> RunRecord:
+        async with target:
+            return await target.retry(run_id)
+
+    run = _run(go)
+    if as_json:
+        _print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} is {run.status} again")
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@db_cli.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the database schema to this version of opsloom."""
+    target = App(db, worker=None)
+
+    async def go() -> int:
+        async with target:
+            return await target.store.schema_version()
+
+    version = _run(go)
+    out.print(f"database schema is at version {version}")
+
+
+def main() -> None:
+    """Entry point of the ``opsloom`` script."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Use cases shared by the HTTP API and the CLI."""
