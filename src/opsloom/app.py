@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -93,7 +94,8 @@ class App:
 
     @overload
     def step(self, fn: None = None, *, name: str | None = None,
-             retry: RetryPolicy | None = None, timeout: float | None = None) -> Callable[[F], F]: ...
+             retry: RetryPolicy | None = None,
+             timeout: float | None = None) -> Callable[[F], F]: ...
 
     def step(self, fn: F | None = None, *, name: str | None = None,
              retry: RetryPolicy | None = None,
@@ -130,13 +132,13 @@ class App:
             raise ConfigurationError("concurrency_key needs a concurrency limit")
 
         def register(func: W) -> W:
-            if not asyncio.iscoroutinefunction(func):
+            if not inspect.iscoroutinefunction(func):
                 raise ConfigurationError(f"workflow {func.__qualname__} must be an async function")
             self.registry.add_workflow(WorkflowSpec(
                 fn=func, name=name or func.__name__, version=str(version), timeout=timeout,
                 priority=priority, concurrency=concurrency, concurrency_key=concurrency_key,
                 takes_input=workflow_takes_input(func)))
-            return func
+            return func  # type: ignore[return-value]  # inspect narrows it too far
 
         return register(fn) if fn is not None else register
 

@@ -100,7 +100,7 @@ class Context:
         return await self._x.child(workflow, input)
 
     def compensate(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Register an undo step: on failure, cancel or timeout, undo steps run last-in first-out."""
+        """Register an undo step; on failure, cancel or timeout they run last-in first-out."""
         self._x.compensate(fn, args, kwargs)
 
     def now(self) -> datetime:

@@ -10,6 +10,7 @@ earliest wake time, so a waiting run costs no memory and no worker slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -247,10 +248,8 @@ class Execution:
                         if rec.kind is StepKind.CHILD and rec.status is StepStatus.WAITING
                         and isinstance(rec.output, dict)]
             for child_id in children:
-                try:
+                with contextlib.suppress(OpsloomError):  # it may have finished meanwhile
                     await self.store.request_cancel(str(child_id), now)
-                except OpsloomError:
-                    pass  # already finished
         await self.store.finish_run(self.fence, status, None, error, now)
         self.host.run_finished(self.run.id)
 
@@ -420,26 +419,26 @@ class Execution:
         if not awaitables:
             return []
         group = _Group(len(awaitables), asyncio.get_running_loop().create_future())
-        tasks: list[asyncio.Future[Any]] = []
+        branches: list[asyncio.Future[Any]] = []
         for awaitable in awaitables:
-            task = asyncio.ensure_future(awaitable)
+            branch: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
             self.units += 1
-            task.add_done_callback(functools.partial(self._branch_done, group))
-            tasks.append(task)
+            branch.add_done_callback(functools.partial(self._branch_done, group))
+            branches.append(branch)
         self.parked += 1
         try:
             await group.future
         except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
+            for branch in branches:
+                branch.cancel()
             raise
-        for task in tasks:
-            if task.cancelled():
+        for branch in branches:
+            if branch.cancelled():
                 raise asyncio.CancelledError()
-            exc = task.exception()
+            exc = branch.exception()
             if exc is not None:
                 raise exc
-        return [task.result() for task in tasks]
+        return [branch.result() for branch in branches]
 
     def _branch_done(self, group: _Group, task: asyncio.Future[Any]) -> None:
         self.units -= 1
@@ -585,7 +584,7 @@ class Execution:
             self._check(seq, rec, StepKind.VALUE, what)
             return rec.output
         if what == "now":
-            value: Any = self.clock.now()
+            value: Any = round(self.clock.now(), 6)  # what a datetime can hold exactly
         elif what == "uuid":
             value = str(uuid.uuid4())
         else:

@@ -108,7 +108,8 @@ def make_step_spec(fn: Callable[..., Any], name: str | None, retry: RetryPolicy,
     """Build a step spec and attach it to ``fn``."""
     if not callable(fn):
         raise ConfigurationError(f"a step must be a function, not {fn!r}")
-    return StepSpec(fn=fn, name=name or getattr(fn, "__qualname__", repr(fn)), retry=retry,
+    label: str = name or str(getattr(fn, "__qualname__", repr(fn)))
+    return StepSpec(fn=fn, name=label, retry=retry,
                     timeout=timeout, is_async=inspect.iscoroutinefunction(fn))
 
 

@@ -7,8 +7,8 @@ them with ``LeaseLostError`` when the caller no longer holds that run's lease.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord

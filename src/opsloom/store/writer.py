@@ -148,7 +148,7 @@ def _isolated(conn: sqlite3.Connection, op: Op,
     except Exception as exc:
         conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
-        if not isinstance(exc, CLEAN_ERRORS + (StoreError,)):
+        if not isinstance(exc, (*CLEAN_ERRORS, StoreError)):
             wrapped = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
             wrapped.__cause__ = exc
             exc = wrapped
