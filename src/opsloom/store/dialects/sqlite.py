@@ -377,15 +377,18 @@ class SqliteStore:
 
     def suspend(self, fence: Fence, wake_at: float | None, now: float) -> Awaitable[None]:
         def op(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(
+            row = conn.execute(
                 "UPDATE jobs SET owner = NULL, lease_expires_at = NULL, nudged = 0, "
                 "available_at = CASE WHEN nudged = 1 THEN ? ELSE ? END "
-                "WHERE run_id = ? AND owner = ? AND token = ?",
-                (now, wake_at, fence.run_id, fence.owner, fence.token))
-            if cur.rowcount != 1:
+                "WHERE run_id = ? AND owner = ? AND token = ? RETURNING available_at",
+                (now, wake_at, fence.run_id, fence.owner, fence.token)).fetchone()
+            if row is None:
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost")
-            conn.execute("UPDATE runs SET status = 'waiting', updated_at = ? "
-                         "WHERE id = ? AND status = 'running'", (now, fence.run_id))
+            # A run that may go on at once (nudged, drained) is pending, not waiting.
+            ready = row[0] is not None and row[0] <= now
+            conn.execute("UPDATE runs SET status = ?, updated_at = ? "
+                         "WHERE id = ? AND status = 'running'",
+                         ("pending" if ready else "waiting", now, fence.run_id))
 
         return self._write(op)  # type: ignore[no-any-return]
 
