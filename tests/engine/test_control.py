@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from engine_waits import eventually, parked, status_is
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError, RunStatus, WorkerOptions
 from opsloom.model import StepKind, StepStatus
-
-from engine_waits import eventually, parked, status_is
 
 
 def saga(app: App, undone: list[str]) -> None:

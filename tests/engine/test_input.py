@@ -17,7 +17,8 @@ def register(app: App) -> None:
 async def test_start__unknown_workflow_names_the_known_ones(app: App) -> None:
     register(app)
     async with app:
-        with pytest.raises(WorkflowNotFoundError, match=r"unknown workflow 'nope' \(registered: wf\)"):
+        with pytest.raises(WorkflowNotFoundError,
+                           match=r"unknown workflow 'nope' \(registered: wf\)"):
             await app.start("nope")
         assert await app.list_runs() == []
 

@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from engine_waits import eventually, parked
 
 from opsloom import App, Context, FakeClock, RunFailedError, RunStatus, WorkerOptions
 from opsloom.model import StepStatus
-
-from engine_waits import eventually, parked
 
 
 def register(app: App, calls: list[tuple[str, int]], gates: dict[str, asyncio.Event]) -> None:

@@ -303,3 +303,11 @@ async def test_list_runs__filters(store: Store) -> None:
     done = await store.list_runs(RunFilter(status=RunStatus.COMPLETED))
     assert [r.id for r in done] == ["a"]
     assert await store.list_runs(RunFilter(workflow="other")) == []
+
+
+async def test_heartbeat__extends_only_the_runs_still_executed(store: Store) -> None:
+    await store.create_run(new_run("kept"), T0)
+    await store.create_run(new_run("dropped"), T0)
+    await store.claim("w1", KINDS, 2, T0, 10)
+    await store.heartbeat("w1", ["kept"], T0 + 100)
+    assert await store.reap_expired(T0 + 50) == ["dropped"]

@@ -309,7 +309,11 @@ class SqliteStore:
 
     async def heartbeat(self, owner: str, run_ids: list[str], until: float) -> HeartbeatResult:
         def op(conn: sqlite3.Connection) -> HeartbeatResult:
-            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE owner = ?", (until, owner))
+            # Only runs the worker still executes are extended: a lease it holds on a run it
+            # gave up on (after a failed write) expires and the run is recovered elsewhere.
+            for chunk in _chunks(run_ids):
+                conn.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE owner = ? "
+                             f"AND run_id IN ({_marks(chunk)})", (until, owner, *chunk))
             held: set[str] = set()
             cancel: set[str] = set()
             for run_id, cancel_requested in conn.execute(
