@@ -35,7 +35,7 @@ from opsloom.errors import (
 )
 from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
-from opsloom.store import NewRun, RunFilter, Store, open_store
+from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
 from opsloom.worker import Worker, WorkerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,7 +83,7 @@ class App:
         self.registry = Registry()
         self._store: Store | None = None
         self.worker: Worker | None = None
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._open_count = 0
 
@@ -214,9 +214,25 @@ class App:
             priority=spec.priority if priority is None else priority, concurrency_key=key,
             concurrency_limit=spec.concurrency,
             deadline=None if spec.timeout is None else now + spec.timeout)
-        run, created = await self.store.create_run(new, now)
-        if created and self.worker is not None:
-            self.worker.notify()
+        worker = self.worker
+        # A run this process can execute right away is created already leased to its worker,
+        # skipping a round trip through the queue. Runs under a concurrency limit always
+        # queue, so that the limit is checked where all workers see it.
+        direct = (worker is not None and spec.concurrency is None and worker.reserve(spec.kind))
+        if not direct:
+            run, created = await self.store.create_run(new, now)
+            if created and worker is not None:
+                worker.notify()
+            return RunHandle(self, run.id, created)
+        assert worker is not None
+        try:
+            run, created = await self.store.create_run(
+                new, now, lease=(worker.owner, now + worker.options.lease_seconds))
+        except BaseException:
+            worker.adopt(None)
+            raise
+        worker.adopt(Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={})
+                     if created else None)
         return RunHandle(self, run.id, created)
 
     def handle(self, run_id: str) -> RunHandle:
@@ -260,21 +276,23 @@ class App:
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait for a run to end; return its output or raise ``RunFailedError``."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(run_id, []).append(future)
         try:
             status = await self.store.status_of(run_id)
             if status is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
+            run: RunRecord | None = None
             if not status.terminal:
                 if self._watcher is None or self._watcher.done():
                     self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
                 try:
-                    await asyncio.wait_for(future, timeout)
+                    run = await asyncio.wait_for(future, timeout)
                 except TimeoutError:
                     raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
-            run = await self.store.get_run(run_id)
-            assert run is not None
+            if run is None:
+                run = await self.store.get_run(run_id)
+                assert run is not None
         finally:
             waiters = self._waiters.get(run_id)
             if waiters is not None:
@@ -298,9 +316,12 @@ class App:
             if self._store is None:
                 return
             for run_id in await self._store.finished_among(list(self._waiters)):
-                self._run_finished(run_id)
+                self._wake_waiters(run_id, None)
 
-    def _run_finished(self, run_id: str) -> None:
+    def _run_finished(self, run: RunRecord) -> None:
+        self._wake_waiters(run.id, run)
+
+    def _wake_waiters(self, run_id: str, run: RunRecord | None) -> None:
         for future in self._waiters.get(run_id, []):
             if not future.done():
-                future.set_result(None)
+                future.set_result(run)

@@ -34,7 +34,7 @@ from opsloom.errors import (
     StoreError,
     WaitTimeoutError,
 )
-from opsloom.model import ErrorInfo, RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model import ErrorInfo, RunRecord, RunStatus, StepKind, StepRecord, StepStatus
 from opsloom.store.base import Claim, NewRun
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Host(Protocol):
 
     def execution_done(self, execution: Execution) -> None: ...
 
-    def run_finished(self, run_id: str) -> None: ...
+    def run_finished(self, run: RunRecord) -> None: ...
 
 
 class _Group:
@@ -224,7 +224,7 @@ class Execution:
             await self._close(RunStatus.FAILED, exc)
             return
         await self.store.finish_run(self.fence, RunStatus.COMPLETED, blob, None, self.clock.now())
-        self.host.run_finished(self.run.id)
+        self._finished(RunStatus.COMPLETED, decode(blob), None)
 
     async def _close_fatal(self) -> None:
         fatal = self.fatal
@@ -232,9 +232,9 @@ class Execution:
             return
         assert fatal is not None
         # A diverged replay cannot be trusted to know what to undo: fail without compensation.
-        await self.store.finish_run(self.fence, RunStatus.FAILED, None, _error_dict(fatal),
-                                    self.clock.now())
-        self.host.run_finished(self.run.id)
+        error = _error_dict(fatal)
+        await self.store.finish_run(self.fence, RunStatus.FAILED, None, error, self.clock.now())
+        self._finished(RunStatus.FAILED, None, error)
 
     async def _close(self, status: RunStatus, exc: BaseException) -> None:
         self.tearing_down = True
@@ -251,7 +251,12 @@ class Execution:
                 with contextlib.suppress(OpsloomError):  # it may have finished meanwhile
                     await self.store.request_cancel(str(child_id), now)
         await self.store.finish_run(self.fence, status, None, error, now)
-        self.host.run_finished(self.run.id)
+        self._finished(status, None, error)
+
+    def _finished(self, status: RunStatus, output: Any, error: dict[str, Any] | None) -> None:
+        run = self.run
+        run.status, run.output, run.error = status, output, error
+        self.host.run_finished(run)
 
     async def _compensate(self) -> list[dict[str, Any]]:
         failures: list[dict[str, Any]] = []

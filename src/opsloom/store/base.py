@@ -86,8 +86,14 @@ class Store(Protocol):
 
     # --- runs --------------------------------------------------------------------------------
 
-    async def create_run(self, new: NewRun, now: float) -> tuple[RunRecord, bool]:
-        """Create a run and its job, or return the existing run with that id (``False``)."""
+    async def create_run(self, new: NewRun, now: float, *,
+                         lease: tuple[str, float] | None = None) -> tuple[RunRecord, bool]:
+        """Create a run and its job, or return the existing run with that id (``False``).
+
+        With ``lease=(owner, until)`` a new run is created already claimed by ``owner`` with
+        token 1 (its fence is ``Fence(run.id, owner, 1)``): a worker starting a run it will
+        execute itself skips a round trip through the queue.
+        """
         ...
 
     async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:

@@ -18,6 +18,7 @@ from opsloom.engine.execution import Execution
 from opsloom.engine.registry import Registry
 from opsloom.errors import OpsloomError, StoreError, WorkflowNotFoundError
 from opsloom.ids import new_token
+from opsloom.model import RunRecord
 from opsloom.store.base import Claim, Store
 
 log = logging.getLogger("opsloom.worker")
@@ -60,7 +61,7 @@ class Worker:
 
     def __init__(self, store: Store, registry: Registry, clock: Clock,
                  options: WorkerOptions | None = None, *,
-                 on_finished: Callable[[str], None] | None = None) -> None:
+                 on_finished: Callable[[RunRecord], None] | None = None) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -73,6 +74,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._kinds: frozenset[str] = frozenset()
         self.claimed = 0
+        self._reserved = 0
         clock.subscribe(self.notify)
 
     # --- Host protocol ------------------------------------------------------------------------
@@ -86,9 +88,9 @@ class Worker:
             del self.executions[execution.run.id]
         self._wake.set()
 
-    def run_finished(self, run_id: str) -> None:
+    def run_finished(self, run: RunRecord) -> None:
         if self._on_finished is not None:
-            self._on_finished(run_id)
+            self._on_finished(run)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -131,6 +133,22 @@ class Worker:
             if released:
                 log.info("released %d leases", released)
 
+    def reserve(self, kind: str) -> bool:
+        """Hold a slot for a run this process is about to start and execute itself."""
+        if (self._stopping or not self._tasks or kind not in self._kinds
+                or len(self.executions) + self._reserved >= self.options.concurrency):
+            return False
+        self._reserved += 1
+        return True
+
+    def adopt(self, claim: Claim | None) -> None:
+        """Fill a reserved slot with a run created already leased to us (or free it)."""
+        self._reserved -= 1
+        if claim is not None and not self._stopping:
+            self._launch(claim)
+        else:
+            self._wake.set()
+
     def cancel_local(self, run_ids: list[str]) -> None:
         """Runs cancelled through this process: stop the ones executing here at once."""
         for run_id in run_ids:
@@ -146,7 +164,7 @@ class Worker:
         backoff = 0.05
         while not self._stopping:
             self._wake.clear()
-            free = options.concurrency - len(self.executions)
+            free = options.concurrency - len(self.executions) - self._reserved
             claims: list[Claim] = []
             if free > 0:
                 try:

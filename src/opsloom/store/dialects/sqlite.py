@@ -162,14 +162,16 @@ class SqliteStore:
 
     # --- runs --------------------------------------------------------------------------------
 
-    async def create_run(self, new: NewRun, now: float) -> tuple[RunRecord, bool]:
+    async def create_run(self, new: NewRun, now: float, *,
+                         lease: tuple[str, float] | None = None) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            if _insert_run(conn, new, now):
+            if _insert_run(conn, new, now, lease):
                 return RunRecord(
                     id=new.id, workflow=new.workflow, version=new.version,
-                    status=RunStatus.PENDING, input=decode(new.input), parent_id=new.parent_id,
-                    priority=new.priority, concurrency_key=new.concurrency_key,
-                    deadline=new.deadline, created_at=now, updated_at=now), True
+                    status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
+                    input=decode(new.input), parent_id=new.parent_id, priority=new.priority,
+                    concurrency_key=new.concurrency_key, deadline=new.deadline, created_at=now,
+                    started_at=None if lease is None else now, updated_at=now), True
             run = _fetch_run(conn, new.id)
             assert run is not None
             return run, False
@@ -425,20 +427,26 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start:start + _CHUNK]
 
 
-def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float) -> bool:
+def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float,
+                lease: tuple[str, float] | None = None) -> bool:
     cur = conn.execute(
         "INSERT INTO runs (id, workflow, version, status, input, parent_id, parent_seq, "
-        "priority, concurrency_key, concurrency_limit, deadline, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (new.id, new.workflow, new.version, new.input, new.parent_id, new.parent_seq,
-         new.priority, new.concurrency_key, new.concurrency_limit, new.deadline, now, now))
+        "priority, concurrency_key, concurrency_limit, deadline, created_at, started_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
+        (new.id, new.workflow, new.version, "pending" if lease is None else "running",
+         new.input, new.parent_id, new.parent_seq, new.priority, new.concurrency_key,
+         new.concurrency_limit, new.deadline, now, None if lease is None else now, now))
     if cur.rowcount != 1:
         return False
+    owner, until = lease if lease is not None else (None, None)
     conn.execute(
-        "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
-        "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
-        (new.id, f"{new.workflow}@{new.version}", new.priority, now,
-         new.concurrency_key if new.concurrency_limit else None, new.concurrency_limit))
+        "INSERT INTO jobs (run_id, kind, priority, available_at, owner, token, lease_expires_at, "
+        "concurrency_key, concurrency_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new.id, f"{new.workflow}@{new.version}", new.priority, now, owner,
+         0 if lease is None else 1, until,
+         new.concurrency_key if new.concurrency_limit and lease is None else None,
+         new.concurrency_limit))
     return True
 
 
