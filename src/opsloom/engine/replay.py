@@ -1,0 +1,174 @@
+"""The replay cursor of one execution and the accounting of its branches.
+
+A workflow is replayed from its start on every claim. Each durable call takes the next position
+(``seq``) and compares itself with the history entry recorded there: the same kind and name
+return the recorded outcome; anything else is a :class:`NonDeterminismError`.
+
+Branches (the main coroutine and each ``gather`` branch) are *parked* when they wait on
+something durable or on their own branches. When every live branch is parked and at least one
+waits on something durable, the run is quiescent and can leave memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+from opsloom.engine.registry import StepSpec, WorkflowSpec
+from opsloom.errors import LeaseLostError, NonDeterminismError, StoreError
+from opsloom.model import RunRecord, StepKind, StepRecord
+from opsloom.store.base import Claim
+
+if TYPE_CHECKING:
+    from opsloom.clock import Clock
+    from opsloom.engine.execution import Execution
+    from opsloom.engine.registry import Registry
+    from opsloom.store.base import Store
+
+
+class Host(Protocol):
+    """What an execution needs from the worker that runs it."""
+
+    store: Store
+    clock: Clock
+    registry: Registry
+
+    def notify(self) -> None: ...
+
+    def execution_done(self, execution: Execution) -> None: ...
+
+    def run_finished(self, run: RunRecord) -> None: ...
+
+
+class _Group:
+    """Branches of one ``gather`` call still running."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, remaining: int, future: asyncio.Future[None]) -> None:
+        self.remaining = remaining
+        self.future = future
+
+
+class ReplayState:
+    """History, position and branch accounting shared by every durable primitive."""
+
+    def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
+        self.host = host
+        self.store = host.store
+        self.clock = host.clock
+        self.run = claim.run
+        self.fence = claim.fence
+        self.history = claim.history
+        self.signals = claim.signals
+        self.spec = spec
+        self.seq = 0
+        self.units = 1  # the main coroutine, plus one per live gather branch
+        self.parked = 0  # units waiting on a durable wait or on their gather branches
+        self.blocked = 0  # units waiting on a durable wait
+        self.wakes: list[float] = []
+        self._turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
+        self.frozen: str | None = None  # "cancel", "timeout" or "drain": start nothing new
+        self.tearing_down = False
+        self.fatal: BaseException | None = None
+        self.main: asyncio.Task[Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._taken: set[int] = set()
+
+    # --- branches and positions ---------------------------------------------------------------
+
+    def _check_quiet(self) -> None:
+        if self.parked >= self.units and (self.blocked or self.frozen == "drain"):
+            self._settle()
+
+    async def _block(self, wake: float | None) -> NoReturn:
+        self.parked += 1
+        self.blocked += 1
+        if wake is not None:
+            self.wakes.append(wake)
+        self._check_quiet()
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("a parked branch was resumed")  # pragma: no cover
+
+    def _frozen_wake(self) -> float | None:
+        return self.clock.now() if self.frozen == "drain" else None
+
+    def _next(self) -> int:
+        if self.tearing_down:
+            raise asyncio.CancelledError()
+        self.seq += 1
+        return self.seq
+
+    def _check(self, seq: int, rec: StepRecord, kind: StepKind, name: str) -> None:
+        if rec.kind is kind and rec.name == name:
+            return
+        exc = NonDeterminismError(
+            f"run {self.run.id} replay diverged at position {seq}: the history has "
+            f"{rec.kind} {rec.name!r} but the workflow now calls {kind} {name!r}",
+            seq=seq, expected=f"{rec.kind} {rec.name}", got=f"{kind} {name}")
+        self.fatal = exc
+        raise exc
+
+    async def _write(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except (LeaseLostError, StoreError) as exc:
+            self.fatal = exc
+            raise
+
+    def _post(self, pending: Awaitable[None]) -> None:
+        """Queue a write without waiting: the store applies a run's writes in call order."""
+        future = asyncio.ensure_future(pending)
+        future.add_done_callback(self._posted)
+
+    def _posted(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None and self.fatal is None:
+            self.fatal = exc
+            self._settle()
+
+    def _settle(self) -> None:
+        """The run needs a decision: its workflow ended, went quiescent, or must stop."""
+        if not self._turn.done():
+            self._turn.set_result(None)
+
+    # --- fan-out ----------------------------------------------------------------------------
+
+    async def gather(self, awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
+        if not awaitables:
+            return []
+        group = _Group(len(awaitables), asyncio.get_running_loop().create_future())
+        branches: list[asyncio.Future[Any]] = []
+        for awaitable in awaitables:
+            branch: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
+            self.units += 1
+            branch.add_done_callback(functools.partial(self._branch_done, group))
+            branches.append(branch)
+        self.parked += 1
+        try:
+            await group.future
+        except asyncio.CancelledError:
+            for branch in branches:
+                branch.cancel()
+            raise
+        for branch in branches:
+            if branch.cancelled():
+                raise asyncio.CancelledError()
+            exc = branch.exception()
+            if exc is not None:
+                raise exc
+        return [branch.result() for branch in branches]
+
+    def _branch_done(self, group: _Group, task: asyncio.Future[Any]) -> None:
+        self.units -= 1
+        group.remaining -= 1
+        if group.remaining == 0:
+            self.parked -= 1
+            if not group.future.done():
+                group.future.set_result(None)
+        self._check_quiet()

@@ -1,0 +1,121 @@
+"""Steps: run a function as a checkpointed unit of work, with retries and a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import zlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from opsloom.codec import decode, encode
+from opsloom.engine.context import StepInfo, _current_step
+from opsloom.engine.registry import StepSpec
+from opsloom.engine.replay import ReplayState
+from opsloom.errors import StepFailedError, StepTimeoutError
+from opsloom.model import ErrorInfo, StepKind, StepRecord, StepStatus
+
+
+def jitter_source(run_id: str, seq: int, attempt: int) -> float:
+    """A uniform number in [0, 1) fixed by (run, step, attempt), so delays replay identically."""
+    return zlib.crc32(f"{run_id}:{seq}:{attempt}".encode()) / 2**32
+
+
+class StepRunner(ReplayState):
+    """``ctx.step``: replay a recorded outcome or run the function under its retry policy."""
+
+    def step(self, fn: Callable[..., Any], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        seq = self._next()
+        spec = self.host.registry.step_spec(fn)
+        return self._step(seq, spec, args, kwargs)
+
+    async def _step(self, seq: int, spec: StepSpec, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        rec = self.history.get(seq)
+        done = 0
+        if rec is not None:
+            self._check(seq, rec, StepKind.STEP, spec.name)
+            if rec.status is StepStatus.COMPLETED:
+                return rec.output
+            if rec.status is StepStatus.FAILED:
+                raise _step_failure(rec)
+            done = rec.attempts
+            if rec.wake_at is not None and rec.wake_at > self.clock.now():
+                await self._block(rec.wake_at)
+        if self.frozen is not None:
+            await self._block(self._frozen_wake())
+        return await self._attempts(seq, spec, args, kwargs, StepKind.STEP, done + 1)
+
+    async def _attempts(self, seq: int, spec: StepSpec, args: tuple[Any, ...],
+                        kwargs: dict[str, Any], kind: StepKind, attempt: int, *,
+                        inline: bool = False) -> Any:
+        policy = spec.retry
+        while True:
+            started = self.clock.now()
+            token = _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt))
+            try:
+                result = await self._invoke(spec, args, kwargs)
+                blob = encode(result, what=f"the result of step {spec.name!r}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure: BaseException = exc
+            else:
+                value = decode(blob)
+                await self._write(self.store.record_step(self.fence, StepRecord(
+                    run_id=self.run.id, seq=seq, kind=kind, name=spec.name,
+                    status=StepStatus.COMPLETED, output=value, encoded=blob, attempts=attempt,
+                    started_at=started, completed_at=self.clock.now())))
+                return value
+            finally:
+                _current_step.reset(token)
+            info = ErrorInfo.from_exception(failure)
+            now = self.clock.now()
+            if attempt < policy.attempts and policy.is_retryable(failure):
+                retry_after = getattr(failure, "retry_after", None)
+                delay = policy.delay(attempt, jitter_source(self.run.id, seq, attempt),
+                                     float(retry_after) if isinstance(retry_after, int | float)
+                                     else None)
+                if inline:
+                    await asyncio.sleep(delay)
+                    attempt += 1
+                    continue
+                wake = now + delay
+                await self._write(self.store.record_step(self.fence, StepRecord(
+                    run_id=self.run.id, seq=seq, kind=kind, name=spec.name,
+                    status=StepStatus.RETRYING, error=info.to_dict(), attempts=attempt,
+                    wake_at=wake, started_at=started)))
+                if delay <= 0:
+                    attempt += 1
+                    continue
+                await self._block(wake)
+            await self._write(self.store.record_step(self.fence, StepRecord(
+                run_id=self.run.id, seq=seq, kind=kind, name=spec.name, status=StepStatus.FAILED,
+                error=info.to_dict(), attempts=attempt, started_at=started, completed_at=now)))
+            raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback,
+                                  attempt)
+
+    async def _invoke(self, spec: StepSpec, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        if spec.is_async:
+            call: Awaitable[Any] = spec.fn(*args, **kwargs)
+        else:
+            call = asyncio.to_thread(functools.partial(spec.fn, *args, **kwargs))
+        if spec.timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(spec.timeout) as scope:
+                return await call
+        except TimeoutError:
+            if scope.expired():
+                raise StepTimeoutError(
+                    f"step {spec.name!r} timed out after {spec.timeout:g}s") from None
+            raise
+
+
+def _step_failure(rec: StepRecord) -> StepFailedError:
+    error = rec.error or {}
+    return StepFailedError(rec.name, rec.seq, str(error.get("type", "Error")),
+                           str(error.get("message", "")), str(error.get("traceback", "")),
+                           rec.attempts)
