@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from opsloom.clock import Clock
 from opsloom.engine.execution import Execution
 from opsloom.engine.registry import Registry
-from opsloom.errors import OpsloomError, StoreError, WorkflowNotFoundError
+from opsloom.errors import StoreError, WorkflowNotFoundError
 from opsloom.ids import new_token
 from opsloom.model import RunRecord
 from opsloom.store.base import Claim, Store
@@ -171,7 +171,7 @@ class Worker:
                     claims = await self.store.claim(self.owner, self._kinds, free,
                                                     self.clock.now(), options.lease_seconds)
                     backoff = 0.05
-                except StoreError:
+                except Exception:  # keep serving: the store may come back
                     log.exception("claiming work failed; retrying in %.2fs", backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -184,7 +184,7 @@ class Worker:
                 break
             timeout = options.poll_seconds
             if free > 0 and not claims:
-                with contextlib.suppress(StoreError):
+                with contextlib.suppress(Exception):
                     due = await self.store.next_wake(self._kinds)
                     if due is not None:
                         timeout = min(timeout, max(0.0, due - self.clock.now()))
@@ -212,7 +212,7 @@ class Worker:
             until = self.clock.now() + self.options.lease_seconds
             try:
                 result = await self.store.heartbeat(self.owner, list(self.executions), until)
-            except StoreError:
+            except Exception:
                 log.exception("heartbeat failed")
                 continue
             for run_id in result.lost:
@@ -227,7 +227,7 @@ class Worker:
             await asyncio.sleep(self.options.reap_seconds)
             try:
                 reaped = await self.store.reap_expired(self.clock.now())
-            except OpsloomError:
+            except Exception:
                 log.exception("reaping expired leases failed")
                 continue
             if reaped:
