@@ -6,6 +6,7 @@ Time inside opsloom is a float of seconds since the Unix epoch (UTC) for storage
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,6 +24,10 @@ class Clock(Protocol):
         """Call ``callback`` whenever time jumps (fake clocks only); real clocks ignore it."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait until ``seconds`` have passed on this clock."""
+        ...
+
 
 class SystemClock:
     """The real wall clock."""
@@ -32,6 +37,9 @@ class SystemClock:
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         return None
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class FakeClock:
@@ -54,6 +62,17 @@ class FakeClock:
         self._now += seconds
         for callback in list(self._subscribers):
             callback()
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once the clock has been advanced past ``seconds`` from now."""
+        target = self._now + seconds
+        while self._now < target:
+            moved = asyncio.Event()
+            self._subscribers.append(moved.set)
+            try:
+                await moved.wait()
+            finally:
+                self._subscribers.remove(moved.set)
 
 
 def to_datetime(ts: float | None) -> datetime | None:

@@ -215,13 +215,14 @@ async def test_worker_concurrency__at_most_n_runs_at_once(
     app = make_app(worker=WorkerOptions(concurrency=3, poll_seconds=0.05))
     running = 0
     peak = 0
+    gate = asyncio.Event()
 
     @app.step(name="busy")
     async def busy() -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        await gate.wait()  # every run holds its slot until the test has seen the peak
         running -= 1
 
     @app.workflow(name="wf")
@@ -230,6 +231,8 @@ async def test_worker_concurrency__at_most_n_runs_at_once(
 
     async with app:
         handles = [await app.start("wf") for _ in range(12)]
+        await eventually(lambda: asyncio.sleep(0, running == 3))
+        gate.set()
         for handle in handles:
             await handle.result(timeout=10)
     assert peak == 3

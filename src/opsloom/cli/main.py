@@ -12,9 +12,10 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +23,7 @@ from opsloom.app import App
 from opsloom.errors import OpsloomError, RunFailedError
 from opsloom.model import RunRecord
 from opsloom.services.loading import load_app
+from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -43,8 +45,8 @@ AppOption = Annotated[str | None, typer.Option(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -58,14 +60,25 @@ def _parse_json(text: str | None, what: str) -> Any:
     return None  # pragma: no cover
 
 
-def _app(target: str | None, db: str | None, *, worker: WorkerOptions | None) -> App:
+def _app(target: str | None, db: str | None, *, worker: WorkerOptions | None,
+         hint: str = "") -> App:
     if target:
-        app = load_app(target)
+        try:
+            app = load_app(target)
+        except OpsloomError as exc:
+            _fail(f"{exc}{hint}", 2)
         if db:
             app._database_url = db
         app.worker_options = worker
         return app
     return App(db, worker=worker)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        _fail(f"invalid OPSLOOM_* setting: {exc}", 2)
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
@@ -89,40 +102,106 @@ def _setup_logging(level: str = "INFO") -> None:
 # --- serving -------------------------------------------------------------------------------
 
 
-async def _serve_until_signalled(app: App, extra: Callable[[], Awaitable[None]] | None = None,
+async def _serve_until_signalled(app: App,
+                                 extra: Callable[[asyncio.Event], Awaitable[None]] | None = None,
                                  grace: float | None = None) -> None:
+    """Open ``app`` (starting its worker) and run ``extra`` until SIGTERM or SIGINT.
+
+    ``extra`` receives the stop event and must return soon after it is set; then the app closes:
+    its worker drains within ``grace`` seconds and releases its leases.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.open()
     try:
-        tasks = [asyncio.create_task(stop.wait())]
-        if extra is not None:
-            tasks.append(asyncio.create_task(extra()))
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.open()
+        try:
+            if extra is None:
+                await stop.wait()
+            else:
+                await extra(stop)
+        finally:
+            await app.close(grace)
     finally:
-        await app.close(grace)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 @cli.command()
 def worker(
     app: AppOption = None,
     db: DbOption = None,
-    concurrency: Annotated[int, typer.Option(help="Runs executed at once.")] = 256,
-    lease: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).",
+        min=1)] = None,
+    lease: Annotated[float | None, typer.Option(
+        help="Lease length in seconds (default: $OPSLOOM_LEASE_SECONDS or 30).")] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
-    _setup_logging()
-    options = WorkerOptions(concurrency=concurrency, lease_seconds=lease, grace_seconds=grace)
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    options = WorkerOptions(concurrency=concurrency or settings.worker_concurrency,
+                            lease_seconds=lease or settings.lease_seconds, grace_seconds=grace)
     target = _app(app, db, worker=options)
     if not target.registry.workflows():
         _fail("no workflows to run: pass --app module:attribute")
     _run(lambda: _serve_until_signalled(target, grace=grace))
+
+
+#: What ``opsloom up`` serves without ``--app``: the example workflows of a source checkout.
+EXAMPLES_APP = "examples.workflows:app"
+
+
+@cli.command()
+def up(
+    app: Annotated[str | None, typer.Option(
+        "--app", help="Python workflows to serve, as module:attribute "
+                      f"(default: the bundled examples, {EXAMPLES_APP}).")] = None,
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on (default: $OPSLOOM_API_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on, 0 for any free one (default: $OPSLOOM_API_PORT or 8080).",
+        min=0, max=65535)] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).",
+        min=1)] = None,
+    grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+) -> None:
+    """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
+    # Imported here: the web stack is only needed by this command, not by every CLI call.
+    from opsloom.api import create_api
+    from opsloom.api.server import listen, serve, url_of
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    options = WorkerOptions(
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=settings.lease_seconds, grace_seconds=grace)
+    hint = "" if app else " (pass --app module:attribute to serve your own workflows)"
+    target = _app(app or EXAMPLES_APP, db, worker=options, hint=hint)
+    api = create_api(target, settings)
+    bind_host = host or settings.api_host
+    bind_port = settings.api_port if port is None else port
+    try:
+        sock = listen(bind_host, bind_port)
+    except OSError as exc:
+        _fail(f"cannot listen on {bind_host}:{bind_port}: {exc}")
+    url = url_of(sock)
+    names = ", ".join(sorted({spec.name for spec in target.registry.workflows()})) or "none"
+    # Plain writes, flushed: scripts and tests read this line from a pipe.
+    sys.stdout.write(f"opsloom listening on {url} (API {url}/api/v1, OpenAPI "
+                     f"{url}/openapi.json); workflows: {names}\n")
+    if settings.api_token:
+        sys.stdout.write("the API requires 'Authorization: Bearer $OPSLOOM_API_TOKEN'\n")
+    sys.stdout.flush()
+    try:
+        _run(lambda: _serve_until_signalled(target, lambda stop: serve(api, sock, stop),
+                                            grace=grace))
+    finally:
+        sock.close()
 
 
 # --- runs ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from opsloom.engine.execution import Execution
@@ -66,9 +66,18 @@ class Context:
     def input(self) -> Any:
         return self._x.run.input
 
-    def step(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any,
-             **kwargs: Any) -> Awaitable[T]:
-        """Run ``fn(*args, **kwargs)`` as a checkpointed step and return its (JSON) result."""
+    @overload
+    def step(self, fn: Callable[..., Awaitable[T]], *args: Any,
+             **kwargs: Any) -> Awaitable[T]: ...
+
+    @overload
+    def step(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]: ...
+
+    def step(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Run ``fn(*args, **kwargs)`` as a checkpointed step and return its (JSON) result.
+
+        ``fn`` may be async or plain; a plain function runs in a thread.
+        """
         return self._x.step(fn, args, kwargs)
 
     async def gather(self, *awaitables: Awaitable[Any]) -> list[Any]:

@@ -108,9 +108,13 @@ class Execution(StepRunner, Waits):
     async def _stop_main(self) -> None:
         self.tearing_down = True
         main = self.main
-        if main is not None and not main.done():
+        if main is None:
+            return
+        if not main.done():
             main.cancel()
             await asyncio.wait({main})
+        if not main.cancelled():
+            main.exception()  # seen: the outcome was decided elsewhere (lease lost, cancel)
 
     async def _on_main_done(self) -> None:
         main = self.main

@@ -78,7 +78,7 @@ class StepRunner(ReplayState):
                                      float(retry_after) if isinstance(retry_after, int | float)
                                      else None)
                 if inline:
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                     attempt += 1
                     continue
                 wake = now + delay

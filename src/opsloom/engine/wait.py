@@ -155,5 +155,6 @@ class Waits(ReplayState):
             value = random.random()
         self._post(self.store.record_step(self.fence, StepRecord(
             run_id=self.run.id, seq=seq, kind=StepKind.VALUE, name=what,
-            status=StepStatus.COMPLETED, output=value, started_at=self.clock.now())))
+            status=StepStatus.COMPLETED, output=value, started_at=self.clock.now(),
+            completed_at=self.clock.now())))
         return value

@@ -7,6 +7,7 @@ schema version the file brings the database to.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
@@ -20,6 +21,21 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    def statements(self) -> list[str]:
+        """The SQL split into complete statements, to run inside the caller's transaction."""
+        out: list[str] = []
+        pending = ""
+        for line in self.sql.splitlines(keepends=True):
+            if not pending and (not line.strip() or line.lstrip().startswith("--")):
+                continue
+            pending += line
+            if sqlite3.complete_statement(pending):
+                out.append(pending.strip())
+                pending = ""
+        if pending.strip():
+            raise RuntimeError(f"migration {self.version:04d} ends with an incomplete statement")
+        return out
 
 
 def migrations(dialect: str) -> list[Migration]:

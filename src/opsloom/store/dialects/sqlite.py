@@ -7,8 +7,10 @@ their own connection (WAL readers never wait for the writer). Every write goes t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -90,25 +92,30 @@ class SqliteStore:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigurationError(f"the folder of the database {self.path!r} does not exist")
+        # Checking and migrating may wait for another process's lock: keep the loop free.
+        await asyncio.to_thread(self._prepare)
+        self._reader = self._connect()
+        self._writer = GroupCommitWriter(self._connect)
+        self._writer.start()
+
+    def _prepare(self) -> None:
         try:
             conn = self._connect()
         except sqlite3.DatabaseError as exc:
             raise NotAnOpsloomDatabaseError(
                 f"{self.path} is not an opsloom database (SQLite says: {exc})") from None
         try:
-            self._check_and_migrate(conn)
-        except BaseException:
+            self._check(conn)
+            self._enable_wal(conn)
+            self._upgrade(conn)
+        finally:
             conn.close()
-            raise
-        conn.close()
-        self._reader = self._connect()
-        self._writer = GroupCommitWriter(self._connect)
-        self._writer.start()
 
-    def _check_and_migrate(self, conn: sqlite3.Connection) -> None:
+    def _check(self, conn: sqlite3.Connection) -> int:
+        """Refuse files that are not opsloom's or are too new; return the schema version."""
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -123,21 +130,41 @@ class SqliteStore:
             raise SchemaTooNewError(
                 f"{self.path} has schema version {version}, newer than this opsloom knows "
                 f"({latest}); upgrade opsloom")
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-            raise ConfigurationError(f"{self.path}: SQLite refused WAL mode")
-        self._upgrade(conn, version)
+        return version
 
-    def _upgrade(self, conn: sqlite3.Connection, current: int) -> None:
-        for migration in migrations(self.dialect):
-            if migration.version <= current:
-                continue
-            conn.executescript(
-                "BEGIN IMMEDIATE;\n"
-                f"{migration.sql}\n"
-                f"PRAGMA application_id = {APPLICATION_ID};\n"
-                f"PRAGMA user_version = {migration.version};\n"
-                "COMMIT;"
-            )
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL needs a moment of exclusive access and does not use the busy
+        # handler: when several processes open a new file together, try again briefly.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        if str(mode).lower() != "wal":
+            raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        if self._check(conn) >= latest_version(self.dialect):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock: look again.
+            current = self._check(conn)
+            for migration in migrations(self.dialect):
+                if migration.version <= current:
+                    continue
+                for statement in migration.statements():
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {migration.version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         if self._writer is not None:

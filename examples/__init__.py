@@ -1,0 +1,1 @@
+"""Example opsloom workflows; ``opsloom up --app examples.workflows:app`` serves them."""

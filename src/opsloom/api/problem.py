@@ -1,0 +1,155 @@
+"""RFC 9457 problem+json answers, mapped from the :class:`~opsloom.errors.OpsloomError` tree.
+
+Every answer carries the RFC's ``type``, ``title``, ``status``, ``detail`` and ``instance``
+members plus opsloom's stable error ``code``, so clients branch on ``code`` and people read
+``detail``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from opsloom.errors import (
+    InputError,
+    OpsloomError,
+    RunNotFoundError,
+    RunStateError,
+    WorkflowNotFoundError,
+)
+
+log = logging.getLogger("opsloom.api")
+
+MEDIA_TYPE = "application/problem+json"
+
+#: HTTP status of each error class; the most specific class in an error's MRO wins.
+STATUS_OF: dict[type[OpsloomError], int] = {
+    RunNotFoundError: 404,
+    WorkflowNotFoundError: 404,
+    InputError: 422,
+    RunStateError: 409,
+}
+
+
+class ProblemResponse(JSONResponse):
+    """A JSON response with the ``application/problem+json`` media type."""
+
+    media_type = MEDIA_TYPE
+
+
+def problem_type(code: str) -> str:
+    """The ``type`` URI of a problem with this opsloom ``code`` (stable, not resolvable)."""
+    return f"urn:opsloom:problem:{code}"
+
+
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {
+        "type": problem_type(code),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+    }
+    body.update(extra)
+    return ProblemResponse(
+        body, status_code=status, headers=None if headers is None else dict(headers)
+    )
+
+
+def status_of(exc: OpsloomError) -> int:
+    """The HTTP status an opsloom error is answered with (500 when none is mapped)."""
+    for cls in type(exc).__mro__:
+        status = STATUS_OF.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def _title(exc: OpsloomError) -> str:
+    # The first docstring line of the error class is a stable summary of its kind.
+    doc = (type(exc).__doc__ or "").strip().splitlines()
+    return doc[0].rstrip(".") if doc else type(exc).__name__
+
+
+async def _opsloom_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, OpsloomError)
+    status = status_of(exc)
+    if status >= 500:
+        log.error(
+            "request failed: %s",
+            exc,
+            exc_info=exc,
+            extra={"event": "api_error", "code": exc.code, "path": request.url.path},
+        )
+    return problem(request, status, exc.code, str(exc), title=_title(exc), retryable=exc.retryable)
+
+
+async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    where = ", ".join(
+        ".".join(str(part) for part in e["loc"]) + f": {e['msg']}" for e in errors[:5]
+    )
+    return problem(
+        request,
+        422,
+        InputError.code,
+        f"the request is not valid: {where}",
+        title="The request is not valid",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    try:
+        code = HTTPStatus(status).name.lower()
+    except ValueError:
+        code = "http_error"
+    return problem(request, status, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+    log.error(
+        "unexpected error", exc_info=exc, extra={"event": "api_error", "path": request.url.path}
+    )
+    return problem(
+        request,
+        500,
+        OpsloomError.code,
+        "an unexpected error occurred; the server log has the details",
+    )
+
+
+def install_problem_handlers(api: FastAPI) -> None:
+    """Answer every error of ``api`` with problem+json."""
+    api.add_exception_handler(OpsloomError, _opsloom_error)
+    api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(HTTPException, _http_error)
+    api.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,113 @@
+"""``/api/v1/runs``: start, list, inspect, signal, cancel and retry runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from opsloom.api.body import body_doc, json_body, start_run_body
+from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
+from opsloom.app import App
+from opsloom.model import RunStatus
+from opsloom.services.run import start_run
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such run."}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "The run's status does not allow this."}
+}
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.opsloom
+    return app
+
+
+AppDep = Annotated[App, Depends(_app)]
+
+
+@router.post(
+    "",
+    response_model=RunOut,
+    status_code=201,
+    summary="Start a run",
+    description="Starts a run of a registered workflow. With the `run_id` of an existing run, "
+    "returns that run with status 200 instead (idempotent start).",
+    responses={
+        200: {"model": RunOut, "description": "A run with this run_id already exists."},
+        404: {"model": Problem, "description": "No such workflow."},
+    },
+    openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
+)
+async def create_run(
+    app: AppDep, body: Annotated[StartRunBody, Depends(start_run_body)]
+) -> JSONResponse:
+    run, created = await start_run(
+        app, body.workflow, body.input, run_id=body.run_id, priority=body.priority
+    )
+    if not created:
+        return JSONResponse(run.to_dict(), status_code=200)
+    return JSONResponse(
+        run.to_dict(), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"}
+    )
+
+
+@router.get("", response_model=list[RunOut], summary="List runs, newest first")
+async def get_runs(
+    app: AppDep,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    workflow: Annotated[str | None, Query(description="Only runs of this workflow.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
+) -> JSONResponse:
+    runs = await app.list_runs(status=status, workflow=workflow, limit=limit)
+    return JSONResponse([run.to_dict() for run in runs])
+
+
+@router.get(
+    "/{run_id}", response_model=RunOut, summary="A run with its step history", responses=_NOT_FOUND
+)
+async def get_run(app: AppDep, run_id: str) -> JSONResponse:
+    return JSONResponse((await app.get_run(run_id)).to_dict())
+
+
+@router.post(
+    "/{run_id}/signals/{name}",
+    response_model=SignalAccepted,
+    status_code=202,
+    summary="Send a signal to a run",
+    description="The body (any JSON value, or empty for null) is delivered to the run's "
+    "`wait_for(name)`, now or when it gets there.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+    openapi_extra=body_doc({}, required=False),
+)
+async def send_signal(
+    app: AppDep, run_id: str, name: str, payload: Annotated[Any, Depends(json_body)]
+) -> JSONResponse:
+    await app.signal(run_id, name, payload)
+    return JSONResponse({"run_id": run_id, "signal": name}, status_code=202)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=CancelAccepted,
+    status_code=202,
+    summary="Cancel a run and its open child runs (their compensation runs)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def cancel_run(app: AppDep, run_id: str) -> JSONResponse:
+    return JSONResponse({"cancelled": await app.cancel(run_id)}, status_code=202)
+
+
+@router.post(
+    "/{run_id}/retry",
+    response_model=RunOut,
+    summary="Re-queue a failed or timed-out run (completed steps do not run again)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def retry_run(app: AppDep, run_id: str) -> JSONResponse:
+    return JSONResponse((await app.retry(run_id)).to_dict())

@@ -1,0 +1,130 @@
+"""Request bodies and the documented shapes of responses (for the OpenAPI document).
+
+Runs are rendered by :meth:`~opsloom.model.RunRecord.to_dict`, the stable JSON shape shared with
+the CLI's ``--json`` output; :class:`RunOut` documents that shape and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StartRunBody(BaseModel):
+    """Body of ``POST /api/v1/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, description="Name of a registered workflow.")
+    input: Any = Field(default=None, description="Input of the run (any JSON value).")
+    run_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency: starting a run with an existing id returns that run.",
+    )
+    priority: int | None = Field(
+        default=None, description="Higher runs first; default: the workflow's priority."
+    )
+
+
+class StepOut(BaseModel):
+    """One entry of a run's history."""
+
+    seq: int
+    kind: str
+    name: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+    attempts: int
+    wake_at: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+class RunOut(BaseModel):
+    """A run (``RunRecord.to_dict()``); times are ISO 8601 in UTC."""
+
+    id: str
+    workflow: str
+    version: str
+    status: str
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    parent_id: str | None
+    priority: int
+    concurrency_key: str | None
+    deadline: str | None
+    cancel_requested: bool
+    recovered: int
+    created_at: str | None
+    started_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+    steps: list[StepOut]
+
+
+class SignalAccepted(BaseModel):
+    """A signal was stored for the run; a ``wait_for`` of that name receives it."""
+
+    run_id: str
+    signal: str
+
+
+class CancelAccepted(BaseModel):
+    """Cancellation was requested for these runs (the run and its open children)."""
+
+    cancelled: list[str]
+
+
+class WorkflowOut(BaseModel):
+    """A registered workflow version."""
+
+    name: str
+    version: str
+    latest: bool
+    timeout: float | None
+    priority: int
+    concurrency: int | None
+
+
+class StoreHealth(BaseModel):
+    reachable: bool
+    schema_version: int | None
+    error: str | None
+
+
+class WorkerHealth(BaseModel):
+    running: bool
+    executing: int
+    claimed: int
+    concurrency: int | None
+
+
+class HealthOut(BaseModel):
+    """``ok`` when the store answers and the worker runs; otherwise ``unavailable`` (503)."""
+
+    status: str
+    store: StoreHealth
+    worker: WorkerHealth
+    workflows: int
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; ``code`` is opsloom's stable error code."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    retryable: bool | None = Field(
+        default=None, description="Whether trying again may help (errors raised by opsloom)."
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="What is wrong with the request (validation errors)."
+    )

@@ -1,0 +1,64 @@
+"""Serving the API with uvicorn inside an event loop that the caller runs.
+
+``opsloom up`` runs the worker and the API in one process and one loop, and handles SIGTERM
+and SIGINT itself (stop taking requests, then drain the worker), so uvicorn's own signal
+handling is turned off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without signal handlers: the process that embeds it decides when it stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket (port 0: any free port); ``OSError`` if that fails."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(
+    api: FastAPI, sock: socket.socket, stop: asyncio.Event, *, graceful_timeout: int = 5
+) -> None:
+    """Serve ``api`` on ``sock`` until ``stop`` is set, then finish open requests and return."""
+    config = uvicorn.Config(
+        api, lifespan="off", log_config=None, timeout_graceful_shutdown=graceful_timeout
+    )
+    server = _EmbeddedServer(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="opsloom-api")
+    stopping = asyncio.create_task(stop.wait(), name="opsloom-api-stop")
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopping.cancel()
+        await serving
