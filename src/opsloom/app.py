@@ -144,6 +144,19 @@ class App:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    def configure(self, *, database_url: str | None = None,
+                  worker: WorkerOptions | None | bool = True) -> None:
+        """Override, before opening, what a command line chose: the store and the worker.
+
+        ``worker=True`` keeps the current worker options, ``None`` or ``False`` runs none.
+        """
+        if self._store is not None:
+            raise RuntimeError("configure() must be called before the app is opened")
+        if database_url:
+            self._database_url = database_url
+        if worker is not True:
+            self.worker_options = worker or None
+
     @property
     def store(self) -> Store:
         if self._store is None:

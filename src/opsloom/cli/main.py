@@ -67,9 +67,7 @@ def _app(target: str | None, db: str | None, *, worker: WorkerOptions | None,
             app = load_app(target)
         except OpsloomError as exc:
             _fail(f"{exc}{hint}", 2)
-        if db:
-            app._database_url = db
-        app.worker_options = worker
+        app.configure(database_url=db, worker=worker)
         return app
     return App(db, worker=worker)
 
