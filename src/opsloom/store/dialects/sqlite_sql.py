@@ -141,8 +141,10 @@ def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, n
     # the rest of the batch.
     rows = conn.execute(
         f"SELECT run_id, concurrency_key, concurrency_limit FROM jobs "
+        # The unary + keeps SQLite from choosing jobs_due_idx for the range and then sorting
+        # every ready job: walking jobs_ready_idx in order stops after LIMIT rows.
         f"WHERE owner IS NULL AND blocked = 0 AND available_at IS NOT NULL "
-        f"AND available_at <= ? AND kind IN ({_marks(kinds)}) "
+        f"AND +available_at <= ? AND kind IN ({_marks(kinds)}) "
         f"ORDER BY priority DESC, available_at LIMIT ?",
         (now, *kinds, limit * 2 + 8)).fetchall()
     chosen: list[str] = []
