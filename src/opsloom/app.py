@@ -145,7 +145,7 @@ class App:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def configure(self, *, database_url: str | None = None,
-                  worker: WorkerOptions | None | bool = True) -> None:
+                  worker: WorkerOptions | bool | None = True) -> None:
         """Override, before opening, what a command line chose: the store and the worker.
 
         ``worker=True`` keeps the current worker options, ``None`` or ``False`` runs none.
