@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from opsloom.codec import decode, encode
@@ -43,6 +44,7 @@ class Execution(StepRunner, Waits):
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
         super().__init__(host, claim, spec)
         self.ctx = Context(self)
+        self._completion: tuple[Awaitable[None], bytes] | None = None
 
     # --- entry points used by the worker ------------------------------------------------------
 
@@ -102,8 +104,31 @@ class Execution(StepRunner, Waits):
 
     async def _main(self) -> Any:
         if self.spec.takes_input:
-            return await self.spec.fn(self.ctx, self.run.input)
-        return await self.spec.fn(self.ctx)
+            result = await self.spec.fn(self.ctx, self.run.input)
+        else:
+            result = await self.spec.fn(self.ctx)
+        # Queue the completion in the same turn of the loop as the last step's record, so that
+        # both usually share one commit; ``_complete`` then only waits for it.
+        if self.fatal is None and not self.tearing_down:
+            self._completion = self._queue_completion(result)
+        return result
+
+    def _queue_completion(self, result: Any) -> tuple[Awaitable[None], bytes] | None:
+        """Write the completion, or return None when the run must not complete this way."""
+        if self._history_beyond() is not None:
+            return None
+        try:
+            blob = encode(result, what=f"the output of workflow {self.run.workflow!r}")
+        except OpsloomError:
+            return None
+        pending = self.store.finish_run(self.fence, RunStatus.COMPLETED, blob, None,
+                                        self.clock.now())
+        return asyncio.ensure_future(pending), blob
+
+    def _history_beyond(self) -> int | None:
+        """A recorded position the code did not reach (the code changed), if any."""
+        last = max((seq for seq in self.history if seq > 0), default=0)
+        return last if last > self.seq else None
 
     async def _stop_main(self) -> None:
         self.tearing_down = True
@@ -151,8 +176,13 @@ class Execution(StepRunner, Waits):
         await self.store.suspend(self.fence, wake, now)
 
     async def _complete(self, result: Any) -> None:
-        last = max((seq for seq in self.history if seq > 0), default=0)
-        if last > self.seq:
+        if self._completion is not None:
+            pending, blob = self._completion
+            await pending
+            self._finished(RunStatus.COMPLETED, decode(blob), None)
+            return
+        last = self._history_beyond()
+        if last is not None:
             entry = self.history[last]
             self.fatal = NonDeterminismError(
                 f"run {self.run.id} finished at position {self.seq} but its history goes on to "

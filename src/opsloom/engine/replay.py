@@ -70,6 +70,7 @@ class ReplayState:
         self.blocked = 0  # units waiting on a durable wait
         self.wakes: list[float] = []
         self._turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last_write: asyncio.Future[None] | None = None
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
         self.frozen: str | None = None  # "cancel", "timeout" or "drain": start nothing new
         self.tearing_down = False
@@ -123,6 +124,15 @@ class ReplayState:
         """Queue a write without waiting: the store applies a run's writes in call order."""
         future = asyncio.ensure_future(pending)
         future.add_done_callback(self._posted)
+        self._last_write = future
+
+    async def _barrier(self) -> None:
+        """Wait until every write queued so far is durable (or raise what broke the run)."""
+        last = self._last_write
+        if last is not None and not last.done():
+            await asyncio.wait((last,))  # never cancels the write itself
+        if self.fatal is not None:
+            raise self.fatal
 
     def _posted(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():

@@ -52,6 +52,8 @@ class StepRunner(ReplayState):
                         inline: bool = False) -> Any:
         policy = spec.retry
         while True:
+            # A step body never starts before everything the run recorded earlier is durable.
+            await self._barrier()
             started = self.clock.now()
             token = _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt))
             try:
@@ -63,7 +65,11 @@ class StepRunner(ReplayState):
                 failure: BaseException = exc
             else:
                 value = decode(blob)
-                await self._write(self.store.record_step(self.fence, StepRecord(
+                # The record is queued, not awaited: deterministic workflow code may go on, but
+                # the next step body, a park or the run's completion is ordered after it (see
+                # ``_barrier`` and the store's in-order writes), so a run's last step and its
+                # completion can share one commit.
+                self._post(self.store.record_step(self.fence, StepRecord(
                     run_id=self.run.id, seq=seq, kind=kind, name=spec.name,
                     status=StepStatus.COMPLETED, output=value, encoded=blob, attempts=attempt,
                     started_at=started, completed_at=self.clock.now())))
