@@ -106,6 +106,10 @@ def _nudge(conn: sqlite3.Connection, run_ids: Sequence[str], now: float) -> None
             f"ELSE available_at END WHERE run_id IN ({_marks(chunk)})", (now, *chunk))
 
 
+# In the updates by id below, ``+status`` keeps SQLite from walking runs_status_idx over every
+# pending run instead of looking the ids up by primary key.
+
+
 def _requeue(conn: sqlite3.Connection, run_ids: Sequence[str], now: float, *,
              recovered: bool) -> None:
     for chunk in _chunks(run_ids):
@@ -114,7 +118,7 @@ def _requeue(conn: sqlite3.Connection, run_ids: Sequence[str], now: float, *,
                      f"WHERE run_id IN ({marks})", (now, *chunk))
         conn.execute(f"UPDATE runs SET status = 'pending', updated_at = ?, "
                      f"recovered = recovered + ? WHERE id IN ({marks}) "
-                     f"AND status IN ('running', 'waiting')", (now, int(recovered), *chunk))
+                     f"AND +status IN ('running', 'waiting')", (now, int(recovered), *chunk))
 
 
 def _close_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, output: bytes | None,
@@ -181,7 +185,7 @@ def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, n
             tokens[run_id] = token
         conn.execute(f"UPDATE runs SET status = 'running', updated_at = ?, "
                      f"started_at = coalesce(started_at, ?) WHERE id IN ({marks}) "
-                     f"AND status IN ('pending', 'waiting')", (now, now, *chunk))
+                     f"AND +status IN ('pending', 'waiting')", (now, now, *chunk))
     histories = _fetch_steps(conn, chosen)
     signals = _fetch_signals(conn, chosen)
     claims: list[Claim] = []
