@@ -24,10 +24,19 @@ def clock() -> FakeClock:
 def make_app(db_url: str) -> Callable[..., App]:
     """Build an App on the test database; tests register workflows, then open it."""
 
-    def build(*, clock: FakeClock | None = None, worker: WorkerOptions | None = None,
-              client: bool = False) -> App:
-        options = None if client else (worker or WorkerOptions(
-            concurrency=64, poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5))
+    def build(
+        *, clock: FakeClock | None = None, worker: WorkerOptions | None = None, client: bool = False
+    ) -> App:
+        options = (
+            None
+            if client
+            else (
+                worker
+                or WorkerOptions(
+                    concurrency=64, poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5
+                )
+            )
+        )
         return App(db_url, worker=options, clock=clock)
 
     return build

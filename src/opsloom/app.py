@@ -73,9 +73,14 @@ class App:
         sqlite_synchronous: SQLite durability level (default from settings, ``FULL``).
     """
 
-    def __init__(self, database_url: str | None = None, *,
-                 worker: WorkerOptions | None = WorkerOptions(), clock: Clock | None = None,
-                 sqlite_synchronous: str | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        worker: WorkerOptions | None = WorkerOptions(),
+        clock: Clock | None = None,
+        sqlite_synchronous: str | None = None,
+    ) -> None:
         self._database_url = database_url
         self._sqlite_synchronous = sqlite_synchronous
         self.worker_options = worker
@@ -93,13 +98,23 @@ class App:
     def step(self, fn: F) -> F: ...
 
     @overload
-    def step(self, fn: None = None, *, name: str | None = None,
-             retry: RetryPolicy | None = None,
-             timeout: float | None = None) -> Callable[[F], F]: ...
+    def step(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]: ...
 
-    def step(self, fn: F | None = None, *, name: str | None = None,
-             retry: RetryPolicy | None = None,
-             timeout: float | None = None) -> F | Callable[[F], F]:
+    def step(
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> F | Callable[[F], F]:
         """Declare a step function (async or sync) with its retry policy and timeout."""
 
         def register(func: F) -> F:
@@ -112,15 +127,29 @@ class App:
     def workflow(self, fn: W) -> W: ...
 
     @overload
-    def workflow(self, fn: None = None, *, name: str | None = None, version: str = "1",
-                 timeout: float | None = None, priority: int = 0,
-                 concurrency: int | None = None,
-                 concurrency_key: Callable[[Any], str] | None = None) -> Callable[[W], W]: ...
+    def workflow(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        version: str = "1",
+        timeout: float | None = None,
+        priority: int = 0,
+        concurrency: int | None = None,
+        concurrency_key: Callable[[Any], str] | None = None,
+    ) -> Callable[[W], W]: ...
 
-    def workflow(self, fn: W | None = None, *, name: str | None = None, version: str = "1",
-                 timeout: float | None = None, priority: int = 0,
-                 concurrency: int | None = None,
-                 concurrency_key: Callable[[Any], str] | None = None) -> W | Callable[[W], W]:
+    def workflow(
+        self,
+        fn: W | None = None,
+        *,
+        name: str | None = None,
+        version: str = "1",
+        timeout: float | None = None,
+        priority: int = 0,
+        concurrency: int | None = None,
+        concurrency_key: Callable[[Any], str] | None = None,
+    ) -> W | Callable[[W], W]:
         """Register a workflow ``async def wf(ctx, input)`` under a name and version.
 
         ``concurrency`` limits how many runs of this workflow are open at once, across all
@@ -134,18 +163,27 @@ class App:
         def register(func: W) -> W:
             if not inspect.iscoroutinefunction(func):
                 raise ConfigurationError(f"workflow {func.__qualname__} must be an async function")
-            self.registry.add_workflow(WorkflowSpec(
-                fn=func, name=name or func.__name__, version=str(version), timeout=timeout,
-                priority=priority, concurrency=concurrency, concurrency_key=concurrency_key,
-                takes_input=workflow_takes_input(func)))
+            self.registry.add_workflow(
+                WorkflowSpec(
+                    fn=func,
+                    name=name or func.__name__,
+                    version=str(version),
+                    timeout=timeout,
+                    priority=priority,
+                    concurrency=concurrency,
+                    concurrency_key=concurrency_key,
+                    takes_input=workflow_takes_input(func),
+                )
+            )
             return func  # type: ignore[return-value]  # inspect narrows it too far
 
         return register(fn) if fn is not None else register
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def configure(self, *, database_url: str | None = None,
-                  worker: WorkerOptions | bool | None = True) -> None:
+    def configure(
+        self, *, database_url: str | None = None, worker: WorkerOptions | bool | None = True
+    ) -> None:
         """Override, before opening, what a command line chose: the store and the worker.
 
         ``worker=True`` keeps the current worker options, ``None`` or ``False`` runs none.
@@ -172,8 +210,9 @@ class App:
 
         settings = load_settings()
         url = self._database_url or settings.database_url
-        store = open_store(url, sqlite_synchronous=self._sqlite_synchronous
-                           or settings.sqlite_synchronous)
+        store = open_store(
+            url, sqlite_synchronous=self._sqlite_synchronous or settings.sqlite_synchronous
+        )
         try:
             await store.open()
         except BaseException:
@@ -181,8 +220,13 @@ class App:
             raise
         self._store = store
         if self.worker_options is not None:
-            self.worker = Worker(store, self.registry, self.clock, self.worker_options,
-                                 on_finished=self._run_finished)
+            self.worker = Worker(
+                store,
+                self.registry,
+                self.clock,
+                self.worker_options,
+                on_finished=self._run_finished,
+            )
             await self.worker.start()
 
     async def close(self, grace: float | None = None) -> None:
@@ -206,8 +250,15 @@ class App:
 
     # --- runs --------------------------------------------------------------------------------
 
-    async def start(self, workflow: str, input: Any = None, *, run_id: str | None = None,
-                    priority: int | None = None, version: str | None = None) -> RunHandle:
+    async def start(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        priority: int | None = None,
+        version: str | None = None,
+    ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
         spec = self.registry.workflow(workflow, version)
         try:
@@ -220,18 +271,25 @@ class App:
         try:
             key = spec.key_for(input)
         except Exception as exc:
-            raise InputError(f"the concurrency key of workflow {workflow!r} could not be "
-                             f"computed from this input: {type(exc).__name__}: {exc}") from None
+            raise InputError(
+                f"the concurrency key of workflow {workflow!r} could not be "
+                f"computed from this input: {type(exc).__name__}: {exc}"
+            ) from None
         new = NewRun(
-            id=run_id or new_id(), workflow=spec.name, version=spec.version, input=blob,
-            priority=spec.priority if priority is None else priority, concurrency_key=key,
+            id=run_id or new_id(),
+            workflow=spec.name,
+            version=spec.version,
+            input=blob,
+            priority=spec.priority if priority is None else priority,
+            concurrency_key=key,
             concurrency_limit=spec.concurrency,
-            deadline=None if spec.timeout is None else now + spec.timeout)
+            deadline=None if spec.timeout is None else now + spec.timeout,
+        )
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
         # skipping a round trip through the queue. Runs under a concurrency limit always
         # queue, so that the limit is checked where all workers see it.
-        direct = (worker is not None and spec.concurrency is None and worker.reserve(spec.kind))
+        direct = worker is not None and spec.concurrency is None and worker.reserve(spec.kind)
         if not direct:
             run, created = await self.store.create_run(new, now)
             if created and worker is not None:
@@ -240,12 +298,14 @@ class App:
         assert worker is not None
         try:
             run, created = await self.store.create_run(
-                new, now, lease=(worker.owner, now + worker.options.lease_seconds))
+                new, now, lease=(worker.owner, now + worker.options.lease_seconds)
+            )
         except BaseException:
             worker.adopt(None)
             raise
-        worker.adopt(Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={})
-                     if created else None)
+        worker.adopt(
+            Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if created else None
+        )
         return RunHandle(self, run.id, created)
 
     def handle(self, run_id: str) -> RunHandle:
@@ -258,10 +318,14 @@ class App:
             raise RunNotFoundError(f"no run {run_id!r}")
         return run
 
-    async def list_runs(self, *, status: RunStatus | str | None = None,
-                        workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
-        return await self.store.list_runs(RunFilter(
-            status=None if status is None else RunStatus(status), workflow=workflow, limit=limit))
+    async def list_runs(
+        self, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        return await self.store.list_runs(
+            RunFilter(
+                status=None if status is None else RunStatus(status), workflow=workflow, limit=limit
+            )
+        )
 
     async def signal(self, run_id: str, name: str, data: Any = None) -> None:
         """Send a signal; a ``wait_for(name)`` in the run receives ``data`` (now or later)."""

@@ -117,8 +117,9 @@ class StepFailedError(OpsloomError):
         traceback: str = "",
         attempts: int = 1,
     ) -> None:
-        super().__init__(f"step {step!r} (#{seq}) failed after {attempts} attempt(s): "
-                         f"{error_type}: {message}")
+        super().__init__(
+            f"step {step!r} (#{seq}) failed after {attempts} attempt(s): {error_type}: {message}"
+        )
         self.step = step
         self.seq = seq
         self.error_type = error_type

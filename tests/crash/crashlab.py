@@ -131,21 +131,38 @@ class Lab:
 
     # --- processes ---------------------------------------------------------------------------
 
-    def spawn(self, *, lease: float = 2.0, concurrency: int = 64,
-              grace: float = 10.0) -> WorkerProcess:
+    def spawn(
+        self, *, lease: float = 2.0, concurrency: int = 64, grace: float = 10.0
+    ) -> WorkerProcess:
         """Start ``opsloom worker --app flows:app`` on the lab's database."""
         name = f"worker{len(self.workers) + 1}"
         output = self.root / f"{name}.log"
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("OPSLOOM_")}
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OPSLOOM_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         with output.open("wb") as sink:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "opsloom.cli.main", "worker", "--app", "flows:app",
-                 "--db", self.url, "--concurrency", str(concurrency), "--lease", str(lease),
-                 "--grace", str(grace)],
-                cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=sink,
-                stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "opsloom.cli.main",
+                    "worker",
+                    "--app",
+                    "flows:app",
+                    "--db",
+                    self.url,
+                    "--concurrency",
+                    str(concurrency),
+                    "--lease",
+                    str(lease),
+                    "--grace",
+                    str(grace),
+                ],
+                cwd=HERE,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         worker = WorkerProcess(name, proc, output)
         self.workers.append(worker)
         return worker
@@ -166,8 +183,14 @@ class Lab:
             parts.append(f"--- {worker.name} pid {worker.pid} ({state}) ---\n{worker.tail()}")
         return "\n".join(parts)
 
-    async def wait_until(self, condition: Callable[[], Any], *, timeout: float, what: str,
-                         alive: Iterable[WorkerProcess] = ()) -> Any:
+    async def wait_until(
+        self,
+        condition: Callable[[], Any],
+        *,
+        timeout: float,
+        what: str,
+        alive: Iterable[WorkerProcess] = (),
+    ) -> Any:
         """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds, or at once
         if one of the ``alive`` workers dies."""
         watched = list(alive)
@@ -178,11 +201,13 @@ class Lab:
                 return value
             for worker in watched:
                 if not worker.alive():
-                    raise AssertionError(f"{worker} died while waiting for {what}\n"
-                                         f"{self.diagnostics()}")
+                    raise AssertionError(
+                        f"{worker} died while waiting for {what}\n{self.diagnostics()}"
+                    )
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n"
-                                     f"{self.diagnostics()}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}\n{self.diagnostics()}"
+                )
             await asyncio.sleep(0.02)
 
     # --- gates and the step log ----------------------------------------------------------------
@@ -215,8 +240,16 @@ class Lab:
         out = []
         for nonce, first in started.items():
             last = ended.get(nonce)
-            out.append(Body(first.run_id, first.seq, first.pid, nonce, first.at,
-                            None if last is None else last.at))
+            out.append(
+                Body(
+                    first.run_id,
+                    first.seq,
+                    first.pid,
+                    nonce,
+                    first.at,
+                    None if last is None else last.at,
+                )
+            )
         return sorted(out, key=lambda body: body.started)
 
     def bodies_by_step(self) -> dict[tuple[str, int], list[Body]]:
@@ -226,11 +259,13 @@ class Lab:
             out.setdefault((body.run_id, body.seq), []).append(body)
         return out
 
-    def count(self, event: str, *, seq: int | None = None,
-              pid: int | None = None) -> Counter[str]:
+    def count(self, event: str, *, seq: int | None = None, pid: int | None = None) -> Counter[str]:
         """How many ``event`` lines each run has (optionally for one step, one worker)."""
-        return Counter(e.run_id for e in self.events() if e.event == event
-                       and (seq is None or e.seq == seq) and (pid is None or e.pid == pid))
+        return Counter(
+            e.run_id
+            for e in self.events()
+            if e.event == event and (seq is None or e.seq == seq) and (pid is None or e.pid == pid)
+        )
 
     # --- durable state, read straight from the file ------------------------------------------
 
@@ -264,19 +299,37 @@ class Lab:
     def steps(self) -> dict[tuple[str, int], dict[str, Any]]:
         """Every history entry by (run_id, seq)."""
         out: dict[tuple[str, int], dict[str, Any]] = {}
-        for run_id, seq, kind, name, status, output, attempts, wake_at, started_at, \
-                completed_at in self.query(
-                    "SELECT run_id, seq, kind, name, status, output, attempts, wake_at, "
-                    "started_at, completed_at FROM steps"):
+        for (
+            run_id,
+            seq,
+            kind,
+            name,
+            status,
+            output,
+            attempts,
+            wake_at,
+            started_at,
+            completed_at,
+        ) in self.query(
+            "SELECT run_id, seq, kind, name, status, output, attempts, wake_at, "
+            "started_at, completed_at FROM steps"
+        ):
             out[(run_id, seq)] = {
-                "kind": kind, "name": name, "status": status, "output": decode(output),
-                "attempts": attempts, "wake_at": wake_at, "started_at": started_at,
-                "completed_at": completed_at}
+                "kind": kind,
+                "name": name,
+                "status": status,
+                "output": decode(output),
+                "attempts": attempts,
+                "wake_at": wake_at,
+                "started_at": started_at,
+                "completed_at": completed_at,
+            }
         return out
 
     def owned_jobs(self) -> list[tuple[Any, ...]]:
-        return self.query("SELECT run_id, owner, token, lease_expires_at FROM jobs "
-                          "WHERE owner IS NOT NULL")
+        return self.query(
+            "SELECT run_id, owner, token, lease_expires_at FROM jobs WHERE owner IS NOT NULL"
+        )
 
     def job_owner(self, run_id: str) -> tuple[str | None, int] | None:
         rows = self.query("SELECT owner, token FROM jobs WHERE run_id = ?", (run_id,))

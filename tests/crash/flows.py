@@ -35,8 +35,7 @@ app = App()
 
 def _record(log: str, event: str, nonce: str) -> None:
     info = current_step()
-    line = (f"{info.run_id} {info.seq} {event} {os.getpid()} {time.monotonic():.6f} "
-            f"{nonce}\n")
+    line = f"{info.run_id} {info.seq} {event} {os.getpid()} {time.monotonic():.6f} {nonce}\n"
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -46,8 +45,9 @@ def _record(log: str, event: str, nonce: str) -> None:
 
 def _gate_open(gate: str, nonce: str) -> bool:
     folder = Path(gate)
-    return any((folder / name).exists()
-               for name in ("open", f"open-{os.getpid()}", f"open-{nonce}"))
+    return any(
+        (folder / name).exists() for name in ("open", f"open-{os.getpid()}", f"open-{nonce}")
+    )
 
 
 @app.step(name="mark")
@@ -111,8 +111,9 @@ async def parked(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
 async def fan_out(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
     """Three steps at once (two held, one quick), then one more step."""
     log, gate = inp["log"], inp["gate"]
-    branches = await ctx.gather(ctx.step(hold, log, gate), ctx.step(hold, log, gate),
-                                ctx.step(mark, log))
+    branches = await ctx.gather(
+        ctx.step(hold, log, gate), ctx.step(hold, log, gate), ctx.step(mark, log)
+    )
     last = await ctx.step(mark, log)
     return {"pids": [branch["pid"] for branch in branches] + [last["pid"]]}
 

@@ -29,9 +29,11 @@ async def test_sigkill_while_parked__signals_and_timers_survive(lab: Lab, client
     def all_parked() -> bool:
         statuses = lab.statuses()
         steps = lab.steps()
-        return (all(statuses.get(run_id) == "waiting" for run_id in runs)
-                and all(steps.get((run_id, 2), {}).get("status") == "waiting" for run_id in runs)
-                and not lab.owned_jobs())
+        return (
+            all(statuses.get(run_id) == "waiting" for run_id in runs)
+            and all(steps.get((run_id, 2), {}).get("status") == "waiting" for run_id in runs)
+            and not lab.owned_jobs()
+        )
 
     await lab.wait_until(all_parked, timeout=20, what="every run to park", alive=[first])
     first.send(signal.SIGKILL)
@@ -43,19 +45,20 @@ async def test_sigkill_while_parked__signals_and_timers_survive(lab: Lab, client
     assert lab.query("SELECT count(*) FROM signals WHERE consumed_seq IS NULL") == [(20,)]
     steps = lab.steps()
     short_due = max(steps[(run_id, 2)]["wake_at"] for run_id, s in timers.items() if s < 3)
-    await lab.wait_until(lambda: time.time() > short_due, timeout=10,
-                         what="the short timers to fall due")
+    await lab.wait_until(
+        lambda: time.time() > short_due, timeout=10, what="the short timers to fall due"
+    )
 
     second = lab.spawn(lease=2)
-    await lab.wait_until(lambda: lab.completed(runs), timeout=30, what="every run to complete",
-                         alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed(runs), timeout=30, what="every run to complete", alive=[second]
+    )
 
     steps = lab.steps()
     for i, run_id in enumerate(waiting):
         run = await client.get_run(run_id)
         assert run.output == {"got": {"n": i}}, run_id
-        assert (steps[(run_id, 2)]["kind"], steps[(run_id, 2)]["status"]) == (
-            "signal", "completed")
+        assert (steps[(run_id, 2)]["kind"], steps[(run_id, 2)]["status"]) == ("signal", "completed")
     for run_id, seconds in timers.items():
         timer = steps[(run_id, 2)]
         assert (timer["kind"], timer["status"]) == ("sleep", "completed")
@@ -63,7 +66,8 @@ async def test_sigkill_while_parked__signals_and_timers_survive(lab: Lab, client
         assert timer["completed_at"] >= timer["wake_at"], f"{run_id} woke early"
     # Each signal was consumed exactly once, by the wait it was meant for.
     assert sorted(lab.query("SELECT run_id, consumed_seq FROM signals")) == [
-        (run_id, 2) for run_id in sorted(waiting)]
+        (run_id, 2) for run_id in sorted(waiting)
+    ]
 
     # Parked runs held no lease: the crash re-ran nothing and recovered nothing.
     bodies = lab.bodies_by_step()

@@ -24,8 +24,9 @@ async def test_sigkill_mid_step__only_in_flight_steps_run_again(lab: Lab, client
     done = [f"done-{i}" for i in range(3)]
     for run_id in done:
         await client.start("three_steps", lab.input(), run_id=run_id)
-    await lab.wait_until(lambda: lab.completed(done), timeout=20, what="the first runs",
-                         alive=[first])
+    await lab.wait_until(
+        lambda: lab.completed(done), timeout=20, what="the first runs", alive=[first]
+    )
 
     # Twelve runs whose step 2 holds until the gate opens; with concurrency 8, eight are in
     # flight at the kill and four were never claimed.
@@ -36,8 +37,12 @@ async def test_sigkill_mid_step__only_in_flight_steps_run_again(lab: Lab, client
     def in_flight() -> set[str]:
         return {run_id for run_id in lab.count("start", seq=2, pid=first.pid) if run_id in held}
 
-    await lab.wait_until(lambda: len(in_flight()) == 8, timeout=20,
-                         what="eight step-2 bodies in flight", alive=[first])
+    await lab.wait_until(
+        lambda: len(in_flight()) == 8,
+        timeout=20,
+        what="eight step-2 bodies in flight",
+        alive=[first],
+    )
     first.send(signal.SIGKILL)
     assert await first.exited(timeout=10) == -signal.SIGKILL
     flying = in_flight()
@@ -46,8 +51,12 @@ async def test_sigkill_mid_step__only_in_flight_steps_run_again(lab: Lab, client
 
     lab.open_gate()
     second = lab.spawn(lease=2, concurrency=8)
-    await lab.wait_until(lambda: lab.completed(held), timeout=30,
-                         what="every run to complete after the restart", alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed(held),
+        timeout=30,
+        what="every run to complete after the restart",
+        alive=[second],
+    )
 
     steps = lab.steps()
     bodies = lab.bodies_by_step()
@@ -56,19 +65,23 @@ async def test_sigkill_mid_step__only_in_flight_steps_run_again(lab: Lab, client
         assert run.status == "completed", run_id
         # One completed history entry per step, no more.
         assert [(s.seq, s.status) for s in run.steps] == [
-            (1, "completed"), (2, "completed"), (3, "completed")], run_id
+            (1, "completed"),
+            (2, "completed"),
+            (3, "completed"),
+        ], run_id
         for seq in (1, 2, 3):
             runs_of_step = bodies[(run_id, seq)]
             finished = [body for body in runs_of_step if body.ended is not None]
             # The recorded result is the one execution that finished: never overwritten.
             assert len(finished) == 1, (run_id, seq, runs_of_step)
             assert steps[(run_id, seq)]["output"] == {
-                "pid": finished[0].pid, "nonce": finished[0].nonce}, (run_id, seq)
+                "pid": finished[0].pid,
+                "nonce": finished[0].nonce,
+            }, (run_id, seq)
 
         starts = {seq: [body.pid for body in bodies[(run_id, seq)]] for seq in (1, 2, 3)}
         if run_id in flying:
-            assert starts == {1: [first.pid], 2: [first.pid, second.pid], 3: [second.pid]}, \
-                run_id
+            assert starts == {1: [first.pid], 2: [first.pid, second.pid], 3: [second.pid]}, run_id
             assert run.recovered >= 1, run_id
             assert run.output == {"pids": [first.pid, second.pid, second.pid]}
         elif run_id in never_claimed:
@@ -90,14 +103,22 @@ async def test_sigkill_under_load__recorded_steps_never_run_again(lab: Lab, clie
     runs = [f"load-{i:03}" for i in range(120)]
     for run_id in runs:
         await client.start("three_steps", lab.input(seconds=0.02), run_id=run_id)
-    await lab.wait_until(lambda: sum(lab.count("end").values()) >= 120, timeout=20,
-                         what="a third of the step bodies to finish", alive=[first])
+    await lab.wait_until(
+        lambda: sum(lab.count("end").values()) >= 120,
+        timeout=20,
+        what="a third of the step bodies to finish",
+        alive=[first],
+    )
     first.send(signal.SIGKILL)
     assert await first.exited(timeout=10) == -signal.SIGKILL
 
     second = lab.spawn(lease=2, concurrency=32)
-    await lab.wait_until(lambda: lab.completed(runs), timeout=30,
-                         what="every run to complete after the restart", alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed(runs),
+        timeout=30,
+        what="every run to complete after the restart",
+        alive=[second],
+    )
 
     steps = lab.steps()
     bodies = lab.bodies_by_step()
@@ -105,7 +126,10 @@ async def test_sigkill_under_load__recorded_steps_never_run_again(lab: Lab, clie
     for run_id in runs:
         run = await client.get_run(run_id)
         assert [(s.seq, s.status) for s in run.steps] == [
-            (1, "completed"), (2, "completed"), (3, "completed")], run_id
+            (1, "completed"),
+            (2, "completed"),
+            (3, "completed"),
+        ], run_id
         recorded_end = 0.0
         for seq in (1, 2, 3):
             executions = bodies[(run_id, seq)]
@@ -137,25 +161,43 @@ async def test_sigkill_during_gather__recorded_branch_is_kept(lab: Lab, client: 
     def two_held_one_recorded() -> bool:
         steps = lab.steps()
         held = lab.count("start", pid=first.pid)
-        return all(steps.get((run_id, 3), {}).get("status") == "completed"
-                   and held[run_id] == 3 for run_id in runs)
+        return all(
+            steps.get((run_id, 3), {}).get("status") == "completed" and held[run_id] == 3
+            for run_id in runs
+        )
 
-    await lab.wait_until(two_held_one_recorded, timeout=20,
-                         what="branches 1 and 2 in flight and branch 3 recorded", alive=[first])
+    await lab.wait_until(
+        two_held_one_recorded,
+        timeout=20,
+        what="branches 1 and 2 in flight and branch 3 recorded",
+        alive=[first],
+    )
     first.send(signal.SIGKILL)
     assert await first.exited(timeout=10) == -signal.SIGKILL
 
     lab.open_gate()
     second = lab.spawn(lease=2)
-    await lab.wait_until(lambda: lab.completed(runs), timeout=30,
-                         what="every run to complete after the restart", alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed(runs),
+        timeout=30,
+        what="every run to complete after the restart",
+        alive=[second],
+    )
     bodies = lab.bodies_by_step()
     for run_id in runs:
         run = await client.get_run(run_id)
         assert [(s.seq, s.status) for s in run.steps] == [
-            (1, "completed"), (2, "completed"), (3, "completed"), (4, "completed")], run_id
+            (1, "completed"),
+            (2, "completed"),
+            (3, "completed"),
+            (4, "completed"),
+        ], run_id
         starts = {seq: [b.pid for b in bodies[(run_id, seq)]] for seq in (1, 2, 3, 4)}
-        assert starts == {1: [first.pid, second.pid], 2: [first.pid, second.pid],
-                          3: [first.pid], 4: [second.pid]}, run_id
+        assert starts == {
+            1: [first.pid, second.pid],
+            2: [first.pid, second.pid],
+            3: [first.pid],
+            4: [second.pid],
+        }, run_id
         assert run.output == {"pids": [second.pid, second.pid, first.pid, second.pid]}
         assert run.recovered >= 1

@@ -16,15 +16,18 @@ pytestmark = [pytest.mark.crash, pytest.mark.timeout(60)]
 GRACE = 10.0
 
 
-async def test_sigterm__running_steps_finish_and_leases_are_released(lab: Lab,
-                                                                     client: App) -> None:
+async def test_sigterm__running_steps_finish_and_leases_are_released(lab: Lab, client: App) -> None:
     first = lab.spawn(lease=5, concurrency=4, grace=GRACE)
     runs = [f"slow-{i}" for i in range(6)]
     for run_id in runs:
         await client.start("three_steps", lab.input(seconds=1.0), run_id=run_id)
     # Concurrency 4: four runs are inside their one-second step 2, two were never claimed.
-    await lab.wait_until(lambda: len(lab.count("start", seq=2, pid=first.pid)) == 4,
-                         timeout=20, what="four step-2 bodies in flight", alive=[first])
+    await lab.wait_until(
+        lambda: len(lab.count("start", seq=2, pid=first.pid)) == 4,
+        timeout=20,
+        what="four step-2 bodies in flight",
+        alive=[first],
+    )
     flying = set(lab.count("start", seq=2, pid=first.pid))
 
     asked = time.monotonic()
@@ -43,15 +46,17 @@ async def test_sigterm__running_steps_finish_and_leases_are_released(lab: Lab,
         assert steps[(run_id, 2)]["output"] == {"pid": first.pid, "nonce": body.nonce}
         # …and the next one did not start.
         assert (run_id, 3) not in steps
-    assert not [e for e in lab.events() if e.event == "start" and e.at > asked], \
+    assert not [e for e in lab.events() if e.event == "start" and e.at > asked], (
         "a step started after SIGTERM"
+    )
     assert lab.owned_jobs() == [], "leases were not released"
     statuses = lab.statuses()
     assert all(statuses[run_id] in ("pending", "waiting") for run_id in runs), statuses
 
     second = lab.spawn(lease=5, concurrency=4, grace=GRACE)
-    await lab.wait_until(lambda: lab.completed(runs), timeout=30, what="every run to complete",
-                         alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed(runs), timeout=30, what="every run to complete", alive=[second]
+    )
     for run_id in runs:
         run = await client.get_run(run_id)
         starts = {seq: [b.pid for b in lab.bodies_by_step()[(run_id, seq)]] for seq in (1, 2, 3)}
@@ -66,14 +71,19 @@ async def test_sigterm__running_steps_finish_and_leases_are_released(lab: Lab,
     assert await second.exited(timeout=GRACE + 5) == 0
 
 
-async def test_sigterm__step_longer_than_grace__is_cut_and_runs_again(lab: Lab,
-                                                                      client: App) -> None:
+async def test_sigterm__step_longer_than_grace__is_cut_and_runs_again(
+    lab: Lab, client: App
+) -> None:
     grace = 1.0
     first = lab.spawn(lease=5, grace=grace)
     run_id = "stuck"
     await client.start("three_steps", lab.input(gate=str(lab.gate)), run_id=run_id)
-    await lab.wait_until(lambda: lab.count("start", seq=2)[run_id] == 1, timeout=20,
-                         what="step 2 in flight", alive=[first])
+    await lab.wait_until(
+        lambda: lab.count("start", seq=2)[run_id] == 1,
+        timeout=20,
+        what="step 2 in flight",
+        alive=[first],
+    )
 
     asked = time.monotonic()
     first.send(signal.SIGTERM)
@@ -85,8 +95,9 @@ async def test_sigterm__step_longer_than_grace__is_cut_and_runs_again(lab: Lab,
 
     lab.open_gate()
     second = lab.spawn(lease=5)
-    await lab.wait_until(lambda: lab.completed([run_id]), timeout=20,
-                         what="the run to complete", alive=[second])
+    await lab.wait_until(
+        lambda: lab.completed([run_id]), timeout=20, what="the run to complete", alive=[second]
+    )
     starts = {seq: [b.pid for b in lab.bodies_by_step()[(run_id, seq)]] for seq in (1, 2, 3)}
     assert starts == {1: [first.pid], 2: [first.pid, second.pid], 3: [second.pid]}
     run = await client.get_run(run_id)

@@ -18,25 +18,27 @@ from opsloom import App
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(60)]
 
 
-async def test_two_workers__many_runs__never_execute_one_run_at_once(lab: Lab,
-                                                                      client: App) -> None:
+async def test_two_workers__many_runs__never_execute_one_run_at_once(lab: Lab, client: App) -> None:
     # Concurrency 4 each and a first step that holds: eight runs in flight means both workers
     # are busy before the rest is released, so both compete for the remaining work.
     workers = [lab.spawn(lease=5, concurrency=4) for _ in range(2)]
     runs = [f"relay-{i:02}" for i in range(60)]
     for run_id in runs:
-        await client.start("relay", lab.input(gate=str(lab.gate), pause=0.05, seconds=0.01),
-                           run_id=run_id)
+        await client.start(
+            "relay", lab.input(gate=str(lab.gate), pause=0.05, seconds=0.01), run_id=run_id
+        )
 
     def both_full() -> bool:
         starts = [e for e in lab.events() if e.event == "start" and e.seq == 1]
         return len(starts) == 8 and {e.pid for e in starts} == {w.pid for w in workers}
 
-    await lab.wait_until(both_full, timeout=20, what="both workers at their concurrency",
-                         alive=workers)
+    await lab.wait_until(
+        both_full, timeout=20, what="both workers at their concurrency", alive=workers
+    )
     lab.open_gate()
-    await lab.wait_until(lambda: lab.completed(runs), timeout=40, what="every run to complete",
-                         alive=workers)
+    await lab.wait_until(
+        lambda: lab.completed(runs), timeout=40, what="every run to complete", alive=workers
+    )
 
     steps = lab.steps()
     bodies = lab.bodies_by_step()
@@ -80,14 +82,22 @@ async def test_two_workers__fresh_database__both_start(lab: Lab) -> None:
         assert lock.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
         lock.execute("BEGIN IMMEDIATE")
         workers = [lab.spawn(lease=5, concurrency=1) for _ in range(2)]
-        await lab.wait_until(lambda: all(waits_for_lock(w.pid) for w in workers), timeout=20,
-                             what="both workers to wait for the write lock", alive=workers)
+        await lab.wait_until(
+            lambda: all(waits_for_lock(w.pid) for w in workers),
+            timeout=20,
+            what="both workers to wait for the write lock",
+            alive=workers,
+        )
     finally:
         lock.execute("ROLLBACK")
         lock.close()
 
-    await lab.wait_until(lambda: lab.query("PRAGMA user_version")[0][0] > 0, timeout=20,
-                         what="the schema", alive=workers)
+    await lab.wait_until(
+        lambda: lab.query("PRAGMA user_version")[0][0] > 0,
+        timeout=20,
+        what="the schema",
+        alive=workers,
+    )
     client = client_app(lab.url)
     async with client:
         # With concurrency 1, two held runs need both workers.
@@ -95,7 +105,14 @@ async def test_two_workers__fresh_database__both_start(lab: Lab) -> None:
             await client.start("three_steps", lab.input(gate=str(lab.gate)), run_id=run_id)
         await lab.wait_until(
             lambda: {e.pid for e in lab.events() if e.seq == 2} == {w.pid for w in workers},
-            timeout=20, what="each worker to run one of the runs", alive=workers)
+            timeout=20,
+            what="each worker to run one of the runs",
+            alive=workers,
+        )
         lab.open_gate()
-        await lab.wait_until(lambda: lab.completed(["a", "b"]), timeout=20,
-                             what="both runs to complete", alive=workers)
+        await lab.wait_until(
+            lambda: lab.completed(["a", "b"]),
+            timeout=20,
+            what="both runs to complete",
+            alive=workers,
+        )

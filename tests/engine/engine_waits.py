@@ -30,7 +30,10 @@ async def parked(app: App, run_id: str) -> None:
 
     async def check() -> bool:
         run = await app.get_run(run_id)
-        return (run.status is RunStatus.WAITING and app.worker is not None
-                and run_id not in app.worker.executions)
+        return (
+            run.status is RunStatus.WAITING
+            and app.worker is not None
+            and run_id not in app.worker.executions
+        )
 
     await eventually(check)

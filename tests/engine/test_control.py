@@ -50,17 +50,21 @@ async def test_compensation__runs_last_in_first_out_on_failure(app: App) -> None
     assert run.status is RunStatus.FAILED and run.error is not None
     assert run.error["type"] == "PermissionError" and run.error["message"] == "card declined"
     undo = [s for s in run.steps if s.kind is StepKind.COMPENSATION]
-    assert [(s.seq, s.status) for s in undo] == [(-1, StepStatus.COMPLETED),
-                                                (-2, StepStatus.COMPLETED),
-                                                (-3, StepStatus.COMPLETED)]
+    assert [(s.seq, s.status) for s in undo] == [
+        (-1, StepStatus.COMPLETED),
+        (-2, StepStatus.COMPLETED),
+        (-3, StepStatus.COMPLETED),
+    ]
 
 
 async def test_compensation__not_run_on_success(app: App) -> None:
     undone: list[str] = []
     saga(app, undone)
     async with app:
-        assert await (await app.start("order", {"items": ["a"], "amount": 5})).result(
-            timeout=10) == "ok"
+        assert (
+            await (await app.start("order", {"items": ["a"], "amount": 5})).result(timeout=10)
+            == "ok"
+        )
     assert undone == []
 
 
@@ -148,8 +152,9 @@ async def test_cancel__finished_run_is_refused(app: App) -> None:
             await app.cancel(handle.run_id)
 
 
-async def test_run_timeout__times_out_and_compensates(make_app: Callable[..., App],
-                                                      clock: FakeClock) -> None:
+async def test_run_timeout__times_out_and_compensates(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
     app = make_app(clock=clock)
     undone: list[str] = []
 
@@ -186,8 +191,7 @@ async def test_concurrency_key__one_open_run_per_service(app: App) -> None:
         await asyncio.sleep(0.01)
         active[service] -= 1
 
-    @app.workflow(name="remediate", concurrency=1,
-                  concurrency_key=lambda data: data["service"])
+    @app.workflow(name="remediate", concurrency=1, concurrency_key=lambda data: data["service"])
     async def remediate(ctx: Context, data: dict[str, str]) -> None:
         await ctx.step(restart, data["service"])
         await ctx.wait_for("verified")
@@ -210,8 +214,7 @@ async def test_concurrency_key__one_open_run_per_service(app: App) -> None:
     assert peak == {"db": 1, "web": 1}
 
 
-async def test_worker_concurrency__at_most_n_runs_at_once(
-        make_app: Callable[..., App]) -> None:
+async def test_worker_concurrency__at_most_n_runs_at_once(make_app: Callable[..., App]) -> None:
     app = make_app(worker=WorkerOptions(concurrency=3, poll_seconds=0.05))
     running = 0
     peak = 0
@@ -260,7 +263,8 @@ async def test_priority__higher_priority_runs_first(db_url: str) -> None:
 
 
 async def test_graceful_stop__running_step_finishes_then_lease_is_released(
-        make_app: Callable[..., App]) -> None:
+    make_app: Callable[..., App],
+) -> None:
     app = make_app()
     started = asyncio.Event()
     finished: list[str] = []

@@ -29,8 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES: list[tuple[str, str, Any, list[tuple[str, Any]], float]] = [
     ("chain", "chain", 1, [], 0),
     ("fanout", "fanout", {"paths": ["/", "/tmp"]}, [], 0),
-    ("remediate_approved", "remediate", {"service": "web", "severity": "critical"},
-     [("approval", {"approved": True, "by": "alice"})], 0),
+    (
+        "remediate_approved",
+        "remediate",
+        {"service": "web", "severity": "critical"},
+        [("approval", {"approved": True, "by": "alice"})],
+        0,
+    ),
     ("remediate_timeout", "remediate", {"service": "db", "approval_timeout": 60}, [], 61),
     ("nightly_report", "nightly_report", {"at": "02:00"}, [], 24 * 3600),
 ]
@@ -46,8 +51,9 @@ def examples_app(url: str, clock: FakeClock) -> App:
     return app
 
 
-async def record(name: str, workflow: str, value: Any, signals: list[tuple[str, Any]],
-                 advance: float) -> dict[str, Any]:
+async def record(
+    name: str, workflow: str, value: Any, signals: list[tuple[str, Any]], advance: float
+) -> dict[str, Any]:
     clock = FakeClock()
     with tempfile.TemporaryDirectory() as folder:
         app = examples_app(f"sqlite:///{folder}/g.db", clock)
@@ -60,11 +66,26 @@ async def record(name: str, workflow: str, value: Any, signals: list[tuple[str, 
                 clock.advance(advance)
             await handle.result(timeout=30)
             run = await app.get_run(handle.run_id)
-    return {"workflow": workflow, "version": run.version, "input": run.input,
-            "output": run.output, "created_at": run.created_at,
-            "steps": [{"seq": s.seq, "kind": str(s.kind), "name": s.name, "status": str(s.status),
-                       "output": s.output, "error": s.error, "attempts": s.attempts,
-                       "wake_at": s.wake_at} for s in run.steps]}
+    return {
+        "workflow": workflow,
+        "version": run.version,
+        "input": run.input,
+        "output": run.output,
+        "created_at": run.created_at,
+        "steps": [
+            {
+                "seq": s.seq,
+                "kind": str(s.kind),
+                "name": s.name,
+                "status": str(s.status),
+                "output": s.output,
+                "error": s.error,
+                "attempts": s.attempts,
+                "wake_at": s.wake_at,
+            }
+            for s in run.steps
+        ],
+    }
 
 
 async def _settled(handle: RunHandle) -> bool:
@@ -82,17 +103,34 @@ async def replay(golden: dict[str, Any], folder: str) -> tuple[Any, list[tuple[i
         conn.execute(
             "INSERT INTO runs (id, workflow, version, status, input, created_at, started_at, "
             "updated_at) VALUES ('golden', ?, ?, 'pending', ?, ?, ?, ?)",
-            (golden["workflow"], golden["version"], json.dumps(golden["input"]),
-             golden["created_at"], golden["created_at"], golden["created_at"]))
-        conn.execute("INSERT INTO jobs (run_id, kind, available_at) VALUES ('golden', ?, 0)",
-                     (f"{golden['workflow']}@{golden['version']}",))
+            (
+                golden["workflow"],
+                golden["version"],
+                json.dumps(golden["input"]),
+                golden["created_at"],
+                golden["created_at"],
+                golden["created_at"],
+            ),
+        )
+        conn.execute(
+            "INSERT INTO jobs (run_id, kind, available_at) VALUES ('golden', ?, 0)",
+            (f"{golden['workflow']}@{golden['version']}",),
+        )
         for step in golden["steps"]:
             conn.execute(
                 "INSERT INTO steps (run_id, seq, kind, name, status, output, error, attempts, "
                 "wake_at) VALUES ('golden', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (step["seq"], step["kind"], step["name"], step["status"],
-                 json.dumps(step["output"]), json.dumps(step["error"]), step["attempts"],
-                 step["wake_at"]))
+                (
+                    step["seq"],
+                    step["kind"],
+                    step["name"],
+                    step["status"],
+                    json.dumps(step["output"]),
+                    json.dumps(step["error"]),
+                    step["attempts"],
+                    step["wake_at"],
+                ),
+            )
     conn.close()
     app = examples_app(f"sqlite:///{path}", FakeClock(start=golden["created_at"] + 10**7))
     async with app:
@@ -102,13 +140,15 @@ async def replay(golden: dict[str, Any], folder: str) -> tuple[Any, list[tuple[i
 
 
 @pytest.mark.parametrize("name", [case[0] for case in CASES])
-async def test_golden__recorded_history_replays_to_the_same_output(name: str,
-                                                                   tmp_path: Path) -> None:
+async def test_golden__recorded_history_replays_to_the_same_output(
+    name: str, tmp_path: Path
+) -> None:
     golden = json.loads((GOLDEN / f"{name}.json").read_text())
     output, steps = await replay(golden, str(tmp_path))
     assert output == golden["output"]
     assert steps == [(s["seq"], s["name"]) for s in golden["steps"]], (
-        "the replay recorded new steps: the workflow code no longer matches its history")
+        "the replay recorded new steps: the workflow code no longer matches its history"
+    )
 
 
 async def _record_all() -> None:

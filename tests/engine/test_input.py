@@ -17,8 +17,9 @@ def register(app: App) -> None:
 async def test_start__unknown_workflow_names_the_known_ones(app: App) -> None:
     register(app)
     async with app:
-        with pytest.raises(WorkflowNotFoundError,
-                           match=r"unknown workflow 'nope' \(registered: wf\)"):
+        with pytest.raises(
+            WorkflowNotFoundError, match=r"unknown workflow 'nope' \(registered: wf\)"
+        ):
             await app.start("nope")
         assert await app.list_runs() == []
 
@@ -64,16 +65,19 @@ async def test_signal__bad_target_or_payload(app: App) -> None:
 
 async def test_registration__mistakes_are_caught_early(app: App) -> None:
     with pytest.raises(ConfigurationError, match="must be an async function"):
+
         @app.workflow(name="sync")
         def sync(ctx: Context) -> None:  # type: ignore[type-var]
             return None
 
     with pytest.raises(ConfigurationError, match="needs a concurrency limit"):
+
         @app.workflow(name="k", concurrency_key=lambda d: "x")
         async def keyed(ctx: Context) -> None:
             return None
 
     with pytest.raises(ConfigurationError, match="must take a Context"):
+
         @app.workflow(name="noctx")
         async def noctx() -> None:
             return None

@@ -35,8 +35,9 @@ def test_retry_delay__base_never_shrinks(policy: RetryPolicy, attempt: int) -> N
 
 
 @given(policy=policies, attempt=st.integers(1, 50), retry_after=st.floats(0, 10_000))
-def test_retry_delay__honours_retry_after(policy: RetryPolicy, attempt: int,
-                                          retry_after: float) -> None:
+def test_retry_delay__honours_retry_after(
+    policy: RetryPolicy, attempt: int, retry_after: float
+) -> None:
     plain = policy.delay(attempt, 0.5)
     assert policy.delay(attempt, 0.5, retry_after) == max(plain, retry_after)
 
@@ -110,11 +111,13 @@ async def run_program(program: list[tuple[str, Any]], url: str) -> tuple[Any, in
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs)
 def test_replay__any_program_gives_the_pure_result_and_runs_each_step_once(
-        program: list[tuple[str, Any]]) -> None:
+    program: list[tuple[str, Any]],
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         output, calls, recorded = asyncio.run(run_program(program, f"sqlite:///{folder}/p.db"))
     assert output == expected(program)
     steps = sum(1 for kind, arg in program if kind in ("step", "branch")) + sum(
-        len(arg) for kind, arg in program if kind == "gather")
+        len(arg) for kind, arg in program if kind == "gather"
+    )
     assert recorded == steps
     assert calls == steps, "a replay re-ran a recorded step"

@@ -33,16 +33,22 @@ def register(app: App, calls: list[tuple[str, int]], gates: dict[str, asyncio.Ev
         return await ctx.step(apply, y)
 
 
-async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(
-        db_url: str) -> None:
+async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(db_url: str) -> None:
     calls: list[tuple[str, int]] = []
     stuck = asyncio.Event()  # never set: the first worker hangs in "apply" like a dead one
-    first = App(db_url, worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05,
-                                             reap_seconds=3600, grace_seconds=0))
+    first = App(
+        db_url,
+        worker=WorkerOptions(
+            lease_seconds=30, poll_seconds=0.05, reap_seconds=3600, grace_seconds=0
+        ),
+    )
     register(first, calls, {"apply": stuck})
     later = FakeClock(start=time.time())
-    second = App(db_url, clock=later, worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05,
-                                                           reap_seconds=0.05))
+    second = App(
+        db_url,
+        clock=later,
+        worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
+    )
     register(second, calls, {})
 
     async with first:
@@ -57,7 +63,8 @@ async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(
             run = await second.get_run(handle.run_id)
         assert run.recovered == 1
         assert calls == [("prepare", 1), ("apply", 2), ("apply", 2)], (
-            "prepare ran once; only the in-flight apply ran twice")
+            "prepare ran once; only the in-flight apply ran twice"
+        )
         assert [s.status for s in run.steps] == [StepStatus.COMPLETED] * 2
         # The first worker finally finishes its copy of "apply": the write is fenced off.
         stuck.set()
@@ -68,7 +75,8 @@ async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(
 
 
 async def test_nondeterminism__replay_on_another_path_fails_naming_the_step(
-        make_app: Callable[..., App]) -> None:
+    make_app: Callable[..., App],
+) -> None:
     app = make_app()
     path = {"first": "inspect"}
 

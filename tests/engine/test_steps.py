@@ -41,7 +41,8 @@ async def test_chain__runs_steps_in_order_and_records_each(app: App) -> None:
     assert [(s.seq, s.name, s.output) for s in run.steps] == [
         (1, "test_chain__runs_steps_in_order_and_records_each.<locals>.add_one", 2),
         (2, "test_chain__runs_steps_in_order_and_records_each.<locals>.add_one", 3),
-        (3, "test_chain__runs_steps_in_order_and_records_each.<locals>.add_one", 4)]
+        (3, "test_chain__runs_steps_in_order_and_records_each.<locals>.add_one", 4),
+    ]
     assert run.started_at is not None and run.completed_at is not None
 
 
@@ -76,7 +77,8 @@ async def test_step__result_is_stored_as_json(app: App) -> None:
 
 
 async def test_retry__follows_the_policy_with_durable_delays(
-        make_app: Callable[..., App], clock: FakeClock) -> None:
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
     app = make_app(clock=clock)
     attempts: list[float] = []
 
@@ -103,8 +105,7 @@ async def test_retry__follows_the_policy_with_durable_delays(
         clock.advance(1)
         await eventually(lambda: asyncio.sleep(0, len(attempts) == 2))
         await parked(app, handle.run_id)
-        assert (await app.get_run(handle.run_id)).steps[0].wake_at == (
-            attempts[1] + 30)
+        assert (await app.get_run(handle.run_id)).steps[0].wake_at == (attempts[1] + 30)
         clock.advance(30)
         assert await handle.result(timeout=10) == "ok"
     assert [t - attempts[0] for t in attempts] == [0, 10, 40]
@@ -206,8 +207,14 @@ async def test_step__idempotency_key_is_stable_across_attempts(app: App) -> None
     async with app:
         handle = await app.start("wf", run_id="pay-1")
         assert await handle.result(timeout=10) == "pay-1:2"
-    assert seen == [("pay-1:1", 1), ("pay-1:1", 2), ("pay-1:1", 3),
-                    ("pay-1:2", 1), ("pay-1:2", 2), ("pay-1:2", 3)]
+    assert seen == [
+        ("pay-1:1", 1),
+        ("pay-1:1", 2),
+        ("pay-1:1", 3),
+        ("pay-1:2", 1),
+        ("pay-1:2", 2),
+        ("pay-1:2", 3),
+    ]
     with pytest.raises(RuntimeError):
         current_step()
 

@@ -24,7 +24,8 @@ from opsloom.model import StepKind, StepStatus
 
 
 async def test_sleep__parks_the_run_until_the_timer_fires(
-        make_app: Callable[..., App], clock: FakeClock) -> None:
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
     app = make_app(clock=clock)
     ran: list[str] = []
 
@@ -54,7 +55,8 @@ async def test_sleep__parks_the_run_until_the_timer_fires(
 
 
 async def test_sleep_until__uses_an_aware_datetime(
-        make_app: Callable[..., App], clock: FakeClock) -> None:
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
     app = make_app(clock=clock)
 
     @app.workflow(name="wf")
@@ -101,8 +103,7 @@ async def test_wait_for__delivers_signals_in_order_once(app: App) -> None:
         assert await handle.result(timeout=10) == [0, 1, 2]
 
 
-async def test_wait_for__times_out_durably(make_app: Callable[..., App],
-                                           clock: FakeClock) -> None:
+async def test_wait_for__times_out_durably(make_app: Callable[..., App], clock: FakeClock) -> None:
     app = make_app(clock=clock)
 
     @app.workflow(name="wf")
@@ -178,8 +179,7 @@ async def test_child__failure_reaches_the_parent(app: App) -> None:
         return "no error"
 
     async with app:
-        assert await (await app.start("parent")).result(timeout=10) == (
-            "failed: child exploded")
+        assert await (await app.start("parent")).result(timeout=10) == ("failed: child exploded")
 
 
 async def test_gather__returns_results_in_order(app: App) -> None:
@@ -210,8 +210,12 @@ async def test_gather__runs_every_branch_then_raises_the_first_failure(app: App)
     @app.workflow(name="wf")
     async def wf(ctx: Context) -> str:
         try:
-            await ctx.gather(ctx.step(work, "a"), ctx.step(work, "bad1"),
-                             ctx.step(work, "bad2"), ctx.step(work, "b"))
+            await ctx.gather(
+                ctx.step(work, "a"),
+                ctx.step(work, "bad1"),
+                ctx.step(work, "bad2"),
+                ctx.step(work, "b"),
+            )
         except StepFailedError as exc:
             return exc.message
         return "no error"
@@ -265,7 +269,8 @@ async def test_recorded_values__replay_identically(app: App) -> None:
     assert after[1] != before[1]
     assert [s.output for s in run.steps[:3]] == first
     assert [s.kind for s in run.steps] == [StepKind.VALUE] * 3 + [StepKind.SIGNAL] + (
-        [StepKind.VALUE] * 3)
+        [StepKind.VALUE] * 3
+    )
 
 
 async def test_run__waiting_status_visible_then_completed(app: App) -> None:

@@ -17,20 +17,32 @@ T0 = 1_000.0
 
 
 def new_run(run_id: str, **extra: object) -> NewRun:
-    fields: dict[str, object] = {"id": run_id, "workflow": "wf", "version": "1",
-                                 "input": encode({"n": run_id})}
+    fields: dict[str, object] = {
+        "id": run_id,
+        "workflow": "wf",
+        "version": "1",
+        "input": encode({"n": run_id}),
+    }
     fields.update(extra)
     return NewRun(**fields)  # type: ignore[arg-type]
 
 
-def step(run_id: str, seq: int, status: StepStatus = StepStatus.COMPLETED,
-         output: object = None) -> StepRecord:
-    return StepRecord(run_id=run_id, seq=seq, kind=StepKind.STEP, name=f"s{seq}", status=status,
-                      output=output, started_at=T0, completed_at=T0)
+def step(
+    run_id: str, seq: int, status: StepStatus = StepStatus.COMPLETED, output: object = None
+) -> StepRecord:
+    return StepRecord(
+        run_id=run_id,
+        seq=seq,
+        kind=StepKind.STEP,
+        name=f"s{seq}",
+        status=status,
+        output=output,
+        started_at=T0,
+        completed_at=T0,
+    )
 
 
-async def claim_one(store: Store, owner: str = "w1", now: float = T0,
-                    lease: float = 30.0) -> Fence:
+async def claim_one(store: Store, owner: str = "w1", now: float = T0, lease: float = 30.0) -> Fence:
     claims = await store.claim(owner, KINDS, 1, now, lease)
     assert len(claims) == 1
     return claims[0].fence
@@ -106,16 +118,34 @@ async def test_record_step__completion_is_recorded_once(store: Store) -> None:
 async def test_record_step__retrying_entry_can_be_completed(store: Store) -> None:
     await store.create_run(new_run("r1"), T0)
     fence = await claim_one(store)
-    await store.record_step(fence, StepRecord(
-        run_id="r1", seq=1, kind=StepKind.STEP, name="s1", status=StepStatus.RETRYING,
-        attempts=1, wake_at=T0 + 5, error={"type": "E", "message": "boom"}))
-    await store.record_step(fence, StepRecord(
-        run_id="r1", seq=1, kind=StepKind.STEP, name="s1", status=StepStatus.COMPLETED,
-        attempts=2, output=3))
+    await store.record_step(
+        fence,
+        StepRecord(
+            run_id="r1",
+            seq=1,
+            kind=StepKind.STEP,
+            name="s1",
+            status=StepStatus.RETRYING,
+            attempts=1,
+            wake_at=T0 + 5,
+            error={"type": "E", "message": "boom"},
+        ),
+    )
+    await store.record_step(
+        fence,
+        StepRecord(
+            run_id="r1",
+            seq=1,
+            kind=StepKind.STEP,
+            name="s1",
+            status=StepStatus.COMPLETED,
+            attempts=2,
+            output=3,
+        ),
+    )
     run = await store.get_run("r1", with_steps=True)
     assert run is not None
-    assert [(s.status, s.attempts, s.output) for s in run.steps] == [
-        (StepStatus.COMPLETED, 2, 3)]
+    assert [(s.status, s.attempts, s.output) for s in run.steps] == [(StepStatus.COMPLETED, 2, 3)]
 
 
 async def test_reclaim__new_token_fences_off_the_old_owner(store: Store) -> None:
@@ -194,9 +224,18 @@ async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
     await store.send_signal("r1", "go", encode("b"), T0)
     claim = (await store.claim("w1", KINDS, 1, T0, 30))[0]
     first = claim.signals[0]
-    await store.consume_signal(claim.fence, first.id, StepRecord(
-        run_id="r1", seq=1, kind=StepKind.SIGNAL, name="go", status=StepStatus.COMPLETED,
-        output=first.payload))
+    await store.consume_signal(
+        claim.fence,
+        first.id,
+        StepRecord(
+            run_id="r1",
+            seq=1,
+            kind=StepKind.SIGNAL,
+            name="go",
+            status=StepStatus.COMPLETED,
+            output=first.payload,
+        ),
+    )
     await store.suspend(claim.fence, T0, T0)
     again = (await store.claim("w1", KINDS, 1, T0, 30))[0]
     assert [s.payload for s in again.signals] == ["b"]
@@ -206,10 +245,17 @@ async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
 async def test_finish_run__closes_and_wakes_the_parent(store: Store) -> None:
     await store.create_run(new_run("parent"), T0)
     parent = await claim_one(store)
-    child_step = StepRecord(run_id="parent", seq=1, kind=StepKind.CHILD, name="wf",
-                            status=StepStatus.WAITING, output={"run_id": "parent.1"})
-    await store.start_child(parent, child_step, new_run("parent.1", parent_id="parent",
-                                                        parent_seq=1), T0)
+    child_step = StepRecord(
+        run_id="parent",
+        seq=1,
+        kind=StepKind.CHILD,
+        name="wf",
+        status=StepStatus.WAITING,
+        output={"run_id": "parent.1"},
+    )
+    await store.start_child(
+        parent, child_step, new_run("parent.1", parent_id="parent", parent_seq=1), T0
+    )
     await store.suspend(parent, None, T0)
     child = await claim_one(store, "w2")
     assert child.run_id == "parent.1"
@@ -235,10 +281,10 @@ async def test_finish_run__terminal_status_is_final(store: Store) -> None:
 
 async def test_concurrency_key__limits_open_runs(store: Store) -> None:
     for i in range(3):
-        await store.create_run(new_run(f"r{i}", concurrency_key="wf:db", concurrency_limit=1),
-                               T0 + i)
-    await store.create_run(new_run("other", concurrency_key="wf:web", concurrency_limit=1),
-                           T0 + 5)
+        await store.create_run(
+            new_run(f"r{i}", concurrency_key="wf:db", concurrency_limit=1), T0 + i
+        )
+    await store.create_run(new_run("other", concurrency_key="wf:web", concurrency_limit=1), T0 + 5)
     first = await store.claim("w1", KINDS, 10, T0 + 10, 30)
     assert sorted(c.run.id for c in first) == ["other", "r0"]
     r0 = next(c.fence for c in first if c.run.id == "r0")
@@ -256,9 +302,12 @@ async def test_concurrency_key__limits_open_runs(store: Store) -> None:
 async def test_request_cancel__reaches_descendants(store: Store) -> None:
     await store.create_run(new_run("p"), T0)
     p = await claim_one(store)
-    await store.start_child(p, StepRecord(run_id="p", seq=1, kind=StepKind.CHILD, name="wf",
-                                          status=StepStatus.WAITING),
-                            new_run("p.1", parent_id="p"), T0)
+    await store.start_child(
+        p,
+        StepRecord(run_id="p", seq=1, kind=StepKind.CHILD, name="wf", status=StepStatus.WAITING),
+        new_run("p.1", parent_id="p"),
+        T0,
+    )
     await store.suspend(p, None, T0)
     ids = await store.request_cancel("p", T0 + 1)
     assert sorted(ids) == ["p", "p.1"]
@@ -282,9 +331,17 @@ async def test_retry_run__keeps_completed_steps(store: Store) -> None:
     await store.create_run(new_run("r1"), T0)
     fence = await claim_one(store)
     await store.record_step(fence, step("r1", 1, output=1))
-    await store.record_step(fence, StepRecord(run_id="r1", seq=2, kind=StepKind.STEP, name="s2",
-                                              status=StepStatus.FAILED,
-                                              error={"type": "E", "message": "m"}))
+    await store.record_step(
+        fence,
+        StepRecord(
+            run_id="r1",
+            seq=2,
+            kind=StepKind.STEP,
+            name="s2",
+            status=StepStatus.FAILED,
+            error={"type": "E", "message": "m"},
+        ),
+    )
     await store.finish_run(fence, RunStatus.FAILED, None, {"type": "E", "message": "m"}, T0)
     run = await store.retry_run("r1", T0 + 1)
     assert run.status is RunStatus.PENDING and run.error is None

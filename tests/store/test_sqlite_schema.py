@@ -19,10 +19,14 @@ def build_old(path: Path, version: int) -> None:
     """A database as an older opsloom left it: migrations up to ``version`` only."""
     conn = sqlite3.connect(path)
     for migration in migrations("sqlite")[:version]:
-        conn.executescript(f"BEGIN; {migration.sql}; PRAGMA application_id = {APPLICATION_ID}; "
-                           f"PRAGMA user_version = {migration.version}; COMMIT;")
-    conn.execute("INSERT INTO runs (id, workflow, version, status, input, created_at, "
-                 "updated_at) VALUES ('old', 'wf', '1', 'completed', '1', 1.0, 1.0)")
+        conn.executescript(
+            f"BEGIN; {migration.sql}; PRAGMA application_id = {APPLICATION_ID}; "
+            f"PRAGMA user_version = {migration.version}; COMMIT;"
+        )
+    conn.execute(
+        "INSERT INTO runs (id, workflow, version, status, input, created_at, "
+        "updated_at) VALUES ('old', 'wf', '1', 'completed', '1', 1.0, 1.0)"
+    )
     conn.commit()
     conn.close()
 
@@ -108,9 +112,14 @@ async def test_group_commit__many_writes_share_transactions(tmp_path: Path) -> N
     store = SqliteStore(f"sqlite:///{tmp_path / 'g.db'}")
     await store.open()
     try:
-        await asyncio.gather(*[
-            store.create_run(NewRun(id=f"r{i}", workflow="wf", version="1", input=encode(i)), 1.0)
-            for i in range(500)])
+        await asyncio.gather(
+            *[
+                store.create_run(
+                    NewRun(id=f"r{i}", workflow="wf", version="1", input=encode(i)), 1.0
+                )
+                for i in range(500)
+            ]
+        )
         batches, ops = store.writer_stats
         assert ops == 500
         assert batches < 50, f"{batches} transactions for 500 concurrent writes"

@@ -28,8 +28,12 @@ from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
 
-cli = typer.Typer(name="opsloom", help="Durable workflow automation for operations teams.",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    name="opsloom",
+    help="Durable workflow automation for operations teams.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 runs_cli = typer.Typer(help="Inspect and manage runs.", no_args_is_help=True)
 db_cli = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 cli.add_typer(runs_cli, name="runs")
@@ -38,10 +42,16 @@ cli.add_typer(db_cli, name="db")
 out = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db).")]
-AppOption = Annotated[str | None, typer.Option(
-    "--app", help="Python workflows to load, as module:attribute (e.g. myflows:app).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
+    ),
+]
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="Python workflows to load, as module:attribute (e.g. myflows:app)."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 
 
@@ -60,8 +70,9 @@ def _parse_json(text: str | None, what: str) -> Any:
     return None  # pragma: no cover
 
 
-def _app(target: str | None, db: str | None, *, worker: WorkerOptions | None,
-         hint: str = "") -> App:
+def _app(
+    target: str | None, db: str | None, *, worker: WorkerOptions | None, hint: str = ""
+) -> App:
     if target:
         try:
             app = load_app(target)
@@ -83,8 +94,13 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except OpsloomError as exc:
-        _fail(str(exc), 2 if exc.code in {"invalid_input", "configuration_error",
-                                          "workflow_not_found", "run_not_found"} else 1)
+        _fail(
+            str(exc),
+            2
+            if exc.code
+            in {"invalid_input", "configuration_error", "workflow_not_found", "run_not_found"}
+            else 1,
+        )
     raise AssertionError  # pragma: no cover
 
 
@@ -93,16 +109,19 @@ def _print_json(value: Any) -> None:
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 # --- serving -------------------------------------------------------------------------------
 
 
-async def _serve_until_signalled(app: App,
-                                 extra: Callable[[asyncio.Event], Awaitable[None]] | None = None,
-                                 grace: float | None = None) -> None:
+async def _serve_until_signalled(
+    app: App,
+    extra: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+    grace: float | None = None,
+) -> None:
     """Open ``app`` (starting its worker) and run ``extra`` until SIGTERM or SIGINT.
 
     ``extra`` receives the stop event and must return soon after it is set; then the app closes:
@@ -130,18 +149,26 @@ async def _serve_until_signalled(app: App,
 def worker(
     app: AppOption = None,
     db: DbOption = None,
-    concurrency: Annotated[int | None, typer.Option(
-        help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).",
-        min=1)] = None,
-    lease: Annotated[float | None, typer.Option(
-        help="Lease length in seconds (default: $OPSLOOM_LEASE_SECONDS or 30).")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).", min=1
+        ),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(help="Lease length in seconds (default: $OPSLOOM_LEASE_SECONDS or 30)."),
+    ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
     settings = _settings()
     _setup_logging(settings.log_level)
-    options = WorkerOptions(concurrency=concurrency or settings.worker_concurrency,
-                            lease_seconds=lease or settings.lease_seconds, grace_seconds=grace)
+    options = WorkerOptions(
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=lease or settings.lease_seconds,
+        grace_seconds=grace,
+    )
     target = _app(app, db, worker=options)
     if not target.registry.workflows():
         _fail("no workflows to run: pass --app module:attribute")
@@ -154,18 +181,33 @@ EXAMPLES_APP = "examples.workflows:app"
 
 @cli.command()
 def up(
-    app: Annotated[str | None, typer.Option(
-        "--app", help="Python workflows to serve, as module:attribute "
-                      f"(default: the bundled examples, {EXAMPLES_APP}).")] = None,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="Python workflows to serve, as module:attribute "
+            f"(default: the bundled examples, {EXAMPLES_APP}).",
+        ),
+    ] = None,
     db: DbOption = None,
-    host: Annotated[str | None, typer.Option(
-        help="Address to listen on (default: $OPSLOOM_API_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(
-        help="Port to listen on, 0 for any free one (default: $OPSLOOM_API_PORT or 8080).",
-        min=0, max=65535)] = None,
-    concurrency: Annotated[int | None, typer.Option(
-        help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).",
-        min=1)] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default: $OPSLOOM_API_HOST or 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on, 0 for any free one (default: $OPSLOOM_API_PORT or 8080).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).", min=1
+        ),
+    ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
@@ -177,7 +219,9 @@ def up(
     _setup_logging(settings.log_level)
     options = WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=settings.lease_seconds, grace_seconds=grace)
+        lease_seconds=settings.lease_seconds,
+        grace_seconds=grace,
+    )
     hint = "" if app else " (pass --app module:attribute to serve your own workflows)"
     target = _app(app or EXAMPLES_APP, db, worker=options, hint=hint)
     api = create_api(target, settings)
@@ -190,14 +234,17 @@ def up(
     url = url_of(sock)
     names = ", ".join(sorted({spec.name for spec in target.registry.workflows()})) or "none"
     # Plain writes, flushed: scripts and tests read this line from a pipe.
-    sys.stdout.write(f"opsloom listening on {url} (API {url}/api/v1, OpenAPI "
-                     f"{url}/openapi.json); workflows: {names}\n")
+    sys.stdout.write(
+        f"opsloom listening on {url} (API {url}/api/v1, OpenAPI "
+        f"{url}/openapi.json); workflows: {names}\n"
+    )
     if settings.api_token:
         sys.stdout.write("the API requires 'Authorization: Bearer $OPSLOOM_API_TOKEN'\n")
     sys.stdout.flush()
     try:
-        _run(lambda: _serve_until_signalled(target, lambda stop: serve(api, sock, stop),
-                                            grace=grace))
+        _run(
+            lambda: _serve_until_signalled(target, lambda stop: serve(api, sock, stop), grace=grace)
+        )
     finally:
         sock.close()
 
@@ -266,8 +313,13 @@ def send_signal(
 def _runs_table(runs: list[RunRecord]) -> Table:
     table = Table("id", "workflow", "status", "created", "completed")
     for run in runs:
-        table.add_row(run.id, f"{run.workflow}@{run.version}", str(run.status),
-                      run.to_dict()["created_at"] or "", run.to_dict()["completed_at"] or "")
+        table.add_row(
+            run.id,
+            f"{run.workflow}@{run.version}",
+            str(run.status),
+            run.to_dict()["created_at"] or "",
+            run.to_dict()["completed_at"] or "",
+        )
     return table
 
 
@@ -312,8 +364,10 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
         return
     data = run.to_dict()
     out.print(f"[bold]{run.id}[/bold]  {run.workflow}@{run.version}  {run.status}")
-    out.print(f"created {data['created_at']}  completed {data['completed_at'] or '-'}"
-              + (f"  recovered {run.recovered}x" if run.recovered else ""))
+    out.print(
+        f"created {data['created_at']}  completed {data['completed_at'] or '-'}"
+        + (f"  recovered {run.recovered}x" if run.recovered else "")
+    )
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -321,8 +375,14 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
         out.print(f"[red]error:[/red] {run.error.get('type')}: {run.error.get('message')}")
     table = Table("#", "kind", "name", "status", "attempts", "completed")
     for step in run.steps:
-        table.add_row(str(step.seq), str(step.kind), step.name, str(step.status),
-                      str(step.attempts), step.to_dict()["completed_at"] or "")
+        table.add_row(
+            str(step.seq),
+            str(step.kind),
+            step.name,
+            str(step.status),
+            str(step.attempts),
+            step.to_dict()["completed_at"] or "",
+        )
     out.print(table)
 
 

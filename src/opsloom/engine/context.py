@@ -30,7 +30,8 @@ class StepInfo:
 
 
 _current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
-    "opsloom_current_step", default=None)
+    "opsloom_current_step", default=None
+)
 
 
 def current_step() -> StepInfo:
@@ -67,8 +68,7 @@ class Context:
         return self._x.run.input
 
     @overload
-    def step(self, fn: Callable[..., Awaitable[T]], *args: Any,
-             **kwargs: Any) -> Awaitable[T]: ...
+    def step(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> Awaitable[T]: ...
 
     @overload
     def step(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]: ...

@@ -71,8 +71,10 @@ class Execution(StepRunner, Waits):
             log.warning("lease lost, leaving run to its new owner", extra={"run_id": run.id})
             await self._stop_main()
         except StoreError:
-            log.exception("store write failed; the run will be recovered when its lease expires",
-                          extra={"run_id": run.id})
+            log.exception(
+                "store write failed; the run will be recovered when its lease expires",
+                extra={"run_id": run.id},
+            )
             await self._stop_main()
         except asyncio.CancelledError:
             await self._stop_main()
@@ -121,8 +123,9 @@ class Execution(StepRunner, Waits):
             blob = encode(result, what=f"the output of workflow {self.run.workflow!r}")
         except OpsloomError:
             return None
-        pending = self.store.finish_run(self.fence, RunStatus.COMPLETED, blob, None,
-                                        self.clock.now())
+        pending = self.store.finish_run(
+            self.fence, RunStatus.COMPLETED, blob, None, self.clock.now()
+        )
         return asyncio.ensure_future(pending), blob
 
     def _history_beyond(self) -> int | None:
@@ -164,8 +167,9 @@ class Execution(StepRunner, Waits):
             await self._close(RunStatus.CANCELLED, RunCancelledError("the run was cancelled"))
             return
         if self.frozen == "timeout":
-            await self._close(RunStatus.TIMED_OUT,
-                              RunTimeoutError("the run went past its deadline"))
+            await self._close(
+                RunStatus.TIMED_OUT, RunTimeoutError("the run went past its deadline")
+            )
             return
         now = self.clock.now()
         wake = min(self.wakes) if self.wakes else None
@@ -187,7 +191,10 @@ class Execution(StepRunner, Waits):
             self.fatal = NonDeterminismError(
                 f"run {self.run.id} finished at position {self.seq} but its history goes on to "
                 f"position {last} ({entry.kind} {entry.name!r}): the workflow code changed",
-                seq=last, expected=f"{entry.kind} {entry.name}", got="end of workflow")
+                seq=last,
+                expected=f"{entry.kind} {entry.name}",
+                got="end of workflow",
+            )
             await self._close_fatal()
             return
         try:
@@ -216,9 +223,13 @@ class Execution(StepRunner, Waits):
             error.setdefault("data", {})["compensation_failures"] = failures
         now = self.clock.now()
         if status is RunStatus.TIMED_OUT:
-            children = [rec.output.get("run_id") for rec in self.history.values()
-                        if rec.kind is StepKind.CHILD and rec.status is StepStatus.WAITING
-                        and isinstance(rec.output, dict)]
+            children = [
+                rec.output.get("run_id")
+                for rec in self.history.values()
+                if rec.kind is StepKind.CHILD
+                and rec.status is StepStatus.WAITING
+                and isinstance(rec.output, dict)
+            ]
             for child_id in children:
                 with contextlib.suppress(OpsloomError):  # it may have finished meanwhile
                     await self.store.request_cancel(str(child_id), now)
@@ -238,19 +249,23 @@ class Execution(StepRunner, Waits):
             if rec is not None and rec.status in (StepStatus.COMPLETED, StepStatus.FAILED):
                 continue
             try:
-                await self._attempts(seq, spec, args, kwargs, StepKind.COMPENSATION, 1,
-                                     inline=True)
+                await self._attempts(seq, spec, args, kwargs, StepKind.COMPENSATION, 1, inline=True)
             except StepFailedError as exc:
-                failures.append({"step": spec.name, "seq": seq, "type": exc.error_type,
-                                 "message": exc.message})
+                failures.append(
+                    {"step": spec.name, "seq": seq, "type": exc.error_type, "message": exc.message}
+                )
         return failures
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
     """The stored form of a run's final error."""
     if isinstance(exc, StepFailedError):
-        return ErrorInfo(exc.error_type, exc.message, exc.traceback,
-                         {"step": exc.step, "seq": exc.seq, "attempts": exc.attempts}).to_dict()
+        return ErrorInfo(
+            exc.error_type,
+            exc.message,
+            exc.traceback,
+            {"step": exc.step, "seq": exc.seq, "attempts": exc.attempts},
+        ).to_dict()
     data: dict[str, Any] = {}
     if isinstance(exc, NonDeterminismError):
         data = {"seq": exc.seq, "expected": exc.expected, "got": exc.got}

@@ -67,7 +67,8 @@ class Registry:
         versions = self._workflows.setdefault(spec.name, {})
         if spec.version in versions and versions[spec.version].fn is not spec.fn:
             raise ConfigurationError(
-                f"workflow {spec.name!r} version {spec.version!r} is registered twice")
+                f"workflow {spec.name!r} version {spec.version!r} is registered twice"
+            )
         versions[spec.version] = spec
         self._latest[spec.name] = spec
 
@@ -82,7 +83,8 @@ class Registry:
         if spec is None:
             raise WorkflowNotFoundError(
                 f"workflow {name!r} has no version {version!r} "
-                f"(registered: {', '.join(sorted(versions))})")
+                f"(registered: {', '.join(sorted(versions))})"
+            )
         return spec
 
     def workflows(self) -> list[WorkflowSpec]:
@@ -103,14 +105,16 @@ class Registry:
         return spec
 
 
-def make_step_spec(fn: Callable[..., Any], name: str | None, retry: RetryPolicy,
-                   timeout: float | None) -> StepSpec:
+def make_step_spec(
+    fn: Callable[..., Any], name: str | None, retry: RetryPolicy, timeout: float | None
+) -> StepSpec:
     """Build a step spec and attach it to ``fn``."""
     if not callable(fn):
         raise ConfigurationError(f"a step must be a function, not {fn!r}")
     label: str = name or str(getattr(fn, "__qualname__", repr(fn)))
-    return StepSpec(fn=fn, name=label, retry=retry,
-                    timeout=timeout, is_async=inspect.iscoroutinefunction(fn))
+    return StepSpec(
+        fn=fn, name=label, retry=retry, timeout=timeout, is_async=inspect.iscoroutinefunction(fn)
+    )
 
 
 def attach_step_spec(fn: Callable[..., Any], spec: StepSpec) -> None:
@@ -119,8 +123,11 @@ def attach_step_spec(fn: Callable[..., Any], spec: StepSpec) -> None:
 
 def workflow_takes_input(fn: WorkflowFn) -> bool:
     """Whether ``fn(ctx, input)`` (True) or ``fn(ctx)`` (False)."""
-    params = [p for p in inspect.signature(fn).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if not params:
         raise ConfigurationError(f"workflow {fn.__qualname__} must take a Context argument")
     return len(params) >= 2

@@ -109,7 +109,10 @@ class ReplayState:
         exc = NonDeterminismError(
             f"run {self.run.id} replay diverged at position {seq}: the history has "
             f"{rec.kind} {rec.name!r} but the workflow now calls {kind} {name!r}",
-            seq=seq, expected=f"{rec.kind} {rec.name}", got=f"{kind} {name}")
+            seq=seq,
+            expected=f"{rec.kind} {rec.name}",
+            got=f"{kind} {name}",
+        )
         self.fatal = exc
         raise exc
 

@@ -24,14 +24,16 @@ def jitter_source(run_id: str, seq: int, attempt: int) -> float:
 class StepRunner(ReplayState):
     """``ctx.step``: replay a recorded outcome or run the function under its retry policy."""
 
-    def step(self, fn: Callable[..., Any], args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    def step(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
         seq = self._next()
         spec = self.host.registry.step_spec(fn)
         return self._step(seq, spec, args, kwargs)
 
-    async def _step(self, seq: int, spec: StepSpec, args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:
+    async def _step(
+        self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         rec = self.history.get(seq)
         done = 0
         if rec is not None:
@@ -47,9 +49,17 @@ class StepRunner(ReplayState):
             await self._block(self._frozen_wake())
         return await self._attempts(seq, spec, args, kwargs, StepKind.STEP, done + 1)
 
-    async def _attempts(self, seq: int, spec: StepSpec, args: tuple[Any, ...],
-                        kwargs: dict[str, Any], kind: StepKind, attempt: int, *,
-                        inline: bool = False) -> Any:
+    async def _attempts(
+        self,
+        seq: int,
+        spec: StepSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        kind: StepKind,
+        attempt: int,
+        *,
+        inline: bool = False,
+    ) -> Any:
         policy = spec.retry
         while True:
             # A step body never starts before everything the run recorded earlier is durable.
@@ -69,10 +79,23 @@ class StepRunner(ReplayState):
                 # the next step body, a park or the run's completion is ordered after it (see
                 # ``_barrier`` and the store's in-order writes), so a run's last step and its
                 # completion can share one commit.
-                self._post(self.store.record_step(self.fence, StepRecord(
-                    run_id=self.run.id, seq=seq, kind=kind, name=spec.name,
-                    status=StepStatus.COMPLETED, output=value, encoded=blob, attempts=attempt,
-                    started_at=started, completed_at=self.clock.now())))
+                self._post(
+                    self.store.record_step(
+                        self.fence,
+                        StepRecord(
+                            run_id=self.run.id,
+                            seq=seq,
+                            kind=kind,
+                            name=spec.name,
+                            status=StepStatus.COMPLETED,
+                            output=value,
+                            encoded=blob,
+                            attempts=attempt,
+                            started_at=started,
+                            completed_at=self.clock.now(),
+                        ),
+                    )
+                )
                 return value
             finally:
                 _current_step.reset(token)
@@ -80,30 +103,55 @@ class StepRunner(ReplayState):
             now = self.clock.now()
             if attempt < policy.attempts and policy.is_retryable(failure):
                 retry_after = getattr(failure, "retry_after", None)
-                delay = policy.delay(attempt, jitter_source(self.run.id, seq, attempt),
-                                     float(retry_after) if isinstance(retry_after, int | float)
-                                     else None)
+                delay = policy.delay(
+                    attempt,
+                    jitter_source(self.run.id, seq, attempt),
+                    float(retry_after) if isinstance(retry_after, int | float) else None,
+                )
                 if inline:
                     await self.clock.sleep(delay)
                     attempt += 1
                     continue
                 wake = now + delay
-                await self._write(self.store.record_step(self.fence, StepRecord(
-                    run_id=self.run.id, seq=seq, kind=kind, name=spec.name,
-                    status=StepStatus.RETRYING, error=info.to_dict(), attempts=attempt,
-                    wake_at=wake, started_at=started)))
+                await self._write(
+                    self.store.record_step(
+                        self.fence,
+                        StepRecord(
+                            run_id=self.run.id,
+                            seq=seq,
+                            kind=kind,
+                            name=spec.name,
+                            status=StepStatus.RETRYING,
+                            error=info.to_dict(),
+                            attempts=attempt,
+                            wake_at=wake,
+                            started_at=started,
+                        ),
+                    )
+                )
                 if delay <= 0:
                     attempt += 1
                     continue
                 await self._block(wake)
-            await self._write(self.store.record_step(self.fence, StepRecord(
-                run_id=self.run.id, seq=seq, kind=kind, name=spec.name, status=StepStatus.FAILED,
-                error=info.to_dict(), attempts=attempt, started_at=started, completed_at=now)))
-            raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback,
-                                  attempt)
+            await self._write(
+                self.store.record_step(
+                    self.fence,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=kind,
+                        name=spec.name,
+                        status=StepStatus.FAILED,
+                        error=info.to_dict(),
+                        attempts=attempt,
+                        started_at=started,
+                        completed_at=now,
+                    ),
+                )
+            )
+            raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback, attempt)
 
-    async def _invoke(self, spec: StepSpec, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
+    async def _invoke(self, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if spec.is_async:
             call: Awaitable[Any] = spec.fn(*args, **kwargs)
         else:
@@ -116,12 +164,18 @@ class StepRunner(ReplayState):
         except TimeoutError:
             if scope.expired():
                 raise StepTimeoutError(
-                    f"step {spec.name!r} timed out after {spec.timeout:g}s") from None
+                    f"step {spec.name!r} timed out after {spec.timeout:g}s"
+                ) from None
             raise
 
 
 def _step_failure(rec: StepRecord) -> StepFailedError:
     error = rec.error or {}
-    return StepFailedError(rec.name, rec.seq, str(error.get("type", "Error")),
-                           str(error.get("message", "")), str(error.get("traceback", "")),
-                           rec.attempts)
+    return StepFailedError(
+        rec.name,
+        rec.seq,
+        str(error.get("type", "Error")),
+        str(error.get("message", "")),
+        str(error.get("traceback", "")),
+        rec.attempts,
+    )

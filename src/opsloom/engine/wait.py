@@ -17,8 +17,9 @@ from opsloom.store.base import NewRun
 class Waits(ReplayState):
     """``ctx.sleep``, ``ctx.wait_for``, ``ctx.child``, ``ctx.compensate`` and recorded values."""
 
-    def sleep(self, *, seconds: float | None = None,
-              until: float | None = None) -> Coroutine[Any, Any, None]:
+    def sleep(
+        self, *, seconds: float | None = None, until: float | None = None
+    ) -> Coroutine[Any, Any, None]:
         return self._sleep(self._next(), seconds, until)
 
     async def _sleep(self, seq: int, seconds: float | None, until: float | None) -> None:
@@ -32,15 +33,37 @@ class Waits(ReplayState):
         else:
             wake = until if until is not None else now + float(seconds or 0.0)
         if now >= wake:
-            await self._write(self.store.record_step(self.fence, StepRecord(
-                run_id=self.run.id, seq=seq, kind=StepKind.SLEEP, name="sleep",
-                status=StepStatus.COMPLETED, wake_at=wake,
-                started_at=rec.started_at if rec else now, completed_at=now)))
+            await self._write(
+                self.store.record_step(
+                    self.fence,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=StepKind.SLEEP,
+                        name="sleep",
+                        status=StepStatus.COMPLETED,
+                        wake_at=wake,
+                        started_at=rec.started_at if rec else now,
+                        completed_at=now,
+                    ),
+                )
+            )
             return
         if rec is None:
-            self._post(self.store.record_step(self.fence, StepRecord(
-                run_id=self.run.id, seq=seq, kind=StepKind.SLEEP, name="sleep",
-                status=StepStatus.WAITING, wake_at=wake, started_at=now)))
+            self._post(
+                self.store.record_step(
+                    self.fence,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=StepKind.SLEEP,
+                        name="sleep",
+                        status=StepStatus.WAITING,
+                        wake_at=wake,
+                        started_at=now,
+                    ),
+                )
+            )
         await self._block(wake if self.frozen is None else self._frozen_wake())
 
     def wait_for(self, name: str, timeout: float | None) -> Coroutine[Any, Any, Any]:
@@ -63,23 +86,62 @@ class Waits(ReplayState):
         started = rec.started_at if rec is not None and rec.started_at else now
         signal = self._take_signal(name)
         if signal is not None:
-            await self._write(self.store.consume_signal(self.fence, signal.id, StepRecord(
-                run_id=self.run.id, seq=seq, kind=StepKind.SIGNAL, name=name,
-                status=StepStatus.COMPLETED, output=signal.payload, wake_at=deadline,
-                started_at=started, completed_at=now)))
+            await self._write(
+                self.store.consume_signal(
+                    self.fence,
+                    signal.id,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=StepKind.SIGNAL,
+                        name=name,
+                        status=StepStatus.COMPLETED,
+                        output=signal.payload,
+                        wake_at=deadline,
+                        started_at=started,
+                        completed_at=now,
+                    ),
+                )
+            )
             return signal.payload
         if deadline is not None and now >= deadline:
-            exc = WaitTimeoutError(f"no signal {name!r} arrived within {timeout or 0:g}s"
-                                   if rec is None else f"no signal {name!r} arrived in time")
-            await self._write(self.store.record_step(self.fence, StepRecord(
-                run_id=self.run.id, seq=seq, kind=StepKind.SIGNAL, name=name,
-                status=StepStatus.FAILED, error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
-                wake_at=deadline, started_at=started, completed_at=now)))
+            exc = WaitTimeoutError(
+                f"no signal {name!r} arrived within {timeout or 0:g}s"
+                if rec is None
+                else f"no signal {name!r} arrived in time"
+            )
+            await self._write(
+                self.store.record_step(
+                    self.fence,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=StepKind.SIGNAL,
+                        name=name,
+                        status=StepStatus.FAILED,
+                        error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
+                        wake_at=deadline,
+                        started_at=started,
+                        completed_at=now,
+                    ),
+                )
+            )
             raise exc
         if rec is None:
-            self._post(self.store.record_step(self.fence, StepRecord(
-                run_id=self.run.id, seq=seq, kind=StepKind.SIGNAL, name=name,
-                status=StepStatus.WAITING, wake_at=deadline, started_at=now)))
+            self._post(
+                self.store.record_step(
+                    self.fence,
+                    StepRecord(
+                        run_id=self.run.id,
+                        seq=seq,
+                        kind=StepKind.SIGNAL,
+                        name=name,
+                        status=StepStatus.WAITING,
+                        wake_at=deadline,
+                        started_at=now,
+                    ),
+                )
+            )
         await self._block(deadline)
 
     def _take_signal(self, name: str) -> Any:
@@ -101,23 +163,49 @@ class Waits(ReplayState):
                 return rec.output
             if rec.status is StepStatus.FAILED:
                 error = rec.error or {}
-                raise ChildFailedError(child_id, str(error.get("status", "failed")),
-                                       error.get("error"))
+                raise ChildFailedError(
+                    child_id, str(error.get("status", "failed")), error.get("error")
+                )
             outcome = await self.store.child_outcome(child_id)
             if outcome is not None and outcome.status.terminal:
                 now = self.clock.now()
                 if outcome.status is RunStatus.COMPLETED:
-                    await self._write(self.store.record_step(self.fence, StepRecord(
-                        run_id=self.run.id, seq=seq, kind=StepKind.CHILD, name=workflow,
-                        status=StepStatus.COMPLETED, output=outcome.output,
-                        started_at=rec.started_at, completed_at=now)))
+                    await self._write(
+                        self.store.record_step(
+                            self.fence,
+                            StepRecord(
+                                run_id=self.run.id,
+                                seq=seq,
+                                kind=StepKind.CHILD,
+                                name=workflow,
+                                status=StepStatus.COMPLETED,
+                                output=outcome.output,
+                                started_at=rec.started_at,
+                                completed_at=now,
+                            ),
+                        )
+                    )
                     return outcome.output
-                await self._write(self.store.record_step(self.fence, StepRecord(
-                    run_id=self.run.id, seq=seq, kind=StepKind.CHILD, name=workflow,
-                    status=StepStatus.FAILED, started_at=rec.started_at, completed_at=now,
-                    error={"type": "ChildFailedError", "status": str(outcome.status),
-                           "error": outcome.error,
-                           "message": f"child run {child_id} ended {outcome.status}"})))
+                await self._write(
+                    self.store.record_step(
+                        self.fence,
+                        StepRecord(
+                            run_id=self.run.id,
+                            seq=seq,
+                            kind=StepKind.CHILD,
+                            name=workflow,
+                            status=StepStatus.FAILED,
+                            started_at=rec.started_at,
+                            completed_at=now,
+                            error={
+                                "type": "ChildFailedError",
+                                "status": str(outcome.status),
+                                "error": outcome.error,
+                                "message": f"child run {child_id} ended {outcome.status}",
+                            },
+                        ),
+                    )
+                )
                 raise ChildFailedError(child_id, str(outcome.status), outcome.error)
             await self._block(None)
         if self.frozen is not None:
@@ -125,20 +213,39 @@ class Waits(ReplayState):
         spec = self.host.registry.workflow(workflow)
         now = self.clock.now()
         new = NewRun(
-            id=child_id, workflow=spec.name, version=spec.version,
+            id=child_id,
+            workflow=spec.name,
+            version=spec.version,
             input=encode(value, what=f"the input of child workflow {workflow!r}"),
-            priority=spec.priority, concurrency_key=spec.key_for(value),
+            priority=spec.priority,
+            concurrency_key=spec.key_for(value),
             concurrency_limit=spec.concurrency,
             deadline=None if spec.timeout is None else now + spec.timeout,
-            parent_id=self.run.id, parent_seq=seq)
-        await self._write(self.store.start_child(self.fence, StepRecord(
-            run_id=self.run.id, seq=seq, kind=StepKind.CHILD, name=workflow,
-            status=StepStatus.WAITING, output={"run_id": child_id}, started_at=now), new, now))
+            parent_id=self.run.id,
+            parent_seq=seq,
+        )
+        await self._write(
+            self.store.start_child(
+                self.fence,
+                StepRecord(
+                    run_id=self.run.id,
+                    seq=seq,
+                    kind=StepKind.CHILD,
+                    name=workflow,
+                    status=StepStatus.WAITING,
+                    output={"run_id": child_id},
+                    started_at=now,
+                ),
+                new,
+                now,
+            )
+        )
         self.host.notify()
         await self._block(None)
 
-    def compensate(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> None:
+    def compensate(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.stack.append((self.host.registry.step_spec(fn), args, kwargs))
 
     def value(self, what: str) -> Any:
@@ -153,8 +260,19 @@ class Waits(ReplayState):
             value = str(uuid.uuid4())
         else:
             value = random.random()
-        self._post(self.store.record_step(self.fence, StepRecord(
-            run_id=self.run.id, seq=seq, kind=StepKind.VALUE, name=what,
-            status=StepStatus.COMPLETED, output=value, started_at=self.clock.now(),
-            completed_at=self.clock.now())))
+        self._post(
+            self.store.record_step(
+                self.fence,
+                StepRecord(
+                    run_id=self.run.id,
+                    seq=seq,
+                    kind=StepKind.VALUE,
+                    name=what,
+                    status=StepStatus.COMPLETED,
+                    output=value,
+                    started_at=self.clock.now(),
+                    completed_at=self.clock.now(),
+                ),
+            )
+        )
         return value

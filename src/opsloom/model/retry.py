@@ -57,8 +57,10 @@ class RetryPolicy:
             return False
         for entry in self.non_retryable:
             if isinstance(entry, str):
-                if any(cls.__name__ == entry or f"{cls.__module__}.{cls.__qualname__}" == entry
-                       for cls in type(exc).__mro__):
+                if any(
+                    cls.__name__ == entry or f"{cls.__module__}.{cls.__qualname__}" == entry
+                    for cls in type(exc).__mro__
+                ):
                     return False
             elif isinstance(exc, entry):
                 return False

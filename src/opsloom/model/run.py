@@ -28,14 +28,16 @@ class RunStatus(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED,
-                      RunStatus.TIMED_OUT})
+TERMINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
 
 #: Every allowed transition. ``running → pending`` is a recovery (lease expired or released).
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.TIMED_OUT,
-                                  RunStatus.FAILED}),
+    RunStatus.PENDING: frozenset(
+        {RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.TIMED_OUT, RunStatus.FAILED}
+    ),
     RunStatus.RUNNING: frozenset({RunStatus.WAITING, RunStatus.PENDING} | TERMINAL),
     RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.PENDING} | TERMINAL),
     RunStatus.COMPLETED: frozenset(),
@@ -91,16 +93,23 @@ class ErrorInfo:
         return cls(type=type(exc).__name__, message=str(exc), traceback=text, data=dict(data))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "message": self.message,
-                               "traceback": self.traceback}
+        out: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
         if self.data:
             out["data"] = self.data
         return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ErrorInfo:
-        return cls(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                   traceback=str(raw.get("traceback", "")), data=dict(raw.get("data") or {}))
+        return cls(
+            type=str(raw.get("type", "Error")),
+            message=str(raw.get("message", "")),
+            traceback=str(raw.get("traceback", "")),
+            data=dict(raw.get("data") or {}),
+        )
 
 
 @dataclass(slots=True)

@@ -28,7 +28,8 @@ def load_app(target: str) -> App:
             value = getattr(value, part)
         except AttributeError:
             raise ConfigurationError(
-                f"module {module_name!r} has no attribute {attribute!r} (from --app)") from None
+                f"module {module_name!r} has no attribute {attribute!r} (from --app)"
+            ) from None
     if not isinstance(value, App):
         raise ConfigurationError(f"{target} is a {type(value).__name__}, not an opsloom App")
     return value

@@ -86,8 +86,9 @@ class Store(Protocol):
 
     # --- runs --------------------------------------------------------------------------------
 
-    async def create_run(self, new: NewRun, now: float, *,
-                         lease: tuple[str, float] | None = None) -> tuple[RunRecord, bool]:
+    async def create_run(
+        self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
+    ) -> tuple[RunRecord, bool]:
         """Create a run and its job, or return the existing run with that id (``False``).
 
         With ``lease=(owner, until)`` a new run is created already claimed by ``owner`` with
@@ -126,8 +127,9 @@ class Store(Protocol):
 
     # --- jobs and leases ----------------------------------------------------------------------
 
-    async def claim(self, owner: str, kinds: frozenset[str], limit: int, now: float,
-                    lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, owner: str, kinds: frozenset[str], limit: int, now: float, lease_seconds: float
+    ) -> list[Claim]:
         """Lease up to ``limit`` ready jobs of the given ``workflow@version`` kinds."""
         ...
 
@@ -156,13 +158,13 @@ class Store(Protocol):
         """Insert or update one history entry."""
         ...
 
-    def consume_signal(self, fence: Fence, signal_id: int,
-                       step: StepRecord) -> Awaitable[None]:
+    def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         """Record that the wait at ``step.seq`` received signal ``signal_id``."""
         ...
 
-    def start_child(self, fence: Fence, step: StepRecord, child: NewRun,
-                    now: float) -> Awaitable[None]:
+    def start_child(
+        self, fence: Fence, step: StepRecord, child: NewRun, now: float
+    ) -> Awaitable[None]:
         """Record the child step as waiting and create the child run, atomically."""
         ...
 
@@ -174,7 +176,13 @@ class Store(Protocol):
         """Park the run: release its lease, ready again at ``wake_at`` (or when nudged)."""
         ...
 
-    def finish_run(self, fence: Fence, status: RunStatus, output: bytes | None,
-                   error: dict[str, Any] | None, now: float) -> Awaitable[None]:
+    def finish_run(
+        self,
+        fence: Fence,
+        status: RunStatus,
+        output: bytes | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> Awaitable[None]:
         """Close the run with a terminal status, wake its parent and free its concurrency slot."""
         ...

@@ -113,8 +113,9 @@ class GroupCommitWriter:
                 raise
             await loop.run_in_executor(self._thread, _begin_waiting, conn)
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop,
-                      batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Any]:
+    async def _commit(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[Any]:
         conn = self._conn
         assert conn is not None
         self.batches += 1
@@ -151,8 +152,9 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 0")
 
 
-def _isolated(conn: sqlite3.Connection, op: Op,
-              future: asyncio.Future[Any]) -> tuple[asyncio.Future[Any], bool, Any]:
+def _isolated(
+    conn: sqlite3.Connection, op: Op, future: asyncio.Future[Any]
+) -> tuple[asyncio.Future[Any], bool, Any]:
     conn.execute("SAVEPOINT op")
     try:
         result = op(conn)

@@ -59,9 +59,15 @@ class WorkerOptions:
 class Worker:
     """Runs workflows of one registry against one store."""
 
-    def __init__(self, store: Store, registry: Registry, clock: Clock,
-                 options: WorkerOptions | None = None, *,
-                 on_finished: Callable[[RunRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        options: WorkerOptions | None = None,
+        *,
+        on_finished: Callable[[RunRecord], None] | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -135,8 +141,12 @@ class Worker:
 
     def reserve(self, kind: str) -> bool:
         """Hold a slot for a run this process is about to start and execute itself."""
-        if (self._stopping or not self._tasks or kind not in self._kinds
-                or len(self.executions) + self._reserved >= self.options.concurrency):
+        if (
+            self._stopping
+            or not self._tasks
+            or kind not in self._kinds
+            or len(self.executions) + self._reserved >= self.options.concurrency
+        ):
             return False
         self._reserved += 1
         return True
@@ -168,8 +178,9 @@ class Worker:
             claims: list[Claim] = []
             if free > 0:
                 try:
-                    claims = await self.store.claim(self.owner, self._kinds, free,
-                                                    self.clock.now(), options.lease_seconds)
+                    claims = await self.store.claim(
+                        self.owner, self._kinds, free, self.clock.now(), options.lease_seconds
+                    )
                     backoff = 0.05
                 except Exception:  # keep serving: the store may come back
                     log.exception("claiming work failed; retrying in %.2fs", backoff)
@@ -231,6 +242,9 @@ class Worker:
                 log.exception("reaping expired leases failed")
                 continue
             if reaped:
-                log.warning("recovered %d runs whose worker vanished", len(reaped),
-                            extra={"run_ids": reaped[:20]})
+                log.warning(
+                    "recovered %d runs whose worker vanished",
+                    len(reaped),
+                    extra={"run_ids": reaped[:20]},
+                )
                 self._wake.set()

@@ -50,6 +50,7 @@ from opsloom.store.writer import GroupCommitWriter
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"
 
+
 def sqlite_path(url: str) -> str:
     """The file path in a ``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` URL."""
     parsed = urlparse(url)
@@ -80,8 +81,9 @@ class SqliteStore:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -103,7 +105,8 @@ class SqliteStore:
             conn = self._connect()
         except sqlite3.DatabaseError as exc:
             raise NotAnOpsloomDatabaseError(
-                f"{self.path} is not an opsloom database (SQLite says: {exc})") from None
+                f"{self.path} is not an opsloom database (SQLite says: {exc})"
+            ) from None
         try:
             self._check(conn)
             self._enable_wal(conn)
@@ -117,19 +120,23 @@ class SqliteStore:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise NotAnOpsloomDatabaseError(
-                f"{self.path} is not an opsloom database (SQLite says: {exc})") from None
+                f"{self.path} is not an opsloom database (SQLite says: {exc})"
+            ) from None
         if app_id != APPLICATION_ID and (tables or app_id):
             raise NotAnOpsloomDatabaseError(
                 f"{self.path} is a SQLite database of another program (application_id "
-                f"{app_id:#x}, {tables} tables); opsloom will not touch it")
+                f"{app_id:#x}, {tables} tables); opsloom will not touch it"
+            )
         latest = latest_version(self.dialect)
         if version > latest:
             raise SchemaTooNewError(
                 f"{self.path} has schema version {version}, newer than this opsloom knows "
-                f"({latest}); upgrade opsloom")
+                f"({latest}); upgrade opsloom"
+            )
         return version
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
@@ -194,16 +201,25 @@ class SqliteStore:
 
     # --- runs --------------------------------------------------------------------------------
 
-    async def create_run(self, new: NewRun, now: float, *,
-                         lease: tuple[str, float] | None = None) -> tuple[RunRecord, bool]:
+    async def create_run(
+        self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
+    ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             if _insert_run(conn, new, now, lease):
                 return RunRecord(
-                    id=new.id, workflow=new.workflow, version=new.version,
+                    id=new.id,
+                    workflow=new.workflow,
+                    version=new.version,
                     status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
-                    input=decode(new.input), parent_id=new.parent_id, priority=new.priority,
-                    concurrency_key=new.concurrency_key, deadline=new.deadline, created_at=now,
-                    started_at=None if lease is None else now, updated_at=now), True
+                    input=decode(new.input),
+                    parent_id=new.parent_id,
+                    priority=new.priority,
+                    concurrency_key=new.concurrency_key,
+                    deadline=new.deadline,
+                    created_at=now,
+                    started_at=None if lease is None else now,
+                    updated_at=now,
+                ), True
             run = _fetch_run(conn, new.id)
             assert run is not None
             return run, False
@@ -215,8 +231,9 @@ class SqliteStore:
         conn = self._read()
         run = _fetch_run(conn, run_id)
         if run is not None and with_steps:
-            run.steps = sorted(_fetch_steps(conn, [run_id]).get(run_id, {}).values(),
-                               key=_step_order)
+            run.steps = sorted(
+                _fetch_steps(conn, [run_id]).get(run_id, {}).values(), key=_step_order
+            )
         return run
 
     async def status_of(self, run_id: str) -> RunStatus | None:
@@ -227,9 +244,14 @@ class SqliteStore:
         conn = self._read()
         done: set[str] = set()
         for chunk in _chunks(run_ids):
-            done.update(row[0] for row in conn.execute(
-                f"SELECT id FROM runs WHERE completed_at IS NOT NULL AND id IN ({_marks(chunk)})",
-                chunk))
+            done.update(
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM runs WHERE completed_at IS NOT NULL "
+                    f"AND id IN ({_marks(chunk)})",
+                    chunk,
+                )
+            )
         return done
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
@@ -245,9 +267,15 @@ class SqliteStore:
             clauses.append("parent_id = ?")
             params.append(flt.parent_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*params, flt.limit)).fetchall()
+        rows = (
+            self._read()
+            .execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*params, flt.limit),
+            )
+            .fetchall()
+        )
         return [_run_from_row(row) for row in rows]
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
@@ -257,18 +285,28 @@ class SqliteStore:
                 raise RunNotFoundError(f"no run {run_id!r}")
             if run.status.terminal:
                 raise RunStateError(f"run {run_id!r} is already {run.status}")
-            ids = [row[0] for row in conn.execute(
-                "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
-                "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
-                "SELECT runs.id, runs.started_at, runs.parent_id FROM tree JOIN runs "
-                "ON runs.id = tree.id WHERE runs.completed_at IS NULL", (run_id,))]
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+                    "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
+                    "SELECT runs.id, runs.started_at, runs.parent_id FROM tree JOIN runs "
+                    "ON runs.id = tree.id WHERE runs.completed_at IS NULL",
+                    (run_id,),
+                )
+            ]
             for chunk in _chunks(ids):
                 marks = _marks(chunk)
-                conn.execute(f"UPDATE runs SET cancel_requested = 1, updated_at = ? "
-                             f"WHERE id IN ({marks})", (now, *chunk))
-                conn.execute(f"UPDATE jobs SET nudged = 1, blocked = 0, available_at = "
-                             f"CASE WHEN owner IS NULL THEN ? ELSE available_at END "
-                             f"WHERE run_id IN ({marks})", (now, *chunk))
+                conn.execute(
+                    f"UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id IN ({marks})",
+                    (now, *chunk),
+                )
+                conn.execute(
+                    f"UPDATE jobs SET nudged = 1, blocked = 0, available_at = "
+                    f"CASE WHEN owner IS NULL THEN ? ELSE available_at END "
+                    f"WHERE run_id IN ({marks})",
+                    (now, *chunk),
+                )
             return ids
 
         result: list[str] = await self._write(op)
@@ -281,19 +319,22 @@ class SqliteStore:
                 raise RunNotFoundError(f"no run {run_id!r}")
             if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
                 raise RunStateError(
-                    f"run {run_id!r} is {run.status}; only failed or timed-out runs can be retried")
-            conn.execute("DELETE FROM steps WHERE run_id = ? AND status <> 'completed'",
-                         (run_id,))
+                    f"run {run_id!r} is {run.status}; only failed or timed-out runs can be retried"
+                )
+            conn.execute("DELETE FROM steps WHERE run_id = ? AND status <> 'completed'", (run_id,))
             conn.execute(
                 "UPDATE runs SET status = 'pending', error = NULL, output = NULL, deadline = NULL, "
                 "completed_at = NULL, cancel_requested = 0, updated_at = ? WHERE id = ?",
-                (now, run_id))
-            row = conn.execute("SELECT concurrency_key, concurrency_limit FROM runs WHERE id = ?",
-                               (run_id,)).fetchone()
+                (now, run_id),
+            )
+            row = conn.execute(
+                "SELECT concurrency_key, concurrency_limit FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
             conn.execute(
                 "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
                 "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]))
+                (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]),
+            )
             fetched = _fetch_run(conn, run_id)
             assert fetched is not None
             return fetched
@@ -310,7 +351,8 @@ class SqliteStore:
                 raise RunStateError(f"run {run_id!r} is already {row[0]}; signal {name!r} refused")
             cur = conn.execute(
                 "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, name, payload, now))
+                (run_id, name, payload, now),
+            )
             _nudge(conn, [run_id], now)
             return int(cur.lastrowid or 0)
 
@@ -319,8 +361,9 @@ class SqliteStore:
 
     # --- jobs and leases ----------------------------------------------------------------------
 
-    async def claim(self, owner: str, kinds: frozenset[str], limit: int, now: float,
-                    lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, owner: str, kinds: frozenset[str], limit: int, now: float, lease_seconds: float
+    ) -> list[Claim]:
         if not kinds or limit <= 0:
             return []
         kind_list = sorted(kinds)
@@ -335,10 +378,15 @@ class SqliteStore:
         if not kinds:
             return None
         kind_list = sorted(kinds)
-        row = self._read().execute(
-            f"SELECT min(available_at) FROM jobs WHERE owner IS NULL AND blocked = 0 "
-            f"AND available_at IS NOT NULL AND kind IN ({_marks(kind_list)})",
-            kind_list).fetchone()
+        row = (
+            self._read()
+            .execute(
+                f"SELECT min(available_at) FROM jobs WHERE owner IS NULL AND blocked = 0 "
+                f"AND available_at IS NOT NULL AND kind IN ({_marks(kind_list)})",
+                kind_list,
+            )
+            .fetchone()
+        )
         return None if row is None or row[0] is None else float(row[0])
 
     async def heartbeat(self, owner: str, run_ids: list[str], until: float) -> HeartbeatResult:
@@ -346,27 +394,37 @@ class SqliteStore:
             # Only runs the worker still executes are extended: a lease it holds on a run it
             # gave up on (after a failed write) expires and the run is recovered elsewhere.
             for chunk in _chunks(run_ids):
-                conn.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE owner = ? "
-                             f"AND run_id IN ({_marks(chunk)})", (until, owner, *chunk))
+                conn.execute(
+                    f"UPDATE jobs SET lease_expires_at = ? WHERE owner = ? "
+                    f"AND run_id IN ({_marks(chunk)})",
+                    (until, owner, *chunk),
+                )
             held: set[str] = set()
             cancel: set[str] = set()
             for run_id, cancel_requested in conn.execute(
-                    "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
-                    "ON r.id = j.run_id WHERE j.owner = ?", (owner,)):
+                "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
+                "ON r.id = j.run_id WHERE j.owner = ?",
+                (owner,),
+            ):
                 held.add(run_id)
                 if cancel_requested:
                     cancel.add(run_id)
-            return HeartbeatResult(lost=frozenset(set(run_ids) - held),
-                                   cancel_requested=frozenset(cancel))
+            return HeartbeatResult(
+                lost=frozenset(set(run_ids) - held), cancel_requested=frozenset(cancel)
+            )
 
         result: HeartbeatResult = await self._write(op)
         return result
 
     async def reap_expired(self, now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
-            ids = [row[0] for row in conn.execute(
-                "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND lease_expires_at < ?",
-                (now,))]
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND lease_expires_at < ?",
+                    (now,),
+                )
+            ]
             _requeue(conn, ids, now, recovered=True)
             return ids
 
@@ -375,8 +433,9 @@ class SqliteStore:
 
     async def release(self, owner: str, now: float) -> int:
         def op(conn: sqlite3.Connection) -> int:
-            ids = [row[0] for row in conn.execute(
-                "SELECT run_id FROM jobs WHERE owner = ?", (owner,))]
+            ids = [
+                row[0] for row in conn.execute("SELECT run_id FROM jobs WHERE owner = ?", (owner,))
+            ]
             _requeue(conn, ids, now, recovered=False)
             return len(ids)
 
@@ -391,18 +450,20 @@ class SqliteStore:
 
         return self._write(op)  # type: ignore[no-any-return]
 
-    def consume_signal(self, fence: Fence, signal_id: int,
-                       step: StepRecord) -> Awaitable[None]:
+    def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         def op(conn: sqlite3.Connection) -> None:
             _check_fence(conn, fence)
-            conn.execute("UPDATE signals SET consumed_seq = ? WHERE id = ? AND run_id = ?",
-                         (step.seq, signal_id, fence.run_id))
+            conn.execute(
+                "UPDATE signals SET consumed_seq = ? WHERE id = ? AND run_id = ?",
+                (step.seq, signal_id, fence.run_id),
+            )
             _upsert_step(conn, step)
 
         return self._write(op)  # type: ignore[no-any-return]
 
-    def start_child(self, fence: Fence, step: StepRecord, child: NewRun,
-                    now: float) -> Awaitable[None]:
+    def start_child(
+        self, fence: Fence, step: StepRecord, child: NewRun, now: float
+    ) -> Awaitable[None]:
         def op(conn: sqlite3.Connection) -> None:
             _check_fence(conn, fence)
             _upsert_step(conn, step)
@@ -419,27 +480,37 @@ class SqliteStore:
                 "UPDATE jobs SET owner = NULL, lease_expires_at = NULL, nudged = 0, "
                 "available_at = CASE WHEN nudged = 1 THEN ? ELSE ? END "
                 "WHERE run_id = ? AND owner = ? AND token = ? RETURNING available_at",
-                (now, wake_at, fence.run_id, fence.owner, fence.token)).fetchone()
+                (now, wake_at, fence.run_id, fence.owner, fence.token),
+            ).fetchone()
             if row is None:
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost")
             # A run that may go on at once (nudged, drained) is pending, not waiting.
             ready = row[0] is not None and row[0] <= now
-            conn.execute("UPDATE runs SET status = ?, updated_at = ? "
-                         "WHERE id = ? AND status = 'running'",
-                         ("pending" if ready else "waiting", now, fence.run_id))
+            conn.execute(
+                "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                ("pending" if ready else "waiting", now, fence.run_id),
+            )
 
         return self._write(op)  # type: ignore[no-any-return]
 
-    def finish_run(self, fence: Fence, status: RunStatus, output: bytes | None,
-                   error: dict[str, Any] | None, now: float) -> Awaitable[None]:
+    def finish_run(
+        self,
+        fence: Fence,
+        status: RunStatus,
+        output: bytes | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> Awaitable[None]:
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status}")
         error_blob = None if error is None else encode(error, what="run error")
         sources = sources_of(status)
 
         def op(conn: sqlite3.Connection) -> None:
-            cur = conn.execute("DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
-                               (fence.run_id, fence.owner, fence.token))
+            cur = conn.execute(
+                "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
+                (fence.run_id, fence.owner, fence.token),
+            )
             if cur.rowcount != 1:
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             _close_run(conn, fence.run_id, status, output, error_blob, now, sources)

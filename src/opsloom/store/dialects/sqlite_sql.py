@@ -29,35 +29,60 @@ def _marks(values: Sequence[Any]) -> str:
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), _CHUNK):
-        yield values[start:start + _CHUNK]
+        yield values[start : start + _CHUNK]
 
 
-def _insert_run(conn: sqlite3.Connection, new: NewRun, now: float,
-                lease: tuple[str, float] | None = None) -> bool:
+def _insert_run(
+    conn: sqlite3.Connection, new: NewRun, now: float, lease: tuple[str, float] | None = None
+) -> bool:
     cur = conn.execute(
         "INSERT INTO runs (id, workflow, version, status, input, parent_id, parent_seq, "
         "priority, concurrency_key, concurrency_limit, deadline, created_at, started_at, "
         "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING",
-        (new.id, new.workflow, new.version, "pending" if lease is None else "running",
-         new.input, new.parent_id, new.parent_seq, new.priority, new.concurrency_key,
-         new.concurrency_limit, new.deadline, now, None if lease is None else now, now))
+        (
+            new.id,
+            new.workflow,
+            new.version,
+            "pending" if lease is None else "running",
+            new.input,
+            new.parent_id,
+            new.parent_seq,
+            new.priority,
+            new.concurrency_key,
+            new.concurrency_limit,
+            new.deadline,
+            now,
+            None if lease is None else now,
+            now,
+        ),
+    )
     if cur.rowcount != 1:
         return False
     owner, until = lease if lease is not None else (None, None)
     conn.execute(
         "INSERT INTO jobs (run_id, kind, priority, available_at, owner, token, lease_expires_at, "
         "concurrency_key, concurrency_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (new.id, f"{new.workflow}@{new.version}", new.priority, now, owner,
-         0 if lease is None else 1, until,
-         new.concurrency_key if new.concurrency_limit and lease is None else None,
-         new.concurrency_limit))
+        (
+            new.id,
+            f"{new.workflow}@{new.version}",
+            new.priority,
+            now,
+            owner,
+            0 if lease is None else 1,
+            until,
+            new.concurrency_key if new.concurrency_limit and lease is None else None,
+            new.concurrency_limit,
+        ),
+    )
     return True
 
 
 def _check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
-    row = conn.execute("SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
-                       (fence.run_id, fence.owner, fence.token)).fetchone()
+    row = conn.execute(
+        "SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
+        (fence.run_id, fence.owner, fence.token),
+    ).fetchone()
     if row is None:
         raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
 
@@ -73,16 +98,27 @@ _UPSERT_STEP = (
 # The fence is checked by the insert itself: no row is written unless the lease is still held.
 _FENCED_UPSERT_STEP = _UPSERT_STEP.format(
     source="SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs "
-           "WHERE run_id = ? AND owner = ? AND token = ?)")
+    "WHERE run_id = ? AND owner = ? AND token = ?)"
+)
 _PLAIN_UPSERT_STEP = _UPSERT_STEP.format(source="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _step_params(step: StepRecord) -> tuple[Any, ...]:
-    return (step.run_id, step.seq, str(step.kind), step.name, str(step.status),
-            step.encoded if step.encoded is not None else
-            (None if step.output is None else encode(step.output)),
-            None if step.error is None else encode(step.error),
-            step.attempts, step.wake_at, step.started_at, step.completed_at)
+    return (
+        step.run_id,
+        step.seq,
+        str(step.kind),
+        step.name,
+        str(step.status),
+        step.encoded
+        if step.encoded is not None
+        else (None if step.output is None else encode(step.output)),
+        None if step.error is None else encode(step.error),
+        step.attempts,
+        step.wake_at,
+        step.started_at,
+        step.completed_at,
+    )
 
 
 def _upsert_step(conn: sqlite3.Connection, step: StepRecord) -> None:
@@ -90,8 +126,9 @@ def _upsert_step(conn: sqlite3.Connection, step: StepRecord) -> None:
 
 
 def _fenced_upsert_step(conn: sqlite3.Connection, fence: Fence, step: StepRecord) -> None:
-    cur = conn.execute(_FENCED_UPSERT_STEP,
-                       (*_step_params(step), fence.run_id, fence.owner, fence.token))
+    cur = conn.execute(
+        _FENCED_UPSERT_STEP, (*_step_params(step), fence.run_id, fence.owner, fence.token)
+    )
     if cur.rowcount != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
         # which is ignored so that a completion is recorded exactly once).
@@ -103,30 +140,47 @@ def _nudge(conn: sqlite3.Connection, run_ids: Sequence[str], now: float) -> None
     for chunk in _chunks(run_ids):
         conn.execute(
             f"UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL THEN ? "
-            f"ELSE available_at END WHERE run_id IN ({_marks(chunk)})", (now, *chunk))
+            f"ELSE available_at END WHERE run_id IN ({_marks(chunk)})",
+            (now, *chunk),
+        )
 
 
 # In the updates by id below, ``+status`` keeps SQLite from walking runs_status_idx over every
 # pending run instead of looking the ids up by primary key.
 
 
-def _requeue(conn: sqlite3.Connection, run_ids: Sequence[str], now: float, *,
-             recovered: bool) -> None:
+def _requeue(
+    conn: sqlite3.Connection, run_ids: Sequence[str], now: float, *, recovered: bool
+) -> None:
     for chunk in _chunks(run_ids):
         marks = _marks(chunk)
-        conn.execute(f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? "
-                     f"WHERE run_id IN ({marks})", (now, *chunk))
-        conn.execute(f"UPDATE runs SET status = 'pending', updated_at = ?, "
-                     f"recovered = recovered + ? WHERE id IN ({marks}) "
-                     f"AND +status IN ('running', 'waiting')", (now, int(recovered), *chunk))
+        conn.execute(
+            f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? "
+            f"WHERE run_id IN ({marks})",
+            (now, *chunk),
+        )
+        conn.execute(
+            f"UPDATE runs SET status = 'pending', updated_at = ?, "
+            f"recovered = recovered + ? WHERE id IN ({marks}) "
+            f"AND +status IN ('running', 'waiting')",
+            (now, int(recovered), *chunk),
+        )
 
 
-def _close_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, output: bytes | None,
-               error: bytes | None, now: float, sources: Sequence[str]) -> None:
+def _close_run(
+    conn: sqlite3.Connection,
+    run_id: str,
+    status: RunStatus,
+    output: bytes | None,
+    error: bytes | None,
+    now: float,
+    sources: Sequence[str],
+) -> None:
     cur = conn.execute(
         f"UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
         f"WHERE id = ? AND status IN ({_marks(sources)}) RETURNING parent_id, concurrency_key",
-        (str(status), output, error, now, now, run_id, *sources))
+        (str(status), output, error, now, now, run_id, *sources),
+    )
     row = cur.fetchone()
     cur.close()
     if row is None:
@@ -135,12 +189,20 @@ def _close_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, output:
     if parent_id is not None:
         _nudge(conn, [parent_id], now)
     if concurrency_key is not None:
-        conn.execute("UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND concurrency_key = ?",
-                     (concurrency_key,))
+        conn.execute(
+            "UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND concurrency_key = ?",
+            (concurrency_key,),
+        )
 
 
-def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, now: float,
-           lease_until: float) -> list[Claim]:
+def _claim(
+    conn: sqlite3.Connection,
+    owner: str,
+    kinds: list[str],
+    limit: int,
+    now: float,
+    lease_until: float,
+) -> list[Claim]:
     # Look a little past ``limit`` so that jobs held back by a concurrency limit do not starve
     # the rest of the batch.
     rows = conn.execute(
@@ -150,7 +212,8 @@ def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, n
         f"WHERE owner IS NULL AND blocked = 0 AND available_at IS NOT NULL "
         f"AND +available_at <= ? AND kind IN ({_marks(kinds)}) "
         f"ORDER BY priority DESC, available_at LIMIT ?",
-        (now, *kinds, limit * 2 + 8)).fetchall()
+        (now, *kinds, limit * 2 + 8),
+    ).fetchall()
     chosen: list[str] = []
     admitted: list[str] = []
     blocked: list[str] = []
@@ -162,7 +225,9 @@ def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, n
             if key not in open_per_key:
                 open_per_key[key] = conn.execute(
                     "SELECT count(*) FROM runs WHERE concurrency_key = ? AND completed_at IS NULL "
-                    "AND started_at IS NOT NULL", (key,)).fetchone()[0]
+                    "AND started_at IS NOT NULL",
+                    (key,),
+                ).fetchone()[0]
             if open_per_key[key] >= key_limit:
                 blocked.append(run_id)
                 continue
@@ -174,28 +239,40 @@ def _claim(conn: sqlite3.Connection, owner: str, kinds: list[str], limit: int, n
     if not chosen:
         return []
     for chunk in _chunks(admitted):
-        conn.execute(f"UPDATE jobs SET concurrency_key = NULL WHERE run_id IN ({_marks(chunk)})",
-                     chunk)
+        conn.execute(
+            f"UPDATE jobs SET concurrency_key = NULL WHERE run_id IN ({_marks(chunk)})", chunk
+        )
     tokens: dict[str, int] = {}
     for chunk in _chunks(chosen):
         marks = _marks(chunk)
         for run_id, token in conn.execute(
-                f"UPDATE jobs SET owner = ?, token = token + 1, lease_expires_at = ?, nudged = 0 "
-                f"WHERE run_id IN ({marks}) RETURNING run_id, token", (owner, lease_until, *chunk)):
+            f"UPDATE jobs SET owner = ?, token = token + 1, lease_expires_at = ?, nudged = 0 "
+            f"WHERE run_id IN ({marks}) RETURNING run_id, token",
+            (owner, lease_until, *chunk),
+        ):
             tokens[run_id] = token
-        conn.execute(f"UPDATE runs SET status = 'running', updated_at = ?, "
-                     f"started_at = coalesce(started_at, ?) WHERE id IN ({marks}) "
-                     f"AND +status IN ('pending', 'waiting')", (now, now, *chunk))
+        conn.execute(
+            f"UPDATE runs SET status = 'running', updated_at = ?, "
+            f"started_at = coalesce(started_at, ?) WHERE id IN ({marks}) "
+            f"AND +status IN ('pending', 'waiting')",
+            (now, now, *chunk),
+        )
     histories = _fetch_steps(conn, chosen)
     signals = _fetch_signals(conn, chosen)
     claims: list[Claim] = []
     for chunk in _chunks(chosen):
-        for row in conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({_marks(chunk)})",
-                                chunk):
+        for row in conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({_marks(chunk)})", chunk
+        ):
             run = _run_from_row(row)
-            claims.append(Claim(run=run, fence=Fence(run.id, owner, tokens[run.id]),
-                                history=histories.get(run.id, {}),
-                                signals=signals.get(run.id, [])))
+            claims.append(
+                Claim(
+                    run=run,
+                    fence=Fence(run.id, owner, tokens[run.id]),
+                    history=histories.get(run.id, {}),
+                    signals=signals.get(run.id, []),
+                )
+            )
     return claims
 
 
@@ -204,40 +281,69 @@ def _fetch_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     return None if row is None else _run_from_row(row)
 
 
-def _fetch_steps(conn: sqlite3.Connection,
-                 run_ids: Sequence[str]) -> dict[str, dict[int, StepRecord]]:
+def _fetch_steps(
+    conn: sqlite3.Connection, run_ids: Sequence[str]
+) -> dict[str, dict[int, StepRecord]]:
     out: dict[str, dict[int, StepRecord]] = {}
     for chunk in _chunks(run_ids):
-        for row in conn.execute(f"SELECT {_STEP_COLUMNS} FROM steps "
-                                f"WHERE run_id IN ({_marks(chunk)})", chunk):
+        for row in conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id IN ({_marks(chunk)})", chunk
+        ):
             step = StepRecord(
-                run_id=row[0], seq=row[1], kind=StepKind(row[2]), name=row[3],
-                status=StepStatus(row[4]), output=decode(row[5]), error=decode(row[6]),
-                attempts=row[7], wake_at=row[8], started_at=row[9], completed_at=row[10])
+                run_id=row[0],
+                seq=row[1],
+                kind=StepKind(row[2]),
+                name=row[3],
+                status=StepStatus(row[4]),
+                output=decode(row[5]),
+                error=decode(row[6]),
+                attempts=row[7],
+                wake_at=row[8],
+                started_at=row[9],
+                completed_at=row[10],
+            )
             out.setdefault(step.run_id, {})[step.seq] = step
     return out
 
 
-def _fetch_signals(conn: sqlite3.Connection,
-                   run_ids: Sequence[str]) -> dict[str, list[SignalRecord]]:
+def _fetch_signals(
+    conn: sqlite3.Connection, run_ids: Sequence[str]
+) -> dict[str, list[SignalRecord]]:
     out: dict[str, list[SignalRecord]] = {}
     for chunk in _chunks(run_ids):
         for row in conn.execute(
-                f"SELECT id, run_id, name, payload, created_at FROM signals "
-                f"WHERE consumed_seq IS NULL AND run_id IN ({_marks(chunk)}) ORDER BY id", chunk):
+            f"SELECT id, run_id, name, payload, created_at FROM signals "
+            f"WHERE consumed_seq IS NULL AND run_id IN ({_marks(chunk)}) ORDER BY id",
+            chunk,
+        ):
             out.setdefault(row[1], []).append(
-                SignalRecord(id=row[0], run_id=row[1], name=row[2], payload=decode(row[3]),
-                             created_at=row[4]))
+                SignalRecord(
+                    id=row[0], run_id=row[1], name=row[2], payload=decode(row[3]), created_at=row[4]
+                )
+            )
     return out
 
 
 def _run_from_row(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
-        id=row[0], workflow=row[1], version=row[2], status=RunStatus(row[3]),
-        input=decode(row[4]), output=decode(row[5]), error=decode(row[6]), parent_id=row[7],
-        priority=row[8], concurrency_key=row[9], deadline=row[10],
-        cancel_requested=bool(row[11]), recovered=row[12], created_at=row[13],
-        started_at=row[14], updated_at=row[15], completed_at=row[16])
+        id=row[0],
+        workflow=row[1],
+        version=row[2],
+        status=RunStatus(row[3]),
+        input=decode(row[4]),
+        output=decode(row[5]),
+        error=decode(row[6]),
+        parent_id=row[7],
+        priority=row[8],
+        concurrency_key=row[9],
+        deadline=row[10],
+        cancel_requested=bool(row[11]),
+        recovered=row[12],
+        created_at=row[13],
+        started_at=row[14],
+        updated_at=row[15],
+        completed_at=row[16],
+    )
 
 
 def _step_order(step: StepRecord) -> tuple[int, int]:
@@ -251,10 +357,12 @@ def dump_schema(path: str | Path) -> list[tuple[str, str, str]]:
     try:
         rows = conn.execute(
             "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-            "ORDER BY type, name").fetchall()
-        meta = [("pragma", "user_version", str(conn.execute("PRAGMA user_version").fetchone()[0])),
-                ("pragma", "application_id",
-                 str(conn.execute("PRAGMA application_id").fetchone()[0]))]
+            "ORDER BY type, name"
+        ).fetchall()
+        meta = [
+            ("pragma", "user_version", str(conn.execute("PRAGMA user_version").fetchone()[0])),
+            ("pragma", "application_id", str(conn.execute("PRAGMA application_id").fetchone()[0])),
+        ]
     finally:
         conn.close()
     return [(t, n, " ".join((s or "").split())) for t, n, s in rows] + meta
