@@ -133,7 +133,10 @@ class ReplayState:
         """Wait until every write queued so far is durable (or raise what broke the run)."""
         last = self._last_write
         if last is not None and not last.done():
-            await asyncio.wait((last,))  # never cancels the write itself
+            # Awaiting the store's future directly is the cheapest wait. Branches are only
+            # cancelled all together (the run parks or stops), and a cancelled future still
+            # has its write committed, so nothing is lost if this await is interrupted.
+            await last
         if self.fatal is not None:
             raise self.fatal
 
