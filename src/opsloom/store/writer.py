@@ -88,10 +88,6 @@ class GroupCommitWriter:
                     return
                 self._wake.clear()
                 await self._wake.wait()
-                # Let the callbacks that are already due queue their writes too (a run's
-                # completion right after its last step, the other branches of a fan-out):
-                # one turn of the loop costs microseconds, a commit costs an fsync.
-                await asyncio.sleep(0)
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
