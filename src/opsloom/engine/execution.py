@@ -52,40 +52,55 @@ class Execution(StepRunner, Waits):
         run = self.run
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
         try:
             now = self.clock.now()
             if run.cancel_requested:
                 self.frozen = "cancel"
             elif run.deadline is not None and now >= run.deadline:
                 self.frozen = "timeout"
-            self.main = loop.create_task(self._main(), name=f"opsloom-run-{run.id}")
-            self.main.add_done_callback(self._main_finished)
             if run.deadline is not None and self.frozen is None:
                 timer = loop.call_at(loop.time() + max(0.0, run.deadline - now), self._timed_out)
-            await self._turn
-            if self.main.done():
-                await self._on_main_done()
-            else:
+            # The workflow runs inside this task. Going quiescent, a cancel, the deadline or a
+            # failed write interrupt it (see ``_settle``); anything else cancelling this task is
+            # the worker giving the run up, and propagates.
+            self._in_main = True
+            try:
+                result = await self._main()
+            except asyncio.CancelledError:
+                self._in_main = False
+                if not self._interrupted or task.uncancel() > 0:
+                    raise
+                self.tearing_down = True
                 await self._on_quiet()
+            except Exception as exc:
+                self._in_main = False
+                self.tearing_down = True
+                if self.fatal is not None:
+                    await self._close_fatal()
+                else:
+                    await self._close(RunStatus.FAILED, exc)
+            else:
+                self._in_main = False
+                self.tearing_down = True
+                if self.fatal is not None:
+                    await self._close_fatal()
+                else:
+                    await self._complete(result)
         except LeaseLostError:
             log.warning("lease lost, leaving run to its new owner", extra={"run_id": run.id})
-            await self._stop_main()
         except StoreError:
             log.exception(
                 "store write failed; the run will be recovered when its lease expires",
                 extra={"run_id": run.id},
             )
-            await self._stop_main()
-        except asyncio.CancelledError:
-            await self._stop_main()
-            raise
         finally:
+            self.tearing_down = True
             if timer is not None:
                 timer.cancel()
             self.host.execution_done(self)
-
-    def _main_finished(self, _: asyncio.Task[Any]) -> None:
-        self._settle()
 
     def _timed_out(self) -> None:
         self.frozen = "timeout"
@@ -133,33 +148,7 @@ class Execution(StepRunner, Waits):
         last = max((seq for seq in self.history if seq > 0), default=0)
         return last if last > self.seq else None
 
-    async def _stop_main(self) -> None:
-        self.tearing_down = True
-        main = self.main
-        if main is None:
-            return
-        if not main.done():
-            main.cancel()
-            await asyncio.wait({main})
-        if not main.cancelled():
-            main.exception()  # seen: the outcome was decided elsewhere (lease lost, cancel)
-
-    async def _on_main_done(self) -> None:
-        main = self.main
-        assert main is not None
-        if main.cancelled():
-            return
-        exc = main.exception()
-        if self.fatal is not None:
-            await self._close_fatal()
-            return
-        if exc is None:
-            await self._complete(main.result())
-        else:
-            await self._close(RunStatus.FAILED, exc)
-
     async def _on_quiet(self) -> None:
-        await self._stop_main()
         if self.fatal is not None:
             await self._close_fatal()
             return

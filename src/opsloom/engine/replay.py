@@ -69,13 +69,13 @@ class ReplayState:
         self.parked = 0  # units waiting on a durable wait or on their gather branches
         self.blocked = 0  # units waiting on a durable wait
         self.wakes: list[float] = []
-        self._turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_main = False  # the workflow coroutine is running in ``task``
+        self._interrupted = False
         self._last_write: asyncio.Future[None] | None = None
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
         self.frozen: str | None = None  # "cancel", "timeout" or "drain": start nothing new
         self.tearing_down = False
         self.fatal: BaseException | None = None
-        self.main: asyncio.Task[Any] | None = None
         self.task: asyncio.Task[None] | None = None
         self._taken: set[int] = set()
 
@@ -149,9 +149,10 @@ class ReplayState:
             self._settle()
 
     def _settle(self) -> None:
-        """The run needs a decision: its workflow ended, went quiescent, or must stop."""
-        if not self._turn.done():
-            self._turn.set_result(None)
+        """Interrupt the workflow: it went quiescent, must stop, or a write failed."""
+        if self._in_main and not self._interrupted and self.task is not None:
+            self._interrupted = True
+            self.task.cancel()
 
     # --- fan-out ----------------------------------------------------------------------------
 
