@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from opsloom.engine.registry import StepSpec, WorkflowSpec
 from opsloom.errors import LeaseLostError, NonDeterminismError, StoreError
-from opsloom.model import RunRecord, StepKind, StepRecord
+from opsloom.model import RunRecord, StepKind, StepRecord, StepStatus
 from opsloom.store.base import Claim
 
 if TYPE_CHECKING:
@@ -122,6 +122,20 @@ class ReplayState:
         except (LeaseLostError, StoreError) as exc:
             self.fatal = exc
             raise
+
+    def _entry(
+        self, seq: int, kind: StepKind, name: str, status: StepStatus, **fields: Any
+    ) -> StepRecord:
+        """The history entry at ``seq`` of this run."""
+        return StepRecord(
+            run_id=self.run.id, seq=seq, kind=kind, name=name, status=status, **fields
+        )
+
+    def _record(
+        self, seq: int, kind: StepKind, name: str, status: StepStatus, **fields: Any
+    ) -> Awaitable[None]:
+        """Queue the history entry at ``seq`` (fenced: refused once the lease is lost)."""
+        return self.store.record_step(self.fence, self._entry(seq, kind, name, status, **fields))
 
     def _post(self, pending: Awaitable[None]) -> None:
         """Queue a write without waiting: the store applies a run's writes in call order."""

@@ -80,20 +80,16 @@ class StepRunner(ReplayState):
                 # ``_barrier`` and the store's in-order writes), so a run's last step and its
                 # completion can share one commit.
                 self._post(
-                    self.store.record_step(
-                        self.fence,
-                        StepRecord(
-                            run_id=self.run.id,
-                            seq=seq,
-                            kind=kind,
-                            name=spec.name,
-                            status=StepStatus.COMPLETED,
-                            output=value,
-                            encoded=blob,
-                            attempts=attempt,
-                            started_at=started,
-                            completed_at=self.clock.now(),
-                        ),
+                    self._record(
+                        seq,
+                        kind,
+                        spec.name,
+                        StepStatus.COMPLETED,
+                        output=value,
+                        encoded=blob,
+                        attempts=attempt,
+                        started_at=started,
+                        completed_at=self.clock.now(),
                     )
                 )
                 return value
@@ -114,19 +110,15 @@ class StepRunner(ReplayState):
                     continue
                 wake = now + delay
                 await self._write(
-                    self.store.record_step(
-                        self.fence,
-                        StepRecord(
-                            run_id=self.run.id,
-                            seq=seq,
-                            kind=kind,
-                            name=spec.name,
-                            status=StepStatus.RETRYING,
-                            error=info.to_dict(),
-                            attempts=attempt,
-                            wake_at=wake,
-                            started_at=started,
-                        ),
+                    self._record(
+                        seq,
+                        kind,
+                        spec.name,
+                        StepStatus.RETRYING,
+                        error=info.to_dict(),
+                        attempts=attempt,
+                        wake_at=wake,
+                        started_at=started,
                     )
                 )
                 if delay <= 0:
@@ -134,19 +126,15 @@ class StepRunner(ReplayState):
                     continue
                 await self._block(wake)
             await self._write(
-                self.store.record_step(
-                    self.fence,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=kind,
-                        name=spec.name,
-                        status=StepStatus.FAILED,
-                        error=info.to_dict(),
-                        attempts=attempt,
-                        started_at=started,
-                        completed_at=now,
-                    ),
+                self._record(
+                    seq,
+                    kind,
+                    spec.name,
+                    StepStatus.FAILED,
+                    error=info.to_dict(),
+                    attempts=attempt,
+                    started_at=started,
+                    completed_at=now,
                 )
             )
             raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback, attempt)

@@ -10,7 +10,7 @@ from typing import Any
 from opsloom.codec import encode
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
-from opsloom.model import ErrorInfo, RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
 from opsloom.store.base import NewRun
 
 
@@ -34,34 +34,21 @@ class Waits(ReplayState):
             wake = until if until is not None else now + float(seconds or 0.0)
         if now >= wake:
             await self._write(
-                self.store.record_step(
-                    self.fence,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=StepKind.SLEEP,
-                        name="sleep",
-                        status=StepStatus.COMPLETED,
-                        wake_at=wake,
-                        started_at=rec.started_at if rec else now,
-                        completed_at=now,
-                    ),
+                self._record(
+                    seq,
+                    StepKind.SLEEP,
+                    "sleep",
+                    StepStatus.COMPLETED,
+                    wake_at=wake,
+                    started_at=rec.started_at if rec else now,
+                    completed_at=now,
                 )
             )
             return
         if rec is None:
             self._post(
-                self.store.record_step(
-                    self.fence,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=StepKind.SLEEP,
-                        name="sleep",
-                        status=StepStatus.WAITING,
-                        wake_at=wake,
-                        started_at=now,
-                    ),
+                self._record(
+                    seq, StepKind.SLEEP, "sleep", StepStatus.WAITING, wake_at=wake, started_at=now
                 )
             )
         await self._block(wake if self.frozen is None else self._frozen_wake())
@@ -90,12 +77,11 @@ class Waits(ReplayState):
                 self.store.consume_signal(
                     self.fence,
                     signal.id,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=StepKind.SIGNAL,
-                        name=name,
-                        status=StepStatus.COMPLETED,
+                    self._entry(
+                        seq,
+                        StepKind.SIGNAL,
+                        name,
+                        StepStatus.COMPLETED,
                         output=signal.payload,
                         wake_at=deadline,
                         started_at=started,
@@ -111,35 +97,22 @@ class Waits(ReplayState):
                 else f"no signal {name!r} arrived in time"
             )
             await self._write(
-                self.store.record_step(
-                    self.fence,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=StepKind.SIGNAL,
-                        name=name,
-                        status=StepStatus.FAILED,
-                        error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
-                        wake_at=deadline,
-                        started_at=started,
-                        completed_at=now,
-                    ),
+                self._record(
+                    seq,
+                    StepKind.SIGNAL,
+                    name,
+                    StepStatus.FAILED,
+                    error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
+                    wake_at=deadline,
+                    started_at=started,
+                    completed_at=now,
                 )
             )
             raise exc
         if rec is None:
             self._post(
-                self.store.record_step(
-                    self.fence,
-                    StepRecord(
-                        run_id=self.run.id,
-                        seq=seq,
-                        kind=StepKind.SIGNAL,
-                        name=name,
-                        status=StepStatus.WAITING,
-                        wake_at=deadline,
-                        started_at=now,
-                    ),
+                self._record(
+                    seq, StepKind.SIGNAL, name, StepStatus.WAITING, wake_at=deadline, started_at=now
                 )
             )
         await self._block(deadline)
@@ -171,39 +144,31 @@ class Waits(ReplayState):
                 now = self.clock.now()
                 if outcome.status is RunStatus.COMPLETED:
                     await self._write(
-                        self.store.record_step(
-                            self.fence,
-                            StepRecord(
-                                run_id=self.run.id,
-                                seq=seq,
-                                kind=StepKind.CHILD,
-                                name=workflow,
-                                status=StepStatus.COMPLETED,
-                                output=outcome.output,
-                                started_at=rec.started_at,
-                                completed_at=now,
-                            ),
+                        self._record(
+                            seq,
+                            StepKind.CHILD,
+                            workflow,
+                            StepStatus.COMPLETED,
+                            output=outcome.output,
+                            started_at=rec.started_at,
+                            completed_at=now,
                         )
                     )
                     return outcome.output
                 await self._write(
-                    self.store.record_step(
-                        self.fence,
-                        StepRecord(
-                            run_id=self.run.id,
-                            seq=seq,
-                            kind=StepKind.CHILD,
-                            name=workflow,
-                            status=StepStatus.FAILED,
-                            started_at=rec.started_at,
-                            completed_at=now,
-                            error={
-                                "type": "ChildFailedError",
-                                "status": str(outcome.status),
-                                "error": outcome.error,
-                                "message": f"child run {child_id} ended {outcome.status}",
-                            },
-                        ),
+                    self._record(
+                        seq,
+                        StepKind.CHILD,
+                        workflow,
+                        StepStatus.FAILED,
+                        started_at=rec.started_at,
+                        completed_at=now,
+                        error={
+                            "type": "ChildFailedError",
+                            "status": str(outcome.status),
+                            "error": outcome.error,
+                            "message": f"child run {child_id} ended {outcome.status}",
+                        },
                     )
                 )
                 raise ChildFailedError(child_id, str(outcome.status), outcome.error)
@@ -227,12 +192,11 @@ class Waits(ReplayState):
         await self._write(
             self.store.start_child(
                 self.fence,
-                StepRecord(
-                    run_id=self.run.id,
-                    seq=seq,
-                    kind=StepKind.CHILD,
-                    name=workflow,
-                    status=StepStatus.WAITING,
+                self._entry(
+                    seq,
+                    StepKind.CHILD,
+                    workflow,
+                    StepStatus.WAITING,
                     output={"run_id": child_id},
                     started_at=now,
                 ),
@@ -261,18 +225,14 @@ class Waits(ReplayState):
         else:
             value = random.random()
         self._post(
-            self.store.record_step(
-                self.fence,
-                StepRecord(
-                    run_id=self.run.id,
-                    seq=seq,
-                    kind=StepKind.VALUE,
-                    name=what,
-                    status=StepStatus.COMPLETED,
-                    output=value,
-                    started_at=self.clock.now(),
-                    completed_at=self.clock.now(),
-                ),
+            self._record(
+                seq,
+                StepKind.VALUE,
+                what,
+                StepStatus.COMPLETED,
+                output=value,
+                started_at=self.clock.now(),
+                completed_at=self.clock.now(),
             )
         )
         return value
