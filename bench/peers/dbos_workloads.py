@@ -50,7 +50,7 @@ W3_BASE = 100_000
 # (every park, send, receive and completion is its own committed transaction, and the SQLite
 # notification poller issues one query per waiter per second). This default scale is the
 # largest round N measured to finish inside that budget on the reference 2-core box.
-W3_DEFAULT_SCALE = 0.05
+W3_DEFAULT_SCALE = 0.04
 W3_TOPIC = "go"
 W4_WORKFLOWS = 500
 W4_SLOW_STEP_S = 2.0
@@ -443,10 +443,10 @@ async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) 
 
 
 def run_w3(rep: Reporter, db_path: Path, scale: float) -> None:
-    launch_dbos(db_path, int(os.environ["XT"]) if os.environ.get("XT") else None)
+    launch_dbos(db_path)
     n = scaled(W3_BASE, scale)
     rep.update(n=n, signal_method="DBOS.send_async, one message per run")
-    asyncio.run(w3_main(rep, db_path, n, start_concurrency=int(os.environ.get("SC", "64"))))
+    asyncio.run(w3_main(rep, db_path, n, start_concurrency=64))
     rep.emit()
     shutdown_dbos()
 

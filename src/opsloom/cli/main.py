@@ -104,6 +104,17 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError  # pragma: no cover
 
 
+def _client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
+    """Open the store without a worker, make one call, close it."""
+    target = App(db, worker=None)
+
+    async def go() -> T:
+        async with target:
+            return await call(target)
+
+    return _run(go)
+
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
@@ -300,13 +311,7 @@ def send_signal(
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
     payload = _parse_json(data, "--data")
-    target = App(db, worker=None)
-
-    async def go() -> None:
-        async with target:
-            await target.signal(run_id, name, payload)
-
-    _run(go)
+    _client(db, lambda app: app.signal(run_id, name, payload))
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -332,14 +337,8 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
-    target = App(db, worker=None)
-
-    async def go() -> list[RunRecord]:
-        async with target:
-            return await target.list_runs(status=status, workflow=workflow, limit=limit)
-
     try:
-        runs = _run(go)
+        runs = _client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
     except ValueError as exc:
         _fail(str(exc), 2)
         return
@@ -352,13 +351,7 @@ def runs_list(
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    target = App(db, worker=None)
-
-    async def go() -> RunRecord:
-        async with target:
-            return await target.get_run(run_id)
-
-    run = _run(go)
+    run = _client(db, lambda app: app.get_run(run_id))
     if as_json:
         _print_json(run.to_dict())
         return
@@ -389,13 +382,7 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    target = App(db, worker=None)
-
-    async def go() -> list[str]:
-        async with target:
-            return await target.cancel(run_id)
-
-    ids = _run(go)
+    ids = _client(db, lambda app: app.cancel(run_id))
     if as_json:
         _print_json({"cancelled": ids})
     else:
@@ -405,13 +392,7 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    target = App(db, worker=None)
-
-    async def go() -> RunRecord:
-        async with target:
-            return await target.retry(run_id)
-
-    run = _run(go)
+    run = _client(db, lambda app: app.retry(run_id))
     if as_json:
         _print_json(run.to_dict())
     else:
@@ -424,13 +405,7 @@ def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) ->
 @db_cli.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to this version of opsloom."""
-    target = App(db, worker=None)
-
-    async def go() -> int:
-        async with target:
-            return await target.store.schema_version()
-
-    version = _run(go)
+    version = _client(db, lambda app: app.store.schema_version())
     out.print(f"database schema is at version {version}")
 
 
