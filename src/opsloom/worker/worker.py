@@ -234,13 +234,14 @@ class Worker:
             self.cancel_local(list(result.cancel_requested))
 
     async def _reap_loop(self) -> None:
+        # Reap at once on start: a worker started to replace a dead one should not wait a
+        # period before taking over runs whose leases have already expired.
         while True:
-            await asyncio.sleep(self.options.reap_seconds)
             try:
                 reaped = await self.store.reap_expired(self.clock.now())
             except Exception:
                 log.exception("reaping expired leases failed")
-                continue
+                reaped = []
             if reaped:
                 log.warning(
                     "recovered %d runs whose worker vanished",
@@ -248,3 +249,4 @@ class Worker:
                     extra={"run_ids": reaped[:20]},
                 )
                 self._wake.set()
+            await asyncio.sleep(self.options.reap_seconds)
