@@ -55,6 +55,7 @@ W3_TOPIC = "go"
 W4_WORKFLOWS = 500
 W4_SLOW_STEP_S = 2.0
 W4_KILL_AFTER_S = 1.0
+W4_QUEUE = "w4"
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,19 +172,20 @@ def prepare_journal(db_path: Path, journal: str) -> None:
         raise SystemExit(f"could not switch {db_path} to WAL (got {mode})")
 
 
-def launch_dbos(db_path: Path, max_executor_threads: int | None = None) -> None:
+def dbos_config(db_path: Path) -> DBOSConfig:
     # DBOS 3.x selects its SQLite system database purely from the URL scheme
     # (SystemDatabase.create picks the SQLite implementation for "sqlite..." URLs); an
     # absolute path gives the four-slash form sqlite:////abs/path.
-    config: DBOSConfig = {
+    return {
         "name": APP_NAME,
         "system_database_url": f"sqlite:///{db_path}",
         # Per-workflow INFO logs are not part of what is measured.
         "log_level": "WARNING",
     }
-    if max_executor_threads is not None:
-        config["max_executor_threads"] = max_executor_threads
-    DBOS(config=config)
+
+
+def launch_dbos(db_path: Path) -> None:
+    DBOS(config=dbos_config(db_path))
     DBOS.launch()
 
 
@@ -344,28 +346,47 @@ def run_w2(rep: Reporter, db_path: Path, scale: float) -> None:
 
 
 class RssSampler:
-    """Samples this process's RSS on a background thread and keeps the peak."""
+    """Samples this process's RSS (and thread count) on a background thread, keeping peaks."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self._proc = psutil.Process()
         self._interval_s = interval_s
         self._stop = threading.Event()
-        self.peak_bytes = self._proc.memory_info().rss
+        self.peak_bytes = 0
+        self.peak_threads = 0
+        self._sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _sample(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self._proc.memory_info().rss)
+        self.peak_threads = max(self.peak_threads, self._proc.num_threads())
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.peak_bytes = max(self.peak_bytes, self._proc.memory_info().rss)
+            self._sample()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._proc.memory_info().rss)
+        self._sample()
 
     @property
     def peak_mb(self) -> float:
         return round(self.peak_bytes / (1024 * 1024), 1)
+
+
+def query_db(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Run one read query on the system database through a connection of our own.
+
+    Not opened read-only: after a SIGKILL the file may carry a hot rollback journal, and
+    SQLite must be able to roll it back before anyone can read.
+    """
+    conn = sqlite3.connect(db_path, timeout=30.0)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
 
 
 def count_parked(db_path: Path) -> int:
@@ -373,16 +394,10 @@ def count_parked(db_path: Path) -> int:
 
     recv records its durable timeout as a "DBOS.sleep" operation before it starts waiting,
     so counting those rows in the system database tells how many runs are really parked,
-    not merely started. Read through a separate read-only connection.
+    not merely started.
     """
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        row = conn.execute(
-            "SELECT count(*) FROM operation_outputs WHERE function_name = 'DBOS.sleep'"
-        ).fetchone()
-    finally:
-        conn.close()
-    return int(row[0])
+    sql = "SELECT count(*) FROM operation_outputs WHERE function_name = 'DBOS.sleep'"
+    return int(query_db(db_path, sql)[0][0])
 
 
 async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) -> None:
@@ -446,7 +461,12 @@ async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) 
     wrong = sum(1 for i, fut in enumerate(results) if fut.result() != i)
     if wrong:
         raise RuntimeError(f"W3: {wrong} workflows received the wrong message")
-    rep.update(completed=n, seconds_to_all_complete=round(elapsed, 3), peak_rss_mb=rss.peak_mb)
+    rep.update(
+        completed=n,
+        seconds_to_all_complete=round(elapsed, 3),
+        peak_rss_mb=rss.peak_mb,
+        peak_threads=rss.peak_threads,
+    )
 
 
 def run_w3(rep: Reporter, db_path: Path, scale: float) -> None:
@@ -505,12 +525,8 @@ def spawn_worker(
 
 def status_counts(db_path: Path) -> dict[str, int]:
     """Workflow states straight from the system database (no DBOS process is running)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        rows = conn.execute("SELECT status, count(*) FROM workflow_status GROUP BY status")
-        return {str(state): int(count) for state, count in rows}
-    finally:
-        conn.close()
+    rows = query_db(db_path, "SELECT status, count(*) FROM workflow_status GROUP BY status")
+    return {str(state): int(count) for state, count in rows}
 
 
 def step_log_counts(log_path: Path) -> collections.Counter[tuple[str, int]]:
@@ -523,26 +539,61 @@ def step_log_counts(log_path: Path) -> collections.Counter[tuple[str, int]]:
     return counts
 
 
+def wait_for_steps(proc: subprocess.Popen[bytes], log_path: Path, deadline: float) -> bool:
+    """True once the step log has its first line, False if the worker died or time ran out."""
+    while time.monotonic() < deadline:
+        if log_path.exists() and log_path.stat().st_size > 0:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def checkpointed_steps(db_path: Path) -> set[tuple[str, int]]:
+    """(workflow, step number) pairs whose step output DBOS had committed.
+
+    crash_workflow records nothing but its three steps, so function IDs 1..3 are steps 1..3.
+    """
+    rows = query_db(
+        db_path,
+        "SELECT workflow_uuid, function_id FROM operation_outputs"
+        " WHERE workflow_uuid LIKE 'w4-%' AND error IS NULL",
+    )
+    return {(str(wf), int(fid)) for wf, fid in rows}
+
+
 def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: float) -> None:
+    """Same protocol as opsloom's W4: all runs are recorded first by a process that runs none of
+    them, a worker process picks them up, and it is SIGKILLed 1 s after its first step began.
+
+    DBOS's equivalent of "recorded but not yet taken by a worker" is a workflow enqueued on a
+    DBOS queue by a process that does not listen to that queue.
+    """
     n = scaled(W4_WORKFLOWS, scale)
     log_path = work_dir / f"w4-steps-{os.getpid()}.log"
-    rep.update(n=n, kill_after_s=W4_KILL_AFTER_S)
+    rep.update(n=n, kill_after_s=W4_KILL_AFTER_S, start_method=f"queue '{W4_QUEUE}'")
     deadline = time.monotonic() + cap_s
 
+    recorder = spawn_worker(rep, "record", db_path, log_path, n)
+    if read_line(recorder, deadline) != "recorded" or recorder.wait() != 0:
+        raise RuntimeError("W4: the recording process failed")
+    log(f"W4: {n} runs enqueued; starting the first worker")
+
     first = spawn_worker(rep, "start", db_path, log_path, n)
-    line = read_line(first, deadline)
-    if line != "started":
+    if not wait_for_steps(first, log_path, deadline):
         first.kill()
-        raise RuntimeError(f"W4: first worker did not report its start (got {line!r})")
-    # The clock starts when all n workflows are durably recorded: each start_workflow call
-    # has committed its workflow row, so the kill can only lose work in flight, not runs.
+        raise RuntimeError("W4: the first worker never ran a step")
     time.sleep(W4_KILL_AFTER_S)
     first.send_signal(signal.SIGKILL)
     first.wait()
     states = status_counts(db_path)
+    done_at_kill = checkpointed_steps(db_path)
     rep.update(
         completed_before_kill=states.get("SUCCESS", 0),
-        pending_at_kill=states.get("PENDING", 0) + states.get("ENQUEUED", 0),
+        pending_at_kill=states.get("PENDING", 0),
+        enqueued_at_kill=states.get("ENQUEUED", 0),
+        step_bodies_started_before_kill=sum(step_log_counts(log_path).values()),
     )
     log(f"W4: worker killed; workflow states in the system database: {states}")
 
@@ -557,10 +608,12 @@ def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: fl
     second.wait()
 
     counts = step_log_counts(log_path)
+    twice = [key for key, count in counts.items() if count > 1]
     workflows = {wf for (wf, _) in counts}
     rep.update(
         missing=n - int(status["success"]),
-        steps_run_twice=sum(1 for c in counts.values() if c > 1),
+        steps_run_twice=len(twice),
+        completed_steps_rerun=sum(1 for key in twice if key in done_at_kill),
         step_executions=sum(counts.values()),
         steps_never_run=sum(1 for wf in workflows for s in (1, 2, 3) if (wf, s) not in counts)
         + 3 * (n - len(workflows)),
@@ -570,39 +623,54 @@ def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: fl
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    """Child process of W4: 'start' starts the runs and then waits to be killed; 'recover'
-    launches DBOS (which recovers pending runs at launch) and waits for them to finish."""
+    """Child processes of W4.
+
+    record:  enqueue the runs on the W4 queue without listening to it, then exit.
+    start:   a worker that dequeues and runs them; it waits to be SIGKILLed.
+    recover: a new worker; DBOS recovers this executor's pending runs at launch (and its queue
+             thread takes any still enqueued). It reports once no run is pending.
+    """
     out_fd = take_stdout()
     db_path = Path(args.db)
     deadline = time.monotonic() + HARD_CAP_S
-    if args.phase == "start":
-        launch_dbos(db_path)
+    if args.phase == "record":
+        DBOS(config=dbos_config(db_path))
+        DBOS.listen_queues([])  # must precede launch: this process runs none of the runs
+        DBOS.launch()
+        queue = DBOS.register_queue(W4_QUEUE)
         for i in range(args.n):
             with SetWorkflowID(f"w4-{i:04d}"):
-                DBOS.start_workflow(crash_workflow, args.step_log)
-        os.write(out_fd, b"started\n")
+                queue.enqueue(crash_workflow, args.step_log)
+        os.write(out_fd, b"recorded\n")
+        shutdown_dbos()
+        os._exit(0)
+
+    if args.phase == "start":
+        launch_dbos(db_path)
         while time.monotonic() < deadline:  # never exits on its own before the parent's kill
             time.sleep(0.5)
         os._exit(3)
 
     t0 = time.perf_counter()
     launch_dbos(db_path)
-    pending_states = ["PENDING", "ENQUEUED"]
-    success = 0
     timed_out = True
     while time.monotonic() < deadline:
+        # Only the unfinished runs are listed while polling, to keep the poll itself light.
         pending = DBOS.list_workflows(
-            status=pending_states, workflow_id_prefix="w4-", load_input=False, load_output=False
-        )
-        success = len(
-            DBOS.list_workflows(
-                status="SUCCESS", workflow_id_prefix="w4-", load_input=False, load_output=False
-            )
+            status=["PENDING", "ENQUEUED"],
+            workflow_id_prefix="w4-",
+            load_input=False,
+            load_output=False,
         )
         if not pending:
             timed_out = False
             break
-        time.sleep(0.05)
+        time.sleep(0.1)
+    success = len(
+        DBOS.list_workflows(
+            status="SUCCESS", workflow_id_prefix="w4-", load_input=False, load_output=False
+        )
+    )
     report = {
         "success": success,
         "timed_out": timed_out,
@@ -647,7 +715,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     # Internal: W4 worker processes.
     p.add_argument("--role", choices=["bench", "worker"], default="bench", help=argparse.SUPPRESS)
-    p.add_argument("--phase", choices=["start", "recover"], help=argparse.SUPPRESS)
+    p.add_argument("--phase", choices=["record", "start", "recover"], help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
     p.add_argument("--step-log", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)

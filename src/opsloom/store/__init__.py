@@ -7,14 +7,22 @@ from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter,
 
 
 def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
-    """Build the store named by ``url`` (``sqlite:///file.db``); call ``open()`` on it next."""
+    """Build the store named by ``url``; call ``open()`` on it next.
+
+    ``sqlite:///file.db`` is the embedded store; ``postgresql://user@host/db?schema=name``
+    (or ``postgres://``) the shared one, in schema ``opsloom`` unless ``schema`` says otherwise.
+    """
     if url.startswith("sqlite:"):
         from opsloom.store.dialects.sqlite import SqliteStore
 
         return SqliteStore(url, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql:", "postgres:")):
-        raise ConfigurationError("the PostgreSQL store is not available in this version")
-    raise ConfigurationError(f"unsupported database URL {url!r} (expected sqlite:///path.db)")
+        from opsloom.store.dialects.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigurationError(
+        f"unsupported database URL {url!r} (expected sqlite:///path.db or postgresql://…)"
+    )
 
 
 __all__ = ["Claim", "Fence", "HeartbeatResult", "NewRun", "RunFilter", "Store", "open_store"]

@@ -1,0 +1,171 @@
+"""Group commit for PostgreSQL: one writer connection, many state changes per transaction.
+
+Callers submit operations (coroutine functions of an ``AsyncConnection``) in the order they
+want them applied. The writer takes everything queued, runs the operations one after another
+inside one transaction and resolves all the callers' futures once it has committed: one WAL
+flush for the whole batch, and writes of one run are applied in call order.
+
+Each operation runs inside its own savepoint, so an operation that fails — with a clean
+refusal (``LeaseLostError``…) or an unexpected database error — leaves nothing behind and
+fails alone; the rest of the batch commits. A deadlock with another process (which PostgreSQL
+resolves by failing one statement) is retried a few times before the operation fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+
+log = logging.getLogger("opsloom.store")
+
+Op = Callable[[AsyncConnection[Any]], Awaitable[Any]]
+
+#: Errors an operation raises on purpose: passed to the caller as they are.
+CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
+#: Conflicts with another transaction that are worth trying again.
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+_ATTEMPTS = 3
+
+Outcome = tuple["asyncio.Future[Any]", bool, Any]
+
+
+class PostgresWriter:
+    """The single writer connection of one store."""
+
+    def __init__(
+        self, connect: Callable[[], Awaitable[AsyncConnection[Any]]], max_batch: int = 1000
+    ) -> None:
+        self._connect = connect
+        self._max_batch = max_batch
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: AsyncConnection[Any] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._committing = False
+        self.batches = 0
+        self.ops = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._conn = await self._connect()
+        self._task = self._loop.create_task(self._serve(), name="opsloom-postgres-writer")
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        """Queue ``op``; the future resolves once its transaction is committed."""
+        if self._loop is None or self._closing:
+            raise StoreError("the store is not open")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append((op, future))
+        self._wake.set()
+        return future
+
+    async def stop(self) -> None:
+        """Commit what is queued, then close the connection."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await self._task
+        self._task = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _serve(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                outcomes = await self._commit_retrying(batch)
+            except Exception as exc:  # the connection or the commit failed
+                log.error("group commit failed: %r", exc)
+                error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
+                outcomes = [(future, False, error) for _, future in batch]
+                await self._drop_broken()
+            _resolve(outcomes)
+
+    async def _commit_retrying(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Outcome]:
+        try:
+            return await self._commit(batch)
+        except Exception as exc:
+            # A connection found dead before COMMIT was sent (the server restarted, an idle
+            # timeout) committed nothing: the batch is run again on a new connection. Once
+            # COMMIT was sent, whether it happened is unknown, and the callers are told.
+            if self._committing or self._conn is None or not self._conn.broken:
+                raise
+            log.warning("writer connection lost before commit, reconnecting: %r", exc)
+            await self._drop_broken()
+            return await self._commit(batch)
+
+    async def _drop_broken(self) -> None:
+        # A lost connection is replaced before the next batch; the failed batch is reported to
+        # its callers (whose runs are recovered by lease expiry if they give up).
+        if self._conn is not None and (self._conn.broken or self._conn.closed):
+            await self._conn.close()
+            self._conn = None
+
+    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Outcome]:
+        if self._conn is None:
+            self._conn = await self._connect()
+        conn = self._conn
+        self.batches += 1
+        self.ops += len(batch)
+        outcomes: list[Outcome] = []
+        self._committing = False
+        async with conn.transaction():
+            for op, future in batch:
+                outcomes.append(await _isolated(conn, op, future))
+            self._committing = True  # leaving the block sends COMMIT
+        return outcomes
+
+
+async def _isolated(conn: AsyncConnection[Any], op: Op, future: asyncio.Future[Any]) -> Outcome:
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            async with conn.transaction():  # a savepoint inside the batch
+                result = await op(conn)
+        except CLEAN_ERRORS as exc:
+            return (future, False, exc)
+        except _RETRYABLE as exc:
+            if attempt < _ATTEMPTS:
+                log.info("write conflicted with another transaction, retrying: %r", exc)
+                continue
+            return (future, False, _wrap(exc))
+        except Exception as exc:
+            if conn.broken or conn.closed:
+                raise  # the connection is gone: the whole batch is lost
+            log.warning("an operation failed inside a batch: %r", exc)
+            return (future, False, exc if isinstance(exc, StoreError) else _wrap(exc))
+        return (future, True, result)
+    raise AssertionError("unreachable")
+
+
+def _wrap(exc: Exception) -> StoreError:
+    wrapped = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
