@@ -187,12 +187,13 @@ class ReplayState:
             for branch in branches:
                 branch.cancel()
             raise
-        for branch in branches:
-            if branch.cancelled():
-                raise asyncio.CancelledError()
-            exc = branch.exception()
-            if exc is not None:
-                raise exc
+        if any(branch.cancelled() for branch in branches):
+            raise asyncio.CancelledError()
+        # Read every branch's outcome (so none is reported as never retrieved), then raise
+        # the first failure in argument order.
+        failures = [exc for branch in branches if (exc := branch.exception()) is not None]
+        if failures:
+            raise failures[0]
         return [branch.result() for branch in branches]
 
     def _branch_done(self, group: _Group, task: asyncio.Future[Any]) -> None:
