@@ -8,6 +8,7 @@ dropped afterwards.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -55,19 +56,26 @@ def postgres_server_url() -> str:
     return os.environ.get("OPSLOOM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 
 
-def require_postgres() -> str:
-    """The test server's URL; fails (on CI) or skips the test when it cannot be reached."""
+@functools.cache
+def _postgres_problem(url: str) -> str | None:
+    """Why the test server cannot be reached (checked once per session), or None."""
     import psycopg
 
-    url = postgres_server_url()
     try:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
-        message = f"PostgreSQL at {url} is unreachable: {exc}"
+        return f"PostgreSQL at {url} is unreachable: {exc}"
+    return None
+
+
+def require_postgres() -> str:
+    """The test server's URL. Without it the test fails on CI (CI=true); elsewhere it skips."""
+    url = postgres_server_url()
+    problem = _postgres_problem(url)
+    if problem is not None:
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        else:
-            pytest.skip(message + " (set OPSLOOM_TEST_POSTGRES_URL; on CI this fails)")
+            pytest.fail(problem)
+        pytest.skip(problem + " (set OPSLOOM_TEST_POSTGRES_URL; on CI this fails)")
     return url
 
 

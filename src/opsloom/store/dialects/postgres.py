@@ -37,8 +37,8 @@ from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter
 from opsloom.store.dialects import postgres_sql as q
 from opsloom.store.dialects.postgres_writer import Op, PostgresWriter
-from opsloom.store.dialects.sqlite_sql import _RUN_COLUMNS, _run_from_row, _step_order
 from opsloom.store.migration import latest_version, migrations
+from opsloom.store.rows import RUN_COLUMNS, run_from_row, step_order
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
@@ -250,7 +250,7 @@ class PostgresStore:
             run = await q.fetch_run(conn, run_id)
             if run is not None and with_steps:
                 steps = await q.fetch_steps(conn, [run_id])
-                run.steps = sorted(steps.get(run_id, {}).values(), key=_step_order)
+                run.steps = sorted(steps.get(run_id, {}).values(), key=step_order)
             return run
 
         return await self._read(fetch)
@@ -288,11 +288,11 @@ class PostgresStore:
 
         async def fetch(conn: Conn) -> list[RunRecord]:
             cur = await conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+                f"SELECT {RUN_COLUMNS} FROM runs {where} "
                 "ORDER BY created_at DESC, id DESC LIMIT %s",
                 (*params, flt.limit),
             )
-            return [_run_from_row(row) for row in await cur.fetchall()]
+            return [run_from_row(row) for row in await cur.fetchall()]
 
         return await self._read(fetch)
 

@@ -17,11 +17,15 @@ from opsloom.codec import decode
 from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.store.base import Claim, Fence, NewRun
-from opsloom.store.dialects.sqlite_sql import (
-    _RUN_COLUMNS,
-    _STEP_COLUMNS,
-    _run_from_row,
-    _step_params,
+from opsloom.store.rows import (
+    JOB_INSERT_COLUMNS,
+    RUN_COLUMNS,
+    RUN_INSERT_COLUMNS,
+    STEP_COLUMNS,
+    job_insert_params,
+    run_from_row,
+    run_insert_params,
+    step_params,
 )
 
 Conn = AsyncConnection[Any]
@@ -31,44 +35,15 @@ async def insert_run(
     conn: Conn, new: NewRun, now: float, lease: tuple[str, float] | None = None
 ) -> bool:
     cur = await conn.execute(
-        "INSERT INTO runs (id, workflow, version, status, input, parent_id, parent_seq, "
-        "priority, concurrency_key, concurrency_limit, deadline, created_at, started_at, "
-        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 14)}) "
         "ON CONFLICT (id) DO NOTHING",
-        (
-            new.id,
-            new.workflow,
-            new.version,
-            "pending" if lease is None else "running",
-            new.input,
-            new.parent_id,
-            new.parent_seq,
-            new.priority,
-            new.concurrency_key,
-            new.concurrency_limit,
-            new.deadline,
-            now,
-            None if lease is None else now,
-            now,
-        ),
+        run_insert_params(new, now, lease),
     )
     if cur.rowcount != 1:
         return False
-    owner, until = lease if lease is not None else (None, None)
     await conn.execute(
-        "INSERT INTO jobs (run_id, kind, priority, available_at, owner, token, lease_expires_at, "
-        "concurrency_key, concurrency_limit) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            new.id,
-            f"{new.workflow}@{new.version}",
-            new.priority,
-            now,
-            owner,
-            0 if lease is None else 1,
-            until,
-            new.concurrency_key if new.concurrency_limit and lease is None else None,
-            new.concurrency_limit,
-        ),
+        f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})",
+        job_insert_params(new, now, lease),
     )
     return True
 
@@ -104,12 +79,12 @@ _PLAIN_UPSERT_STEP = _UPSERT_STEP.format(
 
 
 async def upsert_step(conn: Conn, step: StepRecord) -> None:
-    await conn.execute(_PLAIN_UPSERT_STEP, _step_params(step))
+    await conn.execute(_PLAIN_UPSERT_STEP, step_params(step))
 
 
 async def fenced_upsert_step(conn: Conn, fence: Fence, step: StepRecord) -> None:
     cur = await conn.execute(
-        _FENCED_UPSERT_STEP, (fence.run_id, fence.owner, fence.token, *_step_params(step))
+        _FENCED_UPSERT_STEP, (fence.run_id, fence.owner, fence.token, *step_params(step))
     )
     if cur.rowcount != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
@@ -238,8 +213,8 @@ async def claim(
         "WHERE id = ANY(%s) AND status IN ('pending', 'waiting')",
         (now, now, chosen),
     )
-    cur = await conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY(%s)", (chosen,))
-    runs = {row[0]: _run_from_row(row) for row in await cur.fetchall()}
+    cur = await conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY(%s)", (chosen,))
+    runs = {row[0]: run_from_row(row) for row in await cur.fetchall()}
     histories = await fetch_steps(conn, chosen)
     signals = await fetch_signals(conn, chosen)
     return [
@@ -301,15 +276,15 @@ def _admit(
 
 
 async def fetch_run(conn: Conn, run_id: str) -> RunRecord | None:
-    cur = await conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,))
+    cur = await conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,))
     row = await cur.fetchone()
-    return None if row is None else _run_from_row(row)
+    return None if row is None else run_from_row(row)
 
 
 async def fetch_steps(conn: Conn, run_ids: Sequence[str]) -> dict[str, dict[int, StepRecord]]:
     out: dict[str, dict[int, StepRecord]] = {}
     cur = await conn.execute(
-        f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ANY(%s)", (list(run_ids),)
+        f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ANY(%s)", (list(run_ids),)
     )
     for row in await cur.fetchall():
         step = StepRecord(

@@ -28,7 +28,6 @@ from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter
 from opsloom.store.dialects.sqlite_sql import (
-    _RUN_COLUMNS,
     _check_fence,
     _chunks,
     _claim,
@@ -40,11 +39,10 @@ from opsloom.store.dialects.sqlite_sql import (
     _marks,
     _nudge,
     _requeue,
-    _run_from_row,
-    _step_order,
     _upsert_step,
 )
 from opsloom.store.migration import latest_version, migrations
+from opsloom.store.rows import RUN_COLUMNS, run_from_row, step_order
 from opsloom.store.writer import GroupCommitWriter
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
@@ -232,7 +230,7 @@ class SqliteStore:
         run = _fetch_run(conn, run_id)
         if run is not None and with_steps:
             run.steps = sorted(
-                _fetch_steps(conn, [run_id]).get(run_id, {}).values(), key=_step_order
+                _fetch_steps(conn, [run_id]).get(run_id, {}).values(), key=step_order
             )
         return run
 
@@ -270,13 +268,12 @@ class SqliteStore:
         rows = (
             self._read()
             .execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where} "
-                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
                 (*params, flt.limit),
             )
             .fetchall()
         )
-        return [_run_from_row(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:

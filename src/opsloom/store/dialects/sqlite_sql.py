@@ -7,19 +7,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from opsloom.codec import decode, encode
+from opsloom.codec import decode
 from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.store.base import Claim, Fence, NewRun
+from opsloom.store.rows import (
+    JOB_INSERT_COLUMNS,
+    RUN_COLUMNS,
+    RUN_INSERT_COLUMNS,
+    STEP_COLUMNS,
+    job_insert_params,
+    run_from_row,
+    run_insert_params,
+    step_params,
+)
 
-_RUN_COLUMNS = (
-    "id, workflow, version, status, input, output, error, parent_id, priority, "
-    "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at"
-)
-_STEP_COLUMNS = (
-    "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
-)
 _CHUNK = 500  # stay well below SQLite's limit on bound variables
 
 
@@ -36,44 +38,15 @@ def _insert_run(
     conn: sqlite3.Connection, new: NewRun, now: float, lease: tuple[str, float] | None = None
 ) -> bool:
     cur = conn.execute(
-        "INSERT INTO runs (id, workflow, version, status, input, parent_id, parent_seq, "
-        "priority, concurrency_key, concurrency_limit, deadline, created_at, started_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_marks(range(14))}) "
         "ON CONFLICT (id) DO NOTHING",
-        (
-            new.id,
-            new.workflow,
-            new.version,
-            "pending" if lease is None else "running",
-            new.input,
-            new.parent_id,
-            new.parent_seq,
-            new.priority,
-            new.concurrency_key,
-            new.concurrency_limit,
-            new.deadline,
-            now,
-            None if lease is None else now,
-            now,
-        ),
+        run_insert_params(new, now, lease),
     )
     if cur.rowcount != 1:
         return False
-    owner, until = lease if lease is not None else (None, None)
     conn.execute(
-        "INSERT INTO jobs (run_id, kind, priority, available_at, owner, token, lease_expires_at, "
-        "concurrency_key, concurrency_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            new.id,
-            f"{new.workflow}@{new.version}",
-            new.priority,
-            now,
-            owner,
-            0 if lease is None else 1,
-            until,
-            new.concurrency_key if new.concurrency_limit and lease is None else None,
-            new.concurrency_limit,
-        ),
+        f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_marks(range(9))})",
+        job_insert_params(new, now, lease),
     )
     return True
 
@@ -103,31 +76,13 @@ _FENCED_UPSERT_STEP = _UPSERT_STEP.format(
 _PLAIN_UPSERT_STEP = _UPSERT_STEP.format(source="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _step_params(step: StepRecord) -> tuple[Any, ...]:
-    return (
-        step.run_id,
-        step.seq,
-        str(step.kind),
-        step.name,
-        str(step.status),
-        step.encoded
-        if step.encoded is not None
-        else (None if step.output is None else encode(step.output)),
-        None if step.error is None else encode(step.error),
-        step.attempts,
-        step.wake_at,
-        step.started_at,
-        step.completed_at,
-    )
-
-
 def _upsert_step(conn: sqlite3.Connection, step: StepRecord) -> None:
-    conn.execute(_PLAIN_UPSERT_STEP, _step_params(step))
+    conn.execute(_PLAIN_UPSERT_STEP, step_params(step))
 
 
 def _fenced_upsert_step(conn: sqlite3.Connection, fence: Fence, step: StepRecord) -> None:
     cur = conn.execute(
-        _FENCED_UPSERT_STEP, (*_step_params(step), fence.run_id, fence.owner, fence.token)
+        _FENCED_UPSERT_STEP, (*step_params(step), fence.run_id, fence.owner, fence.token)
     )
     if cur.rowcount != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
@@ -262,9 +217,9 @@ def _claim(
     claims: list[Claim] = []
     for chunk in _chunks(chosen):
         for row in conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({_marks(chunk)})", chunk
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({_marks(chunk)})", chunk
         ):
-            run = _run_from_row(row)
+            run = run_from_row(row)
             claims.append(
                 Claim(
                     run=run,
@@ -277,8 +232,8 @@ def _claim(
 
 
 def _fetch_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
-    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-    return None if row is None else _run_from_row(row)
+    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else run_from_row(row)
 
 
 def _fetch_steps(
@@ -287,7 +242,7 @@ def _fetch_steps(
     out: dict[str, dict[int, StepRecord]] = {}
     for chunk in _chunks(run_ids):
         for row in conn.execute(
-            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id IN ({_marks(chunk)})", chunk
+            f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id IN ({_marks(chunk)})", chunk
         ):
             step = StepRecord(
                 run_id=row[0],
@@ -322,33 +277,6 @@ def _fetch_signals(
                 )
             )
     return out
-
-
-def _run_from_row(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        id=row[0],
-        workflow=row[1],
-        version=row[2],
-        status=RunStatus(row[3]),
-        input=decode(row[4]),
-        output=decode(row[5]),
-        error=decode(row[6]),
-        parent_id=row[7],
-        priority=row[8],
-        concurrency_key=row[9],
-        deadline=row[10],
-        cancel_requested=bool(row[11]),
-        recovered=row[12],
-        created_at=row[13],
-        started_at=row[14],
-        updated_at=row[15],
-        completed_at=row[16],
-    )
-
-
-def _step_order(step: StepRecord) -> tuple[int, int]:
-    # Compensation steps (negative seqs) run after everything else: show them last.
-    return (1, -step.seq) if step.seq < 0 else (0, step.seq)
 
 
 def dump_schema(path: str | Path) -> list[tuple[str, str, str]]:

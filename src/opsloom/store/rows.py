@@ -1,0 +1,116 @@
+"""Dialect-neutral rows: column lists, insert parameters and row mapping shared by the stores.
+
+Each dialect keeps its own SQL text (placeholders, locking); what a row holds and how it maps
+to the model is defined once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opsloom.codec import decode, encode
+from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.store.base import NewRun
+
+RUN_COLUMNS = (
+    "id, workflow, version, status, input, output, error, parent_id, priority, "
+    "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
+    "updated_at, completed_at"
+)
+STEP_COLUMNS = (
+    "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
+)
+#: Columns of a new run, in the order of ``run_insert_params``.
+RUN_INSERT_COLUMNS = (
+    "id, workflow, version, status, input, parent_id, parent_seq, priority, concurrency_key, "
+    "concurrency_limit, deadline, created_at, started_at, updated_at"
+)
+#: Columns of a new job, in the order of ``job_insert_params``.
+JOB_INSERT_COLUMNS = (
+    "run_id, kind, priority, available_at, owner, token, lease_expires_at, concurrency_key, "
+    "concurrency_limit"
+)
+
+
+def run_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) -> tuple[Any, ...]:
+    """A new run: pending, or already running when created under a lease."""
+    return (
+        new.id,
+        new.workflow,
+        new.version,
+        "pending" if lease is None else "running",
+        new.input,
+        new.parent_id,
+        new.parent_seq,
+        new.priority,
+        new.concurrency_key,
+        new.concurrency_limit,
+        new.deadline,
+        now,
+        None if lease is None else now,
+        now,
+    )
+
+
+def job_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) -> tuple[Any, ...]:
+    """The job of a new run; under a lease it is claimed with token 1 and already admitted."""
+    owner, until = lease if lease is not None else (None, None)
+    return (
+        new.id,
+        f"{new.workflow}@{new.version}",
+        new.priority,
+        now,
+        owner,
+        0 if lease is None else 1,
+        until,
+        new.concurrency_key if new.concurrency_limit and lease is None else None,
+        new.concurrency_limit,
+    )
+
+
+def step_params(step: StepRecord) -> tuple[Any, ...]:
+    """A history entry in ``STEP_COLUMNS`` order."""
+    return (
+        step.run_id,
+        step.seq,
+        str(step.kind),
+        step.name,
+        str(step.status),
+        step.encoded
+        if step.encoded is not None
+        else (None if step.output is None else encode(step.output)),
+        None if step.error is None else encode(step.error),
+        step.attempts,
+        step.wake_at,
+        step.started_at,
+        step.completed_at,
+    )
+
+
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    """A run from a row selected with ``RUN_COLUMNS``."""
+    return RunRecord(
+        id=row[0],
+        workflow=row[1],
+        version=row[2],
+        status=RunStatus(row[3]),
+        input=decode(row[4]),
+        output=decode(row[5]),
+        error=decode(row[6]),
+        parent_id=row[7],
+        priority=row[8],
+        concurrency_key=row[9],
+        deadline=row[10],
+        cancel_requested=bool(row[11]),
+        recovered=row[12],
+        created_at=row[13],
+        started_at=row[14],
+        updated_at=row[15],
+        completed_at=row[16],
+    )
+
+
+def step_order(step: StepRecord) -> tuple[int, int]:
+    """History order for display: compensation steps (negative seqs) come last."""
+    return (1, -step.seq) if step.seq < 0 else (0, step.seq)
