@@ -35,7 +35,10 @@ from opsloom.errors import (
 )
 from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
+from opsloom.scheduler import Scheduler
 from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
+from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.worker import Worker, WorkerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,8 +91,12 @@ class App:
         self.registry = Registry()
         self._store: Store | None = None
         self.worker: Worker | None = None
+        self.scheduler: Scheduler | None = None
+        #: Schedules of code-first workflows (``@app.workflow(schedule=…)``), by workflow name.
+        self.schedules: dict[str, Schedule] = {}
         self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._finished_elsewhere = asyncio.Event()
         self._open_count = 0
 
     # --- registration -------------------------------------------------------------------------
@@ -137,6 +144,7 @@ class App:
         priority: int = 0,
         concurrency: int | None = None,
         concurrency_key: Callable[[Any], str] | None = None,
+        schedule: str | Schedule | None = None,
     ) -> Callable[[W], W]: ...
 
     def workflow(
@@ -149,12 +157,16 @@ class App:
         priority: int = 0,
         concurrency: int | None = None,
         concurrency_key: Callable[[Any], str] | None = None,
+        schedule: str | Schedule | None = None,
     ) -> W | Callable[[W], W]:
         """Register a workflow ``async def wf(ctx, input)`` under a name and version.
 
         ``concurrency`` limits how many runs of this workflow are open at once, across all
         workers; with ``concurrency_key`` the limit applies per key (e.g. per service).
+        ``schedule`` starts runs by themselves: a cron expression (``"*/5 * * * *"``, UTC) or a
+        :class:`~opsloom.model.schedule.Schedule` (time zone, interval, misfire policy, input).
         """
+        parsed = None if schedule is None else Schedule.parse(schedule)
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("workflow concurrency must be at least 1")
         if concurrency_key is not None and concurrency is None:
@@ -175,6 +187,8 @@ class App:
                     takes_input=workflow_takes_input(func),
                 )
             )
+            if parsed is not None:
+                self.schedules[name or func.__name__] = parsed
             return func  # type: ignore[return-value]  # inspect narrows it too far
 
         return register(fn) if fn is not None else register
@@ -211,7 +225,9 @@ class App:
         settings = load_settings()
         url = self._database_url or settings.database_url
         store = open_store(
-            url, sqlite_synchronous=self._sqlite_synchronous or settings.sqlite_synchronous
+            url,
+            sqlite_synchronous=self._sqlite_synchronous or settings.sqlite_synchronous,
+            postgres_pool_size=settings.postgres_pool_size,
         )
         try:
             await store.open()
@@ -219,6 +235,8 @@ class App:
             self._open_count -= 1
             raise
         self._store = store
+        self._finished_elsewhere = asyncio.Event()
+        store.add_wake_listener("done", self._finished_elsewhere.set)
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
@@ -228,6 +246,19 @@ class App:
                 on_finished=self._run_finished,
             )
             await self.worker.start()
+            await self._start_scheduler(store, self.worker.owner)
+
+    async def _start_scheduler(self, store: Store, owner: str) -> None:
+        now = self.clock.now()
+        for name, schedule in self.schedules.items():
+            spec = self.registry.workflow(name)
+            rec = schedule_record(f"code:{name}", spec.name, spec.version, schedule, now)
+            await store.save_schedule(rec, now)
+        self.scheduler = Scheduler(store, self.clock, owner, self._scheduled_run)
+        await self.scheduler.start()
+
+    def _scheduled_run(self, rec: ScheduleRecord, run_id: str, input: Any, now: float) -> NewRun:
+        return self.new_run(self.registry.workflow(rec.workflow, rec.version), input, run_id, now)
 
     async def close(self, grace: float | None = None) -> None:
         """Stop the worker gracefully, then close the store."""
@@ -235,6 +266,9 @@ class App:
         if self._open_count:
             return
         if self.worker is not None:
+            if self.scheduler is not None:
+                await self.scheduler.stop()
+                self.scheduler = None
             await self.worker.stop(grace)
             self.worker = None
         if self._store is not None:
@@ -261,30 +295,8 @@ class App:
     ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
         spec = self.registry.workflow(workflow, version)
-        try:
-            blob = encode(input, what=f"the input of workflow {workflow!r}")
-        except SerializationError as exc:
-            raise InputError(str(exc)) from None
-        if run_id is not None and not (0 < len(run_id) <= 200):
-            raise InputError("run_id must be 1 to 200 characters")
         now = self.clock.now()
-        try:
-            key = spec.key_for(input)
-        except Exception as exc:
-            raise InputError(
-                f"the concurrency key of workflow {workflow!r} could not be "
-                f"computed from this input: {type(exc).__name__}: {exc}"
-            ) from None
-        new = NewRun(
-            id=run_id or new_id(),
-            workflow=spec.name,
-            version=spec.version,
-            input=blob,
-            priority=spec.priority if priority is None else priority,
-            concurrency_key=key,
-            concurrency_limit=spec.concurrency,
-            deadline=None if spec.timeout is None else now + spec.timeout,
-        )
+        new = self.new_run(spec, input, run_id, now, priority=priority)
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
         # skipping a round trip through the queue. Runs under a concurrency limit always
@@ -307,6 +319,40 @@ class App:
             Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if created else None
         )
         return RunHandle(self, run.id, created)
+
+    def new_run(
+        self,
+        spec: WorkflowSpec,
+        input: Any,
+        run_id: str | None,
+        now: float,
+        *,
+        priority: int | None = None,
+    ) -> NewRun:
+        """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
+        try:
+            blob = encode(input, what=f"the input of workflow {spec.name!r}")
+        except SerializationError as exc:
+            raise InputError(str(exc)) from None
+        if run_id is not None and not (0 < len(run_id) <= 200):
+            raise InputError("run_id must be 1 to 200 characters")
+        try:
+            key = spec.key_for(input)
+        except Exception as exc:
+            raise InputError(
+                f"the concurrency key of workflow {spec.name!r} could not be "
+                f"computed from this input: {type(exc).__name__}: {exc}"
+            ) from None
+        return NewRun(
+            id=run_id or new_id(),
+            workflow=spec.name,
+            version=spec.version,
+            input=blob,
+            priority=spec.priority if priority is None else priority,
+            concurrency_key=key,
+            concurrency_limit=spec.concurrency,
+            deadline=None if spec.timeout is None else now + spec.timeout,
+        )
 
     def handle(self, run_id: str) -> RunHandle:
         return RunHandle(self, run_id, created=False)
@@ -336,6 +382,26 @@ class App:
         await self.store.send_signal(run_id, name, blob, self.clock.now())
         if self.worker is not None:
             self.worker.notify()
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def emit(self, event: dict[str, Any]) -> EventReceipt:
+        """Store a CloudEvent (JSON form) and wake the runs waiting for it.
+
+        The event is validated first (``InvalidEventError`` names the attribute); an ``id`` is
+        generated when it has none. ``stored`` is False for a duplicate (same source and id).
+        """
+        return (await self.emit_events([parse_event(event, default_id=new_id)]))[0]
+
+    async def emit_events(self, events: list[CloudEvent]) -> list[EventReceipt]:
+        """Store validated events all together (all or none), then wake waiting runs."""
+        stored = await self.store.append_events(events, self.clock.now())
+        if any(stored) and self.worker is not None:
+            self.worker.notify()
+        return [
+            EventReceipt(event_id=e.id, stored=s, source=e.source)
+            for e, s in zip(events, stored, strict=True)
+        ]
 
     async def cancel(self, run_id: str) -> list[str]:
         """Cancel a run and its open child runs; their compensation steps run."""
@@ -382,14 +448,20 @@ class App:
         raise RunFailedError(run.id, str(run.status), run.error)
 
     async def _watch(self) -> None:
-        """Notice runs that other processes finish: one query for all waiters per poll.
+        """Notice runs that other processes finish: one query for all waiters per wake-up.
 
-        Runs finished by this process's worker wake their waiters directly, so with a local
-        worker the poll can be slow.
+        Runs finished by this process's worker wake their waiters directly; a store that hears
+        other processes (PostgreSQL) says when one of theirs finished, so the poll is only a
+        safety net there; on SQLite it is what notices them.
         """
-        poll = 0.5 if self.worker is not None else 0.05
+        if self._store is not None and self._store.wakes_across_processes:
+            poll = 1.0
+        else:
+            poll = 0.5 if self.worker is not None else 0.05
         while self._waiters:
-            await asyncio.sleep(poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished_elsewhere.wait(), poll)
+            self._finished_elsewhere.clear()
             if self._store is None:
                 return
             for run_id in await self._store.finished_among(list(self._waiters)):

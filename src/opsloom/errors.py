@@ -6,6 +6,11 @@ CLI output) and a ``retryable`` flag that tells the engine whether trying again 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opsloom.dsl.diagnostic import Problem
+
 
 class OpsloomError(Exception):
     """Root of every error raised by opsloom itself."""
@@ -47,10 +52,32 @@ class RunNotFoundError(OpsloomError):
     code = "run_not_found"
 
 
+class ScheduleNotFoundError(OpsloomError):
+    """No schedule with that id exists."""
+
+    code = "schedule_not_found"
+
+
 class RunStateError(OpsloomError):
     """The run is not in a state that allows the requested operation."""
 
     code = "invalid_run_state"
+
+
+class DocumentError(OpsloomError):
+    """A workflow document cannot be read or is not valid; ``problems`` lists every finding.
+
+    ``problems`` holds :class:`~opsloom.dsl.document.Problem` objects (source, line, column,
+    JSON pointer, message); ``str()`` of the error lists them all, one per line.
+    """
+
+    code = "invalid_document"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"invalid workflow document ({count} problem{'s' if count != 1 else ''})"
+        super().__init__("\n".join([head, *(str(problem) for problem in self.problems)]))
 
 
 # --- store ---------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ class Settings(BaseSettings):
         database_url: ``sqlite:///opsloom.db`` (default) or another store URL.
         sqlite_synchronous: SQLite's ``synchronous`` level; ``FULL`` loses nothing acknowledged
             on a power cut, ``NORMAL`` may lose the last commits but never corrupts.
+        postgres_pool_size: most pooled PostgreSQL connections per process for reads and
+            claims; each process also keeps one writer and one LISTEN connection.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
         api_token: when set, the HTTP API requires ``Authorization: Bearer <token>``.
     """
@@ -21,6 +23,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///opsloom.db"
     sqlite_synchronous: str = Field(default="FULL", pattern="^(?i)(FULL|NORMAL|EXTRA|OFF)$")
+    postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"

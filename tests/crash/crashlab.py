@@ -1,10 +1,12 @@
-"""The crash-test harness: real ``opsloom worker`` processes sharing one SQLite file.
+"""The crash-test harness: real ``opsloom worker`` processes sharing one store.
 
-A :class:`Lab` owns a temporary folder with the database, the step log written by the step
-bodies of ``flows.py`` and the gate folder that holds steps in flight. It starts workers with
+A :class:`Lab` owns a temporary folder with the step log written by the step bodies of
+``flows.py`` and the gate folder that holds steps in flight, and a database: a SQLite file in
+that folder, or a fresh schema of the test PostgreSQL. It starts workers with
 ``python -m opsloom.cli.main worker --app flows:app``, reads what their step bodies did from
-the log, reads durable state straight from the SQLite file, and kills whatever it started
-when the test ends (by pid, only its own processes).
+the log, reads durable state straight from the database, and kills whatever it started when
+the test ends (by pid, only its own processes). Workers on PostgreSQL connect with the lab's
+own ``application_name``, so a test can find (and terminate) exactly their connections.
 
 Nothing here sleeps to let time pass: :meth:`Lab.wait_until` polls a condition until a bounded
 deadline and fails with the workers' output when the deadline passes.
@@ -21,12 +23,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import psycopg
 
 from opsloom import App
 from opsloom.codec import decode
@@ -120,10 +125,11 @@ class WorkerProcess:
 class Lab:
     """A database, a step log, a gate folder, and the workers started on them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, postgres_url: str | None = None) -> None:
         self.root = root
         self.db_path = root / "opsloom.db"
-        self.url = f"sqlite:///{self.db_path}"
+        self.url = postgres_url or f"sqlite:///{self.db_path}"
+        self.app_name = f"opsloom-lab-{uuid.uuid4().hex[:8]}"
         self.log = root / "steps.log"
         self.gate = root / "gate"
         self.gate.mkdir()
@@ -139,6 +145,7 @@ class Lab:
         output = self.root / f"{name}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("OPSLOOM_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PGAPPNAME"] = self.app_name  # libpq names every connection of the worker
         with output.open("wb") as sink:
             proc = subprocess.Popen(
                 [
@@ -267,14 +274,30 @@ class Lab:
             if e.event == event and (seq is None or e.seq == seq) and (pid is None or e.pid == pid)
         )
 
-    # --- durable state, read straight from the file ------------------------------------------
+    # --- durable state, read straight from the database ---------------------------------------
+
+    @property
+    def postgres(self) -> bool:
+        return self.url.startswith("postgresql:")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 
+    def _postgres(self) -> psycopg.Connection[Any]:
+        from opsloom.store.dialects.postgres import postgres_target
+
+        conninfo, schema = postgres_target(self.url)
+        conn = psycopg.connect(conninfo, autocommit=True)
+        conn.execute(f'SET search_path TO "{schema}"')
+        return conn
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query (``?`` placeholders, whatever the database)."""
+        if self.postgres:
+            with self._postgres() as pg:
+                return pg.execute(sql.replace("?", "%s"), params).fetchall()
         conn = self._connect()
         try:
             return conn.execute(sql, params).fetchall()
@@ -283,11 +306,24 @@ class Lab:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """One write in its own transaction (e.g. backdating a lease); rows changed."""
+        if self.postgres:
+            with self._postgres() as pg:
+                return pg.execute(sql.replace("?", "%s"), params).rowcount
         conn = self._connect()
         try:
             return conn.execute(sql, params).rowcount
         finally:
             conn.close()
+
+    def terminate_connections(self) -> int:
+        """``pg_terminate_backend`` on every connection of this lab's workers; how many."""
+        with self._postgres() as pg:
+            row = pg.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (self.app_name,),
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def statuses(self) -> dict[str, str]:
         return {run_id: status for run_id, status in self.query("SELECT id, status FROM runs")}

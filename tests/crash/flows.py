@@ -118,12 +118,19 @@ async def fan_out(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
     return {"pids": [branch["pid"] for branch in branches] + [last["pid"]]}
 
 
+async def five_marks(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
+    """Five short steps one after another (the chaos scenarios run thousands of these)."""
+    pids = [(await ctx.step(mark, inp["log"], inp.get("seconds", 0.0)))["pid"] for _ in range(5)]
+    return {"pids": pids}
+
+
 def register(target: App) -> App:
     """Register the crash-test workflows on ``target`` (the tests' client App uses this)."""
     target.workflow(name="three_steps")(three_steps)
     target.workflow(name="relay")(relay)
     target.workflow(name="parked")(parked)
     target.workflow(name="fan_out")(fan_out)
+    target.workflow(name="five_marks")(five_marks)
     return target
 
 

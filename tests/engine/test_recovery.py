@@ -39,7 +39,7 @@ async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(db_
     first = App(
         db_url,
         worker=WorkerOptions(
-            lease_seconds=30, poll_seconds=0.05, reap_seconds=3600, grace_seconds=0
+            lease_seconds=30, poll_seconds=0.05, reap_seconds=None, grace_seconds=0
         ),
     )
     register(first, calls, {"apply": stuck})

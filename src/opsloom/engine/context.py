@@ -123,3 +123,39 @@ class Context:
     def random(self) -> float:
         """A uniform random float in [0, 1), recorded."""
         return float(self._x.value("random"))
+
+    # --- events ------------------------------------------------------------------------------
+
+    def subscribe(self, filters: list[dict[str, Any]]) -> Awaitable[str]:
+        """Subscribe this run to events; returns the subscription id (recorded).
+
+        Each filter holds CloudEvents attributes with literal values (``type`` is required;
+        ``source``, ``subject``, extensions) and optionally ``where``, a jq expression on the
+        event that must yield ``true``. An event matching any filter that is stored from now
+        on is delivered as the signal ``f"events:{id}"`` with payload
+        ``{"filter": index, "event": {...}}``: take them with ``wait_for``.
+        """
+        return self._x.subscribe(filters)
+
+    def unsubscribe(self, subscription: str) -> Awaitable[None]:
+        """Stop the deliveries of a subscription (a finished run's stop by themselves)."""
+        return self._x.unsubscribe(subscription)
+
+    def wait_for_event(
+        self, filter: dict[str, Any], timeout: float | None = None
+    ) -> Awaitable[dict[str, Any]]:
+        """Wait for the first event matching ``filter`` stored from now on; return it.
+
+        Subscribes, waits and unsubscribes. Raises ``WaitTimeoutError`` when ``timeout``
+        seconds pass first.
+        """
+        return self._x.wait_for_event(filter, timeout)
+
+    def emit(self, event: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        """Store a CloudEvent, exactly once for this point of the workflow; return it.
+
+        Missing attributes are filled in: ``specversion`` 1.0, an ``id`` derived from the run
+        and its position, ``source`` ``opsloom/runs/<run id>`` and ``time``. Runs waiting for
+        a matching event are woken.
+        """
+        return self._x.emit(event)

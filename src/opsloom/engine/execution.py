@@ -17,6 +17,7 @@ from typing import Any
 
 from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
+from opsloom.engine.event import Events
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import Host
 from opsloom.engine.step import StepRunner
@@ -38,7 +39,7 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Waits):
+class Execution(StepRunner, Events, Waits):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
@@ -260,4 +261,6 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
         data = {"seq": exc.seq, "expected": exc.expected, "got": exc.got}
     if isinstance(exc, OpsloomError):
         data["code"] = exc.code
+        # Errors with structured details (a workflow document's error object) keep them.
+        data.update(getattr(exc, "details", None) or {})
     return ErrorInfo.from_exception(exc, **data).to_dict()

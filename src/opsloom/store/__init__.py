@@ -6,7 +6,7 @@ from opsloom.errors import ConfigurationError
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, Store
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "FULL", postgres_pool_size: int = 8) -> Store:
     """Build the store named by ``url``; call ``open()`` on it next.
 
     ``sqlite:///file.db`` is the embedded store; ``postgresql://user@host/db?schema=name``
@@ -19,7 +19,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
     if url.startswith(("postgresql:", "postgres:")):
         from opsloom.store.dialects.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=postgres_pool_size)
     raise ConfigurationError(
         f"unsupported database URL {url!r} (expected sqlite:///path.db or postgresql://…)"
     )

@@ -1,17 +1,24 @@
 """The ``Store`` seam: every durable decision of the engine goes through these operations.
 
-Each implementation (SQLite now, PostgreSQL later) passes the same contract suite in
+Each implementation (SQLite, PostgreSQL) passes the same contract suite in
 ``tests/store``. Operations that change a running run carry a :class:`Fence`; the store rejects
 them with ``LeaseLostError`` when the caller no longer holds that run's lease.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
+from opsloom.model.schedule import ScheduleRecord
+from opsloom.store.document import DocumentRecord
+from opsloom.store.event import EventQuery, Subscription
+from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
+
+#: What a wake-up is about: see :meth:`Store.add_wake_listener`.
+WakeTopic = Literal["work", "done"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +153,86 @@ class Store(Protocol):
         ...
 
     async def release(self, owner: str, now: float) -> int:
-        """Give back every lease ``owner`` holds (graceful shutdown)."""
+        """Give back every lease and singleton ``owner`` holds (graceful shutdown)."""
+        ...
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    async def save_schedule(self, rec: ScheduleRecord, now: float) -> ScheduleRecord:
+        """Create a schedule, or give an existing one (same id) its new definition.
+
+        An unchanged definition leaves the stored schedule as it is (its next tick, paused or
+        not); a changed one takes ``rec``'s ``anchor`` and ``next_at`` and stays paused if it
+        was. Returns the schedule as stored.
+        """
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """One schedule."""
+        ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next tick is at or before ``now``, earliest first."""
+        ...
+
+    async def next_schedule_at(self) -> float | None:
+        """The earliest next tick of any unpaused schedule."""
+        ...
+
+    async def pause_schedule(
+        self, schedule_id: str, paused: bool, next_at: float | None, now: float
+    ) -> ScheduleRecord:
+        """Pause or resume a schedule (resuming sets its next tick); ``ScheduleNotFoundError``."""
+        ...
+
+    async def fire_schedule(
+        self,
+        schedule_id: str,
+        tick: float,
+        next_at: float | None,
+        run: NewRun | None,
+        now: float,
+    ) -> bool:
+        """Move a schedule from ``tick`` to ``next_at`` and create ``run``, in one transaction.
+
+        Guarded by ``tick``: when another scheduler fired it first (or the schedule was paused
+        or redefined) nothing changes and the answer is ``False``. ``run`` (None: a skipped
+        tick) is created once even if two schedulers get this far, since its id is the tick's.
+        """
+        ...
+
+    async def rearm_after_schedules(self, now: float) -> int:
+        """``after`` schedules whose last run has ended get their next tick; how many."""
+        ...
+
+    # --- coordination between processes ------------------------------------------------------
+
+    #: Whether :meth:`add_wake_listener` hears about writes made by other processes. Without
+    #: it, workers must poll often to notice work queued elsewhere.
+    wakes_across_processes: bool
+
+    def add_wake_listener(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when another process may have changed ``topic``.
+
+        ``"work"``: a job may have become ready (a run started, a signal sent, a timer set, a
+        lease given back); ``"done"``: a run may have finished. Wake-ups are hints: a listener
+        looks at the store itself, and after a lost connection every listener is called once
+        because hints may have been missed. Stores that cannot hear other processes never call.
+        """
+        ...
+
+    async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Take or renew process-wide singleton ``name`` for ``owner`` until ``now + ttl``.
+
+        Returns whether ``owner`` holds it. At most one owner per database holds a singleton
+        (the lease reaper, the scheduler) at a time; one that dies or stalls stops renewing
+        and, once ``ttl`` has passed, the next caller takes it over. :meth:`release` gives
+        back an owner's singletons with its leases.
+        """
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------
@@ -185,4 +271,76 @@ class Store(Protocol):
         now: float,
     ) -> Awaitable[None]:
         """Close the run with a terminal status, wake its parent and free its concurrency slot."""
+        ...
+
+    # --- events ------------------------------------------------------------------------------
+    # Every event is stored before anything acts on it. Storing a new event and delivering it
+    # (as a signal ``events:<subscription id>``) to every run subscribed to it happen in one
+    # transaction. ``finish_run`` drops the run's subscriptions in its own transaction, and
+    # ``retry_run`` reopens those its history left open (subscribe entries not unsubscribed).
+
+    async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
+        """Store events atomically (all or none); ``False`` marks a duplicate (same source+id).
+
+        Each new event is matched against the subscriptions written for its type and
+        delivered to every matching run, which is woken.
+        """
+        ...
+
+    async def append_event(self, event: CloudEvent, now: float) -> bool:
+        """Store one event and deliver it; ``False`` when it is a duplicate."""
+        ...
+
+    async def get_event(self, source: str, event_id: str) -> StoredEvent | None:
+        """One stored event by its producer's (source, id)."""
+        ...
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        """Events matching ``query``, newest (highest ``seq``) first."""
+        ...
+
+    async def subscriptions_of(self, run_id: str) -> list[Subscription]:
+        """The open subscriptions of a run."""
+        ...
+
+    def subscribe(
+        self,
+        fence: Fence,
+        subscription_id: str,
+        filters: list[dict[str, Any]],
+        step: StepRecord,
+        now: float,
+    ) -> Awaitable[None]:
+        """Open a subscription of the fenced run and record ``step``, atomically.
+
+        ``filters`` were checked by ``opsloom.triggers.matching.check_filters``; each has a
+        ``type``. Events stored from this transaction on are delivered to the run.
+        """
+        ...
+
+    def unsubscribe(self, fence: Fence, subscription_id: str, step: StepRecord) -> Awaitable[None]:
+        """Close a subscription of the fenced run and record ``step``, atomically."""
+        ...
+
+    def emit_event(
+        self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
+    ) -> Awaitable[bool]:
+        """Store (and deliver) an event a run emits and record ``step``, atomically."""
+        ...
+
+    # --- documents ---------------------------------------------------------------------------
+    # Deployed workflow documents: one immutable row per (namespace, name, version).
+
+    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        """Store a document version unless it exists; the stored record and whether it is new."""
+        ...
+
+    async def get_document(
+        self, namespace: str, name: str, version: str | None = None
+    ) -> DocumentRecord | None:
+        """One version of a document, or its latest deployed version when ``version`` is None."""
+        ...
+
+    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
+        """Every deployed version (deployed at or after ``since``), oldest first."""
         ...

@@ -114,3 +114,14 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
 def step_order(step: StepRecord) -> tuple[int, int]:
     """History order for display: compensation steps (negative seqs) come last."""
     return (1, -step.seq) if step.seq < 0 else (0, step.seq)
+
+
+#: Take singleton (name, owner, expires_at) unless another owner holds it past ``now`` (4th
+#: parameter); returns a row only when the caller holds it afterwards. Same text in both
+#: dialects once placeholders are adapted.
+SINGLETON_UPSERT = (
+    "INSERT INTO singletons (name, owner, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE singletons.owner = excluded.owner OR singletons.expires_at < ? "
+    "RETURNING owner"
+)

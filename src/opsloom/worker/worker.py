@@ -32,17 +32,20 @@ class WorkerOptions:
         concurrency: runs executing at once in this worker.
         lease_seconds: how long a claim stays valid without a heartbeat.
         heartbeat_seconds: how often leases are renewed (default: a third of the lease).
-        poll_seconds: longest idle wait before looking for work again (other processes may
-            have queued some without a way to tell this one).
-        reap_seconds: how often expired leases of dead workers are returned to the queue.
+        poll_seconds: longest idle wait before looking for work again, a safety net for work
+            queued by other processes (default: 0.25 s on stores that cannot tell this one, 2 s
+            on stores that wake it up, i.e. PostgreSQL with LISTEN/NOTIFY).
+        reap_seconds: how often expired leases of dead workers are returned to the queue (by
+            the one process per database that holds the ``reaper`` singleton); ``None``: this
+            worker never reaps, which leaves the job to other processes.
         grace_seconds: on shutdown, how long running steps may take to finish.
     """
 
     concurrency: int = 256
     lease_seconds: float = 30.0
     heartbeat_seconds: float | None = None
-    poll_seconds: float = 0.25
-    reap_seconds: float = 1.0
+    poll_seconds: float | None = None
+    reap_seconds: float | None = 1.0
     grace_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -81,6 +84,7 @@ class Worker:
         self._kinds: frozenset[str] = frozenset()
         self.claimed = 0
         self._reserved = 0
+        self._listening = False
         clock.subscribe(self.notify)
 
     # --- Host protocol ------------------------------------------------------------------------
@@ -103,11 +107,15 @@ class Worker:
     async def start(self) -> None:
         self._kinds = self.registry.kinds()
         self._stopping = False
+        if not self._listening:
+            self.store.add_wake_listener("work", self.notify)
+            self._listening = True
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="opsloom-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="opsloom-heartbeat"),
-            asyncio.create_task(self._reap_loop(), name="opsloom-reaper"),
         ]
+        if self.options.reap_seconds is not None:
+            self._tasks.append(asyncio.create_task(self._reap_loop(self.options.reap_seconds)))
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming, let running steps finish within ``grace`` seconds, release leases."""
@@ -138,6 +146,11 @@ class Worker:
         else:
             if released:
                 log.info("released %d leases", released)
+
+    def refresh_kinds(self) -> None:
+        """Claim runs of workflows registered since the worker started (deployed documents)."""
+        self._kinds = self.registry.kinds()
+        self.notify()
 
     def reserve(self, kind: str) -> bool:
         """Hold a slot for a run this process is about to start and execute itself."""
@@ -193,7 +206,7 @@ class Worker:
                     continue
             if self._stopping:
                 break
-            timeout = options.poll_seconds
+            timeout = self.poll_seconds
             if free > 0 and not claims:
                 with contextlib.suppress(Exception):
                     due = await self.store.next_wake(self._kinds)
@@ -233,15 +246,26 @@ class Worker:
                     execution.task.cancel()
             self.cancel_local(list(result.cancel_requested))
 
-    async def _reap_loop(self) -> None:
+    @property
+    def poll_seconds(self) -> float:
+        if self.options.poll_seconds is not None:
+            return self.options.poll_seconds
+        return 2.0 if self.store.wakes_across_processes else 0.25
+
+    async def _reap_loop(self, period: float) -> None:
         # Reap at once on start: a worker started to replace a dead one should not wait a
-        # period before taking over runs whose leases have already expired.
+        # period before taking over runs whose leases have already expired. One process per
+        # database reaps (the holder of the singleton); when it dies another takes over.
         while True:
+            reaped: list[str] = []
             try:
-                reaped = await self.store.reap_expired(self.clock.now())
+                now = self.clock.now()
+                # A holder that dies or stalls gives the singleton up within a few periods.
+                ttl = max(3 * period, 2.0)
+                if await self.store.hold_singleton("reaper", self.owner, now, ttl):
+                    reaped = await self.store.reap_expired(now)
             except Exception:
                 log.exception("reaping expired leases failed")
-                reaped = []
             if reaped:
                 log.warning(
                     "recovered %d runs whose worker vanished",
@@ -249,4 +273,4 @@ class Worker:
                     extra={"run_ids": reaped[:20]},
                 )
                 self._wake.set()
-            await asyncio.sleep(self.options.reap_seconds)
+            await asyncio.sleep(period)

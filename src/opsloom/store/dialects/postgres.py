@@ -13,6 +13,7 @@ open; its version is kept in ``schema_version`` and migrations run under an advi
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -34,11 +35,18 @@ from opsloom.errors import (
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter
+from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.store.dialects import postgres_documents as docs
+from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
+from opsloom.store.dialects.postgres_listen import Listener, channel_name
+from opsloom.store.dialects.postgres_schedules import PostgresSchedules
 from opsloom.store.dialects.postgres_writer import Op, PostgresWriter
+from opsloom.store.document import DocumentRecord
+from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, run_from_row, step_order
+from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
@@ -47,6 +55,11 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")
+
+# Wake-ups sent with a write: a job may be ready; a run finished (which may also unblock its
+# parent or a run waiting for its concurrency slot).
+_WORK = ("work",)
+_DONE = ("done", "work")
 
 
 def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
@@ -67,17 +80,20 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     """The shared, networked store."""
 
     dialect = "postgres"
+    wakes_across_processes = True
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8) -> None:
         self.url = url
         self.conninfo, self.schema = postgres_target(url, schema)
         self.pool_size = pool_size
+        self.channel = channel_name(self.schema)
         self._pool: AsyncConnectionPool[Any] | None = None
         self._writer: PostgresWriter | None = None
+        self._listener: Listener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -103,8 +119,9 @@ class PostgresStore:
                 name=f"opsloom-{self.schema}",
             )
             await self._pool.open(wait=True, timeout=30)
-            self._writer = PostgresWriter(self._connect)
+            self._writer = PostgresWriter(self._connect, self.channel)
             await self._writer.start()
+            self._listener = Listener(self._connect, self.channel)
         except psycopg.OperationalError as exc:
             await self.close()
             raise StoreError(f"cannot use PostgreSQL at {self._safe_url()}: {exc}") from exc
@@ -168,6 +185,9 @@ class PostgresStore:
         return version
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -184,15 +204,21 @@ class PostgresStore:
         if self._pool is None:
             raise RuntimeError("the store is not open")
         for attempt in (1, 2):
+            conn: Conn | None = None
             try:
                 async with self._pool.connection() as conn:
                     if not transaction:
                         return await fn(conn)
                     async with conn.transaction():
                         return await fn(conn)
-            except psycopg.OperationalError as exc:
-                if attempt == 2 or not (conn.broken or conn.closed):
+            except psycopg.OperationalError as exc:  # includes the pool's PoolTimeout
+                dead = conn is not None and (conn.broken or conn.closed)
+                if attempt == 2 or not dead:
                     raise StoreError(f"store read failed: {type(exc).__name__}: {exc}") from exc
+                # The server may have dropped every connection (a restart): test the idle
+                # ones now rather than hand them out one failure at a time.
+                with contextlib.suppress(Exception):
+                    await self._pool.check()
         raise AssertionError("unreachable")
 
     async def _fetchone(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -203,10 +229,33 @@ class PostgresStore:
 
         return await self._read(fetch)
 
-    def _write(self, op: Op) -> Any:
+    def _write(self, op: Op, notify: tuple[str, ...] = ()) -> Any:
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return self._writer.submit(op)
+        return self._writer.submit(op, notify)
+
+    # --- coordination between processes ------------------------------------------------------
+
+    def add_wake_listener(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
+        if self._listener is None:
+            raise RuntimeError("the store is not open")
+        self._listener.add(topic, callback)
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        """Until wake-ups are heard (a NOTIFY sent before is lost); for tests and benchmarks."""
+        if self._listener is None:
+            raise RuntimeError("the store is not open")
+        await self._listener.wait_listening(timeout)
+
+    async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        async def op(conn: Conn) -> bool:
+            cur = await conn.execute(
+                SINGLETON_UPSERT.replace("?", "%s"), (name, owner, now + ttl, now)
+            )
+            return await cur.fetchone() is not None
+
+        result: bool = await self._write(op)
+        return result
 
     @property
     def writer_stats(self) -> tuple[int, int]:
@@ -242,7 +291,7 @@ class PostgresStore:
             assert run is not None
             return run, False
 
-        result: tuple[RunRecord, bool] = await self._write(op)
+        result: tuple[RunRecord, bool] = await self._write(op, () if lease is not None else _WORK)
         return result
 
     async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
@@ -323,7 +372,7 @@ class PostgresStore:
             )
             return ids
 
-        result: list[str] = await self._write(op)
+        result: list[str] = await self._write(op, _WORK)
         return result
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
@@ -353,11 +402,12 @@ class PostgresStore:
                 "concurrency_limit) VALUES (%s, %s, %s, %s, %s, %s)",
                 (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]),
             )
+            await ev.restore_subscriptions(conn, run_id, now)
             fetched = await q.fetch_run(conn, run_id)
             assert fetched is not None
             return fetched
 
-        result: RunRecord = await self._write(op)
+        result: RunRecord = await self._write(op, _WORK)
         return result
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
@@ -378,7 +428,7 @@ class PostgresStore:
             await q.nudge(conn, [run_id], now)
             return int(inserted[0])
 
-        result: int = await self._write(op)
+        result: int = await self._write(op, _WORK)
         return result
 
     # --- jobs and leases ----------------------------------------------------------------------
@@ -391,6 +441,10 @@ class PostgresStore:
         kind_list = sorted(kinds)
 
         async def claim(conn: Conn) -> list[Claim]:
+            # A claim need not wait for its WAL flush: if the server crashes before the flush,
+            # the claim is simply gone (the job is unclaimed again and its token unchanged), so
+            # the worker's fenced writes are refused and another worker claims the run.
+            await conn.execute("SET LOCAL synchronous_commit TO off")
             return await q.claim(conn, owner, kind_list, limit, now, now + lease_seconds)
 
         try:
@@ -446,7 +500,7 @@ class PostgresStore:
             await q.requeue(conn, ids, now, recovered=True)
             return ids
 
-        result: list[str] = await self._write(op)
+        result: list[str] = await self._write(op, _WORK)
         return result
 
     async def release(self, owner: str, now: float) -> int:
@@ -456,9 +510,10 @@ class PostgresStore:
             )
             ids = [row[0] for row in await cur.fetchall()]
             await q.requeue(conn, ids, now, recovered=False)
+            await conn.execute("DELETE FROM singletons WHERE owner = %s", (owner,))
             return len(ids)
 
-        result: int = await self._write(op)
+        result: int = await self._write(op, _WORK)
         return result
 
     # --- fenced writes -----------------------------------------------------------------------
@@ -488,7 +543,7 @@ class PostgresStore:
             await q.upsert_step(conn, step)
             await q.insert_run(conn, child, now)
 
-        return self._write(op)  # type: ignore[no-any-return]
+        return self._write(op, _WORK)  # type: ignore[no-any-return]
 
     async def child_outcome(self, child_id: str) -> RunRecord | None:
         async def fetch(conn: Conn) -> RunRecord | None:
@@ -514,7 +569,7 @@ class PostgresStore:
                 ("pending" if ready else "waiting", now, fence.run_id),
             )
 
-        return self._write(op)  # type: ignore[no-any-return]
+        return self._write(op, () if wake_at is None else _WORK)  # type: ignore[no-any-return]
 
     def finish_run(
         self,
@@ -537,5 +592,88 @@ class PostgresStore:
             if cur.rowcount != 1:
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             await q.close_run(conn, fence.run_id, status, output, error_blob, now, sources)
+            await ev.drop_subscriptions(conn, fence.run_id)
+
+        return self._write(op, _DONE)  # type: ignore[no-any-return]
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
+        batch = list(events)
+
+        async def op(conn: Conn) -> list[bool]:
+            return await ev.append(conn, batch, now)
+
+        result: list[bool] = await self._write(op, _WORK)
+        return result
+
+    async def append_event(self, event: CloudEvent, now: float) -> bool:
+        return (await self.append_events([event], now))[0]
+
+    async def get_event(self, source: str, event_id: str) -> StoredEvent | None:
+        async def fetch(conn: Conn) -> StoredEvent | None:
+            return await ev.get_event(conn, source, event_id)
+
+        return await self._read(fetch)
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        async def fetch(conn: Conn) -> list[StoredEvent]:
+            return await ev.list_events(conn, query)
+
+        return await self._read(fetch)
+
+    async def subscriptions_of(self, run_id: str) -> list[Subscription]:
+        async def fetch(conn: Conn) -> list[Subscription]:
+            return await ev.subscriptions_of(conn, run_id)
+
+        return await self._read(fetch)
+
+    def subscribe(
+        self,
+        fence: Fence,
+        subscription_id: str,
+        filters: list[dict[str, Any]],
+        step: StepRecord,
+        now: float,
+    ) -> Awaitable[None]:
+        async def op(conn: Conn) -> None:
+            await ev.subscribe(conn, fence, subscription_id, filters, step, now)
 
         return self._write(op)  # type: ignore[no-any-return]
+
+    def unsubscribe(self, fence: Fence, subscription_id: str, step: StepRecord) -> Awaitable[None]:
+        async def op(conn: Conn) -> None:
+            await ev.unsubscribe(conn, fence, subscription_id, step)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def emit_event(
+        self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
+    ) -> Awaitable[bool]:
+        async def op(conn: Conn) -> bool:
+            return await ev.emit(conn, fence, event, step, now)
+
+        return self._write(op, _WORK)  # type: ignore[no-any-return]
+
+    # --- documents ---------------------------------------------------------------------------
+
+    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        async def op(conn: Conn) -> tuple[DocumentRecord, bool]:
+            return await docs.save(conn, doc)
+
+        result: tuple[DocumentRecord, bool] = await self._write(op)
+        return result
+
+    async def get_document(
+        self, namespace: str, name: str, version: str | None = None
+    ) -> DocumentRecord | None:
+        async def fetch(conn: Conn) -> DocumentRecord | None:
+            return await docs.get(conn, namespace, name, version)
+
+        return await self._read(fetch)
+
+    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
+        async def fetch(conn: Conn) -> list[DocumentRecord]:
+            return await docs.list_all(conn, since)
+
+        return await self._read(fetch)

@@ -5,6 +5,10 @@ want them applied. The writer takes everything queued, runs the operations one a
 inside one transaction and resolves all the callers' futures once it has committed: one WAL
 flush for the whole batch, and writes of one run are applied in call order.
 
+An operation submitted with ``notify=("work",)`` (or ``"done"``) makes the batch send that
+notification on the store's channel; PostgreSQL delivers it to listeners only once the batch has
+committed (and folds duplicates), so a woken worker always finds the write.
+
 Each operation runs inside its own savepoint, so an operation that fails — with a clean
 refusal (``LeaseLostError``…) or an unexpected database error — leaves nothing behind and
 fails alone; the rest of the batch commits. A deadlock with another process (which PostgreSQL
@@ -32,19 +36,26 @@ CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
+#: How long the writer keeps reconnecting before it fails the writes it holds.
+RECONNECT_SECONDS = 15.0
 
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
+Pending = tuple[Op, "asyncio.Future[Any]", tuple[str, ...]]
 
 
 class PostgresWriter:
     """The single writer connection of one store."""
 
     def __init__(
-        self, connect: Callable[[], Awaitable[AsyncConnection[Any]]], max_batch: int = 1000
+        self,
+        connect: Callable[[], Awaitable[AsyncConnection[Any]]],
+        channel: str,
+        max_batch: int = 1000,
     ) -> None:
         self._connect = connect
+        self._channel = channel
         self._max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: AsyncConnection[Any] | None = None
         self._wake = asyncio.Event()
@@ -59,12 +70,12 @@ class PostgresWriter:
         self._conn = await self._connect()
         self._task = self._loop.create_task(self._serve(), name="opsloom-postgres-writer")
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
+    def submit(self, op: Op, notify: tuple[str, ...] = ()) -> asyncio.Future[Any]:
         """Queue ``op``; the future resolves once its transaction is committed."""
         if self._loop is None or self._closing:
             raise StoreError("the store is not open")
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append((op, future))
+        self._pending.append((op, future, notify))
         self._wake.set()
         return future
 
@@ -95,22 +106,29 @@ class PostgresWriter:
             except Exception as exc:  # the connection or the commit failed
                 log.error("group commit failed: %r", exc)
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
-                outcomes = [(future, False, error) for _, future in batch]
+                outcomes = [(future, False, error) for _, future, _ in batch]
                 await self._drop_broken()
             _resolve(outcomes)
 
-    async def _commit_retrying(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Outcome]:
-        try:
-            return await self._commit(batch)
-        except Exception as exc:
-            # A connection found dead before COMMIT was sent (the server restarted, an idle
-            # timeout) committed nothing: the batch is run again on a new connection. Once
-            # COMMIT was sent, whether it happened is unknown, and the callers are told.
-            if self._committing or self._conn is None or not self._conn.broken:
-                raise
-            log.warning("writer connection lost before commit, reconnecting: %r", exc)
-            await self._drop_broken()
-            return await self._commit(batch)
+    async def _commit_retrying(self, batch: list[Pending]) -> list[Outcome]:
+        # A connection found dead before COMMIT was sent (the server restarted, a killed
+        # backend) committed nothing: the batch is run again on a new connection, reconnecting
+        # with backoff for up to RECONNECT_SECONDS, so a short outage delays writes instead of
+        # failing them. Once COMMIT was sent, whether it happened is unknown: callers are told.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECONNECT_SECONDS
+        backoff = 0.05
+        while True:
+            try:
+                return await self._commit(batch)
+            except Exception as exc:
+                lost = self._conn is None or self._conn.broken or self._conn.closed
+                if self._committing or not lost or loop.time() + backoff > deadline:
+                    raise
+                log.warning("writer connection lost before commit, reconnecting: %r", exc)
+                await self._drop_broken()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
 
     async def _drop_broken(self) -> None:
         # A lost connection is replaced before the next batch; the failed batch is reported to
@@ -119,17 +137,23 @@ class PostgresWriter:
             await self._conn.close()
             self._conn = None
 
-    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Outcome]:
+    async def _commit(self, batch: list[Pending]) -> list[Outcome]:
         if self._conn is None:
             self._conn = await self._connect()
         conn = self._conn
         self.batches += 1
         self.ops += len(batch)
         outcomes: list[Outcome] = []
+        notices: set[str] = set()
         self._committing = False
         async with conn.transaction():
-            for op, future in batch:
-                outcomes.append(await _isolated(conn, op, future))
+            for op, future, notify in batch:
+                outcome = await _isolated(conn, op, future)
+                outcomes.append(outcome)
+                if outcome[1]:
+                    notices.update(notify)
+            for payload in sorted(notices):
+                await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, payload))
             self._committing = True  # leaving the block sends COMMIT
         return outcomes
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -26,7 +26,10 @@ from opsloom.errors import (
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter
+from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.store.dialects import sqlite_documents as docs
+from opsloom.store.dialects import sqlite_events as ev
+from opsloom.store.dialects.sqlite_schedules import SqliteSchedules
 from opsloom.store.dialects.sqlite_sql import (
     _check_fence,
     _chunks,
@@ -41,9 +44,12 @@ from opsloom.store.dialects.sqlite_sql import (
     _requeue,
     _upsert_step,
 )
+from opsloom.store.document import DocumentRecord
+from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, run_from_row, step_order
+from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
 from opsloom.store.writer import GroupCommitWriter
+from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"
@@ -62,10 +68,12 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
+    #: Processes sharing the file do not hear each other's writes: workers poll.
+    wakes_across_processes = False
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         self.url = url
@@ -332,6 +340,7 @@ class SqliteStore:
                 "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]),
             )
+            ev.restore_subscriptions(conn, run_id, now)
             fetched = _fetch_run(conn, run_id)
             assert fetched is not None
             return fetched
@@ -434,9 +443,23 @@ class SqliteStore:
                 row[0] for row in conn.execute("SELECT run_id FROM jobs WHERE owner = ?", (owner,))
             ]
             _requeue(conn, ids, now, recovered=False)
+            conn.execute("DELETE FROM singletons WHERE owner = ?", (owner,))
             return len(ids)
 
         result: int = await self._write(op)
+        return result
+
+    # --- coordination between processes ------------------------------------------------------
+
+    def add_wake_listener(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
+        """Nothing to hear: SQLite cannot tell one process about another's commits."""
+
+    async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(SINGLETON_UPSERT, (name, owner, now + ttl, now)).fetchone()
+            return row is not None
+
+        result: bool = await self._write(op)
         return result
 
     # --- fenced writes -----------------------------------------------------------------------
@@ -511,5 +534,73 @@ class SqliteStore:
             if cur.rowcount != 1:
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             _close_run(conn, fence.run_id, status, output, error_blob, now, sources)
+            ev.drop_subscriptions(conn, fence.run_id)
 
         return self._write(op)  # type: ignore[no-any-return]
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
+        batch = list(events)
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            return ev.append(conn, batch, now)
+
+        result: list[bool] = await self._write(op)
+        return result
+
+    async def append_event(self, event: CloudEvent, now: float) -> bool:
+        return (await self.append_events([event], now))[0]
+
+    async def get_event(self, source: str, event_id: str) -> StoredEvent | None:
+        return ev.get_event(self._read(), source, event_id)
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        return ev.list_events(self._read(), query)
+
+    async def subscriptions_of(self, run_id: str) -> list[Subscription]:
+        return ev.subscriptions_of(self._read(), run_id)
+
+    def subscribe(
+        self,
+        fence: Fence,
+        subscription_id: str,
+        filters: list[dict[str, Any]],
+        step: StepRecord,
+        now: float,
+    ) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            ev.subscribe(conn, fence, subscription_id, filters, step, now)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def unsubscribe(self, fence: Fence, subscription_id: str, step: StepRecord) -> Awaitable[None]:
+        def op(conn: sqlite3.Connection) -> None:
+            ev.unsubscribe(conn, fence, subscription_id, step)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    def emit_event(
+        self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
+    ) -> Awaitable[bool]:
+        def op(conn: sqlite3.Connection) -> bool:
+            return ev.emit(conn, fence, event, step, now)
+
+        return self._write(op)  # type: ignore[no-any-return]
+
+    # --- documents ---------------------------------------------------------------------------
+
+    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[DocumentRecord, bool]:
+            return docs.save(conn, doc)
+
+        result: tuple[DocumentRecord, bool] = await self._write(op)
+        return result
+
+    async def get_document(
+        self, namespace: str, name: str, version: str | None = None
+    ) -> DocumentRecord | None:
+        return docs.get(self._read(), namespace, name, version)
+
+    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
+        return docs.list_all(self._read(), since)

@@ -1,0 +1,106 @@
+"""Wake-ups between processes sharing one PostgreSQL: LISTEN/NOTIFY.
+
+:class:`Listener` keeps one connection in ``LISTEN`` on the schema's channel. Writers add a
+``NOTIFY`` (payload ``work`` or ``done``) to the transactions that make a job ready or finish a
+run; PostgreSQL delivers it after the commit, so an idle worker claims new work within a round
+trip instead of at its next poll. A lost connection is reopened with backoff, and every
+listener is then called once because notifications sent meanwhile are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from opsloom.store.base import WakeTopic
+
+log = logging.getLogger("opsloom.store")
+
+Conn = AsyncConnection[Any]
+Connect = Callable[[], Awaitable[Conn]]
+
+#: How long the listening connection may stay silent before it is checked with a query: a
+#: connection cut by the network (no FIN) is otherwise only noticed by the kernel much later.
+_IDLE_CHECK_SECONDS = 15.0
+_MAX_BACKOFF = 5.0
+
+
+def channel_name(schema: str) -> str:
+    """The notification channel of a schema (at most 63 bytes, PostgreSQL's limit)."""
+    return f"opsloom.{schema}"[:63]
+
+
+class Listener:
+    """One ``LISTEN`` connection per store, calling back on ``work`` and ``done`` wake-ups."""
+
+    def __init__(self, connect: Connect, channel: str) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._callbacks: dict[str, list[Callable[[], None]]] = {"work": [], "done": []}
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    def add(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
+        self._callbacks[topic].append(callback)
+        if self._task is None:
+            self._task = asyncio.create_task(self._serve(), name="opsloom-postgres-listen")
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        """Until the connection listens (tests: a NOTIFY sent before that is not heard)."""
+        await asyncio.wait_for(self._listening.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _call(self, topics: tuple[str, ...]) -> None:
+        for topic in topics:
+            for callback in self._callbacks.get(topic, ()):
+                try:
+                    callback()
+                except Exception:  # a listener's bug must not stop the others' wake-ups
+                    log.exception("a wake-up listener failed")
+
+    async def _serve(self) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            conn: Conn | None = None
+            try:
+                conn = await self._connect()
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                self._listening.set()
+                backoff = 0.1
+                if not first:
+                    # Anything sent while the connection was down was not delivered.
+                    self._call(("work", "done"))
+                first = False
+                await self._receive(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._listening.clear()
+                log.warning("wake-up connection lost, reconnecting in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+    async def _receive(self, conn: Conn) -> None:
+        while True:
+            heard = False
+            async for notify in conn.notifies(timeout=_IDLE_CHECK_SECONDS):
+                heard = True
+                self._call((notify.payload,))
+            if not heard:
+                await conn.execute("SELECT 1")  # raises when the connection is gone
