@@ -1,0 +1,142 @@
+"""``opsloom events``: send a CloudEvent, list stored events, show one.
+
+The commands open the store without a worker, like ``opsloom runs``: an event sent here wakes
+runs that workers elsewhere execute. ``--json`` output is the API's stable shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opsloom.app import App
+from opsloom.errors import InputError, OpsloomError
+from opsloom.store.event import EventQuery
+
+T = TypeVar("T")
+
+events_cli = typer.Typer(help="Send and inspect CloudEvents.", no_args_is_help=True)
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
+    """Open the store without a worker, make one call, close it."""
+
+    async def go() -> T:
+        async with App(db, worker=None) as app:
+            return await call(app)
+
+    try:
+        return asyncio.run(go())
+    except OpsloomError as exc:
+        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+@events_cli.command("emit")
+def emit(
+    type: Annotated[str, typer.Option("--type", help="Event type, e.g. deploy.finished.")],
+    source: Annotated[str, typer.Option("--source", help="Event source (a URI-reference).")],
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (default: a new one).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Event subject.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Event data as JSON.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store a CloudEvent; runs waiting for a matching event are woken."""
+    event: dict[str, Any] = {"specversion": "1.0", "type": type, "source": source}
+    if event_id is not None:
+        event["id"] = event_id
+    if subject is not None:
+        event["subject"] = subject
+    if data is not None:
+        try:
+            event["data"] = json.loads(data)
+        except json.JSONDecodeError as exc:
+            _fail(f"--data is not valid JSON: {exc}", 2)
+        event["datacontenttype"] = "application/json"
+    receipt = _client(db, lambda app: app.emit(event))
+    if as_json:
+        _print_json({"id": receipt.event_id, "source": receipt.source, "stored": receipt.stored})
+    elif receipt.stored:
+        out.print(f"event {receipt.event_id} stored")
+    else:
+        out.print(f"event {receipt.event_id} from {receipt.source} was already stored (ignored)")
+
+
+@events_cli.command("list")
+def list_events(
+    type: Annotated[str | None, typer.Option("--type", help="Only events of this type.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only events from this source.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored events, newest first."""
+    query = EventQuery(type=type, source=source, limit=limit)
+    events = _client(db, lambda app: app.store.list_events(query))
+    if as_json:
+        _print_json([stored.to_dict() for stored in events])
+        return
+    table = Table("seq", "received", "type", "source", "id", "subject")
+    for stored in events:
+        shown = stored.to_dict()
+        table.add_row(
+            str(stored.seq),
+            shown["received_at"] or "",
+            stored.event.type,
+            stored.event.source,
+            stored.event.id,
+            stored.event.subject or "",
+        )
+    out.print(table)
+
+
+@events_cli.command("show")
+def show(
+    source: Annotated[str, typer.Argument(help="The event's source.")],
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="The event's id.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one stored event (a CloudEvent is named by its source and id)."""
+    stored = _client(db, lambda app: app.store.get_event(source, event_id))
+    if stored is None:
+        _fail(f"no event {event_id!r} from source {source!r}", 2)
+    if as_json:
+        _print_json(stored.to_dict())
+        return
+    shown = stored.to_dict()
+    out.print(f"[bold]{stored.event.id}[/bold]  {stored.event.type}  from {stored.event.source}")
+    out.print(f"seq {stored.seq}  received {shown['received_at']}")
+    sys.stdout.flush()
+    _print_json(shown["event"])
