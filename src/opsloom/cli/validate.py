@@ -1,0 +1,67 @@
+"""``opsloom validate FILE...``: check workflow documents without running them.
+
+Each problem is printed on stdout as ``file:line:column: /json/pointer: message`` (the form
+editors and CI annotations understand), followed by a summary line. The exit status is 1 when
+any file has a problem, 0 when every file is valid. ``--json`` prints one JSON list of problem
+objects instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsloom.dsl.document import Problem, RuntimeFeatures, load_document_file
+from opsloom.errors import DocumentError
+
+
+def _catalog_has() -> Callable[[str, str], bool] | None:
+    """``has`` of the runtime's default catalog, or None when the catalog is not available."""
+    try:
+        from opsloom.dsl.catalog import default_catalog
+    except ImportError:
+        return None
+    return default_catalog().has
+
+
+def validate_command(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Workflow documents (YAML or JSON) to check.", show_default=False),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the problems as a JSON list.")
+    ] = False,
+) -> None:
+    """Check Serverless Workflow documents: syntax, schema, names, jq expressions, features."""
+    catalog_has = _catalog_has()
+    runtime = RuntimeFeatures.detect()
+    problems: list[Problem] = []
+    invalid = 0
+    for path in files:
+        try:
+            load_document_file(path, catalog_has=catalog_has, runtime=runtime)
+        except DocumentError as exc:
+            invalid += 1
+            problems.extend(exc.problems)
+    if as_json:
+        sys.stdout.write(json.dumps([p.to_dict() for p in problems], indent=2) + "\n")
+    else:
+        for problem in problems:
+            sys.stdout.write(f"{problem}\n")
+        sys.stdout.write(_summary(len(files), invalid, len(problems)) + "\n")
+    if invalid:
+        raise typer.Exit(1)
+
+
+def _summary(total: int, invalid: int, count: int) -> str:
+    files = f"{total} file{'s' if total != 1 else ''}"
+    if not invalid:
+        return f"{files} checked: all valid"
+    plural = "s" if count != 1 else ""
+    return f"{files} checked: {count} problem{plural} in {invalid} of them"
