@@ -222,7 +222,8 @@ def test_up__serves_the_examples_and_stops_on_sigterm(tmp_path: Path) -> None:
             return None
 
         url = wait_until(listening, "the listening line")
-        assert "workflows: chain, fanout, nightly_report, remediate" in stdout.read_text()
+        served = "chain, fanout, nightly_report, ops/disk-cleanup, ops/incident-triage, remediate"
+        assert f"workflows: {served}" in stdout.read_text()
 
         def healthy() -> dict[str, Any] | None:
             try:

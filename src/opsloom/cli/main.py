@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -181,9 +182,17 @@ def worker(
         grace_seconds=grace,
     )
     target = _app(app, db, worker=options)
-    if not target.registry.workflows():
-        _fail("no workflows to run: pass --app module:attribute")
-    _run(lambda: _serve_until_signalled(target, grace=grace))
+    # Deployed workflow documents are served too (reloaded as they are deployed), so a worker
+    # without --app runs documents only.
+    from opsloom.cli.documents import serve_documents
+    from opsloom.dsl.runtime import DslRuntime
+
+    documents = DslRuntime(target)
+    _run(
+        lambda: _serve_until_signalled(
+            target, lambda stop: serve_documents(documents, stop.wait()), grace=grace
+        )
+    )
 
 
 #: What ``opsloom up`` serves without ``--app``: the example workflows of a source checkout.
@@ -235,6 +244,9 @@ def up(
     )
     hint = "" if app else " (pass --app module:attribute to serve your own workflows)"
     target = _app(app or EXAMPLES_APP, db, worker=options, hint=hint)
+    from opsloom.cli.documents import load_examples, serve_documents
+
+    documents = load_examples(target, Path("examples"))
     api = create_api(target, settings)
     bind_host = host or settings.api_host
     bind_port = settings.api_port if port is None else port
@@ -254,7 +266,11 @@ def up(
     sys.stdout.flush()
     try:
         _run(
-            lambda: _serve_until_signalled(target, lambda stop: serve(api, sock, stop), grace=grace)
+            lambda: _serve_until_signalled(
+                target,
+                lambda stop: serve_documents(documents, serve(api, sock, stop)),
+                grace=grace,
+            )
         )
     finally:
         sock.close()
@@ -280,7 +296,12 @@ def start(
 
     async def go() -> dict[str, Any]:
         async with target:
-            handle = await target.start(name, value, run_id=run_id)
+            if "/" in name:  # NAMESPACE/NAME[:VERSION]: a deployed workflow document
+                from opsloom.cli.documents import start_document
+
+                handle = await start_document(target, name, value, run_id=run_id)
+            else:
+                handle = await target.start(name, value, run_id=run_id)
             result: dict[str, Any] = {"run_id": handle.run_id, "created": handle.created}
             if wait:
                 try:
@@ -407,6 +428,30 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to this version of opsloom."""
     version = _client(db, lambda app: app.store.schema_version())
     out.print(f"database schema is at version {version}")
+
+
+# --- commands defined in their own modules --------------------------------------------------
+
+from opsloom.cli.validate import validate_command  # noqa: E402 - registered after `cli` exists
+
+cli.command("validate")(validate_command)
+
+from opsloom.cli.documents import deploy_command, run_command  # noqa: E402
+
+cli.command("run")(run_command)
+cli.command("deploy")(deploy_command)
+
+from opsloom.cli.events import events_cli  # noqa: E402 - registered after `cli` exists
+
+cli.add_typer(events_cli, name="events")
+
+from opsloom.cli.decisions import decisions_cli  # noqa: E402 - registered after `cli` exists
+
+cli.add_typer(decisions_cli, name="decisions")
+
+from opsloom.cli.schedules import schedules_cli  # noqa: E402 - registered after `cli` exists
+
+cli.add_typer(schedules_cli, name="schedules")
 
 
 def main() -> None:

@@ -1,0 +1,134 @@
+"""``try``: catch filters, ``when``/``exceptWhen``, and retry policies with durable delays."""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from opsloom.dsl.duration import seconds_of
+from opsloom.dsl.problem import TaskError, type_matches
+from opsloom.dsl.scope import RunState, Scope, variables
+
+if TYPE_CHECKING:
+    from opsloom.dsl.interpreter import Interpreter
+
+
+def error_matches(filter_with: dict[str, Any] | None, error: dict[str, Any]) -> bool:
+    """Whether an error object passes ``catch.errors.with`` (every given field agrees)."""
+    for key, expected in (filter_with or {}).items():
+        actual = error.get(key)
+        if key == "type":
+            if actual is None or not type_matches(str(expected), str(actual)):
+                return False
+        elif key == "status":
+            if actual is None or int(expected) != int(actual):
+                return False
+        elif expected != actual:
+            return False
+    return True
+
+
+async def run_try(
+    interp: Interpreter,
+    task: dict[str, Any],
+    pointer: str,
+    value: Any,
+    state: RunState,
+    scope: Scope,
+) -> Any:
+    """Run ``try`` tasks; on a caught error retry (durably) or run ``catch.do``."""
+    from opsloom.dsl.flow import run_list, sleep_within
+
+    catch = task.get("catch") or {}
+    var = catch.get("as") or "error"
+    retry = catch.get("retry")
+    if isinstance(retry, str):
+        retry = interp.component("retries", retry)
+    attempt = 1
+    first_at: float | None = None
+    while True:
+        try:
+            return await run_list(interp, task["try"], f"{pointer}/try", value, state, scope)
+        except TaskError as error:
+            caught = error.to_dict()
+            if not error_matches((catch.get("errors") or {}).get("with"), caught):
+                raise
+            names = variables(state, scope, input=value, **{var: caught})
+            when = catch.get("when")
+            if when is not None and not await interp.evaluator.condition(when, caught, names):
+                raise
+            except_when = catch.get("exceptWhen")
+            if except_when is not None and await interp.evaluator.condition(
+                except_when, caught, names
+            ):
+                raise
+            if retry:
+                if first_at is None and _limit(retry, "duration") is not None:
+                    first_at = state.ctx.now().timestamp()
+                delay = await _retry_delay(interp, retry, attempt, caught, value, state, scope)
+                if delay is not None and _within(retry, first_at, delay, state):
+                    await sleep_within(state, scope, delay)
+                    attempt += 1
+                    continue
+                raise
+            handler = catch.get("do")
+            if not handler:
+                return value
+            inner = scope.with_names(**{var: caught})
+            return await run_list(interp, handler, f"{pointer}/catch/do", value, state, inner)
+
+
+def _limit(retry: dict[str, Any], what: str) -> Any:
+    limit = retry.get("limit") or {}
+    if what == "count":
+        return (limit.get("attempt") or {}).get("count")
+    return limit.get("duration")
+
+
+def _within(retry: dict[str, Any], first_at: float | None, delay: float, state: RunState) -> bool:
+    total = _limit(retry, "duration")
+    if total is None or first_at is None:
+        return True
+    return state.ctx.now().timestamp() + delay - first_at <= seconds_of(total)
+
+
+async def _retry_delay(
+    interp: Interpreter,
+    retry: dict[str, Any],
+    attempt: int,
+    error: dict[str, Any],
+    value: Any,
+    state: RunState,
+    scope: Scope,
+) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None when no retry is left."""
+    count = _limit(retry, "count")
+    # ``count`` is the number of attempts, the first one included.
+    if count is not None and attempt >= int(count):
+        return None
+    names = variables(state, scope, input=value, error=error)
+    when = retry.get("when")
+    if when is not None and not await interp.evaluator.condition(when, error, names):
+        return None
+    except_when = retry.get("exceptWhen")
+    if except_when is not None and await interp.evaluator.condition(except_when, error, names):
+        return None
+    raw_delay = retry.get("delay") or 0
+    if isinstance(raw_delay, str) and raw_delay.strip().startswith("${"):
+        raw_delay = await interp.evaluator.evaluate(raw_delay, value, names)
+    base = seconds_of(raw_delay)
+    backoff = retry.get("backoff") or {}
+    if "exponential" in backoff:
+        delay = base * 2 ** (attempt - 1)
+    elif "linear" in backoff:
+        delay = base * attempt
+    else:
+        delay = base
+    jitter = retry.get("jitter")
+    if jitter:
+        low = seconds_of(jitter.get("from") or 0)
+        high = seconds_of(jitter.get("to") or 0)
+        # Fixed by (run, attempt) so a replay computes the same delay without a record.
+        fraction = zlib.crc32(f"{state.workflow['id']}:{attempt}".encode()) / 2**32
+        delay += low + (high - low) * fraction
+    return float(delay)

@@ -1,0 +1,111 @@
+"""``fork``: branches run concurrently; with ``compete`` the first to finish wins.
+
+The engine replays a run by position, so concurrent branches must each make exactly one durable
+call for the positions to be the same on every replay. A branch that is a single leaf task is
+one step and runs in this run; any other branch runs as a child run (one durable call here,
+with its own history). Each branch reports when it finished, recorded with its result, so the
+winner of a competition is the same on every replay.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opsloom.dsl.interpreter import entries, task_type
+from opsloom.dsl.problem import TaskError
+from opsloom.dsl.scope import RunState, Scope
+
+if TYPE_CHECKING:
+    from opsloom.dsl.interpreter import Interpreter
+
+
+async def run_fork(
+    interp: Interpreter,
+    task: dict[str, Any],
+    pointer: str,
+    value: Any,
+    state: RunState,
+    scope: Scope,
+) -> Any:
+    """Run the branches; the list of their outputs, or the winner's output with ``compete``."""
+    from opsloom.dsl.flow import is_leaf
+
+    spec = task["fork"]
+    branches = entries(spec.get("branches"))
+    compete = bool(spec.get("compete"))
+    calls = []
+    for i, (name, branch) in enumerate(branches):
+        where = f"{pointer}/fork/branches/{i}/{name}"
+        kind = task_type(branch)
+        if is_leaf(kind, branch):
+            calls.append(_local(interp, name, branch, where, value, state, scope))
+        else:
+            calls.append(_child(interp, where, value, state, scope))
+    outcomes: list[dict[str, Any]] = await state.ctx.gather(*calls)
+    if not compete:
+        for outcome in outcomes:
+            if "error" in outcome:
+                raise TaskError.from_dict(outcome["error"])
+        return [outcome.get("output") for outcome in outcomes]
+    done = [o for o in outcomes if "error" not in o]
+    if not done:
+        raise TaskError.from_dict(outcomes[0]["error"])
+    winner = min(done, key=lambda o: float(o.get("at") or 0.0))
+    return winner.get("output")
+
+
+async def _local(
+    interp: Interpreter,
+    name: str,
+    branch: dict[str, Any],
+    pointer: str,
+    value: Any,
+    state: RunState,
+    scope: Scope,
+) -> dict[str, Any]:
+    result: dict[str, Any] = await state.ctx.step(
+        interp.leaf(pointer), name, branch, value, state, scope
+    )
+    return result
+
+
+async def _child(
+    interp: Interpreter, pointer: str, value: Any, state: RunState, scope: Scope
+) -> dict[str, Any]:
+    payload = {
+        "pointer": pointer,
+        "input": value,
+        "context": state.context,
+        "names": dict(scope.names),
+        "deadline": scope.deadline,
+        "deadline_owner": scope.deadline_owner,
+        "workflow": {k: v for k, v in state.workflow.items() if k != "definition"},
+    }
+    result: dict[str, Any] = await state.ctx.child(interp.branch_workflow, payload)
+    return result
+
+
+async def run_branch(interp: Interpreter, ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """The workflow function of a branch run: one task of the parent's document."""
+    from opsloom.dsl.flow import run_task
+    from opsloom.dsl.interpreter import EndFlow
+
+    pointer = str(payload["pointer"])
+    name, task = interp.task_at(pointer)
+    state = RunState(
+        ctx=ctx,
+        context=payload.get("context"),
+        workflow={**payload.get("workflow", {}), "definition": interp.data},
+        runtime=interp.runtime.describe(),
+        secrets=interp.secrets,
+    )
+    scope = Scope(
+        payload.get("names") or {}, payload.get("deadline"), payload.get("deadline_owner")
+    )
+    try:
+        output, _ = await run_task(interp, name, task, pointer, payload.get("input"), state, scope)
+    except EndFlow as end:
+        output = end.output
+    except TaskError as error:
+        return {"error": error.to_dict(), "at": ctx.now().timestamp()}
+    return {"output": output, "at": ctx.now().timestamp()}

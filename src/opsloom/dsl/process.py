@@ -1,0 +1,149 @@
+"""``run``: shell commands, scripts (python, js) and containers, as local processes.
+
+The process environment of the worker is not inherited beyond ``PATH`` and ``HOME``: a document
+gets what its ``environment`` gives, so secrets of the worker do not leak into commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloom.dsl.problem import TaskError
+
+if TYPE_CHECKING:
+    from opsloom.dsl.interpreter import Interpreter
+
+_INTERPRETERS = {"python": (sys.executable,), "js": ("node",), "javascript": ("node",)}
+
+
+def container_runtime() -> str | None:
+    """The container command available here (docker or podman), or None."""
+    for name in ("docker", "podman"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def script_interpreter(language: str) -> tuple[str, ...] | None:
+    """The command that runs scripts in ``language`` here, or None."""
+    command = _INTERPRETERS.get(language.lower())
+    if command is None or (command[0] != sys.executable and shutil.which(command[0]) is None):
+        return None
+    return command
+
+
+async def run_process(
+    interp: Interpreter, spec: dict[str, Any], value: Any, names: Mapping[str, Any]
+) -> Any:
+    """Run the process a ``run`` task describes; its output per ``run.return``."""
+    returns = spec.get("return", "stdout")
+    wait = spec.get("await", True)
+    if "shell" in spec:
+        shell = await interp.render(spec["shell"], value, names)
+        argv = ["/bin/sh", "-c", str(shell["command"]), "sh", *_arguments(shell)]
+        stdin, env = shell.get("stdin"), shell.get("environment")
+    elif "script" in spec:
+        script = await interp.render(spec["script"], value, names)
+        command = script_interpreter(str(script.get("language", "")))
+        if command is None:
+            raise TaskError.standard(
+                "validation", f"no interpreter for {script.get('language')!r} scripts here"
+            )
+        code = script.get("code")
+        if code is None:
+            raise TaskError.standard("configuration", "run.script needs inline code here")
+        return await _run_script(command, str(code), script, returns, wait)
+    elif "container" in spec:
+        container = await interp.render(spec["container"], value, names)
+        runtime = container_runtime()
+        if runtime is None:
+            raise TaskError.standard(
+                "validation", "run.container needs docker or podman, and neither is installed"
+            )
+        argv = [runtime, "run", "--rm", "-i"]
+        for key, val in (container.get("environment") or {}).items():
+            argv += ["-e", f"{key}={val}"]
+        if container.get("name"):
+            argv += ["--name", str(container["name"])]
+        argv.append(str(container["image"]))
+        if container.get("command"):
+            argv += ["sh", "-c", str(container["command"])]
+        argv += _arguments(container)
+        stdin, env = container.get("stdin"), None
+    else:
+        raise TaskError.standard("validation", "run needs a shell, script, container or workflow")
+    return await execute(argv, stdin, env, returns, wait)
+
+
+def _arguments(spec: Mapping[str, Any]) -> list[str]:
+    args = spec.get("arguments") or []
+    if isinstance(args, dict):
+        return [f"{k}={v}" if v is not None else str(k) for k, v in args.items()]
+    return [str(a) for a in args]
+
+
+async def _run_script(
+    command: tuple[str, ...], code: str, script: dict[str, Any], returns: str, wait: bool
+) -> Any:
+    suffix = ".mjs" if command[0] == "node" else ".py"
+    with tempfile.TemporaryDirectory(prefix="opsloom-script-") as folder:
+        path = Path(folder) / f"script{suffix}"
+        path.write_text(code, encoding="utf-8")  # small: not worth a thread
+        argv = [*command, str(path), *_arguments(script)]
+        return await execute(argv, script.get("stdin"), script.get("environment"), returns, wait)
+
+
+async def execute(
+    argv: list[str], stdin: Any, env: Mapping[str, Any] | None, returns: str, wait: bool = True
+) -> Any:
+    """Run ``argv``; a non-zero exit is a ``runtime`` error unless ``return`` is code/all/none."""
+    environment = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environment.update({str(k): str(v) for k, v in (env or {}).items()})
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+        # Its own process group: a timeout or cancel stops the command and all it started.
+        start_new_session=True,
+    )
+    data = b"" if stdin is None else (stdin if isinstance(stdin, str) else str(stdin)).encode()
+    if not wait:
+        assert process.stdin is not None
+        process.stdin.write(data)
+        process.stdin.close()
+        return None
+    try:
+        out, err = await process.communicate(data)
+    except BaseException:
+        # A task timeout or a cancel: the process must not outlive its task.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(process.wait())
+        raise
+    code = process.returncode
+    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    if returns == "all":
+        return {"code": code, "stdout": stdout, "stderr": stderr}
+    if returns == "code":
+        return code
+    if returns == "none":
+        return None
+    if code != 0:
+        raise TaskError.standard(
+            "runtime",
+            f"process exited with code {code}: {stderr.strip()[-500:]}",
+            title="Process failed",
+        )
+    return stderr if returns == "stderr" else stdout
