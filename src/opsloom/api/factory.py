@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.api.auth import bearer_guard
 from opsloom.api.problem import install_problem_handlers
-from opsloom.api.routes import health, runs, workflows
+from opsloom.api.routes import events, health, hooks, runs, workflows
 from opsloom.app import App
 from opsloom.settings import Settings, load_settings
 
@@ -60,7 +60,10 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded = APIRouter(prefix=PREFIX, dependencies=[Depends(bearer_guard(token))] if token else [])
     guarded.include_router(runs.router)
     guarded.include_router(workflows.router)
+    guarded.include_router(events.router)
 
     api.include_router(health.router)
+    # Webhook sources check their own credentials, not the API token.
+    api.include_router(hooks.router)
     api.include_router(guarded)
     return api

@@ -1,0 +1,86 @@
+"""GitHub webhooks.
+
+GitHub signs the raw body with HMAC-SHA256 under the webhook's secret and sends
+``X-Hub-Signature-256: sha256=<hex>``. It sends no timestamp, so a replayed delivery is
+caught by its id instead: ``X-GitHub-Delivery`` is the event id, and the store keeps one
+event per source and id. ``X-GitHub-Event`` names the event (``push``, ``pull_request``…),
+which becomes the type ``io.opsloom.github.<event>.v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.triggers.sources.base import (
+    WebhookAuthError,
+    WebhookPayloadError,
+    WebhookRequest,
+    json_object,
+)
+from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.event import make_event, type_segment
+from opsloom.triggers.sources.signature import any_digest_matches, decode_hex, not_configured
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+EVENT_HEADER = "X-GitHub-Event"
+DELIVERY_HEADER = "X-GitHub-Delivery"
+
+
+class GitHubSource:
+    """``/hooks/github``."""
+
+    name = "github"
+
+    def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
+        secrets = config.github.secrets
+        if not secrets:
+            raise not_configured(self.name, "webhook secret")
+        header = request.header(SIGNATURE_HEADER)
+        if header is None:
+            raise WebhookAuthError("missing_signature", f"header {SIGNATURE_HEADER} is missing")
+        algorithm, sep, value = header.partition("=")
+        if not sep or algorithm.strip().lower() != "sha256":
+            raise WebhookAuthError(
+                "malformed_signature", f"header {SIGNATURE_HEADER} must be 'sha256=<hex>'"
+            )
+        digest = decode_hex(value, SIGNATURE_HEADER)
+        keys = [secret.get_secret_value().encode() for secret in secrets]
+        if not any_digest_matches(keys, request.body, [digest]):
+            raise WebhookAuthError("bad_signature", f"header {SIGNATURE_HEADER} does not match")
+
+    def normalise(self, request: WebhookRequest) -> list[CloudEvent]:
+        event = _header(request, EVENT_HEADER)
+        delivery = _header(request, DELIVERY_HEADER)
+        payload = _payload(request)
+        action = payload.get("action") if isinstance(payload.get("action"), str) else None
+        repository = payload.get("repository")
+        repo = repository.get("full_name") if isinstance(repository, dict) else None
+        return [
+            make_event(
+                source=f"/hooks/{self.name}",
+                type=f"io.opsloom.github.{type_segment(event)}.v1",
+                id=delivery,
+                subject=repo if isinstance(repo, str) else None,
+                data={"event": event, "action": action, "delivery": delivery, "raw": payload},
+            )
+        ]
+
+
+def _header(request: WebhookRequest, name: str) -> str:
+    value = request.header(name)
+    if value is None:
+        raise WebhookPayloadError(f"header {name} is missing", field=name)
+    return value
+
+
+def _payload(request: WebhookRequest) -> dict[str, Any]:
+    # GitHub sends JSON, or, for webhooks set to the form content type, a 'payload' form field.
+    content_type = (request.header("Content-Type") or "").lower()
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        fields = parse_qs(request.body.decode("utf-8", errors="replace"))
+        if "payload" not in fields:
+            raise WebhookPayloadError("form field 'payload' is missing", field="payload")
+        return json_object(fields["payload"][0].encode())
+    return json_object(request.body)

@@ -1,0 +1,158 @@
+"""Alertmanager: bearer/basic credentials and version 4 notifications, one event per alert."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+import pytest
+from hookkit import body, config, payload, payload_json, request
+
+from opsloom.triggers.sources import HooksConfig, WebhookAuthError, WebhookPayloadError
+from opsloom.triggers.sources.alertmanager import AlertmanagerSource
+from opsloom.triggers.sources.event import label_fingerprint, severity_of
+
+SOURCE = AlertmanagerSource()
+TOKEN = "am-token-7c1d"
+CONFIG = config(
+    alertmanager={"tokens": [TOKEN], "basic": [{"username": "alertmanager", "password": "pw"}]}
+)
+BODY = payload("alertmanager_v4.json")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def reason(headers: dict[str, str], settings: HooksConfig = CONFIG) -> str:
+    with pytest.raises(WebhookAuthError) as caught:
+        SOURCE.verify(request(BODY, headers), settings, 0.0)
+    return caught.value.reason
+
+
+def test_verify__bearer_token_from_http_config_is_accepted() -> None:
+    SOURCE.verify(request(BODY, {"Authorization": f"Bearer {TOKEN}"}), CONFIG, 0.0)
+    SOURCE.verify(request(BODY, {"authorization": f"bearer {TOKEN}"}), CONFIG, 0.0)
+
+
+def test_verify__basic_auth_from_http_config_is_accepted() -> None:
+    SOURCE.verify(request(BODY, {"Authorization": basic("alertmanager", "pw")}), CONFIG, 0.0)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        "Bearer ",
+        "Basic " + base64.b64encode(b"alertmanager:PW").decode(),
+        "Basic " + base64.b64encode(b"someone:pw").decode(),
+        "Basic !!!",
+        f"Token {TOKEN}",
+    ],
+)
+def test_verify__wrong_credentials_are_rejected(authorization: str) -> None:
+    assert reason({"Authorization": authorization}) == "bad_credentials"
+
+
+def test_verify__missing_authorization_is_rejected() -> None:
+    assert reason({}) == "missing_credentials"
+
+
+def test_verify__an_unconfigured_source_accepts_nothing() -> None:
+    assert reason({"Authorization": f"Bearer {TOKEN}"}, config()) == "not_configured"
+
+
+def test_normalise__one_event_per_alert_by_status() -> None:
+    firing, resolved = SOURCE.normalise(request(BODY))
+    assert firing.type == "io.opsloom.alert.firing.v1"
+    assert firing.source == "/hooks/alertmanager"
+    assert firing.subject == "1a30ba71cca2921f"
+    assert firing.time == "2024-05-06T13:08:45.828Z"
+    data: dict[str, Any] = firing.data
+    assert data["status"] == "firing"
+    assert data["severity"] == "critical"
+    assert data["endsAt"] is None
+    assert data["summary"] == "Probe failing: https://shop.example.org"
+    assert data["labels"]["instance"] == "https://shop.example.org"
+    assert [link["rel"] for link in data["links"]] == ["source", "alertmanager"]
+    assert data["raw"] == payload_json("alertmanager_v4.json")["alerts"][0]
+    assert resolved.type == "io.opsloom.alert.resolved.v1"
+    assert resolved.time == "2024-05-06T13:01:03.157076876+02:00"
+    assert resolved.data["severity"] == "warning"
+
+
+def test_normalise__a_repeated_notification_has_the_same_ids() -> None:
+    first = [event.id for event in SOURCE.normalise(request(BODY))]
+    again = [
+        event.id for event in SOURCE.normalise(request(body(payload_json("alertmanager_v4.json"))))
+    ]
+    assert first == again
+    assert len(set(first)) == 2
+
+
+def test_normalise__a_new_firing_of_the_same_alert_has_a_new_id() -> None:
+    value = copy.deepcopy(payload_json("alertmanager_v4.json"))
+    value["alerts"][0]["startsAt"] = "2024-05-07T08:00:00Z"
+    before = SOURCE.normalise(request(BODY))[0]
+    after = SOURCE.normalise(request(body(value)))[0]
+    assert after.subject == before.subject
+    assert after.id != before.id
+
+
+def test_normalise__without_fingerprint_it_is_computed_from_sorted_labels() -> None:
+    value = copy.deepcopy(payload_json("alertmanager_v4.json"))
+    alert = value["alerts"][0]
+    del alert["fingerprint"]
+    [event, _] = SOURCE.normalise(request(body(value)))
+    alert["labels"] = dict(reversed(list(alert["labels"].items())))
+    [reordered, _] = SOURCE.normalise(request(body(value)))
+    assert event.subject == reordered.subject == label_fingerprint(alert["labels"])
+    alert["labels"]["instance"] = "https://other.example.org"
+    [changed, _] = SOURCE.normalise(request(body(value)))
+    assert changed.subject != event.subject
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda v: v.pop("alerts"), "alerts"),
+        (lambda v: v["alerts"].append("nope"), "alerts[2]"),
+        (lambda v: v["alerts"][1].update(labels=["a"]), "alerts[1].labels"),
+        (lambda v: v["alerts"][0].update(startsAt="yesterday"), "alerts[0].startsAt"),
+        (lambda v: v["alerts"][0].update(status="pending"), "alerts[0].status"),
+    ],
+)
+def test_normalise__a_malformed_payload_names_the_field(mutate: Any, field: str) -> None:
+    value = copy.deepcopy(payload_json("alertmanager_v4.json"))
+    mutate(value)
+    with pytest.raises(WebhookPayloadError) as caught:
+        SOURCE.normalise(request(body(value)))
+    assert caught.value.field == field
+    assert field in str(caught.value)
+
+
+def test_normalise__a_body_that_is_not_json_is_a_payload_error() -> None:
+    with pytest.raises(WebhookPayloadError, match="not valid JSON"):
+        SOURCE.normalise(request(b"{not json"))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("critical",), "critical"),
+        (("P1",), "critical"),
+        (("page",), "critical"),
+        (("error",), "high"),
+        (("SEV-2",), "high"),
+        (("warn",), "warning"),
+        (("P3",), "warning"),
+        (("info",), "info"),
+        (("low",), "info"),
+        (("bogus", "high"), "high"),
+        ((None, ""), "warning"),
+    ],
+)
+def test_severity__normalised_to_four_levels(values: tuple[str | None, ...], expected: str) -> None:
+    assert severity_of(*values) == expected
