@@ -6,56 +6,19 @@ runs that workers elsewhere execute. ``--json`` output is the API's stable shape
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opsloom.app import App
-from opsloom.errors import InputError, OpsloomError
+from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
 from opsloom.store.event import EventQuery
 
 T = TypeVar("T")
 
 events_cli = typer.Typer(help="Send and inspect CloudEvents.", no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
-    """Open the store without a worker, make one call, close it."""
-
-    async def go() -> T:
-        async with App(db, worker=None) as app:
-            return await call(app)
-
-    try:
-        return asyncio.run(go())
-    except OpsloomError as exc:
-        _fail(str(exc), 2 if isinstance(exc, InputError) else 1)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 @events_cli.command("emit")
@@ -80,11 +43,11 @@ def emit(
         try:
             event["data"] = json.loads(data)
         except json.JSONDecodeError as exc:
-            _fail(f"--data is not valid JSON: {exc}", 2)
+            fail(f"--data is not valid JSON: {exc}", 2)
         event["datacontenttype"] = "application/json"
-    receipt = _client(db, lambda app: app.emit(event))
+    receipt = client(db, lambda app: app.emit(event))
     if as_json:
-        _print_json({"id": receipt.event_id, "source": receipt.source, "stored": receipt.stored})
+        print_json({"id": receipt.event_id, "source": receipt.source, "stored": receipt.stored})
     elif receipt.stored:
         out.print(f"event {receipt.event_id} stored")
     else:
@@ -103,9 +66,9 @@ def list_events(
 ) -> None:
     """List stored events, newest first."""
     query = EventQuery(type=type, source=source, limit=limit)
-    events = _client(db, lambda app: app.store.list_events(query))
+    events = client(db, lambda app: app.store.list_events(query))
     if as_json:
-        _print_json([stored.to_dict() for stored in events])
+        print_json([stored.to_dict() for stored in events])
         return
     table = Table("seq", "received", "type", "source", "id", "subject")
     for stored in events:
@@ -129,14 +92,14 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one stored event (a CloudEvent is named by its source and id)."""
-    stored = _client(db, lambda app: app.store.get_event(source, event_id))
+    stored = client(db, lambda app: app.store.get_event(source, event_id))
     if stored is None:
-        _fail(f"no event {event_id!r} from source {source!r}", 2)
+        fail(f"no event {event_id!r} from source {source!r}", 2)
     if as_json:
-        _print_json(stored.to_dict())
+        print_json(stored.to_dict())
         return
     shown = stored.to_dict()
     out.print(f"[bold]{stored.event.id}[/bold]  {stored.event.type}  from {stored.event.source}")
     out.print(f"seq {stored.seq}  received {shown['received_at']}")
     sys.stdout.flush()
-    _print_json(shown["event"])
+    print_json(shown["event"])

@@ -13,14 +13,23 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from opsloom.app import App
+from opsloom.cli.console import (
+    DbOption,
+    JsonOption,
+    client,
+    execute,
+    fail,
+    out,
+    parse_json,
+    print_json,
+)
 from opsloom.errors import OpsloomError, RunFailedError
 from opsloom.model import RunRecord
 from opsloom.services.loading import load_app
@@ -40,35 +49,10 @@ db_cli = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 cli.add_typer(runs_cli, name="runs")
 cli.add_typer(db_cli, name="db")
 
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
-    ),
-]
 AppOption = Annotated[
     str | None,
     typer.Option("--app", help="Python workflows to load, as module:attribute (e.g. myflows:app)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _parse_json(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        _fail(f"{what} is not valid JSON: {exc}", 2)
-    return None  # pragma: no cover
 
 
 def _app(
@@ -78,7 +62,7 @@ def _app(
         try:
             app = load_app(target)
         except OpsloomError as exc:
-            _fail(f"{exc}{hint}", 2)
+            fail(f"{exc}{hint}", 2)
         app.configure(database_url=db, worker=worker)
         return app
     return App(db, worker=worker)
@@ -88,36 +72,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ValidationError as exc:
-        _fail(f"invalid OPSLOOM_* setting: {exc}", 2)
-
-
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    except OpsloomError as exc:
-        _fail(
-            str(exc),
-            2
-            if exc.code
-            in {"invalid_input", "configuration_error", "workflow_not_found", "run_not_found"}
-            else 1,
-        )
-    raise AssertionError  # pragma: no cover
-
-
-def _client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
-    """Open the store without a worker, make one call, close it."""
-    target = App(db, worker=None)
-
-    async def go() -> T:
-        async with target:
-            return await call(target)
-
-    return _run(go)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+        fail(f"invalid OPSLOOM_* setting: {exc}", 2)
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -188,7 +143,7 @@ def worker(
     from opsloom.dsl.runtime import DslRuntime
 
     documents = DslRuntime(target)
-    _run(
+    execute(
         lambda: _serve_until_signalled(
             target, lambda stop: serve_documents(documents, stop.wait()), grace=grace
         )
@@ -253,7 +208,7 @@ def up(
     try:
         sock = listen(bind_host, bind_port)
     except OSError as exc:
-        _fail(f"cannot listen on {bind_host}:{bind_port}: {exc}")
+        fail(f"cannot listen on {bind_host}:{bind_port}: {exc}")
     url = url_of(sock)
     names = ", ".join(sorted({spec.name for spec in target.registry.workflows()})) or "none"
     # Plain writes, flushed: scripts and tests read this line from a pipe.
@@ -265,7 +220,7 @@ def up(
         sys.stdout.write("the API requires 'Authorization: Bearer $OPSLOOM_API_TOKEN'\n")
     sys.stdout.flush()
     try:
-        _run(
+        execute(
             lambda: _serve_until_signalled(
                 target,
                 lambda stop: serve_documents(documents, serve(api, sock, stop)),
@@ -291,7 +246,7 @@ def start(
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a workflow (with --wait, print its output)."""
-    value = _parse_json(input, "--input")
+    value = parse_json(input, "--input")
     target = _app(app, db, worker=WorkerOptions() if wait else None)
 
     async def go() -> dict[str, Any]:
@@ -312,11 +267,11 @@ def start(
                     result["error"] = exc.error
             return result
 
-    result = _run(go)
+    result = execute(go)
     if as_json:
-        _print_json(result)
+        print_json(result)
     elif wait:
-        _print_json(result.get("output") if result.get("status") == "completed" else result)
+        print_json(result.get("output") if result.get("status") == "completed" else result)
     else:
         out.print(result["run_id"])
     if wait and result.get("status") != "completed":
@@ -331,8 +286,8 @@ def send_signal(
     db: DbOption = None,
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
-    payload = _parse_json(data, "--data")
-    _client(db, lambda app: app.signal(run_id, name, payload))
+    payload = parse_json(data, "--data")
+    client(db, lambda app: app.signal(run_id, name, payload))
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -359,12 +314,12 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     try:
-        runs = _client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
+        runs = client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
         return
     if as_json:
-        _print_json([run.to_dict() for run in runs])
+        print_json([run.to_dict() for run in runs])
     else:
         out.print(_runs_table(runs))
 
@@ -372,9 +327,9 @@ def runs_list(
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    run = _client(db, lambda app: app.get_run(run_id))
+    run = client(db, lambda app: app.get_run(run_id))
     if as_json:
-        _print_json(run.to_dict())
+        print_json(run.to_dict())
         return
     data = run.to_dict()
     out.print(f"[bold]{run.id}[/bold]  {run.workflow}@{run.version}  {run.status}")
@@ -403,9 +358,9 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    ids = _client(db, lambda app: app.cancel(run_id))
+    ids = client(db, lambda app: app.cancel(run_id))
     if as_json:
-        _print_json({"cancelled": ids})
+        print_json({"cancelled": ids})
     else:
         out.print(f"cancel requested for {len(ids)} run(s): {', '.join(ids)}")
 
@@ -413,9 +368,9 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    run = _client(db, lambda app: app.retry(run_id))
+    run = client(db, lambda app: app.retry(run_id))
     if as_json:
-        _print_json(run.to_dict())
+        print_json(run.to_dict())
     else:
         out.print(f"run {run.id} is {run.status} again")
 
@@ -426,7 +381,7 @@ def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) ->
 @db_cli.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to this version of opsloom."""
-    version = _client(db, lambda app: app.store.schema_version())
+    version = client(db, lambda app: app.store.schema_version())
     out.print(f"database schema is at version {version}")
 
 

@@ -6,54 +6,20 @@ Schedules are declared with the workflows (``@app.workflow(schedule=…)``, a do
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from opsloom.app import App
-from opsloom.errors import OpsloomError, ScheduleNotFoundError
+from opsloom.cli.console import DbOption, JsonOption, client, out
 from opsloom.model.schedule import ScheduleRecord
 from opsloom.scheduler.scheduler import pause, resume
 
-T = TypeVar("T")
-
 schedules_cli = typer.Typer(help="List, pause and resume schedules.", no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with App(db, worker=None) as app:
-            return await call(app)
-
-    try:
-        return asyncio.run(go())
-    except ScheduleNotFoundError as exc:
-        _fail(str(exc), 2)
-    except OpsloomError as exc:
-        _fail(str(exc))
 
 
 def _iso(ts: float | None) -> str | None:
@@ -84,7 +50,7 @@ def list_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     async def call(app: App) -> list[ScheduleRecord]:
         return await app.store.list_schedules()
 
-    records = _client(db, call)
+    records = client(db, call)
     if as_json:
         sys.stdout.write(json.dumps([schedule_json(r) for r in records], indent=2) + "\n")
         return
@@ -109,7 +75,7 @@ def _change(db: str | None, schedule_id: str, as_json: bool, paused: bool) -> No
         action = pause if paused else resume
         return await action(app.store, schedule_id, app.clock.now())
 
-    rec = _client(db, call)
+    rec = client(db, call)
     if as_json:
         sys.stdout.write(json.dumps(schedule_json(rec), indent=2) + "\n")
     elif paused:

@@ -1,0 +1,84 @@
+"""What every ``opsloom`` command shares: the consoles, common options, errors and exit codes.
+
+Exit status: 0 on success, 1 when an operation is refused or a waited-for run did not complete,
+2 for invalid input (bad JSON, an unknown workflow, run or schedule, a bad setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from opsloom.app import App
+from opsloom.errors import OpsloomError
+
+T = TypeVar("T")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
+
+#: Error codes that mean the caller asked for something that is not there or not valid.
+INPUT_CODES = frozenset(
+    {
+        "invalid_input",
+        "invalid_event",
+        "configuration_error",
+        "workflow_not_found",
+        "run_not_found",
+        "schedule_not_found",
+    }
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error to stderr and exit with ``code``."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_json(text: str | None, what: str) -> Any:
+    """``text`` as JSON (None stays None); exit 2 naming ``what`` when it is not JSON."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not valid JSON: {exc}", 2)
+
+
+def execute(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; opsloom errors become a message and an exit status."""
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except OpsloomError as exc:
+        fail(str(exc), 2 if exc.code in INPUT_CODES else 1)
+
+
+def client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
+    """Open the store without a worker, make one call, close it."""
+    target = App(db, worker=None)
+
+    async def go() -> T:
+        async with target:
+            return await call(target)
+
+    return execute(go)
+
+
+def print_json(value: Any) -> None:
+    """Stable, indented JSON on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
