@@ -12,7 +12,7 @@ from opsloom import App, Context, FakeClock, RunFailedError, WorkerOptions
 from opsloom.dsl.catalog import default_catalog
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import ConfigurationError
-from opsloom.humans.decide import DecisionTables, decide, register_decide
+from opsloom.humans.decide import DecisionTables, decide
 from opsloom.humans.decision import DecisionError, InvalidDecisionTableError
 from opsloom.humans.decision_load import load_table
 
@@ -93,7 +93,7 @@ async def test_decide__is_a_recorded_step(app: App) -> None:
 
     @app.workflow(name="route")
     async def route(ctx: Context, alert: dict[str, Any]) -> Any:
-        decision = await decide(ctx, table, alert)
+        decision = await ctx.decide(table, alert)
         return {"team": decision.output["team"], "rules": list(decision.selected)}
 
     @app.workflow(name="clash")
@@ -114,8 +114,7 @@ async def test_decide__is_a_recorded_step(app: App) -> None:
 
 async def test_decide__catalog_function_in_a_document(app: App) -> None:
     tables = DecisionTables([routing("1", "sre"), routing("2", "platform"), load_table(CLASH)])
-    catalog = default_catalog()
-    register_decide(catalog, tables)
+    catalog = default_catalog(decision_tables=tables)
     runtime = DslRuntime(app, catalog=catalog)
     text = """\
 document:

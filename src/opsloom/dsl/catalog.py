@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema  # type: ignore[import-untyped]
 
@@ -27,6 +27,9 @@ from opsloom.dsl.builtin import BUILTINS
 from opsloom.dsl.problem import TaskError
 from opsloom.engine.context import Context
 from opsloom.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from opsloom.humans.decide import DecisionTables
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +159,20 @@ class Catalog:
         return [self._functions[key] for key in sorted(self._functions)]
 
 
-def default_catalog(**options: Any) -> Catalog:
+def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
     """A new catalog with the built-in functions registered.
 
     Args:
+        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without).
         **options: passed to the built-ins' factory; ``client_factory`` (a callable returning
             an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client` for
             ``http-request``, which tests use to reach local fakes.
     """
     catalog = Catalog()
+    if decision_tables is not None:
+        from opsloom.humans.decide import register_decide
+
+        register_decide(catalog, decision_tables)
     for builtin in BUILTINS:
         catalog.register(
             builtin.name,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from opsloom.engine.execution import Execution
+    from opsloom.humans.decision import Decision, DecisionTable
 
 T = TypeVar("T")
 
@@ -159,3 +160,13 @@ class Context:
         a matching event are woken.
         """
         return self._x.emit(event)
+
+    async def decide(self, table: DecisionTable, input: Any) -> Decision:
+        """Evaluate a decision table on ``input`` as a recorded step; return its decision.
+
+        Raises ``DecisionError`` when the table's hit policy is violated (e.g. two UNIQUE
+        rules match).
+        """
+        from opsloom.humans.decide import decide
+
+        return await decide(self, table, input)
