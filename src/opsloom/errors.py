@@ -80,6 +80,17 @@ class DocumentError(OpsloomError):
         super().__init__("\n".join([head, *(str(problem) for problem in self.problems)]))
 
 
+class OverloadedError(OpsloomError):
+    """Too much work is waiting to be stored: try again shortly."""
+
+    code = "overloaded"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- store ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
             claims; each process also keeps one writer and one LISTEN connection.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
         api_token: when set, the HTTP API requires ``Authorization: Bearer <token>``.
+        intake_max_pending: events waiting to be stored beyond which intake answers 503.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -25,6 +26,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = Field(default="FULL", pattern="^(?i)(FULL|NORMAL|EXTRA|OFF)$")
     postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
+    intake_max_pending: int = Field(default=10_000, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from opsloom.errors import (
     InputError,
     OpsloomError,
+    OverloadedError,
     RunNotFoundError,
     RunStateError,
     WorkflowNotFoundError,
@@ -35,6 +36,7 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     WorkflowNotFoundError: 404,
     InputError: 422,
     RunStateError: 409,
+    OverloadedError: 503,
 }
 
 
@@ -99,7 +101,19 @@ async def _opsloom_error(request: Request, exc: Exception) -> ProblemResponse:
             exc_info=exc,
             extra={"event": "api_error", "code": exc.code, "path": request.url.path},
         )
-    return problem(request, status, exc.code, str(exc), title=_title(exc), retryable=exc.retryable)
+    headers = None
+    if isinstance(exc, OverloadedError):
+        # Senders (Alertmanager, webhooks, scripts) back off and try again instead of losing it.
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return problem(
+        request,
+        status,
+        exc.code,
+        str(exc),
+        title=_title(exc),
+        headers=headers,
+        retryable=exc.retryable,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
