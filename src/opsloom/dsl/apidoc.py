@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from opsloom.dsl.auth import AuthResolver
-from opsloom.dsl.http import endpoint_parts, expand_uri
+from opsloom.dsl.http import endpoint_parts, expand_uri, unanswered
 from opsloom.dsl.problem import TaskError
 
 
@@ -125,11 +125,7 @@ async def _fetch(
             "timeout", f"loading API document {url} timed out", title="Request timed out"
         ) from None
     except httpx.HTTPError as exc:
-        raise TaskError.standard(
-            "communication",
-            auth.redact(f"loading API document {url} failed: {type(exc).__name__}: {exc}"),
-            title="Request failed",
-        ) from None
+        raise unanswered(exc, f"loading API document {url}", auth) from None
     if not response.is_success:
         raise TaskError.standard(
             "communication",

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from opsloom.dsl.duration import seconds_of
 from opsloom.dsl.problem import TaskError, type_matches
-from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.scope import RunState, sleep_within
+from opsloom.dsl.task import TaskCall
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter
@@ -28,17 +29,10 @@ def error_matches(filter_with: dict[str, Any] | None, error: dict[str, Any]) -> 
     return True
 
 
-async def run_try(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def run_try(call: TaskCall) -> Any:
     """Run ``try`` tasks; on a caught error retry (durably) or run ``catch.do``."""
-    from opsloom.dsl.flow import run_list, sleep_within
-
+    interp, task, pointer, value = call.interp, call.task, call.pointer, call.value
+    state, scope = call.state, call.scope
     catch = task.get("catch") or {}
     var = catch.get("as") or "error"
     retry = catch.get("retry")
@@ -48,24 +42,17 @@ async def run_try(
     first_at: float | None = None
     while True:
         try:
-            return await run_list(interp, task["try"], f"{pointer}/try", value, state, scope)
+            return await interp.run_list(task["try"], f"{pointer}/try", value, state, scope)
         except TaskError as error:
             caught = error.to_dict()
             if not error_matches((catch.get("errors") or {}).get("with"), caught):
                 raise
-            names = variables(state, scope, input=value, **{var: caught})
-            when = catch.get("when")
-            if when is not None and not await interp.evaluator.condition(when, caught, names):
-                raise
-            except_when = catch.get("exceptWhen")
-            if except_when is not None and await interp.evaluator.condition(
-                except_when, caught, names
-            ):
+            if not await _applies(interp, catch, caught, call.names(**{var: caught})):
                 raise
             if retry:
                 if first_at is None and _limit(retry, "duration") is not None:
                     first_at = state.ctx.now().timestamp()
-                delay = await _retry_delay(interp, retry, attempt, caught, value, state, scope)
+                delay = await _retry_delay(call, retry, attempt, caught)
                 if delay is not None and _within(retry, first_at, delay, state):
                     await sleep_within(state, scope, delay)
                     attempt += 1
@@ -75,7 +62,18 @@ async def run_try(
             if not handler:
                 return value
             inner = scope.with_names(**{var: caught})
-            return await run_list(interp, handler, f"{pointer}/catch/do", value, state, inner)
+            return await interp.run_list(handler, f"{pointer}/catch/do", value, state, inner)
+
+
+async def _applies(
+    interp: Interpreter, spec: dict[str, Any], error: dict[str, Any], names: dict[str, Any]
+) -> bool:
+    """Whether ``spec.when`` holds and ``spec.exceptWhen`` does not, for the caught error."""
+    when = spec.get("when")
+    if when is not None and not await interp.evaluator.condition(when, error, names):
+        return False
+    except_when = spec.get("exceptWhen")
+    return except_when is None or not await interp.evaluator.condition(except_when, error, names)
 
 
 def _limit(retry: dict[str, Any], what: str) -> Any:
@@ -93,29 +91,20 @@ def _within(retry: dict[str, Any], first_at: float | None, delay: float, state: 
 
 
 async def _retry_delay(
-    interp: Interpreter,
-    retry: dict[str, Any],
-    attempt: int,
-    error: dict[str, Any],
-    value: Any,
-    state: RunState,
-    scope: Scope,
+    call: TaskCall, retry: dict[str, Any], attempt: int, error: dict[str, Any]
 ) -> float | None:
     """Seconds to wait before attempt ``attempt + 1``, or None when no retry is left."""
     count = _limit(retry, "count")
     # ``count`` is the number of attempts, the first one included.
     if count is not None and attempt >= int(count):
         return None
-    names = variables(state, scope, input=value, error=error)
-    when = retry.get("when")
-    if when is not None and not await interp.evaluator.condition(when, error, names):
-        return None
-    except_when = retry.get("exceptWhen")
-    if except_when is not None and await interp.evaluator.condition(except_when, error, names):
+    interp, state = call.interp, call.state
+    names = call.names(error=error)
+    if not await _applies(interp, retry, error, names):
         return None
     raw_delay = retry.get("delay") or 0
     if isinstance(raw_delay, str) and raw_delay.strip().startswith("${"):
-        raw_delay = await interp.evaluator.evaluate(raw_delay, value, names)
+        raw_delay = await interp.evaluator.evaluate(raw_delay, call.value, names)
     base = seconds_of(raw_delay)
     backoff = retry.get("backoff") or {}
     if "exponential" in backoff:

@@ -48,3 +48,26 @@ def split_pointer(path: str) -> list[str]:
     if not path:
         return []
     return [token.replace("~1", "/").replace("~0", "~") for token in path.split("/")[1:]]
+
+
+def kind_of(value: Any, *, integers: bool = False) -> str:
+    """What kind of JSON value ``value`` is, in words (``"a string"``, ``"null"`` …).
+
+    Args:
+        value: a value parsed from JSON or YAML.
+        integers: say ``"an integer"`` rather than ``"a number"`` for a whole number, where a
+            schema tells the two apart.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer" if integers else "a number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"

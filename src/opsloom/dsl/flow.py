@@ -1,22 +1,35 @@
-"""Task lists, flow directives, and the tasks that run in the workflow itself.
+"""Task lists, flow directives, and the dispatch of a task to its handler.
 
-Leaf tasks are handed to :mod:`opsloom.dsl.leaf` as one step each; everything that must wait
-durably or contains other tasks (``do``, ``for``, ``try``, ``fork``, ``wait``, ``listen``,
-catalog functions, ``run: workflow``) is interpreted here, between steps.
+A leaf task runs as one step (:mod:`opsloom.dsl.leaf`). Every other task (``do``, ``for``,
+``try``, ``fork``, ``wait``, ``listen``, ``emit``, catalog functions, ``run: workflow``) must
+wait durably or contains other tasks: it runs in the workflow itself, between steps, by the
+handler :data:`HANDLERS` names for its type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from opsloom.dsl.attempt import run_try
 from opsloom.dsl.duration import seconds_of
-from opsloom.dsl.interpreter import EndFlow, entries, task_type
+from opsloom.dsl.fork import run_fork
+from opsloom.dsl.function import call_function, run_workflow
+from opsloom.dsl.listen import run_listen
 from opsloom.dsl.problem import TaskError
-from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.scope import RunState, Scope, sleep_within, variables
+from opsloom.dsl.task import EndFlow, TaskCall, entries, is_leaf, task_type
 from opsloom.errors import InputError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter
+
+# ``is_leaf`` lives in ``task.py``; callers still name it here.
+__all__ = ["HANDLERS", "Handler", "is_leaf", "run_list", "run_task"]
+
+Handler = Callable[[TaskCall], Awaitable[Any]]
+"""A task handler: runs a task that is not a leaf; the task's raw output."""
 
 
 async def run_list(
@@ -28,7 +41,8 @@ async def run_list(
     i = 0
     while i < len(items):
         name, task = items[i]
-        value, then = await run_task(interp, name, task, f"{base}/{i}/{name}", value, state, scope)
+        call = TaskCall(interp, name, task, f"{base}/{i}/{name}", value, state, scope)
+        value, then = await run_task(call)
         if then is None or then == "continue":
             i += 1
         elif then == "exit":
@@ -44,38 +58,18 @@ async def run_list(
     return value
 
 
-def is_leaf(kind: str, task: dict[str, Any]) -> bool:
-    """Whether the task runs as one step (no durable wait, no nested tasks)."""
-    if kind in ("set", "switch", "raise"):
-        return True
-    if kind == "call":
-        return task["call"] in ("http", "openapi", "asyncapi", "grpc", "mcp", "a2a")
-    if kind == "run":
-        return "workflow" not in (task.get("run") or {})
-    return False
-
-
-async def run_task(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> tuple[Any, Any]:
+async def run_task(call: TaskCall) -> tuple[Any, Any]:
     """Run one task; its output and the flow directive that follows it."""
+    interp, task, pointer, state = call.interp, call.task, call.pointer, call.state
     kind = task_type(task)
     if is_leaf(kind, task):
-        result: dict[str, Any] = await state.ctx.step(
-            interp.leaf(pointer), name, task, value, state, scope
-        )
+        result = await call.step()
         if "error" in result:
             raise TaskError.from_dict(result["error"])
         if "context" in result:
             state.context = result["context"]
         return result.get("output"), result.get("then")
-    raw = value
+    raw, scope = call.value, call.scope
     timeout = task.get("timeout")
     if timeout is not None:
         after = interp.timeout_of(timeout)
@@ -87,7 +81,7 @@ async def run_task(
             condition, value, variables(state, scope, input=value)
         ):
             return raw, None
-        output = await HANDLERS[kind](interp, name, task, pointer, value, state, scope)
+        output = await HANDLERS[kind](replace(call, value=value, scope=scope))
         output = await interp.transform_output(task.get("output"), output, value, state, scope)
         await interp.export(task.get("export"), output, value, state, scope)
     except TaskError as error:
@@ -97,32 +91,17 @@ async def run_task(
     return output, task.get("then")
 
 
-async def _do(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    return await run_list(interp, task["do"], f"{pointer}/do", value, state, scope)
+async def _do(call: TaskCall) -> Any:
+    where = f"{call.pointer}/do"
+    return await run_list(call.interp, call.task["do"], where, call.value, call.state, call.scope)
 
 
-async def _for(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def _for(call: TaskCall) -> Any:
+    interp, task, state, value = call.interp, call.task, call.state, call.value
     spec = task["for"]
     each = spec.get("each") or "item"
     at = spec.get("at") or "index"
-    names = variables(state, scope, input=value)
-    collection = await interp.evaluator.evaluate(str(spec["in"]), value, names)
+    collection = await interp.evaluator.evaluate(str(spec["in"]), value, call.names())
     if collection is None:
         collection = []
     if isinstance(collection, dict):
@@ -133,123 +112,27 @@ async def _for(
         )
     task_input = value
     for i, item in enumerate(collection):
-        inner = scope.with_names(**{each: item, at: i})
+        inner = call.scope.with_names(**{each: item, at: i})
         condition = task.get("while")
         if condition is not None and not await interp.evaluator.condition(
             condition, value, variables(state, inner, input=task_input)
         ):
             break
-        value = await run_list(interp, task.get("do"), f"{pointer}/do", value, state, inner)
+        value = await run_list(interp, task.get("do"), f"{call.pointer}/do", value, state, inner)
     return value
 
 
-async def _wait(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    spec = task["wait"]
+async def _wait(call: TaskCall) -> Any:
+    spec = call.task["wait"]
     if isinstance(spec, str) and spec.strip().startswith("${"):
-        spec = await interp.evaluator.evaluate(spec, value, variables(state, scope, input=value))
-    seconds = seconds_of(spec)
-    await sleep_within(state, scope, seconds)
-    return value
+        spec = await call.interp.evaluator.evaluate(spec, call.value, call.names())
+    await sleep_within(call.state, call.scope, seconds_of(spec))
+    return call.value
 
 
-async def sleep_within(state: RunState, scope: Scope, seconds: float) -> None:
-    """A durable sleep, cut short by the enclosing deadline (then a timeout error)."""
-    if scope.deadline is None:
-        await state.ctx.sleep(seconds)
-        return
-    now = state.ctx.now().timestamp()
-    if now + seconds <= scope.deadline:
-        await state.ctx.sleep(seconds)
-        return
-    await state.ctx.sleep(max(0.0, scope.deadline - now))
-    raise timeout_error(scope)
-
-
-def timeout_error(scope: Scope) -> TaskError:
-    """The error of the task whose deadline passed."""
-    return TaskError.standard(
-        "timeout",
-        f"task {scope.deadline_owner} timed out",
-        title="Timeout",
-        instance=scope.deadline_owner,
-    )
-
-
-async def _call(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    from opsloom.dsl.function import call_function
-
-    return await call_function(interp, name, task, pointer, value, state, scope)
-
-
-async def _run(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    from opsloom.dsl.function import run_workflow
-
-    return await run_workflow(interp, task, pointer, value, state, scope)
-
-
-async def _try(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    from opsloom.dsl.attempt import run_try
-
-    return await run_try(interp, task, pointer, value, state, scope)
-
-
-async def _fork(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    from opsloom.dsl.fork import run_fork
-
-    return await run_fork(interp, task, pointer, value, state, scope)
-
-
-async def _emit(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    names = variables(state, scope, input=value)
-    attributes = await interp.render(task["emit"]["event"].get("with") or {}, value, names)
+async def _emit(call: TaskCall) -> Any:
+    template = call.task["emit"]["event"].get("with") or {}
+    attributes = await call.interp.render(template, call.value, call.names())
     if not isinstance(attributes, dict):
         raise TaskError.standard("validation", "emit.event.with must be an object")
     for required in ("source", "type"):
@@ -257,34 +140,20 @@ async def _emit(
             raise TaskError.standard("validation", f"an emitted event needs a {required!r}")
     try:
         # Stored exactly once for this point of the run; the engine fills in id and time.
-        event: dict[str, Any] = await state.ctx.emit(attributes)
+        event: dict[str, Any] = await call.state.ctx.emit(attributes)
     except InputError as exc:
         raise TaskError.standard("validation", str(exc)) from None
     return event
 
 
-async def _listen(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
-    from opsloom.dsl.listen import run_listen
-
-    return await run_listen(interp, task, pointer, value, state, scope)
-
-
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "do": _do,
     "for": _for,
     "wait": _wait,
-    "call": _call,
-    "run": _run,
-    "try": _try,
-    "fork": _fork,
-    "listen": _listen,
+    "call": call_function,
+    "run": run_workflow,
+    "try": run_try,
+    "fork": run_fork,
+    "listen": run_listen,
     "emit": _emit,
 }

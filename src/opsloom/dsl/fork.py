@@ -9,39 +9,30 @@ winner of a competition is the same on every replay.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.interpreter import entries, task_type
 from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope
+from opsloom.dsl.task import EndFlow, TaskCall, entries, is_leaf, task_type
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter
 
 
-async def run_fork(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def run_fork(call: TaskCall) -> Any:
     """Run the branches; the list of their outputs, or the winner's output with ``compete``."""
-    from opsloom.dsl.flow import is_leaf
-
-    spec = task["fork"]
-    branches = entries(spec.get("branches"))
+    spec = call.task["fork"]
     compete = bool(spec.get("compete"))
-    calls = []
-    for i, (name, branch) in enumerate(branches):
-        where = f"{pointer}/fork/branches/{i}/{name}"
-        kind = task_type(branch)
-        if is_leaf(kind, branch):
-            calls.append(_local(interp, name, branch, where, value, state, scope))
+    runs = []
+    for i, (name, branch) in enumerate(entries(spec.get("branches"))):
+        where = f"{call.pointer}/fork/branches/{i}/{name}"
+        branch_call = replace(call, name=name, task=branch, pointer=where)
+        if is_leaf(task_type(branch), branch):
+            runs.append(branch_call.step())
         else:
-            calls.append(_child(interp, where, value, state, scope))
-    outcomes: list[dict[str, Any]] = await state.ctx.gather(*calls)
+            runs.append(_child(branch_call))
+    outcomes: list[dict[str, Any]] = await call.state.ctx.gather(*runs)
     if not compete:
         for outcome in outcomes:
             if "error" in outcome:
@@ -54,42 +45,23 @@ async def run_fork(
     return winner.get("output")
 
 
-async def _local(
-    interp: Interpreter,
-    name: str,
-    branch: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> dict[str, Any]:
-    result: dict[str, Any] = await state.ctx.step(
-        interp.leaf(pointer), name, branch, value, state, scope
-    )
-    return result
-
-
-async def _child(
-    interp: Interpreter, pointer: str, value: Any, state: RunState, scope: Scope
-) -> dict[str, Any]:
+async def _child(call: TaskCall) -> dict[str, Any]:
+    state, scope = call.state, call.scope
     payload = {
-        "pointer": pointer,
-        "input": value,
+        "pointer": call.pointer,
+        "input": call.value,
         "context": state.context,
         "names": dict(scope.names),
         "deadline": scope.deadline,
         "deadline_owner": scope.deadline_owner,
         "workflow": {k: v for k, v in state.workflow.items() if k != "definition"},
     }
-    result: dict[str, Any] = await state.ctx.child(interp.branch_workflow, payload)
+    result: dict[str, Any] = await state.ctx.child(call.interp.branch_workflow, payload)
     return result
 
 
 async def run_branch(interp: Interpreter, ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """The workflow function of a branch run: one task of the parent's document."""
-    from opsloom.dsl.flow import run_task
-    from opsloom.dsl.interpreter import EndFlow
-
     pointer = str(payload["pointer"])
     name, task = interp.task_at(pointer)
     state = RunState(
@@ -103,7 +75,8 @@ async def run_branch(interp: Interpreter, ctx: Any, payload: dict[str, Any]) -> 
         payload.get("names") or {}, payload.get("deadline"), payload.get("deadline_owner")
     )
     try:
-        output, _ = await run_task(interp, name, task, pointer, payload.get("input"), state, scope)
+        call = TaskCall(interp, name, task, pointer, payload.get("input"), state, scope)
+        output, _ = await interp.run_task(call)
     except EndFlow as end:
         output = end.output
     except TaskError as error:

@@ -8,14 +8,13 @@ the run's context, so it can take steps, sleep and wait like workflow code. A fu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
+from opsloom.dsl.catalog import FunctionCall
 from opsloom.dsl.problem import TaskError
-from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.task import TaskCall
 from opsloom.errors import ChildFailedError, OpsloomError, WorkflowNotFoundError
-
-if TYPE_CHECKING:
-    from opsloom.dsl.interpreter import Interpreter
 
 
 def parse_reference(text: str) -> tuple[str, str | None, str | None]:
@@ -29,25 +28,16 @@ def parse_reference(text: str) -> tuple[str, str | None, str | None]:
     return text, version, catalog
 
 
-async def call_function(
-    interp: Interpreter,
-    name: str,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def call_function(call: TaskCall) -> Any:
     """Run ``call: <function>`` (a ``use.functions`` entry or a catalog function)."""
-    from opsloom.dsl.flow import run_task
-
-    target = str(task["call"])
-    names = variables(state, scope, input=value)
-    args = await interp.render(task.get("with") or {}, value, names)
+    interp, pointer, value = call.interp, call.pointer, call.value
+    target = str(call.task["call"])
+    args = await interp.render(call.task.get("with") or {}, value, call.names())
     local = (interp.use.get("functions") or {}).get(target)
     if local is not None:
-        output, _ = await run_task(
-            interp, target, local, f"/use/functions/{target}", args, state, scope
+        where = f"/use/functions/{target}"
+        output, _ = await interp.run_task(
+            replace(call, name=target, task=local, pointer=where, value=args)
         )
         return output
     if target.startswith(("http://", "https://")):
@@ -66,13 +56,11 @@ async def call_function(
         fn = catalog.function(fn_name, version or "")
     except OpsloomError as exc:
         raise TaskError.standard("configuration", str(exc), instance=pointer) from None
-    from opsloom.dsl.catalog import FunctionCall
-
-    call = FunctionCall(
-        arguments=args, ctx=state.ctx, task=pointer, secrets=interp.secrets, input=value
+    function_call = FunctionCall(
+        arguments=args, ctx=call.state.ctx, task=pointer, secrets=interp.secrets, input=value
     )
     try:
-        return await fn(call)
+        return await fn(function_call)
     except TaskError:
         raise
     except OpsloomError as exc:
@@ -81,18 +69,11 @@ async def call_function(
         ) from None
 
 
-async def run_workflow(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def run_workflow(call: TaskCall) -> Any:
     """``run: workflow``: a deployed document as a child run; its output."""
+    interp, task, pointer, value = call.interp, call.task, call.pointer, call.value
     spec = task["run"]["workflow"]
-    names = variables(state, scope, input=value)
-    child_input = await interp.render(spec.get("input", value), value, names)
+    child_input = await interp.render(spec.get("input", value), value, call.names())
     target = f"{spec.get('namespace', 'default')}/{spec['name']}"
     version = spec.get("version")
     try:
@@ -104,7 +85,7 @@ async def run_workflow(
             "configuration", "run.await: false is not supported for workflows", instance=pointer
         )
     try:
-        return await state.ctx.child(workflow, child_input)
+        return await call.state.ctx.child(workflow, child_input)
     except ChildFailedError as exc:
         message = str(exc.error.get("message", "")) if exc.error else ""
         raise TaskError.standard(

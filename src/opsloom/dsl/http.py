@@ -253,20 +253,10 @@ async def send(
     where = f"{request.method} {_safe_url(str(built.url))}"
     try:
         response = await client.send(built, follow_redirects=redirect)
-    except httpx.TimeoutException as exc:
-        raise TaskError.standard(
-            "timeout",
-            auth.redact(f"{where} timed out ({type(exc).__name__})"),
-            title="Request timed out",
-        ) from None
     except httpx.UnsupportedProtocol as exc:
         raise _invalid(auth.redact(f"{where}: {exc}")) from None
     except httpx.HTTPError as exc:
-        raise TaskError.standard(
-            "communication",
-            auth.redact(f"{where} failed: {type(exc).__name__}: {exc}"),
-            title="Request failed",
-        ) from None
+        raise unanswered(exc, where, auth) from None
     status = response.status_code
     if status == 401 and authentication is not None:
         auth.forget_tokens()
@@ -343,6 +333,22 @@ async def call_http(
         output=args.get("output"),
         redirect=args.get("redirect", False),
     )
+
+
+def unanswered(exc: httpx.HTTPError, what: str, auth: AuthResolver) -> TaskError:
+    """The error of a request that got no response: it timed out, or the transport failed.
+
+    Args:
+        exc: what httpx raised.
+        what: the request in words (``GET https://host/path``), for the detail.
+        auth: redacts the secrets of the call from the detail.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        detail = f"{what} timed out ({name})"
+        return TaskError.standard("timeout", auth.redact(detail), title="Request timed out")
+    detail = f"{what} failed: {name}: {exc}"
+    return TaskError.standard("communication", auth.redact(detail), title="Request failed")
 
 
 def endpoint_parts(endpoint: Any) -> tuple[str, Any]:

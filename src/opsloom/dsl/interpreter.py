@@ -15,14 +15,16 @@ A task error travels as a :class:`~opsloom.dsl.problem.TaskError`; a step return
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from opsloom.dsl import flow
 from opsloom.dsl.duration import seconds_of
 from opsloom.dsl.expr import Evaluator, is_expression
+from opsloom.dsl.leaf import run_leaf
 from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.task import EndFlow, TaskCall, entries, task_type
 from opsloom.engine.registry import attach_step_spec, make_step_spec
 from opsloom.errors import OpsloomError
 from opsloom.model import RetryPolicy
@@ -30,37 +32,12 @@ from opsloom.model import RetryPolicy
 if TYPE_CHECKING:
     from opsloom.dsl.runtime import DslRuntime
 
-_TYPES = ("for", "try", "fork", "call", "emit", "listen", "raise", "run", "set", "switch", "wait")
+# ``EndFlow``, ``entries`` and ``task_type`` live in ``task.py``; callers still name them here.
+__all__ = ["DocumentFaultedError", "EndFlow", "Interpreter", "entries", "task_type"]
+
 _ONCE = RetryPolicy(attempts=1)
 
 Leaf = Callable[..., Awaitable[dict[str, Any]]]
-
-
-class EndFlow(Exception):
-    """``then: end`` reached: the workflow ends with ``output``."""
-
-    def __init__(self, output: Any) -> None:
-        super().__init__("end")
-        self.output = output
-
-
-def task_type(task: Mapping[str, Any]) -> str:
-    """The type of a task definition (``"do"`` for a plain composite)."""
-    for name in _TYPES:
-        if name in task:
-            return name
-    if "do" in task:
-        return "do"
-    raise TaskError.standard("validation", f"unknown task type: {sorted(task)}")
-
-
-def entries(tasks: Any) -> list[tuple[str, dict[str, Any]]]:
-    """``[{name: task}, …]`` as ``(name, task)`` pairs."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for item in tasks or []:
-        ((name, task),) = item.items()
-        out.append((name, task))
-    return out
 
 
 class Interpreter:
@@ -86,8 +63,6 @@ class Interpreter:
 
     async def main(self, ctx: Any, raw_input: Any) -> Any:
         """The engine workflow function of the document."""
-        from opsloom.dsl.flow import run_list
-
         started = ctx.now().isoformat()
         state = RunState(
             ctx=ctx,
@@ -108,7 +83,7 @@ class Interpreter:
         try:
             value = await self.transform_input(self.data.get("input"), raw_input, state, scope, "")
             try:
-                value = await run_list(self, self.data.get("do"), "/do", value, state, scope)
+                value = await self.run_list(self.data.get("do"), "/do", value, state, scope)
             except EndFlow as end:
                 value = end.output
             value = await self.transform_output(self.data.get("output"), value, raw_input, state)
@@ -147,14 +122,24 @@ class Interpreter:
             i += 1
         return parts[-1], node
 
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def run_list(
+        self, tasks: Any, base: str, value: Any, state: RunState, scope: Scope
+    ) -> Any:
+        """Run the task list ``tasks`` (at pointer ``base``) on ``value``; its output."""
+        return await flow.run_list(self, tasks, base, value, state, scope)
+
+    async def run_task(self, call: TaskCall) -> tuple[Any, Any]:
+        """Run one task; its output and the flow directive that follows it."""
+        return await flow.run_task(call)
+
     # --- leaf tasks as steps ------------------------------------------------------------------
 
     def leaf(self, pointer: str) -> Leaf:
         """The step function of the leaf task at ``pointer`` (one per task, named after it)."""
         found = self._leaves.get(pointer)
         if found is None:
-            from opsloom.dsl.leaf import run_leaf
-
             found = functools.partial(run_leaf, self, pointer)
             attach_step_spec(found, make_step_spec(found, pointer, _ONCE, None))
             self._leaves[pointer] = found
@@ -269,8 +254,3 @@ class DocumentFaultedError(OpsloomError):
         self.error = error.to_dict()
         #: Extra data for the stored run error (the DSL error object).
         self.details = {"error": self.error}
-
-
-def now_iso() -> str:
-    """Wall-clock time for fields recorded inside a step (``$task.startedAt``)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

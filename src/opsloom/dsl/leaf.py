@@ -8,14 +8,23 @@ fields and is never retried by the engine: ``{"output", "then", "context"?}`` or
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.interpreter import now_iso, task_type
+from opsloom.dsl.auth import AuthResolver
+from opsloom.dsl.http import call_http
+from opsloom.dsl.openapi import call_openapi
 from opsloom.dsl.problem import TaskError
-from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.process import run_process
+from opsloom.dsl.scope import RunState, Scope
+from opsloom.dsl.task import TaskCall, task_type
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter
+
+LeafHandler = Callable[[TaskCall, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""A leaf task's work: gets the call and its expression variables; the step record."""
 
 
 async def run_leaf(
@@ -33,9 +42,10 @@ async def run_leaf(
     try:
         kind = task_type(task)
         value = await interp.transform_input(task.get("input"), raw, state, scope, pointer)
+        call = TaskCall(interp, name, task, pointer, value, state, scope)
         condition = task.get("if")
         if condition is not None and not await interp.evaluator.condition(
-            condition, value, variables(state, scope, input=value)
+            condition, value, call.names()
         ):
             return {"output": raw, "skipped": True}
         info = {"name": name, "reference": pointer, "definition": task, "input": value}
@@ -49,7 +59,7 @@ async def run_leaf(
         if limit is not None and limit <= 0:
             raise TimeoutError
         async with asyncio.timeout(limit):
-            record = await LEAVES[kind](interp, task, pointer, value, state, scope, info)
+            record = await LEAVES[kind](call, call.names(task=info))
         output = await interp.transform_output(
             task.get("output"), record["output"], value, state, scope
         )
@@ -77,57 +87,35 @@ async def run_leaf(
         return {"error": failure.to_dict()}
 
 
-async def _set(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    names = variables(state, scope, input=value, task=info)
-    return {"output": await interp.render(task["set"], value, names)}
+def now_iso() -> str:
+    """Wall-clock time for fields recorded inside a step (``$task.startedAt``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-async def _switch(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    names = variables(state, scope, input=value, task=info)
+async def _set(call: TaskCall, names: dict[str, Any]) -> dict[str, Any]:
+    return {"output": await call.interp.render(call.task["set"], call.value, names)}
+
+
+async def _switch(call: TaskCall, names: dict[str, Any]) -> dict[str, Any]:
     default: Any = None
-    for case in task["switch"]:
+    for case in call.task["switch"]:
         ((_, spec),) = case.items()
         when = spec.get("when")
         if when is None:
             default = spec
             continue
-        if await interp.evaluator.condition(when, value, names):
-            return {"output": value, "then": spec.get("then")}
+        if await call.interp.evaluator.condition(when, call.value, names):
+            return {"output": call.value, "then": spec.get("then")}
     if default is not None:
-        return {"output": value, "then": default.get("then")}
-    return {"output": value}
+        return {"output": call.value, "then": default.get("then")}
+    return {"output": call.value}
 
 
-async def _raise(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    spec = task["raise"]["error"]
+async def _raise(call: TaskCall, names: dict[str, Any]) -> dict[str, Any]:
+    spec = call.task["raise"]["error"]
     if isinstance(spec, str):
-        spec = interp.component("errors", spec)
-    names = variables(state, scope, input=value, task=info)
-    error = await interp.render(spec, value, names)
+        spec = call.interp.component("errors", spec)
+    error = await call.interp.render(spec, call.value, names)
     if not isinstance(error, dict) or "type" not in error or "status" not in error:
         raise TaskError.standard("validation", "raise.error needs a type and a status")
     raise TaskError(
@@ -135,56 +123,30 @@ async def _raise(
         int(error["status"]),
         title=error.get("title"),
         detail=error.get("detail"),
-        instance=error.get("instance") or pointer,
+        instance=error.get("instance") or call.pointer,
     )
 
 
-async def _call(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    kind = task["call"]
-    names = variables(state, scope, input=value, task=info)
-    args = await interp.render(task.get("with") or {}, value, names)
+async def _call(call: TaskCall, names: dict[str, Any]) -> dict[str, Any]:
+    interp, kind, value = call.interp, call.task["call"], call.value
+    args = await interp.render(call.task.get("with") or {}, value, names)
     if kind in ("http", "openapi"):
-        from opsloom.dsl.auth import AuthResolver
-
         policies = await interp.render(interp.use.get("authentications") or {}, value, names)
         async with interp.runtime.http_client() as client:
             auth = AuthResolver(policies, interp.secrets, client)
             if kind == "http":
-                from opsloom.dsl.http import call_http
-
                 return {"output": await call_http(args, input=value, auth=auth, client=client)}
-            from opsloom.dsl.openapi import call_openapi
-
             return {"output": await call_openapi(args, input=value, auth=auth, client=client)}
     raise TaskError.standard(
-        "configuration", f"call: {kind} is not supported by this runtime", instance=pointer
+        "configuration", f"call: {kind} is not supported by this runtime", instance=call.pointer
     )
 
 
-async def _run(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    from opsloom.dsl.process import run_process
-
-    names = variables(state, scope, input=value, task=info)
-    return {"output": await run_process(interp, task["run"], value, names)}
+async def _run(call: TaskCall, names: dict[str, Any]) -> dict[str, Any]:
+    return {"output": await run_process(call.interp, call.task["run"], call.value, names)}
 
 
-LEAVES = {
+LEAVES: dict[str, LeafHandler] = {
     "set": _set,
     "switch": _switch,
     "raise": _raise,

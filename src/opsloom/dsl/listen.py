@@ -13,7 +13,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from opsloom.dsl.problem import TaskError
-from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.dsl.scope import timeout_error
+from opsloom.dsl.task import TaskCall
 from opsloom.errors import InputError, WaitTimeoutError
 
 if TYPE_CHECKING:
@@ -22,20 +23,13 @@ if TYPE_CHECKING:
 _ATTRIBUTE_OK = (str, int, bool)
 
 
-async def run_listen(
-    interp: Interpreter,
-    task: dict[str, Any],
-    pointer: str,
-    value: Any,
-    state: RunState,
-    scope: Scope,
-) -> Any:
+async def run_listen(call: TaskCall) -> Any:
     """Consume events as ``listen.to`` says; the list of consumed events (or foreach outputs)."""
-    from opsloom.dsl.flow import run_list, timeout_error
-
+    interp, task, pointer, value = call.interp, call.task, call.pointer, call.value
+    state, scope = call.state, call.scope
     spec = task["listen"]
     to = spec.get("to") or {}
-    names = variables(state, scope, input=value)
+    names = call.names()
     mode, raw_filters = _mode(to)
     filters, correlations = [], []
     for raw in raw_filters:
@@ -94,8 +88,8 @@ async def run_listen(
         inner = scope.with_names(**{item: shaped, at: i})
         out = shaped
         if foreach.get("do"):
-            out = await run_list(
-                interp, foreach["do"], f"{pointer}/foreach/do", shaped, state, inner
+            out = await interp.run_list(
+                foreach["do"], f"{pointer}/foreach/do", shaped, state, inner
             )
         outputs.append(out)
     return outputs

@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from opsloom.dsl.diagnostic import Problem, pointer
+from opsloom.dsl.diagnostic import Problem, kind_of, pointer
 
 #: Deeper nesting is refused: no workflow needs it and recursion further down would fail.
 MAX_DEPTH = 100
@@ -90,7 +90,7 @@ def parse_text(text: str, source: str) -> Parsed:
                 line,
                 column,
                 "",
-                f"the top level is {_kind(parsed.data)}; a workflow document is a mapping "
+                f"the top level is {kind_of(parsed.data)}; a workflow document is a mapping "
                 "with 'document' and 'do'",
             )
         )
@@ -146,7 +146,7 @@ def _from_json(text: str, source: str, parsed: Parsed) -> bool:
     parsed.data = data
     if not isinstance(data, dict):
         parsed.problems.append(
-            Problem(source, 1, 1, "", f"the top level is {_kind(data)}; expected a mapping")
+            Problem(source, 1, 1, "", f"the top level is {kind_of(data)}; expected a mapping")
         )
     return True
 
@@ -183,20 +183,6 @@ def _syntax_problem(exc: BaseException, text: str, source: str) -> Problem:
 def _mark(node: Node) -> tuple[int, int]:
     mark = node.start_mark
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"
 
 
 class _TooBigError(Exception):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsloom.dsl.problem import TaskError
+
 if TYPE_CHECKING:
     from opsloom.engine.context import Context
 
@@ -66,3 +68,26 @@ def variables(
         out["task"] = task
     out.update(more)
     return out
+
+
+async def sleep_within(state: RunState, scope: Scope, seconds: float) -> None:
+    """A durable sleep, cut short by the enclosing deadline (then a timeout error)."""
+    if scope.deadline is None:
+        await state.ctx.sleep(seconds)
+        return
+    now = state.ctx.now().timestamp()
+    if now + seconds <= scope.deadline:
+        await state.ctx.sleep(seconds)
+        return
+    await state.ctx.sleep(max(0.0, scope.deadline - now))
+    raise timeout_error(scope)
+
+
+def timeout_error(scope: Scope) -> TaskError:
+    """The error of the task whose deadline passed."""
+    return TaskError.standard(
+        "timeout",
+        f"task {scope.deadline_owner} timed out",
+        title="Timeout",
+        instance=scope.deadline_owner,
+    )

@@ -11,7 +11,7 @@ that all problems are reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opsloom.dsl.feature import (
@@ -157,18 +157,10 @@ class _Checker:
         if isinstance(functions, dict):
             for name, task in functions.items():
                 self.task(("use", "functions", name), task, scope, siblings=None)
-        extensions = self.use.get("extensions")
-        if isinstance(extensions, list):
-            for index, item in enumerate(extensions):
-                if not isinstance(item, dict):
-                    continue
-                for name, ext in item.items():
-                    if not isinstance(ext, dict):
-                        continue
-                    base: Path = ("use", "extensions", index, name)
-                    self.expression((*base, "when"), ext.get("when"), scope, bare=True)
-                    for part in ("before", "after"):
-                        self.task_list((*base, part), ext.get(part), scope)
+        for base, ext in _named_objects(("use", "extensions"), self.use.get("extensions")):
+            self.expression((*base, "when"), ext.get("when"), scope, bare=True)
+            for part in ("before", "after"):
+                self.task_list((*base, part), ext.get(part), scope)
         for section in ("authentications", "errors", "retries", "timeouts", "catalogs"):
             value = self.use.get(section)
             if isinstance(value, dict):
@@ -448,18 +440,9 @@ class _Checker:
         scope: frozenset[str],
         siblings: frozenset[str] | None,
     ) -> None:
-        cases = task.get("switch")
-        if not isinstance(cases, list):
-            return
-        for index, item in enumerate(cases):
-            if not isinstance(item, dict):
-                continue
-            for name, case in item.items():
-                if not isinstance(case, dict):
-                    continue
-                base = (*path, "switch", index, name)
-                self.expression((*base, "when"), case.get("when"), scope, bare=True)
-                self.then((*base, "then"), case.get("then"), siblings)
+        for base, case in _named_objects((*path, "switch"), task.get("switch")):
+            self.expression((*base, "when"), case.get("when"), scope, bare=True)
+            self.then((*base, "then"), case.get("then"), siblings)
 
     def task_try(self, path: Path, task: dict[str, Any], scope: frozenset[str]) -> None:
         self.task_list((*path, "try"), task.get("try"), scope)
@@ -481,6 +464,21 @@ class _Checker:
             for key in ("when", "exceptWhen"):
                 self.expression((*base, "retry", key), retry.get(key), inner, bare=True)
         self.task_list((*base, "do"), catch.get("do"), inner)
+
+
+def _named_objects(path: Path, items: Any) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The objects of a list of ``{name: object}`` entries at ``path``, each with its path.
+
+    Anything of another shape is skipped: the schema already reports it.
+    """
+    if not isinstance(items, list):
+        return
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for name, value in item.items():
+            if isinstance(value, dict):
+                yield (*path, index, name), value
 
 
 def semantic_problems(

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 from ruamel.yaml import YAML
 
-from opsloom.dsl.diagnostic import pointer
+from opsloom.dsl.diagnostic import kind_of, pointer
 
 #: The DSL version whose schema is shipped with opsloom.
 SCHEMA_VERSION = "1.0.3"
@@ -126,7 +126,7 @@ def _explain(error: ValidationError) -> list[tuple[str, str]]:
             wanted = _root_types([e for errs in groups.values() for e in errs])
             if wanted:
                 expected = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
-                message = f"expected {expected}, got {_json_type(error.instance)}"
+                message = f"expected {expected}, got {kind_of(error.instance, integers=True)}"
                 return [(pointer(list(error.absolute_path)), message)]
         tied = [index for index, errs in ranked if _misfit(errs) == _misfit(best_errors)]
         everything_at_root = all(
@@ -301,24 +301,8 @@ _TYPE_NAMES = {
 }
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"
-
-
 def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else _json_type(value)
+    text = repr(value) if isinstance(value, str) else kind_of(value, integers=True)
     return text if len(text) <= 60 else text[:57] + "...'"
 
 
@@ -335,7 +319,7 @@ def _message(error: ValidationError) -> str:
     if validator == "type":
         wanted = value if isinstance(value, list) else [value]
         expected = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in wanted)
-        return f"expected {expected}, got {_json_type(instance)}"
+        return f"expected {expected}, got {kind_of(instance, integers=True)}"
     if validator == "enum":
         return f"{_show(instance)} is not allowed; expected one of: {', '.join(map(str, value))}"
     if validator == "const":
