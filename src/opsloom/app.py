@@ -29,9 +29,11 @@ from opsloom.engine.registry import (
 from opsloom.errors import (
     ConfigurationError,
     InputError,
+    OverloadedError,
     RunFailedError,
     RunNotFoundError,
     SerializationError,
+    WorkflowNotFoundError,
 )
 from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
@@ -39,6 +41,7 @@ from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
 from opsloom.scheduler import Scheduler
 from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
 from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.triggers.registration import DEFAULT_KEY, TriggerSpec
 from opsloom.worker import Worker, WorkerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,10 +97,14 @@ class App:
         self.scheduler: Scheduler | None = None
         #: Schedules of code-first workflows (``@app.workflow(schedule=…)``), by workflow name.
         self.schedules: dict[str, Schedule] = {}
+        #: Event triggers of code-first workflows (:meth:`trigger`), by workflow name.
+        self.triggers: dict[str, TriggerSpec] = {}
         self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._finished_elsewhere = asyncio.Event()
         self._open_count = 0
+        self._intake_pending = 0  # events handed to the store and not yet committed
+        self._intake_limit = 10_000
 
     # --- registration -------------------------------------------------------------------------
 
@@ -145,6 +152,7 @@ class App:
         concurrency: int | None = None,
         concurrency_key: Callable[[Any], str] | None = None,
         schedule: str | Schedule | None = None,
+        on: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> Callable[[W], W]: ...
 
     def workflow(
@@ -158,6 +166,7 @@ class App:
         concurrency: int | None = None,
         concurrency_key: Callable[[Any], str] | None = None,
         schedule: str | Schedule | None = None,
+        on: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> W | Callable[[W], W]:
         """Register a workflow ``async def wf(ctx, input)`` under a name and version.
 
@@ -165,6 +174,8 @@ class App:
         workers; with ``concurrency_key`` the limit applies per key (e.g. per service).
         ``schedule`` starts runs by themselves: a cron expression (``"*/5 * * * *"``, UTC) or a
         :class:`~opsloom.model.schedule.Schedule` (time zone, interval, misfire policy, input).
+        ``on`` starts runs from events: a filter or a list of them (see :meth:`trigger`, which
+        also takes the dedup key, window and mode).
         """
         parsed = None if schedule is None else Schedule.parse(schedule)
         if concurrency is not None and concurrency < 1:
@@ -189,9 +200,40 @@ class App:
             )
             if parsed is not None:
                 self.schedules[name or func.__name__] = parsed
+            if on is not None:
+                self.trigger(
+                    name or func.__name__, on=on, mode="one" if isinstance(on, dict) else "any"
+                )
             return func  # type: ignore[return-value]  # inspect narrows it too far
 
         return register(fn) if fn is not None else register
+
+    def trigger(
+        self,
+        workflow: str,
+        *,
+        on: dict[str, Any] | list[dict[str, Any]],
+        mode: str = "one",
+        key: str | None = DEFAULT_KEY,
+        window: float = 0.0,
+        version: str | None = None,
+        input: str | None = None,
+        follow: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Start runs of ``workflow`` from stored events (saved when a worker opens the app).
+
+        ``on`` is an event filter or a list of them, ``mode`` ``one``, ``any`` or ``all``.
+        While a run started for a dedup ``key`` (jq over the event; default ``.subject``, an
+        alert's fingerprint; ``None``: no dedup) is open, later events of that key reach its
+        inbox (``events:inbox``, also seen by ``wait_for_event``) instead of starting runs, as
+        do ``follow`` events (default: the resolved alerts of firing ones); ``window``
+        seconds after it ended they start nothing. See :mod:`opsloom.triggers.trigger`.
+        """
+        filters = [on] if isinstance(on, dict) else list(on)
+        spec = TriggerSpec(filters, mode, key, window, version, input, follow)
+        # Checked now, so a mistake shows at import time rather than when a worker opens.
+        spec.build(f"code:{workflow}", workflow, version or "?", None)
+        self.triggers[workflow] = spec
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -235,6 +277,7 @@ class App:
             self._open_count -= 1
             raise
         self._store = store
+        self._intake_limit = settings.intake_max_pending
         self._finished_elsewhere = asyncio.Event()
         store.add_wake_listener("done", self._finished_elsewhere.set)
         if self.worker_options is not None:
@@ -254,11 +297,29 @@ class App:
             spec = self.registry.workflow(name)
             rec = schedule_record(f"code:{name}", spec.name, spec.version, schedule, now)
             await store.save_schedule(rec, now)
+        for name, trigger in self.triggers.items():
+            spec = self.registry.workflow(name, trigger.version)
+            await store.save_trigger(
+                trigger.build(f"code:{name}", spec.name, spec.version, spec), now
+            )
         self.scheduler = Scheduler(store, self.clock, owner, self._scheduled_run)
         await self.scheduler.start()
 
     def _scheduled_run(self, rec: ScheduleRecord, run_id: str, input: Any, now: float) -> NewRun:
-        return self.new_run(self.registry.workflow(rec.workflow, rec.version), input, run_id, now)
+        try:
+            spec = self.registry.workflow(rec.workflow, rec.version)
+        except WorkflowNotFoundError:
+            if not (rec.id.startswith("doc:") and rec.version):
+                raise
+            # A document deployed by another process that this one has not loaded yet: the
+            # run is queued under its kind, and whichever worker has loaded it runs it.
+            return NewRun(
+                id=run_id,
+                workflow=rec.workflow,
+                version=rec.version,
+                input=encode(input, what="schedule input"),
+            )
+        return self.new_run(spec, input, run_id, now)
 
     async def close(self, grace: float | None = None) -> None:
         """Stop the worker gracefully, then close the store."""
@@ -394,8 +455,21 @@ class App:
         return (await self.emit_events([parse_event(event, default_id=new_id)]))[0]
 
     async def emit_events(self, events: list[CloudEvent]) -> list[EventReceipt]:
-        """Store validated events all together (all or none), then wake waiting runs."""
-        stored = await self.store.append_events(events, self.clock.now())
+        """Store validated events all together (all or none), then wake waiting runs.
+
+        When more than ``OPSLOOM_INTAKE_MAX_PENDING`` events are already waiting to be stored,
+        raises ``OverloadedError`` at once (the API answers 503 with ``Retry-After``): a sender
+        told to retry loses nothing, while an unbounded queue would.
+        """
+        if self._intake_pending and self._intake_pending + len(events) > self._intake_limit:
+            raise OverloadedError(
+                f"{self._intake_pending} events are waiting to be stored; try again shortly"
+            )
+        self._intake_pending += len(events)
+        try:
+            stored = await self.store.append_events(events, self.clock.now())
+        finally:
+            self._intake_pending -= len(events)
         if any(stored) and self.worker is not None:
             self.worker.notify()
         return [

@@ -64,6 +64,10 @@ class RunOut(BaseModel):
     started_at: str | None
     updated_at: str | None
     completed_at: str | None
+    event_source: str | None = Field(
+        description="The source of the event that started the run (a trigger's), if any."
+    )
+    event_id: str | None = Field(description="The id of the event that started the run.")
     steps: list[StepOut]
 
 

@@ -217,16 +217,17 @@ def up(
         f"{url}/openapi.json); workflows: {names}\n"
     )
     if settings.api_token:
-        sys.stdout.write("the API requires 'Authorization: Bearer $OPSLOOM_API_TOKEN'\n")
+        sys.stdout.write("OPSLOOM_API_TOKEN is accepted as an admin token (for automation)\n")
     sys.stdout.flush()
+    from opsloom.cli.identity import announce_first_admin
+
+    async def serve_all(stop: asyncio.Event) -> None:
+        # A new database gets its first admin, whose token is printed here, once.
+        await announce_first_admin(target)
+        await serve_documents(documents, serve(api, sock, stop))
+
     try:
-        execute(
-            lambda: _serve_until_signalled(
-                target,
-                lambda stop: serve_documents(documents, serve(api, sock, stop)),
-                grace=grace,
-            )
-        )
+        execute(lambda: _serve_until_signalled(target, serve_all, grace=grace))
     finally:
         sock.close()
 
@@ -337,6 +338,8 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
         f"created {data['created_at']}  completed {data['completed_at'] or '-'}"
         + (f"  recovered {run.recovered}x" if run.recovered else "")
     )
+    if run.event_id is not None:
+        out.print(f"event:  {run.event_source} {run.event_id}")
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -407,6 +410,24 @@ cli.add_typer(decisions_cli, name="decisions")
 from opsloom.cli.schedules import schedules_cli  # noqa: E402 - registered after `cli` exists
 
 cli.add_typer(schedules_cli, name="schedules")
+
+from opsloom.cli.identity import groups_cli, tokens_cli, users_cli  # noqa: E402
+
+cli.add_typer(users_cli, name="users")
+cli.add_typer(groups_cli, name="groups")
+cli.add_typer(tokens_cli, name="tokens")
+
+from opsloom.cli.audit import audit_cli  # noqa: E402
+
+cli.add_typer(audit_cli, name="audit")
+
+from opsloom.cli.approvals import approvals_cli  # noqa: E402
+
+cli.add_typer(approvals_cli, name="approvals")
+
+from opsloom.cli.triggers import triggers_cli  # noqa: E402
+
+cli.add_typer(triggers_cli, name="triggers")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from opsloom.errors import (
     WorkflowNotFoundError,
 )
 from opsloom.store.document import DocumentRecord
+from opsloom.triggers.document import DocumentStarts
 
 if TYPE_CHECKING:
     from opsloom.app import App, RunHandle
@@ -94,6 +95,8 @@ class DslRuntime:
         self._interpreters: dict[tuple[str, str], Interpreter] = {}
         self._digests: dict[tuple[str, str], str] = {}
         self._seen_until: float | None = None
+        #: Schedules and triggers of registered documents not yet saved to the store.
+        self._unsaved: dict[str, DocumentStarts] = {}
         self._described: dict[str, Any] | None = None
 
     @property
@@ -164,6 +167,7 @@ class DslRuntime:
             seconds = interp.timeout_of(timeout) + 30.0
         metadata = (document.data.get("document") or {}).get("metadata") or {}
         priority = int(metadata.get("priority", 0)) if isinstance(metadata, dict) else 0
+        starts = DocumentStarts.of(document, namespace, version, priority, seconds)
         self.app.workflow(name=name, version=version, timeout=seconds, priority=priority)(
             interp.main
         )
@@ -179,8 +183,22 @@ class DslRuntime:
         self._interpreters[key] = interp
         if text is not None:
             self._digests[key] = digest
+        self._unsaved[f"{name}:{version}"] = starts
         self._refresh_worker()
         return name
+
+    async def save_starts(self) -> None:
+        """Save the schedules and triggers of registered documents (their newest versions).
+
+        A document whose newest version has no ``schedule`` any more gets its trigger removed
+        and its schedule paused.
+        """
+        while self._unsaved:
+            reference, starts = self._unsaved.popitem()
+            try:
+                await starts.save(self.app.store, self.app.clock.now())
+            except OpsloomError:
+                log.exception("cannot save the schedule or trigger of %s", reference)
 
     def _refresh_worker(self) -> None:
         worker = self.app.worker
@@ -193,6 +211,8 @@ class DslRuntime:
         """Validate, store and register a document version; ``(record, newly stored)``."""
         document = self.load(text, source)
         namespace = document.namespace or "default"
+        # A schedule that cannot be saved is refused before the version is stored.
+        DocumentStarts.of(document, namespace, document.version, 0, None)
         record = DocumentRecord.of(
             namespace, document.name, document.version, text, self.app.clock.now()
         )
@@ -203,6 +223,7 @@ class DslRuntime:
                 "text; deploy it under a new document.version"
             )
         self.register(document, stored.text)
+        await self.save_starts()
         return stored, created
 
     async def load_deployed(self) -> int:
@@ -224,6 +245,7 @@ class DslRuntime:
         if records:
             # Versions deployed in the same instant as the last one seen are read again.
             self._seen_until = max(r.deployed_at for r in records)
+        await self.save_starts()
         return count
 
     async def watch(self) -> None:

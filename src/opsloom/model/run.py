@@ -178,6 +178,9 @@ class RunRecord:
     started_at: float | None = None
     updated_at: float = 0.0
     completed_at: float | None = None
+    #: The event that started the run (a trigger's), by its producer's source and id.
+    event_source: str | None = None
+    event_id: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,6 +203,8 @@ class RunRecord:
             "started_at": _iso(self.started_at),
             "updated_at": _iso(self.updated_at),
             "completed_at": _iso(self.completed_at),
+            "event_source": self.event_source,
+            "event_id": self.event_id,
             "steps": [s.to_dict() for s in self.steps],
         }
 

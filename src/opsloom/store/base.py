@@ -7,15 +7,27 @@ them with ``LeaseLostError`` when the caller no longer holds that run's lease.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.schedule import ScheduleRecord
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from opsloom.store.approval import (
+        ApprovalChange,
+        ApprovalLinkRow,
+        ApprovalState,
+        ChangeFn,
+    )
+    from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.trigger import TriggerRun
+    from opsloom.triggers.trigger import Trigger
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
 WakeTopic = Literal["work", "done"]
@@ -343,4 +355,176 @@ class Store(Protocol):
 
     async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
         """Every deployed version (deployed at or after ``since``), oldest first."""
+        ...
+
+    # --- triggers ----------------------------------------------------------------------------
+    # Triggers start runs from events inside ``append_events``' transaction (see
+    # ``opsloom.triggers.trigger``): an event of a dedup key whose run is open goes to that
+    # run's inbox (signal ``events:inbox``) instead; ``subscribe`` moves inbox events that match
+    # the new subscription to it; ``finish_run`` frees the run's key.
+
+    async def save_trigger(self, trigger: Trigger, now: float) -> Trigger:
+        """Create a trigger or give an existing one (same id) its new definition.
+
+        An unchanged definition leaves it as it is; a changed one drops the events an ``all``
+        trigger had collected. Runs it started stay open under their keys.
+        """
+        ...
+
+    async def get_trigger(self, trigger_id: str) -> Trigger | None:
+        """One trigger."""
+        ...
+
+    async def list_triggers(self) -> list[Trigger]:
+        """Every trigger, by id."""
+        ...
+
+    async def delete_trigger(self, trigger_id: str) -> bool:
+        """Remove a trigger (its runs go on); whether it existed."""
+        ...
+
+    async def trigger_runs(self, trigger_id: str, limit: int = 50) -> list[TriggerRun]:
+        """Runs a trigger started, newest first, with their keys and whether they are open."""
+        ...
+
+    # --- approvals ---------------------------------------------------------------------------
+    # A request with its stages, votes and clarifications is one ``ApprovalState``; every change
+    # is a pure function of the stored state applied in one transaction (see
+    # ``opsloom.store.approval``), which also signals the waiting run when the change asks to.
+
+    async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
+        """Store a new request, or return the stored one with the same id (created before)."""
+        ...
+
+    async def get_approval(self, request_id: str) -> ApprovalState | None:
+        """One request with everything that belongs to it."""
+        ...
+
+    async def list_approvals(self, status: str | None, limit: int) -> list[ApprovalState]:
+        """Requests (with ``status`` if given), newest first."""
+        ...
+
+    async def change_approval(
+        self, request_id: str, change: ChangeFn, now: float
+    ) -> ApprovalChange | None:
+        """Apply ``change`` to the request under a lock and store the result atomically.
+
+        ``change`` raising an ``OpsloomError`` refuses the change: nothing is written and the
+        error is raised here. When the result's ``signal`` is set and the request's run is
+        open, the signal ``approval:<request id>`` is sent to it in the same transaction.
+        None when there is no such request.
+        """
+        ...
+
+    async def save_approval_link(self, link: ApprovalLinkRow) -> None:
+        """Store a one-time link (its token's hash)."""
+        ...
+
+    async def get_approval_link(self, token_hash: str) -> ApprovalLinkRow | None:
+        """A link by its token's hash."""
+        ...
+
+    async def use_approval_link(self, token_hash: str, now: float) -> ApprovalLinkRow | None:
+        """Mark an unused, unexpired link used; the link, or None when it cannot be used."""
+        ...
+
+    # --- identity and audit ------------------------------------------------------------------
+    # Users, roles, groups and API tokens (see ``opsloom.humans.identity``), and the hash-chained
+    # audit log (``opsloom.humans.audit``). A change is written with its audit entry in one
+    # transaction, and only when something changed; the change is dated by its entry's ``at``.
+    # Answers of ``None`` mean the user (or token) does not exist, ``False`` that nothing changed.
+
+    async def create_user(
+        self,
+        user: User,
+        audit: Sequence[AuditDraft],
+        *,
+        token: NewToken | None = None,
+        first: bool = False,
+    ) -> UserConflict | None:
+        """Create ``user`` with its roles (and ``token``), appending ``audit``; None when done.
+
+        With ``first=True`` the user is created only if the store has no user at all (the first
+        admin of a new database, even when several processes start at once).
+        """
+        ...
+
+    async def get_user(self, user_id: str) -> User | None:
+        """One user with its direct roles and groups."""
+        ...
+
+    async def user_by_slack_id(self, slack_id: str) -> User | None:
+        """The user with this Slack id."""
+        ...
+
+    async def list_users(self) -> list[User]:
+        """Every user, by id."""
+        ...
+
+    async def update_user(self, user: User, audit: AuditDraft) -> UserConflict | None:
+        """Give ``user.id`` the name, e-mail and Slack id of ``user``; None when done."""
+        ...
+
+    async def set_user_disabled(
+        self, user_id: str, disabled: bool, audit: AuditDraft
+    ) -> bool | None:
+        """Disable or enable a user."""
+        ...
+
+    async def change_role(
+        self, user_id: str, role: str, granted: bool, audit: AuditDraft
+    ) -> bool | None:
+        """Grant (``granted=True``) or revoke a role of a user."""
+        ...
+
+    async def change_membership(
+        self, user_id: str, group: str, member: bool, audit: AuditDraft
+    ) -> bool | None:
+        """Add a user to a group (``member=True``) or remove them from it."""
+        ...
+
+    async def group_members(self, group: str) -> list[str]:
+        """The ids of a group's members, sorted."""
+        ...
+
+    async def list_groups(self) -> dict[str, list[str]]:
+        """Every group that has members, with their ids."""
+        ...
+
+    async def create_token(self, token: NewToken, audit: AuditDraft) -> bool:
+        """Store a token (only its hash); ``False`` when its user does not exist."""
+        ...
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        """One token by its id."""
+        ...
+
+    async def token_by_hash(self, digest: str) -> TokenRecord | None:
+        """The token whose text has this SHA-256 (hex)."""
+        ...
+
+    async def list_tokens(self, user_id: str | None = None) -> list[TokenRecord]:
+        """Every token (of one user), oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: str, audit: AuditDraft) -> bool | None:
+        """Revoke a token for good."""
+        ...
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        """Record that a token was just used (not audited)."""
+        ...
+
+    async def append_audit(self, draft: AuditDraft) -> AuditEntry:
+        """Append an entry to the audit log, chained to the one before it."""
+        ...
+
+    async def audit_entries(
+        self, *, after_seq: int = 0, since: float | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Entries after ``after_seq`` (at or after time ``since``), in chain order."""
+        ...
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The seq and hash of the last entry appended ((0, GENESIS) for an empty log)."""
         ...

@@ -16,7 +16,7 @@ from opsloom.store.base import NewRun
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at"
+    "updated_at, completed_at, event_source, event_id"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -108,6 +108,8 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         started_at=row[14],
         updated_at=row[15],
         completed_at=row[16],
+        event_source=row[17],
+        event_id=row[18],
     )
 
 

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
 from opsloom.store.base import Fence
+from opsloom.store.dialects import postgres_triggers as triggers
 from opsloom.store.dialects.postgres_sql import check_fence, upsert_step
 from opsloom.store.event import (
     EVENT_COLUMNS,
@@ -52,7 +53,9 @@ async def append(conn: Conn, events: Sequence[CloudEvent], now: float) -> list[b
             stored.append(False)
             continue
         stored.append(True)
-        woken.update(await _deliver(conn, event, now))
+        delivered = await _deliver(conn, event, now)
+        woken.update(delivered)
+        woken.update(await triggers.intake(conn, event, event.to_dict(), set(delivered), now))
     if woken:
         ids = sorted(woken)
         await conn.execute(
@@ -103,6 +106,8 @@ async def subscribe(
 ) -> None:
     await check_fence(conn, fence)
     await _open(conn, fence.run_id, subscription_id, filters, now)
+    # Events its trigger handed the run before it listened are not lost.
+    await triggers.move_inbox(conn, fence.run_id, subscription_id, filters, now)
     await upsert_step(conn, step)
 
 
@@ -135,6 +140,7 @@ async def restore_subscriptions(conn: Conn, run_id: str, now: float) -> None:
 
 async def unsubscribe(conn: Conn, fence: Fence, subscription_id: str, step: StepRecord) -> None:
     await check_fence(conn, fence)
+    await triggers.return_to_inbox(conn, fence.run_id, subscription_id)
     await conn.execute(
         "WITH gone AS (DELETE FROM subscriptions WHERE id = %s AND run_id = %s RETURNING id) "
         "DELETE FROM subscription_filters WHERE subscription_id IN (SELECT id FROM gone)",

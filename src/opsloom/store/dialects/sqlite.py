@@ -29,6 +29,8 @@ from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
+from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
+from opsloom.store.dialects.sqlite_identity import SqliteIdentity
 from opsloom.store.dialects.sqlite_schedules import SqliteSchedules
 from opsloom.store.dialects.sqlite_sql import (
     _check_fence,
@@ -44,6 +46,7 @@ from opsloom.store.dialects.sqlite_sql import (
     _requeue,
     _upsert_step,
 )
+from opsloom.store.dialects.sqlite_triggers import SqliteTriggers, close_runs
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
@@ -68,7 +71,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(SqliteSchedules):
+class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
@@ -535,6 +538,7 @@ class SqliteStore(SqliteSchedules):
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             _close_run(conn, fence.run_id, status, output, error_blob, now, sources)
             ev.drop_subscriptions(conn, fence.run_id)
+            close_runs(conn, fence.run_id, now)
 
         return self._write(op)  # type: ignore[no-any-return]
 

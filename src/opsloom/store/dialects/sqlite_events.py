@@ -9,6 +9,7 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
 from opsloom.store.base import Fence
+from opsloom.store.dialects import sqlite_triggers as triggers
 from opsloom.store.dialects.sqlite_sql import _check_fence, _marks, _nudge, _upsert_step
 from opsloom.store.event import (
     EVENT_COLUMNS,
@@ -44,7 +45,10 @@ def append(conn: sqlite3.Connection, events: Sequence[CloudEvent], now: float) -
             stored.append(False)
             continue
         stored.append(True)
-        for run_id in _deliver(conn, event, now):
+        delivered = _deliver(conn, event, now)
+        for run_id in delivered:
+            woken[run_id] = None
+        for run_id in triggers.intake(conn, event, event.to_dict(), set(delivered), now):
             woken[run_id] = None
     _nudge(conn, list(woken), now)
     return stored
@@ -84,6 +88,8 @@ def subscribe(
 ) -> None:
     _check_fence(conn, fence)
     _open(conn, fence.run_id, subscription_id, filters, now)
+    # Events its trigger handed the run before it listened are not lost.
+    triggers.move_inbox(conn, fence.run_id, subscription_id, filters, now)
     _upsert_step(conn, step)
 
 
@@ -121,6 +127,7 @@ def unsubscribe(
     conn: sqlite3.Connection, fence: Fence, subscription_id: str, step: StepRecord
 ) -> None:
     _check_fence(conn, fence)
+    triggers.return_to_inbox(conn, fence.run_id, subscription_id)
     conn.execute(
         "DELETE FROM subscription_filters WHERE subscription_id = ? AND run_id = ?",
         (subscription_id, fence.run_id),

@@ -1,0 +1,125 @@
+"""``opsloom triggers``: the triggers that start runs from events, and the runs they opened.
+
+Triggers are declared with the workflows (``app.trigger``, ``@app.workflow(on=…)``, a
+document's ``schedule.on``) and stored when a worker starts or a document is deployed; these
+commands read the store alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opsloom.app import App
+from opsloom.cli.console import DbOption, JsonOption, client, fail, out
+from opsloom.store.trigger import TriggerRun
+from opsloom.triggers.trigger import Trigger
+
+triggers_cli = typer.Typer(help="List triggers and the runs they started.", no_args_is_help=True)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def trigger_run_json(rec: TriggerRun) -> dict[str, Any]:
+    """The stable JSON shape of a run a trigger started."""
+    return {
+        "run_id": rec.run_id,
+        "key": rec.key,
+        "event_source": rec.event_source,
+        "event_id": rec.event_id,
+        "opened_at": _iso(rec.opened_at),
+        "closed_at": _iso(rec.closed_at),
+    }
+
+
+def _describe(trigger: Trigger) -> str:
+    types = [str(f["type"]) for f in trigger.filters]
+    text = types[0] if trigger.mode == "one" else f"{trigger.mode}({', '.join(types)})"
+    if trigger.follow:
+        text += " + follows " + ", ".join(str(f["type"]) for f in trigger.follow)
+    return text
+
+
+@triggers_cli.command("list")
+def list_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    runs: Annotated[
+        int, typer.Option(help="Also show up to this many runs each trigger started.", min=0)
+    ] = 0,
+) -> None:
+    """Every trigger: its workflow, the events it takes, its dedup key and window."""
+
+    async def call(app: App) -> list[tuple[Trigger, list[TriggerRun]]]:
+        found = await app.store.list_triggers()
+        return [(t, await app.store.trigger_runs(t.id, runs) if runs else []) for t in found]
+
+    listed = client(db, call)
+    if as_json:
+        shaped = [
+            {**t.to_dict(), **({"runs": [trigger_run_json(r) for r in rs]} if runs else {})}
+            for t, rs in listed
+        ]
+        sys.stdout.write(json.dumps(shaped, indent=2) + "\n")
+        return
+    table = Table("id", "workflow", "events", "dedup key", "window")
+    for trigger, _ in listed:
+        table.add_row(
+            trigger.id,
+            f"{trigger.workflow}:{trigger.version}",
+            _describe(trigger),
+            trigger.key or "(none)",
+            f"{trigger.window:g}s",
+        )
+    out.print(table)
+    for trigger, started in listed:
+        _print_runs(trigger, started)
+
+
+def _print_runs(trigger: Trigger, started: list[TriggerRun]) -> None:
+    if not started:
+        return
+    detail = Table("run", "key", "event", "opened", "closed", title=f"runs of {trigger.id}")
+    for rec in started:
+        detail.add_row(
+            rec.run_id,
+            rec.key,
+            f"{rec.event_source} {rec.event_id}",
+            _iso(rec.opened_at) or "",
+            _iso(rec.closed_at) or "open",
+        )
+    out.print(detail)
+
+
+@triggers_cli.command("show")
+def show_command(
+    trigger_id: str,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    runs: Annotated[int, typer.Option(help="How many of its latest runs to show.", min=0)] = 20,
+) -> None:
+    """One trigger with the runs it started (open ones hold their dedup key)."""
+
+    async def call(app: App) -> tuple[Trigger | None, list[TriggerRun]]:
+        found = await app.store.get_trigger(trigger_id)
+        started = await app.store.trigger_runs(trigger_id, runs) if found and runs else []
+        return found, started
+
+    trigger, started = client(db, call)
+    if trigger is None:
+        fail(f"no trigger {trigger_id!r}")
+    if as_json:
+        shaped = {**trigger.to_dict(), "runs": [trigger_run_json(r) for r in started]}
+        sys.stdout.write(json.dumps(shaped, indent=2) + "\n")
+        return
+    out.print(f"[bold]{trigger.id}[/bold]  {trigger.workflow}:{trigger.version}")
+    out.print(f"events: {_describe(trigger)}")
+    out.print(f"dedup key: {trigger.key or '(none)'}  window: {trigger.window:g}s")
+    _print_runs(trigger, started)
