@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,8 +16,11 @@ class Settings(BaseSettings):
         postgres_pool_size: most pooled PostgreSQL connections per process for reads and
             claims; each process also keeps one writer and one LISTEN connection.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
-        api_token: when set, the HTTP API requires ``Authorization: Bearer <token>``.
+        api_token: an extra bearer token that acts as an admin (bootstrap and automation); the
+            API always requires a token (see :mod:`opsloom.api.auth`).
         intake_max_pending: events waiting to be stored beyond which intake answers 503.
+        slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
+        approval_link_secret: signs one-time approval links for e-mail (none: links are off).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -27,6 +30,8 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
     intake_max_pending: int = Field(default=10_000, ge=1)
+    slack_signing_secret: SecretStr | None = None
+    approval_link_secret: SecretStr | None = None
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

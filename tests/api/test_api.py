@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from authkit import auth_headers
 
 from opsloom import App, Context, RetryPolicy, RunFailedError, RunRecord, RunStatus
 from opsloom.api import create_api
@@ -62,14 +63,19 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         yield app
 
 
-def client_for(app: App, token: str | None = None) -> httpx.AsyncClient:
+def client_for(
+    app: App, token: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.AsyncClient:
     api = create_api(app, Settings(api_token=token))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://opsloom.test")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://opsloom.test", headers=headers
+    )
 
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as client:
+    """A client authenticated as an admin user (a token made through Identity)."""
+    async with client_for(app, headers=await auth_headers(app)) as client:
         yield client
 
 
@@ -303,11 +309,14 @@ async def test_health__closed_app_is_503(tmp_path: Path) -> None:
 async def test_lifespan__opens_and_closes_the_app(tmp_path: Path) -> None:
     # What `uvicorn module:api` does: the API's lifespan opens the App and closes it.
     app = build_app(tmp_path)
-    api = create_api(app, Settings(api_token=None))
+    api = create_api(app, Settings(api_token=TOKEN))
     transport = httpx.ASGITransport(app=api)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     async with (
         api.router.lifespan_context(api),
-        httpx.AsyncClient(transport=transport, base_url="http://opsloom.test") as client,
+        httpx.AsyncClient(
+            transport=transport, base_url="http://opsloom.test", headers=auth
+        ) as client,
     ):
         health = (await client.get("/api/v1/health")).json()
         assert health["status"] == "ok"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from authkit import auth_headers
 
 from opsloom import App, Context
 from opsloom.api import create_api
@@ -39,14 +40,19 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         yield app
 
 
-def client_for(app: App, token: str | None = None) -> httpx.AsyncClient:
+def client_for(
+    app: App, token: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.AsyncClient:
     api = create_api(app, Settings(api_token=token))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://opsloom.test")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://opsloom.test", headers=headers
+    )
 
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as client:
+    """A client authenticated as an operator (a token made through Identity)."""
+    async with client_for(app, headers=await auth_headers(app, roles=["operator"])) as client:
         yield client
 
 

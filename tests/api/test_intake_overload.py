@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from authkit import auth_headers
 
 from opsloom import App
 from opsloom.api import create_api
@@ -23,7 +24,10 @@ async def test_intake__over_the_pending_limit_answers_503_and_loses_nothing(
     async with app:
         api = create_api(app, Settings())
         transport = httpx.ASGITransport(app=api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        headers = await auth_headers(app, roles=["operator"])
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as client:
 
             async def send(i: int) -> httpx.Response:
                 body = {"specversion": "1.0", "id": f"e{i}", "source": "load", "type": "t"}

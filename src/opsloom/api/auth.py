@@ -1,34 +1,91 @@
-"""Optional bearer-token authentication of the HTTP API."""
+"""Who is calling the HTTP API, and whether they may: bearer tokens and roles.
+
+Every route under ``/api/v1`` except health needs ``Authorization: Bearer <token>``:
+
+- an API token made with ``opsloom tokens create`` (or the first admin token that ``opsloom
+  up`` prints for a new database): it acts as its user, with that user's roles;
+- ``OPSLOOM_API_TOKEN``, when set: the bootstrap and automation token, which acts as an admin
+  (user ``system:api-token``). Keep it for provisioning and scripts; give people their own
+  tokens so that their actions are audited under their name.
+
+A request without a valid token is answered 401 with ``WWW-Authenticate: Bearer``; one whose
+user lacks the route's role, 403 problem+json naming that role (``role``). Routes declare
+their role with :func:`require`.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from opsloom.app import App
+from opsloom.humans.identity import ROLES, AccessDeniedError, Identity, Principal, check_role
+
+#: The user the ``OPSLOOM_API_TOKEN`` acts as.
+ENV_TOKEN_USER = "system:api-token"
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token (`opsloom tokens create USER`), or OPSLOOM_API_TOKEN.",
+)
 
-def bearer_guard(token: str) -> Callable[..., Awaitable[None]]:
-    """A dependency that requires ``Authorization: Bearer <token>`` (401 otherwise)."""
-    expected = token.encode()
-    scheme = HTTPBearer(auto_error=False, description="The value of OPSLOOM_API_TOKEN.")
 
-    # ``Depends`` as a default, not in ``Annotated``: postponed annotations cannot name
-    # ``scheme``, a local of this function.
-    async def require_token(
-        credentials: HTTPAuthorizationCredentials | None = Depends(scheme),
-    ) -> None:
-        if credentials is None:
-            raise HTTPException(
-                401,
-                "this API requires an 'Authorization: Bearer <token>' header",
-                headers=_CHALLENGE,
+async def authenticated(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> Principal:
+    """The principal of the request's bearer token; 401 when it has none that is valid.
+
+    FastAPI computes it once per request, however many routes' guards ask for it.
+    """
+    if credentials is None:
+        raise HTTPException(
+            401,
+            "this API requires an 'Authorization: Bearer <token>' header",
+            headers=_CHALLENGE,
+        )
+    token = credentials.credentials
+    env_token: str | None = getattr(request.app.state, "api_token", None)
+    # Constant-time comparison: the answer time must not reveal how much of it matched.
+    if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
+        return Principal(user=ENV_TOKEN_USER, roles=frozenset(ROLES))
+    app: App = request.app.state.opsloom
+    principal = await Identity(app.store, app.clock).authenticate(token)
+    if principal is None:
+        raise HTTPException(
+            401, "the bearer token is not valid (unknown, revoked or expired)", headers=_CHALLENGE
+        )
+    return principal
+
+
+class RoleGuard:
+    """A dependency that returns the principal when it holds ``role``, 403 otherwise."""
+
+    def __init__(self, role: str) -> None:
+        self.role = check_role(role)
+
+    async def __call__(self, principal: Principal = Depends(authenticated)) -> Principal:
+        if not principal.has(self.role):
+            held = ", ".join(sorted(principal.roles)) or "no role"
+            raise AccessDeniedError(
+                f"this needs the {self.role!r} role; {principal.user!r} holds {held}",
+                role=self.role,
             )
-        # Constant-time comparison: the answer time must not reveal how much of it matched.
-        if not hmac.compare_digest(credentials.credentials.encode(), expected):
-            raise HTTPException(401, "the bearer token is not valid", headers=_CHALLENGE)
+        return principal
 
-    return require_token
+    def __repr__(self) -> str:
+        return f"require({self.role!r})"
+
+
+def require(role: str) -> RoleGuard:
+    """A dependency for routes that need ``role``; it gives the route the :class:`Principal`.
+
+    Example:
+        ``@router.post("/x", dependencies=[Depends(require("operator"))])``, or as a parameter
+        ``principal: Annotated[Principal, Depends(require("approver"))]``.
+    """
+    return RoleGuard(role)

@@ -5,16 +5,38 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
-from opsloom.api.auth import bearer_guard
-from opsloom.api.problem import install_problem_handlers
-from opsloom.api.routes import events, health, hooks, runs, workflows
+from opsloom.api.auth import authenticated
+from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
+from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
+from opsloom.api.schema import Problem
 from opsloom.app import App
+from opsloom.humans.identity import (
+    AccessDeniedError,
+    IdentityError,
+    TokenNotFoundError,
+    UnknownUserError,
+    UserExistsError,
+)
 from opsloom.settings import Settings, load_settings
 
 PREFIX = "/api/v1"
+
+#: Answers every route under PREFIX may give, documented once for all of them.
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No valid bearer token."},
+    403: {"model": Problem, "description": "The token's user lacks the role; `role` names it."},
+}
+#: HTTP status of identity errors raised by routes (input errors are 422 already).
+_IDENTITY_STATUS: dict[type[IdentityError], int] = {
+    AccessDeniedError: 403,
+    UnknownUserError: 404,
+    TokenNotFoundError: 404,
+    UserExistsError: 409,
+}
 
 
 def _version() -> str:
@@ -34,7 +56,8 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
 
     Args:
         app: the application whose runs the API serves; open before the first request.
-        settings: where ``api_token`` comes from; default: read the environment now.
+        settings: where ``api_token`` (the admin token for automation, see
+            :mod:`opsloom.api.auth`) comes from; default: read the environment now.
     """
     settings = settings or load_settings()
 
@@ -53,17 +76,31 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
     )
     api.state.opsloom = app
+    api.state.api_token = settings.api_token
     install_problem_handlers(api)
+    api.add_exception_handler(IdentityError, _identity_error)
 
-    # Health stays open (probes carry no token); everything else needs the token, if one is set.
-    token = settings.api_token
-    guarded = APIRouter(prefix=PREFIX, dependencies=[Depends(bearer_guard(token))] if token else [])
+    # Health stays open (probes carry no token). Everything else needs a valid token, checked
+    # here for the whole prefix, and each route requires its role (`require`).
+    guarded = APIRouter(
+        prefix=PREFIX, dependencies=[Depends(authenticated)], responses=_AUTH_RESPONSES
+    )
     guarded.include_router(runs.router)
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
+    guarded.include_router(approvals.router)
 
     api.include_router(health.router)
-    # Webhook sources check their own credentials, not the API token.
+    # Webhook sources, Slack's buttons and the one-time approval links check their own
+    # credentials (signatures), not API tokens.
     api.include_router(hooks.router)
+    api.include_router(approvals.public_router)
     api.include_router(guarded)
     return api
+
+
+async def _identity_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, IdentityError)
+    status = next((s for c, s in _IDENTITY_STATUS.items() if isinstance(exc, c)), 500)
+    extra: dict[str, Any] = {"role": exc.role} if isinstance(exc, AccessDeniedError) else {}
+    return problem(request, status, exc.code, str(exc), retryable=exc.retryable, **extra)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from opsloom.api.auth import require
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
@@ -23,6 +24,10 @@ from opsloom.triggers.binding import BATCH, STRUCTURED, UnsupportedEventMediaErr
 from opsloom.triggers.cloudevent import InvalidEventError
 
 router = APIRouter(prefix="/events", tags=["events"])
+
+#: Who may use each route: reading needs ``viewer``, sending events ``operator``.
+_VIEW = [Depends(require("viewer"))]
+_OPERATE = [Depends(require("operator"))]
 
 
 class EventsAccepted(BaseModel):
@@ -42,7 +47,7 @@ class StoredEventOut(BaseModel):
     event: dict[str, Any]
 
 
-def _app(request: Request) -> App:
+async def _app(request: Request) -> App:
     app: App = request.app.state.opsloom
     return app
 
@@ -87,6 +92,7 @@ _INTAKE_BODY: dict[str, Any] = {
     response_model=EventsAccepted,
     status_code=202,
     summary="Send CloudEvents (structured, batched or binary mode)",
+    dependencies=_OPERATE,
     description="Structured mode: `Content-Type: application/cloudevents+json` (or "
     "`application/json`) with one event. Batched mode: `application/cloudevents-batch+json` "
     "with an array; an invalid event rejects the whole batch. Binary mode: `ce-specversion`, "
@@ -125,7 +131,12 @@ async def post_events(app: AppDep, request: Request) -> JSONResponse:
     )
 
 
-@router.get("", response_model=list[StoredEventOut], summary="List stored events, newest first")
+@router.get(
+    "",
+    response_model=list[StoredEventOut],
+    summary="List stored events, newest first",
+    dependencies=_VIEW,
+)
 async def list_events(
     app: AppDep,
     type: Annotated[str | None, Query(description="Only events of this type.")] = None,
@@ -145,6 +156,7 @@ async def list_events(
     "/{event_id}",
     response_model=StoredEventOut,
     summary="One stored event, by its id and source",
+    dependencies=_VIEW,
     responses={404: {"model": Problem, "description": "No such event."}},
 )
 async def get_event(

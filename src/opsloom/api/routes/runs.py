@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from opsloom.api.auth import require
 from opsloom.api.body import body_doc, json_body, start_run_body
 from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
 from opsloom.app import App
@@ -14,6 +15,10 @@ from opsloom.model import RunStatus
 from opsloom.services.run import start_run
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+#: Who may use each route: reading needs ``viewer``, changing runs ``operator``.
+_VIEW = [Depends(require("viewer"))]
+_OPERATE = [Depends(require("operator"))]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such run."}
@@ -23,7 +28,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _app(request: Request) -> App:
+async def _app(request: Request) -> App:
     app: App = request.app.state.opsloom
     return app
 
@@ -36,6 +41,7 @@ AppDep = Annotated[App, Depends(_app)]
     response_model=RunOut,
     status_code=201,
     summary="Start a run",
+    dependencies=_OPERATE,
     description="Starts a run of a registered workflow. With the `run_id` of an existing run, "
     "returns that run with status 200 instead (idempotent start).",
     responses={
@@ -57,7 +63,7 @@ async def create_run(
     )
 
 
-@router.get("", response_model=list[RunOut], summary="List runs, newest first")
+@router.get("", response_model=list[RunOut], summary="List runs, newest first", dependencies=_VIEW)
 async def get_runs(
     app: AppDep,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
@@ -69,7 +75,11 @@ async def get_runs(
 
 
 @router.get(
-    "/{run_id}", response_model=RunOut, summary="A run with its step history", responses=_NOT_FOUND
+    "/{run_id}",
+    response_model=RunOut,
+    summary="A run with its step history",
+    responses=_NOT_FOUND,
+    dependencies=_VIEW,
 )
 async def get_run(app: AppDep, run_id: str) -> JSONResponse:
     return JSONResponse((await app.get_run(run_id)).to_dict())
@@ -80,6 +90,7 @@ async def get_run(app: AppDep, run_id: str) -> JSONResponse:
     response_model=SignalAccepted,
     status_code=202,
     summary="Send a signal to a run",
+    dependencies=_OPERATE,
     description="The body (any JSON value, or empty for null) is delivered to the run's "
     "`wait_for(name)`, now or when it gets there.",
     responses={**_NOT_FOUND, **_CONFLICT},
@@ -97,6 +108,7 @@ async def send_signal(
     response_model=CancelAccepted,
     status_code=202,
     summary="Cancel a run and its open child runs (their compensation runs)",
+    dependencies=_OPERATE,
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def cancel_run(app: AppDep, run_id: str) -> JSONResponse:
@@ -107,6 +119,7 @@ async def cancel_run(app: AppDep, run_id: str) -> JSONResponse:
     "/{run_id}/retry",
     response_model=RunOut,
     summary="Re-queue a failed or timed-out run (completed steps do not run again)",
+    dependencies=_OPERATE,
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def retry_run(app: AppDep, run_id: str) -> JSONResponse:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from opsloom.api.auth import require
 from opsloom.api.schema import WorkflowOut
 from opsloom.app import App
 from opsloom.services.workflow import list_workflows
@@ -13,7 +14,12 @@ from opsloom.services.workflow import list_workflows
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
 
-@router.get("", response_model=list[WorkflowOut], summary="Registered workflows")
+@router.get(
+    "",
+    response_model=list[WorkflowOut],
+    summary="Registered workflows",
+    dependencies=[Depends(require("viewer"))],
+)
 async def get_workflows(request: Request) -> list[dict[str, Any]]:
     app: App = request.app.state.opsloom
     return [info.to_dict() for info in list_workflows(app)]

@@ -1,0 +1,162 @@
+"""The audit log as the store keeps it: entries, their hash chain, and dialect-neutral SQL.
+
+Each entry is sealed with the SHA-256 of a canonical encoding of its content (sorted-key JSON
+of ``seq``, ``at``, ``actor``, ``action``, ``subject``, ``data`` and ``prev_hash``), where
+``prev_hash`` is the hash of the entry before it (:data:`GENESIS` for the first). Changing,
+removing or inserting an entry anywhere breaks the chain from that point on.
+
+The dialect mixins (``dialects/sqlite_identity.py``, ``dialects/postgres_identity.py``) read the
+head and insert the entry in one transaction, so concurrent appenders never fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloom.clock import to_datetime
+
+#: The ``prev_hash`` of the first entry.
+GENESIS = "0" * 64
+
+AUDIT_COLUMNS = "seq, at, actor, action, subject, data, prev_hash, hash"
+HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
+INSERT_ENTRY = f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#: Entries after a seq, in chain order (``{where}``: extra conditions, ``{limit}``: LIMIT ?).
+SELECT_ENTRIES = f"SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ? {{where}} ORDER BY seq"
+
+
+def canonical(value: Any) -> str:
+    """The one JSON text of ``value`` that is hashed: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def entry_hash(
+    seq: int, at: float, actor: str, action: str, subject: str, data: Any, prev_hash: str
+) -> str:
+    """The SHA-256 (hex) sealing an entry with this content."""
+    content = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDraft:
+    """An entry to append: who did what to what, when, with which details.
+
+    Attributes:
+        actor: who acted: a user id, ``cli:<os user>``, ``system:…``.
+        action: what happened, as ``noun.verb`` (``role.grant``, ``approval.decide``).
+        subject: what it happened to, as ``kind:id`` (``user:alice``, ``token:…``).
+        data: details; must be JSON (no NaN or infinities).
+        at: epoch seconds, from the caller's clock.
+    """
+
+    actor: str
+    action: str
+    subject: str
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = 0.0
+
+    def seal(self, seq: int, prev_hash: str) -> AuditEntry:
+        """The entry this draft becomes at position ``seq`` after an entry hashed ``prev_hash``."""
+        # Hash what a reader will find: the stored text parsed back (tuples become lists,
+        # keys strings) and the time as a float, so verifying gives the same digest.
+        data_json = canonical(self.data)
+        at = float(self.at)
+        data = json.loads(data_json)
+        digest = entry_hash(seq, at, self.actor, self.action, self.subject, data, prev_hash)
+        return AuditEntry(
+            seq, at, self.actor, self.action, self.subject, data_json, prev_hash, digest
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the audit log as stored.
+
+    ``data_json`` is the canonical JSON text of the details as written; :attr:`data` parses
+    it (a tampered text that is no longer JSON raises ``ValueError``).
+    """
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    subject: str
+    data_json: str
+    prev_hash: str
+    hash: str
+
+    @property
+    def data(self) -> Any:
+        """The details of the entry."""
+        return json.loads(self.data_json)
+
+    def params(self) -> tuple[Any, ...]:
+        """The values of an INSERT of this entry, in :data:`AUDIT_COLUMNS` order."""
+        return (
+            self.seq,
+            self.at,
+            self.actor,
+            self.action,
+            self.subject,
+            self.data_json,
+            self.prev_hash,
+            self.hash,
+        )
+
+    def computed_hash(self) -> str:
+        """The hash this entry's stored content gives (``ValueError`` if data is not JSON)."""
+        return entry_hash(
+            self.seq, self.at, self.actor, self.action, self.subject, self.data, self.prev_hash
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON form (``at`` as hashed, ``time`` as ISO 8601 UTC for people)."""
+        moment = to_datetime(self.at)
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "time": None if moment is None else moment.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def entry_from_row(row: tuple[Any, ...]) -> AuditEntry:
+    """An entry from a row of :data:`AUDIT_COLUMNS`."""
+    seq, at, actor, action, subject, data, prev_hash, digest = row
+    return AuditEntry(
+        int(seq), float(at), actor, action, subject, str(data), str(prev_hash), str(digest)
+    )
+
+
+def entries_query(since: float | None, limit: int | None) -> tuple[str, tuple[Any, ...]]:
+    """The SELECT for entries after a seq (first parameter, left to the caller) and its rest."""
+    where = ""
+    params: tuple[Any, ...] = ()
+    if since is not None:
+        where = "AND at >= ?"
+        params += (since,)
+    text = SELECT_ENTRIES.format(where=where)
+    if limit is not None:
+        text += " LIMIT ?"
+        params += (limit,)
+    return text, params
