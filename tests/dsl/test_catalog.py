@@ -66,6 +66,7 @@ def test_default_catalog__builtins_in_a_new_catalog_each_time() -> None:
     first, second = default_catalog(), default_catalog()
     assert first is not second
     assert [(f.name, f.version) for f in first.functions()] == [
+        ("approval", "1.0.0"),
         ("http-request", "1.0.0"),
         ("log", "1.0.0"),
         ("sleep", "1.0.0"),

@@ -163,12 +163,17 @@ def default_catalog(decision_tables: DecisionTables | None = None, **options: An
     """A new catalog with the built-in functions registered.
 
     Args:
-        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without).
+        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without) and
+            that ``approval:1.0.0`` policies name.
         **options: passed to the built-ins' factory; ``client_factory`` (a callable returning
             an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client` for
             ``http-request``, which tests use to reach local fakes.
     """
+    from opsloom.humans.approval import register_approval
+
     catalog = Catalog()
+    # Human approvals are always there; policies (and ``decide``) need decision tables.
+    register_approval(catalog, decision_tables)
     if decision_tables is not None:
         from opsloom.humans.decide import register_decide
 

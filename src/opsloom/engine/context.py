@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from opsloom.engine.execution import Execution
+    from opsloom.humans.approval_spec import ApprovalOutcome, ApprovalRequest
     from opsloom.humans.decision import Decision, DecisionTable
 
 T = TypeVar("T")
@@ -170,3 +171,17 @@ class Context:
         from opsloom.humans.decide import decide
 
         return await decide(self, table, input)
+
+    async def approval(
+        self, request: ApprovalRequest, *, raise_on_deny: bool = False
+    ) -> ApprovalOutcome:
+        """Ask people for an approval and wait durably (no worker slot) for the outcome.
+
+        A denial returns an outcome with ``approved=False`` and the reason; with
+        ``raise_on_deny=True`` it raises ``ApprovalDeniedError(reason)`` instead.
+        """
+        from opsloom.humans.approval import approval
+
+        return await approval(
+            self, request, self._x.store, self._x.clock, raise_on_deny=raise_on_deny
+        )

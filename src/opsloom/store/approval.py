@@ -1,0 +1,370 @@
+"""Approvals in the store: the rows, dialect-neutral SQL text (``?`` placeholders) and mapping.
+
+A request is read and written as one :class:`ApprovalState` (the request row, its stages, votes
+and clarifications). Every change goes through ``Store.change_approval``: the dialect loads the
+state under a lock (``FOR UPDATE`` on PostgreSQL; SQLite has a single writer), a pure function
+computes the new state (:mod:`opsloom.humans.approval_flow`), and the dialect writes it back,
+with the signal that wakes the waiting run, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True)
+class ApprovalRequestRow:
+    """One approval request."""
+
+    id: str
+    run_id: str | None
+    title: str
+    requester: str
+    subject: Any
+    risk: str | None
+    impact: str | None
+    status: str  # pending | approved | denied | cancelled
+    decided_by: str | None
+    reason: str | None
+    created_at: float
+    decided_at: float | None
+    updated_at: float
+
+
+@dataclass(slots=True)
+class ApprovalStageRow:
+    """One stage of a request: the task its approvers decide.
+
+    ``ladder`` holds the approvers of each escalation level (``{"users": [...], "groups":
+    [...]}``); ``level`` is the current one. ``delegations`` maps a delegate to the approver
+    they act for.
+    """
+
+    id: str
+    request_id: str
+    position: int
+    name: str
+    phase: int
+    mode: str  # any | all | quorum
+    quorum: int
+    ladder: list[dict[str, list[str]]]
+    level: int
+    sla: float | None
+    on_sla: str | None  # deny | approve | None (keep waiting)
+    status: str  # waiting | open | clarifying | approved | denied | cancelled
+    opened_at: float | None
+    deadline: float | None
+    paused_at: float | None
+    escalations: int
+    delegations: dict[str, str]
+    decided_at: float | None
+    decided_by: str | None
+    comment: str | None
+
+    @property
+    def approvers(self) -> dict[str, list[str]]:
+        """The users and groups of the current escalation level."""
+        return self.ladder[min(self.level, len(self.ladder) - 1)]
+
+
+@dataclass(slots=True)
+class ApprovalVoteRow:
+    """A decision of one person on one stage."""
+
+    stage_id: str
+    request_id: str
+    voter: str
+    approve: bool
+    comment: str | None
+    on_behalf_of: str | None
+    voted_at: float
+
+
+@dataclass(slots=True)
+class ApprovalClarificationRow:
+    """A question of an approver to the requester, and its answer."""
+
+    id: str
+    request_id: str
+    stage_id: str
+    asked_by: str
+    question: str
+    asked_at: float
+    answer: str | None = None
+    answered_by: str | None = None
+    answered_at: float | None = None
+
+
+@dataclass(slots=True)
+class ApprovalLinkRow:
+    """A signed one-time link: only the hash of its token is stored."""
+
+    token_hash: str
+    request_id: str
+    stage_id: str
+    user: str
+    approve: bool
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(slots=True)
+class ApprovalState:
+    """A request with everything that belongs to it."""
+
+    request: ApprovalRequestRow
+    stages: list[ApprovalStageRow]
+    votes: list[ApprovalVoteRow] = field(default_factory=list)
+    clarifications: list[ApprovalClarificationRow] = field(default_factory=list)
+
+    def copy(self) -> ApprovalState:
+        """A deep copy that a change may modify freely."""
+        return copy.deepcopy(self)
+
+    def stage(self, stage_id: str) -> ApprovalStageRow | None:
+        """The stage with this id."""
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+
+@dataclass(slots=True)
+class ApprovalChange:
+    """What a change function gives back: the new state and what happened.
+
+    Attributes:
+        state: the request as it must be stored.
+        new_votes: votes to insert (never updated: one per stage and voter).
+        signal: whether the waiting run must look again (a stage or the request changed).
+        notes: ``(actor, action, data)`` for the audit log, appended after the commit.
+        result: a value for the caller.
+    """
+
+    state: ApprovalState
+    new_votes: list[ApprovalVoteRow] = field(default_factory=list)
+    signal: bool = False
+    notes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    result: Any = None
+
+
+#: A pure function from the stored state to the change; raises an ``ApprovalError`` to refuse.
+ChangeFn = Callable[[ApprovalState], ApprovalChange]
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+REQUEST_COLUMNS = (
+    "id, run_id, title, requester, subject, risk, impact, status, decided_by, reason, "
+    "created_at, decided_at, updated_at"
+)
+STAGE_COLUMNS = (
+    "id, request_id, position, name, phase, mode, quorum, ladder, level, sla, on_sla, status, "
+    "opened_at, deadline, paused_at, escalations, delegations, decided_at, decided_by, comment"
+)
+VOTE_COLUMNS = "stage_id, request_id, voter, approve, comment, on_behalf_of, voted_at"
+CLARIFICATION_COLUMNS = (
+    "id, request_id, stage_id, asked_by, question, asked_at, answer, answered_by, answered_at"
+)
+LINK_COLUMNS = "token_hash, request_id, stage_id, user_id, approve, created_at, expires_at, used_at"
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _upsert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({_marks(len(names))}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+SELECT_REQUEST = f"SELECT {REQUEST_COLUMNS} FROM approval_requests WHERE id = ?"
+SELECT_STAGES = (
+    f"SELECT {STAGE_COLUMNS} FROM approval_stages WHERE request_id = ? ORDER BY position"
+)
+SELECT_VOTES = (
+    f"SELECT {VOTE_COLUMNS} FROM approval_votes WHERE request_id = ? ORDER BY voted_at, voter"
+)
+SELECT_CLARIFICATIONS = (
+    f"SELECT {CLARIFICATION_COLUMNS} FROM approval_clarifications WHERE request_id = ? "
+    "ORDER BY asked_at, id"
+)
+#: Request ids, newest first; ``{where}`` is empty or a status filter.
+SELECT_IDS = "SELECT id FROM approval_requests {where} ORDER BY created_at DESC, id LIMIT ?"
+UPSERT_REQUEST = _upsert("approval_requests", REQUEST_COLUMNS)
+UPSERT_STAGE = _upsert("approval_stages", STAGE_COLUMNS)
+UPSERT_CLARIFICATION = _upsert("approval_clarifications", CLARIFICATION_COLUMNS)
+INSERT_VOTE = f"INSERT INTO approval_votes ({VOTE_COLUMNS}) VALUES ({_marks(7)})"
+INSERT_LINK = f"INSERT INTO approval_links ({LINK_COLUMNS}) VALUES ({_marks(8)})"
+#: Single use: of two clicks on one link, one finds it unused.
+USE_LINK = (
+    "UPDATE approval_links SET used_at = ? "
+    "WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?"
+)
+SELECT_LINK = f"SELECT {LINK_COLUMNS} FROM approval_links WHERE token_hash = ?"
+RUN_STATUS = "SELECT status FROM runs WHERE id = ?"
+INSERT_SIGNAL = "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)"
+
+
+def request_from_row(row: tuple[Any, ...]) -> ApprovalRequestRow:
+    (id_, run_id, title, requester, subject, risk, impact, status, by, reason, c, d, u) = row
+    return ApprovalRequestRow(
+        id_,
+        run_id,
+        title,
+        requester,
+        loads(subject),
+        risk,
+        impact,
+        status,
+        by,
+        reason,
+        float(c),
+        None if d is None else float(d),
+        float(u),
+    )
+
+
+def request_params(r: ApprovalRequestRow) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.run_id,
+        r.title,
+        r.requester,
+        dumps(r.subject),
+        r.risk,
+        r.impact,
+        r.status,
+        r.decided_by,
+        r.reason,
+        r.created_at,
+        r.decided_at,
+        r.updated_at,
+    )
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def stage_from_row(row: tuple[Any, ...]) -> ApprovalStageRow:
+    return ApprovalStageRow(
+        id=row[0],
+        request_id=row[1],
+        position=int(row[2]),
+        name=row[3],
+        phase=int(row[4]),
+        mode=row[5],
+        quorum=int(row[6]),
+        ladder=loads(row[7]),
+        level=int(row[8]),
+        sla=_opt(row[9]),
+        on_sla=row[10],
+        status=row[11],
+        opened_at=_opt(row[12]),
+        deadline=_opt(row[13]),
+        paused_at=_opt(row[14]),
+        escalations=int(row[15]),
+        delegations=loads(row[16]),
+        decided_at=_opt(row[17]),
+        decided_by=row[18],
+        comment=row[19],
+    )
+
+
+def stage_params(s: ApprovalStageRow) -> tuple[Any, ...]:
+    return (
+        s.id,
+        s.request_id,
+        s.position,
+        s.name,
+        s.phase,
+        s.mode,
+        s.quorum,
+        dumps(s.ladder),
+        s.level,
+        s.sla,
+        s.on_sla,
+        s.status,
+        s.opened_at,
+        s.deadline,
+        s.paused_at,
+        s.escalations,
+        dumps(s.delegations),
+        s.decided_at,
+        s.decided_by,
+        s.comment,
+    )
+
+
+def vote_from_row(row: tuple[Any, ...]) -> ApprovalVoteRow:
+    return ApprovalVoteRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], float(row[6]))
+
+
+def vote_params(v: ApprovalVoteRow) -> tuple[Any, ...]:
+    return (
+        v.stage_id,
+        v.request_id,
+        v.voter,
+        int(v.approve),
+        v.comment,
+        v.on_behalf_of,
+        v.voted_at,
+    )
+
+
+def clarification_from_row(row: tuple[Any, ...]) -> ApprovalClarificationRow:
+    return ApprovalClarificationRow(
+        row[0], row[1], row[2], row[3], row[4], float(row[5]), row[6], row[7], _opt(row[8])
+    )
+
+
+def clarification_params(c: ApprovalClarificationRow) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.request_id,
+        c.stage_id,
+        c.asked_by,
+        c.question,
+        c.asked_at,
+        c.answer,
+        c.answered_by,
+        c.answered_at,
+    )
+
+
+def link_from_row(row: tuple[Any, ...]) -> ApprovalLinkRow:
+    return ApprovalLinkRow(
+        row[0], row[1], row[2], row[3], bool(row[4]), float(row[5]), float(row[6]), _opt(row[7])
+    )
+
+
+def link_params(link: ApprovalLinkRow) -> tuple[Any, ...]:
+    return (
+        link.token_hash,
+        link.request_id,
+        link.stage_id,
+        link.user,
+        int(link.approve),
+        link.created_at,
+        link.expires_at,
+        link.used_at,
+    )
+
+
+def signal_name(request_id: str) -> str:
+    """The signal that wakes the run waiting for a request."""
+    return f"approval:{request_id}"
