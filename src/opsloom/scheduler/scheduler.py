@@ -58,6 +58,7 @@ class Scheduler:
         self.fired = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         clock.subscribe(self._wake.set)
 
     def notify(self) -> None:
@@ -66,10 +67,15 @@ class Scheduler:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._loop(), name="opsloom-scheduler")
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag ends the loop even if a cancellation is lost: on Python 3.11,
+            # asyncio.wait_for swallows one that lands as its inner wait completes.
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -77,7 +83,7 @@ class Scheduler:
 
     async def _loop(self) -> None:
         ttl = max(3 * self.period, 2.0)
-        while True:
+        while not self._stopping:
             self._wake.clear()
             timeout = self.period
             try:

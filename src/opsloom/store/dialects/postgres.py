@@ -39,8 +39,11 @@ from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter,
 from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
+from opsloom.store.dialects.postgres_approvals import PostgresApprovals
+from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
+from opsloom.store.dialects.postgres_triggers import PostgresTriggers, close_runs
 from opsloom.store.dialects.postgres_writer import Op, PostgresWriter
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
@@ -80,7 +83,7 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(PostgresSchedules):
+class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity):
     """The shared, networked store."""
 
     dialect = "postgres"
@@ -522,7 +525,10 @@ class PostgresStore(PostgresSchedules):
         async def op(conn: Conn) -> None:
             await q.fenced_upsert_step(conn, fence, step)
 
-        return self._write(op)  # type: ignore[no-any-return]
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        # One fenced upsert (a refused one only reads the fence to say why).
+        return self._writer.submit(op, one_statement=True)
 
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         async def op(conn: Conn) -> None:
@@ -593,6 +599,7 @@ class PostgresStore(PostgresSchedules):
                 raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
             await q.close_run(conn, fence.run_id, status, output, error_blob, now, sources)
             await ev.drop_subscriptions(conn, fence.run_id)
+            await close_runs(conn, fence.run_id, now)
 
         return self._write(op, _DONE)  # type: ignore[no-any-return]
 

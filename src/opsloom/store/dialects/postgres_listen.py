@@ -44,6 +44,7 @@ class Listener:
         self._callbacks: dict[str, list[Callable[[], None]]] = {"work": [], "done": []}
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._stopping = False
 
     def add(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
         self._callbacks[topic].append(callback)
@@ -56,9 +57,12 @@ class Listener:
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag ends the loop even if a cancellation is lost on its way through the
+            # driver; the wait is bounded so that closing a store never hangs on it.
+            self._stopping = True
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
             self._task = None
 
     def _call(self, topics: tuple[str, ...]) -> None:
@@ -72,7 +76,7 @@ class Listener:
     async def _serve(self) -> None:
         backoff = 0.1
         first = True
-        while True:
+        while not self._stopping:
             conn: Conn | None = None
             try:
                 conn = await self._connect()
@@ -97,7 +101,7 @@ class Listener:
                         await conn.close()
 
     async def _receive(self, conn: Conn) -> None:
-        while True:
+        while not self._stopping:
             heard = False
             async for notify in conn.notifies(timeout=_IDLE_CHECK_SECONDS):
                 heard = True
