@@ -56,7 +56,7 @@ class HookReceiver:
         self.rejections = rejections or RejectionCounter()
 
 
-def hook_receiver(request: Request) -> HookReceiver:
+async def hook_receiver(request: Request) -> HookReceiver:
     """The API's :class:`HookReceiver`, created from the environment on first use."""
     state = request.app.state
     receiver: HookReceiver | None = getattr(state, "hooks", None)
@@ -66,7 +66,7 @@ def hook_receiver(request: Request) -> HookReceiver:
     return receiver
 
 
-def _app(request: Request) -> App:
+async def _app(request: Request) -> App:
     app: App = request.app.state.opsloom
     return app
 
