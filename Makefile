@@ -25,11 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# e.g. make bench ARGS='--store postgresql://postgres@127.0.0.1:5432/test'
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python bench/dsl.py
 
 bench-peers: $(STAMP)
-	$(BIN)/python bench/run.py --peers
+	$(BIN)/python bench/run.py --peers $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -1,14 +1,15 @@
 """The workflows the benchmark runs, in one place for the embedded and the subprocess worker.
 
-W1-W3 build their own :class:`~opsloom.App` with :func:`build` (embedded worker, a fresh
-database). W4 runs ``opsloom worker --app flows:app`` from this folder, which loads ``app``
-below; the CLI gives it its database and worker options.
+On SQLite, W1-W3 build their own :class:`~opsloom.App` with :func:`build` (embedded worker, a
+fresh database). W4, and every workload on PostgreSQL, run ``opsloom worker --app flows:app``
+from this folder, which loads ``app`` below; the CLI gives it its database and worker options.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from opsloom import App, Context, WorkerOptions, current_step
 
@@ -39,12 +40,12 @@ async def waiting(ctx: Context, i: int) -> bool:
 
 
 async def logged_step(log_path: str, number: int, seconds: float) -> int:
-    """Append "<run_id> <number>" on entry: a body that is run twice shows up twice.
+    """Append "<run_id> <number> <pid>" on entry: a body that is run twice shows up twice.
 
     One ``write(2)`` on an ``O_APPEND`` descriptor, so lines of concurrent steps (and of two
     worker processes) never interleave.
     """
-    line = f"{current_step().run_id} {number}\n".encode()
+    line = f"{current_step().run_id} {number} {os.getpid()}\n".encode()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
@@ -62,6 +63,16 @@ async def crash(ctx: Context, log_path: str) -> int:
     return await ctx.step(logged_step, log_path, 3, 0.0)
 
 
+def stamp() -> float:
+    """The wall clock when this step body starts (the client compares it with its own)."""
+    return time.time()
+
+
+async def pickup(ctx: Context) -> float:
+    """Idle pickup latency: one step that tells when a worker began executing the run."""
+    return float(await ctx.step(stamp))
+
+
 def build(
     database_url: str | None = None,
     *,
@@ -72,7 +83,8 @@ def build(
     app = App(database_url, worker=worker, sqlite_synchronous=synchronous)
     app.step(name="add_one")(add_one)
     app.step(name="logged_step")(logged_step)
-    for fn in (chain, fanout, waiting, crash):
+    app.step(name="stamp")(stamp)
+    for fn in (chain, fanout, waiting, crash, pickup):
         app.workflow(name=fn.__name__)(fn)
     return app
 

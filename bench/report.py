@@ -224,10 +224,21 @@ def verdict(met: bool | None) -> str:
     return "[green]met[/green]" if met else "[bold red]NOT met[/bold red]"
 
 
-def results_table(records: list[Record], scale: float, load: str) -> Table:
-    title = f"opsloom on SQLite ({os.cpu_count()} CPUs; load average {load} at the start)"
+def figures_table(
+    title: str,
+    records: list[Record],
+    figures: dict[str, list[Figure]],
+    *,
+    column: tuple[str, str] | None = None,
+    scale: float = 1.0,
+) -> Table:
+    """One section per record: its figures, their targets and verdicts.
+
+    ``column`` (header, record field) adds a column that tells records of one workload apart.
+    """
     table = Table(title=title, title_justify="left")
-    for name in ("workload", "sync", "figure", "value", "target", "verdict"):
+    names = ["workload", *([column[0]] if column else []), "figure", "value", "target", "verdict"]
+    for name in names:
         table.add_column(name, justify="right" if name == "value" else "left")
     for record in records:
         workload = str(record.get("workload"))
@@ -236,7 +247,7 @@ def results_table(records: list[Record], scale: float, load: str) -> Table:
             rows.append(("[red]error[/red]", "", "", escape(str(record["error"])[:80])))
         if record.get("timed_out"):
             rows.append(("[yellow]timed out[/yellow]", "", "", "partial figures"))
-        for figure in FIGURES.get(workload, []):
+        for figure in figures.get(workload, []):
             value = record.get(figure.field)
             target_text, mark = "", ""
             if figure.target is not None:
@@ -247,8 +258,8 @@ def results_table(records: list[Record], scale: float, load: str) -> Table:
                 mark = verdict(figure.target.met(record, None if value is None else float(value)))
             rows.append((figure.label, fmt(figure.fmt, value), target_text, mark))
         for index, row in enumerate(rows):
-            head = (workload, str(record.get("synchronous", ""))) if index == 0 else ("", "")
-            table.add_row(*head, *row)
+            head = [workload, *([str(record.get(column[1], ""))] if column else [])]
+            table.add_row(*(head if index == 0 else [""] * len(head)), *row)
         table.add_section()
     if scale != 1.0:
         table.caption = (
@@ -256,6 +267,11 @@ def results_table(records: list[Record], scale: float, load: str) -> Table:
             "size; read these verdicts as indicative only"
         )
     return table
+
+
+def results_table(records: list[Record], scale: float, load: str) -> Table:
+    title = f"opsloom on SQLite ({os.cpu_count()} CPUs; load average {load} at the start)"
+    return figures_table(title, records, FIGURES, column=("sync", "synchronous"), scale=scale)
 
 
 def advantage(ours: float, theirs: float, higher_is_better: bool) -> str:
@@ -270,10 +286,14 @@ def advantage(ours: float, theirs: float, higher_is_better: bool) -> str:
     return f"[red]{1 / factor:,.1f}x worse[/red]"
 
 
-def peers_table(pairs: list[tuple[Record, Record]]) -> Table:
-    table = Table(
-        title="opsloom versus DBOS (both on SQLite, durable settings)", title_justify="left"
-    )
+def peers_table(
+    pairs: list[tuple[Record, Record]],
+    *,
+    title: str = "opsloom versus DBOS (both on SQLite, durable settings)",
+    w1_factor: float = PEER_W1_FACTOR,
+    comparisons: dict[str, list[Comparison]] | None = None,
+) -> Table:
+    table = Table(title=title, title_justify="left")
     for name in (
         "workload",
         "figure",
@@ -296,15 +316,15 @@ def peers_table(pairs: list[tuple[Record, Record]]) -> Table:
                 workload, "[yellow]DBOS[/yellow]", "", "", "", escape(str(note)[:60]), "", ""
             )
             first = False
-        for row in COMPARISONS.get(workload, []):
+        for row in (comparisons or COMPARISONS).get(workload, []):
             a, b = row.opsloom(ours), row.dbos(theirs)
             known = a is not None and b is not None and row.higher_is_better is not None
             ratio = f"{a / b:,.2f}" if known and b else "—"
             better = advantage(a, b, row.higher_is_better) if known else ""
             target, mark = "", ""
             if workload == "W1" and row.label == "workflows/s":
-                target = f"≥ {PEER_W1_FACTOR:g}x DBOS"
-                mark = verdict(None if a is None or b is None else a >= PEER_W1_FACTOR * b)
+                target = f"≥ {w1_factor:g}x DBOS"
+                mark = verdict(None if a is None or b is None else a >= w1_factor * b)
             table.add_row(
                 workload if first else "",
                 row.label,
@@ -323,7 +343,7 @@ def peers_table(pairs: list[tuple[Record, Record]]) -> Table:
         for ours, theirs in pairs
     ):
         notes.append(
-            "W3 ran fewer runs on DBOS (it cannot park 100,000 on SQLite in its "
+            "W3 ran fewer runs on DBOS (it cannot park 100,000 in its "
             "time budget): compare the per-run rates, not the seconds."
         )
     if any(str(ours.get("workload")) == "W4" for ours, _ in pairs):

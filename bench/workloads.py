@@ -1,6 +1,7 @@
-"""The benchmark workloads on opsloom, one per process, each in a fresh SQLite database.
+"""The benchmark workloads on opsloom, one per process, each on a fresh database.
 
     .venv/bin/python bench/workloads.py --workload W1 [--scale 1.0] [--synchronous FULL]
+    .venv/bin/python bench/workloads.py --workload W1 --store postgresql://… --workers 2
 
 ``bench/run.py`` starts one such process per workload (so memory and imports of one workload
 never leak into the next) and reads the single JSON line it prints on stdout; everything else
@@ -8,28 +9,32 @@ goes to stderr. Every workload bounds itself: phases give up at their own deadli
 watchdog thread prints the figures gathered so far with ``"timed_out": true`` and ends the
 process if the whole workload runs past its hard cap.
 
-W1-W3 run an embedded worker inside this process (``async with app``); W4 runs
-``opsloom worker`` subprocesses and kills one of them with SIGKILL.
+On SQLite (the default), W1-W3 run an embedded worker inside this process (``async with
+app``); W4 runs ``opsloom worker`` subprocesses and kills one of them with SIGKILL. With
+``--store postgresql://…`` every workload runs in a fresh schema of that database, executed by
+``--workers`` worker processes (``pg_workloads.py``), and ``PICKUP`` measures the idle pickup
+latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import flows
+import pg
+import pg_workloads
 import psutil
 from measure import (
     Figures,
@@ -45,6 +50,7 @@ from measure import (
     scaled,
     take_stdout,
 )
+from workers import spawn_worker, step_lines, stop_worker, tail
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,7 +65,7 @@ W4_LEASE_SECONDS = 5.0
 W4_KILL_AFTER_SECONDS = 1.0
 
 #: Whole-workload caps (seconds) enforced by the watchdog; phases have tighter deadlines.
-HARD_CAP = {"W1": 300.0, "W2": 300.0, "W3": 1_200.0, "W4": 300.0}
+HARD_CAP = {"W1": 300.0, "W2": 300.0, "W3": 1_200.0, "W4": 300.0, "PICKUP": 600.0}
 
 
 # --- W1: chain -----------------------------------------------------------------------------
@@ -216,68 +222,6 @@ async def w3_waiting(fig: Figures, url: str, db_path: Path, scale: float, synchr
 # --- W4: SIGKILL and recovery --------------------------------------------------------------
 
 
-def worker_command(url: str, concurrency: int) -> list[str]:
-    script = Path(sys.executable).with_name("opsloom")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "opsloom.cli.main"]
-    return [
-        *head,
-        "worker",
-        "--app",
-        "flows:app",
-        "--db",
-        url,
-        "--concurrency",
-        str(concurrency),
-        "--lease",
-        f"{W4_LEASE_SECONDS:g}",
-        "--grace",
-        "5",
-    ]
-
-
-def spawn_worker(
-    fig: Figures, url: str, concurrency: int, synchronous: str, log_file: Path
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OPSLOOM_SQLITE_SYNCHRONOUS": synchronous}
-    with log_file.open("ab") as err:
-        proc = subprocess.Popen(
-            worker_command(url, concurrency),
-            cwd=HERE,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-        )
-    fig.add_child(proc)
-    return proc
-
-
-def step_lines(log_path: Path) -> collections.Counter[tuple[str, int]]:
-    counts: collections.Counter[tuple[str, int]] = collections.Counter()
-    if log_path.exists():
-        for line in log_path.read_text().splitlines():
-            run_id, number = line.split()
-            counts[(run_id, int(number))] += 1
-    return counts
-
-
-def tail(path: Path, size: int = 600) -> str:
-    """The end of a log file, for an error message (the folder is removed afterwards)."""
-    if not path.exists():
-        return f"{path.name} is empty"
-    return path.read_bytes()[-size:].decode(errors="replace")
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def w4_crash(
     fig: Figures, url: str, db_path: Path, work_dir: Path, scale: float, synchronous: str
 ) -> None:
@@ -298,7 +242,9 @@ async def w4_crash(
         )
     log(f"W4: {n} runs recorded; starting the first worker")
 
-    first = spawn_worker(fig, url, n, synchronous, worker_log)
+    first = spawn_worker(
+        fig, url, worker_log, concurrency=n, lease_seconds=W4_LEASE_SECONDS, synchronous=synchronous
+    )
     deadline = time.monotonic() + 60
     while not steps_log.exists() or steps_log.stat().st_size == 0:
         if first.poll() is not None or time.monotonic() > deadline:
@@ -328,7 +274,14 @@ async def w4_crash(
         log(f"W4: worker killed; runs by status {at_kill}; starting the second worker")
 
         t_restart = time.perf_counter()
-        second = spawn_worker(fig, url, n, synchronous, worker_log)
+        second = spawn_worker(
+            fig,
+            url,
+            worker_log,
+            concurrency=n,
+            lease_seconds=W4_LEASE_SECONDS,
+            synchronous=synchronous,
+        )
         try:
             done = await counter.until(
                 "completed", n, time.monotonic() + W4_LEASE_SECONDS + 60, "W4 recovery"
@@ -368,7 +321,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workload", required=True, choices=["W1", "W2", "W3", "W4"])
+    parser.add_argument(
+        "--workload", required=True, type=str.upper, choices=["W1", "W2", "W3", "W4", "PICKUP"]
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="size factor (default 1.0)")
     parser.add_argument(
         "--synchronous",
@@ -382,9 +337,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="where to put the database (default: a fresh temporary folder, removed afterwards)",
     )
+    parser.add_argument(
+        "--store",
+        help="postgresql://… to run on PostgreSQL in a fresh schema (default: SQLite in --dir)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes on PostgreSQL (default 1)"
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
+    if args.store and not pg.is_postgres(args.store):
+        parser.error("--store must be a postgresql:// URL (SQLite is the default)")
+    if args.workload == "PICKUP" and not args.store:
+        parser.error("PICKUP measures worker processes on PostgreSQL: pass --store")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
 
 
@@ -396,35 +364,52 @@ def main() -> int:
         tempfile.mkdtemp(prefix=f"opsloom-bench-{args.workload.lower()}-") if own_dir else args.dir
     ).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    db_path = work_dir / f"{args.workload.lower()}.db"
-    if db_path.exists():
-        raise SystemExit(f"refusing to reuse {db_path}: the benchmark needs a fresh database")
-    url = f"sqlite:///{db_path}"
+    base: dict[str, Any] = {
+        "engine": "opsloom",
+        "workload": args.workload,
+        "scale": args.scale,
+        "opsloom_version": opsloom_version(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    if args.store:
+        schema = f"bench_{args.workload.lower()}_{os.getpid()}"
+        url = pg.with_schema(args.store, schema)
+        base.update(store="postgresql", schema=schema, **pg.server_facts(args.store))
+    else:
+        db_path = work_dir / f"{args.workload.lower()}.db"
+        if db_path.exists():
+            raise SystemExit(f"refusing to reuse {db_path}: the benchmark needs a fresh database")
+        url = f"sqlite:///{db_path}"
+        base.update(store="sqlite", synchronous=args.synchronous)
 
     def cleanup() -> None:
+        if args.store:
+            try:
+                pg.drop_schema(args.store, schema)
+            except Exception as exc:  # the figures matter more than a leftover schema
+                log(f"could not drop schema {schema}: {exc!r}")
         if own_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    fig = Figures(
-        out_fd,
-        {
-            "engine": "opsloom",
-            "workload": args.workload,
-            "synchronous": args.synchronous,
-            "scale": args.scale,
-            "opsloom_version": opsloom_version(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
-        HARD_CAP[args.workload],
-        cleanup,
-    )
-    workloads: dict[str, Callable[[], Awaitable[None]]] = {
-        "W1": lambda: w1_chain(fig, url, db_path, args.scale, args.synchronous),
-        "W2": lambda: w2_fanout(fig, url, args.scale, args.synchronous),
-        "W3": lambda: w3_waiting(fig, url, db_path, args.scale, args.synchronous),
-        "W4": lambda: w4_crash(fig, url, db_path, work_dir, args.scale, args.synchronous),
-    }
+    fig = Figures(out_fd, base, HARD_CAP[args.workload], cleanup)
+    workloads: dict[str, Callable[[], Awaitable[None]]]
+    if args.store:
+        n = args.workers
+        workloads = {
+            "W1": lambda: pg_workloads.w1_chain(fig, url, schema, work_dir, args.scale, n),
+            "W2": lambda: pg_workloads.w2_fanout(fig, url, work_dir, args.scale, n),
+            "W3": lambda: pg_workloads.w3_waiting(fig, url, schema, work_dir, args.scale, n),
+            "W4": lambda: pg_workloads.w4_crash(fig, url, schema, work_dir, args.scale, n),
+            "PICKUP": lambda: pg_workloads.pickup_latency(fig, url, work_dir, args.scale, n),
+        }
+    else:
+        workloads = {
+            "W1": lambda: w1_chain(fig, url, db_path, args.scale, args.synchronous),
+            "W2": lambda: w2_fanout(fig, url, args.scale, args.synchronous),
+            "W3": lambda: w3_waiting(fig, url, db_path, args.scale, args.synchronous),
+            "W4": lambda: w4_crash(fig, url, db_path, work_dir, args.scale, args.synchronous),
+        }
     cpu = psutil.Process().cpu_times()
     status = 0
     try:

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""DBOS peer for the opsloom benchmark: workloads W1-W4 on DBOS with a SQLite system database.
+"""DBOS peer for the opsloom benchmark: workloads W1-W4 on DBOS (SQLite or PostgreSQL).
 
 Runs only with the interpreter of ``bench/.venv-dbos`` (see ``run_dbos.sh``); DBOS is never
 a dependency of opsloom itself.
 
     python bench/peers/dbos_workloads.py --workload W1 [--dir TMPDIR] [--scale 1.0]
+        [--system-database-url postgresql://user@host:5432/fresh_db]
 
-Each invocation uses a fresh SQLite system database file inside ``--dir`` and prints exactly one
+Each invocation uses a fresh SQLite system database file inside ``--dir`` (or the PostgreSQL
+database given, which must be fresh: the caller creates and drops it) and prints exactly one
 JSON line on stdout when it finishes; everything else (DBOS's own logging included) goes to
 stderr. A watchdog bounds every run: when the hard cap is reached the figures gathered so far are
 printed with ``"timed_out": true`` and the process exits.
@@ -172,20 +174,60 @@ def prepare_journal(db_path: Path, journal: str) -> None:
         raise SystemExit(f"could not switch {db_path} to WAL (got {mode})")
 
 
-def dbos_config(db_path: Path) -> DBOSConfig:
-    # DBOS 3.x selects its SQLite system database purely from the URL scheme
-    # (SystemDatabase.create picks the SQLite implementation for "sqlite..." URLs); an
-    # absolute path gives the four-slash form sqlite:////abs/path.
+class SystemDb:
+    """DBOS's system database: a SQLite file (as shipped) or a PostgreSQL database.
+
+    The benchmark reads it beside DBOS (parked, pending and checkpointed counts), so it knows
+    where each kind keeps its tables: DBOS puts them in the schema ``dbos`` on PostgreSQL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite:")
+
+    @classmethod
+    def sqlite(cls, path: Path) -> SystemDb:
+        # DBOS 3.x selects its SQLite system database purely from the URL scheme
+        # (SystemDatabase.create picks the SQLite implementation for "sqlite..." URLs); an
+        # absolute path gives the four-slash form sqlite:////abs/path.
+        return cls(f"sqlite:///{path}")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.url.removeprefix("sqlite:///"))
+
+    def table(self, name: str) -> str:
+        return name if self.is_sqlite else f"dbos.{name}"
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one read query through a connection of our own.
+
+        SQLite is not opened read-only: after a SIGKILL the file may carry a hot rollback
+        journal, and SQLite must be able to roll it back before anyone can read.
+        """
+        if self.is_sqlite:
+            conn = sqlite3.connect(self.path, timeout=30.0)
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+        import psycopg  # a dependency of DBOS itself, for its PostgreSQL system database
+
+        with psycopg.connect(self.url, autocommit=True) as pg_conn:
+            return pg_conn.execute(sql.encode()).fetchall()
+
+
+def dbos_config(db: SystemDb) -> DBOSConfig:
     return {
         "name": APP_NAME,
-        "system_database_url": f"sqlite:///{db_path}",
+        "system_database_url": db.url,
         # Per-workflow INFO logs are not part of what is measured.
         "log_level": "WARNING",
     }
 
 
-def launch_dbos(db_path: Path) -> None:
-    DBOS(config=dbos_config(db_path))
+def launch_dbos(db: SystemDb) -> None:
+    DBOS(config=dbos_config(db))
     DBOS.launch()
 
 
@@ -262,8 +304,8 @@ def crash_workflow(log_path: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def run_w1(rep: Reporter, db_path: Path, scale: float) -> None:
-    launch_dbos(db_path)
+def run_w1(rep: Reporter, db: SystemDb, scale: float) -> None:
+    launch_dbos(db)
     n = scaled(W1_WORKFLOWS, scale)
     # Start method: DBOS.start_workflow on a sync workflow (one executor thread per workflow).
     # Measured on this machine at n=2000 against the alternatives DBOS offers: start_workflow
@@ -331,8 +373,8 @@ async def w2_main(rep: Reporter, n: int) -> None:
     )
 
 
-def run_w2(rep: Reporter, db_path: Path, scale: float) -> None:
-    launch_dbos(db_path)
+def run_w2(rep: Reporter, db: SystemDb, scale: float) -> None:
+    launch_dbos(db)
     n = scaled(W2_WORKFLOWS, scale)
     rep.update(n=n, fanout=W2_FANOUT, fanout_method="asyncio.gather of async steps")
     asyncio.run(w2_main(rep, n))
@@ -376,31 +418,18 @@ class RssSampler:
         return round(self.peak_bytes / (1024 * 1024), 1)
 
 
-def query_db(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Run one read query on the system database through a connection of our own.
-
-    Not opened read-only: after a SIGKILL the file may carry a hot rollback journal, and
-    SQLite must be able to roll it back before anyone can read.
-    """
-    conn = sqlite3.connect(db_path, timeout=30.0)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def count_parked(db_path: Path) -> int:
+def count_parked(db: SystemDb) -> int:
     """Workflows whose recv has finished its setup.
 
     recv records its durable timeout as a "DBOS.sleep" operation before it starts waiting,
     so counting those rows in the system database tells how many runs are really parked,
     not merely started.
     """
-    sql = "SELECT count(*) FROM operation_outputs WHERE function_name = 'DBOS.sleep'"
-    return int(query_db(db_path, sql)[0][0])
+    table = db.table("operation_outputs")
+    return int(db.query(f"SELECT count(*) FROM {table} WHERE function_name = 'DBOS.sleep'")[0][0])
 
 
-async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) -> None:
+async def w3_main(rep: Reporter, db: SystemDb, n: int, start_concurrency: int) -> None:
     rss = RssSampler()
     rep.update(peak_rss_mb=rss.peak_mb)
     recv_timeout_s = 3600.0  # far beyond the hard cap: nobody may time out of recv
@@ -428,7 +457,7 @@ async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) 
     log(f"W3: all {n} started after {t_started:.1f}s; waiting until parked")
     parked = 0
     while parked < n:
-        parked = await asyncio.to_thread(count_parked, db_path)
+        parked = await asyncio.to_thread(count_parked, db)
         rep.update(parked=parked, peak_rss_mb=rss.peak_mb)
         if parked < n:
             await asyncio.sleep(0.25)
@@ -469,11 +498,11 @@ async def w3_main(rep: Reporter, db_path: Path, n: int, start_concurrency: int) 
     )
 
 
-def run_w3(rep: Reporter, db_path: Path, scale: float) -> None:
-    launch_dbos(db_path)
+def run_w3(rep: Reporter, db: SystemDb, scale: float) -> None:
+    launch_dbos(db)
     n = scaled(W3_BASE, scale)
     rep.update(n=n, signal_method="DBOS.send_async, one message per run")
-    asyncio.run(w3_main(rep, db_path, n, start_concurrency=64))
+    asyncio.run(w3_main(rep, db, n, start_concurrency=64))
     rep.emit()
     shutdown_dbos()
 
@@ -502,7 +531,7 @@ def read_line(proc: subprocess.Popen[bytes], deadline: float) -> str | None:
 
 
 def spawn_worker(
-    rep: Reporter, phase: str, db_path: Path, log_path: Path, n: int
+    rep: Reporter, phase: str, db: SystemDb, log_path: Path, n: int
 ) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -512,7 +541,7 @@ def spawn_worker(
         "--phase",
         phase,
         "--db",
-        str(db_path),
+        db.url,
         "--step-log",
         str(log_path),
         "--n",
@@ -523,9 +552,10 @@ def spawn_worker(
     return proc
 
 
-def status_counts(db_path: Path) -> dict[str, int]:
+def status_counts(db: SystemDb) -> dict[str, int]:
     """Workflow states straight from the system database (no DBOS process is running)."""
-    rows = query_db(db_path, "SELECT status, count(*) FROM workflow_status GROUP BY status")
+    table = db.table("workflow_status")
+    rows = db.query(f"SELECT status, count(*) FROM {table} GROUP BY status")
     return {str(state): int(count) for state, count in rows}
 
 
@@ -550,20 +580,19 @@ def wait_for_steps(proc: subprocess.Popen[bytes], log_path: Path, deadline: floa
     return False
 
 
-def checkpointed_steps(db_path: Path) -> set[tuple[str, int]]:
+def checkpointed_steps(db: SystemDb) -> set[tuple[str, int]]:
     """(workflow, step number) pairs whose step output DBOS had committed.
 
     crash_workflow records nothing but its three steps, so function IDs 1..3 are steps 1..3.
     """
-    rows = query_db(
-        db_path,
-        "SELECT workflow_uuid, function_id FROM operation_outputs"
-        " WHERE workflow_uuid LIKE 'w4-%' AND error IS NULL",
+    rows = db.query(
+        f"SELECT workflow_uuid, function_id FROM {db.table('operation_outputs')}"
+        " WHERE workflow_uuid LIKE 'w4-%' AND error IS NULL"
     )
     return {(str(wf), int(fid)) for wf, fid in rows}
 
 
-def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: float) -> None:
+def run_w4(rep: Reporter, db: SystemDb, scale: float, work_dir: Path, cap_s: float) -> None:
     """Same protocol as opsloom's W4: all runs are recorded first by a process that runs none of
     them, a worker process picks them up, and it is SIGKILLed 1 s after its first step began.
 
@@ -575,20 +604,20 @@ def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: fl
     rep.update(n=n, kill_after_s=W4_KILL_AFTER_S, start_method=f"queue '{W4_QUEUE}'")
     deadline = time.monotonic() + cap_s
 
-    recorder = spawn_worker(rep, "record", db_path, log_path, n)
+    recorder = spawn_worker(rep, "record", db, log_path, n)
     if read_line(recorder, deadline) != "recorded" or recorder.wait() != 0:
         raise RuntimeError("W4: the recording process failed")
     log(f"W4: {n} runs enqueued; starting the first worker")
 
-    first = spawn_worker(rep, "start", db_path, log_path, n)
+    first = spawn_worker(rep, "start", db, log_path, n)
     if not wait_for_steps(first, log_path, deadline):
         first.kill()
         raise RuntimeError("W4: the first worker never ran a step")
     time.sleep(W4_KILL_AFTER_S)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    states = status_counts(db_path)
-    done_at_kill = checkpointed_steps(db_path)
+    states = status_counts(db)
+    done_at_kill = checkpointed_steps(db)
     rep.update(
         completed_before_kill=states.get("SUCCESS", 0),
         pending_at_kill=states.get("PENDING", 0),
@@ -598,7 +627,7 @@ def run_w4(rep: Reporter, db_path: Path, scale: float, work_dir: Path, cap_s: fl
     log(f"W4: worker killed; workflow states in the system database: {states}")
 
     t_restart = time.perf_counter()
-    second = spawn_worker(rep, "recover", db_path, log_path, n)
+    second = spawn_worker(rep, "recover", db, log_path, n)
     line = read_line(second, deadline)
     recovery_s = time.perf_counter() - t_restart
     if line is None:
@@ -631,10 +660,10 @@ def worker_main(args: argparse.Namespace) -> None:
              thread takes any still enqueued). It reports once no run is pending.
     """
     out_fd = take_stdout()
-    db_path = Path(args.db)
+    db = SystemDb(args.db)
     deadline = time.monotonic() + HARD_CAP_S
     if args.phase == "record":
-        DBOS(config=dbos_config(db_path))
+        DBOS(config=dbos_config(db))
         DBOS.listen_queues([])  # must precede launch: this process runs none of the runs
         DBOS.launch()
         queue = DBOS.register_queue(W4_QUEUE)
@@ -646,13 +675,13 @@ def worker_main(args: argparse.Namespace) -> None:
         os._exit(0)
 
     if args.phase == "start":
-        launch_dbos(db_path)
+        launch_dbos(db)
         while time.monotonic() < deadline:  # never exits on its own before the parent's kill
             time.sleep(0.5)
         os._exit(3)
 
     t0 = time.perf_counter()
-    launch_dbos(db_path)
+    launch_dbos(db)
     timed_out = True
     while time.monotonic() < deadline:
         # Only the unfinished runs are listed while polling, to keep the poll itself light.
@@ -713,6 +742,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="'default' leaves DBOS as shipped (rollback journal); 'wal' switches "
         "the fresh file to WAL first",
     )
+    p.add_argument(
+        "--system-database-url",
+        help="a fresh PostgreSQL database for DBOS's system tables, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/dbos_bench (default: a SQLite file in --dir)",
+    )
     # Internal: W4 worker processes.
     p.add_argument("--role", choices=["bench", "worker"], default="bench", help=argparse.SUPPRESS)
     p.add_argument("--phase", choices=["record", "start", "recover"], help=argparse.SUPPRESS)
@@ -741,8 +775,11 @@ def main() -> None:
     work_dir = Path(tempfile.mkdtemp(prefix="dbos-bench-")) if own_dir else Path(args.dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = work_dir.resolve()
-    db_path = fresh_db_path(work_dir, args.workload.lower())
-    prepare_journal(db_path, args.sqlite_journal)
+    if args.system_database_url:
+        db = SystemDb(args.system_database_url)
+    else:
+        db = SystemDb.sqlite(fresh_db_path(work_dir, args.workload.lower()))
+        prepare_journal(db.path, args.sqlite_journal)
 
     def cleanup() -> None:
         if own_dir:
@@ -754,7 +791,8 @@ def main() -> None:
             "engine": "dbos",
             "workload": args.workload,
             "dbos_version": dbos_version(),
-            "sqlite_journal": args.sqlite_journal,
+            "system_database": "sqlite" if db.is_sqlite else "postgresql",
+            "sqlite_journal": args.sqlite_journal if db.is_sqlite else None,
             "scale": scale,
         },
         args.cap_seconds,
@@ -762,13 +800,13 @@ def main() -> None:
     )
     try:
         if args.workload == "W1":
-            run_w1(rep, db_path, scale)
+            run_w1(rep, db, scale)
         elif args.workload == "W2":
-            run_w2(rep, db_path, scale)
+            run_w2(rep, db, scale)
         elif args.workload == "W3":
-            run_w3(rep, db_path, scale)
+            run_w3(rep, db, scale)
         else:
-            run_w4(rep, db_path, scale, work_dir, args.cap_seconds)
+            run_w4(rep, db, scale, work_dir, args.cap_seconds)
     except Exception as exc:
         log(f"{args.workload} failed: {exc!r}")
         rep.update(error=repr(exc))
