@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,11 @@ class Settings(BaseSettings):
         api_token: an extra bearer token that acts as an admin (bootstrap and automation); the
             API always requires a token (see :mod:`opsloom.api.auth`).
         intake_max_pending: events waiting to be stored beyond which intake answers 503.
+        secrets_file: a YAML or JSON mapping of secret names to values, what workflow
+            documents see as ``$secrets`` (each document only those it declares in
+            ``use.secrets``).
+        decisions_dir: a folder of decision tables (``*.yaml``) that ``decide:1.0.0`` and
+            approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
     """
@@ -30,6 +37,8 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
     intake_max_pending: int = Field(default=10_000, ge=1)
+    secrets_file: Path | None = None
+    decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
     lease_seconds: float = Field(default=30.0, gt=0)

@@ -26,6 +26,7 @@ import httpx
 from opsloom.dsl.expr import DEFAULT_TIMEOUT, Evaluator
 from opsloom.dsl.interpreter import Interpreter
 from opsloom.errors import (
+    ConfigurationError,
     InputError,
     OpsloomError,
     WorkflowNotFoundError,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from opsloom.clock import Clock
     from opsloom.dsl.catalog import Catalog
     from opsloom.dsl.document import Document
+    from opsloom.humans.decide import DecisionTables
+    from opsloom.settings import Settings
 
 log = logging.getLogger("opsloom.dsl")
 
@@ -70,6 +73,36 @@ class DslOptions:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+def load_secrets(settings: Settings | None) -> dict[str, Any]:
+    """The secrets of ``OPSLOOM_SECRETS_FILE`` (a YAML or JSON mapping), if one is set."""
+    path = None if settings is None else settings.secrets_file
+    if path is None:
+        return {}
+    from ruamel.yaml import YAML
+
+    try:
+        data = YAML(typ="safe").load(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the secrets file {path}: {exc}") from exc
+    except Exception as exc:  # a parse error: never echo the file's content
+        raise ConfigurationError(f"the secrets file {path} is not valid YAML or JSON") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigurationError(f"the secrets file {path} must map secret names to values")
+    return dict(data)
+
+
+def load_decision_tables(settings: Settings | None) -> DecisionTables | None:
+    """The tables of ``OPSLOOM_DECISIONS_DIR``, if one is set."""
+    folder = None if settings is None else settings.decisions_dir
+    if folder is None:
+        return None
+    from opsloom.humans.decide import DecisionTables
+
+    return DecisionTables.load_directory(folder)
+
+
 class DslRuntime:
     """Runs Serverless Workflow documents on an :class:`~opsloom.app.App`.
 
@@ -84,13 +117,20 @@ class DslRuntime:
         self, app: App, options: DslOptions | None = None, *, catalog: Catalog | None = None
     ) -> None:
         self.app = app
-        self.options = options or DslOptions()
+        settings = None
+        if options is None or catalog is None:
+            from opsloom.settings import load_settings
+
+            settings = load_settings()
+        self.options = options or DslOptions(secrets=load_secrets(settings))
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
         if catalog is None:
             from opsloom.dsl.catalog import default_catalog
 
-            catalog = default_catalog(client_factory=self.http_client)
+            catalog = default_catalog(
+                decision_tables=load_decision_tables(settings), client_factory=self.http_client
+            )
         self.catalog: Catalog | None = catalog
         self._interpreters: dict[tuple[str, str], Interpreter] = {}
         self._digests: dict[tuple[str, str], str] = {}
