@@ -115,13 +115,22 @@ class Scenario:
             elapsed = time.monotonic() - self.began
             if elapsed > DEADLINE:
                 raise AssertionError(
-                    f"only {done} of {RUNS} runs completed after {DEADLINE:.0f}s\n"
-                    f"{self.lab.diagnostics()}"
+                    f"only {done} of {RUNS} runs completed after {DEADLINE:.0f}s; "
+                    f"open: {self._open_runs()}\n{self.lab.diagnostics()}"
                 )
             if not self.alive():
                 raise AssertionError(f"every worker died\n{self.lab.diagnostics()}")
             await disrupt(done, elapsed)
             await asyncio.sleep(0.1)
+
+    def _open_runs(self) -> list[tuple[Any, ...]]:
+        """The runs not completed, with their job, for the failure message."""
+        return self.lab.query(
+            "SELECT r.id, r.status, r.recovered, r.error, j.owner, j.token, j.available_at, "
+            "j.lease_expires_at, j.nudged, j.blocked, "
+            "(SELECT count(*) FROM steps s WHERE s.run_id = r.id) "
+            "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id WHERE r.status <> 'completed'"
+        )
 
     def verify(self, name: str) -> dict[str, Any]:
         """The scenario's invariants; returns (and prints) its counts."""

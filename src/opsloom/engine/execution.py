@@ -199,6 +199,11 @@ class Execution(StepRunner, Events, Waits):
         fatal = self.fatal
         if isinstance(fatal, LeaseLostError):
             return
+        if isinstance(fatal, StoreError):
+            # The store, not the workflow, failed (a lost connection, an unknown commit
+            # outcome): the run is left to be recovered from its history when the lease
+            # expires. Failing it here would turn a transient outage into a failed run.
+            raise fatal
         assert fatal is not None
         # A diverged replay cannot be trusted to know what to undo: fail without compensation.
         error = _error_dict(fatal)

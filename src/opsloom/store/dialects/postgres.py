@@ -43,7 +43,7 @@ from opsloom.store.dialects.postgres_approvals import PostgresApprovals
 from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
-from opsloom.store.dialects.postgres_triggers import PostgresTriggers, close_runs
+from opsloom.store.dialects.postgres_triggers import PostgresTriggers
 from opsloom.store.dialects.postgres_writer import Op, PostgresWriter
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
@@ -591,15 +591,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         sources = sources_of(status)
 
         async def op(conn: Conn) -> None:
-            cur = await conn.execute(
-                "DELETE FROM jobs WHERE run_id = %s AND owner = %s AND token = %s",
-                (fence.run_id, fence.owner, fence.token),
-            )
-            if cur.rowcount != 1:
-                raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
-            await q.close_run(conn, fence.run_id, status, output, error_blob, now, sources)
-            await ev.drop_subscriptions(conn, fence.run_id)
-            await close_runs(conn, fence.run_id, now)
+            await q.finish(conn, fence, status, output, error_blob, now, sources)
 
         return self._write(op, _DONE)  # type: ignore[no-any-return]
 

@@ -156,15 +156,6 @@ async def emit(conn: Conn, fence: Fence, event: CloudEvent, step: StepRecord, no
     return stored
 
 
-async def drop_subscriptions(conn: Conn, run_id: str) -> None:
-    """Remove every subscription of a run (it finished), in one round trip."""
-    await conn.execute(
-        "WITH gone AS (DELETE FROM subscriptions WHERE run_id = %s RETURNING id) "
-        "DELETE FROM subscription_filters WHERE subscription_id IN (SELECT id FROM gone)",
-        (run_id,),
-    )
-
-
 async def get_event(conn: Conn, source: str, event_id: str) -> StoredEvent | None:
     cur = await conn.execute(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE source = %s AND id = %s", (source, event_id)

@@ -122,30 +122,60 @@ async def lock_key(conn: Conn, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
 
-async def close_run(
+# Finishing a run in one round trip: its job goes (the fence), the run closes, its event
+# subscriptions go and its trigger key is freed. Every part is keyed on the deleted job, so a
+# refused fence changes nothing.
+_FINISH = (
+    "WITH job AS (DELETE FROM jobs WHERE run_id = %(run)s AND owner = %(owner)s "
+    "AND token = %(token)s RETURNING run_id), "
+    "run AS (UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s, "
+    "completed_at = %(now)s, updated_at = %(now)s WHERE id IN (SELECT run_id FROM job) "
+    "AND status = ANY(%(sources)s) RETURNING parent_id, concurrency_key), "
+    "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
+    "filters AS (DELETE FROM subscription_filters "
+    "WHERE subscription_id IN (SELECT id FROM subs)), "
+    "keys AS (UPDATE trigger_runs SET closed_at = %(now)s "
+    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
+    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run)"
+)
+
+
+async def finish(
     conn: Conn,
-    run_id: str,
+    fence: Fence,
     status: RunStatus,
     output: bytes | None,
     error: bytes | None,
     now: float,
     sources: Sequence[str],
 ) -> None:
+    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it."""
     cur = await conn.execute(
-        "UPDATE runs SET status = %s, output = %s, error = %s, completed_at = %s, "
-        "updated_at = %s WHERE id = %s AND status = ANY(%s) RETURNING parent_id, concurrency_key",
-        (str(status), output, error, now, now, run_id, list(sources)),
+        _FINISH,
+        {
+            "run": fence.run_id,
+            "owner": fence.owner,
+            "token": fence.token,
+            "status": str(status),
+            "output": output,
+            "error": error,
+            "now": now,
+            "sources": list(sources),
+        },
     )
     row = await cur.fetchone()
-    if row is None:
-        raise RunStateError(f"run {run_id!r} cannot become {status}")
-    parent_id, concurrency_key = row
+    assert row is not None
+    jobs, runs, parent_id, concurrency_key = row
+    if jobs != 1:
+        raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+    if runs != 1:
+        # The job is already gone in this transaction: the writer rolls the operation back.
+        raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
     if parent_id is not None:
         await nudge(conn, [parent_id], now)
     if concurrency_key is not None:
-        # A claim that is deciding to block a job of this key either committed already (its
-        # blocked flag is visible to the update below) or waits for this transaction (and
-        # then counts this run as finished): no job stays blocked with a free slot.
+        # As in close_run: taken after the run is closed, so no job stays blocked.
         await lock_key(conn, concurrency_key)
         await conn.execute(
             "UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND concurrency_key = %s",

@@ -17,7 +17,6 @@ from opsloom.store.dialects.postgres_sql import insert_run, lock_key, nudge
 from opsloom.store.event import delivery_payload
 from opsloom.store.trigger import (
     CLEAR_STATE,
-    CLOSE,
     DELETE,
     DELETE_FILTERS,
     DELETE_STATES,
@@ -156,11 +155,6 @@ async def _to_inbox(
         return []
     await conn.execute(pg(INSERT_INBOX), (run_id, INBOX, delivery_payload(position, shape), now))
     return [run_id]
-
-
-async def close_runs(conn: Conn, run_id: str, now: float) -> None:
-    """The run ended: its key is free again (in ``finish_run``'s transaction)."""
-    await conn.execute(pg(CLOSE), (now, run_id))
 
 
 async def move_inbox(
