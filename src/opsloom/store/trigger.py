@@ -155,8 +155,3 @@ def trigger_run_from_row(row: Sequence[Any]) -> TriggerRun:
         opened_at=float(row[5]),
         closed_at=None if row[6] is None else float(row[6]),
     )
-
-
-def pg(text: str) -> str:
-    """The PostgreSQL form of a statement (``%s`` placeholders)."""
-    return text.replace("?", "%s")

@@ -44,11 +44,11 @@ from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
 from opsloom.store.dialects.postgres_triggers import PostgresTriggers
-from opsloom.store.dialects.postgres_writer import Op, PostgresWriter
+from opsloom.store.dialects.postgres_writer import DONE, WORK, Op, PostgresWriter
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
@@ -58,11 +58,6 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")
-
-# Wake-ups sent with a write: a job may be ready; a run finished (which may also unblock its
-# parent or a run waiting for its concurrency slot).
-_WORK = ("work",)
-_DONE = ("done", "work")
 
 
 def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
@@ -252,9 +247,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
 
     async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
         async def op(conn: Conn) -> bool:
-            cur = await conn.execute(
-                SINGLETON_UPSERT.replace("?", "%s"), (name, owner, now + ttl, now)
-            )
+            cur = await conn.execute(pg(SINGLETON_UPSERT), (name, owner, now + ttl, now))
             return await cur.fetchone() is not None
 
         result: bool = await self._write(op)
@@ -294,7 +287,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             assert run is not None
             return run, False
 
-        result: tuple[RunRecord, bool] = await self._write(op, () if lease is not None else _WORK)
+        result: tuple[RunRecord, bool] = await self._write(op, () if lease is not None else WORK)
         return result
 
     async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
@@ -375,7 +368,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             )
             return ids
 
-        result: list[str] = await self._write(op, _WORK)
+        result: list[str] = await self._write(op, WORK)
         return result
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
@@ -410,7 +403,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             assert fetched is not None
             return fetched
 
-        result: RunRecord = await self._write(op, _WORK)
+        result: RunRecord = await self._write(op, WORK)
         return result
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
@@ -431,7 +424,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             await q.nudge(conn, [run_id], now)
             return int(inserted[0])
 
-        result: int = await self._write(op, _WORK)
+        result: int = await self._write(op, WORK)
         return result
 
     # --- jobs and leases ----------------------------------------------------------------------
@@ -503,7 +496,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             await q.requeue(conn, ids, now, recovered=True)
             return ids
 
-        result: list[str] = await self._write(op, _WORK)
+        result: list[str] = await self._write(op, WORK)
         return result
 
     async def release(self, owner: str, now: float) -> int:
@@ -516,7 +509,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             await conn.execute("DELETE FROM singletons WHERE owner = %s", (owner,))
             return len(ids)
 
-        result: int = await self._write(op, _WORK)
+        result: int = await self._write(op, WORK)
         return result
 
     # --- fenced writes -----------------------------------------------------------------------
@@ -549,7 +542,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             await q.upsert_step(conn, step)
             await q.insert_run(conn, child, now)
 
-        return self._write(op, _WORK)  # type: ignore[no-any-return]
+        return self._write(op, WORK)  # type: ignore[no-any-return]
 
     async def child_outcome(self, child_id: str) -> RunRecord | None:
         async def fetch(conn: Conn) -> RunRecord | None:
@@ -575,7 +568,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
                 ("pending" if ready else "waiting", now, fence.run_id),
             )
 
-        return self._write(op, () if wake_at is None else _WORK)  # type: ignore[no-any-return]
+        return self._write(op, () if wake_at is None else WORK)  # type: ignore[no-any-return]
 
     def finish_run(
         self,
@@ -593,7 +586,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         async def op(conn: Conn) -> None:
             await q.finish(conn, fence, status, output, error_blob, now, sources)
 
-        return self._write(op, _DONE)  # type: ignore[no-any-return]
+        return self._write(op, DONE)  # type: ignore[no-any-return]
 
     # --- events ------------------------------------------------------------------------------
 
@@ -603,7 +596,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         async def op(conn: Conn) -> list[bool]:
             return await ev.append(conn, batch, now)
 
-        result: list[bool] = await self._write(op, _WORK)
+        result: list[bool] = await self._write(op, WORK)
         return result
 
     async def append_event(self, event: CloudEvent, now: float) -> bool:
@@ -652,7 +645,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         async def op(conn: Conn) -> bool:
             return await ev.emit(conn, fence, event, step, now)
 
-        return self._write(op, _WORK)  # type: ignore[no-any-return]
+        return self._write(op, WORK)  # type: ignore[no-any-return]
 
     # --- documents ---------------------------------------------------------------------------
 

@@ -47,24 +47,21 @@ from opsloom.store.approval import (
     vote_params,
 )
 from opsloom.store.dialects import postgres_sql as q
+from opsloom.store.dialects.postgres_writer import WORK
+from opsloom.store.rows import pg
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")
-_WORK = ("work",)
-
-
-def _pg(text: str) -> str:
-    return text.replace("?", "%s")
 
 
 async def _load(conn: Conn, request_id: str, *, lock: bool = False) -> ApprovalState | None:
-    text = _pg(SELECT_REQUEST) + (" FOR UPDATE" if lock else "")
+    text = pg(SELECT_REQUEST) + (" FOR UPDATE" if lock else "")
     row = await (await conn.execute(text, (request_id,))).fetchone()
     if row is None:
         return None
-    stages = await (await conn.execute(_pg(SELECT_STAGES), (request_id,))).fetchall()
-    votes = await (await conn.execute(_pg(SELECT_VOTES), (request_id,))).fetchall()
-    notes = await (await conn.execute(_pg(SELECT_CLARIFICATIONS), (request_id,))).fetchall()
+    stages = await (await conn.execute(pg(SELECT_STAGES), (request_id,))).fetchall()
+    votes = await (await conn.execute(pg(SELECT_VOTES), (request_id,))).fetchall()
+    notes = await (await conn.execute(pg(SELECT_CLARIFICATIONS), (request_id,))).fetchall()
     return ApprovalState(
         request_from_row(row),
         [stage_from_row(r) for r in stages],
@@ -75,20 +72,20 @@ async def _load(conn: Conn, request_id: str, *, lock: bool = False) -> ApprovalS
 
 async def _save(conn: Conn, change: ApprovalChange, now: float) -> None:
     state = change.state
-    await conn.execute(_pg(UPSERT_REQUEST), request_params(state.request))
+    await conn.execute(pg(UPSERT_REQUEST), request_params(state.request))
     for stage in state.stages:
-        await conn.execute(_pg(UPSERT_STAGE), stage_params(stage))
+        await conn.execute(pg(UPSERT_STAGE), stage_params(stage))
     for clarification in state.clarifications:
-        await conn.execute(_pg(UPSERT_CLARIFICATION), clarification_params(clarification))
+        await conn.execute(pg(UPSERT_CLARIFICATION), clarification_params(clarification))
     for vote in change.new_votes:
-        await conn.execute(_pg(INSERT_VOTE), vote_params(vote))
+        await conn.execute(pg(INSERT_VOTE), vote_params(vote))
     run_id = state.request.run_id
     if change.signal and run_id is not None:
-        row = await (await conn.execute(_pg(RUN_STATUS), (run_id,))).fetchone()
+        row = await (await conn.execute(pg(RUN_STATUS), (run_id,))).fetchone()
         if row is not None and not RunStatus(row[0]).terminal:
             payload = dumps({"request": state.request.id, "status": state.request.status})
             await conn.execute(
-                _pg(INSERT_SIGNAL), (run_id, signal_name(state.request.id), payload.encode(), now)
+                pg(INSERT_SIGNAL), (run_id, signal_name(state.request.id), payload.encode(), now)
             )
             await q.nudge(conn, [run_id], now)
 
@@ -124,9 +121,9 @@ class PostgresApprovals:
     async def list_approvals(self, status: str | None, limit: int) -> list[ApprovalState]:
         async def fetch(conn: Conn) -> list[ApprovalState]:
             if status is None:
-                cur = await conn.execute(_pg(SELECT_IDS.format(where="")), (limit,))
+                cur = await conn.execute(pg(SELECT_IDS.format(where="")), (limit,))
             else:
-                text = _pg(SELECT_IDS.format(where="WHERE status = ?"))
+                text = pg(SELECT_IDS.format(where="WHERE status = ?"))
                 cur = await conn.execute(text, (status, limit))
             found = [await _load(conn, row[0]) for row in await cur.fetchall()]
             return [state for state in found if state is not None]
@@ -147,30 +144,30 @@ class PostgresApprovals:
             await _save(conn, done, now)
             return done
 
-        result: ApprovalChange | OpsloomError | None = await self._write(op, _WORK)
+        result: ApprovalChange | OpsloomError | None = await self._write(op, WORK)
         if isinstance(result, OpsloomError):
             raise result
         return result
 
     async def save_approval_link(self, link: ApprovalLinkRow) -> None:
         async def op(conn: Conn) -> None:
-            await conn.execute(_pg(INSERT_LINK), link_params(link))
+            await conn.execute(pg(INSERT_LINK), link_params(link))
 
         await self._write(op)
 
     async def get_approval_link(self, token_hash: str) -> ApprovalLinkRow | None:
         async def fetch(conn: Conn) -> ApprovalLinkRow | None:
-            row = await (await conn.execute(_pg(SELECT_LINK), (token_hash,))).fetchone()
+            row = await (await conn.execute(pg(SELECT_LINK), (token_hash,))).fetchone()
             return None if row is None else link_from_row(row)
 
         return await self._read(fetch)
 
     async def use_approval_link(self, token_hash: str, now: float) -> ApprovalLinkRow | None:
         async def op(conn: Conn) -> ApprovalLinkRow | None:
-            cur = await conn.execute(_pg(USE_LINK), (now, token_hash, now))
+            cur = await conn.execute(pg(USE_LINK), (now, token_hash, now))
             if cur.rowcount != 1:
                 return None
-            row = await (await conn.execute(_pg(SELECT_LINK), (token_hash,))).fetchone()
+            row = await (await conn.execute(pg(SELECT_LINK), (token_hash,))).fetchone()
             return None if row is None else link_from_row(row)
 
         result: ApprovalLinkRow | None = await self._write(op)

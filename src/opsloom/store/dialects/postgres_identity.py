@@ -58,28 +58,25 @@ from opsloom.store.identity import (
     token_from_row,
     user_from_row,
 )
+from opsloom.store.rows import pg
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")
 
 
-def _pg(text: str) -> str:
-    return text.replace("?", "%s")
-
-
 async def _one(conn: Conn, query: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    cur = await conn.execute(_pg(query), params)
+    cur = await conn.execute(pg(query), params)
     row: tuple[Any, ...] | None = await cur.fetchone()
     return row
 
 
 async def _all(conn: Conn, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(_pg(query), params)
+    cur = await conn.execute(pg(query), params)
     return await cur.fetchall()
 
 
 async def _rowcount(conn: Conn, query: str, params: tuple[Any, ...]) -> int:
-    cur = await conn.execute(_pg(query), params)
+    cur = await conn.execute(pg(query), params)
     return cur.rowcount
 
 
@@ -92,8 +89,8 @@ async def append_audit_entry(conn: Conn, draft: AuditDraft) -> AuditEntry:
     row = await _one(conn, HEAD + " FOR UPDATE")
     assert row is not None, "audit_head is created by migration 0008"
     entry = draft.seal(int(row[0]) + 1, str(row[1]))
-    await conn.execute(_pg(INSERT_ENTRY), entry.params())
-    await conn.execute(_pg(MOVE_HEAD), (entry.seq, entry.hash))
+    await conn.execute(pg(INSERT_ENTRY), entry.params())
+    await conn.execute(pg(MOVE_HEAD), (entry.seq, entry.hash))
     return entry
 
 
@@ -141,12 +138,12 @@ class PostgresIdentity:
                 return UserConflict.EXISTS
             if user.slack_id is not None and await _one(conn, SLACK_ID_TAKEN, (user.slack_id,)):
                 return UserConflict.SLACK_ID_TAKEN
-            await conn.execute(_pg(INSERT_USER), user.params())
+            await conn.execute(pg(INSERT_USER), user.params())
             actor = audit[0].actor if audit else "system"
             for role in sorted(user.roles):
-                await conn.execute(_pg(INSERT_ROLE), (user.id, role, user.created_at, actor))
+                await conn.execute(pg(INSERT_ROLE), (user.id, role, user.created_at, actor))
             if token is not None:
-                await conn.execute(_pg(INSERT_TOKEN), token.params())
+                await conn.execute(pg(INSERT_TOKEN), token.params())
             for draft in audit:
                 await append_audit_entry(conn, draft)
             return None
@@ -191,7 +188,7 @@ class PostgresIdentity:
             ):
                 return UserConflict.SLACK_ID_TAKEN
             params = (user.name, user.email, user.slack_id, audit.at, user.id)
-            await conn.execute(_pg(SET_PROFILE), params)
+            await conn.execute(pg(SET_PROFILE), params)
             await append_audit_entry(conn, audit)
             return None
 
@@ -270,7 +267,7 @@ class PostgresIdentity:
         async def op(conn: Conn) -> bool:
             if not await _exists(conn, token.user):
                 return False
-            await conn.execute(_pg(INSERT_TOKEN), token.params())
+            await conn.execute(pg(INSERT_TOKEN), token.params())
             await append_audit_entry(conn, audit)
             return True
 
@@ -315,7 +312,7 @@ class PostgresIdentity:
 
     async def touch_token(self, token_id: str, now: float) -> None:
         async def op(conn: Conn) -> None:
-            await conn.execute(_pg(TOUCH_TOKEN), (now, token_id))
+            await conn.execute(pg(TOUCH_TOKEN), (now, token_id))
 
         await self._write(op)
 

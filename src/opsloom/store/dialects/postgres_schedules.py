@@ -11,6 +11,8 @@ from opsloom.errors import ScheduleNotFoundError
 from opsloom.model.schedule import ScheduleRecord
 from opsloom.store.base import NewRun
 from opsloom.store.dialects import postgres_sql as q
+from opsloom.store.dialects.postgres_writer import WORK
+from opsloom.store.rows import pg
 from opsloom.store.schedule import (
     FIRE,
     INSERT,
@@ -29,15 +31,10 @@ from opsloom.store.schedule import (
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")
-_WORK = ("work",)
-
-
-def _pg(text: str) -> str:
-    return text.replace("?", "%s")
 
 
 async def _one(conn: Conn, schedule_id: str) -> ScheduleRecord | None:
-    cur = await conn.execute(_pg(SELECT_ONE), (schedule_id,))
+    cur = await conn.execute(pg(SELECT_ONE), (schedule_id,))
     row = await cur.fetchone()
     return None if row is None else schedule_from_row(row)
 
@@ -57,11 +54,11 @@ class PostgresSchedules:
         async def op(conn: Conn) -> ScheduleRecord:
             old = await _one(conn, rec.id)
             if old is None:
-                await conn.execute(_pg(INSERT), insert_params(rec, now))
+                await conn.execute(pg(INSERT), insert_params(rec, now))
             elif same_definition(old, rec):
                 return old
             else:
-                await conn.execute(_pg(REDEFINE), redefine_params(rec, now))
+                await conn.execute(pg(REDEFINE), redefine_params(rec, now))
             saved = await _one(conn, rec.id)
             assert saved is not None
             return saved
@@ -84,7 +81,7 @@ class PostgresSchedules:
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
         async def fetch(conn: Conn) -> list[ScheduleRecord]:
-            cur = await conn.execute(_pg(SELECT_DUE), (now, limit))
+            cur = await conn.execute(pg(SELECT_DUE), (now, limit))
             return [schedule_from_row(row) for row in await cur.fetchall()]
 
         return await self._read(fetch)
@@ -101,7 +98,7 @@ class PostgresSchedules:
         self, schedule_id: str, paused: bool, next_at: float | None, now: float
     ) -> ScheduleRecord:
         async def op(conn: Conn) -> ScheduleRecord:
-            cur = await conn.execute(_pg(PAUSE), (int(paused), next_at, now, schedule_id))
+            cur = await conn.execute(pg(PAUSE), (int(paused), next_at, now, schedule_id))
             if cur.rowcount != 1:
                 raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
             saved = await _one(conn, schedule_id)
@@ -121,19 +118,19 @@ class PostgresSchedules:
     ) -> bool:
         async def op(conn: Conn) -> bool:
             run_id = None if run is None else run.id
-            cur = await conn.execute(_pg(FIRE), (next_at, now, run_id, now, schedule_id, tick))
+            cur = await conn.execute(pg(FIRE), (next_at, now, run_id, now, schedule_id, tick))
             if cur.rowcount != 1:
                 return False  # fired by another scheduler, paused or redefined meanwhile
             if run is not None:
                 await q.insert_run(conn, run, now)
             return True
 
-        result: bool = await self._write(op, _WORK)
+        result: bool = await self._write(op, WORK)
         return result
 
     async def rearm_after_schedules(self, now: float) -> int:
         async def op(conn: Conn) -> int:
-            cur = await conn.execute(_pg(REARM_AFTER.format(real="double precision")), (now,))
+            cur = await conn.execute(pg(REARM_AFTER.format(real="double precision")), (now,))
             return cur.rowcount
 
         result: int = await self._write(op)

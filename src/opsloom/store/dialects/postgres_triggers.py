@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from opsloom.codec import decode, encode
 from opsloom.store.dialects.postgres_sql import insert_run, lock_key, nudge
 from opsloom.store.event import delivery_payload
+from opsloom.store.rows import pg
 from opsloom.store.trigger import (
     CLEAR_STATE,
     DELETE,
@@ -41,7 +42,6 @@ from opsloom.store.trigger import (
     filter_params,
     insert_params,
     moved_payload,
-    pg,
     redefine_params,
     trigger_from_row,
     trigger_run_from_row,

@@ -38,6 +38,10 @@ CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
+#: Wake-ups sent with a write: a job may be ready; a run finished (which may also unblock its
+#: parent or a run waiting for its concurrency slot).
+WORK = ("work",)
+DONE = ("done", "work")
 #: How long the writer keeps reconnecting before it fails the writes it holds.
 RECONNECT_SECONDS = 15.0
 
