@@ -108,20 +108,22 @@ async def execute(
     """Run ``argv``; a non-zero exit is a ``runtime`` error unless ``return`` is code/all/none."""
     environment = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     environment.update({str(k): str(v) for k, v in (env or {}).items()})
+    # Without input the command gets /dev/null: writing an empty input to a command that has
+    # already exited fails on some event loops (uvloop: "the handler is closed").
     process = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=environment,
         # Its own process group: a timeout or cancel stops the command and all it started.
         start_new_session=True,
     )
-    data = b"" if stdin is None else (stdin if isinstance(stdin, str) else str(stdin)).encode()
+    data = None if stdin is None else (stdin if isinstance(stdin, str) else str(stdin)).encode()
     if not wait:
-        assert process.stdin is not None
-        process.stdin.write(data)
-        process.stdin.close()
+        if process.stdin is not None and data is not None:
+            process.stdin.write(data)
+            process.stdin.close()
         return None
     try:
         out, err = await process.communicate(data)

@@ -46,9 +46,27 @@ class Sandbox:
 
     async def evaluate(self, program: str, value: Any, args: dict[str, Any], timeout: float) -> Any:
         """Run ``program`` over ``[value, args]``; raise a timeout TaskError past ``timeout``."""
-        from opsloom.dsl.expr import ExpressionError, ExpressionTimeoutError
+        from opsloom.dsl.expr import ExpressionError
 
         request = json.dumps({"program": program, "input": [value, args]}).encode() + b"\n"
+        # A helper can die between evaluations (a signal to the process group, the OOM
+        # killer): evaluation is pure, so it runs once more on a fresh helper.
+        for attempt in (1, 2):
+            line = await self._ask(program, request, timeout)
+            if line is not None:
+                break
+            if attempt == 2:
+                raise ExpressionError("the expression helper process ended unexpectedly")
+        assert line is not None
+        answer = json.loads(line)
+        if "error" in answer:
+            raise ExpressionError(str(answer["error"]))
+        return answer.get("result")
+
+    async def _ask(self, program: str, request: bytes, timeout: float) -> bytes | None:
+        """One request to a helper; None when the helper was found dead."""
+        from opsloom.dsl.expr import ExpressionTimeoutError
+
         async with self._slots:
             helper = await self._take()  # starting a helper does not count against the deadline
             try:
@@ -60,17 +78,18 @@ class Sandbox:
             except TimeoutError:
                 self._discard(helper)
                 raise ExpressionTimeoutError(_body(program), timeout) from None
+            except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                # Writing to a helper that has exited ("the handler is closed").
+                self._discard(helper)
+                return None
             except BaseException:
                 self._discard(helper)
                 raise
             if not line:
                 self._discard(helper)
-                raise ExpressionError("the expression helper process ended unexpectedly")
+                return None
             self._idle.append(helper)
-        answer = json.loads(line)
-        if "error" in answer:
-            raise ExpressionError(str(answer["error"]))
-        return answer.get("result")
+            return line
 
     async def _take(self) -> _Helper:
         while self._idle:
