@@ -16,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.store.tx import Dialect, Params, Row
+
+T = TypeVar("T")
 
 log = logging.getLogger("opsloom.store")
 
@@ -32,6 +37,63 @@ CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
 _LOCK_WAIT_MS = 30_000
 #: Batches up to this size commit on the loop thread; larger ones on the writer thread.
 _INLINE_COMMIT = 4
+
+
+#: Lists longer than this are passed as one JSON parameter (SQLite limits bound variables).
+_INLINE_LIST = 500
+
+
+class SqliteTx:
+    """The :class:`~opsloom.store.tx.Tx` of a sqlite3 connection: calls it directly.
+
+    Its coroutines never suspend, so an operation runs to its end in one :func:`drive`.
+    """
+
+    __slots__ = ("conn",)
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        if len(values) <= _INLINE_LIST:
+            return f"{column} IN ({','.join('?' * len(values))})", tuple(values)
+        return f"{column} IN (SELECT value FROM json_each(?))", (
+            orjson.dumps(list(values)).decode(),
+        )
+
+    def lock(self, clause: str) -> str:
+        return ""
+
+    async def lock_key(self, key: str) -> None:
+        return None
+
+    def unindexed(self, column: str) -> str:
+        return f"+{column}"
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run an operation on a :class:`SqliteTx` to its end, here and now."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    coro.close()
+    raise StoreError("a store operation waited for something inside a SQLite transaction")
 
 
 class GroupCommitWriter:

@@ -36,7 +36,6 @@ from opsloom.errors import (
 from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
-from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
 from opsloom.store.dialects.postgres_approvals import PostgresApprovals
@@ -44,11 +43,13 @@ from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
 from opsloom.store.dialects.postgres_triggers import PostgresTriggers
-from opsloom.store.dialects.postgres_writer import DONE, WORK, Op, PostgresWriter
-from opsloom.store.document import DocumentRecord
+from opsloom.store.dialects.postgres_writer import DONE, WORK, Op, PostgresTx, PostgresWriter
+from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
+from opsloom.store.tx import Op as TxOp
+from opsloom.store.tx import Transactions
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
@@ -78,7 +79,14 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity):
+class PostgresStore(
+    DocumentOps,
+    PostgresSchedules,
+    PostgresTriggers,
+    PostgresApprovals,
+    PostgresIdentity,
+    Transactions,
+):
     """The shared, networked store."""
 
     dialect = "postgres"
@@ -231,6 +239,21 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         if self._writer is None:
             raise RuntimeError("the store is not open")
         return self._writer.submit(op, notify)
+
+    def write(
+        self, op: TxOp[T], wake: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> Awaitable[T]:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        return self._writer.submit(
+            lambda conn: op(PostgresTx(conn)), wake, one_statement=one_statement
+        )
+
+    async def read(self, fn: TxOp[T], *, snapshot: bool = False) -> T:
+        async def run(conn: Conn) -> T:
+            return await fn(PostgresTx(conn))
+
+        return await self._read(run, transaction=snapshot)
 
     # --- coordination between processes ------------------------------------------------------
 
@@ -646,26 +669,3 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             return await ev.emit(conn, fence, event, step, now)
 
         return self._write(op, WORK)  # type: ignore[no-any-return]
-
-    # --- documents ---------------------------------------------------------------------------
-
-    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        async def op(conn: Conn) -> tuple[DocumentRecord, bool]:
-            return await docs.save(conn, doc)
-
-        result: tuple[DocumentRecord, bool] = await self._write(op)
-        return result
-
-    async def get_document(
-        self, namespace: str, name: str, version: str | None = None
-    ) -> DocumentRecord | None:
-        async def fetch(conn: Conn) -> DocumentRecord | None:
-            return await docs.get(conn, namespace, name, version)
-
-        return await self._read(fetch)
-
-    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
-        async def fetch(conn: Conn) -> list[DocumentRecord]:
-            return await docs.list_all(conn, since)
-
-        return await self._read(fetch)

@@ -20,14 +20,16 @@ PostgreSQL resolves by failing one statement) is retried a few times before the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.store.tx import Dialect, Params, Row
 
 log = logging.getLogger("opsloom.store")
 
@@ -47,6 +49,51 @@ RECONNECT_SECONDS = 15.0
 
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
 Pending = tuple[Op, "asyncio.Future[Any]", tuple[str, ...], bool]
+
+
+@functools.lru_cache(maxsize=2048)
+def placeholders(sql: str) -> str:
+    """The psycopg form of a statement written with ``?`` placeholders."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresTx:
+    """The :class:`~opsloom.store.tx.Tx` of a psycopg connection."""
+
+    __slots__ = ("conn",)
+    dialect: Dialect = "postgres"
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        cur = await self.conn.execute(placeholders(sql), params)
+        row: Row | None = await cur.fetchone()
+        return row
+
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        cur = await self.conn.execute(placeholders(sql), params)
+        return await cur.fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cur = await self.conn.execute(placeholders(sql), params)
+        return cur.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        async with self.conn.cursor() as cur:
+            await cur.executemany(placeholders(sql), rows)
+
+    def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} = ANY(?)", (list(values),)
+
+    def lock(self, clause: str) -> str:
+        return f" {clause}"
+
+    async def lock_key(self, key: str) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def unindexed(self, column: str) -> str:
+        return column
 
 
 class PostgresWriter:

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from opsloom.codec import decode, encode
@@ -27,7 +27,6 @@ from opsloom.errors import (
 from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
-from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
 from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
 from opsloom.store.dialects.sqlite_identity import SqliteIdentity
@@ -47,15 +46,18 @@ from opsloom.store.dialects.sqlite_sql import (
     _upsert_step,
 )
 from opsloom.store.dialects.sqlite_triggers import SqliteTriggers, close_runs
-from opsloom.store.document import DocumentRecord
+from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
-from opsloom.store.writer import GroupCommitWriter
+from opsloom.store.tx import Op, Transactions
+from opsloom.store.writer import GroupCommitWriter, SqliteTx, drive
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"
+
+T = TypeVar("T")
 
 
 def sqlite_path(url: str) -> str:
@@ -71,7 +73,9 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity):
+class SqliteStore(
+    DocumentOps, SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity, Transactions
+):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
@@ -202,6 +206,17 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
         if self._writer is None:
             raise RuntimeError("the store is not open")
         return self._writer.submit(op)
+
+    def write(
+        self, op: Op[T], wake: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> Awaitable[T]:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        return self._writer.submit(lambda conn: drive(op(SqliteTx(conn))))
+
+    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
+        # WAL readers never wait for the writer: a read is a few microseconds on the loop.
+        return drive(fn(SqliteTx(self._read())))
 
     @property
     def writer_stats(self) -> tuple[int, int]:
@@ -591,20 +606,3 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
             return ev.emit(conn, fence, event, step, now)
 
         return self._write(op)  # type: ignore[no-any-return]
-
-    # --- documents ---------------------------------------------------------------------------
-
-    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        def op(conn: sqlite3.Connection) -> tuple[DocumentRecord, bool]:
-            return docs.save(conn, doc)
-
-        result: tuple[DocumentRecord, bool] = await self._write(op)
-        return result
-
-    async def get_document(
-        self, namespace: str, name: str, version: str | None = None
-    ) -> DocumentRecord | None:
-        return docs.get(self._read(), namespace, name, version)
-
-    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
-        return docs.list_all(self._read(), since)
