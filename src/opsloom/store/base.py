@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.document import DocumentRecord
-from opsloom.store.event import EventQuery, Subscription
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 if TYPE_CHECKING:
+    # Modules of the store's aggregates import this one: their types are only annotations here.
     from opsloom.store.approval import (
         ApprovalChange,
         ApprovalLinkRow,
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
         ChangeFn,
     )
     from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.document import DocumentRecord
+    from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun
     from opsloom.triggers.trigger import Trigger

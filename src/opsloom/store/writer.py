@@ -1,6 +1,7 @@
 """Group commit for SQLite: one writer connection, many state changes per transaction.
 
-Callers on the event loop submit operations (functions of a ``sqlite3.Connection``). The writer
+Callers on the event loop submit operations (coroutine functions of a :class:`SqliteTx`, which
+never suspend: :func:`drive` runs one to its end in a single step). The writer
 takes everything queued, runs it inside one ``BEGIN IMMEDIATE … COMMIT`` and resolves all the
 callers' futures at once: one fsync for the whole batch. While a batch commits, the next one
 fills up, so the number of fsyncs stays flat as the load grows.
@@ -23,13 +24,11 @@ from typing import Any, TypeVar
 import orjson
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
-from opsloom.store.tx import Dialect, Params, Row
+from opsloom.store.tx import Dialect, Op, Params, Row
 
 T = TypeVar("T")
 
 log = logging.getLogger("opsloom.store")
-
-Op = Callable[[sqlite3.Connection], Any]
 
 #: Errors an operation raises *before* it writes anything: the batch goes on without it.
 CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
@@ -102,9 +101,10 @@ class GroupCommitWriter:
     def __init__(self, connect: Callable[[], sqlite3.Connection], max_batch: int = 5000) -> None:
         self._connect = connect
         self._max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Op[Any], asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
+        self._tx: SqliteTx | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloom-sqlite")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -115,16 +115,17 @@ class GroupCommitWriter:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._conn = self._connect()
+        self._tx = SqliteTx(self._conn)
         # Never wait for the lock on the loop thread: BEGIN fails at once and is retried on
         # the writer thread with a long timeout.
         self._conn.execute("PRAGMA busy_timeout = 0")
         self._task = self._loop.create_task(self._serve(), name="opsloom-sqlite-writer")
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
+    def submit(self, op: Op[T]) -> asyncio.Future[T]:
         """Queue ``op``; the future resolves once its transaction is committed."""
         if self._loop is None or self._closing:
             raise StoreError("the store is not open")
-        future: asyncio.Future[Any] = self._loop.create_future()
+        future: asyncio.Future[T] = self._loop.create_future()
         self._pending.append((op, future))
         self._wake.set()
         return future
@@ -172,10 +173,10 @@ class GroupCommitWriter:
             await loop.run_in_executor(self._thread, _begin_waiting, conn)
 
     async def _commit(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Op, asyncio.Future[Any]]]
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Op[Any], asyncio.Future[Any]]]
     ) -> list[Any]:
-        conn = self._conn
-        assert conn is not None
+        conn, tx = self._conn, self._tx
+        assert conn is not None and tx is not None
         self.batches += 1
         self.ops += len(batch)
         await self._begin(loop)
@@ -183,7 +184,7 @@ class GroupCommitWriter:
         try:
             for op, future in batch:
                 try:
-                    outcomes.append((future, True, op(conn)))
+                    outcomes.append((future, True, drive(op(tx))))
                 except CLEAN_ERRORS as exc:
                     outcomes.append((future, False, exc))
         except Exception as exc:
@@ -192,7 +193,7 @@ class GroupCommitWriter:
             log.warning("an operation failed inside a batch, isolating it: %r", exc)
             conn.execute("ROLLBACK")
             await self._begin(loop)
-            outcomes = [_isolated(conn, op, future) for op, future in batch]
+            outcomes = [_isolated(tx, op, future) for op, future in batch]
         if len(batch) <= _INLINE_COMMIT:
             # A small batch means a quiet system: the fsync costs less than the hop to the
             # writer thread and back, which would add to every step's latency.
@@ -211,11 +212,12 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
 
 
 def _isolated(
-    conn: sqlite3.Connection, op: Op, future: asyncio.Future[Any]
+    tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]
 ) -> tuple[asyncio.Future[Any], bool, Any]:
+    conn = tx.conn
     conn.execute("SAVEPOINT op")
     try:
-        result = op(conn)
+        result = drive(op(tx))
     except Exception as exc:
         conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")

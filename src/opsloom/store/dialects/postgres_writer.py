@@ -1,6 +1,6 @@
 """Group commit for PostgreSQL: one writer connection, many state changes per transaction.
 
-Callers submit operations (coroutine functions of an ``AsyncConnection``) in the order they
+Callers submit operations (coroutine functions of a :class:`PostgresTx`) in the order they
 want them applied. The writer takes everything queued, runs the operations one after another
 inside one transaction and resolves all the callers' futures once it has committed: one WAL
 flush for the whole batch, and writes of one run are applied in call order.
@@ -29,26 +29,20 @@ import psycopg
 from psycopg import AsyncConnection
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
-from opsloom.store.tx import Dialect, Params, Row
+from opsloom.store.tx import Dialect, Op, Params, Row, T
 
 log = logging.getLogger("opsloom.store")
-
-Op = Callable[[AsyncConnection[Any]], Awaitable[Any]]
 
 #: Errors an operation raises on purpose: passed to the caller as they are.
 CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
-#: Wake-ups sent with a write: a job may be ready; a run finished (which may also unblock its
-#: parent or a run waiting for its concurrency slot).
-WORK = ("work",)
-DONE = ("done", "work")
 #: How long the writer keeps reconnecting before it fails the writes it holds.
 RECONNECT_SECONDS = 15.0
 
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
-Pending = tuple[Op, "asyncio.Future[Any]", tuple[str, ...], bool]
+Pending = tuple[Op[Any], "asyncio.Future[Any]", tuple[str, ...], bool]
 
 
 @functools.lru_cache(maxsize=2048)
@@ -124,8 +118,8 @@ class PostgresWriter:
         self._task = self._loop.create_task(self._serve(), name="opsloom-postgres-writer")
 
     def submit(
-        self, op: Op, notify: tuple[str, ...] = (), *, one_statement: bool = False
-    ) -> asyncio.Future[Any]:
+        self, op: Op[T], notify: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> asyncio.Future[T]:
         """Queue ``op``; the future resolves once its transaction is committed.
 
         ``one_statement``: the op makes at most one change in one statement, so when it is
@@ -134,7 +128,7 @@ class PostgresWriter:
         """
         if self._loop is None or self._closing:
             raise StoreError("the store is not open")
-        future: asyncio.Future[Any] = self._loop.create_future()
+        future: asyncio.Future[T] = self._loop.create_future()
         self._pending.append((op, future, notify, one_statement))
         self._wake.set()
         return future
@@ -218,7 +212,7 @@ class PostgresWriter:
         self._committing = False
         async with conn.transaction():
             for op, future, notify, _ in batch:
-                outcome = await _isolated(conn, op, future)
+                outcome = await _isolated(PostgresTx(conn), op, future)
                 outcomes.append(outcome)
                 if outcome[1]:
                     notices.update(notify)
@@ -230,10 +224,11 @@ class PostgresWriter:
         """Every operation straight in one transaction: no savepoint round trips."""
         outcomes: list[Outcome] = []
         notices: set[str] = set()
+        tx = PostgresTx(conn)
         try:
             async with conn.transaction():
                 for op, future, notify, _ in batch:
-                    outcomes.append((future, True, await op(conn)))
+                    outcomes.append((future, True, await op(tx)))
                     notices.update(notify)
                 await self._notify(conn, notices)
                 self._committing = True  # leaving the block sends COMMIT
@@ -248,7 +243,7 @@ class PostgresWriter:
         op, future, _, _ = pending
         self._committing = True  # the statement is its own commit: its outcome may be unknown
         try:
-            result = await op(conn)
+            result = await op(PostgresTx(conn))
         except CLEAN_ERRORS as exc:
             return [(future, False, exc)]
         except _RETRYABLE as exc:
@@ -268,11 +263,12 @@ class _Fallback(Exception):
     """The fast path of a batch failed before COMMIT; its transaction was rolled back."""
 
 
-async def _isolated(conn: AsyncConnection[Any], op: Op, future: asyncio.Future[Any]) -> Outcome:
+async def _isolated(tx: PostgresTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
+    conn = tx.conn
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             async with conn.transaction():  # a savepoint inside the batch
-                result = await op(conn)
+                result = await op(PostgresTx(conn))
         except CLEAN_ERRORS as exc:
             return (future, False, exc)
         except _RETRYABLE as exc:
