@@ -7,7 +7,7 @@ actually changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -317,28 +317,28 @@ class IdentityOps(Transactions):
         self, user_id: str, disabled: bool, audit: AuditDraft
     ) -> bool | None:
         flag = int(disabled)
-        params = (flag, audit.at, user_id, flag)
-        return await self.write(lambda tx: _audited(tx, user_id, SET_DISABLED, params, audit))
+        return await self._change(user_id, SET_DISABLED, (flag, audit.at, user_id, flag), audit)
 
     async def change_role(
         self, user_id: str, role: str, granted: bool, audit: AuditDraft
     ) -> bool | None:
-        change, params = (
-            (INSERT_ROLE, (user_id, role, audit.at, audit.actor))
-            if granted
-            else (DELETE_ROLE, (user_id, role))
-        )
-        return await self.write(lambda tx: _audited(tx, user_id, change, params, audit))
+        if granted:
+            params = (user_id, role, audit.at, audit.actor)
+            return await self._change(user_id, INSERT_ROLE, params, audit)
+        return await self._change(user_id, DELETE_ROLE, (user_id, role), audit)
 
     async def change_membership(
         self, user_id: str, group: str, member: bool, audit: AuditDraft
     ) -> bool | None:
-        change, params = (
-            (INSERT_MEMBER, (group, user_id, audit.at, audit.actor))
-            if member
-            else (DELETE_MEMBER, (group, user_id))
-        )
-        return await self.write(lambda tx: _audited(tx, user_id, change, params, audit))
+        if member:
+            params = (group, user_id, audit.at, audit.actor)
+            return await self._change(user_id, INSERT_MEMBER, params, audit)
+        return await self._change(user_id, DELETE_MEMBER, (group, user_id), audit)
+
+    def _change(
+        self, user_id: str, sql: str, params: Row, audit: AuditDraft
+    ) -> Awaitable[bool | None]:
+        return self.write(lambda tx: _audited(tx, user_id, sql, params, audit))
 
     async def group_members(self, group: str) -> list[str]:
         return [row[0] for row in await self.read(lambda tx: tx.all(MEMBERS, (group,)))]

@@ -86,40 +86,20 @@ def schedule_from_row(row: Row) -> ScheduleRecord:
     )
 
 
+def _definition_params(rec: ScheduleRecord) -> tuple[Any, ...]:
+    """The definition and its next tick, in ``REDEFINE`` order."""
+    return (*(getattr(rec, name) for name in DEFINITION), rec.anchor, rec.next_at)
+
+
 def insert_params(rec: ScheduleRecord, now: float) -> tuple[Any, ...]:
-    return (
-        rec.id,
-        rec.workflow,
-        rec.version,
-        rec.kind,
-        rec.spec,
-        rec.timezone,
-        rec.misfire,
-        rec.input,
-        rec.anchor,
-        rec.next_at,
-        int(rec.paused),
-        rec.last_at,
-        rec.last_run_id,
-        now,
-        now,
-    )
+    """A new schedule in ``SCHEDULE_COLUMNS`` order."""
+    history = (int(rec.paused), rec.last_at, rec.last_run_id)
+    return (rec.id, *_definition_params(rec), *history, now, now)
 
 
 def redefine_params(rec: ScheduleRecord, now: float) -> tuple[Any, ...]:
-    return (
-        rec.workflow,
-        rec.version,
-        rec.kind,
-        rec.spec,
-        rec.timezone,
-        rec.misfire,
-        rec.input,
-        rec.anchor,
-        rec.next_at,
-        now,
-        rec.id,
-    )
+    """The parameters of ``REDEFINE``."""
+    return (*_definition_params(rec), now, rec.id)
 
 
 def same_definition(a: ScheduleRecord, b: ScheduleRecord) -> bool:

@@ -29,20 +29,13 @@ from opsloom.errors import (
     SchemaTooNewError,
     StoreError,
 )
-from opsloom.store.approval import ApprovalOps
-from opsloom.store.audit import AuditOps
 from opsloom.store.base import Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
-from opsloom.store.document import DocumentOps
-from opsloom.store.event import EventOps
-from opsloom.store.identity import IdentityOps
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.run import RunOps
-from opsloom.store.schedule import ScheduleOps
-from opsloom.store.trigger import TriggerOps
-from opsloom.store.tx import Op, Transactions, Tx
+from opsloom.store.sql import SqlStore
+from opsloom.store.tx import Op, Tx
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
@@ -71,17 +64,7 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(
-    RunOps,
-    EventOps,
-    TriggerOps,
-    DocumentOps,
-    ScheduleOps,
-    ApprovalOps,
-    IdentityOps,
-    AuditOps,
-    Transactions,
-):
+class PostgresStore(SqlStore):
     """The shared, networked store."""
 
     dialect = "postgres"
@@ -196,7 +179,7 @@ class PostgresStore(
             await self._pool.close()
             self._pool = None
 
-    async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, transaction: bool = False) -> T:
+    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
         """Run ``fn`` on a pooled connection; once more on a fresh one if that one was dead.
 
         The pool may hand out a connection the server has closed (a restart, an idle
@@ -208,10 +191,10 @@ class PostgresStore(
             conn: Conn | None = None
             try:
                 async with self._pool.connection() as conn:
-                    if not transaction:
-                        return await fn(conn)
+                    if not snapshot:
+                        return await fn(PostgresTx(conn))
                     async with conn.transaction():
-                        return await fn(conn)
+                        return await fn(PostgresTx(conn))
             except psycopg.OperationalError as exc:  # includes the pool's PoolTimeout
                 dead = conn is not None and (conn.broken or conn.closed)
                 if attempt == 2 or not dead:
@@ -228,12 +211,6 @@ class PostgresStore(
         if self._writer is None:
             raise RuntimeError("the store is not open")
         return self._writer.submit(op, wake, one_statement=one_statement)
-
-    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
-        async def run(conn: Conn) -> T:
-            return await fn(PostgresTx(conn))
-
-        return await self._read(run, transaction=snapshot)
 
     @property
     def writer_stats(self) -> tuple[int, int]:

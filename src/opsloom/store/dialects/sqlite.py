@@ -2,7 +2,7 @@
 
 Reads are point lookups of microseconds, so they run directly on the event loop thread with
 their own connection (WAL readers never wait for the writer). Every write goes through the
-:class:`GroupCommitWriter`.
+:class:`SqliteWriter`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,12 @@ from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
-from opsloom.store.approval import ApprovalOps
-from opsloom.store.audit import AuditOps
 from opsloom.store.base import Claim, WakeTopic
-from opsloom.store.document import DocumentOps
-from opsloom.store.event import EventOps
-from opsloom.store.identity import IdentityOps
+from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter, drive
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.run import RunOps
-from opsloom.store.schedule import ScheduleOps
-from opsloom.store.trigger import TriggerOps
-from opsloom.store.tx import Op, Transactions, Tx
-from opsloom.store.writer import GroupCommitWriter, SqliteTx, drive
+from opsloom.store.sql import SqlStore
+from opsloom.store.tx import Op, Tx
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"
@@ -50,17 +43,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(
-    RunOps,
-    EventOps,
-    TriggerOps,
-    DocumentOps,
-    ScheduleOps,
-    ApprovalOps,
-    IdentityOps,
-    AuditOps,
-    Transactions,
-):
+class SqliteStore(SqlStore):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
@@ -74,7 +57,7 @@ class SqliteStore(
             raise ConfigurationError(f"unknown sqlite synchronous level {synchronous!r}")
         self.synchronous = synchronous.upper()
         self._reader: sqlite3.Connection | None = None
-        self._writer: GroupCommitWriter | None = None
+        self._writer: SqliteWriter | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -95,7 +78,7 @@ class SqliteStore(
         # Checking and migrating may wait for another process's lock: keep the loop free.
         await asyncio.to_thread(self._prepare)
         self._reader = self._connect()
-        self._writer = GroupCommitWriter(self._connect)
+        self._writer = SqliteWriter(self._connect)
         self._writer.start()
 
     def _prepare(self) -> None:
