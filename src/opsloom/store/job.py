@@ -64,12 +64,12 @@ _UPSERT_STEP = (
 )
 _PLAIN_UPSERT_STEP = _UPSERT_STEP.format(source=f"VALUES ({', '.join('?' * 11)})")
 # The fence is checked (and its job row locked) by the insert itself: one round trip.
-# PostgreSQL must be told the types of values selected from nothing; SQLite has no BYTEA.
-_FENCE = "WITH fence AS (SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?{lock}) "
+# PostgreSQL must be told the types of values selected from nothing; SQLite has no BYTEA, and
+# Python's sqlite3 counts the rows only of statements that start with INSERT (not WITH).
+_FENCE = "SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?"
 _FENCED_UPSERT_STEP = {
-    "sqlite": _FENCE.format(lock="")
-    + _UPSERT_STEP.format(source=f"SELECT {', '.join('?' * 11)} FROM fence WHERE true"),
-    "postgres": _FENCE.format(lock=" FOR SHARE")
+    "sqlite": _UPSERT_STEP.format(source=f"SELECT {', '.join('?' * 11)} WHERE EXISTS ({_FENCE})"),
+    "postgres": f"WITH fence AS ({_FENCE} FOR SHARE) "
     + _UPSERT_STEP.format(
         source="SELECT ?::text, ?::integer, ?::text, ?::text, ?::text, ?::bytea, ?::bytea, "
         "?::integer, ?::float8, ?::float8, ?::float8 FROM fence"
@@ -84,7 +84,9 @@ async def upsert_step(tx: Tx, step: StepRecord) -> None:
 
 async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> None:
     """:func:`upsert_step` under ``fence``, in one statement."""
-    params = (fence.run_id, fence.owner, fence.token, *step_params(step))
+    held = (fence.run_id, fence.owner, fence.token)
+    step_row = step_params(step)
+    params = (*step_row, *held) if tx.dialect == "sqlite" else (*held, *step_row)
     if await tx.execute(_FENCED_UPSERT_STEP[tx.dialect], params) != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
         # which is ignored so that a completion is recorded exactly once).

@@ -1,7 +1,7 @@
 """The transaction seam: every store operation is one ``async def`` against a :class:`Tx`.
 
 An operation is written once, with ``?`` placeholders, and runs on both dialects: the SQLite
-store drives it inside its group-commit writer's ``BEGIN IMMEDIATE`` transaction (its ``Tx``
+store runs it inside its group-commit writer's ``BEGIN IMMEDIATE`` transaction (its ``Tx``
 calls sqlite3 directly and never suspends), the PostgreSQL store awaits psycopg inside its
 writer's transaction. The few places where the dialects differ are hooks of the ``Tx``:
 lists (:meth:`Tx.among`), row locks (:meth:`Tx.lock`), advisory locks (:meth:`Tx.lock_key`) and

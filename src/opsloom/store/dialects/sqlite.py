@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
 from opsloom.store.base import Claim, WakeTopic
-from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter, drive
+from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.sql import SqlStore
@@ -179,7 +179,7 @@ class SqliteStore(SqlStore):
 
     async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
         # WAL readers never wait for the writer: a read is a few microseconds on the loop.
-        return drive(fn(SqliteTx(self._read())))
+        return await fn(SqliteTx(self._read()))
 
     @property
     def writer_stats(self) -> tuple[int, int]:

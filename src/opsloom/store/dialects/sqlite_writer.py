@@ -1,8 +1,8 @@
 """Group commit for SQLite: the batch runs inside one ``BEGIN IMMEDIATE … COMMIT``.
 
 Operations are coroutine functions of a :class:`SqliteTx`, whose methods call sqlite3 directly
-and never suspend: :func:`drive` runs an operation to its end in a single step, so a batch is
-never interleaved with anything else on the loop.
+and never suspend: awaiting an operation runs it to its end at once, so a batch is never
+interleaved with anything else on the loop.
 
 The statements run on the event loop thread (each takes microseconds), and only the calls that
 may block — taking the write lock when another process holds it, and the COMMIT with its fsync
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 
 from opsloom.errors import StoreError
-from opsloom.store.tx import Dialect, Op, Params, Row, T
+from opsloom.store.tx import Dialect, Op, Params, Row
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
 _LOCK_WAIT_MS = 30_000
@@ -73,17 +73,6 @@ class SqliteTx:
         return f"+{column}"
 
 
-def drive(coro: Coroutine[Any, Any, T]) -> T:
-    """Run an operation on a :class:`SqliteTx` to its end, here and now."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-    coro.close()
-    raise StoreError("a store operation waited for something inside a SQLite transaction")
-
-
 class SqliteWriter(GroupCommit):
     """The single writer of one SQLite database file."""
 
@@ -124,14 +113,14 @@ class SqliteWriter(GroupCommit):
         try:
             for pending in batch:
                 try:
-                    outcomes.append((pending.future, True, drive(pending.op(tx))))
+                    outcomes.append((pending.future, True, await pending.op(tx)))
                 except CLEAN_ERRORS as exc:
                     outcomes.append((pending.future, False, exc))
         except Exception as exc:
             log.warning("an operation failed inside a batch, isolating it: %r", exc)
             conn.execute("ROLLBACK")
             await self._begin(conn)
-            outcomes = [_isolated(tx, pending.op, pending.future) for pending in batch]
+            outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
         if len(batch) <= _INLINE_COMMIT:
             # A small batch means a quiet system: the fsync costs less than the hop to the
             # writer thread and back, which would add to every step's latency.
@@ -149,10 +138,10 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 0")
 
 
-def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
+async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
     tx.conn.execute("SAVEPOINT op")
     try:
-        result = drive(op(tx))
+        result = await op(tx)
     except Exception as exc:
         tx.conn.execute("ROLLBACK TO op")
         tx.conn.execute("RELEASE op")
