@@ -34,7 +34,7 @@ from opsloom.humans.decision import (
 from opsloom.humans.decision_load import load_table_file
 
 if TYPE_CHECKING:
-    from opsloom.dsl.catalog import Catalog, FunctionCall
+    from opsloom.dsl.catalog import Catalog, FunctionCall, FunctionSetup
     from opsloom.engine.context import Context
 
 #: Version of the ``decide`` catalog function.
@@ -197,3 +197,9 @@ def register_decide(catalog: Catalog, tables: DecisionTables) -> None:
         description="Evaluate a decision table: with {table, version?, input?}.",
         input_schema=DECIDE_SCHEMA,
     )
+
+
+def install_decide(catalog: Catalog, setup: FunctionSetup) -> None:
+    """The ``opsloom.functions`` entry point of ``decide:1.0.0`` (only with decision tables)."""
+    if setup.decision_tables is not None:
+        register_decide(catalog, setup.decision_tables)
