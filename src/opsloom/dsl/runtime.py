@@ -110,27 +110,23 @@ class DslRuntime:
         app: the application whose registry, store and worker run the documents.
         options: see :class:`DslOptions`.
         catalog: the ``default`` catalog of functions (connectors, human tasks); by default
-            the built-in one.
+            the App's (:attr:`~opsloom.app.App.catalog`).
     """
 
     def __init__(
         self, app: App, options: DslOptions | None = None, *, catalog: Catalog | None = None
     ) -> None:
         self.app = app
-        settings = None
-        if options is None or catalog is None:
-            from opsloom.settings import load_settings
-
-            settings = load_settings()
-        self.options = options or DslOptions(secrets=load_secrets(settings))
+        self.options = options or DslOptions(secrets=load_secrets(app.settings))
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
         if catalog is None:
-            from opsloom.dsl.catalog import default_catalog
-
-            catalog = default_catalog(
-                decision_tables=load_decision_tables(settings), client_factory=self.http_client
-            )
+            # The App's catalog, unless HTTP calls must go elsewhere: then the same functions
+            # are built anew around this runtime's client factory.
+            if self.options.http_client is None:
+                catalog = app.catalog
+            else:
+                catalog = app.build_catalog(client_factory=self.http_client)
         self.catalog: Catalog | None = catalog
         self._interpreters: dict[tuple[str, str], Interpreter] = {}
         self._digests: dict[tuple[str, str], str] = {}
