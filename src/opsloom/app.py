@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
@@ -139,6 +140,18 @@ class App(Definitions):
     def database_url(self) -> str:
         """The store this App opens."""
         return self._database_url or self.settings.database_url
+
+    def missing_database(self) -> str | None:
+        """The SQLite file :meth:`open` would create because it does not exist yet, if so."""
+        url = self.database_url
+        if not url.startswith("sqlite:"):
+            return None
+        from opsloom.store.dialects.sqlite import sqlite_path
+
+        path = sqlite_path(url)
+        if path == ":memory:" or Path(path).exists():
+            return None
+        return str(Path(path).resolve())
 
     @property
     def catalog(self) -> Catalog:

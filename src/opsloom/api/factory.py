@@ -21,7 +21,7 @@ from opsloom.humans.identity import (
     UnknownUserError,
     UserExistsError,
 )
-from opsloom.settings import Settings, load_settings
+from opsloom.settings import Settings
 
 PREFIX = "/api/v1"
 
@@ -39,7 +39,8 @@ _IDENTITY_STATUS: dict[type[IdentityError], int] = {
 }
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed opsloom version (``0`` in a source tree that was never installed)."""
     try:
         return version("opsloom")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -57,9 +58,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     Args:
         app: the application whose runs the API serves; open before the first request.
         settings: where ``api_token`` (the admin token for automation, see
-            :mod:`opsloom.api.auth`) comes from; default: read the environment now.
+            :mod:`opsloom.api.auth`) comes from; default: the App's.
     """
-    settings = settings or load_settings()
+    settings = settings or app.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +73,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api = FastAPI(
         lifespan=lifespan,
         title="opsloom",
-        version=_version(),
+        version=package_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
     )
     api.state.opsloom = app

@@ -45,7 +45,7 @@ def emit(
         except json.JSONDecodeError as exc:
             fail(f"--data is not valid JSON: {exc}", 2)
         event["datacontenttype"] = "application/json"
-    receipt = client(db, lambda app: app.emit(event))
+    receipt = client(db, lambda app: app.emit(event), create=True)
     if as_json:
         print_json({"id": receipt.event_id, "source": receipt.source, "stored": receipt.stored})
     elif receipt.stored:

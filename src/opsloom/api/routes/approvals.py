@@ -34,8 +34,7 @@ from opsloom.humans.approval_spec import (
     InvalidApprovalError,
 )
 from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity, Principal, UnknownUserError
+from opsloom.humans.identity import Principal, UnknownUserError
 from opsloom.humans.slack import SlackRequestError, parse_interaction, verify_slack_request
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
@@ -74,9 +73,8 @@ def _channels(request: Request) -> ApprovalChannels:
     state = request.app.state
     found: ApprovalChannels | None = getattr(state, "approval_channels", None)
     if found is None:
-        from opsloom.settings import load_settings
-
-        settings = load_settings()
+        app: App = state.opsloom
+        settings = app.settings
         found = ApprovalChannels(
             _secret(getattr(settings, "slack_signing_secret", None)),
             _secret(getattr(settings, "approval_link_secret", None)),
@@ -95,13 +93,7 @@ def _secret(value: Any) -> str | None:
 def approvals_service(request: Request) -> Approvals:
     """The approvals service over the API's App."""
     app: App = request.app.state.opsloom
-    return Approvals(
-        app.store,
-        app.clock,
-        Identity(app.store, app.clock),
-        AuditLog(app.store, app.clock),
-        notify=None if app.worker is None else app.worker.notify,
-    )
+    return app.approvals
 
 
 Service = Annotated[Approvals, Depends(approvals_service)]
