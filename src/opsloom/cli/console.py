@@ -43,6 +43,7 @@ INPUT_CODES = frozenset(
         "workflow_not_found",
         "run_not_found",
         "schedule_not_found",
+        "event_not_found",
     }
 )
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloom.app import App, RunHandle
+from opsloom.app import App
 from opsloom.cli.console import cli_app
 from opsloom.cli.identity import cli_actor
 from opsloom.dsl.interpreter import DocumentFaultedError
@@ -150,13 +150,6 @@ def deploy_command(
     _run_async(go)
 
 
-async def start_document(
-    app: App, reference: str, value: Any, *, run_id: str | None = None
-) -> RunHandle:
-    """Start a run of the deployed document ``NAMESPACE/NAME[:VERSION]`` on an open ``app``."""
-    return await app.documents.start(reference, value, run_id=run_id)
-
-
 async def deploy_examples(app: App, folder: Path) -> int:
     """Deploy every valid document of ``folder`` on an open ``app`` (stored and audited).
 
@@ -193,5 +186,4 @@ __all__ = [
     "deploy_examples",
     "run_command",
     "serve_documents",
-    "start_document",
 ]

@@ -31,8 +31,10 @@ from opsloom.cli.console import (
     parse_json,
     print_json,
 )
+from opsloom.cli.identity import cli_actor
 from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord
+from opsloom.services import run as runs
 from opsloom.services.loading import load_app
 from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
@@ -317,25 +319,22 @@ def start(
 
     async def go() -> dict[str, Any]:
         async with target:
-            if "/" in name:  # NAMESPACE/NAME[:VERSION]: a deployed workflow document
-                from opsloom.cli.documents import start_document
-
-                handle = await start_document(target, name, value, run_id=run_id)
-            else:
-                try:
-                    handle = await target.start(name, value, run_id=run_id)
-                except WorkflowNotFoundError as exc:
-                    if app:
-                        raise
-                    fail(
-                        f"{exc}; pass --app module:attribute to load Python workflows, or "
-                        "start a deployed document as NAMESPACE/NAME",
-                        2,
-                    )
-            result: dict[str, Any] = {"run_id": handle.run_id, "created": handle.created}
+            try:
+                run, created = await runs.start_run(
+                    target, name, value, run_id=run_id, actor=cli_actor()
+                )
+            except WorkflowNotFoundError as exc:
+                if app:
+                    raise
+                fail(
+                    f"{exc}; pass --app module:attribute to load Python workflows, or "
+                    "start a deployed document as NAMESPACE/NAME",
+                    2,
+                )
+            result: dict[str, Any] = {"run_id": run.id, "created": created}
             if wait:
                 try:
-                    result["output"] = await handle.result(timeout=timeout)
+                    result["output"] = await target.result(run.id, timeout=timeout)
                     result["status"] = "completed"
                 except RunFailedError as exc:
                     result["status"] = exc.status
@@ -362,7 +361,7 @@ def send_signal(
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
     payload = parse_json(data, "--data")
-    client(db, lambda app: app.signal(run_id, name, payload))
+    client(db, lambda app: runs.signal_run(app, run_id, name, payload, actor=cli_actor()))
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -389,20 +388,22 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     try:
-        runs = client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
+        found = client(
+            db, lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+        )
     except ValueError as exc:
         fail(str(exc), 2)
         return
     if as_json:
-        print_json([run.to_dict() for run in runs])
+        print_json([run.to_dict() for run in found])
     else:
-        out.print(_runs_table(runs))
+        out.print(_runs_table(found))
 
 
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    run = client(db, lambda app: app.get_run(run_id))
+    run = client(db, lambda app: runs.show_run(app, run_id))
     if as_json:
         print_json(run.to_dict())
         return
@@ -435,7 +436,7 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    ids = client(db, lambda app: app.cancel(run_id))
+    ids = client(db, lambda app: runs.cancel_run(app, run_id, actor=cli_actor()))
     if as_json:
         print_json({"cancelled": ids})
     else:
@@ -445,7 +446,7 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    run = client(db, lambda app: app.retry(run_id))
+    run = client(db, lambda app: runs.retry_run(app, run_id, actor=cli_actor()))
     if as_json:
         print_json(run.to_dict())
     else:
