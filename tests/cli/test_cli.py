@@ -281,6 +281,15 @@ def test_read_commands__never_create_a_database_and_name_the_one_they_looked_for
     assert project.json("runs", "list") == []
 
 
+def test_start_wait_timeout__one_line_naming_the_run(project: Project) -> None:
+    args = ("start", "approve", "--run-id", "w-1", "--wait", "--timeout", "0.5")
+    result = project.run(*args, "--app", "flows:app", "--db", project.db)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "run w-1 did not end within 0.5s" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_version__prints_the_package_version(project: Project) -> None:
     assert project.ok("--version").startswith("opsloom ")
 

@@ -339,6 +339,12 @@ def start(
                 except RunFailedError as exc:
                     result["status"] = exc.status
                     result["error"] = exc.error
+                except TimeoutError:
+                    fail(
+                        f"run {run.id} did not end within {timeout:g}s; it goes on "
+                        f"(opsloom runs show {run.id})",
+                        1,
+                    )
             return result
 
     result = execute(go)
