@@ -17,8 +17,6 @@ it; installed packages add functions, sources and connectors through entry point
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +42,7 @@ from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
 from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.worker import Worker, WorkerOptions
+from opsloom.worker.outcome import Outcomes
 
 if TYPE_CHECKING:
     from opsloom.dsl.catalog import Catalog, CatalogFunctionFn
@@ -107,9 +106,7 @@ class App(Definitions):
         self._store: Store | None = None
         self.worker: Worker | None = None
         self.scheduler: Scheduler | None = None
-        self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
-        self._watcher: asyncio.Task[None] | None = None
-        self._finished_elsewhere = asyncio.Event()
+        self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
@@ -318,15 +315,14 @@ class App(Definitions):
             raise
         self._store = store
         self._intake_limit = settings.intake_max_pending
-        self._finished_elsewhere = asyncio.Event()
-        store.add_wake_listener("done", self._finished_elsewhere.set)
+        self._outcomes.listen(store)
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
                 self.registry,
                 self.clock,
                 self.worker_options,
-                on_finished=self._run_finished,
+                on_finished=self._outcomes.finished,
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
@@ -535,58 +531,7 @@ class App(Definitions):
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait for a run to end; return its output or raise ``RunFailedError``."""
-        future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(run_id, []).append(future)
-        try:
-            status = await self.store.status_of(run_id)
-            if status is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            run: RunRecord | None = None
-            if not status.terminal:
-                if self._watcher is None or self._watcher.done():
-                    self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
-                try:
-                    run = await asyncio.wait_for(future, timeout)
-                except TimeoutError:
-                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
-            if run is None:
-                run = await self.store.get_run(run_id)
-                assert run is not None
-        finally:
-            waiters = self._waiters.get(run_id)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(future)
-                if not waiters:
-                    del self._waiters[run_id]
+        run = await self._outcomes.wait(self.store, run_id, timeout)
         if run.status is RunStatus.COMPLETED:
             return run.output
         raise RunFailedError(run.id, str(run.status), run.error)
-
-    async def _watch(self) -> None:
-        """Notice runs that other processes finish: one query for all waiters per wake-up.
-
-        Runs finished by this process's worker wake their waiters directly; a store that hears
-        other processes (PostgreSQL) says when one of theirs finished, so the poll is only a
-        safety net there; on SQLite it is what notices them.
-        """
-        if self._store is not None and self._store.wakes_across_processes:
-            poll = 1.0
-        else:
-            poll = 0.5 if self.worker is not None else 0.05
-        while self._waiters:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finished_elsewhere.wait(), poll)
-            self._finished_elsewhere.clear()
-            if self._store is None:
-                return
-            for run_id in await self._store.finished_among(list(self._waiters)):
-                self._wake_waiters(run_id, None)
-
-    def _run_finished(self, run: RunRecord) -> None:
-        self._wake_waiters(run.id, run)
-
-    def _wake_waiters(self, run_id: str, run: RunRecord | None) -> None:
-        for future in self._waiters.get(run_id, []):
-            if not future.done():
-                future.set_result(run)
