@@ -278,9 +278,13 @@ class App(Definitions):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def configure(
-        self, *, database_url: str | None = None, worker: WorkerOptions | bool | None = True
+        self,
+        *,
+        database_url: str | None = None,
+        worker: WorkerOptions | bool | None = True,
+        settings: Settings | None = None,
     ) -> None:
-        """Override, before opening, what a command line chose: the store and the worker.
+        """Override, before opening, what a command line chose: store, worker and settings.
 
         ``worker=True`` keeps the current worker options, ``None`` or ``False`` runs none.
         """
@@ -290,6 +294,8 @@ class App(Definitions):
             self._database_url = database_url
         if worker is not True:
             self.worker_options = worker or None
+        if settings is not None:
+            self._settings = settings
 
     @property
     def store(self) -> Store:

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from opsloom.app import App
 from opsloom.errors import OpsloomError
-from opsloom.settings import load_settings
+from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -85,13 +85,20 @@ def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-def cli_app(db: str | None, *, worker: WorkerOptions | None = None) -> App:
-    """The App of a command: built from the settings, ``--db`` overriding the database."""
+def settings() -> Settings:
+    """The settings of this command, read once from the environment (exit 2 when invalid)."""
     try:
-        settings = load_settings()
+        return load_settings()
     except ValidationError as exc:
         fail(f"invalid OPSLOOM_* setting: {exc}", 2)
-    return App(db or settings.database_url, worker=worker, settings=settings)
+
+
+def cli_app(
+    db: str | None, *, worker: WorkerOptions | None = None, config: Settings | None = None
+) -> App:
+    """The App of a command: built from the settings, ``--db`` overriding the database."""
+    config = config or settings()
+    return App(db or config.database_url, worker=worker, settings=config)
 
 
 def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:

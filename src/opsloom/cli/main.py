@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from opsloom.app import App
@@ -30,13 +29,14 @@ from opsloom.cli.console import (
     out,
     parse_json,
     print_json,
+    settings,
 )
 from opsloom.cli.identity import cli_actor
 from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord
 from opsloom.services import run as runs
 from opsloom.services.loading import load_app
-from opsloom.settings import Settings, load_settings
+from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -59,24 +59,22 @@ AppOption = Annotated[
 
 
 def _app(
-    target: str | None, db: str | None, *, worker: WorkerOptions | None, hint: str = ""
+    target: str | None,
+    db: str | None,
+    *,
+    worker: WorkerOptions | None,
+    config: Settings | None = None,
 ) -> App:
     """The App of ``--app`` (configured for this command), or one with no code workflows."""
+    config = config or settings()
     if target:
         try:
             app = load_app(target)
         except OpsloomError as exc:
-            fail(f"{exc}{hint}", 2)
-        app.configure(database_url=db, worker=worker)
+            fail(str(exc), 2)
+        app.configure(database_url=db, worker=worker, settings=config)
         return app
-    return cli_app(db, worker=worker)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        fail(f"invalid OPSLOOM_* setting: {exc}", 2)
+    return cli_app(db, worker=worker, config=config)
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -133,14 +131,14 @@ def worker(
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
-    settings = _settings()
-    _setup_logging(settings.log_level)
+    config = settings()
+    _setup_logging(config.log_level)
     options = WorkerOptions(
-        concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=lease or settings.lease_seconds,
+        concurrency=concurrency or config.worker_concurrency,
+        lease_seconds=lease or config.lease_seconds,
         grace_seconds=grace,
     )
-    target = _app(app, db, worker=options)
+    target = _app(app, db, worker=options, config=config)
     # Deployed workflow documents are served too (reloaded as they are deployed), so a worker
     # without --app runs documents only.
     from opsloom.cli.documents import serve_documents
@@ -231,22 +229,22 @@ def up(
     from opsloom.cli.documents import deploy_examples, serve_documents
     from opsloom.cli.identity import announce_first_admin
 
-    settings = _settings()
-    _setup_logging(settings.log_level)
+    config = settings()
+    _setup_logging(config.log_level)
     options = WorkerOptions(
-        concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=settings.lease_seconds,
+        concurrency=concurrency or config.worker_concurrency,
+        lease_seconds=config.lease_seconds,
         grace_seconds=grace,
     )
     chosen = app or _default_app()
-    target = _app(chosen, db, worker=options)
+    target = _app(chosen, db, worker=options, config=config)
     if examples is None:
-        examples = settings.examples or chosen == EXAMPLES_APP
+        examples = config.examples or chosen == EXAMPLES_APP
     for error in _load_extensions(target):
         sys.stderr.write(f"warning: {error} (skipped)\n")
-    api = create_api(target, settings)
-    bind_host = host or settings.api_host
-    bind_port = settings.api_port if port is None else port
+    api = create_api(target, config)
+    bind_host = host or config.api_host
+    bind_port = config.api_port if port is None else port
     try:
         sock = listen(bind_host, bind_port)
     except OSError as exc:
@@ -269,7 +267,7 @@ def up(
                 "no --app: serving deployed documents only (opsloom deploy FILE); pass "
                 "--app module:attribute to serve Python workflows\n"
             )
-        if settings.api_token:
+        if config.api_token:
             sys.stdout.write("OPSLOOM_API_TOKEN is accepted as an admin token (for automation)\n")
         sys.stdout.flush()
         # A new database gets its first admin, whose token is printed here, once.
