@@ -7,20 +7,13 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.api.auth import authenticated
-from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
+from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.identity import (
-    AccessDeniedError,
-    IdentityError,
-    TokenNotFoundError,
-    UnknownUserError,
-    UserExistsError,
-)
 from opsloom.settings import Settings
 
 PREFIX = "/api/v1"
@@ -29,13 +22,6 @@ PREFIX = "/api/v1"
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid bearer token."},
     403: {"model": Problem, "description": "The token's user lacks the role; `role` names it."},
-}
-#: HTTP status of identity errors raised by routes (input errors are 422 already).
-_IDENTITY_STATUS: dict[type[IdentityError], int] = {
-    AccessDeniedError: 403,
-    UnknownUserError: 404,
-    TokenNotFoundError: 404,
-    UserExistsError: 409,
 }
 
 
@@ -79,7 +65,6 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.state.opsloom = app
     api.state.api_token = settings.api_token
     install_problem_handlers(api)
-    api.add_exception_handler(IdentityError, _identity_error)
 
     # Health stays open (probes carry no token). Everything else needs a valid token, checked
     # here for the whole prefix, and each route requires its role (`require`).
@@ -98,10 +83,3 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.include_router(approvals.public_router)
     api.include_router(guarded)
     return api
-
-
-async def _identity_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, IdentityError)
-    status = next((s for c, s in _IDENTITY_STATUS.items() if isinstance(exc, c)), 500)
-    extra: dict[str, Any] = {"role": exc.role} if isinstance(exc, AccessDeniedError) else {}
-    return problem(request, status, exc.code, str(exc), retryable=exc.retryable, **extra)
