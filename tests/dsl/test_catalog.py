@@ -14,8 +14,8 @@ from fakes import Fakes, fake_http_client
 from opsloom import App, Context, FakeClock, RunStatus, WorkerOptions
 from opsloom.dsl.builtin import duration_seconds
 from opsloom.dsl.catalog import Catalog, FunctionCall, default_catalog
-from opsloom.dsl.problem import TaskError, type_matches
 from opsloom.errors import ConfigurationError
+from opsloom.expr.problem import TaskError, type_matches
 
 
 async def echo(call: FunctionCall) -> Any:

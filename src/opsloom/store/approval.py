@@ -3,7 +3,7 @@
 A request is read and written as one :class:`ApprovalState` (the request row, its stages, votes
 and clarifications). Every change goes through ``Store.change_approval``: the dialect loads the
 state under a lock (``FOR UPDATE`` on PostgreSQL; SQLite has a single writer), a pure function
-computes the new state (:mod:`opsloom.humans.approval_flow`), and the dialect writes it back,
+computes the new state (:mod:`opsloom.approvals.flow`), and the dialect writes it back,
 with the signal that wakes the waiting run, in the same transaction.
 """
 

@@ -46,7 +46,7 @@ class Sandbox:
 
     async def evaluate(self, program: str, value: Any, args: dict[str, Any], timeout: float) -> Any:
         """Run ``program`` over ``[value, args]``; raise a timeout TaskError past ``timeout``."""
-        from opsloom.dsl.expr import ExpressionError
+        from opsloom.expr.evaluator import ExpressionError
 
         request = json.dumps({"program": program, "input": [value, args]}).encode() + b"\n"
         # A helper can die between evaluations (a signal to the process group, the OOM
@@ -65,7 +65,7 @@ class Sandbox:
 
     async def _ask(self, program: str, request: bytes, timeout: float) -> bytes | None:
         """One request to a helper; None when the helper was found dead."""
-        from opsloom.dsl.expr import ExpressionTimeoutError
+        from opsloom.expr.evaluator import ExpressionTimeoutError
 
         async with self._slots:
             helper = await self._take()  # starting a helper does not count against the deadline

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from opsloom.errors import OpsloomError
 
 if TYPE_CHECKING:
-    from opsloom.humans.decision import DecisionTable
+    from opsloom.decisions.table import DecisionTable
 
 
 class ApprovalError(OpsloomError):
@@ -190,7 +190,7 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
-    """What ``ctx.approval`` asks for.
+    """What :func:`~opsloom.approvals.approval.approval` asks for.
 
     Attributes:
         title: one line people see in their inbox.

@@ -14,7 +14,7 @@ from rawsql import execute
 
 from opsloom import App, FakeClock
 from opsloom.errors import InputError
-from opsloom.humans.audit import GENESIS, AuditLog
+from opsloom.identity.audit import GENESIS, AuditLog
 from opsloom.store.audit import entry_hash
 
 

@@ -1,4 +1,4 @@
-"""Approvals from runs: ``await ctx.approval(request)`` and the ``approval:1.0.0`` catalog function.
+"""Approvals from runs: ``await approval(ctx, request)`` and the ``approval:1.0.0`` function.
 
 This is workflow code. A recorded step creates the request and its stage tasks (the request id
 is the step's ``run_id.seq``, so a step that runs again finds the request it created). Then
@@ -35,10 +35,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opsloom.engine.context import current_step
-from opsloom.errors import WaitTimeoutError
-from opsloom.humans.approval_flow import expire, new_state, next_deadline, outcome, withdraw
-from opsloom.humans.approval_spec import (
+from opsloom.approvals.flow import expire, new_state, next_deadline, outcome, withdraw
+from opsloom.approvals.spec import (
     ApprovalDeniedError,
     ApprovalError,
     ApprovalNotFoundError,
@@ -47,13 +45,16 @@ from opsloom.humans.approval_spec import (
     Stage,
     stages_from_output,
 )
+from opsloom.decisions.decide import decide
+from opsloom.engine.context import current_step
+from opsloom.errors import WaitTimeoutError
 from opsloom.store.approval import ApprovalState, signal_name
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
+    from opsloom.decisions.decide import DecisionTables
     from opsloom.dsl.catalog import Catalog, FunctionCall
     from opsloom.engine.context import Context
-    from opsloom.humans.decide import DecisionTables
     from opsloom.store.base import Store
 
 #: Version of the ``approval`` catalog function.
@@ -147,7 +148,7 @@ def _steps(store: Store, clock: Clock) -> _Steps:
         return _summary(state)
 
     async def lapse(request_id: str) -> dict[str, Any]:
-        from opsloom.humans.approvals import record_notes
+        from opsloom.approvals.service import record_notes
 
         now = clock.now()
         change = await store.change_approval(request_id, expire(now), now)
@@ -157,7 +158,7 @@ def _steps(store: Store, clock: Clock) -> _Steps:
         return _summary(change.state)
 
     async def withdraw_request(request_id: str) -> None:
-        from opsloom.humans.approvals import record_notes
+        from opsloom.approvals.service import record_notes
 
         now = clock.now()
         change = await store.change_approval(
@@ -177,21 +178,19 @@ def _steps(store: Store, clock: Clock) -> _Steps:
 
 
 async def approval(
-    ctx: Context,
-    request: ApprovalRequest,
-    store: Store,
-    clock: Clock,
-    *,
-    raise_on_deny: bool = False,
+    ctx: Context, request: ApprovalRequest, *, raise_on_deny: bool = False
 ) -> ApprovalOutcome:
-    """Ask for an approval and wait durably for its outcome (see the module docstring).
+    """Ask people for an approval and wait durably (no worker slot) for the outcome.
+
+    Workflow code: ``outcome = await approval(ctx, request)``. A denial returns an outcome
+    with ``approved=False`` and the reason (see the module docstring for the steps it records).
 
     Raises:
         ApprovalDeniedError: the request was denied or cancelled and ``raise_on_deny`` is set.
     """
-    steps = _steps(store, clock)
+    steps = _steps(ctx.store, ctx.clock)
     if request.policy is not None:
-        decision = await ctx.decide(request.policy, request.policy_input())
+        decision = await decide(ctx, request.policy, request.policy_input())
         stages = stages_from_output(decision.output)
     else:
         stages = request.stages
@@ -236,8 +235,8 @@ def approval_function(
     tables: DecisionTables | None = None,
 ) -> Callable[[FunctionCall], Awaitable[Any]]:
     """The ``approval`` catalog function; ``tables`` hold the policies it may name."""
-    from opsloom.dsl.problem import TaskError
-    from opsloom.humans.decision import DecisionError
+    from opsloom.decisions.table import DecisionError
+    from opsloom.expr.problem import TaskError
 
     async def approval_call(call: FunctionCall) -> Any:
         arguments = call.arguments
@@ -247,7 +246,7 @@ def approval_function(
             raise TaskError.standard(
                 "configuration", str(exc), title="Invalid approval request"
             ) from None
-        result = await call.ctx.approval(request)
+        result = await approval(call.ctx, request)
         if arguments.get("raise_on_deny") and not result.approved:
             raise TaskError(
                 DENIED_TYPE,

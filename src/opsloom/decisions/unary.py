@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from opsloom.humans.valueset import ValueSet
+from opsloom.decisions.valueset import ValueSet
 
 #: Comparison operators; ``=`` and ``!=`` are equality and its negation.
 OPERATORS = ("<=", ">=", "!=", "<", ">", "=")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from opsloom.humans.approval_flow import SLA_ACTOR
+from opsloom.approvals.flow import SLA_ACTOR
 from opsloom.store.approval import ApprovalStageRow, ApprovalState
 
 

@@ -9,15 +9,16 @@ import pytest
 from approval_fixtures import add_people, eventually, request_of_run, service
 
 from opsloom import App, Context, FakeClock, RunStatus
-from opsloom.humans.approval_spec import (
+from opsloom.approvals.approval import approval
+from opsloom.approvals.spec import (
     ApprovalDeniedError,
     ApprovalForbiddenError,
     ApprovalRequest,
     Approvers,
     Stage,
 )
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
+from opsloom.identity.audit import AuditLog
 
 HOUR = 3600.0
 
@@ -54,7 +55,7 @@ async def test_approval__ladder_of_three_groups_then_auto_deny(
 
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
-        return (await ctx.approval(_request(stage))).to_dict()
+        return (await approval(ctx, _request(stage))).to_dict()
 
     async with app:
         await add_people(Identity(app.store, clock))
@@ -101,7 +102,7 @@ async def test_approval__denial_reason_reaches_the_workflow(
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
         try:
-            await ctx.approval(_request(Stage("lead", groups=("leads",))), raise_on_deny=True)
+            await approval(ctx, _request(Stage("lead", groups=("leads",))), raise_on_deny=True)
         except ApprovalDeniedError as exc:
             return {"denied": exc.reason}
         return {"denied": None}
@@ -132,7 +133,7 @@ async def test_approval__sequential_and_parallel_stages_with_quorum(
 
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
-        return (await ctx.approval(_request(*stages))).to_dict()
+        return (await approval(ctx, _request(*stages))).to_dict()
 
     async with app:
         identity = Identity(app.store, clock)
@@ -164,7 +165,7 @@ async def test_approval__clarification_round_trip_pauses_the_sla(
 
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
-        return (await ctx.approval(_request(stage))).to_dict()
+        return (await approval(ctx, _request(stage))).to_dict()
 
     async with app:
         identity = Identity(app.store, clock)
@@ -196,7 +197,7 @@ async def test_approval__delegation(make_app: Callable[..., App], clock: FakeClo
 
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
-        return (await ctx.approval(_request(Stage("owner", users=("alice",))))).to_dict()
+        return (await approval(ctx, _request(Stage("owner", users=("alice",))))).to_dict()
 
     async with app:
         identity = Identity(app.store, clock)
@@ -232,7 +233,7 @@ async def test_approval__crash_while_waiting_resumes_with_the_decision(
         @app.workflow(name="change")
         async def change(ctx: Context) -> dict[str, Any]:
             stage = Stage("lead", groups=("leads",), mode="all", sla=HOUR, on_sla="deny")
-            return (await ctx.approval(_request(stage))).to_dict()
+            return (await approval(ctx, _request(stage))).to_dict()
 
         return app
 
@@ -261,7 +262,7 @@ async def test_approval__cancelling_the_run_withdraws_the_request(
 
     @app.workflow(name="change")
     async def change(ctx: Context) -> dict[str, Any]:
-        return (await ctx.approval(_request(Stage("lead", groups=("leads",))))).to_dict()
+        return (await approval(ctx, _request(Stage("lead", groups=("leads",))))).to_dict()
 
     async with app:
         identity = Identity(app.store, clock)

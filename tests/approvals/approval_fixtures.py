@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from opsloom import App
+from opsloom.approvals.service import Approvals
 from opsloom.clock import Clock
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
+from opsloom.identity.audit import AuditLog
 from opsloom.store.approval import ApprovalState
 
 #: user -> groups; everyone holds the approver role (the requester ``rita`` too).

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from opsloom.humans.approval_spec import ApprovalError
+from opsloom.approvals.spec import ApprovalError
 
 #: How far a request's timestamp may be from now, in seconds.
 WINDOW_SECONDS = 300.0

@@ -22,20 +22,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.diagnostic import Problem
-from opsloom.errors import ConfigurationError
-from opsloom.humans.decision import (
+from opsloom.decisions.loader import load_table_file
+from opsloom.decisions.table import (
     Decision,
     DecisionError,
     DecisionTable,
     InvalidDecisionTableError,
     evaluate,
 )
-from opsloom.humans.decision_load import load_table_file
+from opsloom.errors import ConfigurationError
+from opsloom.expr.diagnostic import Problem
 
 if TYPE_CHECKING:
     from opsloom.dsl.catalog import Catalog, FunctionCall
     from opsloom.engine.context import Context
+    from opsloom.settings import Settings
 
 #: Version of the ``decide`` catalog function.
 DECIDE_VERSION = "1.0.0"
@@ -136,6 +137,14 @@ class DecisionTables:
         return tables
 
 
+def load_decision_tables(settings: Settings | None) -> DecisionTables | None:
+    """The tables of ``OPSLOOM_DECISIONS_DIR``, if one is set."""
+    folder = None if settings is None else settings.decisions_dir
+    if folder is None:
+        return None
+    return DecisionTables.load_directory(folder)
+
+
 def decision_step(table: DecisionTable, input: Any) -> dict[str, Any]:
     """Evaluate ``table`` for ``input`` as recorded data (the body of the ``decide`` step)."""
     return evaluate(table, input).to_dict()
@@ -169,7 +178,7 @@ def _decide_recorded(table: DecisionTable, input: Any) -> dict[str, Any]:
 
 def decide_function(tables: DecisionTables) -> Callable[[FunctionCall], Awaitable[Any]]:
     """The ``decide`` catalog function over ``tables`` (see the module docstring)."""
-    from opsloom.dsl.problem import TaskError
+    from opsloom.expr.problem import TaskError
 
     async def decide_call(call: FunctionCall) -> Any:
         arguments = call.arguments

@@ -18,12 +18,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opsloom.humans.approval_spec import ApprovalLinkError, ApprovalNotFoundError
-from opsloom.humans.approvals import Approvals, request_of
+from opsloom.approvals.service import Approvals, request_of
+from opsloom.approvals.spec import ApprovalLinkError, ApprovalNotFoundError
 from opsloom.store.approval import ApprovalLinkRow
 
 if TYPE_CHECKING:
-    from opsloom.humans.identity import Principal
+    from opsloom.identity.access import Principal
 
 #: Default lifetime of a link.
 LINK_TTL = 24 * 3600.0

@@ -1,7 +1,7 @@
 """Triggers: which stored events start runs of which workflow, and which go to open runs.
 
 A trigger names a target workflow (and version), a mode and event filters (the same filter
-objects as subscriptions, see :mod:`opsloom.triggers.matching`):
+objects as subscriptions, see :mod:`opsloom.model.matching`):
 
 - ``one``: one filter; every matching event may start a run;
 - ``any``: several filters; an event matching any of them may start a run;
@@ -53,8 +53,8 @@ from typing import Any, Literal
 
 from opsloom.codec import encode
 from opsloom.errors import InputError, OpsloomError
-from opsloom.store.base import NewRun
-from opsloom.triggers.matching import WHERE, _program, check_filters, matches
+from opsloom.model.matching import WHERE, _program, check_filters, matches
+from opsloom.model.run import NewRun
 
 log = logging.getLogger("opsloom.triggers")
 

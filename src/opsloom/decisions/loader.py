@@ -29,7 +29,7 @@ several outputs, or literal outputs that are not numbers), literal outputs outsi
 column's ``values``, and the hit-policy violations that can be seen without an input: two
 ``UNIQUE`` rules whose tests overlap in every column, and two ``ANY`` rules that overlap with
 different literal outputs. Tests written in jq cannot be compared, so their rules are checked
-when an input matches them (see :func:`opsloom.humans.decision.evaluate`).
+when an input matches them (see :func:`opsloom.decisions.table.evaluate`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,8 @@ from typing import Any
 
 import jq
 
-from opsloom.dsl.diagnostic import Problem, pointer
-from opsloom.dsl.expr import Evaluator, ExpressionError, is_expression, strip
-from opsloom.dsl.position import parse_text
-from opsloom.humans.decision import (
+from opsloom.decisions.conflict import conflicts
+from opsloom.decisions.table import (
     Aggregation,
     Cell,
     DecisionTable,
@@ -56,8 +54,10 @@ from opsloom.humans.decision import (
     OutputColumn,
     Rule,
 )
-from opsloom.humans.decision_check import conflicts
-from opsloom.humans.unary import UnaryTestSyntaxError, from_cell
+from opsloom.decisions.unary import UnaryTestSyntaxError, from_cell
+from opsloom.expr.diagnostic import Problem, pointer
+from opsloom.expr.evaluator import Evaluator, ExpressionError, is_expression, strip
+from opsloom.expr.position import parse_text
 
 _TOP = ("name", "version", "description", "hitPolicy", "aggregation", "inputs", "outputs", "rules")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from opsloom import App, Context, FakeClock, RunFailedError, WorkerOptions
-from opsloom.dsl.catalog import default_catalog
+from opsloom.app import default_catalog
+from opsloom.decisions.decide import DecisionTables, decide
+from opsloom.decisions.loader import load_table
+from opsloom.decisions.table import DecisionError, InvalidDecisionTableError
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import ConfigurationError
-from opsloom.humans.decide import DecisionTables, decide
-from opsloom.humans.decision import DecisionError, InvalidDecisionTableError
-from opsloom.humans.decision_load import load_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "decisions"
 
@@ -93,7 +93,7 @@ async def test_decide__is_a_recorded_step(app: App) -> None:
 
     @app.workflow(name="route")
     async def route(ctx: Context, alert: dict[str, Any]) -> Any:
-        decision = await ctx.decide(table, alert)
+        decision = await decide(ctx, table, alert)
         return {"team": decision.output["team"], "rules": list(decision.selected)}
 
     @app.workflow(name="clash")

@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from opsloom.humans import approval_flow as flow
-from opsloom.humans.approval_spec import (
+from opsloom.approvals import flow
+from opsloom.approvals.spec import (
     ApprovalForbiddenError,
     ApprovalNotFoundError,
 )
-from opsloom.humans.approval_stats import StageStats, stage_stats
+from opsloom.approvals.stats import StageStats, stage_stats
 from opsloom.store.approval import ApprovalChange, ApprovalState, ChangeFn
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
-    from opsloom.humans.audit import AuditLog
-    from opsloom.humans.identity import Identity, Principal
+    from opsloom.identity.access import Identity, Principal
+    from opsloom.identity.audit import AuditLog
     from opsloom.store.base import Store
 
 #: How many pending requests ``pending_for`` looks through.
@@ -43,7 +43,7 @@ async def record_notes(
     if not notes:
         return
     if audit is None:
-        from opsloom.humans.audit import AuditLog
+        from opsloom.identity.audit import AuditLog
 
         audit = AuditLog(store, clock)
     for actor, action, data in notes:

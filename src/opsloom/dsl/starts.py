@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloom.errors import ConfigurationError, InputError
 from opsloom.model.schedule import Schedule, schedule_record
-from opsloom.triggers.trigger import (
+from opsloom.model.trigger import (
     DEFAULT_KEY,
     Correlation,
     Trigger,
@@ -54,7 +54,7 @@ def _options(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _seconds(value: Any, what: str) -> float:
     from opsloom.dsl.builtin import duration_seconds
-    from opsloom.dsl.problem import TaskError
+    from opsloom.expr.problem import TaskError
 
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)

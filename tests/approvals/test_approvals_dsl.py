@@ -11,20 +11,20 @@ import pytest
 from approval_fixtures import eventually, service
 
 from opsloom import App, Context, FakeClock
-from opsloom.dsl.catalog import default_catalog
-from opsloom.dsl.runtime import DslRuntime
-from opsloom.errors import StoreError
-from opsloom.humans.approval import register_approval
-from opsloom.humans.approval_flow import new_state, vote
-from opsloom.humans.approval_spec import (
+from opsloom.app import default_catalog
+from opsloom.approvals.approval import approval, register_approval
+from opsloom.approvals.flow import new_state, vote
+from opsloom.approvals.spec import (
     ApprovalConflictError,
     ApprovalRequest,
     InvalidApprovalError,
     Stage,
 )
-from opsloom.humans.approval_stats import nearest_rank, stage_stats
-from opsloom.humans.decide import DecisionTables
-from opsloom.humans.identity import Identity
+from opsloom.approvals.stats import nearest_rank, stage_stats
+from opsloom.decisions.decide import DecisionTables
+from opsloom.dsl.runtime import DslRuntime
+from opsloom.errors import StoreError
+from opsloom.identity.access import Identity
 from opsloom.store.approval import ApprovalChange, ApprovalState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "decisions"
@@ -138,7 +138,7 @@ async def test_approval__policy_from_code_with_nothing_to_approve(
             risk=0.1,
             policy=table,
         )
-        return (await ctx.approval(request)).to_dict()
+        return (await approval(ctx, request)).to_dict()
 
     async with app:
         result = await (await app.start("dev-change")).result(timeout=10)

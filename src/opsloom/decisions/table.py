@@ -1,7 +1,7 @@
 """Decision tables: rules that map an input document to outputs under a DMN hit policy.
 
 A table has input columns (each a jq expression over the input document), output columns and
-rules. A rule has one unary test per input column (see :mod:`opsloom.humans.unary`) and one
+rules. A rule has one unary test per input column (see :mod:`opsloom.decisions.unary`) and one
 value per output column; it *matches* when every test accepts its column's value. The hit
 policy says what the matching rules produce:
 
@@ -16,7 +16,7 @@ policy says what the matching rules produce:
   (``SUM``, ``MIN``, ``MAX``, ``COUNT``) of its single output column, a number instead
   (``COUNT`` of nothing is 0; ``SUM``, ``MIN`` and ``MAX`` of nothing are ``None``).
 
-Tables are loaded and validated by :mod:`opsloom.humans.decision_load`; :func:`evaluate` runs
+Tables are loaded and validated by :mod:`opsloom.decisions.loader`; :func:`evaluate` runs
 one. jq programs are compiled once, when the table is loaded, and cannot see the process
 environment (``$ENV`` and ``env`` are empty objects).
 """
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.expr import ExpressionError, run_program
+from opsloom.decisions.unary import UnaryTest, same
 from opsloom.errors import OpsloomError
-from opsloom.humans.unary import UnaryTest, same
+from opsloom.expr.evaluator import ExpressionError, run_program
 
 if TYPE_CHECKING:
-    from opsloom.dsl.diagnostic import Problem
+    from opsloom.expr.diagnostic import Problem
 
 
 class HitPolicy(StrEnum):
@@ -161,7 +161,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class DecisionTable:
-    """A loaded, validated decision table (see :mod:`opsloom.humans.decision_load`)."""
+    """A loaded, validated decision table (see :mod:`opsloom.decisions.loader`)."""
 
     name: str
     version: str

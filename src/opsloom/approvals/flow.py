@@ -3,7 +3,7 @@
 Each operation (vote, ask, answer, delegate, the SLA, cancel) returns a change function for
 ``Store.change_approval``, which applies it to the state it has just read under a lock and
 stores the result in the same transaction. The functions check everything first and raise an
-:class:`~opsloom.humans.approval_spec.ApprovalError` to refuse, so a refusal writes nothing.
+:class:`~opsloom.approvals.spec.ApprovalError` to refuse, so a refusal writes nothing.
 
 Rules:
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloom.humans.approval_spec import (
+from opsloom.approvals.spec import (
     ApprovalConflictError,
     ApprovalForbiddenError,
     ApprovalNotFoundError,

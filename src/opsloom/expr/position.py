@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from opsloom.dsl.diagnostic import Problem, kind_of, pointer
+from opsloom.expr.diagnostic import Problem, kind_of, pointer
 
 #: Deeper nesting is refused: no workflow needs it and recursion further down would fail.
 MAX_DEPTH = 100

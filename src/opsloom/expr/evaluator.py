@@ -8,7 +8,7 @@ so one compiled program serves every evaluation: the wrapped program reads ``[va
 The jq binding runs C code holding the GIL, so an endless expression cannot be interrupted in
 this process. Expressions that can loop or grow without bound (``range``, ``recurse``,
 ``until``, user ``def`` …, regular expressions) are therefore evaluated in a killable helper
-process with a deadline (see :mod:`opsloom.dsl.sandbox`); everything else, the common case,
+process with a deadline (see :mod:`opsloom.expr.sandbox`); everything else, the common case,
 runs in process in microseconds.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import jq
 
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 #: Variables every expression may use; ``for`` and ``catch`` add their own names.
 VARIABLES = ("context", "input", "output", "secrets", "task", "workflow", "runtime")
@@ -103,7 +103,7 @@ class Evaluator:
         self.cache_size = cache_size
         self.timeout = timeout
         self._cache: OrderedDict[str, Compiled] = OrderedDict()
-        self._sandbox: Any = None  # opsloom.dsl.sandbox.Sandbox, created on first risky use
+        self._sandbox: Any = None  # opsloom.expr.sandbox.Sandbox, created on first risky use
 
     def compile(self, text: str) -> Compiled:
         """Compile ``text`` (with or without ``${}``), from the cache when possible."""
@@ -137,7 +137,7 @@ class Evaluator:
         return run_program(compiled.program, value, args)
 
     async def _sandboxed(self, compiled: Compiled, value: Any, args: dict[str, Any]) -> Any:
-        from opsloom.dsl.sandbox import Sandbox
+        from opsloom.expr.sandbox import Sandbox
 
         if self._sandbox is None:
             self._sandbox = Sandbox()

@@ -9,8 +9,7 @@ import pytest
 from rawsql import everything_stored, execute
 
 from opsloom import App, FakeClock
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import (
+from opsloom.identity.access import (
     BOOTSTRAP_USER,
     ROLES,
     Identity,
@@ -23,6 +22,7 @@ from opsloom.humans.identity import (
     effective_roles,
     hash_token,
 )
+from opsloom.identity.audit import AuditLog
 
 
 @pytest.fixture
