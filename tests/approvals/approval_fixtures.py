@@ -10,7 +10,7 @@ from opsloom.approvals.service import Approvals
 from opsloom.clock import Clock
 from opsloom.identity.access import Identity
 from opsloom.identity.audit import AuditLog
-from opsloom.store.approval import ApprovalState
+from opsloom.model.approval import ApprovalState
 
 #: user -> groups; everyone holds the approver role (the requester ``rita`` too).
 PEOPLE: dict[str, tuple[str, ...]] = {

@@ -25,7 +25,7 @@ from opsloom.decisions.decide import DecisionTables
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import StoreError
 from opsloom.identity.access import Identity
-from opsloom.store.approval import ApprovalChange, ApprovalState
+from opsloom.model.approval import ApprovalChange, ApprovalState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "decisions"
 

@@ -12,9 +12,9 @@ from opsloom import App, Context, FakeClock, RunFailedError, WorkerOptions
 from opsloom.app import default_catalog
 from opsloom.decisions.decide import DecisionTables, decide
 from opsloom.decisions.loader import load_table
-from opsloom.decisions.table import DecisionError, InvalidDecisionTableError
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import ConfigurationError
+from opsloom.model.decision import DecisionError, InvalidDecisionTableError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "decisions"
 

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opsloom.decisions.evaluation import evaluate
 from opsloom.decisions.loader import load_table, table_from_data
-from opsloom.decisions.table import (
+from opsloom.errors import OpsloomError
+from opsloom.model.decision import (
     DecisionError,
     DecisionTable,
     HitPolicy,
     InvalidDecisionTableError,
-    evaluate,
 )
-from opsloom.decisions.unary import UnaryTestSyntaxError, from_cell, parse
-from opsloom.errors import OpsloomError
+from opsloom.model.unary import UnaryTestSyntaxError, from_cell, parse
 
 
 def table(
@@ -638,6 +638,6 @@ def test_property__static_overlap_never_misses_a_shared_value(
         assert sets[0].overlaps(sets[1]), (first[0], second[0], shared)
     for v in range(-6, 8):
         # A test accepts exactly the values of its set (points are checked through overlap).
-        from opsloom.decisions.valueset import ValueSet
+        from opsloom.model.valueset import ValueSet
 
         assert sets[0].overlaps(ValueSet.point(v)) == a.matches(v), (first[0], v)

@@ -48,7 +48,8 @@ from opsloom.approvals.spec import (
 from opsloom.decisions.decide import decide
 from opsloom.engine.context import current_step
 from opsloom.errors import WaitTimeoutError
-from opsloom.store.approval import ApprovalState, signal_name
+from opsloom.model.approval import ApprovalState
+from opsloom.store.approval import signal_name
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
@@ -235,8 +236,8 @@ def approval_function(
     tables: DecisionTables | None = None,
 ) -> Callable[[FunctionCall], Awaitable[Any]]:
     """The ``approval`` catalog function; ``tables`` hold the policies it may name."""
-    from opsloom.decisions.table import DecisionError
     from opsloom.expr.problem import TaskError
+    from opsloom.model.decision import DecisionError
 
     async def approval_call(call: FunctionCall) -> Any:
         arguments = call.arguments

@@ -33,7 +33,7 @@ from opsloom.approvals.spec import (
     Approvers,
     Stage,
 )
-from opsloom.store.approval import (
+from opsloom.model.approval import (
     ApprovalChange,
     ApprovalClarificationRow,
     ApprovalRequestRow,
@@ -41,6 +41,8 @@ from opsloom.store.approval import (
     ApprovalState,
     ApprovalVoteRow,
     ChangeFn,
+    RequestStatus,
+    StageStatus,
 )
 
 #: ``decided_by`` of what the SLA decides, and of a request its policy needed no stage for.
@@ -48,7 +50,7 @@ SLA_ACTOR = "sla"
 POLICY_ACTOR = "policy"
 #: ``decided_by`` of a request withdrawn because its run was cancelled or failed.
 RUN_ACTOR = "run"
-ACTIVE = ("open", "clarifying")
+ACTIVE = (StageStatus.OPEN, StageStatus.CLARIFYING)
 
 
 def _text(value: Any) -> str | None:
@@ -71,7 +73,7 @@ def new_state(
         subject=header.get("subject"),
         risk=_text(header.get("risk")),
         impact=_text(header.get("impact")),
-        status="pending",
+        status=RequestStatus.PENDING,
         decided_by=None,
         reason=None,
         created_at=now,
@@ -97,7 +99,7 @@ def new_state(
                 level=0,
                 sla=stage.sla,
                 on_sla=stage.on_sla,
-                status="waiting",
+                status=StageStatus.WAITING,
                 opened_at=None,
                 deadline=None,
                 paused_at=None,
@@ -119,13 +121,13 @@ def _advance(state: ApprovalState, now: float, last: ApprovalStageRow | None) ->
     ``last`` is the stage just approved: its decision is the request's when it was the last.
     """
     request = state.request
-    if request.status != "pending":
+    if request.status != RequestStatus.PENDING:
         return
     if any(s.status in ACTIVE for s in state.stages):
         return
-    waiting = [s for s in state.stages if s.status == "waiting"]
+    waiting = [s for s in state.stages if s.status == StageStatus.WAITING]
     if not waiting:
-        request.status = "approved"
+        request.status = RequestStatus.APPROVED
         request.decided_by = POLICY_ACTOR if last is None else last.decided_by
         request.reason = None if last is None else last.comment
         request.decided_at = now
@@ -134,21 +136,21 @@ def _advance(state: ApprovalState, now: float, last: ApprovalStageRow | None) ->
     phase = min(s.phase for s in waiting)
     for stage in waiting:
         if stage.phase == phase:
-            stage.status = "open"
+            stage.status = StageStatus.OPEN
             stage.opened_at = now
             stage.deadline = None if stage.sla is None else now + stage.sla
 
 
 def _deny(state: ApprovalState, stage: ApprovalStageRow, by: str, reason: str, now: float) -> None:
-    stage.status = "denied"
+    stage.status = StageStatus.DENIED
     stage.decided_by = by
     stage.decided_at = now
     stage.comment = reason
     for other in state.stages:
-        if other.status in (*ACTIVE, "waiting"):
-            other.status = "cancelled"
+        if other.status in (*ACTIVE, StageStatus.WAITING):
+            other.status = StageStatus.CANCELLED
     request = state.request
-    request.status = "denied"
+    request.status = RequestStatus.DENIED
     request.decided_by = by
     request.reason = reason
     request.decided_at = now
@@ -163,7 +165,7 @@ def _stage(state: ApprovalState, stage_id: str) -> ApprovalStageRow:
 
 
 def _must_be_pending(state: ApprovalState) -> None:
-    if state.request.status != "pending":
+    if state.request.status != RequestStatus.PENDING:
         raise ApprovalConflictError(
             f"approval request {state.request.id} is already {state.request.status}"
         )
@@ -215,11 +217,11 @@ def vote(
         _must_be_pending(state)
         stage = _stage(state, stage_id)
         as_ = standing(stage, state.request.requester, user, groups)
-        if stage.status == "clarifying":
+        if stage.status == StageStatus.CLARIFYING:
             raise ApprovalConflictError(
                 f"task {stage.id} waits for the requester's answer to a question"
             )
-        if stage.status != "open":
+        if stage.status != StageStatus.OPEN:
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}, not open")
         if any(v.stage_id == stage.id and v.voter == user for v in state.votes):
             raise ApprovalConflictError(f"{user} has already decided task {stage.id}")
@@ -233,7 +235,7 @@ def vote(
         if not approve:
             _deny(state, stage, user, comment or "", now)
         elif _satisfied(stage, state.votes):
-            stage.status = "approved"
+            stage.status = StageStatus.APPROVED
             stage.decided_by = user
             stage.decided_at = now
             stage.comment = comment
@@ -261,8 +263,8 @@ def ask(user: str, groups: frozenset[str], stage_id: str, question: str, now: fl
             f"{stage.id}.q{count + 1}", state.request.id, stage.id, user, question, now
         )
         state.clarifications.append(row)
-        if stage.status == "open":
-            stage.status = "clarifying"
+        if stage.status == StageStatus.OPEN:
+            stage.status = StageStatus.CLARIFYING
             stage.paused_at = now
         state.request.updated_at = now
         notes = [(user, "approval.clarification_asked", {"task": stage.id, "question": question})]
@@ -289,8 +291,8 @@ def answer(user: str, text: str, now: float) -> ChangeFn:
             clarification.answered_by = user
             clarification.answered_at = now
         for stage in state.stages:
-            if stage.status == "clarifying":
-                stage.status = "open"
+            if stage.status == StageStatus.CLARIFYING:
+                stage.status = StageStatus.OPEN
                 if stage.deadline is not None and stage.paused_at is not None:
                     stage.deadline += now - stage.paused_at
                 stage.paused_at = None
@@ -310,7 +312,7 @@ def delegate(
         _must_be_pending(state)
         stage = _stage(state, stage_id)
         as_ = standing(stage, state.request.requester, user, groups)
-        if stage.status not in (*ACTIVE, "waiting"):
+        if stage.status not in (*ACTIVE, StageStatus.WAITING):
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}")
         if to_user == state.request.requester:
             raise ApprovalForbiddenError(
@@ -338,8 +340,8 @@ def expire(now: float) -> ChangeFn:
         changed = False
         for stage in state.stages:
             while (
-                state.request.status == "pending"
-                and stage.status == "open"
+                state.request.status == RequestStatus.PENDING
+                and stage.status == StageStatus.OPEN
                 and stage.deadline is not None
                 and stage.deadline <= now
                 and _has_sla_action(stage)
@@ -363,7 +365,7 @@ def expire(now: float) -> ChangeFn:
                     _deny(state, stage, SLA_ACTOR, reason, now)
                 elif stage.on_sla == "approve":
                     notes.append((SLA_ACTOR, "approval.auto_approved", {"task": stage.id}))
-                    stage.status = "approved"
+                    stage.status = StageStatus.APPROVED
                     stage.decided_by = SLA_ACTOR
                     stage.decided_at = now
                     stage.comment = f"approved automatically at the SLA of stage {stage.name!r}"
@@ -396,7 +398,7 @@ def withdraw(reason: str, now: float) -> ChangeFn:
     """
 
     def change(state: ApprovalState) -> ApprovalChange:
-        if state.request.status != "pending":
+        if state.request.status != RequestStatus.PENDING:
             return ApprovalChange(state)
         return _cancelled(state, RUN_ACTOR, reason, now)
 
@@ -405,10 +407,10 @@ def withdraw(reason: str, now: float) -> ChangeFn:
 
 def _cancelled(state: ApprovalState, user: str, reason: str, now: float) -> ApprovalChange:
     for stage in state.stages:
-        if stage.status in (*ACTIVE, "waiting"):
-            stage.status = "cancelled"
+        if stage.status in (*ACTIVE, StageStatus.WAITING):
+            stage.status = StageStatus.CANCELLED
     request = state.request
-    request.status = "cancelled"
+    request.status = RequestStatus.CANCELLED
     request.decided_by = user
     request.reason = reason
     request.decided_at = now
@@ -430,7 +432,7 @@ def next_deadline(state: ApprovalState) -> float | None:
     deadlines = [
         s.deadline
         for s in state.stages
-        if s.status == "open" and s.deadline is not None and _has_sla_action(s)
+        if s.status == StageStatus.OPEN and s.deadline is not None and _has_sla_action(s)
     ]
     return min(deadlines, default=None)
 
@@ -470,11 +472,11 @@ def stage_summary(state: ApprovalState, stage: ApprovalStageRow) -> dict[str, An
 def outcome(state: ApprovalState) -> ApprovalOutcome | None:
     """How the request ended, or None while it is pending."""
     request = state.request
-    if request.status == "pending":
+    if request.status == RequestStatus.PENDING:
         return None
     return ApprovalOutcome(
         request_id=request.id,
-        approved=request.status == "approved",
+        approved=request.status == RequestStatus.APPROVED,
         status=request.status,
         decided_by=request.decided_by,
         reason=request.reason,

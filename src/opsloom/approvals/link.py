@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloom.approvals.service import Approvals, request_of
 from opsloom.approvals.spec import ApprovalLinkError, ApprovalNotFoundError
-from opsloom.store.approval import ApprovalLinkRow
+from opsloom.model.approval import ApprovalLinkRow
 
 if TYPE_CHECKING:
     from opsloom.identity.access import Principal

@@ -18,7 +18,7 @@ from opsloom.approvals.spec import (
     ApprovalNotFoundError,
 )
 from opsloom.approvals.stats import StageStats, stage_stats
-from opsloom.store.approval import ApprovalChange, ApprovalState, ChangeFn
+from opsloom.model.approval import ApprovalChange, ApprovalState, ChangeFn, RequestStatus
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
@@ -145,7 +145,7 @@ class Approvals:
         open questions on the principal's own requests (``kind`` ``question``).
         """
         tasks: list[dict[str, Any]] = []
-        for state in await self.store.list_approvals("pending", PENDING_LIMIT):
+        for state in await self.store.list_approvals(RequestStatus.PENDING, PENDING_LIMIT):
             r = state.request
             if r.requester == principal.user:
                 for c in state.clarifications:

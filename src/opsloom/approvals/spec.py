@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsloom.errors import OpsloomError
+from opsloom.model.approval import RequestStatus
 
 if TYPE_CHECKING:
-    from opsloom.decisions.table import DecisionTable
+    from opsloom.model.decision import DecisionTable
 
 
 class ApprovalError(OpsloomError):
@@ -272,7 +273,7 @@ class ApprovalOutcome:
 
     request_id: str
     approved: bool
-    status: str
+    status: RequestStatus
     decided_by: str | None
     reason: str | None
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -282,7 +283,7 @@ class ApprovalOutcome:
         return {
             "request_id": self.request_id,
             "approved": self.approved,
-            "status": self.status,
+            "status": self.status.value,
             "decided_by": self.decided_by,
             "reason": self.reason,
             "stages": self.stages,
@@ -294,7 +295,7 @@ class ApprovalOutcome:
         return cls(
             data["request_id"],
             bool(data["approved"]),
-            data["status"],
+            RequestStatus(data["status"]),
             data.get("decided_by"),
             data.get("reason"),
             list(data.get("stages") or []),

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from opsloom.approvals.flow import SLA_ACTOR
-from opsloom.store.approval import ApprovalStageRow, ApprovalState
+from opsloom.model.approval import ApprovalStageRow, ApprovalState, StageStatus
 
 
 def nearest_rank(values: list[float], percent: float) -> float | None:
@@ -66,7 +66,9 @@ def stage_stats(states: list[ApprovalState]) -> list[StageStats]:
     for name in sorted(by_name):
         stages = by_name[name]
         decided = [
-            s for s in stages if s.status in ("approved", "denied") and s.decided_at is not None
+            s
+            for s in stages
+            if s.status in (StageStatus.APPROVED, StageStatus.DENIED) and s.decided_at is not None
         ]
         times = [(s.decided_at or 0.0) - (s.opened_at or 0.0) for s in decided]
         with_sla = [s for s in decided if s.sla is not None]

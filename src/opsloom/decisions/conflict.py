@@ -1,7 +1,7 @@
 """Hit-policy violations that can be seen in a table without any input.
 
 Two rules *overlap* when some input can match both: for every input column, the sets of values
-their tests accept intersect (see :mod:`opsloom.decisions.valueset`). Under ``UNIQUE`` any overlap
+their tests accept intersect (see :mod:`opsloom.model.valueset`). Under ``UNIQUE`` any overlap
 is a violation; under ``ANY`` an overlap is one when the rules' literal outputs differ. A column
 tested with jq has no known set, so a pair of rules involving one is left to evaluation, which
 fails loudly if both rules do match.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsloom.decisions.table import HitPolicy, Rule, equal
-from opsloom.decisions.valueset import ValueSet
+from opsloom.model.decision import HitPolicy, Rule, equal
+from opsloom.model.valueset import ValueSet
 
 
 def conflicts(rules: Sequence[Rule], policy: HitPolicy) -> list[tuple[int, int]]:

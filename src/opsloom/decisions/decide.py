@@ -22,16 +22,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloom.decisions.evaluation import evaluate
 from opsloom.decisions.loader import load_table_file
-from opsloom.decisions.table import (
-    Decision,
-    DecisionError,
-    DecisionTable,
-    InvalidDecisionTableError,
-    evaluate,
-)
 from opsloom.errors import ConfigurationError
 from opsloom.expr.diagnostic import Problem
+from opsloom.model.decision import Decision, DecisionError, DecisionTable, InvalidDecisionTableError
 
 if TYPE_CHECKING:
     from opsloom.dsl.catalog import Catalog, FunctionCall

@@ -29,7 +29,7 @@ several outputs, or literal outputs that are not numbers), literal outputs outsi
 column's ``values``, and the hit-policy violations that can be seen without an input: two
 ``UNIQUE`` rules whose tests overlap in every column, and two ``ANY`` rules that overlap with
 different literal outputs. Tests written in jq cannot be compared, so their rules are checked
-when an input matches them (see :func:`opsloom.decisions.table.evaluate`).
+when an input matches them (see :func:`opsloom.decisions.evaluation.evaluate`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ from typing import Any
 import jq
 
 from opsloom.decisions.conflict import conflicts
-from opsloom.decisions.table import (
+from opsloom.expr.diagnostic import Problem, pointer
+from opsloom.expr.evaluator import Evaluator, ExpressionError, is_expression, strip
+from opsloom.expr.position import parse_text
+from opsloom.model.decision import (
     Aggregation,
     Cell,
     DecisionTable,
@@ -54,10 +57,7 @@ from opsloom.decisions.table import (
     OutputColumn,
     Rule,
 )
-from opsloom.decisions.unary import UnaryTestSyntaxError, from_cell
-from opsloom.expr.diagnostic import Problem, pointer
-from opsloom.expr.evaluator import Evaluator, ExpressionError, is_expression, strip
-from opsloom.expr.position import parse_text
+from opsloom.model.unary import UnaryTestSyntaxError, from_cell
 
 _TOP = ("name", "version", "description", "hitPolicy", "aggregation", "inputs", "outputs", "rules")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -19,13 +19,8 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 
 if TYPE_CHECKING:
+    from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.trigger import Trigger
-    from opsloom.store.approval import (
-        ApprovalChange,
-        ApprovalLinkRow,
-        ApprovalState,
-        ChangeFn,
-    )
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun

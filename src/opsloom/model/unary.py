@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from opsloom.decisions.valueset import ValueSet
+from opsloom.model.valueset import ValueSet
 
 #: Comparison operators; ``=`` and ``!=`` are equality and its negation.
 OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
