@@ -36,20 +36,22 @@ from opsloom.errors import (
 from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import new_id
 from opsloom.model import RunRecord, RunStatus
+from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
-from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
-from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.store import Claim, RunFilter, Store, open_store
 from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
 if TYPE_CHECKING:
+    from opsloom.approvals.service import Approvals
+    from opsloom.decisions.decide import DecisionTables
     from opsloom.dsl.catalog import Catalog, CatalogFunctionFn
     from opsloom.dsl.runtime import DslRuntime
-    from opsloom.humans.approvals import Approvals
-    from opsloom.humans.audit import AuditLog
-    from opsloom.humans.identity import Identity
+    from opsloom.identity.access import Identity
+    from opsloom.identity.audit import AuditLog
     from opsloom.triggers.sources import HooksConfig, SourceRegistry
 
 FnT = TypeVar("FnT", bound="CatalogFunctionFn")
@@ -115,7 +117,7 @@ class App(Definitions):
         self._sources: SourceRegistry | None = None
         self._hooks: HooksConfig | None = None
         self._connectors: ConnectorRegistry | None = None
-        self._documents: DslRuntime | None = None
+        self._documents: DslRuntime[RunHandle] | None = None
         #: Entry points that could not be loaded (each names itself); the rest work.
         self.extension_errors: list[ExtensionError] = []
 
@@ -163,8 +165,8 @@ class App(Definitions):
         ``client_factory`` (a callable returning an ``httpx.AsyncClient``) is the option the
         document runtime passes when its HTTP calls must reach somewhere else (tests' fakes).
         """
+        from opsloom.decisions.decide import load_decision_tables
         from opsloom.dsl.catalog import FunctionSetup, load_catalog
-        from opsloom.dsl.runtime import load_decision_tables
 
         setup = FunctionSetup(load_decision_tables(self.settings), options)
         catalog, errors = load_catalog(setup)
@@ -239,7 +241,7 @@ class App(Definitions):
         return self._connectors
 
     @property
-    def documents(self) -> DslRuntime:
+    def documents(self) -> DslRuntime[RunHandle]:
         """The runtime of workflow documents (deployed and registered) on this App."""
         if self._documents is None:
             from opsloom.dsl.runtime import DslRuntime
@@ -250,21 +252,21 @@ class App(Definitions):
     @property
     def identity(self) -> Identity:
         """Users, groups, roles and API tokens in the store."""
-        from opsloom.humans.identity import Identity
+        from opsloom.identity.access import Identity
 
         return Identity(self.store, self.clock)
 
     @property
     def audit(self) -> AuditLog:
         """The hash-chained audit log in the store."""
-        from opsloom.humans.audit import AuditLog
+        from opsloom.identity.audit import AuditLog
 
         return AuditLog(self.store, self.clock)
 
     @property
     def approvals(self) -> Approvals:
         """Approval requests: decide, ask, delegate, cancel (audited; wakes local runs)."""
-        from opsloom.humans.approvals import Approvals
+        from opsloom.approvals.service import Approvals
 
         worker = self.worker
         return Approvals(
@@ -541,3 +543,17 @@ class App(Definitions):
         if run.status is RunStatus.COMPLETED:
             return run.output
         raise RunFailedError(run.id, str(run.status), run.error)
+
+
+def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
+    """A new catalog with every installed catalog function: the DSL's built-ins, the human
+    tasks (``approval:1.0.0``; ``decide:1.0.0`` with decision tables) and plugins' functions.
+
+    Args:
+        decision_tables: tables that ``decide:1.0.0`` evaluates and approval policies name.
+        **options: passed to the built-ins (``client_factory``).
+    """
+    from opsloom.dsl.catalog import FunctionSetup, load_catalog
+
+    catalog, _ = load_catalog(FunctionSetup(decision_tables, options))
+    return catalog

@@ -165,7 +165,7 @@ class Definitions:
         alert's fingerprint; ``None``: no dedup) is open, later events of that key reach its
         inbox (``events:inbox``, also seen by ``wait_for_event``) instead of starting runs, as
         do ``follow`` events (default: the resolved alerts of firing ones); ``window``
-        seconds after it ended they start nothing. See :mod:`opsloom.triggers.trigger`.
+        seconds after it ended they start nothing. See :mod:`opsloom.model.trigger`.
         """
         filters = [on] if isinstance(on, dict) else list(on)
         spec = TriggerSpec(filters, mode, key, window, version, input, follow)

@@ -26,7 +26,7 @@ from opsloom.dsl.catalog import (
     catalog_function,
 )
 from opsloom.extension import Connector, ConnectorRegistry, ExtensionError
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.base import (
     WebhookAuthError,
     WebhookPayloadError,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsloom.dsl.expr import Evaluator, ExpressionError, ExpressionTimeoutError, is_expression
-from opsloom.dsl.problem import type_matches
+from opsloom.expr.evaluator import Evaluator, ExpressionError, ExpressionTimeoutError, is_expression
+from opsloom.expr.problem import type_matches
 
 
 @pytest.fixture

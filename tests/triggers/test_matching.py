@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opsloom.errors import InputError
-from opsloom.triggers.matching import check_filters, deliveries, first_match, matches
+from opsloom.model.matching import check_filters, deliveries, first_match, matches
 
 EVENT: dict[str, Any] = {
     "specversion": "1.0",

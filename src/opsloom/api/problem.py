@@ -17,6 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from opsloom.approvals.spec import (
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalForbiddenError,
+    ApprovalLinkError,
+    ApprovalNotFoundError,
+    InvalidApprovalError,
+)
 from opsloom.errors import (
     InputError,
     OpsloomError,
@@ -25,15 +33,7 @@ from opsloom.errors import (
     RunStateError,
     WorkflowNotFoundError,
 )
-from opsloom.humans.approval_spec import (
-    ApprovalConflictError,
-    ApprovalError,
-    ApprovalForbiddenError,
-    ApprovalLinkError,
-    ApprovalNotFoundError,
-    InvalidApprovalError,
-)
-from opsloom.humans.identity import (
+from opsloom.identity.access import (
     AccessDeniedError,
     IdentityError,
     TokenNotFoundError,

@@ -19,10 +19,10 @@ import typer
 from rich.table import Table
 
 from opsloom.app import App
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.spec import ApprovalNotFoundError
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
-from opsloom.humans.approval_spec import ApprovalNotFoundError
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.identity import Principal, UnknownUserError
+from opsloom.identity.access import Principal, UnknownUserError
 
 approvals_cli = typer.Typer(
     help="List, decide, question and delegate approval tasks.", no_args_is_help=True

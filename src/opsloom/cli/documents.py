@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloom.app import App
+from opsloom.app import App, RunHandle
 from opsloom.cli.console import cli_app
 from opsloom.cli.identity import cli_actor
 from opsloom.dsl.interpreter import DocumentFaultedError
@@ -168,7 +168,7 @@ async def deploy_examples(app: App, folder: Path) -> int:
     return count
 
 
-async def serve_documents(runtime: DslRuntime, work: Awaitable[object]) -> None:
+async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object]) -> None:
     """Run ``work`` while deployed documents are reloaded in the background."""
     watcher = asyncio.create_task(runtime.watch(), name="opsloom-documents")
     try:

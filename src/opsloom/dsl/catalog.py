@@ -24,17 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
-from opsloom.dsl.problem import TaskError
+from opsloom.dsl.builtin import BUILTINS
 from opsloom.engine.context import Context
 from opsloom.errors import ConfigurationError
+from opsloom.expr.problem import TaskError
 from opsloom.extension import FUNCTIONS, ExtensionError, discover
-
-if TYPE_CHECKING:
-    from opsloom.humans.decide import DecisionTables
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +194,14 @@ class FunctionSetup:
     """What ``install(catalog, setup)`` entry points build their functions from.
 
     Attributes:
-        decision_tables: the tables ``decide`` evaluates and approval policies name (none:
-            functions that need them are not installed).
+        decision_tables: the tables ``decide`` evaluates and approval policies name (a
+            :class:`~opsloom.decisions.decide.DecisionTables`; none: functions that need them
+            are not installed). Typed loosely: the DSL sits below the decisions package.
         options: keyword options of the built-ins; ``client_factory`` (a callable returning
             an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client`.
     """
 
-    decision_tables: DecisionTables | None = None
+    decision_tables: Any = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -253,15 +252,17 @@ def load_catalog(setup: FunctionSetup | None = None) -> tuple[Catalog, list[Exte
     return catalog, errors
 
 
-def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
-    """A new catalog with the installed functions (built-ins included) registered.
+def default_catalog(**options: Any) -> Catalog:
+    """A new catalog with the DSL's own built-in functions only (``http-request``, ``log``,
+    ``sleep``); :func:`load_catalog` adds every installed one (human tasks, plugins).
 
     Args:
-        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without) and
-            that ``approval:1.0.0`` policies name.
         **options: passed to the built-ins' factory; ``client_factory`` (a callable returning
             an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client` for
             ``http-request``, which tests use to reach local fakes.
     """
-    catalog, _ = load_catalog(FunctionSetup(decision_tables, options))
+    catalog = Catalog()
+    setup = FunctionSetup(options=options)
+    for builtin in BUILTINS:
+        builtin(catalog, setup)
     return catalog

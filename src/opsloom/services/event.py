@@ -6,8 +6,8 @@ from typing import Any
 
 from opsloom.app import App
 from opsloom.errors import OpsloomError
+from opsloom.model.cloudevent import CloudEvent, EventReceipt, StoredEvent
 from opsloom.store.event import EventQuery
-from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, StoredEvent
 
 
 class EventNotFoundError(OpsloomError):
@@ -40,7 +40,7 @@ async def emit_events(
 async def emit_event(app: App, event: dict[str, Any], *, actor: str) -> EventReceipt:
     """Validate and store one event in its JSON form (an ``id`` is generated when missing)."""
     from opsloom.ids import new_id
-    from opsloom.triggers.cloudevent import parse_event
+    from opsloom.model.cloudevent import parse_event
 
     return (await emit_events(app, [parse_event(event, default_id=new_id)], actor=actor))[0]
 

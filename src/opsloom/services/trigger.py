@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from opsloom.app import App
+from opsloom.model.trigger import Trigger
 from opsloom.store.trigger import TriggerRun
-from opsloom.triggers.trigger import Trigger
 
 
 async def list_triggers(app: App, *, runs: int = 0) -> list[tuple[Trigger, list[TriggerRun]]]:

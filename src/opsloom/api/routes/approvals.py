@@ -24,14 +24,14 @@ from opsloom.api.auth import require
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.approval_link import ApprovalLinks
-from opsloom.humans.approval_spec import (
+from opsloom.approvals.link import ApprovalLinks
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.slack import SlackRequestError, parse_interaction, verify_slack_request
+from opsloom.approvals.spec import (
     ApprovalError,
     ApprovalLinkError,
 )
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.identity import Principal, UnknownUserError
-from opsloom.humans.slack import SlackRequestError, parse_interaction, verify_slack_request
+from opsloom.identity.access import Principal, UnknownUserError
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 public_router = APIRouter(tags=["approvals"])

@@ -18,12 +18,12 @@ from opsloom.api.auth import require
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.identity import Principal
+from opsloom.identity.access import Principal
 from opsloom.ids import new_id
+from opsloom.model.cloudevent import InvalidEventError
 from opsloom.services.event import EventNotFoundError, emit_events, show_event
 from opsloom.services.event import list_events as list_stored
 from opsloom.triggers.binding import BATCH, STRUCTURED, UnsupportedEventMediaError, events_from_http
-from opsloom.triggers.cloudevent import InvalidEventError
 
 router = APIRouter(prefix="/events", tags=["events"])
 

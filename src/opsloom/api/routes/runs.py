@@ -11,7 +11,7 @@ from opsloom.api.auth import require
 from opsloom.api.body import body_doc, json_body, start_run_body
 from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
 from opsloom.app import App
-from opsloom.humans.identity import Principal
+from opsloom.identity.access import Principal
 from opsloom.model import RunStatus
 from opsloom.services import run as runs
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from opsloom.errors import InputError, OpsloomError
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 
 if TYPE_CHECKING:
     from opsloom.triggers.sources.config import HooksConfig
