@@ -107,6 +107,11 @@ def discover(
         except (TypeError, ValueError, ConfigurationError) as exc:
             errors.append(ExtensionError(group, point.name, point.value, dist, str(exc)))
             continue
+        except Exception as exc:  # e.g. a property of the plugin's object that raises
+            errors.append(
+                ExtensionError(group, point.name, point.value, dist, _why("cannot use it", exc))
+            )
+            continue
         seen.add(point.name)
         loaded.append(Loaded(point.name, point.value, dist, converted))
     for error in errors:

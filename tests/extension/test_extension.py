@@ -35,11 +35,15 @@ async def shout(call: FunctionCall) -> str:
 SHOUT = catalog_function("shout", "1.0.0", shout, description="Upper case.")
 
 
+class QuietConfig(BaseModel):
+    """No settings at all."""
+
+
 class Quiet:
     """A source whose module exists but whose name disagrees with its entry point."""
 
     name = "quiet"
-    config = BaseModel
+    config: type[BaseModel] = QuietConfig
 
     def verify(self, request: Any, config: Any, now: float) -> None: ...
 
@@ -104,6 +108,35 @@ def test_sources__name_and_shape_are_checked() -> None:
     assert "needs config, verify, normalise" in str(errors[0])
     with pytest.raises(ValueError, match="none of"):
         as_source("generic", type("G", (Quiet,), {"name": "generic"}))
+
+
+class Needy(Quiet):
+    """A source whose settings cannot be empty: it would stop a server that has none."""
+
+    name = "needy"
+
+    class config(BaseModel):
+        secret: str
+
+
+class Raising:
+    """A connector whose name raises when read."""
+
+    @property
+    def name(self) -> str:
+        raise RuntimeError("boom")
+
+    actions: dict[str, Any] = {}
+
+
+def test_sources__a_config_that_needs_settings_is_refused() -> None:
+    _, errors = discover(SOURCES, as_source, [point("needy", f"{__name__}:Needy", SOURCES)])
+    assert "must be valid with no settings" in str(errors[0])
+
+
+def test_discover__an_object_that_raises_when_used_is_named() -> None:
+    _, errors = discover(CONNECTORS, as_connector, [point("r", f"{__name__}:Raising", CONNECTORS)])
+    assert "RuntimeError: boom" in str(errors[0]) and "'r'" in str(errors[0])
 
 
 def test_hook_variables__derived_from_the_sources_config_models() -> None:

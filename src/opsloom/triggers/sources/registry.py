@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from opsloom.extension import SOURCES, ExtensionError, discover
 from opsloom.triggers.sources.base import WebhookSource
@@ -40,6 +40,14 @@ def as_source(name: str, obj: Any) -> WebhookSource:
         )
     if not (isinstance(source.config, type) and issubclass(source.config, BaseModel)):
         raise TypeError("a webhook source's 'config' must be a pydantic model class")
+    try:
+        source.config.model_validate({})
+    except ValidationError as exc:
+        # Nothing configured must mean "closed", never "cannot start".
+        raise ValueError(
+            f"its config {source.config.__name__} must be valid with no settings at all "
+            f"(every field needs a default): {exc.errors()[0]['msg']}"
+        ) from None
     if source.name != name:
         raise ValueError(f"the source is named {source.name!r}, not {name!r} like its entry point")
     if not GENERIC_NAME.match(name) or name in RESERVED:
