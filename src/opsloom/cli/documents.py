@@ -103,8 +103,8 @@ def run_command(
 
     async def go() -> int:
         async with _database(db) as url:
-            app = App(url, worker=WorkerOptions(reap_seconds=None))
-            runtime = DslRuntime(app)
+            app = cli_app(url, worker=WorkerOptions(reap_seconds=None))
+            runtime = app.documents
             for path, other in others:
                 runtime.register(runtime.load(other, str(path)), other)
             document = runtime.load(text, str(file))
