@@ -14,12 +14,12 @@ from typing import Any
 
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
-from opsloom.store.base import Fence
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.matching import deliveries, signal_name
+from opsloom.model.run import Fence
 from opsloom.store.job import check_fence, nudge, upsert_step
 from opsloom.store.trigger import delivery_payload, intake, move_inbox, return_to_inbox
 from opsloom.store.tx import WORK, Row, Transactions, Tx
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
-from opsloom.triggers.matching import deliveries, signal_name
 
 #: Columns selected for a stored event, in the order of ``event_from_row``.
 EVENT_COLUMNS = (

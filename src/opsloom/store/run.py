@@ -12,8 +12,8 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import RunRecord, RunStatus, StepRecord
-from opsloom.model.run import sources_of
-from opsloom.store.base import Fence, HeartbeatResult, NewRun, RunFilter
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
     check_fence,

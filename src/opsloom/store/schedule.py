@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from opsloom.errors import ScheduleNotFoundError
+from opsloom.model.run import NewRun
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.base import NewRun
 from opsloom.store.job import insert_run
 from opsloom.store.tx import WORK, Row, Transactions, Tx
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.store.job import insert_run, nudge
-from opsloom.store.tx import Row, Transactions, Tx
-from opsloom.triggers.cloudevent import CloudEvent
-from opsloom.triggers.matching import first_match, signal_name
-from opsloom.triggers.trigger import (
+from opsloom.model.cloudevent import CloudEvent
+from opsloom.model.matching import first_match, signal_name
+from opsloom.model.trigger import (
     INBOX,
     Trigger,
     _Failed,
@@ -25,6 +23,8 @@ from opsloom.triggers.trigger import (
     correlate_from_json,
     correlate_json,
 )
+from opsloom.store.job import insert_run, nudge
+from opsloom.store.tx import Row, Transactions, Tx
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "

@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.base import (
     WebhookAuthError,
     WebhookPayloadError,
     WebhookRequest,
     json_object,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import GitHubHook, HooksConfig
 from opsloom.triggers.sources.event import make_event, type_segment
 from opsloom.triggers.sources.signature import any_digest_matches, decode_hex, not_configured
 
@@ -32,9 +32,10 @@ class GitHubSource:
     """``/hooks/github``."""
 
     name = "github"
+    config = GitHubHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        secrets = config.github.secrets
+        secrets = config.section(self.name, GitHubHook).secrets
         if not secrets:
             raise not_configured(self.name, "webhook secret")
         header = request.header(SIGNATURE_HEADER)

@@ -13,7 +13,7 @@ are configured.
 
 from __future__ import annotations
 
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.alertmanager import group_events
 from opsloom.triggers.sources.base import WebhookAuthError, WebhookRequest, json_object
 from opsloom.triggers.sources.config import GrafanaHook, HooksConfig
@@ -38,9 +38,10 @@ class GrafanaSource:
     """``/hooks/grafana``."""
 
     name = "grafana"
+    config = GrafanaHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        hook = config.grafana
+        hook = config.section(self.name, GrafanaHook)
         if not hook.secrets and not hook.has_credentials:
             raise not_configured(self.name, "HMAC secret or credentials")
         if hook.secrets:
