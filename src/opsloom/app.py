@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
+from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.engine.registry import (
     DEFAULT_RETRY,
     Registry,
@@ -105,6 +106,8 @@ class App:
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
+        #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
+        self.connectors = ConnectorRuntime(clock=self.clock)
 
     # --- registration -------------------------------------------------------------------------
 
@@ -280,6 +283,10 @@ class App:
         self._intake_limit = settings.intake_max_pending
         self._finished_elsewhere = asyncio.Event()
         store.add_wake_listener("done", self._finished_elsewhere.set)
+        # Before the worker starts: its tasks inherit the active connector runtime.
+        await self.connectors.open(
+            store, self.emit, sync_seconds=2.0 if self.worker_options is not None else None
+        )
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
@@ -332,6 +339,7 @@ class App:
                 self.scheduler = None
             await self.worker.stop(grace)
             self.worker = None
+        await self.connectors.close()
         if self._store is not None:
             await self._store.close()
             self._store = None

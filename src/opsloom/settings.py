@@ -28,6 +28,9 @@ class Settings(BaseSettings):
             approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        secret_key: the Fernet key that encrypts connection secrets at rest; without it,
+            ``secret_key_file`` holds one (created with mode 0600 on first use).
+        secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -41,6 +44,8 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("opsloom.key")
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

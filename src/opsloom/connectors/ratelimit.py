@@ -8,7 +8,7 @@ free of any store round trip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,20 +27,29 @@ class TokenBucket:
     """Tokens refill at ``limit.rate`` per second up to ``limit.burst``; a call takes one."""
 
     limit: RateLimit
-    tokens: float = field(default=-1.0)
+    tokens: float = 0.0
     updated: float = 0.0
+    primed: bool = False
 
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 when one was there, else the seconds until one will be.
+    def take(self, now: float, max_wait: float = 0.0) -> tuple[float, bool]:
+        """Take a token for a call at ``now``.
 
-        A refused call takes nothing, so waiting and calling again is fair.
+        Returns:
+            ``(wait, granted)``: ``(0.0, True)`` when a token was there; ``(wait, True)`` when
+            one is reserved ``wait`` seconds ahead (at most ``max_wait``: sleep, then call);
+            ``(wait, False)`` when none is to be had within ``max_wait`` (nothing is taken, so
+            coming back after ``wait`` is fair).
         """
-        if self.tokens < 0:
-            self.tokens, self.updated = float(self.limit.burst), now
+        if not self.primed:
+            self.tokens, self.updated, self.primed = float(self.limit.burst), now, True
         elapsed = max(0.0, now - self.updated)
         self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.rate)
         self.updated = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.limit.rate
+            return 0.0, True
+        wait = (1.0 - self.tokens) / self.limit.rate
+        if wait <= max_wait:
+            self.tokens -= 1.0  # reserved: the next caller waits behind this one
+            return wait, True
+        return wait, False

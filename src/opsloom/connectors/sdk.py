@@ -262,7 +262,10 @@ class Connector(Generic[S]):
         if fn.__name__ in self.actions:
             raise ConfigurationError(f"action {self.name}.{fn.__name__} is defined twice")
         made: Action[I, O] = Action(
-            self, fn.__name__, cast(ActionFn, fn), cast(type[I], input_type),
+            self,
+            fn.__name__,
+            cast(ActionFn, fn),
+            cast(type[I], input_type),
             cast(type[O], output_type),
         )
         self.actions[fn.__name__] = made
@@ -308,4 +311,3 @@ class Connector(Generic[S]):
                 for action in self.actions.values()
             ],
         }
-

@@ -157,9 +157,7 @@ class Transport:
 
     __slots__ = ("client", "label", "now", "redactor")
 
-    def __init__(
-        self, client: httpx.AsyncClient, redactor: Redactor, now: Any, label: str
-    ) -> None:
+    def __init__(self, client: httpx.AsyncClient, redactor: Redactor, now: Any, label: str) -> None:
         self.client = client
         self.redactor = redactor
         self.now = now

@@ -94,7 +94,11 @@ def connection_from_row(row: Any) -> ConnectionRecord:
     """A record from a row selected with :data:`CONNECTION_COLUMNS`."""
     name, connector, settings, secrets, created_at, updated_at = row
     return ConnectionRecord(
-        str(name), str(connector), json.loads(settings), str(secrets), float(created_at),
+        str(name),
+        str(connector),
+        json.loads(settings),
+        str(secrets),
+        float(created_at),
         float(updated_at),
     )
 
