@@ -273,9 +273,7 @@ class FakeVendor:
             which reach the route as ``request.params``.
     """
 
-    def __init__(
-        self, contract: Contract | None, routes: Mapping[tuple[str, str], Route]
-    ) -> None:
+    def __init__(self, contract: Contract | None, routes: Mapping[tuple[str, str], Route]) -> None:
         self.contract = contract
         self.routes = [
             (
@@ -322,9 +320,9 @@ class FakeVendor:
                 answer = vendor.serve(request)
                 data, content_type = answer.encoded()
                 self.send_response(answer.status)
-                headers = {"Content-Type": content_type, **answer.headers} if data else {
-                    **answer.headers
-                }
+                headers = (
+                    {"Content-Type": content_type, **answer.headers} if data else {**answer.headers}
+                )
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
@@ -337,7 +335,9 @@ class FakeVendor:
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -18,7 +18,13 @@ from opsloom.connectors.sdk import ActionContext, ConnectionSettings, Connector,
 from opsloom.errors import ConnectorPermanentError, ConnectorRetryableError
 
 #: ``error`` values that say Slack itself had trouble: worth another try.
-_TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+_TRANSIENT = {
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+}
 
 
 class SlackSettings(ConnectionSettings):
@@ -35,9 +41,7 @@ def _endpoint(settings: SlackSettings) -> Endpoint:
     )
 
 
-connector = Connector(
-    "slack", SlackSettings, title="Slack", endpoint=_endpoint, doc=__doc__ or ""
-)
+connector = Connector("slack", SlackSettings, title="Slack", endpoint=_endpoint, doc=__doc__ or "")
 
 
 def _blocks(value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -109,8 +113,11 @@ class Conversation(BaseModel):
 
 async def _call(ctx: ActionContext[SlackSettings], method: str, form: dict[str, Any]) -> Any:
     fields = {
-        k: json.dumps(v) if isinstance(v, list | dict) else str(v).lower()
-        if isinstance(v, bool) else v
+        k: json.dumps(v)
+        if isinstance(v, list | dict)
+        else str(v).lower()
+        if isinstance(v, bool)
+        else v
         for k, v in form.items()
         if v is not None
     }
