@@ -107,7 +107,7 @@ class App:
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
-        self.connectors = ConnectorRuntime(clock=self.clock)
+        self.connections = ConnectorRuntime(clock=self.clock)
 
     # --- registration -------------------------------------------------------------------------
 
@@ -284,7 +284,7 @@ class App:
         self._finished_elsewhere = asyncio.Event()
         store.add_wake_listener("done", self._finished_elsewhere.set)
         # Before the worker starts: its tasks inherit the active connector runtime.
-        await self.connectors.open(
+        await self.connections.open(
             store, self.emit, sync_seconds=2.0 if self.worker_options is not None else None
         )
         if self.worker_options is not None:
@@ -339,7 +339,7 @@ class App:
                 self.scheduler = None
             await self.worker.stop(grace)
             self.worker = None
-        await self.connectors.close()
+        await self.connections.close()
         if self._store is not None:
             await self._store.close()
             self._store = None

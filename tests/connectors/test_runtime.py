@@ -69,15 +69,15 @@ def fake() -> Iterator[FakeVendor]:
 
 
 async def add(ops: App, url: str, **extra: Any) -> None:
-    ops.connectors.registry.register(echo)
-    await ops.connectors.add_connection("e1", "echo", {"url": url, "token": SECRET, **extra})
+    ops.connections.registry.register(echo)
+    await ops.connections.add_connection("e1", "echo", {"url": url, "token": SECRET, **extra})
 
 
 async def test_secrets__sealed_at_rest_never_listed_and_redacted_from_output(
     ops: App, fake: FakeVendor, db_url: str
 ) -> None:
     await add(ops, fake.url)
-    shown = await ops.connectors.connection("e1")
+    shown = await ops.connections.connection("e1")
     assert shown["secrets"] == ["token"] and SECRET not in str(shown)
     if db_url.startswith("sqlite"):
         raw = (
@@ -86,30 +86,30 @@ async def test_secrets__sealed_at_rest_never_listed_and_redacted_from_output(
             .fetchall()
         )
         assert SECRET not in str(raw)
-    out = await ops.connectors.call(say, "e1", {"text": "hi"})
+    out = await ops.connections.call(say, "e1", {"text": "hi"})
     assert out == {"text": "hi (auth Bearer ***)", "key": None}
 
 
 async def test_connection_errors(ops: App, fake: FakeVendor) -> None:
     await add(ops, fake.url)
     with pytest.raises(ConnectionNotFoundError):
-        await ops.connectors.call(say, "nope", {"text": "x"})
+        await ops.connections.call(say, "nope", {"text": "x"})
     with pytest.raises(InputError, match="exists"):
-        await ops.connectors.add_connection("e1", "echo", {"url": "x", "token": "y"})
+        await ops.connections.add_connection("e1", "echo", {"url": "x", "token": "y"})
     with pytest.raises(ConnectorPermanentError, match="text"):
-        await ops.connectors.call(say, "e1", {})
+        await ops.connections.call(say, "e1", {})
     other = Connector("other", EchoSettings, title="Other", endpoint=_endpoint)
-    ops.connectors.registry.register(other)
-    await ops.connectors.add_connection("o1", "other", {"url": fake.url, "token": "zzzz"})
+    ops.connections.registry.register(other)
+    await ops.connections.add_connection("o1", "other", {"url": fake.url, "token": "zzzz"})
     with pytest.raises(ConnectorPermanentError, match="needs a echo one"):
-        await ops.connectors.call(say, "o1", {"text": "x"})
+        await ops.connections.call(say, "o1", {"text": "x"})
 
 
 async def test_replace__merges_and_takes_effect_at_once(ops: App, fake: FakeVendor) -> None:
     await add(ops, fake.url)
-    await ops.connectors.call(say, "e1", {"text": "a"})
-    await ops.connectors.add_connection("e1", "echo", {"token": "new-token-value"}, replace=True)
-    out = await ops.connectors.call(say, "e1", {"text": "b"})
+    await ops.connections.call(say, "e1", {"text": "a"})
+    await ops.connections.add_connection("e1", "echo", {"token": "new-token-value"}, replace=True)
+    out = await ops.connections.call(say, "e1", {"text": "b"})
     assert fake.last().headers["authorization"] == "Bearer new-token-value"
     assert "new-token-value" not in out["text"]
 
@@ -122,11 +122,11 @@ async def test_breaker__dead_endpoint_opens_fails_fast_and_recovery_closes(
     fake.stop()
     for _ in range(3):
         with pytest.raises(ConnectorRetryableError, match="request failed"):
-            await ops.connectors.call(say, "e1", {"text": "x"})
+            await ops.connections.call(say, "e1", {"text": "x"})
     with pytest.raises(CircuitOpenError) as caught:
-        await ops.connectors.call(say, "e1", {"text": "x"})
+        await ops.connections.call(say, "e1", {"text": "x"})
     assert caught.value.retry_after == 30.0
-    await ops.connectors.flush()
+    await ops.connections.flush()
     stored = await ops.store.list_breakers()
     assert [(b.connection, b.state) for b in stored] == [("e1", "open")]
     events = [e.event.to_dict() for e in reversed(await ops.store.list_events(_query()))]
@@ -135,9 +135,9 @@ async def test_breaker__dead_endpoint_opens_fails_fast_and_recovery_closes(
 
     fake.start()
     clock.advance(30)
-    assert (await ops.connectors.call(say, "e1", {"text": "back"}))["text"].startswith("back")
-    await ops.connectors.flush()
-    assert ops.connectors.breaker("e1")["state"] == "closed"
+    assert (await ops.connections.call(say, "e1", {"text": "back"}))["text"].startswith("back")
+    await ops.connections.flush()
+    assert ops.connections.breaker("e1")["state"] == "closed"
     types = [e.event.type for e in reversed(await ops.store.list_events(_query()))]
     assert types == [OPENED, CLOSED]
 
@@ -146,18 +146,18 @@ async def test_breaker__state_survives_a_restart_and_reaches_other_workers(
     ops: App, fake: FakeVendor, clock: FakeClock
 ) -> None:
     await add(ops, fake.url, breaker={"failures": 1, "cooldown": 60})
-    other = ConnectorRuntime(ops.connectors.registry, clock=clock)
+    other = ConnectorRuntime(ops.connections.registry, clock=clock)
     await other.open(ops.store, sync_seconds=None)
     try:
         await other.call(say, "e1", {"text": "warm"})  # the other worker knows the connection
         fake.stop()
         with pytest.raises(ConnectorRetryableError):
-            await ops.connectors.call(say, "e1", {"text": "x"})
-        await ops.connectors.flush()
+            await ops.connections.call(say, "e1", {"text": "x"})
+        await ops.connections.flush()
         await other.refresh()
         with pytest.raises(CircuitOpenError):
             await other.call(say, "e1", {"text": "x"})
-        fresh = ConnectorRuntime(ops.connectors.registry, clock=clock)
+        fresh = ConnectorRuntime(ops.connections.registry, clock=clock)
         await fresh.open(ops.store, sync_seconds=None)
         assert fresh.breaker("e1")["state"] == "open"
         await fresh.close()
@@ -169,9 +169,9 @@ async def test_rate_limit__short_waits_in_line_long_ones_durable(
     ops: App, fake: FakeVendor
 ) -> None:
     await add(ops, fake.url, rate_limit={"rate": 0.1, "burst": 1})
-    await ops.connectors.call(say, "e1", {"text": "1"})
+    await ops.connections.call(say, "e1", {"text": "1"})
     with pytest.raises(RateLimitedError) as caught:
-        await ops.connectors.call(say, "e1", {"text": "2"})
+        await ops.connections.call(say, "e1", {"text": "2"})
     assert caught.value.retry_after == pytest.approx(10.0)
 
 

@@ -31,7 +31,7 @@ def fake() -> Iterator[FakeVendor]:
 
 
 async def add(ops: App, fake: FakeVendor) -> None:
-    await ops.connectors.add_connection(
+    await ops.connections.add_connection(
         "ops-slack", "slack", {"token": TOKEN, "api_url": f"{fake.url}/api"}
     )
 
@@ -40,7 +40,7 @@ async def test_post_message__blocks_reach_slack_as_the_spec_says(
     ops: App, fake: FakeVendor
 ) -> None:
     await add(ops, fake)
-    out = await ops.connectors.call(
+    out = await ops.connections.call(
         slack.post_message, "ops-slack", {"channel": "#inc", "text": "disk full", "blocks": BLOCKS}
     )
     assert out["channel"] == "#inc" and out["ts"].startswith("1503435956.")
@@ -51,18 +51,18 @@ async def test_post_message__blocks_reach_slack_as_the_spec_says(
 
 async def test_update_message_reaction_and_conversation(ops: App, fake: FakeVendor) -> None:
     await add(ops, fake)
-    posted = await ops.connectors.call(
+    posted = await ops.connections.call(
         slack.post_message, "ops-slack", {"channel": "C1", "text": "x"}
     )
-    updated = await ops.connectors.call(
+    updated = await ops.connections.call(
         slack.update_message, "ops-slack", {"channel": "C1", "ts": posted["ts"], "blocks": BLOCKS}
     )
     assert updated == {"channel": "C1", "ts": posted["ts"]}
     reaction = {"channel": "C1", "timestamp": posted["ts"], "name": "eyes"}
-    assert await ops.connectors.call(slack.add_reaction, "ops-slack", reaction) == {"ok": True}
+    assert await ops.connections.call(slack.add_reaction, "ops-slack", reaction) == {"ok": True}
     again = {**reaction, "name": "already"}  # Slack answers already_reacted: still done
-    assert await ops.connectors.call(slack.add_reaction, "ops-slack", again) == {"ok": True}
-    dm = await ops.connectors.call(slack.open_conversation, "ops-slack", {"users": ["U1", "U2"]})
+    assert await ops.connections.call(slack.add_reaction, "ops-slack", again) == {"ok": True}
+    dm = await ops.connections.call(slack.open_conversation, "ops-slack", {"users": ["U1", "U2"]})
     assert dm == {"channel": "D069C7QFK"}
     assert fake.last("/api/conversations.open").form["users"] == "U1,U2"
 
@@ -73,14 +73,14 @@ async def test_rate_limited__retry_after_becomes_the_retry_delay(
     await add(ops, fake)
     fake.fail_next(slack_rate_limited(7))
     with pytest.raises(RateLimitedError) as caught:
-        await ops.connectors.call(slack.post_message, "ops-slack", {"channel": "C1", "text": "x"})
+        await ops.connections.call(slack.post_message, "ops-slack", {"channel": "C1", "text": "x"})
     assert caught.value.retry_after == 7.0 and caught.value.retryable
 
 
 async def test_bad_blocks__refused_before_any_request(ops: App, fake: FakeVendor) -> None:
     await add(ops, fake)
     with pytest.raises(ConnectorPermanentError, match=r"blocks: .*block 0 has no .type"):
-        await ops.connectors.call(
+        await ops.connections.call(
             slack.post_message, "ops-slack", {"channel": "C1", "blocks": [{"text": "no type"}]}
         )
     assert fake.requests == []
@@ -90,7 +90,7 @@ async def test_slack_error__permanent_and_the_token_never_shows(ops: App, fake: 
     await add(ops, fake)
     fake.fail_next(FakeResponse(200, {"ok": False, "error": f"invalid_auth for {TOKEN}"}))
     with pytest.raises(ConnectorPermanentError) as caught:
-        await ops.connectors.call(slack.post_message, "ops-slack", {"channel": "C1", "text": "x"})
+        await ops.connections.call(slack.post_message, "ops-slack", {"channel": "C1", "text": "x"})
     assert "invalid_auth" in str(caught.value) and TOKEN not in str(caught.value)
 
 
@@ -108,5 +108,5 @@ async def test_as_a_workflow_step(fresh: App, fake: FakeVendor) -> None:
 
 async def test_connection_check(ops: App, fake: FakeVendor) -> None:
     await add(ops, fake)
-    line = await ops.connectors.test_connection("ops-slack")
+    line = await ops.connections.test_connection("ops-slack")
     assert "Subarachnoid Workspace" in line

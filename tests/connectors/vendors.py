@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from opsloom.connectors.testing import (
+    DocumentedContract,
     FakeRequest,
     FakeResponse,
     FakeVendor,
+    Rule,
     SwaggerContract,
     load_spec,
     spec_example,
@@ -98,4 +100,196 @@ def slack_rate_limited(retry_after: int) -> FakeResponse:
     """Slack's documented answer when a method is over its rate limit."""
     return FakeResponse(
         429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+    )
+
+
+# --- PagerDuty (documentation: Events API v2, REST API v2) ---------------------------------
+
+_PD_EVENT = {
+    "type": "object",
+    "required": ["routing_key", "event_action"],
+    "properties": {
+        "routing_key": {"type": "string", "minLength": 1},
+        "event_action": {"enum": ["trigger", "acknowledge", "resolve"]},
+        "dedup_key": {"type": "string", "maxLength": 255},
+        "payload": {
+            "type": "object",
+            "required": ["summary", "source", "severity"],
+            "properties": {
+                "summary": {"type": "string", "maxLength": 1024},
+                "source": {"type": "string"},
+                "severity": {"enum": ["critical", "error", "warning", "info"]},
+                "custom_details": {"type": "object"},
+            },
+        },
+    },
+    "if": {"properties": {"event_action": {"const": "trigger"}}},
+    "then": {"required": ["payload"]},
+    "else": {"required": ["dedup_key"]},
+}
+_PD_REST = {
+    "Authorization": r"^Token token=\S+$",
+    "Accept": r"^application/vnd\.pagerduty\+json;version=2$",
+    "From": r"^\S+@\S+$",
+}
+_PD_STATUS = {
+    "type": "object",
+    "required": ["incident"],
+    "properties": {
+        "incident": {
+            "type": "object",
+            "required": ["type", "status"],
+            "properties": {
+                "type": {"enum": ["incident", "incident_reference"]},
+                "status": {"enum": ["acknowledged", "resolved"]},
+            },
+        }
+    },
+}
+_PD_NOTE = {
+    "type": "object",
+    "required": ["note"],
+    "properties": {
+        "note": {
+            "type": "object",
+            "required": ["content"],
+            "properties": {"content": {"type": "string", "minLength": 1}},
+        }
+    },
+}
+
+
+def pagerduty_fake() -> FakeVendor:
+    """Events v2 and REST incidents, shaped as PagerDuty's documentation says."""
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/v2/enqueue", _PD_EVENT),
+            Rule("PUT", "/incidents/{id}", _PD_STATUS, _PD_REST),
+            Rule("POST", "/incidents/{id}/notes", _PD_NOTE, _PD_REST),
+        ]
+    )
+
+    def enqueue(request: FakeRequest) -> FakeResponse:
+        key = request.json.get("dedup_key") or "srv01/mysql"
+        return FakeResponse(
+            202, {"status": "success", "message": "Event processed", "dedup_key": key}
+        )
+
+    def status(request: FakeRequest) -> FakeResponse:
+        incident = {
+            "id": request.params["id"],
+            "type": "incident",
+            "status": request.json["incident"]["status"],
+            "incident_number": 1234,
+            "html_url": f"https://acme.pagerduty.com/incidents/{request.params['id']}",
+        }
+        return FakeResponse(200, {"incident": incident})
+
+    def note(request: FakeRequest) -> FakeResponse:
+        content = request.json["note"]["content"]
+        return FakeResponse(
+            201,
+            {"note": {"id": "PWL7QXS", "content": content, "created_at": "2026-12-07T10:00:00Z"}},
+        )
+
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/v2/enqueue"): enqueue,
+            ("PUT", "/incidents/{id}"): status,
+            ("POST", "/incidents/{id}/notes"): note,
+        },
+    )
+
+
+# --- Jira Cloud (documentation: REST API v3) -----------------------------------------------
+
+_ADF = {
+    "type": "object",
+    "required": ["type", "version", "content"],
+    "properties": {"type": {"const": "doc"}, "version": {"const": 1}, "content": {"type": "array"}},
+}
+_JIRA_AUTH = {"Authorization": r"^Basic [A-Za-z0-9+/=]+$"}
+
+
+def jira_fake() -> FakeVendor:
+    """Issues, comments and transitions, shaped as Atlassian's REST v3 documentation says."""
+    issue_schema = {
+        "type": "object",
+        "required": ["fields"],
+        "properties": {
+            "fields": {
+                "type": "object",
+                "required": ["project", "summary", "issuetype"],
+                "properties": {
+                    "project": {"type": "object", "required": ["key"]},
+                    "summary": {"type": "string", "maxLength": 255},
+                    "issuetype": {"type": "object", "required": ["name"]},
+                    "description": _ADF,
+                    "labels": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        },
+    }
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/rest/api/3/issue", issue_schema, _JIRA_AUTH),
+            Rule(
+                "POST",
+                "/rest/api/3/issue/{key}/comment",
+                {"type": "object", "required": ["body"], "properties": {"body": _ADF}},
+                _JIRA_AUTH,
+            ),
+            Rule("GET", "/rest/api/3/issue/{key}/transitions", None, _JIRA_AUTH),
+            Rule(
+                "POST",
+                "/rest/api/3/issue/{key}/transitions",
+                {
+                    "type": "object",
+                    "required": ["transition"],
+                    "properties": {
+                        "transition": {"type": "object", "required": ["id"]},
+                    },
+                },
+                _JIRA_AUTH,
+            ),
+            Rule("GET", "/rest/api/3/myself", None, _JIRA_AUTH),
+        ]
+    )
+    issues = itertools.count(1)
+
+    def create(request: FakeRequest) -> FakeResponse:
+        number = next(issues)
+        key = f"{request.json['fields']['project']['key']}-{number}"
+        return FakeResponse(
+            201,
+            {"id": str(10000 + number), "key": key, "self": f"https://acme/rest/api/3/issue/{key}"},
+        )
+
+    def comment(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(201, {"id": "10000", "body": request.json["body"]})
+
+    def transitions(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200,
+            {
+                "transitions": [
+                    {"id": "11", "name": "Start", "to": {"name": "In Progress"}},
+                    {"id": "31", "name": "Resolve", "to": {"name": "Done"}},
+                ]
+            },
+        )
+
+    def myself(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(200, {"displayName": "Ops Bot", "emailAddress": "bot@acme.test"})
+
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/rest/api/3/issue"): create,
+            ("POST", "/rest/api/3/issue/{key}/comment"): comment,
+            ("GET", "/rest/api/3/issue/{key}/transitions"): transitions,
+            ("POST", "/rest/api/3/issue/{key}/transitions"): lambda r: FakeResponse(204),
+            ("GET", "/rest/api/3/myself"): myself,
+        },
     )

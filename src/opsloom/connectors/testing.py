@@ -263,6 +263,55 @@ class SwaggerContract(Contract):
         ][:5]
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a vendor's documentation says one operation takes.
+
+    Attributes:
+        method / path: the operation (``{name}`` parts match one path segment).
+        body: JSON Schema of the JSON body (``None``: no body is checked).
+        headers: header names that must be present, with a regular expression each value
+            must match.
+    """
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class DocumentedContract(Contract):
+    """For vendors without a published spec: the operations their documentation describes."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = [
+            (r, re.compile("^" + re.sub(r"\{[^}]+\}", r"[^/]+", r.path) + "$")) for r in rules
+        ]
+
+    def check(self, request: FakeRequest) -> list[str]:
+        for rule, pattern in self.rules:
+            if rule.method == request.method and pattern.match(request.path):
+                break
+        else:
+            return [f"{request.method} {request.path} is not a documented operation"]
+        problems = []
+        for name, expected in rule.headers.items():
+            value = request.headers.get(name.lower())
+            if value is None or not re.match(expected, value):
+                problems.append(f"header {name} is {value!r}, expected /{expected}/")
+        if rule.body is not None:
+            try:
+                body = request.json
+            except ValueError:
+                return [*problems, "the body is not JSON"]
+            validator = jsonschema.Draft202012Validator(rule.body)
+            problems += [
+                f"body at /{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+                for e in validator.iter_errors(body)
+            ]
+        return problems
+
+
 class FakeVendor:
     """A loopback HTTP server that checks requests against a contract and serves routes.
 
