@@ -18,6 +18,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from opsloom.errors import (
+    ConnectionNotFoundError,
+    ConnectorError,
+    ConnectorNotFoundError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -37,6 +40,9 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     InputError: 422,
     RunStateError: 409,
     OverloadedError: 503,
+    ConnectionNotFoundError: 404,
+    ConnectorNotFoundError: 404,
+    ConnectorError: 502,
 }
 
 

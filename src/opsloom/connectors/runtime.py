@@ -247,7 +247,10 @@ class ConnectorRuntime:
                 **self.box.open(existing.secrets, what=f"connection {name!r}"),
                 **values,
             }
-        settings = kind.parse_settings(merged, where=f"connection {name!r} ({connector})")
+        try:
+            settings = kind.parse_settings(merged, where=f"connection {name!r} ({connector})")
+        except ConfigurationError as exc:
+            raise InputError(str(exc)) from None
         record = ConnectionRecord(
             name=name,
             connector=connector,
