@@ -13,7 +13,7 @@ from opsloom.api import create_api
 from opsloom.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from authkit import auth_headers  # noqa: E402
+from authkit import auth_headers
 
 TOKEN = "xoxb-api-secret-token"
 
