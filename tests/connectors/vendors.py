@@ -19,8 +19,10 @@ from opsloom.connectors.testing import (
     FakeRequest,
     FakeResponse,
     FakeVendor,
+    OpenApiContract,
     Rule,
     SwaggerContract,
+    example_routes,
     load_spec,
     spec_example,
 )
@@ -291,5 +293,40 @@ def jira_fake() -> FakeVendor:
             ("GET", "/rest/api/3/issue/{key}/transitions"): transitions,
             ("POST", "/rest/api/3/issue/{key}/transitions"): lambda r: FakeResponse(204),
             ("GET", "/rest/api/3/myself"): myself,
+        },
+    )
+
+
+# --- GitHub (spec: github/rest/api.github.com.json) ---------------------------------------
+
+
+def github_fake() -> FakeVendor:
+    """GitHub REST operations, checked against GitHub's OpenAPI document."""
+    spec = contract("github/rest/api.github.com.json")
+    return FakeVendor(
+        OpenApiContract(spec),
+        example_routes(
+            spec,
+            [
+                ("POST", "/repos/{owner}/{repo}/issues", "201"),
+                ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "201"),
+                ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}", "200"),
+                ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", "204"),
+                ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", "201"),
+                ("GET", "/user", "200"),
+            ],
+        ),
+    )
+
+
+def github_rate_limited(reset: int) -> FakeResponse:
+    """GitHub's documented answer when the primary rate limit is spent."""
+    return FakeResponse(
+        403,
+        {"message": "API rate limit exceeded", "documentation_url": "https://docs.github.com"},
+        {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": str(reset),
         },
     )

@@ -102,10 +102,12 @@ class OpenApiContract(Contract):
     """
 
     def __init__(self, spec: dict[str, Any], server: str | None = None) -> None:
-        from openapi_core import OpenAPI
+        from openapi_core import Config, OpenAPI
 
         self.server = (server or spec["servers"][0]["url"]).rstrip("/")
-        self.api = OpenAPI.from_dict(spec)
+        # The vendor's document is taken as published: checking the document itself takes
+        # minutes for large ones (GitHub's) and is not what these fakes are for.
+        self.api = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
 
     def check(self, request: FakeRequest) -> list[str]:
         from openapi_core.datatypes import RequestParameters
@@ -447,6 +449,23 @@ def spec_example(spec: dict[str, Any], path: str, method: str, status: str = "20
     if "example" in media:
         return media["example"]
     for example in media.get("examples", {}).values():
+        if "$ref" in example:
+            example = spec["components"]["examples"][example["$ref"].rsplit("/", 1)[-1]]
         if "value" in example:
             return example["value"]
     raise KeyError(f"the spec gives no JSON example for {method} {path} {status}")
+
+
+def example_routes(
+    spec: dict[str, Any], operations: list[tuple[str, str, str]], prefix: str = ""
+) -> dict[tuple[str, str], Route]:
+    """Routes answering each ``(method, path, status)`` with the spec's example (or nothing
+    for a status the spec gives no body, such as 204); ``prefix`` is put before each path."""
+    routes: dict[tuple[str, str], Route] = {}
+    for method, path, status in operations:
+        try:
+            body = spec_example(spec, path, method, status)
+        except KeyError:
+            body = None
+        routes[(method, prefix + path)] = lambda request, s=int(status), b=body: FakeResponse(s, b)
+    return routes
