@@ -467,5 +467,12 @@ def example_routes(
             body = spec_example(spec, path, method, status)
         except KeyError:
             body = None
-        routes[(method, prefix + path)] = lambda request, s=int(status), b=body: FakeResponse(s, b)
+        routes[(method, prefix + path)] = _answer(int(status), body)
     return routes
+
+
+def _answer(status: int, body: Any) -> Route:
+    def route(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(status, body)
+
+    return route
