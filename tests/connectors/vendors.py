@@ -7,6 +7,7 @@ it; the others (PagerDuty, Jira) check the documented shape in their routes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from opsloom.connectors.testing import (
     FakeRequest,
     FakeResponse,
     FakeVendor,
+    JsonSchemaContract,
     OpenApiContract,
     Rule,
     SwaggerContract,
@@ -40,6 +42,11 @@ def _contracts() -> Path:
 CONTRACTS = _contracts()
 
 
+@functools.cache
+def _load(path: Path) -> dict[str, Any]:
+    return load_spec(path)
+
+
 def contract(relative: str) -> dict[str, Any]:
     """A vendor spec from the shared contracts folder (skip without it; fail on CI)."""
     path = CONTRACTS / relative
@@ -48,7 +55,7 @@ def contract(relative: str) -> dict[str, Any]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return load_spec(path)
+    return _load(path)
 
 
 _ts = itertools.count(1)
@@ -330,3 +337,100 @@ def github_rate_limited(reset: int) -> FakeResponse:
             "x-ratelimit-reset": str(reset),
         },
     )
+
+
+# --- Opsgenie (spec: opsgenie/swagger.json) -------------------------------------------------
+
+
+def opsgenie_fake() -> FakeVendor:
+    """Opsgenie alert operations, checked against Opsgenie's Swagger 2.0 document."""
+    spec = contract("opsgenie/swagger.json")
+
+    def accepted(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            202, {"result": "Request will be processed", "took": 0.302, "requestId": "43a29c5c"}
+        )
+
+    return FakeVendor(
+        SwaggerContract(spec),
+        {
+            ("POST", "/v2/alerts"): accepted,
+            ("POST", "/v2/alerts/{identifier}/acknowledge"): accepted,
+            ("POST", "/v2/alerts/{identifier}/close"): accepted,
+        },
+    )
+
+
+# --- Discord (spec: discord/openapi.json) ---------------------------------------------------
+
+
+def discord_fake() -> FakeVendor:
+    """Discord's execute-webhook operation, checked against Discord's OpenAPI document."""
+    spec = contract("discord/openapi.json")
+
+    def execute(request: FakeRequest) -> FakeResponse:
+        message = {
+            "id": "1178440389924765726",
+            "channel_id": "1101246325234061412",
+            "content": request.json.get("content", ""),
+            "embeds": request.json.get("embeds", []),
+        }
+        return FakeResponse(200, message)
+
+    formats = {"snowflake": lambda value: str(value).isdigit()}
+    return FakeVendor(
+        OpenApiContract(spec, formats=formats), {("POST", "/webhooks/{id}/{token}"): execute}
+    )
+
+
+def discord_rate_limited(seconds: float) -> FakeResponse:
+    """Discord's documented 429: the wait in the body and in X-RateLimit-Reset-After."""
+    return FakeResponse(
+        429,
+        {"message": "You are being rate limited.", "retry_after": seconds, "global": False},
+        {"X-RateLimit-Reset-After": str(seconds), "X-RateLimit-Remaining": "0"},
+    )
+
+
+# --- Twilio (spec: twilio/twilio_api_v2010.json) --------------------------------------------
+
+
+def twilio_fake() -> FakeVendor:
+    """Twilio's Messages resource, checked against Twilio's OpenAPI document."""
+    spec = contract("twilio/twilio_api_v2010.json")
+    path = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+    return FakeVendor(OpenApiContract(spec), example_routes(spec, [("POST", path, "201")]))
+
+
+# --- OpenAI (spec: openai/openapi.yaml) -----------------------------------------------------
+
+
+def openai_fake() -> FakeVendor:
+    """Chat completions, checked against OpenAI's OpenAPI document (server path /v1)."""
+    spec = contract("openai/openapi.yaml")
+
+    def complete(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200,
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1741569952,
+                "model": request.json["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": "Restart the pod.",
+                            "refusal": None,
+                        },
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 19, "completion_tokens": 5, "total_tokens": 24},
+            },
+        )
+
+    return FakeVendor(JsonSchemaContract(spec), {("POST", "/v1/chat/completions"): complete})

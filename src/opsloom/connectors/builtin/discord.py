@@ -53,5 +53,6 @@ async def send_message(ctx: ActionContext[DiscordSettings], data: WebhookMessage
     """Post a message through the channel's webhook."""
     body: dict[str, Any] = data.model_dump(exclude_none=True)
     body.setdefault("allowed_mentions", {"parse": []})  # never ping @everyone by accident
-    answer = await ctx.client.json("POST", "", params={"wait": "true"}, json=body)
+    url = ctx.settings.webhook_url.get_secret_value()
+    answer = await ctx.client.json("POST", url, params={"wait": "true"}, json=body)
     return Posted(id=str(answer["id"]), channel_id=str(answer["channel_id"]))
