@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from vendors import jira_fake, pagerduty_fake, slack_fake
 
 from opsloom import App, FakeClock
-from opsloom.connectors.runtime import CLOSED, OPENED
+from opsloom.connectors.event import CLOSED, OPENED
 from opsloom.dsl.catalog import default_catalog
 from opsloom.dsl.runtime import DslOptions, DslRuntime
 from opsloom.model import StepStatus

@@ -11,7 +11,8 @@ from pydantic import BaseModel, SecretStr
 
 from opsloom import App, FakeClock
 from opsloom.connectors import ActionContext, ConnectionSettings, Connector, Endpoint
-from opsloom.connectors.runtime import CLOSED, OPENED, ConnectorRuntime
+from opsloom.connectors.event import CLOSED, OPENED
+from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.connectors.testing import FakeRequest, FakeResponse, FakeVendor
 from opsloom.errors import (
     CircuitOpenError,

@@ -20,12 +20,12 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from opsloom.connectors.breaker import Breaker, BreakerSnapshot, BreakerState, Transition
+from opsloom.connectors.event import breaker_event, iso, record_of, snapshot_of
 from opsloom.connectors.ratelimit import TokenBucket
 from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.sdk import Action, ActionContext, ConnectionSettings, Connector
@@ -41,16 +41,13 @@ from opsloom.errors import (
     InputError,
     RateLimitedError,
 )
-from opsloom.store.connection import BreakerRecord, ConnectionRecord
+from opsloom.store.connection import ConnectionRecord
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
     from opsloom.store.base import Store
 
 log = logging.getLogger("opsloom.connectors")
-
-OPENED = "io.opsloom.connector.breaker.opened.v1"
-CLOSED = "io.opsloom.connector.breaker.closed.v1"
 
 Emit = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -200,7 +197,7 @@ class ConnectorRuntime:
         """Adopt breaker transitions other workers stored; drop connections changed elsewhere."""
         store = self.store
         for rec in await store.list_breakers():
-            snap = _snapshot(rec)
+            snap = snapshot_of(rec)
             self._stored[rec.connection] = snap
             breaker = self._breakers.get(rec.connection)
             if breaker is not None and breaker.adopt(snap):
@@ -292,8 +289,8 @@ class ConnectorRuntime:
             "connector": rec.connector,
             "settings": rec.settings,
             "secrets": secrets,
-            "created_at": _iso(rec.created_at),
-            "updated_at": _iso(rec.updated_at),
+            "created_at": iso(rec.created_at),
+            "updated_at": iso(rec.updated_at),
             "breaker": self.breaker(rec.name),
         }
 
@@ -306,8 +303,8 @@ class ConnectorRuntime:
         return {
             "state": str(snap.state),
             "failures": snap.failures,
-            "opened_at": _iso(snap.opened_at),
-            "reopen_at": _iso(snap.reopen_at),
+            "opened_at": iso(snap.opened_at),
+            "reopen_at": iso(snap.reopen_at),
         }
 
     async def test_connection(self, name: str) -> str:
@@ -471,7 +468,7 @@ class ConnectorRuntime:
     async def _persist(self, change: Transition, snap: BreakerSnapshot) -> None:
         try:
             if self._store is not None:
-                await self._store.save_breaker(_record(snap))
+                await self._store.save_breaker(record_of(snap))
             if self._emit is not None and change.after in (BreakerState.OPEN, BreakerState.CLOSED):
                 await self._emit(breaker_event(change, snap))
         except Exception:
@@ -480,50 +477,3 @@ class ConnectorRuntime:
                 exc_info=True,
                 extra={"event": "breaker_store_failed", "connection": change.connection},
             )
-
-
-def breaker_event(change: Transition, snap: BreakerSnapshot) -> dict[str, Any]:
-    """The CloudEvent announcing a breaker that opened or closed."""
-    kind = "opened" if change.after is BreakerState.OPEN else "closed"
-    return {
-        "specversion": "1.0",
-        "id": f"{change.connection}:{kind}:{int(change.at * 1000)}",
-        "source": f"opsloom/connections/{change.connection}",
-        "type": OPENED if change.after is BreakerState.OPEN else CLOSED,
-        "subject": change.connection,
-        "time": _iso(change.at),
-        "datacontenttype": "application/json",
-        "data": {
-            "connection": change.connection,
-            "state": str(change.after),
-            "previous": str(change.before),
-            "reason": change.reason,
-            "reopen_at": _iso(snap.reopen_at),
-        },
-    }
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
-
-
-def _snapshot(rec: BreakerRecord) -> BreakerSnapshot:
-    return BreakerSnapshot(
-        rec.connection,
-        BreakerState(rec.state),
-        rec.opened_at,
-        rec.reopen_at,
-        rec.failures,
-        rec.changed_at,
-    )
-
-
-def _record(snap: BreakerSnapshot) -> BreakerRecord:
-    return BreakerRecord(
-        snap.connection,
-        str(snap.state),
-        snap.opened_at,
-        snap.reopen_at,
-        snap.failures,
-        snap.changed_at,
-    )
