@@ -31,6 +31,7 @@ class Settings(BaseSettings):
         secret_key: the Fernet key that encrypts connection secrets at rest; without it,
             ``secret_key_file`` holds one (created with mode 0600 on first use).
         secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
+        connectors_dir: where ``opsloom connectors import`` keeps imported OpenAPI connectors.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     approval_link_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("opsloom.key")
+    connectors_dir: Path = Path("opsloom-connectors")
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

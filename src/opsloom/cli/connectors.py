@@ -242,3 +242,41 @@ def connectors_call(
         return await app.connections.call(found, connection, fields)
 
     print_json(client(db, call))
+
+
+@connectors_cli.command("import")
+def connectors_import(
+    name: str,
+    openapi: Annotated[Path, typer.Option("--openapi", help="OpenAPI 3 / Swagger 2 file.")],
+    operation: Annotated[
+        list[str] | None,
+        typer.Option("--operation", help="Keep only these operationIds (repeatable)."),
+    ] = None,
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where imported connectors live (default: OPSLOOM_CONNECTORS_DIR)."
+        ),
+    ] = None,
+) -> None:
+    """Make a connector of an OpenAPI document: one typed action per operation."""
+    from opsloom.connectors.contract import load_spec
+    from opsloom.connectors.openapi import save_import
+    from opsloom.errors import OpsloomError
+    from opsloom.settings import load_settings
+
+    try:
+        data = load_spec(openapi)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {openapi}: {exc}", 2)
+    target = folder or load_settings().connectors_dir
+    try:
+        connector = save_import(target, name, data, operation)
+    except OpsloomError as exc:
+        fail(f"{openapi}: {exc}", 2)
+    out.print(
+        f"connector {name} ({connector.title}): {len(connector.actions)} actions in {target}",
+        highlight=False,
+    )
+    for action in list(connector.actions.values())[:20]:
+        out.print(f"  {action.id}  {action.summary}", highlight=False)

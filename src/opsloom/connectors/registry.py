@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from opsloom.connectors.sdk import Action, Connector
@@ -34,10 +35,20 @@ class ConnectorRegistry:
             self.register(connector)
 
     @classmethod
-    def discovered(cls) -> ConnectorRegistry:
-        """A registry holding every connector of the ``opsloom.connectors`` entry points."""
+    def discovered(cls, imported: Path | None = None) -> ConnectorRegistry:
+        """A registry holding every connector of the ``opsloom.connectors`` entry points and
+        those imported from OpenAPI documents into ``imported`` (``OPSLOOM_CONNECTORS_DIR``
+        when not given)."""
         registry = cls()
         registry.discover()
+        if imported is None:
+            from opsloom.settings import load_settings
+
+            imported = load_settings().connectors_dir
+        from opsloom.connectors.openapi import imported_connectors
+
+        for connector in imported_connectors(imported):
+            registry.register(connector)
         return registry
 
     def register(self, connector: Connector[Any]) -> None:
