@@ -267,7 +267,11 @@ class App:
         from opsloom.decisions.decide import load_decision_tables
         from opsloom.settings import load_settings
 
-        return default_catalog(load_decision_tables(load_settings()), **options)
+        from opsloom.connectors.catalog import register_actions
+
+        catalog = default_catalog(load_decision_tables(load_settings()), **options)
+        register_actions(catalog, self.connections)
+        return catalog
 
     @property
     def store(self) -> Store:

@@ -15,10 +15,8 @@ from vendors import jira_fake, pagerduty_fake, slack_fake
 
 from opsloom import App, FakeClock
 from opsloom.connectors.event import CLOSED, OPENED
-from opsloom.dsl.catalog import default_catalog
 from opsloom.dsl.runtime import DslOptions, DslRuntime
 from opsloom.model import StepStatus
-from opsloom.services.connector import register_actions
 from opsloom.store.event import EventQuery
 
 DOCUMENT = """
@@ -72,9 +70,7 @@ async def until(check: Callable[[], Awaitable[bool]], nudge: Callable[[], None],
 async def test_incident_document__breaker_opens_on_dead_slack_and_the_run_completes(
     fresh: App, clock: FakeClock
 ) -> None:
-    catalog = default_catalog()
-    register_actions(catalog, fresh.connections)
-    runtime = DslRuntime(fresh, DslOptions(), catalog=catalog)
+    runtime = DslRuntime(fresh, DslOptions())  # the app's catalog holds every connector action
     with ExitStack() as stack:
         pd = stack.enter_context(pagerduty_fake())
         slack = stack.enter_context(slack_fake())
