@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from opsloom import App, FakeClock
+from opsloom import App, Context, FakeClock
 from opsloom.connectors import ActionContext, ConnectionSettings, Connector, Endpoint
 from opsloom.connectors.event import CLOSED, OPENED
 from opsloom.connectors.runtime import ConnectorRuntime
@@ -21,6 +21,7 @@ from opsloom.errors import (
     ConnectorRetryableError,
     InputError,
     RateLimitedError,
+    RunFailedError,
 )
 
 SECRET = "tok-very-secret-value"
@@ -180,3 +181,19 @@ def _query() -> Any:
     from opsloom.store.event import EventQuery
 
     return EventQuery(subject="e1")
+
+
+async def test_redaction__a_failed_step_stores_no_secret(fresh: App, fake: FakeVendor) -> None:
+    @fresh.workflow(name="leaky")
+    async def leaky(ctx: Context) -> dict[str, Any]:
+        return await ctx.step(say, connection="e1", text="x")
+
+    fake.fail_next(FakeResponse(401, f"bad token {SECRET}", {"Content-Type": "text/plain"}))
+    async with fresh:
+        await add(fresh, fake.url)
+        handle = await fresh.start("leaky")
+        with pytest.raises(RunFailedError) as caught:
+            await handle.result(timeout=10)
+        run = await fresh.get_run(handle.run_id)
+    assert SECRET not in str(caught.value) and "bad token ***" in str(caught.value)
+    assert SECRET not in repr(run.error) and SECRET not in repr([s.error for s in run.steps])
