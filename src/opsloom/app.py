@@ -264,10 +264,9 @@ class App:
 
         Decision tables come from ``OPSLOOM_DECISIONS_DIR``; ``options`` go to the built-ins.
         """
+        from opsloom.connectors.catalog import register_actions
         from opsloom.decisions.decide import load_decision_tables
         from opsloom.settings import load_settings
-
-        from opsloom.connectors.catalog import register_actions
 
         catalog = default_catalog(load_decision_tables(load_settings()), **options)
         register_actions(catalog, self.connections)

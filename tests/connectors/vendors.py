@@ -434,3 +434,166 @@ def openai_fake() -> FakeVendor:
         )
 
     return FakeVendor(JsonSchemaContract(spec), {("POST", "/v1/chat/completions"): complete})
+
+
+# --- Datadog (spec: datadog/v1/openapi.yaml) and Sentry (spec: sentry/openapi-derefed.json) --
+
+
+def datadog_fake() -> FakeVendor:
+    """Datadog v1 events and downtimes, checked against Datadog's OpenAPI document."""
+    spec = contract("datadog/v1/openapi.yaml")
+
+    def event(request: FakeRequest) -> FakeResponse:
+        body = {
+            "status": "ok",
+            "event": {
+                "id": 1377281704830403917,
+                "title": request.json["title"],
+                "url": "https://app.datadoghq.com/event/event?id=1377281704830403917",
+            },
+        }
+        return FakeResponse(202, body)
+
+    def downtime(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200, {"id": 1625, "scope": request.json["scope"], "end": request.json.get("end")}
+        )
+
+    return FakeVendor(
+        OpenApiContract(spec, server="https://api.datadoghq.com"),
+        {("POST", "/api/v1/events"): event, ("POST", "/api/v1/downtime"): downtime},
+    )
+
+
+def sentry_fake() -> FakeVendor:
+    """Sentry's issue update, checked against Sentry's OpenAPI document."""
+    spec = contract("sentry/openapi-derefed.json")
+
+    def update(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200,
+            {
+                "id": request.params["issue"],
+                "status": request.json.get("status", "unresolved"),
+                "assignedTo": request.json.get("assignedTo"),
+            },
+        )
+
+    # The spec lists every field of the update as required, while Sentry's docs (and API) take
+    # any subset: check the fields' types from the spec, not its `required` list.
+    path = "/api/0/organizations/{organization_id_or_slug}/issues/{issue_id}/"
+    media = spec["paths"][path]["put"]["requestBody"]["content"]["application/json"]
+    schema = {k: v for k, v in media["schema"].items() if k != "required"}
+    checker = DocumentedContract(
+        [
+            Rule(
+                "PUT",
+                "/api/0/organizations/{org}/issues/{issue}/",
+                schema,
+                {"Authorization": r"^Bearer \S+$"},
+            )
+        ]
+    )
+    return FakeVendor(checker, {("PUT", "/api/0/organizations/{org}/issues/{issue}/"): update})
+
+
+# --- Teams, Telegram, Anthropic (documentation only) ----------------------------------------
+
+_ADAPTIVE = {
+    "type": "object",
+    "required": ["type", "attachments"],
+    "properties": {
+        "type": {"const": "message"},
+        "attachments": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["contentType", "content"],
+                "properties": {
+                    "contentType": {"const": "application/vnd.microsoft.card.adaptive"},
+                    "content": {
+                        "type": "object",
+                        "required": ["type", "version", "body"],
+                        "properties": {"type": {"const": "AdaptiveCard"}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def teams_fake() -> FakeVendor:
+    """A Teams Workflows webhook, shaped as Microsoft's documentation says."""
+    checker = DocumentedContract(
+        [Rule("POST", "/workflows/{id}/triggers/manual/paths/invoke", _ADAPTIVE)]
+    )
+    return FakeVendor(
+        checker,
+        {("POST", "/workflows/{id}/triggers/manual/paths/invoke"): lambda r: FakeResponse(202)},
+    )
+
+
+def telegram_fake() -> FakeVendor:
+    """Telegram's sendMessage, shaped as the Bot API documentation says."""
+    body = {
+        "type": "object",
+        "required": ["chat_id", "text"],
+        "properties": {
+            "chat_id": {"type": ["integer", "string"]},
+            "text": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "parse_mode": {"enum": ["MarkdownV2", "HTML", "Markdown"]},
+        },
+    }
+    checker = DocumentedContract([Rule("POST", "/bot{token}/sendMessage", body)])
+
+    def send(request: FakeRequest) -> FakeResponse:
+        chat = request.json["chat_id"]
+        result = {
+            "message_id": 42,
+            "date": 1700000000,
+            "chat": {"id": chat, "type": "group"},
+            "text": request.json["text"],
+        }
+        return FakeResponse(200, {"ok": True, "result": result})
+
+    return FakeVendor(checker, {("POST", "/bot{token}/sendMessage"): send})
+
+
+def anthropic_fake() -> FakeVendor:
+    """Anthropic's Messages API, shaped as its documentation says."""
+    body = {
+        "type": "object",
+        "required": ["model", "max_tokens", "messages"],
+        "properties": {
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {"role": {"enum": ["user", "assistant"]}},
+                },
+            },
+        },
+    }
+    headers = {"x-api-key": r"^\S+$", "anthropic-version": r"^2023-06-01$"}
+    checker = DocumentedContract([Rule("POST", "/v1/messages", body, headers)])
+
+    def reply(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200,
+            {
+                "id": "msg_01",
+                "type": "message",
+                "role": "assistant",
+                "model": request.json["model"],
+                "content": [{"type": "text", "text": "Roll back the deploy."}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 12, "output_tokens": 6},
+            },
+        )
+
+    return FakeVendor(checker, {("POST", "/v1/messages"): reply})
