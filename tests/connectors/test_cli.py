@@ -100,3 +100,18 @@ def test_connectors_show__help_and_schemas() -> None:
     assert described["secrets"] == ["api_token"]
     create = next(a for a in described["actions"] if a["id"] == "jira.create_issue")
     assert "summary" in create["input"]["required"]
+
+
+def test_validate__documents_may_call_connector_actions(tmp_path: Path) -> None:
+    doc = tmp_path / "tell.yaml"
+    text = """document: {dsl: '1.0.3', namespace: ops, name: tell, version: '1.0.0'}
+do:
+  - tell:
+      call: slack-post-message:1.0.0@default
+      with: {connection: ops-slack, channel: '#inc', text: hi}
+"""
+    doc.write_text(text)
+    assert invoke("validate", str(doc)) == (0, "1 file checked: all valid\n")
+    doc.write_text(text.replace("slack-post-message", "slack-post-nothing"))
+    code, output = invoke("validate", str(doc))
+    assert code == 1 and "unknown function 'slack-post-nothing'" in output

@@ -23,10 +23,11 @@ from opsloom.errors import DocumentError
 def _catalog_has() -> Callable[[str, str], bool] | None:
     """``has`` of the runtime's default catalog, or None when the catalog is not available."""
     try:
-        from opsloom.app import default_catalog
+        from opsloom.app import App
     except ImportError:
         return None
-    return default_catalog().has
+    # The app's catalog: built-ins, human tasks and every installed connector's actions.
+    return App(worker=None).catalog().has
 
 
 def validate_command(
