@@ -93,3 +93,9 @@ async def test_rate_limited__429(ops: App, fake: FakeVendor) -> None:
         await ops.connections.call(pagerduty.resolve, "pd", {"dedup_key": "k"})
     assert caught.value.retry_after == 30.0
     assert ROUTING not in str(caught.value)
+
+
+async def test_shown_secrets__only_those_set(ops: App, fake: FakeVendor) -> None:
+    await add(ops, fake)
+    shown = await ops.connections.connection("pd")
+    assert shown["secrets"] == ["routing_key"] and ROUTING not in str(shown)
