@@ -597,3 +597,128 @@ def anthropic_fake() -> FakeVendor:
         )
 
     return FakeVendor(checker, {("POST", "/v1/messages"): reply})
+
+
+# --- Statuspage, Grafana, GitLab (documentation only) ---------------------------------------
+
+
+def _object(*required: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+_STATUS = {"enum": ["investigating", "identified", "monitoring", "resolved"]}
+_COMPONENT = {
+    "enum": [
+        "operational",
+        "degraded_performance",
+        "partial_outage",
+        "major_outage",
+        "under_maintenance",
+    ]
+}
+
+
+def statuspage_fake() -> FakeVendor:
+    """Statuspage incidents and components, shaped as its REST documentation says."""
+    auth = {"Authorization": r"^OAuth \S+$"}
+    incident = _object(
+        "incident", incident=_object("status", status=_STATUS, name={"type": "string"})
+    )
+    component = _object("component", component=_object("status", status=_COMPONENT))
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/pages/{page}/incidents", incident, auth),
+            Rule("PATCH", "/pages/{page}/incidents/{id}", incident, auth),
+            Rule("PATCH", "/pages/{page}/components/{id}", component, auth),
+        ]
+    )
+
+    def made(request: FakeRequest) -> FakeResponse:
+        status = request.json["incident"]["status"]
+        ident = request.params.get("id", "p31zjtct2jer")
+        return FakeResponse(201, {"id": ident, "status": status, "shortlink": "http://stspg.io/x"})
+
+    def component_set(request: FakeRequest) -> FakeResponse:
+        return FakeResponse(
+            200, {"id": request.params["id"], "status": request.json["component"]["status"]}
+        )
+
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/pages/{page}/incidents"): made,
+            ("PATCH", "/pages/{page}/incidents/{id}"): made,
+            ("PATCH", "/pages/{page}/components/{id}"): component_set,
+        },
+    )
+
+
+def grafana_fake() -> FakeVendor:
+    """Grafana annotations and alerting silences, shaped as its HTTP API documentation says;
+    the silence body is checked against the Alertmanager spec Grafana follows."""
+    auth = {"Authorization": r"^Bearer \S+$"}
+    am = contract("alertmanager/openapi.yaml")
+    silence = {"$ref": "#/definitions/postableSilence", "definitions": am["definitions"]}
+    annotation = _object(
+        "text", text={"type": "string"}, time={"type": "integer"}, tags={"type": "array"}
+    )
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/api/annotations", annotation, auth),
+            Rule("POST", "/api/alertmanager/grafana/api/v2/silences", silence, auth),
+        ]
+    )
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/api/annotations"): lambda r: FakeResponse(
+                200, {"message": "Annotation added", "id": 7}
+            ),
+            ("POST", "/api/alertmanager/grafana/api/v2/silences"): lambda r: FakeResponse(
+                202, {"silenceID": "6e8c0f25-e6b1-4f5c-a3b7-36d1a3c5b1f2"}
+            ),
+        },
+    )
+
+
+def gitlab_fake() -> FakeVendor:
+    """GitLab issues, notes and pipelines, shaped as its REST v4 documentation says."""
+    auth = {"PRIVATE-TOKEN": r"^\S+$"}
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/projects/{id}/issues", _object("title", title={"type": "string"}), auth),
+            Rule(
+                "POST",
+                "/projects/{id}/issues/{iid}/notes",
+                _object("body", body={"type": "string"}),
+                auth,
+            ),
+            Rule(
+                "POST",
+                "/projects/{id}/pipeline",
+                _object(
+                    "ref",
+                    ref={"type": "string"},
+                    variables={"type": "array", "items": _object("key", "value")},
+                ),
+                auth,
+            ),
+        ]
+    )
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/projects/{id}/issues"): lambda r: FakeResponse(
+                201, {"id": 84, "iid": 14, "web_url": "https://gitlab.example/acme/api/-/issues/14"}
+            ),
+            ("POST", "/projects/{id}/issues/{iid}/notes"): lambda r: FakeResponse(201, {"id": 302}),
+            ("POST", "/projects/{id}/pipeline"): lambda r: FakeResponse(
+                201,
+                {
+                    "id": 61,
+                    "status": "created",
+                    "web_url": "https://gitlab.example/acme/api/-/pipelines/61",
+                },
+            ),
+        },
+    )
