@@ -24,6 +24,7 @@ def test_connections__add_list_show_test_call_remove(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     with slack_fake() as fake:
@@ -79,6 +80,7 @@ def test_connections__add_list_show_test_call_remove(
 
 def test_connections__bad_input_is_named(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
     code, output = invoke("connections", "add", "x", "--connector", "slack", "--db", db)
     assert code == 2 and "token" in output and "Field required" in output
     code, output = invoke(

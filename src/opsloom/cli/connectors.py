@@ -98,7 +98,7 @@ def add_command(
     async def call(app: App) -> dict[str, Any]:
         return await app.connections.add_connection(name, connector, values, replace=replace)
 
-    shown = client(db, call)
+    shown = client(db, call, create=True)
     if as_json:
         print_json(shown)
         return
