@@ -122,7 +122,7 @@ class App(Definitions):
         #: Entry points that could not be loaded (each names itself); the rest work.
         self.extension_errors: list[ExtensionError] = []
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
-        self.connections = ConnectorRuntime(clock=self.clock)
+        self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> App:

@@ -45,6 +45,7 @@ from opsloom.store.connection import ConnectionRecord
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
+    from opsloom.settings import Settings
     from opsloom.store.base import Store
 
 log = logging.getLogger("opsloom.connectors")
@@ -91,6 +92,8 @@ class ConnectorRuntime:
             so an app that never stores a secret never creates a key file).
         inline_wait: longest rate-limit wait spent in the call itself; a longer one fails the
             attempt with a ``retry_after`` for the engine's durable retry.
+        settings: the app's settings (secret key, imported connectors folder); default: read
+            from the environment.
     """
 
     def __init__(
@@ -100,10 +103,12 @@ class ConnectorRuntime:
         clock: Clock,
         secret_box: SecretBox | None = None,
         inline_wait: float = 1.0,
+        settings: Callable[[], Settings] | None = None,
     ) -> None:
         self._registry = registry
         self.clock = clock
         self._box = secret_box
+        self._settings = settings
         self.inline_wait = inline_wait
         self._store: Store | None = None
         self._emit: Emit | None = None
@@ -120,8 +125,17 @@ class ConnectorRuntime:
     def registry(self) -> ConnectorRegistry:
         """The connectors this runtime knows."""
         if self._registry is None:
-            self._registry = ConnectorRegistry.discovered()
+            self._registry = ConnectorRegistry.discovered(self.settings.connectors_dir)
         return self._registry
+
+    @property
+    def settings(self) -> Settings:
+        """The app's settings (read from the environment when none were given)."""
+        if self._settings is not None:
+            return self._settings()
+        from opsloom.settings import load_settings
+
+        return load_settings()
 
     @property
     def store(self) -> Store:
@@ -133,9 +147,7 @@ class ConnectorRuntime:
     def box(self) -> SecretBox:
         """The secret box (made from ``OPSLOOM_SECRET_KEY`` / its key file on first use)."""
         if self._box is None:
-            from opsloom.settings import load_settings
-
-            settings = load_settings()
+            settings = self.settings
             key = settings.secret_key.get_secret_value() if settings.secret_key else None
             self._box = SecretBox.from_settings(key, settings.secret_key_file)
         return self._box
