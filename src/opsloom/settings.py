@@ -28,6 +28,10 @@ class Settings(BaseSettings):
             approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        web_session_secret: signs the web UI's session cookies; set the same value on every
+            API process behind one address (none: a random key per process, so sessions end
+            when it restarts).
+        web_session_hours: how long a web UI sign-in lasts.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     api_token: str | None = None
     log_level: str = "INFO"
+    web_session_secret: SecretStr | None = None
+    web_session_hours: float = Field(default=12.0, gt=0)
 
 
 def load_settings() -> Settings:

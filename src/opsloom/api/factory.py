@@ -22,6 +22,7 @@ from opsloom.humans.identity import (
     UserExistsError,
 )
 from opsloom.settings import Settings, load_settings
+from opsloom.web import create_web
 
 PREFIX = "/api/v1"
 
@@ -74,6 +75,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         title="opsloom",
         version=_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
+        # The web UI serves /docs from vendored Swagger UI files (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.opsloom = app
     api.state.api_token = settings.api_token
@@ -96,6 +100,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.include_router(hooks.router)
     api.include_router(approvals.public_router)
     api.include_router(guarded)
+    # The web UI answers the paths no API route has (a path an API route has with another
+    # method stays a 405 of the API), so it never shadows an API route.
+    api.router.default = create_web(app, settings)
     return api
 
 

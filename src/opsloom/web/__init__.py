@@ -1,0 +1,192 @@
+"""The web UI for operators: server-rendered pages with htmx, served beside the API.
+
+``create_web`` builds an ASGI application that the API mounts at ``/``: the API keeps
+``/api/v1``, ``/hooks`` and ``/openapi.json``; everything else is a page. Pages need a session
+(see :mod:`opsloom.web.session`); every asset is served from ``static/`` (vendored copies, see
+``static/vendor/VENDORED.md``), so the UI works on a host without internet access.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
+
+from opsloom.api.problem import http_error as api_http_error
+from opsloom.api.problem import status_of
+from opsloom.app import App
+from opsloom.errors import OpsloomError
+from opsloom.humans.approval_spec import (
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalForbiddenError,
+    ApprovalNotFoundError,
+    InvalidApprovalError,
+)
+from opsloom.humans.identity import IdentityError
+from opsloom.settings import Settings
+from opsloom.web import activity, approvals, runs, workflows
+from opsloom.web.page import Pages, PagesDep, form_of, signed_in
+from opsloom.web.session import (
+    SIGNIN_COOKIE,
+    ForbiddenError,
+    Session,
+    SessionKeeper,
+    SignInRequiredError,
+)
+
+#: Scripts only from this origin; styles may be set inline (the Gantt bars' widths).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+#: Paths of the API and of webhook receivers: never answered with a page.
+API_PREFIXES = ("/api/", "/hooks/")
+_APPROVAL_STATUS: dict[type[Exception], int] = {
+    ApprovalNotFoundError: 404,
+    ApprovalForbiddenError: 403,
+    ApprovalConflictError: 409,
+    InvalidApprovalError: 422,
+}
+
+
+def static_dir() -> Path:
+    return Path(str(files("opsloom.web") / "static"))
+
+
+def create_web(app: App, settings: Settings) -> FastAPI:
+    """The UI's ASGI application over ``app`` (mounted by :func:`opsloom.api.create_api`)."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.opsloom = app
+    web.state.pages = Pages()
+    secret = settings.web_session_secret
+    web.state.sessions = SessionKeeper(
+        None if secret is None else secret.get_secret_value(),
+        settings.web_session_hours,
+        settings.api_token,
+    )
+    web.mount("/static", StaticFiles(directory=static_dir()), name="static")
+
+    @web.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    web.add_api_route("/", home, methods=["GET"])
+    web.add_api_route("/signin", signin_page, methods=["GET"], response_class=HTMLResponse)
+    web.add_api_route("/signin", signin, methods=["POST"])
+    web.add_api_route("/signout", signout, methods=["POST"])
+    web.add_api_route("/docs", swagger, methods=["GET"], response_class=HTMLResponse)
+    for router in (runs.router, approvals.router, workflows.router, activity.router):
+        web.include_router(router)
+    web.add_exception_handler(SignInRequiredError, _sign_in_required)
+    web.add_exception_handler(ForbiddenError, _forbidden)
+    web.add_exception_handler(OpsloomError, _refused)
+    web.add_exception_handler(ApprovalError, _refused)
+    web.add_exception_handler(IdentityError, _refused)
+    web.add_exception_handler(HTTPException, _http_error)
+    return web
+
+
+async def home(session: Annotated[Session, Depends(signed_in)]) -> RedirectResponse:
+    return RedirectResponse("/runs", status_code=303)
+
+
+async def signin_page(request: Request, pages: PagesDep) -> Response:
+    keeper: SessionKeeper = request.app.state.sessions
+    token = keeper.signin_csrf(request)
+    response = pages.render(
+        request, "signin.html", None, csrf=token, next=_next(request.query_params.get("next"))
+    )
+    response.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def _next(value: str | None) -> str:
+    # Only a path of this site: an open redirect would let a link send a user elsewhere.
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/runs"
+    return value
+
+
+async def signin(request: Request, pages: PagesDep) -> Response:
+    keeper: SessionKeeper = request.app.state.sessions
+    form = await form_of(request)
+    keeper.check_signin_csrf(request, form.get("csrf"))
+    token = form.get("token", "").strip()
+    principal = await keeper.authenticate(request.app.state.opsloom, token) if token else None
+    if principal is None:
+        csrf = keeper.signin_csrf(request)
+        return pages.render(
+            request,
+            "signin.html",
+            None,
+            status=401,
+            csrf=csrf,
+            next=_next(form.get("next")),
+            error="That token is not valid (unknown, revoked or expired).",
+        )
+    response = RedirectResponse(_next(form.get("next")), status_code=303)
+    keeper.issue(response, request, token)
+    return response
+
+
+async def signout(request: Request) -> Response:
+    # Signing out needs the CSRF token too, so another site cannot sign a user out.
+    from opsloom.web.page import Change
+
+    await Change("viewer")(request, await signed_in(request))
+    response = RedirectResponse("/signin", status_code=303)
+    SessionKeeper.end(response)
+    return response
+
+
+async def swagger(request: Request, pages: PagesDep) -> Response:
+    return pages.render(request, "docs.html", None)
+
+
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    target = f"/signin?next={quote(request.url.path)}"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    if request.method != "GET":
+        return HTMLResponse("Sign in first.", status_code=401)
+    return RedirectResponse(target, status_code=303)
+
+
+async def _error_page(request: Request, status: int, message: str) -> Response:
+    pages: Pages = request.app.state.pages
+    keeper: SessionKeeper = request.app.state.sessions
+    session = await keeper.session(request)
+    return pages.render(request, "error.html", session, status=status, message=message)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return await _error_page(request, 403, str(exc))
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, OpsloomError):
+        status = status_of(exc)
+    else:
+        status = next((s for c, s in _APPROVAL_STATUS.items() if isinstance(exc, c)), 409)
+    return await _error_page(request, status, str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(API_PREFIXES):
+        # A client of the API gets the API's problem+json, even for a path it does not have.
+        return await api_http_error(request, exc)
+    return await _error_page(request, exc.status_code, str(exc.detail))

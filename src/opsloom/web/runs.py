@@ -1,0 +1,221 @@
+"""Runs in the browser: the list (filters, counts, keyset pages, live), one run, its actions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from opsloom.errors import InputError
+from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord
+from opsloom.services.run import start_run
+from opsloom.services.workflow import list_workflows
+from opsloom.store import RunFilter
+from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+STATUSES = [str(status) for status in RunStatus]
+
+
+def _time(value: str | None, what: str) -> float | None:
+    """Epoch seconds of a ``datetime-local`` field (read as UTC); None when empty."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{what} must be a date and time like 2026-01-31T14:00") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _cursor(value: str | None) -> tuple[float, str] | None:
+    if not value:
+        return None
+    stamp, sep, run_id = value.partition("~")
+    try:
+        return (float(stamp), run_id) if sep and run_id else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The filters of the runs list as the page shows them, and their store form."""
+
+    status: str
+    workflow: str
+    since: str
+    until: str
+    q: str
+    before: str
+
+    @classmethod
+    def of(cls, request: Request) -> Listing:
+        get = request.query_params.get
+        return cls(
+            status=get("status", "") if get("status", "") in STATUSES else "",
+            workflow=get("workflow", ""),
+            since=get("since", ""),
+            until=get("until", ""),
+            q=get("q", "").strip(),
+            before=get("before", ""),
+        )
+
+    def store_filter(self) -> RunFilter:
+        return RunFilter(
+            status=RunStatus(self.status) if self.status else None,
+            workflow=self.workflow or None,
+            created_from=_time(self.since, "'from'"),
+            created_to=_time(self.until, "'to'"),
+            text=self.q or None,
+            before=_cursor(self.before),
+            limit=PAGE_SIZE + 1,
+        )
+
+    def query(self, **changes: str) -> str:
+        """The query string of this listing with some fields changed (empty ones left out)."""
+        fields = {
+            "status": self.status,
+            "workflow": self.workflow,
+            "since": self.since,
+            "until": self.until,
+            "q": self.q,
+            "before": self.before,
+        }
+        fields.update(changes)
+        return urlencode({k: v for k, v in fields.items() if v})
+
+
+@router.get("/runs", response_class=HTMLResponse, summary="Runs")
+async def runs_page(
+    request: Request, app: AppDep, pages: PagesDep, session: SessionDep
+) -> Response:
+    listing = Listing.of(request)
+    try:
+        flt = listing.store_filter()
+    except InputError as exc:
+        return pages.render(request, "error.html", session, status=422, message=str(exc))
+    rows = await app.store.list_runs(flt)
+    counts = await app.store.count_runs(flt)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    older = (
+        listing.query(before=f"{rows[-1].created_at!r}~{rows[-1].id}") if more and rows else None
+    )
+    context: dict[str, Any] = {
+        "listing": listing,
+        "runs": rows,
+        "counts": {status: counts.get(RunStatus(status), 0) for status in STATUSES},
+        "total": sum(counts.values()),
+        "older": older,
+        "live": not listing.before,
+        "statuses": STATUSES,
+        "workflows": sorted({info.name for info in list_workflows(app)}),
+    }
+    partial = request.headers.get("hx-request") == "true" and request.query_params.get("live")
+    return pages.render(request, "runs_live.html" if partial else "runs.html", session, **context)
+
+
+def _children(run: RunRecord, children: list[RunRecord]) -> list[RunRecord]:
+    return sorted(children, key=lambda child: (child.created_at, child.id))
+
+
+def timeline(run: RunRecord) -> list[dict[str, Any]]:
+    """Bars of the step Gantt chart: each step's offset and width in percent of the run's span."""
+    steps = [s for s in run.steps if s.kind is not StepKind.VALUE]
+    start = run.started_at or run.created_at
+    ends = [s.completed_at or s.started_at or start for s in steps]
+    end = max([run.completed_at or run.updated_at or start, *ends])
+    span = max(end - start, 1e-6)
+    bars = []
+    for step in steps:
+        begin = step.started_at if step.started_at is not None else start
+        finish = step.completed_at if step.completed_at is not None else end
+        bars.append(
+            {
+                "step": step,
+                "left": round(100 * (begin - start) / span, 2),
+                "width": max(round(100 * (finish - begin) / span, 2), 0.5),
+                "duration": None if step.completed_at is None else finish - begin,
+            }
+        )
+    return bars
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse, summary="One run")
+async def run_page(
+    request: Request, run_id: str, app: AppDep, pages: PagesDep, session: SessionDep
+) -> Response:
+    run = await app.get_run(run_id)
+    children = await app.store.list_runs(RunFilter(parent_id=run.id, limit=500))
+    signals = [s for s in run.steps if s.kind is StepKind.SIGNAL]
+    context: dict[str, Any] = {
+        "run": run,
+        "bars": timeline(run),
+        "children": _children(run, children),
+        "signals": signals,
+        "compensations": [s for s in run.steps if s.kind is StepKind.COMPENSATION],
+        "failed_steps": [s for s in run.steps if s.error],
+        "terminal": run.status.terminal,
+        "retryable": run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT),
+        "notice": request.query_params.get("notice", ""),
+    }
+    partial = request.headers.get("hx-request") == "true" and request.query_params.get("live")
+    return pages.render(request, "run_live.html" if partial else "run.html", session, **context)
+
+
+def step_error(step: StepRecord) -> str:
+    """One line naming a step's error, for titles and summaries."""
+    error = step.error or {}
+    return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+
+
+def _json(text: str, what: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+def _to(path: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+
+
+@router.post("/runs", summary="Start a run")
+async def start(app: AppDep, change: OperatorChange) -> Response:
+    _, form = change
+    run, created = await start_run(
+        app, form.get("workflow", ""), _json(form.get("input", ""), "the input")
+    )
+    return _to(f"/runs/{run.id}", "started" if created else "already started")
+
+
+@router.post("/runs/{run_id}/cancel", summary="Cancel a run")
+async def cancel(run_id: str, app: AppDep, change: OperatorChange) -> Response:
+    ids = await app.cancel(run_id)
+    return _to(f"/runs/{run_id}", f"cancellation requested for {len(ids)} run(s)")
+
+
+@router.post("/runs/{run_id}/retry", summary="Retry a run")
+async def retry(run_id: str, app: AppDep, change: OperatorChange) -> Response:
+    await app.retry(run_id)
+    return _to(f"/runs/{run_id}", "queued again")
+
+
+@router.post("/runs/{run_id}/signal", summary="Signal a run")
+async def signal(run_id: str, app: AppDep, change: OperatorChange) -> Response:
+    _, form = change
+    name = form.get("name", "").strip()
+    if not name:
+        raise InputError("the signal needs a name")
+    await app.signal(run_id, name, _json(form.get("payload", ""), "the signal's data"))
+    return _to(f"/runs/{run_id}", f"signal {name!r} sent")
