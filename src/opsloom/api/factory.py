@@ -14,6 +14,7 @@ from opsloom.api.problem import ProblemResponse, install_problem_handlers, probl
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
+from opsloom.dsl.runtime import DslRuntime
 from opsloom.humans.identity import (
     AccessDeniedError,
     IdentityError,
@@ -47,7 +48,9 @@ def _version() -> str:
         return "0"
 
 
-def create_api(app: App, settings: Settings | None = None) -> FastAPI:
+def create_api(
+    app: App, settings: Settings | None = None, *, documents: DslRuntime | None = None
+) -> FastAPI:
     """Build the HTTP API around ``app``.
 
     The API's lifespan opens the App (starting its worker) and closes it, so
@@ -59,6 +62,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         app: the application whose runs the API serves; open before the first request.
         settings: where ``api_token`` (the admin token for automation, see
             :mod:`opsloom.api.auth`) comes from; default: read the environment now.
+        documents: the runtime serving workflow documents, which the web UI deploys with.
     """
     settings = settings or load_settings()
 
@@ -102,7 +106,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.include_router(guarded)
     # The web UI answers the paths no API route has (a path an API route has with another
     # method stays a 405 of the API), so it never shadows an API route.
-    api.router.default = create_web(app, settings)
+    api.router.default = create_web(app, settings, documents)
     return api
 
 

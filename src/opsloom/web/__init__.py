@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from opsloom.api.problem import http_error as api_http_error
 from opsloom.api.problem import status_of
 from opsloom.app import App
+from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import OpsloomError
 from opsloom.humans.approval_spec import (
     ApprovalConflictError,
@@ -60,10 +61,15 @@ def static_dir() -> Path:
     return Path(str(files("opsloom.web") / "static"))
 
 
-def create_web(app: App, settings: Settings) -> FastAPI:
-    """The UI's ASGI application over ``app`` (mounted by :func:`opsloom.api.create_api`)."""
+def create_web(app: App, settings: Settings, documents: DslRuntime | None = None) -> FastAPI:
+    """The UI's ASGI application over ``app`` (mounted by :func:`opsloom.api.create_api`).
+
+    ``documents`` is the runtime that serves workflow documents in this process, which the
+    deploy page registers new versions with (default: one of the UI's own, made on first use).
+    """
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     web.state.opsloom = app
+    web.state.documents = documents
     web.state.pages = Pages()
     secret = settings.web_session_secret
     web.state.sessions = SessionKeeper(

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opsloom.dsl.document import parse_document
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError
 from opsloom.services.workflow import list_workflows
@@ -47,11 +48,7 @@ async def document_page(
         return pages.render(
             request, "error.html", session, status=404, message="no such deployed document"
         )
-    runtime = DslRuntime(app)
-    try:
-        graph = document_graph(runtime.load(record.text, record.workflow))
-    finally:
-        await runtime.close()
+    graph = document_graph(parse_document(record.text, record.workflow))
     return pages.render(
         request, "document.html", session, record=record, graph=graph, lines=_lines(record.text)
     )
@@ -65,6 +62,14 @@ def _lines(text: str, problems: dict[int, list[str]] | None = None) -> list[dict
     ]
 
 
+def _runtime(request: Request) -> DslRuntime:
+    """The runtime that serves documents (``opsloom up``'s), or one made for the UI once."""
+    runtime: DslRuntime | None = request.app.state.documents
+    if runtime is None:
+        runtime = request.app.state.documents = DslRuntime(request.app.state.opsloom)
+    return runtime
+
+
 @router.get("/deploy", response_class=HTMLResponse, summary="Deploy a document")
 async def deploy_page(request: Request, pages: PagesDep, session: SessionDep) -> Response:
     return pages.render(request, "deploy.html", session, text="", lines=[], problems=[])
@@ -75,8 +80,9 @@ async def deploy(
     request: Request, app: AppDep, pages: PagesDep, change: OperatorChange
 ) -> Response:
     session, form = change
-    text = form.get("document", "")
-    runtime = DslRuntime(app)
+    # Browsers send a textarea's line breaks as CRLF; the document is stored as typed.
+    text = form.get("document", "").replace("\r\n", "\n")
+    runtime = _runtime(request)
     try:
         record, created = await runtime.deploy(text, "document")
     except DocumentError as exc:
@@ -92,8 +98,6 @@ async def deploy(
             problems=exc.problems,
             lines=_lines(text, by_line),
         )
-    finally:
-        await runtime.close()
     notice = "deployed" if created else "already deployed"
     return RedirectResponse(
         f"/documents/{record.namespace}/{record.name}/{record.version}?notice={notice}",
