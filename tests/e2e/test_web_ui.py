@@ -213,7 +213,10 @@ def test_start__a_run_started_from_the_ui_reaches_completed_without_reloading(
     # A mark on the document: a reload or a navigation would wipe it.
     tab.page.evaluate("window.stillTheSamePage = true")
     status = tab.page.locator("#run-status")
+    expect(tab.page.get_by_role("button", name="Cancel run")).to_be_visible()
     expect(status).to_have_text("completed", timeout=30_000)
+    # The actions follow the status: nothing is left to cancel.
+    expect(tab.page.get_by_role("button", name="Cancel run")).to_have_count(0)
     assert tab.page.evaluate("window.stillTheSamePage") is True
     expect(tab.page.locator("pre").nth(1)).to_contain_text('"count": 42')
     expect(tab.page.locator(".gantt .bar")).to_have_count(3)  # two steps and the timer

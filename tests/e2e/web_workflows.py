@@ -28,7 +28,7 @@ def fill_disk(path: str) -> None:
 @app.workflow(name="tick")
 async def tick(ctx: Context, options: dict[str, int] | None = None) -> dict[str, Any]:
     first = await ctx.step(count, int((options or {}).get("start", 0)))
-    await ctx.sleep(1.5)
+    await ctx.sleep(3)
     return {"count": await ctx.step(count, first)}
 
 

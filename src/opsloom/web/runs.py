@@ -123,10 +123,6 @@ async def runs_page(
     return pages.render(request, "runs_live.html" if partial else "runs.html", session, **context)
 
 
-def _children(run: RunRecord, children: list[RunRecord]) -> list[RunRecord]:
-    return sorted(children, key=lambda child: (child.created_at, child.id))
-
-
 def timeline(run: RunRecord) -> list[dict[str, Any]]:
     """Bars of the step Gantt chart: each step's offset and width in percent of the run's span."""
     steps = [s for s in run.steps if s.kind is not StepKind.VALUE]
@@ -159,7 +155,7 @@ async def run_page(
     context: dict[str, Any] = {
         "run": run,
         "bars": timeline(run),
-        "children": _children(run, children),
+        "children": sorted(children, key=lambda child: (child.created_at, child.id)),
         "signals": signals,
         "compensations": [s for s in run.steps if s.kind is StepKind.COMPENSATION],
         "failed_steps": [s for s in run.steps if s.error],
@@ -167,7 +163,8 @@ async def run_page(
         "retryable": run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT),
         "notice": request.query_params.get("notice", ""),
     }
-    partial = request.headers.get("hx-request") == "true" and request.query_params.get("live")
+    partial = request.headers.get("hx-request") == "true" and bool(request.query_params.get("live"))
+    context["live_update"] = partial
     return pages.render(request, "run_live.html" if partial else "run.html", session, **context)
 
 
