@@ -223,6 +223,20 @@ def test_start__a_run_started_from_the_ui_reaches_completed_without_reloading(
     tab.shot("run-completed")
 
 
+def test_runs_list__shows_a_new_run_and_its_end_without_reloading(
+    tab: Tab, server: Server
+) -> None:
+    tab.sign_in("vic")
+    tab.goto("/runs?workflow=tick")
+    tab.page.evaluate("window.stillTheSamePage = true")
+    run_id = server.start("tick", {"start": 7})
+    row = tab.page.locator("tr", has=tab.page.get_by_role("link", name=run_id))
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row.locator(".badge")).to_have_text("completed", timeout=30_000)
+    expect(tab.page.locator(".counts a", has_text="completed")).not_to_contain_text("completed 0")
+    assert tab.page.evaluate("window.stillTheSamePage") is True
+
+
 def test_failed_run__shows_the_failing_attempt_and_its_error(tab: Tab, server: Server) -> None:
     run_id = server.start("breaks", "/data")
     wait_until(lambda: server.status(run_id) == "failed", "the run to fail", 30)
@@ -252,6 +266,7 @@ def test_approval__decided_in_the_inbox_moves_the_run_on(tab: Tab, server: Serve
     task = tab.page.locator("article.task", has_text="Restart payments")
     expect(task).to_be_visible()
     expect(task.locator(".countdown")).to_contain_text(re.compile(r"due in (59|60) m"))
+    expect(task.get_by_role("link", name=run_id)).to_be_visible()
     tab.shot("approvals")
     task.get_by_label("Reason").fill("safe during the window")
     task.get_by_role("button", name="Approve").click()

@@ -42,6 +42,7 @@ async def inbox(
         mine=[t for t in mine if t["kind"] == "approval"],
         questions=[t for t in mine if t["kind"] == "question"],
         pending=pending,
+        requests={r["id"]: r for r in pending},
         recent=recent[:20],
         now=approvals.clock.now(),
         notice=request.query_params.get("notice", ""),
