@@ -23,7 +23,6 @@ from opsloom.humans.identity import (
     UserExistsError,
 )
 from opsloom.settings import Settings, load_settings
-from opsloom.web import create_web
 
 PREFIX = "/api/v1"
 
@@ -106,6 +105,8 @@ def create_api(
     api.include_router(guarded)
     # The web UI answers the paths no API route has (a path an API route has with another
     # method stays a 405 of the API), so it never shadows an API route.
+    from opsloom.web import create_web  # the UI imports parts of the API: import it late
+
     api.router.default = create_web(app, settings, documents)
     return api
 
