@@ -223,9 +223,7 @@ def test_start__a_run_started_from_the_ui_reaches_completed_without_reloading(
     tab.shot("run-completed")
 
 
-def test_runs_list__shows_a_new_run_and_its_end_without_reloading(
-    tab: Tab, server: Server
-) -> None:
+def test_runs_list__shows_a_new_run_and_its_end_without_reloading(tab: Tab, server: Server) -> None:
     tab.sign_in("vic")
     tab.goto("/runs?workflow=tick")
     tab.page.evaluate("window.stillTheSamePage = true")
@@ -302,7 +300,9 @@ def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def test_deploy__problems_at_their_line_then_every_example_graph(tab: Tab) -> None:
+def test_deploy__problems_at_their_line_then_every_example_graph_and_a_runs_path(
+    tab: Tab, server: Server
+) -> None:
     tab.sign_in("olga")
     tab.expected.append("status of 422")  # the answer to an invalid document
     tab.goto("/deploy")
@@ -329,6 +329,14 @@ def test_deploy__problems_at_their_line_then_every_example_graph(tab: Tab) -> No
             node = tab.page.locator(f"figure.graph [data-pointer$='/{name}']").first
             expect(node).to_be_visible()
         tab.shot(f"document-{example.stem}")
+    alert = {"alert": {"name": "HighErrorRate", "service": "checkout", "errorRate": 0.2}}
+    run_id = server.start("ops/incident-triage", alert)
+    wait_until(lambda: server.status(run_id) == "completed", "the document run", 30)
+    tab.goto(f"/runs/{run_id}")
+    taken = tab.page.locator("figure.graph li.node[data-state=taken]")
+    for pointer in ("/do/0/classify", "/do/1/notify/fork/branches/0/chat", "/do/3/summarize"):
+        expect(taken.and_(tab.page.locator(f"[data-pointer='{pointer}']"))).to_have_count(1)
+    tab.shot("run-document-path")
 
 
 def test_pages__every_page_renders_without_console_errors(tab: Tab, server: Server) -> None:

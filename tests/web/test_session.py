@@ -156,3 +156,30 @@ async def test_docs__swagger_from_vendored_files(api: FastAPI) -> None:
         bundle = await client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js")
         assert bundle.status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200
+
+
+async def test_run_page__long_history_loads_step_outputs_on_demand(app: App, api: FastAPI) -> None:
+    @app.step()
+    def bump(n: int) -> int:
+        return n + 1
+
+    @app.workflow(name="long")
+    async def long(ctx: Context, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = await ctx.step(bump, value)
+        return value
+
+    app.worker.refresh_kinds()  # type: ignore[union-attr]
+    short, many = await app.start("long", 3), await app.start("long", 150)
+    assert await many.result(timeout=30) == 150
+    await short.result(timeout=30)
+    async with browser(api) as client:
+        await sign_in(client, ENV_TOKEN)
+        inline = (await client.get(f"/runs/{short.run_id}")).text
+        assert "hx-get" not in inline.split("<tbody>", 1)[1]
+        page = (await client.get(f"/runs/{many.run_id}")).text
+        assert f'hx-get="/runs/{many.run_id}/steps/150"' in page
+        output = await client.get(f"/runs/{many.run_id}/steps/150")
+        assert output.text == "150"
+        assert (await client.get(f"/runs/{many.run_id}/steps/999")).status_code == 404

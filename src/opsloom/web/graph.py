@@ -35,6 +35,8 @@ class Node:
     cases: list[tuple[str, str, str]] = field(default_factory=list)
     lanes: list[Lane] = field(default_factory=list)
     parallel: bool = False
+    #: For a run: ``taken``, ``current`` (waiting or retrying there) or ``failed``; else "".
+    state: str = ""
 
 
 def _kind(task: dict[str, Any]) -> str:
@@ -106,3 +108,20 @@ def _nodes(tasks: Any, at: str) -> list[Node]:
 def document_graph(document: Document) -> list[Node]:
     """The top-level task list of ``document`` as nodes."""
     return _nodes(document.data.get("do"), "/do")
+
+
+#: Which state wins when a task holds steps in several (a failed branch beats a taken one).
+_RANK = {"": 0, "taken": 1, "current": 2, "failed": 3}
+_STATE_OF = {"completed": "taken", "waiting": "current", "retrying": "current", "failed": "failed"}
+
+
+def mark_path(nodes: list[Node], steps: dict[str, str]) -> None:
+    """Mark the tasks a run went through, from its steps' names (task pointers) and statuses."""
+    for node in nodes:
+        for name, status in steps.items():
+            if name == node.pointer or name.startswith(node.pointer + "/"):
+                state = _STATE_OF.get(status, "")
+                if _RANK[state] > _RANK[node.state]:
+                    node.state = state
+        for lane in node.lanes:
+            mark_path(lane.nodes, steps)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -48,8 +48,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} m"
 
 
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+def pretty(value: Any) -> str:
+    """Indented JSON with sorted keys, for people to read."""
+    # orjson: the standard encoder is pure Python once indenting, 5x slower on long histories.
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(value, default=str, option=options).decode()
 
 
 def environment() -> Environment:
@@ -62,7 +65,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["iso"] = _iso
     env.filters["duration"] = duration
-    env.filters["pretty"] = _pretty
+    env.filters["pretty"] = pretty
     return env
 
 

@@ -8,19 +8,24 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from opsloom.app import App
+from opsloom.dsl.document import parse_document
 from opsloom.errors import InputError
-from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord
+from opsloom.model import RunRecord, RunStatus, StepKind
 from opsloom.services.run import start_run
 from opsloom.services.workflow import list_workflows
 from opsloom.store import RunFilter
-from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep
+from opsloom.web.graph import Node, document_graph, mark_path
+from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, pretty
 
 router = APIRouter()
 
 PAGE_SIZE = 50
+#: Up to this many steps, a run page carries every step's output; beyond, each loads on demand.
+INLINE_OUTPUTS = 100
 STATUSES = [str(status) for status in RunStatus]
 
 
@@ -152,6 +157,7 @@ async def run_page(
     run = await app.get_run(run_id)
     children = await app.store.list_runs(RunFilter(parent_id=run.id, limit=500))
     signals = [s for s in run.steps if s.kind is StepKind.SIGNAL]
+    graph = await _document_path(app, run)
     context: dict[str, Any] = {
         "run": run,
         "bars": timeline(run),
@@ -162,16 +168,36 @@ async def run_page(
         "terminal": run.status.terminal,
         "retryable": run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT),
         "notice": request.query_params.get("notice", ""),
+        "graph": graph,
+        # Long histories load each step's output when it is opened, to keep the page light.
+        "lazy_outputs": len(run.steps) > INLINE_OUTPUTS,
     }
     partial = request.headers.get("hx-request") == "true" and bool(request.query_params.get("live"))
     context["live_update"] = partial
     return pages.render(request, "run_live.html" if partial else "run.html", session, **context)
 
 
-def step_error(step: StepRecord) -> str:
-    """One line naming a step's error, for titles and summaries."""
-    error = step.error or {}
-    return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+@router.get("/runs/{run_id}/steps/{seq}", response_class=PlainTextResponse)
+async def step_output(run_id: str, seq: int, app: AppDep, session: SessionDep) -> Response:
+    """One step's output as indented JSON (what the run page's step output shows)."""
+    run = await app.get_run(run_id)
+    found = next((s for s in run.steps if s.seq == seq), None)
+    if found is None:
+        raise HTTPException(404, f"run {run_id!r} has no step {seq}")
+    return PlainTextResponse(pretty(found.output))
+
+
+async def _document_path(app: App, run: RunRecord) -> list[Node] | None:
+    """The graph of a deployed document's run with the path it took marked; None otherwise."""
+    namespace, slash, name = run.workflow.partition("/")
+    if not slash:
+        return None
+    record = await app.store.get_document(namespace, name, run.version)
+    if record is None:
+        return None
+    graph = document_graph(parse_document(record.text, record.workflow))
+    mark_path(graph, {s.name: str(s.status) for s in run.steps if s.kind is StepKind.STEP})
+    return graph
 
 
 def _json(text: str, what: str) -> Any:
