@@ -12,22 +12,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from peers import LOOPBACK, ROOT, Peer, clean_env, launch, opsloom, wait_ready, wait_until
+from peers import ROOT, wait_until
+from webserver import ADMIN_TOKEN, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-ADMIN_TOKEN = "e2e-web-admin-token"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -52,75 +50,6 @@ def chromium_path() -> str:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason + "; .ci/run installs it")
     pytest.skip(reason)
-
-
-@dataclass
-class Server:
-    """The ``opsloom up`` under test and the tokens of its users."""
-
-    peer: Peer
-    tokens: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return self.peer.url
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"{self.url}/api/v1",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10,
-        )
-
-    def start(self, workflow: str, input: Any = None) -> str:
-        with self.api() as api:
-            answer = api.post("/runs", json={"workflow": workflow, "input": input})
-            answer.raise_for_status()
-            run_id: str = answer.json()["id"]
-            return run_id
-
-    def status(self, run_id: str) -> str:
-        with self.api() as api:
-            status: str = api.get(f"/runs/{run_id}").json()["status"]
-            return status
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("web-ui")
-    db = f"sqlite:///{folder / 'web.db'}"
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT / "tests" / "e2e"), str(ROOT / "src")]))
-    env = clean_env(OPSLOOM_API_TOKEN=ADMIN_TOKEN, PYTHONPATH=pythonpath)
-    tokens: dict[str, str] = {}
-    for user, roles in {
-        "alice": ["approver"],
-        "olga": ["operator"],
-        "vic": ["viewer"],
-        "rita": ["viewer"],
-    }.items():
-        added = opsloom("users", "add", user, *(f"--role={r}" for r in roles), "--db", db, env=env)
-        assert added.returncode == 0, added.stderr
-        made = opsloom("tokens", "create", user, "--db", db, env=env)
-        assert made.returncode == 0, made.stderr
-        tokens[user] = made.stdout.strip()
-    tokens["admin"] = ADMIN_TOKEN
-    argv = [sys.executable, "-m", "opsloom.cli.main", "up", "--app", "web_workflows:app"]
-    argv += ["--db", db, "--host", LOOPBACK, "--port", "0"]
-    peer = launch("opsloom", argv, folder, "", env)
-    try:
-
-        def listening() -> str | None:
-            peer.alive()
-            for line in peer.log.read_text(encoding="utf-8", errors="replace").splitlines():
-                if line.startswith("opsloom listening on "):
-                    return line.split()[3]
-            return None
-
-        peer.url = wait_until(listening, "opsloom up to listen", 30, peer.tail)
-        wait_ready(peer, "/api/v1/health")
-        yield Server(peer, tokens)
-    finally:
-        peer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from opsloom.app import App
+from opsloom.cli.remote import Server, chosen_server
 from opsloom.errors import OpsloomError
 
 T = TypeVar("T")
@@ -83,7 +84,21 @@ def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
 
 def client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
     """Open the store without a worker, make one call, close it."""
+    if chosen_server() is not None:
+        fail("this command works on the database (--db); --server serves start, signal and runs")
     target = App(db, worker=None)
+
+    async def go() -> T:
+        async with target:
+            return await call(target)
+
+    return execute(go)
+
+
+def run_client(db: str | None, call: Callable[[App | Server], Awaitable[T]]) -> T:
+    """Like :func:`client`, but with ``--server`` (``OPSLOOM_SERVER``) the call goes to that
+    server's API instead of the database."""
+    target: App | Server = chosen_server() or App(db, worker=None)
 
     async def go() -> T:
         async with target:

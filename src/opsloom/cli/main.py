@@ -29,9 +29,11 @@ from opsloom.cli.console import (
     out,
     parse_json,
     print_json,
+    run_client,
 )
+from opsloom.cli.remote import Server, choose_server, chosen_server
 from opsloom.errors import OpsloomError, RunFailedError
-from opsloom.model import RunRecord
+from opsloom.model import RunRecord, RunStatus
 from opsloom.services.loading import load_app
 from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
@@ -48,6 +50,30 @@ runs_cli = typer.Typer(help="Inspect and manage runs.", no_args_is_help=True)
 db_cli = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 cli.add_typer(runs_cli, name="runs")
 cli.add_typer(db_cli, name="db")
+
+
+@cli.callback()
+def _root(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running opsloom: run commands use its API, not the database "
+            "(default: $OPSLOOM_SERVER).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="API token for --server (default: $OPSLOOM_TOKEN)."),
+    ] = None,
+) -> None:
+    """Durable workflow automation for operations teams."""
+    if server is None and token is None:
+        settings = _settings()
+        server = settings.server
+        token = None if settings.token is None else settings.token.get_secret_value()
+    choose_server(server, token)
+
 
 AppOption = Annotated[
     str | None,
@@ -248,6 +274,14 @@ def start(
 ) -> None:
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
+    remote = chosen_server()
+    if remote is not None:
+        _print_start(
+            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout)),
+            wait,
+            as_json,
+        )
+        return
     target = _app(app, db, worker=WorkerOptions() if wait else None)
 
     async def go() -> dict[str, Any]:
@@ -268,7 +302,25 @@ def start(
                     result["error"] = exc.error
             return result
 
-    result = execute(go)
+    _print_start(execute(go), wait, as_json)
+
+
+async def _start_remote(
+    server: Server, name: str, value: Any, run_id: str | None, wait: bool, timeout: float | None
+) -> dict[str, Any]:
+    run, created = await server.start(name, value, run_id=run_id)
+    result: dict[str, Any] = {"run_id": run.id, "created": created}
+    if wait:
+        ended = await server.wait(run.id, timeout)
+        result["status"] = str(ended.status)
+        if ended.status is RunStatus.COMPLETED:
+            result["output"] = ended.output
+        else:
+            result["error"] = ended.error
+    return result
+
+
+def _print_start(result: dict[str, Any], wait: bool, as_json: bool) -> None:
     if as_json:
         print_json(result)
     elif wait:
@@ -288,7 +340,7 @@ def send_signal(
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
     payload = parse_json(data, "--data")
-    client(db, lambda app: app.signal(run_id, name, payload))
+    run_client(db, lambda app: app.signal(run_id, name, payload))
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -315,7 +367,9 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     try:
-        runs = client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
+        runs = run_client(
+            db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit)
+        )
     except ValueError as exc:
         fail(str(exc), 2)
         return
@@ -328,7 +382,7 @@ def runs_list(
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    run = client(db, lambda app: app.get_run(run_id))
+    run = run_client(db, lambda app: app.get_run(run_id))
     if as_json:
         print_json(run.to_dict())
         return
@@ -361,7 +415,7 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    ids = client(db, lambda app: app.cancel(run_id))
+    ids = run_client(db, lambda app: app.cancel(run_id))
     if as_json:
         print_json({"cancelled": ids})
     else:
@@ -371,7 +425,7 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    run = client(db, lambda app: app.retry(run_id))
+    run = run_client(db, lambda app: app.retry(run_id))
     if as_json:
         print_json(run.to_dict())
     else:
