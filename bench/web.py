@@ -35,6 +35,7 @@ from opsloom.api import create_api
 from opsloom.codec import encode
 from opsloom.settings import Settings
 from opsloom.store import NewRun
+from opsloom.web import attach_ui
 
 TOKEN = "bench-web-token"
 DAY = 86_400.0
@@ -125,7 +126,9 @@ async def bench(url: str, runs: int, steps: int, pages: int) -> None:
             await handle.result(timeout=60)
         long = await app.start("long", steps)
         await long.result(timeout=600)
-        api = create_api(app, Settings(api_token=TOKEN))
+        settings = Settings(api_token=TOKEN)
+        api = create_api(app, settings)
+        attach_ui(api, app, settings)
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await sign_in(client)

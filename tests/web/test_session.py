@@ -14,6 +14,7 @@ from opsloom import App, Context
 from opsloom.api import create_api
 from opsloom.humans.identity import Identity
 from opsloom.settings import Settings
+from opsloom.web import attach_ui
 from opsloom.web.session import SESSION_COOKIE
 
 ENV_TOKEN = "automation-token"
@@ -33,7 +34,10 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
 
 @pytest.fixture
 def api(app: App) -> FastAPI:
-    return create_api(app, Settings(api_token=ENV_TOKEN))
+    settings = Settings(api_token=ENV_TOKEN)
+    api = create_api(app, settings)
+    attach_ui(api, app, settings)
+    return api
 
 
 def browser(api: FastAPI) -> httpx.AsyncClient:
@@ -183,3 +187,16 @@ async def test_run_page__long_history_loads_step_outputs_on_demand(app: App, api
         output = await client.get(f"/runs/{many.run_id}/steps/150")
         assert output.text == "150"
         assert (await client.get(f"/runs/{many.run_id}/steps/999")).status_code == 404
+
+
+async def test_attach__api_paths_keep_their_problem_answers(api: FastAPI) -> None:
+    async with browser(api) as client:
+        missing = await client.get("/api/v1/nothing")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        wrong = await client.delete("/api/v1/runs")
+        assert wrong.status_code == 405
+        assert (await client.get("/hooks/nothing")).headers["content-type"].endswith("json")
+        page = await client.get("/no-such-page")
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")

@@ -14,7 +14,6 @@ from opsloom.api.problem import ProblemResponse, install_problem_handlers, probl
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.dsl.runtime import DslRuntime
 from opsloom.humans.identity import (
     AccessDeniedError,
     IdentityError,
@@ -47,9 +46,7 @@ def _version() -> str:
         return "0"
 
 
-def create_api(
-    app: App, settings: Settings | None = None, *, documents: DslRuntime | None = None
-) -> FastAPI:
+def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     """Build the HTTP API around ``app``.
 
     The API's lifespan opens the App (starting its worker) and closes it, so
@@ -61,7 +58,6 @@ def create_api(
         app: the application whose runs the API serves; open before the first request.
         settings: where ``api_token`` (the admin token for automation, see
             :mod:`opsloom.api.auth`) comes from; default: read the environment now.
-        documents: the runtime serving workflow documents, which the web UI deploys with.
     """
     settings = settings or load_settings()
 
@@ -78,7 +74,7 @@ def create_api(
         title="opsloom",
         version=_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
-        # The web UI serves /docs from vendored Swagger UI files (no CDN).
+        # /docs is the web UI's (opsloom.web.attach_ui): Swagger UI from local files, no CDN.
         docs_url=None,
         redoc_url=None,
     )
@@ -103,11 +99,6 @@ def create_api(
     api.include_router(hooks.router)
     api.include_router(approvals.public_router)
     api.include_router(guarded)
-    # The web UI answers the paths no API route has (a path an API route has with another
-    # method stays a 405 of the API), so it never shadows an API route.
-    from opsloom.web import create_web  # the UI imports parts of the API: import it late
-
-    api.router.default = create_web(app, settings, documents)
     return api
 
 

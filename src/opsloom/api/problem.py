@@ -139,7 +139,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     )
 
 
-async def http_error(request: Request, exc: Exception) -> ProblemResponse:
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     try:
@@ -165,5 +165,5 @@ def install_problem_handlers(api: FastAPI) -> None:
     """Answer every error of ``api`` with problem+json."""
     api.add_exception_handler(OpsloomError, _opsloom_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
-    api.add_exception_handler(HTTPException, http_error)
+    api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected_error)

@@ -228,7 +228,10 @@ def up(
     from opsloom.cli.documents import load_examples, serve_documents
 
     documents = load_examples(target, Path("examples"))
-    api = create_api(target, settings, documents=documents)
+    api = create_api(target, settings)
+    from opsloom.web import attach_ui
+
+    attach_ui(api, target, settings, documents)
     bind_host = host or settings.api_host
     bind_port = settings.api_port if port is None else port
     try:

@@ -1,7 +1,7 @@
 """The web UI for operators: server-rendered pages with htmx, served beside the API.
 
-``create_web`` builds an ASGI application that the API mounts at ``/``: the API keeps
-``/api/v1``, ``/hooks`` and ``/openapi.json``; everything else is a page. Pages need a session
+``attach_ui`` serves it from the API's application (``opsloom up`` does): the API keeps
+``/api/v1``, ``/hooks`` and ``/openapi.json``; every other path is a page. Pages need a session
 (see :mod:`opsloom.web.session`); every asset is served from ``static/`` (vendored copies, see
 ``static/vendor/VENDORED.md``), so the UI works on a host without internet access.
 """
@@ -17,12 +17,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
-from opsloom.api.problem import http_error as api_http_error
-from opsloom.api.problem import status_of
 from opsloom.app import App
 from opsloom.dsl.runtime import DslRuntime
-from opsloom.errors import OpsloomError
+from opsloom.errors import (
+    InputError,
+    OpsloomError,
+    OverloadedError,
+    RunNotFoundError,
+    RunStateError,
+    WorkflowNotFoundError,
+)
 from opsloom.humans.approval_spec import (
     ApprovalConflictError,
     ApprovalError,
@@ -49,7 +55,13 @@ CSP = (
 )
 #: Paths of the API and of webhook receivers: never answered with a page.
 API_PREFIXES = ("/api/", "/hooks/")
-_APPROVAL_STATUS: dict[type[Exception], int] = {
+#: HTTP status of the error pages of refused requests; the first class that matches wins.
+_STATUS: dict[type[Exception], int] = {
+    RunNotFoundError: 404,
+    WorkflowNotFoundError: 404,
+    InputError: 422,
+    RunStateError: 409,
+    OverloadedError: 503,
     ApprovalNotFoundError: 404,
     ApprovalForbiddenError: 403,
     ApprovalConflictError: 409,
@@ -61,8 +73,29 @@ def static_dir() -> Path:
     return Path(str(files("opsloom.web") / "static"))
 
 
+def attach_ui(
+    api: FastAPI, app: App, settings: Settings, documents: DslRuntime | None = None
+) -> None:
+    """Serve the UI from ``api`` (``opsloom.api.create_api``'s): the paths it has no route for.
+
+    A path an API route has with another method stays the API's 405, and unknown paths under
+    ``/api/`` and ``/hooks/`` stay the API's 404 (problem+json), so the UI never shadows the
+    API. ``opsloom up`` does this; so can an application serving ``create_api`` itself.
+    """
+    ui = create_web(app, settings, documents)
+    api_default = api.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope["path"]).startswith(API_PREFIXES):
+            await ui(scope, receive, send)
+        else:
+            await api_default(scope, receive, send)
+
+    api.router.default = default
+
+
 def create_web(app: App, settings: Settings, documents: DslRuntime | None = None) -> FastAPI:
-    """The UI's ASGI application over ``app`` (mounted by :func:`opsloom.api.create_api`).
+    """The UI's ASGI application over ``app`` (see :func:`attach_ui`).
 
     ``documents`` is the runtime that serves workflow documents in this process, which the
     deploy page registers new versions with (default: one of the UI's own, made on first use).
@@ -183,16 +216,11 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, OpsloomError):
-        status = status_of(exc)
-    else:
-        status = next((s for c, s in _APPROVAL_STATUS.items() if isinstance(exc, c)), 409)
+    default = 409 if isinstance(exc, ApprovalError) else 500
+    status = next((s for c, s in _STATUS.items() if isinstance(exc, c)), default)
     return await _error_page(request, status, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if request.url.path.startswith(API_PREFIXES):
-        # A client of the API gets the API's problem+json, even for a path it does not have.
-        return await api_http_error(request, exc)
     return await _error_page(request, exc.status_code, str(exc.detail))

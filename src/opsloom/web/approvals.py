@@ -8,14 +8,19 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsloom.api.routes.approvals import approvals_service
 from opsloom.humans.approval_spec import InvalidApprovalError
 from opsloom.humans.approvals import Approvals
+from opsloom.services.approval import approvals_of
 from opsloom.web.page import ApproverChange, PagesDep, SessionDep, ViewerChange
 
 router = APIRouter()
 
-Service = Annotated[Approvals, Depends(approvals_service)]
+
+def _approvals(request: Request) -> Approvals:
+    return approvals_of(request.app.state.opsloom)
+
+
+Service = Annotated[Approvals, Depends(_approvals)]
 
 
 def _task_id(request_id: str, task: str) -> str:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from opsloom.api.auth import ENV_TOKEN_USER
 from opsloom.app import App
-from opsloom.humans.identity import ROLES, Identity, Principal
+from opsloom.humans.identity import Principal
+from opsloom.services.access import authenticate
 
 SESSION_COOKIE = "opsloom_session"
 SIGNIN_COOKIE = "opsloom_signin"
@@ -73,9 +73,7 @@ class SessionKeeper:
 
     async def authenticate(self, app: App, token: str) -> Principal | None:
         """The principal of an API token, exactly as the API decides it."""
-        if self._env_token and hmac.compare_digest(token.encode(), self._env_token.encode()):
-            return Principal(user=ENV_TOKEN_USER, roles=frozenset(ROLES))
-        return await Identity(app.store, app.clock).authenticate(token)
+        return await authenticate(app, token, self._env_token)
 
     def issue(self, response: Response, request: Request, token: str) -> None:
         """Set the session cookie for ``token`` on ``response``."""

@@ -34,9 +34,9 @@ from opsloom.humans.approval_spec import (
     InvalidApprovalError,
 )
 from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity, Principal, UnknownUserError
+from opsloom.humans.identity import Principal, UnknownUserError
 from opsloom.humans.slack import SlackRequestError, parse_interaction, verify_slack_request
+from opsloom.services.approval import approvals_of
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 public_router = APIRouter(tags=["approvals"])
@@ -95,13 +95,7 @@ def _secret(value: Any) -> str | None:
 def approvals_service(request: Request) -> Approvals:
     """The approvals service over the API's App."""
     app: App = request.app.state.opsloom
-    return Approvals(
-        app.store,
-        app.clock,
-        Identity(app.store, app.clock),
-        AuditLog(app.store, app.clock),
-        notify=None if app.worker is None else app.worker.notify,
-    )
+    return approvals_of(app)
 
 
 Service = Annotated[Approvals, Depends(approvals_service)]

@@ -1,0 +1,19 @@
+"""The approvals service of an App, as the HTTP API and the web UI use it."""
+
+from __future__ import annotations
+
+from opsloom.app import App
+from opsloom.humans.approvals import Approvals
+from opsloom.humans.audit import AuditLog
+from opsloom.humans.identity import Identity
+
+
+def approvals_of(app: App) -> Approvals:
+    """Approvals over ``app``'s store, auditing decisions and waking its worker's runs."""
+    return Approvals(
+        app.store,
+        app.clock,
+        Identity(app.store, app.clock),
+        AuditLog(app.store, app.clock),
+        notify=None if app.worker is None else app.worker.notify,
+    )
