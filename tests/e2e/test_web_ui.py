@@ -258,6 +258,13 @@ def test_deploy__problems_at_their_line_then_every_example_graph_and_a_runs_path
             node = tab.page.locator(f"figure.graph [data-pointer$='/{name}']").first
             expect(node).to_be_visible()
         tab.shot(f"document-{example.stem}")
+    # A start form built from the document's input schema: one labelled field per property.
+    tab.goto("/documents/ops/disk-cleanup/1.0.0")
+    tab.page.get_by_label("host").fill("web-1")
+    tab.page.get_by_label("usage").fill("42")
+    tab.page.get_by_role("button", name="Start").click()
+    expect(tab.page).to_have_url(re.compile(r"/runs/[^/?]+\?notice=started$"))
+    expect(tab.page.locator("pre").first).to_contain_text('"usage": 42')
     alert = {"alert": {"name": "HighErrorRate", "service": "checkout", "errorRate": 0.2}}
     run_id = server.start("ops/incident-triage", alert)
     wait_until(lambda: server.status(run_id) == "completed", "the document run", 30)

@@ -19,6 +19,7 @@ from opsloom.services.run import start_run
 from opsloom.services.workflow import list_workflows
 from opsloom.store import RunFilter
 from opsloom.web.graph import Node, document_graph, mark_path
+from opsloom.web.inputform import fields_of, input_from, input_schema
 from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, pretty
 
 router = APIRouter()
@@ -213,12 +214,25 @@ def _to(path: str, notice: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
 
 
+async def _input(app: App, form: dict[str, str]) -> Any:
+    """The run input of a start form: its JSON text, or the fields of a document's schema."""
+    reference = form.get("document", "")
+    if not reference:
+        return _json(form.get("input", ""), "the input")
+    namespace, name, version = [*reference.split("/"), "", ""][:3]
+    record = await app.store.get_document(namespace, name, version)
+    fields = None
+    if record is not None:
+        fields = fields_of(input_schema(parse_document(record.text, record.workflow).data))
+    if fields is None:
+        raise InputError(f"no deployed document {reference!r} with an input form")
+    return input_from(fields, form)
+
+
 @router.post("/runs", summary="Start a run")
 async def start(app: AppDep, change: OperatorChange) -> Response:
     _, form = change
-    run, created = await start_run(
-        app, form.get("workflow", ""), _json(form.get("input", ""), "the input")
-    )
+    run, created = await start_run(app, form.get("workflow", ""), await _input(app, form))
     return _to(f"/runs/{run.id}", "started" if created else "already started")
 
 

@@ -13,6 +13,7 @@ from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError
 from opsloom.services.workflow import list_workflows
 from opsloom.web.graph import document_graph
+from opsloom.web.inputform import fields_of, input_schema
 from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep
 
 router = APIRouter()
@@ -48,9 +49,16 @@ async def document_page(
         return pages.render(
             request, "error.html", session, status=404, message="no such deployed document"
         )
-    graph = document_graph(parse_document(record.text, record.workflow))
+    document = parse_document(record.text, record.workflow)
     return pages.render(
-        request, "document.html", session, record=record, graph=graph, lines=_lines(record.text)
+        request,
+        "document.html",
+        session,
+        record=record,
+        graph=document_graph(document),
+        lines=_lines(record.text),
+        fields=fields_of(input_schema(document.data)),
+        notice=request.query_params.get("notice", ""),
     )
 
 
