@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
@@ -38,12 +37,10 @@ from opsloom.humans.approval_spec import (
 )
 from opsloom.humans.identity import IdentityError
 from opsloom.settings import Settings
-from opsloom.web import activity, approvals, runs, workflows
-from opsloom.web.page import Pages, PagesDep, form_of, signed_in
+from opsloom.web import activity, approvals, runs, signin, workflows
+from opsloom.web.page import Pages
 from opsloom.web.session import (
-    SIGNIN_COOKIE,
     ForbiddenError,
-    Session,
     SessionKeeper,
     SignInRequiredError,
 )
@@ -122,12 +119,7 @@ def create_web(app: App, settings: Settings, documents: DslRuntime | None = None
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    web.add_api_route("/", home, methods=["GET"])
-    web.add_api_route("/signin", signin_page, methods=["GET"], response_class=HTMLResponse)
-    web.add_api_route("/signin", signin, methods=["POST"])
-    web.add_api_route("/signout", signout, methods=["POST"])
-    web.add_api_route("/docs", swagger, methods=["GET"], response_class=HTMLResponse)
-    for router in (runs.router, approvals.router, workflows.router, activity.router):
+    for router in (signin.router, runs.router, approvals.router, workflows.router, activity.router):
         web.include_router(router)
     web.add_exception_handler(SignInRequiredError, _sign_in_required)
     web.add_exception_handler(ForbiddenError, _forbidden)
@@ -136,63 +128,6 @@ def create_web(app: App, settings: Settings, documents: DslRuntime | None = None
     web.add_exception_handler(IdentityError, _refused)
     web.add_exception_handler(HTTPException, _http_error)
     return web
-
-
-async def home(session: Annotated[Session, Depends(signed_in)]) -> RedirectResponse:
-    return RedirectResponse("/runs", status_code=303)
-
-
-async def signin_page(request: Request, pages: PagesDep) -> Response:
-    keeper: SessionKeeper = request.app.state.sessions
-    token = keeper.signin_csrf(request)
-    response = pages.render(
-        request, "signin.html", None, csrf=token, next=_next(request.query_params.get("next"))
-    )
-    response.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/")
-    return response
-
-
-def _next(value: str | None) -> str:
-    # Only a path of this site: an open redirect would let a link send a user elsewhere.
-    if not value or not value.startswith("/") or value.startswith("//"):
-        return "/runs"
-    return value
-
-
-async def signin(request: Request, pages: PagesDep) -> Response:
-    keeper: SessionKeeper = request.app.state.sessions
-    form = await form_of(request)
-    keeper.check_signin_csrf(request, form.get("csrf"))
-    token = form.get("token", "").strip()
-    principal = await keeper.authenticate(request.app.state.opsloom, token) if token else None
-    if principal is None:
-        csrf = keeper.signin_csrf(request)
-        return pages.render(
-            request,
-            "signin.html",
-            None,
-            status=401,
-            csrf=csrf,
-            next=_next(form.get("next")),
-            error="That token is not valid (unknown, revoked or expired).",
-        )
-    response = RedirectResponse(_next(form.get("next")), status_code=303)
-    keeper.issue(response, request, token)
-    return response
-
-
-async def signout(request: Request) -> Response:
-    # Signing out needs the CSRF token too, so another site cannot sign a user out.
-    from opsloom.web.page import Change
-
-    await Change("viewer")(request, await signed_in(request))
-    response = RedirectResponse("/signin", status_code=303)
-    SessionKeeper.end(response)
-    return response
-
-
-async def swagger(request: Request, pages: PagesDep) -> Response:
-    return pages.render(request, "docs.html", None)
 
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
