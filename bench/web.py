@@ -33,8 +33,8 @@ import httpx
 from opsloom import App, Context
 from opsloom.api import create_api
 from opsloom.codec import encode
+from opsloom.model.run import NewRun
 from opsloom.settings import Settings
-from opsloom.store import NewRun
 from opsloom.web import attach_ui
 
 TOKEN = "bench-web-token"

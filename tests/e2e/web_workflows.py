@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from opsloom import App, Context, RetryPolicy
-from opsloom.humans.approval_spec import ApprovalRequest, Stage
+from opsloom.approvals.approval import approval
+from opsloom.approvals.spec import ApprovalRequest, Stage
 
 app = App()
 
@@ -45,4 +46,4 @@ async def change(ctx: Context, service: str | None = None) -> dict[str, Any]:
         subject={"service": service or "checkout"},
         stages=(Stage("lead", users=("alice",), sla=3600),),
     )
-    return (await ctx.approval(request)).to_dict()
+    return (await approval(ctx, request)).to_dict()

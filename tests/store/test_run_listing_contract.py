@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from opsloom.codec import encode
 from opsloom.model import RunStatus
-from opsloom.store import NewRun, RunFilter, Store
+from opsloom.model.run import NewRun
+from opsloom.store import RunFilter, Store
 
 T0 = 1_000.0
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from opsloom import App, Context
 from opsloom.api import create_api
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
 from opsloom.settings import Settings
 from opsloom.web import attach_ui
 from opsloom.web.session import SESSION_COOKIE

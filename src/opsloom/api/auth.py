@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloom.app import App
-from opsloom.humans.identity import AccessDeniedError, Principal, check_role
+from opsloom.identity.access import AccessDeniedError, Principal, check_role
 from opsloom.services.access import ENV_TOKEN_USER, authenticate
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

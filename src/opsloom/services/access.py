@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from opsloom.app import App
-from opsloom.humans.identity import ROLES, Identity, Principal
+from opsloom.identity.access import ROLES, Identity, Principal
 
 #: The user that ``OPSLOOM_API_TOKEN`` acts as.
 ENV_TOKEN_USER = "system:api-token"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from opsloom.app import App
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity
+from opsloom.approvals.service import Approvals
+from opsloom.identity.access import Identity
+from opsloom.identity.audit import AuditLog
 
 
 def approvals_of(app: App) -> Approvals:

@@ -18,7 +18,14 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from opsloom.app import App
+from opsloom.app import App, RunHandle
+from opsloom.approvals.spec import (
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalForbiddenError,
+    ApprovalNotFoundError,
+    InvalidApprovalError,
+)
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import (
     InputError,
@@ -28,14 +35,7 @@ from opsloom.errors import (
     RunStateError,
     WorkflowNotFoundError,
 )
-from opsloom.humans.approval_spec import (
-    ApprovalConflictError,
-    ApprovalError,
-    ApprovalForbiddenError,
-    ApprovalNotFoundError,
-    InvalidApprovalError,
-)
-from opsloom.humans.identity import IdentityError
+from opsloom.identity.access import IdentityError
 from opsloom.settings import Settings
 from opsloom.web import activity, approvals, runs, signin, workflows
 from opsloom.web.page import Pages
@@ -71,7 +71,7 @@ def static_dir() -> Path:
 
 
 def attach_ui(
-    api: FastAPI, app: App, settings: Settings, documents: DslRuntime | None = None
+    api: FastAPI, app: App, settings: Settings, documents: DslRuntime[RunHandle] | None = None
 ) -> None:
     """Serve the UI from ``api`` (``opsloom.api.create_api``'s): the paths it has no route for.
 
@@ -91,7 +91,9 @@ def attach_ui(
     api.router.default = default
 
 
-def create_web(app: App, settings: Settings, documents: DslRuntime | None = None) -> FastAPI:
+def create_web(
+    app: App, settings: Settings, documents: DslRuntime[RunHandle] | None = None
+) -> FastAPI:
     """The UI's ASGI application over ``app`` (see :func:`attach_ui`).
 
     ``documents`` is the runtime that serves workflow documents in this process, which the

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsloom.humans.audit import AuditLog
+from opsloom.identity.audit import AuditLog
 from opsloom.scheduler.scheduler import pause, resume
 from opsloom.store.event import EventQuery
 from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsloom.humans.approval_spec import InvalidApprovalError
-from opsloom.humans.approvals import Approvals
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.spec import InvalidApprovalError
 from opsloom.services.approval import approvals_of
 from opsloom.web.page import ApproverChange, PagesDep, SessionDep, ViewerChange
 

@@ -26,7 +26,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from opsloom.app import App
-from opsloom.humans.identity import Principal
+from opsloom.identity.access import Principal
 from opsloom.services.access import authenticate
 
 SESSION_COOKIE = "opsloom_session"

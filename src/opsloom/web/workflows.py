@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opsloom.app import RunHandle
 from opsloom.dsl.document import parse_document
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError
@@ -70,9 +71,9 @@ def _lines(text: str, problems: dict[int, list[str]] | None = None) -> list[dict
     ]
 
 
-def _runtime(request: Request) -> DslRuntime:
+def _runtime(request: Request) -> DslRuntime[RunHandle]:
     """The runtime that serves documents (``opsloom up``'s), or one made for the UI once."""
-    runtime: DslRuntime | None = request.app.state.documents
+    runtime: DslRuntime[RunHandle] | None = request.app.state.documents
     if runtime is None:
         runtime = request.app.state.documents = DslRuntime(request.app.state.opsloom)
     return runtime
