@@ -10,7 +10,10 @@ network, so the time is the server's: routing, session check, store queries, ren
 
 - ``runs_list``: the newest page, then older pages by keyset cursor, unfiltered;
 - ``runs_filtered``: by status, by workflow, by a time range and by text in id or input;
-- ``run_detail``: the page of the run with ``--steps`` steps.
+- ``run_detail``: the page of the run with ``--steps`` steps (its first and last 100 steps);
+- ``run_all_steps``: the same page with every step (``?steps=all``);
+- ``counts(store)``: the store's counts per status alone, uncached (the page reuses the counts
+  of one filter for two seconds, so paging and live refreshes do not count again).
 
 It prints one line per page kind with p50/p95/max in milliseconds next to the target
 (runs list ≤ 150 ms p95, run detail ≤ 250 ms p95), then the page weight of the runs list.
@@ -35,6 +38,7 @@ from opsloom.api import create_api
 from opsloom.codec import encode
 from opsloom.model.run import NewRun
 from opsloom.settings import Settings
+from opsloom.store import RunFilter
 from opsloom.web import attach_ui
 
 TOKEN = "bench-web-token"
@@ -156,9 +160,18 @@ async def bench(url: str, runs: int, steps: int, pages: int) -> None:
             ]
             filtered = [(await timed(client, filters[n % len(filters)]))[0] for n in range(pages)]
             detail = [(await timed(client, f"/runs/{long.run_id}"))[0] for _ in range(50)]
+            every = [(await timed(client, f"/runs/{long.run_id}?steps=all"))[0] for _ in range(20)]
+            # Counts per status as the store gives them, without the page's short-lived reuse.
+            counts = []
+            for n in range(50):
+                began = time.perf_counter()
+                await app.store.count_runs(RunFilter(workflow=("restart", None)[n % 2]))
+                counts.append((time.perf_counter() - began) * 1000)
             report("runs_list", listing, 150)
             report("runs_filtered", filtered, 150)
             report(f"run_detail({steps})", detail, 250)
+            report("run_all_steps", every, 250)
+            report("counts(store)", counts, 150)
             assert first is not None
             weight = len(first.content)
             for asset in (

@@ -175,15 +175,20 @@ async def test_run_page__long_history_loads_step_outputs_on_demand(app: App, api
         return value
 
     app.worker.refresh_kinds()  # type: ignore[union-attr]
-    short, many = await app.start("long", 3), await app.start("long", 150)
-    assert await many.result(timeout=30) == 150
+    short, many = await app.start("long", 3), await app.start("long", 250)
+    assert await many.result(timeout=60) == 250
     await short.result(timeout=30)
     async with browser(api) as client:
         await sign_in(client, ENV_TOKEN)
         inline = (await client.get(f"/runs/{short.run_id}")).text
         assert "hx-get" not in inline.split("<tbody>", 1)[1]
         page = (await client.get(f"/runs/{many.run_id}")).text
-        assert f'hx-get="/runs/{many.run_id}/steps/150"' in page
+        assert f'hx-get="/runs/{many.run_id}/steps/250"' in page
+        # The first and last hundred steps; the fifty between are one link away.
+        assert "50 more steps" in page
+        assert f'hx-get="/runs/{many.run_id}/steps/150"' not in page
+        every = (await client.get(f"/runs/{many.run_id}?steps=all")).text
+        assert f'hx-get="/runs/{many.run_id}/steps/150"' in every
         output = await client.get(f"/runs/{many.run_id}/steps/150")
         assert output.text == "150"
         assert (await client.get(f"/runs/{many.run_id}/steps/999")).status_code == 404

@@ -39,6 +39,7 @@ from opsloom.identity.access import IdentityError
 from opsloom.settings import Settings
 from opsloom.web import activity, approvals, runs, signin, workflows
 from opsloom.web.page import Pages
+from opsloom.web.runs import StatusCounts
 from opsloom.web.session import (
     ForbiddenError,
     SessionKeeper,
@@ -103,6 +104,7 @@ def create_web(
     web.state.opsloom = app
     web.state.documents = documents
     web.state.pages = Pages()
+    web.state.counts = StatusCounts()
     secret = settings.web_session_secret
     web.state.sessions = SessionKeeper(
         None if secret is None else secret.get_secret_value(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from opsloom.errors import InputError
 from opsloom.model import RunRecord, RunStatus, StepKind
 from opsloom.services.run import start_run
 from opsloom.services.workflow import list_workflows
-from opsloom.store import RunFilter
+from opsloom.store import RunFilter, Store
 from opsloom.web.graph import Node, document_graph, mark_path
 from opsloom.web.inputform import fields_of, input_from, input_schema
 from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, pretty
@@ -25,6 +26,8 @@ from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, prett
 router = APIRouter()
 
 PAGE_SIZE = 50
+#: A longer history shows its first and last this many steps unless all are asked for.
+STEP_WINDOW = 100
 #: Up to this many steps, a run page carries every step's output; beyond, each loads on demand.
 INLINE_OUTPUTS = 100
 STATUSES = [str(status) for status in RunStatus]
@@ -49,6 +52,32 @@ def _cursor(value: str | None) -> tuple[float, str] | None:
         return (float(stamp), run_id) if sep and run_id else None
     except ValueError:
         return None
+
+
+class StatusCounts:
+    """Counts per status, reused for ``ttl`` seconds per filter.
+
+    Counting is the costly part of a runs page on a large store (it reads every matching run),
+    while a live list asks again every few seconds and paging through a list keeps its filter:
+    both get counts at most ``ttl`` seconds old instead of a count each.
+    """
+
+    def __init__(self, ttl: float = 2.0, size: int = 256) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._kept: dict[tuple[Any, ...], tuple[float, dict[RunStatus, int]]] = {}
+
+    async def of(self, store: Store, flt: RunFilter) -> dict[RunStatus, int]:
+        key = (flt.workflow, flt.parent_id, flt.created_from, flt.created_to, flt.text)
+        now = time.monotonic()
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        counts = await store.count_runs(flt)
+        self._kept[key] = (now + self.ttl, counts)
+        if len(self._kept) > self.size:
+            del self._kept[next(iter(self._kept))]
+        return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +138,7 @@ async def runs_page(
     except InputError as exc:
         return pages.render(request, "error.html", session, status=422, message=str(exc))
     rows = await app.store.list_runs(flt)
-    counts = await app.store.count_runs(flt)
+    counts = await request.app.state.counts.of(app.store, flt)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     older = (
@@ -129,8 +158,12 @@ async def runs_page(
     return pages.render(request, "runs_live.html" if partial else "runs.html", session, **context)
 
 
-def timeline(run: RunRecord) -> list[dict[str, Any]]:
-    """Bars of the step Gantt chart: each step's offset and width in percent of the run's span."""
+def timeline(run: RunRecord, window: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Bars of the step Gantt chart: each step's offset and width in percent of the run's span.
+
+    With ``window``, a longer history keeps its first and last ``window`` steps; the second
+    value says how many were left out (the bar between them stands for those).
+    """
     steps = [s for s in run.steps if s.kind is not StepKind.VALUE]
     start = run.started_at or run.created_at
     ends = [s.completed_at or s.started_at or start for s in steps]
@@ -148,7 +181,9 @@ def timeline(run: RunRecord) -> list[dict[str, Any]]:
                 "duration": None if step.completed_at is None else finish - begin,
             }
         )
-    return bars
+    if window is None or len(bars) <= 2 * window:
+        return bars, 0
+    return bars[:window] + bars[-window:], len(bars) - 2 * window
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, summary="One run")
@@ -159,9 +194,14 @@ async def run_page(
     children = await app.store.list_runs(RunFilter(parent_id=run.id, limit=500))
     signals = [s for s in run.steps if s.kind is StepKind.SIGNAL]
     graph = await _document_path(app, run)
+    all_steps = request.query_params.get("steps") == "all"
+    bars, hidden = timeline(run, None if all_steps else STEP_WINDOW)
     context: dict[str, Any] = {
         "run": run,
-        "bars": timeline(run),
+        "bars": bars,
+        "hidden": hidden,
+        "window": STEP_WINDOW,
+        "all_steps": all_steps,
         "children": sorted(children, key=lambda child: (child.created_at, child.id)),
         "signals": signals,
         "compensations": [s for s in run.steps if s.kind is StepKind.COMPENSATION],
