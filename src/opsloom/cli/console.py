@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from opsloom.app import App
 from opsloom.cli.remote import Server, chosen_server
 from opsloom.errors import OpsloomError
+from opsloom.settings import Settings, load_settings
+from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
 
@@ -41,6 +44,7 @@ INPUT_CODES = frozenset(
         "workflow_not_found",
         "run_not_found",
         "schedule_not_found",
+        "event_not_found",
     }
 )
 
@@ -82,11 +86,39 @@ def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-def client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
-    """Open the store without a worker, make one call, close it."""
+def settings() -> Settings:
+    """The settings of this command, read once from the environment (exit 2 when invalid)."""
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        fail(f"invalid OPSLOOM_* setting: {exc}", 2)
+
+
+def cli_app(
+    db: str | None, *, worker: WorkerOptions | None = None, config: Settings | None = None
+) -> App:
+    """The App of a command: built from the settings, ``--db`` overriding the database."""
+    config = config or settings()
+    return App(db or config.database_url, worker=worker, settings=config)
+
+
+def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
+    """Open the store without a worker, make one call, close it.
+
+    Unless ``create``, a SQLite database that does not exist is not created: the command
+    exits naming the file it looked for (a read in the wrong directory must not leave an empty
+    database behind and answer "nothing").
+    """
     if chosen_server() is not None:
         fail("this command works on the database (--db); --server serves start, signal and runs")
-    target = App(db, worker=None)
+    target = cli_app(db)
+    missing = target.missing_database()
+    if missing is not None and not create:
+        fail(
+            f"no database at {missing} ({target.database_url}); pass --db URL or set "
+            "OPSLOOM_DATABASE_URL (`opsloom db upgrade` creates one)",
+            2,
+        )
 
     async def go() -> T:
         async with target:
@@ -95,16 +127,17 @@ def client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
     return execute(go)
 
 
-def run_client(db: str | None, call: Callable[[App | Server], Awaitable[T]]) -> T:
-    """Like :func:`client`, but with ``--server`` (``OPSLOOM_SERVER``) the call goes to that
-    server's API instead of the database."""
-    target: App | Server = chosen_server() or App(db, worker=None)
-
-    async def go() -> T:
-        async with target:
-            return await call(target)
-
-    return execute(go)
+def run_call(
+    db: str | None,
+    local: Callable[[App], Awaitable[T]],
+    remote: Callable[[Server], Awaitable[T]],
+) -> T:
+    """``local`` on the database (as :func:`client`), or ``remote`` on the server chosen with
+    ``--server`` (``OPSLOOM_SERVER``)."""
+    server = chosen_server()
+    if server is None:
+        return client(db, local)
+    return execute(lambda: remote(server))
 
 
 def print_json(value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from opsloom.app import App
-from opsloom.identity.access import ROLES, Identity, Principal
+from opsloom.identity.access import ROLES, Principal
 
 #: The user that ``OPSLOOM_API_TOKEN`` acts as.
 ENV_TOKEN_USER = "system:api-token"
@@ -19,4 +19,4 @@ async def authenticate(app: App, token: str, env_token: str | None) -> Principal
     # Constant-time comparison: the answer time must not reveal how much of it matched.
     if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
         return Principal(user=ENV_TOKEN_USER, roles=frozenset(ROLES))
-    return await Identity(app.store, app.clock).authenticate(token)
+    return await app.identity.authenticate(token)

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from opsloom.app import App, RunHandle
+from opsloom.app import App
 from opsloom.approvals.spec import (
     ApprovalConflictError,
     ApprovalError,
@@ -26,7 +26,6 @@ from opsloom.approvals.spec import (
     ApprovalNotFoundError,
     InvalidApprovalError,
 )
-from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import (
     InputError,
     OpsloomError,
@@ -71,16 +70,14 @@ def static_dir() -> Path:
     return Path(str(files("opsloom.web") / "static"))
 
 
-def attach_ui(
-    api: FastAPI, app: App, settings: Settings, documents: DslRuntime[RunHandle] | None = None
-) -> None:
+def attach_ui(api: FastAPI, app: App, settings: Settings) -> None:
     """Serve the UI from ``api`` (``opsloom.api.create_api``'s): the paths it has no route for.
 
     A path an API route has with another method stays the API's 405, and unknown paths under
     ``/api/`` and ``/hooks/`` stay the API's 404 (problem+json), so the UI never shadows the
     API. ``opsloom up`` does this; so can an application serving ``create_api`` itself.
     """
-    ui = create_web(app, settings, documents)
+    ui = create_web(app, settings)
     api_default = api.router.default
 
     async def default(scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,17 +89,10 @@ def attach_ui(
     api.router.default = default
 
 
-def create_web(
-    app: App, settings: Settings, documents: DslRuntime[RunHandle] | None = None
-) -> FastAPI:
-    """The UI's ASGI application over ``app`` (see :func:`attach_ui`).
-
-    ``documents`` is the runtime that serves workflow documents in this process, which the
-    deploy page registers new versions with (default: one of the UI's own, made on first use).
-    """
+def create_web(app: App, settings: Settings) -> FastAPI:
+    """The UI's ASGI application over ``app`` (see :func:`attach_ui`)."""
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     web.state.opsloom = app
-    web.state.documents = documents
     web.state.pages = Pages()
     web.state.counts = StatusCounts()
     secret = settings.web_session_secret

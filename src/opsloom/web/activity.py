@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsloom.identity.audit import AuditLog
-from opsloom.scheduler.scheduler import pause, resume
+from opsloom.services.schedule import list_schedules, set_paused
 from opsloom.store.event import EventQuery
 from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep
 
@@ -57,20 +56,20 @@ async def triggers_page(
         session,
         triggers=triggers,
         started=started,
-        schedules=await app.store.list_schedules(),
+        schedules=await list_schedules(app),
         notice=request.query_params.get("notice", ""),
     )
 
 
 @router.post("/schedules/{schedule_id:path}/pause", summary="Pause a schedule")
 async def pause_schedule(schedule_id: str, app: AppDep, change: OperatorChange) -> Response:
-    await pause(app.store, schedule_id, app.clock.now())
+    await set_paused(app, schedule_id, True, actor=change[0].principal.user)
     return RedirectResponse(f"/triggers?{urlencode({'notice': 'paused'})}", status_code=303)
 
 
 @router.post("/schedules/{schedule_id:path}/resume", summary="Resume a schedule")
 async def resume_schedule(schedule_id: str, app: AppDep, change: OperatorChange) -> Response:
-    await resume(app.store, schedule_id, app.clock.now())
+    await set_paused(app, schedule_id, False, actor=change[0].principal.user)
     return RedirectResponse(f"/triggers?{urlencode({'notice': 'resumed'})}", status_code=303)
 
 
@@ -78,10 +77,9 @@ async def resume_schedule(schedule_id: str, app: AppDep, change: OperatorChange)
 async def audit_page(
     request: Request, app: AppDep, pages: PagesDep, session: SessionDep
 ) -> Response:
-    log = AuditLog(app.store, app.clock)
     head_seq, _ = await app.store.audit_head()
     entries = await app.store.audit_entries(after_seq=max(0, head_seq - 100), limit=100)
-    verified = await log.verify() if request.query_params.get("verify") else None
+    verified = await app.audit.verify() if request.query_params.get("verify") else None
     return pages.render(
         request,
         "audit.html",

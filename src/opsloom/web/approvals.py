@@ -10,14 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsloom.approvals.service import Approvals
 from opsloom.approvals.spec import InvalidApprovalError
-from opsloom.services.approval import approvals_of
 from opsloom.web.page import ApproverChange, PagesDep, SessionDep, ViewerChange
 
 router = APIRouter()
 
 
 def _approvals(request: Request) -> Approvals:
-    return approvals_of(request.app.state.opsloom)
+    approvals: Approvals = request.app.state.opsloom.approvals
+    return approvals
 
 
 Service = Annotated[Approvals, Depends(_approvals)]

@@ -16,7 +16,7 @@ from opsloom.app import App
 from opsloom.dsl.document import parse_document
 from opsloom.errors import InputError
 from opsloom.model import RunRecord, RunStatus, StepKind
-from opsloom.services.run import start_run
+from opsloom.services import run as runs
 from opsloom.services.workflow import list_workflows
 from opsloom.store import RunFilter, Store
 from opsloom.web.graph import Node, document_graph, mark_path
@@ -190,7 +190,7 @@ def timeline(run: RunRecord, window: int | None = None) -> tuple[list[dict[str, 
 async def run_page(
     request: Request, run_id: str, app: AppDep, pages: PagesDep, session: SessionDep
 ) -> Response:
-    run = await app.get_run(run_id)
+    run = await runs.show_run(app, run_id)
     children = await app.store.list_runs(RunFilter(parent_id=run.id, limit=500))
     signals = [s for s in run.steps if s.kind is StepKind.SIGNAL]
     graph = await _document_path(app, run)
@@ -271,28 +271,31 @@ async def _input(app: App, form: dict[str, str]) -> Any:
 
 @router.post("/runs", summary="Start a run")
 async def start(app: AppDep, change: OperatorChange) -> Response:
-    _, form = change
-    run, created = await start_run(app, form.get("workflow", ""), await _input(app, form))
+    session, form = change
+    run, created = await runs.start_run(
+        app, form.get("workflow", ""), await _input(app, form), actor=session.principal.user
+    )
     return _to(f"/runs/{run.id}", "started" if created else "already started")
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel a run")
 async def cancel(run_id: str, app: AppDep, change: OperatorChange) -> Response:
-    ids = await app.cancel(run_id)
+    ids = await runs.cancel_run(app, run_id, actor=change[0].principal.user)
     return _to(f"/runs/{run_id}", f"cancellation requested for {len(ids)} run(s)")
 
 
 @router.post("/runs/{run_id}/retry", summary="Retry a run")
 async def retry(run_id: str, app: AppDep, change: OperatorChange) -> Response:
-    await app.retry(run_id)
+    await runs.retry_run(app, run_id, actor=change[0].principal.user)
     return _to(f"/runs/{run_id}", "queued again")
 
 
 @router.post("/runs/{run_id}/signal", summary="Signal a run")
 async def signal(run_id: str, app: AppDep, change: OperatorChange) -> Response:
-    _, form = change
+    session, form = change
     name = form.get("name", "").strip()
     if not name:
         raise InputError("the signal needs a name")
-    await app.signal(run_id, name, _json(form.get("payload", ""), "the signal's data"))
+    data = _json(form.get("payload", ""), "the signal's data")
+    await runs.signal_run(app, run_id, name, data, actor=session.principal.user)
     return _to(f"/runs/{run_id}", f"signal {name!r} sent")

@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsloom.app import RunHandle
 from opsloom.dsl.document import parse_document
-from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError
+from opsloom.services.document import deploy_document
 from opsloom.services.workflow import list_workflows
 from opsloom.web.graph import document_graph
 from opsloom.web.inputform import fields_of, input_schema
@@ -71,14 +70,6 @@ def _lines(text: str, problems: dict[int, list[str]] | None = None) -> list[dict
     ]
 
 
-def _runtime(request: Request) -> DslRuntime[RunHandle]:
-    """The runtime that serves documents (``opsloom up``'s), or one made for the UI once."""
-    runtime: DslRuntime[RunHandle] | None = request.app.state.documents
-    if runtime is None:
-        runtime = request.app.state.documents = DslRuntime(request.app.state.opsloom)
-    return runtime
-
-
 @router.get("/deploy", response_class=HTMLResponse, summary="Deploy a document")
 async def deploy_page(request: Request, pages: PagesDep, session: SessionDep) -> Response:
     return pages.render(request, "deploy.html", session, text="", lines=[], problems=[])
@@ -91,9 +82,8 @@ async def deploy(
     session, form = change
     # Browsers send a textarea's line breaks as CRLF; the document is stored as typed.
     text = form.get("document", "").replace("\r\n", "\n")
-    runtime = _runtime(request)
     try:
-        record, created = await runtime.deploy(text, "document")
+        record, created = await deploy_document(app, text, "web", actor=session.principal.user)
     except DocumentError as exc:
         by_line: dict[int, list[str]] = {}
         for problem in exc.problems:
