@@ -110,6 +110,9 @@ async def test_start__operator_starts_a_run_and_a_forged_post_is_refused(
         [run] = await app.list_runs()
         assert started.headers["location"].startswith(f"/runs/{run.id}")
         assert await app.result(run.id, timeout=10) == {"n": 1}
+        # The start is audited under the signed-in user's name.
+        entries = await app.audit.entries()
+        assert any(e.actor == "olga" and e.action == "run.start" for e in entries)
         page = await client.get(f"/runs/{run.id}")
         assert "completed" in page.text
 
