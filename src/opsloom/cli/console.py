@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from opsloom.app import App
+from opsloom.cli.remote import Server, chosen_server
 from opsloom.errors import OpsloomError
 from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
@@ -43,6 +44,8 @@ INPUT_CODES = frozenset(
         "workflow_not_found",
         "run_not_found",
         "schedule_not_found",
+        "connection_not_found",
+        "connector_not_found",
         "event_not_found",
     }
 )
@@ -101,6 +104,33 @@ def cli_app(
     return App(db or config.database_url, worker=worker, settings=config)
 
 
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="Python workflows to load, as module:attribute (e.g. myflows:app)."),
+]
+
+
+def command_app(
+    target: str | None,
+    db: str | None,
+    *,
+    worker: WorkerOptions | None = None,
+    config: Settings | None = None,
+) -> App:
+    """The App of ``--app`` (configured for this command), or one with no code workflows."""
+    from opsloom.services.loading import load_app
+
+    config = config or settings()
+    if target:
+        try:
+            app = load_app(target)
+        except OpsloomError as exc:
+            fail(str(exc), 2)
+        app.configure(database_url=db, worker=worker, settings=config)
+        return app
+    return cli_app(db, worker=worker, config=config)
+
+
 def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
     """Open the store without a worker, make one call, close it.
 
@@ -108,6 +138,8 @@ def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool 
     exits naming the file it looked for (a read in the wrong directory must not leave an empty
     database behind and answer "nothing").
     """
+    if chosen_server() is not None:
+        fail("this command works on the database (--db); --server serves start, signal and runs")
     target = cli_app(db)
     missing = target.missing_database()
     if missing is not None and not create:
@@ -122,6 +154,19 @@ def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool 
             return await call(target)
 
     return execute(go)
+
+
+def run_call(
+    db: str | None,
+    local: Callable[[App], Awaitable[T]],
+    remote: Callable[[Server], Awaitable[T]],
+) -> T:
+    """``local`` on the database (as :func:`client`), or ``remote`` on the server chosen with
+    ``--server`` (``OPSLOOM_SERVER``)."""
+    server = chosen_server()
+    if server is None:
+        return client(db, local)
+    return execute(lambda: remote(server))
 
 
 def print_json(value: Any) -> None:

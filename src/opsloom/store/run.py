@@ -27,6 +27,7 @@ from opsloom.store.job import (
     upsert_step,
 )
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
 from opsloom.store.tx import DONE, WORK, Transactions, Tx
 
 
@@ -86,24 +87,25 @@ class RunOps(Transactions):
         return await self.read(finished) if run_ids else set()
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("status", None if flt.status is None else str(flt.status)),
-            ("workflow", flt.workflow),
-            ("parent_id", flt.parent_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self.read(
-            lambda tx: tx.all(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        async def fetch(tx: Tx) -> list[RunRecord]:
+            where, params = run_where(flt, TEXT[tx.dialect])
+            rows = await tx.all(
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?",
                 (*params, flt.limit),
             )
-        )
-        return [run_from_row(row) for row in rows]
+            return [run_from_row(row) for row in rows]
+
+        return await self.read(fetch)
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        async def count(tx: Tx) -> dict[RunStatus, int]:
+            where, params = run_where(flt, TEXT[tx.dialect], paged=False)
+            rows = await tx.all(
+                f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status", params
+            )
+            return {RunStatus(status): n for status, n in rows}
+
+        return await self.read(count)
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
         async def cancel(tx: Tx) -> list[str]:

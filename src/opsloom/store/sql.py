@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from opsloom.store.approval import ApprovalOps
 from opsloom.store.audit import AuditOps
+from opsloom.store.connection import ConnectionOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
@@ -25,5 +26,6 @@ class SqlStore(
     ApprovalOps,
     IdentityOps,
     AuditOps,
+    ConnectionOps,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""
