@@ -305,6 +305,9 @@ def _operation(
         )
         need = "required" if body.get("required") else "optional"
         lines.append(f"- **Body** ({need}): {kinds}")
+        # Media types of one route usually share a shape: list its members once.
+        shapes = (_inline_fields(c.get("schema", {})) for c in body.get("content", {}).values())
+        lines.extend(next((shape for shape in shapes if shape), []))
     for status, response in sorted(responses.items()):
         schemas = [
             _schema_type(content.get("schema", {}))
@@ -316,6 +319,19 @@ def _operation(
             f"- **{status}**" + (f" {shape}" if shape else "") + (f": {text}" if text else "")
         )
     lines.append("")
+    return lines
+
+
+def _inline_fields(schema: dict[str, Any]) -> list[str]:
+    """The members of a body schema written in place (not a named component), one per line."""
+    required = set(schema.get("required", []))
+    lines = []
+    for field, spec in schema.get("properties", {}).items():
+        need = "required" if field in required else "optional"
+        text = md(spec.get("description"))
+        lines.append(
+            f"  - {code(field)} ({_schema_type(spec)}, {need})" + (f": {text}" if text else "")
+        )
     return lines
 
 
