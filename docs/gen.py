@@ -386,9 +386,14 @@ def _schema(name: str, schema: dict[str, Any]) -> list[str]:
 
 
 def sources_page() -> str:
-    """Every registered webhook source: its path, the settings it needs, what it verifies."""
+    """Every webhook source opsloom ships: its path, the settings it needs, what it verifies.
+
+    Sources of other installed packages (``opsloom.sources`` entry points) are left out: the
+    page documents opsloom, whatever else the environment holds.
+    """
     from opsloom.triggers.sources import HooksConfig, builtin_sources
     from opsloom.triggers.sources import config as hooks
+    from opsloom.triggers.sources.generic import GenericSource
 
     lines = [HEADER.rstrip(), ""]
     lines.append(
@@ -403,15 +408,17 @@ def sources_page() -> str:
         f"default {code(_plain(window.default))}): {md(window.description)}"
     )
     lines.append("")
-    sources = builtin_sources()
+    sources = {
+        name: source
+        for name, source in builtin_sources().items()
+        if type(source).__module__.startswith("opsloom.")
+    }
     for name in sorted(sources):
         source = sources[name]
-        section = HooksConfig.model_fields[name].annotation
+        model = getattr(source, "config", None) or HooksConfig.model_fields[name].annotation
         lines.extend(
-            _source(f"/hooks/{name}", name, type(source), section, _variables(hooks, name))
+            _source(f"/hooks/{name}", name, type(source), model, _variables(hooks, name, model))
         )
-    from opsloom.triggers.sources.generic import GenericSource
-
     generic = HooksConfig.model_fields["generic"].annotation
     model = generic.__args__[1] if hasattr(generic, "__args__") else generic
     variables = {"secrets": [f"{hooks.ENV_PREFIX}GENERIC_<NAME>_SECRET"]}
@@ -421,9 +428,14 @@ def sources_page() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _variables(hooks: Any, section: str) -> dict[str, list[str]]:
+def _variables(hooks: Any, section: str, model: Any) -> dict[str, list[str]]:
     """The environment variables that set each field of a source's section."""
     variables: dict[str, list[str]] = {}
+    if hasattr(hooks, "hook_variables"):  # derived from each source's config model
+        for variable in hooks.hook_variables({section: model}):
+            if variable.source == section:
+                variables.setdefault(variable.field, []).append(variable.name)
+        return variables
     for suffix, (owner, field, _kind) in hooks._VARIABLES.items():
         if owner == section:
             variables.setdefault(field, []).append(hooks.ENV_PREFIX + suffix)
