@@ -46,7 +46,11 @@ def md(text: str | None) -> str:
         return ""
     text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
     text = _LITERAL.sub(lambda m: f"`{m.group(1)}`", text)
-    return " ".join(text.split())
+    # Outside code spans, `<name>` would be read as an HTML tag and `*` as emphasis.
+    parts = re.split(r"(`[^`]*`)", " ".join(text.split()))
+    return "".join(
+        part if part.startswith("`") else re.sub(r"([<*])", r"\\\1", part) for part in parts
+    )
 
 
 def cell(text: str) -> str:
