@@ -12,7 +12,7 @@ extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 # _generated/ holds fragments that reference pages include; they are not pages of their own.
-exclude_patterns = ["_build", "_generated", "README.md"]
+exclude_patterns = ["_build", "_generated"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 # Headings get anchors, so links such as [leases](durability.md#leases) are checked too.
