@@ -7,6 +7,7 @@ instead of letting the pages drift.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib.util
 import re
@@ -166,3 +167,70 @@ def test_site__builds_with_warnings_as_errors(tmp_path: Path) -> None:
         f"every table of contents); `make docs` shows the same:\n{result.stderr}"
     )
     assert (tmp_path / "html" / "reference" / "cli.html").exists()
+
+
+def _blocks(language: str) -> list[tuple[str, str]]:
+    """Fenced blocks of ``language`` in the hand-written pages and the README: (place, text)."""
+    found = []
+    pages = [README, *sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(rf"^```{language}\n(.*?)^```", text, re.M | re.S):
+            line = text.count("\n", 0, match.start()) + 2
+            found.append((f"{page.relative_to(ROOT)}:{line}", match.group(1)))
+    return found
+
+
+def test_doc_snippets__python_compiles_and_its_opsloom_imports_resolve() -> None:
+    problems = []
+    for place, source in _blocks("python"):
+        try:
+            tree = ast.parse(source, place)
+        except SyntaxError as exc:
+            problems.append(f"{place}: {exc.msg} (line {exc.lineno} of the block)")
+            continue
+        for node in tree.body:
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                "opsloom"
+            ):
+                continue
+            module = node.module
+            for alias in node.names:
+                try:
+                    imported = importlib.import_module(module)
+                except ImportError as exc:
+                    problems.append(f"{place}: `from {module} import …` fails: {exc}")
+                    break
+                if not hasattr(imported, alias.name):
+                    problems.append(f"{place}: {module} has no {alias.name!r}")
+    assert not problems, "code in the docs no longer matches the code:\n" + "\n".join(problems)
+
+
+def test_doc_snippets__workflow_documents_and_decision_tables_validate(tmp_path: Path) -> None:
+    opsloom = Path(sys.executable).parent / "opsloom"
+    kinds = {"document": ("validate",), "table": ("decisions", "validate")}
+    files: dict[str, list[Path]] = {kind: [] for kind in kinds}
+    places: dict[str, str] = {}
+    for n, (place, source) in enumerate(_blocks("yaml")):
+        kind = "document" if source.startswith("document:") else None
+        if source.startswith("name:") and "rules:" in source:
+            kind = "table"
+        if kind is None:
+            continue
+        path = tmp_path / f"snippet{n}.yaml"
+        path.write_text(source, encoding="utf-8")
+        files[kind].append(path)
+        places[path.name] = place
+    assert files["document"] and files["table"]
+    for kind, command in kinds.items():
+        result = subprocess.run(
+            [str(opsloom), *command, *map(str, files[kind])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        report = result.stdout + result.stderr
+        for name, place in places.items():
+            report = report.replace(str(tmp_path / name), place)
+        assert result.returncode == 0, f"a {kind} in the docs does not validate:\n{report}"
