@@ -473,6 +473,35 @@ def _source(
     return lines
 
 
+# --- layers ----------------------------------------------------------------------------------
+
+
+def layers_page() -> str:
+    """The layers of the import-linter contract in pyproject.toml, top to bottom."""
+    import tomllib
+
+    config = tomllib.loads((DOCS.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    linter = config.get("tool", {}).get("importlinter", {})
+    contract = next(
+        (c for c in linter.get("contracts", []) if c.get("type") == "layers"), {"layers": []}
+    )
+    lines = [HEADER.rstrip(), "", "| layer (top to bottom) | packages |", "|---|---|"]
+    for n, row in enumerate(contract["layers"], 1):
+        names = []
+        for part in re.split(r"\s*[|:]\s*", row):
+            optional = part.startswith("(")
+            name = code(part.strip("()"))
+            names.append(f"{name} (when present)" if optional else name)
+        lines.append(f"| {n} | {', '.join(names)} |")
+    allowed = contract.get("ignore_imports", [])
+    if allowed:
+        lines.append("")
+        lines.append("Arrows allowed inside a row (their reverse stays forbidden):")
+        lines.append("")
+        lines.extend(f"- {code(arrow)}" for arrow in allowed)
+    return "\n".join(lines) + "\n"
+
+
 # --- pages -----------------------------------------------------------------------------------
 
 PAGES: dict[str, Callable[[], str]] = {
@@ -480,6 +509,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "settings.md": settings_page,
     "http-api.md": http_page,
     "webhook-sources.md": sources_page,
+    "layers.md": layers_page,
 }
 
 

@@ -14,7 +14,7 @@ from opsloom.api.problem import ProblemResponse, install_problem_handlers, probl
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.identity import (
+from opsloom.identity.access import (
     AccessDeniedError,
     IdentityError,
     TokenNotFoundError,
