@@ -207,7 +207,14 @@ def test_doc_snippets__python_compiles_and_its_opsloom_imports_resolve() -> None
 
 
 def test_doc_snippets__workflow_documents_and_decision_tables_validate(tmp_path: Path) -> None:
-    opsloom = Path(sys.executable).parent / "opsloom"
+    # The `opsloom` command as installed, wherever its module lives.
+    opsloom = [
+        sys.executable,
+        "-c",
+        "import sys; from importlib.metadata import entry_points; "
+        "(command,) = entry_points(group='console_scripts', name='opsloom'); "
+        "sys.argv[0] = 'opsloom'; sys.exit(command.load()())",
+    ]
     kinds = {"document": ("validate",), "table": ("decisions", "validate")}
     files: dict[str, list[Path]] = {kind: [] for kind in kinds}
     places: dict[str, str] = {}
@@ -224,7 +231,7 @@ def test_doc_snippets__workflow_documents_and_decision_tables_validate(tmp_path:
     assert files["document"] and files["table"]
     for kind, command in kinds.items():
         result = subprocess.run(
-            [str(opsloom), *command, *map(str, files[kind])],
+            [*opsloom, *command, *map(str, files[kind])],
             capture_output=True,
             text=True,
             timeout=120,
