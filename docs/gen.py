@@ -419,7 +419,7 @@ def sources_page() -> str:
     }
     for name in sorted(sources):
         source = sources[name]
-        model = getattr(source, "config", None) or HooksConfig.model_fields[name].annotation
+        model = source.config
         lines.extend(
             _source(f"/hooks/{name}", name, type(source), model, _variables(hooks, name, model))
         )
@@ -435,17 +435,9 @@ def sources_page() -> str:
 def _variables(hooks: Any, section: str, model: Any) -> dict[str, list[str]]:
     """The environment variables that set each field of a source's section."""
     variables: dict[str, list[str]] = {}
-    if hasattr(hooks, "hook_variables"):  # derived from each source's config model
-        for variable in hooks.hook_variables({section: model}):
-            if variable.source == section:
-                variables.setdefault(variable.field, []).append(variable.name)
-        return variables
-    for suffix, (owner, field, _kind) in hooks._VARIABLES.items():
-        if owner == section:
-            variables.setdefault(field, []).append(hooks.ENV_PREFIX + suffix)
-    if section in hooks._BASIC_SECTIONS:
-        stem = f"{hooks.ENV_PREFIX}{section.upper()}"
-        variables["basic"] = [f"{stem}_USERNAME", f"{stem}_PASSWORD"]
+    for variable in hooks.hook_variables({section: model}):
+        if variable.source == section:
+            variables.setdefault(variable.field, []).append(variable.name)
     return variables
 
 
