@@ -115,9 +115,14 @@ def cli_page() -> str:
     root = typer.main.get_command(cli)
     lines = [HEADER.rstrip(), ""]
     for path, command, ctx in _commands(root, ["opsloom"]):
-        if len(path) == 1:
-            continue
         groups = getattr(command, "commands", None)
+        if len(path) == 1:
+            lines.append("### Options of `opsloom` itself")
+            lines.append("")
+            lines.append("They come before the command: `opsloom --server URL runs list`.")
+            lines.append("")
+            lines.extend(_options(command, ctx))
+            continue
         lines.append(f"{'#' * min(len(path) + 1, 5)} `{' '.join(path)}`")
         lines.append("")
         lines.extend(f"{text}\n" for text in paragraphs(command.help))
@@ -129,20 +134,25 @@ def cli_page() -> str:
         lines.append(_usage(path, command, ctx))
         lines.append("```")
         lines.append("")
-        rows = [
-            record
-            for param in command.get_params(ctx)
-            if not getattr(param, "hidden", False)
-            and (record := param.get_help_record(ctx)) is not None
-            and record[0] != "--help"
-        ]
-        if rows:
-            lines.append("| argument or option | meaning |")
-            lines.append("|---|---|")
-            for name, help_text in rows:
-                lines.append(f"| {cell(code(name))} | {cell(md(help_text))} |")
-            lines.append("")
+        lines.extend(_options(command, ctx))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _options(command: Any, ctx: Any) -> list[str]:
+    """A command's arguments and options as a table, as ``--help`` describes them."""
+    rows = [
+        record
+        for param in command.get_params(ctx)
+        if not getattr(param, "hidden", False)
+        and (record := param.get_help_record(ctx)) is not None
+        and record[0] != "--help"
+    ]
+    if not rows:
+        return []
+    lines = ["| argument or option | meaning |", "|---|---|"]
+    lines.extend(f"| {cell(code(name))} | {cell(md(help_text))} |" for name, help_text in rows)
+    lines.append("")
+    return lines
 
 
 def _commands(command: Any, path: list[str], parent: Any = None) -> Iterator[tuple[Any, ...]]:
