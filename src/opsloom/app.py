@@ -37,6 +37,7 @@ from opsloom.errors import (
 )
 from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.model.observer import Observer, Observers
 from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
 from opsloom.scheduler import Scheduler
 from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
@@ -105,6 +106,12 @@ class App:
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
+        #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
+        self.observer = Observers()
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` about runs, steps, writes and intake from now on."""
+        self.observer.add(observer)
 
     # --- registration -------------------------------------------------------------------------
 
@@ -277,6 +284,7 @@ class App:
             self._open_count -= 1
             raise
         self._store = store
+        store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._finished_elsewhere = asyncio.Event()
         store.add_wake_listener("done", self._finished_elsewhere.set)
@@ -287,6 +295,7 @@ class App:
                 self.clock,
                 self.worker_options,
                 on_finished=self._run_finished,
+                observer=self.observer,
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)

@@ -33,6 +33,7 @@ OPEN_PATHS = frozenset(
     {
         "/api/v1/health",
         "/healthz",
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",

@@ -18,6 +18,7 @@ from opsloom.store.event import EventQuery, Subscription
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 if TYPE_CHECKING:
+    from opsloom.model.observer import Observer
     from opsloom.store.approval import (
         ApprovalChange,
         ApprovalLinkRow,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     )
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.stats import ApprovalCounts, SingletonHolder
     from opsloom.store.trigger import TriggerRun
     from opsloom.triggers.trigger import Trigger
 
@@ -245,6 +247,29 @@ class Store(Protocol):
         and, once ``ttl`` has passed, the next caller takes it over. :meth:`release` gives
         back an owner's singletons with its leases.
         """
+        ...
+
+    # --- watching the store itself ----------------------------------------------------------
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` about committed write batches and trigger decisions."""
+        ...
+
+    @property
+    def writer_alive(self) -> bool:
+        """The writer is open and serving (False before ``open`` and after ``close``)."""
+        ...
+
+    async def open_run_counts(self) -> dict[RunStatus, int]:
+        """How many runs are pending, running and waiting right now."""
+        ...
+
+    async def singleton_holders(self) -> list[SingletonHolder]:
+        """Every singleton taken so far, with its holder and expiry."""
+        ...
+
+    async def approval_counts(self) -> ApprovalCounts:
+        """Decided approval requests by outcome, and passed SLA deadlines."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

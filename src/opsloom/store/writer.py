@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.model.observer import Observer
 
 log = logging.getLogger("opsloom.store")
 
@@ -49,6 +51,8 @@ class GroupCommitWriter:
         self._closing = False
         self.batches = 0
         self.ops = 0
+        #: Told the size and duration of every committed batch.
+        self.observer = Observer()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -66,6 +70,11 @@ class GroupCommitWriter:
         self._pending.append((op, future))
         self._wake.set()
         return future
+
+    @property
+    def alive(self) -> bool:
+        """The writer is serving: started, not stopped, and its loop has not died."""
+        return self._task is not None and not self._task.done() and not self._closing
 
     async def stop(self) -> None:
         """Commit what is queued, then close the connection."""
@@ -91,8 +100,10 @@ class GroupCommitWriter:
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            started = time.perf_counter()
             try:
                 outcomes = await self._commit(loop, batch)
+                self.observer.store_committed(len(batch), time.perf_counter() - started)
             except Exception as exc:  # the database itself failed (disk full, I/O error…)
                 log.error("group commit failed: %r", exc)
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")

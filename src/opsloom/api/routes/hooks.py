@@ -115,6 +115,7 @@ async def _receive(
 ) -> Response:
     if source is None:
         receiver.rejections.add("unknown", "unknown_source")
+        app.observer.webhook_received("unknown", False, "unknown_source", 0)
         known = ", ".join(receiver.registry.names)
         return problem(
             request,
@@ -151,6 +152,7 @@ async def _receive(
             request, receiver, source, 400, "invalid_payload", exc.code, str(exc), exc.field
         )
     receipts = await app.emit_events(events) if events else []
+    app.observer.webhook_received(source.name, True, "", sum(r.stored for r in receipts))
     return JSONResponse(
         {
             "accepted": [r.event_id for r in receipts if r.stored],
@@ -171,6 +173,8 @@ def _reject(
     field: str | None = None,
 ) -> Response:
     receiver.rejections.add(source.name, reason)
+    app: App = request.app.state.opsloom
+    app.observer.webhook_received(source.name, False, reason, 0)
     # Only the source and reason are logged: headers and body may hold secrets.
     log.warning(
         "webhook rejected: %s",

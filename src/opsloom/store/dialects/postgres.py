@@ -34,6 +34,7 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model.observer import Observer
 from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
 from opsloom.store.dialects import postgres_documents as docs
@@ -49,6 +50,7 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
+from opsloom.store.stats import StatsQueries
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
@@ -78,7 +80,9 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity):
+class PostgresStore(
+    PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity, StatsQueries
+):
     """The shared, networked store."""
 
     dialect = "postgres"
@@ -92,6 +96,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         self._pool: AsyncConnectionPool[Any] | None = None
         self._writer: PostgresWriter | None = None
         self._listener: Listener | None = None
+        self.observer = Observer()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -118,6 +123,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
             )
             await self._pool.open(wait=True, timeout=30)
             self._writer = PostgresWriter(self._connect, self.channel)
+            self._writer.observer = self.observer
             await self._writer.start()
             self._listener = Listener(self._connect, self.channel)
         except psycopg.OperationalError as exc:
@@ -252,6 +258,13 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
 
         result: bool = await self._write(op)
         return result
+
+    async def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(pg(query), params)
+            return list(await cur.fetchall())
+
+        return await self._read(fetch)
 
     @property
     def writer_stats(self) -> tuple[int, int]:

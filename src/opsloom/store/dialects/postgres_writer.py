@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.model.observer import Observer
 
 log = logging.getLogger("opsloom.store")
 
@@ -70,6 +72,8 @@ class PostgresWriter:
         self._committing = False
         self.batches = 0
         self.ops = 0
+        #: Told the size and duration of every committed batch.
+        self.observer = Observer()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -91,6 +95,11 @@ class PostgresWriter:
         self._pending.append((op, future, notify, one_statement))
         self._wake.set()
         return future
+
+    @property
+    def alive(self) -> bool:
+        """The writer is serving: started, not stopped, and its loop has not died."""
+        return self._task is not None and not self._task.done() and not self._closing
 
     async def stop(self) -> None:
         """Commit what is queued, then close the connection."""
@@ -114,8 +123,10 @@ class PostgresWriter:
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            started = time.perf_counter()
             try:
                 outcomes = await self._commit_retrying(batch)
+                self.observer.store_committed(len(batch), time.perf_counter() - started)
             except Exception as exc:  # the connection or the commit failed
                 log.error("group commit failed: %r", exc)
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")

@@ -25,6 +25,7 @@ from opsloom.errors import (
     SchemaTooNewError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model.observer import Observer
 from opsloom.model.run import sources_of
 from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
@@ -51,6 +52,7 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.stats import StatsQueries
 from opsloom.store.writer import GroupCommitWriter
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
@@ -71,7 +73,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity):
+class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity, StatsQueries):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
@@ -86,6 +88,7 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
         self.synchronous = synchronous.upper()
         self._reader: sqlite3.Connection | None = None
         self._writer: GroupCommitWriter | None = None
+        self.observer = Observer()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -107,6 +110,7 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
         await asyncio.to_thread(self._prepare)
         self._reader = self._connect()
         self._writer = GroupCommitWriter(self._connect)
+        self._writer.observer = self.observer
         self._writer.start()
 
     def _prepare(self) -> None:
@@ -202,6 +206,9 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
         if self._writer is None:
             raise RuntimeError("the store is not open")
         return self._writer.submit(op)
+
+    async def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._read().execute(query, params).fetchall()
 
     @property
     def writer_stats(self) -> tuple[int, int]:
