@@ -28,6 +28,10 @@ class Settings(BaseSettings):
             approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        log_level / log_format: what ``opsloom up`` and ``opsloom worker`` log, as ``text``
+            or ``json`` (one object per line).
+        otlp_endpoint: an OTLP/HTTP collector (``http://host:4318``) that receives the traces
+            of runs, steps and outbound calls; none: no traces are recorded.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     api_token: str | None = None
     log_level: str = "INFO"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    otlp_endpoint: str | None = None
 
 
 def load_settings() -> Settings:

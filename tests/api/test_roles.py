@@ -33,6 +33,7 @@ OPEN_PATHS = frozenset(
     {
         "/api/v1/health",
         "/healthz",
+        "/readyz",
         "/metrics",
         "/openapi.json",
         "/docs",

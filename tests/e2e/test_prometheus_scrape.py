@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_prometheus__scrapes_run_counters_and_store_gauges_of_opsloom_up(tmp_pat
     executable = binary(PROMETHEUS)
     assert executable is not None
     db = f"sqlite:///{tmp_path / 'opsloom.db'}"
-    env = clean_env(OPSLOOM_API_TOKEN=API_TOKEN)
+    env = clean_env(OPSLOOM_API_TOKEN=API_TOKEN, OPSLOOM_LOG_FORMAT="json")
     with ExitStack() as stack:
         server = start_opsloom(tmp_path, db, env)
         stack.callback(server.stop)
@@ -91,3 +92,14 @@ def test_prometheus__scrapes_run_counters_and_store_gauges_of_opsloom_up(tmp_pat
         # Store-derived: nothing is left open once the three runs are done.
         assert query('opsloom_runs{status="pending"}') == 0
         assert query("opsloom_store_up") == 1
+
+    # The server logged one JSON object per lifecycle change of each run.
+    logged = [
+        json.loads(line)
+        for line in server.log.read_text(encoding="utf-8").splitlines()
+        if line.startswith("{")
+    ]
+    finished = [line for line in logged if line.get("event") == "run_completed"]
+    assert len(finished) == 3, server.tail()
+    assert {line["workflow"] for line in finished} == {"chain"}
+    assert all(len(line["trace_id"]) == 32 and line["run_id"] for line in finished)

@@ -4,7 +4,7 @@ Two kinds of series, kept apart on purpose so that several processes sharing one
 store can all be scraped:
 
 - **Per-process counters and histograms** (runs started and finished, run, step and queue-wait
-  durations, retries, lease recoveries, write batches, webhook requests, trigger decisions)
+  durations, retries, lease recoveries, write batches, webhook requests)
   count what *this* process did, in memory, from the :class:`~opsloom.model.observer.Observer`
   calls of the engine. No store round trip is spent on them; Prometheus adds the processes up
   (``sum by (workflow) (rate(opsloom_runs_finished_total[5m]))``). A restarted process starts
@@ -26,8 +26,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from opsloom.analytics.tally import BATCH_BUCKETS, Spread, Tally
-from opsloom.model import RunRecord, RunStatus, StepKind
-from opsloom.model.observer import Observer, StepAttempt, TriggerDecision
+from opsloom.model import RunRecord, RunStatus
+from opsloom.model.observer import Observer, StepAttempt
 from opsloom.store.base import Store
 from opsloom.store.stats import OPEN_STATUSES, ApprovalCounts
 
@@ -102,11 +102,6 @@ class Metrics(Observer, Collector):
         self.webhook_events = Tally(
             "opsloom_webhook_events", "Events that accepted webhook requests carried.", ("source",)
         )
-        self.triggers = Tally(
-            "opsloom_trigger_decisions",
-            "What triggers did with stored events (matched, deduplicated, suppressed, followed).",
-            ("workflow", "decision"),
-        )
         self._tallies: tuple[Tally | Spread, ...] = (
             self.started,
             self.finished,
@@ -120,7 +115,6 @@ class Metrics(Observer, Collector):
             self.commit_duration,
             self.webhooks,
             self.webhook_events,
-            self.triggers,
         )
         self.open_runs: dict[RunStatus, int] | None = None
         self.approvals: ApprovalCounts | None = None
@@ -148,10 +142,10 @@ class Metrics(Observer, Collector):
         self.run_duration.observe(key, max(0.0, now - begun))
 
     def step_attempted(self, run: RunRecord, step: StepAttempt) -> None:
-        if step.kind is StepKind.STEP or step.kind is StepKind.COMPENSATION:
-            self.step_duration.observe(
-                (run.workflow, step.name, step.outcome), max(0.0, step.ended_at - step.started_at)
-            )
+        seconds = step.ended_at - step.started_at
+        self.step_duration.observe(
+            (run.workflow, step.name, step.outcome), seconds if seconds > 0.0 else 0.0
+        )
         if step.outcome == "retrying":
             self.retries.inc((run.workflow, step.name))
 
@@ -166,9 +160,6 @@ class Metrics(Observer, Collector):
         self.webhooks.inc((source, "accepted" if accepted else "rejected", reason))
         if accepted and events:
             self.webhook_events.inc((source,), events)
-
-    def trigger_decided(self, decision: TriggerDecision) -> None:
-        self.triggers.inc((decision.workflow, decision.decision))
 
     # --- exposition ---------------------------------------------------------------------------
 

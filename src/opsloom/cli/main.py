@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,8 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from opsloom.analytics.logformat import FORMATS, setup_logging
+from opsloom.analytics.runlog import RunLog
 from opsloom.app import App
 from opsloom.cli.console import (
     DbOption,
@@ -75,10 +76,25 @@ def _settings() -> Settings:
         fail(f"invalid OPSLOOM_* setting: {exc}", 2)
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="Log lines as text or json, one object a line (default: $OPSLOOM_LOG_FORMAT or text).",
+    ),
+]
+
+
+def _setup_logging(settings: Settings, log_format: str | None = None) -> None:
+    chosen = log_format or settings.log_format
+    if chosen not in FORMATS:
+        fail(f"--log-format must be text or json, not {chosen!r}", 2)
+    setup_logging(settings.log_level, chosen)
+
+
+def _watch(app: App) -> None:
+    """What a serving process reports: one log line per run lifecycle change."""
+    app.observe(RunLog())
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -127,10 +143,20 @@ def worker(
         typer.Option(help="Lease length in seconds (default: $OPSLOOM_LEASE_SECONDS or 30)."),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+    log_format: LogFormatOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /metrics, /healthz and /readyz on this port (0: any free one; "
+            "default: none).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings, log_format)
     options = WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=lease or settings.lease_seconds,
@@ -143,11 +169,34 @@ def worker(
     from opsloom.dsl.runtime import DslRuntime
 
     documents = DslRuntime(target)
-    execute(
-        lambda: _serve_until_signalled(
-            target, lambda stop: serve_documents(documents, stop.wait()), grace=grace
+    _watch(target)
+    if metrics_port is None:
+        execute(
+            lambda: _serve_until_signalled(
+                target, lambda stop: serve_documents(documents, stop.wait()), grace=grace
+            )
         )
-    )
+        return
+    from opsloom.api.factory import create_probe_api
+    from opsloom.api.server import listen, serve, url_of
+
+    probes = create_probe_api(target)
+    try:
+        sock = listen(settings.api_host, metrics_port)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.api_host}:{metrics_port}: {exc}")
+    sys.stdout.write(f"opsloom worker metrics on {url_of(sock)}/metrics\n")
+    sys.stdout.flush()
+    try:
+        execute(
+            lambda: _serve_until_signalled(
+                target,
+                lambda stop: serve_documents(documents, serve(probes, sock, stop)),
+                grace=grace,
+            )
+        )
+    finally:
+        sock.close()
 
 
 #: What ``opsloom up`` serves without ``--app``: the example workflows of a source checkout.
@@ -184,6 +233,7 @@ def up(
         ),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
     # Imported here: the web stack is only needed by this command, not by every CLI call.
@@ -191,7 +241,7 @@ def up(
     from opsloom.api.server import listen, serve, url_of
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings, log_format)
     options = WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
@@ -202,6 +252,7 @@ def up(
     from opsloom.cli.documents import load_examples, serve_documents
 
     documents = load_examples(target, Path("examples"))
+    _watch(target)
     api = create_api(target, settings)
     bind_host = host or settings.api_host
     bind_port = settings.api_port if port is None else port

@@ -1,4 +1,4 @@
-"""What the engine, the worker and the intake tell whoever watches them (metrics, logs, traces).
+"""What the engine, the worker, the writer and the intake tell those who watch them.
 
 The running parts call an :class:`Observer` at each lifecycle change. The base class does
 nothing, so a part that nobody watches pays one method call; :class:`Observers` passes each
@@ -10,14 +10,13 @@ raises is a bug of the observer, not of the run: callers do not guard against it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from opsloom.model.run import RunRecord, StepKind
 
 
-@dataclass(frozen=True, slots=True)
-class StepAttempt:
-    """One finished attempt of a step.
+class StepAttempt(NamedTuple):
+    """One finished attempt of a step (a named tuple: one is made per attempt, cheaply).
 
     Attributes:
         seq: the step's position in the run's history.
@@ -39,31 +38,6 @@ class StepAttempt:
     started_at: float
     ended_at: float
     error_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerDecision:
-    """What a trigger did with one stored event.
-
-    Attributes:
-        trigger: the trigger's id.
-        workflow: the workflow it starts.
-        decision: ``matched`` (a run starts), ``deduplicated`` (an open run of the key gets the
-            event in its inbox), ``suppressed`` (the key's run ended within the flap window)
-            or ``followed`` (a follow event with no open run: dropped).
-        key: the dedup key, when there is one.
-        event_source: the event's source.
-        event_id: the event's id.
-        run_id: the run started or handed the event, if any.
-    """
-
-    trigger: str
-    workflow: str
-    decision: str
-    key: str | None
-    event_source: str
-    event_id: str
-    run_id: str | None = None
 
 
 class Observer:
@@ -92,9 +66,6 @@ class Observer:
 
     def webhook_received(self, source: str, accepted: bool, reason: str, events: int) -> None:
         """A webhook request was accepted (``events`` stored) or rejected for ``reason``."""
-
-    def trigger_decided(self, decision: TriggerDecision) -> None:
-        """A trigger matched, deduplicated, suppressed or dropped an event."""
 
 
 class Observers(Observer):
@@ -138,7 +109,3 @@ class Observers(Observer):
     def webhook_received(self, source: str, accepted: bool, reason: str, events: int) -> None:
         for observer in self.observers:
             observer.webhook_received(source, accepted, reason, events)
-
-    def trigger_decided(self, decision: TriggerDecision) -> None:
-        for observer in self.observers:
-            observer.trigger_decided(decision)
