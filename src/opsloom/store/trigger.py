@@ -6,12 +6,50 @@ Each dialect runs these statements in its own module (``dialects/sqlite_triggers
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
+from opsloom.model.tracecontext import trace_id_of
+from opsloom.triggers.cloudevent import CloudEvent
 from opsloom.triggers.trigger import Trigger, correlate_from_json, correlate_json
+
+log = logging.getLogger("opsloom.triggers")
+
+
+def note(
+    trigger: Trigger, decision: str, key: str | None, event: CloudEvent, run_id: str | None = None
+) -> None:
+    """Log one structured line for what ``trigger`` did with ``event`` during intake.
+
+    ``decision``: ``matched`` (``run_id`` starts), ``deduplicated`` (the open run ``run_id``
+    of the key gets it), ``suppressed`` (flap window) or ``followed`` (a follow event with no
+    open run). Logged inside the intake's transaction, so a batch that is retried may log a
+    decision twice; it is never left unlogged.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
+    traceparent = event.extensions.get("traceparent")
+    log.info(
+        "trigger %s %s event %s from %s",
+        trigger.id,
+        decision,
+        event.id,
+        event.source,
+        extra={
+            "event": f"trigger_{decision}",
+            "trigger": trigger.id,
+            "workflow": trigger.workflow,
+            "key": key,
+            "event_source": event.source,
+            "event_id": event.id,
+            "run_id": run_id,
+            "trace_id": trace_id_of(traceparent) if isinstance(traceparent, str) else None,
+        },
+    )
+
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "

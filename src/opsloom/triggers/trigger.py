@@ -53,9 +53,7 @@ from typing import Any, Literal
 
 from opsloom.codec import encode
 from opsloom.errors import InputError, OpsloomError
-from opsloom.model.tracecontext import trace_id_of
 from opsloom.store.base import NewRun
-from opsloom.triggers.cloudevent import CloudEvent
 from opsloom.triggers.matching import WHERE, _program, check_filters, matches
 
 log = logging.getLogger("opsloom.triggers")
@@ -220,37 +218,6 @@ class Trigger:
             "\0".join((self.id, key or "", source, event_id)).encode()
         ).hexdigest()[:24]
         return f"{self.id}#{digest}"
-
-    def note(
-        self, decision: str, key: str | None, event: CloudEvent, run_id: str | None = None
-    ) -> None:
-        """Log one structured line for what this trigger did with ``event``.
-
-        ``decision``: ``matched`` (``run_id`` starts), ``deduplicated`` (the open run
-        ``run_id`` of the key gets it), ``suppressed`` (flap window) or ``followed`` (a follow
-        event with no open run). Logged inside the intake's transaction, so a batch that is
-        retried may log a decision twice; it is never left unlogged.
-        """
-        if not log.isEnabledFor(logging.INFO):
-            return
-        traceparent = event.extensions.get("traceparent")
-        log.info(
-            "trigger %s %s event %s from %s",
-            self.id,
-            decision,
-            event.id,
-            event.source,
-            extra={
-                "event": f"trigger_{decision}",
-                "trigger": self.id,
-                "workflow": self.workflow,
-                "key": key,
-                "event_source": event.source,
-                "event_id": event.id,
-                "run_id": run_id,
-                "trace_id": trace_id_of(traceparent) if isinstance(traceparent, str) else None,
-            },
-        )
 
     def new_run(self, run_id: str, blob: bytes, now: float) -> NewRun:
         """The run to create (its job is queued with it)."""

@@ -42,6 +42,7 @@ from opsloom.store.trigger import (
     filter_params,
     insert_params,
     moved_payload,
+    note,
     redefine_params,
     trigger_from_row,
     trigger_run_from_row,
@@ -105,15 +106,15 @@ async def _fire(
     if key is not None:
         row = await _one(conn, OPEN_RUN, (trigger.id, key))
         if row is not None:
-            trigger.note("deduplicated", key, event, row[0])
+            note(trigger, "deduplicated", key, event, row[0])
             return await _to_inbox(conn, row[0], position, shape, delivered, now)
     if trigger.follows(position):
-        trigger.note("followed", key, event)
+        note(trigger, "followed", key, event)
         return []  # a follow event only reaches an open run
     if key is not None and trigger.window > 0:
         last = await _one(conn, LAST_CLOSED, (trigger.id, key))
         if last is not None and last[0] is not None and now - float(last[0]) < trigger.window:
-            trigger.note("suppressed", key, event)
+            note(trigger, "suppressed", key, event)
             return []  # flap suppression: stored, starts nothing
     value: Any = shape
     if trigger.mode == "all":
@@ -140,11 +141,11 @@ async def _fire(
             row = await _one(conn, OPEN_RUN, (trigger.id, key))
             if row is None or row[0] == run_id:
                 return []
-            trigger.note("deduplicated", key, event, row[0])
+            note(trigger, "deduplicated", key, event, row[0])
             return await _to_inbox(conn, row[0], position, shape, delivered, now)
     if await insert_run(conn, trigger.new_run(run_id, blob, now), now):
         await conn.execute(pg(MARK_RUN), (event.source, event.id, run_id))
-        trigger.note("matched", key, event, run_id)
+        note(trigger, "matched", key, event, run_id)
     return []
 
 

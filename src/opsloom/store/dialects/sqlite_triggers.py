@@ -37,6 +37,7 @@ from opsloom.store.trigger import (
     filter_params,
     insert_params,
     moved_payload,
+    note,
     redefine_params,
     trigger_from_row,
     trigger_run_from_row,
@@ -86,15 +87,15 @@ def _fire(
     if key is not None:
         row = conn.execute(OPEN_RUN, (trigger.id, key)).fetchone()
         if row is not None:
-            trigger.note("deduplicated", key, event, row[0])
+            note(trigger, "deduplicated", key, event, row[0])
             return _to_inbox(conn, row[0], position, shape, delivered, now)
     if trigger.follows(position):
-        trigger.note("followed", key, event)
+        note(trigger, "followed", key, event)
         return []  # a follow event only reaches an open run
     if key is not None and trigger.window > 0:
         last = conn.execute(LAST_CLOSED, (trigger.id, key)).fetchone()[0]
         if last is not None and now - float(last) < trigger.window:
-            trigger.note("suppressed", key, event)
+            note(trigger, "suppressed", key, event)
             return []  # flap suppression: stored, starts nothing
     value: Any = shape
     if trigger.mode == "all":
@@ -117,11 +118,11 @@ def _fire(
             row = conn.execute(OPEN_RUN, (trigger.id, key)).fetchone()
             if row is None or row[0] == run_id:
                 return []
-            trigger.note("deduplicated", key, event, row[0])
+            note(trigger, "deduplicated", key, event, row[0])
             return _to_inbox(conn, row[0], position, shape, delivered, now)
     if _insert_run(conn, trigger.new_run(run_id, blob, now), now):
         conn.execute(MARK_RUN, (event.source, event.id, run_id))
-        trigger.note("matched", key, event, run_id)
+        note(trigger, "matched", key, event, run_id)
     return []
 
 
