@@ -39,6 +39,7 @@ from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
 from opsloom.model.observer import Observer, Observers
 from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
+from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
 from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
@@ -362,11 +363,15 @@ class App:
         run_id: str | None = None,
         priority: int | None = None,
         version: str | None = None,
+        traceparent: str | None = None,
     ) -> RunHandle:
-        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent).
+
+        ``traceparent``: a W3C trace context the run's trace continues (ignored if invalid).
+        """
         spec = self.registry.workflow(workflow, version)
         now = self.clock.now()
-        new = self.new_run(spec, input, run_id, now, priority=priority)
+        new = self.new_run(spec, input, run_id, now, priority=priority, traceparent=traceparent)
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
         # skipping a round trip through the queue. Runs under a concurrency limit always
@@ -398,6 +403,7 @@ class App:
         now: float,
         *,
         priority: int | None = None,
+        traceparent: str | None = None,
     ) -> NewRun:
         """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
         try:
@@ -422,6 +428,7 @@ class App:
             concurrency_key=key,
             concurrency_limit=spec.concurrency,
             deadline=None if spec.timeout is None else now + spec.timeout,
+            traceparent=traceparent if TraceParent.parse(traceparent) is not None else None,
         )
 
     def handle(self, run_id: str) -> RunHandle:

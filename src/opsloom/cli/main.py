@@ -92,9 +92,13 @@ def _setup_logging(settings: Settings, log_format: str | None = None) -> None:
     setup_logging(settings.log_level, chosen)
 
 
-def _watch(app: App) -> None:
-    """What a serving process reports: one log line per run lifecycle change."""
+def _watch(app: App, settings: Settings) -> None:
+    """What a serving process reports: log lines per run change, traces when configured."""
     app.observe(RunLog())
+    if settings.otlp_endpoint:
+        from opsloom.analytics.tracing import otlp_tracing
+
+        app.observe(otlp_tracing(settings.otlp_endpoint))
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -169,7 +173,7 @@ def worker(
     from opsloom.dsl.runtime import DslRuntime
 
     documents = DslRuntime(target)
-    _watch(target)
+    _watch(target, settings)
     if metrics_port is None:
         execute(
             lambda: _serve_until_signalled(
@@ -252,7 +256,7 @@ def up(
     from opsloom.cli.documents import load_examples, serve_documents
 
     documents = load_examples(target, Path("examples"))
-    _watch(target)
+    _watch(target, settings)
     api = create_api(target, settings)
     bind_host = host or settings.api_host
     bind_port = settings.api_port if port is None else port

@@ -65,3 +65,15 @@ def derived_span_id(*parts: object) -> str:
     """A span id fixed by ``parts`` (a run; a run, step and attempt): the same in any process."""
     text = ":".join(str(p) for p in parts)
     return hashlib.sha256(f"opsloom-span:{text}".encode()).hexdigest()[:16]
+
+
+def run_span_context(run_id: str, traceparent: str | None) -> TraceParent:
+    """The trace context of a run's own span: its trace, and a span id fixed by the run."""
+    incoming = TraceParent.parse(traceparent)
+    sampled = True if incoming is None else incoming.sampled
+    return TraceParent(run_trace_id(run_id, traceparent), derived_span_id(run_id), sampled)
+
+
+def child_traceparent(parent_id: str, parent_traceparent: str | None) -> str:
+    """The ``traceparent`` a child run starts with: its parent run's span, in its trace."""
+    return run_span_context(parent_id, parent_traceparent).header()

@@ -15,7 +15,10 @@ async def start_run(
     *,
     run_id: str | None = None,
     priority: int | None = None,
+    traceparent: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new."""
-    handle = await app.start(workflow, input, run_id=run_id, priority=priority)
+    handle = await app.start(
+        workflow, input, run_id=run_id, priority=priority, traceparent=traceparent
+    )
     return await app.get_run(handle.run_id), handle.created

@@ -58,6 +58,8 @@ class NewRun:
     deadline: float | None = None
     parent_id: str | None = None
     parent_seq: int | None = None
+    #: The W3C trace context the run continues (see :mod:`opsloom.model.tracecontext`).
+    traceparent: str | None = None
 
 
 @dataclass(slots=True)

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.model.tracecontext import trace_id_of
+from opsloom.model.tracecontext import TraceParent, trace_id_of
 from opsloom.triggers.cloudevent import CloudEvent
 from opsloom.triggers.trigger import Trigger, correlate_from_json, correlate_json
 
 log = logging.getLogger("opsloom.triggers")
+
+
+def traceparent_of(event: CloudEvent) -> str | None:
+    """The event's ``traceparent`` (CloudEvents distributed tracing extension), if valid."""
+    value = event.extensions.get("traceparent")
+    return value if isinstance(value, str) and TraceParent.parse(value) is not None else None
 
 
 def note(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
@@ -51,10 +51,19 @@ AppDep = Annotated[App, Depends(_app)]
     openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
 )
 async def create_run(
-    app: AppDep, body: Annotated[StartRunBody, Depends(start_run_body)]
+    app: AppDep,
+    body: Annotated[StartRunBody, Depends(start_run_body)],
+    traceparent: Annotated[
+        str | None, Header(description="A W3C trace context the run's trace continues.")
+    ] = None,
 ) -> JSONResponse:
     run, created = await start_run(
-        app, body.workflow, body.input, run_id=body.run_id, priority=body.priority
+        app,
+        body.workflow,
+        body.input,
+        run_id=body.run_id,
+        priority=body.priority,
+        traceparent=traceparent,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from opsloom.codec import decode, encode
+from opsloom.codec import encode
 from opsloom.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -49,7 +49,14 @@ from opsloom.store.dialects.postgres_writer import DONE, WORK, Op, PostgresWrite
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
+from opsloom.store.rows import (
+    RUN_COLUMNS,
+    SINGLETON_UPSERT,
+    new_run_record,
+    pg,
+    run_from_row,
+    step_order,
+)
 from opsloom.store.stats import StatsQueries
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
@@ -282,20 +289,7 @@ class PostgresStore(
     ) -> tuple[RunRecord, bool]:
         async def op(conn: Conn) -> tuple[RunRecord, bool]:
             if await q.insert_run(conn, new, now, lease):
-                return RunRecord(
-                    id=new.id,
-                    workflow=new.workflow,
-                    version=new.version,
-                    status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
-                    input=decode(new.input),
-                    parent_id=new.parent_id,
-                    priority=new.priority,
-                    concurrency_key=new.concurrency_key,
-                    deadline=new.deadline,
-                    created_at=now,
-                    started_at=None if lease is None else now,
-                    updated_at=now,
-                ), True
+                return new_run_record(new, now, lease), True
             run = await q.fetch_run(conn, new.id)
             assert run is not None
             return run, False

@@ -44,6 +44,7 @@ from opsloom.store.trigger import (
     moved_payload,
     note,
     redefine_params,
+    traceparent_of,
     trigger_from_row,
     trigger_run_from_row,
 )
@@ -143,7 +144,7 @@ async def _fire(
                 return []
             note(trigger, "deduplicated", key, event, row[0])
             return await _to_inbox(conn, row[0], position, shape, delivered, now)
-    if await insert_run(conn, trigger.new_run(run_id, blob, now), now):
+    if await insert_run(conn, trigger.new_run(run_id, blob, now, traceparent_of(event)), now):
         await conn.execute(pg(MARK_RUN), (event.source, event.id, run_id))
         note(trigger, "matched", key, event, run_id)
     return []

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from opsloom.codec import decode, encode
+from opsloom.codec import encode
 from opsloom.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -51,7 +51,13 @@ from opsloom.store.dialects.sqlite_triggers import SqliteTriggers, close_runs
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.rows import (
+    RUN_COLUMNS,
+    SINGLETON_UPSERT,
+    new_run_record,
+    run_from_row,
+    step_order,
+)
 from opsloom.store.stats import StatsQueries
 from opsloom.store.writer import GroupCommitWriter
 from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
@@ -222,20 +228,7 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             if _insert_run(conn, new, now, lease):
-                return RunRecord(
-                    id=new.id,
-                    workflow=new.workflow,
-                    version=new.version,
-                    status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
-                    input=decode(new.input),
-                    parent_id=new.parent_id,
-                    priority=new.priority,
-                    concurrency_key=new.concurrency_key,
-                    deadline=new.deadline,
-                    created_at=now,
-                    started_at=None if lease is None else now,
-                    updated_at=now,
-                ), True
+                return new_run_record(new, now, lease), True
             run = _fetch_run(conn, new.id)
             assert run is not None
             return run, False

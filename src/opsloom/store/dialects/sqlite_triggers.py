@@ -39,6 +39,7 @@ from opsloom.store.trigger import (
     moved_payload,
     note,
     redefine_params,
+    traceparent_of,
     trigger_from_row,
     trigger_run_from_row,
 )
@@ -120,7 +121,7 @@ def _fire(
                 return []
             note(trigger, "deduplicated", key, event, row[0])
             return _to_inbox(conn, row[0], position, shape, delivered, now)
-    if _insert_run(conn, trigger.new_run(run_id, blob, now), now):
+    if _insert_run(conn, trigger.new_run(run_id, blob, now, traceparent_of(event)), now):
         conn.execute(MARK_RUN, (event.source, event.id, run_id))
         note(trigger, "matched", key, event, run_id)
     return []
