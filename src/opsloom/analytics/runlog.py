@@ -28,7 +28,7 @@ def _fields(run: RunRecord, event: str, **more: Any) -> dict[str, Any]:
         "run_id": run.id,
         "workflow": run.workflow,
         "version": run.version,
-        "trace_id": run_trace_id(run.id),
+        "trace_id": run_trace_id(run.id, run.traceparent),
         **more,
     }
 

@@ -12,7 +12,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from opsloom.analytics.metrics import Metrics, metrics_of
 from opsloom.api.auth import authenticated
 from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
-from opsloom.api.routes import approvals, events, health, hooks, metrics, runs, workflows
+from opsloom.api.routes import (
+    analytics,
+    approvals,
+    events,
+    health,
+    hooks,
+    metrics,
+    runs,
+    workflows,
+)
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.humans.identity import (
@@ -91,6 +100,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(analytics.router)
 
     api.include_router(health.router)
     api.include_router(metrics.router)

@@ -484,6 +484,10 @@ from opsloom.cli.triggers import triggers_cli  # noqa: E402
 
 cli.add_typer(triggers_cli, name="triggers")
 
+from opsloom.cli.analytics import analytics_cli  # noqa: E402
+
+cli.add_typer(analytics_cli, name="analytics")
+
 
 def main() -> None:
     """Entry point of the ``opsloom`` script."""

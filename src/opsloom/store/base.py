@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     )
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
-    from opsloom.store.stats import ApprovalCounts, SingletonHolder
+    from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
     from opsloom.triggers.trigger import Trigger
 
@@ -272,6 +272,14 @@ class Store(Protocol):
 
     async def approval_counts(self) -> ApprovalCounts:
         """Decided approval requests by outcome, and passed SLA deadlines."""
+        ...
+
+    async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
+        """Runs created since ``since`` that have ended, newest first, at most ``limit``."""
+        ...
+
+    async def step_outcomes(self, since: float, limit: int) -> list[StepOutcome]:
+        """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

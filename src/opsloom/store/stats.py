@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opsloom.codec import decode
 from opsloom.model import RunStatus
 from opsloom.model.observer import Observer
 
@@ -31,6 +32,49 @@ _SLA_BREACHES = (
     "SELECT coalesce(sum(escalations), 0), "
     "coalesce(sum(CASE WHEN decided_by = 'sla' THEN 1 ELSE 0 END), 0) FROM approval_stages"
 )
+
+
+# Finished runs of a window, newest first: a range of runs_created_idx, cut at a limit.
+_FINISHED_RUNS = (
+    "SELECT workflow, version, status, created_at, started_at, completed_at, "
+    "CASE WHEN status <> 'completed' THEN error END "
+    "FROM runs WHERE created_at >= ? AND completed_at IS NOT NULL "
+    "ORDER BY created_at DESC LIMIT ?"
+)
+# The steps of the window's newest runs (by primary key from each run), errors of failures only.
+_STEP_ATTEMPTS = (
+    "SELECT r.workflow, s.name, s.status, s.attempts, s.started_at, s.completed_at, "
+    "CASE WHEN s.status = 'failed' THEN s.error END "
+    "FROM runs r JOIN steps s ON s.run_id = r.id "
+    "WHERE r.created_at >= ? AND s.kind = 'step' "
+    "ORDER BY r.created_at DESC LIMIT ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """What analytics need of one finished run."""
+
+    workflow: str
+    version: str
+    status: str
+    created_at: float
+    started_at: float | None
+    completed_at: float
+    error: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What analytics need of one recorded step."""
+
+    workflow: str
+    name: str
+    status: str
+    attempts: int
+    started_at: float | None
+    completed_at: float | None
+    error: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +139,19 @@ class StatsQueries:
         }
         escalations, at_sla = (await self._rows(_SLA_BREACHES))[0]
         return ApprovalCounts(decided, int(escalations) + int(at_sla))
+
+    async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
+        """Runs created since ``since`` that have ended, newest first, at most ``limit``."""
+        rows = await self._rows(_FINISHED_RUNS, (since, limit))
+        return [
+            FinishedRun(w, v, str(s), float(c), st, float(done), decode(e))
+            for w, v, s, c, st, done, e in rows
+        ]
+
+    async def step_outcomes(self, since: float, limit: int) -> list[StepOutcome]:
+        """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
+        rows = await self._rows(_STEP_ATTEMPTS, (since, limit))
+        return [
+            StepOutcome(w, n, str(s), int(a), st, done, decode(e))
+            for w, n, s, a, st, done, e in rows
+        ]
