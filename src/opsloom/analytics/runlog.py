@@ -4,7 +4,7 @@ Every line has ``event`` (``run_started``, ``run_resumed``, ``run_waiting``, ``r
 ``run_failed``, ``run_cancelled``, ``run_timed_out``, ``run_recovered``, ``step_retrying``,
 ``step_failed``), ``run_id``, ``workflow``, ``version`` and ``trace_id`` (the run's trace, the
 same one its spans carry), plus ``step`` where a step is concerned. Trigger decisions are logged
-by the intake itself (``opsloom.triggers``, see :meth:`opsloom.triggers.trigger.Trigger.note`).
+by the intake itself (``opsloom.triggers``, see :func:`opsloom.store.trigger.note`).
 
 Nothing is formatted unless the logger is enabled at the line's level, so a process that does
 not log runs pays one level check per change.

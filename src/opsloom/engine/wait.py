@@ -11,8 +11,8 @@ from opsloom.codec import encode
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
+from opsloom.model.run import NewRun
 from opsloom.model.tracecontext import child_traceparent
-from opsloom.store.base import NewRun
 
 
 class Waits(ReplayState):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.model.tracecontext import TraceParent, trace_id_of
-from opsloom.triggers.cloudevent import CloudEvent
-from opsloom.triggers.trigger import Trigger, correlate_from_json, correlate_json
+from opsloom.model.trigger import Trigger, correlate_from_json, correlate_json
 
 log = logging.getLogger("opsloom.triggers")
 

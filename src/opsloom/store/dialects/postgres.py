@@ -34,9 +34,10 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
 from opsloom.model.observer import Observer
-from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
@@ -58,7 +59,6 @@ from opsloom.store.rows import (
     step_order,
 )
 from opsloom.store.stats import StatsQueries
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).

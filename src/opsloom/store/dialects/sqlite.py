@@ -25,9 +25,10 @@ from opsloom.errors import (
     SchemaTooNewError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
 from opsloom.model.observer import Observer
-from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
 from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
@@ -60,7 +61,6 @@ from opsloom.store.rows import (
 )
 from opsloom.store.stats import StatsQueries
 from opsloom.store.writer import GroupCommitWriter
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"
