@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opsloom.analytics.anomaly import detect
 from opsloom.errors import InputError
 from opsloom.store.base import Store
 from opsloom.store.stats import FinishedRun, StepOutcome
@@ -27,7 +28,7 @@ RUN_LIMIT = 100_000
 STEP_LIMIT = 200_000
 #: Rows shown in "top" lists.
 TOP = 10
-REPORTS = ("summary", "workflows", "steps", "trends")
+REPORTS = ("summary", "workflows", "steps", "trends", "anomalies")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -223,8 +224,8 @@ def trends(history: History, bucket: float) -> list[dict[str, Any]]:
 async def report(
     store: Store, what: str, now: float, since: float, bucket: float = 3600.0
 ) -> dict[str, Any] | list[dict[str, Any]]:
-    """One report (``summary``, ``workflows``, ``steps`` or ``trends``) of the last ``since``
-    seconds before ``now``."""
+    """One report (``summary``, ``workflows``, ``steps``, ``trends`` or ``anomalies``) of the
+    last ``since`` seconds before ``now``."""
     if what not in REPORTS:
         raise InputError(f"unknown report {what!r} (choose {', '.join(REPORTS)})")
     history = await load(store, now - since, now, steps=what in ("summary", "steps"))
@@ -234,4 +235,7 @@ async def report(
         return workflows(history)
     if what == "steps":
         return steps(history)
+    if what == "anomalies":
+        found = detect(history.runs, history.since, history.until, bucket)
+        return [anomaly.to_dict() for anomaly in found]
     return trends(history, bucket)

@@ -144,3 +144,30 @@ def trends_command(
             _ms(row["duration_p95_s"]),
         )
     out.print(table)
+
+
+@analytics_cli.command("anomalies")
+def anomalies_command(
+    since: SinceOption = "7d",
+    bucket: BucketOption = "1h",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Workflows whose newest bucket breaks from their own baseline (duration, failures, runs)."""
+    rows = _fetch("anomalies", since, db, bucket)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no anomalies")
+        return
+    table = Table("workflow", "anomaly", "value", "baseline", "score")
+    for row in rows:
+        table.add_row(
+            row["workflow"],
+            row["kind"],
+            f"{row['value']:g}",
+            f"{row['baseline']:g}",
+            f"{row['score']:g}",
+        )
+    out.print(table)
