@@ -2,9 +2,9 @@
 
 ``--workflows`` workflows each get ``--buckets`` hourly buckets of runs (about 20 per hour,
 log-normal durations around 1 s, 2 % failures, all with day-to-day noise). Half of them get
-one regression in their newest bucket — p95 duration times 3, failure rate 30 %, or throughput
-divided by 5 — and the detector of :mod:`opsloom.analytics.anomaly` judges every workflow. Prints one
-JSON line: precision and recall (targets 0.9 / 0.9), and the counts behind them::
+one regression in their newest bucket (p95 duration times 3, failure rate 30 %, or throughput
+divided by 5), and the detector of :mod:`opsloom.analytics.anomaly` judges every workflow.
+Prints one JSON line: precision and recall (targets 0.9 / 0.9), and the counts behind them::
 
     .venv/bin/python bench/anomaly.py --seed 1
 """
