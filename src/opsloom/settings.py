@@ -29,6 +29,10 @@ class Settings(BaseSettings):
             approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        secret_key: the Fernet key that encrypts connection secrets at rest; without it,
+            ``secret_key_file`` holds one (created with mode 0600 on first use).
+        secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
+        connectors_dir: where ``opsloom connectors import`` keeps imported OpenAPI connectors.
         hooks_file: a YAML or JSON file of webhook source settings; the
             ``OPSLOOM_HOOKS_<SOURCE>_*`` variables, derived from the installed sources, win
             over it (see :mod:`opsloom.triggers.sources.config`).
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("opsloom.key")
+    connectors_dir: Path = Path("opsloom-connectors")
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -15,6 +15,7 @@ from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import (
     analytics,
     approvals,
+    connections,
     events,
     health,
     hooks,
@@ -90,6 +91,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
     guarded.include_router(analytics.router)
+    guarded.include_router(connections.router)
 
     api.include_router(health.router)
     api.include_router(metrics.router)

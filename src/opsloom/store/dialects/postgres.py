@@ -42,6 +42,7 @@ from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
 from opsloom.store.dialects.postgres_approvals import PostgresApprovals
+from opsloom.store.dialects.postgres_connections import PostgresConnections
 from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
@@ -89,7 +90,12 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
 
 
 class PostgresStore(
-    PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity, StatsQueries
+    PostgresSchedules,
+    PostgresTriggers,
+    PostgresApprovals,
+    PostgresIdentity,
+    PostgresConnections,
+    StatsQueries,
 ):
     """The shared, networked store."""
 

@@ -32,6 +32,7 @@ from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
 from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
+from opsloom.store.dialects.sqlite_connections import SqliteConnections
 from opsloom.store.dialects.sqlite_identity import SqliteIdentity
 from opsloom.store.dialects.sqlite_schedules import SqliteSchedules
 from opsloom.store.dialects.sqlite_sql import (
@@ -80,7 +81,14 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity, StatsQueries):
+class SqliteStore(
+    SqliteSchedules,
+    SqliteTriggers,
+    SqliteApprovals,
+    SqliteIdentity,
+    SqliteConnections,
+    StatsQueries,
+):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
