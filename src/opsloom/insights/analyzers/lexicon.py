@@ -1,0 +1,227 @@
+"""Cue phrases of the offline detectors, written from how people and assistants talk.
+
+Kept general on purpose (phrasing of complaint, correction, refusal in English), not drawn
+from any evaluation set: the detectors must hold on conversations they were not tuned on.
+"""
+
+from __future__ import annotations
+
+from opsloom.insights.analyzers.cue import CueSet
+
+_NEG = r"(?:n'?t|not|never)"
+
+CORRECTION = CueSet(
+    "correction",
+    {
+        0.85: [
+            r"that'?s (?:not|wrong|incorrect|false|untrue|not true|not right|not correct)",
+            r"(?:that|this|it) is (?:not right|not correct|not true|wrong|incorrect|false)",
+            r"you(?:'re| are) (?:wrong|mistaken|incorrect|confused)",
+            r"you (?:got it|got that|have it|have that) wrong",
+            r"not what i (?:asked|said|meant|wanted|need(?:ed)?|was asking)",
+            r"i (?:did|do)(?:n'?t| not) (?:ask|say|mean|want)",
+            r"you (?:misunderstood|misread|misunderstand|are not listening|aren'?t listening)",
+            r"you (?:did|do)(?:n'?t| not) (?:understand|answer|listen|read)",
+            r"wrong (?:answer|again|one|person|number|date|time|place)",
+            r"(?:is|was)(?:n'?t| not) what i",
+            r"i (?:said|meant|was asking|was talking about)",
+            r"i asked (?:for|about|you|how|what|why|where|when|if|whether)",
+            r"no,? i (?:want|wanted|need|needed|said|meant|asked|was)",
+            r"(?:still|it) (?:does|did)(?:n'?t| not) work",
+            r"that (?:does|did)(?:n'?t| not) (?:help|answer|work|make sense)",
+            r"(?:that|this) is (?:not|n'?t) (?:it|what)",
+            r"incorrect",
+            r"i never (?:said|asked|mentioned|told)",
+        ],
+        0.5: [
+            r"^(?:no|nope|nah|wrong)\b",
+            r"not quite",
+            r"not really",
+            r"actually,? (?:i|it|that|the|my)",
+            r"you (?:forgot|missed|ignored|skipped)",
+            r"you did(?:n'?t| not)",
+            r"(?:irrelevant|off topic|off-topic)",
+            r"(?:does|did)(?:n'?t| not) make (?:any )?sense",
+            r"makes no sense",
+            r"not true",
+            r"wrong",
+            r"mistake",
+        ],
+        0.25: [r"i mean\b", r"instead", r"rather than"],
+    },
+)
+
+CLARIFICATION = CueSet(
+    "clarification",
+    {
+        0.6: [
+            r"what do you mean",
+            r"what does (?:that|this|it) mean",
+            r"what are you (?:talking about|saying)",
+            r"i (?:do|did)(?:n'?t| not) (?:understand|get (?:it|that|you)|follow)",
+            r"(?:can|could|would) you (?:clarify|explain|elaborate|rephrase|be more specific)",
+            r"(?:huh|pardon|come again|say what)",
+            r"^(?:what|sorry|excuse me|meaning)\s*\?",
+            r"which (?:one|ones)\s*\?",
+            r"i'?m (?:confused|lost)",
+            r"confusing",
+        ],
+        0.3: [r"what\s*\?", r"\?\s*\?", r"meaning\?", r"explain"],
+    },
+)
+
+REPEAT = CueSet(
+    "repeat",
+    {
+        0.75: [
+            r"i (?:already|just) (?:said|told you|asked|mentioned|gave you|answered)",
+            r"as i (?:said|mentioned|told you|explained|already)",
+            r"i(?:'ll| will) (?:ask|say) (?:it |that |this )?again",
+            r"i repeat",
+            r"one more time",
+            r"for the (?:second|third|fourth|last|hundredth) time",
+            r"how many times",
+            r"again,? (?:i|my|the|what|how|can)",
+            r"i asked (?:you )?(?:before|earlier|already|twice)",
+        ],
+        0.3: [r"again\b"],
+    },
+)
+
+ESCALATION = CueSet(
+    "escalation",
+    {
+        0.9: [
+            r"(?:talk|speak|chat) (?:to|with) (?:a |an |the |some |your )?(?:real |live |actual )?"
+            r"(?:human|person|agent|representative|rep|manager|supervisor|operator|someone|"
+            r"somebody|customer service|support team|people)",
+            r"(?:human|live|real) (?:agent|person|being|support|operator)",
+            r"(?:transfer|connect|escalate) (?:me|this|my)",
+            r"get me (?:a |an |the )?(?:human|person|manager|agent|supervisor|someone)",
+            r"i (?:want|need|would like) (?:a |an |to speak to a )?(?:human|person|agent|manager)",
+            r"representative",
+            r"are you (?:a )?(?:bot|robot|machine|real|human)",
+        ],
+        0.5: [r"call me", r"(?:file|make|lodge) a complaint", r"escalat\w*", r"customer service"],
+    },
+)
+
+FRUSTRATION = CueSet(
+    "frustration",
+    {
+        0.8: [
+            r"useless",
+            r"ridiculous",
+            r"frustrat\w*",
+            r"annoy\w*",
+            r"waste of (?:my |your )?time",
+            r"wtf",
+            r"what the (?:hell|heck|fuck)",
+            r"this is (?:terrible|awful|horrible|pathetic|a joke|insane|crazy|absurd)",
+            r"(?:you(?:'re| are)|this is|that'?s|that is|it'?s) (?:not|no) help(?:ful)?",
+            r"not help(?:ful|ing)",
+            r"(?:does|did)" + _NEG + r" help",
+            r"unacceptable",
+            r"fed up",
+            r"sick (?:of|and tired)",
+            r"forget it",
+            r"never ?mind",
+            r"are you (?:kidding|serious|even listening|stupid|dumb)",
+            r"seriously\s*\?",
+            r"for (?:god'?s|heaven'?s|pete'?s) sake",
+            r"(?:so|very|really|extremely|totally) (?:disappointed|upset|angry|mad|annoyed)",
+            r"disappoint\w*",
+            r"pointless",
+            r"hopeless",
+            r"(?:hate|despise) (?:this|you|it)",
+            r"(?:stupid|dumb|idiot\w*|moron\w*)",
+            r"(?:bullshit|bs|crap|garbage|trash|rubbish|nonsense)",
+            r"(?:still|it'?s|is) (?:not working|broken|wrong)",
+            r"(?:does|did)" + _NEG + r" work",
+            r"not working",
+            r"give up",
+            r"worst",
+            r"ugh+",
+        ],
+        0.4: [
+            r"why (?:can|won|don|didn|isn|doesn)'?t (?:you|it|this)",
+            r"why (?:is it|are you) (?:so|still|not)",
+            r"just (?:answer|tell me|do it|give me)",
+            r"simple question",
+            r"i told you",
+            r"listen to me",
+            r"please just",
+            r"come on",
+            r"can'?t believe",
+            r"(?:damn|shit|fuck\w*|hell)",
+        ],
+    },
+)
+
+REFUSAL = CueSet(
+    "refusal",
+    {
+        0.9: [
+            r"i (?:can(?:'?t|not)|can not|won'?t|will not|am unable to|'m unable to|"
+            r"am not able to|'m not able to|must decline to|must refuse to|refuse to) "
+            r"(?:help|assist|provide|give|share|answer|do|write|create|generate|support|"
+            r"comply|engage|offer|recommend|tell|discuss|participate|encourage|condone|"
+            r"fulfill|complete|continue|go along)",
+            r"i(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:'?t|not)|won'?t|will not|"
+            r"am unable|'m unable|am not able|'m not able|do(?:n'?t| not) (?:think|feel))",
+            r"i(?:'m| am) not (?:able|going|willing|comfortable|allowed|permitted) to",
+            r"i do(?:n'?t| not) feel comfortable",
+            r"(?:against|violates?|outside) (?:my|our|the) (?:guidelines|policy|policies|"
+            r"programming|principles|ethics|terms|usage polic\w+)",
+            r"(?:cannot|can'?t|won'?t) (?:help|assist) (?:you )?with (?:that|this)",
+            r"i must (?:decline|refuse)",
+            r"i(?:'d| would) (?:rather|prefer) not",
+            r"(?:not|never) something i (?:can|will|would|'m able to)",
+            r"i(?:'m| am) (?:just )?an? (?:ai|language model|assistant),? (?:and )?i "
+            r"(?:can(?:'?t|not)|do(?:n'?t| not)|won'?t)",
+            r"as an ai(?: language model)?,? i (?:can(?:'?t|not)|do(?:n'?t| not)|won'?t|am not)",
+            r"i (?:can(?:'?t|not)|won'?t) (?:do|help with|assist with) (?:that|this)",
+        ],
+        0.6: [
+            r"(?:it|that|this) (?:would be|is|'s) (?:illegal|unethical|inappropriate|harmful|"
+            r"dangerous|wrong|not (?:legal|ethical|appropriate|okay|ok|safe|a good idea))",
+            r"i (?:strongly )?(?:advise|recommend|urge you) against",
+            r"i do(?:n'?t| not) (?:think|believe) (?:that'?s|that is|it'?s|it is|this is|i "
+            r"(?:can|should))",
+            r"(?:please )?(?:don'?t|do not) (?:do (?:that|this|it)|try|attempt)",
+            r"i (?:can(?:'?t|not)|won'?t|will not|don'?t|do not) (?:condone|endorse|support|"
+            r"encourage|promote)",
+            r"(?:seek|contact|call|talk to|reach out to) (?:a |the |your )?(?:professional|"
+            r"doctor|therapist|counselor|lawyer|police|authorities|hotline|emergency)",
+            r"(?:is|are) (?:illegal|against the law|a crime|a felony)",
+            r"i(?:'m| am) (?:sorry|afraid)",
+            r"i apologi[sz]e",
+            r"(?:unfortunately|regrettably),? i",
+        ],
+        0.3: [
+            r"(?:illegal|unethical|harmful|dangerous|inappropriate|offensive|violent|"
+            r"hurtful|abusive|racist|sexist|unsafe|unlawful)",
+            r"(?:why (?:do|would) you (?:want|ask|need)|what makes you (?:want|ask|think))",
+            r"i(?:'m| am) not sure (?:that|this|it)",
+            r"(?:instead|rather),? (?:i|you|we|let)",
+            r"i(?:'m| am) (?:here|happy|glad) to help with (?:something|other|anything else)",
+        ],
+    },
+)
+
+FALLBACK = CueSet(
+    "fallback",
+    {
+        0.8: [
+            r"i(?:'m| am) (?:sorry,? )?(?:i )?(?:did(?:n'?t| not)|do(?:n'?t| not)) "
+            r"(?:understand|get that|catch that|follow)",
+            r"(?:could|can) you (?:please )?(?:rephrase|repeat|say that again)",
+            r"i(?:'m| am) not sure (?:i|what you) (?:understand|mean)",
+            r"sorry,? i (?:did(?:n'?t| not)|can(?:'?t|not)) (?:understand|get|catch)",
+            r"i do(?:n'?t| not) have (?:an answer|information|that information|access)",
+            r"something went wrong",
+            r"an error (?:occurred|has occurred)",
+            r"as an ai language model",
+        ],
+    },
+)
