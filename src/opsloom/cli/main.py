@@ -429,6 +429,10 @@ from opsloom.cli.triggers import triggers_cli  # noqa: E402
 
 cli.add_typer(triggers_cli, name="triggers")
 
+from opsloom.cli.insights import insights_cli  # noqa: E402
+
+cli.add_typer(insights_cli, name="insights")
+
 
 def main() -> None:
     """Entry point of the ``opsloom`` script."""

@@ -1,0 +1,133 @@
+"""``opsloom insights``: analyse conversations offline, store results as events, show trends.
+
+``analyze FILE`` reads JSON Lines (or one JSON document; ``-`` is standard input) in any
+supported format and prints one result per conversation: JSON Lines with ``--json``, else a
+short line each. ``--store`` also stores the results as CloudEvents in the database so
+triggers start follow-up workflows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from opsloom.app import App
+from opsloom.cli.console import DbOption, JsonOption, client, err, fail, out
+from opsloom.insights.adapters import FORMATS, read_stream
+from opsloom.insights.analysis import Analysis
+from opsloom.insights.conversation import Conversation, ConversationFormatError
+from opsloom.insights.intake import analyze_into
+
+insights_cli = typer.Typer(help="Analyse LLM and chat conversations.", no_args_is_help=True)
+
+#: Conversations stored per transaction with ``--store``.
+_STORE_BATCH = 200
+
+FormatOption = Annotated[
+    str,
+    typer.Option("--format", help=f"Input format: {', '.join(FORMATS)} (auto detects per record)."),
+]
+
+
+def _open(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    file = Path(path)
+    if not file.is_file():
+        fail(f"{path}: no such file", 2)
+    return file.open("rb")
+
+
+def _summary(result: dict[str, Any]) -> str:
+    attention = result["attention"]
+    scores = " ".join(f"{k}={v['value']:.2f}" for k, v in result["scores"].items())
+    flags = ",".join(sorted({f["code"] for f in result["flags"]})) or "-"
+    mark = f"[red]ATTENTION {attention['priority']}[/red] " if attention["needed"] else ""
+    return f"{mark}{result['conversation']['id']}  {scores}  flags: {flags}"
+
+
+def _chunks(items: Iterator[Conversation], size: int) -> Iterator[list[Conversation]]:
+    chunk: list[Conversation] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@insights_cli.command("analyze")
+def analyze(
+    file: Annotated[str, typer.Argument(help="JSON Lines or JSON file; '-' for stdin.")],
+    format: FormatOption = "auto",
+    as_json: JsonOption = False,
+    store: Annotated[
+        bool, typer.Option("--store", help="Also store results as CloudEvents (see --db).")
+    ] = False,
+    db: DbOption = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these analyzers (repeatable).")
+    ] = None,
+) -> None:
+    """Analyse every conversation in FILE; one result per conversation."""
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
+    analysis = Analysis.discover(only=set(only) if only else None)
+    for skipped in analysis.skipped:
+        err.print(f"[yellow]skipped analyzer {skipped.name}:[/yellow] {escape(skipped.reason)}")
+    stream = _open(file)
+    name = "stdin" if file == "-" else file
+    # A progress line only where it cannot mix with results: stderr a terminal, stdout not.
+    show_progress = err.is_terminal and not out.is_terminal
+
+    def emit(result: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+        else:
+            out.print(_summary(result), highlight=False, soft_wrap=True)
+
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.completed} conversations"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show_progress,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("analyze", total=None)
+            chunks = _chunks(read_stream(stream, format, name=name), _STORE_BATCH)
+            if store:
+                client(db, lambda app: _store(app, analysis, chunks, emit, progress, task))
+            else:
+                for chunk in chunks:
+                    for conversation in chunk:
+                        emit(analysis.run(conversation))
+                    progress.advance(task, len(chunk))
+    except ConversationFormatError as exc:
+        fail(str(exc), 2)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+async def _store(
+    app: App,
+    analysis: Analysis,
+    chunks: Iterator[list[Conversation]],
+    emit: Callable[[dict[str, Any]], None],
+    progress: Progress,
+    task: TaskID,
+) -> None:
+    for chunk in chunks:
+        for stored in await analyze_into(app, analysis, chunk):
+            emit(stored.result)
+        progress.advance(task, len(chunk))

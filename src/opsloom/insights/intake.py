@@ -1,0 +1,68 @@
+"""Analysing conversations into the store, and reading analyses back.
+
+Used by the API and the CLI alike: results are stored as CloudEvents through the App's event
+intake (all events of one call in one transaction), which is what lets triggers start
+follow-up workflows; the latest ``analyzed`` event of a conversation is its analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opsloom.app import App
+from opsloom.insights.analysis import Analysis
+from opsloom.insights.conversation import Conversation
+from opsloom.insights.event import ANALYZED, SOURCE, events_of
+from opsloom.store.event import EventQuery
+from opsloom.triggers.cloudevent import CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What storing one conversation's analysis did."""
+
+    conversation_id: str
+    result: dict[str, Any]
+    events: list[str]
+    duplicates: list[str]
+
+
+async def analyze_into(
+    app: App, analysis: Analysis, conversations: Iterable[Conversation]
+) -> list[Stored]:
+    """Analyse ``conversations`` and store their events together (all or none).
+
+    Events already stored (same conversation analysed the same way, an attention rule that
+    fired before) are reported as duplicates and start nothing again.
+    """
+    results = [analysis.run(c) for c in conversations]
+    time = datetime.fromtimestamp(app.clock.now(), UTC).isoformat()
+    per_result: list[list[CloudEvent]] = [events_of(r, time) for r in results]
+    receipts = await app.emit_events([e for events in per_result for e in events])
+    stored: list[Stored] = []
+    position = 0
+    for result, events in zip(results, per_result, strict=True):
+        mine = receipts[position : position + len(events)]
+        position += len(events)
+        stored.append(
+            Stored(
+                conversation_id=result["conversation"]["id"],
+                result=result,
+                events=[r.event_id for r in mine if r.stored],
+                duplicates=[r.event_id for r in mine if not r.stored],
+            )
+        )
+    return stored
+
+
+async def latest_analysis(app: App, conversation_id: str) -> dict[str, Any] | None:
+    """The newest stored analysis of a conversation, or None."""
+    query = EventQuery(type=ANALYZED, source=SOURCE, subject=conversation_id, limit=1)
+    events = await app.store.list_events(query)
+    if not events:
+        return None
+    data: dict[str, Any] = events[0].event.data
+    return data
