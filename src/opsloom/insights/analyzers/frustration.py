@@ -45,7 +45,7 @@ class FrustrationAnalyzer:
             shouting,
             0.8 * signals.get("correction", 0.0),
             0.7 * signals.get("repeat", 0.0),
-            0.45 * signals.get("clarification", 0.0),
+            0.8 * signals.get("clarification", 0.0),
             0.6 * signals.get("escalation", 0.0),
         )
 

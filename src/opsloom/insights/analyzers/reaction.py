@@ -48,7 +48,8 @@ class RepetitionAnalyzer:
         for i in work.indexes("user"):
             words = content_words(work.words[i])
             similarity = 0.0
-            if len(words) >= 2:
+            # Two or three content words repeat by chance ("no, I don't like that").
+            if len(words) >= 3:
                 for other in earlier[-_LOOKBACK:]:
                     union = len(words | other)
                     if union:
