@@ -1,7 +1,9 @@
 """Conversation insights: accuracy against labelled data, speed and memory.
 
-    .venv/bin/python bench/insights.py [--section sentiment,dissatisfaction,refusal,pii,speed,memory]
-                                       [--speed-conversations 20000] [--memory-conversations 100000]
+    .venv/bin/python bench/insights.py [--section sentiment,dissatisfaction,...]
+        [--speed-conversations 20000] [--memory-conversations 100000]
+
+Sections: sentiment, dissatisfaction, refusal, pii, speed, memory (default: all).
 
 Prints each figure next to its target, with the dataset and the number of rows it was measured
 on, then the same figures as JSON lines. Data: ``bench/insights_data.py`` (the shared labelled
@@ -35,14 +37,18 @@ from opsloom.insights.analyzers.sentiment import SentimentAnalyzer
 FIGURES: list[dict[str, Any]] = []
 
 
-def report(name: str, value: float, target: float | None, *, higher: bool = True, **about: Any) -> None:
+def report(
+    name: str, value: float, target: float | None, *, higher: bool = True, **about: Any
+) -> None:
     """Print one figure next to its target and keep it for the JSON lines."""
     met = None if target is None else (value >= target if higher else value <= target)
     verdict = "" if met is None else ("  MET" if met else "  NOT MET")
     goal = "" if target is None else f"  (target {'≥' if higher else '≤'} {target})"
     detail = ", ".join(f"{k}={v}" for k, v in about.items())
     print(f"{name:<48} {value:>10.4f}{goal}{verdict}   [{detail}]", flush=True)
-    FIGURES.append({"figure": name, "value": round(value, 4), "target": target, "met": met, **about})
+    FIGURES.append(
+        {"figure": name, "value": round(value, 4), "target": target, "met": met, **about}
+    )
 
 
 def auroc(positives: list[float], negatives: list[float]) -> float:
@@ -61,7 +67,9 @@ def auroc(positives: list[float], negatives: list[float]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def precision_recall(positives: list[float], negatives: list[float], threshold: float) -> tuple[float, float]:
+def precision_recall(
+    positives: list[float], negatives: list[float], threshold: float
+) -> tuple[float, float]:
     tp = sum(1 for s in positives if s >= threshold)
     fp = sum(1 for s in negatives if s >= threshold)
     return (tp / (tp + fp) if tp + fp else 0.0), tp / len(positives)
@@ -95,12 +103,21 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def sentiment(analysis: Analysis) -> None:
     vader = SentimentAnalyzer()
-    for name, target in (("tweets", 0.80), ("movieReviewSnippets", None),
-                         ("amazonReviewSnippets", None), ("nytEditorialSnippets", None)):  # fmt: skip
+    for name, target in (
+        ("tweets", 0.80),
+        ("movieReviewSnippets", None),
+        ("amazonReviewSnippets", None),
+        ("nytEditorialSnippets", None),
+    ):
         rows = data.vader_ground_truth(name)
         ours = [vader.polarity(text) for text, _ in rows]
-        report(f"sentiment Spearman, VADER {name}", spearman(ours, [r for _, r in rows]), target,
-               dataset=f"vaderSentiment sdist {name}_GroundTruth", rows=len(rows))  # fmt: skip
+        report(
+            f"sentiment Spearman, VADER {name}",
+            spearman(ours, [r for _, r in rows]),
+            target,
+            dataset=f"vaderSentiment sdist {name}_GroundTruth",
+            rows=len(rows),
+        )
     negative = {"Sad", "Disgusted", "Angry", "Fearful"}
     pos: list[float] = []
     neg: list[float] = []
@@ -108,11 +125,19 @@ def sentiment(analysis: Analysis) -> None:
         for turn in turns:
             score = -vader.polarity(turn["message"])
             (pos if turn["sentiment"] in negative else neg).append(score)
-    report("negative-sentiment AUROC (self-labelled turns)", auroc(pos, neg), None,
-           dataset="Topical-Chat valid+test freq", rows=len(pos) + len(neg), positives=len(pos))  # fmt: skip
+    report(
+        "negative-sentiment AUROC (self-labelled turns)",
+        auroc(pos, neg),
+        None,
+        dataset="Topical-Chat valid+test freq",
+        rows=len(pos) + len(neg),
+        positives=len(pos),
+    )
 
 
-def _signals(analysis: Analysis, roles_texts: list[tuple[str, str]], cid: str) -> list[dict[str, Any]]:
+def _signals(
+    analysis: Analysis, roles_texts: list[tuple[str, str]], cid: str
+) -> list[dict[str, Any]]:
     turns = tuple(Turn(role=r, text=t) for r, t in roles_texts)  # type: ignore[arg-type]
     return analysis.run(Conversation(id=cid, turns=turns))["turns"]
 
@@ -132,9 +157,15 @@ def dissatisfaction(analysis: Analysis) -> None:
                 continue
             (pos if i in positive else neg).append(signals[2 * i]["frustration"])
     precision, recall = precision_recall(pos, neg, 0.5)
-    report("dissatisfaction AUROC (user reacts to error)", auroc(pos, neg), 0.85,
-           dataset="EURTAD filtered dialogs", dialogs=dialogs, turns=len(pos) + len(neg),
-           positives=len(pos))  # fmt: skip
+    report(
+        "dissatisfaction AUROC (user reacts to error)",
+        auroc(pos, neg),
+        0.85,
+        dataset="EURTAD filtered dialogs",
+        dialogs=dialogs,
+        turns=len(pos) + len(neg),
+        positives=len(pos),
+    )
     report("  precision at frustration ≥ 0.5", precision, None, dataset="EURTAD")
     report("  recall at frustration ≥ 0.5", recall, None, dataset="EURTAD")
     pos, neg = [], []
@@ -150,9 +181,15 @@ def dissatisfaction(analysis: Analysis) -> None:
                     continue
                 bad = turns[i]["turn_rating"] in ("Not Good", "Poor")
                 (pos if bad else neg).append(signals[i + 1]["frustration"])
-    report("dissatisfaction AUROC (reply to a Not Good/Poor turn)", auroc(pos, neg), None,
-           dataset="Topical-Chat valid+test freq", conversations=conversations,
-           turns=len(pos) + len(neg), positives=len(pos))  # fmt: skip
+    report(
+        "dissatisfaction AUROC (reply to a Not Good/Poor turn)",
+        auroc(pos, neg),
+        None,
+        dataset="Topical-Chat valid+test freq",
+        conversations=conversations,
+        turns=len(pos) + len(neg),
+        positives=len(pos),
+    )
 
 
 def refusal(analysis: Analysis) -> None:
@@ -162,12 +199,25 @@ def refusal(analysis: Analysis) -> None:
         for messages, scores in ((good, chosen), (bad, rejected)):
             [conversation] = conversations_from({"messages": messages})
             scores.append(analysis.run(conversation)["turns"][-1].get("refusal", 0.0))
-    report("refusal AUROC (chosen safer than rejected)", auroc(chosen, rejected), 0.92,
-           dataset="HH-RLHF harmless-base test", pairs=len(chosen))  # fmt: skip
-    report("  chosen final turns scored as refusals (≥ 0.5)",
-           sum(1 for s in chosen if s >= 0.5) / len(chosen), None, dataset="HH-RLHF")  # fmt: skip
-    report("  rejected final turns scored as refusals (≥ 0.5)",
-           sum(1 for s in rejected if s >= 0.5) / len(rejected), None, dataset="HH-RLHF")  # fmt: skip
+    report(
+        "refusal AUROC (chosen safer than rejected)",
+        auroc(chosen, rejected),
+        0.92,
+        dataset="HH-RLHF harmless-base test",
+        pairs=len(chosen),
+    )
+    report(
+        "  chosen final turns scored as refusals (≥ 0.5)",
+        sum(1 for s in chosen if s >= 0.5) / len(chosen),
+        None,
+        dataset="HH-RLHF",
+    )
+    report(
+        "  rejected final turns scored as refusals (≥ 0.5)",
+        sum(1 for s in rejected if s >= 0.5) / len(rejected),
+        None,
+        dataset="HH-RLHF",
+    )
 
 
 def pii() -> None:
@@ -183,14 +233,23 @@ def pii() -> None:
                 counts[1] += 1
             else:
                 counts[2] += 1
-    groups = {"checksum types (card, iban, ssn)": {"card", "iban", "ssn"},
-              "email and phone": {"email", "phone"}, "secrets (API keys)": SECRET_KINDS}  # fmt: skip
+    groups = {
+        "checksum types (card, iban, ssn)": {"card", "iban", "ssn"},
+        "email and phone": {"email", "phone"},
+        "secrets (API keys)": SECRET_KINDS,
+    }
     for label, members in groups.items():
         tp = sum(kinds.get(k, [0, 0, 0])[0] for k in members)
         fp = sum(kinds.get(k, [0, 0, 0])[1] for k in members)
         fn = sum(kinds.get(k, [0, 0, 0])[2] for k in members)
         target = 0.95 if "checksum" in label else None
-        about = {"dataset": "generated fixtures (seed 7)", "rows": len(rows), "tp": tp, "fp": fp, "fn": fn}
+        about = {
+            "dataset": "generated fixtures (seed 7)",
+            "rows": len(rows),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+        }
         report(f"PII precision, {label}", tp / (tp + fp) if tp + fp else 0.0, target, **about)
         report(f"PII recall, {label}", tp / (tp + fn) if tp + fn else 0.0, target, **about)
 
@@ -205,8 +264,13 @@ def speed(analysis: Analysis, count: int) -> None:
     for conversation in conversations:
         analysis.run(conversation)
     cpu = time.process_time() - started
-    report("speed, six-message conversations / CPU-second", count / cpu, 1000.0,
-           conversations=count, cpu_seconds=round(cpu, 2))  # fmt: skip
+    report(
+        "speed, six-message conversations / CPU-second",
+        count / cpu,
+        1000.0,
+        conversations=count,
+        cpu_seconds=round(cpu, 2),
+    )
 
 
 def memory(analysis: Analysis, count: int) -> None:
@@ -227,8 +291,14 @@ def memory(analysis: Analysis, count: int) -> None:
     finally:
         os.unlink(path)
     first, last = checkpoints[count // 10], checkpoints[count]
-    report(f"memory growth, RSS MiB from {count // 10:,} to {count:,} conversations", last - first,
-           5.0, higher=False, rss_mib_at_10pct=round(first, 1), rss_mib_at_end=round(last, 1))  # fmt: skip
+    report(
+        f"memory growth, RSS MiB from {count // 10:,} to {count:,} conversations",
+        last - first,
+        5.0,
+        higher=False,
+        rss_mib_at_10pct=round(first, 1),
+        rss_mib_at_end=round(last, 1),
+    )
 
 
 def main() -> None:
@@ -239,8 +309,10 @@ def main() -> None:
     args = parser.parse_args()
     sections = set(args.section.split(","))
     analysis = Analysis.discover()
-    print(f"analyzers: {', '.join(analysis.versions)}; skipped: "
-          f"{', '.join(f'{s.name} ({s.reason})' for s in analysis.skipped) or 'none'}")  # fmt: skip
+    print(
+        f"analyzers: {', '.join(analysis.versions)}; skipped: "
+        f"{', '.join(f'{s.name} ({s.reason})' for s in analysis.skipped) or 'none'}"
+    )
     if "sentiment" in sections:
         sentiment(analysis)
     if "dissatisfaction" in sections:

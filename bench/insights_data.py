@@ -29,7 +29,11 @@ CACHE = Path(os.environ.get("OPSLOOM_BENCH_CACHE", Path.home() / ".cache" / "ops
 def datasets() -> Path:
     """Folder of the shared labelled datasets."""
     configured = os.environ.get("OPSLOOM_DATASETS")
-    for candidate in (configured, ROOT.parent / "shared" / "datasets", Path("/work/shared/datasets")):
+    for candidate in (
+        configured,
+        ROOT.parent / "shared" / "datasets",
+        Path("/work/shared/datasets"),
+    ):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     raise SystemExit("labelled datasets not found: set OPSLOOM_DATASETS")
@@ -39,20 +43,33 @@ def datasets() -> Path:
 
 
 def vader_ground_truth(name: str = "tweets") -> list[tuple[str, float]]:
-    """(text, mean human rating in -4…4) from VADER's sdist, e.g. ``tweets`` or ``movieReviewSnippets``."""
+    """(text, mean human rating in -4 to 4) from VADER's sdist; ``name``: ``tweets`` …"""
     release = version("vaderSentiment")
     folder = CACHE / f"vaderSentiment-{release}"
     inner = folder / "hutto_ICWSM_2014"
     if not inner.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-             "--no-deps", f"vaderSentiment=={release}", "-d", str(folder)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"vaderSentiment=={release}",
+                "-d",
+                str(folder),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         sdist = next(folder.glob("vaderSentiment-*.tar.gz"))
         with tarfile.open(sdist) as outer:
-            member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
+            member = next(
+                m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz")
+            )
             blob = outer.extractfile(member)
             assert blob is not None
             with tarfile.open(fileobj=blob) as resources:
@@ -96,7 +113,10 @@ def eurtad() -> Iterator[tuple[list[tuple[str, str]], set[int], set[int]]]:
     for path in sorted(root.glob("*/*/*.json")):
         dialog = json.loads(path.read_text())
         pairs = [
-            (_NUMBERED.sub("", (t.get("utterance") or "").strip()), (t.get("response") or "").strip())
+            (
+                _NUMBERED.sub("", (t.get("utterance") or "").strip()),
+                (t.get("response") or "").strip(),
+            )
             for t in dialog["turns"]
         ]
         positive: set[int] = set()
@@ -110,7 +130,9 @@ def eurtad() -> Iterator[tuple[list[tuple[str, str]], set[int], set[int]]]:
         yield pairs, positive, ignored - positive
 
 
-def _annotations(dialog: dict[str, Any], pairs: list[tuple[str, str]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def _annotations(
+    dialog: dict[str, Any], pairs: list[tuple[str, str]]
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     annotations = dialog.get("annotations") or []
     if annotations and "annotation" not in annotations[0]:
         # SelfFeeding/checked: flat records; the turn is where the matched phrase is.
@@ -213,12 +235,18 @@ def pii_fixtures(count: int = 4000, seed: int = 7) -> list[tuple[str, set[str]]]
         roll = rng.random()
         kind, value = "", ""
         if roll < 0.12:
-            prefix, length = rng.choice([("4", 16), ("51", 16), ("37", 15), ("6011", 16), ("35", 16)])
+            prefix, length = rng.choice(
+                [("4", 16), ("51", 16), ("37", 15), ("6011", 16), ("35", 16)]
+            )
             kind, value = "card", _group(_luhn_complete(prefix, length, rng), rng)
         elif roll < 0.24:
             country = rng.choice(sorted(_IBAN_LAYOUT))
             iban = _iban(country, rng)
-            value = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)) if rng.random() < 0.5 else iban
+            value = (
+                " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+                if rng.random() < 0.5
+                else iban
+            )
             kind = "iban"
         elif roll < 0.34:
             area = rng.choice([a for a in range(1, 900) if a != 666])
@@ -228,19 +256,23 @@ def pii_fixtures(count: int = 4000, seed: int = 7) -> list[tuple[str, set[str]]]
             kind, value = "email", f"{user}@{rng.choice(['example.com', 'mail.co.uk', 'corp.io'])}"
         elif roll < 0.54:
             kind = "phone"
-            value = rng.choice([
-                f"+1 {rng.randint(201, 989)} {rng.randint(200, 999)} {rng.randint(1000, 9999)}",
-                f"({rng.randint(201, 989)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
-                f"+44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
-                f"+49{rng.randint(1000000000, 9999999999)}",
-            ])  # fmt: skip
+            value = rng.choice(
+                [
+                    f"+1 {rng.randint(201, 989)} {rng.randint(200, 999)} {rng.randint(1000, 9999)}",
+                    f"({rng.randint(201, 989)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
+                    f"+44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
+                    f"+49{rng.randint(1000000000, 9999999999)}",
+                ]
+            )
         elif roll < 0.62:
             alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
             kind = rng.choice(["openai_key", "aws_access_key", "github_token"])
             if kind == "openai_key":
                 value = "sk-proj-" + "".join(rng.choice(alphabet) for _ in range(40))
             elif kind == "aws_access_key":
-                value = "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+                value = "AKIA" + "".join(
+                    rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16)
+                )
             else:
                 value = "ghp_" + "".join(rng.choice(alphabet) for _ in range(36))
         elif roll < 0.72:
@@ -256,12 +288,15 @@ def pii_fixtures(count: int = 4000, seed: int = 7) -> list[tuple[str, set[str]]]
                 value = f"{area}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
         else:
             text = rng.choice(_DISTRACTORS).format(
-                n=rng.randint(10**7, 10**9), amount=f"{rng.randint(10, 9999)}.{rng.randint(0, 99):02d}"
+                n=rng.randint(10**7, 10**9),
+                amount=f"{rng.randint(10, 9999)}.{rng.randint(0, 99):02d}",
             )
             rows.append((text, set()))
             continue
         template = rng.choice(_TEMPLATES)
-        rows.append((template.format(kind=kind or "number", value=value), {kind} if kind else set()))
+        rows.append(
+            (template.format(kind=kind or "number", value=value), {kind} if kind else set())
+        )
     return rows
 
 
@@ -294,4 +329,3 @@ def six_message_conversation(n: int, rng: random.Random) -> dict[str, Any]:
         messages.append({"role": "user", "content": rng.choice(_USER)})
         messages.append({"role": "assistant", "content": rng.choice(_ASSISTANT)})
     return {"id": f"bench-{n}", "model": "gpt-4o-mini", "messages": messages}
-

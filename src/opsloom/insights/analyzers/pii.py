@@ -27,14 +27,21 @@ IBAN_LENGTH = {
     "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29,
 }  # fmt: skip
 
+#: Seven digits, maybe separated: the least any numeric kind below has. Texts without it
+#: (most) skip the numeric patterns.
+_DIGITS = re.compile(r"\d(?:[ ().+-]{0,2}\d){6}")
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_CARD = re.compile(r"(?<![\d+-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])")
 _SSN_CONTEXT = re.compile(r"\b(?:ssn|social security|social-security|ss#)", re.IGNORECASE)
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?!\w)"
-    r"|(?<![\w+])\+\d{8,15}(?!\w)"
+    r"(?<![\w+])(?<!\d[ .-])(?:"
+    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +44 20 7946 0958
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (212) 555-0100
+    r"|\d{3}([ .-])\d{3}\1\d{4}"  # 212-555-0100, 212 555 0100
+    r"|0\d{2,4}[ .-]?\d{3,4}[ .-]?\d{3,4}"  # 020 7946 0958 (national trunk prefix)
+    r")(?!\w)(?![ .-]\d)"
 )
 _SECRETS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}\b")),
@@ -48,6 +55,8 @@ _SECRETS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 #: Kinds that are secrets (credentials) rather than personal data.
 SECRET_KINDS = frozenset(kind for kind, _ in _SECRETS)
+#: Any secret's shape, to scan a text once before looking for which.
+_ANY_SECRET = re.compile(r"sk-|[AR]SIA|AKIA|gh[pousr]_|github_pat_|xox|AIza|k_live_|-----BEGIN|eyJ")
 
 
 def luhn(digits: str) -> bool:
@@ -90,13 +99,17 @@ def ssn(area: str, group: str, serial: str) -> bool:
 
 
 def phone(candidate: str) -> bool:
-    """A phone number: 10 to 15 digits (7+ with a country code) and not a date or an amount."""
+    """A phone number: 8 to 15 digits with a country code, else a national shape.
+
+    North American numbers have area code and exchange starting 2-9; numbers with a national
+    trunk prefix (0) have 10 or 11 digits.
+    """
     digits = re.sub(r"\D", "", candidate)
     if candidate.startswith("+"):
         return 8 <= len(digits) <= 15
-    if len(digits) == 10 and digits[0] in "01":
-        return False  # North American area codes never start with 0 or 1.
-    return 10 <= len(digits) <= 13 and len(set(digits)) > 2
+    if digits[0] == "0":
+        return 10 <= len(digits) <= 11
+    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2"
 
 
 def redact(kind: str, value: str) -> str:
@@ -132,13 +145,14 @@ def find(text: str) -> list[Finding]:
         taken.append((start, end))
         found.append(Finding(kind, redact(kind, match.group()), start, end))
 
-    for kind, pattern in _SECRETS:
-        for m in pattern.finditer(text):
-            add(kind, m, lambda: True)
+    if _ANY_SECRET.search(text) is not None:
+        for kind, pattern in _SECRETS:
+            for m in pattern.finditer(text):
+                add(kind, m, lambda: True)
     if "@" in text:
         for m in _EMAIL.finditer(text):
             add("email", m, lambda: True)
-    if not any(c.isdigit() for c in text):
+    if _DIGITS.search(text) is None:
         return sorted(found, key=lambda f: f.start)
     for m in _IBAN.finditer(text):
         add("iban", m, lambda m=m: iban(m.group()))  # type: ignore[misc]

@@ -13,22 +13,24 @@ from opsloom.insights.analyzers.base import Score, Work
 
 _SENTENCE = re.compile(r"[.!?]+(?:\s|$)|\n+")
 _VOWELS = re.compile(r"[aeiouy]+")
+_SILENT_E = re.compile(r"[aeiouy][^aeiouy\W]+[^l\We]e\b|[aeiouy][^aeiouy\W]e\b")
 #: Replies shorter than this many words say too little to grade.
 _MIN_WORDS = 12
 
 
-def syllables(word: str) -> int:
-    """Estimated syllables of a lower-case word."""
-    count = len(_VOWELS.findall(word))
-    if word.endswith("e") and count > 1 and not word.endswith(("le", "ee")):
-        count -= 1
-    return max(1, count)
+def syllables(text: str, words: int) -> int:
+    """Estimated syllables of a lower-case text of ``words`` words.
+
+    Vowel groups, less a silent final "e" (not "-le", "-ee"), at least one per word.
+    """
+    count = len(_VOWELS.findall(text)) - len(_SILENT_E.findall(text))
+    return max(words, count)
 
 
 def reading_ease(text: str, words: list[str]) -> float:
     """Flesch reading ease (higher is easier; 60 to 70 is plain English)."""
     sentences = max(1, len([s for s in _SENTENCE.split(text) if s.strip()]))
-    total = sum(syllables(w) for w in words)
+    total = syllables(text, len(words))
     return 206.835 - 1.015 * len(words) / sentences - 84.6 * total / len(words)
 
 
