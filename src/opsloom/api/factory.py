@@ -11,7 +11,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from opsloom.api.auth import authenticated
 from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
-from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
+from opsloom.api.routes import (
+    approvals,
+    conversations,
+    events,
+    health,
+    hooks,
+    runs,
+    workflows,
+)
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.humans.identity import (
@@ -89,6 +97,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(conversations.router)
 
     api.include_router(health.router)
     # Webhook sources, Slack's buttons and the one-time approval links check their own

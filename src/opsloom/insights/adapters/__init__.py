@@ -104,7 +104,15 @@ def _join(items: Iterable[Conversation]) -> Iterator[Conversation]:
     pending: Conversation | None = None
     for conversation in items:
         if pending is not None and pending.id == conversation.id:
-            pending = replace(pending, turns=pending.turns + conversation.turns)
+            # A later record may repeat the start (the system prompt): keep it once.
+            known, more = pending.turns, conversation.turns
+            same = 0
+            while same < min(len(known), len(more)) and (known[same].role, known[same].text) == (
+                more[same].role,
+                more[same].text,
+            ):
+                same += 1
+            pending = replace(pending, turns=known + more[same:])
             continue
         if pending is not None:
             yield pending

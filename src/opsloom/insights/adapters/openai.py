@@ -41,7 +41,7 @@ def looks_like(payload: object) -> bool:
     if isinstance(payload, list):
         return bool(payload) and all(isinstance(m, dict) and "role" in m for m in payload[:3])
     if isinstance(payload, dict):
-        return isinstance(payload.get("messages"), list) or isinstance(payload.get("request"), dict)
+        return "messages" in payload or isinstance(payload.get("request"), dict)
     return False
 
 
