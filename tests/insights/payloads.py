@@ -192,9 +192,9 @@ def openinference_spans() -> list[dict[str, Any]]:
                 "llm.input_messages.0.message.role": "system",
                 "llm.input_messages.0.message.content": "Be brief.",
                 "llm.input_messages.1.message.role": "user",
-                "llm.input_messages.1.message.content": "My card 4111 1111 1111 1111 was charged twice",
+                "llm.input_messages.1.message.content": "I was charged twice for order 88",
                 "llm.output_messages.0.message.role": "assistant",
-                "llm.output_messages.0.message.content": "Sorry about that. I have opened a refund.",
+                "llm.output_messages.0.message.content": "Sorry! I have opened a refund.",
             },
         }
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from conftest import Run
-
 from opsloom.insights import Analysis, Conversation, ToolCall, Turn
 
 

@@ -65,7 +65,7 @@ def test_secrets__vendor_key_shapes() -> None:
         "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB and -----BEGIN RSA PRIVATE KEY-----"
     )
     assert kinds(text) == ["openai_key", "aws_access_key", "github_token", "private_key"]
-    assert [f.redacted for f in find(text)][0] == "[openai_key]"
+    assert find(text)[0].redacted == "[openai_key]"
 
 
 def test_email__redacted_keeps_only_the_domain() -> None:
