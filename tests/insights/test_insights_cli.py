@@ -106,3 +106,15 @@ def test_analyze__store_writes_events_once(tmp_path: Path) -> None:
     expected = [r["conversation"]["id"] for r in runs[0] for _ in r["attention"]["reasons"]]
     assert sorted(attention) == sorted(expected)
     assert "angry-1" in attention
+
+
+def test_batch__durable_run_resumed_by_the_same_command(tmp_path: Path) -> None:
+    file = write_jsonl(tmp_path / "c.jsonl", ANGRY, OPENAI_TOOLS)
+    db = f"sqlite:///{tmp_path / 'b.db'}"
+    first = opsloom("insights", "batch", str(file), "--db", db, "--json")
+    assert first.returncode == 0, first.stderr
+    totals = json.loads(first.stdout)
+    assert totals["conversations"] == 2
+    assert totals["run_id"].startswith("insights-")
+    second = opsloom("insights", "batch", str(file), "--db", db, "--json")
+    assert json.loads(second.stdout) == totals  # the same run, not a new analysis

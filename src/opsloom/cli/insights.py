@@ -8,6 +8,7 @@ triggers start follow-up workflows.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +20,21 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from opsloom.app import App
-from opsloom.cli.console import DbOption, JsonOption, client, err, fail, out
+from opsloom.cli.console import (
+    DbOption,
+    JsonOption,
+    client,
+    err,
+    execute,
+    fail,
+    out,
+    print_json,
+)
 from opsloom.insights.adapters import FORMATS, read_stream
 from opsloom.insights.analysis import Analysis
 from opsloom.insights.conversation import Conversation, ConversationFormatError
 from opsloom.insights.intake import analyze_into
+from opsloom.worker import WorkerOptions
 
 insights_cli = typer.Typer(help="Analyse LLM and chat conversations.", no_args_is_help=True)
 
@@ -131,3 +142,44 @@ async def _store(
         for stored in await analyze_into(app, analysis, chunk):
             emit(stored.result)
         progress.advance(task, len(chunk))
+
+
+@insights_cli.command("batch")
+def batch(
+    file: Annotated[str, typer.Argument(help="JSON Lines file.")],
+    format: FormatOption = "auto",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Analyse FILE as a durable run and store the results as events.
+
+    The run id derives from the file's path, size and modification time: after a crash, the
+    same command resumes the same run where it stopped, and nothing is stored twice.
+    """
+    from opsloom.insights.batch import WORKFLOW, register
+
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
+    path = Path(file).resolve()
+    if not path.is_file():
+        fail(f"{file}: no such file", 2)
+    stat = path.stat()
+    digest = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    app = App(db, worker=WorkerOptions())
+    register(app)
+
+    async def go() -> Any:
+        async with app:
+            handle = await app.start(
+                WORKFLOW, {"path": str(path), "format": format}, run_id=f"insights-{digest[:24]}"
+            )
+            return handle.run_id, await handle.result()
+
+    run_id, totals = execute(go)
+    if as_json:
+        print_json({"run_id": run_id, **totals})
+    else:
+        out.print(
+            f"run {run_id}: {totals['conversations']} conversations in {totals['chunks']} "
+            f"chunks, {totals['attention']} need attention, {totals['events']} new events"
+        )

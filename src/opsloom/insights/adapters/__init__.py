@@ -100,19 +100,24 @@ def _records(head: Any, stream: IO[bytes], format: str, name: str) -> Iterator[C
         yield from conversations_from(payload, format, where=f"{name}:{number}")
 
 
+def merge(first: Conversation, second: Conversation) -> Conversation:
+    """``second`` continuing ``first`` (same id): turns appended, a repeated start kept once."""
+    # A later record may repeat the start (the system prompt, earlier messages).
+    known, more = first.turns, second.turns
+    same = 0
+    while same < min(len(known), len(more)) and (known[same].role, known[same].text) == (
+        more[same].role,
+        more[same].text,
+    ):
+        same += 1
+    return replace(first, turns=known + more[same:])
+
+
 def _join(items: Iterable[Conversation]) -> Iterator[Conversation]:
     pending: Conversation | None = None
     for conversation in items:
         if pending is not None and pending.id == conversation.id:
-            # A later record may repeat the start (the system prompt): keep it once.
-            known, more = pending.turns, conversation.turns
-            same = 0
-            while same < min(len(known), len(more)) and (known[same].role, known[same].text) == (
-                more[same].role,
-                more[same].text,
-            ):
-                same += 1
-            pending = replace(pending, turns=known + more[same:])
+            pending = merge(pending, conversation)
             continue
         if pending is not None:
             yield pending
@@ -121,4 +126,4 @@ def _join(items: Iterable[Conversation]) -> Iterator[Conversation]:
         yield pending
 
 
-__all__ = ["FORMATS", "Format", "conversations_from", "detect", "read_stream"]
+__all__ = ["FORMATS", "Format", "conversations_from", "detect", "merge", "read_stream"]
