@@ -18,6 +18,7 @@ import orjson
 import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from opsloom.app import App
 from opsloom.cli.console import (
@@ -33,7 +34,9 @@ from opsloom.cli.console import (
 from opsloom.insights.adapters import FORMATS, read_stream
 from opsloom.insights.analysis import Analysis
 from opsloom.insights.conversation import Conversation, ConversationFormatError
-from opsloom.insights.intake import analyze_into
+from opsloom.insights.event import anomaly_event
+from opsloom.insights.intake import analyze_into, stored_results
+from opsloom.insights.trend import DIMENSIONS, Trends
 from opsloom.worker import WorkerOptions
 
 insights_cli = typer.Typer(help="Analyse LLM and chat conversations.", no_args_is_help=True)
@@ -182,4 +185,66 @@ def batch(
         out.print(
             f"run {run_id}: {totals['conversations']} conversations in {totals['chunks']} "
             f"chunks, {totals['attention']} need attention, {totals['events']} new events"
+        )
+
+
+@insights_cli.command("trends")
+def trends(
+    results: Annotated[
+        str | None,
+        typer.Option("--results", help="Results of `analyze --json` (JSON Lines); else the store."),
+    ] = None,
+    window: Annotated[str, typer.Option("--window", help="hour or day.")] = "day",
+    by: Annotated[str, typer.Option("--by", help=f"Dimension: {', '.join(DIMENSIONS)}.")] = "model",
+    store_anomalies: Annotated[
+        bool, typer.Option("--store-anomalies", help="Store anomalies as CloudEvents.")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Counts, score quantiles and flag rates per window and dimension; rate anomalies."""
+    if window not in ("hour", "day"):
+        fail(f"--window must be hour or day, not {window!r}", 2)
+    if by not in DIMENSIONS:
+        fail(f"--by must be one of {', '.join(DIMENSIONS)}, not {by!r}", 2)
+    table = Trends(window, by)  # type: ignore[arg-type]
+    if results is not None:
+        stream = _open(results)
+        with stream:
+            for number, line in enumerate(stream, start=1):
+                if line.strip():
+                    try:
+                        table.add(orjson.loads(line))
+                    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                        fail(f"{results}:{number}: not an analysis result ({exc})", 2)
+    if results is None or store_anomalies:
+
+        async def from_store(app: App) -> None:
+            if results is None:
+                async for result, moment in stored_results(app):
+                    table.add(result, moment)
+            if store_anomalies:
+                await app.emit_events([anomaly_event(a) for a in table.anomalies()])
+
+        client(db, from_store)
+    rows = list(table.rows())
+    anomalies = table.anomalies()
+    if as_json:
+        print_json({"rows": rows, "anomalies": anomalies})
+        return
+    grid = Table("window", by, "conversations", "attention", "top flags")
+    for row in rows:
+        top = sorted(row["flags"].items(), key=lambda kv: -kv[1]["count"])[:3]
+        grid.add_row(
+            row["window"][:16],
+            row["value"],
+            str(row["conversations"]),
+            f"{row['attention']['rate']:.0%}",
+            ", ".join(f"{code} {v['rate']:.0%}" for code, v in top) or "-",
+        )
+    out.print(grid)
+    for anomaly in anomalies:
+        out.print(
+            f"[red]anomaly[/red] {anomaly['value']}: {anomaly['flag']} at "
+            f"{anomaly['rate']['rate']:.0%} (baseline {anomaly['baseline']['rate']:.0%})"
         )

@@ -24,6 +24,7 @@ from opsloom.triggers.cloudevent import CloudEvent, parse_event
 SOURCE = "/opsloom/insights"
 ANALYZED = "io.opsloom.conversation.analyzed.v1"
 ATTENTION = "io.opsloom.conversation.attention.v1"
+ANOMALY = "io.opsloom.conversation.anomaly.v1"
 
 
 def _digest(*parts: object) -> str:
@@ -88,3 +89,20 @@ def events_of(result: dict[str, Any], time: str | None = None) -> list[CloudEven
     """All events of one result, validated, ready for :meth:`opsloom.app.App.emit_events`."""
     raw = [analyzed_event(result, time), *attention_events(result, time)]
     return [parse_event(e) for e in raw]
+
+
+def anomaly_event(anomaly: dict[str, Any]) -> CloudEvent:
+    """A flag-rate anomaly (see :mod:`opsloom.insights.trend`) as an event, once per window."""
+    key = (anomaly["window"], anomaly["dimension"], anomaly["value"], anomaly["flag"])
+    return parse_event(
+        {
+            "specversion": "1.0",
+            "id": f"anomaly-{_digest(*key)}",
+            "source": SOURCE,
+            "type": ANOMALY,
+            "subject": f"{anomaly['dimension']}={anomaly['value']}",
+            "datacontenttype": "application/json",
+            "flag": anomaly["flag"],
+            "data": anomaly,
+        }
+    )

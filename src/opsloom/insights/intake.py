@@ -7,7 +7,7 @@ follow-up workflows; the latest ``analyzed`` event of a conversation is its anal
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,3 +66,21 @@ async def latest_analysis(app: App, conversation_id: str) -> dict[str, Any] | No
         return None
     data: dict[str, Any] = events[0].event.data
     return data
+
+
+async def stored_results(
+    app: App, limit: int = 100_000
+) -> AsyncIterator[tuple[dict[str, Any], datetime | None]]:
+    """Stored analyses, newest first, with when they were stored (pages of 1,000)."""
+    before: int | None = None
+    seen = 0
+    while seen < limit:
+        page = await app.store.list_events(
+            EventQuery(type=ANALYZED, source=SOURCE, before=before, limit=min(1000, limit - seen))
+        )
+        if not page:
+            return
+        for stored in page:
+            yield stored.event.data, datetime.fromtimestamp(stored.received_at, UTC)
+        seen += len(page)
+        before = page[-1].seq
