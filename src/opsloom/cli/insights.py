@@ -33,6 +33,7 @@ from opsloom.cli.console import (
 )
 from opsloom.insights.adapters import FORMATS, read_stream
 from opsloom.insights.analysis import Analysis
+from opsloom.insights.analyzers.judge import JudgeAnalyzer, JudgeOptions
 from opsloom.insights.conversation import Conversation, ConversationFormatError
 from opsloom.insights.event import anomaly_event
 from opsloom.insights.intake import analyze_into, stored_results
@@ -90,11 +91,27 @@ def analyze(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Run only these analyzers (repeatable).")
     ] = None,
+    judge_url: Annotated[
+        str | None,
+        typer.Option("--judge-url", help="OpenAI-compatible API (…/v1) for the LLM judge."),
+    ] = None,
+    judge_model: Annotated[
+        str, typer.Option("--judge-model", help="Model the judge asks.")
+    ] = "gpt-4o-mini",
+    judge_key: Annotated[
+        str | None,
+        typer.Option("--judge-key", envvar="OPSLOOM_JUDGE_API_KEY", help="The judge's API key."),
+    ] = None,
 ) -> None:
     """Analyse every conversation in FILE; one result per conversation."""
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
-    analysis = Analysis.discover(only=set(only) if only else None)
+    extra = (
+        [JudgeAnalyzer(JudgeOptions(url=judge_url, model=judge_model, api_key=judge_key))]
+        if judge_url
+        else []
+    )
+    analysis = Analysis.discover(only=set(only) if only else None, extra=extra)
     for skipped in analysis.skipped:
         err.print(f"[yellow]skipped analyzer {skipped.name}:[/yellow] {escape(skipped.reason)}")
     stream = _open(file)

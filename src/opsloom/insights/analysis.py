@@ -160,6 +160,9 @@ class Analysis:
                 log.warning("analyzer %s failed on %s: %s", analyzer.name, conversation.id, exc)
                 failed.append(Skipped(analyzer.name, f"failed: {type(exc).__name__}: {exc}"))
         outcome = rule.apply(work.flags, work.scores)
+        summary = work.shared.get("judge_summary")
+        if summary:
+            outcome["insights"].append({"rule": "judge", "text": str(summary)})
         return {
             "version": RESULT_VERSION,
             "conversation": _describe(conversation),
