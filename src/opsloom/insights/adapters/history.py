@@ -2,7 +2,41 @@
 
 from __future__ import annotations
 
-from opsloom.insights.conversation import Turn
+from typing import Any
+
+import orjson
+
+from opsloom.insights.adapters.value import as_str, content_text
+from opsloom.insights.conversation import ToolCall, Turn, normalise_role
+
+
+def tool_calls(message: dict[str, Any]) -> tuple[ToolCall, ...]:
+    """A logged message's tool calls: OpenAI's nested ``function`` or flat name/arguments."""
+    calls = []
+    for call in message.get("tool_calls") or ():
+        if not isinstance(call, dict):
+            continue
+        function = call["function"] if isinstance(call.get("function"), dict) else call
+        name = as_str(function.get("name"))
+        if name is None:
+            continue
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode() if arguments is not None else ""
+        calls.append(ToolCall(name=name, arguments=arguments, id=as_str(call.get("id"))))
+    return tuple(calls)
+
+
+def message_turn(message: object, where: str) -> Turn:
+    """A turn from a logged input message (a role/content object, or bare text)."""
+    if not isinstance(message, dict):
+        return Turn(role="user", text=content_text(message))
+    return Turn(
+        role=normalise_role(message.get("role") or "user", where=where),
+        text=content_text(message.get("content")),
+        tool_calls=tool_calls(message),
+        tool_call_id=as_str(message.get("tool_call_id")),
+    )
 
 
 def append_new(turns: list[Turn], inputs: list[Turn], tool_spans: bool) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloom.insights.adapters.history import append_new
+from opsloom.insights.adapters.history import append_new, message_turn, tool_calls
 from opsloom.insights.adapters.value import (
     as_float,
     as_int,
@@ -25,7 +25,6 @@ from opsloom.insights.adapters.value import (
 from opsloom.insights.conversation import (
     Conversation,
     ConversationFormatError,
-    ToolCall,
     Turn,
     normalise_role,
 )
@@ -107,40 +106,10 @@ def _input_turns(raw: object, where: str, time: Any = None) -> list[Turn]:
     if isinstance(raw, dict) and isinstance(raw.get("messages"), list):
         raw = raw["messages"]
     if isinstance(raw, list):
-        return [_message_turn(m, f"{where}.input[{i}]") for i, m in enumerate(raw)]
+        return [message_turn(m, f"{where}.input[{i}]") for i, m in enumerate(raw)]
     if raw is None:
         return []
     return [Turn(role="user", text=content_text(raw), time=time)]
-
-
-def _message_turn(message: object, where: str) -> Turn:
-    if not isinstance(message, dict):
-        return Turn(role="user", text=content_text(message))
-    return Turn(
-        role=normalise_role(message.get("role") or "user", where=where),
-        text=content_text(message.get("content")),
-        tool_calls=_calls(message),
-        tool_call_id=as_str(message.get("tool_call_id")),
-    )
-
-
-def _calls(message: dict[str, Any]) -> tuple[ToolCall, ...]:
-    calls = []
-    for call in message.get("tool_calls") or ():
-        if isinstance(call, dict):
-            function: dict[str, Any] = (
-                call["function"] if isinstance(call.get("function"), dict) else call
-            )
-            if as_str(function.get("name")):
-                arguments = function.get("arguments", "")
-                calls.append(
-                    ToolCall(
-                        name=str(function["name"]),
-                        arguments=arguments if isinstance(arguments, str) else str(arguments),
-                        id=as_str(call.get("id")),
-                    )
-                )
-    return tuple(calls)
 
 
 def _unwrap_output(output: object) -> object:
@@ -168,7 +137,7 @@ def _output_turns(obs: dict[str, Any], where: str) -> list[Turn]:
             input_tokens=as_int(usage.get("input")),
             output_tokens=as_int(usage.get("output")),
             cost=as_float(obs.get("calculatedTotalCost")) or as_float(cost.get("total")),
-            tool_calls=_calls(message),
+            tool_calls=tool_calls(message),
             finish_reason=as_str(message.get("finish_reason"))
             or as_str((obs.get("metadata") or {}).get("finish_reason")),
             error=(as_str(obs.get("statusMessage")) or "generation failed") if failed else None,

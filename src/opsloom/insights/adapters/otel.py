@@ -25,12 +25,11 @@ from typing import Any
 
 import orjson
 
-from opsloom.insights.adapters.history import append_new
+from opsloom.insights.adapters.history import append_new, message_turn, tool_calls
 from opsloom.insights.adapters.value import as_float, as_int, as_str, content_text, parse_time
 from opsloom.insights.conversation import (
     Conversation,
     ConversationFormatError,
-    ToolCall,
     Turn,
     normalise_role,
 )
@@ -134,7 +133,7 @@ def _conversation(
         inputs, outputs = _messages(attrs, span)
         if not inputs and not outputs:
             continue
-        append_new(turns, [_plain_turn(m, where) for m in inputs], tool_spans)
+        append_new(turns, [message_turn(m, where) for m in inputs], tool_spans)
         for message in outputs:
             turns.append(_output_turn(message, attrs, span, start, end, where))
     tags = first_attrs.get("tag.tags")
@@ -275,25 +274,6 @@ def _event_messages(span: dict[str, Any]) -> tuple[list[dict[str, Any]], list[di
     return inputs, outputs
 
 
-def _plain_turn(message: dict[str, Any], where: str) -> Turn:
-    return Turn(
-        role=normalise_role(message.get("role") or "user", where=where),
-        text=content_text(message.get("content")),
-        tool_calls=_calls(message),
-        tool_call_id=as_str(message.get("tool_call_id")),
-    )
-
-
-def _calls(message: dict[str, Any]) -> tuple[ToolCall, ...]:
-    return tuple(
-        ToolCall(
-            name=str(c.get("name")), arguments=content_text(c.get("arguments")), id=c.get("id")
-        )
-        for c in message.get("tool_calls") or ()
-        if isinstance(c, dict) and c.get("name")
-    )
-
-
 def _output_turn(
     message: dict[str, Any],
     attrs: Attributes,
@@ -325,7 +305,7 @@ def _output_turn(
             or attrs.get("llm.token_count.completion")
         ),
         cost=as_float(attrs.get("gen_ai.usage.cost") or attrs.get("llm.cost.total")),
-        tool_calls=_calls(message),
+        tool_calls=tool_calls(message),
         finish_reason=as_str(finish),
         error=as_str(status.get("message")) if status.get("code") in _ERROR_STATUS else None,
     )
