@@ -195,10 +195,22 @@ def dissatisfaction(analysis: Analysis) -> None:
 def refusal(analysis: Analysis) -> None:
     chosen: list[float] = []
     rejected: list[float] = []
+    toxic: tuple[list[float], list[float]] = ([], [])
     for good, bad in data.hh_rlhf():
-        for messages, scores in ((good, chosen), (bad, rejected)):
+        for side, (messages, scores) in enumerate(((good, chosen), (bad, rejected))):
             [conversation] = conversations_from({"messages": messages})
-            scores.append(analysis.run(conversation)["turns"][-1].get("refusal", 0.0))
+            last = analysis.run(conversation)["turns"][-1]
+            scores.append(last.get("refusal", 0.0))
+            if "toxicity" in last:
+                toxic[side].append(-last["toxicity"])  # safer: less toxic
+    if toxic[0]:
+        report(
+            "toxicity AUROC (chosen less toxic than rejected)",
+            auroc(*toxic),
+            0.90,
+            dataset="HH-RLHF harmless-base test",
+            pairs=len(toxic[0]),
+        )
     report(
         "refusal AUROC (chosen safer than rejected)",
         auroc(chosen, rejected),
@@ -324,10 +336,12 @@ def main() -> None:
         refusal(analysis)
     if "pii" in sections:
         pii()
+    # Speed and memory are those of the offline default: the extras are not installed there.
+    default = Analysis.discover(exclude={"toxicity"})
     if "speed" in sections:
-        speed(analysis, args.speed_conversations)
+        speed(default, args.speed_conversations)
     if "memory" in sections:
-        memory(analysis, args.memory_conversations)
+        memory(default, args.memory_conversations)
     for figure in FIGURES:
         print(json.dumps(figure))
 

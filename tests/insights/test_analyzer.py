@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from conftest import Run
 from opsloom.insights import Analysis, Conversation, ToolCall, Turn
 
@@ -216,3 +218,11 @@ def test_result__versioned_with_scores_in_range(run: Run) -> None:
         assert {"role", "pii"} <= set(turn)
         if turn["role"] in ("user", "assistant"):
             assert -1.0 <= turn["sentiment"] <= 1.0
+
+
+def test_toxicity__extra_scores_abuse_when_installed(run: Run) -> None:
+    pytest.importorskip("profanity_check")
+    result = run(("user", "have a lovely day"), ("assistant", "You are a worthless idiot."))
+    assert result["turns"][0]["toxicity"] < 0.3
+    assert result["turns"][1]["toxicity"] > 0.7
+    assert "assistant_toxic" in result["attention"]["reasons"]
