@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-peers clean
+.PHONY: run test lint typecheck bench bench-peers bench-insights clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 bench-peers: $(STAMP)
 	$(BIN)/python bench/run.py --peers $(ARGS)
+
+bench-insights: $(STAMP)
+	$(BIN)/python bench/insights.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
