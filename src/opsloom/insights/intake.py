@@ -7,6 +7,7 @@ follow-up workflows; the latest ``analyzed`` event of a conversation is its anal
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,9 @@ async def analyze_into(
     Events already stored (same conversation analysed the same way, an attention rule that
     fired before) are reported as duplicates and start nothing again.
     """
-    results = [analysis.run(c) for c in conversations]
+    batch = list(conversations)
+    # Analysis is CPU work (and the judge's HTTP calls block): off the event loop.
+    results = await asyncio.to_thread(lambda: [analysis.run(c) for c in batch])
     time = datetime.fromtimestamp(app.clock.now(), UTC).isoformat()
     per_result: list[list[CloudEvent]] = [events_of(r, time) for r in results]
     receipts = await app.emit_events([e for events in per_result for e in events])
