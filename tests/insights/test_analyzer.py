@@ -226,3 +226,19 @@ def test_toxicity__extra_scores_abuse_when_installed(run: Run) -> None:
     assert result["turns"][0]["toxicity"] < 0.3
     assert result["turns"][1]["toxicity"] > 0.7
     assert "assistant_toxic" in result["attention"]["reasons"]
+
+
+def test_closed__inactivity_closes_an_idle_conversation(analysis: Analysis) -> None:
+    t0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    turns = (
+        Turn(role="user", text="hi", time=t0),
+        Turn(role="assistant", text="hello", time=t0 + timedelta(seconds=2)),
+        Turn(role="user", text="are you there?", time=t0 + timedelta(seconds=60)),
+    )
+    conversation = Conversation(id="idle", turns=turns)
+    soon = analysis.run(conversation, now=t0 + timedelta(minutes=5))
+    later = analysis.run(conversation, now=t0 + timedelta(hours=1))
+    assert not soon["conversation"]["closed"]
+    assert "unanswered" not in codes(soon)
+    assert later["conversation"]["closed"]
+    assert "unanswered" in codes(later)

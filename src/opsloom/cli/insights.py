@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -32,7 +33,7 @@ from opsloom.cli.console import (
     print_json,
 )
 from opsloom.insights.adapters import FORMATS, read_stream
-from opsloom.insights.analysis import Analysis
+from opsloom.insights.analysis import INACTIVITY_SECONDS, Analysis
 from opsloom.insights.analyzers.judge import JudgeAnalyzer, JudgeOptions
 from opsloom.insights.conversation import Conversation, ConversationFormatError
 from opsloom.insights.event import anomaly_event
@@ -102,6 +103,10 @@ def analyze(
         str | None,
         typer.Option("--judge-key", envvar="OPSLOOM_JUDGE_API_KEY", help="The judge's API key."),
     ] = None,
+    inactivity: Annotated[
+        float,
+        typer.Option("--inactivity", help="Seconds idle after which a conversation is closed."),
+    ] = INACTIVITY_SECONDS,
 ) -> None:
     """Analyse every conversation in FILE; one result per conversation."""
     if format not in FORMATS:
@@ -111,7 +116,10 @@ def analyze(
         if judge_url
         else []
     )
-    analysis = Analysis.discover(only=set(only) if only else None, extra=extra)
+    analysis = Analysis.discover(
+        only=set(only) if only else None, extra=extra, inactivity=inactivity
+    )
+    now = datetime.now(UTC)
     for skipped in analysis.skipped:
         err.print(f"[yellow]skipped analyzer {skipped.name}:[/yellow] {escape(skipped.reason)}")
     stream = _open(file)
@@ -141,7 +149,7 @@ def analyze(
             else:
                 for chunk in chunks:
                     for conversation in chunk:
-                        emit(analysis.run(conversation))
+                        emit(analysis.run(conversation, now))
                     progress.advance(task, len(chunk))
     except ConversationFormatError as exc:
         fail(str(exc), 2)

@@ -14,6 +14,7 @@ import importlib.util
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from importlib.metadata import entry_points
 from typing import Any
@@ -24,6 +25,8 @@ from opsloom.insights.conversation import Conversation
 
 log = logging.getLogger("opsloom.insights")
 
+#: Default inactivity after which a conversation counts as closed (30 minutes).
+INACTIVITY_SECONDS = 1800.0
 #: Version of the result's shape; bumped when a key changes meaning or goes away.
 RESULT_VERSION = "1"
 ENTRY_POINT_GROUP = "opsloom.analyzers"
@@ -77,9 +80,17 @@ class Analysis:
     Args:
         analyzers: the analyzers to run (any order; they are sorted by needs/provides).
         skipped: analyzers already known not to run, with their reasons.
+        inactivity: seconds without activity after which a conversation counts as closed
+            (when :meth:`run` is told the time); an explicit end closes it at once.
     """
 
-    def __init__(self, analyzers: Iterable[Analyzer], skipped: Iterable[Skipped] = ()) -> None:
+    def __init__(
+        self,
+        analyzers: Iterable[Analyzer],
+        skipped: Iterable[Skipped] = (),
+        inactivity: float = INACTIVITY_SECONDS,
+    ) -> None:
+        self.inactivity = inactivity
         self.skipped: list[Skipped] = list(skipped)
         self.analyzers: list[Analyzer] = self._order(list(analyzers))
 
@@ -89,6 +100,7 @@ class Analysis:
         only: Collection[str] | None = None,
         exclude: Collection[str] = (),
         extra: Iterable[Analyzer] = (),
+        inactivity: float = INACTIVITY_SECONDS,
     ) -> Analysis:
         """Load the installed analyzers (``only`` some, or all but ``exclude``) plus ``extra``.
 
@@ -116,7 +128,7 @@ class Analysis:
                 loaded.append(factory())
             except Exception as exc:  # a plugin's constructor may fail in any way
                 skipped.append(Skipped(name, f"could not start: {exc}"))
-        return cls(loaded, skipped)
+        return cls(loaded, skipped, inactivity)
 
     def _order(self, analyzers: list[Analyzer]) -> list[Analyzer]:
         provided = {p for a in analyzers for p in a.provides}
@@ -149,9 +161,22 @@ class Analysis:
         """Name → version of every analyzer that runs."""
         return {a.name: a.version for a in self.analyzers}
 
-    def run(self, conversation: Conversation) -> dict[str, Any]:
-        """Analyse one conversation; the versioned, JSON-ready result."""
-        work = Work(conversation)
+    def closed(self, conversation: Conversation, now: datetime | None) -> bool:
+        """Whether the conversation is over: ended, or idle for :attr:`inactivity` at ``now``."""
+        if conversation.ended:
+            return True
+        last = conversation.last_activity
+        return (
+            now is not None and last is not None and (now - last).total_seconds() >= self.inactivity
+        )
+
+    def run(self, conversation: Conversation, now: datetime | None = None) -> dict[str, Any]:
+        """Analyse one conversation; the versioned, JSON-ready result.
+
+        ``now`` lets inactivity close the conversation; without it only an explicit end does.
+        """
+        closed = self.closed(conversation, now)
+        work = Work(conversation, closed=closed)
         failed: list[Skipped] = []
         for analyzer in self.analyzers:
             try:
@@ -165,7 +190,7 @@ class Analysis:
             outcome["insights"].append({"rule": "judge", "text": str(summary)})
         return {
             "version": RESULT_VERSION,
-            "conversation": _describe(conversation),
+            "conversation": {**_describe(conversation), "closed": closed},
             "stats": work.stats,
             "scores": {name: score.to_dict() for name, score in sorted(work.scores.items())},
             "turns": work.signals,

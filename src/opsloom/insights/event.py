@@ -43,6 +43,7 @@ def analyzed_event(result: dict[str, Any], time: str | None = None) -> dict[str,
         "subject": conversation_id,
         "datacontenttype": "application/json",
         "attention": bool(result["attention"]["needed"]),
+        "closed": bool(result["conversation"]["closed"]),
         "data": result,
     }
     if time is not None:

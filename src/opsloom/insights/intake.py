@@ -41,7 +41,8 @@ async def analyze_into(
     """
     batch = list(conversations)
     # Analysis is CPU work (and the judge's HTTP calls block): off the event loop.
-    results = await asyncio.to_thread(lambda: [analysis.run(c) for c in batch])
+    now = datetime.fromtimestamp(app.clock.now(), UTC)
+    results = await asyncio.to_thread(lambda: [analysis.run(c, now) for c in batch])
     time = datetime.fromtimestamp(app.clock.now(), UTC).isoformat()
     per_result: list[list[CloudEvent]] = [events_of(r, time) for r in results]
     receipts = await app.emit_events([e for events in per_result for e in events])

@@ -70,12 +70,14 @@ class Flag:
 class Work:
     """A conversation under analysis: its turns' signals and everything found so far.
 
-    Analyzers write per-turn values into ``signals[i]`` (a dict per turn), conversation values
-    into ``scores``, ``flags`` and ``stats``, and free-form values for later analyzers into
-    ``shared``.
+    ``closed``: the conversation is over (ended explicitly, or inactive long enough), so a
+    last question without an answer will not get one. Analyzers write per-turn values into
+    ``signals[i]`` (a dict per turn), conversation values into ``scores``, ``flags`` and
+    ``stats``, and free-form values for later analyzers into ``shared``.
     """
 
     conversation: Conversation
+    closed: bool = False
     signals: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, Score] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)

@@ -67,7 +67,7 @@ class FlowAnalyzer:
         # A last user turn is unanswered only once the conversation is over: else the
         # answer may still be on its way.
         last = len(turns) - 1
-        if pending_user is not None and (pending_user < last or work.conversation.ended):
+        if pending_user is not None and (pending_user < last or work.closed):
             unanswered.append(pending_user)
         roles = [t.role for t in turns]
         work.stats.update(
