@@ -48,10 +48,12 @@ def test_read_chunk__keeps_a_session_together(tmp_path: Path) -> None:
     assert done and end == Path(path).stat().st_size
 
 
-async def test_batch__analyses_every_chunk_and_reruns_store_nothing(tmp_path: Path) -> None:
+async def test_batch__analyses_every_chunk_and_reruns_store_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
     path = write(tmp_path / "c.jsonl", [conversation(n) for n in range(5)])
     analysis = Analysis.discover()
-    app = App(f"sqlite:///{tmp_path / 'b.db'}")
+    app = App(db_url)
     register(app, analysis, chunk=2)
     async with app:
         # As if an earlier attempt of the first chunk stored its events, then died.

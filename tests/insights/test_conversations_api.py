@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,8 +28,8 @@ ANGRY = {
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[App]:
-    app = App(f"sqlite:///{tmp_path / 'conv.db'}")
+async def app(db_url: str) -> AsyncIterator[App]:
+    app = App(db_url)
 
     @app.workflow(name="review-conversation")
     async def review(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
