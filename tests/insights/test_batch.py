@@ -9,9 +9,9 @@ from payloads import langfuse_trace
 
 from opsloom import App
 from opsloom.insights import Analysis
-from opsloom.insights.batch import WORKFLOW, read_chunk, register
+from opsloom.insights.adapters import read_chunk
 from opsloom.insights.event import ANALYZED
-from opsloom.insights.intake import analyze_into
+from opsloom.services.conversation import BATCH_WORKFLOW, analyze_into, register_batch
 from opsloom.store.event import EventQuery
 
 
@@ -54,18 +54,18 @@ async def test_batch__analyses_every_chunk_and_reruns_store_nothing(
     path = write(tmp_path / "c.jsonl", [conversation(n) for n in range(5)])
     analysis = Analysis.discover()
     app = App(db_url)
-    register(app, analysis, chunk=2)
+    register_batch(app, analysis, chunk=2)
     async with app:
         # As if an earlier attempt of the first chunk stored its events, then died.
         [first] = read_chunk(path, 0, 1)[0]
         await analyze_into(app, analysis, [first])
-        handle = await app.start(WORKFLOW, {"path": path}, run_id="batch-1")
+        handle = await app.start(BATCH_WORKFLOW, {"path": path}, run_id="batch-1")
         totals = await handle.result(timeout=60)
         assert totals["conversations"] == 5
         assert totals["chunks"] == 3
         assert totals["attention"] == 5
         analyzed = await app.store.list_events(EventQuery(type=ANALYZED, limit=100))
         assert sorted(e.event.subject or "" for e in analyzed) == [f"b-{n}" for n in range(5)]
-        again = await app.start(WORKFLOW, {"path": path}, run_id="batch-1")
+        again = await app.start(BATCH_WORKFLOW, {"path": path}, run_id="batch-1")
         assert not again.created
         assert await again.result(timeout=10) == totals

@@ -37,8 +37,8 @@ from opsloom.insights.analysis import INACTIVITY_SECONDS, Analysis
 from opsloom.insights.analyzers.judge import JudgeAnalyzer, JudgeOptions
 from opsloom.insights.conversation import Conversation, ConversationFormatError
 from opsloom.insights.event import anomaly_event
-from opsloom.insights.intake import analyze_into, stored_results
 from opsloom.insights.trend import DIMENSIONS, Trends
+from opsloom.services.conversation import analyze_into, stored_results
 from opsloom.worker import WorkerOptions
 
 insights_cli = typer.Typer(help="Analyse LLM and chat conversations.", no_args_is_help=True)
@@ -184,7 +184,7 @@ def batch(
     The run id derives from the file's path, size and modification time: after a crash, the
     same command resumes the same run where it stopped, and nothing is stored twice.
     """
-    from opsloom.insights.batch import WORKFLOW, register
+    from opsloom.services.conversation import BATCH_WORKFLOW, register_batch
 
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
@@ -194,12 +194,14 @@ def batch(
     stat = path.stat()
     digest = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     app = App(db, worker=WorkerOptions())
-    register(app)
+    register_batch(app)
 
     async def go() -> Any:
         async with app:
             handle = await app.start(
-                WORKFLOW, {"path": str(path), "format": format}, run_id=f"insights-{digest[:24]}"
+                BATCH_WORKFLOW,
+                {"path": str(path), "format": format},
+                run_id=f"insights-{digest[:24]}",
             )
             return handle.run_id, await handle.result()
 

@@ -23,7 +23,7 @@ from opsloom.app import App
 from opsloom.insights.adapters import FORMATS, conversations_from
 from opsloom.insights.analysis import Analysis
 from opsloom.insights.conversation import Conversation, ConversationFormatError
-from opsloom.insights.intake import analyze_into, latest_analysis
+from opsloom.services.conversation import analyze_into, latest_analysis
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 

@@ -126,4 +126,47 @@ def _join(items: Iterable[Conversation]) -> Iterator[Conversation]:
         yield pending
 
 
-__all__ = ["FORMATS", "Format", "conversations_from", "detect", "merge", "read_stream"]
+def read_chunk(
+    path: str, offset: int, size: int, format: str = "auto"
+) -> tuple[list[Conversation], int, bool]:
+    """Up to ``size`` records from byte ``offset``: conversations, next offset, end reached.
+
+    The chunk goes on past ``size`` while records continue the last conversation (a session
+    exported one trace per line), so a conversation is never split between two chunks.
+    """
+    found: list[Conversation] = []
+    with open(path, "rb") as file:
+        file.seek(offset)
+        position = offset
+        records = 0
+        while True:
+            line = file.readline()
+            if not line:
+                return found, position, True
+            where = f"{path}@{position}"
+            if line.strip():
+                try:
+                    payload = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ConversationFormatError(f"invalid JSON ({exc})", where=where) from exc
+                batch = conversations_from(payload, format, where=where)
+                if records >= size and batch and found and batch[0].id != found[-1].id:
+                    return found, position, False
+                for conversation in batch:
+                    if found and found[-1].id == conversation.id:
+                        found[-1] = merge(found[-1], conversation)
+                    else:
+                        found.append(conversation)
+                records += 1
+            position += len(line)
+
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "conversations_from",
+    "detect",
+    "merge",
+    "read_chunk",
+    "read_stream",
+]

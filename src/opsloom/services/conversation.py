@@ -1,8 +1,15 @@
-"""Analysing conversations into the store, and reading analyses back.
+"""Conversation analysis as a use case: analyse into the store, read back, analyse in batches.
 
-Used by the API and the CLI alike: results are stored as CloudEvents through the App's event
+Shared by the API and the CLI. Results are stored as CloudEvents through the App's event
 intake (all events of one call in one transaction), which is what lets triggers start
 follow-up workflows; the latest ``analyzed`` event of a conversation is its analysis.
+
+:func:`register_batch` adds the workflow ``opsloom.insights.batch`` to an App: its input names
+a JSON Lines file; each step analyses the next chunk of records from a byte offset and stores
+their events, then returns the offset after the chunk. The run records each completed step,
+so after a crash it resumes at the first chunk not done; a chunk whose step died midway is
+analysed again, and its events (ids derived from the results) are found stored already and
+ignored. Records of one conversation in a row stay in one chunk.
 """
 
 from __future__ import annotations
@@ -14,11 +21,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsloom.app import App
+from opsloom.engine.context import Context
+from opsloom.insights.adapters import read_chunk
 from opsloom.insights.analysis import Analysis
 from opsloom.insights.conversation import Conversation
 from opsloom.insights.event import ANALYZED, SOURCE, events_of
 from opsloom.store.event import EventQuery
 from opsloom.triggers.cloudevent import CloudEvent
+
+BATCH_WORKFLOW = "opsloom.insights.batch"
+#: Records analysed per batch step (one store transaction each).
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +101,35 @@ async def stored_results(
             yield stored.event.data, datetime.fromtimestamp(stored.received_at, UTC)
         seen += len(page)
         before = page[-1].seq
+
+
+def register_batch(app: App, analysis: Analysis | None = None, chunk: int = CHUNK) -> None:
+    """Add the batch workflow (and its step) to ``app``."""
+    loaded: list[Analysis] = [analysis] if analysis is not None else []
+
+    @app.step(name="opsloom.insights.analyze-chunk")
+    async def analyze_chunk(path: str, format: str, offset: int) -> dict[str, Any]:
+        if not loaded:
+            loaded.append(Analysis.discover())
+        conversations, following, done = read_chunk(path, offset, chunk, format)
+        stored = await analyze_into(app, loaded[0], conversations)
+        return {
+            "next": following,
+            "done": done,
+            "conversations": len(stored),
+            "attention": sum(1 for s in stored if s.result["attention"]["needed"]),
+            "events": sum(len(s.events) for s in stored),
+        }
+
+    @app.workflow(name=BATCH_WORKFLOW)
+    async def batch(ctx: Context, input: dict[str, Any]) -> dict[str, Any]:
+        offset = 0
+        totals = {"conversations": 0, "attention": 0, "events": 0, "chunks": 0}
+        while True:
+            step = await ctx.step(analyze_chunk, input["path"], input.get("format", "auto"), offset)
+            for key in ("conversations", "attention", "events"):
+                totals[key] += step[key]
+            totals["chunks"] += 1
+            if step["done"]:
+                return totals
+            offset = step["next"]
