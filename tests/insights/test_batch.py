@@ -8,10 +8,16 @@ from pathlib import Path
 from payloads import langfuse_trace
 
 from opsloom import App
-from opsloom.insights import Analysis
+from opsloom.insights import Analysis, conversations_from
 from opsloom.insights.adapters import read_chunk
 from opsloom.insights.event import ANALYZED
-from opsloom.services.conversation import BATCH_WORKFLOW, analyze_into, register_batch
+from opsloom.insights.trend import Trends
+from opsloom.services.conversation import (
+    BATCH_WORKFLOW,
+    analyze_into,
+    register_batch,
+    stored_results,
+)
 from opsloom.store.event import EventQuery
 
 
@@ -69,3 +75,17 @@ async def test_batch__analyses_every_chunk_and_reruns_store_nothing(
         again = await app.start(BATCH_WORKFLOW, {"path": path}, run_id="batch-1")
         assert not again.created
         assert await again.result(timeout=10) == totals
+
+
+async def test_trends__from_stored_analyses(tmp_path: Path, db_url: str) -> None:
+    analysis = Analysis.discover()
+    app = App(db_url)
+    async with app:
+        conversations = [c for n in range(3) for c in conversations_from(conversation(n))]
+        await analyze_into(app, analysis, conversations)
+        table = Trends("day", "model")
+        async for result, moment in stored_results(app):
+            table.add(result, moment)
+    [row] = list(table.rows())
+    assert row["conversations"] == 3
+    assert row["flags"]["human_requested"]["rate"] == 1.0
