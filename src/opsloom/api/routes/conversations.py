@@ -84,9 +84,37 @@ def _conversations(payload: Any, format: str) -> list[Conversation]:
     return conversations_from(payload, format, where="body")
 
 
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "description": "One conversation: OpenAI `{messages}` (or a logged "
+                            "request/response), OTLP `{resourceSpans}`, or a Langfuse trace.",
+                        },
+                        {
+                            "type": "object",
+                            "required": ["conversations"],
+                            "properties": {
+                                "conversations": {"type": "array", "maxItems": MAX_BATCH}
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "",
     response_model=ConversationsAnalyzed,
+    openapi_extra=_BODY,
     summary="Analyse one conversation or a batch; store the results as events",
     dependencies=_OPERATE,
     responses={
