@@ -242,3 +242,26 @@ def test_closed__inactivity_closes_an_idle_conversation(analysis: Analysis) -> N
     assert "unanswered" not in codes(soon)
     assert later["conversation"]["closed"]
     assert "unanswered" in codes(later)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have been waiting for two hours for a reply",
+        "this is the third time I am asking the same thing",
+        "you keep giving me the same answer",
+        "great, now everything is broken",
+        "that did not answer my question",
+    ],
+)
+def test_frustration__support_complaints(run: Run, text: str) -> None:
+    result = run(("user", "Where is my order?"), ("assistant", "It ships soon."), ("user", text))
+    assert result["turns"][2]["frustration"] >= 0.5
+
+
+@pytest.mark.parametrize(
+    "text", ["the second option looks good", "keep going", "I will wait for your call", "ok"]
+)
+def test_frustration__ordinary_replies_stay_low(run: Run, text: str) -> None:
+    result = run(("user", "Where is my order?"), ("assistant", "It ships soon."), ("user", text))
+    assert result["turns"][2]["frustration"] < 0.3

@@ -78,7 +78,14 @@ CLARIFICATION = CueSet(
             r"i'?m (?:confused|lost)",
             r"confusing",
         ],
-        0.3: [r"what\s*\?", r"\?\s*\?", r"meaning\?", r"explain"],
+        0.3: [
+            r"what\s*\?",
+            r"\?\s*\?",
+            r"meaning\?",
+            r"explain",
+            r"simpler (?:terms|words|language)",
+            r"not sure (?:that|this|it)(?:'s| is) (?:right|correct|true)",
+        ],
     },
 )
 
@@ -154,6 +161,17 @@ FRUSTRATION = CueSet(
             r"give up",
             r"worst",
             r"ugh+",
+            r"(?:been )?waiting (?:for )?(?:hours|days|weeks|ages|forever|so long|"
+            r"(?:\w+ )?(?:hours|days|weeks|minutes))",
+            r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)|umpteenth) time",
+            r"keep (?:giving|saying|telling|sending|asking|repeating|getting)",
+            r"same (?:answer|thing|response|reply|message|error) (?:again|over|every)",
+            r"stop (?:repeating|saying|sending|asking)",
+            r"(?:really|so|very|pretty) bad at",
+            r"you(?:'re| are) (?:useless|terrible|awful|bad|hopeless|incompetent|no good)",
+            r"(?:still|now|everything(?:'s| is)?) (?:broken|not working|wrong)",
+            r"still (?:have(?:n'?t| not)|has(?:n'?t| not)|no |nothing|waiting|can(?:'?t|not))",
+            r"why is (?:this|it|that) so (?:hard|complicated|difficult|slow|bad)",
         ],
         0.4: [
             r"why (?:can|won|don|didn|isn|doesn)'?t (?:you|it|this)",
