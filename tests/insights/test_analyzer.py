@@ -8,6 +8,7 @@ import pytest
 
 from conftest import Run
 from opsloom.insights import Analysis, Conversation, ToolCall, Turn
+from opsloom.insights.analyzers.refusal import refusal_score
 
 
 def codes(result: dict) -> set[str]:
@@ -265,3 +266,31 @@ def test_frustration__support_complaints(run: Run, text: str) -> None:
 def test_frustration__ordinary_replies_stay_low(run: Run, text: str) -> None:
     result = run(("user", "Where is my order?"), ("assistant", "It ships soon."), ("user", text))
     assert result["turns"][2]["frustration"] < 0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm unable to provide that information.",
+        "I won't be able to help with that.",
+        "I must respectfully decline.",
+        "As an AI developed by a lab, I must adhere to content policies and cannot help.",
+        "I apologize, but I cannot generate that content.",
+    ],
+)
+def test_refusal__phrasings(text: str) -> None:
+    assert refusal_score(text.lower()) >= 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry to hear that. Here are some steps to reset your password.",
+        "You cannot use that flag with --force; use --yes instead.",
+        "It is illegal to park there between 8 and 10, so move your car before 8.",
+        "I cannot recommend this library enough, it is great.",
+        "Sure! Use kill -9 PID to stop the process.",
+    ],
+)
+def test_refusal__answers_are_not_refusals(text: str) -> None:
+    assert refusal_score(text.lower()) < 0.5

@@ -188,33 +188,42 @@ FRUSTRATION = CueSet(
     },
 )
 
+_CANNOT = (
+    r"(?:can(?:'?t|not)|can not|won'?t|will not|(?:'m| am) unable to|(?:'m| am) not able to|"
+    r"(?:won'?t|will not) be able to|must (?:decline|refuse) to|refuse to|"
+    r"(?:'m| am) not (?:going|willing|allowed|permitted) to)"
+)
+_ACT = (
+    r"(?:help|assist|provide|give|share|answer|do|write|create|generate|support|comply|engage|"
+    r"offer|recommend|tell|discuss|participate|encourage|condone|fulfill|complete|continue|"
+    r"go along|produce|make)"
+)
+
 REFUSAL = CueSet(
     "refusal",
     {
         0.9: [
-            r"i (?:can(?:'?t|not)|can not|won'?t|will not|am unable to|'m unable to|"
-            r"am not able to|'m not able to|must decline to|must refuse to|refuse to) "
-            r"(?:help|assist|provide|give|share|answer|do|write|create|generate|support|"
-            r"comply|engage|offer|recommend|tell|discuss|participate|encourage|condone|"
-            r"fulfill|complete|continue|go along)",
+            # "I can't recommend it enough" praises.
+            r"i ?" + _CANNOT + r" " + _ACT + r"(?![\w ]{0,30}\benough\b)",
+            r"(?:and|but|so),? (?:i )?" + _CANNOT + r" " + _ACT,
             r"i(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:'?t|not)|won'?t|will not|"
-            r"am unable|'m unable|am not able|'m not able|do(?:n'?t| not) (?:think|feel))",
-            r"i(?:'m| am) not (?:able|going|willing|comfortable|allowed|permitted) to",
+            r"(?:'m| am) unable|(?:'m| am) not able|do(?:n'?t| not) (?:think|feel))",
             r"i do(?:n'?t| not) feel comfortable",
             r"(?:against|violates?|outside) (?:my|our|the) (?:guidelines|policy|policies|"
             r"programming|principles|ethics|terms|usage polic\w+)",
-            r"(?:cannot|can'?t|won'?t) (?:help|assist) (?:you )?with (?:that|this)",
-            r"i must (?:decline|refuse)",
+            r"i must (?:respectfully |politely )?(?:decline|refuse)",
             r"i(?:'d| would) (?:rather|prefer) not",
-            r"(?:not|never) something i (?:can|will|would|'m able to)",
+            r"(?:not|never) something i (?:can|will|would|(?:'m| am) able to)",
             r"i(?:'m| am) (?:just )?an? (?:ai|language model|assistant),? (?:and )?i "
             r"(?:can(?:'?t|not)|do(?:n'?t| not)|won'?t)",
             r"as an ai(?: language model)?,? i (?:can(?:'?t|not)|do(?:n'?t| not)|won'?t|am not)",
             r"i (?:can(?:'?t|not)|won'?t) (?:do|help with|assist with) (?:that|this)",
         ],
         0.6: [
-            r"(?:it|that|this) (?:would be|is|'s) (?:illegal|unethical|inappropriate|harmful|"
-            r"dangerous|wrong|not (?:legal|ethical|appropriate|okay|ok|safe|a good idea))",
+            r"(?:it|that|this) would be (?:illegal|unethical|inappropriate|harmful|dangerous|"
+            r"wrong|irresponsible)",
+            r"(?:it|that|this) (?:is|'s) (?:unethical|inappropriate|not (?:ethical|appropriate|"
+            r"okay|ok|safe|a good idea))",
             r"i (?:strongly )?(?:advise|recommend|urge you) against",
             r"i do(?:n'?t| not) (?:think|believe) (?:that'?s|that is|it'?s|it is|this is|i "
             r"(?:can|should))",
@@ -223,18 +232,22 @@ REFUSAL = CueSet(
             r"encourage|promote)",
             r"(?:seek|contact|call|talk to|reach out to) (?:a |the |your )?(?:professional|"
             r"doctor|therapist|counselor|lawyer|police|authorities|hotline|emergency)",
-            r"(?:is|are) (?:illegal|against the law|a crime|a felony)",
-            r"i(?:'m| am) (?:sorry|afraid)",
-            r"i apologi[sz]e",
-            r"(?:unfortunately|regrettably),? i",
+            r"must adhere to (?:my |our |the )?(?:content |usage |safety )?(?:polic\w+|guidelines)",
+            r"i apologi[sz]e,? but",
+            r"(?:unfortunately|regrettably),? i "
+            r"(?:can(?:'?t|not)|won'?t|(?:'m| am) (?:not|unable))",
         ],
         0.3: [
-            r"(?:illegal|unethical|harmful|dangerous|inappropriate|offensive|violent|"
-            r"hurtful|abusive|racist|sexist|unsafe|unlawful)",
+            r"(?:is|are) (?:illegal|against the law|a crime|a felony)",
+            r"i(?:'m| am) (?:sorry|afraid)(?! to hear| for| about| that you)",
             r"(?:why (?:do|would) you (?:want|ask|need)|what makes you (?:want|ask|think))",
             r"i(?:'m| am) not sure (?:that|this|it)",
             r"(?:instead|rather),? (?:i|you|we|let)",
             r"i(?:'m| am) (?:here|happy|glad) to help with (?:something|other|anything else)",
+        ],
+        0.2: [
+            r"(?:illegal|unethical|harmful|dangerous|inappropriate|offensive|violent|"
+            r"hurtful|abusive|racist|sexist|unsafe|unlawful)",
         ],
     },
 )
