@@ -226,6 +226,10 @@ def stored_figures(db_path: Path, acknowledged: set[str], runs: bool) -> dict[st
 PARTS = (
     ("/opsloom/store/", "opsloom store (SQL, group-commit writer)"),
     ("/opsloom/triggers/", "opsloom triggers (verify, normalise, match)"),
+    # CloudEvents, filters and triggers are pure types in model/, still part of intake.
+    ("/opsloom/model/cloudevent", "opsloom triggers (verify, normalise, match)"),
+    ("/opsloom/model/matching", "opsloom triggers (verify, normalise, match)"),
+    ("/opsloom/model/trigger", "opsloom triggers (verify, normalise, match)"),
     ("/opsloom/api/", "opsloom api (hook route)"),
     ("/opsloom/dsl/", "opsloom dsl (document interpreter)"),
     ("/opsloom/engine/", "opsloom engine and worker (runs)"),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
@@ -37,12 +37,17 @@ from opsloom.errors import (
 )
 from opsloom.ids import new_id
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
 from opsloom.scheduler import Scheduler
-from opsloom.store import Claim, Fence, NewRun, RunFilter, Store, open_store
-from opsloom.triggers.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.store import Claim, RunFilter, Store, open_store
 from opsloom.triggers.registration import DEFAULT_KEY, TriggerSpec
 from opsloom.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from opsloom.decisions.decide import DecisionTables
+    from opsloom.dsl.catalog import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 W = TypeVar("W", bound=WorkflowFn)
@@ -227,7 +232,7 @@ class App:
         alert's fingerprint; ``None``: no dedup) is open, later events of that key reach its
         inbox (``events:inbox``, also seen by ``wait_for_event``) instead of starting runs, as
         do ``follow`` events (default: the resolved alerts of firing ones); ``window``
-        seconds after it ended they start nothing. See :mod:`opsloom.triggers.trigger`.
+        seconds after it ended they start nothing. See :mod:`opsloom.model.trigger`.
         """
         filters = [on] if isinstance(on, dict) else list(on)
         spec = TriggerSpec(filters, mode, key, window, version, input, follow)
@@ -250,6 +255,16 @@ class App:
             self._database_url = database_url
         if worker is not True:
             self.worker_options = worker or None
+
+    def catalog(self, **options: Any) -> Catalog:
+        """The ``default`` catalog of documents run by this app (see :func:`default_catalog`).
+
+        Decision tables come from ``OPSLOOM_DECISIONS_DIR``; ``options`` go to the built-ins.
+        """
+        from opsloom.decisions.decide import load_decision_tables
+        from opsloom.settings import load_settings
+
+        return default_catalog(load_decision_tables(load_settings()), **options)
 
     @property
     def store(self) -> Store:
@@ -548,3 +563,22 @@ class App:
         for future in self._waiters.get(run_id, []):
             if not future.done():
                 future.set_result(run)
+
+
+def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
+    """The built-in catalog functions and the human ones, wired here so no layer below must.
+
+    Args:
+        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without) and
+            that ``approval:1.0.0`` policies name; ``approval:1.0.0`` is always there.
+        **options: passed to :func:`opsloom.dsl.catalog.default_catalog` (``client_factory``).
+    """
+    from opsloom.approvals.approval import register_approval
+    from opsloom.decisions.decide import register_decide
+    from opsloom.dsl.catalog import default_catalog as builtin_catalog
+
+    catalog = builtin_catalog(**options)
+    register_approval(catalog, decision_tables)
+    if decision_tables is not None:
+        register_decide(catalog, decision_tables)
+    return catalog

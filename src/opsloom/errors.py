@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from opsloom.dsl.diagnostic import Problem
+    from opsloom.expr.diagnostic import Problem
 
 
 class OpsloomError(Exception):

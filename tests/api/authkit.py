@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from opsloom import App
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
 
 
 async def bearer(app: App, user: str = "tester", roles: Iterable[str] = ("admin",)) -> str:

@@ -17,12 +17,13 @@ from opsloom import App, Context, FakeClock, RunStatus
 from opsloom.api import create_api
 from opsloom.api.routes import approvals as approval_routes
 from opsloom.api.routes.approvals import ApprovalChannels
-from opsloom.humans.approval_link import ApprovalLinks
-from opsloom.humans.approval_spec import ApprovalRequest, Stage
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity
-from opsloom.humans.slack import SlackRequestError, slack_signature, verify_slack_request
+from opsloom.approvals.approval import approval
+from opsloom.approvals.link import ApprovalLinks
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.slack import SlackRequestError, slack_signature, verify_slack_request
+from opsloom.approvals.spec import ApprovalRequest, Stage
+from opsloom.identity.access import Identity
+from opsloom.identity.audit import AuditLog
 from opsloom.settings import Settings
 
 SLACK_SECRET = "slack-signing-secret"
@@ -68,7 +69,7 @@ def register(app: App, *stages: Stage) -> None:
         request = ApprovalRequest(
             title="Rotate the TLS keys", requester="rita", subject={"n": 1}, stages=stages
         )
-        return (await ctx.approval(request)).to_dict()
+        return (await approval(ctx, request)).to_dict()
 
 
 async def open_request(app: App, run_id: str) -> str:

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from opsloom import App, FakeClock
 from opsloom.api import create_api
 from opsloom.api.auth import ENV_TOKEN_USER, RoleGuard
-from opsloom.humans.identity import ROLES, Identity, effective_roles
+from opsloom.identity.access import ROLES, Identity, effective_roles
 from opsloom.settings import Settings
 
 PROBLEM = "application/problem+json"

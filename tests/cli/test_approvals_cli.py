@@ -10,12 +10,12 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from opsloom.approvals.flow import new_state
+from opsloom.approvals.spec import Stage
 from opsloom.cli.approvals import approvals_cli
 from opsloom.clock import SystemClock
-from opsloom.humans.approval_flow import new_state
-from opsloom.humans.approval_spec import Stage
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
+from opsloom.identity.audit import AuditLog
 from opsloom.store import open_store
 
 runner = CliRunner()

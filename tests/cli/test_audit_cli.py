@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from opsloom import App, FakeClock
 from opsloom.cli.audit import audit_cli, parse_since
-from opsloom.humans.audit import GENESIS, AuditLog
+from opsloom.identity.audit import GENESIS, AuditLog
 from opsloom.store.audit import entry_hash
 
 runner = CliRunner()

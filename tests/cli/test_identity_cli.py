@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from opsloom import App
 from opsloom.cli.identity import announce_first_admin, cli_actor, groups_cli, tokens_cli, users_cli
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity, Principal
+from opsloom.identity.access import Identity, Principal
+from opsloom.identity.audit import AuditLog
 
 T = TypeVar("T")
 

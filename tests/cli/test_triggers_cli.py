@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from opsloom.cli.main import cli
 from opsloom.cli.triggers import triggers_cli
+from opsloom.model.cloudevent import parse_event
+from opsloom.model.trigger import Trigger, default_follow
 from opsloom.store import RunFilter, open_store
-from opsloom.triggers.cloudevent import parse_event
-from opsloom.triggers.trigger import Trigger, default_follow
 
 runner = CliRunner()
 FIRING = "io.opsloom.alert.firing.v1"

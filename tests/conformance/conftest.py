@@ -24,9 +24,9 @@ from pytest_bdd import given, parsers, then, when
 from ruamel.yaml import YAML
 
 from opsloom import App, FakeClock, WorkerOptions
-from opsloom.dsl.problem import TaskError, type_matches
 from opsloom.dsl.runtime import DslOptions, DslRuntime
 from opsloom.errors import RunFailedError
+from opsloom.expr.problem import TaskError, type_matches
 from opsloom.model import RunStatus, StepKind, StepStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dsl"))

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from opsloom import App, FakeClock, WorkerOptions
-from opsloom.dsl.problem import type_matches
 from opsloom.dsl.runtime import DslOptions, DslRuntime
 from opsloom.errors import RunFailedError
+from opsloom.expr.problem import type_matches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dsl"))
 from fakes import Fakes, fake_http_client

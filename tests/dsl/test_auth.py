@@ -14,7 +14,7 @@ from fakes import AUTHORITY, CLIENTS, Fakes, fake_http_client, make_oauth
 from opsloom.clock import FakeClock
 from opsloom.dsl.auth import AuthResolver, TokenCache
 from opsloom.dsl.http import call_http, http_client
-from opsloom.dsl.problem import TaskError, type_matches
+from opsloom.expr.problem import TaskError, type_matches
 
 CLIENT_ID = "workflow-runtime"
 CLIENT_SECRET = CLIENTS[CLIENT_ID]

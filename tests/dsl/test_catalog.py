@@ -12,10 +12,11 @@ import pytest
 from fakes import Fakes, fake_http_client
 
 from opsloom import App, Context, FakeClock, RunStatus, WorkerOptions
+from opsloom.app import default_catalog as app_catalog
 from opsloom.dsl.builtin import duration_seconds
 from opsloom.dsl.catalog import Catalog, FunctionCall, default_catalog
-from opsloom.dsl.problem import TaskError, type_matches
 from opsloom.errors import ConfigurationError
+from opsloom.expr.problem import TaskError, type_matches
 
 
 async def echo(call: FunctionCall) -> Any:
@@ -66,13 +67,24 @@ def test_default_catalog__builtins_in_a_new_catalog_each_time() -> None:
     first, second = default_catalog(), default_catalog()
     assert first is not second
     assert [(f.name, f.version) for f in first.functions()] == [
-        ("approval", "1.0.0"),
         ("http-request", "1.0.0"),
         ("log", "1.0.0"),
         ("sleep", "1.0.0"),
     ]
     first.register("extra", "1.0.0", echo)
     assert not second.has("extra", "1.0.0")
+
+
+def test_app_catalog__adds_approvals_to_the_builtins() -> None:
+    # Human tasks live above the DSL: the application wires them into the default catalog.
+    first, second = app_catalog(), app_catalog()
+    assert first is not second
+    assert [(f.name, f.version) for f in first.functions()] == [
+        ("approval", "1.0.0"),
+        ("http-request", "1.0.0"),
+        ("log", "1.0.0"),
+        ("sleep", "1.0.0"),
+    ]
 
 
 def test_input_schema__mismatch_is_a_validation_error() -> None:

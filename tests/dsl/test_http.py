@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from opsloom.dsl.auth import AuthResolver
 from opsloom.dsl.http import call_http, expand_uri, http_client, user_agent
-from opsloom.dsl.problem import TaskError, type_matches
+from opsloom.expr.problem import TaskError, type_matches
 
 
 @pytest.fixture

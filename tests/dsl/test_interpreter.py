@@ -11,9 +11,9 @@ import pytest
 
 from opsloom import App, FakeClock, WorkerOptions
 from opsloom.dsl.catalog import FunctionCall
-from opsloom.dsl.problem import TaskError, type_matches
 from opsloom.dsl.runtime import DocumentVersionExistsError, DslOptions, DslRuntime
 from opsloom.errors import RunFailedError
+from opsloom.expr.problem import TaskError, type_matches
 from opsloom.model import StepKind
 
 HEADER = """

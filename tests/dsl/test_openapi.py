@@ -17,7 +17,7 @@ from starlette.routing import Route
 from opsloom.dsl.auth import AuthResolver
 from opsloom.dsl.http import http_client
 from opsloom.dsl.openapi import DocumentCache, call_openapi
-from opsloom.dsl.problem import TaskError, type_matches
+from opsloom.expr.problem import TaskError, type_matches
 
 SWAGGER = "https://petstore.swagger.io/v2/swagger.json"
 OPENAPI3 = Path(__file__).parent / "fakes" / "httpbin-openapi3.yaml"

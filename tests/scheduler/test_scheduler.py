@@ -14,10 +14,11 @@ from opsloom.clock import FakeClock
 from opsloom.codec import encode
 from opsloom.errors import ScheduleNotFoundError
 from opsloom.model import RunStatus
+from opsloom.model.run import NewRun
 from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record, tick_run_id
 from opsloom.scheduler import Scheduler
 from opsloom.scheduler.scheduler import pause, resume
-from opsloom.store import NewRun, RunFilter, Store, open_store
+from opsloom.store import RunFilter, Store, open_store
 
 T0 = 1_800_000_000.0  # a whole minute
 

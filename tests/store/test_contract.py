@@ -9,7 +9,8 @@ import pytest
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
-from opsloom.store import Fence, NewRun, RunFilter, Store
+from opsloom.model.run import Fence, NewRun
+from opsloom.store import RunFilter, Store
 
 KIND = "wf@1"
 KINDS = frozenset({KIND})

@@ -11,10 +11,11 @@ import pytest
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, StoreError
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
-from opsloom.store import Fence, NewRun, Store
+from opsloom.model.cloudevent import CloudEvent, parse_event
+from opsloom.model.run import Fence, NewRun
+from opsloom.store import Store
 from opsloom.store.event import EventQuery
 from opsloom.store.migration import migrations
-from opsloom.triggers.cloudevent import CloudEvent, parse_event
 
 KINDS = frozenset({"wf@1"})
 T0 = 1_000.0

@@ -8,7 +8,7 @@ import psycopg
 
 from opsloom.codec import encode
 from opsloom.model import RunStatus
-from opsloom.store import NewRun
+from opsloom.model.run import NewRun
 from opsloom.store.dialects.postgres import PostgresStore, postgres_target
 
 KINDS = frozenset({"wf@1"})

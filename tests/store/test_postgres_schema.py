@@ -13,7 +13,8 @@ from psycopg import sql
 from opsloom.codec import encode
 from opsloom.errors import NotAnOpsloomDatabaseError, SchemaTooNewError
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
-from opsloom.store import NewRun, open_store
+from opsloom.model.run import NewRun
+from opsloom.store import open_store
 from opsloom.store.dialects.postgres import PostgresStore, postgres_target
 from opsloom.store.migration import latest_version, migrations
 

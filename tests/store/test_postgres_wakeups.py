@@ -7,7 +7,7 @@ import asyncio
 import psycopg
 
 from opsloom.codec import encode
-from opsloom.store import NewRun
+from opsloom.model.run import NewRun
 from opsloom.store.dialects.postgres import PostgresStore, postgres_target
 
 KINDS = frozenset({"wf@1"})

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from opsloom.model.cloudevent import InvalidEventError, parse_event
 from opsloom.triggers.binding import UnsupportedEventMediaError, events_from_http
-from opsloom.triggers.cloudevent import InvalidEventError, parse_event
 
 BASE = {"specversion": "1.0", "id": "1", "source": "s", "type": "t"}
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model.cloudevent import CloudEvent, parse_event
+from opsloom.model.trigger import INBOX, Correlation, Trigger
 from opsloom.store import Store, open_store
 from opsloom.store.base import Claim, RunFilter
-from opsloom.triggers.cloudevent import CloudEvent, parse_event
-from opsloom.triggers.trigger import INBOX, Correlation, Trigger
 
 KINDS = frozenset({"wf@1"})
 FIRING = "io.opsloom.alert.firing.v1"
@@ -251,7 +251,7 @@ async def test_subscribe__nudges_the_run_so_moved_events_are_seen(store: Store) 
 
 
 async def test_intake__follow_events_reach_open_runs_but_start_none(store: Store) -> None:
-    from opsloom.triggers.trigger import default_follow
+    from opsloom.model.trigger import default_follow
 
     filters = [{"type": FIRING, "source": "/hooks/alertmanager"}]
     follow = default_follow("one", filters)

@@ -11,10 +11,10 @@ import pytest
 
 from opsloom import App, Context, FakeClock
 from opsloom.model import RunStatus
+from opsloom.model.trigger import INBOX
 from opsloom.store import RunFilter
 from opsloom.triggers.sources.alertmanager import AlertmanagerSource
 from opsloom.triggers.sources.base import WebhookRequest
-from opsloom.triggers.trigger import INBOX
 
 FIRING = "io.opsloom.alert.firing.v1"
 RESOLVED = "io.opsloom.alert.resolved.v1"

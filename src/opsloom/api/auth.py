@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloom.app import App
-from opsloom.humans.identity import ROLES, AccessDeniedError, Identity, Principal, check_role
+from opsloom.identity.access import ROLES, AccessDeniedError, Identity, Principal, check_role
 
 #: The user the ``OPSLOOM_API_TOKEN`` acts as.
 ENV_TOKEN_USER = "system:api-token"

@@ -22,7 +22,7 @@ from opsloom.api.routes import (
 )
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.identity import (
+from opsloom.identity.access import (
     AccessDeniedError,
     IdentityError,
     TokenNotFoundError,

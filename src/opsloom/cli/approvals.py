@@ -19,11 +19,11 @@ import typer
 from rich.table import Table
 
 from opsloom.app import App
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.spec import ApprovalNotFoundError
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
-from opsloom.humans.approval_spec import ApprovalNotFoundError
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity, Principal, UnknownUserError
+from opsloom.identity.access import Identity, Principal, UnknownUserError
+from opsloom.identity.audit import AuditLog
 
 approvals_cli = typer.Typer(
     help="List, decide, question and delegate approval tasks.", no_args_is_help=True

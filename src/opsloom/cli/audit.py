@@ -18,7 +18,7 @@ import typer
 
 from opsloom.app import App
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
-from opsloom.humans.audit import AuditLog, VerifyResult
+from opsloom.identity.audit import AuditLog, VerifyResult
 
 audit_cli = typer.Typer(help="Check and export the tamper-evident audit log.", no_args_is_help=True)
 

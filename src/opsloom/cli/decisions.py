@@ -19,10 +19,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from opsloom.dsl.diagnostic import Problem
-from opsloom.dsl.position import parse_text
-from opsloom.humans.decision import DecisionError, DecisionTable, equal, evaluate
-from opsloom.humans.decision_load import load_table_file
+from opsloom.decisions.evaluation import evaluate
+from opsloom.decisions.loader import load_table_file
+from opsloom.expr.diagnostic import Problem
+from opsloom.expr.position import parse_text
+from opsloom.model.decision import DecisionError, DecisionTable, equal
 
 decisions_cli = typer.Typer(
     help="Check decision tables and run their test cases.", no_args_is_help=True

@@ -159,7 +159,7 @@ async def start_document(
         await runtime.close()
 
 
-def load_examples(app: App, folder: Path) -> DslRuntime:
+def load_examples(app: App, folder: Path) -> DslRuntime[RunHandle]:
     """A DSL runtime on ``app`` with every valid document of ``folder`` registered."""
     runtime = DslRuntime(app)
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.json")):
@@ -171,7 +171,7 @@ def load_examples(app: App, folder: Path) -> DslRuntime:
     return runtime
 
 
-async def serve_documents(runtime: DslRuntime, work: Awaitable[object]) -> None:
+async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object]) -> None:
     """Run ``work`` while deployed documents are reloaded in the background."""
     watcher = asyncio.create_task(runtime.watch(), name="opsloom-documents")
     try:

@@ -19,7 +19,7 @@ from rich.table import Table
 from opsloom.app import App
 from opsloom.cli.console import DbOption, JsonOption, client, err, fail, out, print_json
 from opsloom.errors import InputError
-from opsloom.humans.identity import (
+from opsloom.identity.access import (
     BOOTSTRAP_USER,
     ROLES,
     Identity,

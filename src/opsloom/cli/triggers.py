@@ -17,8 +17,8 @@ from rich.table import Table
 
 from opsloom.app import App
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out
+from opsloom.model.trigger import Trigger
 from opsloom.store.trigger import TriggerRun
-from opsloom.triggers.trigger import Trigger
 
 triggers_cli = typer.Typer(help="List triggers and the runs they started.", no_args_is_help=True)
 

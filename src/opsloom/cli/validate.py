@@ -23,7 +23,7 @@ from opsloom.errors import DocumentError
 def _catalog_has() -> Callable[[str, str], bool] | None:
     """``has`` of the runtime's default catalog, or None when the catalog is not available."""
     try:
-        from opsloom.dsl.catalog import default_catalog
+        from opsloom.app import default_catalog
     except ImportError:
         return None
     return default_catalog().has

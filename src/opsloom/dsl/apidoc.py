@@ -23,7 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from opsloom.dsl.auth import AuthResolver
 from opsloom.dsl.http import endpoint_parts, expand_uri, unanswered
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 
 class DocumentCache:

@@ -6,9 +6,9 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from opsloom.dsl.duration import seconds_of
-from opsloom.dsl.problem import TaskError, type_matches
 from opsloom.dsl.scope import RunState, sleep_within
 from opsloom.dsl.task import TaskCall
+from opsloom.expr.problem import TaskError, type_matches
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

@@ -26,7 +26,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from opsloom.clock import Clock, SystemClock
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 MASK = "***"
 

@@ -18,8 +18,8 @@ import httpx
 
 from opsloom.dsl.auth import AuthResolver
 from opsloom.dsl.http import call_http, http_client
-from opsloom.dsl.problem import TaskError
 from opsloom.engine.context import current_step
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.catalog import FunctionCall

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
 from opsloom.dsl.builtin import BUILTINS
-from opsloom.dsl.problem import TaskError
 from opsloom.engine.context import Context
 from opsloom.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from opsloom.humans.decide import DecisionTables
+from opsloom.expr.problem import TaskError
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,25 +156,18 @@ class Catalog:
         return [self._functions[key] for key in sorted(self._functions)]
 
 
-def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
+def default_catalog(**options: Any) -> Catalog:
     """A new catalog with the built-in functions registered.
 
+    Human tasks (``approval:1.0.0``, ``decide:1.0.0``) are not built in: the application
+    registers them (see :func:`opsloom.app.default_catalog`).
+
     Args:
-        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without) and
-            that ``approval:1.0.0`` policies name.
         **options: passed to the built-ins' factory; ``client_factory`` (a callable returning
             an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client` for
             ``http-request``, which tests use to reach local fakes.
     """
-    from opsloom.humans.approval import register_approval
-
     catalog = Catalog()
-    # Human approvals are always there; policies (and ``decide``) need decision tables.
-    register_approval(catalog, decision_tables)
-    if decision_tables is not None:
-        from opsloom.humans.decide import register_decide
-
-        register_decide(catalog, decision_tables)
     for builtin in BUILTINS:
         catalog.register(
             builtin.name,

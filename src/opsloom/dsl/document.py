@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsloom.dsl.diagnostic import Problem, pointer, split_pointer
 from opsloom.dsl.feature import UNSUPPORTED_FEATURES, RuntimeFeatures
-from opsloom.dsl.jqcheck import jq_problem
-from opsloom.dsl.position import parse_text
 from opsloom.dsl.semantic import semantic_problems
 from opsloom.dsl.validation import SCHEMA_VERSION, schema_errors
 from opsloom.errors import DocumentError
+from opsloom.expr.diagnostic import Problem, pointer, split_pointer
+from opsloom.expr.jqcheck import jq_problem
+from opsloom.expr.position import parse_text
 
 __all__ = [
     "SCHEMA_VERSION",

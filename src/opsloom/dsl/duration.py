@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 _ISO = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"

@@ -17,10 +17,10 @@ from opsloom.dsl.duration import seconds_of
 from opsloom.dsl.fork import run_fork
 from opsloom.dsl.function import call_function, run_workflow
 from opsloom.dsl.listen import run_listen
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope, sleep_within, variables
 from opsloom.dsl.task import EndFlow, TaskCall, entries, is_leaf, task_type
 from opsloom.errors import InputError
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

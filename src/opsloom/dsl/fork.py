@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope
 from opsloom.dsl.task import EndFlow, TaskCall, entries, is_leaf, task_type
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

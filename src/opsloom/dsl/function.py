@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from opsloom.dsl.catalog import FunctionCall
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.task import TaskCall
 from opsloom.errors import ChildFailedError, OpsloomError, WorkflowNotFoundError
+from opsloom.expr.problem import TaskError
 
 
 def parse_reference(text: str) -> tuple[str, str | None, str | None]:

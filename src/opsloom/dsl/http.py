@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import httpx
 
 from opsloom.dsl.auth import MASK, AuthResolver
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 OUTPUTS = ("content", "response", "raw")
 

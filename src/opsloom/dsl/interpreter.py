@@ -8,7 +8,7 @@ recorded results and resumes at the task that was running. Composite tasks (``do
 workflow``) run in the workflow itself; their data flow is jq over recorded values, which is
 deterministic, so a replay takes the same path.
 
-A task error travels as a :class:`~opsloom.dsl.problem.TaskError`; a step returns it as a value
+A task error travels as a :class:`~opsloom.expr.problem.TaskError`; a step returns it as a value
 (never as a step failure) so the engine neither retries it nor loses its fields.
 """
 
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from opsloom.dsl import flow
 from opsloom.dsl.duration import seconds_of
-from opsloom.dsl.expr import Evaluator, is_expression
 from opsloom.dsl.leaf import run_leaf
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope, variables
 from opsloom.dsl.task import EndFlow, TaskCall, entries, task_type
 from opsloom.engine.registry import attach_step_spec, make_step_spec
 from opsloom.errors import OpsloomError
+from opsloom.expr.evaluator import Evaluator, is_expression
+from opsloom.expr.problem import TaskError
 from opsloom.model import RetryPolicy
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Interpreter:
         workflow_name: the engine workflow name (``namespace/name``).
     """
 
-    def __init__(self, runtime: DslRuntime, data: dict[str, Any], workflow_name: str) -> None:
+    def __init__(self, runtime: DslRuntime[Any], data: dict[str, Any], workflow_name: str) -> None:
         self.runtime = runtime
         self.data = data
         self.workflow_name = workflow_name

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from opsloom.dsl.auth import AuthResolver
 from opsloom.dsl.http import call_http
 from opsloom.dsl.openapi import call_openapi
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.process import run_process
 from opsloom.dsl.scope import RunState, Scope
 from opsloom.dsl.task import TaskCall, task_type
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import timeout_error
 from opsloom.dsl.task import TaskCall
 from opsloom.errors import InputError, WaitTimeoutError
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

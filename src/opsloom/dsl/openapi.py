@@ -38,7 +38,7 @@ from opsloom.dsl.http import (
     query_values,
     send,
 )
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON = "application/json"

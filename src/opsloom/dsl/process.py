@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

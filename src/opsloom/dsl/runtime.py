@@ -19,28 +19,33 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from opsloom.dsl.expr import DEFAULT_TIMEOUT, Evaluator
 from opsloom.dsl.interpreter import Interpreter
+from opsloom.dsl.starts import DocumentStarts
 from opsloom.errors import (
     ConfigurationError,
     InputError,
     OpsloomError,
     WorkflowNotFoundError,
 )
+from opsloom.expr.evaluator import DEFAULT_TIMEOUT, Evaluator
 from opsloom.store.document import DocumentRecord
-from opsloom.triggers.document import DocumentStarts
 
 if TYPE_CHECKING:
-    from opsloom.app import App, RunHandle
     from opsloom.clock import Clock
     from opsloom.dsl.catalog import Catalog
     from opsloom.dsl.document import Document
-    from opsloom.humans.decide import DecisionTables
+    from opsloom.engine.registry import Registry
+    from opsloom.model import RunRecord
     from opsloom.settings import Settings
+    from opsloom.store.base import Store
+    from opsloom.worker import Worker
+
+#: What the host's ``start`` returns (an :class:`opsloom.app.RunHandle` for an App).
+H = TypeVar("H", covariant=True)
 
 log = logging.getLogger("opsloom.dsl")
 
@@ -93,17 +98,44 @@ def load_secrets(settings: Settings | None) -> dict[str, Any]:
     return dict(data)
 
 
-def load_decision_tables(settings: Settings | None) -> DecisionTables | None:
-    """The tables of ``OPSLOOM_DECISIONS_DIR``, if one is set."""
-    folder = None if settings is None else settings.decisions_dir
-    if folder is None:
-        return None
-    from opsloom.humans.decide import DecisionTables
+class Host(Protocol[H]):
+    """What the runtime needs of the application that runs its documents: an ``App``.
 
-    return DecisionTables.load_directory(folder)
+    A protocol rather than the App itself, so the DSL sits below the composition root.
+    """
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def worker(self) -> Worker | None: ...
+
+    def workflow(
+        self, *, name: str, version: str = ..., timeout: float | None = ..., priority: int = ...
+    ) -> Callable[[Any], Any]: ...
+
+    async def start(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        priority: int | None = None,
+        version: str | None = None,
+    ) -> H: ...
+
+    async def get_run(self, run_id: str) -> RunRecord: ...
+
+    def catalog(self, **options: Any) -> Catalog: ...
 
 
-class DslRuntime:
+class DslRuntime(Generic[H]):
     """Runs Serverless Workflow documents on an :class:`~opsloom.app.App`.
 
     Args:
@@ -114,23 +146,18 @@ class DslRuntime:
     """
 
     def __init__(
-        self, app: App, options: DslOptions | None = None, *, catalog: Catalog | None = None
+        self, app: Host[H], options: DslOptions | None = None, *, catalog: Catalog | None = None
     ) -> None:
         self.app = app
-        settings = None
-        if options is None or catalog is None:
+        if options is None:
             from opsloom.settings import load_settings
 
-            settings = load_settings()
-        self.options = options or DslOptions(secrets=load_secrets(settings))
+            options = DslOptions(secrets=load_secrets(load_settings()))
+        self.options = options
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
         if catalog is None:
-            from opsloom.dsl.catalog import default_catalog
-
-            catalog = default_catalog(
-                decision_tables=load_decision_tables(settings), client_factory=self.http_client
-            )
+            catalog = app.catalog(client_factory=self.http_client)
         self.catalog: Catalog | None = catalog
         self._interpreters: dict[tuple[str, str], Interpreter] = {}
         self._digests: dict[tuple[str, str], str] = {}
@@ -320,9 +347,7 @@ class DslRuntime:
             return any(key[0] == name for key in self._interpreters)
         return (name, version) in self._interpreters
 
-    async def start(
-        self, reference: str, input: Any = None, *, run_id: str | None = None
-    ) -> RunHandle:
+    async def start(self, reference: str, input: Any = None, *, run_id: str | None = None) -> H:
         """Start a run of a document named ``namespace/name[:version]`` (latest by default)."""
         name, version = await self.resolve(reference)
         return await self.app.start(name, input, version=version, run_id=run_id)

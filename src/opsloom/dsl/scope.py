@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.problem import TaskError
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.engine.context import Context

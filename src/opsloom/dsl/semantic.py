@@ -20,7 +20,7 @@ from opsloom.dsl.feature import (
     RuntimeFeatures,
     script_language,
 )
-from opsloom.dsl.jqcheck import RUNTIME_VARIABLES, expression_body, jq_problem
+from opsloom.expr.jqcheck import RUNTIME_VARIABLES, expression_body, jq_problem
 
 FLOW_DIRECTIVES = ("continue", "exit", "end")
 #: The key that gives a task its kind; ``do`` last, since ``for`` tasks also have a ``do``.

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opsloom.dsl.problem import TaskError
 from opsloom.dsl.scope import RunState, Scope, variables
+from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
     from opsloom.dsl.interpreter import Interpreter

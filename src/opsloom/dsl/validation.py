@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 from ruamel.yaml import YAML
 
-from opsloom.dsl.diagnostic import kind_of, pointer
+from opsloom.expr.diagnostic import kind_of, pointer
 
 #: The DSL version whose schema is shipped with opsloom.
 SCHEMA_VERSION = "1.0.3"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
+    from opsloom.clock import Clock
     from opsloom.engine.execution import Execution
-    from opsloom.humans.approval_spec import ApprovalOutcome, ApprovalRequest
-    from opsloom.humans.decision import Decision, DecisionTable
+    from opsloom.store.base import Store
 
 T = TypeVar("T")
 
@@ -68,6 +68,20 @@ class Context:
     @property
     def input(self) -> Any:
         return self._x.run.input
+
+    @property
+    def store(self) -> Store:
+        """The run's store, for packages that build durable APIs on the context (approvals).
+
+        Workflow code reads and writes it only inside steps: a call outside one is not recorded
+        and would run again on every replay.
+        """
+        return self._x.store
+
+    @property
+    def clock(self) -> Clock:
+        """The run's clock, for code inside steps; workflow code uses :meth:`now`."""
+        return self._x.clock
 
     @overload
     def step(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> Awaitable[T]: ...
@@ -161,27 +175,3 @@ class Context:
         a matching event are woken.
         """
         return self._x.emit(event)
-
-    async def decide(self, table: DecisionTable, input: Any) -> Decision:
-        """Evaluate a decision table on ``input`` as a recorded step; return its decision.
-
-        Raises ``DecisionError`` when the table's hit policy is violated (e.g. two UNIQUE
-        rules match).
-        """
-        from opsloom.humans.decide import decide
-
-        return await decide(self, table, input)
-
-    async def approval(
-        self, request: ApprovalRequest, *, raise_on_deny: bool = False
-    ) -> ApprovalOutcome:
-        """Ask people for an approval and wait durably (no worker slot) for the outcome.
-
-        A denial returns an outcome with ``approved=False`` and the reason; with
-        ``raise_on_deny=True`` it raises ``ApprovalDeniedError(reason)`` instead.
-        """
-        from opsloom.humans.approval import approval
-
-        return await approval(
-            self, request, self._x.store, self._x.clock, raise_on_deny=raise_on_deny
-        )

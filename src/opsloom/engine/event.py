@@ -15,9 +15,9 @@ from opsloom.codec import encode
 from opsloom.engine.wait import Waits
 from opsloom.errors import LeaseLostError, StoreError, WaitTimeoutError
 from opsloom.model import StepKind, StepStatus
+from opsloom.model.cloudevent import InvalidEventError, parse_event, rfc3339
+from opsloom.model.matching import check_filters, signal_name
 from opsloom.store.event import SUBSCRIBE_STEP, UNSUBSCRIBE_STEP
-from opsloom.triggers.cloudevent import InvalidEventError, parse_event, rfc3339
-from opsloom.triggers.matching import check_filters, signal_name
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from opsloom.codec import encode
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
-from opsloom.store.base import NewRun
+from opsloom.model.run import NewRun
 
 
 class Waits(ReplayState):

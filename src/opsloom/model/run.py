@@ -216,3 +216,28 @@ class RunRecord:
 def _iso(ts: float | None) -> str | None:
     value = to_datetime(ts)
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Proof of ownership of a run's job: the worker id and the lease token it was given."""
+
+    run_id: str
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """Everything needed to create a run (and its first job)."""
+
+    id: str
+    workflow: str
+    version: str
+    input: bytes  # JSON, already validated by the caller
+    priority: int = 0
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    deadline: float | None = None
+    parent_id: str | None = None
+    parent_seq: int | None = None

@@ -23,8 +23,9 @@ from typing import Any
 from opsloom.clock import Clock
 from opsloom.codec import decode
 from opsloom.errors import OpsloomError, ScheduleNotFoundError
+from opsloom.model.run import NewRun
 from opsloom.model.schedule import DEFAULT_MISFIRE_GRACE, ScheduleRecord, tick_run_id
-from opsloom.store.base import NewRun, Store
+from opsloom.store.base import Store
 
 log = logging.getLogger("opsloom.scheduler")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsloom.errors import ConfigurationError
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, Store
+from opsloom.store.base import Claim, HeartbeatResult, RunFilter, Store
 
 
 def open_store(url: str, *, sqlite_synchronous: str = "FULL", postgres_pool_size: int = 8) -> Store:
@@ -25,4 +25,4 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL", postgres_pool_size
     )
 
 
-__all__ = ["Claim", "Fence", "HeartbeatResult", "NewRun", "RunFilter", "Store", "open_store"]
+__all__ = ["Claim", "HeartbeatResult", "RunFilter", "Store", "open_store"]

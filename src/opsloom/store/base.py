@@ -12,50 +12,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord
 from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 if TYPE_CHECKING:
-    from opsloom.store.approval import (
-        ApprovalChange,
-        ApprovalLinkRow,
-        ApprovalState,
-        ChangeFn,
-    )
+    from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
+    from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun
-    from opsloom.triggers.trigger import Trigger
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
 WakeTopic = Literal["work", "done"]
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """Proof of ownership of a run's job: the worker id and the lease token it was given."""
-
-    run_id: str
-    owner: str
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewRun:
-    """Everything needed to create a run (and its first job)."""
-
-    id: str
-    workflow: str
-    version: str
-    input: bytes  # JSON, already validated by the caller
-    priority: int = 0
-    concurrency_key: str | None = None
-    concurrency_limit: int | None = None
-    deadline: float | None = None
-    parent_id: str | None = None
-    parent_seq: int | None = None
 
 
 @dataclass(slots=True)
@@ -325,7 +296,7 @@ class Store(Protocol):
     ) -> Awaitable[None]:
         """Open a subscription of the fenced run and record ``step``, atomically.
 
-        ``filters`` were checked by ``opsloom.triggers.matching.check_filters``; each has a
+        ``filters`` were checked by ``opsloom.model.matching.check_filters``; each has a
         ``type``. Events stored from this transaction on are delivered to the run.
         """
         ...
@@ -359,7 +330,7 @@ class Store(Protocol):
 
     # --- triggers ----------------------------------------------------------------------------
     # Triggers start runs from events inside ``append_events``' transaction (see
-    # ``opsloom.triggers.trigger``): an event of a dedup key whose run is open goes to that
+    # ``opsloom.model.trigger``): an event of a dedup key whose run is open goes to that
     # run's inbox (signal ``events:inbox``) instead; ``subscribe`` moves inbox events that match
     # the new subscription to it; ``finish_run`` frees the run's key.
 
@@ -429,8 +400,8 @@ class Store(Protocol):
         ...
 
     # --- identity and audit ------------------------------------------------------------------
-    # Users, roles, groups and API tokens (see ``opsloom.humans.identity``), and the hash-chained
-    # audit log (``opsloom.humans.audit``). A change is written with its audit entry in one
+    # Users, roles, groups and API tokens (see ``opsloom.identity.access``), and the hash-chained
+    # audit log (``opsloom.identity.audit``). A change is written with its audit entry in one
     # transaction, and only when something changed; the change is dated by its entry's ``at``.
     # Answers of ``None`` mean the user (or token) does not exist, ``False`` that nothing changed.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
 
 #: Columns selected for a stored event, in the order of ``event_from_row``.
 EVENT_COLUMNS = (

@@ -73,7 +73,7 @@ class User:
         id: the login name, unique and permanent (users are disabled, never deleted).
         name / email / slack_id: how to show and reach them; ``slack_id`` is unique.
         disabled: a disabled user's tokens are refused and they hold no role.
-        roles: the roles granted directly (see ``opsloom.humans.identity`` for implied ones).
+        roles: the roles granted directly (see ``opsloom.identity.access`` for implied ones).
         groups: the groups the user is a member of.
         created_at / updated_at: epoch seconds.
     """

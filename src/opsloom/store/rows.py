@@ -11,7 +11,7 @@ from typing import Any
 
 from opsloom.codec import decode, encode
 from opsloom.model import RunRecord, RunStatus, StepRecord
-from opsloom.store.base import NewRun
+from opsloom.model.run import NewRun
 
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "

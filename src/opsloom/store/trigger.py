@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.triggers.trigger import Trigger, correlate_from_json, correlate_json
+from opsloom.model.trigger import Trigger, correlate_from_json, correlate_json
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "

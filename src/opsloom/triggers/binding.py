@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from opsloom.errors import InputError
-from opsloom.triggers.cloudevent import CloudEvent, InvalidEventError, parse_event
+from opsloom.model.cloudevent import CloudEvent, InvalidEventError, parse_event
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

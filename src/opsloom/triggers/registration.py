@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsloom.errors import ConfigurationError, InputError
-from opsloom.triggers.trigger import DEFAULT_KEY, MODES, Trigger, default_follow
+from opsloom.model.trigger import DEFAULT_KEY, MODES, Trigger, default_follow
 
 if TYPE_CHECKING:
     from opsloom.engine.registry import WorkflowSpec

@@ -24,8 +24,10 @@ from opsloom.api.auth import require
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.humans.approval_link import ApprovalLinks
-from opsloom.humans.approval_spec import (
+from opsloom.approvals.link import ApprovalLinks
+from opsloom.approvals.service import Approvals
+from opsloom.approvals.slack import SlackRequestError, parse_interaction, verify_slack_request
+from opsloom.approvals.spec import (
     ApprovalConflictError,
     ApprovalError,
     ApprovalForbiddenError,
@@ -33,10 +35,8 @@ from opsloom.humans.approval_spec import (
     ApprovalNotFoundError,
     InvalidApprovalError,
 )
-from opsloom.humans.approvals import Approvals
-from opsloom.humans.audit import AuditLog
-from opsloom.humans.identity import Identity, Principal, UnknownUserError
-from opsloom.humans.slack import SlackRequestError, parse_interaction, verify_slack_request
+from opsloom.identity.access import Identity, Principal, UnknownUserError
+from opsloom.identity.audit import AuditLog
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 public_router = APIRouter(tags=["approvals"])

@@ -19,9 +19,9 @@ from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.ids import new_id
+from opsloom.model.cloudevent import InvalidEventError
 from opsloom.store.event import EventQuery
 from opsloom.triggers.binding import BATCH, STRUCTURED, UnsupportedEventMediaError, events_from_http
-from opsloom.triggers.cloudevent import InvalidEventError
 
 router = APIRouter(prefix="/events", tags=["events"])
 

@@ -34,8 +34,9 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
-from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
@@ -49,7 +50,6 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).

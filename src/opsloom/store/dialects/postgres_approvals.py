@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from opsloom.errors import OpsloomError
 from opsloom.model import RunStatus
+from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
 from opsloom.store.approval import (
     INSERT_LINK,
     INSERT_SIGNAL,
@@ -29,10 +30,6 @@ from opsloom.store.approval import (
     UPSERT_REQUEST,
     UPSERT_STAGE,
     USE_LINK,
-    ApprovalChange,
-    ApprovalLinkRow,
-    ApprovalState,
-    ChangeFn,
     clarification_from_row,
     clarification_params,
     dumps,

@@ -13,7 +13,9 @@ from psycopg import AsyncConnection
 
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
-from opsloom.store.base import Fence
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.matching import deliveries, signal_name
+from opsloom.model.run import Fence
 from opsloom.store.dialects import postgres_triggers as triggers
 from opsloom.store.dialects.postgres_sql import check_fence, upsert_step
 from opsloom.store.event import (
@@ -31,8 +33,6 @@ from opsloom.store.event import (
     open_subscriptions,
     subscription_from_row,
 )
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
-from opsloom.triggers.matching import deliveries, signal_name
 
 Conn = AsyncConnection[Any]
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from psycopg import AsyncConnection
 
 from opsloom.errors import ScheduleNotFoundError
+from opsloom.model.run import NewRun
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.base import NewRun
 from opsloom.store.dialects import postgres_sql as q
 from opsloom.store.dialects.postgres_writer import WORK
 from opsloom.store.rows import pg

@@ -16,7 +16,8 @@ from psycopg import AsyncConnection
 from opsloom.codec import decode
 from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
-from opsloom.store.base import Claim, Fence, NewRun
+from opsloom.model.run import Fence, NewRun
+from opsloom.store.base import Claim
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
     RUN_COLUMNS,

@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 from psycopg import AsyncConnection
 
 from opsloom.codec import decode, encode
+from opsloom.model.cloudevent import CloudEvent
+from opsloom.model.matching import first_match, signal_name
+from opsloom.model.trigger import INBOX, Trigger, _Failed, choose
 from opsloom.store.dialects.postgres_sql import insert_run, lock_key, nudge
 from opsloom.store.event import delivery_payload
 from opsloom.store.rows import pg
@@ -46,9 +49,6 @@ from opsloom.store.trigger import (
     trigger_from_row,
     trigger_run_from_row,
 )
-from opsloom.triggers.cloudevent import CloudEvent
-from opsloom.triggers.matching import first_match, signal_name
-from opsloom.triggers.trigger import INBOX, Trigger, _Failed, choose
 
 Conn = AsyncConnection[Any]
 T = TypeVar("T")

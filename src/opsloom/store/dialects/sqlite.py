@@ -25,8 +25,9 @@ from opsloom.errors import (
     SchemaTooNewError,
 )
 from opsloom.model import RunRecord, RunStatus, StepRecord
-from opsloom.model.run import sources_of
-from opsloom.store.base import Claim, Fence, HeartbeatResult, NewRun, RunFilter, WakeTopic
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
 from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
@@ -52,7 +53,6 @@ from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
 from opsloom.store.writer import GroupCommitWriter
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
 APPLICATION_ID = 0x4F50534C  # "OPSL"

@@ -11,6 +11,7 @@ from typing import Any
 
 from opsloom.errors import OpsloomError
 from opsloom.model import RunStatus
+from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
 from opsloom.store.approval import (
     INSERT_LINK,
     INSERT_SIGNAL,
@@ -26,10 +27,6 @@ from opsloom.store.approval import (
     UPSERT_REQUEST,
     UPSERT_STAGE,
     USE_LINK,
-    ApprovalChange,
-    ApprovalLinkRow,
-    ApprovalState,
-    ChangeFn,
     clarification_from_row,
     clarification_params,
     dumps,

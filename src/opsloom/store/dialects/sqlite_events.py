@@ -8,7 +8,9 @@ from typing import Any
 
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
-from opsloom.store.base import Fence
+from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.matching import deliveries, signal_name
+from opsloom.model.run import Fence
 from opsloom.store.dialects import sqlite_triggers as triggers
 from opsloom.store.dialects.sqlite_sql import _check_fence, _marks, _nudge, _upsert_step
 from opsloom.store.event import (
@@ -26,8 +28,6 @@ from opsloom.store.event import (
     open_subscriptions,
     subscription_from_row,
 )
-from opsloom.triggers.cloudevent import CloudEvent, StoredEvent
-from opsloom.triggers.matching import deliveries, signal_name
 
 _INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES ({_marks(range(EVENT_INSERT_COUNT))}) "

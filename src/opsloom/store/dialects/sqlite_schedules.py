@@ -6,8 +6,8 @@ import sqlite3
 from typing import Any
 
 from opsloom.errors import ScheduleNotFoundError
+from opsloom.model.run import NewRun
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.base import NewRun
 from opsloom.store.dialects.sqlite_sql import _insert_run
 from opsloom.store.schedule import (
     FIRE,

@@ -8,6 +8,9 @@ from collections.abc import Collection
 from typing import Any
 
 from opsloom.codec import decode, encode
+from opsloom.model.cloudevent import CloudEvent
+from opsloom.model.matching import first_match, signal_name
+from opsloom.model.trigger import INBOX, Trigger, _Failed, choose
 from opsloom.store.dialects.sqlite_sql import _insert_run, _nudge
 from opsloom.store.event import delivery_payload
 from opsloom.store.trigger import (
@@ -41,9 +44,6 @@ from opsloom.store.trigger import (
     trigger_from_row,
     trigger_run_from_row,
 )
-from opsloom.triggers.cloudevent import CloudEvent
-from opsloom.triggers.matching import first_match, signal_name
-from opsloom.triggers.trigger import INBOX, Trigger, _Failed, choose
 
 
 def intake(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.base import (
     WebhookPayloadError,
     WebhookRequest,

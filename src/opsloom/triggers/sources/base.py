@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opsloom.errors import InputError, OpsloomError
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 
 if TYPE_CHECKING:
     from opsloom.triggers.sources.config import HooksConfig

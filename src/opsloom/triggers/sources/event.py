@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsloom.triggers.cloudevent import CloudEvent, InvalidEventError, parse_event
+from opsloom.model.cloudevent import CloudEvent, InvalidEventError, parse_event
 from opsloom.triggers.sources.base import WebhookPayloadError
 
 ALERT_TYPE = "io.opsloom.alert.{status}.v1"

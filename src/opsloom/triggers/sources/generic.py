@@ -17,7 +17,7 @@ import contextlib
 import json
 from typing import Any
 
-from opsloom.triggers.cloudevent import CloudEvent, rfc3339
+from opsloom.model.cloudevent import CloudEvent, rfc3339
 from opsloom.triggers.sources.base import WebhookAuthError, WebhookPayloadError, WebhookRequest
 from opsloom.triggers.sources.config import HooksConfig
 from opsloom.triggers.sources.event import make_event, type_segment

@@ -13,7 +13,7 @@ are configured.
 
 from __future__ import annotations
 
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.alertmanager import group_events
 from opsloom.triggers.sources.base import WebhookAuthError, WebhookRequest, json_object
 from opsloom.triggers.sources.config import GrafanaHook, HooksConfig

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from opsloom.triggers.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.triggers.sources.base import (
     WebhookAuthError,
     WebhookPayloadError,

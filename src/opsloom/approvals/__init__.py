@@ -1,0 +1,1 @@
+"""Approvals: asking people from a run, routing requests through stages, deciding them."""
