@@ -11,7 +11,7 @@ from payloads import OPENAI_TOOLS, otel_genai
 
 from opsloom import App, Context
 from opsloom.api import create_api
-from opsloom.humans.identity import Identity
+from opsloom.identity.access import Identity
 from opsloom.settings import Settings
 from opsloom.store.event import EventQuery
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from opsloom.triggers.cloudevent import CloudEvent, parse_event
+from opsloom.model.cloudevent import CloudEvent, parse_event
 
 SOURCE = "/opsloom/insights"
 ANALYZED = "io.opsloom.conversation.analyzed.v1"

@@ -26,8 +26,8 @@ from opsloom.insights.adapters import read_chunk
 from opsloom.insights.analysis import Analysis
 from opsloom.insights.conversation import Conversation
 from opsloom.insights.event import ANALYZED, SOURCE, events_of
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.store.event import EventQuery
-from opsloom.triggers.cloudevent import CloudEvent
 
 BATCH_WORKFLOW = "opsloom.insights.batch"
 #: Records analysed per batch step (one store transaction each).
