@@ -21,9 +21,12 @@ from typing import Annotated, Any
 import typer
 
 from opsloom.app import App, RunHandle
+from opsloom.cli.console import AppOption, command_app
+from opsloom.cli.identity import cli_actor
 from opsloom.dsl.interpreter import DocumentFaultedError
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError, OpsloomError, RunFailedError
+from opsloom.services.document import deploy_document
 from opsloom.worker import WorkerOptions
 
 InputOption = Annotated[str | None, typer.Option("--input", help="Input as JSON.")]
@@ -92,16 +95,22 @@ def run_command(
         list[Path] | None,
         typer.Option("--with", help="Another document the run may call (run: workflow)."),
     ] = None,
+    app: AppOption = None,
 ) -> None:
-    """Run a workflow document to completion and print its output as JSON."""
+    """Run a workflow document to completion and print its output as JSON.
+
+    With ``--app``, the document may call the catalog functions (``@app.function``) and start
+    the workflows of that Python app.
+    """
+    target = app
     text = _read(file)
     value = _input(input)
     others = [(path, _read(path)) for path in also or []]
 
     async def go() -> int:
         async with _database(db) as url:
-            app = App(url, worker=WorkerOptions(reap_seconds=None))
-            runtime = DslRuntime(app)
+            app = command_app(target, url, worker=WorkerOptions(reap_seconds=None))
+            runtime = app.documents
             for path, other in others:
                 runtime.register(runtime.load(other, str(path)), other)
             document = runtime.load(text, str(file))
@@ -132,15 +141,19 @@ def deploy_command(
             "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
         ),
     ] = None,
+    app: AppOption = None,
 ) -> None:
-    """Store a new version of a workflow document; workers pick it up."""
+    """Store a new version of a workflow document; workers pick it up.
+
+    With ``--app``, the document is checked against that app's catalog functions too (the
+    workers that run it must load the same app).
+    """
     text = _read(file)
+    target = command_app(app, db)
 
     async def go() -> int:
-        app = App(db, worker=None)
-        runtime = DslRuntime(app)
-        async with app:
-            record, created = await runtime.deploy(text, str(file))
+        async with target:
+            record, created = await deploy_document(target, text, str(file), actor=cli_actor())
         what = "deployed" if created else "already deployed"
         sys.stdout.write(f"{what} {record.workflow} version {record.version}\n")
         return 0
@@ -148,27 +161,22 @@ def deploy_command(
     _run_async(go)
 
 
-async def start_document(
-    app: App, reference: str, value: Any, *, run_id: str | None = None
-) -> RunHandle:
-    """Start a run of the deployed document ``NAMESPACE/NAME[:VERSION]`` on an open ``app``."""
-    runtime = DslRuntime(app)
-    try:
-        return await runtime.start(reference, value, run_id=run_id)
-    finally:
-        await runtime.close()
+async def deploy_examples(app: App, folder: Path) -> int:
+    """Deploy every valid document of ``folder`` on an open ``app`` (stored and audited).
 
-
-def load_examples(app: App, folder: Path) -> DslRuntime[RunHandle]:
-    """A DSL runtime on ``app`` with every valid document of ``folder`` registered."""
-    runtime = DslRuntime(app)
+    A document that cannot be read or deployed is reported and skipped. Returns how many
+    versions were new.
+    """
+    count = 0
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.json")):
         try:
             text = path.read_text(encoding="utf-8")
-            runtime.register(runtime.load(text, str(path)), text)
+            _, created = await deploy_document(app, text, str(path), actor=cli_actor())
         except (OSError, UnicodeDecodeError, DocumentError, OpsloomError) as exc:
             sys.stderr.write(f"skipping {path}: {exc}\n")
-    return runtime
+            continue
+        count += created
+    return count
 
 
 async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object]) -> None:
@@ -186,8 +194,7 @@ async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object
 __all__ = [
     "DocumentFaultedError",
     "deploy_command",
-    "load_examples",
+    "deploy_examples",
     "run_command",
     "serve_documents",
-    "start_document",
 ]

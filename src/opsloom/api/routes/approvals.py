@@ -28,27 +28,14 @@ from opsloom.approvals.link import ApprovalLinks
 from opsloom.approvals.service import Approvals
 from opsloom.approvals.slack import SlackRequestError, parse_interaction, verify_slack_request
 from opsloom.approvals.spec import (
-    ApprovalConflictError,
     ApprovalError,
-    ApprovalForbiddenError,
     ApprovalLinkError,
-    ApprovalNotFoundError,
-    InvalidApprovalError,
 )
-from opsloom.identity.access import Identity, Principal, UnknownUserError
-from opsloom.identity.audit import AuditLog
+from opsloom.identity.access import Principal, UnknownUserError
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 public_router = APIRouter(tags=["approvals"])
 
-_STATUS: dict[type[ApprovalError], int] = {
-    ApprovalNotFoundError: 404,
-    ApprovalForbiddenError: 403,
-    ApprovalConflictError: 409,
-    InvalidApprovalError: 422,
-    ApprovalLinkError: 410,
-    SlackRequestError: 401,
-}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "Not an approver of this task, or the requester."},
     404: {"model": Problem, "description": "No such request or task."},
@@ -74,9 +61,8 @@ def _channels(request: Request) -> ApprovalChannels:
     state = request.app.state
     found: ApprovalChannels | None = getattr(state, "approval_channels", None)
     if found is None:
-        from opsloom.settings import load_settings
-
-        settings = load_settings()
+        app: App = state.opsloom
+        settings = app.settings
         found = ApprovalChannels(
             _secret(getattr(settings, "slack_signing_secret", None)),
             _secret(getattr(settings, "approval_link_secret", None)),
@@ -95,21 +81,10 @@ def _secret(value: Any) -> str | None:
 def approvals_service(request: Request) -> Approvals:
     """The approvals service over the API's App."""
     app: App = request.app.state.opsloom
-    return Approvals(
-        app.store,
-        app.clock,
-        Identity(app.store, app.clock),
-        AuditLog(app.store, app.clock),
-        notify=None if app.worker is None else app.worker.notify,
-    )
+    return app.approvals
 
 
 Service = Annotated[Approvals, Depends(approvals_service)]
-
-
-def _refused(request: Request, exc: ApprovalError) -> Response:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-    return problem(request, status, exc.code, str(exc), title="Approval refused")
 
 
 def _task_id(request_id: str, task: str) -> str:
@@ -161,10 +136,7 @@ async def approval_stats(principal: Viewer, approvals: Service) -> JSONResponse:
 async def show_approval(
     request: Request, request_id: str, principal: Viewer, approvals: Service
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.show(request_id))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.show(request_id))
 
 
 @router.post(
@@ -178,11 +150,8 @@ async def decide_task(
     principal: Approver,
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.decide(principal, task_id, body.approve, body.comment))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.decide(principal, task_id, body.approve, body.comment))
 
 
 @router.post("/{request_id}/tasks/{task}/ask", summary="Ask the requester", responses=_RESPONSES)
@@ -194,21 +163,15 @@ async def ask_requester(
     principal: Approver,
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.ask(principal, task_id, body.question))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.ask(principal, task_id, body.question))
 
 
 @router.post("/{request_id}/answer", summary="Answer the open questions", responses=_RESPONSES)
 async def answer_questions(
     request: Request, request_id: str, body: AnswerBody, principal: Viewer, approvals: Service
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.answer(principal, request_id, body.answer))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.answer(principal, request_id, body.answer))
 
 
 @router.post("/{request_id}/tasks/{task}/delegate", summary="Delegate a task", responses=_RESPONSES)
@@ -220,21 +183,15 @@ async def delegate_task(
     principal: Approver,
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.delegate(principal, task_id, body.to))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.delegate(principal, task_id, body.to))
 
 
 @router.post("/{request_id}/cancel", summary="Withdraw a request", responses=_RESPONSES)
 async def cancel_request(
     request: Request, request_id: str, body: CancelBody, principal: Viewer, approvals: Service
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.cancel(principal, request_id, body.reason))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.cancel(principal, request_id, body.reason))
 
 
 # --- Slack and e-mail links (their own credentials) -----------------------------------------
