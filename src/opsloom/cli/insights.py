@@ -25,6 +25,7 @@ from opsloom.app import App
 from opsloom.cli.console import (
     DbOption,
     JsonOption,
+    cli_app,
     client,
     err,
     execute,
@@ -145,7 +146,9 @@ def analyze(
             task = progress.add_task("analyze", total=None)
             chunks = _chunks(read_stream(stream, format, name=name), _STORE_BATCH)
             if store:
-                client(db, lambda app: _store(app, analysis, chunks, emit, progress, task))
+                client(
+                    db, lambda app: _store(app, analysis, chunks, emit, progress, task), create=True
+                )
             else:
                 for chunk in chunks:
                     for conversation in chunk:
@@ -193,7 +196,7 @@ def batch(
         fail(f"{file}: no such file", 2)
     stat = path.stat()
     digest = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    app = App(db, worker=WorkerOptions())
+    app = cli_app(db, worker=WorkerOptions())
     register_batch(app)
 
     async def go() -> Any:
@@ -253,7 +256,7 @@ def trends(
             if store_anomalies:
                 await app.emit_events([anomaly_event(a) for a in table.anomalies()])
 
-        client(db, from_store)
+        client(db, from_store, create=store_anomalies)
     rows = list(table.rows())
     anomalies = table.anomalies()
     if as_json:
