@@ -13,6 +13,7 @@ from opsloom.api.auth import authenticated
 from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import (
     approvals,
+    connections,
     conversations,
     events,
     health,
@@ -86,6 +87,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(connections.router)
     guarded.include_router(conversations.router)
 
     api.include_router(health.router)
