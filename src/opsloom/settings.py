@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         server: the URL of a running opsloom whose API the run commands of the CLI use
             instead of the database (``--server``).
         token: the API token the CLI sends to ``server`` (``--token``).
+        log_level / log_format: what ``opsloom up`` and ``opsloom worker`` log, as ``text``
+            or ``json`` (one object per line).
+        otlp_endpoint: an OTLP/HTTP collector (``http://host:4318``) that receives the traces
+            of runs, steps and outbound calls; none: no traces are recorded.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -76,6 +80,8 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(default=12.0, gt=0)
     server: str | None = None
     token: SecretStr | None = None
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    otlp_endpoint: str | None = None
 
 
 def load_settings() -> Settings:

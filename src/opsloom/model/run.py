@@ -181,6 +181,8 @@ class RunRecord:
     #: The event that started the run (a trigger's), by its producer's source and id.
     event_source: str | None = None
     event_id: str | None = None
+    #: The W3C trace context the run continues, when it was started from one.
+    traceparent: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +207,7 @@ class RunRecord:
             "completed_at": _iso(self.completed_at),
             "event_source": self.event_source,
             "event_id": self.event_id,
+            "traceparent": self.traceparent,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -241,3 +244,5 @@ class NewRun:
     deadline: float | None = None
     parent_id: str | None = None
     parent_seq: int | None = None
+    #: The W3C trace context the run continues (see :mod:`opsloom.model.tracecontext`).
+    traceparent: str | None = None

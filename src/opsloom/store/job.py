@@ -29,7 +29,7 @@ from opsloom.store.rows import (
 from opsloom.store.tx import Tx
 
 _INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
+    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join('?' * 15)}) "
     "ON CONFLICT (id) DO NOTHING"
 )
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"

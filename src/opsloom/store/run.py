@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from opsloom.codec import decode, encode
+from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import RunRecord, RunStatus, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
@@ -26,7 +26,13 @@ from opsloom.store.job import (
     requeue,
     upsert_step,
 )
-from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.rows import (
+    RUN_COLUMNS,
+    SINGLETON_UPSERT,
+    new_run_record,
+    run_from_row,
+    step_order,
+)
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
 from opsloom.store.tx import DONE, WORK, Transactions, Tx
 
@@ -41,20 +47,7 @@ class RunOps(Transactions):
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
             if await insert_run(tx, new, now, lease):
-                return RunRecord(
-                    id=new.id,
-                    workflow=new.workflow,
-                    version=new.version,
-                    status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
-                    input=decode(new.input),
-                    parent_id=new.parent_id,
-                    priority=new.priority,
-                    concurrency_key=new.concurrency_key,
-                    deadline=new.deadline,
-                    created_at=now,
-                    started_at=None if lease is None else now,
-                    updated_at=now,
-                ), True
+                return new_run_record(new, now, lease), True
             run = await fetch_run(tx, new.id)
             assert run is not None
             return run, False

@@ -14,6 +14,7 @@ from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
+from opsloom.store.stats import StatsQueries
 from opsloom.store.trigger import TriggerOps
 
 
@@ -27,5 +28,6 @@ class SqlStore(
     IdentityOps,
     AuditOps,
     ConnectionOps,
+    StatsQueries,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""

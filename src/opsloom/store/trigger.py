@@ -8,6 +8,7 @@ is left to the caller, which locks them in run-id order with the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.model.cloudevent import CloudEvent
 from opsloom.model.matching import first_match, signal_name
+from opsloom.model.tracecontext import TraceParent, trace_id_of
 from opsloom.model.trigger import (
     INBOX,
     Trigger,
@@ -25,6 +27,47 @@ from opsloom.model.trigger import (
 )
 from opsloom.store.job import insert_run, nudge
 from opsloom.store.tx import Row, Transactions, Tx
+
+log = logging.getLogger("opsloom.triggers")
+
+
+def traceparent_of(event: CloudEvent) -> str | None:
+    """The event's ``traceparent`` (CloudEvents distributed tracing extension), if valid."""
+    value = event.extensions.get("traceparent")
+    return value if isinstance(value, str) and TraceParent.parse(value) is not None else None
+
+
+def note(
+    trigger: Trigger, decision: str, key: str | None, event: CloudEvent, run_id: str | None = None
+) -> None:
+    """Log one structured line for what ``trigger`` did with ``event`` during intake.
+
+    ``decision``: ``matched`` (``run_id`` starts), ``deduplicated`` (the open run ``run_id``
+    of the key gets it), ``suppressed`` (flap window) or ``followed`` (a follow event with no
+    open run). Logged inside the intake's transaction, so a batch that is retried may log a
+    decision twice; it is never left unlogged.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
+    traceparent = event.extensions.get("traceparent")
+    log.info(
+        "trigger %s %s event %s from %s",
+        trigger.id,
+        decision,
+        event.id,
+        event.source,
+        extra={
+            "event": f"trigger_{decision}",
+            "trigger": trigger.id,
+            "workflow": trigger.workflow,
+            "key": key,
+            "event_source": event.source,
+            "event_id": event.id,
+            "run_id": run_id,
+            "trace_id": trace_id_of(traceparent) if isinstance(traceparent, str) else None,
+        },
+    )
+
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "
@@ -210,12 +253,15 @@ async def _fire(
     if key is not None:
         row = await tx.one(OPEN_RUN, (trigger.id, key))
         if row is not None:
+            note(trigger, "deduplicated", key, event, row[0])
             return await _to_inbox(tx, row[0], position, shape, delivered, now)
     if trigger.follows(position):
+        note(trigger, "followed", key, event)
         return []  # a follow event only reaches an open run
     if key is not None and trigger.window > 0:
         last = await tx.one(LAST_CLOSED, (trigger.id, key))
         if last is not None and last[0] is not None and now - float(last[0]) < trigger.window:
+            note(trigger, "suppressed", key, event)
             return []  # flap suppression: stored, starts nothing
     value: Any = shape
     if trigger.mode == "all":
@@ -241,9 +287,11 @@ async def _fire(
         row = await tx.one(OPEN_RUN, (trigger.id, key))
         if row is None or row[0] == run_id:
             return []
+        note(trigger, "deduplicated", key, event, row[0])
         return await _to_inbox(tx, row[0], position, shape, delivered, now)
-    if await insert_run(tx, trigger.new_run(run_id, blob, now), now):
+    if await insert_run(tx, trigger.new_run(run_id, blob, now, traceparent_of(event)), now):
         await tx.execute(MARK_RUN, (event.source, event.id, run_id))
+        note(trigger, "matched", key, event, run_id)
     return []
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.model.observer import Observer
 from opsloom.store.tx import Op, T
 
 log = logging.getLogger("opsloom.store")
@@ -60,6 +62,8 @@ class GroupCommit(ABC):
         self._closing = False
         self.batches = 0
         self.ops = 0
+        #: Told the size and duration of every committed batch.
+        self.observer = Observer()
 
     def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -79,6 +83,11 @@ class GroupCommit(ABC):
         self._pending.append(Pending(op, future, wake, one_statement))
         self._wake.set()
         return future
+
+    @property
+    def alive(self) -> bool:
+        """The writer is serving: started, not stopped, and its loop has not died."""
+        return self._task is not None and not self._task.done() and not self._closing
 
     async def stop(self) -> None:
         """Commit what is queued, then close the connection."""
@@ -102,8 +111,10 @@ class GroupCommit(ABC):
             del self._pending[: self._max_batch]
             self.batches += 1
             self.ops += len(batch)
+            started = time.perf_counter()
             try:
                 outcomes = await self._commit(batch)
+                self.observer.store_committed(len(batch), time.perf_counter() - started)
             except Exception as exc:  # the database itself failed (disk full, connection lost…)
                 log.error("group commit failed: %r", exc)
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
@@ -53,7 +53,12 @@ Operator = Annotated[Principal, Depends(require("operator"))]
     openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
 )
 async def create_run(
-    app: AppDep, who: Operator, body: Annotated[StartRunBody, Depends(start_run_body)]
+    app: AppDep,
+    who: Operator,
+    body: Annotated[StartRunBody, Depends(start_run_body)],
+    traceparent: Annotated[
+        str | None, Header(description="A W3C trace context the run's trace continues.")
+    ] = None,
 ) -> JSONResponse:
     run, created = await runs.start_run(
         app,
@@ -62,6 +67,7 @@ async def create_run(
         run_id=body.run_id,
         priority=body.priority,
         actor=who.user,
+        traceparent=traceparent,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)

@@ -29,6 +29,7 @@ from opsloom.errors import (
     SchemaTooNewError,
     StoreError,
 )
+from opsloom.model.observer import Observer
 from opsloom.store.base import Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
@@ -77,6 +78,7 @@ class PostgresStore(SqlStore):
         self.channel = channel_name(self.schema)
         self._pool: AsyncConnectionPool[Any] | None = None
         self._writer: PostgresWriter | None = None
+        self.observer = Observer()
         self._listener: Listener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -104,6 +106,7 @@ class PostgresStore(SqlStore):
             )
             await self._pool.open(wait=True, timeout=30)
             self._writer = PostgresWriter(self._connect, self.channel)
+            self._writer.observer = self.observer
             await self._writer.start()
             self._listener = Listener(self._connect, self.channel)
         except psycopg.OperationalError as exc:

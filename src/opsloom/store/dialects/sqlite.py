@@ -17,6 +17,7 @@ from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
+from opsloom.model.observer import Observer
 from opsloom.store.base import Claim, WakeTopic
 from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter
 from opsloom.store.job import take
@@ -58,6 +59,7 @@ class SqliteStore(SqlStore):
         self.synchronous = synchronous.upper()
         self._reader: sqlite3.Connection | None = None
         self._writer: SqliteWriter | None = None
+        self.observer = Observer()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class SqliteStore(SqlStore):
         await asyncio.to_thread(self._prepare)
         self._reader = self._connect()
         self._writer = SqliteWriter(self._connect)
+        self._writer.observer = self.observer
         self._writer.start()
 
     def _prepare(self) -> None:
