@@ -16,6 +16,7 @@ from opsloom.api.routes import (
     analytics,
     approvals,
     connections,
+    conversations,
     events,
     health,
     hooks,
@@ -92,6 +93,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(approvals.router)
     guarded.include_router(analytics.router)
     guarded.include_router(connections.router)
+    guarded.include_router(conversations.router)
 
     api.include_router(health.router)
     api.include_router(metrics.router)

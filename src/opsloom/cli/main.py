@@ -615,6 +615,10 @@ from opsloom.cli.analytics import analytics_cli  # noqa: E402
 
 cli.add_typer(analytics_cli, name="analytics")
 
+from opsloom.cli.insights import insights_cli  # noqa: E402
+
+cli.add_typer(insights_cli, name="insights")
+
 
 def main() -> None:
     """Entry point of the ``opsloom`` script."""
