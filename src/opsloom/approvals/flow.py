@@ -64,7 +64,11 @@ def new_state(
     stages: tuple[Stage, ...],
     now: float,
 ) -> ApprovalState:
-    """A new request (``header``: title, requester, subject, risk, impact), first phase open."""
+    """A new request, first phase open.
+
+    ``header``: title, requester, subject, risk, impact; ``started_by`` (the run's recorded
+    starter) and the options ``starter_may_decide`` and ``distinct_approvers``.
+    """
     request = ApprovalRequestRow(
         id=request_id,
         run_id=run_id,
@@ -79,6 +83,9 @@ def new_state(
         created_at=now,
         decided_at=None,
         updated_at=now,
+        started_by=_text(header.get("started_by")),
+        starter_may_decide=bool(header.get("starter_may_decide")),
+        distinct_approvers=bool(header.get("distinct_approvers")),
     )
     rows: list[ApprovalStageRow] = []
     phase = -1
@@ -171,16 +178,33 @@ def _must_be_pending(state: ApprovalState) -> None:
         )
 
 
-def standing(stage: ApprovalStageRow, requester: str, user: str, groups: frozenset[str]) -> str:
+def standing(
+    state: ApprovalState, stage: ApprovalStageRow, user: str, groups: frozenset[str]
+) -> str:
     """What ``user`` may decide this stage as (``user:<id>`` or ``group:<a>,group:<b>``).
 
     Raises:
-        ApprovalForbiddenError: the requester, someone who delegated the task, or someone
-            who is neither an approver of the current level nor a delegate.
+        ApprovalForbiddenError: the requester, the starter of the run (unless the request
+            allows it), someone who decided another stage of a request that wants distinct
+            approvers, someone who delegated the task, or someone who is neither an approver
+            of the current level nor a delegate.
     """
-    if user == requester:
+    request = state.request
+    if user == request.requester:
         raise ApprovalForbiddenError(
             f"{user} requested this approval and may not decide it (separation of duties)"
+        )
+    if user == request.started_by and not request.starter_may_decide:
+        raise ApprovalForbiddenError(
+            f"{user} started run {request.run_id} and may not decide its approvals "
+            "(separation of duties)"
+        )
+    if request.distinct_approvers and any(
+        v.voter == user and v.stage_id != stage.id for v in state.votes
+    ):
+        raise ApprovalForbiddenError(
+            f"{user} has decided another stage of request {request.id}, which needs a "
+            "distinct approver for each stage"
         )
     if user in stage.delegations:
         return f"user:{stage.delegations[user]}"
@@ -216,7 +240,7 @@ def vote(
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        as_ = standing(stage, state.request.requester, user, groups)
+        as_ = standing(state, stage, user, groups)
         if stage.status == StageStatus.CLARIFYING:
             raise ApprovalConflictError(
                 f"task {stage.id} waits for the requester's answer to a question"
@@ -253,7 +277,7 @@ def ask(user: str, groups: frozenset[str], stage_id: str, question: str, now: fl
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        standing(stage, state.request.requester, user, groups)
+        standing(state, stage, user, groups)
         if stage.status not in ACTIVE:
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}, not open")
         if not question.strip():
@@ -311,7 +335,7 @@ def delegate(
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        as_ = standing(stage, state.request.requester, user, groups)
+        as_ = standing(state, stage, user, groups)
         if stage.status not in (*ACTIVE, StageStatus.WAITING):
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}")
         if to_user == state.request.requester:

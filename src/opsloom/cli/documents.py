@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import sys
 import tempfile
@@ -40,6 +41,11 @@ def _print(value: Any) -> None:
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
+
+
+def _starter() -> str:
+    """Who starts runs from this terminal, as recorded on them."""
+    return f"cli:{getpass.getuser()}"
 
 
 def _read(path: Path) -> str:
@@ -108,7 +114,9 @@ def run_command(
             name = runtime.register(document, text)
             try:
                 async with app:
-                    handle = await app.start(name, value, version=document.version)
+                    handle = await app.start(
+                        name, value, version=document.version, started_by=_starter()
+                    )
                     try:
                         _print(await handle.result())
                         return 0
@@ -149,12 +157,19 @@ def deploy_command(
 
 
 async def start_document(
-    app: App, reference: str, value: Any, *, run_id: str | None = None
+    app: App,
+    reference: str,
+    value: Any,
+    *,
+    run_id: str | None = None,
+    started_by: str | None = None,
 ) -> RunHandle:
     """Start a run of the deployed document ``NAMESPACE/NAME[:VERSION]`` on an open ``app``."""
     runtime = DslRuntime(app)
     try:
-        return await runtime.start(reference, value, run_id=run_id)
+        return await runtime.start(
+            reference, value, run_id=run_id, started_by=started_by or _starter()
+        )
     finally:
         await runtime.close()
 

@@ -7,6 +7,7 @@ Commands are thin: they parse options, open an :class:`~opsloom.app.App` and cal
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import signal
@@ -249,15 +250,18 @@ def start(
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
     target = _app(app, db, worker=WorkerOptions() if wait else None)
+    starter = f"cli:{getpass.getuser()}"
 
     async def go() -> dict[str, Any]:
         async with target:
             if "/" in name:  # NAMESPACE/NAME[:VERSION]: a deployed workflow document
                 from opsloom.cli.documents import start_document
 
-                handle = await start_document(target, name, value, run_id=run_id)
+                handle = await start_document(
+                    target, name, value, run_id=run_id, started_by=starter
+                )
             else:
-                handle = await target.start(name, value, run_id=run_id)
+                handle = await target.start(name, value, run_id=run_id, started_by=starter)
             result: dict[str, Any] = {"run_id": handle.run_id, "created": handle.created}
             if wait:
                 try:

@@ -72,6 +72,7 @@ class Interpreter:
                 "definition": self.data,
                 "input": raw_input,
                 "startedAt": started,
+                "startedBy": getattr(ctx, "started_by", None),
             },
             runtime=self.runtime.describe(),
             secrets=self.secrets,

@@ -128,6 +128,7 @@ class Host(Protocol[H]):
         run_id: str | None = None,
         priority: int | None = None,
         version: str | None = None,
+        started_by: str | None = None,
     ) -> H: ...
 
     async def get_run(self, run_id: str) -> RunRecord: ...
@@ -347,10 +348,19 @@ class DslRuntime(Generic[H]):
             return any(key[0] == name for key in self._interpreters)
         return (name, version) in self._interpreters
 
-    async def start(self, reference: str, input: Any = None, *, run_id: str | None = None) -> H:
+    async def start(
+        self,
+        reference: str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        started_by: str | None = None,
+    ) -> H:
         """Start a run of a document named ``namespace/name[:version]`` (latest by default)."""
         name, version = await self.resolve(reference)
-        return await self.app.start(name, input, version=version, run_id=run_id)
+        return await self.app.start(
+            name, input, version=version, run_id=run_id, started_by=started_by
+        )
 
     async def child_workflow(self, name: str, version: str | None) -> str:
         """The workflow name under which ``ctx.child`` runs that document version."""

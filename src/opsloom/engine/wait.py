@@ -188,6 +188,7 @@ class Waits(ReplayState):
             deadline=None if spec.timeout is None else now + spec.timeout,
             parent_id=self.run.id,
             parent_seq=seq,
+            started_by=self.run.started_by,
         )
         await self._write(
             self.store.start_child(

@@ -181,6 +181,8 @@ class RunRecord:
     #: The event that started the run (a trigger's), by its producer's source and id.
     event_source: str | None = None
     event_id: str | None = None
+    #: Who started the run: a user, ``trigger:<id>``, ``schedule:<id>`` (children inherit it).
+    started_by: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +207,7 @@ class RunRecord:
             "completed_at": _iso(self.completed_at),
             "event_source": self.event_source,
             "event_id": self.event_id,
+            "started_by": self.started_by,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -241,3 +244,5 @@ class NewRun:
     deadline: float | None = None
     parent_id: str | None = None
     parent_seq: int | None = None
+    #: Who started the run (see :attr:`RunRecord.started_by`).
+    started_by: str | None = None

@@ -230,6 +230,7 @@ class Trigger:
             concurrency_key=self.concurrency_key,
             concurrency_limit=self.concurrency_limit,
             deadline=None if self.timeout is None else now + self.timeout,
+            started_by=f"trigger:{self.id}",
         )
 
 

@@ -15,7 +15,11 @@ async def start_run(
     *,
     run_id: str | None = None,
     priority: int | None = None,
+    actor: str | None = None,
 ) -> tuple[RunRecord, bool]:
-    """Start a run (or find the existing one with ``run_id``); return it and whether it is new."""
-    handle = await app.start(workflow, input, run_id=run_id, priority=priority)
+    """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
+
+    ``actor`` (the authenticated user) is recorded on the run as the one who started it.
+    """
+    handle = await app.start(workflow, input, run_id=run_id, priority=priority, started_by=actor)
     return await app.get_run(handle.run_id), handle.created

@@ -11,6 +11,7 @@ from opsloom.api.auth import require
 from opsloom.api.body import body_doc, json_body, start_run_body
 from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
 from opsloom.app import App
+from opsloom.identity.access import Principal
 from opsloom.model import RunStatus
 from opsloom.services.run import start_run
 
@@ -51,10 +52,17 @@ AppDep = Annotated[App, Depends(_app)]
     openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
 )
 async def create_run(
-    app: AppDep, body: Annotated[StartRunBody, Depends(start_run_body)]
+    app: AppDep,
+    body: Annotated[StartRunBody, Depends(start_run_body)],
+    principal: Annotated[Principal, Depends(require("operator"))],
 ) -> JSONResponse:
     run, created = await start_run(
-        app, body.workflow, body.input, run_id=body.run_id, priority=body.priority
+        app,
+        body.workflow,
+        body.input,
+        run_id=body.run_id,
+        priority=body.priority,
+        actor=principal.user,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)

@@ -282,6 +282,7 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
                     created_at=now,
                     started_at=None if lease is None else now,
                     updated_at=now,
+                    started_by=new.started_by,
                 ), True
             run = await q.fetch_run(conn, new.id)
             assert run is not None

@@ -36,7 +36,7 @@ async def insert_run(
     conn: Conn, new: NewRun, now: float, lease: tuple[str, float] | None = None
 ) -> bool:
     cur = await conn.execute(
-        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 14)}) "
+        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 15)}) "
         "ON CONFLICT (id) DO NOTHING",
         run_insert_params(new, now, lease),
     )

@@ -228,6 +228,7 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
                     created_at=now,
                     started_at=None if lease is None else now,
                     updated_at=now,
+                    started_by=new.started_by,
                 ), True
             run = _fetch_run(conn, new.id)
             assert run is not None

@@ -39,7 +39,7 @@ def _insert_run(
     conn: sqlite3.Connection, new: NewRun, now: float, lease: tuple[str, float] | None = None
 ) -> bool:
     cur = conn.execute(
-        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_marks(range(14))}) "
+        f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_marks(range(15))}) "
         "ON CONFLICT (id) DO NOTHING",
         run_insert_params(new, now, lease),
     )
