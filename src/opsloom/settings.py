@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,13 @@ class Settings(BaseSettings):
             approval policies of documents use.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        run_processes: which documents may start local processes (``run: shell``, ``script``,
+            ``container``): ``none``; ``registered`` (default: documents registered by the
+            operator's own code or files, not those deployed over the API or the CLI); ``all``.
+            Deploying a document that may run processes is running code on the worker.
+        process_commands: when set, the only programs processes may start: the first word of
+            a shell command, a script's language or a container's image.
+        process_user: run processes as this uid (the worker must be allowed to switch).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -41,6 +49,9 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    run_processes: Literal["none", "registered", "all"] = "registered"
+    process_commands: list[str] = Field(default_factory=list)
+    process_user: int | None = Field(default=None, ge=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -58,6 +58,8 @@ class Interpreter:
         self.evaluator: Evaluator = runtime.evaluator
         self._leaves: dict[str, Leaf] = {}
         self._declared: list[str] = list(self.use.get("secrets") or [])
+        #: From the store's deployed documents (not registered by the operator's own code).
+        self.deployed = False
 
     # --- the workflow function ----------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import httpx
 
 from opsloom.dsl.interpreter import Interpreter
+from opsloom.dsl.process import ProcessPolicy
 from opsloom.dsl.starts import DocumentStarts
 from opsloom.errors import (
     ConfigurationError,
@@ -69,6 +70,7 @@ class DslOptions:
         expression_timeout: seconds an unbounded jq expression may run before its task fails.
         reload_seconds: how often :meth:`DslRuntime.watch` looks for new deployed versions.
         metadata: ``$runtime.metadata``.
+        processes: which documents may run shell commands, scripts and containers.
     """
 
     http_client: ClientFactory | None = None
@@ -76,6 +78,17 @@ class DslOptions:
     expression_timeout: float = DEFAULT_TIMEOUT
     reload_seconds: float = 5.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    processes: ProcessPolicy = field(default_factory=ProcessPolicy)
+
+    @classmethod
+    def of(cls, settings: Settings) -> DslOptions:
+        """The options ``settings`` give (secrets file, process policy)."""
+        return cls(
+            secrets=load_secrets(settings),
+            processes=ProcessPolicy.of(
+                settings.run_processes, settings.process_commands, settings.process_user
+            ),
+        )
 
 
 def load_secrets(settings: Settings | None) -> dict[str, Any]:
@@ -153,7 +166,7 @@ class DslRuntime(Generic[H]):
         if options is None:
             from opsloom.settings import load_settings
 
-            options = DslOptions(secrets=load_secrets(load_settings()))
+            options = DslOptions.of(load_settings())
         self.options = options
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
@@ -208,11 +221,14 @@ class DslRuntime(Generic[H]):
 
         return load_document(text, source, catalog_has=self.catalog_has, runtime=self.features())
 
-    def register(self, document: Document, text: str | None = None) -> str:
+    def register(
+        self, document: Document, text: str | None = None, *, deployed: bool = False
+    ) -> str:
         """Register a document version as an engine workflow; its workflow name.
 
         Registering the same version again is a no-op; another text under a registered version
-        raises :class:`DocumentVersionExistsError`.
+        raises :class:`DocumentVersionExistsError`. ``deployed``: it comes from the store's
+        documents (deployed over the API or the CLI), which the process policy may refuse.
         """
         namespace = document.namespace or "default"
         name = f"{namespace}/{document.name}"
@@ -227,6 +243,7 @@ class DslRuntime(Generic[H]):
                 )
             return name
         interp = Interpreter(self, document.data, name)
+        interp.deployed = deployed
         timeout = document.data.get("timeout")
         seconds = None
         if timeout is not None:
@@ -290,7 +307,7 @@ class DslRuntime(Generic[H]):
                 f"{stored.workflow} version {stored.version} is already deployed with another "
                 "text; deploy it under a new document.version"
             )
-        self.register(document, stored.text)
+        self.register(document, stored.text, deployed=True)
         await self.save_starts()
         return stored, created
 
@@ -305,7 +322,7 @@ class DslRuntime(Generic[H]):
                 continue
             try:
                 document = parse_document(record.text, f"{record.workflow}:{record.version}")
-                self.register(document, record.text)
+                self.register(document, record.text, deployed=True)
             except OpsloomError:
                 log.exception("cannot register deployed document %s", record.workflow)
                 continue
