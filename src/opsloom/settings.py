@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         process_commands: when set, the only programs processes may start: the first word of
             a shell command, a script's language or a container's image.
         process_user: run processes as this uid (the worker must be allowed to switch).
+        max_body_bytes: the largest request body the HTTP API reads (every route, checked
+            before authentication); larger ones are answered 413.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     run_processes: Literal["none", "registered", "all"] = "registered"
     process_commands: list[str] = Field(default_factory=list)
     process_user: int | None = Field(default=None, ge=0)
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

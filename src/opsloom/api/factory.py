@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from opsloom.api.auth import authenticated
+from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
@@ -79,6 +80,8 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.state.api_token = settings.api_token
     install_problem_handlers(api)
     api.add_exception_handler(IdentityError, _identity_error)
+    # Before routing, authentication and parsing: no route reads more than the limit.
+    api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     # Health stays open (probes carry no token). Everything else needs a valid token, checked
     # here for the whole prefix, and each route requires its role (`require`).
