@@ -1,4 +1,12 @@
-"""The application object: register workflows and steps, start runs, and run a worker.
+"""The application: the one composition root of a process.
+
+An :class:`App` is built once, from :class:`~opsloom.settings.Settings` (read from the
+environment unless given), and owns what the parts of opsloom share: the store, the clock, the
+workflows (:class:`~opsloom.definition.Definitions`), the catalog of functions documents call,
+the webhook sources, the connectors, the document runtime, identity, the audit log and the
+approvals service. The HTTP API, the CLI, the worker and the scheduler take what they need from
+it; installed packages add functions, sources and connectors through entry points
+(:mod:`opsloom.extension`).
 
 >>> app = App("sqlite:///ops.db")
 >>> @app.step()
@@ -9,25 +17,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
-from opsloom.engine.registry import (
-    DEFAULT_RETRY,
-    Registry,
-    WorkflowFn,
-    WorkflowSpec,
-    attach_step_spec,
-    make_step_spec,
-    workflow_takes_input,
-)
+from opsloom.definition import Definitions
+from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
-    ConfigurationError,
     InputError,
     OverloadedError,
     RunFailedError,
@@ -35,22 +33,28 @@ from opsloom.errors import (
     SerializationError,
     WorkflowNotFoundError,
 )
+from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import new_id
-from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.model.run import Fence, NewRun
-from opsloom.model.schedule import Schedule, ScheduleRecord, schedule_record
+from opsloom.model.schedule import ScheduleRecord, schedule_record
 from opsloom.scheduler import Scheduler
+from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
-from opsloom.triggers.registration import DEFAULT_KEY, TriggerSpec
 from opsloom.worker import Worker, WorkerOptions
+from opsloom.worker.outcome import Outcomes
 
 if TYPE_CHECKING:
+    from opsloom.approvals.service import Approvals
     from opsloom.decisions.decide import DecisionTables
-    from opsloom.dsl.catalog import Catalog
+    from opsloom.dsl.catalog import Catalog, CatalogFunctionFn
+    from opsloom.dsl.runtime import DslRuntime
+    from opsloom.identity.access import Identity
+    from opsloom.identity.audit import AuditLog
+    from opsloom.triggers.sources import HooksConfig, SourceRegistry
 
-F = TypeVar("F", bound=Callable[..., Any])
-W = TypeVar("W", bound=WorkflowFn)
+FnT = TypeVar("FnT", bound="CatalogFunctionFn")
 
 
 class RunHandle:
@@ -72,8 +76,8 @@ class RunHandle:
         return await self.app.result(self.run_id, timeout=timeout)
 
 
-class App:
-    """An opsloom application: a registry of workflows, a store and (optionally) a worker.
+class App(Definitions):
+    """An opsloom application: workflows, a store, (optionally) a worker, and what they share.
 
     Args:
         database_url: ``sqlite:///path.db``; default from ``OPSLOOM_DATABASE_URL``, else
@@ -82,6 +86,8 @@ class App:
             client that only starts, signals and inspects runs.
         clock: the time source (tests pass a ``FakeClock``).
         sqlite_synchronous: SQLite durability level (default from settings, ``FULL``).
+        settings: the process's settings; default: read from the environment when first
+            needed (never at import time, so a module-level ``App()`` is free).
     """
 
     def __init__(
@@ -91,161 +97,196 @@ class App:
         worker: WorkerOptions | None = WorkerOptions(),
         clock: Clock | None = None,
         sqlite_synchronous: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        super().__init__()
         self._database_url = database_url
         self._sqlite_synchronous = sqlite_synchronous
+        self._settings = settings
         self.worker_options = worker
         self.clock: Clock = clock or SystemClock()
-        self.registry = Registry()
         self._store: Store | None = None
         self.worker: Worker | None = None
         self.scheduler: Scheduler | None = None
-        #: Schedules of code-first workflows (``@app.workflow(schedule=…)``), by workflow name.
-        self.schedules: dict[str, Schedule] = {}
-        #: Event triggers of code-first workflows (:meth:`trigger`), by workflow name.
-        self.triggers: dict[str, TriggerSpec] = {}
-        self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
-        self._watcher: asyncio.Task[None] | None = None
-        self._finished_elsewhere = asyncio.Event()
+        self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
+        self._catalog: Catalog | None = None
+        self._functions: list[tuple[str, str, CatalogFunctionFn, str, dict[str, Any] | None]] = []
+        self._sources: SourceRegistry | None = None
+        self._hooks: HooksConfig | None = None
+        self._connectors: ConnectorRegistry | None = None
+        self._documents: DslRuntime[RunHandle] | None = None
+        #: Entry points that could not be loaded (each names itself); the rest work.
+        self.extension_errors: list[ExtensionError] = []
 
-    # --- registration -------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> App:
+        """The App a command line builds: store and everything else as ``settings`` say."""
+        return cls(settings.database_url, settings=settings, **options)
 
-    @overload
-    def step(self, fn: F) -> F: ...
+    # --- what the App owns ---------------------------------------------------------------------
 
-    @overload
-    def step(
-        self,
-        fn: None = None,
-        *,
-        name: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> Callable[[F], F]: ...
+    @property
+    def settings(self) -> Settings:
+        """The settings (read from the environment on first use when none were given)."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
 
-    def step(
-        self,
-        fn: F | None = None,
-        *,
-        name: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> F | Callable[[F], F]:
-        """Declare a step function (async or sync) with its retry policy and timeout."""
+    @property
+    def database_url(self) -> str:
+        """The store this App opens."""
+        return self._database_url or self.settings.database_url
 
-        def register(func: F) -> F:
-            attach_step_spec(func, make_step_spec(func, name, retry or DEFAULT_RETRY, timeout))
-            return func
+    def missing_database(self) -> str | None:
+        """The SQLite file :meth:`open` would create because it does not exist yet, if so."""
+        url = self.database_url
+        if not url.startswith("sqlite:"):
+            return None
+        from opsloom.store.dialects.sqlite import sqlite_path
 
-        return register(fn) if fn is not None else register
+        path = sqlite_path(url)
+        if path == ":memory:" or Path(path).exists():
+            return None
+        return str(Path(path).resolve())
 
-    @overload
-    def workflow(self, fn: W) -> W: ...
+    @property
+    def catalog(self) -> Catalog:
+        """The ``default`` catalog documents call: installed functions and :meth:`function`."""
+        if self._catalog is None:
+            self._catalog = self.build_catalog()
+        return self._catalog
 
-    @overload
-    def workflow(
-        self,
-        fn: None = None,
-        *,
-        name: str | None = None,
-        version: str = "1",
-        timeout: float | None = None,
-        priority: int = 0,
-        concurrency: int | None = None,
-        concurrency_key: Callable[[Any], str] | None = None,
-        schedule: str | Schedule | None = None,
-        on: dict[str, Any] | list[dict[str, Any]] | None = None,
-    ) -> Callable[[W], W]: ...
+    def build_catalog(self, **options: Any) -> Catalog:
+        """A new catalog like :attr:`catalog`, its built-ins made with ``options``.
 
-    def workflow(
-        self,
-        fn: W | None = None,
-        *,
-        name: str | None = None,
-        version: str = "1",
-        timeout: float | None = None,
-        priority: int = 0,
-        concurrency: int | None = None,
-        concurrency_key: Callable[[Any], str] | None = None,
-        schedule: str | Schedule | None = None,
-        on: dict[str, Any] | list[dict[str, Any]] | None = None,
-    ) -> W | Callable[[W], W]:
-        """Register a workflow ``async def wf(ctx, input)`` under a name and version.
-
-        ``concurrency`` limits how many runs of this workflow are open at once, across all
-        workers; with ``concurrency_key`` the limit applies per key (e.g. per service).
-        ``schedule`` starts runs by themselves: a cron expression (``"*/5 * * * *"``, UTC) or a
-        :class:`~opsloom.model.schedule.Schedule` (time zone, interval, misfire policy, input).
-        ``on`` starts runs from events: a filter or a list of them (see :meth:`trigger`, which
-        also takes the dedup key, window and mode).
+        ``client_factory`` (a callable returning an ``httpx.AsyncClient``) is the option the
+        document runtime passes when its HTTP calls must reach somewhere else (tests' fakes).
         """
-        parsed = None if schedule is None else Schedule.parse(schedule)
-        if concurrency is not None and concurrency < 1:
-            raise ConfigurationError("workflow concurrency must be at least 1")
-        if concurrency_key is not None and concurrency is None:
-            raise ConfigurationError("concurrency_key needs a concurrency limit")
+        from opsloom.decisions.decide import load_decision_tables
+        from opsloom.dsl.catalog import FunctionSetup, load_catalog
 
-        def register(func: W) -> W:
-            if not inspect.iscoroutinefunction(func):
-                raise ConfigurationError(f"workflow {func.__qualname__} must be an async function")
-            self.registry.add_workflow(
-                WorkflowSpec(
-                    fn=func,
-                    name=name or func.__name__,
-                    version=str(version),
-                    timeout=timeout,
-                    priority=priority,
-                    concurrency=concurrency,
-                    concurrency_key=concurrency_key,
-                    takes_input=workflow_takes_input(func),
+        setup = FunctionSetup(load_decision_tables(self.settings), options)
+        catalog, errors = load_catalog(setup)
+        for name, version, fn, description, schema in self._functions:
+            catalog.register(name, version, fn, description=description, input_schema=schema)
+        known = {str(error) for error in self.extension_errors}
+        self.extension_errors.extend(e for e in errors if str(e) not in known)
+        return catalog
+
+    def function(
+        self,
+        name: str,
+        version: str = "1.0.0",
+        *,
+        description: str = "",
+        input_schema: dict[str, Any] | None = None,
+    ) -> Callable[[FnT], FnT]:
+        """Register a catalog function that documents served by this App call as
+        ``call: name:version@default``.
+
+        >>> @app.function("shout", input_schema={"type": "object"})
+        ... async def shout(call: FunctionCall) -> str: ...
+        """
+
+        def register(fn: FnT) -> FnT:
+            if self._catalog is not None:
+                self._catalog.register(
+                    name, version, fn, description=description, input_schema=input_schema
                 )
+            self._functions.append((name, version, fn, description, input_schema))
+            return fn
+
+        return register
+
+    @property
+    def sources(self) -> SourceRegistry:
+        """The webhook sources at ``/hooks/<name>`` (the installed ``opsloom.sources``)."""
+        if self._sources is None:
+            from opsloom.triggers.sources import SourceRegistry
+            from opsloom.triggers.sources.registry import installed_sources
+
+            found, errors = installed_sources()
+            self.extension_errors.extend(errors)
+            self._sources = SourceRegistry(found)
+        return self._sources
+
+    @property
+    def hooks_config(self) -> HooksConfig:
+        """The webhook settings of :attr:`sources` (``OPSLOOM_HOOKS_*`` and the hooks file).
+
+        Raises:
+            ConfigurationError: a webhook setting is invalid.
+        """
+        if self._hooks is None:
+            from opsloom.settings import environment
+            from opsloom.triggers.sources import load_hooks_config
+
+            self._hooks = load_hooks_config(
+                self.settings.hooks_file,
+                environment("OPSLOOM_HOOKS_"),
+                sources=self.sources.configs,
             )
-            if parsed is not None:
-                self.schedules[name or func.__name__] = parsed
-            if on is not None:
-                self.trigger(
-                    name or func.__name__, on=on, mode="one" if isinstance(on, dict) else "any"
-                )
-            return func  # type: ignore[return-value]  # inspect narrows it too far
+        return self._hooks
 
-        return register(fn) if fn is not None else register
+    @property
+    def connectors(self) -> ConnectorRegistry:
+        """The connectors of the installed ``opsloom.connectors`` entry points."""
+        if self._connectors is None:
+            registry, errors = ConnectorRegistry.installed()
+            self.extension_errors.extend(errors)
+            self._connectors = registry
+        return self._connectors
 
-    def trigger(
-        self,
-        workflow: str,
-        *,
-        on: dict[str, Any] | list[dict[str, Any]],
-        mode: str = "one",
-        key: str | None = DEFAULT_KEY,
-        window: float = 0.0,
-        version: str | None = None,
-        input: str | None = None,
-        follow: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """Start runs of ``workflow`` from stored events (saved when a worker opens the app).
+    @property
+    def documents(self) -> DslRuntime[RunHandle]:
+        """The runtime of workflow documents (deployed and registered) on this App."""
+        if self._documents is None:
+            from opsloom.dsl.runtime import DslRuntime
 
-        ``on`` is an event filter or a list of them, ``mode`` ``one``, ``any`` or ``all``.
-        While a run started for a dedup ``key`` (jq over the event; default ``.subject``, an
-        alert's fingerprint; ``None``: no dedup) is open, later events of that key reach its
-        inbox (``events:inbox``, also seen by ``wait_for_event``) instead of starting runs, as
-        do ``follow`` events (default: the resolved alerts of firing ones); ``window``
-        seconds after it ended they start nothing. See :mod:`opsloom.model.trigger`.
-        """
-        filters = [on] if isinstance(on, dict) else list(on)
-        spec = TriggerSpec(filters, mode, key, window, version, input, follow)
-        # Checked now, so a mistake shows at import time rather than when a worker opens.
-        spec.build(f"code:{workflow}", workflow, version or "?", None)
-        self.triggers[workflow] = spec
+            self._documents = DslRuntime(self)
+        return self._documents
+
+    @property
+    def identity(self) -> Identity:
+        """Users, groups, roles and API tokens in the store."""
+        from opsloom.identity.access import Identity
+
+        return Identity(self.store, self.clock)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The hash-chained audit log in the store."""
+        from opsloom.identity.audit import AuditLog
+
+        return AuditLog(self.store, self.clock)
+
+    @property
+    def approvals(self) -> Approvals:
+        """Approval requests: decide, ask, delegate, cancel (audited; wakes local runs)."""
+        from opsloom.approvals.service import Approvals
+
+        worker = self.worker
+        return Approvals(
+            self.store,
+            self.clock,
+            self.identity,
+            self.audit,
+            notify=None if worker is None else worker.notify,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def configure(
-        self, *, database_url: str | None = None, worker: WorkerOptions | bool | None = True
+        self,
+        *,
+        database_url: str | None = None,
+        worker: WorkerOptions | bool | None = True,
+        settings: Settings | None = None,
     ) -> None:
-        """Override, before opening, what a command line chose: the store and the worker.
+        """Override, before opening, what a command line chose: store, worker and settings.
 
         ``worker=True`` keeps the current worker options, ``None`` or ``False`` runs none.
         """
@@ -255,16 +296,8 @@ class App:
             self._database_url = database_url
         if worker is not True:
             self.worker_options = worker or None
-
-    def catalog(self, **options: Any) -> Catalog:
-        """The ``default`` catalog of documents run by this app (see :func:`default_catalog`).
-
-        Decision tables come from ``OPSLOOM_DECISIONS_DIR``; ``options`` go to the built-ins.
-        """
-        from opsloom.decisions.decide import load_decision_tables
-        from opsloom.settings import load_settings
-
-        return default_catalog(load_decision_tables(load_settings()), **options)
+        if settings is not None:
+            self._settings = settings
 
     @property
     def store(self) -> Store:
@@ -277,12 +310,9 @@ class App:
         self._open_count += 1
         if self._open_count > 1:
             return
-        from opsloom.settings import load_settings
-
-        settings = load_settings()
-        url = self._database_url or settings.database_url
+        settings = self.settings
         store = open_store(
-            url,
+            self.database_url,
             sqlite_synchronous=self._sqlite_synchronous or settings.sqlite_synchronous,
             postgres_pool_size=settings.postgres_pool_size,
         )
@@ -293,15 +323,14 @@ class App:
             raise
         self._store = store
         self._intake_limit = settings.intake_max_pending
-        self._finished_elsewhere = asyncio.Event()
-        store.add_wake_listener("done", self._finished_elsewhere.set)
+        self._outcomes.listen(store)
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
                 self.registry,
                 self.clock,
                 self.worker_options,
-                on_finished=self._run_finished,
+                on_finished=self._outcomes.finished,
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
@@ -342,6 +371,8 @@ class App:
         self._open_count = max(0, self._open_count - 1)
         if self._open_count:
             return
+        if self._documents is not None:
+            await self._documents.close()
         if self.worker is not None:
             if self.scheduler is not None:
                 await self.scheduler.stop()
@@ -516,77 +547,21 @@ class App:
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait for a run to end; return its output or raise ``RunFailedError``."""
-        future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(run_id, []).append(future)
-        try:
-            status = await self.store.status_of(run_id)
-            if status is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            run: RunRecord | None = None
-            if not status.terminal:
-                if self._watcher is None or self._watcher.done():
-                    self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
-                try:
-                    run = await asyncio.wait_for(future, timeout)
-                except TimeoutError:
-                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
-            if run is None:
-                run = await self.store.get_run(run_id)
-                assert run is not None
-        finally:
-            waiters = self._waiters.get(run_id)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(future)
-                if not waiters:
-                    del self._waiters[run_id]
+        run = await self._outcomes.wait(self.store, run_id, timeout)
         if run.status is RunStatus.COMPLETED:
             return run.output
         raise RunFailedError(run.id, str(run.status), run.error)
 
-    async def _watch(self) -> None:
-        """Notice runs that other processes finish: one query for all waiters per wake-up.
-
-        Runs finished by this process's worker wake their waiters directly; a store that hears
-        other processes (PostgreSQL) says when one of theirs finished, so the poll is only a
-        safety net there; on SQLite it is what notices them.
-        """
-        if self._store is not None and self._store.wakes_across_processes:
-            poll = 1.0
-        else:
-            poll = 0.5 if self.worker is not None else 0.05
-        while self._waiters:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finished_elsewhere.wait(), poll)
-            self._finished_elsewhere.clear()
-            if self._store is None:
-                return
-            for run_id in await self._store.finished_among(list(self._waiters)):
-                self._wake_waiters(run_id, None)
-
-    def _run_finished(self, run: RunRecord) -> None:
-        self._wake_waiters(run.id, run)
-
-    def _wake_waiters(self, run_id: str, run: RunRecord | None) -> None:
-        for future in self._waiters.get(run_id, []):
-            if not future.done():
-                future.set_result(run)
-
 
 def default_catalog(decision_tables: DecisionTables | None = None, **options: Any) -> Catalog:
-    """The built-in catalog functions and the human ones, wired here so no layer below must.
+    """A new catalog with every installed catalog function: the DSL's built-ins, the human
+    tasks (``approval:1.0.0``; ``decide:1.0.0`` with decision tables) and plugins' functions.
 
     Args:
-        decision_tables: tables that ``decide:1.0.0`` evaluates (not registered without) and
-            that ``approval:1.0.0`` policies name; ``approval:1.0.0`` is always there.
-        **options: passed to :func:`opsloom.dsl.catalog.default_catalog` (``client_factory``).
+        decision_tables: tables that ``decide:1.0.0`` evaluates and approval policies name.
+        **options: passed to the built-ins (``client_factory``).
     """
-    from opsloom.approvals.approval import register_approval
-    from opsloom.decisions.decide import register_decide
-    from opsloom.dsl.catalog import default_catalog as builtin_catalog
+    from opsloom.dsl.catalog import FunctionSetup, load_catalog
 
-    catalog = builtin_catalog(**options)
-    register_approval(catalog, decision_tables)
-    if decision_tables is not None:
-        register_decide(catalog, decision_tables)
+    catalog, _ = load_catalog(FunctionSetup(decision_tables, options))
     return catalog

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
         process_user: run processes as this uid (the worker must be allowed to switch).
         max_body_bytes: the largest request body the HTTP API reads (every route, checked
             before authentication); larger ones are answered 413.
+        hooks_file: a YAML or JSON file of webhook source settings; the
+            ``OPSLOOM_HOOKS_<SOURCE>_*`` variables, derived from the installed sources, win
+            over it (see :mod:`opsloom.triggers.sources.config`).
+        examples: ``opsloom up`` also registers the documents of ``./examples`` (the bundled
+            example app does so by itself).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -60,8 +66,21 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     api_token: str | None = None
     log_level: str = "INFO"
+    hooks_file: Path | None = None
+    examples: bool = False
 
 
 def load_settings() -> Settings:
     """Read the settings now (never at import time)."""
     return Settings()
+
+
+def environment(prefix: str) -> dict[str, str]:
+    """The process's variables whose names start with ``prefix`` (an ``OPSLOOM_`` one).
+
+    For settings whose names are derived from what is installed (webhook sources, generic
+    hooks), which a fixed model cannot declare.
+    """
+    if not prefix.startswith("OPSLOOM_"):
+        raise ValueError(f"only OPSLOOM_ variables are settings, not {prefix!r}")
+    return {name: value for name, value in os.environ.items() if name.startswith(prefix)}

@@ -179,6 +179,7 @@ def test_start__unknown_workflow_exits_with_message(project: Project) -> None:
 
 
 def test_runs_show__unknown_run_exits_with_message(project: Project) -> None:
+    project.ok("db", "upgrade", "--db", project.db)  # read commands never create a database
     result = project.run("runs", "show", "missing", "--db", project.db)
     assert result.returncode == 2
     assert "no run 'missing'" in result.stderr
@@ -259,11 +260,38 @@ def test_up__serves_the_examples_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "Traceback" not in stderr.read_text()
 
 
-def test_up__without_app_outside_the_repository_says_what_to_do(project: Project) -> None:
-    result = project.run("up", "--db", project.db, "--port", "0")
+def test_start__without_app_hints_at_it(project: Project) -> None:
+    project.ok("db", "upgrade", "--db", project.db)
+    result = project.run("start", "chain", "--db", project.db)
     assert result.returncode == 2
-    assert "examples.workflows" in result.stderr
-    assert "--app module:attribute" in result.stderr
+    assert "unknown workflow 'chain'" in result.stderr
+    assert "pass --app module:attribute" in result.stderr
+
+
+def test_read_commands__never_create_a_database_and_name_the_one_they_looked_for(
+    project: Project,
+) -> None:
+    for args in (("runs", "list"), ("events", "list"), ("users", "list"), ("audit", "verify")):
+        result = project.run(*args)
+        assert result.returncode == 2, args
+        assert f"no database at {project.path / 'opsloom.db'}" in result.stderr, args
+        assert "--db" in result.stderr
+    assert not (project.path / "opsloom.db").exists()
+    project.ok("db", "upgrade")
+    assert project.json("runs", "list") == []
+
+
+def test_start_wait_timeout__one_line_naming_the_run(project: Project) -> None:
+    args = ("start", "approve", "--run-id", "w-1", "--wait", "--timeout", "0.5")
+    result = project.run(*args, "--app", "flows:app", "--db", project.db)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "run w-1 did not end within 0.5s" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version__prints_the_package_version(project: Project) -> None:
+    assert project.ok("--version").startswith("opsloom ")
 
 
 def test_up__port_in_use_exits_with_message(project: Project) -> None:

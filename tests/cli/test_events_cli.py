@@ -67,6 +67,7 @@ def test_emit_list_show__round_trip(project: Project) -> None:
 
 
 def test_errors__unknown_or_invalid_event_exit_2(project: Project) -> None:
+    project.ok("db", "upgrade", "--db", project.db)  # read commands never create a database
     missing = project.run("events", "show", "s", "nope", "--db", project.db)
     assert missing.returncode == 2 and "no event 'nope'" in missing.stderr
     invalid = project.run(

@@ -179,20 +179,27 @@ async def test_emit__exactly_once_across_a_lost_worker(db_url: str) -> None:
     first = App(
         db_url,
         worker=WorkerOptions(
-            lease_seconds=30, poll_seconds=0.05, reap_seconds=None, grace_seconds=0
+            # No heartbeat renews the lease of this worker that plays a dead one.
+            lease_seconds=30,
+            heartbeat_seconds=3600,
+            poll_seconds=0.05,
+            reap_seconds=None,
+            grace_seconds=0,
         ),
     )
     register(first, stuck)
-    later = FakeClock(start=time.time())
-    second = App(
-        db_url,
-        clock=later,
-        worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
-    )
-    register(second, None)
     async with first:
         handle = await first.start("emitter")
         await eventually(lambda: asyncio.sleep(0, calls == ["after"]))
+        # The clock starts after the claim, so that 31 s later is past the lease however long
+        # opening the store and claiming took.
+        later = FakeClock(start=time.time())
+        second = App(
+            db_url,
+            clock=later,
+            worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
+        )
+        register(second, None)
         async with second:
             later.advance(31)  # the first worker's lease expires: the run is replayed
             event = await second.result(handle.run_id, timeout=10)

@@ -39,21 +39,28 @@ async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(db_
     first = App(
         db_url,
         worker=WorkerOptions(
-            lease_seconds=30, poll_seconds=0.05, reap_seconds=None, grace_seconds=0
+            # No heartbeat renews the lease of this worker that plays a dead one.
+            lease_seconds=30,
+            heartbeat_seconds=3600,
+            poll_seconds=0.05,
+            reap_seconds=None,
+            grace_seconds=0,
         ),
     )
     register(first, calls, {"apply": stuck})
-    later = FakeClock(start=time.time())
-    second = App(
-        db_url,
-        clock=later,
-        worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
-    )
-    register(second, calls, {})
 
     async with first:
         handle = await first.start("change", 1)
         await eventually(lambda: asyncio.sleep(0, ("apply", 2) in calls))
+        # The clock starts after the claim, so that 31 s later is past the lease however long
+        # opening the store and claiming took.
+        later = FakeClock(start=time.time())
+        second = App(
+            db_url,
+            clock=later,
+            worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
+        )
+        register(second, calls, {})
         async with second:
             # Nothing happens while the first worker's lease is valid.
             run = await second.get_run(handle.run_id)

@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloom.app import App
-from opsloom.identity.access import ROLES, AccessDeniedError, Identity, Principal, check_role
+from opsloom.identity.access import ROLES, AccessDeniedError, Principal, check_role
 
 #: The user the ``OPSLOOM_API_TOKEN`` acts as.
 ENV_TOKEN_USER = "system:api-token"
@@ -54,7 +54,7 @@ async def authenticated(
     if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
         return Principal(user=ENV_TOKEN_USER, roles=frozenset(ROLES))
     app: App = request.app.state.opsloom
-    principal = await Identity(app.store, app.clock).authenticate(token)
+    principal = await app.identity.authenticate(token)
     if principal is None:
         raise HTTPException(
             401, "the bearer token is not valid (unknown, revoked or expired)", headers=_CHALLENGE

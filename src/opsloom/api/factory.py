@@ -7,22 +7,15 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.api.auth import authenticated
 from opsloom.api.limit import BodyLimit
-from opsloom.api.problem import ProblemResponse, install_problem_handlers, problem
+from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
-from opsloom.identity.access import (
-    AccessDeniedError,
-    IdentityError,
-    TokenNotFoundError,
-    UnknownUserError,
-    UserExistsError,
-)
-from opsloom.settings import Settings, load_settings
+from opsloom.settings import Settings
 
 PREFIX = "/api/v1"
 
@@ -31,16 +24,10 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid bearer token."},
     403: {"model": Problem, "description": "The token's user lacks the role; `role` names it."},
 }
-#: HTTP status of identity errors raised by routes (input errors are 422 already).
-_IDENTITY_STATUS: dict[type[IdentityError], int] = {
-    AccessDeniedError: 403,
-    UnknownUserError: 404,
-    TokenNotFoundError: 404,
-    UserExistsError: 409,
-}
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed opsloom version (``0`` in a source tree that was never installed)."""
     try:
         return version("opsloom")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -58,9 +45,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     Args:
         app: the application whose runs the API serves; open before the first request.
         settings: where ``api_token`` (the admin token for automation, see
-            :mod:`opsloom.api.auth`) comes from; default: read the environment now.
+            :mod:`opsloom.api.auth`) comes from; default: the App's.
     """
-    settings = settings or load_settings()
+    settings = settings or app.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,13 +60,12 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api = FastAPI(
         lifespan=lifespan,
         title="opsloom",
-        version=_version(),
+        version=package_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
     )
     api.state.opsloom = app
     api.state.api_token = settings.api_token
     install_problem_handlers(api)
-    api.add_exception_handler(IdentityError, _identity_error)
     # Before routing, authentication and parsing: no route reads more than the limit.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
@@ -100,10 +86,3 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.include_router(approvals.public_router)
     api.include_router(guarded)
     return api
-
-
-async def _identity_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, IdentityError)
-    status = next((s for c, s in _IDENTITY_STATUS.items() if isinstance(exc, c)), 500)
-    extra: dict[str, Any] = {"role": exc.role} if isinstance(exc, AccessDeniedError) else {}
-    return problem(request, status, exc.code, str(exc), retryable=exc.retryable, **extra)

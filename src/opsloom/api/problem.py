@@ -17,6 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from opsloom.approvals.spec import (
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalForbiddenError,
+    ApprovalLinkError,
+    ApprovalNotFoundError,
+    InvalidApprovalError,
+)
 from opsloom.errors import (
     InputError,
     OpsloomError,
@@ -25,19 +33,42 @@ from opsloom.errors import (
     RunStateError,
     WorkflowNotFoundError,
 )
+from opsloom.identity.access import (
+    AccessDeniedError,
+    IdentityError,
+    TokenNotFoundError,
+    UnknownUserError,
+    UserExistsError,
+)
+from opsloom.services.event import EventNotFoundError
 
 log = logging.getLogger("opsloom.api")
 
 MEDIA_TYPE = "application/problem+json"
 
-#: HTTP status of each error class; the most specific class in an error's MRO wins.
+#: HTTP status of each error class; the most specific class in an error's MRO wins. Routes
+#: raise; this one table answers, so the same error means the same status everywhere.
 STATUS_OF: dict[type[OpsloomError], int] = {
     RunNotFoundError: 404,
     WorkflowNotFoundError: 404,
+    EventNotFoundError: 404,
     InputError: 422,
     RunStateError: 409,
     OverloadedError: 503,
+    IdentityError: 500,
+    AccessDeniedError: 403,
+    UnknownUserError: 404,
+    TokenNotFoundError: 404,
+    UserExistsError: 409,
+    ApprovalError: 400,
+    ApprovalNotFoundError: 404,
+    ApprovalForbiddenError: 403,
+    ApprovalConflictError: 409,
+    InvalidApprovalError: 422,
+    ApprovalLinkError: 410,
 }
+#: Titles of error families whose class docstrings speak of one case only.
+TITLE_OF: dict[type[OpsloomError], str] = {ApprovalError: "Approval refused"}
 
 
 class ProblemResponse(JSONResponse):
@@ -86,9 +117,17 @@ def status_of(exc: OpsloomError) -> int:
 
 
 def _title(exc: OpsloomError) -> str:
+    for cls in type(exc).__mro__:
+        if cls in TITLE_OF:
+            return TITLE_OF[cls]
     # The first docstring line of the error class is a stable summary of its kind.
     doc = (type(exc).__doc__ or "").strip().splitlines()
     return doc[0].rstrip(".") if doc else type(exc).__name__
+
+
+def _extra(exc: OpsloomError) -> dict[str, Any]:
+    """Members a client branches on besides ``code``: the role a 403 lacked."""
+    return {"role": exc.role} if isinstance(exc, AccessDeniedError) else {}
 
 
 async def _opsloom_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -113,6 +152,7 @@ async def _opsloom_error(request: Request, exc: Exception) -> ProblemResponse:
         title=_title(exc),
         headers=headers,
         retryable=exc.retryable,
+        **_extra(exc),
     )
 
 

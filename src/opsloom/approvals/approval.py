@@ -56,7 +56,7 @@ from opsloom.store.approval import signal_name
 if TYPE_CHECKING:
     from opsloom.clock import Clock
     from opsloom.decisions.decide import DecisionTables
-    from opsloom.dsl.catalog import Catalog, FunctionCall
+    from opsloom.dsl.catalog import Catalog, FunctionCall, FunctionSetup
     from opsloom.engine.context import Context
     from opsloom.store.base import Store
 
@@ -283,3 +283,8 @@ def register_approval(catalog: Catalog, tables: DecisionTables | None = None) ->
         "requester, subject?, risk?, impact?, stages | policy, raise_on_deny?}.",
         input_schema=APPROVAL_SCHEMA,
     )
+
+
+def install_approval(catalog: Catalog, setup: FunctionSetup) -> None:
+    """The ``opsloom.functions`` entry point of ``approval:1.0.0``."""
+    register_approval(catalog, setup.decision_tables)

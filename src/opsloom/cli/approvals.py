@@ -22,8 +22,7 @@ from opsloom.app import App
 from opsloom.approvals.service import Approvals
 from opsloom.approvals.spec import ApprovalNotFoundError
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
-from opsloom.identity.access import Identity, Principal, UnknownUserError
-from opsloom.identity.audit import AuditLog
+from opsloom.identity.access import Principal, UnknownUserError
 
 approvals_cli = typer.Typer(
     help="List, decide, question and delegate approval tasks.", no_args_is_help=True
@@ -45,12 +44,7 @@ def _iso(ts: float | None) -> str:
 
 def _call(db: str | None, call: Callable[[Approvals, App], Awaitable[T]]) -> T:
     async def go(app: App) -> T:
-        service = Approvals(
-            app.store,
-            app.clock,
-            Identity(app.store, app.clock),
-            AuditLog(app.store, app.clock),
-        )
+        service = app.approvals
         try:
             return await call(service, app)
         except (ApprovalNotFoundError, UnknownUserError) as exc:

@@ -70,7 +70,7 @@ def describe(result: VerifyResult) -> str:
 @audit_cli.command("verify")
 def audit_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Recompute the hash chain; exit 1 naming the first entry that was tampered with."""
-    result = client(db, lambda app: AuditLog(app.store, app.clock).verify())
+    result = client(db, lambda app: app.audit.verify())
     if as_json:
         print_json(result.to_dict())
         if not result.ok:
@@ -104,7 +104,7 @@ def audit_export(
                 start = parse_since(since, app.clock.now())
             except ValueError as exc:
                 fail(str(exc), 2)
-        log = AuditLog(app.store, app.clock)
+        log = app.audit
         if output is None:
             return await _write(log, start, sys.stdout)
         try:

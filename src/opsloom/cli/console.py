@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from opsloom.app import App
 from opsloom.errors import OpsloomError
+from opsloom.settings import Settings, load_settings
+from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
 
@@ -40,6 +43,7 @@ INPUT_CODES = frozenset(
         "workflow_not_found",
         "run_not_found",
         "schedule_not_found",
+        "event_not_found",
     }
 )
 
@@ -81,9 +85,37 @@ def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-def client(db: str | None, call: Callable[[App], Awaitable[T]]) -> T:
-    """Open the store without a worker, make one call, close it."""
-    target = App(db, worker=None)
+def settings() -> Settings:
+    """The settings of this command, read once from the environment (exit 2 when invalid)."""
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        fail(f"invalid OPSLOOM_* setting: {exc}", 2)
+
+
+def cli_app(
+    db: str | None, *, worker: WorkerOptions | None = None, config: Settings | None = None
+) -> App:
+    """The App of a command: built from the settings, ``--db`` overriding the database."""
+    config = config or settings()
+    return App(db or config.database_url, worker=worker, settings=config)
+
+
+def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
+    """Open the store without a worker, make one call, close it.
+
+    Unless ``create``, a SQLite database that does not exist is not created: the command
+    exits naming the file it looked for (a read in the wrong directory must not leave an empty
+    database behind and answer "nothing").
+    """
+    target = cli_app(db)
+    missing = target.missing_database()
+    if missing is not None and not create:
+        fail(
+            f"no database at {missing} ({target.database_url}); pass --db URL or set "
+            "OPSLOOM_DATABASE_URL (`opsloom db upgrade` creates one)",
+            2,
+        )
 
     async def go() -> T:
         async with target:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import json
 import sys
 import tempfile
@@ -22,9 +21,12 @@ from typing import Annotated, Any
 import typer
 
 from opsloom.app import App, RunHandle
+from opsloom.cli.console import cli_app
+from opsloom.cli.identity import cli_actor
 from opsloom.dsl.interpreter import DocumentFaultedError
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import DocumentError, OpsloomError, RunFailedError
+from opsloom.services.document import deploy_document
 from opsloom.worker import WorkerOptions
 
 InputOption = Annotated[str | None, typer.Option("--input", help="Input as JSON.")]
@@ -41,11 +43,6 @@ def _print(value: Any) -> None:
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
-
-
-def _starter() -> str:
-    """Who starts runs from this terminal, as recorded on them."""
-    return f"cli:{getpass.getuser()}"
 
 
 def _read(path: Path) -> str:
@@ -106,8 +103,8 @@ def run_command(
 
     async def go() -> int:
         async with _database(db) as url:
-            app = App(url, worker=WorkerOptions(reap_seconds=None))
-            runtime = DslRuntime(app)
+            app = cli_app(url, worker=WorkerOptions(reap_seconds=None))
+            runtime = app.documents
             for path, other in others:
                 runtime.register(runtime.load(other, str(path)), other)
             document = runtime.load(text, str(file))
@@ -115,7 +112,7 @@ def run_command(
             try:
                 async with app:
                     handle = await app.start(
-                        name, value, version=document.version, started_by=_starter()
+                        name, value, version=document.version, started_by=cli_actor()
                     )
                     try:
                         _print(await handle.result())
@@ -145,10 +142,9 @@ def deploy_command(
     text = _read(file)
 
     async def go() -> int:
-        app = App(db, worker=None)
-        runtime = DslRuntime(app)
+        app = cli_app(db)
         async with app:
-            record, created = await runtime.deploy(text, str(file))
+            record, created = await deploy_document(app, text, str(file), actor=cli_actor())
         what = "deployed" if created else "already deployed"
         sys.stdout.write(f"{what} {record.workflow} version {record.version}\n")
         return 0
@@ -156,34 +152,22 @@ def deploy_command(
     _run_async(go)
 
 
-async def start_document(
-    app: App,
-    reference: str,
-    value: Any,
-    *,
-    run_id: str | None = None,
-    started_by: str | None = None,
-) -> RunHandle:
-    """Start a run of the deployed document ``NAMESPACE/NAME[:VERSION]`` on an open ``app``."""
-    runtime = DslRuntime(app)
-    try:
-        return await runtime.start(
-            reference, value, run_id=run_id, started_by=started_by or _starter()
-        )
-    finally:
-        await runtime.close()
+async def deploy_examples(app: App, folder: Path) -> int:
+    """Deploy every valid document of ``folder`` on an open ``app`` (stored and audited).
 
-
-def load_examples(app: App, folder: Path) -> DslRuntime[RunHandle]:
-    """A DSL runtime on ``app`` with every valid document of ``folder`` registered."""
-    runtime = DslRuntime(app)
+    A document that cannot be read or deployed is reported and skipped. Returns how many
+    versions were new.
+    """
+    count = 0
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.json")):
         try:
             text = path.read_text(encoding="utf-8")
-            runtime.register(runtime.load(text, str(path)), text)
+            _, created = await deploy_document(app, text, str(path), actor=cli_actor())
         except (OSError, UnicodeDecodeError, DocumentError, OpsloomError) as exc:
             sys.stderr.write(f"skipping {path}: {exc}\n")
-    return runtime
+            continue
+        count += created
+    return count
 
 
 async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object]) -> None:
@@ -201,8 +185,7 @@ async def serve_documents(runtime: DslRuntime[RunHandle], work: Awaitable[object
 __all__ = [
     "DocumentFaultedError",
     "deploy_command",
-    "load_examples",
+    "deploy_examples",
     "run_command",
     "serve_documents",
-    "start_document",
 ]

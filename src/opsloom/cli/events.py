@@ -14,7 +14,9 @@ import typer
 from rich.table import Table
 
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
-from opsloom.store.event import EventQuery
+from opsloom.cli.identity import cli_actor
+from opsloom.services.event import emit_event, show_event
+from opsloom.services.event import list_events as list_stored
 
 T = TypeVar("T")
 
@@ -45,7 +47,7 @@ def emit(
         except json.JSONDecodeError as exc:
             fail(f"--data is not valid JSON: {exc}", 2)
         event["datacontenttype"] = "application/json"
-    receipt = client(db, lambda app: app.emit(event))
+    receipt = client(db, lambda app: emit_event(app, event, actor=cli_actor()), create=True)
     if as_json:
         print_json({"id": receipt.event_id, "source": receipt.source, "stored": receipt.stored})
     elif receipt.stored:
@@ -65,8 +67,7 @@ def list_events(
     as_json: JsonOption = False,
 ) -> None:
     """List stored events, newest first."""
-    query = EventQuery(type=type, source=source, limit=limit)
-    events = client(db, lambda app: app.store.list_events(query))
+    events = client(db, lambda app: list_stored(app, type=type, source=source, limit=limit))
     if as_json:
         print_json([stored.to_dict() for stored in events])
         return
@@ -92,9 +93,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one stored event (a CloudEvent is named by its source and id)."""
-    stored = client(db, lambda app: app.store.get_event(source, event_id))
-    if stored is None:
-        fail(f"no event {event_id!r} from source {source!r}", 2)
+    stored = client(db, lambda app: show_event(app, source, event_id))
     if as_json:
         print_json(stored.to_dict())
         return

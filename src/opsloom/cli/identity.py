@@ -53,22 +53,24 @@ def cli_actor() -> str:
     return f"cli:{name}"
 
 
-def with_identity(db: str | None, call: Callable[[Identity], Awaitable[T]]) -> T:
+def with_identity(
+    db: str | None, call: Callable[[Identity], Awaitable[T]], *, create: bool = False
+) -> T:
     """Open the store, run ``call`` with an :class:`Identity` over it, close it.
 
     Unknown users and tokens and invalid names or roles exit with status 2, a refused change
-    (a taken id) with status 1.
+    (a taken id) with status 1. Only with ``create`` (adding a user) is a new database made.
     """
 
     async def go(app: App) -> T:
         try:
-            return await call(Identity(app.store, app.clock))
+            return await call(app.identity)
         except (UnknownUserError, TokenNotFoundError, InputError) as exc:
             fail(str(exc), 2)
         except IdentityError as exc:
             fail(str(exc), 1)
 
-    return client(db, go)
+    return client(db, go, create=create)
 
 
 def _time(value: str | None) -> str:
@@ -98,6 +100,7 @@ def users_add(
         lambda identity: identity.add_user(
             user, name=name, email=email, slack_id=slack_id, roles=role or [], actor=cli_actor()
         ),
+        create=True,
     )
     if as_json:
         print_json(added.to_dict())
@@ -324,7 +327,7 @@ async def announce_first_admin(app: App) -> str | None:
 
     Returns the token (None when the database had users already and nothing was printed).
     """
-    token = await Identity(app.store, app.clock).bootstrap_admin()
+    token = await app.identity.bootstrap_admin()
     if token is not None:
         sys.stdout.write(
             f"new database: created the admin user {BOOTSTRAP_USER!r}; its API token, shown "

@@ -7,7 +7,6 @@ Commands are thin: they parse options, open an :class:`~opsloom.app.App` and cal
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import logging
 import signal
@@ -17,24 +16,27 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from opsloom.app import App
 from opsloom.cli.console import (
     DbOption,
     JsonOption,
+    cli_app,
     client,
     execute,
     fail,
     out,
     parse_json,
     print_json,
+    settings,
 )
-from opsloom.errors import OpsloomError, RunFailedError
+from opsloom.cli.identity import cli_actor
+from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord
+from opsloom.services import run as runs
 from opsloom.services.loading import load_app
-from opsloom.settings import Settings, load_settings
+from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -57,23 +59,22 @@ AppOption = Annotated[
 
 
 def _app(
-    target: str | None, db: str | None, *, worker: WorkerOptions | None, hint: str = ""
+    target: str | None,
+    db: str | None,
+    *,
+    worker: WorkerOptions | None,
+    config: Settings | None = None,
 ) -> App:
+    """The App of ``--app`` (configured for this command), or one with no code workflows."""
+    config = config or settings()
     if target:
         try:
             app = load_app(target)
         except OpsloomError as exc:
-            fail(f"{exc}{hint}", 2)
-        app.configure(database_url=db, worker=worker)
+            fail(str(exc), 2)
+        app.configure(database_url=db, worker=worker, settings=config)
         return app
-    return App(db, worker=worker)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        fail(f"invalid OPSLOOM_* setting: {exc}", 2)
+    return cli_app(db, worker=worker, config=config)
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -130,29 +131,56 @@ def worker(
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
-    settings = _settings()
-    _setup_logging(settings.log_level)
+    config = settings()
+    _setup_logging(config.log_level)
     options = WorkerOptions(
-        concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=lease or settings.lease_seconds,
+        concurrency=concurrency or config.worker_concurrency,
+        lease_seconds=lease or config.lease_seconds,
         grace_seconds=grace,
     )
-    target = _app(app, db, worker=options)
+    target = _app(app, db, worker=options, config=config)
     # Deployed workflow documents are served too (reloaded as they are deployed), so a worker
     # without --app runs documents only.
     from opsloom.cli.documents import serve_documents
-    from opsloom.dsl.runtime import DslRuntime
 
-    documents = DslRuntime(target)
     execute(
         lambda: _serve_until_signalled(
-            target, lambda stop: serve_documents(documents, stop.wait()), grace=grace
+            target, lambda stop: serve_documents(target.documents, stop.wait()), grace=grace
         )
     )
 
 
-#: What ``opsloom up`` serves without ``--app``: the example workflows of a source checkout.
+#: What ``opsloom up`` serves without ``--app`` in a source checkout: the example workflows.
 EXAMPLES_APP = "examples.workflows:app"
+EXAMPLES_DIR = Path("examples")
+
+
+def _default_app() -> str | None:
+    """The example app when the current directory is a source checkout, else none at all."""
+    return EXAMPLES_APP if (EXAMPLES_DIR / "workflows.py").is_file() else None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from opsloom.api.factory import package_version
+
+        out.print(f"opsloom {package_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Durable workflow automation for operations teams."""
 
 
 @cli.command()
@@ -161,8 +189,8 @@ def up(
         str | None,
         typer.Option(
             "--app",
-            help="Python workflows to serve, as module:attribute "
-            f"(default: the bundled examples, {EXAMPLES_APP}).",
+            help="Python workflows to serve, as module:attribute (default: in a source "
+            f"checkout the examples, {EXAMPLES_APP}; elsewhere none: deployed documents only).",
         ),
     ] = None,
     db: DbOption = None,
@@ -184,53 +212,89 @@ def up(
             help="Runs executed at once (default: $OPSLOOM_WORKER_CONCURRENCY or 256).", min=1
         ),
     ] = None,
+    examples: Annotated[
+        bool | None,
+        typer.Option(
+            "--examples/--no-examples",
+            help="Deploy the documents of ./examples (default: $OPSLOOM_EXAMPLES, or yes with "
+            "the example app).",
+        ),
+    ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
 ) -> None:
     """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
     # Imported here: the web stack is only needed by this command, not by every CLI call.
     from opsloom.api import create_api
     from opsloom.api.server import listen, serve, url_of
+    from opsloom.cli.documents import deploy_examples, serve_documents
+    from opsloom.cli.identity import announce_first_admin
 
-    settings = _settings()
-    _setup_logging(settings.log_level)
+    config = settings()
+    _setup_logging(config.log_level)
     options = WorkerOptions(
-        concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=settings.lease_seconds,
+        concurrency=concurrency or config.worker_concurrency,
+        lease_seconds=config.lease_seconds,
         grace_seconds=grace,
     )
-    hint = "" if app else " (pass --app module:attribute to serve your own workflows)"
-    target = _app(app or EXAMPLES_APP, db, worker=options, hint=hint)
-    from opsloom.cli.documents import load_examples, serve_documents
-
-    documents = load_examples(target, Path("examples"))
-    api = create_api(target, settings)
-    bind_host = host or settings.api_host
-    bind_port = settings.api_port if port is None else port
+    chosen = app or _default_app()
+    target = _app(chosen, db, worker=options, config=config)
+    if examples is None:
+        examples = config.examples or chosen == EXAMPLES_APP
+    for error in _load_extensions(target):
+        sys.stderr.write(f"warning: {error} (skipped)\n")
+    api = create_api(target, config)
+    bind_host = host or config.api_host
+    bind_port = config.api_port if port is None else port
     try:
         sock = listen(bind_host, bind_port)
     except OSError as exc:
         fail(f"cannot listen on {bind_host}:{bind_port}: {exc}")
     url = url_of(sock)
-    names = ", ".join(sorted({spec.name for spec in target.registry.workflows()})) or "none"
-    # Plain writes, flushed: scripts and tests read this line from a pipe.
-    sys.stdout.write(
-        f"opsloom listening on {url} (API {url}/api/v1, OpenAPI "
-        f"{url}/openapi.json); workflows: {names}\n"
-    )
-    if settings.api_token:
-        sys.stdout.write("OPSLOOM_API_TOKEN is accepted as an admin token (for automation)\n")
-    sys.stdout.flush()
-    from opsloom.cli.identity import announce_first_admin
 
     async def serve_all(stop: asyncio.Event) -> None:
+        if examples:
+            await deploy_examples(target, EXAMPLES_DIR)
+        await target.documents.load_deployed()
+        names = ", ".join(sorted({spec.name for spec in target.registry.workflows()})) or "none"
+        # Plain writes, flushed: scripts and tests read these lines from a pipe.
+        sys.stdout.write(
+            f"opsloom listening on {url} (API {url}/api/v1, OpenAPI "
+            f"{url}/openapi.json, API docs {url}/docs); workflows: {names}\n"
+            f"database: {target.database_url}\n"
+        )
+        if chosen is None:
+            sys.stdout.write(
+                "no --app: serving deployed documents only (opsloom deploy FILE); pass "
+                "--app module:attribute to serve Python workflows\n"
+            )
+        if config.api_token:
+            sys.stdout.write("OPSLOOM_API_TOKEN is accepted as an admin token (for automation)\n")
+        sys.stdout.flush()
         # A new database gets its first admin, whose token is printed here, once.
-        await announce_first_admin(target)
-        await serve_documents(documents, serve(api, sock, stop))
+        token = await announce_first_admin(target)
+        if token is not None:
+            sys.stdout.write(
+                f"export OPSLOOM_TOKEN={token}\n"
+                f'  (then: curl -H "Authorization: Bearer $OPSLOOM_TOKEN" {url}/api/v1/runs;'
+                f" API docs at {url}/docs)\n"
+            )
+            sys.stdout.flush()
+        await serve_documents(target.documents, serve(api, sock, stop))
 
     try:
         execute(lambda: _serve_until_signalled(target, serve_all, grace=grace))
     finally:
         sock.close()
+
+
+def _load_extensions(app: App) -> list[OpsloomError]:
+    """Load the App's entry points now: their errors are reported before serving, not later."""
+    try:
+        app.catalog, app.sources, app.connectors  # noqa: B018 - loading is the point
+        app.hooks_config  # noqa: B018
+    except OpsloomError as exc:
+        fail(str(exc), 2)
+    return list(app.extension_errors)
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -250,26 +314,35 @@ def start(
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
     target = _app(app, db, worker=WorkerOptions() if wait else None)
-    starter = f"cli:{getpass.getuser()}"
 
     async def go() -> dict[str, Any]:
         async with target:
-            if "/" in name:  # NAMESPACE/NAME[:VERSION]: a deployed workflow document
-                from opsloom.cli.documents import start_document
-
-                handle = await start_document(
-                    target, name, value, run_id=run_id, started_by=starter
+            try:
+                run, created = await runs.start_run(
+                    target, name, value, run_id=run_id, actor=cli_actor()
                 )
-            else:
-                handle = await target.start(name, value, run_id=run_id, started_by=starter)
-            result: dict[str, Any] = {"run_id": handle.run_id, "created": handle.created}
+            except WorkflowNotFoundError as exc:
+                if app:
+                    raise
+                fail(
+                    f"{exc}; pass --app module:attribute to load Python workflows, or "
+                    "start a deployed document as NAMESPACE/NAME",
+                    2,
+                )
+            result: dict[str, Any] = {"run_id": run.id, "created": created}
             if wait:
                 try:
-                    result["output"] = await handle.result(timeout=timeout)
+                    result["output"] = await target.result(run.id, timeout=timeout)
                     result["status"] = "completed"
                 except RunFailedError as exc:
                     result["status"] = exc.status
                     result["error"] = exc.error
+                except TimeoutError:
+                    fail(
+                        f"run {run.id} did not end within {timeout:g}s; it goes on "
+                        f"(opsloom runs show {run.id})",
+                        1,
+                    )
             return result
 
     result = execute(go)
@@ -292,7 +365,7 @@ def send_signal(
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
     payload = parse_json(data, "--data")
-    client(db, lambda app: app.signal(run_id, name, payload))
+    client(db, lambda app: runs.signal_run(app, run_id, name, payload, actor=cli_actor()))
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -319,20 +392,22 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     try:
-        runs = client(db, lambda app: app.list_runs(status=status, workflow=workflow, limit=limit))
+        found = client(
+            db, lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+        )
     except ValueError as exc:
         fail(str(exc), 2)
         return
     if as_json:
-        print_json([run.to_dict() for run in runs])
+        print_json([run.to_dict() for run in found])
     else:
-        out.print(_runs_table(runs))
+        out.print(_runs_table(found))
 
 
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    run = client(db, lambda app: app.get_run(run_id))
+    run = client(db, lambda app: runs.show_run(app, run_id))
     if as_json:
         print_json(run.to_dict())
         return
@@ -365,7 +440,7 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    ids = client(db, lambda app: app.cancel(run_id))
+    ids = client(db, lambda app: runs.cancel_run(app, run_id, actor=cli_actor()))
     if as_json:
         print_json({"cancelled": ids})
     else:
@@ -375,7 +450,7 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    run = client(db, lambda app: app.retry(run_id))
+    run = client(db, lambda app: runs.retry_run(app, run_id, actor=cli_actor()))
     if as_json:
         print_json(run.to_dict())
     else:
@@ -388,7 +463,7 @@ def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) ->
 @db_cli.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to this version of opsloom."""
-    version = client(db, lambda app: app.store.schema_version())
+    version = client(db, lambda app: app.store.schema_version(), create=True)
     out.print(f"database schema is at version {version}")
 
 

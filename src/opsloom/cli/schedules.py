@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloom.app import App
 from opsloom.cli.console import DbOption, JsonOption, client, out
+from opsloom.cli.identity import cli_actor
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.scheduler.scheduler import pause, resume
+from opsloom.services.schedule import list_schedules, set_paused
 
 schedules_cli = typer.Typer(help="List, pause and resume schedules.", no_args_is_help=True)
 
@@ -47,10 +47,7 @@ def schedule_json(rec: ScheduleRecord) -> dict[str, Any]:
 def list_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every schedule with its next tick."""
 
-    async def call(app: App) -> list[ScheduleRecord]:
-        return await app.store.list_schedules()
-
-    records = client(db, call)
+    records = client(db, list_schedules)
     if as_json:
         sys.stdout.write(json.dumps([schedule_json(r) for r in records], indent=2) + "\n")
         return
@@ -71,11 +68,7 @@ def list_command(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 def _change(db: str | None, schedule_id: str, as_json: bool, paused: bool) -> None:
-    async def call(app: App) -> ScheduleRecord:
-        action = pause if paused else resume
-        return await action(app.store, schedule_id, app.clock.now())
-
-    rec = client(db, call)
+    rec = client(db, lambda app: set_paused(app, schedule_id, paused, actor=cli_actor()))
     if as_json:
         sys.stdout.write(json.dumps(schedule_json(rec), indent=2) + "\n")
     elif paused:

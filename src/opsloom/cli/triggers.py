@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloom.app import App
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out
 from opsloom.model.trigger import Trigger
+from opsloom.services.trigger import list_triggers, show_trigger
 from opsloom.store.trigger import TriggerRun
 
 triggers_cli = typer.Typer(help="List triggers and the runs they started.", no_args_is_help=True)
@@ -57,11 +57,7 @@ def list_command(
 ) -> None:
     """Every trigger: its workflow, the events it takes, its dedup key and window."""
 
-    async def call(app: App) -> list[tuple[Trigger, list[TriggerRun]]]:
-        found = await app.store.list_triggers()
-        return [(t, await app.store.trigger_runs(t.id, runs) if runs else []) for t in found]
-
-    listed = client(db, call)
+    listed = client(db, lambda app: list_triggers(app, runs=runs))
     if as_json:
         shaped = [
             {**t.to_dict(), **({"runs": [trigger_run_json(r) for r in rs]} if runs else {})}
@@ -107,12 +103,7 @@ def show_command(
 ) -> None:
     """One trigger with the runs it started (open ones hold their dedup key)."""
 
-    async def call(app: App) -> tuple[Trigger | None, list[TriggerRun]]:
-        found = await app.store.get_trigger(trigger_id)
-        started = await app.store.trigger_runs(trigger_id, runs) if found and runs else []
-        return found, started
-
-    trigger, started = client(db, call)
+    trigger, started = client(db, lambda app: show_trigger(app, trigger_id, runs=runs))
     if trigger is None:
         fail(f"no trigger {trigger_id!r}")
     if as_json:

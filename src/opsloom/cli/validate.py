@@ -20,13 +20,19 @@ from opsloom.dsl.document import Problem, RuntimeFeatures, load_document_file
 from opsloom.errors import DocumentError
 
 
-def _catalog_has() -> Callable[[str, str], bool] | None:
-    """``has`` of the runtime's default catalog, or None when the catalog is not available."""
+def _catalog_has(target: str | None) -> Callable[[str, str], bool]:
+    """``has`` of the catalog documents would run with: the installed functions, and those
+    the ``--app`` registers with ``@app.function``."""
+    from opsloom.cli.console import cli_app, fail
+    from opsloom.errors import OpsloomError
+    from opsloom.services.loading import load_app
+
+    if target is None:
+        return cli_app(None).catalog.has
     try:
-        from opsloom.app import default_catalog
-    except ImportError:
-        return None
-    return default_catalog().has
+        return load_app(target).catalog.has
+    except OpsloomError as exc:
+        fail(str(exc), 2)
 
 
 def validate_command(
@@ -37,9 +43,15 @@ def validate_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the problems as a JSON list.")
     ] = False,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app", help="Python app (module:attribute) whose catalog functions documents call."
+        ),
+    ] = None,
 ) -> None:
     """Check Serverless Workflow documents: syntax, schema, names, jq expressions, features."""
-    catalog_has = _catalog_has()
+    catalog_has = _catalog_has(app)
     runtime = RuntimeFeatures.detect()
     problems: list[Problem] = []
     invalid = 0

@@ -29,7 +29,7 @@ from opsloom.expr.diagnostic import Problem
 from opsloom.model.decision import Decision, DecisionError, DecisionTable, InvalidDecisionTableError
 
 if TYPE_CHECKING:
-    from opsloom.dsl.catalog import Catalog, FunctionCall
+    from opsloom.dsl.catalog import Catalog, FunctionCall, FunctionSetup
     from opsloom.engine.context import Context
     from opsloom.settings import Settings
 
@@ -201,3 +201,9 @@ def register_decide(catalog: Catalog, tables: DecisionTables) -> None:
         description="Evaluate a decision table: with {table, version?, input?}.",
         input_schema=DECIDE_SCHEMA,
     )
+
+
+def install_decide(catalog: Catalog, setup: FunctionSetup) -> None:
+    """The ``opsloom.functions`` entry point of ``decide:1.0.0`` (only with decision tables)."""
+    if setup.decision_tables is not None:
+        register_decide(catalog, setup.decision_tables)

@@ -1,7 +1,7 @@
 """The built-in functions of the default catalog: ``http-request``, ``log`` and ``sleep``.
 
 Each built-in is described by a :class:`Builtin` whose ``make(**options)`` builds the catalog
-function, so that :func:`opsloom.dsl.catalog.default_catalog` can pass options (such as the
+function, so that the catalog can pass options (such as the
 HTTP client factory) without any global state.
 """
 
@@ -22,7 +22,7 @@ from opsloom.engine.context import current_step
 from opsloom.expr.problem import TaskError
 
 if TYPE_CHECKING:
-    from opsloom.dsl.catalog import FunctionCall
+    from opsloom.dsl.catalog import Catalog, FunctionCall, FunctionSetup
 
 CatalogFn = Callable[["FunctionCall"], Awaitable[Any]]
 ClientFactory = Callable[[], httpx.AsyncClient]
@@ -58,6 +58,16 @@ class Builtin:
     input_schema: dict[str, Any]
     make: Callable[..., CatalogFn]
     version: str = VERSION
+
+    def __call__(self, catalog: Catalog, setup: FunctionSetup) -> None:
+        """Register this built-in (its ``opsloom.functions`` entry point installs it so)."""
+        catalog.register(
+            self.name,
+            self.version,
+            self.make(**setup.options),
+            description=self.description,
+            input_schema=self.input_schema,
+        )
 
 
 # --- http-request ------------------------------------------------------------------------

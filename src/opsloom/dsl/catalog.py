@@ -6,6 +6,11 @@ anything with side effects must run inside ``call.ctx.step(...)`` so that a repl
 recorded result instead of doing it again. Connectors and human tasks plug in here by
 registering their actions on the App's catalog; there is no global registry.
 
+Functions come from the ``opsloom.functions`` entry points (see :mod:`opsloom.extension`),
+built-ins included: an entry point provides a :class:`CatalogFunction` (made with
+:func:`catalog_function`), or an ``install(catalog, setup)`` callable that registers functions
+built from the :class:`FunctionSetup` (the decision tables, the HTTP client factory).
+
 Built-ins (version ``1.0.0``, see :func:`default_catalog`):
 
 - ``http-request``: the arguments of ``call: http``; one durable step.
@@ -18,7 +23,7 @@ Built-ins (version ``1.0.0``, see :func:`default_catalog`):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -27,6 +32,7 @@ from opsloom.dsl.builtin import BUILTINS
 from opsloom.engine.context import Context
 from opsloom.errors import ConfigurationError
 from opsloom.expr.problem import TaskError
+from opsloom.extension import FUNCTIONS, ExtensionError, discover
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,16 @@ class Catalog:
             name, version, fn, description, input_schema
         )
 
+    def add(self, function: CatalogFunction) -> None:
+        """Add a function made with :func:`catalog_function` (same checks as :meth:`register`)."""
+        self.register(
+            function.name,
+            function.version,
+            function.fn,
+            description=function.description,
+            input_schema=function.input_schema,
+        )
+
     def function(self, name: str, version: str) -> CatalogFunction:
         """The function ``name:version``.
 
@@ -156,11 +172,89 @@ class Catalog:
         return [self._functions[key] for key in sorted(self._functions)]
 
 
-def default_catalog(**options: Any) -> Catalog:
-    """A new catalog with the built-in functions registered.
+def catalog_function(
+    name: str,
+    version: str,
+    fn: CatalogFunctionFn,
+    *,
+    description: str = "",
+    input_schema: dict[str, Any] | None = None,
+) -> CatalogFunction:
+    """A catalog function to provide from an ``opsloom.functions`` entry point.
 
-    Human tasks (``approval:1.0.0``, ``decide:1.0.0``) are not built in: the application
-    registers them (see :func:`opsloom.app.default_catalog`).
+    >>> async def shout(call: FunctionCall) -> str:
+    ...     return str(call.arguments["text"]).upper()
+    >>> function = catalog_function("shout", "1.0.0", shout)
+    """
+    return CatalogFunction(name, version, fn, description, input_schema)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSetup:
+    """What ``install(catalog, setup)`` entry points build their functions from.
+
+    Attributes:
+        decision_tables: the tables ``decide`` evaluates and approval policies name (a
+            :class:`~opsloom.decisions.decide.DecisionTables`; none: functions that need them
+            are not installed). Typed loosely: the DSL sits below the decisions package.
+        options: keyword options of the built-ins; ``client_factory`` (a callable returning
+            an ``httpx.AsyncClient``) replaces :func:`opsloom.dsl.http.http_client`.
+    """
+
+    decision_tables: Any = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+FunctionInstaller = Callable[[Catalog, FunctionSetup], None]
+
+
+def as_installer(name: str, obj: Any) -> FunctionInstaller:
+    """What an ``opsloom.functions`` entry point provides, as an ``install(catalog, setup)``.
+
+    Raises:
+        TypeError: it is neither a :class:`CatalogFunction` nor a callable.
+    """
+    if isinstance(obj, CatalogFunction):
+        function = obj
+        return lambda catalog, setup: catalog.add(function)
+    if callable(obj) and not isinstance(obj, type):
+        installer: FunctionInstaller = obj
+        return installer
+    raise TypeError(
+        "an opsloom.functions entry point provides a CatalogFunction (catalog_function(...)) "
+        f"or an install(catalog, setup) callable, not {type(obj).__name__}"
+    )
+
+
+def load_catalog(setup: FunctionSetup | None = None) -> tuple[Catalog, list[ExtensionError]]:
+    """A new catalog with every installed ``opsloom.functions`` entry point's functions.
+
+    Returns:
+        The catalog and an error for each entry point that could not be loaded or installed
+        (naming it); the other functions are there.
+    """
+    setup = setup or FunctionSetup()
+    catalog = Catalog()
+    loaded, errors = discover(FUNCTIONS, as_installer)
+    for item in loaded:
+        try:
+            item.obj(catalog, setup)
+        except Exception as exc:  # a plugin's install may raise anything; the rest still loads
+            errors.append(
+                ExtensionError(
+                    FUNCTIONS,
+                    item.name,
+                    item.value,
+                    item.distribution,
+                    f"install failed: {type(exc).__name__}: {exc}",
+                )
+            )
+    return catalog, errors
+
+
+def default_catalog(**options: Any) -> Catalog:
+    """A new catalog with the DSL's own built-in functions only (``http-request``, ``log``,
+    ``sleep``); :func:`load_catalog` adds every installed one (human tasks, plugins).
 
     Args:
         **options: passed to the built-ins' factory; ``client_factory`` (a callable returning
@@ -168,12 +262,7 @@ def default_catalog(**options: Any) -> Catalog:
             ``http-request``, which tests use to reach local fakes.
     """
     catalog = Catalog()
+    setup = FunctionSetup(options=options)
     for builtin in BUILTINS:
-        catalog.register(
-            builtin.name,
-            builtin.version,
-            builtin.make(**options),
-            description=builtin.description,
-            input_schema=builtin.input_schema,
-        )
+        builtin(catalog, setup)
     return catalog

@@ -146,7 +146,13 @@ class Host(Protocol[H]):
 
     async def get_run(self, run_id: str) -> RunRecord: ...
 
-    def catalog(self, **options: Any) -> Catalog: ...
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def build_catalog(self, **options: Any) -> Catalog: ...
 
 
 class DslRuntime(Generic[H]):
@@ -156,22 +162,23 @@ class DslRuntime(Generic[H]):
         app: the application whose registry, store and worker run the documents.
         options: see :class:`DslOptions`.
         catalog: the ``default`` catalog of functions (connectors, human tasks); by default
-            the built-in one.
+            the App's (:attr:`~opsloom.app.App.catalog`).
     """
 
     def __init__(
         self, app: Host[H], options: DslOptions | None = None, *, catalog: Catalog | None = None
     ) -> None:
         self.app = app
-        if options is None:
-            from opsloom.settings import load_settings
-
-            options = DslOptions.of(load_settings())
-        self.options = options
+        self.options = options or DslOptions.of(app.settings)
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
         if catalog is None:
-            catalog = app.catalog(client_factory=self.http_client)
+            # The App's catalog, unless HTTP calls must go elsewhere: then the same functions
+            # are built anew around this runtime's client factory.
+            if self.options.http_client is None:
+                catalog = app.catalog
+            else:
+                catalog = app.build_catalog(client_factory=self.http_client)
         self.catalog: Catalog | None = catalog
         self._interpreters: dict[tuple[str, str], Interpreter] = {}
         self._digests: dict[tuple[str, str], str] = {}

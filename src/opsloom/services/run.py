@@ -1,11 +1,17 @@
-"""Starting runs on behalf of the API and the CLI."""
+"""Runs on behalf of the API and the CLI: start, list, show, signal, cancel and retry.
+
+Each change says who asked (``actor``: the API token's user, ``cli:<login>`` …) and is written
+to the audit log, so the log answers who started, signalled, cancelled or retried a run, not
+only who approved what. Reads go through here too, so that no face reaches into the store.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from opsloom.app import App
-from opsloom.model import RunRecord
+from opsloom.errors import WorkflowNotFoundError
+from opsloom.model import RunRecord, RunStatus
 
 
 async def start_run(
@@ -19,7 +25,62 @@ async def start_run(
 ) -> tuple[RunRecord, bool]:
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
 
-    ``actor`` (the authenticated user) is recorded on the run as the one who started it.
+    A workflow named ``namespace/name[:version]`` that is not registered yet is looked up among
+    the deployed documents. A new run started by an ``actor`` is audited as ``run.start``, and
+    the actor is recorded on the run as the one who started it (``started_by``).
+
+    Raises:
+        WorkflowNotFoundError: no such workflow or deployed document.
+        InputError: the input cannot be stored or ``run_id`` is not acceptable.
     """
-    handle = await app.start(workflow, input, run_id=run_id, priority=priority, started_by=actor)
-    return await app.get_run(handle.run_id), handle.created
+    try:
+        handle = await app.start(
+            workflow, input, run_id=run_id, priority=priority, started_by=actor
+        )
+    except WorkflowNotFoundError:
+        if "/" not in workflow:
+            raise
+        # A document deployed by another process since this one last looked: load it now
+        # rather than answer "not found" until the next reload.
+        name, version = await app.documents.resolve(workflow)
+        handle = await app.start(
+            name, input, run_id=run_id, priority=priority, version=version, started_by=actor
+        )
+    run = await app.get_run(handle.run_id)
+    if handle.created and actor is not None:
+        await app.audit.append(
+            actor, "run.start", f"run:{run.id}", {"workflow": run.workflow, "version": run.version}
+        )
+    return run, handle.created
+
+
+async def list_runs(
+    app: App, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+) -> list[RunRecord]:
+    """Runs, newest first (``ValueError`` for a status that does not exist)."""
+    return await app.list_runs(status=status, workflow=workflow, limit=limit)
+
+
+async def show_run(app: App, run_id: str) -> RunRecord:
+    """A run with its steps (``RunNotFoundError`` when there is none)."""
+    return await app.get_run(run_id)
+
+
+async def signal_run(app: App, run_id: str, name: str, data: Any, *, actor: str) -> None:
+    """Send signal ``name`` to a run, audited as ``run.signal``."""
+    await app.signal(run_id, name, data)
+    await app.audit.append(actor, "run.signal", f"run:{run_id}", {"signal": name})
+
+
+async def cancel_run(app: App, run_id: str, *, actor: str) -> list[str]:
+    """Cancel a run and its open children; audited as ``run.cancel`` with the runs reached."""
+    ids = await app.cancel(run_id)
+    await app.audit.append(actor, "run.cancel", f"run:{run_id}", {"cancelled": ids})
+    return ids
+
+
+async def retry_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Re-queue a failed or timed-out run; audited as ``run.retry``."""
+    run = await app.retry(run_id)
+    await app.audit.append(actor, "run.retry", f"run:{run_id}", {})
+    return run

@@ -29,27 +29,14 @@ from opsloom.approvals.link import ApprovalLinks
 from opsloom.approvals.service import Approvals
 from opsloom.approvals.slack import SlackRequestError, parse_interaction, verify_slack_request
 from opsloom.approvals.spec import (
-    ApprovalConflictError,
     ApprovalError,
-    ApprovalForbiddenError,
     ApprovalLinkError,
-    ApprovalNotFoundError,
-    InvalidApprovalError,
 )
-from opsloom.identity.access import Identity, Principal, UnknownUserError
-from opsloom.identity.audit import AuditLog
+from opsloom.identity.access import Principal, UnknownUserError
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 public_router = APIRouter(tags=["approvals"])
 
-_STATUS: dict[type[ApprovalError], int] = {
-    ApprovalNotFoundError: 404,
-    ApprovalForbiddenError: 403,
-    ApprovalConflictError: 409,
-    InvalidApprovalError: 422,
-    ApprovalLinkError: 410,
-    SlackRequestError: 401,
-}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "Not an approver of this task, or the requester."},
     404: {"model": Problem, "description": "No such request or task."},
@@ -75,9 +62,8 @@ def _channels(request: Request) -> ApprovalChannels:
     state = request.app.state
     found: ApprovalChannels | None = getattr(state, "approval_channels", None)
     if found is None:
-        from opsloom.settings import load_settings
-
-        settings = load_settings()
+        app: App = state.opsloom
+        settings = app.settings
         found = ApprovalChannels(
             _secret(getattr(settings, "slack_signing_secret", None)),
             _secret(getattr(settings, "approval_link_secret", None)),
@@ -96,21 +82,10 @@ def _secret(value: Any) -> str | None:
 def approvals_service(request: Request) -> Approvals:
     """The approvals service over the API's App."""
     app: App = request.app.state.opsloom
-    return Approvals(
-        app.store,
-        app.clock,
-        Identity(app.store, app.clock),
-        AuditLog(app.store, app.clock),
-        notify=None if app.worker is None else app.worker.notify,
-    )
+    return app.approvals
 
 
 Service = Annotated[Approvals, Depends(approvals_service)]
-
-
-def _refused(request: Request, exc: ApprovalError) -> Response:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-    return problem(request, status, exc.code, str(exc), title="Approval refused")
 
 
 def _task_id(request_id: str, task: str) -> str:
@@ -162,10 +137,7 @@ async def approval_stats(principal: Viewer, approvals: Service) -> JSONResponse:
 async def show_approval(
     request: Request, request_id: str, principal: Viewer, approvals: Service
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.show(request_id))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.show(request_id))
 
 
 @router.post(
@@ -182,11 +154,8 @@ async def decide_task(
     body: Annotated[DecisionBody, Depends(model_body(DecisionBody))],
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.decide(principal, task_id, body.approve, body.comment))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.decide(principal, task_id, body.approve, body.comment))
 
 
 @router.post(
@@ -203,11 +172,8 @@ async def ask_requester(
     body: Annotated[AskBody, Depends(model_body(AskBody))],
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.ask(principal, task_id, body.question))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.ask(principal, task_id, body.question))
 
 
 @router.post(
@@ -223,10 +189,7 @@ async def answer_questions(
     body: Annotated[AnswerBody, Depends(model_body(AnswerBody))],
     approvals: Service,
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.answer(principal, request_id, body.answer))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.answer(principal, request_id, body.answer))
 
 
 @router.post(
@@ -243,11 +206,8 @@ async def delegate_task(
     body: Annotated[DelegateBody, Depends(model_body(DelegateBody))],
     approvals: Service,
 ) -> Response:
-    try:
-        task_id = _task_id(request_id, task)
-        return JSONResponse(await approvals.delegate(principal, task_id, body.to))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    task_id = _task_id(request_id, task)
+    return JSONResponse(await approvals.delegate(principal, task_id, body.to))
 
 
 @router.post(
@@ -263,10 +223,7 @@ async def cancel_request(
     body: Annotated[CancelBody, Depends(model_body(CancelBody))],
     approvals: Service,
 ) -> Response:
-    try:
-        return JSONResponse(await approvals.cancel(principal, request_id, body.reason))
-    except ApprovalError as exc:
-        return _refused(request, exc)
+    return JSONResponse(await approvals.cancel(principal, request_id, body.reason))
 
 
 # --- Slack and e-mail links (their own credentials) -----------------------------------------

@@ -18,9 +18,11 @@ from opsloom.api.auth import require
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
+from opsloom.identity.access import Principal
 from opsloom.ids import new_id
 from opsloom.model.cloudevent import InvalidEventError
-from opsloom.store.event import EventQuery
+from opsloom.services.event import EventNotFoundError, emit_events, show_event
+from opsloom.services.event import list_events as list_stored
 from opsloom.triggers.binding import BATCH, STRUCTURED, UnsupportedEventMediaError, events_from_http
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 #: Who may use each route: reading needs ``viewer``, sending events ``operator``.
 _VIEW = [Depends(require("viewer"))]
 _OPERATE = [Depends(require("operator"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 class EventsAccepted(BaseModel):
@@ -105,7 +108,7 @@ _INTAKE_BODY: dict[str, Any] = {
     },
     openapi_extra=_INTAKE_BODY,
 )
-async def post_events(app: AppDep, request: Request) -> JSONResponse:
+async def post_events(app: AppDep, who: Operator, request: Request) -> JSONResponse:
     body = await request.body()
     try:
         events = events_from_http(request.headers, body, default_id=new_id)
@@ -121,7 +124,7 @@ async def post_events(app: AppDep, request: Request) -> JSONResponse:
         )
     except UnsupportedEventMediaError as exc:
         return problem(request, 415, exc.code, str(exc))
-    receipts = await app.emit_events(events)
+    receipts = await emit_events(app, events, actor=who.user)
     return JSONResponse(
         {
             "accepted": [r.event_id for r in receipts if r.stored],
@@ -147,8 +150,9 @@ async def list_events(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many events.")] = 50,
 ) -> JSONResponse:
-    query = EventQuery(type=type, source=source, subject=subject, before=before, limit=limit)
-    events = await app.store.list_events(query)
+    events = await list_stored(
+        app, type=type, source=source, subject=subject, before=before, limit=limit
+    )
     return JSONResponse([event.to_dict() for event in events])
 
 
@@ -165,9 +169,8 @@ async def get_event(
     event_id: str,
     source: Annotated[str, Query(min_length=1, description="The event's source.")],
 ) -> JSONResponse:
-    stored = await app.store.get_event(source, event_id)
-    if stored is None:
-        return problem(
-            request, 404, "event_not_found", f"no event {event_id!r} from source {source!r}"
-        )
+    try:
+        stored = await show_event(app, source, event_id)
+    except EventNotFoundError as exc:
+        return problem(request, 404, exc.code, str(exc))
     return JSONResponse(stored.to_dict())

@@ -27,7 +27,6 @@ from opsloom.triggers.sources import (
     WebhookPayloadError,
     WebhookRequest,
     WebhookSource,
-    load_hooks_config,
 )
 
 log = logging.getLogger("opsloom.api.hooks")
@@ -42,7 +41,7 @@ class HookReceiver:
     """What the hook routes need: the settings, the sources and the rejection counts.
 
     The API keeps one in ``api.state.hooks``; when none was put there, the first hook request
-    reads the settings from the environment (:func:`load_hooks_config`).
+    takes the App's sources and webhook settings (:attr:`~opsloom.app.App.hooks_config`).
     """
 
     def __init__(
@@ -57,11 +56,12 @@ class HookReceiver:
 
 
 async def hook_receiver(request: Request) -> HookReceiver:
-    """The API's :class:`HookReceiver`, created from the environment on first use."""
+    """The API's :class:`HookReceiver`, made from the App's sources on first use."""
     state = request.app.state
     receiver: HookReceiver | None = getattr(state, "hooks", None)
     if receiver is None:
-        receiver = HookReceiver(load_hooks_config())
+        app: App = state.opsloom
+        receiver = HookReceiver(app.hooks_config, app.sources)
         state.hooks = receiver
     return receiver
 
@@ -102,7 +102,7 @@ async def post_generic_hook(
 @router.post(
     "/{source}",
     status_code=202,
-    summary="Receive a vendor webhook (alertmanager, grafana, datadog, pagerduty, sentry, github)",
+    summary="Receive a webhook from a registered source (alertmanager, github … or a plugin's)",
     responses=_RESPONSES,
     openapi_extra=_ANY_BODY,
 )

@@ -13,7 +13,7 @@ from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, 
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.model import RunStatus
-from opsloom.services.run import start_run
+from opsloom.services import run as runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -35,6 +35,7 @@ async def _app(request: Request) -> App:
 
 
 AppDep = Annotated[App, Depends(_app)]
+Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 @router.post(
@@ -52,17 +53,15 @@ AppDep = Annotated[App, Depends(_app)]
     openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
 )
 async def create_run(
-    app: AppDep,
-    body: Annotated[StartRunBody, Depends(start_run_body)],
-    principal: Annotated[Principal, Depends(require("operator"))],
+    app: AppDep, who: Operator, body: Annotated[StartRunBody, Depends(start_run_body)]
 ) -> JSONResponse:
-    run, created = await start_run(
+    run, created = await runs.start_run(
         app,
         body.workflow,
         body.input,
         run_id=body.run_id,
         priority=body.priority,
-        actor=principal.user,
+        actor=who.user,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)
@@ -78,8 +77,8 @@ async def get_runs(
     workflow: Annotated[str | None, Query(description="Only runs of this workflow.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
 ) -> JSONResponse:
-    runs = await app.list_runs(status=status, workflow=workflow, limit=limit)
-    return JSONResponse([run.to_dict() for run in runs])
+    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+    return JSONResponse([run.to_dict() for run in found])
 
 
 @router.get(
@@ -90,7 +89,7 @@ async def get_runs(
     dependencies=_VIEW,
 )
 async def get_run(app: AppDep, run_id: str) -> JSONResponse:
-    return JSONResponse((await app.get_run(run_id)).to_dict())
+    return JSONResponse((await runs.show_run(app, run_id)).to_dict())
 
 
 @router.post(
@@ -105,9 +104,13 @@ async def get_run(app: AppDep, run_id: str) -> JSONResponse:
     openapi_extra=body_doc({}, required=False),
 )
 async def send_signal(
-    app: AppDep, run_id: str, name: str, payload: Annotated[Any, Depends(json_body)]
+    app: AppDep,
+    who: Operator,
+    run_id: str,
+    name: str,
+    payload: Annotated[Any, Depends(json_body)],
 ) -> JSONResponse:
-    await app.signal(run_id, name, payload)
+    await runs.signal_run(app, run_id, name, payload, actor=who.user)
     return JSONResponse({"run_id": run_id, "signal": name}, status_code=202)
 
 
@@ -119,8 +122,9 @@ async def send_signal(
     dependencies=_OPERATE,
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-async def cancel_run(app: AppDep, run_id: str) -> JSONResponse:
-    return JSONResponse({"cancelled": await app.cancel(run_id)}, status_code=202)
+async def cancel_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    cancelled = await runs.cancel_run(app, run_id, actor=who.user)
+    return JSONResponse({"cancelled": cancelled}, status_code=202)
 
 
 @router.post(
@@ -130,5 +134,5 @@ async def cancel_run(app: AppDep, run_id: str) -> JSONResponse:
     dependencies=_OPERATE,
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-async def retry_run(app: AppDep, run_id: str) -> JSONResponse:
-    return JSONResponse((await app.retry(run_id)).to_dict())
+async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())

@@ -23,7 +23,7 @@ from opsloom.triggers.sources.base import (
     string_map,
     text,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import AlertmanagerHook, HooksConfig
 from opsloom.triggers.sources.credential import check_authorization
 from opsloom.triggers.sources.event import (
     Alert,
@@ -43,9 +43,10 @@ class AlertmanagerSource:
     """``/hooks/alertmanager``."""
 
     name = "alertmanager"
+    config = AlertmanagerHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        hook = config.alertmanager
+        hook = config.section(self.name, AlertmanagerHook)
         if not hook.has_credentials:
             raise not_configured(self.name, "bearer token or basic credentials")
         check_authorization(request, hook)

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import BaseModel
+
 from opsloom.errors import InputError, OpsloomError
 from opsloom.model.cloudevent import CloudEvent
 
@@ -104,11 +106,22 @@ class WebhookRequest:
 
 
 class WebhookSource(Protocol):
-    """A sender of webhooks opsloom understands (``/hooks/<name>``)."""
+    """A sender of webhooks opsloom understands (``/hooks/<name>``).
+
+    Sources are registered through the ``opsloom.sources`` entry point group (see
+    :mod:`opsloom.extension`); ``config`` is the pydantic model of the source's settings
+    section, from which its ``OPSLOOM_HOOKS_<NAME>_*`` variables and docs are derived.
+    ``verify`` reads its section with ``config.section(self.name, TheModel)``.
+    """
 
     @property
     def name(self) -> str:
         """The path segment(s) after ``/hooks/`` (``github``, ``generic/deploys``)."""
+        ...
+
+    @property
+    def config(self) -> type[BaseModel]:
+        """The pydantic model of this source's settings (secrets, tokens, headers)."""
         ...
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:

@@ -6,6 +6,12 @@ secrets is accepted everywhere one is, so a secret can be rotated without a gap:
 new one next to the old, switch the sender, then drop the old one. Values given in the
 environment are comma-separated lists; put secrets that contain commas in the file.
 
+Each registered source (:mod:`opsloom.extension`, group ``opsloom.sources``) owns one section,
+shaped by its pydantic ``config`` model; the variables are derived from that model
+(:func:`hook_variables`): ``OPSLOOM_HOOKS_<SOURCE>_<FIELD>``, where a field may name its
+variable suffix with ``json_schema_extra={"env": "SECRET"}``, and a list of basic credentials
+reads ``…_USERNAME`` and ``…_PASSWORD``.
+
 A source without any credential accepts nothing: an unconfigured hook is closed, not open.
 """
 
@@ -14,15 +20,27 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from opsloom.errors import ConfigurationError
+
+C = TypeVar("C", bound=BaseModel)
 
 ENV_PREFIX = "OPSLOOM_HOOKS_"
 FILE_VARIABLE = "OPSLOOM_HOOKS_FILE"
@@ -49,7 +67,9 @@ class CredentialHook(_Section):
     """Bearer tokens and basic credentials, as HTTP clients configured in a sender send them."""
 
     tokens: list[SecretStr] = Field(
-        default_factory=list, description="Accepted `Authorization: Bearer` tokens."
+        default_factory=list,
+        description="Accepted `Authorization: Bearer` tokens.",
+        json_schema_extra={"env": "TOKEN"},
     )
     basic: list[BasicCredential] = Field(
         default_factory=list, description="Accepted `Authorization: Basic` credentials."
@@ -71,7 +91,9 @@ class SignedHook(_Section):
     """A source that signs its body with HMAC-SHA256 under a shared secret."""
 
     secrets: list[SecretStr] = Field(
-        default_factory=list, description="Accepted signing secrets (several during rotation)."
+        default_factory=list,
+        description="Accepted signing secrets (several during rotation).",
+        json_schema_extra={"env": "SECRET"},
     )
 
     _secrets = field_validator("secrets", mode="before")(_as_list)
@@ -128,19 +150,38 @@ class GenericHook(_Section):
         return [standard_key(secret.get_secret_value()) for secret in self.secrets]
 
 
-class HooksConfig(_Section):
-    """Settings of every webhook source (``/hooks/<source>``)."""
+class HooksConfig(BaseModel):
+    """Settings of every webhook source (``/hooks/<source>``).
+
+    Besides ``replay_window`` and the ``generic`` hooks, each registered source has a section
+    named after it (``config.github``), validated by the source's ``config`` model; read it
+    typed with :meth:`section`. The sources are those of the validation context's ``sources``
+    (a mapping of name to model) or else the installed ones. An unknown section is an error.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     replay_window: float = Field(
         default=300.0, gt=0, description="Seconds a signed timestamp stays acceptable."
     )
-    alertmanager: AlertmanagerHook = Field(default_factory=AlertmanagerHook)
-    grafana: GrafanaHook = Field(default_factory=GrafanaHook)
-    datadog: DatadogHook = Field(default_factory=DatadogHook)
-    pagerduty: PagerDutyHook = Field(default_factory=PagerDutyHook)
-    sentry: SentryHook = Field(default_factory=SentryHook)
-    github: GitHubHook = Field(default_factory=GitHubHook)
     generic: dict[str, GenericHook] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        context = info.context if isinstance(info.context, Mapping) else {}
+        models: Mapping[str, type[BaseModel]] = context.get("sources") or installed_configs()
+        fixed = {"replay_window", "generic"}
+        unknown = sorted(str(key) for key in data if key not in fixed and key not in models)
+        if unknown:
+            known = ", ".join(sorted(models)) or "none"
+            raise ValueError(f"no webhook source {unknown[0]!r} (sources: {known})")
+        values = {key: data[key] for key in fixed if key in data}
+        for name, model in models.items():
+            values[name] = model.model_validate(data.get(name) or {})
+        return values
 
     @field_validator("generic")
     @classmethod
@@ -152,9 +193,24 @@ class HooksConfig(_Section):
                 )
         return value
 
+    def section(self, name: str, model: type[C]) -> C:
+        """The settings of source ``name``, as its ``model`` (defaults when not configured)."""
+        value = (self.__pydantic_extra__ or {}).get(name)
+        if isinstance(value, model):
+            return value
+        return model.model_validate(value.model_dump() if isinstance(value, BaseModel) else {})
+
     def generic_hook(self, name: str) -> GenericHook | None:
         """The generic hook of that name (``-`` and ``_`` are interchangeable)."""
         return self.generic.get(name) or self.generic.get(name.replace("-", "_"))
+
+
+def installed_configs() -> dict[str, type[BaseModel]]:
+    """The ``config`` model of each installed webhook source, by name."""
+    from opsloom.triggers.sources.registry import installed_sources
+
+    sources, _ = installed_sources()
+    return {name: source.config for name, source in sources.items()}
 
 
 def standard_key(secret: str) -> bytes:
@@ -174,24 +230,34 @@ def standard_key(secret: str) -> bytes:
 
 
 def load_hooks_config(
-    file: str | Path | None = None, environ: Mapping[str, str] | None = None
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    sources: Mapping[str, type[BaseModel]] | None = None,
 ) -> HooksConfig:
     """Read the webhook settings from a file and the environment.
 
     Args:
         file: a YAML or JSON file shaped like :class:`HooksConfig`; default: the file named by
             ``OPSLOOM_HOOKS_FILE``, if any.
-        environ: the variables to read (default: the process environment).
+        environ: the variables to read (default: the ``OPSLOOM_HOOKS_*`` variables of the
+            process, read by :mod:`opsloom.settings`).
+        sources: the ``config`` model of each webhook source by name (default: the installed
+            sources).
 
     Raises:
         ConfigurationError: the file cannot be read or a setting is invalid.
     """
-    env = os.environ if environ is None else environ
+    if environ is None:
+        from opsloom.settings import environment
+
+        environ = environment(ENV_PREFIX)
+    env = environ
+    models = installed_configs() if sources is None else dict(sources)
     path = file if file is not None else env.get(FILE_VARIABLE) or None
     data: dict[str, Any] = _read_file(Path(path)) if path is not None else {}
-    _apply_environment(data, env)
+    _apply_environment(data, env, models)
     try:
-        return HooksConfig.model_validate(data)
+        return HooksConfig.model_validate(data, context={"sources": models})
     except ValidationError as exc:
         where = f" (from {path})" if path is not None else ""
         problems = "; ".join(
@@ -225,46 +291,77 @@ def _read_file(path: Path) -> dict[str, Any]:
     return value
 
 
-# Environment variable suffix -> (section, field, kind); kind "list" splits on commas.
-_VARIABLES: dict[str, tuple[str | None, str, str]] = {
-    "REPLAY_WINDOW": (None, "replay_window", "text"),
-    "GITHUB_SECRET": ("github", "secrets", "list"),
-    "SENTRY_SECRET": ("sentry", "secrets", "list"),
-    "PAGERDUTY_SECRET": ("pagerduty", "secrets", "list"),
-    "GRAFANA_SECRET": ("grafana", "secrets", "list"),
-    "GRAFANA_SIGNATURE_HEADER": ("grafana", "signature_header", "text"),
-    "GRAFANA_TIMESTAMP_HEADER": ("grafana", "timestamp_header", "text"),
-    "GRAFANA_REQUIRE_TIMESTAMP": ("grafana", "require_timestamp", "text"),
-    "GRAFANA_TOKEN": ("grafana", "tokens", "list"),
-    "ALERTMANAGER_TOKEN": ("alertmanager", "tokens", "list"),
-    "DATADOG_TOKEN": ("datadog", "tokens", "list"),
-    "DATADOG_TOKEN_HEADER": ("datadog", "token_header", "text"),
-}
-_BASIC_SECTIONS = ("alertmanager", "grafana", "datadog")
+@dataclass(frozen=True, slots=True)
+class HookVariable:
+    """One ``OPSLOOM_HOOKS_*`` environment variable, derived from a source's config model.
+
+    Attributes:
+        name: the variable, e.g. ``OPSLOOM_HOOKS_GITHUB_SECRET``.
+        source: the section it sets (``None``: a setting of all sources).
+        field: the field of that section.
+        kind: ``list`` (comma-separated), ``text``, ``username`` or ``password``.
+        description: the field's description.
+    """
+
+    name: str
+    source: str | None
+    field: str
+    kind: str
+    description: str
+
+
+def hook_variables(sources: Mapping[str, type[BaseModel]] | None = None) -> list[HookVariable]:
+    """Every webhook variable of ``sources`` (default: the installed ones), for reading and docs.
+
+    ``OPSLOOM_HOOKS_FILE`` and ``OPSLOOM_HOOKS_GENERIC_<NAME>_SECRET`` come on top.
+    """
+    models = installed_configs() if sources is None else sources
+    window = HooksConfig.model_fields["replay_window"]
+    found = [
+        HookVariable(
+            ENV_PREFIX + "REPLAY_WINDOW", None, "replay_window", "text", window.description or ""
+        )
+    ]
+    for source, model in sorted(models.items()):
+        prefix = f"{ENV_PREFIX}{source.upper().replace('-', '_')}_"
+        for name, info in model.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            suffix = str(extra.get("env") or name.upper())
+            description = info.description or ""
+            if info.annotation == list[BasicCredential]:
+                found.append(HookVariable(prefix + "USERNAME", source, name, "username", ""))
+                found.append(HookVariable(prefix + "PASSWORD", source, name, "password", ""))
+                continue
+            kind = "list" if typing.get_origin(info.annotation) is list else "text"
+            found.append(HookVariable(prefix + suffix, source, name, kind, description))
+    return found
 
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    for suffix, (section, name, kind) in _VARIABLES.items():
-        raw = env.get(ENV_PREFIX + suffix)
+def _apply_environment(
+    data: dict[str, Any], env: Mapping[str, str], models: Mapping[str, type[BaseModel]]
+) -> None:
+    basic: dict[tuple[str, str], dict[str, str]] = {}
+    for variable in hook_variables(models):
+        raw = env.get(variable.name)
         if raw is None:
             continue
-        target = data if section is None else _section(data, section)
-        target[name] = _split(raw) if kind == "list" else raw.strip()
-    for section in _BASIC_SECTIONS:
-        user = env.get(f"{ENV_PREFIX}{section.upper()}_USERNAME")
-        password = env.get(f"{ENV_PREFIX}{section.upper()}_PASSWORD")
-        if user is not None or password is not None:
-            _section(data, section)["basic"] = [
-                {"username": user or "", "password": password or ""}
-            ]
+        if variable.source is not None and variable.kind in ("username", "password"):
+            basic.setdefault((variable.source, variable.field), {})[variable.kind] = raw
+        else:
+            target = data if variable.source is None else _section(data, variable.source)
+            target[variable.field] = _split(raw) if variable.kind == "list" else raw.strip()
+    for (source, name), pair in basic.items():
+        _section(data, source)[name] = [
+            {"username": pair.get("username", ""), "password": pair.get("password", "")}
+        ]
     generic_prefix = ENV_PREFIX + "GENERIC_"
-    for variable, raw in env.items():
-        if variable.startswith(generic_prefix) and variable.endswith("_SECRET"):
-            name = variable[len(generic_prefix) : -len("_SECRET")].lower()
+    for key, raw in env.items():
+        if key.startswith(generic_prefix) and key.endswith("_SECRET"):
+            name = key[len(generic_prefix) : -len("_SECRET")].lower()
             if name:
                 hooks = data.setdefault("generic", {})
                 if not isinstance(hooks, dict):

@@ -24,7 +24,7 @@ from opsloom.triggers.sources.base import (
     required_text,
     text,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import DatadogHook, HooksConfig
 from opsloom.triggers.sources.credential import check_authorization
 from opsloom.triggers.sources.event import (
     Alert,
@@ -44,9 +44,10 @@ class DatadogSource:
     """``/hooks/datadog``."""
 
     name = "datadog"
+    config = DatadogHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        hook = config.datadog
+        hook = config.section(self.name, DatadogHook)
         if not hook.has_credentials:
             raise not_configured(self.name, "token or basic credentials")
         token = request.header(hook.token_header)

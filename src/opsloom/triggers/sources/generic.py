@@ -19,7 +19,7 @@ from typing import Any
 
 from opsloom.model.cloudevent import CloudEvent, rfc3339
 from opsloom.triggers.sources.base import WebhookAuthError, WebhookPayloadError, WebhookRequest
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import GenericHook, HooksConfig
 from opsloom.triggers.sources.event import make_event, type_segment
 from opsloom.triggers.sources.signature import (
     any_digest_matches,
@@ -35,6 +35,8 @@ SIGNATURE_HEADER = "webhook-signature"
 
 class GenericSource:
     """``/hooks/generic/<name>``: one per configured hook name."""
+
+    config = GenericHook
 
     def __init__(self, hook: str) -> None:
         self.hook = hook

@@ -19,7 +19,7 @@ from opsloom.triggers.sources.base import (
     WebhookRequest,
     json_object,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import GitHubHook, HooksConfig
 from opsloom.triggers.sources.event import make_event, type_segment
 from opsloom.triggers.sources.signature import any_digest_matches, decode_hex, not_configured
 
@@ -32,9 +32,10 @@ class GitHubSource:
     """``/hooks/github``."""
 
     name = "github"
+    config = GitHubHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        secrets = config.github.secrets
+        secrets = config.section(self.name, GitHubHook).secrets
         if not secrets:
             raise not_configured(self.name, "webhook secret")
         header = request.header(SIGNATURE_HEADER)

@@ -38,9 +38,10 @@ class GrafanaSource:
     """``/hooks/grafana``."""
 
     name = "grafana"
+    config = GrafanaHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        hook = config.grafana
+        hook = config.section(self.name, GrafanaHook)
         if not hook.secrets and not hook.has_credentials:
             raise not_configured(self.name, "HMAC secret or credentials")
         if hook.secrets:

@@ -27,7 +27,7 @@ from opsloom.triggers.sources.base import (
     required_text,
     text,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import HooksConfig, PagerDutyHook
 from opsloom.triggers.sources.event import (
     Alert,
     Link,
@@ -52,9 +52,10 @@ class PagerDutySource:
     """``/hooks/pagerduty``."""
 
     name = "pagerduty"
+    config = PagerDutyHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        secrets = config.pagerduty.secrets
+        secrets = config.section(self.name, PagerDutyHook).secrets
         if not secrets:
             raise not_configured(self.name, "webhook subscription secret")
         header = request.header(SIGNATURE_HEADER)

@@ -1,32 +1,82 @@
-"""Which webhook source answers which ``/hooks/…`` path, and the count of rejected requests."""
+"""Which webhook source answers which ``/hooks/…`` path, and the count of rejected requests.
+
+The vendor sources are those of the ``opsloom.sources`` entry points (opsloom's own are
+declared there too): adding a source is one class and one line in a package's metadata.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
-from opsloom.triggers.sources.alertmanager import AlertmanagerSource
+from pydantic import BaseModel, ValidationError
+
+from opsloom.extension import SOURCES, ExtensionError, discover
 from opsloom.triggers.sources.base import WebhookSource
 from opsloom.triggers.sources.config import GENERIC_NAME
-from opsloom.triggers.sources.datadog import DatadogSource
 from opsloom.triggers.sources.generic import GenericSource
-from opsloom.triggers.sources.github import GitHubSource
-from opsloom.triggers.sources.grafana import GrafanaSource
-from opsloom.triggers.sources.pagerduty import PagerDutySource
-from opsloom.triggers.sources.sentry import SentrySource
+
+#: Names a source cannot take: ``/hooks/generic/<name>`` belongs to generic hooks, and the
+#: settings file keeps these keys for all sources.
+RESERVED = frozenset({"generic", "replay_window", "file"})
+
+
+def as_source(name: str, obj: Any) -> WebhookSource:
+    """The webhook source an entry point provides (a class is instantiated without arguments).
+
+    Raises:
+        TypeError: the object lacks ``name``, ``config``, ``verify`` or ``normalise``.
+        ValueError: its name is not the entry point's name, or not a valid path segment.
+    """
+    source = obj() if isinstance(obj, type) else obj
+    missing = [
+        attr for attr in ("name", "config", "verify", "normalise") if not hasattr(source, attr)
+    ]
+    if missing:
+        raise TypeError(
+            f"a webhook source needs {', '.join(missing)} ({type(source).__name__} has not)"
+        )
+    if not (isinstance(source.config, type) and issubclass(source.config, BaseModel)):
+        raise TypeError("a webhook source's 'config' must be a pydantic model class")
+    try:
+        source.config.model_validate({})
+    except ValidationError as exc:
+        # Nothing configured must mean "closed", never "cannot start".
+        raise ValueError(
+            f"its config {source.config.__name__} must be valid with no settings at all "
+            f"(every field needs a default): {exc.errors()[0]['msg']}"
+        ) from None
+    if source.name != name:
+        raise ValueError(f"the source is named {source.name!r}, not {name!r} like its entry point")
+    if not GENERIC_NAME.match(name) or name in RESERVED:
+        raise ValueError(
+            f"source name {name!r} must be lower-case letters, digits, '-' or '_', "
+            f"and none of {', '.join(sorted(RESERVED))}"
+        )
+    checked: WebhookSource = source
+    return checked
+
+
+@functools.cache
+def _installed() -> tuple[tuple[tuple[str, WebhookSource], ...], tuple[ExtensionError, ...]]:
+    loaded, errors = discover(SOURCES, as_source)
+    return tuple((item.name, item.obj) for item in loaded), tuple(errors)
+
+
+def installed_sources() -> tuple[dict[str, WebhookSource], list[ExtensionError]]:
+    """The installed sources by name, and an error for each entry point that failed.
+
+    Read once per process: entry points do not change while it runs.
+    """
+    sources, errors = _installed()
+    return dict(sources), list(errors)
 
 
 def builtin_sources() -> dict[str, WebhookSource]:
-    """The vendor sources by name (``/hooks/<name>``); generic hooks are looked up by name."""
-    sources: list[WebhookSource] = [
-        AlertmanagerSource(),
-        GrafanaSource(),
-        DatadogSource(),
-        PagerDutySource(),
-        SentrySource(),
-        GitHubSource(),
-    ]
-    return {source.name: source for source in sources}
+    """The vendor sources by name (``/hooks/<name>``): the installed ``opsloom.sources``."""
+    return installed_sources()[0]
 
 
 class SourceRegistry:
@@ -39,6 +89,11 @@ class SourceRegistry:
     def names(self) -> list[str]:
         """The vendor source names, sorted."""
         return sorted(self._sources)
+
+    @property
+    def configs(self) -> dict[str, type[BaseModel]]:
+        """Each source's settings model, by name (what :class:`HooksConfig` sections follow)."""
+        return {name: source.config for name, source in self._sources.items()}
 
     def source(self, name: str) -> WebhookSource | None:
         """The source at ``/hooks/<name>`` (``None`` when there is none)."""

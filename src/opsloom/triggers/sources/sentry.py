@@ -28,7 +28,7 @@ from opsloom.triggers.sources.base import (
     required_text,
     text,
 )
-from opsloom.triggers.sources.config import HooksConfig
+from opsloom.triggers.sources.config import HooksConfig, SentryHook
 from opsloom.triggers.sources.event import (
     Alert,
     Link,
@@ -54,9 +54,10 @@ class SentrySource:
     """``/hooks/sentry``."""
 
     name = "sentry"
+    config = SentryHook
 
     def verify(self, request: WebhookRequest, config: HooksConfig, now: float) -> None:
-        secrets = config.sentry.secrets
+        secrets = config.section(self.name, SentryHook).secrets
         if not secrets:
             raise not_configured(self.name, "client secret")
         header = request.header(SIGNATURE_HEADER)

@@ -1,0 +1,22 @@
+"""Triggers on behalf of the faces: what starts runs from events, and the runs each started."""
+
+from __future__ import annotations
+
+from opsloom.app import App
+from opsloom.model.trigger import Trigger
+from opsloom.store.trigger import TriggerRun
+
+
+async def list_triggers(app: App, *, runs: int = 0) -> list[tuple[Trigger, list[TriggerRun]]]:
+    """Every trigger, each with up to ``runs`` of the runs it started (newest first)."""
+    found = await app.store.list_triggers()
+    return [(t, await app.store.trigger_runs(t.id, runs) if runs else []) for t in found]
+
+
+async def show_trigger(
+    app: App, trigger_id: str, *, runs: int = 20
+) -> tuple[Trigger | None, list[TriggerRun]]:
+    """One trigger (``None`` when there is none) with up to ``runs`` of the runs it started."""
+    found = await app.store.get_trigger(trigger_id)
+    started = await app.store.trigger_runs(trigger_id, runs) if found and runs else []
+    return found, started

@@ -1,0 +1,97 @@
+"""Waiting for runs to end: what ``App.result`` and ``RunHandle.result`` rest on.
+
+Runs finished by this process's worker wake their waiters directly (:meth:`Outcomes.finished`).
+Runs that other processes finish are noticed by one query for all waiters per wake-up: a store
+that hears other processes (PostgreSQL) says when one of theirs finished, so the poll is only a
+safety net there; on SQLite the poll is what notices them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from opsloom.errors import RunNotFoundError
+from opsloom.model import RunRecord
+from opsloom.store import Store
+
+
+class Outcomes:
+    """The runs some caller waits for, and the task that notices them end elsewhere.
+
+    Args:
+        store: the open store, or ``None`` once it is closed (the watcher then stops).
+        local_worker: whether this process runs a worker (it wakes waiters itself, so other
+            processes' runs are polled less often).
+    """
+
+    def __init__(self, store: Callable[[], Store | None], local_worker: Callable[[], bool]):
+        self._store = store
+        self._local_worker = local_worker
+        self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._finished_elsewhere = asyncio.Event()
+
+    def listen(self, store: Store) -> None:
+        """Hear ``store``'s "a run finished" wake-ups (once per opening of the store)."""
+        self._finished_elsewhere = asyncio.Event()
+        store.add_wake_listener("done", self._finished_elsewhere.set)
+
+    async def wait(self, store: Store, run_id: str, timeout: float | None) -> RunRecord:
+        """The run once it has ended.
+
+        Raises:
+            RunNotFoundError: there is no such run.
+            TimeoutError: it did not end within ``timeout`` seconds.
+        """
+        future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        try:
+            status = await store.status_of(run_id)
+            if status is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            run: RunRecord | None = None
+            if not status.terminal:
+                if self._watcher is None or self._watcher.done():
+                    self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
+                try:
+                    run = await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
+            if run is None:
+                run = await store.get_run(run_id)
+                assert run is not None
+            return run
+        finally:
+            waiters = self._waiters.get(run_id)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(future)
+                if not waiters:
+                    del self._waiters[run_id]
+
+    async def _watch(self) -> None:
+        store = self._store()
+        if store is not None and store.wakes_across_processes:
+            poll = 1.0
+        else:
+            poll = 0.5 if self._local_worker() else 0.05
+        while self._waiters:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished_elsewhere.wait(), poll)
+            self._finished_elsewhere.clear()
+            store = self._store()
+            if store is None:
+                return
+            for run_id in await store.finished_among(list(self._waiters)):
+                self._wake(run_id, None)
+
+    def finished(self, run: RunRecord) -> None:
+        """A run this process's worker finished: wake its waiters with it."""
+        self._wake(run.id, run)
+
+    def _wake(self, run_id: str, run: RunRecord | None) -> None:
+        for future in self._waiters.get(run_id, []):
+            if not future.done():
+                future.set_result(run)
