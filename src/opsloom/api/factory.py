@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.api.auth import authenticated
+from opsloom.api.header import SecurityHeaders
 from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
@@ -68,6 +69,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(api)
     # Before routing, authentication and parsing: no route reads more than the limit.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    api.add_middleware(SecurityHeaders)
 
     # Health stays open (probes carry no token). Everything else needs a valid token, checked
     # here for the whole prefix, and each route requires its role (`require`).

@@ -1,4 +1,5 @@
-"""One body limit for every route, before authentication; authentication before parsing."""
+"""The API's middleware: one body limit for every route, before authentication (and
+authentication before parsing), and security headers on every response."""
 
 from __future__ import annotations
 
@@ -79,3 +80,17 @@ async def test_auth__comes_before_parsing_the_body(client: httpx.AsyncClient) ->
     ):
         response = await client.post(path, content=b"{not json")
         assert response.status_code == 401, (path, response.text)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/health", "/api/v1/runs", "/approvals/links/some-token", "/openapi.json"]
+)
+async def test_headers__no_framing_no_sniffing_no_caching_of_link_pages(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+    no_store = path.startswith("/approvals/links/")
+    assert (response.headers.get("cache-control") == "no-store") is no_store
