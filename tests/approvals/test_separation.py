@@ -126,3 +126,58 @@ async def test_starter__recorded_from_the_api_token_and_shown_to_documents(
         output = await app.handle(response.json()["id"]).result(timeout=10)
     await runtime.close()
     assert output == {"by": "olga"}
+
+
+async def test_all__one_person_in_two_groups_covers_one_of_them(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    # carol is in leads and managers; dave in managers.
+    stage = Stage("board", groups=("leads", "managers"), mode="all")
+
+    @app.workflow(name="change")
+    async def change(ctx: Context) -> dict[str, Any]:
+        request = ApprovalRequest(title="Failover", requester="rita", stages=(stage,))
+        return (await approval(ctx, request)).to_dict()
+
+    async with app:
+        identity = Identity(app.store, clock)
+        await add_people(identity)
+        handle = await app.start("change")
+        state = await request_of_run(app, handle.run_id)
+        approvals = service(app, clock)
+        task = state.stages[0].id
+        await approvals.decide(await identity.principal("carol"), task, True, "both of my hats")
+        shown = await approvals.show(state.request.id)
+        assert shown["stages"][0]["status"] == "open"
+        await approvals.decide(await identity.principal("dave"), task, True, "managers")
+        result = await handle.result(timeout=10)
+    assert (result["approved"], result["decided_by"]) == (True, "dave")
+
+
+async def test_distinct_approvers__one_person_decides_one_stage(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    stages = (Stage("lead", groups=("leads",)), Stage("manager", groups=("managers",)))
+
+    @app.workflow(name="change")
+    async def change(ctx: Context) -> dict[str, Any]:
+        request = ApprovalRequest(
+            title="Failover", requester="rita", stages=stages, distinct_approvers=True
+        )
+        return (await approval(ctx, request)).to_dict()
+
+    async with app:
+        identity = Identity(app.store, clock)
+        await add_people(identity)
+        handle = await app.start("change")
+        state = await request_of_run(app, handle.run_id)
+        approvals = service(app, clock)
+        carol = await identity.principal("carol")
+        await approvals.decide(carol, state.stages[0].id, True, "lead ok")
+        with pytest.raises(ApprovalForbiddenError, match="distinct approver"):
+            await approvals.decide(carol, state.stages[1].id, True, "manager ok")
+        await approvals.decide(await identity.principal("dave"), state.stages[1].id, True, "ok")
+        result = await handle.result(timeout=10)
+    assert result["approved"] is True

@@ -11,7 +11,10 @@ Rules:
   decide; the requester never may (separation of duties); one vote per person per stage.
 - Any denial denies the stage and ends the request with its comment as the reason.
 - ``any``: the first approval approves the stage; quorum ``n``: ``n`` distinct approvals;
-  ``all``: every named user (or their delegate) and one member of every named group.
+  ``all``: every named user (or their delegate) and one member of every named group, one
+  vote standing for one of them (a person in two groups covers one).
+- With ``distinct_approvers``, nobody decides more than one stage of a request; the person
+  who started the run never decides unless the request sets ``starter_may_decide``.
 - A stage's phase is done when all its stages are approved; then the next phase opens, and
   after the last one the request is approved.
 - A question pauses the stage (no votes, no SLA clock) until the requester answers: its
@@ -226,10 +229,31 @@ def _satisfied(stage: ApprovalStageRow, votes: list[ApprovalVoteRow]) -> bool:
         return bool(approvals)
     if stage.mode == "quorum":
         return len({v.voter for v in approvals}) >= stage.quorum
-    covered = {part for v in approvals for part in (v.on_behalf_of or "").split(",") if part}
     approvers = stage.approvers
     needed = {f"user:{u}" for u in approvers["users"]} | {f"group:{g}" for g in approvers["groups"]}
-    return needed <= covered
+    # One vote stands for one user or one group: a person in two named groups covers one of
+    # them, so ``all`` still needs a distinct person per group.
+    options = [
+        {part for part in (v.on_behalf_of or "").split(",") if part in needed} for v in approvals
+    ]
+    return _matched(options, needed) == len(needed)
+
+
+def _matched(options: list[set[str]], needed: set[str]) -> int:
+    """The most parts of ``needed`` covered when each vote covers one of its ``options``."""
+    holder: dict[str, int] = {}
+
+    def place(vote: int, seen: set[str]) -> bool:
+        for part in options[vote]:
+            if part in seen:
+                continue
+            seen.add(part)
+            if part not in holder or place(holder[part], seen):
+                holder[part] = vote
+                return True
+        return False
+
+    return sum(place(vote, set()) for vote in range(len(options)))
 
 
 def vote(
