@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         process_user: run processes as this uid (the worker must be allowed to switch).
         max_body_bytes: the largest request body the HTTP API reads (every route, checked
             before authentication); larger ones are answered 413.
+        egress_allow / egress_deny: hosts (``*`` wildcards) or IP networks (CIDR) that the
+            outbound calls of documents may / may not reach, redirects included.
         hooks_file: a YAML or JSON file of webhook source settings; the
             ``OPSLOOM_HOOKS_<SOURCE>_*`` variables, derived from the installed sources, win
             over it (see :mod:`opsloom.triggers.sources.config`).
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     process_commands: list[str] = Field(default_factory=list)
     process_user: int | None = Field(default=None, ge=0)
     max_body_bytes: int = Field(default=1 << 20, ge=1)
+    egress_allow: list[str] = Field(default_factory=list)
+    egress_deny: list[str] = Field(default_factory=list)
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
+from opsloom.dsl.egress import EgressPolicy
 from opsloom.dsl.interpreter import Interpreter
 from opsloom.dsl.process import ProcessPolicy
 from opsloom.dsl.starts import DocumentStarts
@@ -71,6 +72,7 @@ class DslOptions:
         reload_seconds: how often :meth:`DslRuntime.watch` looks for new deployed versions.
         metadata: ``$runtime.metadata``.
         processes: which documents may run shell commands, scripts and containers.
+        egress: the hosts outbound calls may and may not reach.
     """
 
     http_client: ClientFactory | None = None
@@ -79,6 +81,7 @@ class DslOptions:
     reload_seconds: float = 5.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
     processes: ProcessPolicy = field(default_factory=ProcessPolicy)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
     def of(cls, settings: Settings) -> DslOptions:
@@ -88,6 +91,7 @@ class DslOptions:
             processes=ProcessPolicy.of(
                 settings.run_processes, settings.process_commands, settings.process_user
             ),
+            egress=EgressPolicy.of(settings.egress_allow, settings.egress_deny),
         )
 
 
@@ -192,12 +196,12 @@ class DslRuntime(Generic[H]):
         return self.app.clock
 
     def http_client(self) -> httpx.AsyncClient:
-        """A new HTTP client for one call (the caller closes it)."""
+        """A new HTTP client for one call (the caller closes it), under the egress policy."""
         if self.options.http_client is not None:
-            return self.options.http_client()
+            return self.options.egress.guard(self.options.http_client())
         from opsloom.dsl.http import http_client
 
-        return http_client()
+        return self.options.egress.guard(http_client())
 
     def describe(self) -> dict[str, Any]:
         """``$runtime`` (computed once: reading package metadata is slow)."""
