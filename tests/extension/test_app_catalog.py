@@ -80,3 +80,25 @@ def test_validate__knows_the_functions_of_the_app(
     known = runner.invoke(cli, ["validate", str(document), "--app", "greetings:app"])
     assert known.exit_code == 0, known.stdout
     assert "all valid" in known.stdout
+
+
+def test_deploy_and_run__know_the_functions_of_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "greeters.py").write_text(MODULE, encoding="utf-8")
+    document = tmp_path / "greet.yaml"
+    document.write_text(DOCUMENT, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "greeters", raising=False)
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'deploy.db'}"
+    refused = runner.invoke(cli, ["deploy", str(document), "--db", db])
+    assert refused.exit_code == 2
+    deployed = runner.invoke(cli, ["deploy", str(document), "--db", db, "--app", "greeters:app"])
+    assert deployed.exit_code == 0, deployed.output
+    assert "deployed ops/greet version 1.0.0" in deployed.stdout
+    ran = runner.invoke(
+        cli, ["run", str(document), "--input", '{"who": "you"}', "--app", "greeters:app"]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert '"greeting": "hello you"' in ran.stdout

@@ -25,7 +25,7 @@ from opsloom.extension import (
     discover,
 )
 from opsloom.triggers.sources.config import hook_variables
-from opsloom.triggers.sources.registry import as_source, installed_sources
+from opsloom.triggers.sources.registry import as_source, installed_sources, source_reference
 
 
 async def shout(call: FunctionCall) -> str:
@@ -146,6 +146,14 @@ def test_hook_variables__derived_from_the_sources_config_models() -> None:
     assert names["OPSLOOM_HOOKS_ALERTMANAGER_PASSWORD"].kind == "password"
     assert names["OPSLOOM_HOOKS_DATADOG_TOKEN_HEADER"].source == "datadog"
     assert "OPSLOOM_HOOKS_REPLAY_WINDOW" in names
+
+
+def test_source_reference__summary_and_variables_per_source() -> None:
+    github = next(ref for ref in source_reference() if ref.name == "github")
+    assert github.summary == "``/hooks/github``."
+    assert [v.name for v in github.variables if v.source == "github"] == [
+        "OPSLOOM_HOOKS_GITHUB_SECRET"
+    ]
 
 
 def test_connectors__registry_by_name_and_duplicates_refused() -> None:

@@ -101,6 +101,33 @@ def cli_app(
     return App(db or config.database_url, worker=worker, settings=config)
 
 
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="Python workflows to load, as module:attribute (e.g. myflows:app)."),
+]
+
+
+def command_app(
+    target: str | None,
+    db: str | None,
+    *,
+    worker: WorkerOptions | None = None,
+    config: Settings | None = None,
+) -> App:
+    """The App of ``--app`` (configured for this command), or one with no code workflows."""
+    from opsloom.services.loading import load_app
+
+    config = config or settings()
+    if target:
+        try:
+            app = load_app(target)
+        except OpsloomError as exc:
+            fail(str(exc), 2)
+        app.configure(database_url=db, worker=worker, settings=config)
+        return app
+    return cli_app(db, worker=worker, config=config)
+
+
 def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
     """Open the store without a worker, make one call, close it.
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from opsloom.app import App, RunHandle
-from opsloom.cli.console import cli_app
+from opsloom.cli.console import AppOption, command_app
 from opsloom.cli.identity import cli_actor
 from opsloom.dsl.interpreter import DocumentFaultedError
 from opsloom.dsl.runtime import DslRuntime
@@ -95,15 +95,21 @@ def run_command(
         list[Path] | None,
         typer.Option("--with", help="Another document the run may call (run: workflow)."),
     ] = None,
+    app: AppOption = None,
 ) -> None:
-    """Run a workflow document to completion and print its output as JSON."""
+    """Run a workflow document to completion and print its output as JSON.
+
+    With ``--app``, the document may call the catalog functions (``@app.function``) and start
+    the workflows of that Python app.
+    """
+    target = app
     text = _read(file)
     value = _input(input)
     others = [(path, _read(path)) for path in also or []]
 
     async def go() -> int:
         async with _database(db) as url:
-            app = cli_app(url, worker=WorkerOptions(reap_seconds=None))
+            app = command_app(target, url, worker=WorkerOptions(reap_seconds=None))
             runtime = app.documents
             for path, other in others:
                 runtime.register(runtime.load(other, str(path)), other)
@@ -137,14 +143,19 @@ def deploy_command(
             "--db", help="Database URL (default: $OPSLOOM_DATABASE_URL or sqlite:///opsloom.db)."
         ),
     ] = None,
+    app: AppOption = None,
 ) -> None:
-    """Store a new version of a workflow document; workers pick it up."""
+    """Store a new version of a workflow document; workers pick it up.
+
+    With ``--app``, the document is checked against that app's catalog functions too (the
+    workers that run it must load the same app).
+    """
     text = _read(file)
+    target = command_app(app, db)
 
     async def go() -> int:
-        app = cli_app(db)
-        async with app:
-            record, created = await deploy_document(app, text, str(file), actor=cli_actor())
+        async with target:
+            record, created = await deploy_document(target, text, str(file), actor=cli_actor())
         what = "deployed" if created else "already deployed"
         sys.stdout.write(f"{what} {record.workflow} version {record.version}\n")
         return 0

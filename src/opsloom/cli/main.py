@@ -20,10 +20,11 @@ from rich.table import Table
 
 from opsloom.app import App
 from opsloom.cli.console import (
+    AppOption,
     DbOption,
     JsonOption,
-    cli_app,
     client,
+    command_app,
     execute,
     fail,
     out,
@@ -35,8 +36,6 @@ from opsloom.cli.identity import cli_actor
 from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord
 from opsloom.services import run as runs
-from opsloom.services.loading import load_app
-from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -52,29 +51,7 @@ db_cli = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 cli.add_typer(runs_cli, name="runs")
 cli.add_typer(db_cli, name="db")
 
-AppOption = Annotated[
-    str | None,
-    typer.Option("--app", help="Python workflows to load, as module:attribute (e.g. myflows:app)."),
-]
-
-
-def _app(
-    target: str | None,
-    db: str | None,
-    *,
-    worker: WorkerOptions | None,
-    config: Settings | None = None,
-) -> App:
-    """The App of ``--app`` (configured for this command), or one with no code workflows."""
-    config = config or settings()
-    if target:
-        try:
-            app = load_app(target)
-        except OpsloomError as exc:
-            fail(str(exc), 2)
-        app.configure(database_url=db, worker=worker, settings=config)
-        return app
-    return cli_app(db, worker=worker, config=config)
+_app = command_app
 
 
 def _setup_logging(level: str = "INFO") -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from opsloom.extension import SOURCES, ExtensionError, discover
 from opsloom.triggers.sources.base import WebhookSource
-from opsloom.triggers.sources.config import GENERIC_NAME
+from opsloom.triggers.sources.config import GENERIC_NAME, HookVariable, hook_variables
 from opsloom.triggers.sources.generic import GenericSource
 
 #: Names a source cannot take: ``/hooks/generic/<name>`` belongs to generic hooks, and the
@@ -72,6 +73,41 @@ def installed_sources() -> tuple[dict[str, WebhookSource], list[ExtensionError]]
     """
     sources, errors = _installed()
     return dict(sources), list(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReference:
+    """What the docs say of one webhook source, taken from the source itself.
+
+    Attributes:
+        name: the path segment, ``/hooks/<name>``.
+        summary: the first line of the source class's docstring.
+        settings: the pydantic model of its settings section.
+        variables: its ``OPSLOOM_HOOKS_*`` variables, derived from ``settings``.
+    """
+
+    name: str
+    summary: str
+    settings: type[BaseModel]
+    variables: list[HookVariable]
+
+
+def source_reference(sources: Mapping[str, WebhookSource] | None = None) -> list[SourceReference]:
+    """The reference of every source (default: the installed ones), sorted by name."""
+    found = installed_sources()[0] if sources is None else sources
+    references = []
+    for name in sorted(found):
+        source = found[name]
+        doc = (type(source).__doc__ or "").strip().splitlines()
+        references.append(
+            SourceReference(
+                name,
+                doc[0] if doc else "",
+                source.config,
+                hook_variables({name: source.config}),
+            )
+        )
+    return references
 
 
 def builtin_sources() -> dict[str, WebhookSource]:
