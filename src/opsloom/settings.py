@@ -41,11 +41,22 @@ class Settings(BaseSettings):
             before authentication); larger ones are answered 413.
         egress_allow / egress_deny: hosts (``*`` wildcards) or IP networks (CIDR) that the
             outbound calls of documents may / may not reach, redirects included.
+        secret_key: the Fernet key that encrypts connection secrets at rest; without it,
+            ``secret_key_file`` holds one (created with mode 0600 on first use).
+        secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
+        connectors_dir: where ``opsloom connectors import`` keeps imported OpenAPI connectors.
         hooks_file: a YAML or JSON file of webhook source settings; the
             ``OPSLOOM_HOOKS_<SOURCE>_*`` variables, derived from the installed sources, win
             over it (see :mod:`opsloom.triggers.sources.config`).
         examples: ``opsloom up`` also registers the documents of ``./examples`` (the bundled
             example app does so by itself).
+        web_session_secret: signs the web UI's session cookies; set the same value on every
+            API process behind one address (none: a random key per process, so sessions end
+            when it restarts).
+        web_session_hours: how long a web UI sign-in lasts.
+        server: the URL of a running opsloom whose API the run commands of the CLI use
+            instead of the database (``--server``).
+        token: the API token the CLI sends to ``server`` (``--token``).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -65,6 +76,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1 << 20, ge=1)
     egress_allow: list[str] = Field(default_factory=list)
     egress_deny: list[str] = Field(default_factory=list)
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("opsloom.key")
+    connectors_dir: Path = Path("opsloom-connectors")
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
@@ -72,6 +86,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     hooks_file: Path | None = None
     examples: bool = False
+    web_session_secret: SecretStr | None = None
+    web_session_hours: float = Field(default=12.0, gt=0)
+    server: str | None = None
+    token: SecretStr | None = None
 
 
 def load_settings() -> Settings:

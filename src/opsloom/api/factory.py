@@ -13,7 +13,7 @@ from opsloom.api.auth import authenticated
 from opsloom.api.header import SecurityHeaders
 from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import install_problem_handlers
-from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
+from opsloom.api.routes import approvals, connections, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.settings import Settings
@@ -63,6 +63,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         title="opsloom",
         version=package_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
+        # /docs is the web UI's (opsloom.web.attach_ui): Swagger UI from local files, no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.opsloom = app
     api.state.api_token = settings.api_token
@@ -80,6 +83,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(connections.router)
 
     api.include_router(health.router)
     # Webhook sources, Slack's buttons and the one-time approval links check their own

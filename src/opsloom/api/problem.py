@@ -26,6 +26,9 @@ from opsloom.approvals.spec import (
     InvalidApprovalError,
 )
 from opsloom.errors import (
+    ConnectionNotFoundError,
+    ConnectorError,
+    ConnectorNotFoundError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -55,6 +58,9 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     InputError: 422,
     RunStateError: 409,
     OverloadedError: 503,
+    ConnectionNotFoundError: 404,
+    ConnectorNotFoundError: 404,
+    ConnectorError: 502,
     IdentityError: 500,
     AccessDeniedError: 403,
     UnknownUserError: 404,

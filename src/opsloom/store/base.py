@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun
 
@@ -47,6 +48,13 @@ class RunFilter:
     workflow: str | None = None
     parent_id: str | None = None
     limit: int = 50
+    #: Keyset cursor: only runs older than this ``(created_at, id)`` (the last row of a page).
+    before: tuple[float, str] | None = None
+    #: Only runs created at or after / before this epoch time.
+    created_from: float | None = None
+    created_to: float | None = None
+    #: Only runs whose id or JSON input contains this text.
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,11 @@ class Store(Protocol):
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching ``flt``, newest first."""
+        ...
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        """How many runs match ``flt`` per status (its ``status``, ``before`` and ``limit`` are
+        ignored: the counts are of every page, for every status)."""
         ...
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
@@ -498,4 +511,30 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """The seq and hash of the last entry appended ((0, GENESIS) for an empty log)."""
+        ...
+
+    # --- connections (see store/connection.py) ------------------------------------------------
+
+    async def save_connection(self, rec: ConnectionRecord) -> None:
+        """Insert or replace a connection (its creation time is kept)."""
+        ...
+
+    async def get_connection(self, name: str) -> ConnectionRecord | None:
+        """One connection by name."""
+        ...
+
+    async def list_connections(self) -> list[ConnectionRecord]:
+        """Every connection, by name."""
+        ...
+
+    async def delete_connection(self, name: str) -> bool:
+        """Remove a connection and its breaker; whether it existed."""
+        ...
+
+    async def save_breaker(self, rec: BreakerRecord) -> None:
+        """Store a breaker state unless a newer one is stored."""
+        ...
+
+    async def list_breakers(self) -> list[BreakerRecord]:
+        """The last stored state of every breaker."""
         ...
