@@ -19,6 +19,9 @@ class Settings(BaseSettings):
             on a power cut, ``NORMAL`` may lose the last commits but never corrupts.
         postgres_pool_size: most pooled PostgreSQL connections per process for reads and
             claims; each process also keeps one writer and one LISTEN connection.
+        worker_concurrency: runs a worker executes at once (``--concurrency``).
+        lease_seconds: how long a worker's claim on a run lasts without a heartbeat; a run
+            whose worker died is taken over this long after its last heartbeat.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
         api_token: an extra bearer token that acts as an admin (bootstrap and automation); the
             API always requires a token (see :mod:`opsloom.api.auth`).
@@ -28,6 +31,7 @@ class Settings(BaseSettings):
             ``use.secrets``).
         decisions_dir: a folder of decision tables (``*.yaml``) that ``decide:1.0.0`` and
             approval policies of documents use.
+        log_level: the log level of ``opsloom up`` and ``opsloom worker``.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
         run_processes: which documents may start local processes (``run: shell``, ``script``,

@@ -15,14 +15,15 @@ from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.cloudevent import CloudEvent, StoredEvent
 from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.document import DocumentRecord
-from opsloom.store.event import EventQuery, Subscription
 
 if TYPE_CHECKING:
+    # Modules of the store's aggregates import this one: their types are only annotations here.
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
+    from opsloom.store.document import DocumentRecord
+    from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun
 

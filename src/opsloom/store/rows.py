@@ -129,8 +129,3 @@ SINGLETON_UPSERT = (
     "WHERE singletons.owner = excluded.owner OR singletons.expires_at < ? "
     "RETURNING owner"
 )
-
-
-def pg(text: str) -> str:
-    """The PostgreSQL form of a statement written with ``?`` placeholders (``%s``)."""
-    return text.replace("?", "%s")
