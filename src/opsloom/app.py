@@ -382,8 +382,9 @@ class App(Definitions):
                 workflow=rec.workflow,
                 version=rec.version,
                 input=encode(input, what="schedule input"),
+                started_by=f"schedule:{rec.id}",
             )
-        return self.new_run(spec, input, run_id, now)
+        return self.new_run(spec, input, run_id, now, started_by=f"schedule:{rec.id}")
 
     async def close(self, grace: float | None = None) -> None:
         """Stop the worker gracefully, then close the store."""
@@ -421,14 +422,25 @@ class App(Definitions):
         priority: int | None = None,
         version: str | None = None,
         traceparent: str | None = None,
+        started_by: str | None = None,
     ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent).
 
         ``traceparent``: a W3C trace context the run's trace continues (ignored if invalid).
+        ``started_by`` is who asks (the authenticated user): it is recorded on the run, and
+        that person may not decide the run's approvals unless a request allows it.
         """
         spec = self.registry.workflow(workflow, version)
         now = self.clock.now()
-        new = self.new_run(spec, input, run_id, now, priority=priority, traceparent=traceparent)
+        new = self.new_run(
+            spec,
+            input,
+            run_id,
+            now,
+            priority=priority,
+            traceparent=traceparent,
+            started_by=started_by,
+        )
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
         # skipping a round trip through the queue. Runs under a concurrency limit always
@@ -461,6 +473,7 @@ class App(Definitions):
         *,
         priority: int | None = None,
         traceparent: str | None = None,
+        started_by: str | None = None,
     ) -> NewRun:
         """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
         try:
@@ -486,6 +499,7 @@ class App(Definitions):
             concurrency_limit=spec.concurrency,
             deadline=None if spec.timeout is None else now + spec.timeout,
             traceparent=traceparent if TraceParent.parse(traceparent) is not None else None,
+            started_by=started_by,
         )
 
     def handle(self, run_id: str) -> RunHandle:

@@ -7,11 +7,12 @@ are parsed as JSON from their bytes and a body that is not JSON is a 422 problem
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opsloom.api.schema import StartRunBody
 
@@ -34,17 +35,31 @@ async def json_body(request: Request) -> Any:
         raise _invalid_body("the body is not valid JSON: it is not UTF-8 text") from None
 
 
-async def start_run_body(request: Request) -> StartRunBody:
-    """The body of ``POST /api/v1/runs``, validated."""
-    value = await json_body(request)
-    if value is None:
-        example = '{"workflow": "name", "input": ...}'
-        raise _invalid_body(f"a JSON body like {example} is required", "missing")
-    try:
-        return StartRunBody.model_validate(value)
-    except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
+M = TypeVar("M", bound=BaseModel)
+
+
+def model_body(model: type[M], example: str = "{...}") -> Callable[[Request], Awaitable[M]]:
+    """A dependency giving the body validated as ``model``.
+
+    As a dependency (not a body parameter) it is read after the router's authentication:
+    FastAPI reads body parameters before any dependency runs.
+    """
+
+    async def read(request: Request) -> M:
+        value = await json_body(request)
+        if value is None:
+            raise _invalid_body(f"a JSON body like {example} is required", "missing")
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+            raise RequestValidationError(errors) from None
+
+    return read
+
+
+#: The body of ``POST /api/v1/runs``, validated.
+start_run_body = model_body(StartRunBody, '{"workflow": "name", "input": ...}')
 
 
 def body_doc(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:

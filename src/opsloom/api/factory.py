@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.analytics.metrics import Metrics, metrics_of
 from opsloom.api.auth import authenticated
+from opsloom.api.header import SecurityHeaders
+from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import (
     analytics,
@@ -81,6 +83,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.state.api_token = settings.api_token
     api.state.metrics = attach_metrics(app)
     install_problem_handlers(api)
+    # Before routing, authentication and parsing: no route reads more than the limit.
+    api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    api.add_middleware(SecurityHeaders)
 
     # Health stays open (probes carry no token). Everything else needs a valid token, checked
     # here for the whole prefix, and each route requires its role (`require`).

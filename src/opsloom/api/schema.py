@@ -71,6 +71,11 @@ class RunOut(BaseModel):
     traceparent: str | None = Field(
         default=None, description="The W3C trace context the run continues, if it has one."
     )
+    started_by: str | None = Field(
+        default=None,
+        description="Who started the run: the authenticated user, `trigger:<id>` or "
+        "`schedule:<id>`; child runs inherit it.",
+    )
     steps: list[StepOut]
 
 

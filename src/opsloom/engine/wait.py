@@ -190,6 +190,7 @@ class Waits(ReplayState):
             parent_id=self.run.id,
             parent_seq=seq,
             traceparent=child_traceparent(self.run.id, self.run.traceparent),
+            started_by=self.run.started_by,
         )
         await self._write(
             self.store.start_child(

@@ -183,6 +183,8 @@ class RunRecord:
     event_id: str | None = None
     #: The W3C trace context the run continues, when it was started from one.
     traceparent: str | None = None
+    #: Who started the run: a user, ``trigger:<id>``, ``schedule:<id>`` (children inherit it).
+    started_by: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +210,7 @@ class RunRecord:
             "event_source": self.event_source,
             "event_id": self.event_id,
             "traceparent": self.traceparent,
+            "started_by": self.started_by,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -246,3 +249,5 @@ class NewRun:
     parent_seq: int | None = None
     #: The W3C trace context the run continues (see :mod:`opsloom.model.tracecontext`).
     traceparent: str | None = None
+    #: Who started the run (see :attr:`RunRecord.started_by`).
+    started_by: str | None = None

@@ -233,6 +233,7 @@ class Trigger:
             concurrency_limit=self.concurrency_limit,
             deadline=None if self.timeout is None else now + self.timeout,
             traceparent=traceparent,
+            started_by=f"trigger:{self.id}",
         )
 
 

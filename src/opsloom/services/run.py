@@ -27,7 +27,8 @@ async def start_run(
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
 
     A workflow named ``namespace/name[:version]`` that is not registered yet is looked up among
-    the deployed documents. A new run started by an ``actor`` is audited as ``run.start``.
+    the deployed documents. A new run started by an ``actor`` is audited as ``run.start``, and
+    the actor is recorded on the run as the one who started it (``started_by``).
     ``traceparent``: a W3C trace context the run's trace continues.
 
     Raises:
@@ -36,7 +37,12 @@ async def start_run(
     """
     try:
         handle = await app.start(
-            workflow, input, run_id=run_id, priority=priority, traceparent=traceparent
+            workflow,
+            input,
+            run_id=run_id,
+            priority=priority,
+            traceparent=traceparent,
+            started_by=actor,
         )
     except WorkflowNotFoundError:
         if "/" not in workflow:
@@ -51,6 +57,7 @@ async def start_run(
             priority=priority,
             version=version,
             traceparent=traceparent,
+            started_by=actor,
         )
     run = await app.get_run(handle.run_id)
     if handle.created and actor is not None:

@@ -43,7 +43,7 @@ def loads(text: str | bytes | None) -> Any:
 
 REQUEST_COLUMNS = (
     "id, run_id, title, requester, subject, risk, impact, status, decided_by, reason, "
-    "created_at, decided_at, updated_at"
+    "created_at, decided_at, updated_at, started_by, starter_may_decide, distinct_approvers"
 )
 STAGE_COLUMNS = (
     "id, request_id, position, name, phase, mode, quorum, ladder, level, sla, on_sla, status, "
@@ -98,7 +98,8 @@ INSERT_SIGNAL = "INSERT INTO signals (run_id, name, payload, created_at) VALUES 
 
 
 def request_from_row(row: Row) -> ApprovalRequestRow:
-    (id_, run_id, title, requester, subject, risk, impact, status, by, reason, c, d, u) = row
+    (id_, run_id, title, requester, subject, risk, impact, status, by, reason, c, d, u) = row[:13]
+    starter, starter_may_decide, distinct = row[13:16]
     return ApprovalRequestRow(
         id_,
         run_id,
@@ -113,6 +114,9 @@ def request_from_row(row: Row) -> ApprovalRequestRow:
         float(c),
         None if d is None else float(d),
         float(u),
+        started_by=starter,
+        starter_may_decide=bool(starter_may_decide),
+        distinct_approvers=bool(distinct),
     )
 
 
@@ -131,6 +135,9 @@ def request_params(r: ApprovalRequestRow) -> tuple[Any, ...]:
         r.created_at,
         r.decided_at,
         r.updated_at,
+        r.started_by,
+        int(r.starter_may_decide),
+        int(r.distinct_approvers),
     )
 
 

@@ -28,9 +28,9 @@ from opsloom.store.rows import (
 )
 from opsloom.store.tx import Tx
 
+_RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
 _INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({', '.join('?' * 15)}) "
-    "ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_RUN_MARKS}) ON CONFLICT (id) DO NOTHING"
 )
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
 

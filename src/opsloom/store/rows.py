@@ -16,7 +16,7 @@ from opsloom.model.run import NewRun
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at, event_source, event_id, traceparent"
+    "updated_at, completed_at, event_source, event_id, traceparent, started_by"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -24,7 +24,7 @@ STEP_COLUMNS = (
 #: Columns of a new run, in the order of ``run_insert_params``.
 RUN_INSERT_COLUMNS = (
     "id, workflow, version, status, input, parent_id, parent_seq, priority, concurrency_key, "
-    "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent"
+    "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent, started_by"
 )
 #: Columns of a new job, in the order of ``job_insert_params``.
 JOB_INSERT_COLUMNS = (
@@ -51,6 +51,7 @@ def run_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) 
         None if lease is None else now,
         now,
         new.traceparent,
+        new.started_by,
     )
 
 
@@ -70,6 +71,7 @@ def new_run_record(new: NewRun, now: float, lease: tuple[str, float] | None) -> 
         started_at=None if lease is None else now,
         updated_at=now,
         traceparent=new.traceparent,
+        started_by=new.started_by,
     )
 
 
@@ -131,6 +133,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         event_source=row[17],
         event_id=row[18],
         traceparent=row[19],
+        started_by=row[20],
     )
 
 
