@@ -8,6 +8,7 @@ their own connection (WAL readers never wait for the writer). Every write goes t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -85,6 +86,10 @@ class SqliteStore(SqlStore):
         self._writer.start()
 
     def _prepare(self) -> None:
+        # A new database is readable by its owner only (it holds tokens' hashes, run data,
+        # the audit log); SQLite gives its -wal and -shm files the mode of the database file.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             conn = self._connect()
         except sqlite3.DatabaseError as exc:
