@@ -283,3 +283,47 @@ async def test_approval__cancelling_the_run_withdraws_the_request(
     assert [(e.actor, e.action) for e in entries if e.action.startswith("approval.")] == [
         ("system:run", "approval.cancelled")
     ]
+
+
+async def test_change__and_its_audit_entries_commit_together(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    from opsloom.approvals.flow import withdraw
+    from opsloom.errors import StoreError
+    from opsloom.store.audit import AuditDraft
+
+    app = make_app(clock=clock)
+
+    @app.workflow(name="change")
+    async def change(ctx: Context) -> dict[str, Any]:
+        return (await approval(ctx, _request(Stage("lead", groups=("leads",))))).to_dict()
+
+    async with app:
+        identity = Identity(app.store, clock)
+        await add_people(identity)
+        handle = await app.start("change")
+        state = await request_of_run(app, handle.run_id)
+        request_id = state.request.id
+        now = clock.now()
+
+        def unhashable(done: Any) -> list[AuditDraft]:
+            return [AuditDraft("alice", "approval.cancelled", "x", {"n": float("nan")}, now)]
+
+        # An entry that cannot be written takes the change down with it.
+        with pytest.raises(StoreError):
+            await app.store.change_approval(request_id, withdraw("no", now), now, audit=unhashable)
+        unchanged = await app.store.get_approval(request_id)
+        assert unchanged is not None and unchanged.request.status == "pending"
+        entries = await AuditLog(app.store, clock).entries()
+        assert [e.action for e in entries if e.action.startswith("approval.")] == []
+
+        def noted(done: Any) -> list[AuditDraft]:
+            return [AuditDraft("alice", "approval.cancelled", f"approval:{request_id}", {}, now)]
+
+        done = await app.store.change_approval(request_id, withdraw("no", now), now, audit=noted)
+        assert done is not None and done.state.request.status == "cancelled"
+        # Seen at once, without waiting: the entry was part of the change's transaction.
+        entries = await AuditLog(app.store, clock).entries()
+        assert [
+            (e.actor, e.action, e.subject) for e in entries if e.action.startswith("approval.")
+        ] == [("alice", "approval.cancelled", f"approval:{request_id}")]

@@ -153,24 +153,26 @@ def _steps(store: Store, clock: Clock) -> _Steps:
         return _summary(state)
 
     async def lapse(request_id: str) -> dict[str, Any]:
-        from opsloom.approvals.service import record_notes
-
-        now = clock.now()
-        change = await store.change_approval(request_id, expire(now), now)
-        if change is None:
-            raise ApprovalNotFoundError(f"no approval request {request_id!r}")
-        await record_notes(store, clock, request_id, change.notes)
-        return _summary(change.state)
-
-    async def withdraw_request(request_id: str) -> None:
-        from opsloom.approvals.service import record_notes
+        from opsloom.approvals.service import audit_entries
 
         now = clock.now()
         change = await store.change_approval(
-            request_id, withdraw("the run that asked for it was cancelled or failed", now), now
+            request_id, expire(now), now, audit=audit_entries(request_id, None, now)
         )
-        if change is not None:
-            await record_notes(store, clock, request_id, change.notes)
+        if change is None:
+            raise ApprovalNotFoundError(f"no approval request {request_id!r}")
+        return _summary(change.state)
+
+    async def withdraw_request(request_id: str) -> None:
+        from opsloom.approvals.service import audit_entries
+
+        now = clock.now()
+        await store.change_approval(
+            request_id,
+            withdraw("the run that asked for it was cancelled or failed", now),
+            now,
+            audit=audit_entries(request_id, None, now),
+        )
 
     # Stable names in run histories, whatever this module's layout.
     open_request.__qualname__ = "approval.open"

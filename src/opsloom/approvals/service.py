@@ -4,7 +4,7 @@ Every operation is one call to ``Store.change_approval``: one transaction that l
 request, checks that the person may act (assigned user, member of an assigned group or a
 delegate; never the requester), records what they did, evaluates the stage and the request
 and, when the request or a stage changed, signals the waiting run. The audit entries are
-appended right after that transaction commits.
+appended in that same transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from opsloom.approvals.spec import (
 )
 from opsloom.approvals.stats import StageStats, stage_stats
 from opsloom.model.approval import ApprovalChange, ApprovalState, ChangeFn, RequestStatus
+from opsloom.store.audit import AuditDraft
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
@@ -30,28 +31,25 @@ if TYPE_CHECKING:
 PENDING_LIMIT = 1000
 
 
-async def record_notes(
-    store: Store,
-    clock: Clock,
-    request_id: str,
-    notes: list[tuple[str, str, dict[str, Any]]],
-    *,
-    via: str | None = None,
-    audit: AuditLog | None = None,
-) -> None:
-    """Append what a change did to the audit log (actor ``"<via> as <user>"`` with ``via``)."""
-    if not notes:
-        return
-    if audit is None:
-        from opsloom.identity.audit import AuditLog
+def audit_entries(
+    request_id: str, via: str | None, now: float
+) -> Callable[[ApprovalChange], list[AuditDraft]]:
+    """What a change did, as audit entries (actor ``"<via> as <user>"`` with ``via``).
 
-        audit = AuditLog(store, clock)
-    for actor, action, data in notes:
-        if actor in (flow.SLA_ACTOR, flow.RUN_ACTOR):
-            who = f"system:{actor}"
-        else:
-            who = actor if via is None else f"{via} as {actor}"
-        await audit.append(who, action, f"approval:{request_id}", data)
+    Given to ``Store.change_approval``, which appends them in the change's own transaction.
+    """
+
+    def entries(done: ApprovalChange) -> list[AuditDraft]:
+        drafts = []
+        for actor, action, data in done.notes:
+            if actor in (flow.SLA_ACTOR, flow.RUN_ACTOR):
+                who = f"system:{actor}"
+            else:
+                who = actor if via is None else f"{via} as {actor}"
+            drafts.append(AuditDraft(who, action, f"approval:{request_id}", dict(data), now))
+        return drafts
+
+    return entries
 
 
 def request_of(task_id: str) -> str:
@@ -124,12 +122,11 @@ class Approvals:
 
     async def _change(self, request_id: str, change: ChangeFn, via: str | None) -> ApprovalChange:
         now = self.clock.now()
-        done = await self.store.change_approval(request_id, change, now)
+        done = await self.store.change_approval(
+            request_id, change, now, audit=audit_entries(request_id, via, now)
+        )
         if done is None:
             raise ApprovalNotFoundError(f"no approval request {request_id!r}")
-        await record_notes(
-            self.store, self.clock, request_id, done.notes, via=via, audit=self.audit
-        )
         if done.signal and self._notify is not None:
             self._notify()
         return done

@@ -11,6 +11,7 @@ on one request: the second sees the first one's vote, and no vote is lost or cou
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from opsloom.model.approval import (
     RequestStatus,
     StageStatus,
 )
+from opsloom.store.audit import AuditDraft, append_audit_entry
 from opsloom.store.job import nudge
 from opsloom.store.tx import WORK, Row, Transactions, Tx
 
@@ -314,7 +316,12 @@ class ApprovalOps(Transactions):
         return await self.read(lambda tx: _list(tx, status, limit), snapshot=True)
 
     async def change_approval(
-        self, request_id: str, change: ChangeFn, now: float
+        self,
+        request_id: str,
+        change: ChangeFn,
+        now: float,
+        *,
+        audit: Callable[[ApprovalChange], Sequence[AuditDraft]] | None = None,
     ) -> ApprovalChange | None:
         async def apply(tx: Tx) -> ApprovalChange | OpsloomError | None:
             state = await _load(tx, request_id, lock=True)
@@ -322,11 +329,16 @@ class ApprovalOps(Transactions):
                 return None
             try:
                 done = change(state)
+                drafts = () if audit is None else audit(done)
             except OpsloomError as exc:
                 # A refusal is found before anything is written; returned, not raised, so
                 # that the rest of the writer's batch is not replayed because of it.
                 return exc
             await _save(tx, done, now)
+            # The change and its audit entries commit together: a crash between them could
+            # otherwise leave a decision that the audit log never heard of.
+            for draft in drafts:
+                await append_audit_entry(tx, draft)
             return done
 
         result = await self.write(apply, WORK)

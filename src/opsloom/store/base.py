@@ -423,14 +423,20 @@ class Store(Protocol):
         ...
 
     async def change_approval(
-        self, request_id: str, change: ChangeFn, now: float
+        self,
+        request_id: str,
+        change: ChangeFn,
+        now: float,
+        *,
+        audit: Callable[[ApprovalChange], Sequence[AuditDraft]] | None = None,
     ) -> ApprovalChange | None:
         """Apply ``change`` to the request under a lock and store the result atomically.
 
         ``change`` raising an ``OpsloomError`` refuses the change: nothing is written and the
         error is raised here. When the result's ``signal`` is set and the request's run is
-        open, the signal ``approval:<request id>`` is sent to it in the same transaction.
-        None when there is no such request.
+        open, the signal ``approval:<request id>`` is sent to it in the same transaction, and
+        so are the audit entries ``audit`` makes of the result: a change is never stored
+        without them. None when there is no such request.
         """
         ...
 
