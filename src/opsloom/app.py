@@ -34,7 +34,7 @@ from opsloom.errors import (
     WorkflowNotFoundError,
 )
 from opsloom.extension import ConnectorRegistry, ExtensionError
-from opsloom.ids import new_id
+from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.model.run import Fence, NewRun
@@ -400,7 +400,18 @@ class App(Definitions):
         priority: int | None = None,
         version: str | None = None,
     ) -> RunHandle:
-        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent).
+
+        Raises:
+            InputError: ``run_id`` or ``priority`` is not acceptable (see
+                :func:`~opsloom.ids.run_id_problem`; priorities are 64-bit integers), or the
+                input cannot be stored.
+        """
+        problem = None if run_id is None else run_id_problem(run_id)
+        if problem is not None:
+            raise InputError(problem)
+        if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InputError(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
         spec = self.registry.workflow(workflow, version)
         now = self.clock.now()
         new = self.new_run(spec, input, run_id, now, priority=priority)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from opsloom.codec import JsonTextError, read_json
 from opsloom.errors import InputError
 from opsloom.model.cloudevent import CloudEvent, InvalidEventError, parse_event
 
@@ -78,9 +79,9 @@ def events_from_http(
 
 def _json(body: bytes, what: str) -> Any:
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise InvalidEventError(f"{what} is not UTF-8 JSON", attribute=None) from None
+        return read_json(body)
+    except JsonTextError as exc:
+        raise InvalidEventError(f"{what} is not accepted as JSON: {exc}", attribute=None) from None
     except json.JSONDecodeError as exc:
         raise InvalidEventError(
             f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
