@@ -34,6 +34,13 @@ class Settings(BaseSettings):
             over it (see :mod:`opsloom.triggers.sources.config`).
         examples: ``opsloom up`` also registers the documents of ``./examples`` (the bundled
             example app does so by itself).
+        web_session_secret: signs the web UI's session cookies; set the same value on every
+            API process behind one address (none: a random key per process, so sessions end
+            when it restarts).
+        web_session_hours: how long a web UI sign-in lasts.
+        server: the URL of a running opsloom whose API the run commands of the CLI use
+            instead of the database (``--server``).
+        token: the API token the CLI sends to ``server`` (``--token``).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -54,6 +61,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     hooks_file: Path | None = None
     examples: bool = False
+    web_session_secret: SecretStr | None = None
+    web_session_hours: float = Field(default=12.0, gt=0)
+    server: str | None = None
+    token: SecretStr | None = None
 
 
 def load_settings() -> Settings:

@@ -15,16 +15,12 @@ their role with :func:`require`.
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloom.app import App
-from opsloom.identity.access import ROLES, AccessDeniedError, Principal, check_role
-
-#: The user the ``OPSLOOM_API_TOKEN`` acts as.
-ENV_TOKEN_USER = "system:api-token"
+from opsloom.identity.access import AccessDeniedError, Principal, check_role
+from opsloom.services.access import ENV_TOKEN_USER, authenticate
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -48,13 +44,9 @@ async def authenticated(
             "this API requires an 'Authorization: Bearer <token>' header",
             headers=_CHALLENGE,
         )
-    token = credentials.credentials
     env_token: str | None = getattr(request.app.state, "api_token", None)
-    # Constant-time comparison: the answer time must not reveal how much of it matched.
-    if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
-        return Principal(user=ENV_TOKEN_USER, roles=frozenset(ROLES))
     app: App = request.app.state.opsloom
-    principal = await app.identity.authenticate(token)
+    principal = await authenticate(app, credentials.credentials, env_token)
     if principal is None:
         raise HTTPException(
             401, "the bearer token is not valid (unknown, revoked or expired)", headers=_CHALLENGE
@@ -89,3 +81,6 @@ def require(role: str) -> RoleGuard:
         ``principal: Annotated[Principal, Depends(require("approver"))]``.
     """
     return RoleGuard(role)
+
+
+__all__ = ["ENV_TOKEN_USER", "RoleGuard", "authenticated", "require"]

@@ -61,6 +61,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         title="opsloom",
         version=package_version(),
         description="Start, inspect, signal, cancel and retry durable workflow runs.",
+        # /docs is the web UI's (opsloom.web.attach_ui): Swagger UI from local files, no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.opsloom = app
     api.state.api_token = settings.api_token

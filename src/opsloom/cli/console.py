@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from opsloom.app import App
+from opsloom.cli.remote import Server, chosen_server
 from opsloom.errors import OpsloomError
 from opsloom.settings import Settings, load_settings
 from opsloom.worker import WorkerOptions
@@ -135,6 +136,8 @@ def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool 
     exits naming the file it looked for (a read in the wrong directory must not leave an empty
     database behind and answer "nothing").
     """
+    if chosen_server() is not None:
+        fail("this command works on the database (--db); --server serves start, signal and runs")
     target = cli_app(db)
     missing = target.missing_database()
     if missing is not None and not create:
@@ -149,6 +152,19 @@ def client(db: str | None, call: Callable[[App], Awaitable[T]], *, create: bool 
             return await call(target)
 
     return execute(go)
+
+
+def run_call(
+    db: str | None,
+    local: Callable[[App], Awaitable[T]],
+    remote: Callable[[Server], Awaitable[T]],
+) -> T:
+    """``local`` on the database (as :func:`client`), or ``remote`` on the server chosen with
+    ``--server`` (``OPSLOOM_SERVER``)."""
+    server = chosen_server()
+    if server is None:
+        return client(db, local)
+    return execute(lambda: remote(server))
 
 
 def print_json(value: Any) -> None:

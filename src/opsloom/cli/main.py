@@ -30,11 +30,13 @@ from opsloom.cli.console import (
     out,
     parse_json,
     print_json,
+    run_call,
     settings,
 )
 from opsloom.cli.identity import cli_actor
+from opsloom.cli.remote import Server, choose_server, chosen_server
 from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
-from opsloom.model import RunRecord
+from opsloom.model import RunRecord, RunStatus
 from opsloom.services import run as runs
 from opsloom.worker import WorkerOptions
 
@@ -156,8 +158,25 @@ def _options(
             is_eager=True,
         ),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running opsloom: start, signal and runs use its API, not the "
+            "database (default: $OPSLOOM_SERVER).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="API token for --server (default: $OPSLOOM_TOKEN)."),
+    ] = None,
 ) -> None:
     """Durable workflow automation for operations teams."""
+    if server is None and token is None:
+        config = settings()
+        server = config.server
+        token = None if config.token is None else config.token.get_secret_value()
+    choose_server(server, token)
 
 
 @cli.command()
@@ -220,6 +239,9 @@ def up(
     for error in _load_extensions(target):
         sys.stderr.write(f"warning: {error} (skipped)\n")
     api = create_api(target, config)
+    from opsloom.web import attach_ui
+
+    attach_ui(api, target, config)
     bind_host = host or config.api_host
     bind_port = config.api_port if port is None else port
     try:
@@ -290,6 +312,14 @@ def start(
 ) -> None:
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
+    remote = chosen_server()
+    if remote is not None:
+        _print_start(
+            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout)),
+            wait,
+            as_json,
+        )
+        return
     target = _app(app, db, worker=WorkerOptions() if wait else None)
 
     async def go() -> dict[str, Any]:
@@ -322,7 +352,28 @@ def start(
                     )
             return result
 
-    result = execute(go)
+    _print_start(execute(go), wait, as_json)
+
+
+async def _start_remote(
+    server: Server, name: str, value: Any, run_id: str | None, wait: bool, timeout: float | None
+) -> dict[str, Any]:
+    run, created = await server.start(name, value, run_id=run_id)
+    result: dict[str, Any] = {"run_id": run.id, "created": created}
+    if wait:
+        try:
+            ended = await server.wait(run.id, timeout)
+        except TimeoutError:
+            fail(f"run {run.id} did not end within {timeout:g}s; it goes on", 1)
+        result["status"] = str(ended.status)
+        if ended.status is RunStatus.COMPLETED:
+            result["output"] = ended.output
+        else:
+            result["error"] = ended.error
+    return result
+
+
+def _print_start(result: dict[str, Any], wait: bool, as_json: bool) -> None:
     if as_json:
         print_json(result)
     elif wait:
@@ -342,7 +393,11 @@ def send_signal(
 ) -> None:
     """Send a signal to a run (a wait_for in it receives the data)."""
     payload = parse_json(data, "--data")
-    client(db, lambda app: runs.signal_run(app, run_id, name, payload, actor=cli_actor()))
+    run_call(
+        db,
+        lambda app: runs.signal_run(app, run_id, name, payload, actor=cli_actor()),
+        lambda server: server.signal(run_id, name, payload),
+    )
     out.print(f"signal {name!r} sent to {run_id}")
 
 
@@ -369,8 +424,10 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     try:
-        found = client(
-            db, lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+        found = run_call(
+            db,
+            lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit),
+            lambda server: server.list_runs(status=status, workflow=workflow, limit=limit),
         )
     except ValueError as exc:
         fail(str(exc), 2)
@@ -384,7 +441,7 @@ def runs_list(
 @runs_cli.command("show")
 def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one run with its step history."""
-    run = client(db, lambda app: runs.show_run(app, run_id))
+    run = run_call(db, lambda app: runs.show_run(app, run_id), lambda s: s.get_run(run_id))
     if as_json:
         print_json(run.to_dict())
         return
@@ -417,7 +474,11 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
 @runs_cli.command("cancel")
 def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Cancel a run and its open child runs (their compensation runs)."""
-    ids = client(db, lambda app: runs.cancel_run(app, run_id, actor=cli_actor()))
+    ids = run_call(
+        db,
+        lambda app: runs.cancel_run(app, run_id, actor=cli_actor()),
+        lambda server: server.cancel(run_id),
+    )
     if as_json:
         print_json({"cancelled": ids})
     else:
@@ -427,7 +488,11 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
-    run = client(db, lambda app: runs.retry_run(app, run_id, actor=cli_actor()))
+    run = run_call(
+        db,
+        lambda app: runs.retry_run(app, run_id, actor=cli_actor()),
+        lambda server: server.retry(run_id),
+    )
     if as_json:
         print_json(run.to_dict())
     else:

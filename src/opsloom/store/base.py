@@ -47,6 +47,13 @@ class RunFilter:
     workflow: str | None = None
     parent_id: str | None = None
     limit: int = 50
+    #: Keyset cursor: only runs older than this ``(created_at, id)`` (the last row of a page).
+    before: tuple[float, str] | None = None
+    #: Only runs created at or after / before this epoch time.
+    created_from: float | None = None
+    created_to: float | None = None
+    #: Only runs whose id or JSON input contains this text.
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,11 @@ class Store(Protocol):
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching ``flt``, newest first."""
+        ...
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        """How many runs match ``flt`` per status (its ``status``, ``before`` and ``limit`` are
+        ignored: the counts are of every page, for every status)."""
         ...
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:

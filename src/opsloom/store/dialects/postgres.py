@@ -50,6 +50,7 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
+from opsloom.store.runquery import POSTGRES_TEXT, RUN_ORDER, run_where
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
@@ -318,26 +319,25 @@ class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, Post
         return await self._read(fetch)
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if flt.status is not None:
-            clauses.append("status = %s")
-            params.append(str(flt.status))
-        if flt.workflow is not None:
-            clauses.append("workflow = %s")
-            params.append(flt.workflow)
-        if flt.parent_id is not None:
-            clauses.append("parent_id = %s")
-            params.append(flt.parent_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = run_where(flt, POSTGRES_TEXT)
 
         async def fetch(conn: Conn) -> list[RunRecord]:
             cur = await conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} "
-                "ORDER BY created_at DESC, id DESC LIMIT %s",
+                pg(f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?"),
                 (*params, flt.limit),
             )
             return [run_from_row(row) for row in await cur.fetchall()]
+
+        return await self._read(fetch)
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        where, params = run_where(flt, POSTGRES_TEXT, paged=False)
+
+        async def fetch(conn: Conn) -> dict[RunStatus, int]:
+            cur = await conn.execute(
+                pg(f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status"), params
+            )
+            return {RunStatus(status): count for status, count in await cur.fetchall()}
 
         return await self._read(fetch)
 

@@ -52,6 +52,7 @@ from opsloom.store.document import DocumentRecord
 from opsloom.store.event import EventQuery, Subscription
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, run_from_row, step_order
+from opsloom.store.runquery import RUN_ORDER, SQLITE_TEXT, run_where
 from opsloom.store.writer import GroupCommitWriter
 
 #: Written into the file header (PRAGMA application_id) so opsloom files can be recognised.
@@ -264,27 +265,23 @@ class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdenti
         return done
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if flt.status is not None:
-            clauses.append("status = ?")
-            params.append(str(flt.status))
-        if flt.workflow is not None:
-            clauses.append("workflow = ?")
-            params.append(flt.workflow)
-        if flt.parent_id is not None:
-            clauses.append("parent_id = ?")
-            params.append(flt.parent_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = run_where(flt, SQLITE_TEXT)
         rows = (
             self._read()
             .execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?",
                 (*params, flt.limit),
             )
             .fetchall()
         )
         return [run_from_row(row) for row in rows]
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        where, params = run_where(flt, SQLITE_TEXT, paged=False)
+        rows = self._read().execute(
+            f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status", params
+        )
+        return {RunStatus(status): count for status, count in rows}
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
