@@ -15,7 +15,6 @@ from opsloom.app import default_catalog
 from opsloom.approvals.approval import approval, register_approval
 from opsloom.approvals.flow import new_state, vote
 from opsloom.approvals.spec import (
-    ApprovalConflictError,
     ApprovalRequest,
     InvalidApprovalError,
     Stage,
@@ -154,7 +153,7 @@ def test_rules__invalid_stages_and_denials_without_reason() -> None:
     with pytest.raises(InvalidApprovalError, match="stages or a policy"):
         ApprovalRequest(title="t", requester="r")
     state = new_state("r1", None, {"title": "t", "requester": "r"}, (Stage("s", users=("a",)),), 0)
-    with pytest.raises(ApprovalConflictError, match="needs a reason"):
+    with pytest.raises(InvalidApprovalError, match="needs a reason"):
         vote("a", frozenset(), "r1.0", False, "  ", 1.0)(state)
 
 

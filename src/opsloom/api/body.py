@@ -7,14 +7,17 @@ are parsed as JSON from their bytes and a body that is not JSON is a 422 problem
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opsloom.api.schema import StartRunBody
 from opsloom.codec import JsonTextError, read_json
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _invalid_body(message: str, kind: str = "json_invalid") -> RequestValidationError:
@@ -35,17 +38,27 @@ async def json_body(request: Request) -> Any:
         raise _invalid_body(f"the body is not accepted as JSON: {exc}") from None
 
 
-async def start_run_body(request: Request) -> StartRunBody:
-    """The body of ``POST /api/v1/runs``, validated."""
-    value = await json_body(request)
-    if value is None:
-        example = '{"workflow": "name", "input": ...}'
-        raise _invalid_body(f"a JSON body like {example} is required", "missing")
-    try:
-        return StartRunBody.model_validate(value)
-    except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
+def json_model(model: type[M], example: str) -> Callable[[Request], Awaitable[M]]:
+    """A dependency reading the body as JSON (whatever its content type) into ``model``.
+
+    ``example`` shows the expected shape in the 422 answer to a missing body.
+    """
+
+    async def read(request: Request) -> M:
+        value = await json_body(request)
+        if value is None:
+            raise _invalid_body(f"a JSON body like {example} is required", "missing")
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+            raise RequestValidationError(errors) from None
+
+    return read
+
+
+#: The body of ``POST /api/v1/runs``, validated.
+start_run_body = json_model(StartRunBody, '{"workflow": "name", "input": ...}')
 
 
 def body_doc(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from opsloom.api.auth import require
+from opsloom.api.body import body_doc, json_model
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
@@ -140,13 +141,18 @@ async def show_approval(
 
 
 @router.post(
-    "/{request_id}/tasks/{task}/decision", summary="Approve or deny a task", responses=_RESPONSES
+    "/{request_id}/tasks/{task}/decision",
+    summary="Approve or deny a task",
+    responses=_RESPONSES,
+    openapi_extra=body_doc(DecisionBody.model_json_schema(), required=True),
 )
 async def decide_task(
     request: Request,
     request_id: str,
     task: str,
-    body: DecisionBody,
+    body: Annotated[
+        DecisionBody, Depends(json_model(DecisionBody, '{"approve": false, "comment": "why"}'))
+    ],
     principal: Approver,
     approvals: Service,
 ) -> Response:
@@ -154,12 +160,17 @@ async def decide_task(
     return JSONResponse(await approvals.decide(principal, task_id, body.approve, body.comment))
 
 
-@router.post("/{request_id}/tasks/{task}/ask", summary="Ask the requester", responses=_RESPONSES)
+@router.post(
+    "/{request_id}/tasks/{task}/ask",
+    summary="Ask the requester",
+    responses=_RESPONSES,
+    openapi_extra=body_doc(AskBody.model_json_schema(), required=True),
+)
 async def ask_requester(
     request: Request,
     request_id: str,
     task: str,
-    body: AskBody,
+    body: Annotated[AskBody, Depends(json_model(AskBody, '{"question": "..."}'))],
     principal: Approver,
     approvals: Service,
 ) -> Response:
@@ -167,19 +178,33 @@ async def ask_requester(
     return JSONResponse(await approvals.ask(principal, task_id, body.question))
 
 
-@router.post("/{request_id}/answer", summary="Answer the open questions", responses=_RESPONSES)
+@router.post(
+    "/{request_id}/answer",
+    summary="Answer the open questions",
+    responses=_RESPONSES,
+    openapi_extra=body_doc(AnswerBody.model_json_schema(), required=True),
+)
 async def answer_questions(
-    request: Request, request_id: str, body: AnswerBody, principal: Viewer, approvals: Service
+    request: Request,
+    request_id: str,
+    body: Annotated[AnswerBody, Depends(json_model(AnswerBody, '{"answer": "..."}'))],
+    principal: Viewer,
+    approvals: Service,
 ) -> Response:
     return JSONResponse(await approvals.answer(principal, request_id, body.answer))
 
 
-@router.post("/{request_id}/tasks/{task}/delegate", summary="Delegate a task", responses=_RESPONSES)
+@router.post(
+    "/{request_id}/tasks/{task}/delegate",
+    summary="Delegate a task",
+    responses=_RESPONSES,
+    openapi_extra=body_doc(DelegateBody.model_json_schema(), required=True),
+)
 async def delegate_task(
     request: Request,
     request_id: str,
     task: str,
-    body: DelegateBody,
+    body: Annotated[DelegateBody, Depends(json_model(DelegateBody, '{"to": "user"}'))],
     principal: Approver,
     approvals: Service,
 ) -> Response:
@@ -187,9 +212,18 @@ async def delegate_task(
     return JSONResponse(await approvals.delegate(principal, task_id, body.to))
 
 
-@router.post("/{request_id}/cancel", summary="Withdraw a request", responses=_RESPONSES)
+@router.post(
+    "/{request_id}/cancel",
+    summary="Withdraw a request",
+    responses=_RESPONSES,
+    openapi_extra=body_doc(CancelBody.model_json_schema(), required=True),
+)
 async def cancel_request(
-    request: Request, request_id: str, body: CancelBody, principal: Viewer, approvals: Service
+    request: Request,
+    request_id: str,
+    body: Annotated[CancelBody, Depends(json_model(CancelBody, '{"reason": "..."}'))],
+    principal: Viewer,
+    approvals: Service,
 ) -> Response:
     return JSONResponse(await approvals.cancel(principal, request_id, body.reason))
 
