@@ -71,8 +71,19 @@ def events_from_http(
                 f"send several events with Content-Type: {BATCH}", attribute=None
             )
         return [parse_event(value, default_id=default_id)]
+    # Any other type (none, curl -d's form type, text/plain): a body that is JSON is read as
+    # structured mode (an object) or batched mode (an array), as every request body is.
+    try:
+        value = read_json(body)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return [parse_event(value, default_id=default_id)]
+    if isinstance(value, list):
+        return events_from_http({"content-type": BATCH}, body, default_id=default_id)
     raise UnsupportedEventMediaError(
-        f"Content-Type {content_type or '(none)'!r} is none of the CloudEvents modes: send "
+        f"Content-Type {content_type or '(none)'!r} is none of the CloudEvents modes and the "
+        "body is no JSON event or array of events: send "
         f"{STRUCTURED}, {BATCH}, or the attributes as ce-* headers (binary mode)"
     )
 
