@@ -23,6 +23,7 @@ from opsloom.approvals.stats import nearest_rank, stage_stats
 from opsloom.decisions.decide import DecisionTables
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import StoreError
+from opsloom.expr.problem import TaskError
 from opsloom.identity.access import Identity
 from opsloom.model.approval import ApprovalChange, ApprovalState
 
@@ -200,3 +201,13 @@ async def test_store__one_vote_per_voter_and_stage_is_a_constraint(
     assert stored is not None
     assert [v.voter for v in stored.votes] == ["a"]
     assert stored.stages[0].status == "open"
+
+
+def test_approval_schema__mode_may_be_a_quorum_number_as_in_python() -> None:
+    catalog = default_catalog()
+    function = catalog.function("approval", "1.0.0")
+    stage = {"name": "leads", "groups": ["leads"], "mode": 2}
+    function.check({"title": "t", "requester": "r", "stages": [stage]})
+    assert Stage.from_dict(stage) == Stage("leads", groups=("leads",), mode=2)
+    with pytest.raises(TaskError, match="stages/0/mode"):
+        function.check({"title": "t", "requester": "r", "stages": [{**stage, "mode": 0}]})
