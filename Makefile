@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck mutation bench bench-peers clean
+.PHONY: run test lint typecheck mutation bench bench-peers docs docs-gen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,5 +38,14 @@ bench: $(STAMP)
 bench-peers: $(STAMP)
 	$(BIN)/python bench/run.py --peers $(ARGS)
 
+# Reference pages generated from the code (CLI, settings, HTTP API, webhook sources).
+docs-gen: $(STAMP)
+	$(BIN)/python docs/gen.py
+
+# The site in docs/_build/html; fails on a stale generated page, a broken link or a warning.
+docs: $(STAMP)
+	$(BIN)/python docs/gen.py --check
+	$(BIN)/sphinx-build -q -W --keep-going -n -E -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache docs/_build

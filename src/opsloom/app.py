@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
+from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
@@ -120,6 +121,8 @@ class App(Definitions):
         self._documents: DslRuntime[RunHandle] | None = None
         #: Entry points that could not be loaded (each names itself); the rest work.
         self.extension_errors: list[ExtensionError] = []
+        #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
+        self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> App:
@@ -165,11 +168,14 @@ class App(Definitions):
         ``client_factory`` (a callable returning an ``httpx.AsyncClient``) is the option the
         document runtime passes when its HTTP calls must reach somewhere else (tests' fakes).
         """
+        from opsloom.connectors.catalog import register_actions
         from opsloom.decisions.decide import load_decision_tables
         from opsloom.dsl.catalog import FunctionSetup, load_catalog
 
         setup = FunctionSetup(load_decision_tables(self.settings), options)
         catalog, errors = load_catalog(setup)
+        # Every connector action is a catalog function too (``slack-post-message:1.0.0``).
+        register_actions(catalog, self.connections)
         for name, version, fn, description, schema in self._functions:
             catalog.register(name, version, fn, description=description, input_schema=schema)
         known = {str(error) for error in self.extension_errors}
@@ -324,6 +330,10 @@ class App(Definitions):
         self._store = store
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
+        # Before the worker starts: its tasks inherit the active connector runtime.
+        await self.connections.open(
+            store, self.emit, sync_seconds=2.0 if self.worker_options is not None else None
+        )
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
@@ -378,6 +388,7 @@ class App(Definitions):
                 self.scheduler = None
             await self.worker.stop(grace)
             self.worker = None
+        await self.connections.close()
         if self._store is not None:
             await self._store.close()
             self._store = None

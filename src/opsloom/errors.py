@@ -219,3 +219,75 @@ class RunCancelledError(OpsloomError):
     """The run was cancelled."""
 
     code = "run_cancelled"
+
+
+# --- connectors ----------------------------------------------------------------------------
+
+
+class ConnectorError(OpsloomError):
+    """A connector action failed; ``retryable`` says whether trying again may help.
+
+    Messages never hold a connection's secrets: the connector runtime redacts them before the
+    error leaves the action, so what the store records as the step's error is safe to show.
+
+    Attributes:
+        status: the HTTP status the remote answered, if any.
+        retry_after: seconds the remote (or the circuit breaker, or the rate limit) asked to
+            wait; the engine's retry honours it.
+    """
+
+    code = "connector_error"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ConnectorRetryableError(ConnectorError):
+    """A failure that may pass: HTTP 429 or 5xx, a refused or reset connection, a timeout."""
+
+    code = "connector_unavailable"
+    retryable = True
+
+
+class ConnectorPermanentError(ConnectorError):
+    """A failure that trying again will not fix: a 4xx answer other than 429, bad input."""
+
+    code = "connector_rejected"
+
+
+class RateLimitedError(ConnectorRetryableError):
+    """The remote or the connection's own rate limit refused the call for now."""
+
+    code = "rate_limited"
+
+
+class CircuitOpenError(ConnectorRetryableError):
+    """The connection's circuit breaker is open: the call was not made.
+
+    ``retry_after`` is the time until the breaker lets a trial call through, so a durable retry
+    waits exactly that long without holding a worker slot.
+    """
+
+    code = "circuit_open"
+
+
+class ConnectorNotFoundError(OpsloomError):
+    """No connector (or action) with that name is registered."""
+
+    code = "connector_not_found"
+
+
+class ConnectionNotFoundError(OpsloomError):
+    """No connection with that name is stored."""
+
+    code = "connection_not_found"
+
+
+class SecretKeyError(ConfigurationError):
+    """The key that encrypts connection secrets is missing, unreadable or wrong."""
+
+    code = "secret_key_error"

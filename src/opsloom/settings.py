@@ -18,6 +18,9 @@ class Settings(BaseSettings):
             on a power cut, ``NORMAL`` may lose the last commits but never corrupts.
         postgres_pool_size: most pooled PostgreSQL connections per process for reads and
             claims; each process also keeps one writer and one LISTEN connection.
+        worker_concurrency: runs a worker executes at once (``--concurrency``).
+        lease_seconds: how long a worker's claim on a run lasts without a heartbeat; a run
+            whose worker died is taken over this long after its last heartbeat.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
         api_token: an extra bearer token that acts as an admin (bootstrap and automation); the
             API always requires a token (see :mod:`opsloom.api.auth`).
@@ -27,8 +30,13 @@ class Settings(BaseSettings):
             ``use.secrets``).
         decisions_dir: a folder of decision tables (``*.yaml``) that ``decide:1.0.0`` and
             approval policies of documents use.
+        log_level: the log level of ``opsloom up`` and ``opsloom worker``.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        secret_key: the Fernet key that encrypts connection secrets at rest; without it,
+            ``secret_key_file`` holds one (created with mode 0600 on first use).
+        secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
+        connectors_dir: where ``opsloom connectors import`` keeps imported OpenAPI connectors.
         hooks_file: a YAML or JSON file of webhook source settings; the
             ``OPSLOOM_HOOKS_<SOURCE>_*`` variables, derived from the installed sources, win
             over it (see :mod:`opsloom.triggers.sources.config`).
@@ -54,6 +62,9 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("opsloom.key")
+    connectors_dir: Path = Path("opsloom-connectors")
     lease_seconds: float = Field(default=30.0, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

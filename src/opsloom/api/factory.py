@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from opsloom.api.auth import authenticated
 from opsloom.api.problem import install_problem_handlers
-from opsloom.api.routes import approvals, events, health, hooks, runs, workflows
+from opsloom.api.routes import approvals, connections, events, health, hooks, runs, workflows
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.settings import Settings
@@ -78,6 +78,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(connections.router)
 
     api.include_router(health.router)
     # Webhook sources, Slack's buttons and the one-time approval links check their own

@@ -26,6 +26,9 @@ from opsloom.approvals.spec import (
     InvalidApprovalError,
 )
 from opsloom.errors import (
+    ConnectionNotFoundError,
+    ConnectorError,
+    ConnectorNotFoundError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -58,6 +61,9 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     SerializationError: 422,
     RunStateError: 409,
     OverloadedError: 503,
+    ConnectionNotFoundError: 404,
+    ConnectorNotFoundError: 404,
+    ConnectorError: 502,
     IdentityError: 500,
     AccessDeniedError: 403,
     UnknownUserError: 404,

@@ -44,6 +44,8 @@ INPUT_CODES = frozenset(
         "workflow_not_found",
         "run_not_found",
         "schedule_not_found",
+        "connection_not_found",
+        "connector_not_found",
         "event_not_found",
     }
 )

@@ -550,6 +550,11 @@ from opsloom.cli.triggers import triggers_cli  # noqa: E402
 
 cli.add_typer(triggers_cli, name="triggers")
 
+from opsloom.cli.connectors import connections_cli, connectors_cli  # noqa: E402
+
+cli.add_typer(connections_cli, name="connections")
+cli.add_typer(connectors_cli, name="connectors")
+
 
 def main() -> None:
     """Entry point of the ``opsloom`` script."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.trigger import TriggerRun
 
@@ -510,4 +511,30 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """The seq and hash of the last entry appended ((0, GENESIS) for an empty log)."""
+        ...
+
+    # --- connections (see store/connection.py) ------------------------------------------------
+
+    async def save_connection(self, rec: ConnectionRecord) -> None:
+        """Insert or replace a connection (its creation time is kept)."""
+        ...
+
+    async def get_connection(self, name: str) -> ConnectionRecord | None:
+        """One connection by name."""
+        ...
+
+    async def list_connections(self) -> list[ConnectionRecord]:
+        """Every connection, by name."""
+        ...
+
+    async def delete_connection(self, name: str) -> bool:
+        """Remove a connection and its breaker; whether it existed."""
+        ...
+
+    async def save_breaker(self, rec: BreakerRecord) -> None:
+        """Store a breaker state unless a newer one is stored."""
+        ...
+
+    async def list_breakers(self) -> list[BreakerRecord]:
+        """The last stored state of every breaker."""
         ...

@@ -41,6 +41,7 @@ from opsloom.store.dialects import postgres_documents as docs
 from opsloom.store.dialects import postgres_events as ev
 from opsloom.store.dialects import postgres_sql as q
 from opsloom.store.dialects.postgres_approvals import PostgresApprovals
+from opsloom.store.dialects.postgres_connections import PostgresConnections
 from opsloom.store.dialects.postgres_identity import PostgresIdentity
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_schedules import PostgresSchedules
@@ -79,7 +80,9 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity):
+class PostgresStore(
+    PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity, PostgresConnections
+):
     """The shared, networked store."""
 
     dialect = "postgres"

@@ -31,6 +31,7 @@ from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
 from opsloom.store.dialects import sqlite_documents as docs
 from opsloom.store.dialects import sqlite_events as ev
 from opsloom.store.dialects.sqlite_approvals import SqliteApprovals
+from opsloom.store.dialects.sqlite_connections import SqliteConnections
 from opsloom.store.dialects.sqlite_identity import SqliteIdentity
 from opsloom.store.dialects.sqlite_schedules import SqliteSchedules
 from opsloom.store.dialects.sqlite_sql import (
@@ -72,7 +73,9 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore(SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity):
+class SqliteStore(
+    SqliteSchedules, SqliteTriggers, SqliteApprovals, SqliteIdentity, SqliteConnections
+):
     """The embedded, single-file store."""
 
     dialect = "sqlite"

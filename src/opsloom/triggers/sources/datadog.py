@@ -1,7 +1,7 @@
 """Datadog monitor notifications through the Webhooks integration.
 
 Datadog posts whatever payload template the webhook is given, filled with ``$VARIABLES``;
-opsloom reads the template documented in the README (members ``id``, ``alert_id``,
+opsloom reads the template of docs/howto/webhooks.md (members ``id``, ``alert_id``,
 ``aggreg_key``, ``alert_cycle_key``, ``transition``, ``alert_type``, ``priority``, ``title``,
 ``status``, ``scope``, ``tags``, ``query``, ``metric``, ``date``, ``link``, ``hostname``,
 ``org_id``). ``id`` and ``transition`` are required, and ``aggreg_key`` or ``alert_id``.

@@ -105,5 +105,5 @@ def not_configured(source: str, what: str) -> WebhookAuthError:
     return WebhookAuthError(
         "not_configured",
         f"webhook source {source!r} has no {what} configured, so it accepts no request "
-        "(see the README's webhook section)",
+        "(see docs/howto/webhooks.md)",
     )

@@ -1,0 +1,154 @@
+"""Connection secrets: encrypted at rest, and redacted wherever they could surface.
+
+Secrets are sealed with Fernet (AES-128-CBC with an HMAC-SHA256, from ``cryptography``) before
+the store sees them. The key comes from ``OPSLOOM_SECRET_KEY`` (a Fernet key: 32 bytes,
+url-safe base64) or, without it, from a key file created on first use with mode 0600, so a
+copied database alone never reveals a token. Every process that reads connections (API,
+workers) must use the same key: on PostgreSQL with several machines, set the variable.
+
+:class:`Redactor` replaces known secret values (and the forms they travel in, such as a Basic
+authorization header) in any text or JSON value before it leaves an action as output, error
+message or log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from opsloom.errors import SecretKeyError
+
+MASK = "***"
+#: Secrets shorter than this are not searched for: masking "1" everywhere would ruin output.
+_SHORTEST = 4
+
+
+class SecretBox:
+    """Seals and opens connection secrets with one key."""
+
+    def __init__(self, key: bytes | str) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise SecretKeyError(
+                "the connection secret key is not a Fernet key (32 bytes, url-safe base64); "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+
+    @staticmethod
+    def generate_key() -> bytes:
+        """A new random key."""
+        return Fernet.generate_key()
+
+    @classmethod
+    def from_settings(cls, key: str | None, key_file: Path) -> SecretBox:
+        """The box of ``key`` when given, else of ``key_file`` (created, mode 0600, if absent).
+
+        Raises:
+            SecretKeyError: the file cannot be read or created, is readable by others, or does
+                not hold a key.
+        """
+        if key:
+            return cls(key.strip())
+        return cls(_key_file(key_file))
+
+    def seal(self, secrets: dict[str, str]) -> str:
+        """The secrets as one token (empty mapping: empty string)."""
+        if not secrets:
+            return ""
+        return self._fernet.encrypt(json.dumps(secrets, sort_keys=True).encode()).decode()
+
+    def open(self, token: str, *, what: str = "a connection") -> dict[str, str]:
+        """The secrets of a token made by :meth:`seal`.
+
+        Raises:
+            SecretKeyError: the token was sealed with another key (or was altered).
+        """
+        if not token:
+            return {}
+        try:
+            data = json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken:
+            raise SecretKeyError(
+                f"the secrets of {what} cannot be decrypted: they were sealed with another "
+                "key (check OPSLOOM_SECRET_KEY / OPSLOOM_SECRET_KEY_FILE) or altered"
+            ) from None
+        return {str(k): str(v) for k, v in data.items()}
+
+
+def _key_file(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SecretKeyError(f"cannot create the secret key file {path}: {exc.strerror}") from None
+    else:
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key() + b"\n")
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SecretKeyError(
+                f"the secret key file {path} is readable by others (mode {mode & 0o777:o}); "
+                f"run: chmod 600 {path}"
+            )
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise SecretKeyError(f"cannot read the secret key file {path}: {exc.strerror}") from None
+    if not key:
+        raise SecretKeyError(f"the secret key file {path} is empty")
+    return key
+
+
+class Redactor:
+    """Replaces secret values in text and JSON values with ``***``."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        found: set[str] = set()
+        for value in values:
+            if len(value) >= _SHORTEST:
+                found.add(value)
+        # Longest first, so a secret that contains another is masked whole.
+        self._values = sorted(found, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        """A redactor that also masks ``values``."""
+        return Redactor([*self._values, *values])
+
+    def with_basic_auth(self, user: str, password: str) -> Redactor:
+        """Also mask the Basic authorization form of ``user:password``."""
+        encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return self.with_values([encoded])
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret masked."""
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON value with every string (keys included) masked."""
+        if not self._values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
