@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck mutation bench bench-peers docs docs-gen clean
+.PHONY: run test lint typecheck mutation bench bench-peers bench-insights docs docs-gen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-peers: $(STAMP)
 	$(BIN)/python bench/run.py --peers $(ARGS)
+
+bench-insights: $(STAMP)
+	$(BIN)/python bench/insights.py $(ARGS)
 
 # Reference pages generated from the code (CLI, settings, HTTP API, webhook sources).
 docs-gen: $(STAMP)

@@ -81,6 +81,11 @@ def build(
 ) -> App:
     """An App with the benchmark's workflows registered."""
     app = App(database_url, worker=worker, sqlite_synchronous=synchronous)
+    if os.environ.get("BENCH_OBSERVE") == "1":
+        # What ``opsloom up`` attaches: the cost of watching the engine, for A/B runs.
+        from opsloom.analytics.metrics import Metrics
+
+        app.observe(Metrics())
     app.step(name="add_one")(add_one)
     app.step(name="logged_step")(logged_step)
     app.step(name="stamp")(stamp)

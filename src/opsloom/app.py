@@ -38,8 +38,10 @@ from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.model.observer import Observer, Observers
 from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
+from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
@@ -123,6 +125,12 @@ class App(Definitions):
         self.extension_errors: list[ExtensionError] = []
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
+        #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
+        self.observer = Observers()
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` about runs, steps, writes and intake from now on."""
+        self.observer.add(observer)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> App:
@@ -328,6 +336,7 @@ class App(Definitions):
             self._open_count -= 1
             raise
         self._store = store
+        store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
         # Before the worker starts: its tasks inherit the active connector runtime.
@@ -341,6 +350,7 @@ class App(Definitions):
                 self.clock,
                 self.worker_options,
                 on_finished=self._outcomes.finished,
+                observer=self.observer,
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
@@ -372,8 +382,9 @@ class App(Definitions):
                 workflow=rec.workflow,
                 version=rec.version,
                 input=encode(input, what="schedule input"),
+                started_by=f"schedule:{rec.id}",
             )
-        return self.new_run(spec, input, run_id, now)
+        return self.new_run(spec, input, run_id, now, started_by=f"schedule:{rec.id}")
 
     async def close(self, grace: float | None = None) -> None:
         """Stop the worker gracefully, then close the store."""
@@ -410,8 +421,14 @@ class App(Definitions):
         run_id: str | None = None,
         priority: int | None = None,
         version: str | None = None,
+        traceparent: str | None = None,
+        started_by: str | None = None,
     ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent).
+
+        ``traceparent``: a W3C trace context the run's trace continues (ignored if invalid).
+        ``started_by`` is who asks (the authenticated user): it is recorded on the run, and
+        that person may not decide the run's approvals unless a request allows it.
 
         Raises:
             InputError: ``run_id`` or ``priority`` is not acceptable (see
@@ -425,7 +442,15 @@ class App(Definitions):
             raise InputError(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
         spec = self.registry.workflow(workflow, version)
         now = self.clock.now()
-        new = self.new_run(spec, input, run_id, now, priority=priority)
+        new = self.new_run(
+            spec,
+            input,
+            run_id,
+            now,
+            priority=priority,
+            traceparent=traceparent,
+            started_by=started_by,
+        )
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
         # skipping a round trip through the queue. Runs under a concurrency limit always
@@ -457,6 +482,8 @@ class App(Definitions):
         now: float,
         *,
         priority: int | None = None,
+        traceparent: str | None = None,
+        started_by: str | None = None,
     ) -> NewRun:
         """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
         try:
@@ -481,6 +508,8 @@ class App(Definitions):
             concurrency_key=key,
             concurrency_limit=spec.concurrency,
             deadline=None if spec.timeout is None else now + spec.timeout,
+            traceparent=traceparent if TraceParent.parse(traceparent) is not None else None,
+            started_by=started_by,
         )
 
     def handle(self, run_id: str) -> RunHandle:

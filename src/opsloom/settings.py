@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,17 @@ class Settings(BaseSettings):
         log_level: the log level of ``opsloom up`` and ``opsloom worker``.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        run_processes: which documents may start local processes (``run: shell``, ``script``,
+            ``container``): ``none``; ``registered`` (default: documents registered by the
+            operator's own code or files, not those deployed over the API or the CLI); ``all``.
+            Deploying a document that may run processes is running code on the worker.
+        process_commands: when set, the only programs processes may start: the first word of
+            a shell command, a script's language or a container's image.
+        process_user: run processes as this uid (the worker must be allowed to switch).
+        max_body_bytes: the largest request body the HTTP API reads (every route, checked
+            before authentication); larger ones are answered 413.
+        egress_allow / egress_deny: hosts (``*`` wildcards) or IP networks (CIDR) that the
+            outbound calls of documents may / may not reach, redirects included.
         secret_key: the Fernet key that encrypts connection secrets at rest; without it,
             ``secret_key_file`` holds one (created with mode 0600 on first use).
         secret_key_file: where the connection secret key is kept when ``secret_key`` is unset.
@@ -49,6 +61,10 @@ class Settings(BaseSettings):
         server: the URL of a running opsloom whose API the run commands of the CLI use
             instead of the database (``--server``).
         token: the API token the CLI sends to ``server`` (``--token``).
+        log_level / log_format: what ``opsloom up`` and ``opsloom worker`` log, as ``text``
+            or ``json`` (one object per line).
+        otlp_endpoint: an OTLP/HTTP collector (``http://host:4318``) that receives the traces
+            of runs, steps and outbound calls; none: no traces are recorded.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -62,6 +78,12 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    run_processes: Literal["none", "registered", "all"] = "registered"
+    process_commands: list[str] = Field(default_factory=list)
+    process_user: int | None = Field(default=None, ge=0)
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
+    egress_allow: list[str] = Field(default_factory=list)
+    egress_deny: list[str] = Field(default_factory=list)
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("opsloom.key")
     connectors_dir: Path = Path("opsloom-connectors")
@@ -76,6 +98,8 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(default=12.0, gt=0)
     server: str | None = None
     token: SecretStr | None = None
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    otlp_endpoint: str | None = None
 
 
 def load_settings() -> Settings:

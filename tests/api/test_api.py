@@ -249,6 +249,25 @@ async def test_retry__failed_run_runs_again(app: App, client: httpx.AsyncClient)
     assert_problem(await client.post(f"/api/v1/runs/{run['id']}/retry"), 409, "invalid_run_state")
 
 
+async def test_run__tracebacks_are_shown_to_admins_only(
+    app: App, client: httpx.AsyncClient
+) -> None:
+    run = (await client.post("/api/v1/runs", json={"workflow": "flaky"})).json()
+    with pytest.raises(RunFailedError):
+        await app.result(run["id"], timeout=10)
+    admin = (await client.get(f"/api/v1/runs/{run['id']}")).json()
+    assert "Traceback" in admin["error"]["traceback"]
+    viewer_headers = await auth_headers(app, "vera", roles=("viewer",))
+    async with client_for(app, headers=viewer_headers) as viewer:
+        shown = (await viewer.get(f"/api/v1/runs/{run['id']}")).json()
+        listed = (await viewer.get("/api/v1/runs")).json()
+    for seen in (shown, next(r for r in listed if r["id"] == run["id"])):
+        assert seen["error"]["message"] == admin["error"]["message"]
+        assert "traceback" not in seen["error"]
+        assert all("traceback" not in (step["error"] or {}) for step in seen["steps"])
+    assert ".py" not in str(shown)
+
+
 async def test_list__filters_by_status_and_workflow(app: App, client: httpx.AsyncClient) -> None:
     waiting = (
         await client.post("/api/v1/runs", json={"workflow": "approve", "input": 1, "run_id": "a"})
@@ -284,16 +303,17 @@ async def test_workflows__lists_registered_versions(client: httpx.AsyncClient) -
 
 
 async def test_health__reports_store_and_worker(client: httpx.AsyncClient) -> None:
-    for path in ("/api/v1/health", "/healthz"):
-        response = await client.get(path)
-        assert response.status_code == 200
-        body = response.json()
-        assert body["status"] == "ok"
-        assert body["store"]["reachable"] is True
-        assert body["store"]["schema_version"] >= 1
-        assert body["worker"]["running"] is True
-        assert body["worker"]["executing"] >= 0
-        assert body["workflows"] == 2
+    response = await client.get("/api/v1/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["store"]["reachable"] is True
+    assert body["store"]["schema_version"] >= 1
+    assert body["worker"]["running"] is True
+    assert body["worker"]["executing"] >= 0
+    assert body["workflows"] == 2
+    alive = await client.get("/healthz")
+    assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
 
 
 async def test_health__closed_app_is_503(tmp_path: Path) -> None:

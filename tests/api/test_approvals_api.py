@@ -195,6 +195,17 @@ def test_slack__signature_matches_slacks_published_example() -> None:
         verify_slack_request(secret, timestamp, expected, body + b"x", now=1531420618)
 
 
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1.5e9", "1531420618.0", "٣"])
+def test_slack_signature__a_timestamp_that_is_not_whole_seconds_is_refused(
+    timestamp: str,
+) -> None:
+    # Signed correctly with that timestamp: only the freshness check can refuse it.
+    secret, body = "secret", b"payload=%7B%7D"
+    signature = slack_signature(secret, timestamp, body)
+    with pytest.raises(SlackRequestError, match="whole epoch seconds"):
+        verify_slack_request(secret, timestamp, signature, body, now=1531420618)
+
+
 def _slack_body(slack_user: str, action: str, task: str) -> bytes:
     payload = {
         "type": "block_actions",

@@ -145,6 +145,18 @@ async def test_batch__one_invalid_event_stores_nothing(client: httpx.AsyncClient
     assert await stored_ids(client) == []
 
 
+async def test_hook_sources__are_reserved_for_webhook_receivers(
+    client: httpx.AsyncClient,
+) -> None:
+    spoofed = event("s-1", source="/hooks/github")
+    answer = await post(client, spoofed, STRUCTURED)
+    body = assert_problem(answer, 400, "reserved_source")
+    assert body["attribute"] == "source" and "/hooks/github" in body["detail"]
+    answer = await post(client, [event("s-2"), event("s-3", source="/hooks/alertmanager")], BATCH)
+    assert assert_problem(answer, 400, "reserved_source")["index"] == 1
+    assert await stored_ids(client) == []
+
+
 async def test_binary__headers_are_attributes_and_the_body_is_data(
     client: httpx.AsyncClient,
 ) -> None:

@@ -33,6 +33,8 @@ OPEN_PATHS = frozenset(
     {
         "/api/v1/health",
         "/healthz",
+        "/readyz",
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",

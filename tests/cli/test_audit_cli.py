@@ -82,6 +82,20 @@ def test_verify__deleted_row_exits_1(db_file: Path) -> None:
     assert "entry 2 is missing" in " ".join(result.stderr.split())
 
 
+def test_verify__rows_beyond_a_head_moved_back_are_tampered(db_file: Path) -> None:
+    # Edit entry 4, then move the head back to 3 so that the edit is "not yet verified".
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("""UPDATE audit_log SET data = '{"approved":false}' WHERE seq = 4""")
+        third = conn.execute("SELECT hash FROM audit_log WHERE seq = 3").fetchone()[0]
+        conn.execute("UPDATE audit_head SET seq = 3, hash = ? WHERE id = 1", (third,))
+    result = run(db_file, "verify")
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "entry 4" in message and "beyond the log head" in message
+    lines = [json.loads(line) for line in run(db_file, "export").stdout.splitlines()]
+    assert [line.get("beyond_head", False) for line in lines] == [False, False, False, True]
+
+
 def test_export__json_lines_that_recompute_the_chain(db_file: Path) -> None:
     result = run(db_file, "export")
     assert result.exit_code == 0, result.output

@@ -292,6 +292,8 @@ class Crash:
 
     def spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOM_")}
+        # Its documents are deployed, and run shell commands: the operator allows that.
+        env["OPSLOOM_RUN_PROCESSES"] = "all"
         self.workers.append(
             subprocess.Popen(
                 [*WORKER, "--db", self.db_url, "--lease", "1", "--grace", "0"],

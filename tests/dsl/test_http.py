@@ -424,3 +424,38 @@ def test_http_client__defaults() -> None:
     tuned = http_client(headers={"X-Team": "ops"}, follow_redirects=True)
     assert tuned.headers["x-team"] == "ops" and tuned.headers["user-agent"] == user_agent()
     assert tuned.follow_redirects is True
+
+
+def _two_origins_app() -> Starlette:
+    async def start(request: Request) -> Any:
+        from starlette.responses import RedirectResponse
+
+        target = request.query_params["to"]
+        return RedirectResponse(target, status_code=302)
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"host": request.url.hostname, "headers": dict(request.headers)})
+
+    return Starlette(routes=[Route("/start", start), Route("/echo", echo)])
+
+
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [("https://other.example/echo", False), ("https://api.example/echo", True)],
+)
+async def test_redirect__to_another_origin_drops_the_credential_headers(
+    target: str, kept: bool
+) -> None:
+    transport = httpx.ASGITransport(app=_two_origins_app())
+    async with httpx.AsyncClient(transport=transport) as client:
+        out = await call(
+            client,
+            AuthResolver({}, {}, client),
+            method="get",
+            endpoint=f"https://api.example/start?to={target}",
+            headers={"X-Api-Key": "key-secret-value", "Authorization": "Token t-secret-value"},
+            redirect=True,
+        )
+    sent = out["headers"]
+    assert ("x-api-key" in sent, "authorization" in sent) == (kept, kept)
+    assert out["host"] == target.split("/")[2]

@@ -102,6 +102,47 @@ do:
     assert (status, output) == ("completed", {"names": ["token"]})
 
 
+async def test_secrets__masked_in_outputs_errors_and_history(harness: Harness) -> None:
+    status, output, run_id = await harness.run(
+        """
+use:
+  secrets: [token]
+do:
+  - echo:
+      set:
+        header: ${ "Bearer " + $secrets.token }
+      export:
+        as: "${ {seen: $secrets.token} }"
+  - keep:
+      set:
+        from_context: ${ $context.seen }
+        previous: ${ .header }
+""",
+        name="masked",
+    )
+    assert (status, output) == ("completed", {"from_context": "***", "previous": "Bearer ***"})
+    failed, fault, failed_id = await harness.run(
+        """
+use:
+  secrets: [token]
+do:
+  - boom:
+      raise:
+        error:
+          type: https://example.com/errors/boom
+          status: 500
+          title: ${ "failed with " + $secrets.token }
+          detail: ${ "the token was " + $secrets.token }
+""",
+        name="raising",
+    )
+    assert failed == "failed"
+    assert fault["detail"] == "the token was ***"
+    for rid in (run_id, failed_id):
+        run = await harness.app.get_run(rid)
+        assert "s3cr3t" not in str(run.to_dict())
+
+
 async def test_variables__runtime_task_workflow_and_secrets(harness: Harness) -> None:
     status, output, run_id = await harness.run(
         """
@@ -128,7 +169,7 @@ do:
         "reference": "/do/0/inspect",
         "workflow": run_id,
         "definition": "vars",
-        "secret": "s3cr3t",
+        "secret": "***",  # secrets never reach run data
     }
 
 

@@ -66,7 +66,7 @@ async def test_store__survives_killed_connections(postgres_schema_url: str) -> N
         # Kill the writer's session and a reader's, as a server restart would.
         writer = store._writer._conn  # type: ignore[union-attr]
         assert writer is not None
-        reader = await store._fetchone("SELECT pg_backend_pid()", ())
+        reader = await store.read(lambda tx: tx.one("SELECT pg_backend_pid()"))
         assert reader is not None
         conninfo, _ = postgres_target(postgres_schema_url)
         with psycopg.connect(conninfo, autocommit=True) as admin:

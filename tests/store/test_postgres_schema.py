@@ -144,7 +144,7 @@ async def test_open__schema_from_url_or_argument(postgres_schemas: Callable[[], 
     assert isinstance(store, PostgresStore) and store.schema == schema
     await store.open()
     try:
-        timeout = await store._fetchone("SHOW statement_timeout", ())
+        timeout = await store.read(lambda tx: tx.one("SHOW statement_timeout"))
         assert timeout == ("30s",)
     finally:
         await store.close()

@@ -10,8 +10,7 @@ import pytest
 from opsloom.codec import encode
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
 from opsloom.model.run import NewRun
-from opsloom.store.dialects.sqlite import APPLICATION_ID, SqliteStore, sqlite_path
-from opsloom.store.dialects.sqlite_sql import dump_schema
+from opsloom.store.dialects.sqlite import APPLICATION_ID, SqliteStore, dump_schema, sqlite_path
 from opsloom.store.migration import latest_version, migrations
 
 

@@ -17,8 +17,6 @@ from pydantic import BaseModel, ValidationError
 from opsloom.api.schema import StartRunBody
 from opsloom.codec import JsonTextError, read_json
 
-M = TypeVar("M", bound=BaseModel)
-
 
 def _invalid_body(message: str, kind: str = "json_invalid") -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": ("body",), "msg": message}])
@@ -38,10 +36,14 @@ async def json_body(request: Request) -> Any:
         raise _invalid_body(f"the body is not accepted as JSON: {exc}") from None
 
 
-def json_model(model: type[M], example: str) -> Callable[[Request], Awaitable[M]]:
-    """A dependency reading the body as JSON (whatever its content type) into ``model``.
+M = TypeVar("M", bound=BaseModel)
 
-    ``example`` shows the expected shape in the 422 answer to a missing body.
+
+def model_body(model: type[M], example: str = "{...}") -> Callable[[Request], Awaitable[M]]:
+    """A dependency giving the body validated as ``model``.
+
+    As a dependency (not a body parameter) it is read after the router's authentication:
+    FastAPI reads body parameters before any dependency runs.
     """
 
     async def read(request: Request) -> M:
@@ -58,7 +60,7 @@ def json_model(model: type[M], example: str) -> Callable[[Request], Awaitable[M]
 
 
 #: The body of ``POST /api/v1/runs``, validated.
-start_run_body = json_model(StartRunBody, '{"workflow": "name", "input": ...}')
+start_run_body = model_body(StartRunBody, '{"workflow": "name", "input": ...}')
 
 
 def body_doc(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:

@@ -9,9 +9,23 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from opsloom.analytics.metrics import Metrics, metrics_of
 from opsloom.api.auth import authenticated
+from opsloom.api.header import SecurityHeaders
+from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import install_problem_handlers
-from opsloom.api.routes import approvals, connections, events, health, hooks, runs, workflows
+from opsloom.api.routes import (
+    analytics,
+    approvals,
+    connections,
+    conversations,
+    events,
+    health,
+    hooks,
+    metrics,
+    runs,
+    workflows,
+)
 from opsloom.api.schema import Problem
 from opsloom.app import App
 from opsloom.settings import Settings
@@ -67,7 +81,11 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     )
     api.state.opsloom = app
     api.state.api_token = settings.api_token
+    api.state.metrics = attach_metrics(app)
     install_problem_handlers(api)
+    # Before routing, authentication and parsing: no route reads more than the limit.
+    api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    api.add_middleware(SecurityHeaders)
 
     # Health stays open (probes carry no token). Everything else needs a valid token, checked
     # here for the whole prefix, and each route requires its role (`require`).
@@ -78,12 +96,34 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(workflows.router)
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
+    guarded.include_router(analytics.router)
     guarded.include_router(connections.router)
+    guarded.include_router(conversations.router)
 
     api.include_router(health.router)
+    api.include_router(metrics.router)
     # Webhook sources, Slack's buttons and the one-time approval links check their own
     # credentials (signatures), not API tokens.
     api.include_router(hooks.router)
     api.include_router(approvals.public_router)
     api.include_router(guarded)
+    return api
+
+
+def attach_metrics(app: App) -> Metrics:
+    """The app's :class:`Metrics`, attached to it as an observer on first use."""
+    found = metrics_of(app.observer.observers)
+    if found is None:
+        found = Metrics()
+        app.observe(found)
+    return found
+
+
+def create_probe_api(app: App) -> FastAPI:
+    """Only ``/metrics``, ``/healthz`` and ``/readyz``: what a worker process serves."""
+    api = FastAPI(title="opsloom worker", version=package_version(), openapi_url=None)
+    api.state.opsloom = app
+    api.state.metrics = attach_metrics(app)
+    api.include_router(health.router)
+    api.include_router(metrics.router)
     return api

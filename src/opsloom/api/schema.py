@@ -73,6 +73,14 @@ class RunOut(BaseModel):
         description="The source of the event that started the run (a trigger's), if any."
     )
     event_id: str | None = Field(description="The id of the event that started the run.")
+    traceparent: str | None = Field(
+        default=None, description="The W3C trace context the run continues, if it has one."
+    )
+    started_by: str | None = Field(
+        default=None,
+        description="Who started the run: the authenticated user, `trigger:<id>` or "
+        "`schedule:<id>`; child runs inherit it.",
+    )
     steps: list[StepOut]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import socket
 from collections.abc import Iterator
 
@@ -22,6 +24,31 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+#: The one-time token in an approval link's path: a credential, never written to a log.
+_LINK_TOKEN = re.compile(r"(/approvals/links/)[^/?#\s]+")
+
+
+class LinkTokenMask(logging.Filter):
+    """Masks approval-link tokens in uvicorn's access log lines (they act as credentials)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _LINK_TOKEN.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _LINK_TOKEN.sub(r"\1***", record.msg)
+        return True
+
+
+def mask_link_tokens() -> None:
+    """Install :class:`LinkTokenMask` on uvicorn's access logger (once)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, LinkTokenMask) for f in logger.filters):
+        logger.addFilter(LinkTokenMask())
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -50,6 +77,7 @@ async def serve(
     api: FastAPI, sock: socket.socket, stop: asyncio.Event, *, graceful_timeout: int = 5
 ) -> None:
     """Serve ``api`` on ``sock`` until ``stop`` is set, then finish open requests and return."""
+    mask_link_tokens()
     config = uvicorn.Config(
         api, lifespan="off", log_config=None, timeout_graceful_shutdown=graceful_timeout
     )

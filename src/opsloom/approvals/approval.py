@@ -18,6 +18,8 @@ In a document::
           requester: ${ .requester }
           subject: ${ .alert }
           risk: high
+          # starter_may_decide: true   (the run's starter may decide; off by default)
+          # distinct_approvers: true   (one stage per person)
           stages:
             - {name: lead, groups: [sre-leads], sla: 3600, escalate_to: [sre-managers],
                on_sla: deny}
@@ -99,6 +101,8 @@ APPROVAL_SCHEMA: dict[str, Any] = {
         "policy": {"type": "string", "minLength": 1},
         "policy_version": {"type": "string", "minLength": 1},
         "raise_on_deny": {"type": "boolean"},
+        "starter_may_decide": {"type": "boolean"},
+        "distinct_approvers": {"type": "boolean"},
     },
     "additionalProperties": False,
 }
@@ -198,7 +202,14 @@ async def approval(
         stages = stages_from_output(decision.output)
     else:
         stages = request.stages
-    data = await ctx.step(steps.open, request.attributes(), [s.to_dict() for s in stages])
+    # Who started the run comes from the run record, never from the request's fields.
+    header = {
+        **request.attributes(),
+        "started_by": ctx.started_by,
+        "starter_may_decide": request.starter_may_decide,
+        "distinct_approvers": request.distinct_approvers,
+    }
+    data = await ctx.step(steps.open, header, [s.to_dict() for s in stages])
     request_id = str(data["request_id"])
     # Cancelling (or failing) the run withdraws a request still pending, so nobody is left
     # deciding something no run waits for; a decided request is left as it is.
@@ -232,6 +243,8 @@ def _request(arguments: dict[str, Any], tables: DecisionTables | None) -> Approv
         impact=arguments.get("impact"),
         stages=tuple(Stage.from_dict(s) for s in arguments.get("stages") or ()),
         policy=policy,
+        starter_may_decide=bool(arguments.get("starter_may_decide", False)),
+        distinct_approvers=bool(arguments.get("distinct_approvers", False)),
     )
 
 

@@ -11,7 +11,10 @@ Rules:
   decide; the requester never may (separation of duties); one vote per person per stage.
 - Any denial denies the stage and ends the request with its comment as the reason.
 - ``any``: the first approval approves the stage; quorum ``n``: ``n`` distinct approvals;
-  ``all``: every named user (or their delegate) and one member of every named group.
+  ``all``: every named user (or their delegate) and one member of every named group, one
+  vote standing for one of them (a person in two groups covers one).
+- With ``distinct_approvers``, nobody decides more than one stage of a request; the person
+  who started the run never decides unless the request sets ``starter_may_decide``.
 - A stage's phase is done when all its stages are approved; then the next phase opens, and
   after the last one the request is approved.
 - A question pauses the stage (no votes, no SLA clock) until the requester answers: its
@@ -65,7 +68,11 @@ def new_state(
     stages: tuple[Stage, ...],
     now: float,
 ) -> ApprovalState:
-    """A new request (``header``: title, requester, subject, risk, impact), first phase open."""
+    """A new request, first phase open.
+
+    ``header``: title, requester, subject, risk, impact; ``started_by`` (the run's recorded
+    starter) and the options ``starter_may_decide`` and ``distinct_approvers``.
+    """
     request = ApprovalRequestRow(
         id=request_id,
         run_id=run_id,
@@ -80,6 +87,9 @@ def new_state(
         created_at=now,
         decided_at=None,
         updated_at=now,
+        started_by=_text(header.get("started_by")),
+        starter_may_decide=bool(header.get("starter_may_decide")),
+        distinct_approvers=bool(header.get("distinct_approvers")),
     )
     rows: list[ApprovalStageRow] = []
     phase = -1
@@ -172,16 +182,33 @@ def _must_be_pending(state: ApprovalState) -> None:
         )
 
 
-def standing(stage: ApprovalStageRow, requester: str, user: str, groups: frozenset[str]) -> str:
+def standing(
+    state: ApprovalState, stage: ApprovalStageRow, user: str, groups: frozenset[str]
+) -> str:
     """What ``user`` may decide this stage as (``user:<id>`` or ``group:<a>,group:<b>``).
 
     Raises:
-        ApprovalForbiddenError: the requester, someone who delegated the task, or someone
-            who is neither an approver of the current level nor a delegate.
+        ApprovalForbiddenError: the requester, the starter of the run (unless the request
+            allows it), someone who decided another stage of a request that wants distinct
+            approvers, someone who delegated the task, or someone who is neither an approver
+            of the current level nor a delegate.
     """
-    if user == requester:
+    request = state.request
+    if user == request.requester:
         raise ApprovalForbiddenError(
             f"{user} requested this approval and may not decide it (separation of duties)"
+        )
+    if user == request.started_by and not request.starter_may_decide:
+        raise ApprovalForbiddenError(
+            f"{user} started run {request.run_id} and may not decide its approvals "
+            "(separation of duties)"
+        )
+    if request.distinct_approvers and any(
+        v.voter == user and v.stage_id != stage.id for v in state.votes
+    ):
+        raise ApprovalForbiddenError(
+            f"{user} has decided another stage of request {request.id}, which needs a "
+            "distinct approver for each stage"
         )
     if user in stage.delegations:
         return f"user:{stage.delegations[user]}"
@@ -203,10 +230,31 @@ def _satisfied(stage: ApprovalStageRow, votes: list[ApprovalVoteRow]) -> bool:
         return bool(approvals)
     if stage.mode == "quorum":
         return len({v.voter for v in approvals}) >= stage.quorum
-    covered = {part for v in approvals for part in (v.on_behalf_of or "").split(",") if part}
     approvers = stage.approvers
     needed = {f"user:{u}" for u in approvers["users"]} | {f"group:{g}" for g in approvers["groups"]}
-    return needed <= covered
+    # One vote stands for one user or one group: a person in two named groups covers one of
+    # them, so ``all`` still needs a distinct person per group.
+    options = [
+        {part for part in (v.on_behalf_of or "").split(",") if part in needed} for v in approvals
+    ]
+    return _matched(options, needed) == len(needed)
+
+
+def _matched(options: list[set[str]], needed: set[str]) -> int:
+    """The most parts of ``needed`` covered when each vote covers one of its ``options``."""
+    holder: dict[str, int] = {}
+
+    def place(vote: int, seen: set[str]) -> bool:
+        for part in options[vote]:
+            if part in seen:
+                continue
+            seen.add(part)
+            if part not in holder or place(holder[part], seen):
+                holder[part] = vote
+                return True
+        return False
+
+    return sum(place(vote, set()) for vote in range(len(options)))
 
 
 def vote(
@@ -217,7 +265,7 @@ def vote(
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        as_ = standing(stage, state.request.requester, user, groups)
+        as_ = standing(state, stage, user, groups)
         if stage.status == StageStatus.CLARIFYING:
             raise ApprovalConflictError(
                 f"task {stage.id} waits for the requester's answer to a question"
@@ -254,7 +302,7 @@ def ask(user: str, groups: frozenset[str], stage_id: str, question: str, now: fl
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        standing(stage, state.request.requester, user, groups)
+        standing(state, stage, user, groups)
         if stage.status not in ACTIVE:
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}, not open")
         if not question.strip():
@@ -312,7 +360,7 @@ def delegate(
     def change(state: ApprovalState) -> ApprovalChange:
         _must_be_pending(state)
         stage = _stage(state, stage_id)
-        as_ = standing(stage, state.request.requester, user, groups)
+        as_ = standing(state, stage, user, groups)
         if stage.status not in (*ACTIVE, StageStatus.WAITING):
             raise ApprovalConflictError(f"task {stage.id} is {stage.status}")
         if to_user == state.request.requester:

@@ -166,7 +166,7 @@ class Approvals:
                 if stage.status not in flow.ACTIVE:
                     continue
                 try:
-                    flow.standing(stage, r.requester, principal.user, principal.groups)
+                    flow.standing(state, stage, principal.user, principal.groups)
                 except ApprovalForbiddenError:
                     continue
                 if any(v.stage_id == stage.id and v.voter == principal.user for v in state.votes):

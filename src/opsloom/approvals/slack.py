@@ -50,11 +50,12 @@ def verify_slack_request(
         raise SlackRequestError("no Slack signing secret is configured")
     if not timestamp or not signature:
         raise SlackRequestError("the Slack signature headers are missing")
-    try:
-        sent = float(timestamp)
-    except ValueError:
-        raise SlackRequestError("the Slack request timestamp is not a number") from None
-    if abs(now - sent) > window:
+    # Slack sends whole epoch seconds; anything else (nan, inf, 1e9, 1.5) is refused, since
+    # ``abs(now - nan) > window`` is false and a NaN would pass the freshness check.
+    if not timestamp.isdigit() or not timestamp.isascii():
+        raise SlackRequestError("the Slack request timestamp is not whole epoch seconds")
+    sent = float(timestamp)
+    if not abs(now - sent) <= window:
         raise SlackRequestError("the Slack request is stale (outside the 5 minute window)")
     if not hmac.compare_digest(slack_signature(secret, timestamp, body), signature):
         raise SlackRequestError("the Slack signature does not match")

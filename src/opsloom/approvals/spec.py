@@ -203,6 +203,9 @@ class ApprovalRequest:
             ``stages``); it is evaluated as a recorded step on :meth:`policy_input`. No stage
             from the policy means nothing to approve: the request is approved at once, by
             ``policy``.
+        starter_may_decide: the person who started the run may decide (off by default: the
+            starter, as recorded on the run, never decides its own run's approvals).
+        distinct_approvers: nobody decides more than one stage of this request.
     """
 
     title: str
@@ -212,6 +215,8 @@ class ApprovalRequest:
     impact: Any = None
     stages: tuple[Stage, ...] = ()
     policy: DecisionTable | None = None
+    starter_may_decide: bool = False
+    distinct_approvers: bool = False
 
     def __post_init__(self) -> None:
         if not self.title or not self.requester:

@@ -2,7 +2,8 @@
 
 ``audit verify`` exits 1 naming the first entry that does not fit the chain (its seq, actor,
 action and what is wrong). ``audit export`` writes one JSON object per line, in chain order,
-with everything needed to check the chain elsewhere (``at`` is the exact time that is hashed).
+with everything needed to check the chain elsewhere (``at`` is the exact time that is hashed);
+an entry beyond the log head (not appended by the log itself) carries ``"beyond_head": true``.
 """
 
 from __future__ import annotations
@@ -119,8 +120,14 @@ def audit_export(
 
 async def _write(log: AuditLog, since: float | None, handle: TextIO) -> int:
     count = 0
+    head = await log.head()
     async for entry in log.walk(since=since):
-        handle.write(json.dumps(entry.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+        row = entry.to_dict()
+        if entry.seq > head:
+            head = await log.head()  # appended while exporting, or not by the log
+            if entry.seq > head:
+                row["beyond_head"] = True
+        handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
         count += 1
     handle.flush()
     return count

@@ -117,7 +117,9 @@ def run_command(
             name = runtime.register(document, text)
             try:
                 async with app:
-                    handle = await app.start(name, value, version=document.version)
+                    handle = await app.start(
+                        name, value, version=document.version, started_by=cli_actor()
+                    )
                     try:
                         _print(await handle.result())
                         return 0

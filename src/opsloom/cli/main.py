@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from opsloom.analytics.logformat import FORMATS, setup_logging
+from opsloom.analytics.runlog import RunLog
 from opsloom.app import App
 from opsloom.cli.console import (
     AppOption,
@@ -38,6 +39,7 @@ from opsloom.cli.remote import Server, choose_server, chosen_server
 from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord, RunStatus
 from opsloom.services import run as runs
+from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
 
 T = TypeVar("T")
@@ -56,10 +58,29 @@ cli.add_typer(db_cli, name="db")
 _app = command_app
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="Log lines as text or json, one object a line (default: $OPSLOOM_LOG_FORMAT or text).",
+    ),
+]
+
+
+def _setup_logging(config: Settings, log_format: str | None = None) -> None:
+    chosen = log_format or config.log_format
+    if chosen not in FORMATS:
+        fail(f"--log-format must be text or json, not {chosen!r}", 2)
+    setup_logging(config.log_level, chosen)
+
+
+def _watch(app: App, config: Settings) -> None:
+    """What a serving process reports: log lines per run change, traces when configured."""
+    app.observe(RunLog())
+    if config.otlp_endpoint:
+        from opsloom.analytics.tracing import otlp_tracing
+
+        app.observe(otlp_tracing(config.otlp_endpoint))
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -108,10 +129,20 @@ def worker(
         typer.Option(help="Lease length in seconds (default: $OPSLOOM_LEASE_SECONDS or 30)."),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+    log_format: LogFormatOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /metrics, /healthz and /readyz on this port (0: any free one; "
+            "default: none).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then stop gracefully)."""
     config = settings()
-    _setup_logging(config.log_level)
+    _setup_logging(config, log_format)
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=lease or config.lease_seconds,
@@ -122,11 +153,34 @@ def worker(
     # without --app runs documents only.
     from opsloom.cli.documents import serve_documents
 
-    execute(
-        lambda: _serve_until_signalled(
-            target, lambda stop: serve_documents(target.documents, stop.wait()), grace=grace
+    _watch(target, config)
+    if metrics_port is None:
+        execute(
+            lambda: _serve_until_signalled(
+                target, lambda stop: serve_documents(target.documents, stop.wait()), grace=grace
+            )
         )
-    )
+        return
+    from opsloom.api.factory import create_probe_api
+    from opsloom.api.server import listen, serve, url_of
+
+    probes = create_probe_api(target)
+    try:
+        sock = listen(config.api_host, metrics_port)
+    except OSError as exc:
+        fail(f"cannot listen on {config.api_host}:{metrics_port}: {exc}")
+    sys.stdout.write(f"opsloom worker metrics on {url_of(sock)}/metrics\n")
+    sys.stdout.flush()
+    try:
+        execute(
+            lambda: _serve_until_signalled(
+                target,
+                lambda stop: serve_documents(target.documents, serve(probes, sock, stop)),
+                grace=grace,
+            )
+        )
+    finally:
+        sock.close()
 
 
 #: What ``opsloom up`` serves without ``--app`` in a source checkout: the example workflows.
@@ -217,6 +271,7 @@ def up(
         ),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
     # Imported here: the web stack is only needed by this command, not by every CLI call.
@@ -226,7 +281,7 @@ def up(
     from opsloom.cli.identity import announce_first_admin
 
     config = settings()
-    _setup_logging(config.log_level)
+    _setup_logging(config, log_format)
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=config.lease_seconds,
@@ -238,6 +293,7 @@ def up(
         examples = config.examples or chosen == EXAMPLES_APP
     for error in _load_extensions(target):
         sys.stderr.write(f"warning: {error} (skipped)\n")
+    _watch(target, config)
     api = create_api(target, config)
     from opsloom.web import attach_ui
 
@@ -554,6 +610,14 @@ from opsloom.cli.connectors import connections_cli, connectors_cli  # noqa: E402
 
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(connectors_cli, name="connectors")
+
+from opsloom.cli.analytics import analytics_cli  # noqa: E402
+
+cli.add_typer(analytics_cli, name="analytics")
+
+from opsloom.cli.insights import insights_cli  # noqa: E402
+
+cli.add_typer(insights_cli, name="insights")
 
 
 def main() -> None:

@@ -218,6 +218,43 @@ def form_encode(pairs: list[tuple[str, str]]) -> bytes:
     return urlencode(pairs).encode("ascii")
 
 
+#: Redirects followed at most by one call.
+MAX_REDIRECTS = 10
+#: Headers that carry credentials whoever set them.
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+async def _follow(
+    client: httpx.AsyncClient, built: httpx.Request, sent: Mapping[str, str], redirect: bool
+) -> httpx.Response:
+    """Send ``built``, following redirects one by one when asked.
+
+    A redirect to another origin (scheme, host, port) carries none of the headers the task
+    or its authentication set (``sent``), nor any credential header: a secret in a custom
+    header must not travel to wherever the first server points.
+    """
+    response = await client.send(built, follow_redirects=False)
+    hops = 0
+    while redirect and response.next_request is not None:
+        hops += 1
+        if hops > MAX_REDIRECTS:
+            raise httpx.TooManyRedirects(
+                f"more than {MAX_REDIRECTS} redirects", request=response.next_request
+            )
+        following = response.next_request
+        if _origin(following.url) != _origin(built.url):
+            for name in (*sent, *_CREDENTIAL_HEADERS):
+                if name in following.headers:
+                    del following.headers[name]
+        await response.aclose()
+        response = await client.send(following, follow_redirects=False)
+    return response
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
 async def send(
     request: Request,
     *,
@@ -252,7 +289,7 @@ async def send(
         raise _invalid(auth.redact(detail)) from None
     where = f"{request.method} {_safe_url(str(built.url))}"
     try:
-        response = await client.send(built, follow_redirects=redirect)
+        response = await _follow(client, built, headers, redirect)
     except httpx.UnsupportedProtocol as exc:
         raise _invalid(auth.redact(f"{where}: {exc}")) from None
     except httpx.HTTPError as exc:

@@ -28,6 +28,7 @@ from opsloom.errors import OpsloomError
 from opsloom.expr.evaluator import Evaluator, is_expression
 from opsloom.expr.problem import TaskError
 from opsloom.model import RetryPolicy
+from opsloom.model.redaction import Redactor, secret_strings
 
 if TYPE_CHECKING:
     from opsloom.dsl.runtime import DslRuntime
@@ -58,6 +59,8 @@ class Interpreter:
         self.evaluator: Evaluator = runtime.evaluator
         self._leaves: dict[str, Leaf] = {}
         self._declared: list[str] = list(self.use.get("secrets") or [])
+        #: From the store's deployed documents (not registered by the operator's own code).
+        self.deployed = False
 
     # --- the workflow function ----------------------------------------------------------------
 
@@ -72,6 +75,7 @@ class Interpreter:
                 "definition": self.data,
                 "input": raw_input,
                 "startedAt": started,
+                "startedBy": getattr(ctx, "started_by", None),
             },
             runtime=self.runtime.describe(),
             secrets=self.secrets,
@@ -87,10 +91,15 @@ class Interpreter:
             except EndFlow as end:
                 value = end.output
             value = await self.transform_output(self.data.get("output"), value, raw_input, state)
+            value = self.redactor.value(value)
         except TaskError as error:
             if error.instance is None:
                 error.instance = "/"
             # The run's stored error carries the DSL error object (``data.error``).
+            redactor = self.redactor
+            if redactor:
+                error.title = redactor.text(error.title) if error.title else error.title
+                error.detail = redactor.text(error.detail) if error.detail else error.detail
             raise DocumentFaultedError(error) from None
         return value
 
@@ -99,6 +108,11 @@ class Interpreter:
         """The secrets this document declares in ``use.secrets`` (it sees no others)."""
         source = self.runtime.secrets
         return {name: source[name] for name in self._declared if name in source}
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks the values of this document's secrets in what its tasks record."""
+        return Redactor(s for value in self.secrets.values() for s in secret_strings(value))
 
     @property
     def branch_workflow(self) -> str:

@@ -36,7 +36,30 @@ async def run_leaf(
     state: RunState,
     scope: Scope,
 ) -> dict[str, Any]:
-    """Run the leaf task at ``pointer`` on input ``raw``; its step record."""
+    """Run the leaf task at ``pointer`` on input ``raw``; its step record.
+
+    The document's secrets are masked in the record (output, error, exported context) before
+    it is stored, and the run goes on with the masked record, as a replay would.
+    """
+    record = await _run_leaf(interp, pointer, name, task, raw, state, scope)
+    redactor = interp.redactor
+    if not redactor:
+        return record
+    masked: dict[str, Any] = redactor.value(record)
+    if "context" in masked:
+        state.context = masked["context"]
+    return masked
+
+
+async def _run_leaf(
+    interp: Interpreter,
+    pointer: str,
+    name: str,
+    task: dict[str, Any],
+    raw: Any,
+    state: RunState,
+    scope: Scope,
+) -> dict[str, Any]:
     limit: float | None = None
     owner = pointer
     try:

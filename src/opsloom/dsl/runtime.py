@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
+from opsloom.dsl.egress import EgressPolicy
 from opsloom.dsl.interpreter import Interpreter
+from opsloom.dsl.process import ProcessPolicy
 from opsloom.dsl.starts import DocumentStarts
 from opsloom.errors import (
     ConfigurationError,
@@ -69,6 +71,8 @@ class DslOptions:
         expression_timeout: seconds an unbounded jq expression may run before its task fails.
         reload_seconds: how often :meth:`DslRuntime.watch` looks for new deployed versions.
         metadata: ``$runtime.metadata``.
+        processes: which documents may run shell commands, scripts and containers.
+        egress: the hosts outbound calls may and may not reach.
     """
 
     http_client: ClientFactory | None = None
@@ -76,6 +80,19 @@ class DslOptions:
     expression_timeout: float = DEFAULT_TIMEOUT
     reload_seconds: float = 5.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    processes: ProcessPolicy = field(default_factory=ProcessPolicy)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+    @classmethod
+    def of(cls, settings: Settings) -> DslOptions:
+        """The options ``settings`` give (secrets file, process policy)."""
+        return cls(
+            secrets=load_secrets(settings),
+            processes=ProcessPolicy.of(
+                settings.run_processes, settings.process_commands, settings.process_user
+            ),
+            egress=EgressPolicy.of(settings.egress_allow, settings.egress_deny),
+        )
 
 
 def load_secrets(settings: Settings | None) -> dict[str, Any]:
@@ -128,6 +145,7 @@ class Host(Protocol[H]):
         run_id: str | None = None,
         priority: int | None = None,
         version: str | None = None,
+        started_by: str | None = None,
     ) -> H: ...
 
     async def get_run(self, run_id: str) -> RunRecord: ...
@@ -155,7 +173,7 @@ class DslRuntime(Generic[H]):
         self, app: Host[H], options: DslOptions | None = None, *, catalog: Catalog | None = None
     ) -> None:
         self.app = app
-        self.options = options or DslOptions(secrets=load_secrets(app.settings))
+        self.options = options or DslOptions.of(app.settings)
         self.evaluator = Evaluator(timeout=self.options.expression_timeout)
         self.secrets: dict[str, Any] = dict(self.options.secrets)
         if catalog is None:
@@ -178,12 +196,12 @@ class DslRuntime(Generic[H]):
         return self.app.clock
 
     def http_client(self) -> httpx.AsyncClient:
-        """A new HTTP client for one call (the caller closes it)."""
+        """A new HTTP client for one call (the caller closes it), under the egress policy."""
         if self.options.http_client is not None:
-            return self.options.http_client()
+            return self.options.egress.guard(self.options.http_client())
         from opsloom.dsl.http import http_client
 
-        return http_client()
+        return self.options.egress.guard(http_client())
 
     def describe(self) -> dict[str, Any]:
         """``$runtime`` (computed once: reading package metadata is slow)."""
@@ -214,11 +232,14 @@ class DslRuntime(Generic[H]):
 
         return load_document(text, source, catalog_has=self.catalog_has, runtime=self.features())
 
-    def register(self, document: Document, text: str | None = None) -> str:
+    def register(
+        self, document: Document, text: str | None = None, *, deployed: bool = False
+    ) -> str:
         """Register a document version as an engine workflow; its workflow name.
 
         Registering the same version again is a no-op; another text under a registered version
-        raises :class:`DocumentVersionExistsError`.
+        raises :class:`DocumentVersionExistsError`. ``deployed``: it comes from the store's
+        documents (deployed over the API or the CLI), which the process policy may refuse.
         """
         namespace = document.namespace or "default"
         name = f"{namespace}/{document.name}"
@@ -233,6 +254,7 @@ class DslRuntime(Generic[H]):
                 )
             return name
         interp = Interpreter(self, document.data, name)
+        interp.deployed = deployed
         timeout = document.data.get("timeout")
         seconds = None
         if timeout is not None:
@@ -296,7 +318,7 @@ class DslRuntime(Generic[H]):
                 f"{stored.workflow} version {stored.version} is already deployed with another "
                 "text; deploy it under a new document.version"
             )
-        self.register(document, stored.text)
+        self.register(document, stored.text, deployed=True)
         await self.save_starts()
         return stored, created
 
@@ -311,7 +333,7 @@ class DslRuntime(Generic[H]):
                 continue
             try:
                 document = parse_document(record.text, f"{record.workflow}:{record.version}")
-                self.register(document, record.text)
+                self.register(document, record.text, deployed=True)
             except OpsloomError:
                 log.exception("cannot register deployed document %s", record.workflow)
                 continue
@@ -354,10 +376,19 @@ class DslRuntime(Generic[H]):
             return any(key[0] == name for key in self._interpreters)
         return (name, version) in self._interpreters
 
-    async def start(self, reference: str, input: Any = None, *, run_id: str | None = None) -> H:
+    async def start(
+        self,
+        reference: str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        started_by: str | None = None,
+    ) -> H:
         """Start a run of a document named ``namespace/name[:version]`` (latest by default)."""
         name, version = await self.resolve(reference)
-        return await self.app.start(name, input, version=version, run_id=run_id)
+        return await self.app.start(
+            name, input, version=version, run_id=run_id, started_by=started_by
+        )
 
     async def child_workflow(self, name: str, version: str | None) -> str:
         """The workflow name under which ``ctx.child`` runs that document version."""

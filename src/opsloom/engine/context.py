@@ -66,6 +66,11 @@ class Context:
         return self._x.run.workflow
 
     @property
+    def started_by(self) -> str | None:
+        """Who started the run (a user, ``trigger:<id>``, ``schedule:<id>``), as recorded."""
+        return self._x.run.started_by
+
+    @property
     def input(self) -> Any:
         return self._x.run.input
 

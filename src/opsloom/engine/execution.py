@@ -168,6 +168,7 @@ class Execution(StepRunner, Events, Waits):
         if self.run.deadline is not None:
             wake = self.run.deadline if wake is None else min(wake, self.run.deadline)
         await self.store.suspend(self.fence, wake, now)
+        self.observer.run_parked(self.run, wake, now)
 
     async def _complete(self, result: Any) -> None:
         if self._completion is not None:
@@ -234,6 +235,7 @@ class Execution(StepRunner, Events, Waits):
     def _finished(self, status: RunStatus, output: Any, error: dict[str, Any] | None) -> None:
         run = self.run
         run.status, run.output, run.error = status, output, error
+        self.observer.run_finished(run, self.clock.now())
         self.host.run_finished(run)
 
     async def _compensate(self) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from opsloom.engine.registry import StepSpec, WorkflowSpec
 from opsloom.errors import LeaseLostError, NonDeterminismError, StoreError
 from opsloom.model import RunRecord, StepKind, StepRecord, StepStatus
+from opsloom.model.observer import Observer
 from opsloom.store.base import Claim
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Host(Protocol):
     store: Store
     clock: Clock
     registry: Registry
+    observer: Observer
 
     def notify(self) -> None: ...
 
@@ -59,6 +61,7 @@ class ReplayState:
         self.host = host
         self.store = host.store
         self.clock = host.clock
+        self.observer = host.observer
         self.run = claim.run
         self.fence = claim.fence
         self.history = claim.history

@@ -14,6 +14,7 @@ from opsloom.engine.registry import StepSpec
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import StepFailedError, StepTimeoutError
 from opsloom.model import ErrorInfo, StepKind, StepRecord, StepStatus
+from opsloom.model.observer import StepAttempt
 
 
 def jitter_source(run_id: str, seq: int, attempt: int) -> float:
@@ -66,15 +67,18 @@ class StepRunner(ReplayState):
             await self._barrier()
             started = self.clock.now()
             token = _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt))
+            self.observer.step_started(self.run, seq, spec.name, attempt)
             try:
                 result = await self._invoke(spec, args, kwargs)
                 blob = encode(result, what=f"the result of step {spec.name!r}")
             except asyncio.CancelledError:
+                self._attempted(seq, spec.name, kind, attempt, "cancelled", started, None)
                 raise
             except Exception as exc:
                 failure: BaseException = exc
             else:
                 value = decode(blob)
+                self._attempted(seq, spec.name, kind, attempt, "completed", started, None)
                 # The record is queued, not awaited: deterministic workflow code may go on, but
                 # the next step body, a park or the run's completion is ordered after it (see
                 # ``_barrier`` and the store's in-order writes), so a run's last step and its
@@ -98,6 +102,7 @@ class StepRunner(ReplayState):
             info = ErrorInfo.from_exception(failure)
             now = self.clock.now()
             if attempt < policy.attempts and policy.is_retryable(failure):
+                self._attempted(seq, spec.name, kind, attempt, "retrying", started, info.type)
                 retry_after = getattr(failure, "retry_after", None)
                 delay = policy.delay(
                     attempt,
@@ -125,6 +130,7 @@ class StepRunner(ReplayState):
                     attempt += 1
                     continue
                 await self._block(wake)
+            self._attempted(seq, spec.name, kind, attempt, "failed", started, info.type)
             await self._write(
                 self._record(
                     seq,
@@ -138,6 +144,21 @@ class StepRunner(ReplayState):
                 )
             )
             raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback, attempt)
+
+    def _attempted(
+        self,
+        seq: int,
+        name: str,
+        kind: StepKind,
+        attempt: int,
+        outcome: str,
+        started: float,
+        error_type: str | None,
+    ) -> None:
+        self.observer.step_attempted(
+            self.run,
+            StepAttempt(seq, name, kind, attempt, outcome, started, self.clock.now(), error_type),
+        )
 
     async def _invoke(self, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if spec.is_async:

@@ -12,6 +12,7 @@ from opsloom.engine.replay import ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
 from opsloom.model.run import NewRun
+from opsloom.model.tracecontext import child_traceparent
 
 
 class Waits(ReplayState):
@@ -188,6 +189,8 @@ class Waits(ReplayState):
             deadline=None if spec.timeout is None else now + spec.timeout,
             parent_id=self.run.id,
             parent_seq=seq,
+            traceparent=child_traceparent(self.run.id, self.run.traceparent),
+            started_by=self.run.started_by,
         )
         await self._write(
             self.store.start_child(

@@ -6,10 +6,11 @@ A document writes expressions as ``${ … }`` strings, and some fields (``if``, 
 so one compiled program serves every evaluation: the wrapped program reads ``[value, vars]``.
 
 The jq binding runs C code holding the GIL, so an endless expression cannot be interrupted in
-this process. Expressions that can loop or grow without bound (``range``, ``recurse``,
-``until``, user ``def`` …, regular expressions) are therefore evaluated in a killable helper
-process with a deadline (see :mod:`opsloom.expr.sandbox`); everything else, the common case,
-runs in process in microseconds.
+this process. Only expressions that are provably cheap (see :mod:`opsloom.expr.cost`: known
+linear builtins, at most one generator) run in process, in microseconds; every other one, and
+any that names a builtin that can loop or grow without bound (``range``, ``recurse``, ``until``,
+user ``def``, regular expressions …), is evaluated in a killable helper process with a deadline
+(see :mod:`opsloom.expr.sandbox`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import jq
 
+from opsloom.expr.cost import provably_cheap
 from opsloom.expr.problem import TaskError
 
 #: Variables every expression may use; ``for`` and ``catch`` add their own names.
@@ -120,7 +122,8 @@ class Evaluator:
             program = jq.compile(program_text)
         except ValueError as exc:
             raise ExpressionError(f"invalid expression {body!r}: {_jq_message(exc)}") from None
-        compiled = Compiled(program_text, program, names, _RISKY.search(body) is not None)
+        risky = _RISKY.search(body) is not None or not provably_cheap(body)
+        compiled = Compiled(program_text, program, names, risky)
         self._cache[text] = compiled
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -5,7 +5,8 @@ Entries are append-only and hash-chained (see :mod:`opsloom.store.audit`): each 
 the SHA-256 of its content and of the previous entry's hash. :meth:`AuditLog.verify` recomputes
 the chain and names the first entry that does not fit: an edited entry no longer matches its
 hash, a removed one leaves a gap in the sequence (or behind the recorded head), an entry
-re-sealed after an edit no longer matches the next entry's ``prev_hash``.
+re-sealed after an edit no longer matches the next entry's ``prev_hash``, and an entry beyond
+the recorded head (added behind the log's back, or hidden by moving the head back) is named too.
 
 Example:
     >>> log = AuditLog(app.store, app.clock)                                # doctest: +SKIP
@@ -97,6 +98,11 @@ class AuditLog:
         """Entries in chain order, only those at or after ``since`` (epoch seconds)."""
         return await self._store.audit_entries(since=since, limit=limit)
 
+    async def head(self) -> int:
+        """The seq of the last entry the log itself appended (entries beyond it are suspect)."""
+        seq, _ = await self._store.audit_head()
+        return seq
+
     async def walk(self, since: float | None = None) -> AsyncIterator[AuditEntry]:
         """Every entry (at or after ``since``) in chain order, read page by page."""
         after = 0
@@ -119,7 +125,15 @@ class AuditLog:
         previous: AuditEntry | None = None
         async for entry in self.walk():
             if entry.seq > head_seq:
-                break
+                # Appended since the head was read, or written behind the store's back (or
+                # the head moved back to hide it): read the head again to tell which.
+                head_seq, head_hash = await self._store.audit_head()
+                if entry.seq > head_seq:
+                    reason = (
+                        f"it lies beyond the log head (at {head_seq}): written outside the "
+                        "log, or the head was moved back to hide it"
+                    )
+                    return VerifyResult(False, checked, (entry.seq, reason), entry)
             if entry.seq != expected:
                 missing = _span(expected, entry.seq - 1)
                 reason = f"{missing} missing: the log goes from entry {expected - 1} to {entry.seq}"

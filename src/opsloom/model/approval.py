@@ -54,6 +54,12 @@ class ApprovalRequestRow:
     created_at: float
     decided_at: float | None
     updated_at: float
+    #: Who started the run that asked (never trusted from the request's own fields).
+    started_by: str | None = None
+    #: The request allows the run's starter to decide it (off: separation of duties).
+    starter_may_decide: bool = False
+    #: Nobody decides more than one stage of the request.
+    distinct_approvers: bool = False
 
 
 @dataclass(slots=True)

@@ -181,6 +181,10 @@ class RunRecord:
     #: The event that started the run (a trigger's), by its producer's source and id.
     event_source: str | None = None
     event_id: str | None = None
+    #: The W3C trace context the run continues, when it was started from one.
+    traceparent: str | None = None
+    #: Who started the run: a user, ``trigger:<id>``, ``schedule:<id>`` (children inherit it).
+    started_by: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +209,8 @@ class RunRecord:
             "completed_at": _iso(self.completed_at),
             "event_source": self.event_source,
             "event_id": self.event_id,
+            "traceparent": self.traceparent,
+            "started_by": self.started_by,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -241,3 +247,7 @@ class NewRun:
     deadline: float | None = None
     parent_id: str | None = None
     parent_seq: int | None = None
+    #: The W3C trace context the run continues (see :mod:`opsloom.model.tracecontext`).
+    traceparent: str | None = None
+    #: Who started the run (see :attr:`RunRecord.started_by`).
+    started_by: str | None = None

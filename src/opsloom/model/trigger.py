@@ -219,8 +219,10 @@ class Trigger:
         ).hexdigest()[:24]
         return f"{self.id}#{digest}"
 
-    def new_run(self, run_id: str, blob: bytes, now: float) -> NewRun:
-        """The run to create (its job is queued with it)."""
+    def new_run(
+        self, run_id: str, blob: bytes, now: float, traceparent: str | None = None
+    ) -> NewRun:
+        """The run to create (its job is queued with it), continuing the event's trace."""
         return NewRun(
             id=run_id,
             workflow=self.workflow,
@@ -230,6 +232,8 @@ class Trigger:
             concurrency_key=self.concurrency_key,
             concurrency_limit=self.concurrency_limit,
             deadline=None if self.timeout is None else now + self.timeout,
+            traceparent=traceparent,
+            started_by=f"trigger:{self.id}",
         )
 
 

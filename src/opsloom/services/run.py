@@ -22,25 +22,43 @@ async def start_run(
     run_id: str | None = None,
     priority: int | None = None,
     actor: str | None = None,
+    traceparent: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
 
     A workflow named ``namespace/name[:version]`` that is not registered yet is looked up among
-    the deployed documents. A new run started by an ``actor`` is audited as ``run.start``.
+    the deployed documents. A new run started by an ``actor`` is audited as ``run.start``, and
+    the actor is recorded on the run as the one who started it (``started_by``).
+    ``traceparent``: a W3C trace context the run's trace continues.
 
     Raises:
         WorkflowNotFoundError: no such workflow or deployed document.
         InputError: the input cannot be stored or ``run_id`` is not acceptable.
     """
     try:
-        handle = await app.start(workflow, input, run_id=run_id, priority=priority)
+        handle = await app.start(
+            workflow,
+            input,
+            run_id=run_id,
+            priority=priority,
+            traceparent=traceparent,
+            started_by=actor,
+        )
     except WorkflowNotFoundError:
         if "/" not in workflow:
             raise
         # A document deployed by another process since this one last looked: load it now
         # rather than answer "not found" until the next reload.
         name, version = await app.documents.resolve(workflow)
-        handle = await app.start(name, input, run_id=run_id, priority=priority, version=version)
+        handle = await app.start(
+            name,
+            input,
+            run_id=run_id,
+            priority=priority,
+            version=version,
+            traceparent=traceparent,
+            started_by=actor,
+        )
     run = await app.get_run(handle.run_id)
     if handle.created and actor is not None:
         await app.audit.append(

@@ -1,11 +1,12 @@
-"""Approvals in the store: dialect-neutral SQL text (``?`` placeholders) and row mapping.
+"""Approvals in the store: SQL, row mapping and the approval operations.
 
 A request is read and written as one :class:`~opsloom.model.approval.ApprovalState` (the
 request row, its stages, votes and clarifications). Every change goes through
-``Store.change_approval``: the dialect loads the state under a lock (``FOR UPDATE`` on
-PostgreSQL; SQLite has a single writer), a pure function computes the new state
-(:mod:`opsloom.approvals.flow`), and the dialect writes it back, with the signal that wakes the
-waiting run, in the same transaction.
+``Store.change_approval``: the state is loaded under a lock (``FOR UPDATE`` on PostgreSQL;
+SQLite has a single writer), a pure function computes the new state
+(:mod:`opsloom.approvals.flow`), and the state is written back, with the signal that wakes the
+waiting run, in the same transaction. Locking the request row serialises two processes deciding
+on one request: the second sees the first one's vote, and no vote is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from typing import Any
 
 import orjson
 
+from opsloom.errors import OpsloomError
+from opsloom.model import RunStatus
 from opsloom.model.approval import (
+    ApprovalChange,
     ApprovalClarificationRow,
     ApprovalLinkRow,
     ApprovalRequestRow,
     ApprovalStageRow,
+    ApprovalState,
     ApprovalVoteRow,
+    ChangeFn,
     RequestStatus,
     StageStatus,
 )
+from opsloom.store.job import nudge
+from opsloom.store.tx import WORK, Row, Transactions, Tx
 
 
 def dumps(value: Any) -> str:
@@ -35,7 +43,7 @@ def loads(text: str | bytes | None) -> Any:
 
 REQUEST_COLUMNS = (
     "id, run_id, title, requester, subject, risk, impact, status, decided_by, reason, "
-    "created_at, decided_at, updated_at"
+    "created_at, decided_at, updated_at, started_by, starter_may_decide, distinct_approvers"
 )
 STAGE_COLUMNS = (
     "id, request_id, position, name, phase, mode, quorum, ladder, level, sla, on_sla, status, "
@@ -89,8 +97,9 @@ RUN_STATUS = "SELECT status FROM runs WHERE id = ?"
 INSERT_SIGNAL = "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)"
 
 
-def request_from_row(row: tuple[Any, ...]) -> ApprovalRequestRow:
-    (id_, run_id, title, requester, subject, risk, impact, status, by, reason, c, d, u) = row
+def request_from_row(row: Row) -> ApprovalRequestRow:
+    (id_, run_id, title, requester, subject, risk, impact, status, by, reason, c, d, u) = row[:13]
+    starter, starter_may_decide, distinct = row[13:16]
     return ApprovalRequestRow(
         id_,
         run_id,
@@ -105,6 +114,9 @@ def request_from_row(row: tuple[Any, ...]) -> ApprovalRequestRow:
         float(c),
         None if d is None else float(d),
         float(u),
+        started_by=starter,
+        starter_may_decide=bool(starter_may_decide),
+        distinct_approvers=bool(distinct),
     )
 
 
@@ -123,6 +135,9 @@ def request_params(r: ApprovalRequestRow) -> tuple[Any, ...]:
         r.created_at,
         r.decided_at,
         r.updated_at,
+        r.started_by,
+        int(r.starter_may_decide),
+        int(r.distinct_approvers),
     )
 
 
@@ -130,7 +145,7 @@ def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def stage_from_row(row: tuple[Any, ...]) -> ApprovalStageRow:
+def stage_from_row(row: Row) -> ApprovalStageRow:
     return ApprovalStageRow(
         id=row[0],
         request_id=row[1],
@@ -180,7 +195,7 @@ def stage_params(s: ApprovalStageRow) -> tuple[Any, ...]:
     )
 
 
-def vote_from_row(row: tuple[Any, ...]) -> ApprovalVoteRow:
+def vote_from_row(row: Row) -> ApprovalVoteRow:
     return ApprovalVoteRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], float(row[6]))
 
 
@@ -196,7 +211,7 @@ def vote_params(v: ApprovalVoteRow) -> tuple[Any, ...]:
     )
 
 
-def clarification_from_row(row: tuple[Any, ...]) -> ApprovalClarificationRow:
+def clarification_from_row(row: Row) -> ApprovalClarificationRow:
     return ApprovalClarificationRow(
         row[0], row[1], row[2], row[3], row[4], float(row[5]), row[6], row[7], _opt(row[8])
     )
@@ -216,7 +231,7 @@ def clarification_params(c: ApprovalClarificationRow) -> tuple[Any, ...]:
     )
 
 
-def link_from_row(row: tuple[Any, ...]) -> ApprovalLinkRow:
+def link_from_row(row: Row) -> ApprovalLinkRow:
     return ApprovalLinkRow(
         row[0], row[1], row[2], row[3], bool(row[4]), float(row[5]), float(row[6]), _opt(row[7])
     )
@@ -238,3 +253,99 @@ def link_params(link: ApprovalLinkRow) -> tuple[Any, ...]:
 def signal_name(request_id: str) -> str:
     """The signal that wakes the run waiting for a request."""
     return f"approval:{request_id}"
+
+
+async def _load(tx: Tx, request_id: str, *, lock: bool = False) -> ApprovalState | None:
+    row = await tx.one(SELECT_REQUEST + (tx.lock("FOR UPDATE") if lock else ""), (request_id,))
+    if row is None:
+        return None
+    return ApprovalState(
+        request_from_row(row),
+        [stage_from_row(r) for r in await tx.all(SELECT_STAGES, (request_id,))],
+        [vote_from_row(r) for r in await tx.all(SELECT_VOTES, (request_id,))],
+        [clarification_from_row(r) for r in await tx.all(SELECT_CLARIFICATIONS, (request_id,))],
+    )
+
+
+async def _save(tx: Tx, change: ApprovalChange, now: float) -> None:
+    state = change.state
+    await tx.execute(UPSERT_REQUEST, request_params(state.request))
+    for stage in state.stages:
+        await tx.execute(UPSERT_STAGE, stage_params(stage))
+    for clarification in state.clarifications:
+        await tx.execute(UPSERT_CLARIFICATION, clarification_params(clarification))
+    for vote in change.new_votes:
+        await tx.execute(INSERT_VOTE, vote_params(vote))
+    run_id = state.request.run_id
+    if change.signal and run_id is not None:
+        row = await tx.one(RUN_STATUS, (run_id,))
+        if row is not None and not RunStatus(row[0]).terminal:
+            payload = dumps({"request": state.request.id, "status": state.request.status}).encode()
+            await tx.execute(INSERT_SIGNAL, (run_id, signal_name(state.request.id), payload, now))
+            await nudge(tx, [run_id], now)
+
+
+async def _list(tx: Tx, status: str | None, limit: int) -> list[ApprovalState]:
+    if status is None:
+        rows = await tx.all(SELECT_IDS.format(where=""), (limit,))
+    else:
+        rows = await tx.all(SELECT_IDS.format(where="WHERE status = ?"), (status, limit))
+    found = [await _load(tx, row[0]) for row in rows]
+    return [state for state in found if state is not None]
+
+
+class ApprovalOps(Transactions):
+    """The approval operations of :class:`~opsloom.store.base.Store`."""
+
+    async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
+        async def create(tx: Tx) -> ApprovalState:
+            stored = await _load(tx, state.request.id, lock=True)
+            if stored is not None:
+                return stored  # created before: a step that ran again
+            await _save(tx, ApprovalChange(state), now)
+            return state
+
+        return await self.write(create)
+
+    async def get_approval(self, request_id: str) -> ApprovalState | None:
+        return await self.read(lambda tx: _load(tx, request_id), snapshot=True)
+
+    async def list_approvals(self, status: str | None, limit: int) -> list[ApprovalState]:
+        return await self.read(lambda tx: _list(tx, status, limit), snapshot=True)
+
+    async def change_approval(
+        self, request_id: str, change: ChangeFn, now: float
+    ) -> ApprovalChange | None:
+        async def apply(tx: Tx) -> ApprovalChange | OpsloomError | None:
+            state = await _load(tx, request_id, lock=True)
+            if state is None:
+                return None
+            try:
+                done = change(state)
+            except OpsloomError as exc:
+                # A refusal is found before anything is written; returned, not raised, so
+                # that the rest of the writer's batch is not replayed because of it.
+                return exc
+            await _save(tx, done, now)
+            return done
+
+        result = await self.write(apply, WORK)
+        if isinstance(result, OpsloomError):
+            raise result
+        return result
+
+    async def save_approval_link(self, link: ApprovalLinkRow) -> None:
+        await self.write(lambda tx: tx.execute(INSERT_LINK, link_params(link)))
+
+    async def get_approval_link(self, token_hash: str) -> ApprovalLinkRow | None:
+        row = await self.read(lambda tx: tx.one(SELECT_LINK, (token_hash,)))
+        return None if row is None else link_from_row(row)
+
+    async def use_approval_link(self, token_hash: str, now: float) -> ApprovalLinkRow | None:
+        async def use(tx: Tx) -> ApprovalLinkRow | None:
+            if await tx.execute(USE_LINK, (now, token_hash, now)) != 1:
+                return None
+            row = await tx.one(SELECT_LINK, (token_hash,))
+            return None if row is None else link_from_row(row)
+
+        return await self.write(use)

@@ -5,8 +5,9 @@ of ``seq``, ``at``, ``actor``, ``action``, ``subject``, ``data`` and ``prev_hash
 ``prev_hash`` is the hash of the entry before it (:data:`GENESIS` for the first). Changing,
 removing or inserting an entry anywhere breaks the chain from that point on.
 
-The dialect mixins (``dialects/sqlite_identity.py``, ``dialects/postgres_identity.py``) read the
-head and insert the entry in one transaction, so concurrent appenders never fork the chain.
+An appender reads the head and inserts the entry in one transaction, with the head row locked
+(``FOR UPDATE`` on PostgreSQL, where processes on other machines append to the same log; SQLite's
+writer holds ``BEGIN IMMEDIATE``): the next appender sees this entry, and the chain cannot fork.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloom.clock import to_datetime
+from opsloom.store.tx import Row, Transactions, Tx
 
 #: The ``prev_hash`` of the first entry.
 GENESIS = "0" * 64
@@ -140,7 +142,7 @@ class AuditEntry:
         }
 
 
-def entry_from_row(row: tuple[Any, ...]) -> AuditEntry:
+def entry_from_row(row: Row) -> AuditEntry:
     """An entry from a row of :data:`AUDIT_COLUMNS`."""
     seq, at, actor, action, subject, data, prev_hash, digest = row
     return AuditEntry(
@@ -160,3 +162,35 @@ def entries_query(since: float | None, limit: int | None) -> tuple[str, tuple[An
         text += " LIMIT ?"
         params += (limit,)
     return text, params
+
+
+async def append_audit_entry(tx: Tx, draft: AuditDraft) -> AuditEntry:
+    """Append ``draft`` after the current head, inside the caller's write transaction.
+
+    For store operations that record their audit entry in the transaction of the change itself.
+    """
+    row = await tx.one(HEAD + tx.lock("FOR UPDATE"))
+    assert row is not None, "audit_head is created by migration 0008"
+    entry = draft.seal(int(row[0]) + 1, str(row[1]))
+    await tx.execute(INSERT_ENTRY, entry.params())
+    await tx.execute(MOVE_HEAD, (entry.seq, entry.hash))
+    return entry
+
+
+class AuditOps(Transactions):
+    """The audit log operations of :class:`~opsloom.store.base.Store`."""
+
+    async def append_audit(self, draft: AuditDraft) -> AuditEntry:
+        return await self.write(lambda tx: append_audit_entry(tx, draft))
+
+    async def audit_entries(
+        self, *, after_seq: int = 0, since: float | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        text, params = entries_query(since, limit)
+        rows = await self.read(lambda tx: tx.all(text, (after_seq, *params)))
+        return [entry_from_row(row) for row in rows]
+
+    async def audit_head(self) -> tuple[int, str]:
+        row = await self.read(lambda tx: tx.one(HEAD))
+        assert row is not None, "audit_head is created by migration 0008"
+        return int(row[0]), str(row[1])

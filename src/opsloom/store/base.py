@@ -15,15 +15,18 @@ from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.cloudevent import CloudEvent, StoredEvent
 from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord
-from opsloom.store.document import DocumentRecord
-from opsloom.store.event import EventQuery, Subscription
 
 if TYPE_CHECKING:
+    # Modules of the store's aggregates import this one: their types are only annotations here.
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
+    from opsloom.model.observer import Observer
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
+    from opsloom.store.document import DocumentRecord
+    from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
@@ -229,6 +232,37 @@ class Store(Protocol):
         and, once ``ttl`` has passed, the next caller takes it over. :meth:`release` gives
         back an owner's singletons with its leases.
         """
+        ...
+
+    # --- watching the store itself ----------------------------------------------------------
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` about committed write batches and trigger decisions."""
+        ...
+
+    @property
+    def writer_alive(self) -> bool:
+        """The writer is open and serving (False before ``open`` and after ``close``)."""
+        ...
+
+    async def open_run_counts(self) -> dict[RunStatus, int]:
+        """How many runs are pending, running and waiting right now."""
+        ...
+
+    async def singleton_holders(self) -> list[SingletonHolder]:
+        """Every singleton taken so far, with its holder and expiry."""
+        ...
+
+    async def approval_counts(self) -> ApprovalCounts:
+        """Decided approval requests by outcome, and passed SLA deadlines."""
+        ...
+
+    async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
+        """Runs created since ``since`` that have ended, newest first, at most ``limit``."""
+        ...
+
+    async def step_outcomes(self, since: float, limit: int) -> list[StepOutcome]:
+        """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

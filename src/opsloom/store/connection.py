@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from opsloom.store.tx import Transactions, Tx
+
 CONNECTION_COLUMNS = "name, connector, settings, secrets, created_at, updated_at"
 BREAKER_COLUMNS = "connection, state, opened_at, reopen_at, failures, changed_at"
 
@@ -114,3 +116,33 @@ def breaker_from_row(row: Any) -> BreakerRecord:
         int(failures),
         float(changed_at),
     )
+
+
+class ConnectionOps(Transactions):
+    """The connection and breaker operations of :class:`~opsloom.store.base.Store`."""
+
+    async def save_connection(self, rec: ConnectionRecord) -> None:
+        await self.write(lambda tx: tx.execute(SAVE_CONNECTION, rec.params()))
+
+    async def get_connection(self, name: str) -> ConnectionRecord | None:
+        row = await self.read(lambda tx: tx.one(SELECT_CONNECTION, (name,)))
+        return None if row is None else connection_from_row(row)
+
+    async def list_connections(self) -> list[ConnectionRecord]:
+        rows = await self.read(lambda tx: tx.all(SELECT_CONNECTIONS))
+        return [connection_from_row(row) for row in rows]
+
+    async def delete_connection(self, name: str) -> bool:
+        async def delete(tx: Tx) -> bool:
+            await tx.execute(DELETE_BREAKER, (name,))
+            return await tx.execute(DELETE_CONNECTION, (name,)) == 1
+
+        return await self.write(delete)
+
+    async def save_breaker(self, rec: BreakerRecord) -> None:
+        await self.write(lambda tx: tx.execute(SAVE_BREAKER, rec.params()))
+
+    async def list_breakers(self) -> list[BreakerRecord]:
+        return [
+            breaker_from_row(row) for row in await self.read(lambda tx: tx.all(SELECT_BREAKERS))
+        ]

@@ -1,17 +1,25 @@
-"""Events and subscriptions in the store: query types and dialect-neutral rows.
+"""Events and subscriptions in the store: query types, rows and operations.
 
-What an event row holds and how a delivery is encoded are defined once, here; each dialect
-keeps its own SQL text (``dialects/sqlite_events.py``, ``dialects/postgres_events.py``).
+Storing a new event and delivering it (a signal ``events:<subscription id>``) to every run
+subscribed to it, and to the triggers it matches, happen in one transaction. Deliveries follow
+the store's lock order: the ``jobs`` rows of the runs to wake are locked in run-id order, and
+only after the event and its signals are written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
+from opsloom.model import StepRecord
 from opsloom.model.cloudevent import CloudEvent, StoredEvent
+from opsloom.model.matching import deliveries, signal_name
+from opsloom.model.run import Fence
+from opsloom.store.job import check_fence, nudge, upsert_step
+from opsloom.store.trigger import delivery_payload, intake, move_inbox, return_to_inbox
+from opsloom.store.tx import WORK, Row, Transactions, Tx
 
 #: Columns selected for a stored event, in the order of ``event_from_row``.
 EVENT_COLUMNS = (
@@ -23,7 +31,6 @@ EVENT_INSERT_COLUMNS = (
     "id, source, type, subject, time, datacontenttype, dataschema, specversion, "
     "extensions, data, data_base64, received_at"
 )
-EVENT_INSERT_COUNT = 12
 #: Columns of a filter row, in the order of ``filter_rows``.
 FILTER_COLUMNS = "subscription_id, position, type, run_id, filter"
 #: Names of the history entries (kind ``value``) that open and close a subscription; their
@@ -75,7 +82,7 @@ def event_insert_params(event: CloudEvent, now: float) -> tuple[Any, ...]:
     )
 
 
-def event_from_row(row: Sequence[Any]) -> StoredEvent:
+def event_from_row(row: Row) -> StoredEvent:
     """A stored event from a row selected with ``EVENT_COLUMNS``."""
     return StoredEvent(
         seq=int(row[0]),
@@ -106,12 +113,7 @@ def filter_rows(
     ]
 
 
-def delivery_payload(position: int, event: dict[str, Any]) -> bytes:
-    """The payload of the signal that hands ``event`` to a subscribed run."""
-    return encode({"filter": position, "event": event})
-
-
-def subscription_from_row(row: Sequence[Any]) -> Subscription:
+def subscription_from_row(row: Row) -> Subscription:
     """A subscription from ``id, run_id, filters, created_at``."""
     return Subscription(id=row[0], run_id=row[1], filters=decode(row[2]), created_at=float(row[3]))
 
@@ -126,3 +128,174 @@ def open_subscriptions(entries: Sequence[tuple[str, bytes]]) -> dict[str, list[d
         elif name == UNSUBSCRIBE_STEP:
             opened.pop(str(output.get("subscription")), None)
     return opened
+
+
+_INSERT_EVENT = (
+    f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
+    "ON CONFLICT (source, id) DO NOTHING"
+)
+
+
+async def append(tx: Tx, events: Sequence[CloudEvent], now: float) -> list[bool]:
+    """Store events (a duplicate is ignored: ``False``) and deliver each new one."""
+    stored: list[bool] = []
+    woken: set[str] = set()
+    for event in events:
+        if await tx.execute(_INSERT_EVENT, event_insert_params(event, now)) != 1:
+            stored.append(False)
+            continue
+        stored.append(True)
+        delivered = await _deliver(tx, event, now)
+        woken.update(delivered)
+        woken.update(await intake(tx, event, event.to_dict(), set(delivered), now))
+    if woken:
+        ids = sorted(woken)
+        lock = tx.lock("FOR UPDATE")
+        if lock:
+            among, params = tx.among("run_id", ids)
+            await tx.execute(f"SELECT 1 FROM jobs WHERE {among} ORDER BY run_id{lock}", params)
+        await nudge(tx, ids, now)
+    return stored
+
+
+async def _deliver(tx: Tx, event: CloudEvent, now: float) -> list[str]:
+    """Hand ``event`` to every subscription it matches, as a signal; returns the runs."""
+    rows = await tx.all(
+        "SELECT subscription_id, run_id, position, filter FROM subscription_filters WHERE type = ?",
+        (event.type,),
+    )
+    if not rows:
+        return []
+    shape = event.to_dict()
+    chosen = deliveries([(sub, run, pos, decode(flt)) for sub, run, pos, flt in rows], shape)
+    if chosen:
+        await tx.executemany(
+            "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+            [
+                (run_id, signal_name(sub_id), delivery_payload(position, shape), now)
+                for sub_id, run_id, position in chosen
+            ],
+        )
+    return [run_id for _, run_id, _ in chosen]
+
+
+async def _open(
+    tx: Tx, run_id: str, subscription_id: str, filters: list[dict[str, Any]], now: float
+) -> None:
+    added = await tx.execute(
+        "INSERT INTO subscriptions (id, run_id, filters, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
+        (subscription_id, run_id, encode(filters), now),
+    )
+    if added == 1:
+        await tx.executemany(
+            f"INSERT INTO subscription_filters ({FILTER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+            filter_rows(subscription_id, run_id, filters),
+        )
+
+
+async def restore_subscriptions(tx: Tx, run_id: str, now: float) -> None:
+    """Reopen what the history of a retried run left open (finishing it had dropped them)."""
+    entries = await tx.all(
+        f"SELECT name, output FROM steps WHERE run_id = ? AND {SUBSCRIPTION_STEPS_WHERE} "
+        "ORDER BY seq",
+        (run_id,),
+    )
+    for subscription_id, filters in open_subscriptions(entries).items():
+        await _open(tx, run_id, subscription_id, filters, now)
+
+
+async def _list(tx: Tx, query: EventQuery) -> list[StoredEvent]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("type", "source", "subject"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.before is not None:
+        clauses.append("seq < ?")
+        params.append(query.before)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = await tx.all(
+        f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY seq DESC LIMIT ?",
+        (*params, query.limit),
+    )
+    return [event_from_row(row) for row in rows]
+
+
+class EventOps(Transactions):
+    """The event and subscription operations of :class:`~opsloom.store.base.Store`."""
+
+    async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
+        batch = list(events)
+        return await self.write(lambda tx: append(tx, batch, now), WORK)
+
+    async def append_event(self, event: CloudEvent, now: float) -> bool:
+        return (await self.append_events([event], now))[0]
+
+    async def get_event(self, source: str, event_id: str) -> StoredEvent | None:
+        row = await self.read(
+            lambda tx: tx.one(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE source = ? AND id = ?",
+                (source, event_id),
+            )
+        )
+        return None if row is None else event_from_row(row)
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        return await self.read(lambda tx: _list(tx, query))
+
+    async def subscriptions_of(self, run_id: str) -> list[Subscription]:
+        rows = await self.read(
+            lambda tx: tx.all(
+                "SELECT id, run_id, filters, created_at FROM subscriptions WHERE run_id = ? "
+                "ORDER BY created_at, id",
+                (run_id,),
+            )
+        )
+        return [subscription_from_row(row) for row in rows]
+
+    def subscribe(
+        self,
+        fence: Fence,
+        subscription_id: str,
+        filters: list[dict[str, Any]],
+        step: StepRecord,
+        now: float,
+    ) -> Awaitable[None]:
+        async def subscribe(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await _open(tx, fence.run_id, subscription_id, filters, now)
+            # Events its trigger handed the run before it listened are not lost.
+            await move_inbox(tx, fence.run_id, subscription_id, filters, now)
+            await upsert_step(tx, step)
+
+        return self.write(subscribe)
+
+    def unsubscribe(self, fence: Fence, subscription_id: str, step: StepRecord) -> Awaitable[None]:
+        async def unsubscribe(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await return_to_inbox(tx, fence.run_id, subscription_id)
+            await tx.execute(
+                "DELETE FROM subscription_filters WHERE subscription_id = ? AND run_id = ?",
+                (subscription_id, fence.run_id),
+            )
+            await tx.execute(
+                "DELETE FROM subscriptions WHERE id = ? AND run_id = ?",
+                (subscription_id, fence.run_id),
+            )
+            await upsert_step(tx, step)
+
+        return self.write(unsubscribe)
+
+    def emit_event(
+        self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
+    ) -> Awaitable[bool]:
+        async def emit(tx: Tx) -> bool:
+            await check_fence(tx, fence)
+            stored = (await append(tx, [event], now))[0]
+            await upsert_step(tx, step)
+            return stored
+
+        return self.write(emit, WORK)

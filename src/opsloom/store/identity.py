@@ -1,18 +1,20 @@
 """Users, roles, groups and API tokens as the store keeps them: records and neutral SQL.
 
-Statements use ``?`` placeholders; the PostgreSQL mixin swaps them for ``%s``. Each change of
-an identity is written with its audit entry in one transaction by the dialect mixins
-(``dialects/sqlite_identity.py``, ``dialects/postgres_identity.py``), and only when something
+Each change of an identity is written with its audit entry in one transaction, and only when
+something
 actually changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from opsloom.clock import to_datetime
+from opsloom.store.audit import AuditDraft, append_audit_entry
+from opsloom.store.tx import Row, Transactions, Tx
 
 USER_COLUMNS = "id, name, email, slack_id, disabled, created_at, updated_at"
 SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"
@@ -185,7 +187,7 @@ class TokenRecord:
         }
 
 
-def token_from_row(row: tuple[Any, ...]) -> TokenRecord:
+def token_from_row(row: Row) -> TokenRecord:
     """A token from a row of :data:`TOKEN_COLUMNS`."""
     id_, user, name, created_at, expires_at, revoked_at, last_used_at = row
     return TokenRecord(
@@ -199,7 +201,7 @@ def token_from_row(row: tuple[Any, ...]) -> TokenRecord:
     )
 
 
-def groups_from_rows(rows: list[tuple[Any, ...]]) -> dict[str, list[str]]:
+def groups_from_rows(rows: list[Row]) -> dict[str, list[str]]:
     """``{group: [user, …]}`` from rows of (group_name, user_id) ordered by group."""
     groups: dict[str, list[str]] = {}
     for group, user in rows:
@@ -214,3 +216,172 @@ def _float(value: Any) -> float | None:
 def _iso(ts: float | None) -> str | None:
     moment = to_datetime(ts)
     return None if moment is None else moment.isoformat()
+
+
+async def _user(tx: Tx, row: Row | None) -> User | None:
+    if row is None:
+        return None
+    roles = [r[0] for r in await tx.all(ROLES_OF, (row[0],))]
+    groups = [g[0] for g in await tx.all(GROUPS_OF, (row[0],))]
+    return user_from_row(row, roles, groups)
+
+
+async def _exists(tx: Tx, user_id: str) -> bool:
+    return await tx.one(USER_EXISTS, (user_id,)) is not None
+
+
+async def _list_users(tx: Tx) -> list[User]:
+    roles: dict[str, list[str]] = {}
+    for user_id, role in await tx.all(ALL_ROLES):
+        roles.setdefault(user_id, []).append(role)
+    groups: dict[str, list[str]] = {}
+    for group, user_id in await tx.all(ALL_MEMBERS):
+        groups.setdefault(user_id, []).append(group)
+    return [
+        user_from_row(row, roles.get(row[0]), groups.get(row[0]))
+        for row in await tx.all(SELECT_USERS)
+    ]
+
+
+async def _audited(tx: Tx, user_id: str, sql: str, params: Row, audit: AuditDraft) -> bool | None:
+    """Run ``sql`` on an existing user: None (no user), False (nothing changed) or True."""
+    if not await _exists(tx, user_id):
+        return None
+    if await tx.execute(sql, params) != 1:
+        return False
+    await append_audit_entry(tx, audit)
+    return True
+
+
+class IdentityOps(Transactions):
+    """The user, group and token operations of :class:`~opsloom.store.base.Store`."""
+
+    async def create_user(
+        self,
+        user: User,
+        audit: Sequence[AuditDraft],
+        *,
+        token: NewToken | None = None,
+        first: bool = False,
+    ) -> UserConflict | None:
+        async def create(tx: Tx) -> UserConflict | None:
+            if first:
+                # Two processes bootstrapping a new database at once: the second waits here
+                # for the first to commit, then finds its user (SQLite's writer is alone).
+                lock = tx.lock("IN SHARE ROW EXCLUSIVE MODE")
+                if lock:
+                    await tx.execute(f"LOCK TABLE users{lock}")
+                if await tx.one(ANY_USER) is not None:
+                    return UserConflict.NOT_FIRST
+            if await _exists(tx, user.id):
+                return UserConflict.EXISTS
+            if user.slack_id is not None and await tx.one(SLACK_ID_TAKEN, (user.slack_id,)):
+                return UserConflict.SLACK_ID_TAKEN
+            await tx.execute(INSERT_USER, user.params())
+            actor = audit[0].actor if audit else "system"
+            for role in sorted(user.roles):
+                await tx.execute(INSERT_ROLE, (user.id, role, user.created_at, actor))
+            if token is not None:
+                await tx.execute(INSERT_TOKEN, token.params())
+            for draft in audit:
+                await append_audit_entry(tx, draft)
+            return None
+
+        return await self.write(create)
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self.read(lambda tx: _one_user(tx, SELECT_USER, user_id))
+
+    async def user_by_slack_id(self, slack_id: str) -> User | None:
+        return await self.read(lambda tx: _one_user(tx, SELECT_USER_BY_SLACK_ID, slack_id))
+
+    async def list_users(self) -> list[User]:
+        # One snapshot, so a user's roles and groups are those of the listed user.
+        return await self.read(_list_users, snapshot=True)
+
+    async def update_user(self, user: User, audit: AuditDraft) -> UserConflict | None:
+        async def update(tx: Tx) -> UserConflict | None:
+            if not await _exists(tx, user.id):
+                return UserConflict.MISSING
+            if user.slack_id is not None and await tx.one(
+                SLACK_ID_OF_OTHER, (user.slack_id, user.id)
+            ):
+                return UserConflict.SLACK_ID_TAKEN
+            await tx.execute(SET_PROFILE, (user.name, user.email, user.slack_id, audit.at, user.id))
+            await append_audit_entry(tx, audit)
+            return None
+
+        return await self.write(update)
+
+    async def set_user_disabled(
+        self, user_id: str, disabled: bool, audit: AuditDraft
+    ) -> bool | None:
+        flag = int(disabled)
+        return await self._change(user_id, SET_DISABLED, (flag, audit.at, user_id, flag), audit)
+
+    async def change_role(
+        self, user_id: str, role: str, granted: bool, audit: AuditDraft
+    ) -> bool | None:
+        if granted:
+            params = (user_id, role, audit.at, audit.actor)
+            return await self._change(user_id, INSERT_ROLE, params, audit)
+        return await self._change(user_id, DELETE_ROLE, (user_id, role), audit)
+
+    async def change_membership(
+        self, user_id: str, group: str, member: bool, audit: AuditDraft
+    ) -> bool | None:
+        if member:
+            params = (group, user_id, audit.at, audit.actor)
+            return await self._change(user_id, INSERT_MEMBER, params, audit)
+        return await self._change(user_id, DELETE_MEMBER, (group, user_id), audit)
+
+    def _change(
+        self, user_id: str, sql: str, params: Row, audit: AuditDraft
+    ) -> Awaitable[bool | None]:
+        return self.write(lambda tx: _audited(tx, user_id, sql, params, audit))
+
+    async def group_members(self, group: str) -> list[str]:
+        return [row[0] for row in await self.read(lambda tx: tx.all(MEMBERS, (group,)))]
+
+    async def list_groups(self) -> dict[str, list[str]]:
+        return groups_from_rows(await self.read(lambda tx: tx.all(ALL_MEMBERS)))
+
+    async def create_token(self, token: NewToken, audit: AuditDraft) -> bool:
+        async def create(tx: Tx) -> bool:
+            if not await _exists(tx, token.user):
+                return False
+            await tx.execute(INSERT_TOKEN, token.params())
+            await append_audit_entry(tx, audit)
+            return True
+
+        return await self.write(create)
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        row = await self.read(lambda tx: tx.one(SELECT_TOKEN, (token_id,)))
+        return None if row is None else token_from_row(row)
+
+    async def token_by_hash(self, digest: str) -> TokenRecord | None:
+        row = await self.read(lambda tx: tx.one(TOKEN_BY_HASH, (digest,)))
+        return None if row is None else token_from_row(row)
+
+    async def list_tokens(self, user_id: str | None = None) -> list[TokenRecord]:
+        text, params = (SELECT_TOKENS, ()) if user_id is None else (TOKENS_OF, (user_id,))
+        return [token_from_row(row) for row in await self.read(lambda tx: tx.all(text, params))]
+
+    async def revoke_token(self, token_id: str, audit: AuditDraft) -> bool | None:
+        async def revoke(tx: Tx) -> bool | None:
+            if await tx.one(SELECT_TOKEN, (token_id,)) is None:
+                return None
+            if await tx.execute(REVOKE_TOKEN, (audit.at, token_id)) != 1:
+                return False
+            await append_audit_entry(tx, audit)
+            return True
+
+        return await self.write(revoke)
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        await self.write(lambda tx: tx.execute(TOUCH_TOKEN, (now, token_id)))
+
+
+async def _one_user(tx: Tx, query: str, key: str) -> User | None:
+    return await _user(tx, await tx.one(query, (key,)))

@@ -16,7 +16,7 @@ from opsloom.model.run import NewRun
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at, event_source, event_id"
+    "updated_at, completed_at, event_source, event_id, traceparent, started_by"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -24,7 +24,7 @@ STEP_COLUMNS = (
 #: Columns of a new run, in the order of ``run_insert_params``.
 RUN_INSERT_COLUMNS = (
     "id, workflow, version, status, input, parent_id, parent_seq, priority, concurrency_key, "
-    "concurrency_limit, deadline, created_at, started_at, updated_at"
+    "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent, started_by"
 )
 #: Columns of a new job, in the order of ``job_insert_params``.
 JOB_INSERT_COLUMNS = (
@@ -50,6 +50,28 @@ def run_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) 
         now,
         None if lease is None else now,
         now,
+        new.traceparent,
+        new.started_by,
+    )
+
+
+def new_run_record(new: NewRun, now: float, lease: tuple[str, float] | None) -> RunRecord:
+    """The run just inserted with ``run_insert_params``, without reading it back."""
+    return RunRecord(
+        id=new.id,
+        workflow=new.workflow,
+        version=new.version,
+        status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
+        input=decode(new.input),
+        parent_id=new.parent_id,
+        priority=new.priority,
+        concurrency_key=new.concurrency_key,
+        deadline=new.deadline,
+        created_at=now,
+        started_at=None if lease is None else now,
+        updated_at=now,
+        traceparent=new.traceparent,
+        started_by=new.started_by,
     )
 
 
@@ -110,6 +132,8 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         completed_at=row[16],
         event_source=row[17],
         event_id=row[18],
+        traceparent=row[19],
+        started_by=row[20],
     )
 
 
@@ -127,8 +151,3 @@ SINGLETON_UPSERT = (
     "WHERE singletons.owner = excluded.owner OR singletons.expires_at < ? "
     "RETURNING owner"
 )
-
-
-def pg(text: str) -> str:
-    """The PostgreSQL form of a statement written with ``?`` placeholders (``%s``)."""
-    return text.replace("?", "%s")

@@ -11,6 +11,7 @@ RUN_ORDER = "created_at DESC, id DESC"
 #: How each dialect finds text inside the id (text) and the input (JSON bytes).
 SQLITE_TEXT = "(instr(id, ?) > 0 OR instr(input, ?) > 0)"
 POSTGRES_TEXT = "(strpos(id, ?) > 0 OR position(?::bytea IN input) > 0)"
+TEXT = {"sqlite": SQLITE_TEXT, "postgres": POSTGRES_TEXT}
 
 
 def run_where(flt: RunFilter, text_clause: str, *, paged: bool = True) -> tuple[str, list[Any]]:

@@ -1,17 +1,73 @@
-"""Triggers in the store: dialect-neutral SQL text (``?`` placeholders) and row mapping.
+"""Triggers in the store: SQL, row mapping, the intake and the trigger operations.
 
-Each dialect runs these statements in its own module (``dialects/sqlite_triggers.py``,
-``dialects/postgres_triggers.py``); PostgreSQL swaps the placeholders for ``%s``.
+Triggers start runs from events inside ``append_events``' transaction (the intake): an event of
+a dedup key whose run is open goes to that run's inbox (signal ``events:inbox``) instead. The
+intake inserts signals and runs but locks no ``jobs`` rows: waking the runs it hands events to
+is left to the caller, which locks them in run-id order with the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.model.trigger import Trigger, correlate_from_json, correlate_json
+from opsloom.model.cloudevent import CloudEvent
+from opsloom.model.matching import first_match, signal_name
+from opsloom.model.tracecontext import TraceParent, trace_id_of
+from opsloom.model.trigger import (
+    INBOX,
+    Trigger,
+    _Failed,
+    choose,
+    correlate_from_json,
+    correlate_json,
+)
+from opsloom.store.job import insert_run, nudge
+from opsloom.store.tx import Row, Transactions, Tx
+
+log = logging.getLogger("opsloom.triggers")
+
+
+def traceparent_of(event: CloudEvent) -> str | None:
+    """The event's ``traceparent`` (CloudEvents distributed tracing extension), if valid."""
+    value = event.extensions.get("traceparent")
+    return value if isinstance(value, str) and TraceParent.parse(value) is not None else None
+
+
+def note(
+    trigger: Trigger, decision: str, key: str | None, event: CloudEvent, run_id: str | None = None
+) -> None:
+    """Log one structured line for what ``trigger`` did with ``event`` during intake.
+
+    ``decision``: ``matched`` (``run_id`` starts), ``deduplicated`` (the open run ``run_id``
+    of the key gets it), ``suppressed`` (flap window) or ``followed`` (a follow event with no
+    open run). Logged inside the intake's transaction, so a batch that is retried may log a
+    decision twice; it is never left unlogged.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
+    traceparent = event.extensions.get("traceparent")
+    log.info(
+        "trigger %s %s event %s from %s",
+        trigger.id,
+        decision,
+        event.id,
+        event.source,
+        extra={
+            "event": f"trigger_{decision}",
+            "trigger": trigger.id,
+            "workflow": trigger.workflow,
+            "key": key,
+            "event_source": event.source,
+            "event_id": event.id,
+            "run_id": run_id,
+            "trace_id": trace_id_of(traceparent) if isinstance(traceparent, str) else None,
+        },
+    )
+
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "
@@ -71,6 +127,11 @@ MOVE_SIGNAL = "UPDATE signals SET name = ?, payload = ? WHERE id = ?"
 FROM_INBOX = "inbox"
 
 
+def delivery_payload(position: int, event: dict[str, Any]) -> bytes:
+    """The payload of the signal that hands ``event`` to a subscribed run (or an inbox)."""
+    return encode({"filter": position, "event": event})
+
+
 def moved_payload(position: int, inbox_position: int, event: dict[str, Any]) -> bytes:
     """An inbox event handed to a subscription (filter ``position``), able to go back."""
     return encode({"filter": position, "event": event, FROM_INBOX: inbox_position})
@@ -89,7 +150,7 @@ class TriggerRun:
     closed_at: float | None
 
 
-def trigger_from_row(row: Sequence[Any]) -> Trigger:
+def trigger_from_row(row: Row) -> Trigger:
     """A trigger from a row selected with ``TRIGGER_COLUMNS``."""
     return Trigger(
         id=row[0],
@@ -145,7 +206,7 @@ def filter_params(trigger: Trigger) -> list[tuple[Any, ...]]:
     ]
 
 
-def trigger_run_from_row(row: Sequence[Any]) -> TriggerRun:
+def trigger_run_from_row(row: Row) -> TriggerRun:
     return TriggerRun(
         trigger_id=row[0],
         key=row[1],
@@ -155,3 +216,171 @@ def trigger_run_from_row(row: Sequence[Any]) -> TriggerRun:
         opened_at=float(row[5]),
         closed_at=None if row[6] is None else float(row[6]),
     )
+
+
+async def intake(
+    tx: Tx, event: CloudEvent, shape: dict[str, Any], delivered: Collection[str], now: float
+) -> list[str]:
+    """Start runs for a new event or hand it to open ones; the runs to wake.
+
+    ``delivered``: runs a subscription already gave this event to (no second copy).
+    """
+    rows = await tx.all(FILTERS_OF_TYPE, (event.type,))
+    if not rows:
+        return []
+    woken: list[str] = []
+    candidates = [(trigger_id, position, decode(flt)) for trigger_id, position, flt in rows]
+    for trigger_id, position in choose(candidates, shape):
+        row = await tx.one(SELECT_ONE, (trigger_id,))
+        if row is not None:
+            trigger = trigger_from_row(row)
+            woken.extend(await _fire(tx, trigger, position, event, shape, delivered, now))
+    return woken
+
+
+async def _fire(
+    tx: Tx,
+    trigger: Trigger,
+    position: int,
+    event: CloudEvent,
+    shape: dict[str, Any],
+    delivered: Collection[str],
+    now: float,
+) -> list[str]:
+    key = trigger.key_of(position, shape)
+    if isinstance(key, _Failed):
+        return []
+    if key is not None:
+        row = await tx.one(OPEN_RUN, (trigger.id, key))
+        if row is not None:
+            note(trigger, "deduplicated", key, event, row[0])
+            return await _to_inbox(tx, row[0], position, shape, delivered, now)
+    if trigger.follows(position):
+        note(trigger, "followed", key, event)
+        return []  # a follow event only reaches an open run
+    if key is not None and trigger.window > 0:
+        last = await tx.one(LAST_CLOSED, (trigger.id, key))
+        if last is not None and last[0] is not None and now - float(last[0]) < trigger.window:
+            note(trigger, "suppressed", key, event)
+            return []  # flap suppression: stored, starts nothing
+    value: Any = shape
+    if trigger.mode == "all":
+        correlation = trigger.correlation_of(position, shape)
+        if correlation is None:
+            return []
+        # Two intakes adding the last two events of one correlation at once must see each
+        # other's: they take turns on it until the first commits.
+        await tx.lock_key(f"trigger:{trigger.id}:{correlation}")
+        await tx.execute(KEEP_STATE, (trigger.id, correlation, position, encode(shape), now))
+        rows = await tx.all(READ_STATE, (trigger.id, correlation))
+        if len(rows) < len(trigger.filters):
+            return []
+        await tx.execute(CLEAR_STATE, (trigger.id, correlation))
+        value = {"events": [decode(blob) for _, blob in rows]}
+    blob = trigger.run_input(value)
+    if blob is None:
+        return []
+    run_id = trigger.run_id(key, event.source, event.id)
+    # Opening a key waits for a concurrent intake that opened it; then writes nothing.
+    opened = (trigger.id, key, run_id, event.source, event.id, now)
+    if key is not None and await tx.execute(OPEN, opened) != 1:
+        row = await tx.one(OPEN_RUN, (trigger.id, key))
+        if row is None or row[0] == run_id:
+            return []
+        note(trigger, "deduplicated", key, event, row[0])
+        return await _to_inbox(tx, row[0], position, shape, delivered, now)
+    if await insert_run(tx, trigger.new_run(run_id, blob, now, traceparent_of(event)), now):
+        await tx.execute(MARK_RUN, (event.source, event.id, run_id))
+        note(trigger, "matched", key, event, run_id)
+    return []
+
+
+async def _to_inbox(
+    tx: Tx,
+    run_id: str,
+    position: int,
+    shape: dict[str, Any],
+    delivered: Collection[str],
+    now: float,
+) -> list[str]:
+    if run_id in delivered:
+        return []
+    await tx.execute(INSERT_INBOX, (run_id, INBOX, delivery_payload(position, shape), now))
+    return [run_id]
+
+
+async def move_inbox(
+    tx: Tx, run_id: str, subscription_id: str, filters: list[dict[str, Any]], now: float
+) -> None:
+    """Hand the run's unconsumed inbox events that match a new subscription to it, in order.
+
+    The signals keep their ids, so the subscriber takes them oldest first, before any event
+    delivered live later. A run executing now is nudged: it parks and comes back with them.
+    """
+    moved = False
+    for signal_id, payload in await tx.all(INBOX_OF, (run_id, INBOX)):
+        delivery = decode(payload) or {}
+        event = delivery.get("event") or {}
+        position = first_match(filters, event)
+        if position is not None:
+            blob = moved_payload(position, int(delivery.get("filter", 0)), event)
+            await tx.execute(MOVE_SIGNAL, (signal_name(subscription_id), blob, signal_id))
+            moved = True
+    if moved:
+        await nudge(tx, [run_id], now)
+
+
+async def return_to_inbox(tx: Tx, run_id: str, subscription_id: str) -> None:
+    """A closed subscription gives the inbox events it did not take back to the inbox.
+
+    ``ctx.wait_for_event`` subscribes, takes one event and unsubscribes: the other inbox
+    events it was handed wait for the next subscription that matches them.
+    """
+    for signal_id, payload in await tx.all(INBOX_OF, (run_id, signal_name(subscription_id))):
+        delivery = decode(payload) or {}
+        if FROM_INBOX in delivery:
+            blob = delivery_payload(int(delivery[FROM_INBOX]), delivery.get("event") or {})
+            await tx.execute(MOVE_SIGNAL, (INBOX, blob, signal_id))
+
+
+class TriggerOps(Transactions):
+    """The trigger operations of :class:`~opsloom.store.base.Store`."""
+
+    async def save_trigger(self, trigger: Trigger, now: float) -> Trigger:
+        async def save(tx: Tx) -> Trigger:
+            row = await tx.one(SELECT_ONE, (trigger.id,))
+            if row is None:
+                await tx.execute(INSERT, insert_params(trigger, now))
+            else:
+                old = trigger_from_row(row)
+                if old.definition() == trigger.definition():
+                    return old
+                await tx.execute(REDEFINE, redefine_params(trigger, now))
+                await tx.execute(DELETE_FILTERS, (trigger.id,))
+                # Half-collected 'all' events were gathered under the old filters.
+                await tx.execute(DELETE_STATES, (trigger.id,))
+            await tx.executemany(INSERT_FILTER, filter_params(trigger))
+            saved = await tx.one(SELECT_ONE, (trigger.id,))
+            assert saved is not None
+            return trigger_from_row(saved)
+
+        return await self.write(save)
+
+    async def get_trigger(self, trigger_id: str) -> Trigger | None:
+        row = await self.read(lambda tx: tx.one(SELECT_ONE, (trigger_id,)))
+        return None if row is None else trigger_from_row(row)
+
+    async def list_triggers(self) -> list[Trigger]:
+        return [trigger_from_row(row) for row in await self.read(lambda tx: tx.all(SELECT_ALL))]
+
+    async def delete_trigger(self, trigger_id: str) -> bool:
+        async def delete(tx: Tx) -> bool:
+            await tx.execute(DELETE_FILTERS, (trigger_id,))
+            await tx.execute(DELETE_STATES, (trigger_id,))
+            return await tx.execute(DELETE, (trigger_id,)) > 0
+
+        return await self.write(delete)
+
+    async def trigger_runs(self, trigger_id: str, limit: int = 50) -> list[TriggerRun]:
+        rows = await self.read(lambda tx: tx.all(RUNS_OF, (trigger_id, limit)))
+        return [trigger_run_from_row(row) for row in rows]

@@ -1,71 +1,93 @@
-"""Group commit for SQLite: one writer connection, many state changes per transaction.
+"""Group commit: one writer connection per store, many operations per transaction.
 
-Callers on the event loop submit operations (functions of a ``sqlite3.Connection``). The writer
-takes everything queued, runs it inside one ``BEGIN IMMEDIATE … COMMIT`` and resolves all the
-callers' futures at once: one fsync for the whole batch. While a batch commits, the next one
-fills up, so the number of fsyncs stays flat as the load grows.
+Callers submit operations (see :mod:`opsloom.store.tx`) in the order they want them applied.
+The writer takes everything queued, runs the operations one after another inside one
+transaction and resolves all the callers' futures once it has committed: one flush to disk for
+the whole batch, and writes of one run are applied in call order. While a batch commits, the
+next one fills up, so the number of flushes stays flat as the load grows.
 
-The statements themselves run on the event loop thread (each takes microseconds), and only the
-calls that may block — taking the write lock when another process holds it, and the COMMIT with
-its fsync — run on the writer's own thread. Running every statement on a second thread would
-make the two threads trade the GIL for every statement, which costs far more than the SQL.
+This module holds the queue and the outcomes; each dialect's writer (``dialects/*_writer.py``)
+holds its connection, its transactions and what it does when an operation fails half-way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+import time
+from abc import ABC, abstractmethod
+from typing import Any, NamedTuple
 
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.model.observer import Observer
+from opsloom.store.tx import Op, T
 
 log = logging.getLogger("opsloom.store")
 
-Op = Callable[[sqlite3.Connection], Any]
-
-#: Errors an operation raises *before* it writes anything: the batch goes on without it.
+#: Errors an operation raises on purpose, before it writes anything: passed to the caller as
+#: they are, and the rest of the batch goes on.
 CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
 
-_LOCK_WAIT_MS = 30_000
-#: Batches up to this size commit on the loop thread; larger ones on the writer thread.
-_INLINE_COMMIT = 4
+
+class Pending(NamedTuple):
+    """A submitted operation and what comes with it."""
+
+    op: Op[Any]
+    future: asyncio.Future[Any]
+    wake: tuple[str, ...]
+    one_statement: bool
 
 
-class GroupCommitWriter:
-    """The single writer of one SQLite database file."""
+#: What became of an operation: its future, whether it succeeded, its result or error.
+Outcome = tuple["asyncio.Future[Any]", bool, Any]
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], max_batch: int = 5000) -> None:
-        self._connect = connect
+
+def failure(exc: BaseException) -> StoreError:
+    """The ``StoreError`` a caller gets for an unexpected database error."""
+    wrapped = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+class GroupCommit(ABC):
+    """The queue of one writer: batches in call order, outcomes resolved after each commit."""
+
+    def __init__(self, name: str, max_batch: int) -> None:
+        self._name = name
         self._max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloom-sqlite")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
         self.ops = 0
+        #: Told the size and duration of every committed batch.
+        self.observer = Observer()
 
-    def start(self) -> None:
+    def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._conn = self._connect()
-        # Never wait for the lock on the loop thread: BEGIN fails at once and is retried on
-        # the writer thread with a long timeout.
-        self._conn.execute("PRAGMA busy_timeout = 0")
-        self._task = self._loop.create_task(self._serve(), name="opsloom-sqlite-writer")
+        self._task = self._loop.create_task(self._serve(), name=self._name)
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
-        """Queue ``op``; the future resolves once its transaction is committed."""
+    def submit(
+        self, op: Op[T], wake: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue ``op``; the future resolves once its transaction is committed.
+
+        ``one_statement``: the op makes at most one change in one statement, so when it is
+        alone in its batch it may run without BEGIN and COMMIT (the statement commits itself).
+        """
         if self._loop is None or self._closing:
             raise StoreError("the store is not open")
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append((op, future))
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append(Pending(op, future, wake, one_statement))
         self._wake.set()
         return future
+
+    @property
+    def alive(self) -> bool:
+        """The writer is serving: started, not stopped, and its loop has not died."""
+        return self._task is not None and not self._task.done() and not self._closing
 
     async def stop(self) -> None:
         """Commit what is queued, then close the connection."""
@@ -75,13 +97,9 @@ class GroupCommitWriter:
         self._wake.set()
         await self._task
         self._task = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._thread.shutdown(wait=True)
+        await self._close()
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
                 if self._closing:
@@ -91,86 +109,33 @@ class GroupCommitWriter:
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            self.batches += 1
+            self.ops += len(batch)
+            started = time.perf_counter()
             try:
-                outcomes = await self._commit(loop, batch)
-            except Exception as exc:  # the database itself failed (disk full, I/O error…)
+                outcomes = await self._commit(batch)
+                self.observer.store_committed(len(batch), time.perf_counter() - started)
+            except Exception as exc:  # the database itself failed (disk full, connection lost…)
                 log.error("group commit failed: %r", exc)
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
-                outcomes = [(future, False, error) for _, future in batch]
-            _resolve(outcomes)
+                outcomes = [(pending.future, False, error) for pending in batch]
+                await self._failed()
+            for future, ok, value in outcomes:
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
-    async def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
-        conn = self._conn
-        assert conn is not None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            await loop.run_in_executor(self._thread, _begin_waiting, conn)
+    @abstractmethod
+    async def _commit(self, batch: list[Pending]) -> list[Outcome]:
+        """Run and commit ``batch`` in one transaction; an outcome per operation, in order."""
 
-    async def _commit(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Op, asyncio.Future[Any]]]
-    ) -> list[Any]:
-        conn = self._conn
-        assert conn is not None
-        self.batches += 1
-        self.ops += len(batch)
-        await self._begin(loop)
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        try:
-            for op, future in batch:
-                try:
-                    outcomes.append((future, True, op(conn)))
-                except CLEAN_ERRORS as exc:
-                    outcomes.append((future, False, exc))
-        except Exception as exc:
-            # Something failed half-way through an operation: undo the whole batch and replay
-            # it with a savepoint around each operation, so only the culprit fails.
-            log.warning("an operation failed inside a batch, isolating it: %r", exc)
-            conn.execute("ROLLBACK")
-            await self._begin(loop)
-            outcomes = [_isolated(conn, op, future) for op, future in batch]
-        if len(batch) <= _INLINE_COMMIT:
-            # A small batch means a quiet system: the fsync costs less than the hop to the
-            # writer thread and back, which would add to every step's latency.
-            conn.execute("COMMIT")
-        else:
-            await loop.run_in_executor(self._thread, conn.execute, "COMMIT")
-        return outcomes
+    async def _failed(self) -> None:
+        """A batch failed as a whole: get ready for the next one."""
+        return None
 
-
-def _begin_waiting(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {_LOCK_WAIT_MS}")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    finally:
-        conn.execute("PRAGMA busy_timeout = 0")
-
-
-def _isolated(
-    conn: sqlite3.Connection, op: Op, future: asyncio.Future[Any]
-) -> tuple[asyncio.Future[Any], bool, Any]:
-    conn.execute("SAVEPOINT op")
-    try:
-        result = op(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO op")
-        conn.execute("RELEASE op")
-        if not isinstance(exc, (*CLEAN_ERRORS, StoreError)):
-            wrapped = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
-            wrapped.__cause__ = exc
-            exc = wrapped
-        return (future, False, exc)
-    conn.execute("RELEASE op")
-    return (future, True, result)
-
-
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+    @abstractmethod
+    async def _close(self) -> None:
+        """Close the connection."""

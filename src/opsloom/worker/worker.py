@@ -19,6 +19,7 @@ from opsloom.engine.registry import Registry
 from opsloom.errors import StoreError, WorkflowNotFoundError
 from opsloom.ids import new_token
 from opsloom.model import RunRecord
+from opsloom.model.observer import Observer
 from opsloom.store.base import Claim, Store
 
 log = logging.getLogger("opsloom.worker")
@@ -70,8 +71,10 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         on_finished: Callable[[RunRecord], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer or Observer()
         self.registry = registry
         self.clock = clock
         self.options = options or WorkerOptions()
@@ -224,6 +227,9 @@ class Worker:
         except WorkflowNotFoundError:  # pragma: no cover - claims are filtered by kind
             log.error("claimed a run of an unknown workflow", extra={"run_id": run.id})
             return
+        # A run's first claim sets its start time, and nothing has been recorded yet.
+        first = not claim.history and run.started_at == run.updated_at
+        self.observer.run_claimed(run, first, self.clock.now())
         execution = Execution(self, claim, spec)
         self.executions[run.id] = execution
         execution.task = asyncio.create_task(execution.execute(), name=f"opsloom-exec-{run.id}")
@@ -267,6 +273,7 @@ class Worker:
             except Exception:
                 log.exception("reaping expired leases failed")
             if reaped:
+                self.observer.runs_recovered(reaped)
                 log.warning(
                     "recovered %d runs whose worker vanished",
                     len(reaped),

@@ -69,5 +69,5 @@ Feature: Authenticated HTTP Calls
     Then the workflow should complete with output:
     """yaml
     authenticated: true
-    token: token-123
+    token: '***'
     """

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from opsloom.api.auth import require
-from opsloom.api.body import body_doc, json_model
+from opsloom.api.body import body_doc, model_body
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
@@ -150,10 +150,8 @@ async def decide_task(
     request: Request,
     request_id: str,
     task: str,
-    body: Annotated[
-        DecisionBody, Depends(json_model(DecisionBody, '{"approve": false, "comment": "why"}'))
-    ],
     principal: Approver,
+    body: Annotated[DecisionBody, Depends(model_body(DecisionBody))],
     approvals: Service,
 ) -> Response:
     task_id = _task_id(request_id, task)
@@ -170,8 +168,8 @@ async def ask_requester(
     request: Request,
     request_id: str,
     task: str,
-    body: Annotated[AskBody, Depends(json_model(AskBody, '{"question": "..."}'))],
     principal: Approver,
+    body: Annotated[AskBody, Depends(model_body(AskBody))],
     approvals: Service,
 ) -> Response:
     task_id = _task_id(request_id, task)
@@ -187,8 +185,8 @@ async def ask_requester(
 async def answer_questions(
     request: Request,
     request_id: str,
-    body: Annotated[AnswerBody, Depends(json_model(AnswerBody, '{"answer": "..."}'))],
     principal: Viewer,
+    body: Annotated[AnswerBody, Depends(model_body(AnswerBody))],
     approvals: Service,
 ) -> Response:
     return JSONResponse(await approvals.answer(principal, request_id, body.answer))
@@ -204,8 +202,8 @@ async def delegate_task(
     request: Request,
     request_id: str,
     task: str,
-    body: Annotated[DelegateBody, Depends(json_model(DelegateBody, '{"to": "user"}'))],
     principal: Approver,
+    body: Annotated[DelegateBody, Depends(model_body(DelegateBody))],
     approvals: Service,
 ) -> Response:
     task_id = _task_id(request_id, task)
@@ -221,8 +219,8 @@ async def delegate_task(
 async def cancel_request(
     request: Request,
     request_id: str,
-    body: Annotated[CancelBody, Depends(json_model(CancelBody, '{"reason": "..."}'))],
     principal: Viewer,
+    body: Annotated[CancelBody, Depends(model_body(CancelBody))],
     approvals: Service,
 ) -> Response:
     return JSONResponse(await approvals.cancel(principal, request_id, body.reason))

@@ -25,6 +25,9 @@ from opsloom.services.event import EventNotFoundError, emit_events, show_event
 from opsloom.services.event import list_events as list_stored
 from opsloom.triggers.binding import BATCH, STRUCTURED, UnsupportedEventMediaError, events_from_http
 
+#: Sources of the events the webhook receivers store (``/hooks/<source>``).
+HOOK_SOURCE_PREFIX = "/hooks/"
+
 router = APIRouter(prefix="/events", tags=["events"])
 
 #: Who may use each route: reading needs ``viewer``, sending events ``operator``.
@@ -124,6 +127,20 @@ async def post_events(app: AppDep, who: Operator, request: Request) -> JSONRespo
         )
     except UnsupportedEventMediaError as exc:
         return problem(request, 415, exc.code, str(exc))
+    for index, event in enumerate(events):
+        if event.source.startswith(HOOK_SOURCE_PREFIX):
+            # Only the webhook receivers, which check each sender's credentials, speak for
+            # a /hooks/ source: triggers may trust those events as coming from the tool.
+            return problem(
+                request,
+                400,
+                "reserved_source",
+                f"event source {event.source!r} is reserved for webhook receivers "
+                f"({HOOK_SOURCE_PREFIX}*); send your events under another source",
+                title="Invalid CloudEvent",
+                attribute="source",
+                index=index if len(events) > 1 else None,
+            )
     receipts = await emit_events(app, events, actor=who.user)
     return JSONResponse(
         {

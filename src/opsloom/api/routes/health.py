@@ -1,4 +1,5 @@
-"""``GET /api/v1/health`` (and ``/healthz``): never behind the token, for probes."""
+"""Probes, never behind the token: ``/healthz`` (alive), ``/readyz`` (ready, per component) and
+``GET /api/v1/health`` (the store and the worker, as before)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from opsloom.api.schema import HealthOut
 from opsloom.app import App
-from opsloom.services.health import check_health
+from opsloom.services.health import check_health, check_readiness
 
 router = APIRouter(tags=["health"])
 
@@ -26,4 +27,18 @@ router.add_api_route(
     summary="Health of the store and the worker",
     responses={503: {"model": HealthOut, "description": "The store or the worker is down."}},
 )
-router.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+
+
+async def _alive() -> JSONResponse:
+    # Liveness only says the process answers: a store outage must not get it restarted.
+    return JSONResponse({"status": "alive"})
+
+
+async def _ready(request: Request) -> JSONResponse:
+    app: App = request.app.state.opsloom
+    readiness = await check_readiness(app)
+    return JSONResponse(readiness.to_dict(), status_code=200 if readiness.ok else 503)
+
+
+router.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+router.add_api_route("/readyz", _ready, methods=["GET"], include_in_schema=False)

@@ -9,6 +9,7 @@ nothing and is only counted, per source and reason, in :class:`HookReceiver.reje
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from opsloom.api.problem import problem
 from opsloom.api.schema import Problem
 from opsloom.app import App
+from opsloom.model.tracecontext import TraceParent
 from opsloom.triggers.sources import (
     Headers,
     HooksConfig,
@@ -115,6 +117,7 @@ async def _receive(
 ) -> Response:
     if source is None:
         receiver.rejections.add("unknown", "unknown_source")
+        app.observer.webhook_received("unknown", False, "unknown_source", 0)
         known = ", ".join(receiver.registry.names)
         return problem(
             request,
@@ -150,7 +153,17 @@ async def _receive(
         return _reject(
             request, receiver, source, 400, "invalid_payload", exc.code, str(exc), exc.field
         )
+    traceparent = request.headers.get("traceparent", "")
+    if TraceParent.parse(traceparent) is not None:
+        # The sender's trace reaches the runs the events start (distributed tracing extension).
+        events = [
+            e
+            if "traceparent" in e.extensions
+            else dataclasses.replace(e, extensions={**e.extensions, "traceparent": traceparent})
+            for e in events
+        ]
     receipts = await app.emit_events(events) if events else []
+    app.observer.webhook_received(source.name, True, "", sum(r.stored for r in receipts))
     return JSONResponse(
         {
             "accepted": [r.event_id for r in receipts if r.stored],
@@ -171,6 +184,8 @@ def _reject(
     field: str | None = None,
 ) -> Response:
     receiver.rejections.add(source.name, reason)
+    app: App = request.app.state.opsloom
+    app.observer.webhook_received(source.name, False, reason, 0)
     # Only the source and reason are logged: headers and body may hold secrets.
     log.warning(
         "webhook rejected: %s",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
@@ -19,7 +19,7 @@ from opsloom.api.body import body_doc, json_body, start_run_body
 from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
 from opsloom.app import App
 from opsloom.identity.access import Principal
-from opsloom.model import RunStatus
+from opsloom.model import RunRecord, RunStatus
 from opsloom.services import run as runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -48,6 +48,7 @@ async def _app(request: Request) -> App:
 
 AppDep = Annotated[App, Depends(_app)]
 Operator = Annotated[Principal, Depends(require("operator"))]
+Viewer = Annotated[Principal, Depends(require("viewer"))]
 
 
 @router.post(
@@ -65,7 +66,12 @@ Operator = Annotated[Principal, Depends(require("operator"))]
     openapi_extra=body_doc(StartRunBody.model_json_schema(), required=True),
 )
 async def create_run(
-    app: AppDep, who: Operator, body: Annotated[StartRunBody, Depends(start_run_body)]
+    app: AppDep,
+    who: Operator,
+    body: Annotated[StartRunBody, Depends(start_run_body)],
+    traceparent: Annotated[
+        str | None, Header(description="A W3C trace context the run's trace continues.")
+    ] = None,
 ) -> JSONResponse:
     run, created = await runs.start_run(
         app,
@@ -74,6 +80,7 @@ async def create_run(
         run_id=body.run_id,
         priority=body.priority,
         actor=who.user,
+        traceparent=traceparent,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)
@@ -83,12 +90,13 @@ async def create_run(
 @router.get("", response_model=list[RunOut], summary="List runs, newest first", dependencies=_VIEW)
 async def get_runs(
     app: AppDep,
+    who: Viewer,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     workflow: Annotated[str | None, Query(description="Only runs of this workflow.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
 ) -> JSONResponse:
     found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit)
-    return JSONResponse([run.to_dict() for run in found])
+    return JSONResponse([shown(run, who) for run in found])
 
 
 @router.get(
@@ -98,8 +106,20 @@ async def get_runs(
     responses=_NOT_FOUND,
     dependencies=_VIEW,
 )
-async def get_run(app: AppDep, run_id: str) -> JSONResponse:
-    return JSONResponse((await runs.show_run(app, run_id)).to_dict())
+async def get_run(app: AppDep, who: Viewer, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.show_run(app, run_id), who))
+
+
+def shown(run: RunRecord, who: Principal) -> dict[str, Any]:
+    """A run as ``who`` may see it: tracebacks (server paths, code) only for admins."""
+    out = run.to_dict()
+    if who.has("admin"):
+        return out
+    for holder in (out, *out["steps"]):
+        error = holder.get("error")
+        if isinstance(error, dict) and "traceback" in error:
+            holder["error"] = {k: v for k, v in error.items() if k != "traceback"}
+    return out
 
 
 @router.post(

@@ -23,35 +23,20 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from opsloom.codec import decode, encode
 from opsloom.errors import (
     ConfigurationError,
-    LeaseLostError,
     NotAnOpsloomDatabaseError,
-    RunNotFoundError,
-    RunStateError,
     SchemaTooNewError,
     StoreError,
 )
-from opsloom.model import RunRecord, RunStatus, StepRecord
-from opsloom.model.cloudevent import CloudEvent, StoredEvent
-from opsloom.model.run import Fence, NewRun, sources_of
-from opsloom.store.base import Claim, HeartbeatResult, RunFilter, WakeTopic
-from opsloom.store.dialects import postgres_documents as docs
-from opsloom.store.dialects import postgres_events as ev
-from opsloom.store.dialects import postgres_sql as q
-from opsloom.store.dialects.postgres_approvals import PostgresApprovals
-from opsloom.store.dialects.postgres_connections import PostgresConnections
-from opsloom.store.dialects.postgres_identity import PostgresIdentity
+from opsloom.model.observer import Observer
+from opsloom.store.base import Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
-from opsloom.store.dialects.postgres_schedules import PostgresSchedules
-from opsloom.store.dialects.postgres_triggers import PostgresTriggers
-from opsloom.store.dialects.postgres_writer import DONE, WORK, Op, PostgresWriter
-from opsloom.store.document import DocumentRecord
-from opsloom.store.event import EventQuery, Subscription
+from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
+from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
-from opsloom.store.rows import RUN_COLUMNS, SINGLETON_UPSERT, pg, run_from_row, step_order
-from opsloom.store.runquery import POSTGRES_TEXT, RUN_ORDER, run_where
+from opsloom.store.sql import SqlStore
+from opsloom.store.tx import Op, Tx
 
 DEFAULT_SCHEMA = "opsloom"
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
@@ -80,9 +65,7 @@ def postgres_target(url: str, schema: str | None = None) -> tuple[str, str]:
     return urlunparse(parsed._replace(query=urlencode(rest))), chosen
 
 
-class PostgresStore(
-    PostgresSchedules, PostgresTriggers, PostgresApprovals, PostgresIdentity, PostgresConnections
-):
+class PostgresStore(SqlStore):
     """The shared, networked store."""
 
     dialect = "postgres"
@@ -95,6 +78,7 @@ class PostgresStore(
         self.channel = channel_name(self.schema)
         self._pool: AsyncConnectionPool[Any] | None = None
         self._writer: PostgresWriter | None = None
+        self.observer = Observer()
         self._listener: Listener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -122,6 +106,7 @@ class PostgresStore(
             )
             await self._pool.open(wait=True, timeout=30)
             self._writer = PostgresWriter(self._connect, self.channel)
+            self._writer.observer = self.observer
             await self._writer.start()
             self._listener = Listener(self._connect, self.channel)
         except psycopg.OperationalError as exc:
@@ -197,7 +182,7 @@ class PostgresStore(
             await self._pool.close()
             self._pool = None
 
-    async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, transaction: bool = False) -> T:
+    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
         """Run ``fn`` on a pooled connection; once more on a fresh one if that one was dead.
 
         The pool may hand out a connection the server has closed (a restart, an idle
@@ -209,10 +194,10 @@ class PostgresStore(
             conn: Conn | None = None
             try:
                 async with self._pool.connection() as conn:
-                    if not transaction:
-                        return await fn(conn)
+                    if not snapshot:
+                        return await fn(PostgresTx(conn))
                     async with conn.transaction():
-                        return await fn(conn)
+                        return await fn(PostgresTx(conn))
             except psycopg.OperationalError as exc:  # includes the pool's PoolTimeout
                 dead = conn is not None and (conn.broken or conn.closed)
                 if attempt == 2 or not dead:
@@ -223,18 +208,21 @@ class PostgresStore(
                     await self._pool.check()
         raise AssertionError("unreachable")
 
-    async def _fetchone(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        async def fetch(conn: Conn) -> tuple[Any, ...] | None:
-            cur = await conn.execute(query, params)
-            row: tuple[Any, ...] | None = await cur.fetchone()
-            return row
-
-        return await self._read(fetch)
-
-    def _write(self, op: Op, notify: tuple[str, ...] = ()) -> Any:
+    def write(
+        self, op: Op[T], wake: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> Awaitable[T]:
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return self._writer.submit(op, notify)
+        return self._writer.submit(op, wake, one_statement=one_statement)
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(batches, operations) committed so far: operations per batch shows group commit."""
+        return (0, 0) if self._writer is None else (self._writer.batches, self._writer.ops)
+
+    async def schema_version(self) -> int:
+        row = await self.read(lambda tx: tx.one("SELECT max(version) FROM schema_version"))
+        return 0 if row is None or row[0] is None else int(row[0])
 
     # --- coordination between processes ------------------------------------------------------
 
@@ -249,187 +237,6 @@ class PostgresStore(
             raise RuntimeError("the store is not open")
         await self._listener.wait_listening(timeout)
 
-    async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
-        async def op(conn: Conn) -> bool:
-            cur = await conn.execute(pg(SINGLETON_UPSERT), (name, owner, now + ttl, now))
-            return await cur.fetchone() is not None
-
-        result: bool = await self._write(op)
-        return result
-
-    @property
-    def writer_stats(self) -> tuple[int, int]:
-        """(batches, operations) committed so far: operations per batch shows group commit."""
-        return (0, 0) if self._writer is None else (self._writer.batches, self._writer.ops)
-
-    async def schema_version(self) -> int:
-        row = await self._fetchone("SELECT max(version) FROM schema_version", ())
-        return 0 if row is None or row[0] is None else int(row[0])
-
-    # --- runs --------------------------------------------------------------------------------
-
-    async def create_run(
-        self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
-    ) -> tuple[RunRecord, bool]:
-        async def op(conn: Conn) -> tuple[RunRecord, bool]:
-            if await q.insert_run(conn, new, now, lease):
-                return RunRecord(
-                    id=new.id,
-                    workflow=new.workflow,
-                    version=new.version,
-                    status=RunStatus.PENDING if lease is None else RunStatus.RUNNING,
-                    input=decode(new.input),
-                    parent_id=new.parent_id,
-                    priority=new.priority,
-                    concurrency_key=new.concurrency_key,
-                    deadline=new.deadline,
-                    created_at=now,
-                    started_at=None if lease is None else now,
-                    updated_at=now,
-                ), True
-            run = await q.fetch_run(conn, new.id)
-            assert run is not None
-            return run, False
-
-        result: tuple[RunRecord, bool] = await self._write(op, () if lease is not None else WORK)
-        return result
-
-    async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
-        async def fetch(conn: Conn) -> RunRecord | None:
-            run = await q.fetch_run(conn, run_id)
-            if run is not None and with_steps:
-                steps = await q.fetch_steps(conn, [run_id])
-                run.steps = sorted(steps.get(run_id, {}).values(), key=step_order)
-            return run
-
-        return await self._read(fetch)
-
-    async def status_of(self, run_id: str) -> RunStatus | None:
-        row = await self._fetchone("SELECT status FROM runs WHERE id = %s", (run_id,))
-        return None if row is None else RunStatus(row[0])
-
-    async def finished_among(self, run_ids: list[str]) -> set[str]:
-        if not run_ids:
-            return set()
-
-        async def fetch(conn: Conn) -> set[str]:
-            cur = await conn.execute(
-                "SELECT id FROM runs WHERE completed_at IS NOT NULL AND id = ANY(%s)",
-                (list(run_ids),),
-            )
-            return {row[0] for row in await cur.fetchall()}
-
-        return await self._read(fetch)
-
-    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        where, params = run_where(flt, POSTGRES_TEXT)
-
-        async def fetch(conn: Conn) -> list[RunRecord]:
-            cur = await conn.execute(
-                pg(f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?"),
-                (*params, flt.limit),
-            )
-            return [run_from_row(row) for row in await cur.fetchall()]
-
-        return await self._read(fetch)
-
-    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
-        where, params = run_where(flt, POSTGRES_TEXT, paged=False)
-
-        async def fetch(conn: Conn) -> dict[RunStatus, int]:
-            cur = await conn.execute(
-                pg(f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status"), params
-            )
-            return {RunStatus(status): count for status, count in await cur.fetchall()}
-
-        return await self._read(fetch)
-
-    async def request_cancel(self, run_id: str, now: float) -> list[str]:
-        async def op(conn: Conn) -> list[str]:
-            run = await q.fetch_run(conn, run_id)
-            if run is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            if run.status.terminal:
-                raise RunStateError(f"run {run_id!r} is already {run.status}")
-            cur = await conn.execute(
-                "WITH RECURSIVE tree(id) AS (SELECT %s::text UNION ALL "
-                "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
-                "SELECT runs.id FROM tree JOIN runs ON runs.id = tree.id "
-                "WHERE runs.completed_at IS NULL",
-                (run_id,),
-            )
-            ids = [row[0] for row in await cur.fetchall()]
-            # jobs before runs: the lock order every transaction of this store follows.
-            await conn.execute(
-                "UPDATE jobs SET nudged = 1, blocked = 0, available_at = "
-                "CASE WHEN owner IS NULL THEN %s ELSE available_at END WHERE run_id = ANY(%s)",
-                (now, ids),
-            )
-            await conn.execute(
-                "UPDATE runs SET cancel_requested = 1, updated_at = %s WHERE id = ANY(%s)",
-                (now, ids),
-            )
-            return ids
-
-        result: list[str] = await self._write(op, WORK)
-        return result
-
-    async def retry_run(self, run_id: str, now: float) -> RunRecord:
-        async def op(conn: Conn) -> RunRecord:
-            run = await q.fetch_run(conn, run_id)
-            if run is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
-                raise RunStateError(
-                    f"run {run_id!r} is {run.status}; only failed or timed-out runs can be retried"
-                )
-            await conn.execute(
-                "DELETE FROM steps WHERE run_id = %s AND status <> 'completed'", (run_id,)
-            )
-            cur = await conn.execute(
-                "UPDATE runs SET status = 'pending', error = NULL, output = NULL, "
-                "deadline = NULL, completed_at = NULL, cancel_requested = 0, updated_at = %s "
-                "WHERE id = %s AND status IN ('failed', 'timed_out') "
-                "RETURNING concurrency_key, concurrency_limit",
-                (now, run_id),
-            )
-            row = await cur.fetchone()
-            if row is None:  # finished differently since it was read
-                raise RunStateError(f"run {run_id!r} can no longer be retried")
-            await conn.execute(
-                "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
-                "concurrency_limit) VALUES (%s, %s, %s, %s, %s, %s)",
-                (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]),
-            )
-            await ev.restore_subscriptions(conn, run_id, now)
-            fetched = await q.fetch_run(conn, run_id)
-            assert fetched is not None
-            return fetched
-
-        result: RunRecord = await self._write(op, WORK)
-        return result
-
-    async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
-        async def op(conn: Conn) -> int:
-            cur = await conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,))
-            row = await cur.fetchone()
-            if row is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            if RunStatus(row[0]).terminal:
-                raise RunStateError(f"run {run_id!r} is already {row[0]}; signal {name!r} refused")
-            cur = await conn.execute(
-                "INSERT INTO signals (run_id, name, payload, created_at) "
-                "VALUES (%s, %s, %s, %s) RETURNING id",
-                (run_id, name, payload, now),
-            )
-            inserted = await cur.fetchone()
-            assert inserted is not None
-            await q.nudge(conn, [run_id], now)
-            return int(inserted[0])
-
-        result: int = await self._write(op, WORK)
-        return result
-
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(
@@ -439,236 +246,105 @@ class PostgresStore(
             return []
         kind_list = sorted(kinds)
 
-        async def claim(conn: Conn) -> list[Claim]:
+        async def claim(tx: Tx) -> list[Claim]:
             # A claim need not wait for its WAL flush: if the server crashes before the flush,
             # the claim is simply gone (the job is unclaimed again and its token unchanged), so
             # the worker's fenced writes are refused and another worker claims the run.
-            await conn.execute("SET LOCAL synchronous_commit TO off")
-            return await q.claim(conn, owner, kind_list, limit, now, now + lease_seconds)
+            await tx.execute("SET LOCAL synchronous_commit TO off")
+            return await _claim(tx, owner, kind_list, limit, now, now + lease_seconds)
 
         try:
-            return await self._read(claim, transaction=True)
+            return await self.read(claim, snapshot=True)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             return []  # nothing was claimed; the worker polls again
 
-    async def next_wake(self, kinds: frozenset[str]) -> float | None:
-        if not kinds:
-            return None
-        row = await self._fetchone(
-            "SELECT min(available_at) FROM jobs WHERE owner IS NULL AND blocked = 0 "
-            "AND available_at IS NOT NULL AND kind = ANY(%s)",
-            (sorted(kinds),),
+
+Row = tuple[str, str | None, int | None]
+
+
+async def _claim(
+    tx: Tx, owner: str, kinds: list[str], limit: int, now: float, lease_until: float
+) -> list[Claim]:
+    """Lease ready jobs, in the caller's transaction on a pool connection (not the writer's).
+
+    Rows are locked a few at a time, in queue order, skipping those another claim holds:
+    locking a whole look-ahead window at once would hide its extra rows from concurrent
+    claims until this one commits. Like the SQLite store, a claim examines at most
+    ``limit * 2 + 8`` ready jobs, so jobs held back by a concurrency limit do not starve the
+    rest of the batch.
+    """
+    chosen: list[str] = []
+    admitted: list[str] = []
+    blocked: list[str] = []
+    open_per_key: dict[str, int] = {}
+    busy: set[str] = set()
+    examined: list[str] = []
+    window = limit * 2 + 8
+    while len(chosen) < limit and len(examined) < window:
+        ask = min(limit - len(chosen), window - len(examined))
+        rows: list[Row] = await tx.all(
+            "SELECT run_id, concurrency_key, concurrency_limit FROM jobs "
+            "WHERE owner IS NULL AND blocked = 0 AND available_at IS NOT NULL "
+            "AND available_at <= ? AND kind = ANY(?) AND run_id <> ALL(?) "
+            "ORDER BY priority DESC, available_at LIMIT ? FOR UPDATE SKIP LOCKED",
+            (now, kinds, examined, ask),
         )
-        return None if row is None or row[0] is None else float(row[0])
+        examined.extend(row[0] for row in rows)
+        await _count_open(tx, rows, open_per_key, busy)
+        took, kept_back = _admit(rows, ask, open_per_key, busy)
+        chosen.extend(took)
+        taken = set(took)
+        admitted.extend(row[0] for row in rows if row[0] in taken and row[1] is not None)
+        blocked.extend(kept_back)
+        if len(rows) < ask:
+            break
+    return await take(tx, owner, chosen, admitted, blocked, now, lease_until)
 
-    async def heartbeat(self, owner: str, run_ids: list[str], until: float) -> HeartbeatResult:
-        async def op(conn: Conn) -> HeartbeatResult:
-            # Only runs the worker still executes are extended: a lease it holds on a run it
-            # gave up on (after a failed write) expires and the run is recovered elsewhere.
-            await conn.execute(
-                "UPDATE jobs SET lease_expires_at = %s WHERE owner = %s AND run_id = ANY(%s)",
-                (until, owner, list(run_ids)),
-            )
-            cur = await conn.execute(
-                "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
-                "ON r.id = j.run_id WHERE j.owner = %s",
-                (owner,),
-            )
-            held: set[str] = set()
-            cancel: set[str] = set()
-            for run_id, cancel_requested in await cur.fetchall():
-                held.add(run_id)
-                if cancel_requested:
-                    cancel.add(run_id)
-            return HeartbeatResult(
-                lost=frozenset(set(run_ids) - held), cancel_requested=frozenset(cancel)
-            )
 
-        result: HeartbeatResult = await self._write(op)
-        return result
+async def _count_open(
+    tx: Tx, rows: list[Row], open_per_key: dict[str, int], busy: set[str]
+) -> None:
+    """Lock the concurrency keys of ``rows`` not seen yet and count their open runs."""
+    keys = sorted({key for _, key, _ in rows if key is not None} - busy - set(open_per_key))
+    if not keys:
+        return
+    # Try-locks only: a key another transaction is deciding on is left for the next claim,
+    # and a claim never waits for a lock while it holds job rows (no deadlock).
+    held = [
+        row[0]
+        for row in await tx.all(
+            "SELECT key FROM unnest(?::text[]) AS key "
+            "WHERE pg_try_advisory_xact_lock(hashtext(key))",
+            (keys,),
+        )
+    ]
+    busy.update(set(keys) - set(held))
+    if not held:
+        return
+    counts = await tx.all(
+        "SELECT concurrency_key, count(*) FROM runs WHERE concurrency_key = ANY(?) "
+        "AND completed_at IS NULL AND started_at IS NOT NULL GROUP BY concurrency_key",
+        (held,),
+    )
+    open_per_key.update({key: 0 for key in held})
+    open_per_key.update({key: int(n) for key, n in counts})
 
-    async def reap_expired(self, now: float) -> list[str]:
-        async def op(conn: Conn) -> list[str]:
-            # SKIP LOCKED: a job whose owner is writing right now is not expired in practice.
-            cur = await conn.execute(
-                "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND lease_expires_at < %s "
-                "ORDER BY run_id FOR UPDATE SKIP LOCKED",
-                (now,),
-            )
-            ids = [row[0] for row in await cur.fetchall()]
-            await q.requeue(conn, ids, now, recovered=True)
-            return ids
 
-        result: list[str] = await self._write(op, WORK)
-        return result
-
-    async def release(self, owner: str, now: float) -> int:
-        async def op(conn: Conn) -> int:
-            cur = await conn.execute(
-                "SELECT run_id FROM jobs WHERE owner = %s ORDER BY run_id FOR UPDATE", (owner,)
-            )
-            ids = [row[0] for row in await cur.fetchall()]
-            await q.requeue(conn, ids, now, recovered=False)
-            await conn.execute("DELETE FROM singletons WHERE owner = %s", (owner,))
-            return len(ids)
-
-        result: int = await self._write(op, WORK)
-        return result
-
-    # --- fenced writes -----------------------------------------------------------------------
-
-    def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            await q.fenced_upsert_step(conn, fence, step)
-
-        if self._writer is None:
-            raise RuntimeError("the store is not open")
-        # One fenced upsert (a refused one only reads the fence to say why).
-        return self._writer.submit(op, one_statement=True)
-
-    def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            await q.check_fence(conn, fence)
-            await conn.execute(
-                "UPDATE signals SET consumed_seq = %s WHERE id = %s AND run_id = %s",
-                (step.seq, signal_id, fence.run_id),
-            )
-            await q.upsert_step(conn, step)
-
-        return self._write(op)  # type: ignore[no-any-return]
-
-    def start_child(
-        self, fence: Fence, step: StepRecord, child: NewRun, now: float
-    ) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            await q.check_fence(conn, fence)
-            await q.upsert_step(conn, step)
-            await q.insert_run(conn, child, now)
-
-        return self._write(op, WORK)  # type: ignore[no-any-return]
-
-    async def child_outcome(self, child_id: str) -> RunRecord | None:
-        async def fetch(conn: Conn) -> RunRecord | None:
-            return await q.fetch_run(conn, child_id)
-
-        return await self._read(fetch)
-
-    def suspend(self, fence: Fence, wake_at: float | None, now: float) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            cur = await conn.execute(
-                "UPDATE jobs SET owner = NULL, lease_expires_at = NULL, nudged = 0, "
-                "available_at = CASE WHEN nudged = 1 THEN %s ELSE %s::float8 END "
-                "WHERE run_id = %s AND owner = %s AND token = %s RETURNING available_at",
-                (now, wake_at, fence.run_id, fence.owner, fence.token),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise LeaseLostError(f"lease on run {fence.run_id!r} lost")
-            # A run that may go on at once (nudged, drained) is pending, not waiting.
-            ready = row[0] is not None and row[0] <= now
-            await conn.execute(
-                "UPDATE runs SET status = %s, updated_at = %s WHERE id = %s AND status = 'running'",
-                ("pending" if ready else "waiting", now, fence.run_id),
-            )
-
-        return self._write(op, () if wake_at is None else WORK)  # type: ignore[no-any-return]
-
-    def finish_run(
-        self,
-        fence: Fence,
-        status: RunStatus,
-        output: bytes | None,
-        error: dict[str, Any] | None,
-        now: float,
-    ) -> Awaitable[None]:
-        if not status.terminal:
-            raise ValueError(f"finish_run needs a terminal status, not {status}")
-        error_blob = None if error is None else encode(error, what="run error")
-        sources = sources_of(status)
-
-        async def op(conn: Conn) -> None:
-            await q.finish(conn, fence, status, output, error_blob, now, sources)
-
-        return self._write(op, DONE)  # type: ignore[no-any-return]
-
-    # --- events ------------------------------------------------------------------------------
-
-    async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
-        batch = list(events)
-
-        async def op(conn: Conn) -> list[bool]:
-            return await ev.append(conn, batch, now)
-
-        result: list[bool] = await self._write(op, WORK)
-        return result
-
-    async def append_event(self, event: CloudEvent, now: float) -> bool:
-        return (await self.append_events([event], now))[0]
-
-    async def get_event(self, source: str, event_id: str) -> StoredEvent | None:
-        async def fetch(conn: Conn) -> StoredEvent | None:
-            return await ev.get_event(conn, source, event_id)
-
-        return await self._read(fetch)
-
-    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
-        async def fetch(conn: Conn) -> list[StoredEvent]:
-            return await ev.list_events(conn, query)
-
-        return await self._read(fetch)
-
-    async def subscriptions_of(self, run_id: str) -> list[Subscription]:
-        async def fetch(conn: Conn) -> list[Subscription]:
-            return await ev.subscriptions_of(conn, run_id)
-
-        return await self._read(fetch)
-
-    def subscribe(
-        self,
-        fence: Fence,
-        subscription_id: str,
-        filters: list[dict[str, Any]],
-        step: StepRecord,
-        now: float,
-    ) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            await ev.subscribe(conn, fence, subscription_id, filters, step, now)
-
-        return self._write(op)  # type: ignore[no-any-return]
-
-    def unsubscribe(self, fence: Fence, subscription_id: str, step: StepRecord) -> Awaitable[None]:
-        async def op(conn: Conn) -> None:
-            await ev.unsubscribe(conn, fence, subscription_id, step)
-
-        return self._write(op)  # type: ignore[no-any-return]
-
-    def emit_event(
-        self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
-    ) -> Awaitable[bool]:
-        async def op(conn: Conn) -> bool:
-            return await ev.emit(conn, fence, event, step, now)
-
-        return self._write(op, WORK)  # type: ignore[no-any-return]
-
-    # --- documents ---------------------------------------------------------------------------
-
-    async def save_document(self, doc: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        async def op(conn: Conn) -> tuple[DocumentRecord, bool]:
-            return await docs.save(conn, doc)
-
-        result: tuple[DocumentRecord, bool] = await self._write(op)
-        return result
-
-    async def get_document(
-        self, namespace: str, name: str, version: str | None = None
-    ) -> DocumentRecord | None:
-        async def fetch(conn: Conn) -> DocumentRecord | None:
-            return await docs.get(conn, namespace, name, version)
-
-        return await self._read(fetch)
-
-    async def list_documents(self, since: float | None = None) -> list[DocumentRecord]:
-        async def fetch(conn: Conn) -> list[DocumentRecord]:
-            return await docs.list_all(conn, since)
-
-        return await self._read(fetch)
+def _admit(
+    rows: list[Row], want: int, open_per_key: dict[str, int], busy: set[str]
+) -> tuple[list[str], list[str]]:
+    """Which rows to take and which to mark blocked, in queue order (counts are updated)."""
+    take: list[str] = []
+    block: list[str] = []
+    for run_id, key, key_limit in rows:
+        if len(take) >= want:
+            break
+        if key is not None:
+            if key in busy:
+                continue  # another worker is admitting runs of this key right now
+            if key_limit is not None and open_per_key[key] >= key_limit:
+                block.append(run_id)
+                continue
+            open_per_key[key] += 1
+        take.append(run_id)
+    return take, block

@@ -1,0 +1,173 @@
+"""``opsloom analytics``: how workflows and steps did over a window (see
+:mod:`opsloom.analytics.report`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opsloom.analytics.report import parse_span, report
+from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
+from opsloom.clock import to_datetime
+from opsloom.errors import InputError
+
+analytics_cli = typer.Typer(
+    help="Success rates, durations, failures and trends of runs.", no_args_is_help=True
+)
+
+SinceOption = Annotated[
+    str, typer.Option("--since", help="How far back: 30m, 12h, 7d, 2w (default 7d).")
+]
+BucketOption = Annotated[str, typer.Option("--bucket", help="Trend bucket: 15m, 1h, 1d.")]
+
+
+def _fetch(what: str, since: str, db: str | None, bucket: str = "1h") -> Any:
+    try:
+        window, width = parse_span(since), parse_span(bucket, "--bucket")
+    except InputError as exc:
+        fail(str(exc), 2)
+    return client(db, lambda app: report(app.store, what, app.clock.now(), window, width))
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _table(
+    rows: list[dict[str, Any]],
+    heads: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], list[str]],
+) -> None:
+    """Rows with their own cells, then the duration percentiles."""
+    table = Table(*heads, "p50", "p95", "p99")
+    for row in rows:
+        d = row["duration_s"]
+        table.add_row(*cells(row), _ms(d["p50"]), _ms(d["p95"]), _ms(d["p99"]))
+    out.print(table)
+
+
+@analytics_cli.command("summary")
+def summary_command(
+    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
+) -> None:
+    """Success rate, throughput, durations, retries, failure reasons and bottleneck steps."""
+    data = _fetch("summary", since, db)
+    if as_json:
+        print_json(data)
+        return
+    duration = data["duration_s"]
+    out.print(
+        f"{data['runs']} runs finished, success {_rate(data['success_rate'])}, "
+        f"{data['throughput_per_hour']} per hour; duration p50 {_ms(duration['p50'])}, "
+        f"p95 {_ms(duration['p95'])}, p99 {_ms(duration['p99'])}; "
+        f"retry rate {_rate(data['retry_rate'])}"
+        + (" (newest runs only: the window holds more)" if data["truncated"] else "")
+    )
+    if data["failure_reasons"]:
+        table = Table("failures", "type", "message")
+        for reason in data["failure_reasons"]:
+            table.add_row(str(reason["count"]), reason["type"], reason["message"])
+        out.print(table)
+    if data["slowest_steps"]:
+        table = Table("workflow", "slowest steps", "p95", "failed")
+        for step in data["slowest_steps"]:
+            table.add_row(
+                step["workflow"], step["step"], _ms(step["duration_s"]["p95"]), str(step["failed"])
+            )
+        out.print(table)
+
+
+@analytics_cli.command("workflows")
+def workflows_command(
+    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
+) -> None:
+    """Per workflow and version: runs, success rate and duration percentiles."""
+    rows = _fetch("workflows", since, db)
+    if as_json:
+        print_json(rows)
+        return
+    _table(
+        rows,
+        ("workflow", "version", "runs", "success"),
+        lambda row: [row["workflow"], row["version"], str(row["runs"]), _rate(row["success_rate"])],
+    )
+
+
+@analytics_cli.command("steps")
+def steps_command(
+    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
+) -> None:
+    """Per workflow and step: count, failures, retry rate and duration percentiles."""
+    rows = _fetch("steps", since, db)
+    if as_json:
+        print_json(rows)
+        return
+    _table(
+        rows,
+        ("workflow", "step", "count", "failed", "retried"),
+        lambda row: [
+            row["workflow"],
+            row["step"],
+            str(row["count"]),
+            str(row["failed"]),
+            _rate(row["retry_rate"]),
+        ],
+    )
+
+
+@analytics_cli.command("trends")
+def trends_command(
+    since: SinceOption = "7d",
+    bucket: BucketOption = "1h",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Finished runs, success rate and p95 duration per time bucket."""
+    rows = _fetch("trends", since, db, bucket)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("from", "finished", "success", "p95")
+    for row in rows:
+        when = to_datetime(row["start"])
+        table.add_row(
+            "-" if when is None else when.isoformat(timespec="minutes"),
+            str(row["finished"]),
+            _rate(row["success_rate"]),
+            _ms(row["duration_p95_s"]),
+        )
+    out.print(table)
+
+
+@analytics_cli.command("anomalies")
+def anomalies_command(
+    since: SinceOption = "7d",
+    bucket: BucketOption = "1h",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Workflows whose newest bucket breaks from their own baseline (duration, failures, runs)."""
+    rows = _fetch("anomalies", since, db, bucket)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no anomalies")
+        return
+    table = Table("workflow", "anomaly", "value", "baseline", "score")
+    for row in rows:
+        table.add_row(
+            row["workflow"],
+            row["kind"],
+            f"{row['value']:g}",
+            f"{row['baseline']:g}",
+            f"{row['score']:g}",
+        )
+    out.print(table)

@@ -1,0 +1,154 @@
+"""Group commit for SQLite: the batch runs inside one ``BEGIN IMMEDIATE … COMMIT``.
+
+Operations are coroutine functions of a :class:`SqliteTx`, whose methods call sqlite3 directly
+and never suspend: awaiting an operation runs it to its end at once, so a batch is never
+interleaved with anything else on the loop.
+
+The statements run on the event loop thread (each takes microseconds), and only the calls that
+may block — taking the write lock when another process holds it, and the COMMIT with its fsync
+— run on the writer's own thread. Running every statement on a second thread would make the two
+threads trade the GIL for every statement, which costs far more than the SQL.
+
+If an operation fails half-way (not a clean refusal), the whole batch is rolled back and run
+again with a savepoint around each operation, so only the culprit fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from opsloom.errors import StoreError
+from opsloom.store.tx import Dialect, Op, Params, Row
+from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
+
+_LOCK_WAIT_MS = 30_000
+#: Batches up to this size commit on the loop thread; larger ones on the writer thread.
+_INLINE_COMMIT = 4
+#: Lists longer than this are passed as one JSON parameter (SQLite limits bound variables).
+_INLINE_LIST = 500
+
+
+class SqliteTx:
+    """The :class:`~opsloom.store.tx.Tx` of a sqlite3 connection: calls it directly."""
+
+    __slots__ = ("conn",)
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        if len(values) <= _INLINE_LIST:
+            return f"{column} IN ({','.join('?' * len(values))})", tuple(values)
+        return f"{column} IN (SELECT value FROM json_each(?))", (
+            orjson.dumps(list(values)).decode(),
+        )
+
+    def lock(self, clause: str) -> str:
+        return ""
+
+    async def lock_key(self, key: str) -> None:
+        return None
+
+    def unindexed(self, column: str) -> str:
+        return f"+{column}"
+
+
+class SqliteWriter(GroupCommit):
+    """The single writer of one SQLite database file."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], max_batch: int = 5000) -> None:
+        super().__init__("opsloom-sqlite-writer", max_batch)
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._tx: SqliteTx | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloom-sqlite")
+
+    def start(self) -> None:
+        self._conn = self._connect()
+        self._tx = SqliteTx(self._conn)
+        # Never wait for the lock on the loop thread: BEGIN fails at once and is retried on
+        # the writer thread with a long timeout.
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        self._start()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._thread.shutdown(wait=True)
+
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            await asyncio.get_running_loop().run_in_executor(self._thread, _begin_waiting, conn)
+
+    async def _commit(self, batch: list[Pending]) -> list[Outcome]:
+        conn, tx = self._conn, self._tx
+        assert conn is not None and tx is not None
+        await self._begin(conn)
+        outcomes: list[Outcome] = []
+        try:
+            for pending in batch:
+                try:
+                    outcomes.append((pending.future, True, await pending.op(tx)))
+                except CLEAN_ERRORS as exc:
+                    outcomes.append((pending.future, False, exc))
+        except Exception as exc:
+            log.warning("an operation failed inside a batch, isolating it: %r", exc)
+            conn.execute("ROLLBACK")
+            await self._begin(conn)
+            outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
+        if len(batch) <= _INLINE_COMMIT:
+            # A small batch means a quiet system: the fsync costs less than the hop to the
+            # writer thread and back, which would add to every step's latency.
+            conn.execute("COMMIT")
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._thread, conn.execute, "COMMIT")
+        return outcomes
+
+
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {_LOCK_WAIT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
+    tx.conn.execute("SAVEPOINT op")
+    try:
+        result = await op(tx)
+    except Exception as exc:
+        tx.conn.execute("ROLLBACK TO op")
+        tx.conn.execute("RELEASE op")
+        return (
+            future,
+            False,
+            exc if isinstance(exc, (*CLEAN_ERRORS, StoreError)) else failure(exc),
+        )
+    tx.conn.execute("RELEASE op")
+    return (future, True, result)

@@ -1,0 +1,303 @@
+"""Jobs, runs, history and signals: the statements every aggregate and dialect shares.
+
+Locks are always taken on ``jobs`` rows before ``runs`` rows, so that the writer and the claims
+of other workers never wait for each other in a cycle. A fence check locks the job row (``FOR
+SHARE`` on PostgreSQL; SQLite's single writer excludes everyone else anyway) until the
+transaction commits: a claim cannot take the run over between the check and the write it guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opsloom.codec import decode
+from opsloom.errors import LeaseLostError, RunStateError
+from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
+from opsloom.model.run import Fence, NewRun
+from opsloom.store.base import Claim
+from opsloom.store.rows import (
+    JOB_INSERT_COLUMNS,
+    RUN_COLUMNS,
+    RUN_INSERT_COLUMNS,
+    STEP_COLUMNS,
+    job_insert_params,
+    run_from_row,
+    run_insert_params,
+    step_params,
+)
+from opsloom.store.tx import Tx
+
+_RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
+_INSERT_RUN = (
+    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_RUN_MARKS}) ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+
+
+async def insert_run(
+    tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
+) -> bool:
+    """Create a run and its job unless a run with its id exists; whether it was created."""
+    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease)) != 1:
+        return False
+    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease))
+    return True
+
+
+async def check_fence(tx: Tx, fence: Fence) -> None:
+    """``LeaseLostError`` unless ``fence`` still holds its run's job (locked until commit)."""
+    row = await tx.one(
+        "SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?" + tx.lock("FOR SHARE"),
+        (fence.run_id, fence.owner, fence.token),
+    )
+    if row is None:
+        raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+
+
+_UPSERT_STEP = (
+    "INSERT INTO steps (run_id, seq, kind, name, status, output, error, attempts, wake_at, "
+    "started_at, completed_at) {source} "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, "
+    "output = excluded.output, error = excluded.error, attempts = excluded.attempts, "
+    "wake_at = excluded.wake_at, completed_at = excluded.completed_at "
+    "WHERE steps.status NOT IN ('completed', 'failed')"
+)
+_PLAIN_UPSERT_STEP = _UPSERT_STEP.format(source=f"VALUES ({', '.join('?' * 11)})")
+# The fence is checked (and its job row locked) by the insert itself: one round trip.
+# PostgreSQL must be told the types of values selected from nothing; SQLite has no BYTEA, and
+# Python's sqlite3 counts the rows only of statements that start with INSERT (not WITH).
+_FENCE = "SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?"
+_FENCED_UPSERT_STEP = {
+    "sqlite": _UPSERT_STEP.format(source=f"SELECT {', '.join('?' * 11)} WHERE EXISTS ({_FENCE})"),
+    "postgres": f"WITH fence AS ({_FENCE} FOR SHARE) "
+    + _UPSERT_STEP.format(
+        source="SELECT ?::text, ?::integer, ?::text, ?::text, ?::text, ?::bytea, ?::bytea, "
+        "?::integer, ?::float8, ?::float8, ?::float8 FROM fence"
+    ),
+}
+
+
+async def upsert_step(tx: Tx, step: StepRecord) -> None:
+    """Insert or update a history entry; a final entry (completed, failed) stays as it is."""
+    await tx.execute(_PLAIN_UPSERT_STEP, step_params(step))
+
+
+async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> None:
+    """:func:`upsert_step` under ``fence``, in one statement."""
+    held = (fence.run_id, fence.owner, fence.token)
+    step_row = step_params(step)
+    params = (*step_row, *held) if tx.dialect == "sqlite" else (*held, *step_row)
+    if await tx.execute(_FENCED_UPSERT_STEP[tx.dialect], params) != 1:
+        # Either the lease is gone, or the entry was already final (a duplicate completion,
+        # which is ignored so that a completion is recorded exactly once).
+        await check_fence(tx, fence)
+
+
+async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:
+    """Wake parked runs now; a run that is executing re-checks before it parks."""
+    if not run_ids:
+        return
+    among, ids = tx.among("run_id", run_ids)
+    await tx.execute(
+        "UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL THEN ? "
+        f"ELSE available_at END WHERE {among}",
+        (now, *ids),
+    )
+
+
+async def requeue(tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool) -> None:
+    """Give the jobs of ``run_ids`` back to the queue and their runs back to pending."""
+    if not run_ids:
+        return
+    among, ids = tx.among("run_id", run_ids)
+    await tx.execute(
+        f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? WHERE {among}",
+        (now, *ids),
+    )
+    # ``unindexed``: SQLite would otherwise walk runs_status_idx over every pending run
+    # instead of looking the ids up by primary key.
+    among, ids = tx.among("id", run_ids)
+    await tx.execute(
+        f"UPDATE runs SET status = 'pending', updated_at = ?, recovered = recovered + ? "
+        f"WHERE {among} AND {tx.unindexed('status')} IN ('running', 'waiting')",
+        (now, int(recovered), *ids),
+    )
+
+
+async def unblock(tx: Tx, parent_id: str | None, concurrency_key: str | None, now: float) -> None:
+    """A run closed: wake its parent and the runs held back by its concurrency key."""
+    if parent_id is not None:
+        await nudge(tx, [parent_id], now)
+    if concurrency_key is not None:
+        # Taken after the run is closed, so that no job stays blocked.
+        await tx.lock_key(concurrency_key)
+        await tx.execute(
+            "UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND concurrency_key = ?",
+            (concurrency_key,),
+        )
+
+
+async def take(
+    tx: Tx,
+    owner: str,
+    chosen: list[str],
+    admitted: list[str],
+    blocked: list[str],
+    now: float,
+    lease_until: float,
+) -> list[Claim]:
+    """Lease the jobs a claim chose (``admitted``: under a concurrency key; ``blocked``: held
+    back by one) and hand their runs over with history and signals."""
+    if blocked:
+        among, ids = tx.among("run_id", blocked)
+        await tx.execute(f"UPDATE jobs SET blocked = 1 WHERE {among}", ids)
+    if not chosen:
+        return []
+    if admitted:
+        among, ids = tx.among("run_id", admitted)
+        await tx.execute(f"UPDATE jobs SET concurrency_key = NULL WHERE {among}", ids)
+    among, ids = tx.among("run_id", chosen)
+    rows = await tx.all(
+        "UPDATE jobs SET owner = ?, token = token + 1, lease_expires_at = ?, nudged = 0 "
+        f"WHERE {among} RETURNING run_id, token",
+        (owner, lease_until, *ids),
+    )
+    tokens: dict[str, int] = {run_id: token for run_id, token in rows}
+    among, ids = tx.among("id", chosen)
+    await tx.execute(
+        "UPDATE runs SET status = 'running', updated_at = ?, started_at = coalesce(started_at, ?) "
+        f"WHERE {among} AND {tx.unindexed('status')} IN ('pending', 'waiting')",
+        (now, now, *ids),
+    )
+    runs = {
+        row[0]: run_from_row(row)
+        for row in await tx.all(f"SELECT {RUN_COLUMNS} FROM runs WHERE {among}", ids)
+    }
+    histories = await fetch_steps(tx, chosen)
+    signals = await fetch_signals(tx, chosen)
+    return [
+        Claim(
+            run=runs[run_id],
+            fence=Fence(run_id, owner, tokens[run_id]),
+            history=histories.get(run_id, {}),
+            signals=signals.get(run_id, []),
+        )
+        for run_id in chosen
+        if run_id in runs
+    ]
+
+
+async def fetch_run(tx: Tx, run_id: str) -> RunRecord | None:
+    """One run, without its history."""
+    row = await tx.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+    return None if row is None else run_from_row(row)
+
+
+async def fetch_steps(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[int, StepRecord]]:
+    """The history of each run, by seq."""
+    out: dict[str, dict[int, StepRecord]] = {}
+    among, ids = tx.among("run_id", run_ids)
+    for row in await tx.all(f"SELECT {STEP_COLUMNS} FROM steps WHERE {among}", ids):
+        step = StepRecord(
+            run_id=row[0],
+            seq=row[1],
+            kind=StepKind(row[2]),
+            name=row[3],
+            status=StepStatus(row[4]),
+            output=decode(row[5]),
+            error=decode(row[6]),
+            attempts=row[7],
+            wake_at=row[8],
+            started_at=row[9],
+            completed_at=row[10],
+        )
+        out.setdefault(step.run_id, {})[step.seq] = step
+    return out
+
+
+async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[SignalRecord]]:
+    """The signals each run has not consumed yet, oldest first."""
+    out: dict[str, list[SignalRecord]] = {}
+    among, ids = tx.among("run_id", run_ids)
+    for row in await tx.all(
+        "SELECT id, run_id, name, payload, created_at FROM signals "
+        f"WHERE consumed_seq IS NULL AND {among} ORDER BY id",
+        ids,
+    ):
+        out.setdefault(row[1], []).append(
+            SignalRecord(
+                id=row[0], run_id=row[1], name=row[2], payload=decode(row[3]), created_at=row[4]
+            )
+        )
+    return out
+
+
+# Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
+# its event subscriptions go and its trigger key is freed. Every part is keyed on the deleted
+# job, so a refused fence changes nothing. SQLite has no writable CTEs: one statement each.
+_FINISH_IN_ONE = (
+    "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
+    "RETURNING run_id), "
+    "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
+    "updated_at = ? WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
+    "RETURNING parent_id, concurrency_key), "
+    "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
+    "filters AS (DELETE FROM subscription_filters "
+    "WHERE subscription_id IN (SELECT id FROM subs)), "
+    "keys AS (UPDATE trigger_runs SET closed_at = ? "
+    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
+    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run)"
+)
+
+
+async def finish(
+    tx: Tx,
+    fence: Fence,
+    status: RunStatus,
+    output: bytes | None,
+    error: bytes | None,
+    now: float,
+    sources: Sequence[str],
+) -> None:
+    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it."""
+    closed: tuple[Any, ...] | None
+    if tx.dialect == "postgres":
+        job = (fence.run_id, fence.owner, fence.token)
+        row = await tx.one(
+            _FINISH_IN_ONE, (*job, str(status), output, error, now, now, list(sources), now)
+        )
+        assert row is not None
+        jobs, runs, parent_id, key = row
+        if jobs != 1:
+            raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+        closed = (parent_id, key) if runs == 1 else None
+    else:
+        gone = await tx.execute(
+            "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
+            (fence.run_id, fence.owner, fence.token),
+        )
+        if gone != 1:
+            raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+        among, params = tx.among("status", sources)
+        closed = await tx.one(
+            "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
+            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key",
+            (str(status), output, error, now, now, fence.run_id, *params),
+        )
+        if closed is not None:
+            await tx.execute(
+                "DELETE FROM subscription_filters WHERE subscription_id IN "
+                "(SELECT id FROM subscriptions WHERE run_id = ?)",
+                (fence.run_id,),
+            )
+            await tx.execute("DELETE FROM subscriptions WHERE run_id = ?", (fence.run_id,))
+            await tx.execute(
+                "UPDATE trigger_runs SET closed_at = ? WHERE run_id = ? AND closed_at IS NULL",
+                (now, fence.run_id),
+            )
+    if closed is None:
+        # The job is already gone in this transaction: the writer rolls the operation back.
+        raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
+    await unblock(tx, closed[0], closed[1], now)

@@ -1,0 +1,314 @@
+"""The run, job and lease operations of :class:`~opsloom.store.base.Store`, written once.
+
+Fenced writes (``record_step``, ``suspend``, ``finish_run`` …) are plain methods that queue
+their operation at call time: the writer applies them in call order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from opsloom.codec import encode
+from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
+from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.store.base import HeartbeatResult, RunFilter
+from opsloom.store.event import restore_subscriptions
+from opsloom.store.job import (
+    check_fence,
+    fenced_upsert_step,
+    fetch_run,
+    fetch_steps,
+    finish,
+    insert_run,
+    nudge,
+    requeue,
+    upsert_step,
+)
+from opsloom.store.rows import (
+    RUN_COLUMNS,
+    SINGLETON_UPSERT,
+    new_run_record,
+    run_from_row,
+    step_order,
+)
+from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
+from opsloom.store.tx import DONE, WORK, Transactions, Tx
+
+
+class RunOps(Transactions):
+    """Runs, jobs, leases, singletons and the fenced writes of the worker running a run."""
+
+    # --- runs --------------------------------------------------------------------------------
+
+    async def create_run(
+        self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
+    ) -> tuple[RunRecord, bool]:
+        async def create(tx: Tx) -> tuple[RunRecord, bool]:
+            if await insert_run(tx, new, now, lease):
+                return new_run_record(new, now, lease), True
+            run = await fetch_run(tx, new.id)
+            assert run is not None
+            return run, False
+
+        # A run created under a lease is executed by its creator: no one to wake.
+        return await self.write(create, () if lease is not None else WORK)
+
+    async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
+        async def get(tx: Tx) -> RunRecord | None:
+            run = await fetch_run(tx, run_id)
+            if run is not None and with_steps:
+                steps = await fetch_steps(tx, [run_id])
+                run.steps = sorted(steps.get(run_id, {}).values(), key=step_order)
+            return run
+
+        return await self.read(get)
+
+    async def status_of(self, run_id: str) -> RunStatus | None:
+        row = await self.read(lambda tx: tx.one("SELECT status FROM runs WHERE id = ?", (run_id,)))
+        return None if row is None else RunStatus(row[0])
+
+    async def finished_among(self, run_ids: list[str]) -> set[str]:
+        async def finished(tx: Tx) -> set[str]:
+            among, ids = tx.among("id", run_ids)
+            rows = await tx.all(
+                f"SELECT id FROM runs WHERE completed_at IS NOT NULL AND {among}", ids
+            )
+            return {row[0] for row in rows}
+
+        return await self.read(finished) if run_ids else set()
+
+    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        async def fetch(tx: Tx) -> list[RunRecord]:
+            where, params = run_where(flt, TEXT[tx.dialect])
+            rows = await tx.all(
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?",
+                (*params, flt.limit),
+            )
+            return [run_from_row(row) for row in rows]
+
+        return await self.read(fetch)
+
+    async def count_runs(self, flt: RunFilter) -> dict[RunStatus, int]:
+        async def count(tx: Tx) -> dict[RunStatus, int]:
+            where, params = run_where(flt, TEXT[tx.dialect], paged=False)
+            rows = await tx.all(
+                f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status", params
+            )
+            return {RunStatus(status): n for status, n in rows}
+
+        return await self.read(count)
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        async def cancel(tx: Tx) -> list[str]:
+            run = await fetch_run(tx, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if run.status.terminal:
+                raise RunStateError(f"run {run_id!r} is already {run.status}")
+            rows = await tx.all(
+                "WITH RECURSIVE tree(id) AS (SELECT CAST(? AS TEXT) UNION ALL "
+                "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
+                "SELECT runs.id FROM tree JOIN runs ON runs.id = tree.id "
+                "WHERE runs.completed_at IS NULL",
+                (run_id,),
+            )
+            ids = [row[0] for row in rows]
+            # jobs before runs: the lock order every transaction of the store follows.
+            among, params = tx.among("run_id", ids)
+            await tx.execute(
+                "UPDATE jobs SET nudged = 1, blocked = 0, available_at = "
+                f"CASE WHEN owner IS NULL THEN ? ELSE available_at END WHERE {among}",
+                (now, *params),
+            )
+            among, params = tx.among("id", ids)
+            await tx.execute(
+                f"UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE {among}",
+                (now, *params),
+            )
+            return ids
+
+        return await self.write(cancel, WORK)
+
+    async def retry_run(self, run_id: str, now: float) -> RunRecord:
+        async def retry(tx: Tx) -> RunRecord:
+            run = await fetch_run(tx, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+                raise RunStateError(
+                    f"run {run_id!r} is {run.status}; only failed or timed-out runs can be retried"
+                )
+            await tx.execute(
+                "DELETE FROM steps WHERE run_id = ? AND status <> 'completed'", (run_id,)
+            )
+            row = await tx.one(
+                "UPDATE runs SET status = 'pending', error = NULL, output = NULL, "
+                "deadline = NULL, completed_at = NULL, cancel_requested = 0, updated_at = ? "
+                "WHERE id = ? AND status IN ('failed', 'timed_out') "
+                "RETURNING concurrency_key, concurrency_limit",
+                (now, run_id),
+            )
+            if row is None:  # finished differently since it was read
+                raise RunStateError(f"run {run_id!r} can no longer be retried")
+            await tx.execute(
+                "INSERT INTO jobs (run_id, kind, priority, available_at, concurrency_key, "
+                "concurrency_limit) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, f"{run.workflow}@{run.version}", run.priority, now, row[0], row[1]),
+            )
+            await restore_subscriptions(tx, run_id, now)
+            fetched = await fetch_run(tx, run_id)
+            assert fetched is not None
+            return fetched
+
+        return await self.write(retry, WORK)
+
+    async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
+        async def send(tx: Tx) -> int:
+            row = await tx.one("SELECT status FROM runs WHERE id = ?", (run_id,))
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if RunStatus(row[0]).terminal:
+                raise RunStateError(f"run {run_id!r} is already {row[0]}; signal {name!r} refused")
+            inserted = await tx.one(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
+                (run_id, name, payload, now),
+            )
+            assert inserted is not None
+            await nudge(tx, [run_id], now)
+            return int(inserted[0])
+
+        return await self.write(send, WORK)
+
+    # --- jobs and leases ----------------------------------------------------------------------
+
+    async def next_wake(self, kinds: frozenset[str]) -> float | None:
+        async def earliest(tx: Tx) -> float | None:
+            among, params = tx.among("kind", sorted(kinds))
+            row = await tx.one(
+                "SELECT min(available_at) FROM jobs WHERE owner IS NULL AND blocked = 0 "
+                f"AND available_at IS NOT NULL AND {among}",
+                params,
+            )
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self.read(earliest) if kinds else None
+
+    async def heartbeat(self, owner: str, run_ids: list[str], until: float) -> HeartbeatResult:
+        async def beat(tx: Tx) -> HeartbeatResult:
+            # Only runs the worker still executes are extended: a lease it holds on a run it
+            # gave up on (after a failed write) expires and the run is recovered elsewhere.
+            among, params = tx.among("run_id", run_ids)
+            await tx.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE owner = ? AND {among}",
+                (until, owner, *params),
+            )
+            rows = await tx.all(
+                "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
+                "ON r.id = j.run_id WHERE j.owner = ?",
+                (owner,),
+            )
+            held = {run_id for run_id, _ in rows}
+            return HeartbeatResult(
+                lost=frozenset(set(run_ids) - held),
+                cancel_requested=frozenset(run_id for run_id, cancel in rows if cancel),
+            )
+
+        return await self.write(beat)
+
+    async def reap_expired(self, now: float) -> list[str]:
+        async def reap(tx: Tx) -> list[str]:
+            # SKIP LOCKED: a job whose owner is writing right now is not expired in practice.
+            rows = await tx.all(
+                "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND lease_expires_at < ? "
+                "ORDER BY run_id" + tx.lock("FOR UPDATE SKIP LOCKED"),
+                (now,),
+            )
+            ids = [row[0] for row in rows]
+            await requeue(tx, ids, now, recovered=True)
+            return ids
+
+        return await self.write(reap, WORK)
+
+    async def release(self, owner: str, now: float) -> int:
+        async def give_back(tx: Tx) -> int:
+            rows = await tx.all(
+                "SELECT run_id FROM jobs WHERE owner = ? ORDER BY run_id" + tx.lock("FOR UPDATE"),
+                (owner,),
+            )
+            await requeue(tx, [row[0] for row in rows], now, recovered=False)
+            await tx.execute("DELETE FROM singletons WHERE owner = ?", (owner,))
+            return len(rows)
+
+        return await self.write(give_back, WORK)
+
+    async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        async def hold(tx: Tx) -> bool:
+            return await tx.one(SINGLETON_UPSERT, (name, owner, now + ttl, now)) is not None
+
+        return await self.write(hold)
+
+    # --- fenced writes -----------------------------------------------------------------------
+
+    def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
+        # One fenced upsert (a refused one only reads the fence to say why).
+        return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+
+    def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
+        async def consume(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await tx.execute(
+                "UPDATE signals SET consumed_seq = ? WHERE id = ? AND run_id = ?",
+                (step.seq, signal_id, fence.run_id),
+            )
+            await upsert_step(tx, step)
+
+        return self.write(consume)
+
+    def start_child(
+        self, fence: Fence, step: StepRecord, child: NewRun, now: float
+    ) -> Awaitable[None]:
+        async def start(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await upsert_step(tx, step)
+            await insert_run(tx, child, now)
+
+        return self.write(start, WORK)
+
+    async def child_outcome(self, child_id: str) -> RunRecord | None:
+        return await self.read(lambda tx: fetch_run(tx, child_id))
+
+    def suspend(self, fence: Fence, wake_at: float | None, now: float) -> Awaitable[None]:
+        async def park(tx: Tx) -> None:
+            row = await tx.one(
+                "UPDATE jobs SET owner = NULL, lease_expires_at = NULL, nudged = 0, "
+                "available_at = CASE WHEN nudged = 1 THEN ? ELSE CAST(? AS DOUBLE PRECISION) END "
+                "WHERE run_id = ? AND owner = ? AND token = ? RETURNING available_at",
+                (now, wake_at, fence.run_id, fence.owner, fence.token),
+            )
+            if row is None:
+                raise LeaseLostError(f"lease on run {fence.run_id!r} lost")
+            # A run that may go on at once (nudged, drained) is pending, not waiting.
+            ready = row[0] is not None and row[0] <= now
+            await tx.execute(
+                "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                ("pending" if ready else "waiting", now, fence.run_id),
+            )
+
+        return self.write(park, () if wake_at is None else WORK)
+
+    def finish_run(
+        self,
+        fence: Fence,
+        status: RunStatus,
+        output: bytes | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> Awaitable[None]:
+        if not status.terminal:
+            raise ValueError(f"finish_run needs a terminal status, not {status}")
+        blob = None if error is None else encode(error, what="run error")
+        sources = sources_of(status)
+        return self.write(lambda tx: finish(tx, fence, status, output, blob, now, sources), DONE)

@@ -1,0 +1,33 @@
+"""Every operation of :class:`~opsloom.store.base.Store`, written once over the transaction seam.
+
+A dialect (``dialects/sqlite.py``, ``dialects/postgres.py``) subclasses :class:`SqlStore` and
+adds what only it knows: connections, its writer, the claim query and wake-ups.
+"""
+
+from __future__ import annotations
+
+from opsloom.store.approval import ApprovalOps
+from opsloom.store.audit import AuditOps
+from opsloom.store.connection import ConnectionOps
+from opsloom.store.document import DocumentOps
+from opsloom.store.event import EventOps
+from opsloom.store.identity import IdentityOps
+from opsloom.store.run import RunOps
+from opsloom.store.schedule import ScheduleOps
+from opsloom.store.stats import StatsQueries
+from opsloom.store.trigger import TriggerOps
+
+
+class SqlStore(
+    RunOps,
+    EventOps,
+    TriggerOps,
+    ScheduleOps,
+    DocumentOps,
+    ApprovalOps,
+    IdentityOps,
+    AuditOps,
+    ConnectionOps,
+    StatsQueries,
+):
+    """The operations of every aggregate; reads and writes are the dialect's."""

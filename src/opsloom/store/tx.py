@@ -1,0 +1,98 @@
+"""The transaction seam: every store operation is one ``async def`` against a :class:`Tx`.
+
+An operation is written once, with ``?`` placeholders, and runs on both dialects: the SQLite
+store runs it inside its group-commit writer's ``BEGIN IMMEDIATE`` transaction (its ``Tx``
+calls sqlite3 directly and never suspends), the PostgreSQL store awaits psycopg inside its
+writer's transaction. The few places where the dialects differ are hooks of the ``Tx``:
+lists (:meth:`Tx.among`), row locks (:meth:`Tx.lock`), advisory locks (:meth:`Tx.lock_key`) and
+planner hints (:meth:`Tx.unindexed`). Wake-ups are named when the operation is submitted
+(:meth:`Transactions.write`).
+
+A new operation reads::
+
+    async def rename(tx: Tx) -> bool:
+        return await tx.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid)) == 1
+
+    renamed: bool = await self.write(rename)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+Params = Sequence[Any]
+Dialect = Literal["sqlite", "postgres"]
+
+#: Wake-ups sent with a write (PostgreSQL NOTIFY, in the write's transaction): a job may be
+#: ready; a run finished (which may also unblock its parent or a run waiting for its slot).
+WORK = ("work",)
+DONE = ("done", "work")
+
+
+class Tx(Protocol):
+    """One transaction (or, for reads, one connection) as operations see it."""
+
+    #: The dialect, for the rare statement that has no common form.
+    dialect: Dialect
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of ``sql``, or None."""
+        ...
+
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Every row of ``sql``."""
+        ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run ``sql``; the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run ``sql`` once per row of parameters."""
+        ...
+
+    def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """A condition ``column`` is one of ``values``, and its parameters (any length)."""
+        ...
+
+    def lock(self, clause: str) -> str:
+        """``clause`` (``FOR UPDATE``, ``FOR SHARE``, ``… SKIP LOCKED``) where rows are locked.
+
+        SQLite has one writer at a time (``BEGIN IMMEDIATE``): nothing to lock, an empty string.
+        """
+        ...
+
+    async def lock_key(self, key: str) -> None:
+        """Serialise transactions on ``key`` until this one ends (nothing to do on SQLite)."""
+        ...
+
+    def unindexed(self, column: str) -> str:
+        """``column`` in a form the planner will not walk an index for (SQLite's ``+column``)."""
+        ...
+
+
+#: A store operation: a coroutine function of one transaction.
+Op = Callable[[Tx], Coroutine[Any, Any, T]]
+
+
+class Transactions(ABC):
+    """What the operations of every aggregate need from a dialect: typed reads and writes."""
+
+    @abstractmethod
+    def write(
+        self, op: Op[T], wake: tuple[str, ...] = (), *, one_statement: bool = False
+    ) -> Awaitable[T]:
+        """Queue ``op`` for the group-commit writer, in call order; its result once committed.
+
+        ``wake``: wake-ups to send when the write commits (``WORK``, ``DONE``).
+        ``one_statement``: ``op`` changes at most one row in one statement, so alone in its
+        batch it may skip BEGIN and COMMIT.
+        """
+
+    @abstractmethod
+    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
+        """Run ``fn`` on a reading connection (``snapshot``: inside one transaction)."""
