@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-peers bench-insights docs docs-gen clean
+.PHONY: run test lint typecheck mutation bench bench-peers bench-insights docs docs-gen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); slow: run it alone.
+# e.g. make mutation ARGS='opsloom.triggers.sources.alertmanager*' to try one module.
+mutation: $(STAMP)
+	$(BIN)/mutmut run $(ARGS); $(BIN)/mutmut results
 
 # e.g. make bench ARGS='--store postgresql://postgres@127.0.0.1:5432/test'
 bench: $(STAMP)

@@ -175,7 +175,8 @@ async def fanout(ctx: Context, request: dict[str, Any] | None = None) -> dict[st
     return {"paths": results, "fullest": fullest, "below_threshold": low}
 
 
-@app.workflow(name="nightly_report", timeout=2 * 24 * 3600)
+# Every day at 01:00 UTC a run starts and sleeps until 02:00 (its default time) to report.
+@app.workflow(name="nightly_report", timeout=2 * 24 * 3600, schedule="0 1 * * *")
 async def nightly_report(ctx: Context, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Wait until a time of day (UTC, default 02:00), then report load and free space.
 

@@ -35,7 +35,7 @@ from opsloom.errors import (
     WorkflowNotFoundError,
 )
 from opsloom.extension import ConnectorRegistry, ExtensionError
-from opsloom.ids import new_id
+from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.model.observer import Observer, Observers
@@ -429,7 +429,17 @@ class App(Definitions):
         ``traceparent``: a W3C trace context the run's trace continues (ignored if invalid).
         ``started_by`` is who asks (the authenticated user): it is recorded on the run, and
         that person may not decide the run's approvals unless a request allows it.
+
+        Raises:
+            InputError: ``run_id`` or ``priority`` is not acceptable (see
+                :func:`~opsloom.ids.run_id_problem`; priorities are 64-bit integers), or the
+                input cannot be stored.
         """
+        problem = None if run_id is None else run_id_problem(run_id)
+        if problem is not None:
+            raise InputError(problem)
+        if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InputError(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
         spec = self.registry.workflow(workflow, version)
         now = self.clock.now()
         new = self.new_run(

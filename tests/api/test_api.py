@@ -178,9 +178,9 @@ async def test_run__body_without_json_content_type_is_read_as_json(
 
 
 async def test_run__unstorable_input_is_422_problem(client: httpx.AsyncClient) -> None:
-    # Big integers are valid JSON but not storable: the App's InputError becomes a 422.
+    # A lone surrogate is valid JSON but not storable UTF-8: the App's InputError becomes a 422.
     response = await client.post(
-        "/api/v1/runs", content=b'{"workflow": "approve", "input": 123456789012345678901234}'
+        "/api/v1/runs", content=b'{"workflow": "approve", "input": "\\ud800"}'
     )
     assert_problem(response, 422, "invalid_input")
 

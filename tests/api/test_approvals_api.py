@@ -292,3 +292,30 @@ async def test_links__get_confirms_post_decides_once_and_links_expire(
     votes = shown["stages"][0]["votes"]
     assert [(v["voter"], v["comment"]) for v in votes] == [("alice", "fine")]
     assert shown["status"] == "pending"  # "all" still waits for bob
+
+
+async def test_api__bodies_of_any_content_type_and_a_denial_without_reason_is_422(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    register(app, Stage("lead", users=("alice",)))
+    async with app:
+        tokens = await people(app)
+        handle = await app.start("change")
+        request_id = await open_request(app, handle.run_id)
+        url = f"/api/v1/approvals/{request_id}/tasks/0/decision"
+        async with client(api_for(app), tokens["alice"]) as alice:
+            # curl -d sends JSON labelled as a form: it is read as JSON all the same.
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            unexplained = await alice.post(url, content=b'{"approve": false}', headers=form)
+            denied = await alice.post(
+                url, content=b'{"approve": false, "comment": "not now"}', headers=form
+            )
+        result = await handle.result(timeout=10)
+    assert unexplained.status_code == 422, unexplained.text
+    assert unexplained.json()["code"] == "invalid_approval"
+    assert "needs a reason" in unexplained.json()["detail"]
+    assert denied.status_code == 200, denied.text
+    assert denied.json()["status"] == "denied"
+    assert denied.json()["reason"] == "not now"
+    assert result["approved"] is False

@@ -133,11 +133,11 @@ def test_routes__every_route_is_open_or_requires_a_role(app: App) -> None:
     # changes need operator. Routes added since are checked by the tests below all the same.
     assert {
         ("GET", "/api/v1/runs"): "viewer",
-        ("GET", "/api/v1/runs/{run_id}"): "viewer",
+        ("GET", "/api/v1/runs/{run_id:path}"): "viewer",
         ("POST", "/api/v1/runs"): "operator",
-        ("POST", "/api/v1/runs/{run_id}/signals/{name}"): "operator",
-        ("POST", "/api/v1/runs/{run_id}/cancel"): "operator",
-        ("POST", "/api/v1/runs/{run_id}/retry"): "operator",
+        ("POST", "/api/v1/runs/{run_id:path}/signals/{name}"): "operator",
+        ("POST", "/api/v1/runs/{run_id:path}/cancel"): "operator",
+        ("POST", "/api/v1/runs/{run_id:path}/retry"): "operator",
         ("GET", "/api/v1/workflows"): "viewer",
         ("GET", "/api/v1/events"): "viewer",
         ("GET", "/api/v1/events/{event_id}"): "viewer",

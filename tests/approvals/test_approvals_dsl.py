@@ -15,7 +15,6 @@ from opsloom.app import default_catalog
 from opsloom.approvals.approval import approval, register_approval
 from opsloom.approvals.flow import new_state, vote
 from opsloom.approvals.spec import (
-    ApprovalConflictError,
     ApprovalRequest,
     InvalidApprovalError,
     Stage,
@@ -24,6 +23,7 @@ from opsloom.approvals.stats import nearest_rank, stage_stats
 from opsloom.decisions.decide import DecisionTables
 from opsloom.dsl.runtime import DslRuntime
 from opsloom.errors import StoreError
+from opsloom.expr.problem import TaskError
 from opsloom.identity.access import Identity
 from opsloom.model.approval import ApprovalChange, ApprovalState
 
@@ -154,7 +154,7 @@ def test_rules__invalid_stages_and_denials_without_reason() -> None:
     with pytest.raises(InvalidApprovalError, match="stages or a policy"):
         ApprovalRequest(title="t", requester="r")
     state = new_state("r1", None, {"title": "t", "requester": "r"}, (Stage("s", users=("a",)),), 0)
-    with pytest.raises(ApprovalConflictError, match="needs a reason"):
+    with pytest.raises(InvalidApprovalError, match="needs a reason"):
         vote("a", frozenset(), "r1.0", False, "  ", 1.0)(state)
 
 
@@ -201,3 +201,13 @@ async def test_store__one_vote_per_voter_and_stage_is_a_constraint(
     assert stored is not None
     assert [v.voter for v in stored.votes] == ["a"]
     assert stored.stages[0].status == "open"
+
+
+def test_approval_schema__mode_may_be_a_quorum_number_as_in_python() -> None:
+    catalog = default_catalog()
+    function = catalog.function("approval", "1.0.0")
+    stage = {"name": "leads", "groups": ["leads"], "mode": 2}
+    function.check({"title": "t", "requester": "r", "stages": [stage]})
+    assert Stage.from_dict(stage) == Stage("leads", groups=("leads",), mode=2)
+    with pytest.raises(TaskError, match="stages/0/mode"):
+        function.check({"title": "t", "requester": "r", "stages": [{**stage, "mode": 0}]})

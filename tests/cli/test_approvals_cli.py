@@ -89,7 +89,7 @@ def test_approvals_cli__inbox_decisions_questions_delegation_stats(tmp_path: Pat
 
     delegated = invoke(db, "delegate", "req-2.0", "--to", "gina", "--as", "bob")
     assert delegated.exit_code == 0, delegated.output
-    denied = invoke(db, "deny", "req-2.0", "--as", "gina", "--reason", "node is busy")
+    denied = invoke(db, "deny", "req-2.0", "--as", "gina", "--comment", "node is busy")
     assert json.loads(denied.stdout)["reason"] == "node is busy"
 
     shown = invoke(db, "show", "req-2")

@@ -145,3 +145,16 @@ def test_decisions_validate__problems_and_summary(tmp_path: Path) -> None:
         decisions_cli, ["validate", "--json", str(EXAMPLES / "alert-routing.yaml")]
     )
     assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_decisions_validate__a_glob_with_cases_files_checks_the_tables_and_skips_the_cases() -> (
+    None
+):
+    files = sorted(str(path) for path in EXAMPLES.glob("*.yaml"))
+    result = runner.invoke(decisions_cli, ["validate", *files])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "2 tables checked: all valid",
+        "skipped cases files (run with 'opsloom decisions test'): "
+        "alert-routing.cases.yaml, approval-policy.cases.yaml",
+    ]

@@ -641,3 +641,25 @@ def test_property__static_overlap_never_misses_a_shared_value(
         from opsloom.model.valueset import ValueSet
 
         assert sets[0].overlaps(ValueSet.point(v)) == a.matches(v), (first[0], v)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_evaluate__nan_and_infinity_are_not_json(number: float) -> None:
+    t = table("FIRST", [(["-"], [1])])
+    with pytest.raises(DecisionError) as caught:
+        evaluate(t, {"a": number})
+    assert str(caught.value) == (
+        "decision table t:1: the input is not a JSON document: "
+        "Out of range float values are not JSON compliant"
+    )
+
+
+def test_violation__a_long_input_is_cut_to_300_characters_in_the_message() -> None:
+    t = table("UNIQUE", [(["${ . > 1 }"], ["x"]), (["${ . > 2 }"], ["y"])])
+    long = {"a": 5, "note": "n" * 400}
+    with pytest.raises(DecisionError) as caught:
+        evaluate(t, long)
+    shown = str(caught.value).split("input: ", 1)[1]
+    assert len(shown) == 300
+    assert shown == ('{"a": 5, "note": "' + "n" * 400)[:299] + "…"
+    assert caught.value.input == long

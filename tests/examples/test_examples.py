@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from opsloom import App, FakeClock, RunFailedError, RunRecord
+from opsloom.model.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC).timestamp()
@@ -55,6 +56,8 @@ def waiting_on(name: str) -> Callable[[RunRecord], bool]:
 async def test_examples__app_has_the_documented_workflows(workflows: ModuleType) -> None:
     names = {spec.name for spec in workflows.app.registry.workflows()}
     assert names == {"remediate", "chain", "fanout", "nightly_report"}
+    # One example schedule ships with the app: the nightly report starts at 01:00 UTC.
+    assert workflows.app.schedules == {"nightly_report": Schedule.parse("0 1 * * *")}
 
 
 async def test_chain__adds_three(running: tuple[App, FakeClock]) -> None:

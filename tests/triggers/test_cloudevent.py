@@ -123,3 +123,20 @@ def test_binding__errors_say_where() -> None:
         events_from_http({"ce-specversion": "1.0", "content-type": "application/json"}, b"{")
     with pytest.raises(UnsupportedEventMediaError):
         events_from_http({"content-type": "application/xml"}, b"<a/>")
+
+
+def test_http__json_bodies_of_any_content_type_are_structured_or_batched() -> None:
+    one = b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {"n": 1}}'
+    for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}):
+        [event] = events_from_http(headers, one)
+        assert event.to_dict() == {
+            "specversion": "1.0",
+            "id": "1",
+            "source": "s",
+            "type": "t",
+            "data": {"n": 1},
+        }
+    batch = b'[{"specversion": "1.0", "id": "1", "source": "s", "type": "t"}, {"id": "2"}]'
+    with pytest.raises(InvalidEventError) as caught:
+        events_from_http({"content-type": "text/plain"}, batch)
+    assert (caught.value.index, caught.value.attribute) == (1, "source")

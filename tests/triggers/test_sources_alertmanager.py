@@ -156,3 +156,40 @@ def test_normalise__a_body_that_is_not_json_is_a_payload_error() -> None:
 )
 def test_severity__normalised_to_four_levels(values: tuple[str | None, ...], expected: str) -> None:
     assert severity_of(*values) == expected
+
+
+def test_normalise__fallbacks_group_status_priority_severity_alertname_summary_and_links() -> None:
+    # No status, severity or summary on the alert: the group's status, the `priority` label
+    # and the alert name stand in; the generator and the Alertmanager URLs become links.
+    raw = {
+        "labels": {"alertname": "DiskFull", "priority": "P1"},
+        "generatorURL": "http://prom/graph?g0",
+        "fingerprint": "ab12",
+    }
+    notification = {"status": "resolved", "externalURL": "http://am:9093", "alerts": [raw]}
+    [event] = SOURCE.normalise(request(body(notification)))
+    found = event.to_dict()
+    assert len(found.pop("id")) == 32
+    assert found == {
+        "specversion": "1.0",
+        "source": "/hooks/alertmanager",
+        "type": "io.opsloom.alert.resolved.v1",
+        "subject": "ab12",
+        "datacontenttype": "application/json",
+        "data": {
+            "source": "/hooks/alertmanager",
+            "fingerprint": "ab12",
+            "status": "resolved",
+            "severity": "critical",
+            "summary": "DiskFull",
+            "labels": {"alertname": "DiskFull", "priority": "P1"},
+            "annotations": {},
+            "startsAt": None,
+            "endsAt": None,
+            "links": [
+                {"rel": "source", "href": "http://prom/graph?g0"},
+                {"rel": "alertmanager", "href": "http://am:9093"},
+            ],
+            "raw": raw,
+        },
+    }

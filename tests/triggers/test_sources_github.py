@@ -114,3 +114,19 @@ def test_normalise__event_names_become_one_type_segment() -> None:
     [event] = SOURCE.normalise(request(data, headers_for(data, "Ping")))
     assert event.type == "io.opsloom.github.ping.v1"
     assert event.subject is None
+
+
+def test_normalise__data_names_the_event_action_and_delivery() -> None:
+    raw = {"action": "published", "repository": {"full_name": "acme/api"}, "n": 1}
+    data = json.dumps(raw).encode()
+    headers = {"X-GitHub-Event": "release", "X-GitHub-Delivery": "d-42"}
+    [event] = SOURCE.normalise(request(data, headers))
+    assert event.to_dict() == {
+        "specversion": "1.0",
+        "id": "d-42",
+        "source": "/hooks/github",
+        "type": "io.opsloom.github.release.v1",
+        "subject": "acme/api",
+        "datacontenttype": "application/json",
+        "data": {"event": "release", "action": "published", "delivery": "d-42", "raw": raw},
+    }

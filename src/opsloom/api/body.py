@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from opsloom.api.schema import StartRunBody
+from opsloom.codec import JsonTextError, read_json
 
 
 def _invalid_body(message: str, kind: str = "json_invalid") -> RequestValidationError:
@@ -27,12 +28,12 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return read_json(raw)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise _invalid_body(f"the body is not valid JSON: {exc.msg} ({where})") from None
-    except UnicodeDecodeError:
-        raise _invalid_body("the body is not valid JSON: it is not UTF-8 text") from None
+    except JsonTextError as exc:
+        raise _invalid_body(f"the body is not accepted as JSON: {exc}") from None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -34,6 +34,7 @@ from opsloom.errors import (
     OverloadedError,
     RunNotFoundError,
     RunStateError,
+    SerializationError,
     WorkflowNotFoundError,
 )
 from opsloom.identity.access import (
@@ -56,6 +57,8 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     WorkflowNotFoundError: 404,
     EventNotFoundError: 404,
     InputError: 422,
+    # Only what a request brought can fail to serialise before the answer is sent.
+    SerializationError: 422,
     RunStateError: 409,
     OverloadedError: 503,
     ConnectionNotFoundError: 404,

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, RUN_ID_PATTERN
+
 
 class StartRunBody(BaseModel):
     """Body of ``POST /api/v1/runs``."""
@@ -20,12 +22,15 @@ class StartRunBody(BaseModel):
     input: Any = Field(default=None, description="Input of the run (any JSON value).")
     run_id: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        description="Idempotency: starting a run with an existing id returns that run.",
+        pattern=RUN_ID_PATTERN,
+        description="Idempotency: starting a run with an existing id returns that run. "
+        "1 to 200 printable ASCII characters without spaces (`!` to `~`).",
     )
     priority: int | None = Field(
-        default=None, description="Higher runs first; default: the workflow's priority."
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Higher runs first; default: the workflow's priority (a 64-bit integer).",
     )
 
 

@@ -85,7 +85,10 @@ APPROVAL_SCHEMA: dict[str, Any] = {
                     "users": _NAMES,
                     "groups": _NAMES,
                     "approvers": _NAMES,
-                    "mode": {"enum": ["any", "all"]},
+                    # A number is a quorum, as in Python (``Stage(mode=2)``); ``quorum: 2`` too.
+                    "mode": {
+                        "anyOf": [{"enum": ["any", "all"]}, {"type": "integer", "minimum": 1}]
+                    },
                     "quorum": {"type": "integer", "minimum": 1},
                     "sla": {"type": "number", "exclusiveMinimum": 0},
                     "escalate_to": {"type": "array"},

@@ -34,6 +34,7 @@ from opsloom.approvals.spec import (
     ApprovalNotFoundError,
     ApprovalOutcome,
     Approvers,
+    InvalidApprovalError,
     Stage,
 )
 from opsloom.model.approval import (
@@ -274,7 +275,7 @@ def vote(
         if any(v.stage_id == stage.id and v.voter == user for v in state.votes):
             raise ApprovalConflictError(f"{user} has already decided task {stage.id}")
         if not approve and not (comment or "").strip():
-            raise ApprovalConflictError("a denial needs a reason")
+            raise InvalidApprovalError("a denial needs a reason: give a comment saying why")
         new = ApprovalVoteRow(stage.id, state.request.id, user, approve, comment, as_, now)
         state.votes.append(new)
         state.request.updated_at = now

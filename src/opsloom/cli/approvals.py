@@ -175,12 +175,19 @@ def approve_command(
 def deny_command(
     task: TaskArgument,
     user: AsOption,
-    reason: Annotated[str, typer.Option(help="Why; the workflow receives it.")],
+    comment: Annotated[
+        str | None, typer.Option(help="Why (required); the workflow receives it.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", hidden=True)] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deny a task as ``--as USER``; this ends the request."""
-    _decide(db, task, user, False, reason, as_json)
+    """Deny a task as ``--as USER`` with ``--comment WHY``; this ends the request."""
+    # --reason is the earlier name of --comment, still accepted.
+    why = comment or reason
+    if not (why or "").strip():
+        raise typer.BadParameter("a denial needs a reason: --comment WHY", param_hint="--comment")
+    _decide(db, task, user, False, why, as_json)
 
 
 @approvals_cli.command("ask")

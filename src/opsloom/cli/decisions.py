@@ -128,9 +128,15 @@ def validate_command(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Check decision tables: syntax, columns, unary tests, jq, hit-policy violations."""
+    """Check decision tables: syntax, columns, unary tests, jq, hit-policy violations.
+
+    Cases files (``NAME.cases.yaml``, run with ``opsloom decisions test``) are skipped, so a
+    glob over a folder of tables and their cases checks the tables.
+    """
     problems: list[Problem] = []
     invalid = 0
+    skipped = [path for path in files if is_cases_file(path)]
+    files = [path for path in files if not is_cases_file(path)]
     for path in files:
         try:
             load_table_file(path)
@@ -151,8 +157,16 @@ def validate_command(
             )
         else:
             sys.stdout.write(f"{tables} checked: all valid\n")
+        if skipped:
+            names = ", ".join(path.name for path in skipped)
+            sys.stdout.write(f"skipped cases files (run with 'opsloom decisions test'): {names}\n")
     if invalid:
         raise typer.Exit(1)
+
+
+def is_cases_file(path: Path) -> bool:
+    """Whether ``path`` names a cases file (``NAME.cases.yaml``, ``.yml`` or ``.json``)."""
+    return path.name.lower().endswith((".cases.yaml", ".cases.yml", ".cases.json"))
 
 
 def _read_cases(path: Path) -> list[Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from opsloom.codec import JsonTextError, read_json
 from opsloom.errors import InputError
 from opsloom.model.cloudevent import CloudEvent, InvalidEventError, parse_event
 
@@ -70,17 +71,28 @@ def events_from_http(
                 f"send several events with Content-Type: {BATCH}", attribute=None
             )
         return [parse_event(value, default_id=default_id)]
+    # Any other type (none, curl -d's form type, text/plain): a body that is JSON is read as
+    # structured mode (an object) or batched mode (an array), as every request body is.
+    try:
+        value = read_json(body)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return [parse_event(value, default_id=default_id)]
+    if isinstance(value, list):
+        return events_from_http({"content-type": BATCH}, body, default_id=default_id)
     raise UnsupportedEventMediaError(
-        f"Content-Type {content_type or '(none)'!r} is none of the CloudEvents modes: send "
+        f"Content-Type {content_type or '(none)'!r} is none of the CloudEvents modes and the "
+        "body is no JSON event or array of events: send "
         f"{STRUCTURED}, {BATCH}, or the attributes as ce-* headers (binary mode)"
     )
 
 
 def _json(body: bytes, what: str) -> Any:
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise InvalidEventError(f"{what} is not UTF-8 JSON", attribute=None) from None
+        return read_json(body)
+    except JsonTextError as exc:
+        raise InvalidEventError(f"{what} is not accepted as JSON: {exc}", attribute=None) from None
     except json.JSONDecodeError as exc:
         raise InvalidEventError(
             f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",

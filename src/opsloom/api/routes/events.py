@@ -163,7 +163,8 @@ async def list_events(
     source: Annotated[str | None, Query(description="Only events from this source.")] = None,
     subject: Annotated[str | None, Query(description="Only events about this subject.")] = None,
     before: Annotated[
-        int | None, Query(description="Only events stored before this `seq` (paging).")
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="Only events stored before this `seq` (paging)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many events.")] = 50,
 ) -> JSONResponse:

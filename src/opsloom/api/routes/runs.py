@@ -1,8 +1,15 @@
-"""``/api/v1/runs``: start, list, inspect, signal, cancel and retry runs."""
+"""``/api/v1/runs``: start, list, inspect, signal, cancel and retry runs.
+
+Every run is addressable: ids of runs started by triggers hold ``/`` and ``#``
+(``doc:ops/x#…``), so a run id is the rest of the path (``/`` may stay as is) and is sent
+percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/cancel``,
+``/retry`` or ``/signals/<name>`` is read with ``GET`` only.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +34,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "The run's status does not allow this."}
 }
+
+
+def run_path(run_id: str) -> str:
+    """The URL path of a run, its id percent-encoded (``/`` kept, as routes take it whole)."""
+    return "/api/v1/runs/" + quote(run_id, safe="/:@!$&'()*+,;=-._~")
 
 
 async def _app(request: Request) -> App:
@@ -72,9 +84,7 @@ async def create_run(
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)
-    return JSONResponse(
-        run.to_dict(), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"}
-    )
+    return JSONResponse(run.to_dict(), status_code=201, headers={"Location": run_path(run.id)})
 
 
 @router.get("", response_model=list[RunOut], summary="List runs, newest first", dependencies=_VIEW)
@@ -90,7 +100,7 @@ async def get_runs(
 
 
 @router.get(
-    "/{run_id}",
+    "/{run_id:path}",
     response_model=RunOut,
     summary="A run with its step history",
     responses=_NOT_FOUND,
@@ -113,7 +123,7 @@ def shown(run: RunRecord, who: Principal) -> dict[str, Any]:
 
 
 @router.post(
-    "/{run_id}/signals/{name}",
+    "/{run_id:path}/signals/{name}",
     response_model=SignalAccepted,
     status_code=202,
     summary="Send a signal to a run",
@@ -135,7 +145,7 @@ async def send_signal(
 
 
 @router.post(
-    "/{run_id}/cancel",
+    "/{run_id:path}/cancel",
     response_model=CancelAccepted,
     status_code=202,
     summary="Cancel a run and its open child runs (their compensation runs)",
@@ -148,7 +158,7 @@ async def cancel_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
 
 
 @router.post(
-    "/{run_id}/retry",
+    "/{run_id:path}/retry",
     response_model=RunOut,
     summary="Re-queue a failed or timed-out run (completed steps do not run again)",
     dependencies=_OPERATE,

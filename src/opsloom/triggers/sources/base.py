@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from opsloom.codec import JsonTextError, read_json
 from opsloom.errors import InputError, OpsloomError
 from opsloom.model.cloudevent import CloudEvent
 
@@ -147,9 +148,9 @@ class WebhookSource(Protocol):
 def json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object."""
     try:
-        value = json.loads(body)
-    except UnicodeDecodeError:
-        raise WebhookPayloadError("the body is not UTF-8 text") from None
+        value = read_json(body)
+    except JsonTextError as exc:
+        raise WebhookPayloadError(f"the body is not accepted as JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise WebhookPayloadError(
             f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"

@@ -17,6 +17,7 @@ import contextlib
 import json
 from typing import Any
 
+from opsloom.codec import JsonTextError, read_json
 from opsloom.model.cloudevent import CloudEvent, rfc3339
 from opsloom.triggers.sources.base import WebhookAuthError, WebhookPayloadError, WebhookRequest
 from opsloom.triggers.sources.config import GenericHook, HooksConfig
@@ -114,9 +115,9 @@ class GenericSource:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise WebhookPayloadError("the body is not UTF-8 text") from None
+        return read_json(body)
+    except JsonTextError as exc:
+        raise WebhookPayloadError(f"the body is not accepted as JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise WebhookPayloadError(
             f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
