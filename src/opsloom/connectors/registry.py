@@ -31,6 +31,8 @@ class ConnectorRegistry:
 
     def __init__(self, connectors: list[Connector[Any]] | None = None) -> None:
         self._connectors: dict[str, Connector[Any]] = {}
+        #: Entry points that were skipped, and why.
+        self.errors: list[str] = []
         for connector in connectors or []:
             self.register(connector)
 
@@ -65,23 +67,27 @@ class ConnectorRegistry:
     def discover(self) -> None:
         """Register the connectors of every installed ``opsloom.connectors`` entry point.
 
-        Raises:
-            ConfigurationError: an entry point cannot be loaded or holds no connector (naming
-                the entry point and its package).
+        An entry point that cannot be loaded, or holds something that is not a connector of
+        this SDK, is skipped with a warning naming it and kept in :attr:`errors`: one broken
+        package must not stop the server or the commands that never use it.
         """
         for entry in metadata.entry_points(group=GROUP):
             where = f"entry point {entry.name!r} ({entry.value})"
             try:
                 loaded = entry.load()
             except Exception as exc:
-                raise ConfigurationError(
-                    f"cannot load connector {where}: {type(exc).__name__}: {exc}"
-                ) from exc
+                self._skip(f"cannot load connector {where}: {type(exc).__name__}: {exc}")
+                continue
             items = loaded if isinstance(loaded, list | tuple) else [loaded]
             for item in items:
                 if not isinstance(item, Connector):
-                    raise ConfigurationError(f"connector {where} is not a Connector: {item!r}")
+                    self._skip(f"connector {where} is not a Connector: {item!r}")
+                    continue
                 self.register(item)
+
+    def _skip(self, problem: str) -> None:
+        self.errors.append(problem)
+        log.warning("%s; skipped", problem)
 
     def connector(self, name: str) -> Connector[Any]:
         """A connector by name; ``ConnectorNotFoundError`` naming the known ones."""
