@@ -31,12 +31,16 @@ from opsloom.connectors.testing import (
 
 
 def _contracts() -> Path:
-    # shared/ sits beside the repository (CI) or a few folders up (work trees).
+    # $OPSLOOM_CONTRACTS, else shared/ beside the repository or a few folders up (work trees),
+    # else the machine's shared folder (a clone elsewhere, e.g. in a temporary directory).
+    configured = os.environ.get("OPSLOOM_CONTRACTS")
+    if configured:
+        return Path(configured)
     for folder in Path(__file__).resolve().parents:
         candidate = folder / "shared" / "contracts"
         if candidate.is_dir():
             return candidate
-    return Path("shared") / "contracts"
+    return Path("/work/shared/contracts")
 
 
 CONTRACTS = _contracts()
