@@ -19,10 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from peers import ROOT, wait_until
+from playwright.sync_api import expect, sync_playwright
 from webserver import ADMIN_TOKEN, Server
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -55,7 +53,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield launched
