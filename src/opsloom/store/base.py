@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsloom.store.document import DocumentRecord
     from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -263,6 +264,19 @@ class Store(Protocol):
 
     async def step_outcomes(self, since: float, limit: int) -> list[StepOutcome]:
         """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
+        ...
+
+    async def run_cells(self, first_hour: int, last_hour: int, by: str) -> list[RunCell]:
+        """Run rollups of hours ``[first_hour, last_hour]`` added up by ``by`` (``all``,
+        ``workflow``, ``hour``, ``workflow_hour``); see :mod:`opsloom.store.rollup`."""
+        ...
+
+    async def step_cells(self, first_hour: int, last_hour: int) -> list[StepCell]:
+        """Step rollups of hours ``[first_hour, last_hour]``."""
+        ...
+
+    async def failure_cells(self, first_hour: int, last_hour: int) -> list[FailureCell]:
+        """Failure rollups of hours ``[first_hour, last_hour]``."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

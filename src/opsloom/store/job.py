@@ -16,6 +16,14 @@ from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
+from opsloom.store.rollup import (
+    HOUR,
+    ROLL_RUN,
+    ROLL_STEPS,
+    RUN_BY_ID,
+    roll_failures,
+    shard_of,
+)
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
     RUN_COLUMNS,
@@ -234,22 +242,31 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
 
 
 # Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
-# its event subscriptions go and its trigger key is freed. Every part is keyed on the deleted
-# job, so a refused fence changes nothing. SQLite has no writable CTEs: one statement each.
+# its event subscriptions go, its trigger key is freed and it is added to the rollups. Every
+# part is keyed on the deleted job, so a refused fence changes nothing. SQLite has no writable
+# CTEs: one statement each.
 _FINISH_IN_ONE = (
     "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
     "RETURNING run_id), "
     "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
     "updated_at = ? WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
-    "RETURNING parent_id, concurrency_key), "
+    "RETURNING id, workflow, version, status, created_at, started_at, completed_at, "
+    "parent_id, concurrency_key), "
     "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
     "filters AS (DELETE FROM subscription_filters "
     "WHERE subscription_id IN (SELECT id FROM subs)), "
     "keys AS (UPDATE trigger_runs SET closed_at = ? "
-    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
+    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL), "
+    f"rolled AS ({ROLL_RUN.format(run='run')}), "
+    f"stepped AS ({ROLL_STEPS.format(run='run')}) "
     "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
-    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run)"
+    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run), "
+    "(SELECT workflow FROM run), (SELECT version FROM run), "
+    "(SELECT count(*) FROM steps WHERE run_id IN (SELECT run_id FROM job) "
+    "AND kind = 'step' AND status = 'failed')"
 )
+_ROLL_RUN_BY_ID = ROLL_RUN.format(run=RUN_BY_ID)
+_ROLL_STEPS_BY_ID = ROLL_STEPS.format(run=RUN_BY_ID)
 
 
 async def finish(
@@ -260,19 +277,27 @@ async def finish(
     error: bytes | None,
     now: float,
     sources: Sequence[str],
+    reason: tuple[str, str] | None = None,
 ) -> None:
-    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it."""
+    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it.
+
+    The run is added to the rollups (see :mod:`opsloom.store.rollup`) in the same
+    transaction; ``reason`` is its failure's (type, normalised message), None if it completed.
+    """
     closed: tuple[Any, ...] | None
+    hour, shard = int(now // HOUR), shard_of(fence.owner)
+    failed_steps = 0
     if tx.dialect == "postgres":
-        job = (fence.run_id, fence.owner, fence.token)
+        job, rollup = (fence.run_id, fence.owner, fence.token), (hour, shard)
         row = await tx.one(
-            _FINISH_IN_ONE, (*job, str(status), output, error, now, now, list(sources), now)
+            _FINISH_IN_ONE,
+            (*job, str(status), output, error, now, now, list(sources), now, *rollup, *rollup),
         )
         assert row is not None
-        jobs, runs, parent_id, key = row
+        jobs, runs, parent_id, key, workflow, version, failed_steps = row
         if jobs != 1:
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
-        closed = (parent_id, key) if runs == 1 else None
+        closed = (parent_id, key, workflow, version) if runs == 1 else None
     else:
         gone = await tx.execute(
             "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
@@ -283,7 +308,7 @@ async def finish(
         among, params = tx.among("status", sources)
         closed = await tx.one(
             "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
-            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key",
+            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, workflow, version",
             (str(status), output, error, now, now, fence.run_id, *params),
         )
         if closed is not None:
@@ -297,7 +322,12 @@ async def finish(
                 "UPDATE trigger_runs SET closed_at = ? WHERE run_id = ? AND closed_at IS NULL",
                 (now, fence.run_id),
             )
+            await tx.execute(_ROLL_RUN_BY_ID, (hour, shard, fence.run_id))
+            await tx.execute(_ROLL_STEPS_BY_ID, (hour, shard, fence.run_id))
+            failed_steps = 1  # reading them is cheap here: no round trip
     if closed is None:
         # The job is already gone in this transaction: the writer rolls the operation back.
         raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
+    if reason is not None or failed_steps:
+        await roll_failures(tx, hour, shard, fence.run_id, str(closed[2]), str(closed[3]), reason)
     await unblock(tx, closed[0], closed[1], now)
