@@ -91,9 +91,9 @@ async def test_report__summary_workflows_and_steps_from_the_history(
     assert summary["by_status"] == {"completed": 4, "failed": 2}
     assert summary["success_rate"] == pytest.approx(4 / 6, abs=1e-4)
     # Durations 0, 0 (the failures), 1, 2, 3, 4 s: nearest-rank p50 is the third, read from
-    # the rollups' buckets (within 5 %).
-    assert summary["duration_s"]["p50"] == pytest.approx(1.0, rel=0.05)
-    assert summary["duration_s"]["p99"] == pytest.approx(4.0, rel=0.05)
+    # the rollups' histogram (within 10 %).
+    assert summary["duration_s"]["p50"] == pytest.approx(1.0, rel=0.1)
+    assert summary["duration_s"]["p99"] == pytest.approx(4.0, rel=0.1)
     # Two messages that differ only in numbers and quoted values are one reason.
     assert summary["failure_reasons"] == [
         {"type": "TimeoutError", "message": "timeout after <n>s talking to <value>", "count": 2}
@@ -122,9 +122,9 @@ async def test_report__summary_workflows_and_steps_from_the_history(
             "by_status": {"completed": 4},
             "success_rate": 1.0,
             "duration_s": {
-                "p50": pytest.approx(2.0, rel=0.05),
-                "p95": pytest.approx(4.0, rel=0.05),
-                "p99": pytest.approx(4.0, rel=0.05),
+                "p50": pytest.approx(2.0, rel=0.1),
+                "p95": pytest.approx(4.0, rel=0.1),
+                "p99": pytest.approx(4.0, rel=0.1),
             },
         },
     ]
@@ -132,7 +132,7 @@ async def test_report__summary_workflows_and_steps_from_the_history(
     assert by_step["wobbly"]["retry_rate"] == 1.0
     assert by_step["deadline"]["failed"] == 2
     assert by_step["deadline"]["failure_reasons"][0]["count"] == 2
-    assert by_step["slow"]["duration_s"]["p95"] == pytest.approx(4.0, rel=0.05)
+    assert by_step["slow"]["duration_s"]["p95"] == pytest.approx(4.0, rel=0.1)
     # Sub-hour buckets read the runs themselves; whole hours, the rollups.
     assert [b["finished"] for b in trends] == [0, 6]  # type: ignore[index]
     assert sum(b["finished"] for b in hourly) == 6  # type: ignore[index]

@@ -1,15 +1,16 @@
 """Run analytics: how workflows and steps did over a window, read from the store's rollups.
 
-Runs are added to hourly rollups as they finish (see :mod:`opsloom.store.rollup`), so a report
-reads a few rows per workflow and hour, whatever the history holds, and stays right after
-retention has pruned the runs themselves. A window is rounded out to whole hours of completion
-(``--since 1h`` at 10:30 covers the runs that finished from 09:00). Percentiles come from the
-rollups' duration buckets: within 5 % of the exact figure. Failure reasons are grouped by error
+Runs are added to hourly and daily rollups as they finish (see :mod:`opsloom.store.rollup`), so
+a report reads a few rows per workflow and period, whatever the history holds, and stays right
+after retention has pruned the runs themselves. A window is rounded out to whole hours of
+completion (``--since 1h`` at 10:30 covers the runs that finished from 09:00), and a window of
+more than two days to whole days (UTC). Percentiles come from the rollups' duration histograms:
+within 10 % of the exact figure. Failure reasons are grouped by error
 type and a normalised message (numbers, hexadecimal ids and quoted values replaced), so that
 ``timeout after 31s`` and ``timeout after 30s`` count as one reason.
 
-Trends and anomalies in buckets shorter than an hour read the finished runs of the window
-instead (the newest :data:`RUN_LIMIT`), as the rollups are hourly.
+Trends and anomalies in buckets shorter than the rollups' period read the finished runs of the
+window instead (the newest :data:`RUN_LIMIT`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from opsloom.analytics.anomaly import Bucket, detect, judge
 from opsloom.errors import InputError
 from opsloom.store.base import Store
 from opsloom.store.rollup import (
+    DAY,
     HOUR,
     FailureCell,
     RunCell,
     StepCell,
     bucket_percentile,
+    merge,
     normalise,
 )
 from opsloom.store.stats import FinishedRun
@@ -68,7 +71,8 @@ def _exact(values: Iterable[float | None]) -> dict[str, float | None]:
     return {f"p{q}": percentile(ordered, q) for q in _QUANTILES}
 
 
-def _estimated(counts: Sequence[tuple[int, int]]) -> dict[str, float | None]:
+def _estimated(histograms: Sequence[Sequence[int]]) -> dict[str, float | None]:
+    counts = merge(histograms)
     return {f"p{q}": bucket_percentile(counts, q) for q in _QUANTILES}
 
 
@@ -82,15 +86,21 @@ class _Runs:
     """The run cells of one group, added up."""
 
     statuses: Counter[str] = field(default_factory=Counter)
-    durations: list[tuple[int, int]] = field(default_factory=list)
-    waits: list[tuple[int, int]] = field(default_factory=list)
+    durations: list[Sequence[int]] = field(default_factory=list)
+    waits: list[Sequence[int]] = field(default_factory=list)
 
     def add(self, cell: RunCell) -> None:
-        if cell.measure == "duration":
+        if cell.measure != "duration":
+            self.waits.append(cell.counts)
+            return
+        if cell.status:
             self.statuses[cell.status] += cell.runs
-            self.durations.append((cell.bucket, cell.runs))
-        else:
-            self.waits.append((cell.bucket, cell.runs))
+        if cell.counts:
+            self.durations.append(cell.counts)
+
+    def absorb(self, other: _Runs) -> None:
+        self.statuses.update(other.statuses)
+        self.durations.extend(other.durations)
 
     @property
     def runs(self) -> int:
@@ -117,18 +127,27 @@ def _reasons(cells: Iterable[FailureCell], top: int) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A report's window: as asked (``since``, ``until``) and as whole hours of rollups."""
+    """A report's window: as asked (``since``, ``until``) and as whole periods of rollups."""
 
     since: float
     until: float
 
     @property
-    def first_hour(self) -> int:
-        return int(self.since // HOUR)
+    def width(self) -> int:
+        """Rollups read: daily ones for windows of more than two days, else hourly."""
+        return DAY if self.until - self.since > 2 * DAY else HOUR
 
     @property
-    def last_hour(self) -> int:
-        return int(self.until // HOUR)
+    def first(self) -> int:
+        return int(self.since // self.width) * self.width
+
+    @property
+    def last(self) -> int:
+        return int(self.until // self.width) * self.width
+
+    @property
+    def periods(self) -> tuple[int, int, int]:
+        return self.width, self.first, self.last
 
     def to_dict(self) -> dict[str, float]:
         return {"since": self.since, "until": self.until}
@@ -152,7 +171,7 @@ def _step_rows(cells: list[StepCell], failures: list[FailureCell]) -> list[dict[
                 "count": count,
                 "failed": sum(c.steps for c in rows if c.status == "failed"),
                 "retry_rate": round(sum(c.retried for c in rows) / count, 4) if count else None,
-                "duration_s": _estimated([(c.bucket, c.steps) for c in rows]),
+                "duration_s": _estimated([c.counts for c in rows]),
                 "failure_reasons": _reasons(reasons[(workflow, name)], 3),
             }
         )
@@ -161,10 +180,9 @@ def _step_rows(cells: list[StepCell], failures: list[FailureCell]) -> list[dict[
 
 async def summary(store: Store, window: Window) -> dict[str, Any]:
     """Success rate, throughput, durations, queue wait, retries, failure reasons, bottlenecks."""
-    first, last = window.first_hour, window.last_hour
-    total = _group(await store.run_cells(first, last, "all")).get((), _Runs())
-    step_cells = await store.step_cells(first, last)
-    failures = await store.failure_cells(first, last)
+    total = _group(await store.run_cells(*window.periods, "all")).get((), _Runs())
+    step_cells = await store.step_cells(*window.periods)
+    failures = await store.failure_cells(*window.periods)
     step_rows = _step_rows(step_cells, failures)
     attempted = sum(c.steps for c in step_cells)
     hours = max(window.until - window.since, 1.0) / 3600
@@ -189,7 +207,7 @@ async def summary(store: Store, window: Window) -> dict[str, Any]:
 
 async def workflows(store: Store, window: Window) -> list[dict[str, Any]]:
     """Per workflow and version: runs, outcomes, success rate and duration percentiles."""
-    groups = _group(await store.run_cells(window.first_hour, window.last_hour, "workflow"))
+    groups = _group(await store.run_cells(*window.periods, "workflow"))
     return [
         {
             "workflow": workflow,
@@ -206,35 +224,51 @@ async def workflows(store: Store, window: Window) -> list[dict[str, Any]]:
 
 async def steps(store: Store, window: Window) -> list[dict[str, Any]]:
     """Per workflow and step: count, failures, retry rate, duration percentiles, top errors."""
-    first, last = window.first_hour, window.last_hour
-    return _step_rows(await store.step_cells(first, last), await store.failure_cells(first, last))
+    periods = window.periods
+    return _step_rows(await store.step_cells(*periods), await store.failure_cells(*periods))
 
 
-def _hours_per_bucket(bucket: float) -> int | None:
-    hours = bucket / HOUR
-    return int(hours) if hours >= 1 and hours == int(hours) else None
+def _periods(window: Window, bucket: float) -> tuple[int, int, int] | None:
+    """(rollup width, periods per bucket, first period) for whole buckets of rollups that end
+    with the window's last period; None when the bucket is shorter than an hour or not made of
+    whole hours."""
+    for width in (DAY, HOUR):
+        per = bucket / width
+        if per >= 1 and per == int(per):
+            last = int(window.until // width) * width
+            count = math.ceil((last - int(window.since // width) * width + width) / bucket)
+            return width, int(per), last + width - count * int(bucket)
+    return None
+
+
+async def _duration_cells(
+    store: Store, width: int, first: int, last: int, by: str
+) -> list[RunCell]:
+    """Counts by status, and one duration histogram per group (statuses added up): a period's
+    trend needs no histogram per status, and reading fewer of them is most of the cost."""
+    counts = await store.run_cells(width, first, last, by, measure="duration", histogram=False)
+    spread = await store.run_cells(width, first, last, by, measure="duration", by_status=False)
+    return counts + spread
 
 
 async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
     """Per time bucket (by end time): finished runs, success rate and p95 duration."""
-    width = _hours_per_bucket(bucket)
-    if width is None:
-        runs = await _finished_runs(store, window)
-        return _raw_trends(runs, window, bucket)
-    count = math.ceil((window.last_hour - window.first_hour + 1) / width)
-    by_hour = _group(await store.run_cells(window.first_hour, window.last_hour, "hour"))
-    cells = [_Runs() for _ in range(count)]
-    for (hour,), runs in by_hour.items():
-        merged = cells[(int(hour) - window.first_hour) // width]
-        merged.statuses.update(runs.statuses)
-        merged.durations.extend(runs.durations)
+    shape = _periods(window, bucket)
+    if shape is None:
+        return _raw_trends(await _finished_runs(store, window), window, bucket)
+    width, per, first = shape
+    last = int(window.until // width) * width
+    by_start = _group(await _duration_cells(store, width, first, last, "start"))
+    cells = [_Runs() for _ in range((last - first) // (width * per) + 1)]
+    for (start,), runs in by_start.items():
+        cells[(int(start) - first) // (width * per)].absorb(runs)
     return [
         {
-            "start": float((window.first_hour + index * width) * HOUR),
+            "start": float(first + index * width * per),
             "finished": runs.runs,
             "by_status": dict(sorted(runs.statuses.items())),
             "success_rate": _success(runs.statuses),
-            "duration_p95_s": bucket_percentile(runs.durations, 95),
+            "duration_p95_s": bucket_percentile(merge(runs.durations), 95),
         }
         for index, runs in enumerate(cells)
     ]
@@ -242,32 +276,29 @@ async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, 
 
 async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
     """Workflows whose newest bucket breaks from their own baseline."""
-    width = _hours_per_bucket(bucket)
-    if width is None:
-        runs = await _finished_runs(store, window)
-        found = detect(runs, window.since, window.until, bucket)
+    shape = _periods(window, bucket)
+    if shape is None:
+        found = detect(await _finished_runs(store, window), window.since, window.until, bucket)
         return [anomaly.to_dict() for anomaly in found]
-    # Whole buckets that end with the window's last hour.
-    count = (window.last_hour - window.first_hour + 1) // width
-    first = window.last_hour + 1 - count * width
-    groups = _group(await store.run_cells(first, window.last_hour, "workflow_hour"))
+    width, per, first = shape
+    last = int(window.until // width) * width
+    count = (last - first) // (width * per) + 1
+    groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
     merged: dict[str, list[_Runs]] = defaultdict(lambda: [_Runs() for _ in range(count)])
-    for (workflow, hour), runs in groups.items():
-        cell = merged[workflow][(int(hour) - first) // width]
-        cell.statuses.update(runs.statuses)
-        cell.durations.extend(runs.durations)
+    for (workflow, start), runs in groups.items():
+        merged[workflow][(int(start) - first) // (width * per)].absorb(runs)
     series = {
         workflow: [
             Bucket(
                 finished=r.runs,
                 failed=r.runs - r.statuses["completed"],
-                p95=bucket_percentile(r.durations, 95),
+                p95=bucket_percentile(merge(r.durations), 95),
             )
             for r in cells
         ]
         for workflow, cells in merged.items()
     }
-    start = float((window.last_hour + 1 - width) * HOUR)
+    start = float(first + (count - 1) * width * per)
     return [anomaly.to_dict() for anomaly in judge(series, start)]
 
 

@@ -266,17 +266,27 @@ class Store(Protocol):
         """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
         ...
 
-    async def run_cells(self, first_hour: int, last_hour: int, by: str) -> list[RunCell]:
-        """Run rollups of hours ``[first_hour, last_hour]`` added up by ``by`` (``all``,
-        ``workflow``, ``hour``, ``workflow_hour``); see :mod:`opsloom.store.rollup`."""
+    async def run_cells(
+        self,
+        width: int,
+        first: int,
+        last: int,
+        by: str,
+        *,
+        measure: str | None = None,
+        by_status: bool = True,
+        histogram: bool = True,
+    ) -> list[RunCell]:
+        """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
+        ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
         ...
 
-    async def step_cells(self, first_hour: int, last_hour: int) -> list[StepCell]:
-        """Step rollups of hours ``[first_hour, last_hour]``."""
+    async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:
+        """Step rollups of the ``width`` periods starting in ``[first, last]``."""
         ...
 
-    async def failure_cells(self, first_hour: int, last_hour: int) -> list[FailureCell]:
-        """Failure rollups of hours ``[first_hour, last_hour]``."""
+    async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
+        """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

@@ -17,11 +17,11 @@ from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepReco
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
 from opsloom.store.rollup import (
-    HOUR,
-    ROLL_RUN,
-    ROLL_STEPS,
-    RUN_BY_ID,
-    roll_failures,
+    FINISHED_STEPS,
+    STEP_FIELDS,
+    Finished,
+    FinishedStep,
+    roll_up,
     shard_of,
 )
 from opsloom.store.rows import (
@@ -242,31 +242,26 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
 
 
 # Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
-# its event subscriptions go, its trigger key is freed and it is added to the rollups. Every
-# part is keyed on the deleted job, so a refused fence changes nothing. SQLite has no writable
-# CTEs: one statement each.
+# its event subscriptions go and its trigger key is freed; the answer carries what the rollups
+# need (one row per final step). Every part is keyed on the deleted job, so a refused fence
+# changes nothing. SQLite has no writable CTEs: one statement each.
 _FINISH_IN_ONE = (
     "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
     "RETURNING run_id), "
     "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
     "updated_at = ? WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
-    "RETURNING id, workflow, version, status, created_at, started_at, completed_at, "
-    "parent_id, concurrency_key), "
+    "RETURNING id, parent_id, concurrency_key, workflow, version, created_at, started_at), "
     "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
     "filters AS (DELETE FROM subscription_filters "
     "WHERE subscription_id IN (SELECT id FROM subs)), "
     "keys AS (UPDATE trigger_runs SET closed_at = ? "
-    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL), "
-    f"rolled AS ({ROLL_RUN.format(run='run')}), "
-    f"stepped AS ({ROLL_STEPS.format(run='run')}) "
-    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
-    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run), "
-    "(SELECT workflow FROM run), (SELECT version FROM run), "
-    "(SELECT count(*) FROM steps WHERE run_id IN (SELECT run_id FROM job) "
-    "AND kind = 'step' AND status = 'failed')"
+    "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), r.parent_id, "
+    "r.concurrency_key, r.workflow, r.version, r.created_at, r.started_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "FROM (SELECT 1) AS one LEFT JOIN run r ON true LEFT JOIN steps s ON s.run_id = r.id "
+    "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
-_ROLL_RUN_BY_ID = ROLL_RUN.format(run=RUN_BY_ID)
-_ROLL_STEPS_BY_ID = ROLL_STEPS.format(run=RUN_BY_ID)
 
 
 async def finish(
@@ -285,19 +280,17 @@ async def finish(
     transaction; ``reason`` is its failure's (type, normalised message), None if it completed.
     """
     closed: tuple[Any, ...] | None
-    hour, shard = int(now // HOUR), shard_of(fence.owner)
-    failed_steps = 0
+    steps: list[FinishedStep] = []
     if tx.dialect == "postgres":
-        job, rollup = (fence.run_id, fence.owner, fence.token), (hour, shard)
-        row = await tx.one(
-            _FINISH_IN_ONE,
-            (*job, str(status), output, error, now, now, list(sources), now, *rollup, *rollup),
+        job = (fence.run_id, fence.owner, fence.token)
+        rows = await tx.all(
+            _FINISH_IN_ONE, (*job, str(status), output, error, now, now, list(sources), now)
         )
-        assert row is not None
-        jobs, runs, parent_id, key, workflow, version, failed_steps = row
+        jobs, runs = rows[0][0], rows[0][1]
         if jobs != 1:
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
-        closed = (parent_id, key, workflow, version) if runs == 1 else None
+        closed = tuple(rows[0][2:8]) if runs == 1 else None
+        steps = [FinishedStep(*row[8:]) for row in rows if row[8] is not None]
     else:
         gone = await tx.execute(
             "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
@@ -308,7 +301,8 @@ async def finish(
         among, params = tx.among("status", sources)
         closed = await tx.one(
             "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
-            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, workflow, version",
+            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, workflow, version, "
+            "created_at, started_at",
             (str(status), output, error, now, now, fence.run_id, *params),
         )
         if closed is not None:
@@ -322,12 +316,12 @@ async def finish(
                 "UPDATE trigger_runs SET closed_at = ? WHERE run_id = ? AND closed_at IS NULL",
                 (now, fence.run_id),
             )
-            await tx.execute(_ROLL_RUN_BY_ID, (hour, shard, fence.run_id))
-            await tx.execute(_ROLL_STEPS_BY_ID, (hour, shard, fence.run_id))
-            failed_steps = 1  # reading them is cheap here: no round trip
+            rows = await tx.all(FINISHED_STEPS, (fence.run_id,))
+            steps = [FinishedStep(*row) for row in rows]
     if closed is None:
         # The job is already gone in this transaction: the writer rolls the operation back.
         raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
-    if reason is not None or failed_steps:
-        await roll_failures(tx, hour, shard, fence.run_id, str(closed[2]), str(closed[3]), reason)
-    await unblock(tx, closed[0], closed[1], now)
+    parent_id, key, workflow, version, created_at, started_at = closed
+    finished = Finished(workflow, version, str(status), created_at, started_at, now, steps, reason)
+    await roll_up(tx, finished, shard_of(fence.owner))
+    await unblock(tx, parent_id, key, now)

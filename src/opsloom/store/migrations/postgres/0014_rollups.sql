@@ -1,123 +1,123 @@
--- Rollups: what finished runs and their steps add up to, per hour (``hour`` is completed_at
--- divided by 3600, rounded down). The finishing of a run adds its share in the same transaction,
--- so analytics read a few rows per workflow and hour instead of the history. Durations are
--- counted in log-spaced buckets (each 10 % wider than the one before, from 1 ms): a percentile
--- read from them is within 5 % of the exact one. ``shard`` spreads the rows that processes
--- finishing runs at the same time update, so that they do not queue for the same row.
-CREATE TABLE duration_buckets (
-    bucket integer PRIMARY KEY,
-    upper  double precision NOT NULL
-);
-WITH RECURSIVE b(bucket, upper) AS (
-    SELECT 0, CAST(0.001 AS double precision) UNION ALL
-    SELECT bucket + 1, upper * CAST(1.1 AS double precision) FROM b WHERE bucket < 239
-)
-INSERT INTO duration_buckets (bucket, upper) SELECT bucket, upper FROM b;
+-- Rollups: what finished runs and their steps add up to, per hour and per day of their
+-- completion (``width`` 3600 or 86400 seconds, the period beginning at ``start``). Finishing a
+-- run adds its share in the same transaction, so analytics read a few rows per workflow and
+-- period instead of the history, and the rows outlive the runs that retention prunes.
+-- Durations are counted in histogram columns b0 … b127: b0 up to 1 ms, each next bucket
+-- 2^(1/4) times wider, the last one beyond 49 days (opsloom.store.rollup.BOUNDS). ``shard``
+-- spreads the rows that processes finishing runs at the same time update.
 
 -- ``measure``: ``duration`` (first execution to end) or ``wait`` (creation to first execution).
 CREATE TABLE run_rollups (
-    hour     bigint NOT NULL,
+    width    integer NOT NULL,
+    start    bigint NOT NULL,
     workflow text NOT NULL,
     version  text NOT NULL,
     status   text NOT NULL,
     measure  text NOT NULL,
-    bucket   integer NOT NULL,
     shard    integer NOT NULL,
-    runs     integer NOT NULL,
+    runs     bigint NOT NULL,
     seconds  double precision NOT NULL,
+    b0 integer NOT NULL DEFAULT 0, b1 integer NOT NULL DEFAULT 0, b2 integer NOT NULL DEFAULT 0, b3 integer NOT NULL DEFAULT 0,
+    b4 integer NOT NULL DEFAULT 0, b5 integer NOT NULL DEFAULT 0, b6 integer NOT NULL DEFAULT 0, b7 integer NOT NULL DEFAULT 0,
+    b8 integer NOT NULL DEFAULT 0, b9 integer NOT NULL DEFAULT 0, b10 integer NOT NULL DEFAULT 0, b11 integer NOT NULL DEFAULT 0,
+    b12 integer NOT NULL DEFAULT 0, b13 integer NOT NULL DEFAULT 0, b14 integer NOT NULL DEFAULT 0, b15 integer NOT NULL DEFAULT 0,
+    b16 integer NOT NULL DEFAULT 0, b17 integer NOT NULL DEFAULT 0, b18 integer NOT NULL DEFAULT 0, b19 integer NOT NULL DEFAULT 0,
+    b20 integer NOT NULL DEFAULT 0, b21 integer NOT NULL DEFAULT 0, b22 integer NOT NULL DEFAULT 0, b23 integer NOT NULL DEFAULT 0,
+    b24 integer NOT NULL DEFAULT 0, b25 integer NOT NULL DEFAULT 0, b26 integer NOT NULL DEFAULT 0, b27 integer NOT NULL DEFAULT 0,
+    b28 integer NOT NULL DEFAULT 0, b29 integer NOT NULL DEFAULT 0, b30 integer NOT NULL DEFAULT 0, b31 integer NOT NULL DEFAULT 0,
+    b32 integer NOT NULL DEFAULT 0, b33 integer NOT NULL DEFAULT 0, b34 integer NOT NULL DEFAULT 0, b35 integer NOT NULL DEFAULT 0,
+    b36 integer NOT NULL DEFAULT 0, b37 integer NOT NULL DEFAULT 0, b38 integer NOT NULL DEFAULT 0, b39 integer NOT NULL DEFAULT 0,
+    b40 integer NOT NULL DEFAULT 0, b41 integer NOT NULL DEFAULT 0, b42 integer NOT NULL DEFAULT 0, b43 integer NOT NULL DEFAULT 0,
+    b44 integer NOT NULL DEFAULT 0, b45 integer NOT NULL DEFAULT 0, b46 integer NOT NULL DEFAULT 0, b47 integer NOT NULL DEFAULT 0,
+    b48 integer NOT NULL DEFAULT 0, b49 integer NOT NULL DEFAULT 0, b50 integer NOT NULL DEFAULT 0, b51 integer NOT NULL DEFAULT 0,
+    b52 integer NOT NULL DEFAULT 0, b53 integer NOT NULL DEFAULT 0, b54 integer NOT NULL DEFAULT 0, b55 integer NOT NULL DEFAULT 0,
+    b56 integer NOT NULL DEFAULT 0, b57 integer NOT NULL DEFAULT 0, b58 integer NOT NULL DEFAULT 0, b59 integer NOT NULL DEFAULT 0,
+    b60 integer NOT NULL DEFAULT 0, b61 integer NOT NULL DEFAULT 0, b62 integer NOT NULL DEFAULT 0, b63 integer NOT NULL DEFAULT 0,
+    b64 integer NOT NULL DEFAULT 0, b65 integer NOT NULL DEFAULT 0, b66 integer NOT NULL DEFAULT 0, b67 integer NOT NULL DEFAULT 0,
+    b68 integer NOT NULL DEFAULT 0, b69 integer NOT NULL DEFAULT 0, b70 integer NOT NULL DEFAULT 0, b71 integer NOT NULL DEFAULT 0,
+    b72 integer NOT NULL DEFAULT 0, b73 integer NOT NULL DEFAULT 0, b74 integer NOT NULL DEFAULT 0, b75 integer NOT NULL DEFAULT 0,
+    b76 integer NOT NULL DEFAULT 0, b77 integer NOT NULL DEFAULT 0, b78 integer NOT NULL DEFAULT 0, b79 integer NOT NULL DEFAULT 0,
+    b80 integer NOT NULL DEFAULT 0, b81 integer NOT NULL DEFAULT 0, b82 integer NOT NULL DEFAULT 0, b83 integer NOT NULL DEFAULT 0,
+    b84 integer NOT NULL DEFAULT 0, b85 integer NOT NULL DEFAULT 0, b86 integer NOT NULL DEFAULT 0, b87 integer NOT NULL DEFAULT 0,
+    b88 integer NOT NULL DEFAULT 0, b89 integer NOT NULL DEFAULT 0, b90 integer NOT NULL DEFAULT 0, b91 integer NOT NULL DEFAULT 0,
+    b92 integer NOT NULL DEFAULT 0, b93 integer NOT NULL DEFAULT 0, b94 integer NOT NULL DEFAULT 0, b95 integer NOT NULL DEFAULT 0,
+    b96 integer NOT NULL DEFAULT 0, b97 integer NOT NULL DEFAULT 0, b98 integer NOT NULL DEFAULT 0, b99 integer NOT NULL DEFAULT 0,
+    b100 integer NOT NULL DEFAULT 0, b101 integer NOT NULL DEFAULT 0, b102 integer NOT NULL DEFAULT 0, b103 integer NOT NULL DEFAULT 0,
+    b104 integer NOT NULL DEFAULT 0, b105 integer NOT NULL DEFAULT 0, b106 integer NOT NULL DEFAULT 0, b107 integer NOT NULL DEFAULT 0,
+    b108 integer NOT NULL DEFAULT 0, b109 integer NOT NULL DEFAULT 0, b110 integer NOT NULL DEFAULT 0, b111 integer NOT NULL DEFAULT 0,
+    b112 integer NOT NULL DEFAULT 0, b113 integer NOT NULL DEFAULT 0, b114 integer NOT NULL DEFAULT 0, b115 integer NOT NULL DEFAULT 0,
+    b116 integer NOT NULL DEFAULT 0, b117 integer NOT NULL DEFAULT 0, b118 integer NOT NULL DEFAULT 0, b119 integer NOT NULL DEFAULT 0,
+    b120 integer NOT NULL DEFAULT 0, b121 integer NOT NULL DEFAULT 0, b122 integer NOT NULL DEFAULT 0, b123 integer NOT NULL DEFAULT 0,
+    b124 integer NOT NULL DEFAULT 0, b125 integer NOT NULL DEFAULT 0, b126 integer NOT NULL DEFAULT 0, b127 integer NOT NULL DEFAULT 0,
     CONSTRAINT run_rollups_pkey
-        PRIMARY KEY (hour, workflow, version, status, measure, bucket, shard)
+        PRIMARY KEY (width, start, workflow, version, status, measure, shard)
 );
 
--- Final step entries (completed, failed) of finished runs; ``bucket`` -1: no duration known.
+-- Final step entries (completed, failed) of finished runs; a step without both times counts in
+-- ``steps`` but in no bucket.
 CREATE TABLE step_rollups (
-    hour     bigint NOT NULL,
+    width    integer NOT NULL,
+    start    bigint NOT NULL,
     workflow text NOT NULL,
     step     text NOT NULL,
     status   text NOT NULL,
-    bucket   integer NOT NULL,
     shard    integer NOT NULL,
-    steps    integer NOT NULL,
-    retried  integer NOT NULL,
-    attempts integer NOT NULL,
+    steps    bigint NOT NULL,
+    retried  bigint NOT NULL,
+    attempts bigint NOT NULL,
     seconds  double precision NOT NULL,
-    CONSTRAINT step_rollups_pkey PRIMARY KEY (hour, workflow, step, status, bucket, shard)
+    b0 integer NOT NULL DEFAULT 0, b1 integer NOT NULL DEFAULT 0, b2 integer NOT NULL DEFAULT 0, b3 integer NOT NULL DEFAULT 0,
+    b4 integer NOT NULL DEFAULT 0, b5 integer NOT NULL DEFAULT 0, b6 integer NOT NULL DEFAULT 0, b7 integer NOT NULL DEFAULT 0,
+    b8 integer NOT NULL DEFAULT 0, b9 integer NOT NULL DEFAULT 0, b10 integer NOT NULL DEFAULT 0, b11 integer NOT NULL DEFAULT 0,
+    b12 integer NOT NULL DEFAULT 0, b13 integer NOT NULL DEFAULT 0, b14 integer NOT NULL DEFAULT 0, b15 integer NOT NULL DEFAULT 0,
+    b16 integer NOT NULL DEFAULT 0, b17 integer NOT NULL DEFAULT 0, b18 integer NOT NULL DEFAULT 0, b19 integer NOT NULL DEFAULT 0,
+    b20 integer NOT NULL DEFAULT 0, b21 integer NOT NULL DEFAULT 0, b22 integer NOT NULL DEFAULT 0, b23 integer NOT NULL DEFAULT 0,
+    b24 integer NOT NULL DEFAULT 0, b25 integer NOT NULL DEFAULT 0, b26 integer NOT NULL DEFAULT 0, b27 integer NOT NULL DEFAULT 0,
+    b28 integer NOT NULL DEFAULT 0, b29 integer NOT NULL DEFAULT 0, b30 integer NOT NULL DEFAULT 0, b31 integer NOT NULL DEFAULT 0,
+    b32 integer NOT NULL DEFAULT 0, b33 integer NOT NULL DEFAULT 0, b34 integer NOT NULL DEFAULT 0, b35 integer NOT NULL DEFAULT 0,
+    b36 integer NOT NULL DEFAULT 0, b37 integer NOT NULL DEFAULT 0, b38 integer NOT NULL DEFAULT 0, b39 integer NOT NULL DEFAULT 0,
+    b40 integer NOT NULL DEFAULT 0, b41 integer NOT NULL DEFAULT 0, b42 integer NOT NULL DEFAULT 0, b43 integer NOT NULL DEFAULT 0,
+    b44 integer NOT NULL DEFAULT 0, b45 integer NOT NULL DEFAULT 0, b46 integer NOT NULL DEFAULT 0, b47 integer NOT NULL DEFAULT 0,
+    b48 integer NOT NULL DEFAULT 0, b49 integer NOT NULL DEFAULT 0, b50 integer NOT NULL DEFAULT 0, b51 integer NOT NULL DEFAULT 0,
+    b52 integer NOT NULL DEFAULT 0, b53 integer NOT NULL DEFAULT 0, b54 integer NOT NULL DEFAULT 0, b55 integer NOT NULL DEFAULT 0,
+    b56 integer NOT NULL DEFAULT 0, b57 integer NOT NULL DEFAULT 0, b58 integer NOT NULL DEFAULT 0, b59 integer NOT NULL DEFAULT 0,
+    b60 integer NOT NULL DEFAULT 0, b61 integer NOT NULL DEFAULT 0, b62 integer NOT NULL DEFAULT 0, b63 integer NOT NULL DEFAULT 0,
+    b64 integer NOT NULL DEFAULT 0, b65 integer NOT NULL DEFAULT 0, b66 integer NOT NULL DEFAULT 0, b67 integer NOT NULL DEFAULT 0,
+    b68 integer NOT NULL DEFAULT 0, b69 integer NOT NULL DEFAULT 0, b70 integer NOT NULL DEFAULT 0, b71 integer NOT NULL DEFAULT 0,
+    b72 integer NOT NULL DEFAULT 0, b73 integer NOT NULL DEFAULT 0, b74 integer NOT NULL DEFAULT 0, b75 integer NOT NULL DEFAULT 0,
+    b76 integer NOT NULL DEFAULT 0, b77 integer NOT NULL DEFAULT 0, b78 integer NOT NULL DEFAULT 0, b79 integer NOT NULL DEFAULT 0,
+    b80 integer NOT NULL DEFAULT 0, b81 integer NOT NULL DEFAULT 0, b82 integer NOT NULL DEFAULT 0, b83 integer NOT NULL DEFAULT 0,
+    b84 integer NOT NULL DEFAULT 0, b85 integer NOT NULL DEFAULT 0, b86 integer NOT NULL DEFAULT 0, b87 integer NOT NULL DEFAULT 0,
+    b88 integer NOT NULL DEFAULT 0, b89 integer NOT NULL DEFAULT 0, b90 integer NOT NULL DEFAULT 0, b91 integer NOT NULL DEFAULT 0,
+    b92 integer NOT NULL DEFAULT 0, b93 integer NOT NULL DEFAULT 0, b94 integer NOT NULL DEFAULT 0, b95 integer NOT NULL DEFAULT 0,
+    b96 integer NOT NULL DEFAULT 0, b97 integer NOT NULL DEFAULT 0, b98 integer NOT NULL DEFAULT 0, b99 integer NOT NULL DEFAULT 0,
+    b100 integer NOT NULL DEFAULT 0, b101 integer NOT NULL DEFAULT 0, b102 integer NOT NULL DEFAULT 0, b103 integer NOT NULL DEFAULT 0,
+    b104 integer NOT NULL DEFAULT 0, b105 integer NOT NULL DEFAULT 0, b106 integer NOT NULL DEFAULT 0, b107 integer NOT NULL DEFAULT 0,
+    b108 integer NOT NULL DEFAULT 0, b109 integer NOT NULL DEFAULT 0, b110 integer NOT NULL DEFAULT 0, b111 integer NOT NULL DEFAULT 0,
+    b112 integer NOT NULL DEFAULT 0, b113 integer NOT NULL DEFAULT 0, b114 integer NOT NULL DEFAULT 0, b115 integer NOT NULL DEFAULT 0,
+    b116 integer NOT NULL DEFAULT 0, b117 integer NOT NULL DEFAULT 0, b118 integer NOT NULL DEFAULT 0, b119 integer NOT NULL DEFAULT 0,
+    b120 integer NOT NULL DEFAULT 0, b121 integer NOT NULL DEFAULT 0, b122 integer NOT NULL DEFAULT 0, b123 integer NOT NULL DEFAULT 0,
+    b124 integer NOT NULL DEFAULT 0, b125 integer NOT NULL DEFAULT 0, b126 integer NOT NULL DEFAULT 0, b127 integer NOT NULL DEFAULT 0,
+    CONSTRAINT step_rollups_pkey PRIMARY KEY (width, start, workflow, step, status, shard)
 );
 
 -- Failures of runs (``step`` '') and of steps, by error type and normalised message.
 CREATE TABLE failure_rollups (
-    hour     bigint NOT NULL,
+    width    integer NOT NULL,
+    start    bigint NOT NULL,
     workflow text NOT NULL,
     version  text NOT NULL,
     step     text NOT NULL,
     type     text NOT NULL,
     message  text NOT NULL,
     shard    integer NOT NULL,
-    failures integer NOT NULL,
+    failures bigint NOT NULL,
     CONSTRAINT failure_rollups_pkey
-        PRIMARY KEY (hour, workflow, version, step, type, message, shard)
+        PRIMARY KEY (width, start, workflow, version, step, type, message, shard)
 );
 
--- The history already there is rolled up once (messages are normalised when read).
-WITH finished AS (
-    SELECT CAST(floor(completed_at / 3600) AS bigint) AS hour, workflow, version, status,
-           'duration' AS measure,
-           CASE WHEN completed_at > coalesce(started_at, created_at)
-                THEN completed_at - coalesce(started_at, created_at) ELSE 0.0 END AS seconds
-    FROM runs WHERE completed_at IS NOT NULL
-    UNION ALL
-    SELECT CAST(floor(completed_at / 3600) AS bigint), workflow, version, status, 'wait',
-           CASE WHEN started_at > created_at THEN started_at - created_at ELSE 0.0 END
-    FROM runs WHERE completed_at IS NOT NULL AND started_at IS NOT NULL
-), bucketed AS (
-    SELECT hour, workflow, version, status, measure, seconds,
-           (SELECT count(*) FROM duration_buckets WHERE upper < seconds) AS bucket
-    FROM finished
-)
-INSERT INTO run_rollups (hour, workflow, version, status, measure, bucket, shard, runs, seconds)
-SELECT hour, workflow, version, status, measure, bucket, 0, count(*), sum(seconds)
-FROM bucketed GROUP BY hour, workflow, version, status, measure, bucket;
-
-WITH finished AS (
-    SELECT CAST(floor(r.completed_at / 3600) AS bigint) AS hour, r.workflow, s.name, s.status,
-           s.attempts,
-           CASE WHEN s.started_at IS NULL OR s.completed_at IS NULL THEN NULL
-                WHEN s.completed_at > s.started_at THEN s.completed_at - s.started_at
-                ELSE 0.0 END AS seconds
-    FROM runs r JOIN steps s ON s.run_id = r.id
-    WHERE r.completed_at IS NOT NULL AND s.kind = 'step' AND s.status IN ('completed', 'failed')
-), bucketed AS (
-    SELECT hour, workflow, name, status, attempts, seconds,
-           CASE WHEN seconds IS NULL THEN -1
-                ELSE (SELECT count(*) FROM duration_buckets WHERE upper < seconds) END AS bucket
-    FROM finished
-)
-INSERT INTO step_rollups
-    (hour, workflow, step, status, bucket, shard, steps, retried, attempts, seconds)
-SELECT hour, workflow, name, status, bucket, 0, count(*),
-       sum(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), sum(attempts), coalesce(sum(seconds), 0.0)
-FROM bucketed GROUP BY hour, workflow, name, status, bucket;
-
-WITH failed AS (
-    SELECT CAST(floor(completed_at / 3600) AS bigint) AS hour, workflow, version, '' AS step,
-           CAST(convert_from(error, 'UTF8') AS json) AS error
-    FROM runs WHERE completed_at IS NOT NULL AND status <> 'completed'
-    UNION ALL
-    SELECT CAST(floor(r.completed_at / 3600) AS bigint), r.workflow, r.version, s.name,
-           CAST(convert_from(s.error, 'UTF8') AS json)
-    FROM runs r JOIN steps s ON s.run_id = r.id
-    WHERE r.completed_at IS NOT NULL AND s.kind = 'step' AND s.status = 'failed'
-), reasons AS (
-    SELECT hour, workflow, version, step,
-           CASE WHEN json_typeof(error) = 'object'
-                THEN coalesce(error ->> 'type', 'Error') ELSE 'Error' END AS type,
-           CASE WHEN json_typeof(error) = 'object'
-                THEN substr(coalesce(error ->> 'message', ''), 1, 200) ELSE '' END AS message
-    FROM failed
-)
-INSERT INTO failure_rollups (hour, workflow, version, step, type, message, shard, failures)
-SELECT hour, workflow, version, step, type, message, 0, count(*)
-FROM reasons GROUP BY hour, workflow, version, step, type, message;
+-- The history already there is rolled up by opsloom right after this migration, in the same
+-- transaction (opsloom.store.rollup.Backfill).
 
 -- A run that crashed its workers again and again is set aside until someone requeues it.
 ALTER TABLE runs ADD COLUMN quarantined_at double precision;

@@ -1,51 +1,110 @@
--- Rollups: what finished runs and their steps add up to, per hour (``hour`` is completed_at
--- divided by 3600, rounded down). The finishing of a run adds its share in the same transaction,
--- so analytics read a few rows per workflow and hour instead of the history. Durations are
--- counted in log-spaced buckets (each 10 % wider than the one before, from 1 ms): a percentile
--- read from them is within 5 % of the exact one. ``shard`` spreads the rows that processes
--- finishing runs at the same time update, so that they do not queue for the same row.
-CREATE TABLE duration_buckets (
-    bucket INTEGER PRIMARY KEY,
-    upper  REAL NOT NULL
-);
-WITH RECURSIVE b(bucket, upper) AS (
-    SELECT 0, 0.001 UNION ALL SELECT bucket + 1, upper * 1.1 FROM b WHERE bucket < 239
-)
-INSERT INTO duration_buckets (bucket, upper) SELECT bucket, upper FROM b;
+-- Rollups: what finished runs and their steps add up to, per hour and per day of their
+-- completion (``width`` 3600 or 86400 seconds, the period beginning at ``start``). Finishing a
+-- run adds its share in the same transaction, so analytics read a few rows per workflow and
+-- period instead of the history, and the rows outlive the runs that retention prunes.
+-- Durations are counted in histogram columns b0 … b127: b0 up to 1 ms, each next bucket
+-- 2^(1/4) times wider, the last one beyond 49 days (opsloom.store.rollup.BOUNDS). ``shard``
+-- spreads the rows that processes finishing runs at the same time update.
 
 -- ``measure``: ``duration`` (first execution to end) or ``wait`` (creation to first execution).
 CREATE TABLE run_rollups (
-    hour     INTEGER NOT NULL,
+    width    INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
     workflow TEXT NOT NULL,
     version  TEXT NOT NULL,
     status   TEXT NOT NULL,
     measure  TEXT NOT NULL,
-    bucket   INTEGER NOT NULL,
     shard    INTEGER NOT NULL,
     runs     INTEGER NOT NULL,
     seconds  REAL NOT NULL,
+    b0 INTEGER NOT NULL DEFAULT 0, b1 INTEGER NOT NULL DEFAULT 0, b2 INTEGER NOT NULL DEFAULT 0, b3 INTEGER NOT NULL DEFAULT 0,
+    b4 INTEGER NOT NULL DEFAULT 0, b5 INTEGER NOT NULL DEFAULT 0, b6 INTEGER NOT NULL DEFAULT 0, b7 INTEGER NOT NULL DEFAULT 0,
+    b8 INTEGER NOT NULL DEFAULT 0, b9 INTEGER NOT NULL DEFAULT 0, b10 INTEGER NOT NULL DEFAULT 0, b11 INTEGER NOT NULL DEFAULT 0,
+    b12 INTEGER NOT NULL DEFAULT 0, b13 INTEGER NOT NULL DEFAULT 0, b14 INTEGER NOT NULL DEFAULT 0, b15 INTEGER NOT NULL DEFAULT 0,
+    b16 INTEGER NOT NULL DEFAULT 0, b17 INTEGER NOT NULL DEFAULT 0, b18 INTEGER NOT NULL DEFAULT 0, b19 INTEGER NOT NULL DEFAULT 0,
+    b20 INTEGER NOT NULL DEFAULT 0, b21 INTEGER NOT NULL DEFAULT 0, b22 INTEGER NOT NULL DEFAULT 0, b23 INTEGER NOT NULL DEFAULT 0,
+    b24 INTEGER NOT NULL DEFAULT 0, b25 INTEGER NOT NULL DEFAULT 0, b26 INTEGER NOT NULL DEFAULT 0, b27 INTEGER NOT NULL DEFAULT 0,
+    b28 INTEGER NOT NULL DEFAULT 0, b29 INTEGER NOT NULL DEFAULT 0, b30 INTEGER NOT NULL DEFAULT 0, b31 INTEGER NOT NULL DEFAULT 0,
+    b32 INTEGER NOT NULL DEFAULT 0, b33 INTEGER NOT NULL DEFAULT 0, b34 INTEGER NOT NULL DEFAULT 0, b35 INTEGER NOT NULL DEFAULT 0,
+    b36 INTEGER NOT NULL DEFAULT 0, b37 INTEGER NOT NULL DEFAULT 0, b38 INTEGER NOT NULL DEFAULT 0, b39 INTEGER NOT NULL DEFAULT 0,
+    b40 INTEGER NOT NULL DEFAULT 0, b41 INTEGER NOT NULL DEFAULT 0, b42 INTEGER NOT NULL DEFAULT 0, b43 INTEGER NOT NULL DEFAULT 0,
+    b44 INTEGER NOT NULL DEFAULT 0, b45 INTEGER NOT NULL DEFAULT 0, b46 INTEGER NOT NULL DEFAULT 0, b47 INTEGER NOT NULL DEFAULT 0,
+    b48 INTEGER NOT NULL DEFAULT 0, b49 INTEGER NOT NULL DEFAULT 0, b50 INTEGER NOT NULL DEFAULT 0, b51 INTEGER NOT NULL DEFAULT 0,
+    b52 INTEGER NOT NULL DEFAULT 0, b53 INTEGER NOT NULL DEFAULT 0, b54 INTEGER NOT NULL DEFAULT 0, b55 INTEGER NOT NULL DEFAULT 0,
+    b56 INTEGER NOT NULL DEFAULT 0, b57 INTEGER NOT NULL DEFAULT 0, b58 INTEGER NOT NULL DEFAULT 0, b59 INTEGER NOT NULL DEFAULT 0,
+    b60 INTEGER NOT NULL DEFAULT 0, b61 INTEGER NOT NULL DEFAULT 0, b62 INTEGER NOT NULL DEFAULT 0, b63 INTEGER NOT NULL DEFAULT 0,
+    b64 INTEGER NOT NULL DEFAULT 0, b65 INTEGER NOT NULL DEFAULT 0, b66 INTEGER NOT NULL DEFAULT 0, b67 INTEGER NOT NULL DEFAULT 0,
+    b68 INTEGER NOT NULL DEFAULT 0, b69 INTEGER NOT NULL DEFAULT 0, b70 INTEGER NOT NULL DEFAULT 0, b71 INTEGER NOT NULL DEFAULT 0,
+    b72 INTEGER NOT NULL DEFAULT 0, b73 INTEGER NOT NULL DEFAULT 0, b74 INTEGER NOT NULL DEFAULT 0, b75 INTEGER NOT NULL DEFAULT 0,
+    b76 INTEGER NOT NULL DEFAULT 0, b77 INTEGER NOT NULL DEFAULT 0, b78 INTEGER NOT NULL DEFAULT 0, b79 INTEGER NOT NULL DEFAULT 0,
+    b80 INTEGER NOT NULL DEFAULT 0, b81 INTEGER NOT NULL DEFAULT 0, b82 INTEGER NOT NULL DEFAULT 0, b83 INTEGER NOT NULL DEFAULT 0,
+    b84 INTEGER NOT NULL DEFAULT 0, b85 INTEGER NOT NULL DEFAULT 0, b86 INTEGER NOT NULL DEFAULT 0, b87 INTEGER NOT NULL DEFAULT 0,
+    b88 INTEGER NOT NULL DEFAULT 0, b89 INTEGER NOT NULL DEFAULT 0, b90 INTEGER NOT NULL DEFAULT 0, b91 INTEGER NOT NULL DEFAULT 0,
+    b92 INTEGER NOT NULL DEFAULT 0, b93 INTEGER NOT NULL DEFAULT 0, b94 INTEGER NOT NULL DEFAULT 0, b95 INTEGER NOT NULL DEFAULT 0,
+    b96 INTEGER NOT NULL DEFAULT 0, b97 INTEGER NOT NULL DEFAULT 0, b98 INTEGER NOT NULL DEFAULT 0, b99 INTEGER NOT NULL DEFAULT 0,
+    b100 INTEGER NOT NULL DEFAULT 0, b101 INTEGER NOT NULL DEFAULT 0, b102 INTEGER NOT NULL DEFAULT 0, b103 INTEGER NOT NULL DEFAULT 0,
+    b104 INTEGER NOT NULL DEFAULT 0, b105 INTEGER NOT NULL DEFAULT 0, b106 INTEGER NOT NULL DEFAULT 0, b107 INTEGER NOT NULL DEFAULT 0,
+    b108 INTEGER NOT NULL DEFAULT 0, b109 INTEGER NOT NULL DEFAULT 0, b110 INTEGER NOT NULL DEFAULT 0, b111 INTEGER NOT NULL DEFAULT 0,
+    b112 INTEGER NOT NULL DEFAULT 0, b113 INTEGER NOT NULL DEFAULT 0, b114 INTEGER NOT NULL DEFAULT 0, b115 INTEGER NOT NULL DEFAULT 0,
+    b116 INTEGER NOT NULL DEFAULT 0, b117 INTEGER NOT NULL DEFAULT 0, b118 INTEGER NOT NULL DEFAULT 0, b119 INTEGER NOT NULL DEFAULT 0,
+    b120 INTEGER NOT NULL DEFAULT 0, b121 INTEGER NOT NULL DEFAULT 0, b122 INTEGER NOT NULL DEFAULT 0, b123 INTEGER NOT NULL DEFAULT 0,
+    b124 INTEGER NOT NULL DEFAULT 0, b125 INTEGER NOT NULL DEFAULT 0, b126 INTEGER NOT NULL DEFAULT 0, b127 INTEGER NOT NULL DEFAULT 0,
     CONSTRAINT run_rollups_pkey
-        PRIMARY KEY (hour, workflow, version, status, measure, bucket, shard)
+        PRIMARY KEY (width, start, workflow, version, status, measure, shard)
 ) WITHOUT ROWID;
 
--- Final step entries (completed, failed) of finished runs; ``bucket`` -1: no duration known.
+-- Final step entries (completed, failed) of finished runs; a step without both times counts in
+-- ``steps`` but in no bucket.
 CREATE TABLE step_rollups (
-    hour     INTEGER NOT NULL,
+    width    INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
     workflow TEXT NOT NULL,
     step     TEXT NOT NULL,
     status   TEXT NOT NULL,
-    bucket   INTEGER NOT NULL,
     shard    INTEGER NOT NULL,
     steps    INTEGER NOT NULL,
     retried  INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     seconds  REAL NOT NULL,
-    CONSTRAINT step_rollups_pkey PRIMARY KEY (hour, workflow, step, status, bucket, shard)
+    b0 INTEGER NOT NULL DEFAULT 0, b1 INTEGER NOT NULL DEFAULT 0, b2 INTEGER NOT NULL DEFAULT 0, b3 INTEGER NOT NULL DEFAULT 0,
+    b4 INTEGER NOT NULL DEFAULT 0, b5 INTEGER NOT NULL DEFAULT 0, b6 INTEGER NOT NULL DEFAULT 0, b7 INTEGER NOT NULL DEFAULT 0,
+    b8 INTEGER NOT NULL DEFAULT 0, b9 INTEGER NOT NULL DEFAULT 0, b10 INTEGER NOT NULL DEFAULT 0, b11 INTEGER NOT NULL DEFAULT 0,
+    b12 INTEGER NOT NULL DEFAULT 0, b13 INTEGER NOT NULL DEFAULT 0, b14 INTEGER NOT NULL DEFAULT 0, b15 INTEGER NOT NULL DEFAULT 0,
+    b16 INTEGER NOT NULL DEFAULT 0, b17 INTEGER NOT NULL DEFAULT 0, b18 INTEGER NOT NULL DEFAULT 0, b19 INTEGER NOT NULL DEFAULT 0,
+    b20 INTEGER NOT NULL DEFAULT 0, b21 INTEGER NOT NULL DEFAULT 0, b22 INTEGER NOT NULL DEFAULT 0, b23 INTEGER NOT NULL DEFAULT 0,
+    b24 INTEGER NOT NULL DEFAULT 0, b25 INTEGER NOT NULL DEFAULT 0, b26 INTEGER NOT NULL DEFAULT 0, b27 INTEGER NOT NULL DEFAULT 0,
+    b28 INTEGER NOT NULL DEFAULT 0, b29 INTEGER NOT NULL DEFAULT 0, b30 INTEGER NOT NULL DEFAULT 0, b31 INTEGER NOT NULL DEFAULT 0,
+    b32 INTEGER NOT NULL DEFAULT 0, b33 INTEGER NOT NULL DEFAULT 0, b34 INTEGER NOT NULL DEFAULT 0, b35 INTEGER NOT NULL DEFAULT 0,
+    b36 INTEGER NOT NULL DEFAULT 0, b37 INTEGER NOT NULL DEFAULT 0, b38 INTEGER NOT NULL DEFAULT 0, b39 INTEGER NOT NULL DEFAULT 0,
+    b40 INTEGER NOT NULL DEFAULT 0, b41 INTEGER NOT NULL DEFAULT 0, b42 INTEGER NOT NULL DEFAULT 0, b43 INTEGER NOT NULL DEFAULT 0,
+    b44 INTEGER NOT NULL DEFAULT 0, b45 INTEGER NOT NULL DEFAULT 0, b46 INTEGER NOT NULL DEFAULT 0, b47 INTEGER NOT NULL DEFAULT 0,
+    b48 INTEGER NOT NULL DEFAULT 0, b49 INTEGER NOT NULL DEFAULT 0, b50 INTEGER NOT NULL DEFAULT 0, b51 INTEGER NOT NULL DEFAULT 0,
+    b52 INTEGER NOT NULL DEFAULT 0, b53 INTEGER NOT NULL DEFAULT 0, b54 INTEGER NOT NULL DEFAULT 0, b55 INTEGER NOT NULL DEFAULT 0,
+    b56 INTEGER NOT NULL DEFAULT 0, b57 INTEGER NOT NULL DEFAULT 0, b58 INTEGER NOT NULL DEFAULT 0, b59 INTEGER NOT NULL DEFAULT 0,
+    b60 INTEGER NOT NULL DEFAULT 0, b61 INTEGER NOT NULL DEFAULT 0, b62 INTEGER NOT NULL DEFAULT 0, b63 INTEGER NOT NULL DEFAULT 0,
+    b64 INTEGER NOT NULL DEFAULT 0, b65 INTEGER NOT NULL DEFAULT 0, b66 INTEGER NOT NULL DEFAULT 0, b67 INTEGER NOT NULL DEFAULT 0,
+    b68 INTEGER NOT NULL DEFAULT 0, b69 INTEGER NOT NULL DEFAULT 0, b70 INTEGER NOT NULL DEFAULT 0, b71 INTEGER NOT NULL DEFAULT 0,
+    b72 INTEGER NOT NULL DEFAULT 0, b73 INTEGER NOT NULL DEFAULT 0, b74 INTEGER NOT NULL DEFAULT 0, b75 INTEGER NOT NULL DEFAULT 0,
+    b76 INTEGER NOT NULL DEFAULT 0, b77 INTEGER NOT NULL DEFAULT 0, b78 INTEGER NOT NULL DEFAULT 0, b79 INTEGER NOT NULL DEFAULT 0,
+    b80 INTEGER NOT NULL DEFAULT 0, b81 INTEGER NOT NULL DEFAULT 0, b82 INTEGER NOT NULL DEFAULT 0, b83 INTEGER NOT NULL DEFAULT 0,
+    b84 INTEGER NOT NULL DEFAULT 0, b85 INTEGER NOT NULL DEFAULT 0, b86 INTEGER NOT NULL DEFAULT 0, b87 INTEGER NOT NULL DEFAULT 0,
+    b88 INTEGER NOT NULL DEFAULT 0, b89 INTEGER NOT NULL DEFAULT 0, b90 INTEGER NOT NULL DEFAULT 0, b91 INTEGER NOT NULL DEFAULT 0,
+    b92 INTEGER NOT NULL DEFAULT 0, b93 INTEGER NOT NULL DEFAULT 0, b94 INTEGER NOT NULL DEFAULT 0, b95 INTEGER NOT NULL DEFAULT 0,
+    b96 INTEGER NOT NULL DEFAULT 0, b97 INTEGER NOT NULL DEFAULT 0, b98 INTEGER NOT NULL DEFAULT 0, b99 INTEGER NOT NULL DEFAULT 0,
+    b100 INTEGER NOT NULL DEFAULT 0, b101 INTEGER NOT NULL DEFAULT 0, b102 INTEGER NOT NULL DEFAULT 0, b103 INTEGER NOT NULL DEFAULT 0,
+    b104 INTEGER NOT NULL DEFAULT 0, b105 INTEGER NOT NULL DEFAULT 0, b106 INTEGER NOT NULL DEFAULT 0, b107 INTEGER NOT NULL DEFAULT 0,
+    b108 INTEGER NOT NULL DEFAULT 0, b109 INTEGER NOT NULL DEFAULT 0, b110 INTEGER NOT NULL DEFAULT 0, b111 INTEGER NOT NULL DEFAULT 0,
+    b112 INTEGER NOT NULL DEFAULT 0, b113 INTEGER NOT NULL DEFAULT 0, b114 INTEGER NOT NULL DEFAULT 0, b115 INTEGER NOT NULL DEFAULT 0,
+    b116 INTEGER NOT NULL DEFAULT 0, b117 INTEGER NOT NULL DEFAULT 0, b118 INTEGER NOT NULL DEFAULT 0, b119 INTEGER NOT NULL DEFAULT 0,
+    b120 INTEGER NOT NULL DEFAULT 0, b121 INTEGER NOT NULL DEFAULT 0, b122 INTEGER NOT NULL DEFAULT 0, b123 INTEGER NOT NULL DEFAULT 0,
+    b124 INTEGER NOT NULL DEFAULT 0, b125 INTEGER NOT NULL DEFAULT 0, b126 INTEGER NOT NULL DEFAULT 0, b127 INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT step_rollups_pkey PRIMARY KEY (width, start, workflow, step, status, shard)
 ) WITHOUT ROWID;
 
 -- Failures of runs (``step`` '') and of steps, by error type and normalised message.
 CREATE TABLE failure_rollups (
-    hour     INTEGER NOT NULL,
+    width    INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
     workflow TEXT NOT NULL,
     version  TEXT NOT NULL,
     step     TEXT NOT NULL,
@@ -54,71 +113,11 @@ CREATE TABLE failure_rollups (
     shard    INTEGER NOT NULL,
     failures INTEGER NOT NULL,
     CONSTRAINT failure_rollups_pkey
-        PRIMARY KEY (hour, workflow, version, step, type, message, shard)
+        PRIMARY KEY (width, start, workflow, version, step, type, message, shard)
 ) WITHOUT ROWID;
 
--- The history already there is rolled up once (messages are normalised when read).
-WITH finished AS (
-    SELECT CAST(completed_at / 3600 AS INTEGER) AS hour, workflow, version, status,
-           'duration' AS measure,
-           CASE WHEN completed_at > coalesce(started_at, created_at)
-                THEN completed_at - coalesce(started_at, created_at) ELSE 0.0 END AS seconds
-    FROM runs WHERE completed_at IS NOT NULL
-    UNION ALL
-    SELECT CAST(completed_at / 3600 AS INTEGER), workflow, version, status, 'wait',
-           CASE WHEN started_at > created_at THEN started_at - created_at ELSE 0.0 END
-    FROM runs WHERE completed_at IS NOT NULL AND started_at IS NOT NULL
-), bucketed AS (
-    SELECT hour, workflow, version, status, measure, seconds,
-           (SELECT count(*) FROM duration_buckets WHERE upper < seconds) AS bucket
-    FROM finished
-)
-INSERT INTO run_rollups (hour, workflow, version, status, measure, bucket, shard, runs, seconds)
-SELECT hour, workflow, version, status, measure, bucket, 0, count(*), sum(seconds)
-FROM bucketed GROUP BY hour, workflow, version, status, measure, bucket;
-
-WITH finished AS (
-    SELECT CAST(r.completed_at / 3600 AS INTEGER) AS hour, r.workflow, s.name, s.status,
-           s.attempts,
-           CASE WHEN s.started_at IS NULL OR s.completed_at IS NULL THEN NULL
-                WHEN s.completed_at > s.started_at THEN s.completed_at - s.started_at
-                ELSE 0.0 END AS seconds
-    FROM runs r JOIN steps s ON s.run_id = r.id
-    WHERE r.completed_at IS NOT NULL AND s.kind = 'step' AND s.status IN ('completed', 'failed')
-), bucketed AS (
-    SELECT hour, workflow, name, status, attempts, seconds,
-           CASE WHEN seconds IS NULL THEN -1
-                ELSE (SELECT count(*) FROM duration_buckets WHERE upper < seconds) END AS bucket
-    FROM finished
-)
-INSERT INTO step_rollups
-    (hour, workflow, step, status, bucket, shard, steps, retried, attempts, seconds)
-SELECT hour, workflow, name, status, bucket, 0, count(*),
-       sum(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), sum(attempts), coalesce(sum(seconds), 0.0)
-FROM bucketed GROUP BY hour, workflow, name, status, bucket;
-
-WITH failed AS (
-    SELECT CAST(completed_at / 3600 AS INTEGER) AS hour, workflow, version, '' AS step,
-           CASE WHEN json_valid(CAST(error AS TEXT)) THEN CAST(error AS TEXT) END AS error
-    FROM runs WHERE completed_at IS NOT NULL AND status <> 'completed'
-    UNION ALL
-    SELECT CAST(r.completed_at / 3600 AS INTEGER), r.workflow, r.version, s.name,
-           CASE WHEN json_valid(CAST(s.error AS TEXT)) THEN CAST(s.error AS TEXT) END
-    FROM runs r JOIN steps s ON s.run_id = r.id
-    WHERE r.completed_at IS NOT NULL AND s.kind = 'step' AND s.status = 'failed'
-), reasons AS (
-    SELECT hour, workflow, version, step,
-           CASE WHEN json_type(error) = 'object'
-                THEN coalesce(CAST(json_extract(error, '$.type') AS TEXT), 'Error')
-                ELSE 'Error' END AS type,
-           CASE WHEN json_type(error) = 'object'
-                THEN substr(coalesce(CAST(json_extract(error, '$.message') AS TEXT), ''), 1, 200)
-                ELSE '' END AS message
-    FROM failed
-)
-INSERT INTO failure_rollups (hour, workflow, version, step, type, message, shard, failures)
-SELECT hour, workflow, version, step, type, message, 0, count(*)
-FROM reasons GROUP BY hour, workflow, version, step, type, message;
+-- The history already there is rolled up by opsloom right after this migration, in the same
+-- transaction (opsloom.store.rollup.Backfill).
 
 -- A run that crashed its workers again and again is set aside until someone requeues it.
 ALTER TABLE runs ADD COLUMN quarantined_at REAL;
