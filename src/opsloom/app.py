@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opsloom.analytics.retention import Retention
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.runtime import ConnectorRuntime
@@ -111,6 +112,7 @@ class App(Definitions):
         self._store: Store | None = None
         self.worker: Worker | None = None
         self.scheduler: Scheduler | None = None
+        self.retention: Retention | None = None
         self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
@@ -354,6 +356,11 @@ class App(Definitions):
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
+            if settings.retention_days is not None:
+                self.retention = Retention(
+                    store, self.clock, self.worker.owner, settings.retention_days
+                )
+                self.retention.start()
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
@@ -393,6 +400,9 @@ class App(Definitions):
             return
         if self._documents is not None:
             await self._documents.close()
+        if self.retention is not None:
+            await self.retention.stop()
+            self.retention = None
         if self.worker is not None:
             if self.scheduler is not None:
                 await self.scheduler.stop()

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
             or ``json`` (one object per line).
         otlp_endpoint: an OTLP/HTTP collector (``http://host:4318``) that receives the traces
             of runs, steps and outbound calls; none: no traces are recorded.
+        retention_days: finished runs (with their history) and events older than this many
+            days are pruned in the background by one worker process; analytics keep their
+            rollups. None (default): everything is kept.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -100,6 +103,7 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     log_format: str = Field(default="text", pattern="^(text|json)$")
     otlp_endpoint: str | None = None
+    retention_days: float | None = Field(default=None, gt=0)
 
 
 def load_settings() -> Settings:

@@ -21,7 +21,9 @@ analytics_cli = typer.Typer(
 SinceOption = Annotated[
     str, typer.Option("--since", help="How far back: 30m, 12h, 7d, 2w (default 7d).")
 ]
-BucketOption = Annotated[str, typer.Option("--bucket", help="Trend bucket: 15m, 1h, 1d.")]
+BucketOption = Annotated[
+    str, typer.Option("--bucket", help="Bucket of trends and anomalies: 15m, 1h, 1d.")
+]
 
 
 def _fetch(what: str, since: str, db: str | None, bucket: str = "1h") -> Any:
@@ -53,22 +55,13 @@ def _table(
     out.print(table)
 
 
-@analytics_cli.command("summary")
-def summary_command(
-    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
-) -> None:
-    """Success rate, throughput, durations, retries, failure reasons and bottleneck steps."""
-    data = _fetch("summary", since, db)
-    if as_json:
-        print_json(data)
-        return
+def _summary(data: dict[str, Any]) -> None:
     duration = data["duration_s"]
     out.print(
         f"{data['runs']} runs finished, success {_rate(data['success_rate'])}, "
         f"{data['throughput_per_hour']} per hour; duration p50 {_ms(duration['p50'])}, "
         f"p95 {_ms(duration['p95'])}, p99 {_ms(duration['p99'])}; "
         f"retry rate {_rate(data['retry_rate'])}"
-        + (" (newest runs only: the window holds more)" if data["truncated"] else "")
     )
     if data["failure_reasons"]:
         table = Table("failures", "type", "message")
@@ -84,15 +77,7 @@ def summary_command(
         out.print(table)
 
 
-@analytics_cli.command("workflows")
-def workflows_command(
-    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
-) -> None:
-    """Per workflow and version: runs, success rate and duration percentiles."""
-    rows = _fetch("workflows", since, db)
-    if as_json:
-        print_json(rows)
-        return
+def _workflows(rows: list[dict[str, Any]]) -> None:
     _table(
         rows,
         ("workflow", "version", "runs", "success"),
@@ -100,15 +85,7 @@ def workflows_command(
     )
 
 
-@analytics_cli.command("steps")
-def steps_command(
-    since: SinceOption = "7d", db: DbOption = None, as_json: JsonOption = False
-) -> None:
-    """Per workflow and step: count, failures, retry rate and duration percentiles."""
-    rows = _fetch("steps", since, db)
-    if as_json:
-        print_json(rows)
-        return
+def _steps(rows: list[dict[str, Any]]) -> None:
     _table(
         rows,
         ("workflow", "step", "count", "failed", "retried"),
@@ -122,18 +99,7 @@ def steps_command(
     )
 
 
-@analytics_cli.command("trends")
-def trends_command(
-    since: SinceOption = "7d",
-    bucket: BucketOption = "1h",
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Finished runs, success rate and p95 duration per time bucket."""
-    rows = _fetch("trends", since, db, bucket)
-    if as_json:
-        print_json(rows)
-        return
+def _trends(rows: list[dict[str, Any]]) -> None:
     table = Table("from", "finished", "success", "p95")
     for row in rows:
         when = to_datetime(row["start"])
@@ -146,18 +112,7 @@ def trends_command(
     out.print(table)
 
 
-@analytics_cli.command("anomalies")
-def anomalies_command(
-    since: SinceOption = "7d",
-    bucket: BucketOption = "1h",
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Workflows whose newest bucket breaks from their own baseline (duration, failures, runs)."""
-    rows = _fetch("anomalies", since, db, bucket)
-    if as_json:
-        print_json(rows)
-        return
+def _anomalies(rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print("no anomalies")
         return
@@ -171,3 +126,44 @@ def anomalies_command(
             f"{row['score']:g}",
         )
     out.print(table)
+
+
+def _register(what: str, summary: str, render: Callable[[Any], None]) -> None:
+    """One ``opsloom analytics WHAT`` command: the report as JSON or rendered by ``render``."""
+
+    def command(
+        since: SinceOption = "7d",
+        bucket: BucketOption = "1h",
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        data = _fetch(what, since, db, bucket)
+        if as_json:
+            print_json(data)
+        else:
+            render(data)
+
+    command.__doc__ = summary
+    command.__name__ = f"{what}_command"
+    analytics_cli.command(what)(command)
+
+
+_register(
+    "summary",
+    "Success rate, throughput, durations, retries, failure reasons and bottleneck steps.",
+    _summary,
+)
+_register(
+    "workflows",
+    "Per workflow and version: runs, success rate and duration percentiles.",
+    _workflows,
+)
+_register(
+    "steps", "Per workflow and step: count, failures, retry rate and duration percentiles.", _steps
+)
+_register("trends", "Finished runs, success rate and p95 duration per time bucket.", _trends)
+_register(
+    "anomalies",
+    "Workflows whose newest bucket breaks from their own baseline (duration, failures, runs).",
+    _anomalies,
+)

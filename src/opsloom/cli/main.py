@@ -18,6 +18,8 @@ import typer
 from rich.table import Table
 
 from opsloom.analytics.logformat import FORMATS, setup_logging
+from opsloom.analytics.report import parse_span
+from opsloom.analytics.retention import prune_all
 from opsloom.analytics.runlog import RunLog
 from opsloom.app import App
 from opsloom.cli.console import (
@@ -36,7 +38,7 @@ from opsloom.cli.console import (
 )
 from opsloom.cli.identity import cli_actor
 from opsloom.cli.remote import Server, choose_server, chosen_server
-from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
+from opsloom.errors import InputError, OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord, RunStatus
 from opsloom.services import run as runs
 from opsloom.settings import Settings
@@ -563,6 +565,23 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to this version of opsloom."""
     version = client(db, lambda app: app.store.schema_version(), create=True)
     out.print(f"database schema is at version {version}")
+
+
+@db_cli.command("prune")
+def db_prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Prune what ended before this long ago: 30d, 8w.")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Remove finished runs (with their history) and events older than a duration, in small
+    batches; analytics keep their rollups."""
+    try:
+        age = parse_span(older_than, "--older-than")
+    except InputError as exc:
+        fail(str(exc), 2)
+    pruned = client(db, lambda app: prune_all(app.store, app.clock.now() - age))
+    out.print(f"pruned {pruned} runs and events")
 
 
 # --- commands defined in their own modules --------------------------------------------------

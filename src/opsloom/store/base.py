@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsloom.store.document import DocumentRecord
     from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.retention import Pruned
     from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
@@ -287,6 +288,11 @@ class Store(Protocol):
 
     async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
         """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
+    async def prune(self, before: float, limit: int = 500) -> Pruned:
+        """Remove up to ``limit`` runs that ended (with their parent) before ``before`` and up
+        to ``limit`` events received before it; see :mod:`opsloom.store.retention`."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------

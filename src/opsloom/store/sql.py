@@ -12,6 +12,7 @@ from opsloom.store.connection import ConnectionOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
+from opsloom.store.retention import RetentionOps
 from opsloom.store.rollup import RollupQueries
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
@@ -31,5 +32,6 @@ class SqlStore(
     ConnectionOps,
     StatsQueries,
     RollupQueries,
+    RetentionOps,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""

@@ -137,3 +137,6 @@ CREATE TABLE dead_letters (
     run_id       text
 );
 CREATE INDEX dead_letters_created_idx ON dead_letters (created_at);
+
+-- Retention removes the signals of the runs it prunes.
+CREATE INDEX signals_run_idx ON signals (run_id);
