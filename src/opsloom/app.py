@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.analytics.retention import Retention
+from opsloom.analytics.watch import AnomalyWatch
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.runtime import ConnectorRuntime
@@ -113,6 +114,7 @@ class App(Definitions):
         self.worker: Worker | None = None
         self.scheduler: Scheduler | None = None
         self.retention: Retention | None = None
+        self.anomalies: AnomalyWatch | None = None
         self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
@@ -361,6 +363,11 @@ class App(Definitions):
                     store, self.clock, self.worker.owner, settings.retention_days
                 )
                 self.retention.start()
+            if settings.anomaly_events:
+                self.anomalies = AnomalyWatch(
+                    store, self.clock, self.worker.owner, self.emit_events
+                )
+                self.anomalies.start()
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
@@ -403,6 +410,9 @@ class App(Definitions):
         if self.retention is not None:
             await self.retention.stop()
             self.retention = None
+        if self.anomalies is not None:
+            await self.anomalies.stop()
+            self.anomalies = None
         if self.worker is not None:
             if self.scheduler is not None:
                 await self.scheduler.stop()

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         retention_days: finished runs (with their history) and events older than this many
             days are pruned in the background by one worker process; analytics keep their
             rollups. None (default): everything is kept.
+        anomaly_events: one worker process looks for anomalies every minute (runs of the last
+            four hours in five-minute buckets) and stores each as an
+            ``io.opsloom.anomaly.detected.v1`` CloudEvent, which triggers can match.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -104,6 +107,7 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", pattern="^(text|json)$")
     otlp_endpoint: str | None = None
     retention_days: float | None = Field(default=None, gt=0)
+    anomaly_events: bool = False
 
 
 def load_settings() -> Settings:

@@ -280,8 +280,10 @@ async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[st
     if shape is None:
         found = detect(await _finished_runs(store, window), window.since, window.until, bucket)
         return [anomaly.to_dict() for anomaly in found]
-    width, per, first = shape
-    last = int(window.until // width) * width
+    # The newest bucket judged is the last one that has ended: the one going on is not whole.
+    ended = Window(window.since, int(window.until // shape[0]) * shape[0] - 1.0)
+    width, per, first = _periods(ended, bucket) or shape
+    last = int(ended.until // width) * width
     count = (last - first) // (width * per) + 1
     groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
     merged: dict[str, list[_Runs]] = defaultdict(lambda: [_Runs() for _ in range(count)])

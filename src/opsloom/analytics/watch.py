@@ -1,0 +1,110 @@
+"""Anomalies as CloudEvents: a workflow can react to its own regressions (self-healing).
+
+With ``OPSLOOM_ANOMALY_EVENTS`` on, every process that runs a worker starts an
+:class:`AnomalyWatch`; the holder of the ``anomalies`` singleton looks every ``period`` seconds
+at the finished runs of the last ``window`` in ``bucket``-wide buckets (5 minutes by default, so
+a regression is seen within minutes) and stores each anomaly of the newest bucket as an
+``io.opsloom.anomaly.detected.v1`` event. The event's id names the workflow, the kind and the
+bucket, so looking again finds a duplicate and stores nothing: one event per anomaly. Like any
+event, it starts the workflows whose triggers match it (``schedule.on`` or ``app.trigger``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from opsloom.analytics.report import report
+from opsloom.clock import Clock
+from opsloom.model.cloudevent import CloudEvent, EventReceipt
+from opsloom.store.base import Store
+
+log = logging.getLogger("opsloom.anomalies")
+
+#: The CloudEvents type of a detected anomaly.
+ANOMALY_TYPE = "io.opsloom.anomaly.detected.v1"
+#: The events' source.
+SOURCE = "opsloom/analytics"
+
+
+def anomaly_event(anomaly: dict[str, Any]) -> CloudEvent:
+    """The event of one anomaly (as :func:`opsloom.analytics.report.report` gives it)."""
+    start = float(anomaly["bucket_start"])
+    return CloudEvent(
+        id=f"{anomaly['workflow']}:{anomaly['kind']}:{start:.0f}",
+        source=SOURCE,
+        type=ANOMALY_TYPE,
+        subject=str(anomaly["workflow"]),
+        time=datetime.fromtimestamp(start, UTC).isoformat(),
+        datacontenttype="application/json",
+        data=anomaly,
+    )
+
+
+class AnomalyWatch:
+    """The anomaly-detection loop of one process."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        owner: str,
+        emit: Callable[[list[CloudEvent]], Awaitable[list[EventReceipt]]],
+        *,
+        period: float = 60.0,
+        window: float = 4 * 3600.0,
+        bucket: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.owner = owner
+        self.emit = emit
+        self.period = period
+        self.window = window
+        self.bucket = bucket
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin watching in the background."""
+        self._task = asyncio.create_task(self._loop(), name="opsloom-anomalies")
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> list[CloudEvent]:
+        """Look now (if this process holds the singleton); the events newly stored."""
+        now = self.clock.now()
+        if not await self.store.hold_singleton("anomalies", self.owner, now, 3 * self.period):
+            return []
+        found = await report(self.store, "anomalies", now, self.window, self.bucket)
+        assert isinstance(found, list)
+        events = [anomaly_event(anomaly) for anomaly in found]
+        if not events:
+            return []
+        receipts = await self.emit(events)
+        new = [event for event, receipt in zip(events, receipts, strict=True) if receipt.stored]
+        for event in new:
+            log.warning(
+                "anomaly %s in workflow %s",
+                event.data["kind"],
+                event.subject,
+                extra={"event": "anomaly_detected", "workflow": event.subject, **event.data},
+            )
+        return new
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("looking for anomalies failed")
+            await asyncio.sleep(self.period)
