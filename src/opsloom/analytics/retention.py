@@ -9,9 +9,9 @@ a batch comes back short, giving the loop back between batches so that runs keep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from opsloom.analytics.periodic import Periodic
 from opsloom.clock import Clock
 from opsloom.store.base import Store
 
@@ -29,30 +29,20 @@ async def prune_all(store: Store, before: float, batch: int = 500) -> int:
         await asyncio.sleep(0)  # let other writes into the next batch
 
 
-class Retention:
+class Retention(Periodic):
     """The pruning loop of one process."""
+
+    name = "retention"
+    log = log
 
     def __init__(
         self, store: Store, clock: Clock, owner: str, days: float, period: float = 300.0
     ) -> None:
+        super().__init__(period)
         self.store = store
         self.clock = clock
         self.owner = owner
         self.keep_seconds = days * 86400
-        self.period = period
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Begin pruning in the background."""
-        self._task = asyncio.create_task(self._loop(), name="opsloom-retention")
-
-    async def stop(self) -> None:
-        """Stop pruning (a batch in flight is finished by the store)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def run_once(self) -> int:
         """Prune now if this process holds the ``retention`` singleton; how much it removed."""
@@ -68,11 +58,3 @@ class Retention:
                 extra={"event": "retention_pruned", "pruned": pruned},
             )
         return pruned
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("pruning old runs failed")
-            await asyncio.sleep(self.period)

@@ -11,13 +11,12 @@ event, it starts the workflows whose triggers match it (``schedule.on`` or ``app
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from opsloom.analytics.periodic import Periodic
 from opsloom.analytics.report import report
 from opsloom.clock import Clock
 from opsloom.model.cloudevent import CloudEvent, EventReceipt
@@ -45,8 +44,11 @@ def anomaly_event(anomaly: dict[str, Any]) -> CloudEvent:
     )
 
 
-class AnomalyWatch:
+class AnomalyWatch(Periodic):
     """The anomaly-detection loop of one process."""
+
+    name = "anomalies"
+    log = log
 
     def __init__(
         self,
@@ -59,26 +61,13 @@ class AnomalyWatch:
         window: float = 4 * 3600.0,
         bucket: float = 300.0,
     ) -> None:
+        super().__init__(period)
         self.store = store
         self.clock = clock
         self.owner = owner
         self.emit = emit
-        self.period = period
         self.window = window
         self.bucket = bucket
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Begin watching in the background."""
-        self._task = asyncio.create_task(self._loop(), name="opsloom-anomalies")
-
-    async def stop(self) -> None:
-        """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def run_once(self) -> list[CloudEvent]:
         """Look now (if this process holds the singleton); the events newly stored."""
@@ -100,11 +89,3 @@ class AnomalyWatch:
                 extra={"event": "anomaly_detected", "workflow": event.subject, **event.data},
             )
         return new
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("looking for anomalies failed")
-            await asyncio.sleep(self.period)

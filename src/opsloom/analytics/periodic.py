@@ -1,0 +1,45 @@
+"""A background task that one process per database does every so often (under a singleton)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class Periodic(ABC):
+    """Calls :meth:`run_once` every ``period`` seconds until stopped; a failure is logged."""
+
+    #: Names the task and its log lines.
+    name: str = "periodic"
+    log: logging.Logger = logging.getLogger("opsloom")
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run_once(self) -> Any:
+        """One round of the work."""
+
+    def start(self) -> None:
+        """Begin in the background."""
+        self._task = asyncio.create_task(self._loop(), name=f"opsloom-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop (a store write in flight is finished by the store)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                self.log.exception("%s failed", self.name)
+            await asyncio.sleep(self.period)
