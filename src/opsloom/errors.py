@@ -58,6 +58,18 @@ class ScheduleNotFoundError(OpsloomError):
     code = "schedule_not_found"
 
 
+class DeadLetterNotFoundError(OpsloomError):
+    """No dead letter with that id exists."""
+
+    code = "dead_letter_not_found"
+
+
+class DeadLetterStateError(OpsloomError):
+    """The dead letter cannot be replayed (replayed already, or it would fail again)."""
+
+    code = "invalid_dead_letter_state"
+
+
 class RunStateError(OpsloomError):
     """The run is not in a state that allows the requested operation."""
 

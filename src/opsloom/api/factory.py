@@ -19,6 +19,7 @@ from opsloom.api.routes import (
     approvals,
     connections,
     conversations,
+    deadletters,
     events,
     health,
     hooks,
@@ -97,6 +98,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(events.router)
     guarded.include_router(approvals.router)
     guarded.include_router(analytics.router)
+    guarded.include_router(deadletters.router)
     guarded.include_router(connections.router)
     guarded.include_router(conversations.router)
 

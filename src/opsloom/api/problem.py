@@ -29,6 +29,8 @@ from opsloom.errors import (
     ConnectionNotFoundError,
     ConnectorError,
     ConnectorNotFoundError,
+    DeadLetterNotFoundError,
+    DeadLetterStateError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -60,6 +62,8 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     # Only what a request brought can fail to serialise before the answer is sent.
     SerializationError: 422,
     RunStateError: 409,
+    DeadLetterNotFoundError: 404,
+    DeadLetterStateError: 409,
     OverloadedError: 503,
     ConnectionNotFoundError: 404,
     ConnectorNotFoundError: 404,

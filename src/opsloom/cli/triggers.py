@@ -17,7 +17,12 @@ from rich.table import Table
 
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out
 from opsloom.model.trigger import Trigger
-from opsloom.services.trigger import list_triggers, show_trigger
+from opsloom.services.trigger import (
+    dead_letters,
+    list_triggers,
+    replay_dead_letter,
+    show_trigger,
+)
 from opsloom.store.trigger import TriggerRun
 
 triggers_cli = typer.Typer(help="List triggers and the runs they started.", no_args_is_help=True)
@@ -114,3 +119,39 @@ def show_command(
     out.print(f"events: {_describe(trigger)}")
     out.print(f"dedup key: {trigger.key or '(none)'}  window: {trigger.window:g}s")
     _print_runs(trigger, started)
+
+
+@triggers_cli.command("dead-letters")
+def dead_letters_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 50,
+) -> None:
+    """Events a trigger matched but could not start a run for, with the reason."""
+    letters = client(db, lambda app: dead_letters(app, pending=not all_, limit=limit))
+    if as_json:
+        sys.stdout.write(json.dumps([x.to_dict() for x in letters], indent=2) + "\n")
+        return
+    table = Table("id", "trigger", "event", "reason", "detail", "when", "replayed")
+    for x in letters:
+        table.add_row(
+            str(x.id),
+            x.trigger_id,
+            f"{x.event_source} {x.event_id}",
+            x.reason,
+            x.detail,
+            _iso(x.created_at) or "",
+            x.run_id or ("yes" if x.replayed_at else ""),
+        )
+    out.print(table)
+
+
+@triggers_cli.command("replay")
+def replay_command(letter_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Run a dead letter's trigger on its event again, after the trigger was fixed."""
+    letter = client(db, lambda app: replay_dead_letter(app, letter_id))
+    if as_json:
+        sys.stdout.write(json.dumps(letter.to_dict(), indent=2) + "\n")
+        return
+    out.print(f"dead letter {letter.id} replayed: run {letter.run_id or '(none started)'}")

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opsloom.codec import encode
-from opsloom.errors import InputError, OpsloomError
+from opsloom.errors import InputError, OpsloomError, SerializationError
 from opsloom.model.matching import WHERE, _program, check_filters, matches
 from opsloom.model.run import NewRun
 
@@ -181,7 +181,7 @@ class Trigger:
         values: dict[str, Any] = {}
         for rule in self.correlate[position] if position < len(self.correlate) else []:
             found = _first(rule.source, event)
-            if found is _FAILED:
+            if isinstance(found, _Failed):
                 return None
             if rule.expect is not None:
                 if found != rule.expect:
@@ -191,7 +191,8 @@ class Trigger:
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def key_of(self, position: int, event: Mapping[str, Any]) -> str | _Failed | None:
-        """The dedup key of an event (text), ``None`` for no dedup, or ``_FAILED``."""
+        """The dedup key of an event (text), ``None`` for no dedup, or a ``_Failed`` (with a
+        reason when the key expression failed)."""
         if self.correlates and not self.follows(position):
             correlation = self.correlation_of(position, event)
             return _FAILED if correlation is None else correlation
@@ -199,18 +200,21 @@ class Trigger:
             return None
         found = _first(self.key, event)
         if isinstance(found, _Failed):
-            return _FAILED
+            return _Failed(f"dedup key {found.reason}")
         if found is None:
             return None
         return str(found) if isinstance(found, str) else json.dumps(found, sort_keys=True)
 
-    def run_input(self, value: Any) -> bytes | None:
-        """The encoded input of a run started with default input ``value`` (None: failed)."""
+    def run_input(self, value: Any) -> bytes | _Failed:
+        """The encoded input of a run started with default input ``value``, or why not."""
         if self.input is not None:
             value = _first(self.input, value)
-            if value is _FAILED:
-                return None
-        return encode(value, what=f"the input built by trigger {self.id}")
+            if isinstance(value, _Failed):
+                return _Failed(f"input {value.reason}")
+        try:
+            return encode(value, what=f"the input built by trigger {self.id}")
+        except SerializationError as exc:
+            return _Failed(str(exc))
 
     def run_id(self, key: str | None, source: str, event_id: str) -> str:
         """The run started by one event: the same for every retry of its intake."""
@@ -261,7 +265,13 @@ def default_follow(mode: str, filters: Sequence[Mapping[str, Any]]) -> list[dict
 
 
 class _Failed:
-    """Marks an expression that could not be evaluated on an event."""
+    """Marks an expression that could not be evaluated on an event (``reason``: why, when the
+    event should be kept as a dead letter)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
 
 
 _FAILED = _Failed()
@@ -277,7 +287,8 @@ def _compile(trigger_id: str, expression: str) -> None:
 
 
 def _first(expression: str, value: Any) -> Any:
-    """The first output of a jq expression (``None`` when it produces none), or ``_FAILED``."""
+    """The first output of a jq expression (``None`` when it produces none), or a ``_Failed``
+    saying why it could not be evaluated."""
     try:
         outputs = _program(expression).input_value(value).all()
     except ValueError as exc:
@@ -286,7 +297,7 @@ def _first(expression: str, value: Any) -> Any:
             exc,
             extra={"event": "trigger_expression_error", "expression": expression},
         )
-        return _FAILED
+        return _Failed(f"{expression}: {exc}")
     return outputs[0] if outputs else None
 
 

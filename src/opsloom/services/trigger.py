@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opsloom.app import App
 from opsloom.model.trigger import Trigger
+from opsloom.store.deadletter import DeadLetter
 from opsloom.store.trigger import TriggerRun
 
 
@@ -20,3 +21,16 @@ async def show_trigger(
     found = await app.store.get_trigger(trigger_id)
     started = await app.store.trigger_runs(trigger_id, runs) if found and runs else []
     return found, started
+
+
+async def dead_letters(app: App, *, pending: bool = True, limit: int = 50) -> list[DeadLetter]:
+    """Events triggers matched but could not start runs for, newest first."""
+    return await app.store.list_dead_letters(limit=limit, pending=pending)
+
+
+async def replay_dead_letter(app: App, letter_id: int) -> DeadLetter:
+    """Run a dead letter's trigger on its event again; the run it started, if any."""
+    letter = await app.store.replay_dead_letter(letter_id, app.clock.now())
+    if app.worker is not None:
+        app.worker.notify()
+    return letter

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
+    from opsloom.store.deadletter import DeadLetter
     from opsloom.store.document import DocumentRecord
     from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
@@ -288,6 +289,15 @@ class Store(Protocol):
 
     async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
         """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
+    async def list_dead_letters(self, *, limit: int = 50, pending: bool = True) -> list[DeadLetter]:
+        """Events triggers could not start runs for, newest first; see
+        :mod:`opsloom.store.deadletter`."""
+        ...
+
+    async def replay_dead_letter(self, letter_id: int, now: float) -> DeadLetter:
+        """Run the letter's trigger on its stored event again."""
         ...
 
     async def prune(self, before: float, limit: int = 500) -> Pruned:

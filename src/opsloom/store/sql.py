@@ -9,6 +9,7 @@ from __future__ import annotations
 from opsloom.store.approval import ApprovalOps
 from opsloom.store.audit import AuditOps
 from opsloom.store.connection import ConnectionOps
+from opsloom.store.deadletter import DeadLetterOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
@@ -33,5 +34,6 @@ class SqlStore(
     StatsQueries,
     RollupQueries,
     RetentionOps,
+    DeadLetterOps,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""

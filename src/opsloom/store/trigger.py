@@ -249,6 +249,8 @@ async def _fire(
 ) -> list[str]:
     key = trigger.key_of(position, shape)
     if isinstance(key, _Failed):
+        if key.reason:
+            await dead_letter(tx, trigger, event, key.reason, now)
         return []
     if key is not None:
         row = await tx.one(OPEN_RUN, (trigger.id, key))
@@ -278,7 +280,8 @@ async def _fire(
         await tx.execute(CLEAR_STATE, (trigger.id, correlation))
         value = {"events": [decode(blob) for _, blob in rows]}
     blob = trigger.run_input(value)
-    if blob is None:
+    if isinstance(blob, _Failed):
+        await dead_letter(tx, trigger, event, blob.reason, now)
         return []
     run_id = trigger.run_id(key, event.source, event.id)
     # Opening a key waits for a concurrent intake that opened it; then writes nothing.
@@ -293,6 +296,22 @@ async def _fire(
         await tx.execute(MARK_RUN, (event.source, event.id, run_id))
         note(trigger, "matched", key, event, run_id)
     return []
+
+
+_DEAD_LETTER = (
+    "INSERT INTO dead_letters (trigger_id, workflow, event_source, event_id, reason, detail, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def dead_letter(tx: Tx, trigger: Trigger, event: CloudEvent, detail: str, now: float) -> None:
+    """Keep an event that ``trigger`` matched but could not start a run for, with why."""
+    reason = "input" if detail.startswith("input") or "input built" in detail else "key"
+    await tx.execute(
+        _DEAD_LETTER,
+        (trigger.id, trigger.workflow, event.source, event.id, reason, detail[:2000], now),
+    )
+    note(trigger, "dead_lettered", None, event)
 
 
 async def _to_inbox(
