@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
 from opsloom.analytics.metrics import Metrics
 from opsloom.api import create_api
 from opsloom.settings import Settings
+from opsloom.store import open_store
+from opsloom.store.connection import BreakerRecord
 
 attempts: dict[str, int] = {}
 
@@ -151,3 +154,19 @@ async def test_metrics__store_gauges_are_left_out_when_the_store_fails() -> None
     text = metrics.render().decode()
     assert value(text, "opsloom_store_up") == 0
     assert not any(name == "opsloom_runs" for name, _ in samples(text))
+
+
+async def test_metrics__breaker_state_of_each_connection_is_exposed(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    await store.open()
+    try:
+        for name, state, failures in (("pagerduty", "open", 5), ("slack", "closed", 0)):
+            await store.save_breaker(BreakerRecord(name, state, None, None, failures, 1.0))
+        metrics = Metrics()
+        await metrics.refresh(store)
+    finally:
+        await store.close()
+    text = metrics.render().decode()
+    assert value(text, "opsloom_connector_breaker_state", connection="pagerduty") == 2
+    assert value(text, "opsloom_connector_breaker_state", connection="slack") == 0
+    assert value(text, "opsloom_connector_breaker_failures", connection="pagerduty") == 5

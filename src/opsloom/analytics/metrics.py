@@ -9,7 +9,8 @@ store can all be scraped:
   calls of the engine. No store round trip is spent on them; Prometheus adds the processes up
   (``sum by (workflow) (rate(opsloom_runs_finished_total[5m]))``). A restarted process starts
   from zero, which ``rate`` and ``increase`` handle.
-- **Store-derived series** (runs by open status, approval decisions, SLA breaches) describe
+- **Store-derived series** (runs by open status, approval decisions, SLA breaches, the state
+  of each connection's circuit breaker) describe
   the shared store, not the process. They are read from the store when scraped (one indexed
   count each), so every process reports the same value: aggregate them with ``max``, not
   ``sum``. There is no multi-process file mode to set up: nothing is shared between processes
@@ -29,8 +30,11 @@ from opsloom.analytics.tally import BATCH_BUCKETS, Spread, Tally
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.observer import Observer, StepAttempt
 from opsloom.store.base import Store
+from opsloom.store.connection import BreakerRecord
 from opsloom.store.stats import OPEN_STATUSES, ApprovalCounts
 
+#: Breaker states as gauge values (worse is higher).
+_BREAKER_LEVELS = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 #: The ``Content-Type`` of :meth:`Metrics.render`'s output.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -118,6 +122,7 @@ class Metrics(Observer, Collector):
         )
         self.open_runs: dict[RunStatus, int] | None = None
         self.approvals: ApprovalCounts | None = None
+        self.breakers: list[BreakerRecord] | None = None
         self.store_error: str | None = None
         if registry is None:
             registry = CollectorRegistry(auto_describe=False)
@@ -172,8 +177,9 @@ class Metrics(Observer, Collector):
         try:
             self.open_runs = await store.open_run_counts()
             self.approvals = await store.approval_counts()
+            self.breakers = await store.list_breakers()
         except Exception as exc:  # a scrape answers even when the store is down
-            self.open_runs = self.approvals = None
+            self.open_runs = self.approvals = self.breakers = None
             self.store_error = f"{type(exc).__name__}: {exc}"
         else:
             self.store_error = None
@@ -218,6 +224,24 @@ class Metrics(Observer, Collector):
             )
             breaches.add_metric([], float(self.approvals.sla_breaches))
             yield breaches
+        if self.breakers is not None:
+            state = GaugeMetricFamily(
+                "opsloom_connector_breaker_state",
+                "The circuit breaker of each connection: 0 closed, 1 half open, 2 open (calls "
+                "refused); same value in every process.",
+                labels=("connection",),
+            )
+            failures = GaugeMetricFamily(
+                "opsloom_connector_breaker_failures",
+                "Failed calls counted by each connection's breaker since it last closed.",
+                labels=("connection",),
+            )
+            for breaker in self.breakers:
+                level = _BREAKER_LEVELS.get(breaker.state, 2.0)
+                state.add_metric([breaker.connection], level)
+                failures.add_metric([breaker.connection], float(breaker.failures))
+            yield state
+            yield failures
 
 
 def metrics_of(observers: Iterable[Observer]) -> Metrics | None:
