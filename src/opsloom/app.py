@@ -17,6 +17,7 @@ it; installed packages add functions, sources and connectors through entry point
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +30,7 @@ from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
     InputError,
+    OpsloomError,
     OverloadedError,
     RunFailedError,
     RunNotFoundError,
@@ -46,7 +48,7 @@ from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
-from opsloom.store.audit import AuditKey
+from opsloom.store.audit import AuditKey, seal_of
 from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from opsloom.triggers.sources import HooksConfig, SourceRegistry
 
 FnT = TypeVar("FnT", bound="CatalogFunctionFn")
+log = logging.getLogger("opsloom.app")
 
 
 class RunHandle:
@@ -339,6 +342,7 @@ class App(Definitions):
             raise
         self._store = store
         store.audit_key = AuditKey(self._load_audit_key)
+        await self._check_audit_key(store)
         store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
@@ -371,6 +375,34 @@ class App(Definitions):
                 return None
             box = found
         return box.derive("opsloom audit seal v1")
+
+    async def _check_audit_key(self, store: Store) -> None:
+        """Warn when this process would seal audit entries with a key other than the one the
+        log was sealed with (another machine's key file): its entries would not verify."""
+        seq, digest = await store.audit_head()
+        if seq == 0:
+            return
+        newest = await store.audit_entries(after_seq=seq - 1, limit=1)
+        if not newest or newest[0].mac is None:
+            return
+        last = newest[0]
+        try:
+            key = None if store.audit_key is None else store.audit_key.get(create=False)
+        except OpsloomError as exc:
+            log.warning("the audit log's seals cannot be checked: %s", exc)
+            return
+        if key is None:
+            problem = "this process has no secret key"
+        elif seal_of(key, digest) != last.mac:
+            problem = "this process's secret key is not the one that sealed it"
+        else:
+            return
+        log.warning(
+            "the audit log is sealed with a key, and %s: entries it appends will not verify. "
+            "Give every process the same OPSLOOM_SECRET_KEY (or key file).",
+            problem,
+            extra={"event": "audit_key_mismatch"},
+        )
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
