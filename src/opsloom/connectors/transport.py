@@ -20,6 +20,7 @@ Every message is passed through the connection's :class:`~opsloom.connectors.sec
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -210,7 +211,12 @@ class Transport:
 
 
 def make_client(
-    base_url: str, headers: Mapping[str, str], timeout: float, *, verify: bool = True
+    base_url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    verify: bool | ssl.SSLContext = True,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """A pooled client for one connection: connect timeout 5 s (or less), others ``timeout``."""
     try:
@@ -224,5 +230,6 @@ def make_client(
         timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
         follow_redirects=False,
         verify=verify,
+        auth=auth,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
     )
