@@ -181,19 +181,23 @@ class Transport:
         Args:
             ok: extra error statuses the caller handles itself (e.g. 404 for "not there").
         """
-        what = f"{method} {self.label}{httpx.URL(url).path}"
         try:
             response = await self.client.request(
                 method, url, json=json, data=data, params=params, headers=headers, content=content
             )
         except httpx.HTTPError as exc:
+            what = self._what(method, url)
             raise transport_error(exc, what=what, redactor=self.redactor) from None
-        if response.status_code in ok:
+        # Parsing the URL again costs more than the rest of a call's overhead: errors only.
+        if response.status_code < 400 or response.status_code in ok:
             return response
-        error = classify(response, self.now(), what=what, redactor=self.redactor)
+        error = classify(response, self.now(), what=self._what(method, url), redactor=self.redactor)
         if error is not None:
             raise error
         return response
+
+    def _what(self, method: str, url: str) -> str:
+        return f"{method} {self.label}{httpx.URL(url).path}"
 
     async def json(self, method: str, url: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the body as JSON (``None`` when empty)."""
