@@ -140,9 +140,18 @@ def classify(
 
 
 def transport_error(exc: httpx.HTTPError, *, what: str, redactor: Redactor) -> ConnectorError:
-    """The connector error for a request that got no answer."""
+    """The connector error for a request that got no answer.
+
+    A server whose certificate does not verify is a permanent failure: a wrong CA, a name
+    the certificate does not cover or someone in the middle, which retrying cannot mend.
+    """
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     detail = redactor.text(str(exc) or type(exc).__name__)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ConnectorPermanentError(f"{what}: the server's TLS certificate: {detail}")
+        cause = cause.__cause__ or cause.__context__
     return ConnectorRetryableError(f"{what}: request {kind}: {detail}")
 
 
