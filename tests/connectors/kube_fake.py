@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import json
 import re
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -227,10 +232,13 @@ class Cluster:
 
     Args:
         tokens: bearer tokens the server accepts.
+        tls: serve HTTPS with this context; one that requires client certificates makes a
+            verified certificate enough to be let in (as ``kube-apiserver`` does).
     """
 
-    def __init__(self, tokens: set[str]) -> None:
+    def __init__(self, tokens: set[str], tls: ssl.SSLContext | None = None) -> None:
         self.tokens = tokens
+        self.tls = tls
         self.workloads: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
@@ -260,10 +268,13 @@ class Cluster:
                 ("GET", "/api/v1/namespaces/{ns}/pods/{name}/log"): self._log,
                 ("PATCH", "/api/v1/nodes/{name}"): self._patch_node,
             },
+            tls=self.tls,
         )
 
     def _denied(self, request: FakeRequest) -> FakeResponse | None:
         auth = request.headers.get("authorization", "")
+        if not auth and self.tls is not None and self.tls.verify_mode == ssl.CERT_REQUIRED:
+            return None  # the handshake verified the client's certificate
         if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
             return status(401, "Unauthorized", "Unauthorized")
         return None
@@ -460,3 +471,98 @@ def kubeconfig(server: str, token: str, namespace: str = "shop", **user: Any) ->
             ],
         }
     )
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A cluster CA, the API server's certificate and a client certificate (PEM)."""
+
+    ca: bytes
+    server_cert: bytes
+    server_key: bytes
+    client_cert: bytes
+    client_key: bytes
+
+    def server_context(self, folder: Path) -> ssl.SSLContext:
+        """TLS of the API server: its certificate, and client certificates required."""
+        (folder / "server.pem").write_bytes(self.server_cert + self.server_key)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(folder / "server.pem")
+        context.load_verify_locations(cadata=self.ca.decode())
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+def make_pki() -> Pki:
+    """A fresh CA; the server certificate names 127.0.0.1; the client is kubernetes-admin."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def name(common: str, org: str | None = None) -> x509.Name:
+        parts = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
+        if org:
+            parts.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(parts)
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("kubernetes")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def issue(subject: x509.Name, server: bool) -> tuple[bytes, bytes]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = (
+            x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+            if server
+            else (x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.PEM), pem_key(key)
+
+    server_cert, server_key = issue(name("kube-apiserver"), True)
+    client_cert, client_key = issue(name("kubernetes-admin", "system:masters"), False)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    return Pki(ca_pem, server_cert, server_key, client_cert, client_key)

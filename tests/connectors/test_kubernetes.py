@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from kube_fake import (
     KubernetesContract,
     deployment,
     kubeconfig,
+    make_pki,
     node,
     pod,
     problems_of,
@@ -24,6 +26,7 @@ from opsloom.connectors.builtin import kubernetes as k8s
 from opsloom.connectors.testing import FakeRequest, FakeResponse
 from opsloom.errors import (
     ConfigurationError,
+    ConnectorError,
     ConnectorPermanentError,
     InputError,
     RateLimitedError,
@@ -293,3 +296,62 @@ def test_kubernetes_contract__catches_a_patch_the_schema_does_not_allow() -> Non
     assert patch(path, {"spec": {"template": {"metadata": {"annotation": {"a": "b"}}}}})
     assert patch("/api/v1/nodes/n", {"spec": {"unschedulable": "yes"}})
     assert problems_of("scale-autoscaling-v1", {"spec": {"replicas": 1}}, partial=True) == []
+
+
+async def test_kubernetes__client_certificate_and_cluster_ca_over_tls(
+    ops: App, tmp_path: Path
+) -> None:
+    pki = make_pki()
+    c = Cluster(set(), tls=pki.server_context(tmp_path))
+    c.add(node("node-7"))
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    with c.vendor() as server:
+        assert server.url.startswith("https://")
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "admin",
+            "clusters": [
+                {
+                    "name": "kind",
+                    "cluster": {
+                        "server": server.url,
+                        "certificate-authority-data": b64(pki.ca),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate-data": b64(pki.client_cert),
+                        "client-key-data": b64(pki.client_key),
+                    },
+                }
+            ],
+            "contexts": [{"name": "admin", "context": {"cluster": "kind", "user": "admin"}}],
+        }
+        await ops.connections.add_connection(
+            "tls", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        out = await ops.connections.call(k8s.cordon, "tls", {"node": "node-7"})
+        assert out["unschedulable"] is True
+        # Without the client certificate the server ends the handshake; with another CA the
+        # server is not trusted. Both fail the call.
+        config["users"][0]["user"] = {"token": "no-certificate"}  # type: ignore[index]
+        await ops.connections.add_connection(
+            "nocert", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        with pytest.raises(ConnectorError):
+            await ops.connections.call(k8s.cordon, "nocert", {"node": "node-7"})
+        other = make_pki()
+        config["clusters"][0]["cluster"]["certificate-authority-data"] = b64(other.ca)  # type: ignore[index]
+        await ops.connections.add_connection(
+            "otherca", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        with pytest.raises(ConnectorPermanentError, match="certificate verify failed"):
+            await ops.connections.call(k8s.cordon, "otherca", {"node": "node-7"})
+    assert server.problems == []
