@@ -244,6 +244,9 @@ class Cluster:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
         self.patches: list[tuple[str, str, Any]] = []
+        #: Apply the next workload patch but answer 504, as an API server whose write reached
+        #: etcd after the request's deadline does (the client never learns it worked).
+        self.lose_next_answer = False
 
     def add(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -346,6 +349,9 @@ class Cluster:
             return patching
         updated = self._apply(*patching)
         self.add(updated)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            return status(504, "Timeout", "the server was unable to return a response in time")
         return FakeResponse(200, updated)
 
     def _scale(self, request: FakeRequest) -> FakeResponse:

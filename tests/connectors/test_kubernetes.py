@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kube_fake import (
@@ -21,7 +23,7 @@ from kube_fake import (
     problems_of,
 )
 
-from opsloom import App
+from opsloom import App, Context, FakeClock
 from opsloom.connectors.builtin import kubernetes as k8s
 from opsloom.connectors.testing import FakeRequest, FakeResponse
 from opsloom.errors import (
@@ -92,6 +94,33 @@ async def test_kubernetes__rollout_restart_patches_the_template_annotation_once_
         k8s.rollout_restart, "k8s", {"name": "checkout"}, idempotency_key="run-7:5"
     )
     assert len(c.patches) == 2 and stored is not c.workloads[("shop", "deployments", "checkout")]
+
+
+async def test_kubernetes__a_step_whose_answer_was_lost_restarts_only_once(
+    fresh: App, clock: FakeClock, cluster: tuple[Cluster, str]
+) -> None:
+    c, url = cluster
+
+    @fresh.workflow(name="restart-checkout")
+    async def restart(ctx: Context) -> dict[str, Any]:
+        return await ctx.step(k8s.rollout_restart, connection="k8s", name="checkout")
+
+    c.lose_next_answer = True
+    async with fresh:
+        await _connect(fresh, url)
+        handle = await fresh.start("restart-checkout")
+        for _ in range(400):  # the retry waits on a durable timer: move the clock along
+            run = await fresh.get_run(handle.run_id)
+            if run.status.value in ("completed", "failed"):
+                break
+            clock.advance(1.5)
+            await asyncio.sleep(0.025)
+        out = await handle.result(timeout=10)
+        run = await fresh.get_run(handle.run_id)
+    assert out["already"] is True and len(c.patches) == 1
+    assert run.steps[0].attempts == 2
+    template = c.workloads[("shop", "deployments", "checkout")]["spec"]["template"]
+    assert template["metadata"]["annotations"][k8s.RESTART_KEY].startswith(f"{handle.run_id}:")
 
 
 async def test_kubernetes__restart_refuses_a_paused_or_missing_deployment(
