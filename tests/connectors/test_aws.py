@@ -237,3 +237,35 @@ async def test_aws__an_unreachable_endpoint_is_retried_then_opens_the_breaker(
         with pytest.raises(ConnectorRetryableError, match="AWS ec2 reboot_instances"):
             await ops.connections.call(aws.ec2_reboot, "dead", {"instance_ids": ["i-1"]})
     assert ops.connections.breaker("dead")["state"] == "open"
+
+
+async def test_aws__requests_are_signed_and_authorised_by_iam(
+    ops: App, moto_url: str, client: Any
+) -> None:
+    """With moto's IAM checks on, the signature of each request is verified against the
+    caller's secret key and the action against the caller's policy."""
+    from moto.core.authorization import enable_iam_authentication
+
+    iam = client("iam")
+    iam.create_user(UserName="notifier")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}],
+    }
+    iam.put_user_policy(
+        UserName="notifier", PolicyName="publish", PolicyDocument=json.dumps(policy)
+    )
+    key = iam.create_access_key(UserName="notifier")["AccessKey"]
+    topic = client("sns").create_topic(Name="signed")["TopicArn"]
+    keys = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    await _connect(ops, moto_url, name="notifier", **keys)
+    wrong = {**keys, "secret_access_key": "not-the-secret-key"}
+    await _connect(ops, moto_url, name="forged", **wrong)
+    message = {"topic_arn": topic, "message": "signed"}
+    with enable_iam_authentication():
+        out = await ops.connections.call(aws.sns_publish, "notifier", message)
+        assert out["message_id"]
+        with pytest.raises(ConnectorPermanentError, match="SignatureDoesNotMatch"):
+            await ops.connections.call(aws.sns_publish, "forged", message)
+        with pytest.raises(ConnectorPermanentError, match=r"not authorized|AccessDenied"):
+            await ops.connections.call(aws.ec2_reboot, "notifier", {"instance_ids": ["i-1"]})
