@@ -197,3 +197,10 @@ async def test_ssh__settings_need_a_pinned_key_and_a_credential(ops: App, sshd: 
     assert shown["secrets"] == ["private_key"] and "BEGIN" not in str(shown)
     out = await ops.connections.call(ssh.run, "kh", {"command": "echo ok"})
     assert out["stdout"] == "ok\n"
+    # So is a fingerprint, as ssh-keygen -lf prints it.
+    import asyncssh
+
+    fingerprint = asyncssh.import_public_key(sshd.host_key).get_fingerprint()
+    await ops.connections.add_connection("fp", "ssh", _settings(sshd, host_keys=[fingerprint]))
+    out = await ops.connections.call(ssh.run, "fp", {"command": "echo fp"})
+    assert out["stdout"] == "fp\n"

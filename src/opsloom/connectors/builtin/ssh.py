@@ -1,10 +1,11 @@
 """SSH: run a command on a host whose key is pinned (asyncssh).
 
 A connection names the host, the user, a private key (or a password) and the host's public
-key(s) as ``ssh-keyscan`` or a ``known_hosts`` line prints them. The host must present one of
-the pinned keys: any other key is refused before a credential is sent, with an error naming
-the fingerprint the server presented and the pinned ones (a moved or re-installed host, or
-someone in the middle). There is no "accept any key" setting.
+key(s) as ``ssh-keyscan`` or a ``known_hosts`` line prints them, or their ``SHA256:``
+fingerprints as ``ssh-keygen -lf`` prints them. The host must present one of the pinned keys
+(and prove it holds its private half): any other key is refused before a credential is sent,
+with an error naming the fingerprint the server presented and the pinned ones (a moved or
+re-installed host, or someone in the middle). There is no "accept any key" setting.
 
 Errors: a refused or unreachable host, a timeout or a dropped connection is retried; a wrong
 host key, refused credentials, or (with ``check``, the default) a non-zero exit status fails
@@ -14,7 +15,6 @@ runs it again, so write commands that are safe to repeat.
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 from typing import Any
 
@@ -34,7 +34,8 @@ class SshSettings(ConnectionSettings):
     username: str = Field(min_length=1)
     host_keys: list[str] = Field(
         min_length=1,
-        description="The host's public keys ('ssh-ed25519 AAAA…', as ssh-keyscan prints).",
+        description="The host's public keys ('ssh-ed25519 AAAA…', as ssh-keyscan prints) "
+        "or their fingerprints ('SHA256:…').",
     )
     private_key: SecretStr | None = Field(default=None, description="OpenSSH or PEM key text.")
     passphrase: SecretStr | None = None
@@ -52,6 +53,9 @@ class SshSettings(ConnectionSettings):
         for line in value:
             words = line.split()
             if not words or line.lstrip().startswith("#"):
+                continue
+            if len(words) == 1 and words[0].startswith("SHA256:"):
+                keys.append(words[0])
                 continue
             # A known_hosts line starts with the host pattern(s): keep the key part.
             while words and not words[0].startswith(_KEY_TYPES):
@@ -95,16 +99,35 @@ class Ran(BaseModel):
     truncated: bool = False
 
 
-def _pinned(settings: SshSettings) -> list[Any]:
+def _pinned(settings: SshSettings) -> set[str]:
+    """The fingerprints of the pinned host keys."""
     import asyncssh
 
-    keys = []
+    prints = set()
     for line in settings.host_keys:
+        if line.startswith("SHA256:"):
+            prints.add(line)
+            continue
         try:
-            keys.append(asyncssh.import_public_key(line))
+            prints.add(str(asyncssh.import_public_key(line).get_fingerprint("sha256")))
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise ConfigurationError(f"a pinned host key does not load: {exc}") from None
-    return keys
+    return prints
+
+
+def _pinning(pinned: set[str]) -> Any:
+    """An asyncssh client that trusts exactly the pinned host keys and notes what it saw."""
+    import asyncssh
+
+    class Pinning(asyncssh.SSHClient):
+        presented: str | None = None
+
+        def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+            # asyncssh then checks that the server holds the key's private half.
+            self.presented = str(key.get_fingerprint("sha256"))
+            return self.presented in pinned
+
+    return Pinning()
 
 
 def _client_keys(settings: SshSettings) -> list[Any] | None:
@@ -119,23 +142,11 @@ def _client_keys(settings: SshSettings) -> list[Any] | None:
         raise ConfigurationError(f"the private key does not load: {exc}") from None
 
 
-async def _presented(settings: SshSettings) -> str:
-    """The fingerprint of the key the host presents (for the error message)."""
-    import asyncssh
-
-    try:
-        key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(settings.host, settings.port), settings.timeout
-        )
-    except (OSError, asyncssh.Error, TimeoutError):
-        return "unknown"
-    return str(key.get_fingerprint()) if key is not None else "unknown"
-
-
 async def _connect(settings: SshSettings, where: str) -> Any:
     import asyncssh
 
     pinned = _pinned(settings)
+    client = _pinning(pinned)
     try:
         return await asyncssh.connect(
             settings.host,
@@ -143,19 +154,20 @@ async def _connect(settings: SshSettings, where: str) -> Any:
             username=settings.username,
             client_keys=_client_keys(settings),
             password=settings.password.get_secret_value() if settings.password else None,
-            known_hosts=(pinned, [], []),
+            # No key is trusted up front: each one the host presents goes to the client.
+            known_hosts=([], [], []),
+            client_factory=lambda: client,
             agent_path=None,
             config=[],
             connect_timeout=min(settings.timeout, 30.0),
             login_timeout=settings.timeout,
         )
     except asyncssh.HostKeyNotVerifiable:
-        presented = await _presented(settings)
-        wanted = ", ".join(str(k.get_fingerprint()) for k in pinned)
         raise ConnectorPermanentError(
             f"{where}: the host key does not match the pinned key: the server presented "
-            f"{presented}, the connection pins {wanted} (check the host, then update "
-            "host_keys from ssh-keyscan)"
+            f"{client.presented or 'no usable key'}, the connection pins "
+            f"{', '.join(sorted(pinned))} (check the host, then update host_keys from "
+            "ssh-keyscan)"
         ) from None
     except asyncssh.PermissionDenied:
         raise ConnectorPermanentError(
