@@ -18,14 +18,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from vendors import CONTRACTS, contract
+from vendors import CONTRACTS, _object, contract
 
 from opsloom.connectors.testing import (
     Contract,
+    DocumentedContract,
     FakeRequest,
     FakeResponse,
     FakeVendor,
     OpenApiContract,
+    Rule,
 )
 
 # --- Linear (spec: linear/schema.graphql) ---------------------------------------------------
@@ -268,3 +270,223 @@ def langfuse_fake() -> FakeVendor:
 def langfuse_rate_limited(seconds: int) -> FakeResponse:
     """Langfuse Cloud's documented 429: the wait in ``Retry-After`` (seconds)."""
     return FakeResponse(429, {"message": "rate limit exceeded"}, {"Retry-After": str(seconds)})
+
+
+# --- Zendesk (documentation: Support API, Tickets) -----------------------------------------
+
+
+_ZD_COMMENT = {
+    **_object(public={"type": "boolean"}, body={"type": "string"}, html_body={"type": "string"}),
+    "oneOf": [{"required": ["body"]}, {"required": ["html_body"]}],
+}
+_ZD_STATUS = {"enum": ["new", "open", "pending", "hold", "solved", "closed"]}
+_ZD_AUTH = {"Authorization": r"^(Basic [A-Za-z0-9+/=]+|Bearer \S+)$"}
+
+
+def zendesk_fake() -> FakeVendor:
+    """Tickets created and commented on as Zendesk's Support API documentation says.
+
+    ``Idempotency-Key`` on creation answers the first ticket again (with
+    ``x-idempotency-lookup: hit``); a comment on an unknown ticket is a 404 ``RecordNotFound``.
+    """
+    ticket = _object(
+        "comment",
+        subject={"type": "string"},
+        comment=_ZD_COMMENT,
+        priority={"enum": ["urgent", "high", "normal", "low"]},
+        type={"enum": ["problem", "incident", "question", "task"]},
+        status=_ZD_STATUS,
+        tags={"type": "array", "items": {"type": "string"}},
+        requester=_object("email", email={"type": "string"}, name={"type": "string"}),
+        group_id={"type": "integer"},
+        assignee_id={"type": "integer"},
+        custom_fields={"type": "array", "items": _object("id", "value", id={"type": "integer"})},
+    )
+    update = _object("comment", comment=_ZD_COMMENT, status=_ZD_STATUS)
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/api/v2/tickets.json", _object("ticket", ticket=ticket), _ZD_AUTH),
+            Rule("PUT", "/api/v2/tickets/{id}.json", _object("ticket", ticket=update), _ZD_AUTH),
+            Rule("GET", "/api/v2/users/me.json", None, _ZD_AUTH),
+        ]
+    )
+    tickets: dict[int, dict[str, Any]] = {}
+    keys: dict[str, int] = {}
+    numbers = itertools.count(35436)
+
+    def create(request: FakeRequest) -> FakeResponse:
+        key = request.headers.get("idempotency-key")
+        if key in keys:
+            body = {"ticket": tickets[keys[key]]}
+            return FakeResponse(201, body, {"x-idempotency-lookup": "hit"})
+        sent = request.json["ticket"]
+        number = next(numbers)
+        tickets[number] = {
+            "id": number,
+            "url": f"https://acme.zendesk.com/api/v2/tickets/{number}.json",
+            "subject": sent.get("subject"),
+            "status": sent.get("status", "new"),
+            "priority": sent.get("priority"),
+            "tags": sent.get("tags", []),
+            "comments": [sent["comment"]],
+        }
+        if key:
+            keys[key] = number
+        return FakeResponse(201, {"ticket": tickets[number], "audit": {"id": 1000 + number}})
+
+    def comment(request: FakeRequest) -> FakeResponse:
+        number = int(request.params["id"].removesuffix(".json"))
+        if number not in tickets:
+            body = {"error": "RecordNotFound", "description": "Not found"}
+            return FakeResponse(404, body)
+        sent = request.json["ticket"]
+        found = tickets[number]
+        found["comments"].append(sent["comment"])
+        found["status"] = sent.get(
+            "status", found["status"] if found["status"] != "new" else "open"
+        )
+        audit = {"id": 2000 + len(found["comments"]), "ticket_id": number, "events": []}
+        return FakeResponse(200, {"ticket": found, "audit": audit})
+
+    def me(request: FakeRequest) -> FakeResponse:
+        user = {"id": 35436, "name": "Ops Bot", "email": "bot@acme.test", "role": "agent"}
+        return FakeResponse(200, {"user": user})
+
+    fake = FakeVendor(
+        checker,
+        {
+            ("POST", "/api/v2/tickets.json"): create,
+            ("PUT", "/api/v2/tickets/{id}"): comment,
+            ("GET", "/api/v2/users/me.json"): me,
+        },
+    )
+    fake.tickets = tickets  # type: ignore[attr-defined]
+    return fake
+
+
+def zendesk_rate_limited(seconds: int) -> FakeResponse:
+    """Zendesk's documented 429: ``Retry-After`` in seconds."""
+    return FakeResponse(429, {"error": "TooManyRequests"}, {"Retry-After": str(seconds)})
+
+
+# --- ServiceNow (documentation: REST Table API) --------------------------------------------
+
+_SN_AUTH = {"Authorization": r"^(Basic [A-Za-z0-9+/=]+|Bearer \S+)$", "Accept": "application/json"}
+# Table API values are strings; the fake refuses other JSON types as a strict instance would
+# store them wrongly.
+_SN_RECORD = {"type": "object", "additionalProperties": {"type": "string"}}
+_SN_INCIDENT_FIELDS = {
+    "short_description",
+    "description",
+    "urgency",
+    "impact",
+    "caller_id",
+    "assignment_group",
+    "category",
+    "cmdb_ci",
+    "correlation_id",
+    "state",
+    "work_notes",
+    "comments",
+    "close_code",
+    "close_notes",
+}
+
+
+def servicenow_fake() -> FakeVendor:
+    """The incident table as ServiceNow's Table API documentation says: string values,
+    ``result`` envelopes, ``sysparm_fields`` honoured, ``sysparm_query`` on ``field=value``
+    terms joined by ``^``, and the documented ``{"error": …, "status": "failure"}`` answers.
+    """
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/api/now/table/incident", _SN_RECORD, _SN_AUTH),
+            Rule("PATCH", "/api/now/table/incident/{sys_id}", _SN_RECORD, _SN_AUTH),
+            Rule("GET", "/api/now/table/incident", None, _SN_AUTH),
+        ]
+    )
+    records: dict[str, dict[str, str]] = {}
+    numbers = itertools.count(10001)
+
+    def failure(status: int, message: str, detail: str) -> FakeResponse:
+        body = {"error": {"message": message, "detail": detail}, "status": "failure"}
+        return FakeResponse(status, body)
+
+    def shown(request: FakeRequest, record: dict[str, str]) -> dict[str, str]:
+        fields = request.query.get("sysparm_fields", [""])[0]
+        return {k: v for k, v in record.items() if not fields or k in fields.split(",")}
+
+    def unknown(body: dict[str, str]) -> FakeResponse | None:
+        odd = sorted(set(body) - _SN_INCIDENT_FIELDS)
+        # A real instance ignores unknown fields silently; the fake refuses them so a typo in
+        # the connector cannot pass unnoticed.
+        return failure(400, "Unknown fields", ", ".join(odd)) if odd else None
+
+    def create(request: FakeRequest) -> FakeResponse:
+        body = request.json
+        refused = unknown(body)
+        if refused is not None:
+            return refused
+        if not body.get("short_description"):
+            return failure(400, "Operation Failed", "short_description is mandatory")
+        sys_id = uuid.uuid4().hex
+        urgency, impact = int(body.get("urgency", "3")), int(body.get("impact", "3"))
+        records[sys_id] = {
+            "sys_id": sys_id,
+            "number": f"INC{next(numbers):07d}",
+            "state": "1",
+            "priority": str(min(5, urgency + impact - 1)),
+            **{k: v for k, v in body.items() if k not in ("work_notes", "comments")},
+        }
+        return FakeResponse(201, {"result": shown(request, records[sys_id])})
+
+    def update(request: FakeRequest) -> FakeResponse:
+        found = records.get(request.params["sys_id"])
+        if found is None:
+            return failure(
+                404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+            )
+        body = request.json
+        refused = unknown(body)
+        if refused is not None:
+            return refused
+        if body.get("state") in ("6", "7") and not (
+            body.get("close_code") and body.get("close_notes")
+        ):
+            return failure(
+                403, "Operation Failed", "Data Policy Exception: close_code, close_notes"
+            )
+        found.update({k: v for k, v in body.items() if k not in ("work_notes", "comments")})
+        return FakeResponse(200, {"result": shown(request, found)})
+
+    def query(request: FakeRequest) -> FakeResponse:
+        terms = [
+            t.split("=", 1) for t in request.query.get("sysparm_query", [""])[0].split("^") if t
+        ]
+        limit = int(request.query.get("sysparm_limit", ["10000"])[0])
+        found = [r for r in records.values() if all(r.get(k) == v for k, v in terms)]
+        return FakeResponse(200, {"result": [shown(request, r) for r in found[:limit]]})
+
+    fake = FakeVendor(
+        checker,
+        {
+            ("POST", "/api/now/table/incident"): create,
+            ("PATCH", "/api/now/table/incident/{sys_id}"): update,
+            ("GET", "/api/now/table/incident"): query,
+        },
+    )
+    fake.records = records  # type: ignore[attr-defined]
+    return fake
+
+
+def servicenow_rate_limited(reset: int) -> FakeResponse:
+    """ServiceNow's documented 429 of a rate limit rule: ``X-RateLimit-Limit``,
+    ``X-RateLimit-Reset`` (epoch seconds) and the rule that applied."""
+    return FakeResponse(
+        429,
+        {
+            "error": {"message": "Rate limit exceeded", "detail": "too many requests"},
+            "status": "failure",
+        },
+        {"X-RateLimit-Limit": "100", "X-RateLimit-Reset": str(reset), "X-RateLimit-Rule": "r1"},
+    )
