@@ -169,7 +169,8 @@ async def _existing(
 @connector.action
 async def create_issue(ctx: ActionContext[LinearSettings], data: CreateIssue) -> Issue:
     """Create an issue (a retried step returns the issue its first attempt created)."""
-    fields = {
+    ident = _uuid(ctx.idempotency_key)
+    fields: dict[str, Any] = {
         "teamId": data.team_id,
         "title": data.title,
         "description": data.description,
@@ -178,13 +179,13 @@ async def create_issue(ctx: ActionContext[LinearSettings], data: CreateIssue) ->
         "assigneeId": data.assignee_id,
         "stateId": data.state_id,
         "projectId": data.project_id,
-        "id": _uuid(ctx.idempotency_key),
+        "id": ident,
     }
     payload = {k: v for k, v in fields.items() if v is not None}
     try:
         created = (await graphql(ctx, _CREATE_ISSUE, {"input": payload}))["issueCreate"]
     except ConnectorPermanentError:
-        earlier = "id" in payload and await _existing(ctx, _GET_ISSUE, payload["id"], "issue")
+        earlier = ident is not None and await _existing(ctx, _GET_ISSUE, ident, "issue")
         if not earlier:
             raise
         return Issue.model_validate(earlier)
