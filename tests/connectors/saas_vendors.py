@@ -490,3 +490,49 @@ def servicenow_rate_limited(reset: int) -> FakeResponse:
         },
         {"X-RateLimit-Limit": "100", "X-RateLimit-Reset": str(reset), "X-RateLimit-Rule": "r1"},
     )
+
+
+# --- apprise's generic targets (documentation: apprise's JSON and Form notifications) -------
+
+_APPRISE_TYPE = {"enum": ["info", "success", "warning", "failure"]}
+
+
+def apprise_target() -> FakeVendor:
+    """A loopback receiver of apprise's ``json://`` and ``form://`` notifications, checking
+    the payload its documentation gives: ``version``, ``title``, ``message``, ``type`` (and
+    ``attachments`` in JSON). ``/hooks/down`` answers 503, as a service that is down."""
+    payload = _object(
+        "version",
+        "title",
+        "message",
+        "type",
+        version={"const": "1.0"},
+        title={"type": "string"},
+        message={"type": "string", "minLength": 1},
+        type=_APPRISE_TYPE,
+        attachments={"type": "array"},
+    )
+    checker = DocumentedContract(
+        [
+            Rule("POST", "/hooks/json", payload, {"X-Token": r"^\S+$"}),
+            Rule(
+                "POST", "/hooks/form", None, {"Content-Type": "application/x-www-form-urlencoded"}
+            ),
+            Rule("POST", "/hooks/down"),
+        ]
+    )
+
+    def form(request: FakeRequest) -> FakeResponse:
+        fields = request.form
+        if set(fields) != {"version", "title", "message", "type"} or not fields["message"]:
+            return FakeResponse(400, {"problem": f"form fields {sorted(fields)}"})
+        return FakeResponse(204)
+
+    return FakeVendor(
+        checker,
+        {
+            ("POST", "/hooks/json"): lambda r: FakeResponse(200, {"ok": True}),
+            ("POST", "/hooks/form"): form,
+            ("POST", "/hooks/down"): lambda r: FakeResponse(503, {"error": "maintenance"}),
+        },
+    )
