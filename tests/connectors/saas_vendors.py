@@ -212,6 +212,14 @@ def _langfuse_spec(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def langfuse_spec() -> dict[str, Any]:
+    """Langfuse's published OpenAPI document (skip without it; fail on CI)."""
+    path = CONTRACTS / "langfuse" / "openapi.yml"
+    if not path.exists():
+        contract("langfuse/openapi.yml")
+    return _langfuse_spec(path)
+
+
 def langfuse_fake() -> FakeVendor:
     """Langfuse scores and batch ingestion, checked against Langfuse's OpenAPI document.
 
@@ -219,10 +227,7 @@ def langfuse_fake() -> FakeVendor:
     Langfuse needs one (a score without ``traceId``/``sessionId``/``datasetRunId``) gets a 400
     entry in ``errors``; events with an id seen before are acknowledged again (deduplicated).
     """
-    path = CONTRACTS / "langfuse" / "openapi.yml"
-    if not path.exists():
-        contract("langfuse/openapi.yml")
-    spec = _langfuse_spec(path)
+    spec = langfuse_spec()
     scores: dict[str, dict[str, Any]] = {}
     events: dict[str, dict[str, Any]] = {}
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from saas_vendors import langfuse_fake, langfuse_rate_limited
+from saas_vendors import langfuse_spec as _spec
 
 from opsloom import App
 from opsloom.connectors.builtin import langfuse
@@ -116,3 +117,35 @@ def test_fake__refuses_what_the_spec_refuses() -> None:
     body = json.dumps({"name": "x", "value": 1, "traceId": "t"}).encode()
     assert fake.serve(FakeRequest("POST", "/api/public/scores", {}, no_auth, body)).status == 400
     assert any("Security" in p for p in fake.problems) and len(fake.problems) == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "schema"),
+    [
+        ("/api/public/scores", "200", "CreateScoreResponse"),
+        ("/api/public/ingestion", "207", "IngestionResponse"),
+        ("/api/public/projects", "200", "Projects"),
+    ],
+)
+async def test_fake__answers_match_the_spec_response_schemas(
+    ops: App, fake: FakeVendor, path: str, status: str, schema: str
+) -> None:
+    import jsonschema
+
+    spec = _spec()
+    media = spec["paths"][path]["get" if path.endswith("projects") else "post"]["responses"]
+    assert media[status]["content"]["application/json"]["schema"]["$ref"].endswith(schema)
+    await add(ops, fake)
+    await ops.connections.call(
+        langfuse.create_score, "lf", {"name": "x", "value": 1, "trace_id": "t"}
+    )
+    events = [
+        {"type": "trace-create", "body": {"id": "t"}},
+        {"type": "score-create", "body": {"name": "orphan", "value": 0}},
+    ]
+    await ops.connections.call(langfuse.ingest, "lf", {"events": events, "strict": False})
+    await ops.connections.test_connection("lf")
+    answered = fake.serve(fake.last(path))
+    assert str(answered.status) == status
+    checker = {"$ref": f"#/components/schemas/{schema}", "components": spec["components"]}
+    jsonschema.validate(answered.body, checker)
