@@ -1,4 +1,5 @@
-"""SQL connector against the real PostgreSQL test server, in a schema of its own."""
+"""SQL connector against the real PostgreSQL test server, in a schema of its own; and a
+runbook document that queries it read-only, opens a Linear issue and notifies a chat."""
 
 from __future__ import annotations
 
@@ -130,3 +131,77 @@ async def test_connection_check__names_server_and_user(ops: App, dsn: str) -> No
     assert line.startswith("PostgreSQL ") and "database test" in line
     shown = await ops.connections.connection("db")
     assert shown["secrets"] == ["dsn"] and "dsn" not in shown["settings"]
+
+
+RUNBOOK = """
+document:
+  dsl: '1.0.3'
+  namespace: ops
+  name: full-disks
+  version: '1.0.0'
+do:
+  - find:
+      call: sql-query:1.0.0@default
+      with:
+        connection: reporting
+        sql: SELECT name, disk FROM hosts WHERE disk > %(limit)s ORDER BY name
+        params:
+          limit: ${ .limit }
+      export:
+        as: '${ { hosts: [.rows[].name] } }'
+  - ticket:
+      call: linear-create-issue:1.0.0@default
+      with:
+        connection: linear
+        team_id: team-ops
+        title: ${ "Disks over " + ($workflow.input.limit | tostring) + "%" }
+        description: ${ $context.hosts | join(", ") }
+      export:
+        as: '${ $context + { issue: .identifier } }'
+  - tell:
+      call: notify-send:1.0.0@default
+      with:
+        connection: chat
+        title: ${ $context.issue }
+        body: ${ $context.hosts | join(", ") }
+        type: warning
+"""
+
+
+async def test_runbook_document__sql_linear_and_notify_as_catalog_functions(
+    fresh: App, dsn: str
+) -> None:
+    from saas_vendors import apprise_target, linear_fake
+
+    from opsloom.dsl.runtime import DslOptions, DslRuntime
+
+    runtime = DslRuntime(fresh, DslOptions())
+    with linear_fake() as linear, apprise_target() as chat:
+        async with fresh:
+            add = fresh.connections.add_connection
+            await add("reporting", "sql", {"dsn": dsn, "read_only": True})
+            await add(
+                "linear", "linear", {"api_key": "lin_api_x1", "api_url": f"{linear.url}/graphql"}
+            )
+            await add("chat", "notify", {"urls": f"form://127.0.0.1:{chat.port}/hooks/form"})
+            await add("writer", "sql", {"dsn": dsn})
+            await fresh.connections.call(
+                sqlc.query,
+                "writer",
+                {
+                    "sql": "INSERT INTO hosts (name, disk) VALUES (%s, 97), (%s, 40), (%s, 91)",
+                    "params": ["db-1", "db-2", "web-1"],
+                },
+            )
+            workflow = runtime.register(runtime.load(RUNBOOK), RUNBOOK)
+            handle = await fresh.start(workflow, {"limit": 90})
+            output = await handle.result(timeout=20)
+    # The connection's one URL is its whole secret, so even its privacy form is masked.
+    assert output["delivered"] == ["Form ***"]
+    sent = chat.last("/hooks/form").form
+    assert (
+        sent["title"] == "OPS-1" and sent["message"] == "db-1, web-1" and sent["type"] == "warning"
+    )
+    (issue,) = linear.issues.values()  # type: ignore[attr-defined]
+    assert issue["title"] == "Disks over 90%" and issue["description"] == "db-1, web-1"
+    assert linear.problems == chat.problems == []
