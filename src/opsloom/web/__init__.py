@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
@@ -36,7 +37,8 @@ from opsloom.errors import (
 )
 from opsloom.identity.access import IdentityError
 from opsloom.settings import Settings
-from opsloom.web import activity, approvals, runs, signin, workflows
+from opsloom.web import activity, approvals, detail, runs, signin, workflows
+from opsloom.web.live import Hub
 from opsloom.web.page import Pages
 from opsloom.web.runs import StatusCounts
 from opsloom.web.session import (
@@ -79,6 +81,10 @@ def attach_ui(api: FastAPI, app: App, settings: Settings) -> None:
     """
     ui = create_web(app, settings)
     api_default = api.router.default
+    # Live pages hold their requests open: the server ends them first when it stops.
+    stopping: list[Callable[[], None]] = getattr(api.state, "before_stop", [])
+    stopping.append(ui.state.hub.close)
+    api.state.before_stop = stopping
 
     async def default(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not str(scope["path"]).startswith(API_PREFIXES):
@@ -95,6 +101,7 @@ def create_web(app: App, settings: Settings) -> FastAPI:
     web.state.opsloom = app
     web.state.pages = Pages()
     web.state.counts = StatusCounts()
+    web.state.hub = Hub()
     secret = settings.web_session_secret
     web.state.sessions = SessionKeeper(
         None if secret is None else secret.get_secret_value(),
@@ -113,7 +120,14 @@ def create_web(app: App, settings: Settings) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for router in (signin.router, runs.router, approvals.router, workflows.router, activity.router):
+    for router in (
+        signin.router,
+        runs.router,
+        detail.router,
+        approvals.router,
+        workflows.router,
+        activity.router,
+    ):
         web.include_router(router)
     web.add_exception_handler(SignInRequiredError, _sign_in_required)
     web.add_exception_handler(ForbiddenError, _forbidden)
