@@ -37,7 +37,16 @@ from opsloom.errors import (
 )
 from opsloom.identity.access import IdentityError
 from opsloom.settings import Settings
-from opsloom.web import activity, approvals, detail, runs, signin, workflows
+from opsloom.web import (
+    activity,
+    analytics,
+    approvals,
+    connections,
+    detail,
+    runs,
+    signin,
+    workflows,
+)
 from opsloom.web.live import Hub
 from opsloom.web.page import Pages
 from opsloom.web.runs import StatusCounts
@@ -127,6 +136,8 @@ def create_web(app: App, settings: Settings) -> FastAPI:
         approvals.router,
         workflows.router,
         activity.router,
+        connections.router,
+        analytics.router,
     ):
         web.include_router(router)
     web.add_exception_handler(SignInRequiredError, _sign_in_required)
