@@ -95,14 +95,18 @@ async def test_session__a_revoked_token_ends_it(app: App, api: FastAPI) -> None:
         assert (await client.get("/runs")).status_code == 303
 
 
-async def test_docs__swagger_from_vendored_files(api: FastAPI) -> None:
+async def test_docs__swagger_and_redoc_from_vendored_files(api: FastAPI) -> None:
     async with browser(api) as client:
-        page = await client.get("/docs")
-        assert page.status_code == 200
-        assert "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in page.text
-        assert "cdn" not in page.text.lower()
-        bundle = await client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js")
-        assert bundle.status_code == 200
+        for path, bundle in (
+            ("/docs", "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js"),
+            ("/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+        ):
+            page = await client.get(path)
+            assert page.status_code == 200
+            assert bundle in page.text
+            assert "cdn" not in page.text.lower()
+            assert "script-src 'self';" in page.headers["content-security-policy"]
+            assert (await client.get(bundle)).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200
 
 
