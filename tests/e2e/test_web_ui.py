@@ -109,9 +109,7 @@ class Tab:
                 .map(v => ({id: v.id, impact: v.impact, help: v.help,
                             nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"""
         )
-        blocking = [
-            v for v in found if v["impact"] in BLOCKING_IMPACTS and v["id"] not in tolerate
-        ]
+        blocking = [v for v in found if v["impact"] in BLOCKING_IMPACTS and v["id"] not in tolerate]
         assert blocking == [], f"{name}: " + "\n".join(
             f"{v['impact']} {v['id']}: {v['help']} at {v['nodes']}" for v in blocking
         )
@@ -314,10 +312,8 @@ def test_pages__every_page_renders_without_console_errors(tab: Tab, server: Serv
     tab.page.on("response", count)
     # Nothing is fetched from anywhere but the server: the UI works on an air-gapped host.
     elsewhere: list[str] = []
-    tab.page.on(
-        "request",
-        lambda r: None if r.url.startswith((server.url, "data:", "blob:")) else elsewhere.append(r.url),
-    )
+    here = (server.url, "data:", "blob:")
+    tab.page.on("request", lambda r: None if r.url.startswith(here) else elsewhere.append(r.url))
     tab.page.on(
         "response",
         lambda r: tab.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
