@@ -298,6 +298,7 @@ def test_deploy__problems_at_their_line_then_every_example_graph_and_a_runs_path
     tab.shot("run-document-path")
 
 
+@pytest.mark.timeout(360)  # a dozen pages, each checked by axe-core on a shared machine
 def test_pages__every_page_renders_without_console_errors(tab: Tab, server: Server) -> None:
     run_id = server.start("tick", {"start": 1})
     family = server.start("family", 2, run_id="teams/db/family-1")
@@ -310,10 +311,7 @@ def test_pages__every_page_renders_without_console_errors(tab: Tab, server: Serv
         weight += len(response.body())
 
     tab.page.on("response", count)
-    # Nothing is fetched from anywhere but the server: the UI works on an air-gapped host.
-    elsewhere: list[str] = []
-    here = (server.url, "data:", "blob:")
-    tab.page.on("request", lambda r: None if r.url.startswith(here) else elsewhere.append(r.url))
+    elsewhere = fetched_elsewhere(tab, server)
     tab.page.on(
         "response",
         lambda r: tab.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
@@ -346,6 +344,19 @@ def test_pages__every_page_renders_without_console_errors(tab: Tab, server: Serv
     expect(tab.page.locator("main")).to_be_visible()
     tab.goto("/audit?verify=1")
     expect(tab.page.get_by_role("status")).to_contain_text("intact")
+    assert elsewhere == []
+
+
+def fetched_elsewhere(tab: Tab, server: Server) -> list[str]:
+    """URLs the tab fetches from anywhere but the server (none: the UI works air-gapped)."""
+    elsewhere: list[str] = []
+    here = (server.url, "data:", "blob:")
+    tab.page.on("request", lambda r: None if r.url.startswith(here) else elsewhere.append(r.url))
+    return elsewhere
+
+
+def test_api_docs__swagger_ui_and_redoc_from_the_server_alone(tab: Tab, server: Server) -> None:
+    elsewhere = fetched_elsewhere(tab, server)
     tab.goto("/docs")
     expect(tab.page.locator(".swagger-ui .info")).to_contain_text("opsloom")
     # Swagger UI's own markup nests buttons and draws white on light badges.

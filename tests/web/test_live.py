@@ -70,6 +70,23 @@ async def test_hub__an_unchanged_view_sends_nothing_new_and_close_ends_streams()
     assert [chunk async for chunk in hub.stream("x", render)] == []  # closed: ends at once
 
 
+async def test_hub__a_stream_ends_after_max_age_and_a_new_one_gets_the_state_at_once() -> None:
+    hub = Hub(tick=0.01, heartbeat=0.02, max_age=0.1)
+
+    async def render() -> list[Message]:
+        return [("runs", "state")]
+
+    other = hub.stream("runs", render)  # keeps the view watched between the two below
+    await take(other, 1)
+    first = [chunk async for chunk in hub.stream("runs", render)]  # ends by itself
+    assert b"event: runs\ndata: state\n\n" in first
+    again = hub.stream("runs", render)
+    assert await take(again, 1) == [b"event: runs\ndata: state\n\n"]
+    await again.aclose()
+    await other.aclose()
+    hub.close()
+
+
 async def events_of(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     """``(event, data)`` pairs of a server-sent event stream."""
     name, data = "", []

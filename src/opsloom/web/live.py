@@ -7,9 +7,14 @@ bytes to every subscriber. A hundred browsers on the runs list cost one query pe
 hundred; a view nobody watches costs nothing, and its task ends with its last subscriber.
 
 A stream sends a comment line every ``heartbeat`` seconds while nothing changes, so that a
-vanished client is noticed by the failing write. :meth:`Hub.close` ends every stream and topic
-task at once: ``opsloom up`` calls it when it stops, before it waits for open requests to end
-(an open stream would otherwise hold the shutdown until its grace period).
+vanished client is noticed by the failing write. It ends after ``max_age`` seconds: the browser
+reconnects by itself, and that new request checks the session again (a revoked token or an
+expired session stops receiving within ``max_age``); a reconnecting subscriber gets the view's
+current state at once, so nothing is missed in between.
+
+:meth:`Hub.close` ends every stream and topic task at once: ``opsloom up`` calls it when it
+stops, before it waits for open requests to end (an open stream would otherwise hold the
+shutdown until its grace period).
 """
 
 from __future__ import annotations
@@ -59,9 +64,16 @@ class _Topic:
 class Hub:
     """The live topics of one UI and their subscribers (see the module docstring)."""
 
-    def __init__(self, tick: float = 1.0, heartbeat: float = 15.0, max_topics: int = 256) -> None:
+    def __init__(
+        self,
+        tick: float = 1.0,
+        heartbeat: float = 15.0,
+        max_topics: int = 256,
+        max_age: float = 300.0,
+    ) -> None:
         self.tick = tick
         self.heartbeat = heartbeat
+        self.max_age = max_age
         self.max_topics = max_topics
         #: How many times a topic was rendered (one per topic and tick): for tests and figures.
         self.renders = 0
@@ -110,15 +122,18 @@ class Hub:
             task.add_done_callback(self._tasks.discard)
         topic.subscribers += 1
         seen = 0
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.max_age
         try:
             yield b": live\n\n"
-            while not self._closed:
+            while not self._closed and loop.time() < ends:
                 if topic.version != seen:
                     seen = topic.version
                     yield topic.payload
                     continue
+                wait = min(self.heartbeat, max(ends - loop.time(), 0.0))
                 try:
-                    await asyncio.wait_for(topic.changed.wait(), self.heartbeat)
+                    await asyncio.wait_for(topic.changed.wait(), wait)
                 except TimeoutError:
                     yield b": keep-alive\n\n"
         finally:
