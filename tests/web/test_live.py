@@ -140,6 +140,9 @@ async def test_live_run__sends_the_run_then_ended(app: App, api: FastAPI) -> Non
             await sign_in(client, ENV_TOKEN)
             missing = await client.get("/live/runs/no/such/run")
             assert missing.status_code == 404
+            async with httpx.AsyncClient(base_url=url_of(sock), timeout=10) as stranger:
+                refused = await stranger.get("/live/runs/tree/root")
+                assert refused.status_code == 401  # not a redirect to a page
             async with client.stream("GET", "/live/runs/tree/root") as response:
                 got = [e async for e in _first(events_of(response), 2)]
             assert [name for name, _ in got] == ["run", "ended"]

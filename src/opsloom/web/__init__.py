@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -151,6 +151,9 @@ def create_web(app: App, settings: Settings) -> FastAPI:
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
     target = f"/signin?next={quote(request.url.path)}"
+    if request.url.path.startswith("/live/"):
+        # An event stream cannot follow a redirect to a page: it is told, and stops.
+        return PlainTextResponse("Sign in first.", status_code=401)
     if request.headers.get("hx-request") == "true":
         return Response(status_code=401, headers={"HX-Redirect": target})
     if request.method != "GET":
