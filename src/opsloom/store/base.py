@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.document import DocumentRecord
-    from opsloom.store.event import EventQuery, Subscription
+    from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
@@ -329,6 +329,12 @@ class Store(Protocol):
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         """Events matching ``query``, newest (highest ``seq``) first."""
+        ...
+
+    async def runs_of_events(
+        self, events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, str], EventRuns]:
+        """The runs each event started and the runs it was delivered to, by (source, id)."""
         ...
 
     async def subscriptions_of(self, run_id: str) -> list[Subscription]:
