@@ -469,8 +469,10 @@ class App(Definitions):
         except BaseException:
             worker.adopt(None)
             raise
+        # A run of a paused workflow is created queued, not leased.
+        leased = created and run.status is RunStatus.RUNNING
         worker.adopt(
-            Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if created else None
+            Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if leased else None
         )
         return RunHandle(self, run.id, created)
 
@@ -579,6 +581,36 @@ class App(Definitions):
         ids = await self.store.request_cancel(run_id, self.clock.now())
         if self.worker is not None:
             self.worker.cancel_local(ids)
+        return ids
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a run: its running step finishes, then it parks and holds no worker slot
+        until :meth:`resume`; its timers and signals wait for it."""
+        run = await self.store.pause_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.pause_local([run_id])
+        return run
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume a paused run (timers that fired meanwhile are taken at once)."""
+        run = await self.store.resume_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+        return run
+
+    async def pause_workflow(self, workflow: str, *, by: str | None = None) -> list[str]:
+        """Pause every open run of ``workflow``, and the runs it starts until resumed; returns
+        the runs paused now."""
+        ids = await self.store.pause_workflow(workflow, by, self.clock.now())
+        if self.worker is not None:
+            self.worker.pause_local(ids)
+        return ids
+
+    async def resume_workflow(self, workflow: str) -> list[str]:
+        """Resume a paused workflow and the runs paused with it; returns those runs."""
+        ids = await self.store.resume_workflow(workflow, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
         return ids
 
     async def retry(self, run_id: str) -> RunRecord:

@@ -81,6 +81,12 @@ class RunOut(BaseModel):
         description="Who started the run: the authenticated user, `trigger:<id>` or "
         "`schedule:<id>`; child runs inherit it.",
     )
+    paused: str | None = Field(
+        default=None,
+        description="While the run is paused: `run` (paused alone) or `workflow` (with every "
+        "run of its workflow).",
+    )
+    paused_at: str | None = Field(default=None, description="When the run was paused.")
     steps: list[StepOut]
 
 
@@ -95,6 +101,21 @@ class CancelAccepted(BaseModel):
     """Cancellation was requested for these runs (the run and its open children)."""
 
     cancelled: list[str]
+
+
+class WorkflowPaused(BaseModel):
+    """A workflow was paused (``runs``: its runs paused now) or resumed (the runs resumed)."""
+
+    workflow: str
+    runs: list[str]
+
+
+class WorkflowPauseOut(BaseModel):
+    """A paused workflow: its new runs queue, paused, until it is resumed."""
+
+    workflow: str
+    paused_at: str
+    paused_by: str | None
 
 
 class WorkflowOut(BaseModel):

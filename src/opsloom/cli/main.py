@@ -541,6 +541,34 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
         out.print(f"cancel requested for {len(ids)} run(s): {', '.join(ids)}")
 
 
+@runs_cli.command("pause")
+def runs_pause(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Pause a run: its running step finishes, then it waits (no worker slot) for resume."""
+    run = run_call(
+        db,
+        lambda app: runs.pause_run(app, run_id, actor=cli_actor()),
+        lambda server: server.pause(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} paused ({run.status}); resume it with `opsloom runs resume`")
+
+
+@runs_cli.command("resume")
+def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Resume a paused run; timers that fired meanwhile and signals are taken at once."""
+    run = run_call(
+        db,
+        lambda app: runs.resume_run(app, run_id, actor=cli_actor()),
+        lambda server: server.resume(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} resumed ({run.status})")
+
+
 @runs_cli.command("retry")
 def runs_retry(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-queue a failed or timed-out run; completed steps are not run again."""
@@ -610,6 +638,10 @@ from opsloom.cli.connectors import connections_cli, connectors_cli  # noqa: E402
 
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(connectors_cli, name="connectors")
+
+from opsloom.cli.workflows import workflows_cli  # noqa: E402
+
+cli.add_typer(workflows_cli, name="workflows")
 
 from opsloom.cli.analytics import analytics_cli  # noqa: E402
 

@@ -87,6 +87,9 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         completed_at=_time(data.get("completed_at")),
         event_source=data.get("event_source"),
         event_id=data.get("event_id"),
+        started_by=data.get("started_by"),
+        paused=data.get("paused"),
+        paused_at=_time(data.get("paused_at")),
         steps=[step_from_json(str(data["id"]), s) for s in data.get("steps") or []],
     )
 
@@ -152,6 +155,18 @@ class Server:
     async def cancel(self, run_id: str) -> list[str]:
         answer = await self._call("POST", f"/runs/{run_id}/cancel")
         return list(answer["cancelled"])
+
+    async def pause(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/pause"))
+
+    async def resume(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/resume"))
+
+    async def pause_workflow(self, workflow: str) -> list[str]:
+        return list((await self._call("POST", f"/workflows/{workflow}/pause"))["runs"])
+
+    async def resume_workflow(self, workflow: str) -> list[str]:
+        return list((await self._call("POST", f"/workflows/{workflow}/resume"))["runs"])
 
     async def retry(self, run_id: str) -> RunRecord:
         return run_from_json(await self._call("POST", f"/runs/{run_id}/retry"))

@@ -60,6 +60,8 @@ class Execution(StepRunner, Events, Waits):
             now = self.clock.now()
             if run.cancel_requested:
                 self.frozen = "cancel"
+            elif run.paused is not None:
+                self.frozen = "pause"
             elif run.deadline is not None and now >= run.deadline:
                 self.frozen = "timeout"
             if run.deadline is not None and self.frozen is None:
@@ -114,8 +116,16 @@ class Execution(StepRunner, Events, Waits):
 
     def drain(self) -> None:
         """Graceful shutdown: let running steps finish, start no new one, then park."""
+        self._freeze("drain")
+
+    def request_pause(self) -> None:
+        """The run was paused: let running steps finish, start no new one, then park (its
+        job is held back until the run is resumed; its timers keep their times)."""
+        self._freeze("pause")
+
+    def _freeze(self, why: str) -> None:
         if self.frozen is None:
-            self.frozen = "drain"
+            self.frozen = why
             self._check_quiet()
 
     # --- outcomes ---------------------------------------------------------------------------

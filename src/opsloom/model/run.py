@@ -185,6 +185,9 @@ class RunRecord:
     traceparent: str | None = None
     #: Who started the run: a user, ``trigger:<id>``, ``schedule:<id>`` (children inherit it).
     started_by: str | None = None
+    #: Who paused the run, while it is paused: ``"run"`` (the run alone) or ``"workflow"``.
+    paused: str | None = None
+    paused_at: float | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +214,8 @@ class RunRecord:
             "event_id": self.event_id,
             "traceparent": self.traceparent,
             "started_by": self.started_by,
+            "paused": self.paused,
+            "paused_at": _iso(self.paused_at),
             "steps": [s.to_dict() for s in self.steps],
         }
 

@@ -1,4 +1,4 @@
-"""Runs on behalf of the API and the CLI: start, list, show, signal, cancel and retry.
+"""Runs on behalf of the API and the CLI: start, list, show, signal, pause, cancel and retry.
 
 Each change says who asked (``actor``: the API token's user, ``cli:<login>`` …) and is written
 to the audit log, so the log answers who started, signalled, cancelled or retried a run, not
@@ -96,4 +96,18 @@ async def retry_run(app: App, run_id: str, *, actor: str) -> RunRecord:
     """Re-queue a failed or timed-out run; audited as ``run.retry``."""
     run = await app.retry(run_id)
     await app.audit.append(actor, "run.retry", f"run:{run_id}", {})
+    return run
+
+
+async def pause_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Pause a run (its running step finishes; then it waits for resume), as ``run.pause``."""
+    run = await app.pause(run_id)
+    await app.audit.append(actor, "run.pause", f"run:{run_id}", {})
+    return run
+
+
+async def resume_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Resume a paused run, audited as ``run.resume``."""
+    run = await app.resume(run_id)
+    await app.audit.append(actor, "run.resume", f"run:{run_id}", {})
     return run

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsloom.store.document import DocumentRecord
     from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.pause import WorkflowPause
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -62,10 +63,11 @@ class RunFilter:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResult:
-    """What a heartbeat learned: runs whose lease was lost and runs asked to cancel."""
+    """What a heartbeat learned: runs whose lease was lost, runs asked to cancel or pause."""
 
     lost: frozenset[str]
     cancel_requested: frozenset[str]
+    pause_requested: frozenset[str] = frozenset()
 
 
 class Store(Protocol):
@@ -129,6 +131,28 @@ class Store(Protocol):
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
         """Store a signal for a run and wake it; returns the signal id."""
+        ...
+
+    # --- pausing (see :mod:`opsloom.store.pause`) --------------------------------------------
+
+    async def pause_run(self, run_id: str, now: float) -> RunRecord:
+        """Hold an open run back (its job is not claimed) until it is resumed."""
+        ...
+
+    async def resume_run(self, run_id: str, now: float) -> RunRecord:
+        """Let a paused run be claimed again; ``RunStateError`` if it is not paused."""
+        ...
+
+    async def pause_workflow(self, workflow: str, by: str | None, now: float) -> list[str]:
+        """Pause the open runs of ``workflow`` and those it starts until resumed."""
+        ...
+
+    async def resume_workflow(self, workflow: str, now: float) -> list[str]:
+        """Resume a paused workflow and the runs paused with it."""
+        ...
+
+    async def workflow_pauses(self) -> list[WorkflowPause]:
+        """The paused workflows."""
         ...
 
     # --- jobs and leases ----------------------------------------------------------------------

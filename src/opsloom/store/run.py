@@ -11,12 +11,13 @@ from typing import Any
 
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
-from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model import ErrorInfo, RunRecord, RunStatus, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
     check_fence,
+    close_unstarted,
     fenced_upsert_step,
     fetch_run,
     fetch_steps,
@@ -27,14 +28,24 @@ from opsloom.store.job import (
     upsert_step,
 )
 from opsloom.store.rows import (
+    PAUSED,
     RUN_COLUMNS,
     SINGLETON_UPSERT,
-    new_run_record,
     run_from_row,
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
 from opsloom.store.tx import DONE, WORK, Transactions, Tx
+
+_CANCELLED_UNSTARTED = encode(
+    ErrorInfo(
+        "RunCancelledError",
+        "the run was cancelled before it started",
+        "",
+        {"code": "run_cancelled"},
+    ).to_dict(),
+    what="run error",
+)
 
 
 class RunOps(Transactions):
@@ -46,8 +57,9 @@ class RunOps(Transactions):
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
-            if await insert_run(tx, new, now, lease):
-                return new_run_record(new, now, lease), True
+            created = await insert_run(tx, new, now, lease)
+            if created is not None:
+                return created, True
             run = await fetch_run(tx, new.id)
             assert run is not None
             return run, False
@@ -115,6 +127,9 @@ class RunOps(Transactions):
                 (run_id,),
             )
             ids = [row[0] for row in rows]
+            # Runs that never started (queued, perhaps behind a concurrency key or paused)
+            # have nothing to stop or undo: they are cancelled at once.
+            await close_unstarted(tx, ids, now, _CANCELLED_UNSTARTED)
             # jobs before runs: the lock order every transaction of the store follows.
             among, params = tx.among("run_id", ids)
             await tx.execute(
@@ -124,12 +139,13 @@ class RunOps(Transactions):
             )
             among, params = tx.among("id", ids)
             await tx.execute(
-                f"UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE {among}",
+                "UPDATE runs SET cancel_requested = 1, paused = NULL, paused_at = NULL, "
+                f"updated_at = ? WHERE {among}",
                 (now, *params),
             )
             return ids
 
-        return await self.write(cancel, WORK)
+        return await self.write(cancel, DONE)
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def retry(tx: Tx) -> RunRecord:
@@ -206,14 +222,17 @@ class RunOps(Transactions):
                 (until, owner, *params),
             )
             rows = await tx.all(
-                "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
+                "SELECT j.run_id, r.cancel_requested, j.blocked FROM jobs j JOIN runs r "
                 "ON r.id = j.run_id WHERE j.owner = ?",
                 (owner,),
             )
-            held = {run_id for run_id, _ in rows}
+            held = {row[0] for row in rows}
             return HeartbeatResult(
                 lost=frozenset(set(run_ids) - held),
-                cancel_requested=frozenset(run_id for run_id, cancel in rows if cancel),
+                cancel_requested=frozenset(run_id for run_id, cancel, _ in rows if cancel),
+                pause_requested=frozenset(
+                    run_id for run_id, _, blocked in rows if blocked == PAUSED
+                ),
             )
 
         return await self.write(beat)

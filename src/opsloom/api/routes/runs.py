@@ -1,9 +1,9 @@
-"""``/api/v1/runs``: start, list, inspect, signal, cancel and retry runs.
+"""``/api/v1/runs``: start, list, inspect, signal, pause, resume, cancel and retry runs.
 
 Every run is addressable: ids of runs started by triggers hold ``/`` and ``#``
 (``doc:ops/x#…``), so a run id is the rest of the path (``/`` may stay as is) and is sent
 percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/cancel``,
-``/retry`` or ``/signals/<name>`` is read with ``GET`` only.
+``/retry``, ``/pause``, ``/resume`` or ``/signals/<name>`` is read with ``GET`` only.
 """
 
 from __future__ import annotations
@@ -166,3 +166,27 @@ async def cancel_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
 )
 async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
+
+
+@router.post(
+    "/{run_id:path}/pause",
+    response_model=RunOut,
+    summary="Pause a run: its running step finishes, then it waits (no worker slot) for resume",
+    dependencies=_OPERATE,
+    description="Timers that fire while the run is paused, and signals sent to it, wait for it "
+    "to be resumed. Pausing a paused run changes nothing.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.pause_run(app, run_id, actor=who.user), who))
+
+
+@router.post(
+    "/{run_id:path}/resume",
+    response_model=RunOut,
+    summary="Resume a paused run",
+    dependencies=_OPERATE,
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
