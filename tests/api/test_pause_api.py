@@ -37,7 +37,9 @@ async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
 async def test_pause_resume_run__answers_the_run_and_is_audited(
     app: App, client: httpx.AsyncClient
 ) -> None:
-    assert (await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "p-1"})).is_success
+    assert (
+        await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "p-1"})
+    ).is_success
     paused = await client.post("/api/v1/runs/p-1/pause")
     assert paused.status_code == 200, paused.text
     assert paused.json()["paused"] == "run" and paused.json()["paused_at"] is not None
@@ -56,7 +58,9 @@ async def test_pause_resume_run__answers_the_run_and_is_audited(
 async def test_pause_resume_workflow__lists_runs_and_is_audited(
     app: App, client: httpx.AsyncClient
 ) -> None:
-    assert (await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "w-1"})).is_success
+    assert (
+        await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "w-1"})
+    ).is_success
     paused = await client.post("/api/v1/workflows/park/pause")
     assert paused.status_code == 200, paused.text
     assert paused.json() == {"workflow": "park", "runs": ["w-1"]}

@@ -108,6 +108,20 @@ class Context:
         """
         return await self._x.gather(awaitables)
 
+    def race(self, *awaitables: Awaitable[Any]) -> Awaitable[tuple[int, Any]]:
+        """Run branches concurrently; the first to finish wins: ``(index, result)``.
+
+        Each branch is one durable call: ``ctx.step(...)``, ``ctx.sleep(...)``,
+        ``ctx.wait_for(...)``, ``ctx.child(...)`` (run anything longer as a child workflow).
+        The losers are cancelled: a running step is interrupted, a child run is cancelled, a
+        timer or a wait is dropped. If the winner failed, its error is raised. The winner is
+        recorded, so a replay takes the same one::
+
+            index, decision = await ctx.race(ctx.wait_for("approval"), ctx.sleep(3600))
+            if index == 1: ...  # nobody answered within the hour
+        """
+        return self._x.race(awaitables)
+
     async def sleep(self, seconds: float) -> None:
         """A durable timer: the run is parked (no worker slot) until it fires."""
         await self._x.sleep(seconds=seconds)

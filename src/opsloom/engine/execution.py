@@ -18,6 +18,7 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
 from opsloom.engine.event import Events
+from opsloom.engine.race import Races
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import Host
 from opsloom.engine.step import StepRunner
@@ -39,7 +40,7 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Events, Waits):
+class Execution(StepRunner, Events, Waits, Races):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:

@@ -99,7 +99,16 @@ class ReplayState:
         if wake is not None:
             self.wakes.append(wake)
         self._check_quiet()
-        await asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                # Only a race stops one branch while the run goes on: it waits no more.
+                self.parked -= 1
+                self.blocked -= 1
+                if wake is not None:
+                    self.wakes.remove(wake)
+            raise
         raise AssertionError("a parked branch was resumed")  # pragma: no cover
 
     def _frozen_wake(self) -> float | None:

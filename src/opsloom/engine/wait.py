@@ -28,7 +28,7 @@ class Waits(ReplayState):
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SLEEP, "sleep")
-            if rec.status is StepStatus.COMPLETED:
+            if rec.status in (StepStatus.COMPLETED, StepStatus.FAILED):  # failed: lost a race
                 return
             wake = rec.wake_at if rec.wake_at is not None else now
         else:

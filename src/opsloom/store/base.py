@@ -298,6 +298,10 @@ class Store(Protocol):
         """Insert or update one history entry."""
         ...
 
+    def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
+        """Insert or update several history entries in one transaction (all or none)."""
+        ...
+
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         """Record that the wait at ``step.seq`` received signal ``signal_id``."""
         ...

@@ -275,6 +275,14 @@ class RunOps(Transactions):
         # One fenced upsert (a refused one only reads the fence to say why).
         return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
 
+    def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
+        async def record(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            for step in steps:
+                await upsert_step(tx, step)
+
+        return self.write(record)
+
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         async def consume(tx: Tx) -> None:
             await check_fence(tx, fence)
