@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
-from engine_waits import eventually, parked, status_is
+from engine_waits import eventually, parked, stalled_worker_app, status_is, successor_app
 
-from opsloom import App, Context, FakeClock, RunStatus, WorkerOptions
+from opsloom import App, Context, FakeClock, RunStatus
 from opsloom.errors import RunStateError
 from opsloom.model import StepStatus
 
@@ -230,26 +229,12 @@ async def test_pause__survives_the_loss_of_its_worker(db_url: str) -> None:
         async def wf(ctx: Context) -> str:
             return await ctx.step(work)
 
-    first = App(
-        db_url,
-        worker=WorkerOptions(
-            lease_seconds=30,
-            heartbeat_seconds=3600,
-            poll_seconds=0.05,
-            reap_seconds=None,
-            grace_seconds=0,
-        ),
-    )
+    first = stalled_worker_app(db_url)
     register(first, stuck)
     async with first:
         handle = await first.start("wf")
         await eventually(lambda: asyncio.sleep(0, calls == ["work"]))
-        later = FakeClock(start=time.time())
-        second = App(
-            db_url,
-            clock=later,
-            worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
-        )
+        second, later = successor_app(db_url)
         register(second, None)
         async with second:
             await second.pause(handle.run_id)  # the first worker never hears of it

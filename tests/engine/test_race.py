@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from engine_waits import eventually, parked, status_is
+from engine_waits import eventually, parked, stalled_worker_app, status_is, successor_app
 
-from opsloom import App, Context, FakeClock, RunFailedError, RunStatus, WorkerOptions
+from opsloom import App, Context, FakeClock, RunFailedError, RunStatus
 from opsloom.model import StepKind, StepStatus
 
 
@@ -172,26 +171,12 @@ async def test_race__losers_do_not_run_again_after_a_lost_worker(db_url: str) ->
             index, _ = await ctx.race(ctx.step(slow), ctx.step(fast))
             return int(await ctx.step(after, index))
 
-    first = App(
-        db_url,
-        worker=WorkerOptions(
-            lease_seconds=30,
-            heartbeat_seconds=3600,
-            poll_seconds=0.05,
-            reap_seconds=None,
-            grace_seconds=0,
-        ),
-    )
+    first = stalled_worker_app(db_url)
     register(first, stuck)
     async with first:
         handle = await first.start("wf")
         await eventually(lambda: asyncio.sleep(0, "after" in calls))
-        later = FakeClock(start=time.time())
-        second = App(
-            db_url,
-            clock=later,
-            worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
-        )
+        second, later = successor_app(db_url)
         register(second, None)
         async with second:
             later.advance(31)  # the first worker's lease expires: the run is replayed
