@@ -147,6 +147,19 @@ class Context:
         """Register an undo step; on failure, cancel or timeout they run last-in first-out."""
         self._x.compensate(fn, args, kwargs)
 
+    def patched(self, change_id: str) -> bool:
+        """Whether this run takes the new path of a code change (see :mod:`opsloom.engine.patch`).
+
+        True for runs that reach this point with the new code; False for runs that already ran
+        past it with the old code, which keep their old path on replay.
+        """
+        return self._x.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark where a patch was once all runs take its new path (runs that recorded the
+        patch still replay); remove it when no open run started before it."""
+        self._x.deprecate_patch(change_id)
+
     def now(self) -> datetime:
         """The current time, recorded: a replay sees the same value."""
         return datetime.fromtimestamp(float(self._x.value("now")), tz=UTC)

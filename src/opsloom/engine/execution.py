@@ -18,6 +18,7 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
 from opsloom.engine.event import Events
+from opsloom.engine.patch import Patches
 from opsloom.engine.race import Races
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import Host
@@ -40,7 +41,7 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Events, Waits, Races):
+class Execution(StepRunner, Events, Waits, Races, Patches):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
