@@ -327,3 +327,34 @@ def test_runs_and_workflows_pause_resume(project: Project) -> None:
     assert again.returncode == 1 and "not paused" in again.stderr
     unknown = project.run("workflows", "pause", "nope", "--db", project.db)
     assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+CHANGED = FLOWS.replace(
+    "        x = await ctx.step(add_one, x)",
+    "        x = await ctx.step(add_two, x)",
+).replace(
+    '@app.workflow(name="chain")',
+    '@app.step()\ndef add_two(x: int) -> int:\n    return x + 2\n\n\n@app.workflow(name="chain")',
+)
+
+
+def test_replay__fails_the_check_when_the_code_changed(project: Project) -> None:
+    done = project.json(
+        "start", "chain", "--input", "1", "--wait", "--app", "flows:app", "--db", project.db
+    )
+    assert project.json("replay", "--app", "flows:app", "--db", project.db) == {
+        "replayed": 1,
+        "failed": [],
+    }
+    (project.path / "changed.py").write_text(CHANGED)
+    result = project.run("replay", "--app", "changed:app", "--db", project.db, "--json")
+    assert result.returncode == 1, result.stderr
+    (failure,) = json.loads(result.stdout)["failed"]
+    assert failure["run_id"] == done["run_id"] and failure["result"] == "nondeterminism"
+    assert (failure["seq"], failure["expected"], failure["got"]) == (
+        1,
+        "step add_one",
+        "step add_two",
+    )
+    table = project.run("replay", "--app", "changed:app", "--db", project.db)
+    assert table.returncode == 1 and "1 would fail" in table.stdout

@@ -11,9 +11,13 @@ from opsloom import App, Context, RunFailedError, WorkerOptions
 
 
 def register_v1(app: App, calls: list[str]) -> None:
+    """The first version of ``remediate``: check, wait for "go", restart (also used by the
+    replay tests)."""
+
     @app.step(name="check")
-    async def check() -> None:
+    async def check() -> int:
         calls.append("check")
+        return 1
 
     @app.step(name="restart")
     async def restart() -> None:

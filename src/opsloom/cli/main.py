@@ -639,6 +639,10 @@ from opsloom.cli.connectors import connections_cli, connectors_cli  # noqa: E402
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(connectors_cli, name="connectors")
 
+from opsloom.cli.replay import replay_command  # noqa: E402
+
+cli.command("replay")(replay_command)
+
 from opsloom.cli.workflows import workflows_cli  # noqa: E402
 
 cli.add_typer(workflows_cli, name="workflows")
