@@ -630,6 +630,23 @@ class App(Definitions):
             self.worker.notify()
         return ids
 
+    async def reset(
+        self,
+        run_id: str,
+        to_step: int,
+        *,
+        version: str | None = None,
+        started_by: str | None = None,
+    ) -> RunRecord:
+        """Start a new run that reuses ``run_id``'s recorded results before position
+        ``to_step`` and re-executes from there (with ``version``, default the run's)."""
+        run = await self.store.reset_run(
+            run_id, to_step, new_id(), version=version, by=started_by, now=self.clock.now()
+        )
+        if self.worker is not None:
+            self.worker.notify()
+        return run
+
     async def retry(self, run_id: str) -> RunRecord:
         """Re-queue a failed or timed-out run; completed steps are not run again."""
         run = await self.store.retry_run(run_id, self.clock.now())

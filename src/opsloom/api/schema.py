@@ -87,6 +87,12 @@ class RunOut(BaseModel):
         "run of its workflow).",
     )
     paused_at: str | None = Field(default=None, description="When the run was paused.")
+    reset_of: str | None = Field(
+        default=None, description="The run this one was reset from (`opsloom runs reset`)."
+    )
+    reset_to: int | None = Field(
+        default=None, description="The position from which this reset run re-executes."
+    )
     steps: list[StepOut]
 
 
@@ -101,6 +107,19 @@ class CancelAccepted(BaseModel):
     """Cancellation was requested for these runs (the run and its open children)."""
 
     cancelled: list[str]
+
+
+class ResetRunBody(BaseModel):
+    """Where a reset run re-executes from, and with which version of the workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_step: int = Field(
+        ge=1, description="The position (`#` of the step history) to re-execute from."
+    )
+    version: str | None = Field(
+        default=None, description="The workflow version of the new run (default: the run's)."
+    )
 
 
 class WorkflowPaused(BaseModel):

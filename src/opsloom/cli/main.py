@@ -509,6 +509,10 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
     )
     if run.event_id is not None:
         out.print(f"event:  {run.event_source} {run.event_id}")
+    if run.reset_of is not None:
+        out.print(f"reset of {run.reset_of} from step {run.reset_to}")
+    if run.paused is not None:
+        out.print(f"paused ({run.paused}) since {data['paused_at']}")
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -567,6 +571,32 @@ def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
         print_json(run.to_dict())
     else:
         out.print(f"run {run.id} resumed ({run.status})")
+
+
+@runs_cli.command("reset")
+def runs_reset(
+    run_id: str,
+    to_step: Annotated[
+        int, typer.Option("--to-step", help="The step (# in `runs show`) to re-execute from.")
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="Workflow version of the new run (default: the run's).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new run from a finished run's history before a step, and run on from there.
+
+    The recorded results before the step are reused (their side effects are not repeated),
+    so a run that failed on a bug can go on with the fixed code.
+    """
+    run = client(
+        db, lambda app: runs.reset_run(app, run_id, to_step, actor=cli_actor(), version=version)
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} started from {run_id} at step {to_step} ({run.status})")
 
 
 @runs_cli.command("retry")

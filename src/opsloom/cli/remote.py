@@ -90,6 +90,8 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         started_by=data.get("started_by"),
         paused=data.get("paused"),
         paused_at=_time(data.get("paused_at")),
+        reset_of=data.get("reset_of"),
+        reset_to=data.get("reset_to"),
         steps=[step_from_json(str(data["id"]), s) for s in data.get("steps") or []],
     )
 

@@ -188,6 +188,9 @@ class RunRecord:
     #: Who paused the run, while it is paused: ``"run"`` (the run alone) or ``"workflow"``.
     paused: str | None = None
     paused_at: float | None = None
+    #: The run this one was reset from, and the position it re-executes from.
+    reset_of: str | None = None
+    reset_to: int | None = None
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,6 +219,8 @@ class RunRecord:
             "started_by": self.started_by,
             "paused": self.paused,
             "paused_at": _iso(self.paused_at),
+            "reset_of": self.reset_of,
+            "reset_to": self.reset_to,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -256,3 +261,6 @@ class NewRun:
     traceparent: str | None = None
     #: Who started the run (see :attr:`RunRecord.started_by`).
     started_by: str | None = None
+    #: A reset: the run whose history before position ``reset_to`` this one starts with.
+    reset_of: str | None = None
+    reset_to: int | None = None

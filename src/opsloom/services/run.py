@@ -111,3 +111,19 @@ async def resume_run(app: App, run_id: str, *, actor: str) -> RunRecord:
     run = await app.resume(run_id)
     await app.audit.append(actor, "run.resume", f"run:{run_id}", {})
     return run
+
+
+async def reset_run(
+    app: App, run_id: str, to_step: int, *, actor: str, version: str | None = None
+) -> RunRecord:
+    """Start a new run from a finished run's history before step ``to_step`` (its recorded
+    results are reused, its side effects not repeated); audited as ``run.reset`` on both."""
+    new = await app.reset(run_id, to_step, version=version, started_by=actor)
+    details = {"run": new.id, "reset_of": run_id, "to_step": to_step, "version": new.version}
+    await app.audit.append(actor, "run.reset", f"run:{run_id}", details)
+    return new
+
+
+async def resets_of(app: App, run_id: str) -> list[RunRecord]:
+    """The runs reset from ``run_id``."""
+    return await app.store.resets_of(run_id)

@@ -157,6 +157,25 @@ class Store(Protocol):
         """The paused workflows."""
         ...
 
+    # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------
+
+    async def reset_run(
+        self,
+        run_id: str,
+        to_seq: int,
+        new_id: str,
+        *,
+        version: str | None,
+        by: str | None,
+        now: float,
+    ) -> RunRecord:
+        """Start a new run from a finished run's history before position ``to_seq``."""
+        ...
+
+    async def resets_of(self, run_id: str) -> list[RunRecord]:
+        """The runs reset from ``run_id``."""
+        ...
+
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(

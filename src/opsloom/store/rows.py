@@ -16,7 +16,8 @@ from opsloom.model.run import NewRun
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at, event_source, event_id, traceparent, started_by, paused, paused_at"
+    "updated_at, completed_at, event_source, event_id, traceparent, started_by, paused, paused_at, "
+    "reset_of, reset_to"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -25,7 +26,7 @@ STEP_COLUMNS = (
 RUN_INSERT_COLUMNS = (
     "id, workflow, version, status, input, parent_id, parent_seq, priority, concurrency_key, "
     "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent, started_by, "
-    "paused, paused_at"
+    "paused, paused_at, reset_of, reset_to"
 )
 #: Columns of a new job, in the order of ``job_insert_params``.
 JOB_INSERT_COLUMNS = (
@@ -61,6 +62,8 @@ def run_insert_params(
         new.started_by,
         "workflow" if paused else None,
         now if paused else None,
+        new.reset_of,
+        new.reset_to,
     )
 
 
@@ -85,6 +88,8 @@ def new_run_record(
         started_by=new.started_by,
         paused="workflow" if paused else None,
         paused_at=now if paused else None,
+        reset_of=new.reset_of,
+        reset_to=new.reset_to,
     )
 
 
@@ -152,6 +157,8 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         started_by=row[20],
         paused=row[21],
         paused_at=row[22],
+        reset_of=row[23],
+        reset_to=row[24],
     )
 
 

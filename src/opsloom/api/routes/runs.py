@@ -3,7 +3,8 @@
 Every run is addressable: ids of runs started by triggers hold ``/`` and ``#``
 (``doc:ops/x#…``), so a run id is the rest of the path (``/`` may stay as is) and is sent
 percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/cancel``,
-``/retry``, ``/pause``, ``/resume`` or ``/signals/<name>`` is read with ``GET`` only.
+``/retry``, ``/pause``, ``/resume``, ``/reset`` or ``/signals/<name>`` is read with ``GET``
+only.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
-from opsloom.api.body import body_doc, json_body, start_run_body
-from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
+from opsloom.api.body import body_doc, json_body, model_body, start_run_body
+from opsloom.api.schema import (
+    CancelAccepted,
+    Problem,
+    ResetRunBody,
+    RunOut,
+    SignalAccepted,
+    StartRunBody,
+)
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.model import RunRecord, RunStatus
@@ -190,3 +198,25 @@ async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
 )
 async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
+
+
+@router.post(
+    "/{run_id:path}/reset",
+    response_model=RunOut,
+    status_code=201,
+    summary="Start a new run from a finished run's history before a step, and run on from there",
+    dependencies=_OPERATE,
+    description="The new run reuses the recorded results before `to_step` (their side effects "
+    "are not repeated) and re-executes from there with the code deployed now; its `reset_of` "
+    "names the run it comes from.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+    openapi_extra=body_doc(ResetRunBody.model_json_schema(), required=True),
+)
+async def reset_run(
+    app: AppDep,
+    who: Operator,
+    run_id: str,
+    body: Annotated[ResetRunBody, Depends(model_body(ResetRunBody, '{"to_step": 3}'))],
+) -> JSONResponse:
+    new = await runs.reset_run(app, run_id, body.to_step, actor=who.user, version=body.version)
+    return JSONResponse(shown(new, who), status_code=201, headers={"Location": run_path(new.id)})

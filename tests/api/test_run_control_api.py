@@ -1,4 +1,4 @@
-"""Pausing and resuming runs and workflows over the API: answers, errors and audit entries."""
+"""Pausing, resuming and resetting runs and workflows over the API: answers, errors, audit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from authkit import auth_headers
 
-from opsloom import App, Context
+from opsloom import App, Context, RunFailedError
 from opsloom.api import create_api
 from opsloom.settings import Settings
 
@@ -77,3 +77,28 @@ async def test_pause_resume_workflow__lists_runs_and_is_audited(
     assert entries["workflow.pause"].subject == "workflow:park"
     assert entries["workflow.pause"].data == {"paused": ["w-1"]}
     assert entries["workflow.resume"].data == {"resumed": ["w-1", "w-2"]}
+
+
+async def test_reset_run__answers_the_new_run_linked_to_the_old(
+    app: App, client: httpx.AsyncClient
+) -> None:
+    assert (
+        await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "r-1"})
+    ).is_success
+    assert (await client.post("/api/v1/runs/r-1/reset", json={"to_step": 1})).status_code == 409
+    assert (await client.post("/api/v1/runs/r-1/cancel")).status_code == 202
+    with pytest.raises(RunFailedError):
+        await app.result("r-1", timeout=10)
+    bad = await client.post("/api/v1/runs/r-1/reset", json={"to_step": 0})
+    assert bad.status_code == 422
+    out_of_range = await client.post("/api/v1/runs/r-1/reset", json={"to_step": 9})
+    assert out_of_range.status_code == 422, out_of_range.text
+    assert "between 1 and 2" in out_of_range.json()["detail"]
+    reset = await client.post("/api/v1/runs/r-1/reset", json={"to_step": 1})
+    assert reset.status_code == 201, reset.text
+    assert (reset.json()["reset_of"], reset.json()["reset_to"]) == ("r-1", 1)
+    assert reset.headers["location"].endswith(reset.json()["id"])
+    entries = [e for e in await app.audit.entries() if e.action == "run.reset"]
+    assert [(e.actor, e.subject, e.data["run"]) for e in entries] == [
+        ("olga", "run:r-1", reset.json()["id"])
+    ]
