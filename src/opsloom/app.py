@@ -39,6 +39,7 @@ from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.model.label import check_labels
 from opsloom.model.observer import Observer, Observers
 from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
@@ -440,6 +441,7 @@ class App(Definitions):
         version: str | None = None,
         traceparent: str | None = None,
         started_by: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent).
 
@@ -467,6 +469,7 @@ class App(Definitions):
             priority=priority,
             traceparent=traceparent,
             started_by=started_by,
+            labels=labels,
         )
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
@@ -503,6 +506,7 @@ class App(Definitions):
         priority: int | None = None,
         traceparent: str | None = None,
         started_by: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> NewRun:
         """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
         try:
@@ -529,6 +533,7 @@ class App(Definitions):
             deadline=None if spec.timeout is None else now + spec.timeout,
             traceparent=traceparent if TraceParent.parse(traceparent) is not None else None,
             started_by=started_by,
+            labels=tuple(check_labels(labels or {}).items()),  # type: ignore[arg-type]
         )
 
     def handle(self, run_id: str) -> RunHandle:
@@ -542,11 +547,20 @@ class App(Definitions):
         return run
 
     async def list_runs(
-        self, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        labels: dict[str, str] | None = None,
     ) -> list[RunRecord]:
+        """Runs, newest first; with ``labels``, only runs that have all of them."""
         return await self.store.list_runs(
             RunFilter(
-                status=None if status is None else RunStatus(status), workflow=workflow, limit=limit
+                status=None if status is None else RunStatus(status),
+                workflow=workflow,
+                limit=limit,
+                labels=tuple(sorted((labels or {}).items())),
             )
         )
 

@@ -102,3 +102,20 @@ async def test_reset_run__answers_the_new_run_linked_to_the_old(
     assert [(e.actor, e.subject, e.data["run"]) for e in entries] == [
         ("olga", "run:r-1", reset.json()["id"])
     ]
+
+
+async def test_labels__start_with_labels_and_list_by_label(
+    app: App, client: httpx.AsyncClient
+) -> None:
+    body = {"workflow": "park", "run_id": "l-1", "labels": {"team": "db"}}
+    started = await client.post("/api/v1/runs", json=body)
+    assert started.status_code == 201 and started.json()["labels"] == {"team": "db"}
+    await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "l-2"})
+    listed = await client.get("/api/v1/runs", params={"label": "team=db"})
+    assert [run["id"] for run in listed.json()] == ["l-1"]
+    bad = await client.get("/api/v1/runs", params={"label": "nolabel"})
+    assert bad.status_code == 422 and "key=value" in bad.json()["detail"]
+    refused = await client.post(
+        "/api/v1/runs", json={"workflow": "park", "labels": {"bad key": "x"}}
+    )
+    assert refused.status_code == 422 and "'bad key'" in refused.json()["detail"]

@@ -32,6 +32,11 @@ class StartRunBody(BaseModel):
         le=MAX_PRIORITY,
         description="Higher runs first; default: the workflow's priority (a 64-bit integer).",
     )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Labels to find the run by (keys of 1-64 letters, digits, `_.:/-`; "
+        "values up to 256 characters).",
+    )
 
 
 class StepOut(BaseModel):
@@ -92,6 +97,9 @@ class RunOut(BaseModel):
     )
     reset_to: int | None = Field(
         default=None, description="The position from which this reset run re-executes."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="The run's labels (given at start or set by the run)."
     )
     steps: list[StepOut]
 

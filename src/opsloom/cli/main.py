@@ -36,8 +36,9 @@ from opsloom.cli.console import (
 )
 from opsloom.cli.identity import cli_actor
 from opsloom.cli.remote import Server, choose_server, chosen_server
-from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
+from opsloom.errors import InputError, OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord, RunStatus
+from opsloom.model.label import parse_label
 from opsloom.services import run as runs
 from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
@@ -362,16 +363,23 @@ def start(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Idempotent run id.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after N s.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="A label key=value (repeatable).")
+    ] = None,
     app: AppOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
+    try:
+        labels = dict(parse_label(text) for text in label or [])
+    except InputError as exc:
+        fail(str(exc), 2)
     remote = chosen_server()
     if remote is not None:
         _print_start(
-            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout)),
+            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout, labels)),
             wait,
             as_json,
         )
@@ -382,7 +390,7 @@ def start(
         async with target:
             try:
                 run, created = await runs.start_run(
-                    target, name, value, run_id=run_id, actor=cli_actor()
+                    target, name, value, run_id=run_id, actor=cli_actor(), labels=labels
                 )
             except WorkflowNotFoundError as exc:
                 if app:
@@ -412,9 +420,15 @@ def start(
 
 
 async def _start_remote(
-    server: Server, name: str, value: Any, run_id: str | None, wait: bool, timeout: float | None
+    server: Server,
+    name: str,
+    value: Any,
+    run_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    labels: dict[str, str],
 ) -> dict[str, Any]:
-    run, created = await server.start(name, value, run_id=run_id)
+    run, created = await server.start(name, value, run_id=run_id, labels=labels)
     result: dict[str, Any] = {"run_id": run.id, "created": created}
     if wait:
         try:
@@ -475,16 +489,27 @@ def runs_list(
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Only runs with this label, key=value (repeatable)."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
     try:
+        labels = dict(parse_label(text) for text in label or [])
         found = run_call(
             db,
-            lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit),
-            lambda server: server.list_runs(status=status, workflow=workflow, limit=limit),
+            lambda app: runs.list_runs(
+                app, status=status, workflow=workflow, limit=limit, labels=labels
+            ),
+            lambda server: server.list_runs(
+                status=status, workflow=workflow, limit=limit, labels=labels
+            ),
         )
+    except InputError as exc:
+        fail(str(exc), 2)
     except ValueError as exc:
         fail(str(exc), 2)
         return

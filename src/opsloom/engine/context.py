@@ -147,6 +147,11 @@ class Context:
         """Register an undo step; on failure, cancel or timeout they run last-in first-out."""
         self._x.compensate(fn, args, kwargs)
 
+    def set_labels(self, labels: dict[str, str | None]) -> Awaitable[None]:
+        """Set labels of this run (a None value removes one), recorded once: runs can be listed
+        and filtered by them (``opsloom runs list --label key=value``)."""
+        return self._x.set_labels(labels)
+
     def patched(self, change_id: str) -> bool:
         """Whether this run takes the new path of a code change (see :mod:`opsloom.engine.patch`).
 

@@ -62,6 +62,11 @@ class _Discard:
     def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
         return _done()
 
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        return _done()  # pragma: no cover - a frozen replay sets no label
+
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         return _done()  # pragma: no cover - a frozen replay takes no signal
 

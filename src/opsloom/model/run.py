@@ -191,6 +191,8 @@ class RunRecord:
     #: The run this one was reset from, and the position it re-executes from.
     reset_of: str | None = None
     reset_to: int | None = None
+    #: Labels (search attributes): given at start or set by the run with ``ctx.set_labels``.
+    labels: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,6 +223,7 @@ class RunRecord:
             "paused_at": _iso(self.paused_at),
             "reset_of": self.reset_of,
             "reset_to": self.reset_to,
+            "labels": dict(self.labels),
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -264,3 +267,5 @@ class NewRun:
     #: A reset: the run whose history before position ``reset_to`` this one starts with.
     reset_of: str | None = None
     reset_to: int | None = None
+    #: Labels the run starts with, as checked ``(key, value)`` pairs.
+    labels: tuple[tuple[str, str], ...] = ()

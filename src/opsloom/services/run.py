@@ -23,6 +23,7 @@ async def start_run(
     priority: int | None = None,
     actor: str | None = None,
     traceparent: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
 
@@ -43,6 +44,7 @@ async def start_run(
             priority=priority,
             traceparent=traceparent,
             started_by=actor,
+            labels=labels,
         )
     except WorkflowNotFoundError:
         if "/" not in workflow:
@@ -58,6 +60,7 @@ async def start_run(
             version=version,
             traceparent=traceparent,
             started_by=actor,
+            labels=labels,
         )
     run = await app.get_run(handle.run_id)
     if handle.created and actor is not None:
@@ -68,10 +71,15 @@ async def start_run(
 
 
 async def list_runs(
-    app: App, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+    app: App,
+    *,
+    status: RunStatus | str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    labels: dict[str, str] | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first (``ValueError`` for a status that does not exist)."""
-    return await app.list_runs(status=status, workflow=workflow, limit=limit)
+    """Runs, newest first, with all of ``labels`` (``ValueError`` for an unknown status)."""
+    return await app.list_runs(status=status, workflow=workflow, limit=limit, labels=labels)
 
 
 async def show_run(app: App, run_id: str) -> RunRecord:

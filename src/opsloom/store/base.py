@@ -59,6 +59,8 @@ class RunFilter:
     created_to: float | None = None
     #: Only runs whose id or JSON input contains this text.
     text: str | None = None
+    #: Only runs with every one of these labels (key, value).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,12 @@ class Store(Protocol):
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         """Insert or update one history entry."""
+        ...
+
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        """Set (None: remove) labels of the run and record the history entry that did it."""
         ...
 
     def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:

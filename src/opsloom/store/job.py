@@ -51,7 +51,38 @@ async def insert_run(
     if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
         return None
     await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused))
+    if new.labels:
+        await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
     return new_run_record(new, now, lease, paused)
+
+
+_INSERT_LABEL = (
+    "INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+
+
+async def set_labels(tx: Tx, run_id: str, labels: dict[str, str | None]) -> None:
+    """Set (or, with a None value, remove) labels of a run."""
+    gone = [(run_id, key) for key, value in labels.items() if value is None]
+    kept = [(run_id, key, value) for key, value in labels.items() if value is not None]
+    if gone:
+        await tx.executemany("DELETE FROM run_labels WHERE run_id = ? AND key = ?", gone)
+    if kept:
+        await tx.executemany(_INSERT_LABEL, kept)
+
+
+async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The labels of each of ``run_ids`` that has any."""
+    out: dict[str, dict[str, str]] = {}
+    if not run_ids:
+        return out
+    among, ids = tx.among("run_id", run_ids)
+    for run_id, key, value in await tx.all(
+        f"SELECT run_id, key, value FROM run_labels WHERE {among} ORDER BY run_id, key", ids
+    ):
+        out.setdefault(run_id, {})[key] = value
+    return out
 
 
 async def workflow_paused(tx: Tx, workflow: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from opsloom.errors import InputError, RunNotFoundError, RunStateError
 from opsloom.model import RunRecord
 from opsloom.model.run import NewRun
-from opsloom.store.job import fetch_run, insert_run
+from opsloom.store.job import fetch_labels, fetch_run, insert_run
 from opsloom.store.tx import WORK, Transactions, Tx
 
 
@@ -79,6 +79,7 @@ class ResetOps(Transactions):
                 started_by=by,
                 reset_of=run_id,
                 reset_to=to_seq,
+                labels=tuple((await fetch_labels(tx, [run_id])).get(run_id, {}).items()),
             )
             if await insert_run(tx, new, now) is None:
                 raise InputError(f"a run {new_id!r} exists already")

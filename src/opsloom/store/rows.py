@@ -90,6 +90,7 @@ def new_run_record(
         paused_at=now if paused else None,
         reset_of=new.reset_of,
         reset_to=new.reset_to,
+        labels=dict(new.labels),
     )
 
 

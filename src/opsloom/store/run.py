@@ -19,12 +19,14 @@ from opsloom.store.job import (
     check_fence,
     close_unstarted,
     fenced_upsert_step,
+    fetch_labels,
     fetch_run,
     fetch_steps,
     finish,
     insert_run,
     nudge,
     requeue,
+    set_labels,
     upsert_step,
 )
 from opsloom.store.rows import (
@@ -73,6 +75,8 @@ class RunOps(Transactions):
             if run is not None and with_steps:
                 steps = await fetch_steps(tx, [run_id])
                 run.steps = sorted(steps.get(run_id, {}).values(), key=step_order)
+            if run is not None:
+                run.labels = (await fetch_labels(tx, [run_id])).get(run_id, {})
             return run
 
         return await self.read(get)
@@ -98,7 +102,11 @@ class RunOps(Transactions):
                 f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?",
                 (*params, flt.limit),
             )
-            return [run_from_row(row) for row in rows]
+            runs = [run_from_row(row) for row in rows]
+            labels = await fetch_labels(tx, [run.id for run in runs])
+            for run in runs:
+                run.labels = labels.get(run.id, {})
+            return runs
 
         return await self.read(fetch)
 
@@ -274,6 +282,16 @@ class RunOps(Transactions):
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         # One fenced upsert (a refused one only reads the fence to say why).
         return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        async def label(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await set_labels(tx, fence.run_id, labels)
+            await upsert_step(tx, step)
+
+        return self.write(label)
 
     def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
         async def record(tx: Tx) -> None:

@@ -28,6 +28,7 @@ from opsloom.api.schema import (
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.model import RunRecord, RunStatus
+from opsloom.model.label import parse_label
 from opsloom.services import run as runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -89,6 +90,7 @@ async def create_run(
         priority=body.priority,
         actor=who.user,
         traceparent=traceparent,
+        labels=body.labels,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)
@@ -102,8 +104,13 @@ async def get_runs(
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     workflow: Annotated[str | None, Query(description="Only runs of this workflow.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
+    label: Annotated[
+        list[str] | None,
+        Query(description="Only runs with this label, as `key=value` (repeat for several)."),
+    ] = None,
 ) -> JSONResponse:
-    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+    labels = dict(parse_label(text) for text in label or [])
+    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit, labels=labels)
     return JSONResponse([shown(run, who) for run in found])
 
 
@@ -125,9 +132,18 @@ def shown(run: RunRecord, who: Principal) -> dict[str, Any]:
         return out
     for holder in (out, *out["steps"]):
         error = holder.get("error")
-        if isinstance(error, dict) and "traceback" in error:
-            holder["error"] = {k: v for k, v in error.items() if k != "traceback"}
+        if isinstance(error, dict):
+            holder["error"] = _untraced(error)
     return out
+
+
+def _untraced(error: dict[str, Any]) -> dict[str, Any]:
+    """``error`` without tracebacks, its failed attempts' included."""
+    kept = {k: v for k, v in error.items() if k != "traceback"}
+    attempts = kept.get("attempts")
+    if isinstance(attempts, list):
+        kept["attempts"] = [_untraced(a) if isinstance(a, dict) else a for a in attempts]
+    return kept
 
 
 @router.post(
