@@ -12,6 +12,8 @@ from opsloom.store.connection import ConnectionOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
+from opsloom.store.pause import PauseOps
+from opsloom.store.reset import ResetOps
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
 from opsloom.store.stats import StatsQueries
@@ -20,6 +22,8 @@ from opsloom.store.trigger import TriggerOps
 
 class SqlStore(
     RunOps,
+    PauseOps,
+    ResetOps,
     EventOps,
     TriggerOps,
     ScheduleOps,
