@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
+    from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -310,6 +311,29 @@ class Store(Protocol):
 
     async def step_outcomes(self, since: float, limit: int) -> list[StepOutcome]:
         """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
+        ...
+
+    async def run_cells(
+        self,
+        width: int,
+        first: int,
+        last: int,
+        by: str,
+        *,
+        measure: str | None = None,
+        by_status: bool = True,
+        histogram: bool = True,
+    ) -> list[RunCell]:
+        """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
+        ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
+        ...
+
+    async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:
+        """Step rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
+    async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
+        """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
         ...
 
     # --- fenced writes by the worker that runs the run ---------------------------------------
