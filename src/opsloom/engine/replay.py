@@ -165,11 +165,16 @@ class ReplayState:
     async def _barrier(self) -> None:
         """Wait until every write queued so far is durable (or raise what broke the run)."""
         last = self._last_write
-        if last is not None and not last.done():
-            # Awaiting the store's future directly is the cheapest wait. Branches are only
-            # cancelled all together (the run parks or stops), and a cancelled future still
-            # has its write committed, so nothing is lost if this await is interrupted.
-            await last
+        if last is not None:
+            if not last.done():
+                # Awaiting the store's future directly is the cheapest wait. Branches are only
+                # cancelled all together (the run parks or stops), and a cancelled future still
+                # has its write committed, so nothing is lost if this await is interrupted.
+                await last
+            elif self.fatal is None and not last.cancelled():
+                # Failed already, before its done-callback (``_posted``) had its turn: the
+                # run must not go on as if that write were durable.
+                self._posted(last)
         if self.fatal is not None:
             raise self.fatal
 
