@@ -489,18 +489,21 @@ class Pki:
     client_cert: bytes
     client_key: bytes
 
-    def server_context(self, folder: Path) -> ssl.SSLContext:
-        """TLS of the API server: its certificate, and client certificates required."""
+    def server_context(self, folder: Path, *, client_certificates: bool = True) -> ssl.SSLContext:
+        """TLS of the API server: its certificate, and client certificates required (else
+        not asked for: callers bring a token)."""
         (folder / "server.pem").write_bytes(self.server_cert + self.server_key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(folder / "server.pem")
-        context.load_verify_locations(cadata=self.ca.decode())
-        context.verify_mode = ssl.CERT_REQUIRED
+        if client_certificates:
+            context.load_verify_locations(cadata=self.ca.decode())
+            context.verify_mode = ssl.CERT_REQUIRED
         return context
 
 
-def make_pki() -> Pki:
-    """A fresh CA; the server certificate names 127.0.0.1; the client is kubernetes-admin."""
+def make_pki(*, ip: bool = True) -> Pki:
+    """A fresh CA; the server certificate names api.cluster.test and (``ip``) 127.0.0.1; the
+    client is kubernetes-admin."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -562,7 +565,10 @@ def make_pki() -> Pki:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("api.cluster.test")]
+                    + ([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if ip else [])
+                ),
                 critical=False,
             )
         cert = builder.sign(ca_key, hashes.SHA256())

@@ -384,3 +384,26 @@ async def test_kubernetes__client_certificate_and_cluster_ca_over_tls(
         with pytest.raises(ConnectorPermanentError, match="certificate verify failed"):
             await ops.connections.call(k8s.cordon, "otherca", {"node": "node-7"})
     assert server.problems == []
+
+
+async def test_kubernetes__tls_server_name_is_the_name_the_certificate_must_carry(
+    ops: App, tmp_path: Path
+) -> None:
+    pki = make_pki(ip=False)  # the certificate names api.cluster.test only
+    c = Cluster({TOKEN}, tls=pki.server_context(tmp_path, client_certificates=False))
+    c.add(node("node-8"))
+    with c.vendor() as server:
+        config = json.loads(kubeconfig(server.url, TOKEN))
+        cluster = config["clusters"][0]["cluster"]
+        cluster["certificate-authority-data"] = base64.b64encode(pki.ca).decode()
+        await ops.connections.add_connection(
+            "byip", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        with pytest.raises(ConnectorPermanentError, match=r"127\.0\.0\.1"):
+            await ops.connections.call(k8s.cordon, "byip", {"node": "node-8"})
+        cluster["tls-server-name"] = "api.cluster.test"
+        await ops.connections.add_connection(
+            "byname", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        out = await ops.connections.call(k8s.cordon, "byname", {"node": "node-8"})
+        assert out["unschedulable"] is True
