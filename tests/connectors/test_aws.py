@@ -146,6 +146,22 @@ async def test_aws__ssm_send_command_and_read_its_output(
         aws.ssm_command_output, "aws", {"command_id": sent["command_id"], "instance_id": ids[0]}
     )
     assert one["status"] == "Success" and one["instance_id"] == ids[0]
+    # Two attempts of one step send the command once; another step sends it again.
+    script = {"instance_ids": ids, "commands": ["logrotate -f /etc/logrotate.conf"]}
+    first = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key="run-9:2"
+    )
+    again = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key="run-9:2"
+    )
+    other = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key="run-9:3"
+    )
+    assert (first["existing"], again["existing"], other["existing"]) == (False, True, False)
+    assert again["command_id"] == first["command_id"] != other["command_id"]
+    sent = client("ssm").list_commands(InstanceId=ids[0])["Commands"]
+    tagged = [c["Comment"] for c in sent if c["Comment"].startswith("[opsloom run-9:")]
+    assert sorted(tagged) == ["[opsloom run-9:2]", "[opsloom run-9:3]"]
     with pytest.raises(ConnectorPermanentError, match="instance_ids or targets"):
         await ops.connections.call(aws.ssm_send_command, "aws", {"commands": ["true"]})
 
