@@ -123,6 +123,53 @@ async def test_kubernetes__a_step_whose_answer_was_lost_restarts_only_once(
     assert template["metadata"]["annotations"][k8s.RESTART_KEY].startswith(f"{handle.run_id}:")
 
 
+REMEDIATION = """
+document: {dsl: '1.0.3', namespace: ops, name: drain-and-restart, version: '1.0.0'}
+do:
+  - cordon:
+      call: kubernetes-cordon:1.0.0@default
+      with:
+        connection: k8s
+        node: ${ .node }
+  - restart:
+      call: kubernetes-rollout-restart:1.0.0@default
+      with:
+        connection: k8s
+        name: ${ $workflow.input.service }
+  - grow:
+      call: kubernetes-scale:1.0.0@default
+      with:
+        connection: k8s
+        name: ${ $workflow.input.service }
+        replicas: 4
+  - pods:
+      call: kubernetes-get-pods:1.0.0@default
+      with:
+        connection: k8s
+        label_selector: ${ "app=" + $workflow.input.service }
+"""
+
+
+async def test_kubernetes__a_document_calls_the_actions_as_catalog_functions(
+    fresh: App, cluster: tuple[Cluster, str]
+) -> None:
+    from opsloom.dsl.runtime import DslOptions, DslRuntime
+
+    c, url = cluster
+    runtime = DslRuntime(fresh, DslOptions())
+    async with fresh:
+        await _connect(fresh, url)
+        workflow = runtime.register(runtime.load(REMEDIATION), REMEDIATION)
+        handle = await fresh.start(workflow, {"node": "node-1", "service": "checkout"})
+        out = await handle.result(timeout=20)
+    assert [p["name"] for p in out["pods"]] == ["checkout-1", "checkout-2"]
+    assert c.nodes["node-1"]["spec"]["unschedulable"] is True
+    deployment = c.workloads[("shop", "deployments", "checkout")]
+    assert deployment["spec"]["replicas"] == 4
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[k8s.RESTART_KEY].startswith(f"{handle.run_id}:")
+
+
 async def test_kubernetes__restart_refuses_a_paused_or_missing_deployment(
     ops: App, cluster: tuple[Cluster, str]
 ) -> None:
