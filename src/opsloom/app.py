@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
+from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
+    ConfigurationError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -37,7 +39,6 @@ from opsloom.errors import (
     SerializationError,
     WorkflowNotFoundError,
 )
-from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
@@ -126,8 +127,9 @@ class App(Definitions):
         self._hooks: HooksConfig | None = None
         self._connectors: ConnectorRegistry | None = None
         self._documents: DslRuntime[RunHandle] | None = None
-        #: Entry points that could not be loaded (each names itself); the rest work.
-        self.extension_errors: list[ExtensionError] = []
+        #: Entry points (and imported connectors) that could not be loaded, each naming
+        #: itself; the rest work.
+        self.extension_errors: list[ConfigurationError] = []
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
@@ -252,10 +254,12 @@ class App(Definitions):
 
     @property
     def connectors(self) -> ConnectorRegistry:
-        """The connectors of the installed ``opsloom.connectors`` entry points."""
+        """The connectors of the installed ``opsloom.connectors`` entry points and those
+        imported from OpenAPI documents: the registry :attr:`connections` calls through."""
         if self._connectors is None:
-            registry, errors = ConnectorRegistry.installed()
-            self.extension_errors.extend(errors)
+            registry = self.connections.registry
+            known = {str(error) for error in self.extension_errors}
+            self.extension_errors.extend(e for e in registry.errors if str(e) not in known)
             self._connectors = registry
         return self._connectors
 

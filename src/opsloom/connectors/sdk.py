@@ -33,11 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from opsloom.connectors.breaker import BreakerPolicy
 from opsloom.connectors.ratelimit import RateLimit
-from opsloom.connectors.secret import Redactor
 from opsloom.connectors.transport import Transport
 from opsloom.engine.registry import StepSpec, attach_step_spec
 from opsloom.errors import ConfigurationError, ConnectorPermanentError
 from opsloom.model import RetryPolicy
+from opsloom.model.redaction import Redactor
 
 I = TypeVar("I", bound=BaseModel)  # noqa: E741 - the conventional name of an input type
 O = TypeVar("O", bound=BaseModel)  # noqa: E741

@@ -13,7 +13,7 @@ connection and one set of behaviours). A connector sends requests through
 
 The delay a remote asks for (see :func:`retry_delay`) becomes the error's ``retry_after``,
 which the engine's retry policy honours: the step waits durably, holding no worker slot.
-Every message is passed through the connection's :class:`~opsloom.connectors.secret.Redactor`
+Every message is passed through the connection's :class:`~opsloom.model.redaction.Redactor`
 (URLs and bodies can carry tokens).
 """
 
@@ -29,13 +29,13 @@ from typing import Any
 
 import httpx
 
-from opsloom.connectors.secret import Redactor
 from opsloom.errors import (
     ConnectorError,
     ConnectorPermanentError,
     ConnectorRetryableError,
     RateLimitedError,
 )
+from opsloom.model.redaction import Redactor
 
 _NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 #: Epoch values above this are absolute times; below, seconds from now.
