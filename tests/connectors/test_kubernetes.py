@@ -283,6 +283,20 @@ async def test_kubernetes__in_cluster_service_account_with_a_rotated_token(
     assert c.server.requests[-1].headers["authorization"] == "Bearer rotated-token-abcdef"  # type: ignore[attr-defined]
 
 
+async def test_kubernetes__kubeconfig_file_with_a_token_file_beside_it(
+    ops: App, cluster: tuple[Cluster, str], tmp_path: Path
+) -> None:
+    _, url = cluster
+    (tmp_path / "kube").mkdir()
+    (tmp_path / "kube" / "ops.token").write_text(TOKEN + "\n")
+    config = tmp_path / "kube" / "config"
+    # A relative tokenFile is taken from the kubeconfig's folder, as kubectl does.
+    config.write_text(kubeconfig(url, "", namespace="other", tokenFile="ops.token"))
+    await ops.connections.add_connection("file", "kubernetes", {"kubeconfig_path": str(config)})
+    out = await ops.connections.call(k8s.get_pods, "file", {})
+    assert [p["name"] for p in out["pods"]] == ["checkout-9"]  # the context's namespace
+
+
 async def test_kubernetes__exec_credential_plugin(
     ops: App, cluster: tuple[Cluster, str], tmp_path: Path
 ) -> None:
