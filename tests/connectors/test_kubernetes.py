@@ -468,3 +468,18 @@ async def test_kubernetes__tls_server_name_is_the_name_the_certificate_must_carr
         )
         out = await ops.connections.call(k8s.cordon, "byname", {"node": "node-8"})
         assert out["unschedulable"] is True
+
+
+def test_in_cluster__server_from_the_pods_environment(tmp_path: Path) -> None:
+    from opsloom.connectors.kubeconfig import in_cluster
+
+    (tmp_path / "token").write_text(TOKEN)
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    access = in_cluster(tmp_path, env=env)
+    assert access.server == "https://10.96.0.1:443" and access.namespace is None
+    six = in_cluster(tmp_path, env={**env, "KUBERNETES_SERVICE_HOST": "fd00::1"})
+    assert six.server == "https://[fd00::1]:443"
+    with pytest.raises(ConfigurationError, match="not running in a cluster"):
+        in_cluster(tmp_path, env={})
+    with pytest.raises(ConfigurationError, match="no service-account token"):
+        in_cluster(tmp_path / "missing", env=env)
