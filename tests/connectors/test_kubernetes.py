@@ -66,7 +66,10 @@ async def test_kubernetes__rollout_restart_patches_the_template_annotation_once_
 ) -> None:
     c, url = cluster
     await _connect(ops, url)
-    assert (await ops.connections.test_connection("k8s")).startswith("Kubernetes v1.")
+    found = await ops.connections.test_connection("k8s")
+    assert found.startswith("Kubernetes v1.") and found.endswith(
+        "as system:serviceaccount:shop:opsloom"
+    )
     first = await ops.connections.call(
         k8s.rollout_restart, "k8s", {"name": "checkout"}, idempotency_key="run-7:2"
     )
@@ -429,6 +432,7 @@ async def test_kubernetes__client_certificate_and_cluster_ca_over_tls(
         )
         out = await ops.connections.call(k8s.cordon, "tls", {"node": "node-7"})
         assert out["unschedulable"] is True
+        assert (await ops.connections.test_connection("tls")).endswith("as kubernetes-admin")
         # Without the client certificate the server ends the handshake; with another CA the
         # server is not trusted. Both fail the call.
         config["users"][0]["user"] = {"token": "no-certificate"}  # type: ignore[index]
