@@ -38,6 +38,7 @@ from opsloom.connectors.testing import Contract, FakeRequest, FakeResponse, Fake
 
 VERSION = kv.latest_version()
 _DIR = f"kubernetes-json-schema/v{VERSION}-local-strict"
+REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 PATCH_TYPES = {
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -139,6 +140,11 @@ class KubernetesContract(Contract):
     """Patches checked against the schema of the resource they change (see the module)."""
 
     def check(self, request: FakeRequest) -> list[str]:
+        if request.method == "POST" and request.path == REVIEW:
+            try:
+                return problems_of("selfsubjectreview-authentication-v1", request.json)
+            except ValueError:
+                return ["the body is not JSON"]
         if request.method != "PATCH":
             return [] if not request.body else ["a body on a request that takes none"]
         kind = request.headers.get("content-type", "").split(";")[0].strip()
@@ -264,6 +270,7 @@ class Cluster:
             KubernetesContract(),
             {
                 ("GET", "/version"): self._version,
+                ("POST", REVIEW): self._whoami,
                 ("GET", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}"): self._get_workload,
                 ("PATCH", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}"): self._patch_workload,
                 ("PATCH", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}/scale"): self._scale,
@@ -293,6 +300,21 @@ class Cluster:
                 "platform": "linux/amd64",
             },
         )
+
+    def _whoami(self, request: FakeRequest) -> FakeResponse:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        who = "system:serviceaccount:shop:opsloom"
+        if not request.headers.get("authorization"):
+            who = "kubernetes-admin"  # the client certificate's common name
+        review = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {},
+            "status": {"userInfo": {"username": who, "groups": ["system:authenticated"]}},
+        }
+        return FakeResponse(201, valid(review))
 
     def _patch_body(self, request: FakeRequest) -> tuple[Any, FakeResponse | None]:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
@@ -489,18 +511,21 @@ class Pki:
     client_cert: bytes
     client_key: bytes
 
-    def server_context(self, folder: Path) -> ssl.SSLContext:
-        """TLS of the API server: its certificate, and client certificates required."""
+    def server_context(self, folder: Path, *, client_certificates: bool = True) -> ssl.SSLContext:
+        """TLS of the API server: its certificate, and client certificates required (else
+        not asked for: callers bring a token)."""
         (folder / "server.pem").write_bytes(self.server_cert + self.server_key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(folder / "server.pem")
-        context.load_verify_locations(cadata=self.ca.decode())
-        context.verify_mode = ssl.CERT_REQUIRED
+        if client_certificates:
+            context.load_verify_locations(cadata=self.ca.decode())
+            context.verify_mode = ssl.CERT_REQUIRED
         return context
 
 
-def make_pki() -> Pki:
-    """A fresh CA; the server certificate names 127.0.0.1; the client is kubernetes-admin."""
+def make_pki(*, ip: bool = True) -> Pki:
+    """A fresh CA; the server certificate names api.cluster.test and (``ip``) 127.0.0.1; the
+    client is kubernetes-admin."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -562,7 +587,10 @@ def make_pki() -> Pki:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("api.cluster.test")]
+                    + ([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if ip else [])
+                ),
                 critical=False,
             )
         cert = builder.sign(ca_key, hashes.SHA256())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ def client(moto_url: str) -> Any:
     return make
 
 
+@pytest.fixture
+def uid() -> str:
+    """Names of this test's AWS resources: one moto serves every store's run of the module."""
+    return uuid.uuid4().hex[:8]
+
+
 @pytest.fixture(autouse=True)
 def no_machine_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The credential chain sees only what a test gives it (no ~/.aws, no metadata service)."""
@@ -101,36 +108,42 @@ async def test_aws__connection_check_and_ec2_reboot(ops: App, moto_url: str, cli
     assert KEYS["secret_access_key"] not in str(caught.value)
 
 
-async def test_aws__autoscaling_desired_capacity(ops: App, moto_url: str, client: Any) -> None:
+async def test_aws__autoscaling_desired_capacity(
+    ops: App, moto_url: str, client: Any, uid: str
+) -> None:
     await _connect(ops, moto_url)
     client("ec2").create_launch_template(
-        LaunchTemplateName="web",
+        LaunchTemplateName=f"web-{uid}",
         LaunchTemplateData={"ImageId": _image(client), "InstanceType": "t3.micro"},
     )
     client("autoscaling").create_auto_scaling_group(
-        AutoScalingGroupName="web-asg",
-        LaunchTemplate={"LaunchTemplateName": "web"},
+        AutoScalingGroupName=f"web-asg-{uid}",
+        LaunchTemplate={"LaunchTemplateName": f"web-{uid}"},
         MinSize=1,
         MaxSize=4,
         DesiredCapacity=1,
         AvailabilityZones=[f"{REGION}a"],
     )
     out = await ops.connections.call(
-        aws.autoscaling_set_desired_capacity, "aws", {"group": "web-asg", "desired_capacity": 3}
+        aws.autoscaling_set_desired_capacity,
+        "aws",
+        {"group": f"web-asg-{uid}", "desired_capacity": 3},
     )
     assert out == {
-        "group": "web-asg",
+        "group": f"web-asg-{uid}",
         "desired_capacity": 3,
         "min_size": 1,
         "max_size": 4,
         "instances": 3,
     }
-    groups = client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    groups = client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"web-asg-{uid}"]
+    )["AutoScalingGroups"]
     assert groups[0]["DesiredCapacity"] == 3
 
 
 async def test_aws__ssm_send_command_and_read_its_output(
-    ops: App, moto_url: str, client: Any
+    ops: App, moto_url: str, client: Any, uid: str
 ) -> None:
     await _connect(ops, moto_url)
     ids = _instances(client, 1)
@@ -153,17 +166,33 @@ async def test_aws__ssm_send_command_and_read_its_output(
         aws.ssm_command_output, "aws", {"command_id": sent["command_id"], "instance_id": ids[0]}
     )
     assert one["status"] == "Success" and one["instance_id"] == ids[0]
+    # Two attempts of one step send the command once; another step sends it again.
+    script = {"instance_ids": ids, "commands": ["logrotate -f /etc/logrotate.conf"]}
+    first = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key=f"{uid}:2"
+    )
+    again = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key=f"{uid}:2"
+    )
+    other = await ops.connections.call(
+        aws.ssm_send_command, "aws", script, idempotency_key=f"{uid}:3"
+    )
+    assert (first["existing"], again["existing"], other["existing"]) == (False, True, False)
+    assert again["command_id"] == first["command_id"] != other["command_id"]
+    sent = client("ssm").list_commands(InstanceId=ids[0])["Commands"]
+    tagged = [c["Comment"] for c in sent if c["Comment"].startswith(f"[opsloom {uid}:")]
+    assert sorted(tagged) == [f"[opsloom {uid}:2]", f"[opsloom {uid}:3]"]
     with pytest.raises(ConnectorPermanentError, match="instance_ids or targets"):
         await ops.connections.call(aws.ssm_send_command, "aws", {"commands": ["true"]})
 
 
 async def test_aws__sns_publish_reaches_a_subscribed_queue(
-    ops: App, moto_url: str, client: Any
+    ops: App, moto_url: str, client: Any, uid: str
 ) -> None:
     await _connect(ops, moto_url)
     sns, sqs = client("sns"), client("sqs")
-    topic = sns.create_topic(Name="ops-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="ops-inbox")["QueueUrl"]
+    topic = sns.create_topic(Name=f"ops-alerts-{uid}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"ops-inbox-{uid}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
     out = await ops.connections.call(
@@ -185,12 +214,14 @@ async def test_aws__sns_publish_reaches_a_subscribed_queue(
 
 
 async def test_aws__fifo_publish_is_deduplicated_by_the_step(
-    ops: App, moto_url: str, client: Any
+    ops: App, moto_url: str, client: Any, uid: str
 ) -> None:
     await _connect(ops, moto_url)
     sns, sqs = client("sns"), client("sqs")
-    topic = sns.create_topic(Name="deploys.fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
-    queue = sqs.create_queue(QueueName="deploys.fifo", Attributes={"FifoQueue": "true"})
+    topic = sns.create_topic(Name=f"deploys-{uid}.fifo", Attributes={"FifoTopic": "true"})[
+        "TopicArn"
+    ]
+    queue = sqs.create_queue(QueueName=f"deploys-{uid}.fifo", Attributes={"FifoQueue": "true"})
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue["QueueUrl"], AttributeNames=["QueueArn"])
     sns.subscribe(
         TopicArn=topic,
@@ -199,7 +230,7 @@ async def test_aws__fifo_publish_is_deduplicated_by_the_step(
         Attributes={"RawMessageDelivery": "true"},
     )
     data = {"topic_arn": topic, "message": "deploy 42 done"}
-    for key in ("run-3:4", "run-3:4", "run-3:5"):
+    for key in (f"{uid}:4", f"{uid}:4", f"{uid}:5"):
         await ops.connections.call(aws.sns_publish, "aws", data, idempotency_key=key)
     got = sqs.receive_message(QueueUrl=queue["QueueUrl"], MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in got] == ["deploy 42 done", "deploy 42 done"]
@@ -247,23 +278,23 @@ async def test_aws__an_unreachable_endpoint_is_retried_then_opens_the_breaker(
 
 
 async def test_aws__requests_are_signed_and_authorised_by_iam(
-    ops: App, moto_url: str, client: Any
+    ops: App, moto_url: str, client: Any, uid: str
 ) -> None:
     """With moto's IAM checks on, the signature of each request is verified against the
     caller's secret key and the action against the caller's policy."""
     from moto.core.authorization import enable_iam_authentication
 
     iam = client("iam")
-    iam.create_user(UserName="notifier")
+    iam.create_user(UserName=f"notifier-{uid}")
     policy = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}],
     }
     iam.put_user_policy(
-        UserName="notifier", PolicyName="publish", PolicyDocument=json.dumps(policy)
+        UserName=f"notifier-{uid}", PolicyName="publish", PolicyDocument=json.dumps(policy)
     )
-    key = iam.create_access_key(UserName="notifier")["AccessKey"]
-    topic = client("sns").create_topic(Name="signed")["TopicArn"]
+    key = iam.create_access_key(UserName=f"notifier-{uid}")["AccessKey"]
+    topic = client("sns").create_topic(Name=f"signed-{uid}")["TopicArn"]
     keys = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
     await _connect(ops, moto_url, name="notifier", **keys)
     wrong = {**keys, "secret_access_key": "not-the-secret-key"}

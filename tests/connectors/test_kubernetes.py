@@ -66,7 +66,10 @@ async def test_kubernetes__rollout_restart_patches_the_template_annotation_once_
 ) -> None:
     c, url = cluster
     await _connect(ops, url)
-    assert (await ops.connections.test_connection("k8s")).startswith("Kubernetes v1.")
+    found = await ops.connections.test_connection("k8s")
+    assert found.startswith("Kubernetes v1.") and found.endswith(
+        "as system:serviceaccount:shop:opsloom"
+    )
     first = await ops.connections.call(
         k8s.rollout_restart, "k8s", {"name": "checkout"}, idempotency_key="run-7:2"
     )
@@ -121,6 +124,53 @@ async def test_kubernetes__a_step_whose_answer_was_lost_restarts_only_once(
     assert run.steps[0].attempts == 2
     template = c.workloads[("shop", "deployments", "checkout")]["spec"]["template"]
     assert template["metadata"]["annotations"][k8s.RESTART_KEY].startswith(f"{handle.run_id}:")
+
+
+REMEDIATION = """
+document: {dsl: '1.0.3', namespace: ops, name: drain-and-restart, version: '1.0.0'}
+do:
+  - cordon:
+      call: kubernetes-cordon:1.0.0@default
+      with:
+        connection: k8s
+        node: ${ .node }
+  - restart:
+      call: kubernetes-rollout-restart:1.0.0@default
+      with:
+        connection: k8s
+        name: ${ $workflow.input.service }
+  - grow:
+      call: kubernetes-scale:1.0.0@default
+      with:
+        connection: k8s
+        name: ${ $workflow.input.service }
+        replicas: 4
+  - pods:
+      call: kubernetes-get-pods:1.0.0@default
+      with:
+        connection: k8s
+        label_selector: ${ "app=" + $workflow.input.service }
+"""
+
+
+async def test_kubernetes__a_document_calls_the_actions_as_catalog_functions(
+    fresh: App, cluster: tuple[Cluster, str]
+) -> None:
+    from opsloom.dsl.runtime import DslOptions, DslRuntime
+
+    c, url = cluster
+    runtime = DslRuntime(fresh, DslOptions())
+    async with fresh:
+        await _connect(fresh, url)
+        workflow = runtime.register(runtime.load(REMEDIATION), REMEDIATION)
+        handle = await fresh.start(workflow, {"node": "node-1", "service": "checkout"})
+        out = await handle.result(timeout=20)
+    assert [p["name"] for p in out["pods"]] == ["checkout-1", "checkout-2"]
+    assert c.nodes["node-1"]["spec"]["unschedulable"] is True
+    deployment = c.workloads[("shop", "deployments", "checkout")]
+    assert deployment["spec"]["replicas"] == 4
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[k8s.RESTART_KEY].startswith(f"{handle.run_id}:")
 
 
 async def test_kubernetes__restart_refuses_a_paused_or_missing_deployment(
@@ -234,6 +284,20 @@ async def test_kubernetes__in_cluster_service_account_with_a_rotated_token(
     out = await ops.connections.call(k8s.get_pods, "pod", {"label_selector": "app=search"})
     assert [p["name"] for p in out["pods"]] == ["search-1"]
     assert c.server.requests[-1].headers["authorization"] == "Bearer rotated-token-abcdef"  # type: ignore[attr-defined]
+
+
+async def test_kubernetes__kubeconfig_file_with_a_token_file_beside_it(
+    ops: App, cluster: tuple[Cluster, str], tmp_path: Path
+) -> None:
+    _, url = cluster
+    (tmp_path / "kube").mkdir()
+    (tmp_path / "kube" / "ops.token").write_text(TOKEN + "\n")
+    config = tmp_path / "kube" / "config"
+    # A relative tokenFile is taken from the kubeconfig's folder, as kubectl does.
+    config.write_text(kubeconfig(url, "", namespace="other", tokenFile="ops.token"))
+    await ops.connections.add_connection("file", "kubernetes", {"kubeconfig_path": str(config)})
+    out = await ops.connections.call(k8s.get_pods, "file", {})
+    assert [p["name"] for p in out["pods"]] == ["checkout-9"]  # the context's namespace
 
 
 async def test_kubernetes__exec_credential_plugin(
@@ -368,6 +432,7 @@ async def test_kubernetes__client_certificate_and_cluster_ca_over_tls(
         )
         out = await ops.connections.call(k8s.cordon, "tls", {"node": "node-7"})
         assert out["unschedulable"] is True
+        assert (await ops.connections.test_connection("tls")).endswith("as kubernetes-admin")
         # Without the client certificate the server ends the handshake; with another CA the
         # server is not trusted. Both fail the call.
         config["users"][0]["user"] = {"token": "no-certificate"}  # type: ignore[index]
@@ -384,3 +449,41 @@ async def test_kubernetes__client_certificate_and_cluster_ca_over_tls(
         with pytest.raises(ConnectorPermanentError, match="certificate verify failed"):
             await ops.connections.call(k8s.cordon, "otherca", {"node": "node-7"})
     assert server.problems == []
+
+
+async def test_kubernetes__tls_server_name_is_the_name_the_certificate_must_carry(
+    ops: App, tmp_path: Path
+) -> None:
+    pki = make_pki(ip=False)  # the certificate names api.cluster.test only
+    c = Cluster({TOKEN}, tls=pki.server_context(tmp_path, client_certificates=False))
+    c.add(node("node-8"))
+    with c.vendor() as server:
+        config = json.loads(kubeconfig(server.url, TOKEN))
+        cluster = config["clusters"][0]["cluster"]
+        cluster["certificate-authority-data"] = base64.b64encode(pki.ca).decode()
+        await ops.connections.add_connection(
+            "byip", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        with pytest.raises(ConnectorPermanentError, match=r"127\.0\.0\.1"):
+            await ops.connections.call(k8s.cordon, "byip", {"node": "node-8"})
+        cluster["tls-server-name"] = "api.cluster.test"
+        await ops.connections.add_connection(
+            "byname", "kubernetes", {"kubeconfig": json.dumps(config)}
+        )
+        out = await ops.connections.call(k8s.cordon, "byname", {"node": "node-8"})
+        assert out["unschedulable"] is True
+
+
+def test_in_cluster__server_from_the_pods_environment(tmp_path: Path) -> None:
+    from opsloom.connectors.kubeconfig import in_cluster
+
+    (tmp_path / "token").write_text(TOKEN)
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    access = in_cluster(tmp_path, env=env)
+    assert access.server == "https://10.96.0.1:443" and access.namespace is None
+    six = in_cluster(tmp_path, env={**env, "KUBERNETES_SERVICE_HOST": "fd00::1"})
+    assert six.server == "https://[fd00::1]:443"
+    with pytest.raises(ConfigurationError, match="not running in a cluster"):
+        in_cluster(tmp_path, env={})
+    with pytest.raises(ConfigurationError, match="no service-account token"):
+        in_cluster(tmp_path / "missing", env=env)

@@ -151,7 +151,7 @@ async def test_ssh__a_failing_command_fails_the_step_unless_unchecked(ops: App, 
         await ops.connections.call(ssh.run, "box", {"command": "echo no disk >&2; exit 3"})
     out = await ops.connections.call(ssh.run, "box", {"command": "exit 3", "check": False})
     assert out["exit_status"] == 3
-    with pytest.raises(ConnectorRetryableError, match="ran over"):
+    with pytest.raises(ConnectorPermanentError, match=r"ran over 0\.3s and may still be running"):
         await ops.connections.call(ssh.run, "box", {"command": "sleep 5", "timeout": 0.3})
 
 

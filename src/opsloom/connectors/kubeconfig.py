@@ -82,6 +82,8 @@ class KubeAuth(httpx.Auth):
     token: str | None = None
     token_file: Path | None = None
     plugin: ExecPlugin | None = None
+    #: The name the server's certificate must carry when not the URL's (``tls-server-name``).
+    server_name: str | None = None
     _expires: float = 0.0
     _lock: asyncio.Lock | None = field(default=None, repr=False)
 
@@ -119,6 +121,8 @@ class KubeAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
         if self.plugin is not None:
             raise ConfigurationError("an exec credential plugin needs the async client")
+        if self.server_name:
+            request.extensions["sni_hostname"] = self.server_name
         token = self._read_file() if self.token_file is not None else self.token
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
@@ -127,6 +131,9 @@ class KubeAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self.server_name:
+            # The name sent in the TLS handshake and checked against the certificate.
+            request.extensions["sni_hostname"] = self.server_name
         token = await self._current()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
@@ -220,9 +227,6 @@ def from_kubeconfig(
         if ca is None:
             context_.load_default_certs()
         verify = context_
-        if cluster.get("tls-server-name"):
-            # httpx takes the name to check from the URL; a kubeconfig may name another.
-            verify.check_hostname = False
     cert = _material(user, "client-certificate", folder, where)
     key = _material(user, "client-key", folder, where)
     if (cert is None) != (key is None):
@@ -251,6 +255,9 @@ def from_kubeconfig(
             f"user {ctx.get('user')!r} of {where} uses an auth-provider, which Kubernetes "
             "removed; use an exec plugin (e.g. gke-gcloud-auth-plugin, kubelogin)"
         )
+    if cluster.get("tls-server-name"):
+        auth = auth or KubeAuth()
+        auth.server_name = str(cluster["tls-server-name"])
     return KubeAccess(str(server).rstrip("/"), ctx.get("namespace"), verify, auth, tuple(secrets))
 
 

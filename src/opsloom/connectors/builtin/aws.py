@@ -14,8 +14,9 @@ an outage from the breaker.
 Errors: throttling codes are rate limits; 5xx answers, timeouts and unreachable endpoints are
 retried; missing credentials and other 4xx (``InvalidInstanceID.NotFound``, access denied)
 fail the step, naming the code. SNS publish to a FIFO topic passes the step's idempotency key
-as ``MessageDeduplicationId``; the other calls have no idempotency token in the AWS API
-(a reboot or a desired capacity is harmless to repeat; an SSM command runs again).
+as ``MessageDeduplicationId``; an SSM command carries the key in its comment, and a retried
+step finds the command it sent instead of running the script twice. A reboot and a desired
+capacity are harmless to repeat.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -266,6 +268,7 @@ class CommandSent(BaseModel):
     command_id: str
     status: str
     invocations: list[Invocation] = Field(default_factory=list)
+    existing: bool = Field(default=False, description="Sent by an earlier attempt of the step.")
 
 
 class CommandRef(BaseModel):
@@ -316,22 +319,15 @@ async def _invocations(
 async def ssm_send_command(ctx: ActionContext[AwsSettings], data: Command) -> CommandSent:
     """Run a shell script on instances through SSM Run Command (optionally wait for output).
 
-    Not idempotent: a retried step sends the command again.
+    Once per step: the step's key is tagged in the command's comment, and a retry that finds
+    the command its earlier attempt sent returns that one instead of running the script again.
     """
-    params: dict[str, Any] = {
-        "DocumentName": data.document,
-        "Parameters": {"commands": data.commands},
-        "TimeoutSeconds": data.timeout_seconds,
-    }
-    if data.instance_ids is not None:
-        params["InstanceIds"] = data.instance_ids
+    mark = f"[opsloom {ctx.idempotency_key}]" if ctx.idempotency_key is not None else None
+    earlier = await _sent_by(ctx, mark, data) if mark is not None else None
+    if earlier is not None:
+        command_id, status = earlier["CommandId"], earlier.get("Status", "Pending")
     else:
-        assert data.targets is not None
-        params["Targets"] = [{"Key": k, "Values": v} for k, v in data.targets.items()]
-    if data.comment:
-        params["Comment"] = data.comment
-    sent = (await call(ctx, "ssm", "send_command", **params))["Command"]
-    command_id, status = sent["CommandId"], sent.get("Status", "Pending")
+        command_id, status = await _send(ctx, data, mark)
     invocations: list[Invocation] = []
     if data.wait_seconds:
         deadline = ctx.now() + data.wait_seconds
@@ -344,7 +340,54 @@ async def ssm_send_command(ctx: ActionContext[AwsSettings], data: Command) -> Co
             await asyncio.sleep(1.0)
         statuses = {i.status for i in invocations}
         status = statuses.pop() if len(statuses) == 1 else status
-    return CommandSent(command_id=command_id, status=status, invocations=invocations)
+    return CommandSent(
+        command_id=command_id,
+        status=status,
+        invocations=invocations,
+        existing=earlier is not None,
+    )
+
+
+async def _sent_by(
+    ctx: ActionContext[AwsSettings], mark: str, data: Command
+) -> dict[str, Any] | None:
+    """The command an earlier attempt of this step sent, if any (from its comment)."""
+    params: dict[str, Any] = {"MaxResults": 50}
+    if data.instance_ids:
+        params["InstanceId"] = data.instance_ids[0]
+    else:
+        since = datetime.fromtimestamp(ctx.now() - 86400, tz=UTC).isoformat()
+        params["Filters"] = [{"key": "InvokedAfter", "value": since}]
+    for _ in range(20):  # at most 1,000 recent commands
+        page = await call(ctx, "ssm", "list_commands", **params)
+        for command in page.get("Commands") or []:
+            if str(command.get("Comment", "")).startswith(mark):
+                found: dict[str, Any] = command
+                return found
+        if not page.get("NextToken"):
+            return None
+        params["NextToken"] = page["NextToken"]
+    return None
+
+
+async def _send(
+    ctx: ActionContext[AwsSettings], data: Command, mark: str | None
+) -> tuple[str, str]:
+    params: dict[str, Any] = {
+        "DocumentName": data.document,
+        "Parameters": {"commands": data.commands},
+        "TimeoutSeconds": data.timeout_seconds,
+    }
+    if data.instance_ids is not None:
+        params["InstanceIds"] = data.instance_ids
+    else:
+        assert data.targets is not None
+        params["Targets"] = [{"Key": k, "Values": v} for k, v in data.targets.items()]
+    comment = " ".join(part for part in (mark, data.comment) if part)
+    if comment:
+        params["Comment"] = comment[:100]  # SSM's limit; the mark comes first
+    sent = (await call(ctx, "ssm", "send_command", **params))["Command"]
+    return sent["CommandId"], sent.get("Status", "Pending")
 
 
 @connector.action

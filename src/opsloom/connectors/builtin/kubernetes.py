@@ -388,7 +388,22 @@ async def uncordon(ctx: ActionContext[KubernetesSettings], data: NodeRef) -> Nod
     return await _schedulable(ctx, data.node, False)
 
 
+REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+
+
 @connector.connection_check
 async def _check(ctx: ActionContext[KubernetesSettings]) -> str:
+    # /version answers anyone; a SelfSubjectReview (Kubernetes 1.28+) proves the credentials
+    # and says whose they are, as ``kubectl auth whoami`` does.
     version = await ctx.client.json("GET", "/version")
-    return f"Kubernetes {version.get('gitVersion', '?')} at {ctx.settings.access().server}"
+    where = f"Kubernetes {version.get('gitVersion', '?')} at {ctx.settings.access().server}"
+    review = await ctx.client.request(
+        "POST",
+        REVIEW,
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        ok=(404,),
+    )
+    if review.status_code == 404:
+        return f"{where} (too old to say who the credentials belong to)"
+    user = review.json().get("status", {}).get("userInfo", {})
+    return f"{where} as {user.get('username', '?')}"

@@ -7,15 +7,15 @@ fingerprints as ``ssh-keygen -lf`` prints them. The host must present one of the
 with an error naming the fingerprint the server presented and the pinned ones (a moved or
 re-installed host, or someone in the middle). There is no "accept any key" setting.
 
-Errors: a refused or unreachable host, a timeout or a dropped connection is retried; a wrong
-host key, refused credentials, or (with ``check``, the default) a non-zero exit status fails
-the step. A command runs at least once: a step retried after the connection dropped mid-run
-runs it again, so write commands that are safe to repeat.
+Errors: a refused or unreachable host, a connection timeout or a dropped connection is
+retried; a wrong host key, refused credentials, a command that ran over its ``timeout`` (it may
+still be running) or (with ``check``, the default) a non-zero exit status fails the step. A
+command runs at least once: a step retried after the connection dropped mid-run runs it again,
+so write commands that are safe to repeat.
 """
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -201,9 +201,11 @@ async def run(ctx: ActionContext[SshSettings], data: Run) -> Ran:
                 data.command, input=data.stdin, check=False, timeout=data.timeout
             )
     except asyncssh.TimeoutError as exc:
-        raise ConnectorRetryableError(
-            f"{where}: {shlex.split(data.command)[0]!r} ran over {data.timeout:g}s "
-            f"(output so far: {_cut(exc.stdout, 300)[0]!r})"
+        # Not retried: the command may still be running on the host, and a second one
+        # beside it is worse than a step that fails and says so.
+        raise ConnectorPermanentError(
+            f"{where}: {data.command.split()[0]!r} ran over {data.timeout:g}s and may still "
+            f"be running (output so far: {_cut(exc.stdout, 300)[0]!r})"
         ) from None
     except (OSError, asyncssh.Error) as exc:
         raise ConnectorRetryableError(f"{where}: {type(exc).__name__}: {exc}") from None
