@@ -168,6 +168,15 @@ async def test_servicenow__update_by_number_and_resolve(ops: App) -> None:
             },
         )
         assert done["state"] == "6"
+        # An encoded-query term smuggled into the number is refused before any request.
+        sent = len(fake.requests)
+        with pytest.raises(ConnectorPermanentError, match="incident: String should match"):
+            await ops.connections.call(
+                servicenow.update_incident,
+                "sn",
+                {"incident": "INC1^ORactive=true", "comments": "x"},
+            )
+        assert len(fake.requests) == sent
         with pytest.raises(ConnectorPermanentError, match="no incident INC9999999"):
             await ops.connections.call(
                 servicenow.update_incident, "sn", {"incident": "INC9999999", "comments": "x"}
