@@ -355,7 +355,11 @@ class ConnectorRuntime:
             endpoint = connector.endpoint(settings)
             redactor = redactor.with_values(endpoint.redact)
             client = make_client(
-                endpoint.base_url, endpoint.headers, settings.timeout, verify=endpoint.verify
+                endpoint.base_url,
+                endpoint.headers,
+                settings.timeout,
+                verify=endpoint.verify,
+                auth=endpoint.auth,
             )
             transport = Transport(client, redactor, self.clock.now, name)
         bucket = None if settings.rate_limit is None else TokenBucket(settings.rate_limit)

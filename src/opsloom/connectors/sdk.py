@@ -22,11 +22,13 @@ retry policy with the step's idempotency key; documents call it as the catalog f
 from __future__ import annotations
 
 import inspect
+import ssl
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from opsloom.connectors.breaker import BreakerPolicy
@@ -92,13 +94,17 @@ class Endpoint:
         base_url: prefix of relative request URLs.
         headers: sent with every request (authorization, API version).
         redact: derived forms of secrets to mask as well (e.g. a Basic credential).
-        verify: check the server's TLS certificate.
+        verify: check the server's TLS certificate; an ``ssl.SSLContext`` to trust a private
+            CA or present a client certificate (Kubernetes).
+        auth: authenticates each request where fixed headers cannot (a token that rotates
+            or comes from a credential plugin).
     """
 
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     redact: tuple[str, ...] = ()
-    verify: bool = True
+    verify: bool | ssl.SSLContext = True
+    auth: httpx.Auth | None = None
 
 
 @dataclass(slots=True)
