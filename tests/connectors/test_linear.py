@@ -10,7 +10,7 @@ from saas_vendors import linear_fake, linear_rate_limited
 
 from opsloom import App
 from opsloom.connectors.builtin import linear
-from opsloom.connectors.testing import FakeRequest, FakeVendor
+from opsloom.connectors.testing import FakeRequest, FakeResponse, FakeVendor
 from opsloom.errors import ConnectorPermanentError, RateLimitedError
 
 KEY = "lin_api_0123456789abcdef"
@@ -116,3 +116,17 @@ def test_fake__refuses_what_the_schema_refuses() -> None:
     wrong = "mutation M($input: IssueCreateInput!) { issueCreate(input: $input) { success } }"
     assert any("teamId" in p for p in ask(wrong, {"input": {"title": "no team"}}))
     assert any("priority" in p for p in ask(wrong, {"input": {"teamId": "t", "priority": "hi"}}))
+
+
+async def test_answers_without_a_graphql_body(ops: App, fake: FakeVendor) -> None:
+    await add(ops, fake)
+    fake.fail_next(
+        FakeResponse(429, "slow down", {"Retry-After": "7"}),
+        FakeResponse(400, "<html>bad request</html>", {"Content-Type": "text/html"}),
+    )
+    data = {"team_id": TEAM, "title": "x"}
+    with pytest.raises(RateLimitedError) as caught:
+        await ops.connections.call(linear.create_issue, "lin", data)
+    assert caught.value.retry_after == 7
+    with pytest.raises(ConnectorPermanentError, match="HTTP 400 without a GraphQL body"):
+        await ops.connections.call(linear.create_issue, "lin", data)

@@ -205,3 +205,10 @@ async def test_runbook_document__sql_linear_and_notify_as_catalog_functions(
     (issue,) = linear.issues.values()  # type: ignore[attr-defined]
     assert issue["title"] == "Disks over 90%" and issue["description"] == "db-1, web-1"
     assert linear.problems == chat.problems == []
+
+
+def test_password__found_in_both_connection_string_forms_for_masking() -> None:
+    assert sqlc._password("postgresql://ops:pw-1234@db:5432/app") == ["pw-1234"]
+    assert sqlc._password("host=db user=ops password='pw 5678'") == ["pw 5678"]
+    assert sqlc._password("postgresql://ops@db/app") == []
+    assert sqlc._password("host='unclosed") == []

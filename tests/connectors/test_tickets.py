@@ -168,6 +168,15 @@ async def test_servicenow__update_by_number_and_resolve(ops: App) -> None:
             },
         )
         assert done["state"] == "6"
+        # An encoded-query term smuggled into the number is refused before any request.
+        sent = len(fake.requests)
+        with pytest.raises(ConnectorPermanentError, match="incident: String should match"):
+            await ops.connections.call(
+                servicenow.update_incident,
+                "sn",
+                {"incident": "INC1^ORactive=true", "comments": "x"},
+            )
+        assert len(fake.requests) == sent
         with pytest.raises(ConnectorPermanentError, match="no incident INC9999999"):
             await ops.connections.call(
                 servicenow.update_incident, "sn", {"incident": "INC9999999", "comments": "x"}
@@ -194,3 +203,37 @@ async def test_servicenow__rate_limit_token_auth_and_check(ops: App) -> None:
         assert caught.value.retry_after == pytest.approx(60, abs=1)
     with pytest.raises(InputError, match="username and password, or an OAuth token"):
         await ops.connections.add_connection("sn-bad", "servicenow", {"instance_url": "x"})
+
+
+def test_fakes__refuse_what_the_documentation_refuses() -> None:
+    import json
+
+    from opsloom.connectors.testing import FakeRequest
+
+    def ask(fake: FakeVendor, method: str, path: str, body: object, **headers: str) -> list[str]:
+        sent = {"content-type": "application/json", **headers}
+        fake.problems.clear()
+        assert (
+            fake.serve(FakeRequest(method, path, {}, sent, json.dumps(body).encode())).status == 400
+        )
+        return fake.problems
+
+    zd, basic = zendesk_fake(), "Basic eDp5"
+    no_comment = {"ticket": {"subject": "x"}}
+    assert any(
+        "comment" in p
+        for p in ask(zd, "POST", "/api/v2/tickets.json", no_comment, authorization=basic)
+    )
+    both = {"ticket": {"comment": {"body": "a", "html_body": "b"}}}
+    assert ask(zd, "PUT", "/api/v2/tickets/1.json", both, authorization=basic)
+    assert any(
+        "Authorization" in p for p in ask(zd, "POST", "/api/v2/tickets.json", {"ticket": {}})
+    )
+    sn, auth = servicenow_fake(), {"authorization": basic, "accept": "application/json"}
+    assert any(
+        "not of type 'string'" in p
+        for p in ask(sn, "POST", "/api/now/table/incident", {"urgency": 1}, **auth)
+    )
+    assert any(
+        "Accept" in p for p in ask(sn, "POST", "/api/now/table/incident", {}, authorization=basic)
+    )

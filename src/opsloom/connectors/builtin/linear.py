@@ -123,10 +123,12 @@ async def graphql(
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ConnectorRetryableError(
-            f"Linear answered HTTP {response.status_code} without a GraphQL body",
-            status=response.status_code,
-        )
+        body = {}
+        if response.status_code != 429:
+            raise ConnectorPermanentError(
+                f"Linear answered HTTP {response.status_code} without a GraphQL body",
+                status=response.status_code,
+            )
     errors = body.get("errors") or []
     codes = {str((e.get("extensions") or {}).get("code", "")) for e in errors}
     message = "; ".join(str(e.get("message", e)) for e in errors)[:500]

@@ -90,7 +90,10 @@ class OpenIncident(BaseModel):
 class UpdateIncident(BaseModel):
     """A change to an incident: a state, work notes, a comment, or any fields."""
 
-    incident: str = Field(description="sys_id, or the incident number (INC0010001).")
+    incident: str = Field(
+        pattern=r"^([0-9a-f]{32}|[A-Za-z]+[0-9]+)$",
+        description="sys_id, or the incident number (INC0010001).",
+    )
     state: Literal["new", "in_progress", "on_hold", "resolved", "closed", "canceled"] | None = None
     work_notes: str | None = Field(default=None, description="Internal, for the fulfillers.")
     comments: str | None = Field(default=None, description="Visible to the caller.")
@@ -140,7 +143,8 @@ async def open_incident(ctx: ActionContext[ServiceNowSettings], data: OpenIncide
     body = _plain(data, set())
     key = ctx.idempotency_key
     if key is not None:
-        earlier = await _find(ctx, f"correlation_id={key}")
+        # ``^`` joins the terms of an encoded query; doubled, it is a literal caret.
+        earlier = await _find(ctx, f"correlation_id={key.replace('^', '^^')}")
         if earlier is not None:
             return _incident(earlier)
         body["correlation_id"] = key

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from opsloom.connectors.sdk import ActionContext, ConnectionSettings, Connector
 from opsloom.errors import ConnectorPermanentError, ConnectorRetryableError
+from opsloom.model.redaction import Redactor
 
 #: SQLSTATE classes worth another try: connection exception, transaction rollback
 #: (serialization failure, deadlock), insufficient resources, operator intervention.
@@ -86,11 +87,26 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def _failure(exc: Exception, what: str) -> ConnectorPermanentError | ConnectorRetryableError:
+def _password(dsn: str) -> list[str]:
+    """The password inside a connection string, to mask on its own (an error may quote part
+    of the string)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:  # an unparsable string: psycopg's own error says so when connecting
+        return []
+    return [str(password)] if password else []
+
+
+def _failure(
+    exc: Exception, what: str, redactor: Redactor
+) -> ConnectorPermanentError | ConnectorRetryableError:
     import psycopg
 
     state = getattr(exc, "sqlstate", None) or ""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = redactor.text(text)
     if state == "25006":
         return ConnectorPermanentError(f"{what}: refused in a read-only transaction: {text}")
     retry = state.startswith(_RETRYABLE) or (
@@ -114,12 +130,14 @@ async def run(ctx: ActionContext[SqlSettings], data: Query) -> Result:
     read_only = settings.read_only or data.read_only
     limit = min(data.max_rows or settings.max_rows, settings.max_rows)
     what = f"SQL on connection {ctx.connection!r}"
+    dsn = settings.dsn.get_secret_value()
+    redactor = ctx.redactor.with_values(_password(dsn))
     try:
         conn = await psycopg.AsyncConnection.connect(
-            settings.dsn.get_secret_value(), connect_timeout=max(1, int(min(5, settings.timeout)))
+            dsn, connect_timeout=max(1, int(min(5, settings.timeout)))
         )
     except psycopg.Error as exc:
-        raise _failure(exc, what) from None
+        raise _failure(exc, what, redactor) from None
     try:
         await conn.set_read_only(read_only)
         async with conn.transaction(), conn.cursor() as cursor:
@@ -132,7 +150,7 @@ async def run(ctx: ActionContext[SqlSettings], data: Query) -> Result:
                 rows = await cursor.fetchmany(limit + 1)
             count = cursor.rowcount
     except psycopg.Error as exc:
-        raise _failure(exc, what) from None
+        raise _failure(exc, what, redactor) from None
     finally:
         await conn.close()
     truncated = len(rows) > limit
