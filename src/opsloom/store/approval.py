@@ -35,9 +35,9 @@ from opsloom.model.approval import (
     StageStatus,
 )
 from opsloom.model.run import NewRun
-from opsloom.store.audit import AuditDraft, append_audit_entry
+from opsloom.store.audit import AuditDraft, AuditOps, append_audit_entry
 from opsloom.store.job import insert_run, nudge
-from opsloom.store.tx import WORK, Row, Transactions, Tx
+from opsloom.store.tx import WORK, Row, Tx
 
 
 def dumps(value: Any) -> str:
@@ -317,7 +317,7 @@ async def _list(tx: Tx, status: str | None, limit: int) -> list[ApprovalState]:
     return [state for state in found if state is not None]
 
 
-class ApprovalOps(Transactions):
+class ApprovalOps(AuditOps):
     """The approval operations of :class:`~opsloom.store.base.Store`."""
 
     async def create_approval(
@@ -348,6 +348,8 @@ class ApprovalOps(Transactions):
         *,
         audit: Callable[[ApprovalChange], Sequence[AuditDraft]] | None = None,
     ) -> ApprovalChange | None:
+        key = self.audit_seal_key() if audit is not None else None
+
         async def apply(tx: Tx) -> ApprovalChange | OpsloomError | None:
             state = await _load(tx, request_id, lock=True)
             if state is None:
@@ -363,7 +365,7 @@ class ApprovalOps(Transactions):
             # The change and its audit entries commit together: a crash between them could
             # otherwise leave a decision that the audit log never heard of.
             for draft in drafts:
-                await append_audit_entry(tx, draft)
+                await append_audit_entry(tx, draft, key)
             return done
 
         result = await self.write(apply, WORK)
