@@ -27,6 +27,7 @@ from opsloom import App, WorkerOptions
 from opsloom.connectors.builtin import github
 from opsloom.connectors.testing import FakeResponse, FakeVendor
 from opsloom.identity.access import Identity
+from opsloom.settings import Settings
 from opsloom.triggers.sources.alertmanager import AlertmanagerSource
 from opsloom.triggers.sources.base import WebhookRequest
 from opsloom.triggers.sources.pagerduty import PagerDutySource
@@ -155,7 +156,7 @@ async def explain(app: App | None) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-async def fire(app: App, peers: Peers) -> None:
+async def fire(app: App, peers: Peers) -> list[dict[str, Any]]:
     """Open the gate, take Alertmanager's next firing notification and store its events."""
     since = len(peers.hook.requests)
     peers.gate.set(1)
@@ -170,6 +171,7 @@ async def fire(app: App, peers: Peers) -> None:
     body = await until("Alertmanager's notification", firing)
     events = AlertmanagerSource().normalise(WebhookRequest.build(body))
     await app.emit_events(events)
+    return [event.to_dict() for event in events]
 
 
 async def acknowledge(app: App, dedup: str) -> None:
@@ -268,3 +270,36 @@ async def test_incident__nobody_acknowledges_escalates_and_a_denied_remediation_
     assert [s["status"]["state"] for s in await silences(peers)].count("active") == 0
     assert "over to on-call" in fakes.messages[-1]["text"]  # the live status message
     assert any("denied by bob: not during the sale" in m["text"] for m in fakes.messages)
+
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "examples" / "runbooks" / "incident-response.yaml"
+
+
+async def test_incident_document__acknowledged_approved_remediated_and_resolved(
+    db_url: str, peers: Peers, fakes: Fakes
+) -> None:
+    decisions = DOCUMENT.parents[1] / "decisions"
+    app = App(
+        db_url,
+        worker=WorkerOptions(poll_seconds=0.05, grace_seconds=5),
+        settings=Settings(decisions_dir=decisions),
+    )
+    text = DOCUMENT.read_text()
+    workflow = app.documents.register(app.documents.load(text, str(DOCUMENT)), text)
+    async with app:
+        await connect(app, peers, fakes)
+        [event] = await fire(app, peers)
+        handle = await app.start(workflow, event)
+        [page] = await until("the page", lambda: pages(fakes), app=app)
+        await acknowledge(app, page["dedup_key"])
+        pending = await until(
+            "the approval request", lambda: app.approvals.requests(status="pending")
+        )
+        alice = await Identity(app.store, app.clock).principal("alice")
+        await app.approvals.decide(alice, pending[0]["stages"][0]["task"], True, "go")
+        output = await handle.result(timeout=60)
+    assert output["resolved"] is True and output["escalated"] is False
+    assert output["phase"] == "recovered and resolved" and output["postmortem"].startswith("OPS-")
+    assert [p["event_action"] for p in pages(fakes)] == ["trigger", "resolve"]
+    assert [s["status"]["state"] for s in await silences(peers)].count("active") == 0
+    assert "recovered and resolved" in fakes.messages[0]["text"]  # updated in place
