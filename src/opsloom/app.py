@@ -17,25 +17,28 @@ it; installed packages add functions, sources and connectors through entry point
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
+from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
+    ConfigurationError,
     InputError,
+    OpsloomError,
     OverloadedError,
     RunFailedError,
     RunNotFoundError,
     SerializationError,
     WorkflowNotFoundError,
 )
-from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
@@ -46,7 +49,7 @@ from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
-from opsloom.store.audit import AuditKey
+from opsloom.store.audit import AuditKey, seal_of
 from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from opsloom.triggers.sources import HooksConfig, SourceRegistry
 
 FnT = TypeVar("FnT", bound="CatalogFunctionFn")
+log = logging.getLogger("opsloom.app")
 
 
 class RunHandle:
@@ -124,8 +128,9 @@ class App(Definitions):
         self._hooks: HooksConfig | None = None
         self._connectors: ConnectorRegistry | None = None
         self._documents: DslRuntime[RunHandle] | None = None
-        #: Entry points that could not be loaded (each names itself); the rest work.
-        self.extension_errors: list[ExtensionError] = []
+        #: Entry points (and imported connectors) that could not be loaded, each naming
+        #: itself; the rest work.
+        self.extension_errors: list[ConfigurationError] = []
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
@@ -252,10 +257,12 @@ class App(Definitions):
 
     @property
     def connectors(self) -> ConnectorRegistry:
-        """The connectors of the installed ``opsloom.connectors`` entry points."""
+        """The connectors of the installed ``opsloom.connectors`` entry points and those
+        imported from OpenAPI documents: the registry :attr:`connections` calls through."""
         if self._connectors is None:
-            registry, errors = ConnectorRegistry.installed()
-            self.extension_errors.extend(errors)
+            registry = self.connections.registry
+            known = {str(error) for error in self.extension_errors}
+            self.extension_errors.extend(e for e in registry.errors if str(e) not in known)
             self._connectors = registry
         return self._connectors
 
@@ -342,6 +349,7 @@ class App(Definitions):
             raise
         self._store = store
         store.audit_key = AuditKey(self._load_audit_key)
+        await self._check_audit_key(store)
         store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
@@ -408,6 +416,34 @@ class App(Definitions):
                 return None
             box = found
         return box.derive("opsloom audit seal v1")
+
+    async def _check_audit_key(self, store: Store) -> None:
+        """Warn when this process would seal audit entries with a key other than the one the
+        log was sealed with (another machine's key file): its entries would not verify."""
+        seq, digest = await store.audit_head()
+        if seq == 0:
+            return
+        newest = await store.audit_entries(after_seq=seq - 1, limit=1)
+        if not newest or newest[0].mac is None:
+            return
+        last = newest[0]
+        try:
+            key = None if store.audit_key is None else store.audit_key.get(create=False)
+        except OpsloomError as exc:
+            log.warning("the audit log's seals cannot be checked: %s", exc)
+            return
+        if key is None:
+            problem = "this process has no secret key"
+        elif seal_of(key, digest) != last.mac:
+            problem = "this process's secret key is not the one that sealed it"
+        else:
+            return
+        log.warning(
+            "the audit log is sealed with a key, and %s: entries it appends will not verify. "
+            "Give every process the same OPSLOOM_SECRET_KEY (or key file).",
+            problem,
+            extra={"event": "audit_key_mismatch"},
+        )
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
