@@ -21,7 +21,7 @@ The run:
 5. diagnoses: how long it fires, the deployment just before it, the current value;
 6. silences the alert in Alertmanager while it works (expired again whatever happens), asks
    the approvers for the remediation when it is risky and runs it (any connector action: a
-   Kubernetes rollout restart, a GitHub workflow that redeploys, an SSH command…);
+   Kubernetes rollout restart, an SSH command, an AWS reboot, a GitHub workflow…);
 7. verifies recovery with Prometheus (the alert no longer fires), then resolves everywhere:
    PagerDuty, the silence, the status message;
 8. files a postmortem ticket in Jira with the timeline from the run's own history.
@@ -61,7 +61,8 @@ class Remediation:
     """What fixes the service: one connector action, its input made from the incident.
 
     Attributes:
-        action: the action (``kubernetes.rollout_restart``, ``github.dispatch_workflow``…).
+        action: the action (``kubernetes.rollout_restart``, ``ssh.run``, ``aws.ec2_reboot``,
+            ``github.dispatch_workflow``…).
         connection: the connection it runs on.
         arguments: the action's input from the incident (``service``, ``labels``, ``alert``).
         describe: what it does, in the approval request and the channel.

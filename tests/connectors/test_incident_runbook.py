@@ -3,7 +3,8 @@
 Prometheus fires the alert of ``tests/e2e/peers/rules.yml`` (driven by a gate the test sets),
 Alertmanager delivers its real webhook notification, which the Alertmanager source turns into
 the event that starts the runbook. PagerDuty, Slack, GitHub and Jira are the vendor fakes; the
-remediation (a GitHub workflow dispatch) "fixes" the service by closing the gate, so the
+remediation (a Kubernetes rollout restart, on a loopback API server that validates with the
+schemas ``kubernetes-validate`` ships) "fixes" the service by closing the gate, so the
 runbook's verification sees the real alert stop firing.
 """
 
@@ -21,10 +22,11 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 from examples.runbooks.incident import IncidentSettings, Remediation, install
+from kube_fake import Cluster, deployment, kubeconfig
 from vendors import github_fake, jira_fake, pagerduty_fake, slack_fake
 
 from opsloom import App, WorkerOptions
-from opsloom.connectors.builtin import github
+from opsloom.connectors.builtin import kubernetes
 from opsloom.connectors.testing import FakeResponse, FakeVendor
 from opsloom.identity.access import Identity
 from opsloom.settings import Settings
@@ -70,31 +72,49 @@ class Fakes(NamedTuple):
     pagerduty: FakeVendor
     github: FakeVendor
     jira: FakeVendor
+    cluster: Cluster
+    kube: FakeVendor
+
+
+KUBE_TOKEN = "kube-token-incident"
+
+
+def restarting_cluster(gate: Gate) -> tuple[Cluster, FakeVendor]:
+    """A cluster running deployment/checkout; restarting it fixes the service."""
+    cluster = Cluster({KUBE_TOKEN})
+    cluster.add(deployment("checkout", "shop", replicas=3))
+    vendor = cluster.vendor()
+    patch_workload = cluster._patch_workload
+
+    def restarted(request: Any) -> Any:
+        answer = patch_workload(request)
+        gate.set(0)  # the new pods are healthy: the alert stops firing
+        return answer
+
+    vendor.routes = [
+        (method, pattern, restarted if fn == patch_workload else fn)
+        for method, pattern, fn in vendor.routes
+    ]
+    return cluster, vendor
 
 
 @pytest.fixture
 def fakes(peers: Peers) -> Iterator[Fakes]:
     messages: list[dict[str, Any]] = []
-    # The restart the remediation dispatches fixes the service: the alert stops firing.
-    gh = github_fake(on_dispatch=lambda request: peers.gate.set(0))
+    cluster, kube = restarting_cluster(peers.gate)
     with ExitStack() as stack:
         slack = stack.enter_context(slack_fake(messages))
         pd = stack.enter_context(pagerduty_fake())
         jira = stack.enter_context(jira_fake())
-        stack.enter_context(gh)
-        yield Fakes(slack, messages, pd, gh, jira)
-    assert slack.problems == pd.problems == gh.problems == jira.problems == []
+        gh = stack.enter_context(github_fake())
+        stack.enter_context(kube)
+        yield Fakes(slack, messages, pd, gh, jira, cluster, kube)
+    assert slack.problems == pd.problems == gh.problems == jira.problems == kube.problems == []
 
 
 def settings(**changes: Any) -> IncidentSettings:
     def restart(incident: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "owner": "acme",
-            "repo": "checkout",
-            "workflow": "restart.yml",
-            "ref": "main",
-            "inputs": {"service": incident["service"]},
-        }
+        return {"name": incident["service"], "namespace": "shop"}
 
     base = {
         "repository": "acme/checkout",
@@ -102,7 +122,7 @@ def settings(**changes: Any) -> IncidentSettings:
         "verify_interval": 1.0,
         "verify_checks": 20,
         "remediation": Remediation(
-            github.dispatch_workflow, "github", restart, "restart checkout (restart.yml)"
+            kubernetes.rollout_restart, "kubernetes", restart, "rollout restart deployment/checkout"
         ),
     }
     return IncidentSettings(**{**base, **changes})
@@ -125,6 +145,7 @@ async def connect(app: App, peers: Peers, fakes: Fakes) -> None:
     await add("github", "github", {"token": "ghp_secret", "api_url": fakes.github.url})
     jira = {"site_url": fakes.jira.url, "email": "bot@acme.test", "api_token": "t0k3n"}
     await add("jira", "jira", jira)
+    await add("kubernetes", "kubernetes", {"kubeconfig": kubeconfig(fakes.kube.url, KUBE_TOKEN)})
     identity = Identity(app.store, app.clock)
     for user in ("alice", "bob"):
         await identity.add_user(user, roles=("approver",), actor="test")
@@ -237,8 +258,9 @@ async def test_incident__paged_acknowledged_approved_remediated_verified_resolve
     description = fakes.jira.last("/rest/api/3/issue").json["fields"]["description"]
     text = json.dumps(description)
     assert "acknowledged" in text and "slack.post_message" in text
-    dispatch = fakes.github.last().json
-    assert dispatch == {"ref": "main", "inputs": {"service": "checkout"}}
+    [(path, _, patch)] = fakes.cluster.patches  # one rollout restart
+    assert path == "/apis/apps/v1/namespaces/shop/deployments/checkout"
+    assert "kubectl.kubernetes.io/restartedAt" in json.dumps(patch)
 
 
 async def test_incident__nobody_acknowledges_escalates_and_a_denied_remediation_hands_over(
@@ -266,7 +288,7 @@ async def test_incident__nobody_acknowledges_escalates_and_a_denied_remediation_
     first, escalated = pages(fakes)
     assert escalated["routing_key"] == "E" * 32 and "ESCALATED" in escalated["payload"]["summary"]
     assert first["dedup_key"] == escalated["dedup_key"]
-    assert not any(r.path.endswith("/dispatches") for r in fakes.github.requests)
+    assert fakes.cluster.patches == []  # nothing restarted
     assert [s["status"]["state"] for s in await silences(peers)].count("active") == 0
     assert "over to on-call" in fakes.messages[-1]["text"]  # the live status message
     assert any("denied by bob: not during the sale" in m["text"] for m in fakes.messages)
@@ -303,3 +325,4 @@ async def test_incident_document__acknowledged_approved_remediated_and_resolved(
     assert [p["event_action"] for p in pages(fakes)] == ["trigger", "resolve"]
     assert [s["status"]["state"] for s in await silences(peers)].count("active") == 0
     assert "recovered and resolved" in fakes.messages[0]["text"]  # updated in place
+    assert len(fakes.cluster.patches) == 1  # deployment/checkout restarted once

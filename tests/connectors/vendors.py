@@ -11,7 +11,6 @@ import functools
 import itertools
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -338,34 +337,24 @@ def jira_fake() -> FakeVendor:
 # --- GitHub (spec: github/rest/api.github.com.json) ---------------------------------------
 
 
-def github_fake(on_dispatch: Callable[[FakeRequest], None] | None = None) -> FakeVendor:
-    """GitHub REST operations, checked against GitHub's OpenAPI document.
-
-    ``on_dispatch`` is called with each workflow dispatch (what the workflow would do).
-    """
+def github_fake() -> FakeVendor:
+    """GitHub REST operations, checked against GitHub's OpenAPI document."""
     spec = contract("github/rest/api.github.com.json")
-    dispatch = ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches")
-    routes = example_routes(
-        spec,
-        [
-            ("POST", "/repos/{owner}/{repo}/issues", "201"),
-            ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "201"),
-            ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}", "200"),
-            (*dispatch, "204"),
-            ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", "201"),
-            ("GET", "/repos/{owner}/{repo}/deployments", "200"),
-            ("GET", "/user", "200"),
-        ],
+    return FakeVendor(
+        OpenApiContract(spec),
+        example_routes(
+            spec,
+            [
+                ("POST", "/repos/{owner}/{repo}/issues", "201"),
+                ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "201"),
+                ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}", "200"),
+                ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", "204"),
+                ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", "201"),
+                ("GET", "/repos/{owner}/{repo}/deployments", "200"),
+                ("GET", "/user", "200"),
+            ],
+        ),
     )
-    if on_dispatch is not None:
-        answer = routes[dispatch]
-
-        def dispatched(request: FakeRequest) -> FakeResponse:
-            on_dispatch(request)
-            return answer(request)
-
-        routes[dispatch] = dispatched
-    return FakeVendor(OpenApiContract(spec), routes)
 
 
 def github_rate_limited(reset: int) -> FakeResponse:
