@@ -281,6 +281,7 @@ class Incident:
             if acked:
                 await self._status(ctx, state, "acknowledged")
 
+        outcome["diagnosis"] = diagnosis
         await self._status(ctx, state, "diagnosis: " + "; ".join(diagnosis))
         fix = s.remediation
         if fix is None:
