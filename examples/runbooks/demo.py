@@ -68,6 +68,7 @@ def main() -> int:
         start_alertmanager,
         start_opsloom,
         start_prometheus,
+        wait_until,
     )
     from vendors import github_fake, jira_fake, pagerduty_fake, slack_fake
 
@@ -144,7 +145,7 @@ def main() -> int:
         stack.callback(api.close)
         say("\n▶ the checkout service breaks: Prometheus fires OpsloomE2EDiskFull")
         gate.set(1)
-        run_id = _wait(lambda: _first_run(api), "the alert to start the incident run", 90)
+        run_id = wait_until(lambda: _first_run(api), "the alert to start the incident run", 90)
         path = quote(run_id, safe="")
         say(f"▶ Alertmanager → opsloom: incident run {run_id}\n   ({server.url}/runs/{path})")
         shown: set[int] = set()
@@ -222,16 +223,6 @@ def main() -> int:
 def _first_run(api: Any) -> str | None:
     runs = api.get("/runs", params={"workflow": "incident-response", "limit": "5"}).json()
     return runs[-1]["id"] if runs else None
-
-
-def _wait(check: Any, what: str, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 if __name__ == "__main__":
