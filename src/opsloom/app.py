@@ -55,6 +55,7 @@ from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
 if TYPE_CHECKING:
+    from opsloom.approvals.notifier import Notices
     from opsloom.approvals.service import Approvals
     from opsloom.decisions.decide import DecisionTables
     from opsloom.dsl.catalog import Catalog, CatalogFunctionFn
@@ -135,6 +136,8 @@ class App(Definitions):
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
         self.observer = Observers()
+        self._notices: Notices | None = None
+        self._notices_token: Any = None
 
     def observe(self, observer: Observer) -> None:
         """Tell ``observer`` about runs, steps, writes and intake from now on."""
@@ -355,6 +358,7 @@ class App(Definitions):
         await self.connections.open(
             store, self.emit, sync_seconds=2.0 if self.worker_options is not None else None
         )
+        self._open_notices()
         if self.worker_options is not None:
             self.worker = Worker(
                 store,
@@ -366,6 +370,39 @@ class App(Definitions):
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
+
+    def _open_notices(self) -> None:
+        """Tell approvers (``OPSLOOM_APPROVAL_NOTICES_FILE``): register the notices workflow
+        and make it the one requests opened from this process create their run of."""
+        path = self.settings.approval_notices_file
+        if path is None:
+            return
+        from opsloom.approvals.notice import activate_notices, load_notices
+        from opsloom.approvals.notifier import NOTICES_WORKFLOW, Notices
+        from opsloom.store.approval import notices_run
+
+        if self._notices is None:
+            secret = self.settings.approval_link_secret
+
+            def new_run(request_id: str, now: float) -> NewRun:
+                spec = self.registry.workflow(NOTICES_WORKFLOW)
+                return self.new_run(
+                    spec,
+                    {"request_id": request_id},
+                    notices_run(request_id),
+                    now,
+                    started_by="system:approvals",
+                )
+
+            self._notices = Notices(
+                load_notices(path),
+                lambda: self.approvals,
+                self.connections,
+                None if secret is None else secret.get_secret_value(),
+                new_run,
+            )
+            self.workflow(name=NOTICES_WORKFLOW)(self._notices.workflow)
+        self._notices_token = activate_notices(self._notices)
 
     def _load_audit_key(self, create: bool) -> bytes | None:
         """The audit log's sealing key, derived from the connection secret key (see
@@ -454,6 +491,11 @@ class App(Definitions):
             await self.worker.stop(grace)
             self.worker = None
         await self.connections.close()
+        if self._notices_token is not None:
+            from opsloom.approvals.notice import deactivate_notices
+
+            deactivate_notices(self._notices_token)
+            self._notices_token = None
         if self._store is not None:
             await self._store.close()
             self._store = None

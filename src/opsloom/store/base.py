@@ -497,8 +497,13 @@ class Store(Protocol):
     # is a pure function of the stored state applied in one transaction (see
     # ``opsloom.store.approval``), which also signals the waiting run when the change asks to.
 
-    async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
-        """Store a new request, or return the stored one with the same id (created before)."""
+    async def create_approval(
+        self, state: ApprovalState, now: float, *, runs: Sequence[NewRun] = ()
+    ) -> ApprovalState:
+        """Store a new request, or return the stored one with the same id (created before).
+
+        ``runs`` are created in the same transaction (the request's notices run).
+        """
         ...
 
     async def get_approval(self, request_id: str) -> ApprovalState | None:
@@ -521,7 +526,8 @@ class Store(Protocol):
 
         ``change`` raising an ``OpsloomError`` refuses the change: nothing is written and the
         error is raised here. When the result's ``signal`` is set and the request's run is
-        open, the signal ``approval:<request id>`` is sent to it in the same transaction, and
+        open, the signal ``approval:<request id>`` is sent to it in the same transaction (and
+        after any change ``approval-notice`` to the request's open notices run), and
         so are the audit entries ``audit`` makes of the result: a change is never stored
         without them. None when there is no such request.
         """
