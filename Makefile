@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck mutation bench bench-peers bench-insights docs docs-gen clean
+.PHONY: run demo test lint typecheck mutation bench bench-peers bench-insights docs docs-gen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/opsloom up --db sqlite:///opsloom.db --app examples.workflows:app
+
+# The incident-response runbook end to end on loopback: real Prometheus and Alertmanager,
+# local fakes of the SaaS tools (docs/howto/runbooks.md).
+demo: $(STAMP)
+	$(BIN)/python -m examples.runbooks.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

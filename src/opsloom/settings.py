@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         log_level: the log level of ``opsloom up`` and ``opsloom worker``.
         slack_signing_secret: verifies Slack's interactive callbacks (none: Slack is off).
         approval_link_secret: signs one-time approval links for e-mail (none: links are off).
+        approval_notices_file: a YAML or JSON file saying how approvers are told of what
+            waits for them (Slack, e-mail, Teams; see ``docs/howto/approvals.md``); none:
+            nobody is told.
         run_processes: which documents may start local processes (``run: shell``, ``script``,
             ``container``): ``none``; ``registered`` (default: documents registered by the
             operator's own code or files, not those deployed over the API or the CLI); ``all``.
@@ -84,6 +88,7 @@ class Settings(BaseSettings):
     decisions_dir: Path | None = None
     slack_signing_secret: SecretStr | None = None
     approval_link_secret: SecretStr | None = None
+    approval_notices_file: Path | None = None
     run_processes: Literal["none", "registered", "all"] = "registered"
     process_commands: list[str] = Field(default_factory=list)
     process_user: int | None = Field(default=None, ge=0)
@@ -113,6 +118,39 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the settings now (never at import time)."""
     return Settings()
+
+
+def read_settings_file(path: Path, what: str) -> dict[str, Any]:
+    """The mapping in a settings file (YAML, or JSON by its suffix; empty: ``{}``).
+
+    Raises:
+        ConfigurationError: the file cannot be read, is not valid or holds no mapping; the
+            message names ``what`` (``webhook settings``) and the file.
+    """
+    from opsloom.errors import ConfigurationError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the {what} file {path}: {exc}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            value = json.loads(text)
+        else:
+            from ruamel.yaml import YAML
+            from ruamel.yaml.error import YAMLError
+
+            try:
+                value = YAML(typ="safe", pure=True).load(text)
+            except YAMLError as exc:
+                raise ValueError(str(exc)) from None
+    except ValueError as exc:
+        raise ConfigurationError(f"the {what} file {path} is not valid: {exc}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"the {what} file {path} must hold a mapping")
+    return value
 
 
 def environment(prefix: str) -> dict[str, str]:

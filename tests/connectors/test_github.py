@@ -77,3 +77,16 @@ async def test_403_rate_limit__reset_epoch_is_the_delay(
     with pytest.raises(RateLimitedError) as caught:
         await ops.connections.call(github.create_issue, "gh", {**REPO, "title": "x"})
     assert caught.value.retry_after == 90.0
+
+
+async def test_list_deployments__newest_first_with_their_creator(
+    ops: App, fake: FakeVendor
+) -> None:
+    await add(ops, fake)
+    out = await ops.connections.call(
+        github.list_deployments, "gh", {**REPO, "environment": "production", "per_page": 5}
+    )
+    [deployment] = out["deployments"]  # the spec's example
+    assert deployment["ref"] == "topic-branch" and deployment["creator"] == "octocat"
+    assert deployment["environment"] == "production" and len(deployment["sha"]) == 40
+    assert fake.last().query == {"environment": ["production"], "per_page": ["5"]}

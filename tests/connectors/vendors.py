@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -65,26 +66,50 @@ def contract(relative: str) -> dict[str, Any]:
 _ts = itertools.count(1)
 
 
-def slack_fake() -> FakeVendor:
-    """Slack Web API methods, checked against Slack's Swagger 2.0 spec."""
+def slack_fake(messages: list[dict[str, Any]] | None = None, lose_answers: int = 0) -> FakeVendor:
+    """Slack Web API methods, checked against Slack's Swagger 2.0 spec.
+
+    ``messages`` (when given) keeps what is posted and updated, as ``conversations.history``
+    answers it (newest first), each with its ``channel``. The first ``lose_answers`` posts
+    are kept but answered ``internal_error``, as when Slack's answer is lost.
+    """
+    lost = itertools.count()
     spec = contract("slack/slack_web_openapi_v2.json")
     # The spec names a `token` header; Slack's docs send `Authorization: Bearer`.
     checker = SwaggerContract(spec, header_aliases={"token": "authorization"})
+    kept: list[dict[str, Any]] = [] if messages is None else messages
 
     def example(path: str, method: str = "post") -> dict[str, Any]:
         body: dict[str, Any] = spec_example(spec, path, method)
         return body
 
+    def content(request: FakeRequest) -> dict[str, Any]:
+        form = request.form
+        blocks = json.loads(form["blocks"]) if "blocks" in form else []
+        return {"text": form.get("text", ""), "blocks": blocks}
+
     def post(request: FakeRequest) -> FakeResponse:
         body = example("/chat.postMessage")
         ts = f"1503435956.{next(_ts):06d}"
-        return FakeResponse(200, {**body, "channel": request.form["channel"], "ts": ts})
+        channel = request.form["channel"]
+        kept.insert(0, {"type": "message", "channel": channel, "ts": ts, **content(request)})
+        if next(lost) < lose_answers:
+            return FakeResponse(200, {"ok": False, "error": "internal_error"})
+        return FakeResponse(200, {**body, "channel": channel, "ts": ts})
 
     def update(request: FakeRequest) -> FakeResponse:
         body = example("/chat.update")
-        return FakeResponse(
-            200, {**body, "channel": request.form["channel"], "ts": request.form["ts"]}
-        )
+        channel, ts = request.form["channel"], request.form["ts"]
+        for message in kept:
+            if message["channel"] == channel and message["ts"] == ts:
+                message.update(content(request))
+        return FakeResponse(200, {**body, "channel": channel, "ts": ts})
+
+    def history(request: FakeRequest) -> FakeResponse:
+        channel = request.query["channel"][-1]
+        limit = int(request.query.get("limit", ["100"])[-1])
+        found = [m for m in kept if m["channel"] == channel][:limit]
+        return FakeResponse(200, {**example("/conversations.history", "get"), "messages": found})
 
     def react(request: FakeRequest) -> FakeResponse:
         if request.form["name"] == "already":
@@ -102,6 +127,7 @@ def slack_fake() -> FakeVendor:
         {
             ("POST", "/api/chat.postMessage"): post,
             ("POST", "/api/chat.update"): update,
+            ("GET", "/api/conversations.history"): history,
             ("POST", "/api/reactions.add"): react,
             ("POST", "/api/conversations.open"): open_im,
             ("GET", "/api/auth.test"): auth,
@@ -324,6 +350,7 @@ def github_fake() -> FakeVendor:
                 ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}", "200"),
                 ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", "204"),
                 ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", "201"),
+                ("GET", "/repos/{owner}/{repo}/deployments", "200"),
                 ("GET", "/user", "200"),
             ],
         ),

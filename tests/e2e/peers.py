@@ -95,8 +95,13 @@ def wait_until(
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without OPSLOOM_* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOM_")}
+    """This process's environment without OPSLOOM_* settings, plus ``extra``; the test's own
+    secret key stays, so a server started in the work tree makes no key file there."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPSLOOM_") or k == "OPSLOOM_SECRET_KEY"
+    }
     env.update(extra)
     return env
 
@@ -280,10 +285,11 @@ class Gate:
             thread.join(5)
 
 
-def start_opsloom(folder: Path, db: str, env: dict[str, str]) -> Peer:
-    """``opsloom up`` on any free loopback port, from the repository root (bundled examples)."""
+def start_opsloom(folder: Path, db: str, env: dict[str, str], app: str | None = None) -> Peer:
+    """``opsloom up`` on any free loopback port, from the repository root (bundled examples,
+    or the workflows of ``app``, ``module:attribute``)."""
     argv = [sys.executable, "-m", "opsloom.cli.main", "up", "--db", db]
-    argv += ["--host", LOOPBACK, "--port", "0"]
+    argv += ["--host", LOOPBACK, "--port", "0"] + ([] if app is None else ["--app", app])
     peer = launch("opsloom", argv, folder, "", env)
 
     def listening() -> str | None:

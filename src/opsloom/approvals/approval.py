@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsloom.approvals.flow import expire, new_state, next_deadline, outcome, withdraw
+from opsloom.approvals.notice import active_notices
 from opsloom.approvals.spec import (
     ApprovalDeniedError,
     ApprovalError,
@@ -146,7 +147,11 @@ def _steps(store: Store, clock: Clock) -> _Steps:
             tuple(Stage.from_dict(s) for s in stages),
             clock.now(),
         )
-        stored = await store.create_approval(state, clock.now())
+        notices = active_notices()
+        now = clock.now()
+        # The notices run is created with the request: nobody is left untold by a crash.
+        runs = () if notices is None else (notices.new_run(state.request.id, now),)
+        stored = await store.create_approval(state, now, runs=runs)
         return _summary(stored)
 
     async def look(request_id: str) -> dict[str, Any]:

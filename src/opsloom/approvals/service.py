@@ -101,8 +101,9 @@ class Approvals:
         clock: the time of decisions.
         identity: users and groups (to check a delegate exists).
         audit: where decisions, questions, delegations and cancellations are logged.
-        notify: called after a change that signalled a run (e.g. the local worker's
-            ``notify``), so a run in this process wakes without waiting for its next poll.
+        notify: called after a change (e.g. the local worker's ``notify``), so a run in this
+            process (the waiting run, the request's notices run) wakes without waiting for
+            its next poll.
     """
 
     def __init__(
@@ -127,7 +128,7 @@ class Approvals:
         )
         if done is None:
             raise ApprovalNotFoundError(f"no approval request {request_id!r}")
-        if done.signal and self._notify is not None:
+        if self._notify is not None:
             self._notify()
         return done
 

@@ -7,7 +7,10 @@ A request older (or newer) than five minutes is refused, so a captured request c
 replayed later. The clicking Slack user is mapped to an opsloom user by their ``slack_id``.
 
 Buttons carry the decision in their ``action_id`` (``approve`` or ``deny``) and the task id
-in their ``value``; a denial from Slack gets the reason "denied from Slack".
+in their ``value``; a denial from Slack gets the reason "denied from Slack". A question comes
+from the messages' "Ask the requester" input (``action_id`` ``ask``, sent when Enter is
+pressed): its ``value`` is the question and its ``block_id`` ``ask:<task id>``. The
+"Open in opsloom" link button (``open``) decides nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from opsloom.approvals.message import ASK_BLOCK
 from opsloom.approvals.spec import ApprovalError
 
 #: How far a request's timestamp may be from now, in seconds.
@@ -63,12 +67,15 @@ def verify_slack_request(
 
 @dataclass(frozen=True, slots=True)
 class SlackAction:
-    """One button click: who, which decision, on which task."""
+    """One click: who, which decision (or ``kind`` ``ask`` with its ``question``), on which
+    task (``open``: the link button, nothing to do)."""
 
     slack_user: str
     approve: bool
     task_id: str
     response_url: str | None
+    kind: str = "decide"
+    question: str | None = None
 
 
 def parse_interaction(body: bytes) -> SlackAction:
@@ -79,9 +86,18 @@ def parse_interaction(body: bytes) -> SlackAction:
         slack_user = str(payload["user"]["id"])
         action = payload["actions"][0]
         action_id = str(action.get("action_id") or action.get("name") or "")
-        task_id = str(action["value"])
+        value = str(action.get("value") or "")
+        block_id = str(action.get("block_id") or "")
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
         raise SlackRequestError("the Slack payload is not an approval action") from None
-    if action_id not in ("approve", "deny"):
+    response_url = payload.get("response_url")
+    if action_id == "ask":
+        if not block_id.startswith(ASK_BLOCK) or not value.strip():
+            raise SlackRequestError("the Slack payload is not an approval question")
+        task_id = block_id.removeprefix(ASK_BLOCK)
+        return SlackAction(slack_user, False, task_id, response_url, "ask", value.strip())
+    if action_id == "open":
+        return SlackAction(slack_user, False, "", response_url, "open")
+    if action_id not in ("approve", "deny") or not value:
         raise SlackRequestError(f"unknown Slack action {action_id!r}")
-    return SlackAction(slack_user, action_id == "approve", task_id, payload.get("response_url"))
+    return SlackAction(slack_user, action_id == "approve", value, response_url)

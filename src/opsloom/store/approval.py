@@ -7,6 +7,10 @@ SQLite has a single writer), a pure function computes the new state
 (:mod:`opsloom.approvals.flow`), and the state is written back, with the signal that wakes the
 waiting run, in the same transaction. Locking the request row serialises two processes deciding
 on one request: the second sees the first one's vote, and no vote is lost or counted twice.
+
+A request may have a companion run that tells its approvers (``<request id>.notices``, see
+:mod:`opsloom.approvals.notice`): it is created with the request, and every change of the
+request wakes it in the change's own transaction, so no change goes untold.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from opsloom.model.approval import (
     RequestStatus,
     StageStatus,
 )
-from opsloom.store.audit import AuditDraft, append_audit_entry
-from opsloom.store.job import nudge
-from opsloom.store.tx import WORK, Row, Transactions, Tx
+from opsloom.model.run import NewRun
+from opsloom.store.audit import AuditDraft, AuditOps, append_audit_entry
+from opsloom.store.job import insert_run, nudge
+from opsloom.store.tx import WORK, Row, Tx
 
 
 def dumps(value: Any) -> str:
@@ -257,6 +262,23 @@ def signal_name(request_id: str) -> str:
     return f"approval:{request_id}"
 
 
+#: The signal that wakes a request's notices run after a change.
+NOTICE_SIGNAL = "approval-notice"
+
+
+def notices_run(request_id: str) -> str:
+    """The id of the run that tells a request's approvers (when notices are configured)."""
+    return f"{request_id}.notices"
+
+
+async def _wake(tx: Tx, run_id: str, name: str, payload: bytes, now: float) -> None:
+    """Signal ``run_id`` and wake it, unless it does not exist or has ended."""
+    row = await tx.one(RUN_STATUS, (run_id,))
+    if row is not None and not RunStatus(row[0]).terminal:
+        await tx.execute(INSERT_SIGNAL, (run_id, name, payload, now))
+        await nudge(tx, [run_id], now)
+
+
 async def _load(tx: Tx, request_id: str, *, lock: bool = False) -> ApprovalState | None:
     row = await tx.one(SELECT_REQUEST + (tx.lock("FOR UPDATE") if lock else ""), (request_id,))
     if row is None:
@@ -279,12 +301,11 @@ async def _save(tx: Tx, change: ApprovalChange, now: float) -> None:
     for vote in change.new_votes:
         await tx.execute(INSERT_VOTE, vote_params(vote))
     run_id = state.request.run_id
+    payload = dumps({"request": state.request.id, "status": state.request.status}).encode()
     if change.signal and run_id is not None:
-        row = await tx.one(RUN_STATUS, (run_id,))
-        if row is not None and not RunStatus(row[0]).terminal:
-            payload = dumps({"request": state.request.id, "status": state.request.status}).encode()
-            await tx.execute(INSERT_SIGNAL, (run_id, signal_name(state.request.id), payload, now))
-            await nudge(tx, [run_id], now)
+        await _wake(tx, run_id, signal_name(state.request.id), payload, now)
+    # Every change, a vote short of its quorum or a delegation too: messages show them.
+    await _wake(tx, notices_run(state.request.id), NOTICE_SIGNAL, payload, now)
 
 
 async def _list(tx: Tx, status: str | None, limit: int) -> list[ApprovalState]:
@@ -296,18 +317,22 @@ async def _list(tx: Tx, status: str | None, limit: int) -> list[ApprovalState]:
     return [state for state in found if state is not None]
 
 
-class ApprovalOps(Transactions):
+class ApprovalOps(AuditOps):
     """The approval operations of :class:`~opsloom.store.base.Store`."""
 
-    async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
+    async def create_approval(
+        self, state: ApprovalState, now: float, *, runs: Sequence[NewRun] = ()
+    ) -> ApprovalState:
         async def create(tx: Tx) -> ApprovalState:
             stored = await _load(tx, state.request.id, lock=True)
             if stored is not None:
                 return stored  # created before: a step that ran again
             await _save(tx, ApprovalChange(state), now)
+            for new in runs:
+                await insert_run(tx, new, now)
             return state
 
-        return await self.write(create)
+        return await self.write(create, WORK if runs else ())
 
     async def get_approval(self, request_id: str) -> ApprovalState | None:
         return await self.read(lambda tx: _load(tx, request_id), snapshot=True)
@@ -323,6 +348,8 @@ class ApprovalOps(Transactions):
         *,
         audit: Callable[[ApprovalChange], Sequence[AuditDraft]] | None = None,
     ) -> ApprovalChange | None:
+        key = self.audit_seal_key() if audit is not None else None
+
         async def apply(tx: Tx) -> ApprovalChange | OpsloomError | None:
             state = await _load(tx, request_id, lock=True)
             if state is None:
@@ -338,7 +365,7 @@ class ApprovalOps(Transactions):
             # The change and its audit entries commit together: a crash between them could
             # otherwise leave a decision that the audit log never heard of.
             for draft in drafts:
-                await append_audit_entry(tx, draft)
+                await append_audit_entry(tx, draft, key)
             return done
 
         result = await self.write(apply, WORK)

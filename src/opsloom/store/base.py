@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.observer import Observer
     from opsloom.model.trigger import Trigger
-    from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.deadletter import DeadLetter
     from opsloom.store.document import DocumentRecord
-    from opsloom.store.event import EventQuery, Subscription
+    from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.pause import WorkflowPause
     from opsloom.store.retention import Pruned
     from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
@@ -61,20 +62,25 @@ class RunFilter:
     created_to: float | None = None
     #: Only runs whose id or JSON input contains this text.
     text: str | None = None
+    #: Only runs with every one of these labels (key, value).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResult:
-    """What a heartbeat learned: runs whose lease was lost and runs asked to cancel."""
+    """What a heartbeat learned: runs whose lease was lost, runs asked to cancel or pause."""
 
     lost: frozenset[str]
     cancel_requested: frozenset[str]
+    pause_requested: frozenset[str] = frozenset()
 
 
 class Store(Protocol):
     """Persistence of runs, history, jobs and signals."""
 
     url: str
+    #: Seals audit entries (see :mod:`opsloom.store.audit`); set by the application.
+    audit_key: AuditKey | None
 
     async def open(self) -> None:
         """Connect, check the schema is opsloom's and migrate it to the current version."""
@@ -132,6 +138,47 @@ class Store(Protocol):
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
         """Store a signal for a run and wake it; returns the signal id."""
+        ...
+
+    # --- pausing (see :mod:`opsloom.store.pause`) --------------------------------------------
+
+    async def pause_run(self, run_id: str, now: float) -> RunRecord:
+        """Hold an open run back (its job is not claimed) until it is resumed."""
+        ...
+
+    async def resume_run(self, run_id: str, now: float) -> RunRecord:
+        """Let a paused run be claimed again; ``RunStateError`` if it is not paused."""
+        ...
+
+    async def pause_workflow(self, workflow: str, by: str | None, now: float) -> list[str]:
+        """Pause the open runs of ``workflow`` and those it starts until resumed."""
+        ...
+
+    async def resume_workflow(self, workflow: str, now: float) -> list[str]:
+        """Resume a paused workflow and the runs paused with it."""
+        ...
+
+    async def workflow_pauses(self) -> list[WorkflowPause]:
+        """The paused workflows."""
+        ...
+
+    # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------
+
+    async def reset_run(
+        self,
+        run_id: str,
+        to_seq: int,
+        new_id: str,
+        *,
+        version: str | None,
+        by: str | None,
+        now: float,
+    ) -> RunRecord:
+        """Start a new run from a finished run's history before position ``to_seq``."""
+        ...
+
+    async def resets_of(self, run_id: str) -> list[RunRecord]:
+        """The runs reset from ``run_id``."""
         ...
 
     # --- jobs and leases ----------------------------------------------------------------------
@@ -314,6 +361,16 @@ class Store(Protocol):
         """Insert or update one history entry."""
         ...
 
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        """Set (None: remove) labels of the run and record the history entry that did it."""
+        ...
+
+    def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
+        """Insert or update several history entries in one transaction (all or none)."""
+        ...
+
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         """Record that the wait at ``step.seq`` received signal ``signal_id``."""
         ...
@@ -367,6 +424,12 @@ class Store(Protocol):
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         """Events matching ``query``, newest (highest ``seq``) first."""
+        ...
+
+    async def runs_of_events(
+        self, events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, str], EventRuns]:
+        """The runs each event started and the runs it was delivered to, by (source, id)."""
         ...
 
     async def subscriptions_of(self, run_id: str) -> list[Subscription]:
@@ -450,8 +513,13 @@ class Store(Protocol):
     # is a pure function of the stored state applied in one transaction (see
     # ``opsloom.store.approval``), which also signals the waiting run when the change asks to.
 
-    async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
-        """Store a new request, or return the stored one with the same id (created before)."""
+    async def create_approval(
+        self, state: ApprovalState, now: float, *, runs: Sequence[NewRun] = ()
+    ) -> ApprovalState:
+        """Store a new request, or return the stored one with the same id (created before).
+
+        ``runs`` are created in the same transaction (the request's notices run).
+        """
         ...
 
     async def get_approval(self, request_id: str) -> ApprovalState | None:
@@ -474,7 +542,8 @@ class Store(Protocol):
 
         ``change`` raising an ``OpsloomError`` refuses the change: nothing is written and the
         error is raised here. When the result's ``signal`` is set and the request's run is
-        open, the signal ``approval:<request id>`` is sent to it in the same transaction, and
+        open, the signal ``approval:<request id>`` is sent to it in the same transaction (and
+        after any change ``approval-notice`` to the request's open notices run), and
         so are the audit entries ``audit`` makes of the result: a change is never stored
         without them. None when there is no such request.
         """

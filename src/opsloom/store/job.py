@@ -30,6 +30,7 @@ from opsloom.store.rows import (
     RUN_INSERT_COLUMNS,
     STEP_COLUMNS,
     job_insert_params,
+    new_run_record,
     run_from_row,
     run_insert_params,
     step_params,
@@ -40,17 +41,62 @@ _RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
 _INSERT_RUN = (
     f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_RUN_MARKS}) ON CONFLICT (id) DO NOTHING"
 )
-_INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+_JOB_MARKS = ", ".join("?" * len(JOB_INSERT_COLUMNS.split(",")))
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_JOB_MARKS})"
 
 
 async def insert_run(
     tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
-) -> bool:
-    """Create a run and its job unless a run with its id exists; whether it was created."""
-    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease)) != 1:
-        return False
-    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease))
-    return True
+) -> RunRecord | None:
+    """Create a run and its job unless a run with its id exists; the new run, or None.
+
+    A run of a paused workflow is created paused (its job held back), and never under a
+    lease: its creator does not execute it.
+    """
+    paused = await workflow_paused(tx, new.workflow)
+    if paused:
+        lease = None
+    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
+        return None
+    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused))
+    if new.labels:
+        await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
+    return new_run_record(new, now, lease, paused)
+
+
+_INSERT_LABEL = (
+    "INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+
+
+async def set_labels(tx: Tx, run_id: str, labels: dict[str, str | None]) -> None:
+    """Set (or, with a None value, remove) labels of a run."""
+    gone = [(run_id, key) for key, value in labels.items() if value is None]
+    kept = [(run_id, key, value) for key, value in labels.items() if value is not None]
+    if gone:
+        await tx.executemany("DELETE FROM run_labels WHERE run_id = ? AND key = ?", gone)
+    if kept:
+        await tx.executemany(_INSERT_LABEL, kept)
+
+
+async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The labels of each of ``run_ids`` that has any."""
+    out: dict[str, dict[str, str]] = {}
+    if not run_ids:
+        return out
+    among, ids = tx.among("run_id", run_ids)
+    for run_id, key, value in await tx.all(
+        f"SELECT run_id, key, value FROM run_labels WHERE {among} ORDER BY run_id, key", ids
+    ):
+        out.setdefault(run_id, {})[key] = value
+    return out
+
+
+async def workflow_paused(tx: Tx, workflow: str) -> bool:
+    """Whether every run of ``workflow`` is paused (new runs too)."""
+    row = await tx.one("SELECT 1 FROM workflow_pauses WHERE workflow = ?", (workflow,))
+    return row is not None
 
 
 async def check_fence(tx: Tx, fence: Fence) -> None:
@@ -241,6 +287,41 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
     return out
 
 
+async def close_unstarted(tx: Tx, run_ids: Sequence[str], now: float, error: bytes) -> list[str]:
+    """Cancel at once those of ``run_ids`` that no worker ever started or holds; their ids.
+
+    Such a run has no history and nothing to undo, so no worker needs to claim it first (a
+    run queued behind a concurrency key might otherwise wait for a slot to be cancelled).
+    """
+    if not run_ids:
+        return []
+    among, ids = tx.among("j.run_id", run_ids)
+    rows = await tx.all(
+        "SELECT j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.owner IS NULL "
+        f"AND r.started_at IS NULL AND r.status = 'pending' AND {among} ORDER BY j.run_id"
+        + tx.lock("FOR UPDATE OF j"),
+        ids,
+    )
+    closing = [row[0] for row in rows]
+    if not closing:
+        return []
+    among, ids = tx.among("run_id", closing)
+    await tx.execute(f"DELETE FROM jobs WHERE {among}", ids)
+    await tx.execute(
+        f"UPDATE trigger_runs SET closed_at = ? WHERE closed_at IS NULL AND {among}", (now, *ids)
+    )
+    among, ids = tx.among("id", closing)
+    closed = await tx.all(
+        "UPDATE runs SET status = 'cancelled', error = ?, completed_at = ?, updated_at = ?, "
+        f"cancel_requested = 1, paused = NULL, paused_at = NULL WHERE {among} "
+        "AND status = 'pending' RETURNING parent_id, concurrency_key",
+        (error, now, now, *ids),
+    )
+    for parent_id, key in closed:
+        await unblock(tx, parent_id, key, now)
+    return closing
+
+
 # Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
 # its event subscriptions go and its trigger key is freed; the answer carries what the rollups
 # need (one row per final step). Every part is keyed on the deleted job, so a refused fence
@@ -249,7 +330,7 @@ _FINISH_IN_ONE = (
     "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
     "RETURNING run_id), "
     "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
-    "updated_at = ? WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
+    "updated_at = ?, paused = NULL WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
     "RETURNING id, parent_id, concurrency_key, workflow, version, created_at, started_at), "
     "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
     "filters AS (DELETE FROM subscription_filters "
@@ -300,9 +381,9 @@ async def finish(
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
         among, params = tx.among("status", sources)
         closed = await tx.one(
-            "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
-            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, workflow, version, "
-            "created_at, started_at",
+            "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, "
+            f"paused = NULL WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, "
+            "workflow, version, created_at, started_at",
             (str(status), output, error, now, now, fence.run_id, *params),
         )
         if closed is not None:

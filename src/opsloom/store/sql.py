@@ -13,6 +13,8 @@ from opsloom.store.deadletter import DeadLetterOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
+from opsloom.store.pause import PauseOps
+from opsloom.store.reset import ResetOps
 from opsloom.store.retention import RetentionOps
 from opsloom.store.rollup import RollupQueries
 from opsloom.store.run import RunOps
@@ -23,6 +25,8 @@ from opsloom.store.trigger import TriggerOps
 
 class SqlStore(
     RunOps,
+    PauseOps,
+    ResetOps,
     EventOps,
     TriggerOps,
     ScheduleOps,

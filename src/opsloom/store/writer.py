@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from opsloom.errors import (
     DeadLetterNotFoundError,
     DeadLetterStateError,
+    InputError,
     LeaseLostError,
     RunNotFoundError,
     RunStateError,
@@ -37,6 +38,7 @@ CLEAN_ERRORS = (
     LeaseLostError,
     RunNotFoundError,
     RunStateError,
+    InputError,
     DeadLetterNotFoundError,
     DeadLetterStateError,
 )

@@ -251,11 +251,16 @@ async def slack_interactions(request: Request, approvals: Service) -> Response:
     except SlackRequestError as exc:
         status = 400 if "payload" in str(exc) or "action" in str(exc) else 401
         return problem(request, status, exc.code, str(exc), title="Slack request refused")
+    if action.kind == "open":
+        return Response(status_code=200)  # a link button: Slack wants its 200, nothing more
     user = await approvals.identity.user_by_slack_id(action.slack_user)
     if user is None:
         return _slack_reply("Your Slack account is not linked to an opsloom user.")
     try:
         principal = await approvals.identity.principal(user.id)
+        if action.kind == "ask":
+            await approvals.ask(principal, action.task_id, action.question or "", via="slack")
+            return _slack_reply(f"Asked; task {action.task_id} waits for the answer.")
         comment = None if action.approve else "denied from Slack"
         await approvals.decide(principal, action.task_id, action.approve, comment, via="slack")
     except (ApprovalError, UnknownUserError) as exc:

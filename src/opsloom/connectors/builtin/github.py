@@ -175,6 +175,53 @@ async def deployment_status(
     return StatusOut.model_validate(answer)
 
 
+class ListDeployments(Repo):
+    """Recent deployments of a repository, newest first."""
+
+    environment: str | None = None
+    per_page: int = Field(default=10, ge=1, le=100)
+
+
+class Deployment(BaseModel):
+    """One deployment: what was deployed where, by whom, when."""
+
+    id: int
+    sha: str
+    ref: str
+    environment: str
+    created_at: str
+    creator: str | None = None
+    description: str | None = None
+
+
+class Deployments(BaseModel):
+    """Deployments, newest first."""
+
+    deployments: list[Deployment]
+
+
+@connector.action
+async def list_deployments(
+    ctx: ActionContext[GitHubSettings], data: ListDeployments
+) -> Deployments:
+    """List a repository's recent deployments (optionally of one environment)."""
+    query = _clean({"environment": data.environment, "per_page": data.per_page})
+    answer = await ctx.client.json("GET", f"{data.path}/deployments", params=query)
+    found = [
+        Deployment(
+            id=d["id"],
+            sha=d["sha"],
+            ref=d["ref"],
+            environment=d["environment"],
+            created_at=d["created_at"],
+            creator=(d.get("creator") or {}).get("login"),
+            description=d.get("description"),
+        )
+        for d in answer or []
+    ]
+    return Deployments(deployments=found)
+
+
 @connector.connection_check
 async def _check(ctx: ActionContext[GitHubSettings]) -> str:
     me = await ctx.client.json("GET", "/user")

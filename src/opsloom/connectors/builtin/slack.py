@@ -121,7 +121,10 @@ async def _call(ctx: ActionContext[SlackSettings], method: str, form: dict[str, 
         for k, v in form.items()
         if v is not None
     }
-    body = await ctx.client.json("POST", method, data=fields)
+    return _checked(method, await ctx.client.json("POST", method, data=fields))
+
+
+def _checked(method: str, body: Any) -> Any:
     if not isinstance(body, dict) or body.get("ok") is not True:
         error = body.get("error", "no error given") if isinstance(body, dict) else "not JSON"
         kind = ConnectorRetryableError if error in _TRANSIENT else ConnectorPermanentError
@@ -168,6 +171,41 @@ async def open_conversation(
     """Open (or find) a direct message with users (conversations.open); returns its channel."""
     body = await _call(ctx, "conversations.open", {"users": ",".join(data.users)})
     return Conversation(channel=body["channel"]["id"])
+
+
+class FindMessage(BaseModel):
+    """A recent message to find by the ``block_id`` of one of its blocks."""
+
+    channel: str = Field(description="Channel id, or a user id (their direct messages).")
+    block_id: str = Field(min_length=1, max_length=255)
+    limit: int = Field(default=50, ge=1, le=200, description="How many recent messages to read.")
+
+
+class FoundMessage(BaseModel):
+    """The message found (``ts`` None: none has that block)."""
+
+    channel: str
+    ts: str | None = None
+
+
+@connector.action
+async def find_message(ctx: ActionContext[SlackSettings], data: FindMessage) -> FoundMessage:
+    """Find a recent message carrying a block with ``block_id`` (conversations.history).
+
+    A poster that marks its message with a block id can look for it before posting again,
+    which makes a retried post idempotent although Slack has no idempotency key.
+    """
+    channel = data.channel
+    if channel[:1] in ("U", "W"):  # a person: their direct-message channel holds it
+        opened = await _call(ctx, "conversations.open", {"users": channel})
+        channel = opened["channel"]["id"]
+    query = {"channel": channel, "limit": data.limit}
+    method = "conversations.history"
+    body = _checked(method, await ctx.client.json("GET", method, params=query))
+    for found in body.get("messages") or []:
+        if any(b.get("block_id") == data.block_id for b in found.get("blocks") or []):
+            return FoundMessage(channel=channel, ts=str(found["ts"]))
+    return FoundMessage(channel=channel)
 
 
 @connector.connection_check

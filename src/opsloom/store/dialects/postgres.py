@@ -135,7 +135,7 @@ class PostgresStore(SqlStore):
                 await conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
-                # A migration may roll up a long history once (0014): no statement timeout.
+                # A migration may roll up a long history once (0016): no statement timeout.
                 await conn.execute("SET LOCAL statement_timeout = 0")
                 current = await self._check(conn)
                 for migration in migrations(self.dialect):

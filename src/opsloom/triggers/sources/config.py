@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import typing
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from pydantic import (
 )
 
 from opsloom.errors import ConfigurationError
+from opsloom.settings import read_settings_file
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -254,7 +254,7 @@ def load_hooks_config(
     env = environ
     models = installed_configs() if sources is None else dict(sources)
     path = file if file is not None else env.get(FILE_VARIABLE) or None
-    data: dict[str, Any] = _read_file(Path(path)) if path is not None else {}
+    data = {} if path is None else read_settings_file(Path(path), "webhook settings")
     _apply_environment(data, env, models)
     try:
         return HooksConfig.model_validate(data, context={"sources": models})
@@ -264,31 +264,6 @@ def load_hooks_config(
             ".".join(str(p) for p in error["loc"]) + f": {error['msg']}" for error in exc.errors()
         )
         raise ConfigurationError(f"invalid webhook settings{where}: {problems}") from None
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the webhook settings file {path}: {exc}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            value = json.loads(text)
-        else:
-            from ruamel.yaml import YAML
-            from ruamel.yaml.error import YAMLError
-
-            try:
-                value = YAML(typ="safe", pure=True).load(text)
-            except YAMLError as exc:
-                raise ValueError(str(exc)) from None
-    except ValueError as exc:
-        raise ConfigurationError(f"the webhook settings file {path} is not valid: {exc}") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"the webhook settings file {path} must hold a mapping")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,2 +1,0 @@
--- Reserved for the engine's next schema change; it changes nothing by itself.
-SELECT 1;
