@@ -70,6 +70,12 @@ def dump_schema(url: str) -> list[tuple[Any, ...]]:
 
 async def test_upgrade__old_schema_equals_fresh_one(postgres_schemas: Callable[[], str]) -> None:
     assert latest_version("postgres") >= 2
+    fresh = postgres_schemas()
+    store = PostgresStore(fresh)
+    await store.open()
+    assert await store.schema_version() == latest_version("postgres")
+    await store.close()
+    expected = dump_schema(fresh)
     for version in range(1, latest_version("postgres")):
         old = postgres_schemas()
         build_old(old, version)
@@ -77,13 +83,8 @@ async def test_upgrade__old_schema_equals_fresh_one(postgres_schemas: Callable[[
         await upgraded.open()
         run = await upgraded.get_run("old")
         await upgraded.close()
-        assert run is not None and run.input == 1, "data kept across the upgrade"
-        fresh = postgres_schemas()
-        store = PostgresStore(fresh)
-        await store.open()
-        assert await store.schema_version() == latest_version("postgres")
-        await store.close()
-        assert dump_schema(old) == dump_schema(fresh)
+        assert run is not None and run.input == 1, f"data kept across the upgrade from {version}"
+        assert dump_schema(old) == expected, f"upgraded from version {version}"
 
 
 async def test_open__refuses_a_newer_schema(postgres_schema_url: str) -> None:
