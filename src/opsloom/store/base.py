@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opsloom.store.event import EventQuery, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
+    from opsloom.store.ratelimit import RateLimit
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -157,6 +158,14 @@ class Store(Protocol):
 
     async def workflow_pauses(self) -> list[WorkflowPause]:
         """The paused workflows."""
+        ...
+
+    async def set_rate_limit(self, workflow: str, rate: float | None, burst: int = 1) -> None:
+        """Limit (None: stop limiting) how many runs of ``workflow`` start per second."""
+        ...
+
+    async def rate_limits(self) -> list[RateLimit]:
+        """The workflows under a rate limit."""
         ...
 
     # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------

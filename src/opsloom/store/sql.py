@@ -13,6 +13,7 @@ from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
 from opsloom.store.pause import PauseOps
+from opsloom.store.ratelimit import RateLimitOps
 from opsloom.store.reset import ResetOps
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
@@ -23,6 +24,7 @@ from opsloom.store.trigger import TriggerOps
 class SqlStore(
     RunOps,
     PauseOps,
+    RateLimitOps,
     ResetOps,
     EventOps,
     TriggerOps,
