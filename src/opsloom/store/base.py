@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.document import DocumentRecord
-    from opsloom.store.event import EventQuery, Subscription
+    from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
     from opsloom.store.ratelimit import RateLimit
+    from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -321,6 +322,29 @@ class Store(Protocol):
         """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
         ...
 
+    async def run_cells(
+        self,
+        width: int,
+        first: int,
+        last: int,
+        by: str,
+        *,
+        measure: str | None = None,
+        by_status: bool = True,
+        histogram: bool = True,
+    ) -> list[RunCell]:
+        """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
+        ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
+        ...
+
+    async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:
+        """Step rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
+    async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
+        """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
     # --- fenced writes by the worker that runs the run ---------------------------------------
     # These are plain methods that queue their write at call time and return an awaitable:
     # writes are applied in the order they were called, so a write that is not awaited (a
@@ -393,6 +417,12 @@ class Store(Protocol):
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         """Events matching ``query``, newest (highest ``seq``) first."""
+        ...
+
+    async def runs_of_events(
+        self, events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, str], EventRuns]:
+        """The runs each event started and the runs it was delivered to, by (source, id)."""
         ...
 
     async def subscriptions_of(self, run_id: str) -> list[Subscription]:

@@ -16,6 +16,14 @@ from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
+from opsloom.store.rollup import (
+    FINISHED_STEPS,
+    STEP_FIELDS,
+    Finished,
+    FinishedStep,
+    roll_up,
+    shard_of,
+)
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
     RUN_COLUMNS,
@@ -338,21 +346,25 @@ async def close_unstarted(tx: Tx, run_ids: Sequence[str], now: float, error: byt
 
 
 # Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
-# its event subscriptions go and its trigger key is freed. Every part is keyed on the deleted
-# job, so a refused fence changes nothing. SQLite has no writable CTEs: one statement each.
+# its event subscriptions go and its trigger key is freed; the answer carries what the rollups
+# need (one row per final step). Every part is keyed on the deleted job, so a refused fence
+# changes nothing. SQLite has no writable CTEs: one statement each.
 _FINISH_IN_ONE = (
     "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
     "RETURNING run_id), "
     "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
     "updated_at = ?, paused = NULL WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
-    "RETURNING parent_id, concurrency_key), "
+    "RETURNING id, parent_id, concurrency_key, workflow, version, created_at, started_at), "
     "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
     "filters AS (DELETE FROM subscription_filters "
     "WHERE subscription_id IN (SELECT id FROM subs)), "
     "keys AS (UPDATE trigger_runs SET closed_at = ? "
     "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
-    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
-    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run)"
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), r.parent_id, "
+    "r.concurrency_key, r.workflow, r.version, r.created_at, r.started_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "FROM (SELECT 1) AS one LEFT JOIN run r ON true LEFT JOIN steps s ON s.run_id = r.id "
+    "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
 
 
@@ -364,19 +376,25 @@ async def finish(
     error: bytes | None,
     now: float,
     sources: Sequence[str],
+    reason: tuple[str, str] | None = None,
 ) -> None:
-    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it."""
+    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it.
+
+    The run is added to the rollups (see :mod:`opsloom.store.rollup`) in the same
+    transaction; ``reason`` is its failure's (type, normalised message), None if it completed.
+    """
     closed: tuple[Any, ...] | None
+    steps: list[FinishedStep] = []
     if tx.dialect == "postgres":
         job = (fence.run_id, fence.owner, fence.token)
-        row = await tx.one(
+        rows = await tx.all(
             _FINISH_IN_ONE, (*job, str(status), output, error, now, now, list(sources), now)
         )
-        assert row is not None
-        jobs, runs, parent_id, key = row
+        jobs, runs = rows[0][0], rows[0][1]
         if jobs != 1:
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
-        closed = (parent_id, key) if runs == 1 else None
+        closed = tuple(rows[0][2:8]) if runs == 1 else None
+        steps = [FinishedStep(*row[8:]) for row in rows if row[8] is not None]
     else:
         gone = await tx.execute(
             "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
@@ -387,7 +405,8 @@ async def finish(
         among, params = tx.among("status", sources)
         closed = await tx.one(
             "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, "
-            f"paused = NULL WHERE id = ? AND {among} RETURNING parent_id, concurrency_key",
+            f"paused = NULL WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, "
+            "workflow, version, created_at, started_at",
             (str(status), output, error, now, now, fence.run_id, *params),
         )
         if closed is not None:
@@ -401,7 +420,12 @@ async def finish(
                 "UPDATE trigger_runs SET closed_at = ? WHERE run_id = ? AND closed_at IS NULL",
                 (now, fence.run_id),
             )
+            rows = await tx.all(FINISHED_STEPS, (fence.run_id,))
+            steps = [FinishedStep(*row) for row in rows]
     if closed is None:
         # The job is already gone in this transaction: the writer rolls the operation back.
         raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
-    await unblock(tx, closed[0], closed[1], now)
+    parent_id, key, workflow, version, created_at, started_at = closed
+    finished = Finished(workflow, version, str(status), created_at, started_at, now, steps, reason)
+    await roll_up(tx, finished, shard_of(fence.owner))
+    await unblock(tx, parent_id, key, now)

@@ -29,6 +29,7 @@ from opsloom.store.job import (
     set_labels,
     upsert_step,
 )
+from opsloom.store.rollup import reason_of
 from opsloom.store.rows import (
     PAUSED,
     RUN_COLUMNS,
@@ -356,4 +357,7 @@ class RunOps(Transactions):
             raise ValueError(f"finish_run needs a terminal status, not {status}")
         blob = None if error is None else encode(error, what="run error")
         sources = sources_of(status)
-        return self.write(lambda tx: finish(tx, fence, status, output, blob, now, sources), DONE)
+        reason = None if status is RunStatus.COMPLETED else reason_of(error)
+        return self.write(
+            lambda tx: finish(tx, fence, status, output, blob, now, sources, reason), DONE
+        )

@@ -15,6 +15,7 @@ from opsloom.store.identity import IdentityOps
 from opsloom.store.pause import PauseOps
 from opsloom.store.ratelimit import RateLimitOps
 from opsloom.store.reset import ResetOps
+from opsloom.store.rollup import RollupQueries
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
 from opsloom.store.stats import StatsQueries
@@ -35,5 +36,6 @@ class SqlStore(
     AuditOps,
     ConnectionOps,
     StatsQueries,
+    RollupQueries,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""

@@ -1,21 +1,15 @@
 -- Pausing, resetting and labelling runs. A paused run keeps its place (status, history, timers,
 -- signals) while its job is held back (jobs.blocked = 2) until it is resumed. runs.paused says
 -- who paused it: 'run' (that run alone) or 'workflow' (every run of its workflow; new runs join
--- the pause while its row of workflow_controls is paused).
+-- the pause while a row of workflow_pauses names the workflow).
 ALTER TABLE runs ADD COLUMN paused TEXT
     CONSTRAINT runs_paused_check CHECK (paused IN ('run', 'workflow'));
 ALTER TABLE runs ADD COLUMN paused_at REAL;
 CREATE INDEX runs_open_workflow_idx ON runs (workflow) WHERE completed_at IS NULL;
--- What holds back the runs of a workflow: a pause (paused_at set), and a rate limit (at most
--- ``rate`` runs start per second, ``burst`` at once; next_start is the limit's theoretical
--- arrival time, shared by every process through this row).
-CREATE TABLE workflow_controls (
-    workflow   TEXT PRIMARY KEY,
-    paused_at  REAL,
-    paused_by  TEXT,
-    rate       REAL,
-    burst      INTEGER NOT NULL DEFAULT 1,
-    next_start REAL
+CREATE TABLE workflow_pauses (
+    workflow  TEXT PRIMARY KEY,
+    paused_at REAL NOT NULL,
+    paused_by TEXT
 );
 -- Resets: a run started from another run's history, re-executing from position reset_to.
 ALTER TABLE runs ADD COLUMN reset_of TEXT;
