@@ -735,6 +735,11 @@ class App(Definitions):
             self.worker.pause_local(ids)
         return ids
 
+    async def limit_rate(self, workflow: str, per_second: float | None, burst: int = 1) -> None:
+        """At most ``per_second`` runs of ``workflow`` start per second (``burst`` at once),
+        for every process on this store; new runs past the rate queue. None lifts the limit."""
+        await self.store.set_rate_limit(workflow, per_second, burst)
+
     async def resume_workflow(self, workflow: str) -> list[str]:
         """Resume a paused workflow and the runs paused with it; returns those runs."""
         ids = await self.store.resume_workflow(workflow, self.clock.now())

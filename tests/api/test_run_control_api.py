@@ -119,3 +119,17 @@ async def test_labels__start_with_labels_and_list_by_label(
         "/api/v1/runs", json={"workflow": "park", "labels": {"bad key": "x"}}
     )
     assert refused.status_code == 422 and "'bad key'" in refused.json()["detail"]
+
+
+async def test_rate_limit__set_listed_and_lifted(app: App, client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/runs", json={"workflow": "park"})).is_success
+    put = await client.put("/api/v1/workflows/park/rate-limit", json={"per_second": 2, "burst": 3})
+    assert put.status_code == 200, put.text
+    listed = (await client.get("/api/v1/workflows/rate-limits")).json()
+    assert listed == [{"workflow": "park", "per_second": 2.0, "burst": 3}]
+    bad = await client.put("/api/v1/workflows/park/rate-limit", json={"per_second": 0})
+    assert bad.status_code == 422
+    assert (await client.put("/api/v1/workflows/park/rate-limit", json={})).status_code == 200
+    assert (await client.get("/api/v1/workflows/rate-limits")).json() == []
+    audited = [e.data for e in await app.audit.entries() if e.action == "workflow.rate_limit"]
+    assert audited == [{"per_second": 2.0, "burst": 3}, {"per_second": None, "burst": 1}]

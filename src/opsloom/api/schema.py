@@ -130,6 +130,25 @@ class ResetRunBody(BaseModel):
     )
 
 
+class RateLimitBody(BaseModel):
+    """A workflow's rate limit (``per_second`` null or absent: no limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_second: float | None = Field(
+        default=None, gt=0, description="At most this many runs start per second."
+    )
+    burst: int = Field(default=1, ge=1, description="Runs that may start at once.")
+
+
+class RateLimitOut(BaseModel):
+    """A workflow under a rate limit."""
+
+    workflow: str
+    per_second: float
+    burst: int
+
+
 class WorkflowPaused(BaseModel):
     """A workflow was paused (``runs``: its runs paused now) or resumed (the runs resumed)."""
 

@@ -9,6 +9,7 @@ from opsloom.app import App
 from opsloom.errors import WorkflowNotFoundError
 from opsloom.store import RunFilter
 from opsloom.store.pause import WorkflowPause
+from opsloom.store.ratelimit import RateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +88,19 @@ async def resume_workflow(app: App, workflow: str, *, actor: str) -> list[str]:
 async def paused_workflows(app: App) -> list[WorkflowPause]:
     """The paused workflows, by name."""
     return await app.store.workflow_pauses()
+
+
+async def limit_rate(
+    app: App, workflow: str, per_second: float | None, burst: int = 1, *, actor: str
+) -> None:
+    """Limit how many runs of a workflow start per second (None lifts the limit); audited as
+    ``workflow.rate_limit``. ``WorkflowNotFoundError`` if the workflow is unknown."""
+    name = await _known(app, workflow)
+    await app.limit_rate(name, per_second, burst)
+    details = {"per_second": per_second, "burst": burst}
+    await app.audit.append(actor, "workflow.rate_limit", f"workflow:{name}", details)
+
+
+async def rate_limits(app: App) -> list[RateLimit]:
+    """The workflows under a rate limit."""
+    return await app.store.rate_limits()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
     from opsloom.store.retention import Pruned
+    from opsloom.store.ratelimit import RateLimit
     from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
@@ -160,6 +161,14 @@ class Store(Protocol):
 
     async def workflow_pauses(self) -> list[WorkflowPause]:
         """The paused workflows."""
+        ...
+
+    async def set_rate_limit(self, workflow: str, rate: float | None, burst: int = 1) -> None:
+        """Limit (None: stop limiting) how many runs of ``workflow`` start per second."""
+        ...
+
+    async def rate_limits(self) -> list[RateLimit]:
+        """The workflows under a rate limit."""
         ...
 
     # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------

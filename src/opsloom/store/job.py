@@ -50,15 +50,16 @@ async def insert_run(
 ) -> RunRecord | None:
     """Create a run and its job unless a run with its id exists; the new run, or None.
 
-    A run of a paused workflow is created paused (its job held back), and never under a
-    lease: its creator does not execute it.
+    A run of a paused workflow is created paused (its job held back), and one of a workflow
+    under a rate limit is queued until its turn: neither is created under a lease (its creator
+    does not execute it).
     """
-    paused = await workflow_paused(tx, new.workflow)
-    if paused:
+    paused, start_at = await admission(tx, new.workflow, now)
+    if paused or start_at > now:
         lease = None
     if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
         return None
-    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused))
+    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused, start_at))
     if new.labels:
         await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
     return new_run_record(new, now, lease, paused)
@@ -93,10 +94,32 @@ async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, st
     return out
 
 
-async def workflow_paused(tx: Tx, workflow: str) -> bool:
-    """Whether every run of ``workflow`` is paused (new runs too)."""
-    row = await tx.one("SELECT 1 FROM workflow_pauses WHERE workflow = ?", (workflow,))
-    return row is not None
+async def admission(tx: Tx, workflow: str, now: float) -> tuple[bool, float]:
+    """Whether a new run of ``workflow`` starts paused, and from when it may run.
+
+    A rate limit of ``rate`` runs a second with bursts of ``burst`` is a shared schedule of
+    start times (the generic cell rate algorithm): each new run takes the next slot, so a storm
+    of starts becomes a queue that drains at the rate, and nothing is refused.
+    """
+    row = await tx.one(
+        "SELECT paused_at, rate FROM workflow_controls WHERE workflow = ?", (workflow,)
+    )
+    if row is None:
+        return False, now
+    paused = row[0] is not None
+    if row[1] is None:
+        return paused, now
+    # One statement takes the slot and moves the schedule on (the row is locked until commit).
+    taken = await tx.one(
+        "UPDATE workflow_controls SET next_start = CASE WHEN next_start IS NULL "
+        "OR next_start < ? THEN ? ELSE next_start END + 1.0 / rate "
+        "WHERE workflow = ? AND rate IS NOT NULL RETURNING next_start, rate, burst",
+        (now, now, workflow),
+    )
+    if taken is None:  # the limit was lifted meanwhile
+        return paused, now
+    following, rate, burst = float(taken[0]), float(taken[1]), int(taken[2])
+    return paused, max(now, following - 1.0 / rate - (burst - 1) / rate)
 
 
 async def check_fence(tx: Tx, fence: Fence) -> None:

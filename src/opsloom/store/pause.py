@@ -104,8 +104,9 @@ class PauseOps(Transactions):
 
         async def pause(tx: Tx) -> list[str]:
             await tx.execute(
-                "INSERT INTO workflow_pauses (workflow, paused_at, paused_by) VALUES (?, ?, ?) "
-                "ON CONFLICT (workflow) DO NOTHING",
+                "INSERT INTO workflow_controls (workflow, paused_at, paused_by) VALUES (?, ?, ?) "
+                "ON CONFLICT (workflow) DO UPDATE SET paused_at = excluded.paused_at, "
+                "paused_by = excluded.paused_by WHERE workflow_controls.paused_at IS NULL",
                 (workflow, now, by),
             )
             rows = await tx.all(
@@ -124,7 +125,12 @@ class PauseOps(Transactions):
         own); the ids of the runs resumed. ``RunStateError`` if it is not paused."""
 
         async def resume(tx: Tx) -> list[str]:
-            if await tx.execute("DELETE FROM workflow_pauses WHERE workflow = ?", (workflow,)) != 1:
+            resumed = await tx.execute(
+                "UPDATE workflow_controls SET paused_at = NULL, paused_by = NULL "
+                "WHERE workflow = ? AND paused_at IS NOT NULL",
+                (workflow,),
+            )
+            if resumed != 1:
                 raise RunStateError(f"workflow {workflow!r} is not paused")
             rows = await tx.all(
                 "SELECT id FROM runs WHERE workflow = ? AND completed_at IS NULL "
@@ -141,7 +147,8 @@ class PauseOps(Transactions):
         """The paused workflows, by name."""
         rows = await self.read(
             lambda tx: tx.all(
-                "SELECT workflow, paused_at, paused_by FROM workflow_pauses ORDER BY workflow"
+                "SELECT workflow, paused_at, paused_by FROM workflow_controls "
+                "WHERE paused_at IS NOT NULL ORDER BY workflow"
             )
         )
         return [WorkflowPause(str(w), float(at), by) for w, at, by in rows]

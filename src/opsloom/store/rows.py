@@ -95,15 +95,20 @@ def new_run_record(
 
 
 def job_insert_params(
-    new: NewRun, now: float, lease: tuple[str, float] | None, paused: bool = False
+    new: NewRun,
+    now: float,
+    lease: tuple[str, float] | None,
+    paused: bool = False,
+    available_at: float | None = None,
 ) -> tuple[Any, ...]:
-    """The job of a new run; under a lease it is claimed with token 1 and already admitted."""
+    """The job of a new run, ready at ``available_at`` (default ``now``); under a lease it is
+    claimed with token 1 and already admitted."""
     owner, until = lease if lease is not None else (None, None)
     return (
         new.id,
         f"{new.workflow}@{new.version}",
         new.priority,
-        now,
+        now if available_at is None else available_at,
         owner,
         0 if lease is None else 1,
         until,

@@ -14,6 +14,7 @@ from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
 from opsloom.store.pause import PauseOps
+from opsloom.store.ratelimit import RateLimitOps
 from opsloom.store.reset import ResetOps
 from opsloom.store.retention import RetentionOps
 from opsloom.store.rollup import RollupQueries
@@ -26,6 +27,7 @@ from opsloom.store.trigger import TriggerOps
 class SqlStore(
     RunOps,
     PauseOps,
+    RateLimitOps,
     ResetOps,
     EventOps,
     TriggerOps,

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from opsloom.api.auth import require
-from opsloom.api.schema import Problem, WorkflowOut, WorkflowPaused, WorkflowPauseOut
+from opsloom.api.body import body_doc, model_body
+from opsloom.api.schema import (
+    Problem,
+    RateLimitBody,
+    RateLimitOut,
+    WorkflowOut,
+    WorkflowPaused,
+    WorkflowPauseOut,
+)
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.services import workflow as workflows
@@ -48,6 +56,38 @@ async def get_paused(request: Request) -> list[dict[str, Any]]:
         }
         for pause in await workflows.paused_workflows(_app(request))
     ]
+
+
+@router.get(
+    "/rate-limits",
+    response_model=list[RateLimitOut],
+    summary="Workflows under a rate limit",
+    dependencies=[Depends(require("viewer"))],
+)
+async def get_rate_limits(request: Request) -> list[dict[str, Any]]:
+    return [
+        {"workflow": limit.workflow, "per_second": limit.rate, "burst": limit.burst}
+        for limit in await workflows.rate_limits(_app(request))
+    ]
+
+
+@router.put(
+    "/{workflow:path}/rate-limit",
+    response_model=RateLimitBody,
+    summary="Limit how many runs of a workflow start per second (null: no limit)",
+    description="Shared by every process on the store: runs started faster queue and start "
+    "at the rate; none is refused.",
+    responses={404: {"model": Problem, "description": "No such workflow."}},
+    openapi_extra=body_doc(RateLimitBody.model_json_schema(), required=True),
+)
+async def put_rate_limit(
+    request: Request,
+    who: Operator,
+    workflow: str,
+    body: Annotated[RateLimitBody, Depends(model_body(RateLimitBody, '{"per_second": 2}'))],
+) -> dict[str, Any]:
+    await workflows.limit_rate(_app(request), workflow, body.per_second, body.burst, actor=who.user)
+    return body.model_dump()
 
 
 @router.post(
