@@ -25,6 +25,9 @@ from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.definition import Definitions
+from opsloom.engine.handler import UPDATE_PREFIX
+from opsloom.engine.query import query as query_run
+from opsloom.engine.query import update_outcome, validate_update
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
     InputError,
@@ -344,16 +347,32 @@ class App(Definitions):
             store, self.emit, sync_seconds=2.0 if self.worker_options is not None else None
         )
         if self.worker_options is not None:
-            self.worker = Worker(
-                store,
-                self.registry,
-                self.clock,
-                self.worker_options,
-                on_finished=self._outcomes.finished,
-                observer=self.observer,
-            )
-            await self.worker.start()
-            await self._start_scheduler(store, self.worker.owner)
+            worker = await self.start_worker(self.worker_options)
+            await self._start_scheduler(store, worker.owner)
+
+    async def start_worker(self, options: WorkerOptions | None = None) -> Worker:
+        """Start a worker for this app's workflows on its open store (``open`` does it unless
+        the app was built with ``worker=None``); runs started here then go straight to it.
+        """
+        if self.worker is not None:
+            raise RuntimeError("a worker already runs in this app")
+        worker = Worker(
+            self.store,
+            self.registry,
+            self.clock,
+            options or WorkerOptions(),
+            on_finished=self._outcomes.finished,
+            observer=self.observer,
+        )
+        await worker.start()
+        self.worker = worker
+        return worker
+
+    async def stop_worker(self, grace: float | None = None) -> None:
+        """Stop the worker gracefully (running steps get ``grace`` seconds), if one runs."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop(grace)
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
@@ -393,12 +412,10 @@ class App(Definitions):
             return
         if self._documents is not None:
             await self._documents.close()
-        if self.worker is not None:
-            if self.scheduler is not None:
-                await self.scheduler.stop()
-                self.scheduler = None
-            await self.worker.stop(grace)
-            self.worker = None
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+        await self.stop_worker(grace)
         await self.connections.close()
         if self._store is not None:
             await self._store.close()
@@ -540,6 +557,26 @@ class App(Definitions):
         await self.store.send_signal(run_id, name, blob, self.clock.now())
         if self.worker is not None:
             self.worker.notify()
+
+    async def query(self, run_id: str, name: str, data: Any = None) -> Any:
+        """Ask the run's query handler ``name`` (``ctx.on_query``); the run is not changed.
+
+        The run is replayed to its present in this process, which must have its workflow.
+        """
+        return await query_run(self.store, self.clock, self.registry, run_id, name, data)
+
+    async def update(
+        self, run_id: str, name: str, data: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send the update ``name`` to a run and wait for its handler's result.
+
+        Raises ``UpdateRejectedError`` (nothing stored) when the update's validator refuses
+        ``data``, ``UpdateFailedError`` when its handler raises or the run ends first.
+        """
+        await validate_update(self.store, self.clock, self.registry, run_id, name, data)
+        update_id = new_id()
+        await self.signal(run_id, UPDATE_PREFIX + name, {"id": update_id, "data": data})
+        return await update_outcome(self.store, run_id, update_id, timeout)
 
     # --- events -------------------------------------------------------------------------------
 
