@@ -98,6 +98,18 @@ async def test_query__replays_without_changing_the_run(make_app: Callable[..., A
         await app.cancel(handle.run_id)
 
 
+async def test_query__sees_signals_sent_before_it(make_app: Callable[..., App]) -> None:
+    app = make_app(client=True)
+    counter_app(app, [])
+    async with app:
+        handle = await app.start("counter", 100)
+        # No worker: the run has not even started; the query replays it with the signals.
+        await app.signal(handle.run_id, "add", 2)
+        await app.signal(handle.run_id, "add", 3)
+        assert await app.query(handle.run_id, "total") == 5
+        assert [s.name for s in await app.store.pending_signals(handle.run_id)] == ["add", "add"]
+
+
 async def test_query__answers_a_finished_run(make_app: Callable[..., App]) -> None:
     app = make_app()
     counter_app(app, [])

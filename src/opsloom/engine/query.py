@@ -60,13 +60,18 @@ class _Reader:
 async def replay_present(
     store: Store, clock: Clock, registry: Registry, run_id: str
 ) -> HandlerTable:
-    """Replay run ``run_id`` to its present; return the handlers its workflow registered."""
+    """Replay run ``run_id`` to its present; return the handlers its workflow registered.
+
+    The present includes the signals sent and not yet taken: the replay takes them (without
+    recording anything), so a query sent after a signal sees its effect, as in Temporal.
+    """
     run = await store.get_run(run_id, with_steps=True)
     if run is None:
         raise RunNotFoundError(f"no run {run_id!r}")
     spec = registry.workflow(run.workflow, run.version)
     history = {step.seq: step for step in run.steps}
-    claim = Claim(run=run, fence=Fence(run.id, "reader", 0), history=history)
+    signals = [] if run.status.terminal else await store.pending_signals(run_id)
+    claim = Claim(run=run, fence=Fence(run.id, "reader", 0), history=history, signals=signals)
     execution = Execution(_Reader(store, clock, registry), claim, spec)
     try:
         async with asyncio.timeout(REPLAY_LIMIT):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from opsloom.codec import encode
-from opsloom.engine.replay import ReplayState
+from opsloom.engine.replay import READ_ONLY, ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
 from opsloom.model.run import NewRun
@@ -93,12 +93,16 @@ class Waits(ReplayState):
             deadline = until
         else:
             deadline = None if timeout is None else now + timeout
-        if self.frozen is not None:
+        # A read-only replay (a query) takes the signals sent so far, without consuming them:
+        # it answers on the state the run has once it has taken them.
+        if self.frozen is not None and self.frozen != READ_ONLY:
             await self._block(self._frozen_wake())
         started = rec.started_at if rec is not None and rec.started_at else now
         signal = self._take_signal(names)
         if signal is not None:
             output = {"name": signal.name, "payload": signal.payload} if tagged else signal.payload
+            if self.frozen == READ_ONLY:
+                return output
             await self._write(
                 self.store.consume_signal(
                     self.fence,

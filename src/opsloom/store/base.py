@@ -131,6 +131,10 @@ class Store(Protocol):
         """Store a signal for a run and wake it; returns the signal id."""
         ...
 
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        """The signals of a run that no wait has consumed yet, oldest first."""
+        ...
+
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(

@@ -11,7 +11,7 @@ from typing import Any
 
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
-from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
@@ -19,6 +19,7 @@ from opsloom.store.job import (
     check_fence,
     fenced_upsert_step,
     fetch_run,
+    fetch_signals,
     fetch_steps,
     finish,
     insert_run,
@@ -64,6 +65,12 @@ class RunOps(Transactions):
             return run
 
         return await self.read(get)
+
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        async def pending(tx: Tx) -> list[SignalRecord]:
+            return (await fetch_signals(tx, [run_id])).get(run_id, [])
+
+        return await self.read(pending)
 
     async def status_of(self, run_id: str) -> RunStatus | None:
         row = await self.read(lambda tx: tx.one("SELECT status FROM runs WHERE id = ?", (run_id,)))
