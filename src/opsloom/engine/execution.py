@@ -21,7 +21,7 @@ from opsloom.engine.event import Events
 from opsloom.engine.handler import Handlers, HandlerTable
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import READ_ONLY, Host
-from opsloom.engine.step import StepRunner
+from opsloom.engine.step import StepRunner, error_data
 from opsloom.engine.wait import Waits
 from opsloom.errors import (
     LeaseLostError,
@@ -294,4 +294,5 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
         data["code"] = exc.code
         # Errors with structured details (a workflow document's error object) keep them.
         data.update(getattr(exc, "details", None) or {})
+    data.update(error_data(exc))
     return ErrorInfo.from_exception(exc, **data).to_dict()
