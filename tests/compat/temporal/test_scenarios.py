@@ -4,6 +4,7 @@ Temporal gives (checked against a real Temporal server by ``test_differential.py
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ import temporal_scenarios as scenarios
 
 from opsloom.compat.temporal.client import Client
 from opsloom.compat.temporal.worker import UnsandboxedWorkflowRunner, Worker
+
+#: Temporal runs plain (not async) activities in an executor the worker is given.
+THREADS = ThreadPoolExecutor(max_workers=4)
 
 #: What Temporal answers for each driver (the differential test compares the two live).
 EXPECTED: dict[str, Any] = {
@@ -75,6 +79,7 @@ async def drive(target: str, names: list[str], prefix: str) -> dict[str, Any]:
             task_queue="scenarios",
             workflows=scenarios.WORKFLOWS,
             activities=scenarios.ACTIVITIES,
+            activity_executor=THREADS,
             workflow_runner=UnsandboxedWorkflowRunner(),
         ):
             return {
