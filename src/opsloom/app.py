@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.runtime import ConnectorRuntime
+from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
 from opsloom.engine.handler import UPDATE_PREFIX
 from opsloom.engine.query import query as query_run
@@ -48,6 +49,7 @@ from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
+from opsloom.store.audit import AuditKey
 from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
@@ -339,6 +341,7 @@ class App(Definitions):
             self._open_count -= 1
             raise
         self._store = store
+        store.audit_key = AuditKey(self._load_audit_key)
         store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
@@ -373,6 +376,20 @@ class App(Definitions):
         worker, self.worker = self.worker, None
         if worker is not None:
             await worker.stop(grace)
+
+    def _load_audit_key(self, create: bool) -> bytes | None:
+        """The audit log's sealing key, derived from the connection secret key (see
+        :mod:`opsloom.store.audit`); None when there is none and ``create`` is false."""
+        settings = self.settings
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        if create:
+            box = SecretBox.from_settings(key, settings.secret_key_file)
+        else:
+            found = SecretBox.existing(key, settings.secret_key_file)
+            if found is None:
+                return None
+            box = found
+        return box.derive("opsloom audit seal v1")
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()
