@@ -588,11 +588,23 @@ class App(Definitions):
         """Send the update ``name`` to a run and wait for its handler's result.
 
         Raises ``UpdateRejectedError`` (nothing stored) when the update's validator refuses
-        ``data``, ``UpdateFailedError`` when its handler raises or the run ends first.
+        ``data``, ``UpdateFailedError`` when its handler raises or the run ends first,
+        ``UpdatePendingError`` when ``timeout`` seconds pass first (the update stays queued).
         """
+        update_id = await self.send_update(run_id, name, data)
+        return await self.update_result(run_id, update_id, timeout=timeout)
+
+    async def send_update(self, run_id: str, name: str, data: Any = None) -> str:
+        """Validate and store an update (see :meth:`update`); return its id."""
         await validate_update(self.store, self.clock, self.registry, run_id, name, data)
         update_id = new_id()
         await self.signal(run_id, UPDATE_PREFIX + name, {"id": update_id, "data": data})
+        return update_id
+
+    async def update_result(
+        self, run_id: str, update_id: str, *, timeout: float | None = None
+    ) -> Any:
+        """Wait for the result of an update sent with :meth:`send_update`."""
         return await update_outcome(self.store, run_id, update_id, timeout)
 
     # --- events -------------------------------------------------------------------------------

@@ -322,3 +322,10 @@ class UpdateFailedError(OpsloomError):
         self.run_id = run_id
         self.update = update
         self.error = error
+
+
+class UpdatePendingError(OpsloomError):
+    """An update was stored but its run has not handled it within the time waited for it."""
+
+    code = "update_pending"
+    retryable = True

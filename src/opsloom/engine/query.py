@@ -21,6 +21,7 @@ from opsloom.errors import (
     QueryError,
     RunNotFoundError,
     UpdateFailedError,
+    UpdatePendingError,
     UpdateRejectedError,
 )
 from opsloom.model import RunRecord, StepKind
@@ -168,6 +169,9 @@ async def update_outcome(store: Store, run_id: str, update_id: str, timeout: flo
                 {"type": "RunEnded", "message": f"the run ended {run.status} before the update"},
             )
         if end is not None and loop.time() >= end:
-            raise TimeoutError(f"update {update_id} of run {run_id} has no result yet")
+            raise UpdatePendingError(
+                f"update {update_id} of run {run_id} has no result after {timeout:g}s; it "
+                "stays queued for the run's next wait"
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
