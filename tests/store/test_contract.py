@@ -243,9 +243,9 @@ async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
     assert again.history[1].output == "a"
 
 
-async def test_pending_signals__are_the_unconsumed_ones_oldest_first(store: Store) -> None:
+async def test_signals_since__unconsumed_and_consumed_from_a_position(store: Store) -> None:
     await store.create_run(new_run("r1"), T0)
-    assert await store.pending_signals("r1") == []
+    assert await store.signals_since("r1", 0) == []
     await store.send_signal("r1", "go", encode("a"), T0)
     await store.send_signal("r1", "stop", encode("b"), T0 + 1)
     claim = (await store.claim("w1", KINDS, 1, T0 + 1, 30))[0]
@@ -261,9 +261,11 @@ async def test_pending_signals__are_the_unconsumed_ones_oldest_first(store: Stor
             output="a",
         ),
     )
-    pending = await store.pending_signals("r1")
-    assert [(s.name, s.payload) for s in pending] == [("stop", "b")]
-    assert await store.pending_signals("unknown") == []
+    pending = await store.signals_since("r1", 2)
+    assert [(s.name, s.payload, s.consumed_seq) for s in pending] == [("stop", "b", None)]
+    both = await store.signals_since("r1", 1)
+    assert [(s.name, s.consumed_seq) for s in both] == [("go", 1), ("stop", None)]
+    assert await store.signals_since("unknown", 0) == []
 
 
 async def test_finish_run__closes_and_wakes_the_parent(store: Store) -> None:

@@ -24,7 +24,7 @@ from opsloom.errors import (
     UpdatePendingError,
     UpdateRejectedError,
 )
-from opsloom.model import RunRecord, StepKind
+from opsloom.model import RunRecord, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.observer import Observer
 from opsloom.model.run import Fence
 from opsloom.store.base import Claim
@@ -71,7 +71,7 @@ async def replay_present(
         raise RunNotFoundError(f"no run {run_id!r}")
     spec = registry.workflow(run.workflow, run.version)
     history = {step.seq: step for step in run.steps}
-    signals = [] if run.status.terminal else await store.pending_signals(run_id)
+    signals = [] if run.status.terminal else await _pending_as_of(store, run_id, history)
     claim = Claim(run=run, fence=Fence(run.id, "reader", 0), history=history, signals=signals)
     execution = Execution(_Reader(store, clock, registry), claim, spec)
     try:
@@ -85,6 +85,26 @@ async def replay_present(
     if execution.fatal is not None:
         raise QueryError(f"replaying run {run_id} failed: {execution.fatal}")
     return execution.handlers
+
+
+async def _pending_as_of(
+    store: Store, run_id: str, history: dict[int, StepRecord]
+) -> list[SignalRecord]:
+    """The signals not taken as of ``history``: read after it, a signal the run took since
+    (its wait not completed in ``history``) still counts as pending."""
+    open_waits = [
+        seq
+        for seq, step in history.items()
+        if step.kind is StepKind.SIGNAL and step.status is not StepStatus.COMPLETED
+    ]
+    since = min(open_waits, default=max(history, default=0) + 1)
+    return [
+        signal
+        for signal in await store.signals_since(run_id, since)
+        if signal.consumed_seq is None
+        or signal.consumed_seq not in history
+        or history[signal.consumed_seq].status is not StepStatus.COMPLETED
+    ]
 
 
 async def query(

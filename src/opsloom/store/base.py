@@ -133,8 +133,9 @@ class Store(Protocol):
         """Store a signal for a run and wake it; returns the signal id."""
         ...
 
-    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
-        """The signals of a run that no wait has consumed yet, oldest first."""
+    async def signals_since(self, run_id: str, seq: int) -> list[SignalRecord]:
+        """A run's signals not consumed, or consumed at position ``seq`` or later, oldest
+        first, with ``consumed_seq`` (a replay's view of the signals as of a history read)."""
         ...
 
     # --- jobs and leases ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from opsloom.codec import encode
+from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
@@ -19,7 +19,6 @@ from opsloom.store.job import (
     check_fence,
     fenced_upsert_step,
     fetch_run,
-    fetch_signals,
     fetch_steps,
     finish,
     insert_run,
@@ -66,11 +65,26 @@ class RunOps(Transactions):
 
         return await self.read(get)
 
-    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
-        async def pending(tx: Tx) -> list[SignalRecord]:
-            return (await fetch_signals(tx, [run_id])).get(run_id, [])
+    async def signals_since(self, run_id: str, seq: int) -> list[SignalRecord]:
+        async def since(tx: Tx) -> list[SignalRecord]:
+            rows = await tx.all(
+                "SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
+                "WHERE run_id = ? AND (consumed_seq IS NULL OR consumed_seq >= ?) ORDER BY id",
+                (run_id, seq),
+            )
+            return [
+                SignalRecord(
+                    id=row[0],
+                    run_id=row[1],
+                    name=row[2],
+                    payload=decode(row[3]),
+                    created_at=row[4],
+                    consumed_seq=row[5],
+                )
+                for row in rows
+            ]
 
-        return await self.read(pending)
+        return await self.read(since)
 
     async def status_of(self, run_id: str) -> RunStatus | None:
         row = await self.read(lambda tx: tx.one("SELECT status FROM runs WHERE id = ?", (run_id,)))
