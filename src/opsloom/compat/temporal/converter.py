@@ -9,6 +9,7 @@ that receives them (a workflow's ``run``, a signal handler, an activity's return
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -73,7 +74,8 @@ def from_json(value: Any, hint: Any) -> Any:
     return value
 
 
-def parameter_hints(fn: Callable[..., Any], *, method: bool) -> list[Any]:
+@functools.lru_cache(maxsize=1024)
+def parameter_hints(fn: Callable[..., Any], *, method: bool) -> tuple[Any, ...]:
     """The type hints of ``fn``'s positional parameters (``self`` left out of a method)."""
     try:
         hints = typing.get_type_hints(fn)
@@ -86,9 +88,10 @@ def parameter_hints(fn: Callable[..., Any], *, method: bool) -> list[Any]:
     ]
     if method:
         params = params[1:]
-    return [hints.get(p.name) for p in params]
+    return tuple(hints.get(p.name) for p in params)
 
 
+@functools.lru_cache(maxsize=1024)
 def return_hint(fn: Callable[..., Any] | None) -> Any:
     """The declared return type of ``fn`` (None when not declared or not resolvable)."""
     if fn is None:

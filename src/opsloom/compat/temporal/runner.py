@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from opsloom.compat.temporal.converter import args_from_json, parameter_hints, to_json
@@ -111,24 +111,24 @@ def _register(ctx: Context, definition: WorkflowDefinition, instance: Any) -> No
         )
 
 
-def _hints(fn: Callable[..., Any]) -> list[Any]:
+def _hints(fn: Callable[..., Any]) -> Sequence[Any]:
     return parameter_hints(fn, method=True)
 
 
-def _values(data: Any, hints: list[Any]) -> list[Any]:
+def _values(data: Any, hints: Sequence[Any]) -> Sequence[Any]:
     values = data if isinstance(data, list) else ([] if data is None else [data])
     return args_from_json(values, hints)
 
 
-def _call(instance: Any, fn: Callable[..., Any], hints: list[Any], data: Any) -> Any:
+def _call(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
     return fn(instance, *_values(data, hints))
 
 
-def _answer(instance: Any, fn: Callable[..., Any], hints: list[Any], data: Any) -> Any:
+def _answer(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
     return to_json(fn(instance, *_values(data, hints)))
 
 
-async def _apply(instance: Any, fn: Callable[..., Any], hints: list[Any], data: Any) -> Any:
+async def _apply(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
     result = fn(instance, *_values(data, hints))
     if inspect.isawaitable(result):
         result = await result

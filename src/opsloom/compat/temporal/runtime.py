@@ -11,12 +11,13 @@ timeout come from the call's options, and its attempts are the step's attempts.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextvars
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsloom.clock import Clock
@@ -64,9 +65,11 @@ class Runtime:
         heartbeats: the last heartbeat details of each activity, by its step's idempotency
             key; the next attempt reads them (kept in this process).
         runners: the opsloom workflow function of each registered workflow type.
+        specs: the step of each activity under each set of options it was called with.
     """
 
     def __init__(self) -> None:
+        self.specs: dict[tuple[Any, ...], StepSpec] = {}
         self.activities: dict[str, ActivityDefinition] = {}
         self.heartbeats: dict[str, tuple[Any, ...]] = {}
         self.runners: dict[str, Callable[..., Any]] = {}
@@ -207,27 +210,53 @@ class ActivityOptions:
             retry_policy or DEFAULT_RETRY,
         )
 
+    def key(self) -> tuple[Any, ...]:
+        """What tells two sets of options apart (the retry policy by its fields)."""
+        retry = self.retry
+        return (
+            self.start_to_close,
+            self.schedule_to_close,
+            self.heartbeat,
+            retry.initial_interval,
+            retry.backoff_coefficient,
+            retry.maximum_interval,
+            retry.maximum_attempts,
+            tuple(retry.non_retryable_error_types or ()),
+        )
+
 
 def _seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
 
 
 def activity_spec(
-    state: WorkflowState,
-    definition: ActivityDefinition,
-    options: ActivityOptions,
-    deadline: float | None,
+    runtime: Runtime, definition: ActivityDefinition, options: ActivityOptions
 ) -> StepSpec:
-    """The opsloom step that runs ``definition`` under ``options`` for this workflow.
+    """The opsloom step that runs ``definition`` under ``options`` (made once, then cached).
 
-    ``deadline`` (epoch seconds) is the schedule-to-close limit across all attempts.
+    The step is called with the schedule-to-close deadline (epoch seconds, or None) before the
+    activity's arguments; the workflow it belongs to is the current one.
     """
-    ctx = state.ctx
+    key = (definition.name, definition.fn, options.key())
+    spec = runtime.specs.get(key)
+    if spec is None:
+        body = _activity_body(definition, options)
+        # Time limits are kept by the body itself, which knows which one ran out.
+        spec = make_step_spec(body, definition.name, options.retry.to_opsloom(), None)
+        runtime.specs[key] = spec
+    return spec
+
+
+def _activity_body(
+    definition: ActivityDefinition, options: ActivityOptions
+) -> Callable[..., Awaitable[Any]]:
     fn = definition.fn
     non_retryable = set(options.retry.non_retryable_error_types or ())
     is_async = inspect.iscoroutinefunction(fn)
 
-    async def body(*args: Any) -> Any:
+    async def body(deadline: float | None, *args: Any) -> Any:
+        state = current_workflow()
+        ctx = state.ctx
         step = current_step()
         now = ctx.clock.now()
         limit = options.start_to_close
@@ -241,7 +270,7 @@ def activity_spec(
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
         key = step.idempotency_key
-        started = datetime.fromtimestamp(now).astimezone()
+        started = datetime.fromtimestamp(now, tz=UTC)
         info = ActivityInfo(
             activity_id=str(step.seq),
             activity_type=definition.name,
@@ -262,7 +291,10 @@ def activity_spec(
         outer = _workflow.set(None)
         try:
             call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
-            result = await _within(call, limit, final, options.heartbeat, activity, ctx)
+            if options.heartbeat is None:
+                result = await _limited(call, limit, final)
+            else:
+                result = await _within(call, limit, final, options.heartbeat, activity, ctx)
         except Exception as exc:
             kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
             if kind in non_retryable and not isinstance(exc, ApplicationError | TimeoutError):
@@ -275,11 +307,30 @@ def activity_spec(
         finally:
             _workflow.reset(outer)
             _activity.reset(token)
-        state.runtime.heartbeats.pop(key, None)
+        if state.runtime.heartbeats:
+            state.runtime.heartbeats.pop(key, None)
         return to_json(result)
 
-    # Time limits are kept by ``body`` itself, which knows which one ran out.
-    return make_step_spec(body, definition.name, options.retry.to_opsloom(), None)
+    return body
+
+
+def _timeout(final: TimeoutType | None) -> TimeoutError:
+    kind = final or TimeoutType.START_TO_CLOSE
+    name = "ScheduleToClose" if kind is TimeoutType.SCHEDULE_TO_CLOSE else "StartToClose"
+    return TimeoutError(f"activity {name} timeout", type=kind)
+
+
+async def _limited(call: Awaitable[Any], limit: float | None, final: TimeoutType | None) -> Any:
+    """Await ``call`` within ``limit`` seconds (no heartbeat to watch: no extra task)."""
+    if limit is None:
+        return await call
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await call
+    except builtins.TimeoutError:
+        if scope.expired():
+            raise _timeout(final) from None
+        raise
 
 
 async def _within(

@@ -396,8 +396,8 @@ def start_activity(
     deadline = None
     if options.schedule_to_close is not None:
         deadline = state.ctx.now().timestamp() + options.schedule_to_close
-    spec = activity_spec(state, definition, options, deadline)
-    pending = state.ctx.step_with(spec, *values)
+    spec = activity_spec(state.runtime, definition, options)
+    pending = state.ctx.step_with(spec, deadline, *values)
     hint = result_type if result_type is not None else return_hint(definition.fn)
     maximum = options.retry.maximum_attempts
 
