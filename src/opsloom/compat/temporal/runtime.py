@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opsloom.clock import Clock
 from opsloom.compat.temporal.common import RetryPolicy
 from opsloom.compat.temporal.converter import to_json
 from opsloom.compat.temporal.exceptions import (
@@ -28,7 +27,7 @@ from opsloom.compat.temporal.exceptions import (
     TimeoutError,
     TimeoutType,
 )
-from opsloom.engine import Context, current_step
+from opsloom.engine import Context, StepInfo, current_step
 from opsloom.engine.registry import StepSpec, make_step_spec
 
 DEFAULT_RETRY = RetryPolicy()
@@ -151,15 +150,66 @@ class ActivityInfo:
     workflow_namespace: str = "default"
 
 
-@dataclass(slots=True)
 class ActivityState:
-    """The running activity: what ``activity.info()`` and ``activity.heartbeat()`` use."""
+    """The running activity: what ``activity.info()`` and ``activity.heartbeat()`` use.
 
-    info: ActivityInfo
-    runtime: Runtime
-    key: str
-    clock: Clock
-    last_beat: float
+    Its :class:`ActivityInfo` is built when first asked for (most activities never ask).
+    """
+
+    __slots__ = (
+        "_info",
+        "clock",
+        "definition",
+        "key",
+        "last_beat",
+        "options",
+        "started",
+        "state",
+        "step",
+    )
+
+    def __init__(
+        self,
+        state: WorkflowState,
+        definition: ActivityDefinition,
+        options: ActivityOptions,
+        step: StepInfo,
+        now: float,
+    ) -> None:
+        self.state = state
+        self.definition = definition
+        self.options = options
+        self.step = step
+        self.key = step.idempotency_key
+        self.clock = state.ctx.clock
+        self.started = self.last_beat = now
+        self._info: ActivityInfo | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.state.runtime
+
+    @property
+    def info(self) -> ActivityInfo:
+        if self._info is None:
+            state, step, options = self.state, self.step, self.options
+            started = datetime.fromtimestamp(self.started, tz=UTC)
+            self._info = ActivityInfo(
+                activity_id=str(step.seq),
+                activity_type=self.definition.name,
+                attempt=step.attempt,
+                workflow_id=state.workflow_id,
+                workflow_run_id=state.ctx.run_id,
+                workflow_type=state.workflow_type,
+                task_queue=state.task_queue,
+                heartbeat_details=state.runtime.heartbeats.get(self.key, ()),
+                heartbeat_timeout=_delta(options.heartbeat),
+                start_to_close_timeout=_delta(options.start_to_close),
+                schedule_to_close_timeout=_delta(options.schedule_to_close),
+                scheduled_time=started,
+                started_time=started,
+            )
+        return self._info
 
     def beat(self, details: tuple[Any, ...]) -> None:
         self.runtime.heartbeats[self.key] = details
@@ -269,24 +319,8 @@ def _activity_body(
                 )
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
-        key = step.idempotency_key
-        started = datetime.fromtimestamp(now, tz=UTC)
-        info = ActivityInfo(
-            activity_id=str(step.seq),
-            activity_type=definition.name,
-            attempt=step.attempt,
-            workflow_id=state.workflow_id,
-            workflow_run_id=ctx.run_id,
-            workflow_type=state.workflow_type,
-            task_queue=state.task_queue,
-            heartbeat_details=state.runtime.heartbeats.get(key, ()),
-            heartbeat_timeout=_delta(options.heartbeat),
-            start_to_close_timeout=_delta(options.start_to_close),
-            schedule_to_close_timeout=_delta(options.schedule_to_close),
-            scheduled_time=started,
-            started_time=started,
-        )
-        activity = ActivityState(info, state.runtime, key, ctx.clock, now)
+        activity = ActivityState(state, definition, options, step, now)
+        key = activity.key
         token = _activity.set(activity)
         outer = _workflow.set(None)
         try:
