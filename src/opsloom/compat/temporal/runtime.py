@@ -291,8 +291,12 @@ def activity_spec(
     spec = runtime.specs.get(key)
     if spec is None:
         body = _activity_body(definition, options)
-        # Time limits are kept by the body itself, which knows which one ran out.
-        spec = make_step_spec(body, definition.name, options.retry.to_opsloom(), None)
+        # A start-to-close limit alone is the step's timeout (its StepTimeoutError is seen as
+        # Temporal's start-to-close TimeoutError); with a deadline across attempts or a
+        # heartbeat timeout, the body keeps the time, knowing which limit ran out.
+        alone = options.schedule_to_close is None and options.heartbeat is None
+        timeout = options.start_to_close if alone else None
+        spec = make_step_spec(body, definition.name, options.retry.to_opsloom(), timeout)
         runtime.specs[key] = spec
     return spec
 
@@ -326,7 +330,7 @@ def _activity_body(
         try:
             call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
             if options.heartbeat is None:
-                result = await _limited(call, limit, final)
+                result = await (call if deadline is None else _limited(call, limit, final))
             else:
                 result = await _within(call, limit, final, options.heartbeat, activity, ctx)
         except Exception as exc:

@@ -428,9 +428,12 @@ def start_activity(
     return ActivityHandle(outcome(), definition.name)
 
 
-async def execute_activity(activity: Any, arg: Any = _UNSET, **options: Any) -> Any:
-    """Run an activity and return its result (see :func:`start_activity` for the options)."""
-    return await start_activity(activity, arg, **options)
+def execute_activity(activity: Any, arg: Any = _UNSET, **options: Any) -> Awaitable[Any]:
+    """Run an activity; await it for its result (see :func:`start_activity` for the options).
+
+    Like Temporal's, it is awaited where it is called; its position is taken at the call.
+    """
+    return start_activity(activity, arg, **options)._run
 
 
 def start_local_activity(
