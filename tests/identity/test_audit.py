@@ -299,3 +299,17 @@ async def test_verify__without_the_key_checks_the_chain_and_says_seals_were_not_
         result = await reader.audit.verify()
     assert (result.ok, result.checked, result.sealed, result.seals_checked) == (True, 2, 2, False)
     assert not (tmp_path / "opsloom.key").exists()
+
+
+async def test_open__warns_when_this_process_would_seal_with_another_key(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with App(db_url, worker=None, clock=FakeClock()) as first:
+        await fill(first, first.audit, 1)
+    async with App(db_url, worker=None, clock=FakeClock()):
+        assert "audit_key_mismatch" not in [getattr(r, "event", None) for r in caplog.records]
+    monkeypatch.setenv("OPSLOOM_SECRET_KEY", SecretBox.generate_key().decode())
+    async with App(db_url, worker=None, clock=FakeClock()):
+        pass
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) == "audit_key_mismatch"]
+    assert "not the one that sealed it" in warning.getMessage()

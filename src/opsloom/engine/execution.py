@@ -19,6 +19,8 @@ from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
 from opsloom.engine.event import Events
 from opsloom.engine.handler import Handlers, HandlerTable
+from opsloom.engine.patch import Patches
+from opsloom.engine.race import Races
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import READ_ONLY, Host
 from opsloom.engine.step import StepRunner, error_data
@@ -40,7 +42,7 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Events, Handlers, Waits):
+class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
@@ -62,6 +64,8 @@ class Execution(StepRunner, Events, Handlers, Waits):
             now = self.clock.now()
             if run.cancel_requested:
                 self.frozen = "cancel"
+            elif run.paused is not None:
+                self.frozen = "pause"
             elif run.deadline is not None and now >= run.deadline:
                 self.frozen = "timeout"
             if run.deadline is not None and self.frozen is None:
@@ -138,8 +142,16 @@ class Execution(StepRunner, Events, Handlers, Waits):
 
     def drain(self) -> None:
         """Graceful shutdown: let running steps finish, start no new one, then park."""
+        self._freeze("drain")
+
+    def request_pause(self) -> None:
+        """The run was paused: let running steps finish, start no new one, then park (its
+        job is held back until the run is resumed; its timers keep their times)."""
+        self._freeze("pause")
+
+    def _freeze(self, why: str) -> None:
         if self.frozen is None:
-            self.frozen = "drain"
+            self.frozen = why
             self._check_quiet()
 
     # --- outcomes ---------------------------------------------------------------------------

@@ -49,6 +49,10 @@ class Host(Protocol):
     def run_finished(self, run: RunRecord) -> None: ...
 
 
+#: Freezes after which the run parks (instead of closing) once its running steps are done.
+_PARKING = ("drain", "pause")
+
+
 class _Group:
     """Branches of one ``gather`` call still running."""
 
@@ -81,7 +85,7 @@ class ReplayState:
         self._interrupted = False
         self._last_write: asyncio.Future[None] | None = None
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
-        # "cancel", "timeout", "drain" or READ_ONLY: start nothing new
+        # "cancel", "timeout", "drain", "pause" or READ_ONLY: start nothing new.
         self.frozen: str | None = None
         self.tearing_down = False
         self.fatal: BaseException | None = None
@@ -91,7 +95,7 @@ class ReplayState:
     # --- branches and positions ---------------------------------------------------------------
 
     def _check_quiet(self) -> None:
-        if self.parked >= self.units and (self.blocked or self.frozen == "drain"):
+        if self.parked >= self.units and (self.blocked or self.frozen in _PARKING):
             self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
@@ -100,11 +104,22 @@ class ReplayState:
         if wake is not None:
             self.wakes.append(wake)
         self._check_quiet()
-        await asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                # Only a race stops one branch while the run goes on: it waits no more.
+                self.parked -= 1
+                self.blocked -= 1
+                if wake is not None:
+                    self.wakes.remove(wake)
+            raise
         raise AssertionError("a parked branch was resumed")  # pragma: no cover
 
     def _frozen_wake(self) -> float | None:
-        return self.clock.now() if self.frozen == "drain" else None
+        """When a branch held back by ``frozen`` may go on: at once after a drain or a pause
+        (the pause itself holds the run back), never after a cancel or a timeout."""
+        return self.clock.now() if self.frozen in _PARKING else None
 
     def _next(self) -> int:
         # Once interrupted (parked, cancelled, timed out) the workflow may still run code in an
