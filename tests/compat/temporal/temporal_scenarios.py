@@ -256,6 +256,18 @@ class Recorded:
         return [type(value).__name__, str(1 <= number <= 6), str(workflow.now().tzinfo is not None)]
 
 
+@workflow.defn
+class Patching:
+    @workflow.run
+    async def run(self) -> list[Any]:
+        new_path = workflow.patched("double-the-answer")
+        value = await workflow.execute_activity(
+            double, 21 if new_path else 1, start_to_close_timeout=SHORT
+        )
+        workflow.deprecate_patch("an-older-change")
+        return [new_path, value]
+
+
 WORKFLOWS = [
     ChainWorkflow,
     Retries,
@@ -268,6 +280,7 @@ WORKFLOWS = [
     Looping,
     Cancellable,
     Recorded,
+    Patching,
 ]
 ACTIVITIES = [charge, shout_sync, flaky, refuse, double]
 
@@ -367,6 +380,10 @@ async def drive_failure(client: Client, queue: str, prefix: str) -> Any:
     return "completed"
 
 
+async def drive_patching(client: Client, queue: str, prefix: str) -> Any:
+    return await client.execute_workflow(Patching.run, id=f"{prefix}patching", task_queue=queue)
+
+
 DRIVERS = {
     "chain": drive_chain,
     "retries": drive_retries,
@@ -379,4 +396,5 @@ DRIVERS = {
     "cancel": drive_cancel,
     "recorded": drive_recorded,
     "failure": drive_failure,
+    "patching": drive_patching,
 }

@@ -56,6 +56,7 @@ EXPECTED: dict[str, Any] = {
     "cancel": "CancelledError",
     "recorded": ["UUID", "True", "True"],
     "failure": ["ApplicationError", "ChildRefused", "the child refuses"],
+    "patching": [True, 42],
 }
 
 

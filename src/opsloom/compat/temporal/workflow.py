@@ -301,6 +301,21 @@ async def wait_condition(
         raise TimeoutError("wait_condition timed out") from None
 
 
+def patched(id: str) -> bool:
+    """Whether this run takes the new path of the change ``id`` (opsloom's ``ctx.patched``).
+
+    True for runs that reach this point with the new code, False for runs that already went
+    past it with the old code (they keep the old path on replay).
+    """
+    return current_workflow().ctx.patched(id)
+
+
+def deprecate_patch(id: str) -> None:
+    """Mark a patch whose old path no open run takes any more (opsloom's
+    ``ctx.deprecate_patch``)."""
+    current_workflow().ctx.deprecate_patch(id)
+
+
 def all_handlers_finished() -> bool:
     """Handlers run to their end when delivered, so none is ever left unfinished."""
     return True
