@@ -30,6 +30,9 @@ from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
+from opsloom.engine.handler import UPDATE_PREFIX
+from opsloom.engine.query import query as query_run
+from opsloom.engine.query import update_outcome, validate_update
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
     ConfigurationError,
@@ -364,26 +367,38 @@ class App(Definitions):
         )
         self._open_notices()
         if self.worker_options is not None:
-            self.worker = Worker(
-                store,
-                self.registry,
-                self.clock,
-                self.worker_options,
-                on_finished=self._outcomes.finished,
-                observer=self.observer,
-            )
-            await self.worker.start()
-            await self._start_scheduler(store, self.worker.owner)
+            worker = await self.start_worker(self.worker_options)
+            await self._start_scheduler(store, worker.owner)
             if settings.retention_days is not None:
-                self.retention = Retention(
-                    store, self.clock, self.worker.owner, settings.retention_days
-                )
+                self.retention = Retention(store, self.clock, worker.owner, settings.retention_days)
                 self.retention.start()
             if settings.anomaly_events:
-                self.anomalies = AnomalyWatch(
-                    store, self.clock, self.worker.owner, self.emit_events
-                )
+                self.anomalies = AnomalyWatch(store, self.clock, worker.owner, self.emit_events)
                 self.anomalies.start()
+
+    async def start_worker(self, options: WorkerOptions | None = None) -> Worker:
+        """Start a worker for this app's workflows on its open store (``open`` does it unless
+        the app was built with ``worker=None``); runs started here then go straight to it.
+        """
+        if self.worker is not None:
+            raise RuntimeError("a worker already runs in this app")
+        worker = Worker(
+            self.store,
+            self.registry,
+            self.clock,
+            options or WorkerOptions(),
+            on_finished=self._outcomes.finished,
+            observer=self.observer,
+        )
+        await worker.start()
+        self.worker = worker
+        return worker
+
+    async def stop_worker(self, grace: float | None = None) -> None:
+        """Stop the worker gracefully (running steps get ``grace`` seconds), if one runs."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop(grace)
 
     def _open_notices(self) -> None:
         """Tell approvers (``OPSLOOM_APPROVAL_NOTICES_FILE``): register the notices workflow
@@ -504,12 +519,10 @@ class App(Definitions):
         if self.anomalies is not None:
             await self.anomalies.stop()
             self.anomalies = None
-        if self.worker is not None:
-            if self.scheduler is not None:
-                await self.scheduler.stop()
-                self.scheduler = None
-            await self.worker.stop(grace)
-            self.worker = None
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+        await self.stop_worker(grace)
         await self.connections.close()
         if self._notices_token is not None:
             from opsloom.approvals.notice import deactivate_notices
@@ -671,6 +684,38 @@ class App(Definitions):
         await self.store.send_signal(run_id, name, blob, self.clock.now())
         if self.worker is not None:
             self.worker.notify()
+
+    async def query(self, run_id: str, name: str, data: Any = None) -> Any:
+        """Ask the run's query handler ``name`` (``ctx.on_query``); the run is not changed.
+
+        The run is replayed to its present in this process, which must have its workflow.
+        """
+        return await query_run(self.store, self.clock, self.registry, run_id, name, data)
+
+    async def update(
+        self, run_id: str, name: str, data: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send the update ``name`` to a run and wait for its handler's result.
+
+        Raises ``UpdateRejectedError`` (nothing stored) when the update's validator refuses
+        ``data``, ``UpdateFailedError`` when its handler raises or the run ends first,
+        ``UpdatePendingError`` when ``timeout`` seconds pass first (the update stays queued).
+        """
+        update_id = await self.send_update(run_id, name, data)
+        return await self.update_result(run_id, update_id, timeout=timeout)
+
+    async def send_update(self, run_id: str, name: str, data: Any = None) -> str:
+        """Validate and store an update (see :meth:`update`); return its id."""
+        await validate_update(self.store, self.clock, self.registry, run_id, name, data)
+        update_id = new_id()
+        await self.signal(run_id, UPDATE_PREFIX + name, {"id": update_id, "data": data})
+        return update_id
+
+    async def update_result(
+        self, run_id: str, update_id: str, *, timeout: float | None = None
+    ) -> Any:
+        """Wait for the result of an update sent with :meth:`send_update`."""
+        return await update_outcome(self.store, run_id, update_id, timeout)
 
     # --- events -------------------------------------------------------------------------------
 

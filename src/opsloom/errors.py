@@ -166,6 +166,7 @@ class StepFailedError(OpsloomError):
         message: str,
         traceback: str = "",
         attempts: int = 1,
+        data: dict[str, object] | None = None,
     ) -> None:
         super().__init__(
             f"step {step!r} (#{seq}) failed after {attempts} attempt(s): {error_type}: {message}"
@@ -176,6 +177,8 @@ class StepFailedError(OpsloomError):
         self.message = message
         self.traceback = traceback
         self.attempts = attempts
+        #: What the step's exception carried in its ``error_data`` mapping, as recorded.
+        self.data = data or {}
 
 
 class StepTimeoutError(OpsloomError):
@@ -303,3 +306,38 @@ class SecretKeyError(ConfigurationError):
     """The key that encrypts connection secrets is missing, unreadable or wrong."""
 
     code = "secret_key_error"
+
+
+class QueryError(OpsloomError):
+    """A query or update cannot be answered: the run has no such handler, or its replay failed."""
+
+    code = "query_failed"
+
+
+class UpdateRejectedError(OpsloomError):
+    """An update's validator refused it; nothing was stored in the run."""
+
+    code = "update_rejected"
+
+
+class UpdateFailedError(OpsloomError):
+    """An update was taken by its run and its handler raised (or the run ended first)."""
+
+    code = "update_failed"
+
+    def __init__(self, run_id: str, update: str, error: dict[str, object] | None) -> None:
+        error = error or {}
+        super().__init__(
+            f"update {update!r} of run {run_id} failed: "
+            f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        )
+        self.run_id = run_id
+        self.update = update
+        self.error = error
+
+
+class UpdatePendingError(OpsloomError):
+    """An update was stored but its run has not handled it within the time waited for it."""
+
+    code = "update_pending"
+    retryable = True

@@ -138,9 +138,14 @@ class Lab:
     # --- processes ---------------------------------------------------------------------------
 
     def spawn(
-        self, *, lease: float = 2.0, concurrency: int = 64, grace: float = 10.0
+        self,
+        *,
+        lease: float = 2.0,
+        concurrency: int = 64,
+        grace: float = 10.0,
+        app: str = "flows:app",
     ) -> WorkerProcess:
-        """Start ``opsloom worker --app flows:app`` on the lab's database."""
+        """Start ``opsloom worker --app flows:app`` (or ``app``) on the lab's database."""
         name = f"worker{len(self.workers) + 1}"
         output = self.root / f"{name}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("OPSLOOM_")}
@@ -154,7 +159,7 @@ class Lab:
                     "opsloom.cli.main",
                     "worker",
                     "--app",
-                    "flows:app",
+                    app,
                     "--db",
                     self.url,
                     "--concurrency",

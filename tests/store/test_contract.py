@@ -243,6 +243,31 @@ async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
     assert again.history[1].output == "a"
 
 
+async def test_signals_since__unconsumed_and_consumed_from_a_position(store: Store) -> None:
+    await store.create_run(new_run("r1"), T0)
+    assert await store.signals_since("r1", 0) == []
+    await store.send_signal("r1", "go", encode("a"), T0)
+    await store.send_signal("r1", "stop", encode("b"), T0 + 1)
+    claim = (await store.claim("w1", KINDS, 1, T0 + 1, 30))[0]
+    await store.consume_signal(
+        claim.fence,
+        claim.signals[0].id,
+        StepRecord(
+            run_id="r1",
+            seq=1,
+            kind=StepKind.SIGNAL,
+            name="go",
+            status=StepStatus.COMPLETED,
+            output="a",
+        ),
+    )
+    pending = await store.signals_since("r1", 2)
+    assert [(s.name, s.payload, s.consumed_seq) for s in pending] == [("stop", "b", None)]
+    both = await store.signals_since("r1", 1)
+    assert [(s.name, s.consumed_seq) for s in both] == [("go", 1), ("stop", None)]
+    assert await store.signals_since("unknown", 0) == []
+
+
 async def test_finish_run__closes_and_wakes_the_parent(store: Store) -> None:
     await store.create_run(new_run("parent"), T0)
     parent = await claim_one(store)

@@ -34,9 +34,13 @@ from opsloom.errors import (
     InputError,
     OpsloomError,
     OverloadedError,
+    QueryError,
     RunNotFoundError,
     RunStateError,
     SerializationError,
+    UpdateFailedError,
+    UpdatePendingError,
+    UpdateRejectedError,
     WorkflowNotFoundError,
 )
 from opsloom.identity.access import (
@@ -57,6 +61,10 @@ MEDIA_TYPE = "application/problem+json"
 STATUS_OF: dict[type[OpsloomError], int] = {
     RunNotFoundError: 404,
     WorkflowNotFoundError: 404,
+    QueryError: 422,
+    UpdateRejectedError: 422,
+    UpdateFailedError: 409,
+    UpdatePendingError: 504,
     EventNotFoundError: 404,
     InputError: 422,
     # Only what a request brought can fail to serialise before the answer is sent.

@@ -111,6 +111,22 @@ class SignalAccepted(BaseModel):
     signal: str
 
 
+class QueryAnswer(BaseModel):
+    """The answer of a run's query handler (the run was replayed, not changed)."""
+
+    run_id: str
+    query: str
+    result: Any
+
+
+class UpdateDone(BaseModel):
+    """The result of a run's update handler, recorded in the run's history."""
+
+    run_id: str
+    update: str
+    result: Any
+
+
 class CancelAccepted(BaseModel):
     """Cancellation was requested for these runs (the run and its open children)."""
 

@@ -473,6 +473,72 @@ def send_signal(
     out.print(f"signal {name!r} sent to {run_id}")
 
 
+def _with_code(
+    target: str | None, db: str | None, call: Callable[[App], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
+    """Open the ``--app`` workflows (a query replays their code) on the store, without a
+    worker, and make one call."""
+
+    async def go() -> T:
+        async with command_app(target, db, worker=None) as app:
+            return await call(app)
+
+    return go
+
+
+@cli.command("query")
+def query_run(
+    run_id: Annotated[str, typer.Argument(help="Run to ask.")],
+    name: Annotated[str, typer.Argument(help="Query name (ctx.on_query, @workflow.query).")],
+    data: Annotated[str | None, typer.Option("--data", help="Argument as JSON.")] = None,
+    app: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Ask a run's query handler and print its answer; the run is not changed.
+
+    The run is replayed here, so --app must load its workflow (or --server ask a server).
+    """
+    payload = parse_json(data, "--data")
+    server = chosen_server()
+    if server is not None:
+        answer = execute(lambda: server.query(run_id, name, payload))
+    else:
+        answer = execute(_with_code(app, db, lambda a: runs.query_run(a, run_id, name, payload)))
+    print_json(answer)
+
+
+@cli.command("update")
+def update_run(
+    run_id: Annotated[str, typer.Argument(help="Run to update.")],
+    name: Annotated[str, typer.Argument(help="Update name (ctx.on_update, @workflow.update).")],
+    data: Annotated[str | None, typer.Option("--data", help="Argument as JSON.")] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the result.")
+    ] = 30.0,
+    app: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Send an update to a run (its validator may refuse it) and print the handler's result.
+
+    A worker must be serving the run for the update to be handled.
+    """
+    payload = parse_json(data, "--data")
+    server = chosen_server()
+    if server is not None:
+        result = execute(lambda: server.update(run_id, name, payload))
+    else:
+        result = execute(
+            _with_code(
+                app,
+                db,
+                lambda a: runs.update_run(
+                    a, run_id, name, payload, actor=cli_actor(), timeout=timeout
+                ),
+            )
+        )
+    print_json(result)
+
+
 def _runs_table(runs: list[RunRecord]) -> Table:
     table = Table("id", "workflow", "status", "created", "completed")
     for run in runs:

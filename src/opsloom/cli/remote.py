@@ -162,6 +162,12 @@ class Server:
     async def signal(self, run_id: str, name: str, data: Any = None) -> None:
         await self._call("POST", f"/runs/{run_id}/signals/{name}", json=data)
 
+    async def query(self, run_id: str, name: str, data: Any = None) -> Any:
+        return (await self._call("POST", f"/runs/{run_id}/queries/{name}", json=data))["result"]
+
+    async def update(self, run_id: str, name: str, data: Any = None) -> Any:
+        return (await self._call("POST", f"/runs/{run_id}/updates/{name}", json=data))["result"]
+
     async def cancel(self, run_id: str) -> list[str]:
         answer = await self._call("POST", f"/runs/{run_id}/cancel")
         return list(answer["cancelled"])

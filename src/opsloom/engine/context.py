@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 if TYPE_CHECKING:
     from opsloom.clock import Clock
     from opsloom.engine.execution import Execution
+    from opsloom.engine.registry import StepSpec
     from opsloom.store.base import Store
 
 T = TypeVar("T")
@@ -101,6 +102,13 @@ class Context:
         """
         return self._x.step(fn, args, kwargs)
 
+    def step_with(self, spec: StepSpec, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Like :meth:`step`, with the name, retry policy and timeout of ``spec`` for this call.
+
+        Build the spec with :func:`opsloom.engine.registry.make_step_spec`.
+        """
+        return self._x.step_with(spec, args, kwargs)
+
     async def gather(self, *awaitables: Awaitable[Any]) -> list[Any]:
         """Run awaitables concurrently (fan-out) and return their results in order (fan-in).
 
@@ -164,6 +172,40 @@ class Context:
         """Mark where a patch was once all runs take its new path (runs that recorded the
         patch still replay); remove it when no open run started before it."""
         self._x.deprecate_patch(change_id)
+
+    # --- handlers (signals, queries, updates) --------------------------------------------------
+
+    def on_signal(self, name: str, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(data)`` (plain or async) for each signal ``name`` that
+        :meth:`wait_until` takes."""
+        self._x.on_signal(name, fn)
+
+    def on_query(self, name: str, fn: Callable[[Any], Any]) -> None:
+        """Answer the query ``name`` with ``fn(data)`` (plain, read-only) on the run's state.
+
+        A query replays the run to its present without changing it (``app.query``).
+        """
+        self._x.on_query(name, fn)
+
+    def on_update(
+        self,
+        name: str,
+        fn: Callable[[Any], Any],
+        validator: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Handle the update ``name``: ``validator(data)`` may refuse it (raise) before it is
+        stored; ``fn(data)`` runs when :meth:`wait_until` takes it and its result is recorded
+        and returned to the caller of ``app.update``.
+        """
+        self._x.on_update(name, fn, validator)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``predicate()`` is true, serving signals and updates to their handlers.
+
+        The predicate is checked now and after each delivery. Raises ``WaitTimeoutError`` when
+        ``timeout`` seconds pass first.
+        """
+        await self._x.wait_until(predicate, timeout)
 
     def now(self) -> datetime:
         """The current time, recorded: a replay sees the same value."""

@@ -18,11 +18,12 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
 from opsloom.engine.event import Events
+from opsloom.engine.handler import Handlers, HandlerTable
 from opsloom.engine.patch import Patches
 from opsloom.engine.race import Races
 from opsloom.engine.registry import WorkflowSpec
-from opsloom.engine.replay import Host
-from opsloom.engine.step import StepRunner
+from opsloom.engine.replay import READ_ONLY, Host
+from opsloom.engine.step import StepRunner, error_data
 from opsloom.engine.wait import Waits
 from opsloom.errors import (
     LeaseLostError,
@@ -41,11 +42,12 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Events, Waits, Races, Patches):
+class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
         super().__init__(host, claim, spec)
+        self.handlers = HandlerTable()
         self.ctx = Context(self)
         self._completion: tuple[Awaitable[None], bytes] | None = None
 
@@ -107,6 +109,28 @@ class Execution(StepRunner, Events, Waits, Races, Patches):
                 timer.cancel()
             self.host.execution_done(self)
 
+    async def replay(self) -> None:
+        """Replay the run to its present without writing or starting anything (for queries).
+
+        Afterwards the workflow's state is what its recorded history built, and
+        :attr:`handlers` holds the handlers it registered on the way.
+        """
+        self.frozen = READ_ONLY
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self._in_main = True
+        try:
+            await self._main()
+        except asyncio.CancelledError:
+            if not self._interrupted or task.uncancel() > 0:
+                raise
+        except Exception:
+            pass
+        finally:
+            self._in_main = False
+            self.tearing_down = True
+
     def _timed_out(self) -> None:
         self.frozen = "timeout"
         self._settle()
@@ -139,7 +163,7 @@ class Execution(StepRunner, Events, Waits, Races, Patches):
             result = await self.spec.fn(self.ctx)
         # Queue the completion in the same turn of the loop as the last step's record, so that
         # both usually share one commit; ``_complete`` then only waits for it.
-        if self.fatal is None and not self.tearing_down:
+        if self.fatal is None and not self.tearing_down and self.frozen != READ_ONLY:
             self._completion = self._queue_completion(result)
         return result
 
@@ -282,4 +306,5 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
         data["code"] = exc.code
         # Errors with structured details (a workflow document's error object) keep them.
         data.update(getattr(exc, "details", None) or {})
+    data.update(error_data(exc))
     return ErrorInfo.from_exception(exc, **data).to_dict()

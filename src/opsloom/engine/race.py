@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import CodeType
 from typing import Any
 
-from opsloom.engine.replay import ReplayState
+from opsloom.engine.replay import READ_ONLY, ReplayState
 from opsloom.engine.step import StepRunner
 from opsloom.engine.wait import Waits
 from opsloom.errors import OpsloomError
@@ -101,6 +101,8 @@ class Races(ReplayState):
     async def _record_race(
         self, seq: int, winner: int, calls: dict[int, tuple[int, StepKind, str] | None]
     ) -> None:
+        if self.frozen == READ_ONLY:  # a query's replay writes nothing and cancels nothing
+            return
         now = self.clock.now()
         lost = ErrorInfo(
             RaceLostError.__name__,

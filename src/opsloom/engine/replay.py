@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from opsloom.store.base import Store
 
 
+#: ``frozen`` of an execution that replays a run to answer a query: it writes nothing and
+#: starts nothing; every durable call past the recorded history parks.
+READ_ONLY = "read-only"
+
+
 class Host(Protocol):
     """What an execution needs from the worker that runs it."""
 
@@ -80,7 +85,7 @@ class ReplayState:
         self._interrupted = False
         self._last_write: asyncio.Future[None] | None = None
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
-        # "cancel", "timeout", "drain" or "pause": start nothing new.
+        # "cancel", "timeout", "drain", "pause" or READ_ONLY: start nothing new.
         self.frozen: str | None = None
         self.tearing_down = False
         self.fatal: BaseException | None = None
@@ -117,7 +122,9 @@ class ReplayState:
         return self.clock.now() if self.frozen in _PARKING else None
 
     def _next(self) -> int:
-        if self.tearing_down:
+        # Once interrupted (parked, cancelled, timed out) the workflow may still run code in an
+        # ``except CancelledError`` or ``finally``: a durable call there must not wait forever.
+        if self.tearing_down or self._interrupted:
             raise asyncio.CancelledError()
         self.seq += 1
         return self.seq
@@ -154,6 +161,10 @@ class ReplayState:
         self, seq: int, kind: StepKind, name: str, status: StepStatus, **fields: Any
     ) -> Awaitable[None]:
         """Queue the history entry at ``seq`` (fenced: refused once the lease is lost)."""
+        if self.frozen == READ_ONLY:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         return self.store.record_step(self.fence, self._entry(seq, kind, name, status, **fields))
 
     def _post(self, pending: Awaitable[None]) -> None:

@@ -32,6 +32,11 @@ class StepRunner(ReplayState):
         spec = self.host.registry.step_spec(fn)
         return self._step(seq, spec, args, kwargs)
 
+    def step_with(
+        self, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
+        return self._step(self._next(), spec, args, kwargs)
+
     async def _step(
         self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
@@ -104,7 +109,7 @@ class StepRunner(ReplayState):
                 return value
             finally:
                 _current_step.reset(token)
-            info = ErrorInfo.from_exception(failure)
+            info = ErrorInfo.from_exception(failure, **error_data(failure))
             now = self.clock.now()
             if failures is None:
                 failures = _failures_before(self.history.get(seq)) if attempt > 1 else []
@@ -156,7 +161,9 @@ class StepRunner(ReplayState):
                     completed_at=now,
                 )
             )
-            raise StepFailedError(spec.name, seq, info.type, info.message, info.traceback, attempt)
+            raise StepFailedError(
+                spec.name, seq, info.type, info.message, info.traceback, attempt, info.data
+            )
 
     def _attempted(
         self,
@@ -225,4 +232,15 @@ def _step_failure(rec: StepRecord) -> StepFailedError:
         str(error.get("message", "")),
         str(error.get("traceback", "")),
         rec.attempts,
+        dict(error.get("data") or {}),
     )
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """What an exception asks to keep with its recorded error: its ``error_data`` mapping.
+
+    Layers on the engine (the Temporal compat layer's ``ApplicationError``) use it to carry
+    structured details through the history to the workflow that sees the failure.
+    """
+    data = getattr(exc, "error_data", None)
+    return {str(key): value for key, value in data.items()} if isinstance(data, dict) else {}

@@ -8,12 +8,15 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from opsloom.codec import encode
-from opsloom.engine.replay import ReplayState
+from opsloom.engine.replay import READ_ONLY, ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
 from opsloom.model.label import check_labels
 from opsloom.model.run import NewRun
 from opsloom.model.tracecontext import child_traceparent
+
+#: What a tagged signal wait returns (and records) when its deadline passes first.
+TIMED_OUT = {"timeout": True}
 
 
 class Waits(ReplayState):
@@ -60,22 +63,48 @@ class Waits(ReplayState):
         return self._wait_for(self._next(), name, timeout)
 
     async def _wait_for(self, seq: int, name: str, timeout: float | None) -> Any:
+        return await self._wait_signal(seq, name, (name,), timeout=timeout)
+
+    async def _wait_signal(
+        self,
+        seq: int,
+        label: str,
+        names: tuple[str, ...],
+        *,
+        timeout: float | None = None,
+        until: float | None = None,
+        tagged: bool = False,
+    ) -> Any:
+        """Take the first signal named one of ``names``; the entry at ``seq`` is ``label``.
+
+        The deadline is ``until`` or ``timeout`` seconds from now. ``tagged`` returns
+        ``{"name": ..., "payload": ...}`` instead of the payload alone, and a deadline reached
+        as ``{"timeout": True}`` (a completed entry: for ``wait_until`` a timer that ends is
+        an ordinary outcome) instead of a failed entry and ``WaitTimeoutError``.
+        """
         rec = self.history.get(seq)
         now = self.clock.now()
         if rec is not None:
-            self._check(seq, rec, StepKind.SIGNAL, name)
+            self._check(seq, rec, StepKind.SIGNAL, label)
             if rec.status is StepStatus.COMPLETED:
                 return rec.output
             if rec.status is StepStatus.FAILED:
                 raise WaitTimeoutError(str((rec.error or {}).get("message", "wait timed out")))
             deadline = rec.wake_at
+        elif until is not None:
+            deadline = until
         else:
             deadline = None if timeout is None else now + timeout
-        if self.frozen is not None:
+        # A read-only replay (a query) takes the signals sent so far, without consuming them:
+        # it answers on the state the run has once it has taken them.
+        if self.frozen is not None and self.frozen != READ_ONLY:
             await self._block(self._frozen_wake())
         started = rec.started_at if rec is not None and rec.started_at else now
-        signal = self._take_signal(name)
+        signal = self._take_signal(names)
         if signal is not None:
+            output = {"name": signal.name, "payload": signal.payload} if tagged else signal.payload
+            if self.frozen == READ_ONLY:
+                return output
             await self._write(
                 self.store.consume_signal(
                     self.fence,
@@ -83,27 +112,41 @@ class Waits(ReplayState):
                     self._entry(
                         seq,
                         StepKind.SIGNAL,
-                        name,
+                        label,
                         StepStatus.COMPLETED,
-                        output=signal.payload,
+                        output=output,
                         wake_at=deadline,
                         started_at=started,
                         completed_at=now,
                     ),
                 )
             )
-            return signal.payload
+            return output
+        if deadline is not None and now >= deadline and tagged:
+            await self._write(
+                self._record(
+                    seq,
+                    StepKind.SIGNAL,
+                    label,
+                    StepStatus.COMPLETED,
+                    output=TIMED_OUT,
+                    wake_at=deadline,
+                    started_at=started,
+                    completed_at=now,
+                )
+            )
+            return TIMED_OUT
         if deadline is not None and now >= deadline:
             exc = WaitTimeoutError(
-                f"no signal {name!r} arrived within {timeout or 0:g}s"
-                if rec is None
-                else f"no signal {name!r} arrived in time"
+                f"no signal {label!r} arrived within {timeout or 0:g}s"
+                if rec is None and until is None
+                else f"no signal {label!r} arrived in time"
             )
             await self._write(
                 self._record(
                     seq,
                     StepKind.SIGNAL,
-                    name,
+                    label,
                     StepStatus.FAILED,
                     error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
                     wake_at=deadline,
@@ -115,14 +158,19 @@ class Waits(ReplayState):
         if rec is None:
             self._post(
                 self._record(
-                    seq, StepKind.SIGNAL, name, StepStatus.WAITING, wake_at=deadline, started_at=now
+                    seq,
+                    StepKind.SIGNAL,
+                    label,
+                    StepStatus.WAITING,
+                    wake_at=deadline,
+                    started_at=now,
                 )
             )
         await self._block(deadline)
 
-    def _take_signal(self, name: str) -> Any:
+    def _take_signal(self, names: tuple[str, ...]) -> Any:
         for signal in self.signals:
-            if signal.name == name and signal.id not in self._taken:
+            if signal.name in names and signal.id not in self._taken:
                 self._taken.add(signal.id)
                 return signal
         return None

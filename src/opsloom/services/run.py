@@ -1,4 +1,5 @@
-"""Runs on behalf of the API and the CLI: start, list, show, signal, pause, cancel and retry.
+"""Runs on behalf of the API and the CLI: start, list, show, signal, query, update, pause,
+cancel and retry.
 
 Each change says who asked (``actor``: the API token's user, ``cli:<login>`` …) and is written
 to the audit log, so the log answers who started, signalled, cancelled or retried a run, not
@@ -91,6 +92,23 @@ async def signal_run(app: App, run_id: str, name: str, data: Any, *, actor: str)
     """Send signal ``name`` to a run, audited as ``run.signal``."""
     await app.signal(run_id, name, data)
     await app.audit.append(actor, "run.signal", f"run:{run_id}", {"signal": name})
+
+
+async def query_run(app: App, run_id: str, name: str, data: Any) -> Any:
+    """The answer of a run's query handler (read-only: not audited, the run is not changed)."""
+    return await app.query(run_id, name, data)
+
+
+async def update_run(
+    app: App, run_id: str, name: str, data: Any, *, actor: str, timeout: float | None = None
+) -> Any:
+    """Send update ``name`` to a run and return its handler's result; an update that its
+    validator accepted is audited as ``run.update``."""
+    update_id = await app.send_update(run_id, name, data)
+    await app.audit.append(
+        actor, "run.update", f"run:{run_id}", {"update": name, "update_id": update_id}
+    )
+    return await app.update_result(run_id, update_id, timeout=timeout)
 
 
 async def cancel_run(app: App, run_id: str, *, actor: str) -> list[str]:

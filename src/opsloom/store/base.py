@@ -141,6 +141,11 @@ class Store(Protocol):
         """Store a signal for a run and wake it; returns the signal id."""
         ...
 
+    async def signals_since(self, run_id: str, seq: int) -> list[SignalRecord]:
+        """A run's signals not consumed, or consumed at position ``seq`` or later, oldest
+        first, with ``consumed_seq`` (a replay's view of the signals as of a history read)."""
+        ...
+
     # --- pausing (see :mod:`opsloom.store.pause`) --------------------------------------------
 
     async def pause_run(self, run_id: str, now: float) -> RunRecord:

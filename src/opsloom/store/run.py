@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from opsloom.codec import encode
+from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
-from opsloom.model import ErrorInfo, RunRecord, RunStatus, StepRecord
+from opsloom.model import ErrorInfo, RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
@@ -81,6 +81,27 @@ class RunOps(Transactions):
             return run
 
         return await self.read(get)
+
+    async def signals_since(self, run_id: str, seq: int) -> list[SignalRecord]:
+        async def since(tx: Tx) -> list[SignalRecord]:
+            rows = await tx.all(
+                "SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
+                "WHERE run_id = ? AND (consumed_seq IS NULL OR consumed_seq >= ?) ORDER BY id",
+                (run_id, seq),
+            )
+            return [
+                SignalRecord(
+                    id=row[0],
+                    run_id=row[1],
+                    name=row[2],
+                    payload=decode(row[3]),
+                    created_at=row[4],
+                    consumed_seq=row[5],
+                )
+                for row in rows
+            ]
+
+        return await self.read(since)
 
     async def status_of(self, run_id: str) -> RunStatus | None:
         row = await self.read(lambda tx: tx.one("SELECT status FROM runs WHERE id = ?", (run_id,)))

@@ -1,10 +1,11 @@
-"""``/api/v1/runs``: start, list, inspect, signal, pause, resume, cancel and retry runs.
+"""``/api/v1/runs``: start, list, inspect, signal, query, update, pause, resume, cancel and
+retry runs.
 
 Every run is addressable: ids of runs started by triggers hold ``/`` and ``#``
 (``doc:ops/x#…``), so a run id is the rest of the path (``/`` may stay as is) and is sent
 percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/cancel``,
-``/retry``, ``/pause``, ``/resume``, ``/reset`` or ``/signals/<name>`` is read with ``GET``
-only.
+``/retry``, ``/pause``, ``/resume``, ``/reset``, ``/signals/<name>``, ``/queries/<name>`` or
+``/updates/<name>`` is read with ``GET`` only.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from opsloom.api.body import body_doc, json_body, model_body, start_run_body
 from opsloom.api.schema import (
     CancelAccepted,
     Problem,
+    QueryAnswer,
     ResetRunBody,
     RunOut,
     SignalAccepted,
     StartRunBody,
+    UpdateDone,
 )
 from opsloom.app import App
 from opsloom.identity.access import Principal
@@ -166,6 +169,62 @@ async def send_signal(
 ) -> JSONResponse:
     await runs.signal_run(app, run_id, name, payload, actor=who.user)
     return JSONResponse({"run_id": run_id, "signal": name}, status_code=202)
+
+
+_HANDLER: dict[int | str, dict[str, Any]] = {
+    422: {"model": Problem, "description": "The run has no such handler, or it refused."}
+}
+
+
+@router.post(
+    "/{run_id:path}/queries/{name}",
+    response_model=QueryAnswer,
+    summary="Ask a run's query handler",
+    dependencies=_VIEW,
+    description="The body (any JSON value, or empty for null) is given to the run's query "
+    "handler `name` (`ctx.on_query`, Temporal-style `@workflow.query`). The run is replayed "
+    "to its present in the server, with the signals sent so far, and is not changed.",
+    responses={**_NOT_FOUND, **_HANDLER},
+    openapi_extra=body_doc({}, required=False),
+)
+async def query_run(
+    app: AppDep,
+    who: Viewer,
+    run_id: str,
+    name: str,
+    payload: Annotated[Any, Depends(json_body)],
+) -> JSONResponse:
+    result = await runs.query_run(app, run_id, name, payload)
+    return JSONResponse({"run_id": run_id, "query": name, "result": result})
+
+
+@router.post(
+    "/{run_id:path}/updates/{name}",
+    response_model=UpdateDone,
+    summary="Send an update to a run and wait for its result",
+    dependencies=_OPERATE,
+    description="The body (any JSON value, or empty for null) is checked by the update's "
+    "validator (refused: 422, nothing stored), then handled by the run at its next wait; "
+    "the handler's result is recorded and returned. A handler that raises answers 409; a "
+    "run that has not handled it within `timeout` seconds answers 504 (it stays queued).",
+    responses={
+        **_NOT_FOUND,
+        **_HANDLER,
+        409: {"model": Problem, "description": "The handler failed, or the run ended."},
+        504: {"model": Problem, "description": "Not handled yet; it stays queued."},
+    },
+    openapi_extra=body_doc({}, required=False),
+)
+async def update_run(
+    app: AppDep,
+    who: Operator,
+    run_id: str,
+    name: str,
+    payload: Annotated[Any, Depends(json_body)],
+    timeout: Annotated[float, Query(gt=0, le=300)] = 30.0,
+) -> JSONResponse:
+    result = await runs.update_run(app, run_id, name, payload, actor=who.user, timeout=timeout)
+    return JSONResponse({"run_id": run_id, "update": name, "result": result})
 
 
 @router.post(

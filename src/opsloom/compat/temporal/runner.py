@@ -1,0 +1,170 @@
+"""The opsloom workflow function that runs a ``@workflow.defn`` class, and asyncio in workflows.
+
+Each execution (first run and every replay) builds a new instance of the class, registers its
+signal, query and update methods as handlers of the run's context, and awaits its ``run``
+method. The run's input is ``{"args": [...], "task_queue": ...}`` (plus ``workflow_id`` and
+``continued_from`` for a run that continues another); its output is the JSON of the result.
+
+``continue_as_new`` starts the next run as a child of this one, whose result becomes this run's:
+each run's history stays short, the first run's result is the chain's, and a cancel reaches the
+run that is current.
+
+Temporal runs workflows on its own event loop, where ``asyncio.sleep`` is a durable timer and
+``asyncio.gather`` waits for durable work. opsloom runs them on the worker's loop, so the first
+workflow run installs wrappers of ``asyncio.sleep`` and ``asyncio.gather`` that do the same
+inside workflow code (a context variable tells) and change nothing anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from opsloom.compat.temporal.converter import args_from_json, parameter_hints, to_json
+from opsloom.compat.temporal.runtime import (
+    Runtime,
+    WorkflowState,
+    current_workflow,
+    enter_workflow,
+    in_workflow,
+    leave_workflow,
+)
+from opsloom.compat.temporal.workflow import ContinueAsNewError, WorkflowDefinition, sleep
+from opsloom.engine import Context
+
+
+def split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The workflow's arguments and the run's metadata from its input.
+
+    Runs started elsewhere (``opsloom start``, the API) may give a bare value: a list is the
+    arguments, anything else the single argument.
+    """
+    if isinstance(value, dict) and isinstance(value.get("args"), list):
+        return list(value["args"]), value
+    if value is None:
+        return [], {}
+    if isinstance(value, list):
+        return list(value), {}
+    return [value], {}
+
+
+def make_runner(
+    definition: WorkflowDefinition, runtime: Runtime
+) -> Callable[[Context, Any], Awaitable[Any]]:
+    """The opsloom workflow function of ``definition``."""
+    run_hints = parameter_hints(definition.run_fn, method=True)
+
+    async def runner(ctx: Context, input: Any) -> Any:
+        install_asyncio_bridge()
+        values, meta = split_input(input)
+        state = WorkflowState(
+            ctx=ctx,
+            runtime=runtime,
+            workflow_id=str(meta.get("workflow_id") or ctx.run_id),
+            workflow_type=definition.name,
+            task_queue=str(meta.get("task_queue") or "default"),
+            parent_id=_text(meta.get("parent")),
+            continued_run_id=_text(meta.get("continued_from")),
+        )
+        token = enter_workflow(state)
+        try:
+            run_args = args_from_json(values, run_hints)
+            instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
+            state.instance = instance
+            _register(ctx, definition, instance)
+            try:
+                result = await definition.run_fn(instance, *run_args)
+            except ContinueAsNewError as exc:
+                following = {
+                    "args": exc.arguments,
+                    "task_queue": exc.task_queue or state.task_queue,
+                    "workflow_id": state.workflow_id,
+                    "continued_from": ctx.run_id,
+                }
+                return await ctx.child(exc.workflow or definition.name, following)
+            return to_json(result)
+        finally:
+            leave_workflow(token)
+
+    runner.__name__ = runner.__qualname__ = definition.name
+    return runner
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _register(ctx: Context, definition: WorkflowDefinition, instance: Any) -> None:
+    for name, fn in definition.signals.items():
+        ctx.on_signal(name, functools.partial(_call, instance, fn, _hints(fn)))
+    for name, fn in definition.queries.items():
+        ctx.on_query(name, functools.partial(_answer, instance, fn, _hints(fn)))
+    for name, fn in definition.updates.items():
+        check = definition.validator(name)
+        ctx.on_update(
+            name,
+            functools.partial(_apply, instance, fn, _hints(fn)),
+            None if check is None else functools.partial(_call, instance, check, _hints(check)),
+        )
+
+
+def _hints(fn: Callable[..., Any]) -> Sequence[Any]:
+    return parameter_hints(fn, method=True)
+
+
+def _values(data: Any, hints: Sequence[Any]) -> Sequence[Any]:
+    values = data if isinstance(data, list) else ([] if data is None else [data])
+    return args_from_json(values, hints)
+
+
+def _call(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
+    return fn(instance, *_values(data, hints))
+
+
+def _answer(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
+    return to_json(fn(instance, *_values(data, hints)))
+
+
+async def _apply(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
+    result = fn(instance, *_values(data, hints))
+    if inspect.isawaitable(result):
+        result = await result
+    return to_json(result)
+
+
+# --- asyncio inside workflow code -----------------------------------------------------------------
+
+_original_sleep = asyncio.sleep
+_original_gather = asyncio.gather
+
+
+async def _bridged_sleep(delay: float, result: Any = None) -> Any:
+    if delay > 0 and in_workflow():
+        await sleep(delay)
+        return result
+    return await _original_sleep(delay, result)
+
+
+def _bridged_gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Any:
+    if not in_workflow():
+        return _original_gather(*aws, return_exceptions=return_exceptions)
+    branches = [_captured(aw) for aw in aws] if return_exceptions else list(aws)
+    return current_workflow().ctx.gather(*branches)
+
+
+async def _captured(aw: Awaitable[Any]) -> Any:
+    try:
+        return await aw
+    except Exception as exc:
+        return exc
+
+
+def install_asyncio_bridge() -> None:
+    """Make ``asyncio.sleep`` and ``asyncio.gather`` durable inside workflow code (idempotent)."""
+    if asyncio.sleep is not _bridged_sleep:
+        asyncio.sleep = _bridged_sleep
+    if asyncio.gather is not _bridged_gather:
+        asyncio.gather = _bridged_gather  # type: ignore[assignment]

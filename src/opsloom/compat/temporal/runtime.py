@@ -1,0 +1,425 @@
+"""What a Temporal-style workflow or activity runs with: the current run, activities as steps.
+
+Workflow code reaches its run through a context variable set by the runner (see
+:mod:`~opsloom.compat.temporal.runner`); gather branches inherit it, activities clear it (so an
+``asyncio.sleep`` in an activity is a real sleep, in a workflow a durable timer).
+
+An activity call is one opsloom step: its name is the activity's name, its retry policy and
+timeout come from the call's options, and its attempts are the step's attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextvars
+import inspect
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opsloom.compat.temporal.common import RetryPolicy
+from opsloom.compat.temporal.converter import to_json
+from opsloom.compat.temporal.exceptions import (
+    ApplicationError,
+    TimeoutError,
+    TimeoutType,
+)
+from opsloom.engine import Context, StepInfo, current_step
+from opsloom.engine.registry import StepSpec, make_step_spec
+
+DEFAULT_RETRY = RetryPolicy()
+_ACTIVITY_ATTR = "__temporal_activity_definition__"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityDefinition:
+    """An activity function and its name (``@activity.defn(name=...)``)."""
+
+    fn: Callable[..., Any]
+    name: str
+
+
+def activity_definition(fn: Any) -> ActivityDefinition:
+    """The definition of a decorated activity, or one named after a plain function."""
+    found = getattr(fn, _ACTIVITY_ATTR, None)
+    if isinstance(found, ActivityDefinition):
+        return found
+    if not callable(fn):
+        raise TypeError(f"an activity must be a function or its name, not {fn!r}")
+    return ActivityDefinition(fn, getattr(fn, "__name__", repr(fn)))
+
+
+def mark_activity(fn: Callable[..., Any], name: str | None) -> None:
+    setattr(fn, _ACTIVITY_ATTR, ActivityDefinition(fn, name or fn.__name__))
+
+
+class Runtime:
+    """What the Temporal-style workflows of one app share.
+
+    Attributes:
+        activities: activities by name, for calls that name them by string.
+        heartbeats: the last heartbeat details of each activity, by its step's idempotency
+            key; the next attempt reads them (kept in this process).
+        runners: the opsloom workflow function of each registered workflow type.
+        specs: the step of each activity under each set of options it was called with.
+    """
+
+    def __init__(self) -> None:
+        self.specs: dict[tuple[Any, ...], StepSpec] = {}
+        self.activities: dict[str, ActivityDefinition] = {}
+        self.heartbeats: dict[str, tuple[Any, ...]] = {}
+        self.runners: dict[str, Callable[..., Any]] = {}
+
+    def add_activity(self, fn: Callable[..., Any]) -> None:
+        definition = activity_definition(fn)
+        self.activities[definition.name] = definition
+
+    def resolve(self, activity: Any) -> ActivityDefinition:
+        if isinstance(activity, str):
+            found = self.activities.get(activity)
+            if found is None:
+                known = ", ".join(sorted(self.activities)) or "none"
+                raise ApplicationError(
+                    f"unknown activity {activity!r} (registered: {known})", non_retryable=True
+                )
+            return found
+        return activity_definition(activity)
+
+
+@dataclass(slots=True)
+class WorkflowState:
+    """The workflow execution the current code belongs to."""
+
+    ctx: Context
+    runtime: Runtime
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    parent_id: str | None
+    continued_run_id: str | None
+    instance: Any = None
+    rng: random.Random | None = None
+    patches: dict[str, bool] = field(default_factory=dict)
+
+
+_workflow: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
+    "temporal_workflow", default=None
+)
+
+
+def current_workflow() -> WorkflowState:
+    state = _workflow.get()
+    if state is None:
+        raise RuntimeError("not in a workflow: this function is for workflow code")
+    return state
+
+
+def in_workflow() -> bool:
+    return _workflow.get() is not None
+
+
+def enter_workflow(state: WorkflowState | None) -> contextvars.Token[WorkflowState | None]:
+    return _workflow.set(state)
+
+
+def leave_workflow(token: contextvars.Token[WorkflowState | None]) -> None:
+    _workflow.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityInfo:
+    """The running activity, as ``temporalio.activity.Info`` tells it."""
+
+    activity_id: str
+    activity_type: str
+    attempt: int
+    workflow_id: str
+    workflow_run_id: str
+    workflow_type: str
+    task_queue: str
+    heartbeat_details: tuple[Any, ...]
+    heartbeat_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    schedule_to_close_timeout: timedelta | None
+    scheduled_time: datetime
+    started_time: datetime
+    is_local: bool = False
+    workflow_namespace: str = "default"
+
+
+class ActivityState:
+    """The running activity: what ``activity.info()`` and ``activity.heartbeat()`` use.
+
+    Its :class:`ActivityInfo` is built when first asked for (most activities never ask).
+    """
+
+    __slots__ = (
+        "_info",
+        "clock",
+        "definition",
+        "key",
+        "last_beat",
+        "options",
+        "started",
+        "state",
+        "step",
+    )
+
+    def __init__(
+        self,
+        state: WorkflowState,
+        definition: ActivityDefinition,
+        options: ActivityOptions,
+        step: StepInfo,
+        now: float,
+    ) -> None:
+        self.state = state
+        self.definition = definition
+        self.options = options
+        self.step = step
+        self.key = step.idempotency_key
+        self.clock = state.ctx.clock
+        self.started = self.last_beat = now
+        self._info: ActivityInfo | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.state.runtime
+
+    @property
+    def info(self) -> ActivityInfo:
+        if self._info is None:
+            state, step, options = self.state, self.step, self.options
+            started = datetime.fromtimestamp(self.started, tz=UTC)
+            self._info = ActivityInfo(
+                activity_id=str(step.seq),
+                activity_type=self.definition.name,
+                attempt=step.attempt,
+                workflow_id=state.workflow_id,
+                workflow_run_id=state.ctx.run_id,
+                workflow_type=state.workflow_type,
+                task_queue=state.task_queue,
+                heartbeat_details=state.runtime.heartbeats.get(self.key, ()),
+                heartbeat_timeout=_delta(options.heartbeat),
+                start_to_close_timeout=_delta(options.start_to_close),
+                schedule_to_close_timeout=_delta(options.schedule_to_close),
+                scheduled_time=started,
+                started_time=started,
+            )
+        return self._info
+
+    def beat(self, details: tuple[Any, ...]) -> None:
+        self.runtime.heartbeats[self.key] = details
+        self.last_beat = self.clock.now()
+
+
+_activity: contextvars.ContextVar[ActivityState | None] = contextvars.ContextVar(
+    "temporal_activity", default=None
+)
+
+
+def current_activity() -> ActivityState:
+    state = _activity.get()
+    if state is None:
+        raise RuntimeError("not in an activity: this function is for activity code")
+    return state
+
+
+def in_activity() -> bool:
+    return _activity.get() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityOptions:
+    """The options of one activity call that shape its step."""
+
+    start_to_close: float | None
+    schedule_to_close: float | None
+    heartbeat: float | None
+    retry: RetryPolicy
+
+    @classmethod
+    def of(
+        cls,
+        start_to_close_timeout: timedelta | None,
+        schedule_to_close_timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+    ) -> ActivityOptions:
+        if start_to_close_timeout is None and schedule_to_close_timeout is None:
+            raise ValueError(
+                "an activity needs start_to_close_timeout or schedule_to_close_timeout"
+            )
+        return cls(
+            _seconds(start_to_close_timeout),
+            _seconds(schedule_to_close_timeout),
+            _seconds(heartbeat_timeout),
+            retry_policy or DEFAULT_RETRY,
+        )
+
+    def key(self) -> tuple[Any, ...]:
+        """What tells two sets of options apart (the retry policy by its fields)."""
+        retry = self.retry
+        return (
+            self.start_to_close,
+            self.schedule_to_close,
+            self.heartbeat,
+            retry.initial_interval,
+            retry.backoff_coefficient,
+            retry.maximum_interval,
+            retry.maximum_attempts,
+            tuple(retry.non_retryable_error_types or ()),
+        )
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def activity_spec(
+    runtime: Runtime, definition: ActivityDefinition, options: ActivityOptions
+) -> StepSpec:
+    """The opsloom step that runs ``definition`` under ``options`` (made once, then cached).
+
+    The step is called with the schedule-to-close deadline (epoch seconds, or None) before the
+    activity's arguments; the workflow it belongs to is the current one.
+    """
+    key = (definition.name, definition.fn, options.key())
+    spec = runtime.specs.get(key)
+    if spec is None:
+        body = _activity_body(definition, options)
+        # A start-to-close limit alone is the step's timeout (its StepTimeoutError is seen as
+        # Temporal's start-to-close TimeoutError); with a deadline across attempts or a
+        # heartbeat timeout, the body keeps the time, knowing which limit ran out.
+        alone = options.schedule_to_close is None and options.heartbeat is None
+        timeout = options.start_to_close if alone else None
+        spec = make_step_spec(body, definition.name, options.retry.to_opsloom(), timeout)
+        runtime.specs[key] = spec
+    return spec
+
+
+def _activity_body(
+    definition: ActivityDefinition, options: ActivityOptions
+) -> Callable[..., Awaitable[Any]]:
+    fn = definition.fn
+    non_retryable = set(options.retry.non_retryable_error_types or ())
+    is_async = inspect.iscoroutinefunction(fn)
+
+    async def body(deadline: float | None, *args: Any) -> Any:
+        state = current_workflow()
+        ctx = state.ctx
+        step = current_step()
+        now = ctx.clock.now()
+        limit = options.start_to_close
+        final = None
+        if deadline is not None:
+            remaining = deadline - now
+            if remaining <= 0:
+                raise TimeoutError(
+                    "activity ScheduleToClose timeout", type=TimeoutType.SCHEDULE_TO_CLOSE
+                )
+            if limit is None or remaining < limit:
+                limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
+        activity = ActivityState(state, definition, options, step, now)
+        key = activity.key
+        token = _activity.set(activity)
+        outer = _workflow.set(None)
+        try:
+            call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
+            if options.heartbeat is None:
+                result = await (call if deadline is None else _limited(call, limit, final))
+            else:
+                result = await _within(call, limit, final, options.heartbeat, activity, ctx)
+        except Exception as exc:
+            kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
+            if kind in non_retryable and not isinstance(exc, ApplicationError | TimeoutError):
+                exc.retryable = False  # type: ignore[attr-defined]
+            elif kind in non_retryable and isinstance(exc, ApplicationError):
+                raise ApplicationError(
+                    exc.message, *exc.details, type=exc.type, non_retryable=True
+                ) from exc
+            raise
+        finally:
+            _workflow.reset(outer)
+            _activity.reset(token)
+        if state.runtime.heartbeats:
+            state.runtime.heartbeats.pop(key, None)
+        return to_json(result)
+
+    return body
+
+
+def _timeout(final: TimeoutType | None) -> TimeoutError:
+    kind = final or TimeoutType.START_TO_CLOSE
+    name = "ScheduleToClose" if kind is TimeoutType.SCHEDULE_TO_CLOSE else "StartToClose"
+    return TimeoutError(f"activity {name} timeout", type=kind)
+
+
+async def _limited(call: Awaitable[Any], limit: float | None, final: TimeoutType | None) -> Any:
+    """Await ``call`` within ``limit`` seconds (no heartbeat to watch: no extra task)."""
+    if limit is None:
+        return await call
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await call
+    except builtins.TimeoutError:
+        if scope.expired():
+            raise _timeout(final) from None
+        raise
+
+
+async def _within(
+    call: Any,
+    limit: float | None,
+    final: TimeoutType | None,
+    heartbeat: float | None,
+    activity: ActivityState,
+    ctx: Context,
+) -> Any:
+    """Await ``call`` under the attempt's time limit and heartbeat timeout."""
+    task = asyncio.ensure_future(call)
+    loop = asyncio.get_running_loop()
+    end = None if limit is None else loop.time() + limit
+    try:
+        while True:
+            waits = [t for t in (end, _beat_due(activity, heartbeat, ctx, loop)) if t is not None]
+            timeout = None if not waits else max(0.0, min(waits) - loop.time())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                return task.result()
+            if end is not None and loop.time() >= end:
+                kind = final or TimeoutType.START_TO_CLOSE
+                name = (
+                    "ScheduleToClose" if kind is TimeoutType.SCHEDULE_TO_CLOSE else "StartToClose"
+                )
+                raise TimeoutError(f"activity {name} timeout", type=kind)
+            due = _beat_due(activity, heartbeat, ctx, loop)
+            if due is not None and loop.time() >= due:
+                raise TimeoutError(
+                    "activity Heartbeat timeout",
+                    type=TimeoutType.HEARTBEAT,
+                    last_heartbeat_details=activity.runtime.heartbeats.get(activity.key, ()),
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+
+def _beat_due(
+    activity: ActivityState,
+    heartbeat: float | None,
+    ctx: Context,
+    loop: asyncio.AbstractEventLoop,
+) -> float | None:
+    if heartbeat is None:
+        return None
+    # last_beat is on the run's clock; the wait is on the loop's.
+    return loop.time() + (activity.last_beat + heartbeat - ctx.clock.now())
+
+
+def _delta(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
