@@ -133,6 +133,10 @@ class Store(Protocol):
         """Store a signal for a run and wake it; returns the signal id."""
         ...
 
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        """The signals (and delivered events) a run has not taken yet, oldest first."""
+        ...
+
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(

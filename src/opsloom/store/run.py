@@ -11,7 +11,7 @@ from typing import Any
 
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
-from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model import RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
@@ -19,6 +19,7 @@ from opsloom.store.job import (
     check_fence,
     fenced_upsert_step,
     fetch_run,
+    fetch_signals,
     fetch_steps,
     finish,
     insert_run,
@@ -181,6 +182,10 @@ class RunOps(Transactions):
             return int(inserted[0])
 
         return await self.write(send, WORK)
+
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        found = await self.read(lambda tx: fetch_signals(tx, [run_id]))
+        return found.get(run_id, [])
 
     # --- jobs and leases ----------------------------------------------------------------------
 
