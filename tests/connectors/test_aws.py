@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -35,6 +36,12 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_aws(moto_url: str) -> None:
+    """Each test starts on an empty AWS: the server serves every store's run of the module."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
 
 
 @pytest.fixture
