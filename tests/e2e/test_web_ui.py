@@ -177,6 +177,8 @@ def test_start__a_run_started_from_the_ui_reaches_completed_without_reloading(
 
 def test_runs_list__shows_a_new_run_and_its_end_without_reloading(tab: Tab, server: Server) -> None:
     tab.sign_in("vic")
+    asked: list[str] = []
+    tab.page.on("request", lambda r: asked.append(r.url[len(server.url) :]))
     tab.goto("/runs?workflow=tick")
     tab.page.evaluate("window.stillTheSamePage = true")
     run_id = server.start("tick", {"start": 7})
@@ -185,6 +187,9 @@ def test_runs_list__shows_a_new_run_and_its_end_without_reloading(tab: Tab, serv
     expect(row.locator(".badge")).to_have_text("completed", timeout=30_000)
     expect(tab.page.locator(".counts a", has_text="completed")).not_to_contain_text("completed 0")
     assert tab.page.evaluate("window.stillTheSamePage") is True
+    # The changes came over one event stream, not by asking for the list again and again.
+    assert [p for p in asked if p.startswith("/runs")] == ["/runs?workflow=tick"]
+    assert [p for p in asked if p.startswith("/live/")] == ["/live/runs?workflow=tick"]
 
 
 def test_failed_run__shows_the_failing_attempt_and_its_error(tab: Tab, server: Server) -> None:
@@ -231,7 +236,15 @@ def test_viewer__sees_no_action_and_a_forged_post_is_refused(tab: Tab, server: S
     waiting = server.start("change", "viewer-check")
     wait_until(lambda: server.status(waiting) == "waiting", "the run to wait", 30)
     tab.sign_in("vic")
-    for path in ("/runs", f"/runs/{waiting}", "/workflows", "/approvals", "/triggers", "/deploy"):
+    for path in (
+        "/runs",
+        f"/runs/{waiting}",
+        "/workflows",
+        "/approvals",
+        "/triggers",
+        "/connections",
+        "/deploy",
+    ):
         tab.goto(path)
         assert tab.page.locator("main form[method=post]").count() == 0, path
     tab.shot("viewer-run")

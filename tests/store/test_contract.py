@@ -238,6 +238,9 @@ async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
         ),
     )
     await store.suspend(claim.fence, T0, T0)
+    pending = await store.pending_signals("r1")
+    assert [(s.name, s.payload, s.created_at) for s in pending] == [("go", "b", T0)]
+    assert await store.pending_signals("nope") == []
     again = (await store.claim("w1", KINDS, 1, T0, 30))[0]
     assert [s.payload for s in again.signals] == ["b"]
     assert again.history[1].output == "a"

@@ -56,9 +56,17 @@ async def test_events__a_run_shows_its_starting_event_and_what_it_received(
     [run] = await app.store.list_runs(RunFilter(workflow="incident"))
     await settled(app, run.id, RunStatus.WAITING)
     async with browser(api) as client:
-        await sign_in(client, ENV_TOKEN)
+        csrf = await sign_in(client, ENV_TOKEN)
         waiting = (await client.get(run_url(run.id))).text
         assert "Waiting for events matching" in waiting, (run.id, waiting[-600:])
+        # A signal the run does not wait for stays pending, and the page says it arrived.
+        sent = await client.post(
+            f"{run_url(run.id)}/signal", data={"csrf": csrf, "name": "note", "payload": '{"a": 1}'}
+        )
+        assert sent.status_code == 303
+        await settled(app, run.id, RunStatus.WAITING)
+        pending = (await client.get(run_url(run.id))).text.split('<ul class="plain pending">')[1]
+        assert "<b>note</b>" in pending.split("</ul>", 1)[0]
         await app.emit(
             {
                 "specversion": "1.0",

@@ -146,6 +146,10 @@ class Store(Protocol):
         first, with ``consumed_seq`` (a replay's view of the signals as of a history read)."""
         ...
 
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        """The signals (and delivered events) a run has not taken yet, oldest first."""
+        ...
+
     # --- pausing (see :mod:`opsloom.store.pause`) --------------------------------------------
 
     async def pause_run(self, run_id: str, now: float) -> RunRecord:

@@ -21,6 +21,7 @@ from opsloom.store.job import (
     fenced_upsert_step,
     fetch_labels,
     fetch_run,
+    fetch_signals,
     fetch_steps,
     finish,
     insert_run,
@@ -227,6 +228,10 @@ class RunOps(Transactions):
             return int(inserted[0])
 
         return await self.write(send, WORK)
+
+    async def pending_signals(self, run_id: str) -> list[SignalRecord]:
+        found = await self.read(lambda tx: fetch_signals(tx, [run_id]))
+        return found.get(run_id, [])
 
     # --- jobs and leases ----------------------------------------------------------------------
 

@@ -142,6 +142,8 @@ async def detail_context(app: App, run_id: str, all_steps: bool) -> dict[str, An
         "ancestors": await ancestors(app, run),
         "starter": starter,
         "received": received(run),
+        # Sent or delivered, not taken yet (a finished run takes none).
+        "pending": [] if run.status.terminal else await app.store.pending_signals(run.id),
         "subscriptions": await app.store.subscriptions_of(run.id),
         "compensations": [s for s in run.steps if s.kind is StepKind.COMPENSATION],
         "terminal": run.status.terminal,
