@@ -14,7 +14,9 @@ open; its version is kept in ``schema_version`` and migrations run under an advi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -30,7 +32,7 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model.observer import Observer
-from opsloom.store.base import Claim, WakeTopic
+from opsloom.store.base import MAX_WORKER_SLOTS, Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
 from opsloom.store.job import take
@@ -80,6 +82,8 @@ class PostgresStore(SqlStore):
         self._writer: PostgresWriter | None = None
         self.observer = Observer()
         self._listener: Listener | None = None
+        #: The session holding this process's worker slots (advisory locks), once it has one.
+        self._slots: Conn | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -172,6 +176,10 @@ class PostgresStore(SqlStore):
         return version
 
     async def close(self) -> None:
+        if self._slots is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._slots.close()
+            self._slots = None
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -223,6 +231,36 @@ class PostgresStore(SqlStore):
     async def schema_version(self) -> int:
         row = await self.read(lambda tx: tx.one("SELECT max(version) FROM schema_version"))
         return 0 if row is None or row[0] is None else int(row[0])
+
+    # --- worker slots ----------------------------------------------------------------------
+
+    def _slot_key(self, identity: str) -> int:
+        digest = hashlib.blake2b(f"opsloom-worker:{self.schema}:{identity}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest(), "big", signed=True)
+
+    async def take_worker_slot(self) -> str | None:
+        # Held by a session of its own: the server frees the lock the moment that session
+        # ends, which is when the process ends (or loses the server), however it ends.
+        if self._slots is None:
+            self._slots = await self._connect()
+        host = socket.gethostname()
+        for slot in range(MAX_WORKER_SLOTS):
+            identity = f"{host}/worker-{slot}"
+            cur = await self._slots.execute(
+                "SELECT pg_try_advisory_lock(%s)", (self._slot_key(identity),)
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                return identity
+        return None
+
+    async def worker_slot_free(self, identity: str) -> bool:
+        key = self._slot_key(identity)
+        # A transaction-level try: given back at once, and never waits for the holder.
+        row = await self.read(
+            lambda tx: tx.one("SELECT pg_try_advisory_xact_lock(?)", (key,)), snapshot=True
+        )
+        return bool(row and row[0])
 
     # --- coordination between processes ------------------------------------------------------
 
