@@ -32,7 +32,8 @@ W2_WIDTH = 20
 W3_RUNS = 100_000
 W3_CHUNK = 2_000
 W4_RUNS = 500
-W4_LEASE_SECONDS = 5.0
+#: The default lease: a restarted worker (or a live peer) must not wait for it.
+W4_LEASE_SECONDS = 30.0
 W4_KILL_AFTER_SECONDS = 1.0
 W4_WORKERS = 2
 PICKUP_SAMPLES = 200
@@ -402,7 +403,7 @@ async def w4_crash(
         n=n,
         lease_seconds=W4_LEASE_SECONDS,
         kill_after_s=W4_KILL_AFTER_SECONDS,
-        target_recovery_seconds=W4_LEASE_SECONDS + 2,
+        target_recovery_seconds=1.0 + flows.CRASH_STEP_SECONDS,
     )
     fleet = Fleet(
         fig,
