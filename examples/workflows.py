@@ -9,7 +9,8 @@ Workflows:
 
 - ``remediate``: enrich an alert, silence it, wait for an ``approval`` signal (with a timeout),
   then restart the service or not. The silence is expired again if the run fails or is
-  cancelled (compensation).
+  cancelled (compensation). A trigger starts it for every firing alert that Alertmanager posts
+  to ``/hooks/alertmanager``, one open run per alert and at most one per service.
 - ``chain``: three steps that each add one to a number.
 - ``fanout``: measure the free space of several paths at once (``ctx.gather``), then summarise.
 - ``nightly_report``: sleep until a time of day (a durable timer), then report load and disks.
@@ -111,7 +112,7 @@ def load_average() -> dict[str, Any]:
 # --- workflows ---------------------------------------------------------------------------------
 
 
-@app.workflow(name="remediate", concurrency=1, concurrency_key=lambda alert: str(alert["service"]))
+@app.workflow(name="remediate", concurrency=1, concurrency_key=".service")
 async def remediate(ctx: Context, alert: dict[str, Any]) -> dict[str, Any]:
     """Remediate an alert after a human approves, at most one run per service at a time.
 
@@ -148,6 +149,21 @@ async def remediate(ctx: Context, alert: dict[str, Any]) -> dict[str, Any]:
         "action": action,
         "alert": info,
     }
+
+
+# Every firing alert posted to /hooks/alertmanager starts a remediation: its input is the service
+# (the ``service`` label, else the instance, else the alert's name), severity and summary. While
+# that run is open, repeats of the alert and its resolution reach the run instead of starting
+# another (the dedup key is the alert's fingerprint), and the workflow's concurrency key keeps
+# one run per service at a time.
+app.trigger(
+    "remediate",
+    on={"type": "io.opsloom.alert.firing.v1", "source": "/hooks/alertmanager"},
+    input=(
+        "{service: (.data.labels.service // .data.labels.instance // .data.labels.alertname),"
+        " severity: .data.severity, summary: .data.summary}"
+    ),
+)
 
 
 @app.workflow(name="chain")

@@ -15,11 +15,21 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from opsloom import App, FakeClock, WorkerOptions
 
 DIALECTS = ("sqlite", "postgresql")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test seals connection secrets and audit entries with a fresh key, so no key file
+    is made in the work tree (tests of the key file unset it)."""
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("OPSLOOM_SECRET_KEY", key)
+    return key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

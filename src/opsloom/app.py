@@ -17,6 +17,7 @@ it; installed packages add functions, sources and connectors through entry point
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.runtime import ConnectorRuntime
+from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
     InputError,
+    OpsloomError,
     OverloadedError,
     RunFailedError,
     RunNotFoundError,
@@ -45,6 +48,7 @@ from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
 from opsloom.settings import Settings, load_settings
 from opsloom.store import Claim, RunFilter, Store, open_store
+from opsloom.store.audit import AuditKey, seal_of
 from opsloom.worker import Worker, WorkerOptions
 from opsloom.worker.outcome import Outcomes
 
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from opsloom.triggers.sources import HooksConfig, SourceRegistry
 
 FnT = TypeVar("FnT", bound="CatalogFunctionFn")
+log = logging.getLogger("opsloom.app")
 
 
 class RunHandle:
@@ -336,6 +341,8 @@ class App(Definitions):
             self._open_count -= 1
             raise
         self._store = store
+        store.audit_key = AuditKey(self._load_audit_key)
+        await self._check_audit_key(store)
         store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
         self._outcomes.listen(store)
@@ -354,6 +361,48 @@ class App(Definitions):
             )
             await self.worker.start()
             await self._start_scheduler(store, self.worker.owner)
+
+    def _load_audit_key(self, create: bool) -> bytes | None:
+        """The audit log's sealing key, derived from the connection secret key (see
+        :mod:`opsloom.store.audit`); None when there is none and ``create`` is false."""
+        settings = self.settings
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        if create:
+            box = SecretBox.from_settings(key, settings.secret_key_file)
+        else:
+            found = SecretBox.existing(key, settings.secret_key_file)
+            if found is None:
+                return None
+            box = found
+        return box.derive("opsloom audit seal v1")
+
+    async def _check_audit_key(self, store: Store) -> None:
+        """Warn when this process would seal audit entries with a key other than the one the
+        log was sealed with (another machine's key file): its entries would not verify."""
+        seq, digest = await store.audit_head()
+        if seq == 0:
+            return
+        newest = await store.audit_entries(after_seq=seq - 1, limit=1)
+        if not newest or newest[0].mac is None:
+            return
+        last = newest[0]
+        try:
+            key = None if store.audit_key is None else store.audit_key.get(create=False)
+        except OpsloomError as exc:
+            log.warning("the audit log's seals cannot be checked: %s", exc)
+            return
+        if key is None:
+            problem = "this process has no secret key"
+        elif seal_of(key, digest) != last.mac:
+            problem = "this process's secret key is not the one that sealed it"
+        else:
+            return
+        log.warning(
+            "the audit log is sealed with a key, and %s: entries it appends will not verify. "
+            "Give every process the same OPSLOOM_SECRET_KEY (or key file).",
+            problem,
+            extra={"event": "audit_key_mismatch"},
+        )
 
     async def _start_scheduler(self, store: Store, owner: str) -> None:
         now = self.clock.now()

@@ -24,6 +24,7 @@ from opsloom.engine.registry import (
 )
 from opsloom.errors import ConfigurationError
 from opsloom.model import RetryPolicy
+from opsloom.model.matching import jq_program
 from opsloom.model.schedule import Schedule
 from opsloom.triggers.registration import DEFAULT_KEY, TriggerSpec
 
@@ -88,7 +89,7 @@ class Definitions:
         timeout: float | None = None,
         priority: int = 0,
         concurrency: int | None = None,
-        concurrency_key: Callable[[Any], str] | None = None,
+        concurrency_key: Callable[[Any], str] | str | None = None,
         schedule: str | Schedule | None = None,
         on: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> Callable[[W], W]: ...
@@ -102,14 +103,16 @@ class Definitions:
         timeout: float | None = None,
         priority: int = 0,
         concurrency: int | None = None,
-        concurrency_key: Callable[[Any], str] | None = None,
+        concurrency_key: Callable[[Any], str] | str | None = None,
         schedule: str | Schedule | None = None,
         on: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> W | Callable[[W], W]:
         """Register a workflow ``async def wf(ctx, input)`` under a name and version.
 
         ``concurrency`` limits how many runs of this workflow are open at once, across all
-        workers; with ``concurrency_key`` the limit applies per key (e.g. per service).
+        workers; with ``concurrency_key`` the limit applies per key (e.g. per service): a
+        function of the input, or a jq expression over it (``".service"``), which runs started
+        by a trigger can use too.
         ``schedule`` starts runs by themselves: a cron expression (``"*/5 * * * *"``, UTC) or a
         :class:`~opsloom.model.schedule.Schedule` (time zone, interval, misfire policy, input).
         ``on`` starts runs from events: a filter or a list of them (see :meth:`trigger`, which
@@ -120,6 +123,13 @@ class Definitions:
             raise ConfigurationError("workflow concurrency must be at least 1")
         if concurrency_key is not None and concurrency is None:
             raise ConfigurationError("concurrency_key needs a concurrency limit")
+        if isinstance(concurrency_key, str):
+            try:
+                jq_program(concurrency_key)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"concurrency_key {concurrency_key!r} is not a jq expression: {exc}"
+                ) from None
 
         def register(func: W) -> W:
             if not inspect.iscoroutinefunction(func):

@@ -51,10 +51,12 @@ def run(db_file: Path, *args: str) -> Any:
 def test_verify__intact_log_exits_0(db_file: Path) -> None:
     result = run(db_file, "verify")
     assert result.exit_code == 0, result.output
-    assert "intact: 4 entries checked" in result.stdout
+    assert "intact: 4 entries checked, every seal matches" in result.stdout
     assert json.loads(run(db_file, "verify", "--json").stdout) == {
         "ok": True,
         "checked": 4,
+        "sealed": 4,
+        "seals_checked": True,
         "first_bad": None,
     }
 

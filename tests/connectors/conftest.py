@@ -1,21 +1,13 @@
-"""Fixtures of the connector tests: apps with a fake clock and a fresh secret key."""
+"""Fixtures of the connector tests: apps with a fake clock (and, as everywhere, a fresh
+secret key)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from cryptography.fernet import Fernet
 
 from opsloom import App, FakeClock, WorkerOptions
-
-
-@pytest.fixture(autouse=True)
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test app seals secrets with a fresh key (no key file in the work tree)."""
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("OPSLOOM_SECRET_KEY", key)
-    return key
 
 
 @pytest.fixture

@@ -95,8 +95,13 @@ def wait_until(
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without OPSLOOM_* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOM_")}
+    """This process's environment without OPSLOOM_* settings, plus ``extra``; the test's own
+    secret key stays, so a server started in the work tree makes no key file there."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPSLOOM_") or k == "OPSLOOM_SECRET_KEY"
+    }
     env.update(extra)
     return env
 

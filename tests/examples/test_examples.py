@@ -9,10 +9,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
 from opsloom import App, FakeClock, RunFailedError, RunRecord
+from opsloom.api import create_api
+from opsloom.api.routes.hooks import HookReceiver
 from opsloom.model.schedule import Schedule
+from opsloom.settings import Settings
+from opsloom.triggers.sources import load_hooks_config
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC).timestamp()
@@ -135,6 +140,88 @@ async def test_remediate__one_run_per_service(running: tuple[App, FakeClock]) ->
     await app.signal(first.run_id, "approval", {"approved": False})
     await first.result(timeout=10)
     await run_reaches(app, second.run_id, waiting_on("approval"))
+
+
+def alertmanager_post(*alerts: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    """What Alertmanager posts for firing alerts, given as (fingerprint, labels)."""
+    return {
+        "version": "4",
+        "status": "firing",
+        "receiver": "opsloom",
+        "groupKey": "{}:{}",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [
+            {
+                "status": "firing",
+                "fingerprint": fingerprint,
+                "labels": labels,
+                "annotations": {"summary": f"{labels['alertname']} on {labels.get('instance')}"},
+                "startsAt": "2025-03-14T11:59:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+            }
+            for fingerprint, labels in alerts
+        ],
+    }
+
+
+async def test_example_trigger__an_alertmanager_alert_starts_remediate(
+    running: tuple[App, FakeClock],
+) -> None:
+    app, _ = running
+    api = create_api(app, Settings(api_token="api-token"))
+    config = load_hooks_config(environ={"OPSLOOM_HOOKS_ALERTMANAGER_TOKEN": "am-secret"})
+    api.state.hooks = HookReceiver(config, app.sources)
+    body = alertmanager_post(
+        ("fp-web-1", {"alertname": "HighLatency", "service": "web", "severity": "critical"}),
+        ("fp-web-2", {"alertname": "ErrorRate", "service": "web", "severity": "warning"}),
+        ("fp-db", {"alertname": "DiskFull", "instance": "db1", "severity": "critical"}),
+    )
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://opsloom.test") as client:
+        answer = await client.post(
+            "/hooks/alertmanager", json=body, headers={"Authorization": "Bearer am-secret"}
+        )
+        assert answer.status_code == 202, answer.text
+        again = await client.post(
+            "/hooks/alertmanager", json=body, headers={"Authorization": "Bearer am-secret"}
+        )
+        assert len(again.json()["duplicates"]) == 3
+    runs = {}
+    async with asyncio.timeout(10):
+        while len(runs) < 3:
+            runs = {
+                run.input["summary"]: run
+                for run in await app.list_runs(workflow="remediate")
+                if run.started_by == "trigger:code:remediate"
+            }
+            await asyncio.sleep(0.01)
+    assert {summary: run.input for summary, run in runs.items()} == {
+        "HighLatency on None": {
+            "service": "web",
+            "severity": "critical",
+            "summary": "HighLatency on None",
+        },
+        "ErrorRate on None": {
+            "service": "web",
+            "severity": "warning",
+            "summary": "ErrorRate on None",
+        },
+        "DiskFull on db1": {"service": "db1", "severity": "critical", "summary": "DiskFull on db1"},
+    }
+    # One run per service: the db1 run and one of the two web runs wait for approval, the
+    # other web run queues behind its service's key until that one ends.
+    first_web, second_web = sorted(
+        (runs["HighLatency on None"], runs["ErrorRate on None"]), key=lambda run: run.created_at
+    )
+    await run_reaches(app, runs["DiskFull on db1"].id, waiting_on("approval"))
+    await run_reaches(app, first_web.id, waiting_on("approval"))
+    assert (await app.get_run(second_web.id)).status == "pending"
+    await app.signal(first_web.id, "approval", {"approved": False})
+    await run_reaches(app, second_web.id, waiting_on("approval"))
 
 
 async def test_nightly_report__sleeps_until_the_time_of_day(running: tuple[App, FakeClock]) -> None:

@@ -8,14 +8,16 @@ import itertools
 import json
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from rawsql import execute
 
 from opsloom import App, FakeClock
+from opsloom.connectors.secret import SecretBox
 from opsloom.errors import InputError
-from opsloom.identity.audit import GENESIS, AuditLog
-from opsloom.store.audit import entry_hash
+from opsloom.identity.audit import GENESIS, AuditEntry, AuditLog
+from opsloom.store.audit import entry_hash, seal_of
 
 
 @pytest.fixture
@@ -158,6 +160,12 @@ async def test_tampering__a_resealed_row_breaks_the_next_link(
         (json.dumps(forged), digest),
     )
     result = await log.verify()
+    # The forged entry's seal gives it away; without the key, the next link would.
+    assert result.first_bad is not None
+    assert result.first_bad[0] == 2
+    assert "seal does not match" in result.first_bad[1]
+    execute(db_url, "UPDATE audit_log SET mac = NULL")
+    result = await log.verify()
     assert result.first_bad is not None
     assert result.first_bad[0] == 3
     assert "prev_hash" in result.first_bad[1]
@@ -193,3 +201,115 @@ async def test_tampering__a_deleted_row_is_found(
     assert result.first_bad[0] == named
     assert "missing" in result.first_bad[1]
     assert result.checked == seq - 1
+
+
+def forge_from(entries: list[AuditEntry], seq: int, data: dict[str, object]) -> list[tuple]:
+    """What someone with write access to the database but not the key does: change one entry
+    and hash it and every entry after it again, so the plain chain fits."""
+    rows = []
+    prev = entries[seq - 2].hash if seq > 1 else GENESIS
+    for entry in entries[seq - 1 :]:
+        content = data if entry.seq == seq else entry.data
+        digest = entry_hash(
+            entry.seq, entry.at, entry.actor, entry.action, entry.subject, content, prev
+        )
+        rows.append((json.dumps(content), prev, digest, entry.seq))
+        prev = digest
+    return rows
+
+
+async def test_seal__every_entry_is_sealed_with_the_key_kept_outside_the_database(
+    app: App, log: AuditLog, secret_key: str
+) -> None:
+    await fill(app, log, 3)
+    key = SecretBox(secret_key).derive("opsloom audit seal v1")
+    entries = await log.entries()
+    assert [entry.mac for entry in entries] == [seal_of(key, entry.hash) for entry in entries]
+    result = await log.verify()
+    assert result.to_dict() == {
+        "ok": True,
+        "checked": 3,
+        "sealed": 3,
+        "seals_checked": True,
+        "first_bad": None,
+    }
+
+
+async def test_tampering__a_chain_hashed_again_without_the_key_is_found(
+    app: App, log: AuditLog, db_url: str
+) -> None:
+    await fill(app, log, 4)
+    rows = forge_from(await log.entries(), 2, {"approved": True, "forged": 1})
+    for data, prev, digest, seq in rows:
+        execute(
+            db_url,
+            "UPDATE audit_log SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (data, prev, digest, seq),
+        )
+    execute(db_url, "UPDATE audit_head SET hash = ? WHERE id = 1", (rows[-1][2],))
+    result = await log.verify()
+    assert not result.ok
+    assert result.first_bad is not None and result.first_bad[0] == 2
+    assert "seal does not match the audit key" in result.first_bad[1]
+    assert (result.checked, result.sealed) == (1, 2)
+
+
+async def test_tampering__an_entry_without_a_seal_after_sealed_ones_is_found(
+    app: App, log: AuditLog, db_url: str
+) -> None:
+    await fill(app, log, 3)
+    execute(db_url, "UPDATE audit_log SET mac = NULL WHERE seq = 3")
+    result = await log.verify()
+    assert result.first_bad is not None and result.first_bad[0] == 3
+    assert "no seal although entries before it are sealed" in result.first_bad[1]
+
+
+async def test_seal__entries_from_before_the_key_are_vouched_for_by_the_first_sealed_one(
+    app: App, log: AuditLog, db_url: str
+) -> None:
+    key = app.store.audit_key
+    app.store.audit_key = None  # a log written before opsloom sealed its entries
+    await fill(app, log, 3)
+    app.store.audit_key = key
+    await fill(app, log, 2)
+    assert [entry.mac is None for entry in await log.entries()] == [True] * 3 + [False] * 2
+    assert (await log.verify()).to_dict()["sealed"] == 2
+    assert (await log.verify()).ok
+    # Hashing the unsealed entries again breaks the link to the first sealed one.
+    rows = forge_from((await log.entries())[:3], 2, {"approved": "forged"})
+    for data, prev, digest, seq in rows:
+        execute(
+            db_url,
+            "UPDATE audit_log SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (data, prev, digest, seq),
+        )
+    result = await log.verify()
+    assert result.first_bad is not None and result.first_bad[0] == 4
+    assert "prev_hash" in result.first_bad[1]
+
+
+async def test_verify__without_the_key_checks_the_chain_and_says_seals_were_not_checked(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with App(db_url, worker=None, clock=FakeClock()) as writer:
+        await fill(writer, writer.audit, 2)
+    monkeypatch.delenv("OPSLOOM_SECRET_KEY")
+    monkeypatch.chdir(tmp_path)  # no key file here, and verifying must not make one
+    async with App(db_url, worker=None, clock=FakeClock()) as reader:
+        result = await reader.audit.verify()
+    assert (result.ok, result.checked, result.sealed, result.seals_checked) == (True, 2, 2, False)
+    assert not (tmp_path / "opsloom.key").exists()
+
+
+async def test_open__warns_when_this_process_would_seal_with_another_key(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with App(db_url, worker=None, clock=FakeClock()) as first:
+        await fill(first, first.audit, 1)
+    async with App(db_url, worker=None, clock=FakeClock()):
+        assert "audit_key_mismatch" not in [getattr(r, "event", None) for r in caplog.records]
+    monkeypatch.setenv("OPSLOOM_SECRET_KEY", SecretBox.generate_key().decode())
+    async with App(db_url, worker=None, clock=FakeClock()):
+        pass
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) == "audit_key_mismatch"]
+    assert "not the one that sealed it" in warning.getMessage()

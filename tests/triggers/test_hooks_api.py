@@ -87,15 +87,21 @@ async def test_github__accepted_then_stored_then_repeat_is_a_duplicate(
     body = payload("github_issues.json")
     first = await client.post("/hooks/github", content=body, headers=github_headers(body))
     assert first.status_code == 202, first.text
-    assert first.json() == {"accepted": ["d-1"], "duplicates": []}
-    event = await app.store.get_event("/hooks/github", "d-1")
+    [event_id] = first.json()["accepted"]
+    event = await app.store.get_event("/hooks/github", event_id)
     assert event is not None
     assert event.event.type == "io.opsloom.github.issues.v1"
-    assert event.event.data["raw"]["issue"]["number"] == 42
+    assert (event.event.data["delivery"], event.event.data["raw"]["issue"]["number"]) == ("d-1", 42)
     again = await client.post("/hooks/github", content=body, headers=github_headers(body))
     assert again.status_code == 202
-    assert again.json() == {"accepted": [], "duplicates": ["d-1"]}
-    assert await stored(app) == ["d-1"]
+    assert again.json() == {"accepted": [], "duplicates": [event_id]}
+    # The delivery header is not signed: a captured request sent again under another one is
+    # still the same event.
+    replay = await client.post(
+        "/hooks/github", content=body, headers=github_headers(body, delivery="d-forged")
+    )
+    assert replay.json() == {"accepted": [], "duplicates": [event_id]}
+    assert await stored(app) == [event_id]
 
 
 async def test_github__bad_signature_is_401_and_nothing_is_stored(

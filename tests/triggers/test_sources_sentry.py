@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import pytest
 from hookkit import body, config, flip, hex_hmac, payload, payload_json, request
@@ -95,13 +96,29 @@ def test_normalise__an_event_alert_fires_for_its_issue() -> None:
     assert {link["rel"] for link in event.data["links"]} == {"event", "issue"}
 
 
-def test_normalise__an_issue_event_uses_the_request_id() -> None:
+def test_normalise__an_issue_event_is_identified_by_its_signed_body() -> None:
     data = payload("sentry_issue.json")
     [event] = SOURCE.normalise(request(data, headers(data, "issue")))
     assert event.type == "io.opsloom.sentry.issue.resolved.v1"
-    assert event.id == "c1e7ab5c-95b4-4a9d-8f0e-5a0b7c3d2e1f"
+    assert event.id == hashlib.sha256(data).hexdigest()[:32]
+    assert event.data["delivery"] == "c1e7ab5c-95b4-4a9d-8f0e-5a0b7c3d2e1f"
     assert event.subject == "1170820242"
     assert event.data["raw"] == payload_json("sentry_issue.json")
+
+
+@pytest.mark.parametrize("resource", ["metric_alert", "event_alert", "issue"])
+def test_normalise__a_replay_under_another_request_id_and_time_is_the_same_event(
+    resource: str,
+) -> None:
+    data = payload(f"sentry_{resource}.json")
+    original = headers(data, resource)
+    replay = {**headers(data, resource, at=NOW + 60), "Request-ID": "forged-delivery"}
+    [first] = SOURCE.normalise(request(data, original))
+    [again] = SOURCE.normalise(request(data, replay))
+    assert first.id == again.id
+    changed = data.replace(b'"data"', b'"installation": {"uuid": "another"}, "data"', 1)
+    [different] = SOURCE.normalise(request(changed, headers(changed, resource)))
+    assert different.id != first.id
 
 
 def test_normalise__missing_resource_header_or_action_names_it() -> None:

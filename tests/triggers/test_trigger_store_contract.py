@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -137,6 +138,29 @@ async def test_intake__no_dedup_key_starts_a_run_per_event(store: Store) -> None
     await store.append_events([event("e1"), event("e2")], 2.0)
     assert [r.event_id for r in await runs_of(store)] == ["e1", "e2"]
     assert await store.trigger_runs("code:wf") == []
+
+
+async def test_intake__concurrency_by_narrows_the_key_per_run_input(store: Store) -> None:
+    trigger = alert_trigger(
+        mode="one",
+        filters=[{"type": FIRING}],
+        input="{service: .data.labels.service}",
+        concurrency_key="wf",
+        concurrency_limit=1,
+        concurrency_by=".service",
+    )
+    await store.save_trigger(trigger, 1.0)
+    assert await store.get_trigger("code:wf") == replace(trigger, created_at=1.0, updated_at=1.0)
+    firing = [
+        parse_event({**event(f"e{i}", subject=f"fp-{i}").to_dict(), "data": {"labels": labels}})
+        for i, labels in enumerate([{"service": "web"}, {"service": "web"}, {"service": "db"}, {}])
+    ]
+    await store.append_events(firing, 2.0)
+    runs = await runs_of(store)
+    # The alert without a service label starts nothing: its key cannot be made.
+    assert sorted(run.input["service"] for run in runs) == ["db", "web", "web"]
+    claims = await store.claim("w1", KINDS, 10, 3.0, 30.0)
+    assert sorted(claim.run.input["service"] for claim in claims) == ["db", "web"]
 
 
 async def test_intake__filters_literals_where_and_input_expression(store: Store) -> None:

@@ -56,7 +56,16 @@ def parse_since(text: str, now: float) -> float:
 def describe(result: VerifyResult) -> str:
     """One line saying what ``verify`` found."""
     if result.first_bad is None:
-        return f"audit log intact: {result.checked} entries checked"
+        line = f"audit log intact: {result.checked} entries checked"
+        if not result.seals_checked:
+            return (
+                line + "; their seals were not checked: the audit key is not here "
+                "(set OPSLOOM_SECRET_KEY or run where its key file is)"
+            )
+        if result.sealed < result.checked:
+            unsealed = result.checked - result.sealed
+            return line + f", {unsealed} from before the log had a key vouched for by the rest"
+        return line + ", every seal matches"
     seq, reason = result.first_bad
     who = ""
     if result.entry is not None:

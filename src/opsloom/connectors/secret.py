@@ -14,6 +14,8 @@ message or log line.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -36,6 +38,7 @@ class SecretBox:
     def __init__(self, key: bytes | str) -> None:
         try:
             self._fernet = Fernet(key)
+            self._key = base64.urlsafe_b64decode(key)
         except (ValueError, TypeError):
             raise SecretKeyError(
                 "the connection secret key is not a Fernet key (32 bytes, url-safe base64); "
@@ -59,6 +62,17 @@ class SecretBox:
         if key:
             return cls(key.strip())
         return cls(_key_file(key_file))
+
+    @classmethod
+    def existing(cls, key: str | None, key_file: Path) -> SecretBox | None:
+        """Like :meth:`from_settings`, but None instead of creating a key file that is absent."""
+        if not key and not key_file.exists():
+            return None
+        return cls.from_settings(key, key_file)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for another use of this key (HMAC-SHA256 of the purpose's name)."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, secrets: dict[str, str]) -> str:
         """The secrets as one token (empty mapping: empty string)."""

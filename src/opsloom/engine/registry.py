@@ -9,6 +9,7 @@ from typing import Any
 
 from opsloom.errors import ConfigurationError, WorkflowNotFoundError
 from opsloom.model import RetryPolicy
+from opsloom.model.trigger import jq_key
 
 WorkflowFn = Callable[..., Awaitable[Any]]
 
@@ -34,7 +35,9 @@ class WorkflowSpec:
     timeout: float | None = None
     priority: int = 0
     concurrency: int | None = None
-    concurrency_key: Callable[[Any], str] | None = None
+    #: Narrows the limit per key: a function of the input, or a jq expression over it (which
+    #: triggers can evaluate too: ``".service"``).
+    concurrency_key: Callable[[Any], str] | str | None = None
     takes_input: bool = True
 
     @property
@@ -48,6 +51,8 @@ class WorkflowSpec:
             return None
         if self.concurrency_key is None:
             return self.name
+        if isinstance(self.concurrency_key, str):
+            return f"{self.name}:{jq_key(self.concurrency_key, value)}"
         return f"{self.name}:{self.concurrency_key(value)}"
 
 

@@ -8,6 +8,12 @@ hash, a removed one leaves a gap in the sequence (or behind the recorded head), 
 re-sealed after an edit no longer matches the next entry's ``prev_hash``, and an entry beyond
 the recorded head (added behind the log's back, or hidden by moving the head back) is named too.
 
+Someone who can write to the database could still edit an entry and recompute every hash after
+it; the seal stops them: with the audit key at hand (``OPSLOOM_SECRET_KEY`` or its key file),
+verification checks each entry's HMAC seal, and names an entry whose seal does not match, or an
+entry without a seal after a sealed one. Entries written before the log had a key carry no seal;
+the first sealed entry after them vouches for them through its ``prev_hash``.
+
 Example:
     >>> log = AuditLog(app.store, app.clock)                                # doctest: +SKIP
     >>> await log.append("alice", "approval.decide", "task:42", {"approved": True})
@@ -17,16 +23,17 @@ Example:
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opsloom.clock import Clock
 from opsloom.errors import InputError
-from opsloom.store.audit import GENESIS, AuditDraft, AuditEntry
+from opsloom.store.audit import GENESIS, AuditDraft, AuditEntry, AuditKey, seal_of
 from opsloom.store.base import Store
 
-__all__ = ["GENESIS", "AuditDraft", "AuditEntry", "AuditLog", "VerifyResult"]
+__all__ = ["GENESIS", "AuditDraft", "AuditEntry", "AuditKey", "AuditLog", "VerifyResult"]
 
 #: Entries read per store round trip when walking the whole log.
 _PAGE = 1000
@@ -41,12 +48,16 @@ class VerifyResult:
         checked: how many entries were checked (up to the first bad one).
         first_bad: ``(seq, reason)`` of the first entry that does not fit, or None.
         entry: that entry as stored (None when it is missing altogether).
+        sealed: how many of the checked entries carry a seal.
+        seals_checked: whether the seals were checked (False: the audit key is not at hand).
     """
 
     ok: bool
     checked: int
     first_bad: tuple[int, str] | None = None
     entry: AuditEntry | None = None
+    sealed: int = 0
+    seals_checked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON form."""
@@ -56,7 +67,13 @@ class VerifyResult:
             if self.entry is not None:
                 bad.update(actor=self.entry.actor, action=self.entry.action)
                 bad.update(subject=self.entry.subject)
-        return {"ok": self.ok, "checked": self.checked, "first_bad": bad}
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "sealed": self.sealed,
+            "seals_checked": self.seals_checked,
+            "first_bad": bad,
+        }
 
 
 class AuditLog:
@@ -115,7 +132,13 @@ class AuditLog:
             after = page[-1].seq
 
     async def verify(self) -> VerifyResult:
-        """Recompute the chain up to the head and name the first entry that does not fit."""
+        """Recompute the chain up to the head, check the seals when the audit key is at hand,
+        and name the first entry that does not fit."""
+        seals = _Seals(self._store.audit_key)
+        result = await self._verify_chain(seals)
+        return replace(result, sealed=seals.count, seals_checked=seals.key is not None)
+
+    async def _verify_chain(self, seals: _Seals) -> VerifyResult:
         # The head is read first: entries appended while the walk goes on lie beyond it and
         # are left to the next verification.
         head_seq, head_hash = await self._store.audit_head()
@@ -138,7 +161,7 @@ class AuditLog:
                 missing = _span(expected, entry.seq - 1)
                 reason = f"{missing} missing: the log goes from entry {expected - 1} to {entry.seq}"
                 return VerifyResult(False, checked, (expected, reason))
-            problem = _check(entry, prev_hash)
+            problem = _check(entry, prev_hash) or seals.check(entry)
             if problem is not None:
                 return VerifyResult(False, checked, (entry.seq, problem), entry)
             prev_hash = entry.hash
@@ -153,6 +176,33 @@ class AuditLog:
             reason = "its hash is not the one the log head recorded for it"
             return VerifyResult(False, checked - 1, (head_seq, reason), previous)
         return VerifyResult(True, checked)
+
+
+class _Seals:
+    """Checks the seals of the entries of one verification, in chain order."""
+
+    def __init__(self, key: AuditKey | None) -> None:
+        self.key = None if key is None else key.get(create=False)
+        self.count = 0
+
+    def check(self, entry: AuditEntry) -> str | None:
+        """What is wrong with the seal of ``entry`` (the next one in the chain), or None."""
+        if entry.mac is None:
+            if self.count:
+                return (
+                    "it has no seal although entries before it are sealed: it was written "
+                    "outside opsloom, or its seal was removed"
+                )
+            return None
+        self.count += 1
+        if self.key is not None and not hmac.compare_digest(
+            entry.mac, seal_of(self.key, entry.hash)
+        ):
+            return (
+                "its seal does not match the audit key: it was changed and hashed again "
+                "outside opsloom (or sealed with another key)"
+            )
+        return None
 
 
 def _check(entry: AuditEntry, prev_hash: str) -> str | None:

@@ -31,9 +31,13 @@ _MAX_FILTERS = 100
 
 
 @functools.lru_cache(maxsize=1024)
-def _program(expression: str) -> Any:
-    """A compiled jq program; compiling costs far more than running, so each is kept."""
+def jq_program(expression: str) -> Any:
+    """A compiled jq program (``ValueError`` if it is not jq); compiling costs far more than
+    running, so each is kept."""
     return jq.compile(expression)
+
+
+_program = jq_program
 
 
 def check_filters(filters: Any) -> list[dict[str, Any]]:

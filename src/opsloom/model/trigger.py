@@ -100,6 +100,8 @@ class Trigger:
         window: seconds after a run of a key ended during which its events start nothing.
         input: a jq expression that builds the run input from the default one.
         priority, concurrency_key, concurrency_limit, timeout: of the runs it starts.
+        concurrency_by: a jq expression over the run input whose value narrows
+            ``concurrency_key`` per run (``.service``: the limit holds per service).
     """
 
     id: str
@@ -116,6 +118,7 @@ class Trigger:
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
     timeout: float | None = None
+    concurrency_by: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -134,7 +137,10 @@ class Trigger:
         if len(correlate) != len(filters):
             raise InputError(f"trigger {self.id}: one correlate entry per filter")
         object.__setattr__(self, "correlate", correlate)
-        for expression in [self.key, self.input] + [c.source for cs in correlate for c in cs]:
+        if self.concurrency_by is not None and self.concurrency_key is None:
+            raise InputError(f"trigger {self.id}: concurrency_by needs a concurrency key")
+        expressions = [self.key, self.input, self.concurrency_by]
+        for expression in expressions + [c.source for cs in correlate for c in cs]:
             if expression is not None:
                 _compile(self.id, expression)
         if not self.window >= 0:
@@ -159,6 +165,7 @@ class Trigger:
             "priority": self.priority,
             "concurrency_key": self.concurrency_key,
             "concurrency_limit": self.concurrency_limit,
+            "concurrency_by": self.concurrency_by,
             "timeout": self.timeout,
         }
 
@@ -202,15 +209,28 @@ class Trigger:
             return _FAILED
         if found is None:
             return None
-        return str(found) if isinstance(found, str) else json.dumps(found, sort_keys=True)
+        return key_text(found)
 
-    def run_input(self, value: Any) -> bytes | None:
-        """The encoded input of a run started with default input ``value`` (None: failed)."""
+    def run_input(self, value: Any) -> tuple[bytes, str | None] | None:
+        """The encoded input of a run started with default input ``value``, and the run's
+        concurrency key (None: an expression failed)."""
         if self.input is not None:
             value = _first(self.input, value)
             if value is _FAILED:
                 return None
-        return encode(value, what=f"the input built by trigger {self.id}")
+        key = self.concurrency_key
+        if self.concurrency_by is not None:
+            part = _first(self.concurrency_by, value)
+            if part is _FAILED or part is None:
+                log.warning(
+                    "trigger %s: concurrency_by %r gave no key for the run input",
+                    self.id,
+                    self.concurrency_by,
+                    extra={"event": "trigger_expression_error", "trigger": self.id},
+                )
+                return None
+            key = f"{key}:{key_text(part)}"
+        return encode(value, what=f"the input built by trigger {self.id}"), key
 
     def run_id(self, key: str | None, source: str, event_id: str) -> str:
         """The run started by one event: the same for every retry of its intake."""
@@ -220,16 +240,22 @@ class Trigger:
         return f"{self.id}#{digest}"
 
     def new_run(
-        self, run_id: str, blob: bytes, now: float, traceparent: str | None = None
+        self,
+        run_id: str,
+        blob: bytes,
+        now: float,
+        traceparent: str | None = None,
+        concurrency_key: str | None = None,
     ) -> NewRun:
-        """The run to create (its job is queued with it), continuing the event's trace."""
+        """The run to create (its job is queued with it), continuing the event's trace;
+        ``concurrency_key`` as :meth:`run_input` made it."""
         return NewRun(
             id=run_id,
             workflow=self.workflow,
             version=self.version,
             input=blob,
             priority=self.priority,
-            concurrency_key=self.concurrency_key,
+            concurrency_key=concurrency_key,
             concurrency_limit=self.concurrency_limit,
             deadline=None if self.timeout is None else now + self.timeout,
             traceparent=traceparent,
@@ -265,6 +291,23 @@ class _Failed:
 
 
 _FAILED = _Failed()
+
+
+def key_text(value: Any) -> str:
+    """A key as text: a string as it is, anything else as sorted JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def jq_key(expression: str, value: Any) -> str:
+    """The first value of a jq expression over ``value``, as key text.
+
+    Raises:
+        ValueError: the expression is not jq, fails on ``value``, or gives no value (or null).
+    """
+    outputs = _program(expression).input_value(value).all()
+    if not outputs or outputs[0] is None:
+        raise ValueError(f"{expression!r} gives no value for this input")
+    return key_text(outputs[0])
 
 
 def _compile(trigger_id: str, expression: str) -> None:

@@ -30,9 +30,9 @@ from opsloom.model.approval import (
     RequestStatus,
     StageStatus,
 )
-from opsloom.store.audit import AuditDraft, append_audit_entry
+from opsloom.store.audit import AuditDraft, AuditOps, append_audit_entry
 from opsloom.store.job import nudge
-from opsloom.store.tx import WORK, Row, Transactions, Tx
+from opsloom.store.tx import WORK, Row, Tx
 
 
 def dumps(value: Any) -> str:
@@ -296,7 +296,7 @@ async def _list(tx: Tx, status: str | None, limit: int) -> list[ApprovalState]:
     return [state for state in found if state is not None]
 
 
-class ApprovalOps(Transactions):
+class ApprovalOps(AuditOps):
     """The approval operations of :class:`~opsloom.store.base.Store`."""
 
     async def create_approval(self, state: ApprovalState, now: float) -> ApprovalState:
@@ -323,6 +323,8 @@ class ApprovalOps(Transactions):
         *,
         audit: Callable[[ApprovalChange], Sequence[AuditDraft]] | None = None,
     ) -> ApprovalChange | None:
+        key = self.audit_seal_key() if audit is not None else None
+
         async def apply(tx: Tx) -> ApprovalChange | OpsloomError | None:
             state = await _load(tx, request_id, lock=True)
             if state is None:
@@ -338,7 +340,7 @@ class ApprovalOps(Transactions):
             # The change and its audit entries commit together: a crash between them could
             # otherwise leave a decision that the audit log never heard of.
             for draft in drafts:
-                await append_audit_entry(tx, draft)
+                await append_audit_entry(tx, draft, key)
             return done
 
         result = await self.write(apply, WORK)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.observer import Observer
     from opsloom.model.trigger import Trigger
-    from opsloom.store.audit import AuditDraft, AuditEntry
+    from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.document import DocumentRecord
     from opsloom.store.event import EventQuery, Subscription
@@ -79,6 +79,8 @@ class Store(Protocol):
     """Persistence of runs, history, jobs and signals."""
 
     url: str
+    #: Seals audit entries (see :mod:`opsloom.store.audit`); set by the application.
+    audit_key: AuditKey | None
 
     async def open(self) -> None:
         """Connect, check the schema is opsloom's and migrate it to the current version."""

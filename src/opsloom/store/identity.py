@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from opsloom.clock import to_datetime
-from opsloom.store.audit import AuditDraft, append_audit_entry
-from opsloom.store.tx import Row, Transactions, Tx
+from opsloom.store.audit import AuditDraft, AuditOps, append_audit_entry
+from opsloom.store.tx import Row, Tx
 
 USER_COLUMNS = "id, name, email, slack_id, disabled, created_at, updated_at"
 SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"
@@ -243,17 +243,19 @@ async def _list_users(tx: Tx) -> list[User]:
     ]
 
 
-async def _audited(tx: Tx, user_id: str, sql: str, params: Row, audit: AuditDraft) -> bool | None:
+async def _audited(
+    tx: Tx, user_id: str, sql: str, params: Row, audit: AuditDraft, key: bytes | None
+) -> bool | None:
     """Run ``sql`` on an existing user: None (no user), False (nothing changed) or True."""
     if not await _exists(tx, user_id):
         return None
     if await tx.execute(sql, params) != 1:
         return False
-    await append_audit_entry(tx, audit)
+    await append_audit_entry(tx, audit, key)
     return True
 
 
-class IdentityOps(Transactions):
+class IdentityOps(AuditOps):
     """The user, group and token operations of :class:`~opsloom.store.base.Store`."""
 
     async def create_user(
@@ -264,6 +266,8 @@ class IdentityOps(Transactions):
         token: NewToken | None = None,
         first: bool = False,
     ) -> UserConflict | None:
+        key = self.audit_seal_key()
+
         async def create(tx: Tx) -> UserConflict | None:
             if first:
                 # Two processes bootstrapping a new database at once: the second waits here
@@ -284,7 +288,7 @@ class IdentityOps(Transactions):
             if token is not None:
                 await tx.execute(INSERT_TOKEN, token.params())
             for draft in audit:
-                await append_audit_entry(tx, draft)
+                await append_audit_entry(tx, draft, key)
             return None
 
         return await self.write(create)
@@ -300,6 +304,8 @@ class IdentityOps(Transactions):
         return await self.read(_list_users, snapshot=True)
 
     async def update_user(self, user: User, audit: AuditDraft) -> UserConflict | None:
+        key = self.audit_seal_key()
+
         async def update(tx: Tx) -> UserConflict | None:
             if not await _exists(tx, user.id):
                 return UserConflict.MISSING
@@ -308,7 +314,7 @@ class IdentityOps(Transactions):
             ):
                 return UserConflict.SLACK_ID_TAKEN
             await tx.execute(SET_PROFILE, (user.name, user.email, user.slack_id, audit.at, user.id))
-            await append_audit_entry(tx, audit)
+            await append_audit_entry(tx, audit, key)
             return None
 
         return await self.write(update)
@@ -338,7 +344,8 @@ class IdentityOps(Transactions):
     def _change(
         self, user_id: str, sql: str, params: Row, audit: AuditDraft
     ) -> Awaitable[bool | None]:
-        return self.write(lambda tx: _audited(tx, user_id, sql, params, audit))
+        key = self.audit_seal_key()
+        return self.write(lambda tx: _audited(tx, user_id, sql, params, audit, key))
 
     async def group_members(self, group: str) -> list[str]:
         return [row[0] for row in await self.read(lambda tx: tx.all(MEMBERS, (group,)))]
@@ -347,11 +354,13 @@ class IdentityOps(Transactions):
         return groups_from_rows(await self.read(lambda tx: tx.all(ALL_MEMBERS)))
 
     async def create_token(self, token: NewToken, audit: AuditDraft) -> bool:
+        key = self.audit_seal_key()
+
         async def create(tx: Tx) -> bool:
             if not await _exists(tx, token.user):
                 return False
             await tx.execute(INSERT_TOKEN, token.params())
-            await append_audit_entry(tx, audit)
+            await append_audit_entry(tx, audit, key)
             return True
 
         return await self.write(create)
@@ -369,12 +378,14 @@ class IdentityOps(Transactions):
         return [token_from_row(row) for row in await self.read(lambda tx: tx.all(text, params))]
 
     async def revoke_token(self, token_id: str, audit: AuditDraft) -> bool | None:
+        key = self.audit_seal_key()
+
         async def revoke(tx: Tx) -> bool | None:
             if await tx.one(SELECT_TOKEN, (token_id,)) is None:
                 return None
             if await tx.execute(REVOKE_TOKEN, (audit.at, token_id)) != 1:
                 return False
-            await append_audit_entry(tx, audit)
+            await append_audit_entry(tx, audit, key)
             return True
 
         return await self.write(revoke)

@@ -71,15 +71,16 @@ def note(
 
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "
-    "priority, concurrency_key, concurrency_limit, timeout, created_at, updated_at"
+    "priority, concurrency_key, concurrency_limit, timeout, created_at, updated_at, "
+    "concurrency_by"
 )
 SELECT_ONE = f"SELECT {TRIGGER_COLUMNS} FROM triggers WHERE id = ?"
 SELECT_ALL = f"SELECT {TRIGGER_COLUMNS} FROM triggers ORDER BY id"
-INSERT = f"INSERT INTO triggers ({TRIGGER_COLUMNS}) VALUES ({', '.join(['?'] * 16)})"
+INSERT = f"INSERT INTO triggers ({TRIGGER_COLUMNS}) VALUES ({', '.join(['?'] * 17)})"
 REDEFINE = (
     "UPDATE triggers SET workflow = ?, version = ?, mode = ?, filters = ?, correlate = ?, "
     "follow = ?, dedup_key = ?, window_seconds = ?, input = ?, priority = ?, concurrency_key = ?, "
-    "concurrency_limit = ?, timeout = ?, updated_at = ? WHERE id = ?"
+    "concurrency_limit = ?, timeout = ?, concurrency_by = ?, updated_at = ? WHERE id = ?"
 )
 DELETE = "DELETE FROM triggers WHERE id = ?"
 DELETE_FILTERS = "DELETE FROM trigger_filters WHERE trigger_id = ?"
@@ -169,6 +170,7 @@ def trigger_from_row(row: Row) -> Trigger:
         timeout=None if row[13] is None else float(row[13]),
         created_at=float(row[14]),
         updated_at=float(row[15]),
+        concurrency_by=row[16],
     )
 
 
@@ -191,11 +193,11 @@ def _definition_params(trigger: Trigger) -> tuple[Any, ...]:
 
 
 def insert_params(trigger: Trigger, now: float) -> tuple[Any, ...]:
-    return (trigger.id, *_definition_params(trigger), now, now)
+    return (trigger.id, *_definition_params(trigger), now, now, trigger.concurrency_by)
 
 
 def redefine_params(trigger: Trigger, now: float) -> tuple[Any, ...]:
-    return (*_definition_params(trigger), now, trigger.id)
+    return (*_definition_params(trigger), trigger.concurrency_by, now, trigger.id)
 
 
 def filter_params(trigger: Trigger) -> list[tuple[Any, ...]]:
@@ -277,9 +279,10 @@ async def _fire(
             return []
         await tx.execute(CLEAR_STATE, (trigger.id, correlation))
         value = {"events": [decode(blob) for _, blob in rows]}
-    blob = trigger.run_input(value)
-    if blob is None:
+    made = trigger.run_input(value)
+    if made is None:
         return []
+    blob, concurrency_key = made
     run_id = trigger.run_id(key, event.source, event.id)
     # Opening a key waits for a concurrent intake that opened it; then writes nothing.
     opened = (trigger.id, key, run_id, event.source, event.id, now)
@@ -289,7 +292,8 @@ async def _fire(
             return []
         note(trigger, "deduplicated", key, event, row[0])
         return await _to_inbox(tx, row[0], position, shape, delivered, now)
-    if await insert_run(tx, trigger.new_run(run_id, blob, now, traceparent_of(event)), now):
+    new = trigger.new_run(run_id, blob, now, traceparent_of(event), concurrency_key)
+    if await insert_run(tx, new, now):
         await tx.execute(MARK_RUN, (event.source, event.id, run_id))
         note(trigger, "matched", key, event, run_id)
     return []

@@ -36,16 +36,18 @@ class TriggerSpec:
         """
         if self.mode not in MODES:
             raise ConfigurationError(f"trigger mode must be one, any or all, not {self.mode!r}")
-        concurrency_key = None
+        concurrency_key = concurrency_by = None
         if spec is not None and spec.concurrency is not None:
-            if spec.concurrency_key is not None:
+            if callable(spec.concurrency_key):
                 # The store starts triggered runs inside the event's transaction, where the
-                # key function of the workflow cannot run.
+                # key function of the workflow cannot run; a jq expression can.
                 raise ConfigurationError(
-                    f"workflow {spec.name!r} computes its concurrency key in code: "
-                    "it cannot be started by a trigger"
+                    f"workflow {spec.name!r} computes its concurrency key in Python: a trigger "
+                    "cannot start it; give the key as a jq expression over the input instead "
+                    "(concurrency_key='.service')"
                 )
             concurrency_key = spec.name
+            concurrency_by = spec.concurrency_key
         try:
             return Trigger(
                 id=trigger_id,
@@ -62,6 +64,7 @@ class TriggerSpec:
                 priority=0 if spec is None else spec.priority,
                 concurrency_key=concurrency_key,
                 concurrency_limit=None if spec is None else spec.concurrency,
+                concurrency_by=concurrency_by,
                 timeout=None if spec is None else spec.timeout,
             )
         except InputError as exc:

@@ -1,10 +1,14 @@
 """GitHub webhooks.
 
 GitHub signs the raw body with HMAC-SHA256 under the webhook's secret and sends
-``X-Hub-Signature-256: sha256=<hex>``. It sends no timestamp, so a replayed delivery is
-caught by its id instead: ``X-GitHub-Delivery`` is the event id, and the store keeps one
-event per source and id. ``X-GitHub-Event`` names the event (``push``, ``pull_request``…),
-which becomes the type ``io.opsloom.github.<event>.v1``.
+``X-Hub-Signature-256: sha256=<hex>``. It sends no timestamp and signs none of its headers,
+so a captured request could be sent again under another ``X-GitHub-Delivery``: the event id is
+therefore the SHA-256 of the signed body, and the store keeps one event per source and id. A
+replay, or GitHub's own redelivery, is a duplicate whatever its delivery header says (which is
+kept in the data as ``delivery``). ``X-GitHub-Event`` names the event (``push``,
+``pull_request``…), which becomes the type ``io.opsloom.github.<event>.v1``; it is not signed
+either, but a replay under another event name carries a body it was not sent with and is
+still a duplicate.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from opsloom.triggers.sources.base import (
 )
 from opsloom.triggers.sources.config import GitHubHook, HooksConfig
 from opsloom.triggers.sources.event import make_event, type_segment
-from opsloom.triggers.sources.signature import any_digest_matches, decode_hex, not_configured
+from opsloom.triggers.sources.signature import (
+    any_digest_matches,
+    body_id,
+    decode_hex,
+    not_configured,
+)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
@@ -62,7 +71,7 @@ class GitHubSource:
             make_event(
                 source=f"/hooks/{self.name}",
                 type=f"io.opsloom.github.{type_segment(event)}.v1",
-                id=delivery,
+                id=body_id(request.body),
                 subject=repo if isinstance(repo, str) else None,
                 data={"event": event, "action": action, "delivery": delivery, "raw": payload},
             )

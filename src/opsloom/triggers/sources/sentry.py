@@ -3,19 +3,19 @@
 Sentry signs the raw body with HMAC-SHA256 under the integration's client secret and sends the
 hex digest in ``Sentry-Hook-Signature``; ``Sentry-Hook-Resource`` names the resource and
 ``Sentry-Hook-Timestamp`` the send time, checked against the replay window when present (it
-is not part of the signature, so the ``Request-ID`` delivery id is what keeps a replayed
-request from being stored twice).
+is not part of the signature, and neither is the ``Request-ID`` delivery id: so events are
+told apart by the SHA-256 of the signed body, and a replayed request, under whatever
+``Request-ID`` and timestamp, is stored once). The delivery id is kept in the data.
 
 Alerts: ``event_alert`` (an issue alert rule fired: ``io.opsloom.alert.firing.v1``, the issue
 is the fingerprint) and ``metric_alert`` (``critical``/``warning`` fire, ``resolved``
 resolves; the metric incident is the fingerprint). Every other resource (``issue``,
 ``error``, ``comment``, ``installation`` …) is ``io.opsloom.sentry.<resource>.<action>.v1``
-with the delivery id as event id.
+with the body's hash as event id.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from opsloom.model.cloudevent import CloudEvent
@@ -39,6 +39,7 @@ from opsloom.triggers.sources.event import (
 )
 from opsloom.triggers.sources.signature import (
     any_digest_matches,
+    body_id,
     check_window,
     decode_hex,
     not_configured,
@@ -78,11 +79,12 @@ class SentrySource:
         payload = json_object(request.body)
         action = required_text(payload, "action", "")
         delivery = request.header(DELIVERY_HEADER)
+        signed = body_id(request.body)
         source = f"/hooks/{self.name}"
         if resource == "metric_alert":
-            return [_metric_alert(source, payload, action, delivery)]
+            return [_metric_alert(source, payload, action, signed)]
         if resource == "event_alert":
-            return [_event_alert(source, payload, delivery)]
+            return [_event_alert(source, payload, signed)]
         data = obj_member(payload, "data", "")
         subject = None
         for key in ("issue", "error", "comment", "installation"):
@@ -94,16 +96,14 @@ class SentrySource:
             make_event(
                 source=source,
                 type=f"io.opsloom.sentry.{type_segment(resource)}.{type_segment(action)}.v1",
-                id=delivery or hashlib.sha256(request.body).hexdigest()[:32],
+                id=signed,
                 subject=subject,
                 data={"resource": resource, "action": action, "delivery": delivery, "raw": payload},
             )
         ]
 
 
-def _metric_alert(
-    source: str, payload: dict[str, Any], action: str, delivery: str | None
-) -> CloudEvent:
+def _metric_alert(source: str, payload: dict[str, Any], action: str, signed: str) -> CloudEvent:
     if action not in ("critical", "warning", "resolved"):
         raise WebhookPayloadError(
             f"field 'action' of a metric alert must be critical, warning or resolved, not "
@@ -144,15 +144,15 @@ def _metric_alert(
             links=[Link("alert", href)] if href else [],
             summary=title or text(incident, "title", "data.metric_alert", required=False),
             # critical -> warning -> critical of one incident share their start time: the
-            # delivery (or the action) tells the notifications apart.
-            delivery=delivery or f"{action}:{closed or started or ''}",
+            # signed body tells the notifications apart (a replay of one is the same event).
+            delivery=signed,
             time_field="data.metric_alert."
             + ("date_closed" if status == "resolved" and closed else "date_started"),
         )
     )
 
 
-def _event_alert(source: str, payload: dict[str, Any], delivery: str | None) -> CloudEvent:
+def _event_alert(source: str, payload: dict[str, Any], signed: str) -> CloudEvent:
     data = obj_member(payload, "data", "", required=True)
     event = obj_member(data, "event", "data", required=True)
     issue_id = required_text(event, "issue_id", "data.event")
@@ -178,7 +178,6 @@ def _event_alert(source: str, payload: dict[str, Any], delivery: str | None) -> 
         )
         if value
     ]
-    event_id = text(event, "event_id", "data.event", required=False)
     return alert_event(
         Alert(
             source=source,
@@ -192,7 +191,7 @@ def _event_alert(source: str, payload: dict[str, Any], delivery: str | None) -> 
             starts_at=text(event, "datetime", "data.event", required=False),
             links=links,
             summary=title,
-            delivery=delivery or event_id,
+            delivery=signed,
             time_field="data.event.datetime",
         )
     )
