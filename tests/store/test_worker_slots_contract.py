@@ -15,6 +15,13 @@ T0 = 1_000.0
 KIND = frozenset({"wf@1"})
 
 
+@pytest.fixture(autouse=True)
+def believe_at_once(store: Store) -> None:
+    """PostgreSQL believes a slot free only when it stays free a while (see below)."""
+    if hasattr(store, "slot_confirm_seconds"):
+        store.slot_confirm_seconds = 0.0
+
+
 @pytest.fixture
 async def peer(store: Store) -> AsyncIterator[Store]:
     """A second store on the same database, as another process would open it."""
@@ -92,9 +99,34 @@ async def test_reap_orphans__requeues_only_the_runs_of_slots_nobody_holds(
     await leased(store, "of-alive", f"{alive}#live")
     await leased(store, "plain", "no-slot-owner")
 
+    dead_owner = re.sub(r"[0-9]+$", "902", alive) + "#gone"
+    assert await store.hold_singleton("reaper", dead_owner, T0, 600)
+    assert await store.hold_singleton("scheduler", f"{alive}#live", T0, 600)
+
     reaped = await store.reap_orphans(T0 + 1)
 
     assert sorted(reaped) == ["of-dead", "of-dead-too"]
     assert await owner_of(store, "of-alive") == f"{alive}#live"
     assert await owner_of(store, "plain") == "no-slot-owner"
     assert await store.reap_orphans(T0 + 2) == []
+    # The dead one's singleton is free at once; the living one's is kept.
+    assert await store.hold_singleton("reaper", "next", T0 + 2, 600)
+    assert not await store.hold_singleton("scheduler", "next", T0 + 2, 600)
+
+
+async def test_worker_slot__a_lost_session_takes_its_slots_back(store: Store, peer: Store) -> None:
+    mine = await peer.take_worker_slot()
+    assert mine is not None
+    if hasattr(store, "slot_confirm_seconds"):
+        # PostgreSQL: a server restart ends every session, so every slot is free for a
+        # moment. Others wait before they believe it; the holder takes its slots back at its
+        # next reaper period.
+        peer_pid = peer._slots.info.backend_pid  # type: ignore[attr-defined]
+        await store.read(  # type: ignore[attr-defined]
+            lambda tx: tx.one("SELECT pg_terminate_backend(?)", (peer_pid,))
+        )
+        store.slot_confirm_seconds = 3600.0
+        assert not await store.worker_slot_free(mine), "free once is not dead yet"
+        store.slot_confirm_seconds = 0.0
+    await peer.keep_worker_slots()
+    assert not await store.worker_slot_free(mine), "held by its holder"

@@ -253,6 +253,10 @@ class Store(Protocol):
         """
         ...
 
+    async def keep_worker_slots(self) -> None:
+        """Take again the slots this process holds if the store lost them (a new session)."""
+        ...
+
     async def worker_slot_free(self, identity: str) -> bool:
         """No living process holds the worker slot ``identity``."""
         ...
@@ -267,7 +271,8 @@ class Store(Protocol):
         ...
 
     async def reap_orphans(self, now: float) -> list[str]:
-        """Requeue the runs leased to owners whose worker slot nobody holds any more."""
+        """Requeue the runs leased to owners whose worker slot nobody holds any more, and
+        drop the singletons they held; returns the runs' ids."""
         ...
 
     # --- watching the store itself ----------------------------------------------------------

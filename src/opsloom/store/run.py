@@ -247,6 +247,9 @@ class RunOps(Transactions):
     async def worker_slot_free(self, identity: str) -> bool:
         return False
 
+    async def keep_worker_slots(self) -> None:
+        return None
+
     async def recover_owned(self, identity: str, owner: str, now: float) -> list[str]:
         prefix = identity + SLOT_MARK
 
@@ -264,7 +267,10 @@ class RunOps(Transactions):
 
     async def reap_orphans(self, now: float) -> list[str]:
         rows = await self.read(
-            lambda tx: tx.all("SELECT DISTINCT owner FROM jobs WHERE owner IS NOT NULL")
+            lambda tx: tx.all(
+                "SELECT DISTINCT owner FROM jobs WHERE owner IS NOT NULL "
+                "UNION SELECT owner FROM singletons"
+            )
         )
         by_slot: dict[str, list[str]] = {}
         for (owner,) in rows:
@@ -290,6 +296,8 @@ class RunOps(Transactions):
             )
             ids = [row[0] for row in rows]
             await requeue(tx, ids, now, recovered=True)
+            # A dead reaper or scheduler is replaced now, not when its singleton expires.
+            await tx.execute(f"DELETE FROM singletons WHERE {among}", params)
             return ids
 
         return await self.write(reap, WORK)

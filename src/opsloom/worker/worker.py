@@ -303,10 +303,13 @@ class Worker:
                 now = self.clock.now()
                 # A holder that dies or stalls gives the singleton up within a few periods.
                 ttl = max(3 * period, 2.0)
+                # Every process looks for workers whose process is gone (their slot is free):
+                # their runs, and the singletons they held, are taken back before any lease
+                # or singleton expires, even when the dead one was the reaper.
+                await self.store.keep_worker_slots()
+                reaped = await self.store.reap_orphans(now)
                 if await self.store.hold_singleton("reaper", self.owner, now, ttl):
-                    reaped = await self.store.reap_expired(now)
-                    # Workers whose process is gone, found by their slot, before their lease.
-                    reaped += await self.store.reap_orphans(now)
+                    reaped += await self.store.reap_expired(now)
             except Exception:
                 log.exception("reaping expired leases failed")
             if reaped:

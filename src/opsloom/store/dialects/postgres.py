@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -40,7 +42,11 @@ from opsloom.store.migration import latest_version, migrations
 from opsloom.store.sql import SqlStore
 from opsloom.store.tx import Op, Tx
 
+log = logging.getLogger("opsloom.store")
+
 DEFAULT_SCHEMA = "opsloom"
+#: How long a worker slot must stay free before its holder is taken for dead.
+SLOT_CONFIRM_SECONDS = 3.0
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
 STATEMENT_TIMEOUT = "30s"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -84,6 +90,10 @@ class PostgresStore(SqlStore):
         self._listener: Listener | None = None
         #: The session holding this process's worker slots (advisory locks), once it has one.
         self._slots: Conn | None = None
+        self._held: list[str] = []
+        #: When each slot of another process was first seen free (see ``worker_slot_free``).
+        self._free_since: dict[str, float] = {}
+        self.slot_confirm_seconds = SLOT_CONFIRM_SECONDS
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -241,18 +251,45 @@ class PostgresStore(SqlStore):
     async def take_worker_slot(self) -> str | None:
         # Held by a session of its own: the server frees the lock the moment that session
         # ends, which is when the process ends (or loses the server), however it ends.
-        if self._slots is None:
+        if self._slots is None or self._slots.closed or self._slots.broken:
             self._slots = await self._connect()
         host = socket.gethostname()
         for slot in range(MAX_WORKER_SLOTS):
             identity = f"{host}/worker-{slot}"
-            cur = await self._slots.execute(
-                "SELECT pg_try_advisory_lock(%s)", (self._slot_key(identity),)
-            )
-            row = await cur.fetchone()
-            if row is not None and row[0]:
+            if identity not in self._held and await self._lock_slot(identity):
+                self._held.append(identity)
                 return identity
         return None
+
+    async def _lock_slot(self, identity: str) -> bool:
+        assert self._slots is not None
+        cur = await self._slots.execute(
+            "SELECT pg_try_advisory_lock(%s)", (self._slot_key(identity),)
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def keep_worker_slots(self) -> None:
+        # A lost session (a server restart) lost its locks: take them again at once, before
+        # the others, who wait ``slot_confirm_seconds`` before they believe a slot is free.
+        if not self._held:
+            return
+        if self._slots is not None and not self._slots.closed:
+            try:
+                await self._slots.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                with contextlib.suppress(psycopg.Error):
+                    await self._slots.close()
+        self._slots = await self._connect()
+        for identity in self._held:
+            if not await self._lock_slot(identity):
+                log.error(
+                    "worker slot %s was taken by another process while this one was cut off "
+                    "from the database; the runs it leased will be resumed there",
+                    identity,
+                    extra={"event": "worker_slot_lost", "slot": identity},
+                )
 
     async def worker_slot_free(self, identity: str) -> bool:
         key = self._slot_key(identity)
@@ -260,7 +297,13 @@ class PostgresStore(SqlStore):
         row = await self.read(
             lambda tx: tx.one("SELECT pg_try_advisory_xact_lock(?)", (key,)), snapshot=True
         )
-        return bool(row and row[0])
+        if not (row and row[0]):
+            self._free_since.pop(identity, None)
+            return False
+        # Free twice, ``slot_confirm_seconds`` apart: a server restart frees every slot at once,
+        # and their living holders take them back within a reaper period.
+        first = self._free_since.setdefault(identity, time.monotonic())
+        return time.monotonic() - first >= self.slot_confirm_seconds
 
     # --- coordination between processes ------------------------------------------------------
 
