@@ -96,6 +96,7 @@ PG_FIGURES: dict[str, list[Figure]] = {
                 lambda a, b: a <= b, "≤ 1 s + the 2 s step", bound_field="target_recovery_seconds"
             ),
         ),
+        Figure("takeover_seconds", "  of which: SIGKILL → its runs requeued", "{:.2f}"),
     ],
 }
 
