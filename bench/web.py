@@ -13,7 +13,9 @@ network, so the time is the server's: routing, session check, store queries, ren
 - ``run_detail``: the page of the run with ``--steps`` steps (its first and last 100 steps);
 - ``run_all_steps``: the same page with every step (``?steps=all``);
 - ``counts(store)``: the store's counts per status alone, uncached (the page reuses the counts
-  of one filter for two seconds, so paging and live refreshes do not count again).
+  of one filter for two seconds, so paging and live refreshes do not count again);
+- ``live``: ``--watchers`` subscribers of the live runs list for ``--ticks`` ticks, through the
+  UI's hub and the page's own render: how many renders (store queries) that took in all.
 
 It prints one line per page kind with p50/p95/max in milliseconds next to the target
 (runs list ≤ 150 ms p95, run detail ≤ 250 ms p95), then the page weight of the runs list.
@@ -40,6 +42,9 @@ from opsloom.model.run import NewRun
 from opsloom.settings import Settings
 from opsloom.store import RunFilter
 from opsloom.web import attach_ui
+from opsloom.web.live import Hub, Message
+from opsloom.web.page import Pages
+from opsloom.web.runs import Listing, StatusCounts, listing_context
 
 TOKEN = "bench-web-token"
 DAY = 86_400.0
@@ -119,7 +124,41 @@ def report(name: str, samples: list[float], target: float) -> None:
     )
 
 
-async def bench(url: str, runs: int, steps: int, pages: int) -> None:
+async def live(app: App, watchers: int, ticks: int) -> None:
+    """``watchers`` subscribers of the newest runs page, each taking ``ticks`` changes."""
+    hub, pages, counts = Hub(tick=0.2), Pages(), StatusCounts(ttl=0.0)
+    listing = Listing(status="", workflow="", since="", until="", q="", before="")
+    flt = listing.store_filter()
+    produced = 0
+
+    async def render() -> list[Message]:
+        nonlocal produced
+        produced += 1  # a new fragment each time, so that every tick reaches every watcher
+        context = await listing_context(app, counts, listing, flt)
+        return [("runs", pages.fragment("runs_live.html", **context) + f"<!-- {produced} -->")]
+
+    async def watch() -> int:
+        taken = 0
+        async for chunk in hub.stream(("runs", ""), render):
+            if not chunk.startswith(b":"):
+                taken += 1
+                if taken == ticks:
+                    break
+        return taken
+
+    began = time.perf_counter()
+    delivered = sum(await asyncio.gather(*(watch() for _ in range(watchers))))
+    elapsed = time.perf_counter() - began
+    hub.close()
+    await hub.wait_closed()
+    print(
+        f"live: {watchers} watchers x {ticks} updates = {delivered} deliveries from "
+        f"{hub.renders} renders of the runs list in {elapsed:.1f} s "
+        f"(one render per tick shared by all; per-client polling would be {watchers * ticks})"
+    )
+
+
+async def bench(url: str, runs: int, steps: int, pages: int, watchers: int, ticks: int) -> None:
     app = build_app(url, steps)
     async with app:
         print(f"store: {url.split('?')[0]}", file=sys.stderr)
@@ -179,12 +218,14 @@ async def bench(url: str, runs: int, steps: int, pages: int) -> None:
                 "/static/app.js",
                 "/static/favicon.svg",
                 "/static/vendor/htmx.org/htmx.min.js",
+                "/static/vendor/htmx-ext-sse/sse.min.js",
             ):
                 weight += len((await client.get(asset)).content)
             print(
                 f"runs list page weight (HTML+JS+CSS+icon): {weight / 1024:.1f} KiB "
                 "(target <= 300 KB)"
             )
+        await live(app, watchers, ticks)
 
 
 def main() -> None:
@@ -192,6 +233,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--steps", type=int, default=1_000)
     parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--ticks", type=int, default=10)
     parser.add_argument("--store", default=None, help="a PostgreSQL URL (default: SQLite file)")
     args = parser.parse_args()
     if args.store:
@@ -201,14 +244,14 @@ def main() -> None:
         import psycopg
 
         try:
-            asyncio.run(bench(url, args.runs, args.steps, args.pages))
+            asyncio.run(bench(url, args.runs, args.steps, args.pages, args.watchers, args.ticks))
         finally:
             with psycopg.connect(args.store, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         return
     with tempfile.TemporaryDirectory(prefix="opsloom-bench-web-") as folder:
         url = f"sqlite:///{Path(folder) / 'web.db'}"
-        asyncio.run(bench(url, args.runs, args.steps, args.pages))
+        asyncio.run(bench(url, args.runs, args.steps, args.pages, args.watchers, args.ticks))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
+from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.runtime import ConnectorRuntime
 from opsloom.connectors.secret import SecretBox
 from opsloom.definition import Definitions
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import (
+    ConfigurationError,
     InputError,
     OpsloomError,
     OverloadedError,
@@ -37,10 +39,10 @@ from opsloom.errors import (
     SerializationError,
     WorkflowNotFoundError,
 )
-from opsloom.extension import ConnectorRegistry, ExtensionError
 from opsloom.ids import MAX_PRIORITY, MIN_PRIORITY, new_id, run_id_problem
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
+from opsloom.model.label import check_labels
 from opsloom.model.observer import Observer, Observers
 from opsloom.model.run import Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
@@ -126,8 +128,9 @@ class App(Definitions):
         self._hooks: HooksConfig | None = None
         self._connectors: ConnectorRegistry | None = None
         self._documents: DslRuntime[RunHandle] | None = None
-        #: Entry points that could not be loaded (each names itself); the rest work.
-        self.extension_errors: list[ExtensionError] = []
+        #: Entry points (and imported connectors) that could not be loaded, each naming
+        #: itself; the rest work.
+        self.extension_errors: list[ConfigurationError] = []
         #: Connections, circuit breakers and connector action calls (see opsloom.connectors).
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
@@ -252,10 +255,12 @@ class App(Definitions):
 
     @property
     def connectors(self) -> ConnectorRegistry:
-        """The connectors of the installed ``opsloom.connectors`` entry points."""
+        """The connectors of the installed ``opsloom.connectors`` entry points and those
+        imported from OpenAPI documents: the registry :attr:`connections` calls through."""
         if self._connectors is None:
-            registry, errors = ConnectorRegistry.installed()
-            self.extension_errors.extend(errors)
+            registry = self.connections.registry
+            known = {str(error) for error in self.extension_errors}
+            self.extension_errors.extend(e for e in registry.errors if str(e) not in known)
             self._connectors = registry
         return self._connectors
 
@@ -472,6 +477,7 @@ class App(Definitions):
         version: str | None = None,
         traceparent: str | None = None,
         started_by: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> RunHandle:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent).
 
@@ -499,6 +505,7 @@ class App(Definitions):
             priority=priority,
             traceparent=traceparent,
             started_by=started_by,
+            labels=labels,
         )
         worker = self.worker
         # A run this process can execute right away is created already leased to its worker,
@@ -518,8 +525,10 @@ class App(Definitions):
         except BaseException:
             worker.adopt(None)
             raise
+        # A run of a paused workflow is created queued, not leased.
+        leased = created and run.status is RunStatus.RUNNING
         worker.adopt(
-            Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if created else None
+            Claim(run=run, fence=Fence(run.id, worker.owner, 1), history={}) if leased else None
         )
         return RunHandle(self, run.id, created)
 
@@ -533,6 +542,7 @@ class App(Definitions):
         priority: int | None = None,
         traceparent: str | None = None,
         started_by: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> NewRun:
         """The run ``start`` would create (also used by the scheduler); ``InputError`` if bad."""
         try:
@@ -559,6 +569,7 @@ class App(Definitions):
             deadline=None if spec.timeout is None else now + spec.timeout,
             traceparent=traceparent if TraceParent.parse(traceparent) is not None else None,
             started_by=started_by,
+            labels=tuple(check_labels(labels or {}).items()),  # type: ignore[arg-type]
         )
 
     def handle(self, run_id: str) -> RunHandle:
@@ -572,11 +583,20 @@ class App(Definitions):
         return run
 
     async def list_runs(
-        self, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        labels: dict[str, str] | None = None,
     ) -> list[RunRecord]:
+        """Runs, newest first; with ``labels``, only runs that have all of them."""
         return await self.store.list_runs(
             RunFilter(
-                status=None if status is None else RunStatus(status), workflow=workflow, limit=limit
+                status=None if status is None else RunStatus(status),
+                workflow=workflow,
+                limit=limit,
+                labels=tuple(sorted((labels or {}).items())),
             )
         )
 
@@ -629,6 +649,53 @@ class App(Definitions):
         if self.worker is not None:
             self.worker.cancel_local(ids)
         return ids
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a run: its running step finishes, then it parks and holds no worker slot
+        until :meth:`resume`; its timers and signals wait for it."""
+        run = await self.store.pause_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.pause_local([run_id])
+        return run
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume a paused run (timers that fired meanwhile are taken at once)."""
+        run = await self.store.resume_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+        return run
+
+    async def pause_workflow(self, workflow: str, *, by: str | None = None) -> list[str]:
+        """Pause every open run of ``workflow``, and the runs it starts until resumed; returns
+        the runs paused now."""
+        ids = await self.store.pause_workflow(workflow, by, self.clock.now())
+        if self.worker is not None:
+            self.worker.pause_local(ids)
+        return ids
+
+    async def resume_workflow(self, workflow: str) -> list[str]:
+        """Resume a paused workflow and the runs paused with it; returns those runs."""
+        ids = await self.store.resume_workflow(workflow, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+        return ids
+
+    async def reset(
+        self,
+        run_id: str,
+        to_step: int,
+        *,
+        version: str | None = None,
+        started_by: str | None = None,
+    ) -> RunRecord:
+        """Start a new run that reuses ``run_id``'s recorded results before position
+        ``to_step`` and re-executes from there (with ``version``, default the run's)."""
+        run = await self.store.reset_run(
+            run_id, to_step, new_id(), version=version, by=started_by, now=self.clock.now()
+        )
+        if self.worker is not None:
+            self.worker.notify()
+        return run
 
     async def retry(self, run_id: str) -> RunRecord:
         """Re-queue a failed or timed-out run; completed steps are not run again."""

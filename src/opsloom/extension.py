@@ -10,21 +10,23 @@ are declared the same way, so a team's package is never second class::
     acme = "my_ops.hooks:AcmeSource"        # a webhook source (class or instance)
 
     [project.entry-points."opsloom.connectors"]
-    acme = "my_ops.connector:connector"     # an object with a name and actions
+    acme = "my_ops.connector:connector"     # a Connector (opsloom.connectors.sdk)
 
 Loading one entry point is isolated from the others: a package that fails to import, or whose
 object has the wrong shape, gives an :class:`ExtensionError` that names the entry point and
 its distribution, and everything else still loads. ``opsloom up`` reports such errors and
-serves on.
+serves on. Each group's registry sits with what it registers (the catalog in ``dsl.catalog``,
+webhook sources in ``triggers.sources``, connectors in ``connectors.registry``); this module
+only loads entry points.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, TypeVar
 
 from opsloom.errors import ConfigurationError
 
@@ -121,84 +123,3 @@ def discover(
 
 def _why(what: str, exc: BaseException) -> str:
     return f"{what}: {type(exc).__name__}: {exc}"
-
-
-# --- connectors -------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class Connector(Protocol):
-    """What an ``opsloom.connectors`` entry point provides: a named package of actions.
-
-    ``actions`` maps each action's name to what runs it; the connector SDK decides the shape of
-    an action, this seam only keeps connectors by name.
-    """
-
-    @property
-    def name(self) -> str:
-        """The connector's name (``slack``, ``pagerduty``), unique among installed ones."""
-        ...
-
-    @property
-    def actions(self) -> Mapping[str, Any]:
-        """The connector's actions by name."""
-        ...
-
-
-def as_connector(name: str, obj: Any) -> Connector:
-    """The connector an entry point provides (a class is instantiated without arguments)."""
-    if isinstance(obj, type):
-        obj = obj()
-    if not isinstance(obj, Connector):
-        raise TypeError(f"a connector has a 'name' and 'actions', not {type(obj).__name__}")
-    if not isinstance(obj.actions, Mapping):
-        raise TypeError(f"connector {obj.name!r}: 'actions' must be a mapping of names")
-    return obj
-
-
-class ConnectorRegistry:
-    """Connectors by name: the installed ones, and those registered in code."""
-
-    def __init__(self, connectors: list[Connector] | None = None) -> None:
-        self._connectors: dict[str, Connector] = {}
-        for connector in connectors or []:
-            self.register(connector)
-
-    @classmethod
-    def installed(cls) -> tuple[ConnectorRegistry, list[ExtensionError]]:
-        """The connectors of the ``opsloom.connectors`` entry points, and the failures."""
-        loaded, errors = discover(CONNECTORS, as_connector)
-        registry = cls()
-        for item in loaded:
-            try:
-                registry.register(item.obj)
-            except ConfigurationError as exc:
-                errors.append(
-                    ExtensionError(CONNECTORS, item.name, item.value, item.distribution, str(exc))
-                )
-        return registry, errors
-
-    def register(self, connector: Connector) -> None:
-        """Add a connector.
-
-        Raises:
-            ConfigurationError: another connector has that name.
-        """
-        if connector.name in self._connectors:
-            raise ConfigurationError(f"connector {connector.name!r} is registered twice")
-        self._connectors[connector.name] = connector
-
-    def get(self, name: str) -> Connector | None:
-        """The connector of that name, if any."""
-        return self._connectors.get(name)
-
-    @property
-    def names(self) -> list[str]:
-        """Registered connector names, sorted."""
-        return sorted(self._connectors)
-
-    def __iter__(self) -> Any:
-        return iter(self._connectors[name] for name in self.names)
-
-    def __len__(self) -> int:
-        return len(self._connectors)

@@ -133,10 +133,9 @@ def test_runs_cancel__the_run_ends_cancelled(project: Project) -> None:
     assert project.json("runs", "cancel", "incident-7", "--db", project.db) == {
         "cancelled": ["incident-7"]
     }
-    assert (
-        project.json("runs", "show", "incident-7", "--db", project.db)["cancel_requested"] is True
-    )
-    # A worker (here: the one `start --wait` runs) carries the cancellation out.
+    shown = project.json("runs", "show", "incident-7", "--db", project.db)
+    # The run never started: it is cancelled at once, without a worker.
+    assert shown["cancel_requested"] is True and shown["status"] == "cancelled"
     waited = project.run(
         "start",
         "approve",
@@ -312,3 +311,50 @@ def test_up__port_in_use_exits_with_message(project: Project) -> None:
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_runs_and_workflows_pause_resume(project: Project) -> None:
+    for run_id in ("r-1", "r-2"):
+        project.ok("start", "approve", "--run-id", run_id, "--app", "flows:app", "--db", project.db)
+    assert project.json("runs", "pause", "r-1", "--db", project.db)["paused"] == "run"
+    paused = project.json("workflows", "pause", "approve", "--db", project.db)
+    assert paused == {"workflow": "approve", "runs": ["r-2"]}
+    listed = project.json("workflows", "paused", "--db", project.db)
+    assert [p["workflow"] for p in listed] == ["approve"]
+    assert project.json("workflows", "resume", "approve", "--db", project.db)["runs"] == ["r-2"]
+    assert project.json("runs", "resume", "r-1", "--db", project.db)["paused"] is None
+    again = project.run("runs", "resume", "r-1", "--db", project.db)
+    assert again.returncode == 1 and "not paused" in again.stderr
+    unknown = project.run("workflows", "pause", "nope", "--db", project.db)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+CHANGED = FLOWS.replace(
+    "        x = await ctx.step(add_one, x)",
+    "        x = await ctx.step(add_two, x)",
+).replace(
+    '@app.workflow(name="chain")',
+    '@app.step()\ndef add_two(x: int) -> int:\n    return x + 2\n\n\n@app.workflow(name="chain")',
+)
+
+
+def test_replay__fails_the_check_when_the_code_changed(project: Project) -> None:
+    done = project.json(
+        "start", "chain", "--input", "1", "--wait", "--app", "flows:app", "--db", project.db
+    )
+    assert project.json("replay", "--app", "flows:app", "--db", project.db) == {
+        "replayed": 1,
+        "failed": [],
+    }
+    (project.path / "changed.py").write_text(CHANGED)
+    result = project.run("replay", "--app", "changed:app", "--db", project.db, "--json")
+    assert result.returncode == 1, result.stderr
+    (failure,) = json.loads(result.stdout)["failed"]
+    assert failure["run_id"] == done["run_id"] and failure["result"] == "nondeterminism"
+    assert (failure["seq"], failure["expected"], failure["got"]) == (
+        1,
+        "step add_one",
+        "step add_two",
+    )
+    table = project.run("replay", "--app", "changed:app", "--db", project.db)
+    assert table.returncode == 1 and "1 would fail" in table.stdout

@@ -116,6 +116,58 @@ def test_validate__checks_calls_against_the_default_catalog(tmp_path: Path) -> N
     ) in result.stdout
 
 
+APPROVAL_CALL = """\
+document:
+  dsl: '1.0.3'
+  namespace: ops
+  name: change
+  version: '1.0.0'
+do:
+  - approve:
+      call: approval:1.0.0@default
+      with:
+        title: ${ "restart " + .service }
+        requester: ${ .who }
+        stages:
+          - name: leads
+            groups: [sre-leads]
+            mode: ${ .quorum }
+          - name: owners
+            mode: most
+            sla: -5
+"""
+
+
+def test_validate__checks_catalog_call_arguments_but_not_runtime_expressions(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "change.yaml", APPROVAL_CALL)
+    result = runner.invoke(cli, ["validate", "--json", str(path)])
+    assert result.exit_code == 1
+    # The first thing wrong in the arguments, named with where it is; the values that are
+    # runtime expressions (title, requester, the first stage's mode) are not judged.
+    assert json.loads(result.stdout) == [
+        {
+            "source": str(path),
+            "line": 17,
+            "column": 13,
+            "path": "/do/0/approve/with/stages/1/mode",
+            "message": "bad argument for approval:1.0.0: 'most' is not valid under any of "
+            "the given schemas",
+        },
+        {
+            "source": str(path),
+            "line": 18,
+            "column": 13,
+            "path": "/do/0/approve/with/stages/1/sla",
+            "message": "bad argument for approval:1.0.0: -5 is less than or equal to the "
+            "minimum of 0",
+        },
+    ]
+    fixed = APPROVAL_CALL.replace("mode: most", "mode: all").replace("sla: -5", "sla: 300")
+    assert runner.invoke(cli, ["validate", str(write(tmp_path, "ok.yaml", fixed))]).exit_code == 0
+
+
 def test_validate__missing_file_is_a_problem(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     result = runner.invoke(cli, ["validate", str(missing)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ def spec_proxy(upstream: str) -> FakeVendor:
         checker,
         {
             ("POST", "/api/v2/silences"): forward,
+            ("GET", "/api/v2/silences"): forward,
             ("DELETE", "/api/v2/silence/{id}"): forward,
             ("GET", "/api/v2/alerts"): forward,
             ("GET", "/api/v2/status"): forward,
@@ -117,6 +119,49 @@ async def test_alertmanager__silence_an_alert_then_expire_it(
         assert expired["expired"] is True
         after = await read_silence(am.url, silence["silence_id"])
         assert after["status"]["state"] == "expired"
+        assert proxy.problems == []
+
+
+async def test_alertmanager__a_retried_step_does_not_create_a_second_silence(
+    live: App, peers: tuple[Peer, Peer, Gate]
+) -> None:
+    am, _, _ = peers
+    with spec_proxy(am.url) as proxy:
+        await live.connections.add_connection("am-retry", "alertmanager", {"url": proxy.url})
+        # The Alertmanager outlives this test (it serves every store's run of the module):
+        # each run has keys of its own.
+        run = uuid.uuid4().hex[:8]
+        wanted = {
+            "matchers": [{"name": "service", "value": f"retry-check-{run}"}],
+            "minutes": 10,
+            "comment": f"deploy window {run}",
+        }
+        # Two attempts of one step (the first one's answer lost on the way back), then
+        # another step with the same input.
+        first = await live.connections.call(
+            alertmanager.create_silence, "am-retry", wanted, idempotency_key=f"{run}:3"
+        )
+        again = await live.connections.call(
+            alertmanager.create_silence, "am-retry", wanted, idempotency_key=f"{run}:3"
+        )
+        other = await live.connections.call(
+            alertmanager.create_silence, "am-retry", wanted, idempotency_key=f"{run}:4"
+        )
+        assert first["existing"] is False and again["existing"] is True
+        assert again["silence_id"] == first["silence_id"] != other["silence_id"]
+        async with httpx.AsyncClient() as client:
+            listed = (await client.get(f"{am.url}/api/v2/silences")).json()
+        ours = [s for s in listed if s["comment"].startswith(f"deploy window {run}")]
+        assert sorted(s["id"] for s in ours) == sorted([first["silence_id"], other["silence_id"]])
+        assert any(s["comment"] == f"deploy window {run} [opsloom {run}:3]" for s in ours)
+        # Once the step's silence is expired, a new attempt makes a new one.
+        await live.connections.call(
+            alertmanager.expire_silence, "am-retry", {"silence_id": first["silence_id"]}
+        )
+        renewed = await live.connections.call(
+            alertmanager.create_silence, "am-retry", wanted, idempotency_key=f"{run}:3"
+        )
+        assert renewed["existing"] is False and renewed["silence_id"] != first["silence_id"]
         assert proxy.problems == []
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from opsloom.connectors.secret import Redactor, SecretBox
+from opsloom.connectors import secret
+from opsloom.connectors.secret import SecretBox
 from opsloom.errors import SecretKeyError
+from opsloom.model.redaction import Redactor
 
 
 def test_key_file__created_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
@@ -40,8 +43,11 @@ def test_bad_key_text() -> None:
         SecretBox("not a key")
 
 
-def test_redactor__values_keys_and_basic_auth() -> None:
-    redactor = Redactor(["hunter22", "ab"]).with_basic_auth("AC123", "hunter22")
+def test_redactor__values_keys_and_a_derived_basic_credential() -> None:
+    # Connections mask their secrets with the same redactor as documents' $secrets.
+    assert secret.Redactor is Redactor
+    basic = base64.b64encode(b"AC123:hunter22").decode()
+    redactor = Redactor(["hunter22", "ab"]).with_values([basic])
     value = {"msg": "pw hunter22", "hunter22": ["x", "Basic QUMxMjM6aHVudGVyMjI="], "n": 1}
     assert redactor.value(value) == {"msg": "pw ***", "***": ["x", "Basic ***"], "n": 1}
     assert redactor.text("ab stays: too short to mask") == "ab stays: too short to mask"

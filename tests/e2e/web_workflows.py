@@ -2,7 +2,8 @@
 
 - ``tick``: two steps around a short durable timer, so a page sees it running, then completed;
 - ``breaks``: a step that fails on every attempt, so the run fails with that step's error;
-- ``change``: asks ``alice`` for an approval, then reports the decision.
+- ``change``: asks ``alice`` for an approval, then reports the decision;
+- ``family``: starts two child runs, each starting two of its own (a tree of runs).
 """
 
 from __future__ import annotations
@@ -47,3 +48,11 @@ async def change(ctx: Context, service: str | None = None) -> dict[str, Any]:
         stages=(Stage("lead", users=("alice",), sla=3600),),
     )
     return (await approval(ctx, request)).to_dict()
+
+
+@app.workflow(name="family")
+async def family(ctx: Context, depth: int = 2) -> int:
+    if depth <= 0:
+        return 0
+    counts = await ctx.gather(ctx.child("family", depth - 1), ctx.child("family", depth - 1))
+    return 2 + sum(counts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from peers import Peer
@@ -29,14 +30,15 @@ class Server:
             timeout=10,
         )
 
-    def start(self, workflow: str, input: Any = None) -> str:
+    def start(self, workflow: str, input: Any = None, run_id: str | None = None) -> str:
+        body = {"workflow": workflow, "input": input, "run_id": run_id}
         with self.api() as api:
-            answer = api.post("/runs", json={"workflow": workflow, "input": input})
+            answer = api.post("/runs", json=body)
             answer.raise_for_status()
             run_id: str = answer.json()["id"]
             return run_id
 
     def status(self, run_id: str) -> str:
         with self.api() as api:
-            status: str = api.get(f"/runs/{run_id}").json()["status"]
+            status: str = api.get(f"/runs/{quote(run_id, safe='/')}").json()["status"]
             return status

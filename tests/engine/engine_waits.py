@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
-from opsloom import App, RunStatus
+from opsloom import App, FakeClock, RunStatus, WorkerOptions
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
@@ -37,3 +38,32 @@ async def parked(app: App, run_id: str) -> None:
         )
 
     await eventually(check)
+
+
+def stalled_worker_app(db_url: str) -> App:
+    """An App whose worker plays a dead one: no heartbeat renews its leases, it never reaps."""
+    return App(
+        db_url,
+        worker=WorkerOptions(
+            lease_seconds=30,
+            heartbeat_seconds=3600,
+            poll_seconds=0.05,
+            reap_seconds=None,
+            grace_seconds=0,
+        ),
+    )
+
+
+def successor_app(db_url: str) -> tuple[App, FakeClock]:
+    """An App that takes over from a stalled worker once its clock is advanced past the lease.
+
+    The clock starts now (after the stalled worker's claim), so that advancing it 31 s passes
+    the 30 s lease however long opening the store and claiming took.
+    """
+    clock = FakeClock(start=time.time())
+    app = App(
+        db_url,
+        clock=clock,
+        worker=WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05),
+    )
+    return app, clock

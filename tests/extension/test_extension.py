@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from opsloom.connectors.registry import ConnectorRegistry, as_connectors
+from opsloom.connectors.sdk import ActionContext, ConnectionSettings, Connector
 from opsloom.dsl.catalog import (
     Catalog,
     FunctionCall,
@@ -16,14 +18,7 @@ from opsloom.dsl.catalog import (
     catalog_function,
 )
 from opsloom.errors import ConfigurationError
-from opsloom.extension import (
-    CONNECTORS,
-    FUNCTIONS,
-    SOURCES,
-    ConnectorRegistry,
-    as_connector,
-    discover,
-)
+from opsloom.extension import CONNECTORS, FUNCTIONS, SOURCES, discover
 from opsloom.triggers.sources.config import hook_variables
 from opsloom.triggers.sources.registry import as_source, installed_sources, source_reference
 
@@ -135,7 +130,10 @@ def test_sources__a_config_that_needs_settings_is_refused() -> None:
 
 
 def test_discover__an_object_that_raises_when_used_is_named() -> None:
-    _, errors = discover(CONNECTORS, as_connector, [point("r", f"{__name__}:Raising", CONNECTORS)])
+    def named(name: str, obj: Any) -> str:
+        return str(obj().name)
+
+    _, errors = discover(CONNECTORS, named, [point("r", f"{__name__}:Raising", CONNECTORS)])
     assert "RuntimeError: boom" in str(errors[0]) and "'r'" in str(errors[0])
 
 
@@ -156,16 +154,48 @@ def test_source_reference__summary_and_variables_per_source() -> None:
     ]
 
 
-def test_connectors__registry_by_name_and_duplicates_refused() -> None:
-    loaded, errors = discover(
-        CONNECTORS, as_connector, [point("tools", f"{__name__}:Tools", CONNECTORS)]
-    )
-    assert errors == []
-    registry = ConnectorRegistry([item.obj for item in loaded])
-    assert registry.names == ["tools"]
+class Ping(BaseModel):
+    text: str
+
+
+TOOLS: Connector[ConnectionSettings] = Connector("tools", ConnectionSettings, title="Tools")
+
+
+@TOOLS.action
+async def ping(ctx: ActionContext[ConnectionSettings], data: Ping) -> Ping:
+    return data
+
+
+OTHER_TOOLS: Connector[ConnectionSettings] = Connector("tools", ConnectionSettings, title="Again")
+
+
+def test_connectors__one_registry_by_name_and_duplicates_refused() -> None:
+    registry = ConnectorRegistry()
+    registry.discover([point("tools", f"{__name__}:TOOLS", CONNECTORS)])
+    assert registry.errors == []
+    assert registry.names == ["tools"] and len(registry) == 1
     found = registry.get("tools")
-    assert found is not None and list(found.actions) == ["ping"]
-    with pytest.raises(ConfigurationError, match="twice"):
-        registry.register(Tools())
-    _, errors = discover(CONNECTORS, as_connector, [point("q", f"{__name__}:Quiet", CONNECTORS)])
-    assert "'name' and 'actions'" in str(errors[0])
+    assert found is TOOLS and list(found.actions) == ["ping"]
+    assert registry.action("tools-ping") is ping
+    registry.register(TOOLS)  # the same object again: nothing to do
+    with pytest.raises(ConfigurationError, match="two connectors are named 'tools'"):
+        registry.register(OTHER_TOOLS)
+    registry.discover([point("again", f"{__name__}:OTHER_TOOLS", CONNECTORS)])
+    assert "entry point 'again'" in str(registry.errors[0])
+
+
+def test_connectors__a_bare_object_is_named_and_skipped_not_fatal() -> None:
+    registry = ConnectorRegistry()
+    registry.discover(
+        [
+            point("tools", f"{__name__}:Tools", CONNECTORS),
+            point("good", f"{__name__}:TOOLS", CONNECTORS),
+        ]
+    )
+    assert registry.names == ["tools"] and registry.get("tools") is TOOLS
+    (error,) = registry.errors
+    assert "entry point 'tools'" in str(
+        error
+    ) and "not a Connector of opsloom.connectors.sdk" in str(error)
+    with pytest.raises(TypeError):
+        as_connectors("q", Quiet())

@@ -2,12 +2,13 @@
 
 ``tests/plugin_pkg`` is installed into a fresh virtualenv; ``opsloom up`` from there serves a
 document that calls the package's catalog function, answers its webhook source at
-``/hooks/demo`` (configured by the variable derived from the source's settings model), and
-names the package's broken entry point instead of failing.
+``/hooks/demo`` (configured by the variable derived from the source's settings model), lists
+its connector's action, and names the package's broken entry point instead of failing.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -49,23 +50,32 @@ def test_plugin__function_in_a_served_document_and_source_at_its_hook(
     document.write_text(DOCUMENT, encoding="utf-8")
     env = clean_env(OPSLOOM_API_TOKEN=API_TOKEN, OPSLOOM_HOOKS_DEMO_TOKEN=HOOK_TOKEN)
     cli = [str(python), "-m", "opsloom.cli.main"]
-    deployed = subprocess.run(
-        [*cli, "deploy", str(document), "--db", db],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    deployed = run("deploy", str(document), "--db", db)
     # Validation knew the plugin's function: an unknown one is refused at deploy.
     assert deployed.returncode == 0, deployed.stderr
     assert "deployed demo/shout version 1.0.0" in deployed.stdout
+    # The package's connector is one of the SDK: its typed action is listed like a built-in's.
+    shown = run("connectors", "show", "demo", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [a["id"] for a in json.loads(shown.stdout)["actions"]] == ["demo.ping"]
 
     with opsloom_up([*cli, "up", "--db", db, "--port", "0"], tmp_path, env) as server:
         assert "demo/shout" in server.output()
         assert "entry point 'broken'" in server.errors()
         assert "opsloom_plugin_demo.absent:nothing" in server.errors()
+        assert "entry point 'demo'" not in server.errors()
         auth = {"Authorization": f"Bearer {API_TOKEN}"}
 
         started = httpx.post(

@@ -277,3 +277,19 @@ async def test_append__reads_only_the_filters_of_the_event_type(tmp_path: Path) 
     ).fetchall()
     conn.close()
     assert any("subscription_filters_type_idx" in row[-1] for row in plan), plan
+
+
+async def test_runs_of_events__the_runs_each_event_woke(store: Store) -> None:
+    await subscribed(store, "r1", [{"type": "alert.firing"}])
+    await subscribed(store, "r2", [{"type": "alert.firing", "subject": "db"}])
+    await store.append_events([event("e1", subject="db"), event("e2", subject="web")], T0 + 5)
+    await store.append_event(event("e3", type="other"), T0 + 6)
+    stored = await store.list_events(EventQuery())
+    found = await store.runs_of_events(stored)
+    assert {key: sorted(runs.woke) for key, runs in found.items()} == {
+        ("am/prod", "e1"): ["r1", "r2"],
+        ("am/prod", "e2"): ["r1"],
+        ("am/prod", "e3"): [],
+    }
+    assert all(runs.started == [] for runs in found.values())
+    assert await store.runs_of_events([]) == {}

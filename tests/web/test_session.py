@@ -2,71 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import httpx
-import pytest
 from fastapi import FastAPI
+from webkit import ENV_TOKEN, browser, csrf_in, sign_in, token_of
 
 from opsloom import App, Context
-from opsloom.api import create_api
 from opsloom.identity.access import Identity
-from opsloom.settings import Settings
-from opsloom.web import attach_ui
 from opsloom.web.session import SESSION_COOKIE
-
-ENV_TOKEN = "automation-token"
-
-
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[App]:
-    app = App(f"sqlite:///{tmp_path / 'web.db'}")
-
-    @app.workflow(name="echo")
-    async def echo(ctx: Context, value: object = None) -> object:
-        return value
-
-    async with app:
-        yield app
-
-
-@pytest.fixture
-def api(app: App) -> FastAPI:
-    settings = Settings(api_token=ENV_TOKEN)
-    api = create_api(app, settings)
-    attach_ui(api, app, settings)
-    return api
-
-
-def browser(api: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://opsloom.test")
-
-
-async def token_of(app: App, user: str, role: str) -> str:
-    identity = Identity(app.store, app.clock)
-    await identity.add_user(user, roles=[role], actor="test")
-    return await identity.create_token(user, name="web", actor="test")
-
-
-def csrf_in(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
-
-
-async def sign_in(client: httpx.AsyncClient, token: str) -> str:
-    """Sign in as a browser would; the CSRF token of the pages that follow."""
-    form = await client.get("/signin")
-    answer = await client.post(
-        "/signin", data={"csrf": csrf_in(form.text), "token": token, "next": "/workflows"}
-    )
-    assert answer.status_code == 303, answer.text
-    assert answer.headers["location"] == "/workflows"
-    cookie = answer.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie, cookie
-    return csrf_in((await client.get("/workflows")).text)
 
 
 async def test_pages__need_a_session(api: FastAPI) -> None:
@@ -154,14 +95,18 @@ async def test_session__a_revoked_token_ends_it(app: App, api: FastAPI) -> None:
         assert (await client.get("/runs")).status_code == 303
 
 
-async def test_docs__swagger_from_vendored_files(api: FastAPI) -> None:
+async def test_docs__swagger_and_redoc_from_vendored_files(api: FastAPI) -> None:
     async with browser(api) as client:
-        page = await client.get("/docs")
-        assert page.status_code == 200
-        assert "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in page.text
-        assert "cdn" not in page.text.lower()
-        bundle = await client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js")
-        assert bundle.status_code == 200
+        for path, bundle in (
+            ("/docs", "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js"),
+            ("/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+        ):
+            page = await client.get(path)
+            assert page.status_code == 200
+            assert bundle in page.text
+            assert "cdn" not in page.text.lower()
+            assert "script-src 'self';" in page.headers["content-security-policy"]
+            assert (await client.get(bundle)).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200
 
 

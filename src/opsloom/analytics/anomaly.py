@@ -61,17 +61,20 @@ def robust_score(history: Sequence[float], value: float, floor: float) -> tuple[
 
 
 @dataclass(slots=True)
-class _Bucket:
+class Bucket:
+    """What one workflow did in one bucket of time: finished and failed runs, p95 duration."""
+
     finished: int = 0
     failed: int = 0
+    p95: float | None = None
     durations: list[float] = field(default_factory=list)
 
-    @property
-    def p95(self) -> float | None:
-        if not self.durations:
-            return None
-        ordered = sorted(self.durations)
-        return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+    def settle(self) -> Bucket:
+        """Compute ``p95`` from the collected ``durations`` (nearest rank), if any."""
+        if self.durations:
+            ordered = sorted(self.durations)
+            self.p95 = ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+        return self
 
 
 def detect(
@@ -81,11 +84,11 @@ def detect(
     bucket: float,
     threshold: float = 4.0,
 ) -> list[Anomaly]:
-    """Anomalies of the newest bucket of ``[since, until)``, per workflow."""
+    """Anomalies of the newest bucket of ``[since, until)``, per workflow, from single runs."""
     count = int((until - since) // bucket)
     if count < MIN_HISTORY + 1:
         return []
-    series: dict[str, list[_Bucket]] = defaultdict(lambda: [_Bucket() for _ in range(count)])
+    series: dict[str, list[Bucket]] = defaultdict(lambda: [Bucket() for _ in range(count)])
     for run in runs:
         index = int((run.completed_at - since) // bucket)
         if not 0 <= index < count:
@@ -95,16 +98,26 @@ def detect(
         cell.failed += run.status != "completed"
         begun = run.started_at if run.started_at is not None else run.created_at
         cell.durations.append(max(0.0, run.completed_at - begun))
-    start = since + (count - 1) * bucket
+    for cells in series.values():
+        for cell in cells:
+            cell.settle()
+    return judge(series, since + (count - 1) * bucket, threshold)
+
+
+def judge(series: dict[str, list[Bucket]], start: float, threshold: float = 4.0) -> list[Anomaly]:
+    """Anomalies of each workflow's last bucket (which begins at ``start``) against the
+    buckets before it."""
     found: list[Anomaly] = []
     for workflow, cells in sorted(series.items()):
+        if len(cells) < MIN_HISTORY + 1:
+            continue
         *past, last = cells
         found.extend(_judge(workflow, past, last, start, threshold))
     return found
 
 
 def _judge(
-    workflow: str, past: list[_Bucket], last: _Bucket, start: float, threshold: float
+    workflow: str, past: list[Bucket], last: Bucket, start: float, threshold: float
 ) -> list[Anomaly]:
     out: list[Anomaly] = []
     durations = [b.p95 for b in past if b.p95 is not None]

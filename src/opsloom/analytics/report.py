@@ -1,11 +1,16 @@
-"""Run analytics: how workflows and steps did over a window, computed from the store's history.
+"""Run analytics: how workflows and steps did over a window, read from the store's rollups.
 
-The figures come from the ``runs`` and ``steps`` tables on demand, with bounded queries: the
-newest :data:`RUN_LIMIT` finished runs created in the window (a range of the runs' creation-time
-index) and the steps of the newest runs, at most :data:`STEP_LIMIT`. A report says when it was
-cut (``truncated``). Percentiles are nearest-rank. Failure reasons are grouped by error type and
-a normalised message (numbers, hexadecimal ids and quoted values replaced), so that
+Runs are added to hourly and daily rollups as they finish (see :mod:`opsloom.store.rollup`), so
+a report reads a few rows per workflow and period, whatever the history holds, and stays right
+after retention has pruned the runs themselves. A window is rounded out to whole hours of
+completion (``--since 1h`` at 10:30 covers the runs that finished from 09:00), and a window of
+more than two days to whole days (UTC). Percentiles come from the rollups' duration histograms:
+within 10 % of the exact figure. Failure reasons are grouped by error
+type and a normalised message (numbers, hexadecimal ids and quoted values replaced), so that
 ``timeout after 31s`` and ``timeout after 30s`` count as one reason.
+
+Trends and anomalies in buckets shorter than the rollups' period read the finished runs of the
+window instead (the newest :data:`RUN_LIMIT`).
 """
 
 from __future__ import annotations
@@ -14,30 +19,35 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from opsloom.analytics.anomaly import detect
+from opsloom.analytics.anomaly import Bucket, detect, judge
 from opsloom.errors import InputError
 from opsloom.store.base import Store
-from opsloom.store.stats import FinishedRun, StepOutcome
+from opsloom.store.rollup import (
+    DAY,
+    HOUR,
+    FailureCell,
+    RunCell,
+    StepCell,
+    bucket_percentile,
+    merge,
+    normalise,
+)
+from opsloom.store.stats import FinishedRun
 
-#: Finished runs read per report, newest first.
+__all__ = ["REPORTS", "normalise", "parse_span", "percentile", "report"]
+
+#: Finished runs read for a trend or anomaly report in sub-hour buckets, newest first.
 RUN_LIMIT = 100_000
-#: Steps read per report, of the newest runs first.
-STEP_LIMIT = 200_000
 #: Rows shown in "top" lists.
 TOP = 10
 REPORTS = ("summary", "workflows", "steps", "trends", "anomalies")
+_QUANTILES = (50, 95, 99)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_NOISE = (
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b", re.I), "<id>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
-)
 
 
 def parse_span(text: str, what: str = "--since") -> float:
@@ -56,28 +66,14 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
     return round(ordered[rank - 1], 6)
 
 
-def normalise(message: str) -> str:
-    """A message with its varying parts (numbers, ids, quoted values) replaced."""
-    text = message.strip().splitlines()[0] if message.strip() else ""
-    for pattern, placeholder in _NOISE:
-        text = pattern.sub(placeholder, text)
-    return text[:200]
-
-
-def _durations(values: Iterable[float | None]) -> dict[str, float | None]:
+def _exact(values: Iterable[float | None]) -> dict[str, float | None]:
     ordered = sorted(v for v in values if v is not None)
-    return {f"p{q}": percentile(ordered, q) for q in (50, 95, 99)}
+    return {f"p{q}": percentile(ordered, q) for q in _QUANTILES}
 
 
-def _run_seconds(run: FinishedRun) -> float:
-    begun = run.started_at if run.started_at is not None else run.created_at
-    return max(0.0, run.completed_at - begun)
-
-
-def _step_seconds(step: StepOutcome) -> float | None:
-    if step.started_at is None or step.completed_at is None:
-        return None
-    return max(0.0, step.completed_at - step.started_at)
+def _estimated(histograms: Sequence[Sequence[int]]) -> dict[str, float | None]:
+    counts = merge(histograms)
+    return {f"p{q}": bucket_percentile(counts, q) for q in _QUANTILES}
 
 
 def _success(statuses: Counter[str]) -> float | None:
@@ -85,62 +81,123 @@ def _success(statuses: Counter[str]) -> float | None:
     return None if total == 0 else round(statuses["completed"] / total, 4)
 
 
-def _reason(error: Any) -> tuple[str, str]:
-    if not isinstance(error, dict):
-        return ("Error", "")
-    return (str(error.get("type", "Error")), normalise(str(error.get("message", ""))))
+@dataclass(slots=True)
+class _Runs:
+    """The run cells of one group, added up."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    durations: list[Sequence[int]] = field(default_factory=list)
+    waits: list[Sequence[int]] = field(default_factory=list)
+
+    def add(self, cell: RunCell) -> None:
+        if cell.measure != "duration":
+            self.waits.append(cell.counts)
+            return
+        if cell.status:
+            self.statuses[cell.status] += cell.runs
+        if cell.counts:
+            self.durations.append(cell.counts)
+
+    def absorb(self, other: _Runs) -> None:
+        self.statuses.update(other.statuses)
+        self.durations.extend(other.durations)
+
+    @property
+    def runs(self) -> int:
+        return sum(self.statuses.values())
 
 
-def _reasons(reasons: Counter[tuple[str, str]], top: int) -> list[dict[str, Any]]:
+def _group(cells: Iterable[RunCell]) -> dict[tuple[Any, ...], _Runs]:
+    groups: dict[tuple[Any, ...], _Runs] = defaultdict(_Runs)
+    for cell in cells:
+        groups[cell.key].add(cell)
+    return groups
+
+
+def _reasons(cells: Iterable[FailureCell], top: int) -> list[dict[str, Any]]:
+    # Reasons rolled up before messages were normalised (an upgrade's backfill) merge here.
+    counts: Counter[tuple[str, str]] = Counter()
+    for cell in cells:
+        counts[(cell.type, normalise(cell.message))] += cell.failures
     return [
         {"type": kind, "message": message, "count": count}
-        for (kind, message), count in reasons.most_common(top)
+        for (kind, message), count in counts.most_common(top)
     ]
 
 
 @dataclass(frozen=True, slots=True)
-class History:
-    """The rows one report is computed from."""
+class Window:
+    """A report's window: as asked (``since``, ``until``) and as whole periods of rollups."""
 
-    runs: list[FinishedRun]
-    steps: list[StepOutcome]
     since: float
     until: float
 
     @property
-    def truncated(self) -> bool:
-        return len(self.runs) >= RUN_LIMIT or len(self.steps) >= STEP_LIMIT
+    def width(self) -> int:
+        """Rollups read: daily ones for windows of more than two days, else hourly."""
+        return DAY if self.until - self.since > 2 * DAY else HOUR
+
+    @property
+    def first(self) -> int:
+        return int(self.since // self.width) * self.width
+
+    @property
+    def last(self) -> int:
+        return int(self.until // self.width) * self.width
+
+    @property
+    def periods(self) -> tuple[int, int, int]:
+        return self.width, self.first, self.last
+
+    def to_dict(self) -> dict[str, float]:
+        return {"since": self.since, "until": self.until}
 
 
-async def load(store: Store, since: float, until: float, *, steps: bool = True) -> History:
-    """Read the finished runs (and their steps) created in ``[since, until]``."""
-    runs = [r for r in await store.finished_runs(since, RUN_LIMIT) if r.created_at <= until]
-    outcomes = await store.step_outcomes(since, STEP_LIMIT) if steps else []
-    return History(runs, outcomes, since, until)
+def _step_rows(cells: list[StepCell], failures: list[FailureCell]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[StepCell]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell.workflow, cell.step)].append(cell)
+    reasons: dict[tuple[str, str], list[FailureCell]] = defaultdict(list)
+    for failure in failures:
+        if failure.step:
+            reasons[(failure.workflow, failure.step)].append(failure)
+    out = []
+    for (workflow, name), rows in sorted(groups.items()):
+        count = sum(c.steps for c in rows)
+        out.append(
+            {
+                "workflow": workflow,
+                "step": name,
+                "count": count,
+                "failed": sum(c.steps for c in rows if c.status == "failed"),
+                "retry_rate": round(sum(c.retried for c in rows) / count, 4) if count else None,
+                "duration_s": _estimated([c.counts for c in rows]),
+                "failure_reasons": _reasons(reasons[(workflow, name)], 3),
+            }
+        )
+    return out
 
 
-def summary(history: History) -> dict[str, Any]:
+async def summary(store: Store, window: Window) -> dict[str, Any]:
     """Success rate, throughput, durations, queue wait, retries, failure reasons, bottlenecks."""
-    runs = history.runs
-    statuses = Counter(r.status for r in runs)
-    hours = max(history.until - history.since, 1.0) / 3600
-    reasons = Counter(_reason(r.error) for r in runs if r.status != "completed")
-    attempted = [s for s in history.steps if s.status in ("completed", "failed")]
-    retried = sum(1 for s in attempted if s.attempts > 1)
-    step_rows = steps(history)
+    total = _group(await store.run_cells(*window.periods, "all")).get((), _Runs())
+    step_cells = await store.step_cells(*window.periods)
+    failures = await store.failure_cells(*window.periods)
+    step_rows = _step_rows(step_cells, failures)
+    attempted = sum(c.steps for c in step_cells)
+    hours = max(window.until - window.since, 1.0) / 3600
     return {
-        "window": {"since": history.since, "until": history.until},
-        "truncated": history.truncated,
-        "runs": len(runs),
-        "by_status": dict(sorted(statuses.items())),
-        "success_rate": _success(statuses),
-        "throughput_per_hour": round(len(runs) / hours, 3),
-        "duration_s": _durations(_run_seconds(r) for r in runs),
-        "queue_wait_s": _durations(
-            None if r.started_at is None else max(0.0, r.started_at - r.created_at) for r in runs
+        "window": window.to_dict(),
+        "runs": total.runs,
+        "by_status": dict(sorted(total.statuses.items())),
+        "success_rate": _success(total.statuses),
+        "throughput_per_hour": round(total.runs / hours, 3),
+        "duration_s": _estimated(total.durations),
+        "queue_wait_s": _estimated(total.waits),
+        "retry_rate": (
+            None if not attempted else round(sum(c.retried for c in step_cells) / attempted, 4)
         ),
-        "retry_rate": None if not attempted else round(retried / len(attempted), 4),
-        "failure_reasons": _reasons(reasons, TOP),
+        "failure_reasons": _reasons((f for f in failures if not f.step), TOP),
         "slowest_steps": sorted(step_rows, key=lambda s: -(s["duration_s"]["p95"] or 0.0))[:5],
         "most_failing_steps": [
             s for s in sorted(step_rows, key=lambda s: -s["failed"]) if s["failed"]
@@ -148,74 +205,128 @@ def summary(history: History) -> dict[str, Any]:
     }
 
 
-def workflows(history: History) -> list[dict[str, Any]]:
+async def workflows(store: Store, window: Window) -> list[dict[str, Any]]:
     """Per workflow and version: runs, outcomes, success rate and duration percentiles."""
-    groups: dict[tuple[str, str], list[FinishedRun]] = defaultdict(list)
-    for run in history.runs:
-        groups[(run.workflow, run.version)].append(run)
-    out = []
-    for (workflow, version), runs in sorted(groups.items()):
-        statuses = Counter(r.status for r in runs)
-        out.append(
-            {
-                "workflow": workflow,
-                "version": version,
-                "runs": len(runs),
-                "by_status": dict(sorted(statuses.items())),
-                "success_rate": _success(statuses),
-                "duration_s": _durations(_run_seconds(r) for r in runs),
-            }
-        )
-    return out
+    groups = _group(await store.run_cells(*window.periods, "workflow"))
+    return [
+        {
+            "workflow": workflow,
+            "version": version,
+            "runs": runs.runs,
+            "by_status": dict(sorted(runs.statuses.items())),
+            "success_rate": _success(runs.statuses),
+            "duration_s": _estimated(runs.durations),
+        }
+        for (workflow, version), runs in sorted(groups.items())
+        if runs.runs
+    ]
 
 
-def steps(history: History) -> list[dict[str, Any]]:
+async def steps(store: Store, window: Window) -> list[dict[str, Any]]:
     """Per workflow and step: count, failures, retry rate, duration percentiles, top errors."""
-    groups: dict[tuple[str, str], list[StepOutcome]] = defaultdict(list)
-    for step in history.steps:
-        groups[(step.workflow, step.name)].append(step)
-    out = []
-    for (workflow, name), rows in sorted(groups.items()):
-        failed = [s for s in rows if s.status == "failed"]
-        reasons = Counter(_reason(s.error) for s in failed)
-        out.append(
-            {
-                "workflow": workflow,
-                "step": name,
-                "count": len(rows),
-                "failed": len(failed),
-                "retry_rate": round(sum(1 for s in rows if s.attempts > 1) / len(rows), 4),
-                "duration_s": _durations(_step_seconds(s) for s in rows),
-                "failure_reasons": _reasons(reasons, 3),
-            }
-        )
-    return out
+    periods = window.periods
+    return _step_rows(await store.step_cells(*periods), await store.failure_cells(*periods))
 
 
-def trends(history: History, bucket: float) -> list[dict[str, Any]]:
+def _periods(window: Window, bucket: float) -> tuple[int, int, int] | None:
+    """(rollup width, periods per bucket, first period) for whole buckets of rollups that end
+    with the window's last period; None when the bucket is shorter than an hour or not made of
+    whole hours."""
+    for width in (DAY, HOUR):
+        per = bucket / width
+        if per >= 1 and per == int(per):
+            last = int(window.until // width) * width
+            count = math.ceil((last - int(window.since // width) * width + width) / bucket)
+            return width, int(per), last + width - count * int(bucket)
+    return None
+
+
+async def _duration_cells(
+    store: Store, width: int, first: int, last: int, by: str
+) -> list[RunCell]:
+    """Counts by status, and one duration histogram per group (statuses added up): a period's
+    trend needs no histogram per status, and reading fewer of them is most of the cost."""
+    counts = await store.run_cells(width, first, last, by, measure="duration", histogram=False)
+    spread = await store.run_cells(width, first, last, by, measure="duration", by_status=False)
+    return counts + spread
+
+
+async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
     """Per time bucket (by end time): finished runs, success rate and p95 duration."""
-    if bucket <= 0:
-        raise InputError("--bucket must be positive")
-    if (history.until - history.since) / bucket > 10_000:
-        raise InputError("--bucket is too small for the window: more than 10,000 buckets")
-    count = math.ceil((history.until - history.since) / bucket)
+    shape = _periods(window, bucket)
+    if shape is None:
+        return _raw_trends(await _finished_runs(store, window), window, bucket)
+    width, per, first = shape
+    last = int(window.until // width) * width
+    by_start = _group(await _duration_cells(store, width, first, last, "start"))
+    cells = [_Runs() for _ in range((last - first) // (width * per) + 1)]
+    for (start,), runs in by_start.items():
+        cells[(int(start) - first) // (width * per)].absorb(runs)
+    return [
+        {
+            "start": float(first + index * width * per),
+            "finished": runs.runs,
+            "by_status": dict(sorted(runs.statuses.items())),
+            "success_rate": _success(runs.statuses),
+            "duration_p95_s": bucket_percentile(merge(runs.durations), 95),
+        }
+        for index, runs in enumerate(cells)
+    ]
+
+
+async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
+    """Workflows whose newest bucket breaks from their own baseline."""
+    shape = _periods(window, bucket)
+    if shape is None:
+        found = detect(await _finished_runs(store, window), window.since, window.until, bucket)
+        return [anomaly.to_dict() for anomaly in found]
+    width, per, first = shape
+    last = int(window.until // width) * width
+    count = (last - first) // (width * per) + 1
+    groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
+    merged: dict[str, list[_Runs]] = defaultdict(lambda: [_Runs() for _ in range(count)])
+    for (workflow, start), runs in groups.items():
+        merged[workflow][(int(start) - first) // (width * per)].absorb(runs)
+    series = {
+        workflow: [
+            Bucket(
+                finished=r.runs,
+                failed=r.runs - r.statuses["completed"],
+                p95=bucket_percentile(merge(r.durations), 95),
+            )
+            for r in cells
+        ]
+        for workflow, cells in merged.items()
+    }
+    start = float(first + (count - 1) * width * per)
+    return [anomaly.to_dict() for anomaly in judge(series, start)]
+
+
+async def _finished_runs(store: Store, window: Window) -> list[FinishedRun]:
+    runs = await store.finished_runs(window.since, RUN_LIMIT)
+    return [r for r in runs if r.created_at <= window.until]
+
+
+def _raw_trends(runs: list[FinishedRun], window: Window, bucket: float) -> list[dict[str, Any]]:
+    count = math.ceil((window.until - window.since) / bucket)
     groups: dict[int, list[FinishedRun]] = defaultdict(list)
-    for run in history.runs:
+    for run in runs:
         # The window's end belongs to its last bucket; runs that ended after it are left out.
-        index = int((run.completed_at - history.since) // bucket)
-        if run.completed_at <= history.until:
+        index = int((run.completed_at - window.since) // bucket)
+        if run.completed_at <= window.until:
             groups[min(index, count - 1)].append(run)
     out = []
     for index in range(count):
-        runs = groups.get(index, [])
-        statuses = Counter(r.status for r in runs)
+        members = groups.get(index, [])
+        statuses = Counter(r.status for r in members)
+        durations = (max(0.0, r.completed_at - (r.started_at or r.created_at)) for r in members)
         out.append(
             {
-                "start": history.since + index * bucket,
-                "finished": len(runs),
+                "start": window.since + index * bucket,
+                "finished": len(members),
                 "by_status": dict(sorted(statuses.items())),
                 "success_rate": _success(statuses),
-                "duration_p95_s": _durations(_run_seconds(r) for r in runs)["p95"],
+                "duration_p95_s": _exact(durations)["p95"],
             }
         )
     return out
@@ -228,14 +339,17 @@ async def report(
     last ``since`` seconds before ``now``."""
     if what not in REPORTS:
         raise InputError(f"unknown report {what!r} (choose {', '.join(REPORTS)})")
-    history = await load(store, now - since, now, steps=what in ("summary", "steps"))
+    if bucket <= 0:
+        raise InputError("--bucket must be positive")
+    if since / bucket > 10_000:
+        raise InputError("--bucket is too small for the window: more than 10,000 buckets")
+    window = Window(now - since, now)
     if what == "summary":
-        return summary(history)
+        return await summary(store, window)
     if what == "workflows":
-        return workflows(history)
+        return await workflows(store, window)
     if what == "steps":
-        return steps(history)
+        return await steps(store, window)
     if what == "anomalies":
-        found = detect(history.runs, history.since, history.until, bucket)
-        return [anomaly.to_dict() for anomaly in found]
-    return trends(history, bucket)
+        return await anomalies(store, window, bucket)
+    return await trends(store, window, bucket)

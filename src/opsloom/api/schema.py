@@ -36,6 +36,11 @@ class StartRunBody(BaseModel):
         le=MAX_PRIORITY,
         description="Higher runs first; default: the workflow's priority (a 64-bit integer).",
     )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Labels to find the run by (keys of 1-64 letters, digits, `_.:/-`; "
+        "values up to 256 characters).",
+    )
 
 
 class StepOut(BaseModel):
@@ -85,6 +90,21 @@ class RunOut(BaseModel):
         description="Who started the run: the authenticated user, `trigger:<id>` or "
         "`schedule:<id>`; child runs inherit it.",
     )
+    paused: str | None = Field(
+        default=None,
+        description="While the run is paused: `run` (paused alone) or `workflow` (with every "
+        "run of its workflow).",
+    )
+    paused_at: str | None = Field(default=None, description="When the run was paused.")
+    reset_of: str | None = Field(
+        default=None, description="The run this one was reset from (`opsloom runs reset`)."
+    )
+    reset_to: int | None = Field(
+        default=None, description="The position from which this reset run re-executes."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="The run's labels (given at start or set by the run)."
+    )
     steps: list[StepOut]
 
 
@@ -99,6 +119,34 @@ class CancelAccepted(BaseModel):
     """Cancellation was requested for these runs (the run and its open children)."""
 
     cancelled: list[str]
+
+
+class ResetRunBody(BaseModel):
+    """Where a reset run re-executes from, and with which version of the workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_step: int = Field(
+        ge=1, description="The position (`#` of the step history) to re-execute from."
+    )
+    version: str | None = Field(
+        default=None, description="The workflow version of the new run (default: the run's)."
+    )
+
+
+class WorkflowPaused(BaseModel):
+    """A workflow was paused (``runs``: its runs paused now) or resumed (the runs resumed)."""
+
+    workflow: str
+    runs: list[str]
+
+
+class WorkflowPauseOut(BaseModel):
+    """A paused workflow: its new runs queue, paused, until it is resumed."""
+
+    workflow: str
+    paused_at: str
+    paused_by: str | None
 
 
 class WorkflowOut(BaseModel):

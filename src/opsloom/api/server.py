@@ -76,7 +76,11 @@ def url_of(sock: socket.socket) -> str:
 async def serve(
     api: FastAPI, sock: socket.socket, stop: asyncio.Event, *, graceful_timeout: int = 5
 ) -> None:
-    """Serve ``api`` on ``sock`` until ``stop`` is set, then finish open requests and return."""
+    """Serve ``api`` on ``sock`` until ``stop`` is set, then finish open requests and return.
+
+    Before waiting for open requests, each callable in ``api.state.before_stop`` is called: a
+    part that holds requests open (the web UI's live pages) ends them there.
+    """
     mask_link_tokens()
     config = uvicorn.Config(
         api, lifespan="off", log_config=None, timeout_graceful_shutdown=graceful_timeout
@@ -89,4 +93,6 @@ async def serve(
     finally:
         server.should_exit = True
         stopping.cancel()
+        for end_held_requests in getattr(api.state, "before_stop", ()):
+            end_held_requests()
         await serving

@@ -36,8 +36,9 @@ from opsloom.cli.console import (
 )
 from opsloom.cli.identity import cli_actor
 from opsloom.cli.remote import Server, choose_server, chosen_server
-from opsloom.errors import OpsloomError, RunFailedError, WorkflowNotFoundError
+from opsloom.errors import InputError, OpsloomError, RunFailedError, WorkflowNotFoundError
 from opsloom.model import RunRecord, RunStatus
+from opsloom.model.label import parse_label
 from opsloom.services import run as runs
 from opsloom.settings import Settings
 from opsloom.worker import WorkerOptions
@@ -362,16 +363,23 @@ def start(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Idempotent run id.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after N s.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="A label key=value (repeatable).")
+    ] = None,
     app: AppOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a workflow (with --wait, print its output)."""
     value = parse_json(input, "--input")
+    try:
+        labels = dict(parse_label(text) for text in label or [])
+    except InputError as exc:
+        fail(str(exc), 2)
     remote = chosen_server()
     if remote is not None:
         _print_start(
-            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout)),
+            execute(lambda: _start_remote(remote, name, value, run_id, wait, timeout, labels)),
             wait,
             as_json,
         )
@@ -382,7 +390,7 @@ def start(
         async with target:
             try:
                 run, created = await runs.start_run(
-                    target, name, value, run_id=run_id, actor=cli_actor()
+                    target, name, value, run_id=run_id, actor=cli_actor(), labels=labels
                 )
             except WorkflowNotFoundError as exc:
                 if app:
@@ -412,9 +420,15 @@ def start(
 
 
 async def _start_remote(
-    server: Server, name: str, value: Any, run_id: str | None, wait: bool, timeout: float | None
+    server: Server,
+    name: str,
+    value: Any,
+    run_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    labels: dict[str, str],
 ) -> dict[str, Any]:
-    run, created = await server.start(name, value, run_id=run_id)
+    run, created = await server.start(name, value, run_id=run_id, labels=labels)
     result: dict[str, Any] = {"run_id": run.id, "created": created}
     if wait:
         try:
@@ -475,16 +489,27 @@ def runs_list(
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Only runs with this label, key=value (repeatable)."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
     try:
+        labels = dict(parse_label(text) for text in label or [])
         found = run_call(
             db,
-            lambda app: runs.list_runs(app, status=status, workflow=workflow, limit=limit),
-            lambda server: server.list_runs(status=status, workflow=workflow, limit=limit),
+            lambda app: runs.list_runs(
+                app, status=status, workflow=workflow, limit=limit, labels=labels
+            ),
+            lambda server: server.list_runs(
+                status=status, workflow=workflow, limit=limit, labels=labels
+            ),
         )
+    except InputError as exc:
+        fail(str(exc), 2)
     except ValueError as exc:
         fail(str(exc), 2)
         return
@@ -509,6 +534,10 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
     )
     if run.event_id is not None:
         out.print(f"event:  {run.event_source} {run.event_id}")
+    if run.reset_of is not None:
+        out.print(f"reset of {run.reset_of} from step {run.reset_to}")
+    if run.paused is not None:
+        out.print(f"paused ({run.paused}) since {data['paused_at']}")
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -539,6 +568,60 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
         print_json({"cancelled": ids})
     else:
         out.print(f"cancel requested for {len(ids)} run(s): {', '.join(ids)}")
+
+
+@runs_cli.command("pause")
+def runs_pause(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Pause a run: its running step finishes, then it waits (no worker slot) for resume."""
+    run = run_call(
+        db,
+        lambda app: runs.pause_run(app, run_id, actor=cli_actor()),
+        lambda server: server.pause(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} paused ({run.status}); resume it with `opsloom runs resume`")
+
+
+@runs_cli.command("resume")
+def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Resume a paused run; timers that fired meanwhile and signals are taken at once."""
+    run = run_call(
+        db,
+        lambda app: runs.resume_run(app, run_id, actor=cli_actor()),
+        lambda server: server.resume(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} resumed ({run.status})")
+
+
+@runs_cli.command("reset")
+def runs_reset(
+    run_id: str,
+    to_step: Annotated[
+        int, typer.Option("--to-step", help="The step (# in `runs show`) to re-execute from.")
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="Workflow version of the new run (default: the run's).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new run from a finished run's history before a step, and run on from there.
+
+    The recorded results before the step are reused (their side effects are not repeated),
+    so a run that failed on a bug can go on with the fixed code.
+    """
+    run = client(
+        db, lambda app: runs.reset_run(app, run_id, to_step, actor=cli_actor(), version=version)
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} started from {run_id} at step {to_step} ({run.status})")
 
 
 @runs_cli.command("retry")
@@ -610,6 +693,14 @@ from opsloom.cli.connectors import connections_cli, connectors_cli  # noqa: E402
 
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(connectors_cli, name="connectors")
+
+from opsloom.cli.replay import replay_command  # noqa: E402
+
+cli.command("replay")(replay_command)
+
+from opsloom.cli.workflows import workflows_cli  # noqa: E402
+
+cli.add_typer(workflows_cli, name="workflows")
 
 from opsloom.cli.analytics import analytics_cli  # noqa: E402
 

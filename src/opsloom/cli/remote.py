@@ -87,6 +87,12 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         completed_at=_time(data.get("completed_at")),
         event_source=data.get("event_source"),
         event_id=data.get("event_id"),
+        started_by=data.get("started_by"),
+        paused=data.get("paused"),
+        paused_at=_time(data.get("paused_at")),
+        reset_of=data.get("reset_of"),
+        reset_to=data.get("reset_to"),
+        labels=dict(data.get("labels") or {}),
         steps=[step_from_json(str(data["id"]), s) for s in data.get("steps") or []],
     )
 
@@ -134,9 +140,16 @@ class Server:
         return answer
 
     async def list_runs(
-        self, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        labels: dict[str, str] | None = None,
     ) -> list[RunRecord]:
-        params: dict[str, str | int] = {"limit": limit}
+        params: dict[str, str | int | list[str]] = {"limit": limit}
+        if labels:
+            params["label"] = [f"{key}={value}" for key, value in labels.items()]
         if status is not None:
             params["status"] = str(RunStatus(status))
         if workflow is not None:
@@ -153,16 +166,35 @@ class Server:
         answer = await self._call("POST", f"/runs/{run_id}/cancel")
         return list(answer["cancelled"])
 
+    async def pause(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/pause"))
+
+    async def resume(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/resume"))
+
+    async def pause_workflow(self, workflow: str) -> list[str]:
+        return list((await self._call("POST", f"/workflows/{workflow}/pause"))["runs"])
+
+    async def resume_workflow(self, workflow: str) -> list[str]:
+        return list((await self._call("POST", f"/workflows/{workflow}/resume"))["runs"])
+
     async def retry(self, run_id: str) -> RunRecord:
         return run_from_json(await self._call("POST", f"/runs/{run_id}/retry"))
 
     async def start(
-        self, workflow: str, input: Any = None, *, run_id: str | None = None
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> tuple[RunRecord, bool]:
         """Start a run; the run and whether it is new (an existing ``run_id`` is not)."""
         body: dict[str, Any] = {"workflow": workflow, "input": input}
         if run_id is not None:
             body["run_id"] = run_id
+        if labels:
+            body["labels"] = labels
         answer = await self._send("POST", "/runs", json=body)
         return run_from_json(answer.json()), answer.status_code == 201
 

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opsloom.dsl.document import Problem, RuntimeFeatures, load_document_file
 from opsloom.errors import DocumentError
 
+if TYPE_CHECKING:
+    from opsloom.dsl.catalog import Catalog
 
-def _catalog_has(target: str | None) -> Callable[[str, str], bool]:
-    """``has`` of the catalog documents would run with: the installed functions, and those
-    the ``--app`` registers with ``@app.function``."""
+
+def _catalog(target: str | None) -> Catalog:
+    """The catalog documents would run with: the installed functions, and those the
+    ``--app`` registers with ``@app.function``."""
     from opsloom.cli.console import cli_app, fail
     from opsloom.errors import OpsloomError
     from opsloom.services.loading import load_app
 
     if target is None:
-        return cli_app(None).catalog.has
+        return cli_app(None).catalog
     try:
-        return load_app(target).catalog.has
+        return load_app(target).catalog
     except OpsloomError as exc:
         fail(str(exc), 2)
 
@@ -51,13 +53,18 @@ def validate_command(
     ] = None,
 ) -> None:
     """Check Serverless Workflow documents: syntax, schema, names, jq expressions, features."""
-    catalog_has = _catalog_has(app)
+    catalog = _catalog(app)
     runtime = RuntimeFeatures.detect()
     problems: list[Problem] = []
     invalid = 0
     for path in files:
         try:
-            load_document_file(path, catalog_has=catalog_has, runtime=runtime)
+            load_document_file(
+                path,
+                catalog_has=catalog.has,
+                catalog_check=catalog.arguments_problems,
+                runtime=runtime,
+            )
         except DocumentError as exc:
             invalid += 1
             problems.extend(exc.problems)

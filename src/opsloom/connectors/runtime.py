@@ -29,7 +29,7 @@ from opsloom.connectors.event import breaker_event, iso, record_of, snapshot_of
 from opsloom.connectors.ratelimit import TokenBucket
 from opsloom.connectors.registry import ConnectorRegistry
 from opsloom.connectors.sdk import Action, ActionContext, ConnectionSettings, Connector
-from opsloom.connectors.secret import Redactor, SecretBox
+from opsloom.connectors.secret import SecretBox
 from opsloom.connectors.transport import Transport, make_client
 from opsloom.engine.context import current_step
 from opsloom.errors import (
@@ -41,6 +41,7 @@ from opsloom.errors import (
     InputError,
     RateLimitedError,
 )
+from opsloom.model.redaction import Redactor
 from opsloom.store.connection import ConnectionRecord
 
 if TYPE_CHECKING:
@@ -354,7 +355,11 @@ class ConnectorRuntime:
             endpoint = connector.endpoint(settings)
             redactor = redactor.with_values(endpoint.redact)
             client = make_client(
-                endpoint.base_url, endpoint.headers, settings.timeout, verify=endpoint.verify
+                endpoint.base_url,
+                endpoint.headers,
+                settings.timeout,
+                verify=endpoint.verify,
+                auth=endpoint.auth,
             )
             transport = Transport(client, redactor, self.clock.now, name)
         bucket = None if settings.rate_limit is None else TokenBucket(settings.rate_limit)

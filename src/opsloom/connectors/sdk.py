@@ -22,20 +22,22 @@ retry policy with the step's idempotency key; documents call it as the catalog f
 from __future__ import annotations
 
 import inspect
+import ssl
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from opsloom.connectors.breaker import BreakerPolicy
 from opsloom.connectors.ratelimit import RateLimit
-from opsloom.connectors.secret import Redactor
 from opsloom.connectors.transport import Transport
 from opsloom.engine.registry import StepSpec, attach_step_spec
 from opsloom.errors import ConfigurationError, ConnectorPermanentError
 from opsloom.model import RetryPolicy
+from opsloom.model.redaction import Redactor
 
 I = TypeVar("I", bound=BaseModel)  # noqa: E741 - the conventional name of an input type
 O = TypeVar("O", bound=BaseModel)  # noqa: E741
@@ -92,13 +94,17 @@ class Endpoint:
         base_url: prefix of relative request URLs.
         headers: sent with every request (authorization, API version).
         redact: derived forms of secrets to mask as well (e.g. a Basic credential).
-        verify: check the server's TLS certificate.
+        verify: check the server's TLS certificate; an ``ssl.SSLContext`` to trust a private
+            CA or present a client certificate (Kubernetes).
+        auth: authenticates each request where fixed headers cannot (a token that rotates
+            or comes from a credential plugin).
     """
 
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     redact: tuple[str, ...] = ()
-    verify: bool = True
+    verify: bool | ssl.SSLContext = True
+    auth: httpx.Auth | None = None
 
 
 @dataclass(slots=True)

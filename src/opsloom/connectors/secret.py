@@ -6,9 +6,10 @@ url-safe base64) or, without it, from a key file created on first use with mode 
 copied database alone never reveals a token. Every process that reads connections (API,
 workers) must use the same key: on PostgreSQL with several machines, set the variable.
 
-:class:`Redactor` replaces known secret values (and the forms they travel in, such as a Basic
-authorization header) in any text or JSON value before it leaves an action as output, error
-message or log line.
+:class:`~opsloom.model.redaction.Redactor` (re-exported here) masks the connection's secrets,
+and the forms they travel in such as a Basic authorization credential, in any text or JSON value
+before it leaves an action as output, error message or log line: the same redaction as the
+``$secrets`` of documents.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ import hmac
 import json
 import os
 import stat
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from opsloom.errors import SecretKeyError
+from opsloom.model.redaction import MASK, Redactor
 
-MASK = "***"
-#: Secrets shorter than this are not searched for: masking "1" everywhere would ruin output.
-_SHORTEST = 4
+__all__ = ["MASK", "Redactor", "SecretBox"]
 
 
 class SecretBox:
@@ -121,48 +119,3 @@ def _key_file(path: Path) -> bytes:
     if not key:
         raise SecretKeyError(f"the secret key file {path} is empty")
     return key
-
-
-class Redactor:
-    """Replaces secret values in text and JSON values with ``***``."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Iterable[str] = ()) -> None:
-        found: set[str] = set()
-        for value in values:
-            if len(value) >= _SHORTEST:
-                found.add(value)
-        # Longest first, so a secret that contains another is masked whole.
-        self._values = sorted(found, key=len, reverse=True)
-
-    def __bool__(self) -> bool:
-        return bool(self._values)
-
-    def with_values(self, values: Iterable[str]) -> Redactor:
-        """A redactor that also masks ``values``."""
-        return Redactor([*self._values, *values])
-
-    def with_basic_auth(self, user: str, password: str) -> Redactor:
-        """Also mask the Basic authorization form of ``user:password``."""
-        encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
-        return self.with_values([encoded])
-
-    def text(self, text: str) -> str:
-        """``text`` with every secret masked."""
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
-
-    def value(self, value: Any) -> Any:
-        """A JSON value with every string (keys included) masked."""
-        if not self._values:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
-        return value

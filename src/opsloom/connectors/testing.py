@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,10 +105,19 @@ class FakeVendor:
             check the documented shape themselves).
         routes: ``{("POST", "/chat.postMessage"): fn}``; paths may hold ``{name}`` parts,
             which reach the route as ``request.params``.
+        tls: serve HTTPS with this server context (e.g. one that requires client
+            certificates).
     """
 
-    def __init__(self, contract: Contract | None, routes: Mapping[tuple[str, str], Route]) -> None:
+    def __init__(
+        self,
+        contract: Contract | None,
+        routes: Mapping[tuple[str, str], Route],
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.contract = contract
+        self.tls = tls
         self.routes = [
             (
                 method.upper(),
@@ -127,7 +137,7 @@ class FakeVendor:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> FakeVendor:
         """Listen (again, on the same port after :meth:`stop`)."""
@@ -167,6 +177,8 @@ class FakeVendor:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

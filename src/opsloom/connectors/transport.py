@@ -13,13 +13,14 @@ connection and one set of behaviours). A connector sends requests through
 
 The delay a remote asks for (see :func:`retry_delay`) becomes the error's ``retry_after``,
 which the engine's retry policy honours: the step waits durably, holding no worker slot.
-Every message is passed through the connection's :class:`~opsloom.connectors.secret.Redactor`
+Every message is passed through the connection's :class:`~opsloom.model.redaction.Redactor`
 (URLs and bodies can carry tokens).
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -28,13 +29,13 @@ from typing import Any
 
 import httpx
 
-from opsloom.connectors.secret import Redactor
 from opsloom.errors import (
     ConnectorError,
     ConnectorPermanentError,
     ConnectorRetryableError,
     RateLimitedError,
 )
+from opsloom.model.redaction import Redactor
 
 _NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 #: Epoch values above this are absolute times; below, seconds from now.
@@ -139,9 +140,18 @@ def classify(
 
 
 def transport_error(exc: httpx.HTTPError, *, what: str, redactor: Redactor) -> ConnectorError:
-    """The connector error for a request that got no answer."""
+    """The connector error for a request that got no answer.
+
+    A server whose certificate does not verify is a permanent failure: a wrong CA, a name
+    the certificate does not cover or someone in the middle, which retrying cannot mend.
+    """
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     detail = redactor.text(str(exc) or type(exc).__name__)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ConnectorPermanentError(f"{what}: the server's TLS certificate: {detail}")
+        cause = cause.__cause__ or cause.__context__
     return ConnectorRetryableError(f"{what}: request {kind}: {detail}")
 
 
@@ -180,19 +190,23 @@ class Transport:
         Args:
             ok: extra error statuses the caller handles itself (e.g. 404 for "not there").
         """
-        what = f"{method} {self.label}{httpx.URL(url).path}"
         try:
             response = await self.client.request(
                 method, url, json=json, data=data, params=params, headers=headers, content=content
             )
         except httpx.HTTPError as exc:
+            what = self._what(method, url)
             raise transport_error(exc, what=what, redactor=self.redactor) from None
-        if response.status_code in ok:
+        # Parsing the URL again costs more than the rest of a call's overhead: errors only.
+        if response.status_code < 400 or response.status_code in ok:
             return response
-        error = classify(response, self.now(), what=what, redactor=self.redactor)
+        error = classify(response, self.now(), what=self._what(method, url), redactor=self.redactor)
         if error is not None:
             raise error
         return response
+
+    def _what(self, method: str, url: str) -> str:
+        return f"{method} {self.label}{httpx.URL(url).path}"
 
     async def json(self, method: str, url: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the body as JSON (``None`` when empty)."""
@@ -210,7 +224,12 @@ class Transport:
 
 
 def make_client(
-    base_url: str, headers: Mapping[str, str], timeout: float, *, verify: bool = True
+    base_url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    verify: bool | ssl.SSLContext = True,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """A pooled client for one connection: connect timeout 5 s (or less), others ``timeout``."""
     try:
@@ -224,5 +243,6 @@ def make_client(
         timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
         follow_redirects=False,
         verify=verify,
+        auth=auth,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
     )

@@ -31,6 +31,7 @@ import jsonschema  # type: ignore[import-untyped]
 from opsloom.dsl.builtin import BUILTINS
 from opsloom.engine.context import Context
 from opsloom.errors import ConfigurationError
+from opsloom.expr.evaluator import is_expression
 from opsloom.expr.problem import TaskError
 from opsloom.extension import FUNCTIONS, ExtensionError, discover
 
@@ -85,18 +86,50 @@ class CatalogFunction:
 
     def check(self, arguments: Any) -> None:
         """Raise a ``validation`` TaskError when ``arguments`` do not match ``input_schema``."""
+        problem = self.problem(arguments)
+        if problem is not None:
+            raise TaskError.standard("validation", problem, title="Invalid function arguments")
+
+    def problem(self, arguments: Any, *, unevaluated: bool = False) -> str | None:
+        """What is wrong with ``arguments`` for ``input_schema`` (None: nothing)."""
+        found = self.problems_at(arguments, unevaluated=unevaluated)
+        if not found:
+            return None
+        where, message = found[0]
+        pointer = "/" + "/".join(str(p) for p in where)
+        return f"arguments of {self.reference} are invalid at {pointer}: {message}"
+
+    def problems_at(
+        self, arguments: Any, *, unevaluated: bool = False
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Where in ``arguments`` (a path) and what is wrong for ``input_schema``, in order.
+
+        ``unevaluated``: the arguments are as written in a document, before its runtime
+        expressions are evaluated; a value that is (or lies inside) a ``${ … }`` expression
+        could be anything at run time, so what is wrong there is not reported.
+        """
         if self.input_schema is None:
-            return
+            return []
         validator = jsonschema.Draft202012Validator(self.input_schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        if errors:
-            first = errors[0]
-            where = "/" + "/".join(str(p) for p in first.absolute_path)
-            raise TaskError.standard(
-                "validation",
-                f"arguments of {self.reference} are invalid at {where}: {first.message}",
-                title="Invalid function arguments",
-            )
+        if unevaluated:
+            errors = [e for e in errors if not _under_expression(arguments, e.absolute_path)]
+        return [(tuple(error.absolute_path), error.message) for error in errors]
+
+
+def _under_expression(arguments: Any, path: Any) -> bool:
+    """Whether the value at ``path`` in ``arguments``, or one around it, is a ``${ … }``."""
+    value = arguments
+    if is_expression(value):
+        return True
+    for part in path:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+        if is_expression(value):
+            return True
+    return False
 
 
 class Catalog:
@@ -166,6 +199,20 @@ class Catalog:
     def has(self, name: str, version: str) -> bool:
         """Whether ``name:version`` is registered."""
         return (name, version) in self._functions
+
+    def arguments_problems(
+        self, name: str, version: str, arguments: Any
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Where in arguments written in a document for ``name:version`` and what is wrong
+        (checked against its input schema, runtime expressions left to run time); empty when
+        nothing is, or there is no such function."""
+        found = self._functions.get((name, version))
+        if found is None:
+            return []
+        return [
+            (where, f"bad argument for {name}:{version}: {message}")
+            for where, message in found.problems_at(arguments, unevaluated=True)
+        ]
 
     def functions(self) -> list[CatalogFunction]:
         """Every function, sorted by name then version."""

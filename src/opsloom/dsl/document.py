@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from opsloom.dsl.feature import UNSUPPORTED_FEATURES, RuntimeFeatures
-from opsloom.dsl.semantic import semantic_problems
+from opsloom.dsl.semantic import CatalogCheck, semantic_problems
 from opsloom.dsl.validation import SCHEMA_VERSION, schema_errors
 from opsloom.errors import DocumentError
 from opsloom.expr.diagnostic import Problem, pointer, split_pointer
@@ -118,6 +118,7 @@ def validate_document(
     doc: Document,
     *,
     catalog_has: CatalogHas | None = None,
+    catalog_check: CatalogCheck | None = None,
     runtime: RuntimeFeatures | None = None,
 ) -> list[Problem]:
     """Every problem of a parsed document: schema first, then meaning, by position.
@@ -126,11 +127,16 @@ def validate_document(
         doc: The document to check.
         catalog_has: Whether the default catalog has a function (``name``, ``version``); when
             None, calls of ``name:version@default`` are not checked.
+        catalog_check: What is wrong with the arguments of a call of a default catalog
+            function (checked against its input schema; values that are runtime expressions
+            are left to run time); when None, the arguments are not checked.
         runtime: What this machine supports; when None, features that depend on the runtime
             (containers, script languages, unsupported call kinds) are not reported.
     """
     found: list[tuple[str, str]] = list(schema_errors(doc.data))
-    for path, message in semantic_problems(doc.data, catalog_has=catalog_has, runtime=runtime):
+    for path, message in semantic_problems(
+        doc.data, catalog_has=catalog_has, catalog_check=catalog_check, runtime=runtime
+    ):
         entry = (pointer(path), message)
         if entry not in found:
             found.append(entry)
@@ -144,6 +150,7 @@ def load_document(
     source: str = "<string>",
     *,
     catalog_has: CatalogHas | None = None,
+    catalog_check: CatalogCheck | None = None,
     runtime: RuntimeFeatures | None = None,
 ) -> Document:
     """Parse and validate a document.
@@ -152,7 +159,9 @@ def load_document(
         DocumentError: With all problems at once (syntax, schema and semantic).
     """
     doc = parse_document(text, source)
-    problems = validate_document(doc, catalog_has=catalog_has, runtime=runtime)
+    problems = validate_document(
+        doc, catalog_has=catalog_has, catalog_check=catalog_check, runtime=runtime
+    )
     if problems:
         raise DocumentError(problems)
     return doc
@@ -162,6 +171,7 @@ def load_document_file(
     path: str | Path,
     *,
     catalog_has: CatalogHas | None = None,
+    catalog_check: CatalogCheck | None = None,
     runtime: RuntimeFeatures | None = None,
 ) -> Document:
     """:func:`load_document` for a file; its path (as given) is the problems' source.
@@ -176,4 +186,6 @@ def load_document_file(
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DocumentError([Problem(source, 1, 1, "", f"cannot read the file: {reason}")]) from exc
-    return load_document(text, source, catalog_has=catalog_has, runtime=runtime)
+    return load_document(
+        text, source, catalog_has=catalog_has, catalog_check=catalog_check, runtime=runtime
+    )

@@ -1,10 +1,11 @@
-"""``fork``: branches run concurrently; with ``compete`` the first to finish wins.
+"""``fork``: branches run concurrently; with ``compete`` the first to finish wins, and the
+others are cancelled.
 
 The engine replays a run by position, so concurrent branches must each make exactly one durable
 call for the positions to be the same on every replay. A branch that is a single leaf task is
 one step and runs in this run; any other branch runs as a child run (one durable call here,
-with its own history). Each branch reports when it finished, recorded with its result, so the
-winner of a competition is the same on every replay.
+with its own history). A competition is a ``ctx.race``: its winner is recorded, so it is the
+same on every replay.
 """
 
 from __future__ import annotations
@@ -32,17 +33,18 @@ async def run_fork(call: TaskCall) -> Any:
             runs.append(branch_call.step())
         else:
             runs.append(_child(branch_call))
+    if compete:
+        # The first branch to finish wins (recorded, so replays agree); the others are
+        # cancelled: a running step is interrupted, a branch's child run is cancelled.
+        _, won = await call.state.ctx.race(*runs)
+        if "error" in won:
+            raise TaskError.from_dict(won["error"])
+        return won.get("output")
     outcomes: list[dict[str, Any]] = await call.state.ctx.gather(*runs)
-    if not compete:
-        for outcome in outcomes:
-            if "error" in outcome:
-                raise TaskError.from_dict(outcome["error"])
-        return [outcome.get("output") for outcome in outcomes]
-    done = [o for o in outcomes if "error" not in o]
-    if not done:
-        raise TaskError.from_dict(outcomes[0]["error"])
-    winner = min(done, key=lambda o: float(o.get("at") or 0.0))
-    return winner.get("output")
+    for outcome in outcomes:
+        if "error" in outcome:
+            raise TaskError.from_dict(outcome["error"])
+    return [outcome.get("output") for outcome in outcomes]
 
 
 async def _child(call: TaskCall) -> dict[str, Any]:

@@ -91,7 +91,7 @@ async def _run_leaf(
             await interp.export(task.get("export"), output, value, state, scope)
             record["context"] = state.context
         record.setdefault("then", task.get("then"))
-        record["at"] = interp.runtime.clock.now()  # when it finished: decides ``fork.compete``
+        record["at"] = interp.runtime.clock.now()  # when it finished
         return record
     except TimeoutError:
         seconds = "" if limit is None else f" after {limit:g} s"

@@ -230,7 +230,13 @@ class DslRuntime(Generic[H]):
         """Parse and validate a document for this runtime (``DocumentError`` lists problems)."""
         from opsloom.dsl.document import load_document
 
-        return load_document(text, source, catalog_has=self.catalog_has, runtime=self.features())
+        return load_document(
+            text,
+            source,
+            catalog_has=self.catalog_has,
+            catalog_check=None if self.catalog is None else self.catalog.arguments_problems,
+            runtime=self.features(),
+        )
 
     def register(
         self, document: Document, text: str | None = None, *, deployed: bool = False

@@ -45,6 +45,9 @@ _SECRET_USE = re.compile(r"\$secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*\"(
 
 Path = tuple[str | int, ...]
 Found = tuple[Path, str]
+#: Where in the ``with`` arguments of a call of ``name`` at ``version`` (paths) and what is
+#: wrong there.
+CatalogCheck = Callable[[str, str, Any], list[tuple[Path, str]]]
 
 
 class _Checker:
@@ -55,9 +58,11 @@ class _Checker:
         data: dict[str, Any],
         catalog_has: Callable[[str, str], bool] | None,
         runtime: RuntimeFeatures | None,
+        catalog_check: CatalogCheck | None = None,
     ) -> None:
         self.data = data
         self.catalog_has = catalog_has
+        self.catalog_check = catalog_check
         self.runtime = runtime
         self.found: list[Found] = []
         use = data.get("use")
@@ -238,7 +243,7 @@ class _Checker:
     def task_call(self, path: Path, task: dict[str, Any], scope: frozenset[str]) -> None:
         call = task.get("call")
         arguments = task.get("with")
-        self.function((*path, "call"), call)
+        self.function((*path, "call"), call, arguments, (*path, "with"))
         if not isinstance(arguments, dict):
             self.strings((*path, "with"), arguments, scope)
             return
@@ -252,7 +257,9 @@ class _Checker:
         else:
             self.strings((*path, "with"), arguments, scope)
 
-    def function(self, path: Path, call: Any) -> None:
+    def function(
+        self, path: Path, call: Any, arguments: Any = None, arguments_path: Path = ()
+    ) -> None:
         if not isinstance(call, str):
             return
         if call in BUILTIN_CALLS:
@@ -278,6 +285,11 @@ class _Checker:
                 self.report(
                     path, f"unknown function {name!r} version {version} in the default catalog"
                 )
+                return
+            if self.catalog_check is not None:
+                given = {} if arguments is None else arguments
+                for where, message in self.catalog_check(name, version, given):
+                    self.report((*(arguments_path or path), *where), message)
             return
         if catalog not in self.declared("catalogs"):
             self.report(
@@ -485,9 +497,10 @@ def semantic_problems(
     data: dict[str, Any],
     *,
     catalog_has: Callable[[str, str], bool] | None = None,
+    catalog_check: CatalogCheck | None = None,
     runtime: RuntimeFeatures | None = None,
 ) -> list[Found]:
     """All semantic findings of a document as ``(path, message)`` pairs, in document order."""
     if not isinstance(data, dict):
         return []  # the schema reports a top level that is not a mapping
-    return _Checker(data, catalog_has, runtime).run()
+    return _Checker(data, catalog_has, runtime, catalog_check).run()

@@ -108,6 +108,20 @@ class Context:
         """
         return await self._x.gather(awaitables)
 
+    def race(self, *awaitables: Awaitable[Any]) -> Awaitable[tuple[int, Any]]:
+        """Run branches concurrently; the first to finish wins: ``(index, result)``.
+
+        Each branch is one durable call: ``ctx.step(...)``, ``ctx.sleep(...)``,
+        ``ctx.wait_for(...)``, ``ctx.child(...)`` (run anything longer as a child workflow).
+        The losers are cancelled: a running step is interrupted, a child run is cancelled, a
+        timer or a wait is dropped. If the winner failed, its error is raised. The winner is
+        recorded, so a replay takes the same one::
+
+            index, decision = await ctx.race(ctx.wait_for("approval"), ctx.sleep(3600))
+            if index == 1: ...  # nobody answered within the hour
+        """
+        return self._x.race(awaitables)
+
     async def sleep(self, seconds: float) -> None:
         """A durable timer: the run is parked (no worker slot) until it fires."""
         await self._x.sleep(seconds=seconds)
@@ -132,6 +146,24 @@ class Context:
     def compensate(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Register an undo step; on failure, cancel or timeout they run last-in first-out."""
         self._x.compensate(fn, args, kwargs)
+
+    def set_labels(self, labels: dict[str, str | None]) -> Awaitable[None]:
+        """Set labels of this run (a None value removes one), recorded once: runs can be listed
+        and filtered by them (``opsloom runs list --label key=value``)."""
+        return self._x.set_labels(labels)
+
+    def patched(self, change_id: str) -> bool:
+        """Whether this run takes the new path of a code change (see :mod:`opsloom.engine.patch`).
+
+        True for runs that reach this point with the new code; False for runs that already ran
+        past it with the old code, which keep their old path on replay.
+        """
+        return self._x.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark where a patch was once all runs take its new path (runs that recorded the
+        patch still replay); remove it when no open run started before it."""
+        self._x.deprecate_patch(change_id)
 
     def now(self) -> datetime:
         """The current time, recorded: a replay sees the same value."""

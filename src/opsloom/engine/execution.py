@@ -18,6 +18,8 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.engine.context import Context
 from opsloom.engine.event import Events
+from opsloom.engine.patch import Patches
+from opsloom.engine.race import Races
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.engine.replay import Host
 from opsloom.engine.step import StepRunner
@@ -39,7 +41,7 @@ log = logging.getLogger("opsloom.engine")
 __all__ = ["Execution", "Host"]
 
 
-class Execution(StepRunner, Events, Waits):
+class Execution(StepRunner, Events, Waits, Races, Patches):
     """Drives one claimed run until it completes, fails, parks or loses its lease."""
 
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
@@ -60,6 +62,8 @@ class Execution(StepRunner, Events, Waits):
             now = self.clock.now()
             if run.cancel_requested:
                 self.frozen = "cancel"
+            elif run.paused is not None:
+                self.frozen = "pause"
             elif run.deadline is not None and now >= run.deadline:
                 self.frozen = "timeout"
             if run.deadline is not None and self.frozen is None:
@@ -114,8 +118,16 @@ class Execution(StepRunner, Events, Waits):
 
     def drain(self) -> None:
         """Graceful shutdown: let running steps finish, start no new one, then park."""
+        self._freeze("drain")
+
+    def request_pause(self) -> None:
+        """The run was paused: let running steps finish, start no new one, then park (its
+        job is held back until the run is resumed; its timers keep their times)."""
+        self._freeze("pause")
+
+    def _freeze(self, why: str) -> None:
         if self.frozen is None:
-            self.frozen = "drain"
+            self.frozen = why
             self._check_quiet()
 
     # --- outcomes ---------------------------------------------------------------------------

@@ -44,6 +44,10 @@ class Host(Protocol):
     def run_finished(self, run: RunRecord) -> None: ...
 
 
+#: Freezes after which the run parks (instead of closing) once its running steps are done.
+_PARKING = ("drain", "pause")
+
+
 class _Group:
     """Branches of one ``gather`` call still running."""
 
@@ -76,7 +80,8 @@ class ReplayState:
         self._interrupted = False
         self._last_write: asyncio.Future[None] | None = None
         self.stack: list[tuple[StepSpec, tuple[Any, ...], dict[str, Any]]] = []
-        self.frozen: str | None = None  # "cancel", "timeout" or "drain": start nothing new
+        # "cancel", "timeout", "drain" or "pause": start nothing new.
+        self.frozen: str | None = None
         self.tearing_down = False
         self.fatal: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
@@ -85,7 +90,7 @@ class ReplayState:
     # --- branches and positions ---------------------------------------------------------------
 
     def _check_quiet(self) -> None:
-        if self.parked >= self.units and (self.blocked or self.frozen == "drain"):
+        if self.parked >= self.units and (self.blocked or self.frozen in _PARKING):
             self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
@@ -94,11 +99,22 @@ class ReplayState:
         if wake is not None:
             self.wakes.append(wake)
         self._check_quiet()
-        await asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                # Only a race stops one branch while the run goes on: it waits no more.
+                self.parked -= 1
+                self.blocked -= 1
+                if wake is not None:
+                    self.wakes.remove(wake)
+            raise
         raise AssertionError("a parked branch was resumed")  # pragma: no cover
 
     def _frozen_wake(self) -> float | None:
-        return self.clock.now() if self.frozen == "drain" else None
+        """When a branch held back by ``frozen`` may go on: at once after a drain or a pause
+        (the pause itself holds the run back), never after a cancel or a timeout."""
+        return self.clock.now() if self.frozen in _PARKING else None
 
     def _next(self) -> int:
         if self.tearing_down:

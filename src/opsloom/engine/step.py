@@ -62,6 +62,7 @@ class StepRunner(ReplayState):
         inline: bool = False,
     ) -> Any:
         policy = spec.retry
+        failures: list[dict[str, Any]] | None = None  # failed attempts, oldest first
         while True:
             # A step body never starts before everything the run recorded earlier is durable.
             await self._barrier()
@@ -79,6 +80,8 @@ class StepRunner(ReplayState):
             else:
                 value = decode(blob)
                 self._attempted(seq, spec.name, kind, attempt, "completed", started, None)
+                if attempt > 1 and failures is None:
+                    failures = _failures_before(self.history.get(seq))
                 # The record is queued, not awaited: deterministic workflow code may go on, but
                 # the next step body, a park or the run's completion is ordered after it (see
                 # ``_barrier`` and the store's in-order writes), so a run's last step and its
@@ -91,6 +94,8 @@ class StepRunner(ReplayState):
                         StepStatus.COMPLETED,
                         output=value,
                         encoded=blob,
+                        # Why earlier attempts failed stays in the history of a retried step.
+                        error=None if not failures else {"attempts": failures},
                         attempts=attempt,
                         started_at=started,
                         completed_at=self.clock.now(),
@@ -101,14 +106,22 @@ class StepRunner(ReplayState):
                 _current_step.reset(token)
             info = ErrorInfo.from_exception(failure)
             now = self.clock.now()
-            if attempt < policy.attempts and policy.is_retryable(failure):
+            if failures is None:
+                failures = _failures_before(self.history.get(seq)) if attempt > 1 else []
+            failures.append(_failure_entry(info, attempt, started, now))
+            error = {**info.to_dict(), "attempts": failures}
+            retry_after = getattr(failure, "retry_after", None)
+            delay = policy.delay(
+                attempt,
+                jitter_source(self.run.id, seq, attempt),
+                float(retry_after) if isinstance(retry_after, int | float) else None,
+            )
+            if (
+                attempt < policy.attempts
+                and policy.is_retryable(failure)
+                and policy.in_time(float(failures[0]["started_at"]), now + delay)
+            ):
                 self._attempted(seq, spec.name, kind, attempt, "retrying", started, info.type)
-                retry_after = getattr(failure, "retry_after", None)
-                delay = policy.delay(
-                    attempt,
-                    jitter_source(self.run.id, seq, attempt),
-                    float(retry_after) if isinstance(retry_after, int | float) else None,
-                )
                 if inline:
                     await self.clock.sleep(delay)
                     attempt += 1
@@ -120,7 +133,7 @@ class StepRunner(ReplayState):
                         kind,
                         spec.name,
                         StepStatus.RETRYING,
-                        error=info.to_dict(),
+                        error=error,
                         attempts=attempt,
                         wake_at=wake,
                         started_at=started,
@@ -137,7 +150,7 @@ class StepRunner(ReplayState):
                     kind,
                     spec.name,
                     StepStatus.FAILED,
-                    error=info.to_dict(),
+                    error=error,
                     attempts=attempt,
                     started_at=started,
                     completed_at=now,
@@ -176,6 +189,31 @@ class StepRunner(ReplayState):
                     f"step {spec.name!r} timed out after {spec.timeout:g}s"
                 ) from None
             raise
+
+
+#: How much of each failed attempt's traceback the history keeps (its end: where it failed).
+TRACEBACK_KEPT = 2000
+
+
+def _failure_entry(info: ErrorInfo, attempt: int, started: float, at: float) -> dict[str, Any]:
+    """One failed attempt as the step's history keeps it."""
+    trace = info.traceback
+    if len(trace) > TRACEBACK_KEPT:
+        trace = "…" + trace[-TRACEBACK_KEPT:]
+    return {
+        "attempt": attempt,
+        "type": info.type,
+        "message": info.message,
+        "traceback": trace,
+        "started_at": started,
+        "failed_at": at,
+    }
+
+
+def _failures_before(rec: StepRecord | None) -> list[dict[str, Any]]:
+    """The failed attempts a step's history entry holds (a retried step's, after a park)."""
+    kept = (rec.error or {}).get("attempts") if rec is not None else None
+    return list(kept) if isinstance(kept, list) else []
 
 
 def _step_failure(rec: StepRecord) -> StepFailedError:

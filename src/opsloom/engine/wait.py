@@ -11,6 +11,7 @@ from opsloom.codec import encode
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 from opsloom.model import ErrorInfo, RunStatus, StepKind, StepStatus
+from opsloom.model.label import check_labels
 from opsloom.model.run import NewRun
 from opsloom.model.tracecontext import child_traceparent
 
@@ -28,7 +29,7 @@ class Waits(ReplayState):
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SLEEP, "sleep")
-            if rec.status is StepStatus.COMPLETED:
+            if rec.status in (StepStatus.COMPLETED, StepStatus.FAILED):  # failed: lost a race
                 return
             wake = rec.wake_at if rec.wake_at is not None else now
         else:
@@ -52,7 +53,8 @@ class Waits(ReplayState):
                     seq, StepKind.SLEEP, "sleep", StepStatus.WAITING, wake_at=wake, started_at=now
                 )
             )
-        await self._block(wake if self.frozen is None else self._frozen_wake())
+        # Frozen or not, the timer keeps its time (a drain parks the run for now anyway).
+        await self._block(wake)
 
     def wait_for(self, name: str, timeout: float | None) -> Coroutine[Any, Any, Any]:
         return self._wait_for(self._next(), name, timeout)
@@ -209,6 +211,29 @@ class Waits(ReplayState):
         )
         self.host.notify()
         await self._block(None)
+
+    def set_labels(self, labels: dict[str, str | None]) -> Coroutine[Any, Any, None]:
+        checked = check_labels(labels, deleting=True)
+        return self._set_labels(self._next(), checked)
+
+    async def _set_labels(self, seq: int, labels: dict[str, str | None]) -> None:
+        rec = self.history.get(seq)
+        if rec is not None:
+            self._check(seq, rec, StepKind.VALUE, "labels")
+            return
+        if self.frozen is not None:
+            await self._block(self._frozen_wake())
+        now = self.clock.now()
+        entry = self._entry(
+            seq,
+            StepKind.VALUE,
+            "labels",
+            StepStatus.COMPLETED,
+            output=labels,
+            started_at=now,
+            completed_at=now,
+        )
+        await self._write(self.store.set_labels(self.fence, entry, labels))
 
     def compensate(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -42,6 +42,10 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._values)
 
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        """A redactor that also masks ``values`` (e.g. a credential derived from secrets)."""
+        return Redactor([*self._values, *values])
+
     def text(self, text: str) -> str:
         """``text`` with every secret masked."""
         for value in self._values:

@@ -18,6 +18,9 @@ class RetryPolicy:
         non_retryable: exception type names (``"ValueError"``) or classes that fail at once.
         honour_retry_after: use an error's ``retry_after`` seconds (e.g. from an HTTP
             ``Retry-After`` header) when it is longer than the computed delay.
+        max_total: seconds from the start of the first attempt after which no attempt starts
+            (a retry that would start later is not made): retries are bounded in time as
+            well as in number, whatever delays a remote asks for.
     """
 
     attempts: int = 3
@@ -27,8 +30,11 @@ class RetryPolicy:
     jitter: float = 0.1
     non_retryable: tuple[type[BaseException] | str, ...] = field(default_factory=tuple)
     honour_retry_after: bool = True
+    max_total: float = 3600.0
 
     def __post_init__(self) -> None:
+        if not self.max_total > 0:
+            raise ValueError("RetryPolicy.max_total must be positive (seconds)")
         if self.attempts < 1:
             raise ValueError("RetryPolicy.attempts must be at least 1")
         if self.initial_delay < 0 or self.max_delay < 0:
@@ -50,6 +56,10 @@ class RetryPolicy:
         if self.honour_retry_after and retry_after is not None and retry_after > value:
             value = retry_after
         return min(value, self.max_delay) if retry_after is None else value
+
+    def in_time(self, first_started: float, next_start: float) -> bool:
+        """Whether an attempt starting at ``next_start`` is within ``max_total`` of the first."""
+        return next_start - first_started <= self.max_total
 
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether ``exc`` may be retried under this policy (attempts aside)."""

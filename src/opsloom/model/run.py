@@ -185,6 +185,14 @@ class RunRecord:
     traceparent: str | None = None
     #: Who started the run: a user, ``trigger:<id>``, ``schedule:<id>`` (children inherit it).
     started_by: str | None = None
+    #: Who paused the run, while it is paused: ``"run"`` (the run alone) or ``"workflow"``.
+    paused: str | None = None
+    paused_at: float | None = None
+    #: The run this one was reset from, and the position it re-executes from.
+    reset_of: str | None = None
+    reset_to: int | None = None
+    #: Labels (search attributes): given at start or set by the run with ``ctx.set_labels``.
+    labels: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +219,11 @@ class RunRecord:
             "event_id": self.event_id,
             "traceparent": self.traceparent,
             "started_by": self.started_by,
+            "paused": self.paused,
+            "paused_at": _iso(self.paused_at),
+            "reset_of": self.reset_of,
+            "reset_to": self.reset_to,
+            "labels": dict(self.labels),
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -251,3 +264,8 @@ class NewRun:
     traceparent: str | None = None
     #: Who started the run (see :attr:`RunRecord.started_by`).
     started_by: str | None = None
+    #: A reset: the run whose history before position ``reset_to`` this one starts with.
+    reset_of: str | None = None
+    reset_to: int | None = None
+    #: Labels the run starts with, as checked ``(key, value)`` pairs.
+    labels: tuple[tuple[str, str], ...] = ()

@@ -1,4 +1,4 @@
-"""Runs on behalf of the API and the CLI: start, list, show, signal, cancel and retry.
+"""Runs on behalf of the API and the CLI: start, list, show, signal, pause, cancel and retry.
 
 Each change says who asked (``actor``: the API token's user, ``cli:<login>`` …) and is written
 to the audit log, so the log answers who started, signalled, cancelled or retried a run, not
@@ -23,6 +23,7 @@ async def start_run(
     priority: int | None = None,
     actor: str | None = None,
     traceparent: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run (or find the existing one with ``run_id``); return it and whether it is new.
 
@@ -43,6 +44,7 @@ async def start_run(
             priority=priority,
             traceparent=traceparent,
             started_by=actor,
+            labels=labels,
         )
     except WorkflowNotFoundError:
         if "/" not in workflow:
@@ -58,6 +60,7 @@ async def start_run(
             version=version,
             traceparent=traceparent,
             started_by=actor,
+            labels=labels,
         )
     run = await app.get_run(handle.run_id)
     if handle.created and actor is not None:
@@ -68,10 +71,15 @@ async def start_run(
 
 
 async def list_runs(
-    app: App, *, status: RunStatus | str | None = None, workflow: str | None = None, limit: int = 50
+    app: App,
+    *,
+    status: RunStatus | str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    labels: dict[str, str] | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first (``ValueError`` for a status that does not exist)."""
-    return await app.list_runs(status=status, workflow=workflow, limit=limit)
+    """Runs, newest first, with all of ``labels`` (``ValueError`` for an unknown status)."""
+    return await app.list_runs(status=status, workflow=workflow, limit=limit, labels=labels)
 
 
 async def show_run(app: App, run_id: str) -> RunRecord:
@@ -97,3 +105,33 @@ async def retry_run(app: App, run_id: str, *, actor: str) -> RunRecord:
     run = await app.retry(run_id)
     await app.audit.append(actor, "run.retry", f"run:{run_id}", {})
     return run
+
+
+async def pause_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Pause a run (its running step finishes; then it waits for resume), as ``run.pause``."""
+    run = await app.pause(run_id)
+    await app.audit.append(actor, "run.pause", f"run:{run_id}", {})
+    return run
+
+
+async def resume_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Resume a paused run, audited as ``run.resume``."""
+    run = await app.resume(run_id)
+    await app.audit.append(actor, "run.resume", f"run:{run_id}", {})
+    return run
+
+
+async def reset_run(
+    app: App, run_id: str, to_step: int, *, actor: str, version: str | None = None
+) -> RunRecord:
+    """Start a new run from a finished run's history before step ``to_step`` (its recorded
+    results are reused, its side effects not repeated); audited as ``run.reset`` on both."""
+    new = await app.reset(run_id, to_step, version=version, started_by=actor)
+    details = {"run": new.id, "reset_of": run_id, "to_step": to_step, "version": new.version}
+    await app.audit.append(actor, "run.reset", f"run:{run_id}", details)
+    return new
+
+
+async def resets_of(app: App, run_id: str) -> list[RunRecord]:
+    """The runs reset from ``run_id``."""
+    return await app.store.resets_of(run_id)

@@ -1,4 +1,4 @@
-"""What an application can run: its registered workflows."""
+"""What an application can run: its registered workflows; pausing and resuming all their runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloom.app import App
+from opsloom.errors import WorkflowNotFoundError
+from opsloom.store import RunFilter
+from opsloom.store.pause import WorkflowPause
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +48,42 @@ def list_workflows(app: App) -> list[WorkflowInfo]:
         for spec in registry.workflows()
     ]
     return sorted(infos, key=lambda info: (info.name, info.version))
+
+
+async def _known(app: App, workflow: str) -> str:
+    """The name runs of ``workflow`` are stored under: a registered workflow, a deployed
+    document (``namespace/name``), or a workflow with stored runs (a client process, such as
+    the CLI, need not have the code)."""
+    try:
+        return app.registry.workflow(workflow).name
+    except WorkflowNotFoundError as exc:
+        if "/" in workflow:
+            name, _ = await app.documents.resolve(workflow)
+            return name
+        if await app.store.list_runs(RunFilter(workflow=workflow, limit=1)):
+            return workflow
+        raise WorkflowNotFoundError(f"{exc}; and no run of it is stored") from None
+
+
+async def pause_workflow(app: App, workflow: str, *, actor: str) -> list[str]:
+    """Pause every open run of a workflow and queue its new runs until it is resumed; audited
+    as ``workflow.pause`` with the runs paused. ``WorkflowNotFoundError`` if it is unknown."""
+    name = await _known(app, workflow)
+    ids = await app.pause_workflow(name, by=actor)
+    await app.audit.append(actor, "workflow.pause", f"workflow:{name}", {"paused": ids})
+    return ids
+
+
+async def resume_workflow(app: App, workflow: str, *, actor: str) -> list[str]:
+    """Resume a paused workflow and the runs paused with it, audited as ``workflow.resume``.
+
+    Raises ``RunStateError`` when the workflow is not paused.
+    """
+    ids = await app.resume_workflow(workflow)
+    await app.audit.append(actor, "workflow.resume", f"workflow:{workflow}", {"resumed": ids})
+    return ids
+
+
+async def paused_workflows(app: App) -> list[WorkflowPause]:
+    """The paused workflows, by name."""
+    return await app.store.workflow_pauses()

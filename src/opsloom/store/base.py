@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
     from opsloom.store.document import DocumentRecord
-    from opsloom.store.event import EventQuery, Subscription
+    from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
+    from opsloom.store.pause import WorkflowPause
+    from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
 
@@ -65,14 +67,17 @@ class RunFilter:
     created_to: float | None = None
     #: Only runs whose id or JSON input contains this text.
     text: str | None = None
+    #: Only runs with every one of these labels (key, value).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResult:
-    """What a heartbeat learned: runs whose lease was lost and runs asked to cancel."""
+    """What a heartbeat learned: runs whose lease was lost, runs asked to cancel or pause."""
 
     lost: frozenset[str]
     cancel_requested: frozenset[str]
+    pause_requested: frozenset[str] = frozenset()
 
 
 class Store(Protocol):
@@ -138,6 +143,47 @@ class Store(Protocol):
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
         """Store a signal for a run and wake it; returns the signal id."""
+        ...
+
+    # --- pausing (see :mod:`opsloom.store.pause`) --------------------------------------------
+
+    async def pause_run(self, run_id: str, now: float) -> RunRecord:
+        """Hold an open run back (its job is not claimed) until it is resumed."""
+        ...
+
+    async def resume_run(self, run_id: str, now: float) -> RunRecord:
+        """Let a paused run be claimed again; ``RunStateError`` if it is not paused."""
+        ...
+
+    async def pause_workflow(self, workflow: str, by: str | None, now: float) -> list[str]:
+        """Pause the open runs of ``workflow`` and those it starts until resumed."""
+        ...
+
+    async def resume_workflow(self, workflow: str, now: float) -> list[str]:
+        """Resume a paused workflow and the runs paused with it."""
+        ...
+
+    async def workflow_pauses(self) -> list[WorkflowPause]:
+        """The paused workflows."""
+        ...
+
+    # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------
+
+    async def reset_run(
+        self,
+        run_id: str,
+        to_seq: int,
+        new_id: str,
+        *,
+        version: str | None,
+        by: str | None,
+        now: float,
+    ) -> RunRecord:
+        """Start a new run from a finished run's history before position ``to_seq``."""
+        ...
+
+    async def resets_of(self, run_id: str) -> list[RunRecord]:
+        """The runs reset from ``run_id``."""
         ...
 
     # --- jobs and leases ----------------------------------------------------------------------
@@ -306,6 +352,29 @@ class Store(Protocol):
         """Steps of runs created since ``since``, newest runs first, at most ``limit``."""
         ...
 
+    async def run_cells(
+        self,
+        width: int,
+        first: int,
+        last: int,
+        by: str,
+        *,
+        measure: str | None = None,
+        by_status: bool = True,
+        histogram: bool = True,
+    ) -> list[RunCell]:
+        """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
+        ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
+        ...
+
+    async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:
+        """Step rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
+    async def failure_cells(self, width: int, first: int, last: int) -> list[FailureCell]:
+        """Failure rollups of the ``width`` periods starting in ``[first, last]``."""
+        ...
+
     # --- fenced writes by the worker that runs the run ---------------------------------------
     # These are plain methods that queue their write at call time and return an awaitable:
     # writes are applied in the order they were called, so a write that is not awaited (a
@@ -313,6 +382,16 @@ class Store(Protocol):
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         """Insert or update one history entry."""
+        ...
+
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        """Set (None: remove) labels of the run and record the history entry that did it."""
+        ...
+
+    def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
+        """Insert or update several history entries in one transaction (all or none)."""
         ...
 
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
@@ -368,6 +447,12 @@ class Store(Protocol):
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         """Events matching ``query``, newest (highest ``seq``) first."""
+        ...
+
+    async def runs_of_events(
+        self, events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, str], EventRuns]:
+        """The runs each event started and the runs it was delivered to, by (source, id)."""
         ...
 
     async def subscriptions_of(self, run_id: str) -> list[Subscription]:

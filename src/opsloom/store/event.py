@@ -55,6 +55,16 @@ class EventQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class EventRuns:
+    """What one stored event did: the runs it started and the runs it was delivered to."""
+
+    #: ``(run id, workflow, status)`` of each run a trigger started for the event.
+    started: list[tuple[str, str, str]]
+    #: Ids of the waiting or open runs the event was handed to (a subscription or an inbox).
+    woke: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """An open subscription of a run to events."""
 
@@ -245,6 +255,46 @@ class EventOps(Transactions):
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         return await self.read(lambda tx: _list(tx, query))
+
+    async def runs_of_events(
+        self, events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, str], EventRuns]:
+        """What each event did, by ``(source, id)`` (see :class:`EventRuns`).
+
+        A run a trigger starts, and a delivery's signal, are written in the transaction that
+        stores the event, with its ``received_at``: the runs are found by that time (the
+        runs' creation-time index) and their event columns; the signals by that time and the
+        event in their payload.
+        """
+        found = {(e.event.source, e.event.id): EventRuns([], []) for e in events}
+        times = sorted({e.received_at for e in events})
+        if not times:
+            return found
+
+        async def read(tx: Tx) -> tuple[list[Row], list[Row]]:
+            among, params = tx.among("created_at", times)
+            runs = await tx.all(
+                "SELECT id, workflow, status, event_source, event_id FROM runs "
+                f"WHERE {among} AND event_id IS NOT NULL ORDER BY created_at, id",
+                params,
+            )
+            signals = await tx.all(
+                f"SELECT run_id, payload FROM signals WHERE {among} ORDER BY id", params
+            )
+            return runs, signals
+
+        runs, signals = await self.read(read)
+        for run_id, workflow, status, source, event_id in runs:
+            if (source, event_id) in found:
+                found[(source, event_id)].started.append((run_id, workflow, status))
+        for run_id, payload in signals:
+            delivered = decode(payload)
+            event = delivered.get("event") if isinstance(delivered, dict) else None
+            if isinstance(event, dict):
+                effects = found.get((str(event.get("source")), str(event.get("id"))))
+                if effects is not None and run_id not in effects.woke:
+                    effects.woke.append(run_id)
+        return found
 
     async def subscriptions_of(self, run_id: str) -> list[Subscription]:
         rows = await self.read(

@@ -16,12 +16,21 @@ from opsloom.errors import LeaseLostError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
+from opsloom.store.rollup import (
+    FINISHED_STEPS,
+    STEP_FIELDS,
+    Finished,
+    FinishedStep,
+    roll_up,
+    shard_of,
+)
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
     RUN_COLUMNS,
     RUN_INSERT_COLUMNS,
     STEP_COLUMNS,
     job_insert_params,
+    new_run_record,
     run_from_row,
     run_insert_params,
     step_params,
@@ -32,17 +41,62 @@ _RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
 _INSERT_RUN = (
     f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_RUN_MARKS}) ON CONFLICT (id) DO NOTHING"
 )
-_INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+_JOB_MARKS = ", ".join("?" * len(JOB_INSERT_COLUMNS.split(",")))
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_JOB_MARKS})"
 
 
 async def insert_run(
     tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
-) -> bool:
-    """Create a run and its job unless a run with its id exists; whether it was created."""
-    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease)) != 1:
-        return False
-    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease))
-    return True
+) -> RunRecord | None:
+    """Create a run and its job unless a run with its id exists; the new run, or None.
+
+    A run of a paused workflow is created paused (its job held back), and never under a
+    lease: its creator does not execute it.
+    """
+    paused = await workflow_paused(tx, new.workflow)
+    if paused:
+        lease = None
+    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
+        return None
+    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused))
+    if new.labels:
+        await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
+    return new_run_record(new, now, lease, paused)
+
+
+_INSERT_LABEL = (
+    "INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+
+
+async def set_labels(tx: Tx, run_id: str, labels: dict[str, str | None]) -> None:
+    """Set (or, with a None value, remove) labels of a run."""
+    gone = [(run_id, key) for key, value in labels.items() if value is None]
+    kept = [(run_id, key, value) for key, value in labels.items() if value is not None]
+    if gone:
+        await tx.executemany("DELETE FROM run_labels WHERE run_id = ? AND key = ?", gone)
+    if kept:
+        await tx.executemany(_INSERT_LABEL, kept)
+
+
+async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The labels of each of ``run_ids`` that has any."""
+    out: dict[str, dict[str, str]] = {}
+    if not run_ids:
+        return out
+    among, ids = tx.among("run_id", run_ids)
+    for run_id, key, value in await tx.all(
+        f"SELECT run_id, key, value FROM run_labels WHERE {among} ORDER BY run_id, key", ids
+    ):
+        out.setdefault(run_id, {})[key] = value
+    return out
+
+
+async def workflow_paused(tx: Tx, workflow: str) -> bool:
+    """Whether every run of ``workflow`` is paused (new runs too)."""
+    row = await tx.one("SELECT 1 FROM workflow_pauses WHERE workflow = ?", (workflow,))
+    return row is not None
 
 
 async def check_fence(tx: Tx, fence: Fence) -> None:
@@ -233,22 +287,61 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
     return out
 
 
+async def close_unstarted(tx: Tx, run_ids: Sequence[str], now: float, error: bytes) -> list[str]:
+    """Cancel at once those of ``run_ids`` that no worker ever started or holds; their ids.
+
+    Such a run has no history and nothing to undo, so no worker needs to claim it first (a
+    run queued behind a concurrency key might otherwise wait for a slot to be cancelled).
+    """
+    if not run_ids:
+        return []
+    among, ids = tx.among("j.run_id", run_ids)
+    rows = await tx.all(
+        "SELECT j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.owner IS NULL "
+        f"AND r.started_at IS NULL AND r.status = 'pending' AND {among} ORDER BY j.run_id"
+        + tx.lock("FOR UPDATE OF j"),
+        ids,
+    )
+    closing = [row[0] for row in rows]
+    if not closing:
+        return []
+    among, ids = tx.among("run_id", closing)
+    await tx.execute(f"DELETE FROM jobs WHERE {among}", ids)
+    await tx.execute(
+        f"UPDATE trigger_runs SET closed_at = ? WHERE closed_at IS NULL AND {among}", (now, *ids)
+    )
+    among, ids = tx.among("id", closing)
+    closed = await tx.all(
+        "UPDATE runs SET status = 'cancelled', error = ?, completed_at = ?, updated_at = ?, "
+        f"cancel_requested = 1, paused = NULL, paused_at = NULL WHERE {among} "
+        "AND status = 'pending' RETURNING parent_id, concurrency_key",
+        (error, now, now, *ids),
+    )
+    for parent_id, key in closed:
+        await unblock(tx, parent_id, key, now)
+    return closing
+
+
 # Finishing a run on PostgreSQL in one round trip: its job goes (the fence), the run closes,
-# its event subscriptions go and its trigger key is freed. Every part is keyed on the deleted
-# job, so a refused fence changes nothing. SQLite has no writable CTEs: one statement each.
+# its event subscriptions go and its trigger key is freed; the answer carries what the rollups
+# need (one row per final step). Every part is keyed on the deleted job, so a refused fence
+# changes nothing. SQLite has no writable CTEs: one statement each.
 _FINISH_IN_ONE = (
     "WITH job AS (DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ? "
     "RETURNING run_id), "
     "run AS (UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, "
-    "updated_at = ? WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
-    "RETURNING parent_id, concurrency_key), "
+    "updated_at = ?, paused = NULL WHERE id IN (SELECT run_id FROM job) AND status = ANY(?) "
+    "RETURNING id, parent_id, concurrency_key, workflow, version, created_at, started_at), "
     "subs AS (DELETE FROM subscriptions WHERE run_id IN (SELECT run_id FROM job) RETURNING id), "
     "filters AS (DELETE FROM subscription_filters "
     "WHERE subscription_id IN (SELECT id FROM subs)), "
     "keys AS (UPDATE trigger_runs SET closed_at = ? "
     "WHERE run_id IN (SELECT run_id FROM job) AND closed_at IS NULL) "
-    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), "
-    "(SELECT parent_id FROM run), (SELECT concurrency_key FROM run)"
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM run), r.parent_id, "
+    "r.concurrency_key, r.workflow, r.version, r.created_at, r.started_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "FROM (SELECT 1) AS one LEFT JOIN run r ON true LEFT JOIN steps s ON s.run_id = r.id "
+    "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
 
 
@@ -260,19 +353,25 @@ async def finish(
     error: bytes | None,
     now: float,
     sources: Sequence[str],
+    reason: tuple[str, str] | None = None,
 ) -> None:
-    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it."""
+    """Close a run under its fence (``LeaseLostError``, ``RunStateError``) and what hangs on it.
+
+    The run is added to the rollups (see :mod:`opsloom.store.rollup`) in the same
+    transaction; ``reason`` is its failure's (type, normalised message), None if it completed.
+    """
     closed: tuple[Any, ...] | None
+    steps: list[FinishedStep] = []
     if tx.dialect == "postgres":
         job = (fence.run_id, fence.owner, fence.token)
-        row = await tx.one(
+        rows = await tx.all(
             _FINISH_IN_ONE, (*job, str(status), output, error, now, now, list(sources), now)
         )
-        assert row is not None
-        jobs, runs, parent_id, key = row
+        jobs, runs = rows[0][0], rows[0][1]
         if jobs != 1:
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
-        closed = (parent_id, key) if runs == 1 else None
+        closed = tuple(rows[0][2:8]) if runs == 1 else None
+        steps = [FinishedStep(*row[8:]) for row in rows if row[8] is not None]
     else:
         gone = await tx.execute(
             "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
@@ -282,8 +381,9 @@ async def finish(
             raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
         among, params = tx.among("status", sources)
         closed = await tx.one(
-            "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ? "
-            f"WHERE id = ? AND {among} RETURNING parent_id, concurrency_key",
+            "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, "
+            f"paused = NULL WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, "
+            "workflow, version, created_at, started_at",
             (str(status), output, error, now, now, fence.run_id, *params),
         )
         if closed is not None:
@@ -297,7 +397,12 @@ async def finish(
                 "UPDATE trigger_runs SET closed_at = ? WHERE run_id = ? AND closed_at IS NULL",
                 (now, fence.run_id),
             )
+            rows = await tx.all(FINISHED_STEPS, (fence.run_id,))
+            steps = [FinishedStep(*row) for row in rows]
     if closed is None:
         # The job is already gone in this transaction: the writer rolls the operation back.
         raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
-    await unblock(tx, closed[0], closed[1], now)
+    parent_id, key, workflow, version, created_at, started_at = closed
+    finished = Finished(workflow, version, str(status), created_at, started_at, now, steps, reason)
+    await roll_up(tx, finished, shard_of(fence.owner))
+    await unblock(tx, parent_id, key, now)

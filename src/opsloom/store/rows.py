@@ -16,7 +16,8 @@ from opsloom.model.run import NewRun
 RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
-    "updated_at, completed_at, event_source, event_id, traceparent, started_by"
+    "updated_at, completed_at, event_source, event_id, traceparent, started_by, paused, paused_at, "
+    "reset_of, reset_to"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -24,17 +25,24 @@ STEP_COLUMNS = (
 #: Columns of a new run, in the order of ``run_insert_params``.
 RUN_INSERT_COLUMNS = (
     "id, workflow, version, status, input, parent_id, parent_seq, priority, concurrency_key, "
-    "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent, started_by"
+    "concurrency_limit, deadline, created_at, started_at, updated_at, traceparent, started_by, "
+    "paused, paused_at, reset_of, reset_to"
 )
 #: Columns of a new job, in the order of ``job_insert_params``.
 JOB_INSERT_COLUMNS = (
     "run_id, kind, priority, available_at, owner, token, lease_expires_at, concurrency_key, "
-    "concurrency_limit"
+    "concurrency_limit, blocked"
 )
+#: ``jobs.blocked``: 0 ready when due; 1 held back by its concurrency key; 2 paused.
+BLOCKED_BY_KEY = 1
+PAUSED = 2
 
 
-def run_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) -> tuple[Any, ...]:
-    """A new run: pending, or already running when created under a lease."""
+def run_insert_params(
+    new: NewRun, now: float, lease: tuple[str, float] | None, paused: bool = False
+) -> tuple[Any, ...]:
+    """A new run: pending, or already running when created under a lease; ``paused`` when its
+    workflow is paused (never under a lease)."""
     return (
         new.id,
         new.workflow,
@@ -52,10 +60,16 @@ def run_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) 
         now,
         new.traceparent,
         new.started_by,
+        "workflow" if paused else None,
+        now if paused else None,
+        new.reset_of,
+        new.reset_to,
     )
 
 
-def new_run_record(new: NewRun, now: float, lease: tuple[str, float] | None) -> RunRecord:
+def new_run_record(
+    new: NewRun, now: float, lease: tuple[str, float] | None, paused: bool = False
+) -> RunRecord:
     """The run just inserted with ``run_insert_params``, without reading it back."""
     return RunRecord(
         id=new.id,
@@ -72,10 +86,17 @@ def new_run_record(new: NewRun, now: float, lease: tuple[str, float] | None) -> 
         updated_at=now,
         traceparent=new.traceparent,
         started_by=new.started_by,
+        paused="workflow" if paused else None,
+        paused_at=now if paused else None,
+        reset_of=new.reset_of,
+        reset_to=new.reset_to,
+        labels=dict(new.labels),
     )
 
 
-def job_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) -> tuple[Any, ...]:
+def job_insert_params(
+    new: NewRun, now: float, lease: tuple[str, float] | None, paused: bool = False
+) -> tuple[Any, ...]:
     """The job of a new run; under a lease it is claimed with token 1 and already admitted."""
     owner, until = lease if lease is not None else (None, None)
     return (
@@ -88,6 +109,7 @@ def job_insert_params(new: NewRun, now: float, lease: tuple[str, float] | None) 
         until,
         new.concurrency_key if new.concurrency_limit and lease is None else None,
         new.concurrency_limit,
+        PAUSED if paused else 0,
     )
 
 
@@ -134,6 +156,10 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         event_id=row[18],
         traceparent=row[19],
         started_by=row[20],
+        paused=row[21],
+        paused_at=row[22],
+        reset_of=row[23],
+        reset_to=row[24],
     )
 
 

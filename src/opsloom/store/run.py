@@ -11,30 +11,44 @@ from typing import Any
 
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
-from opsloom.model import RunRecord, RunStatus, StepRecord
+from opsloom.model import ErrorInfo, RunRecord, RunStatus, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
     check_fence,
+    close_unstarted,
     fenced_upsert_step,
+    fetch_labels,
     fetch_run,
     fetch_steps,
     finish,
     insert_run,
     nudge,
     requeue,
+    set_labels,
     upsert_step,
 )
+from opsloom.store.rollup import reason_of
 from opsloom.store.rows import (
+    PAUSED,
     RUN_COLUMNS,
     SINGLETON_UPSERT,
-    new_run_record,
     run_from_row,
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
 from opsloom.store.tx import DONE, WORK, Transactions, Tx
+
+_CANCELLED_UNSTARTED = encode(
+    ErrorInfo(
+        "RunCancelledError",
+        "the run was cancelled before it started",
+        "",
+        {"code": "run_cancelled"},
+    ).to_dict(),
+    what="run error",
+)
 
 
 class RunOps(Transactions):
@@ -46,8 +60,9 @@ class RunOps(Transactions):
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
-            if await insert_run(tx, new, now, lease):
-                return new_run_record(new, now, lease), True
+            created = await insert_run(tx, new, now, lease)
+            if created is not None:
+                return created, True
             run = await fetch_run(tx, new.id)
             assert run is not None
             return run, False
@@ -61,6 +76,8 @@ class RunOps(Transactions):
             if run is not None and with_steps:
                 steps = await fetch_steps(tx, [run_id])
                 run.steps = sorted(steps.get(run_id, {}).values(), key=step_order)
+            if run is not None:
+                run.labels = (await fetch_labels(tx, [run_id])).get(run_id, {})
             return run
 
         return await self.read(get)
@@ -86,7 +103,11 @@ class RunOps(Transactions):
                 f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY {RUN_ORDER} LIMIT ?",
                 (*params, flt.limit),
             )
-            return [run_from_row(row) for row in rows]
+            runs = [run_from_row(row) for row in rows]
+            labels = await fetch_labels(tx, [run.id for run in runs])
+            for run in runs:
+                run.labels = labels.get(run.id, {})
+            return runs
 
         return await self.read(fetch)
 
@@ -115,6 +136,9 @@ class RunOps(Transactions):
                 (run_id,),
             )
             ids = [row[0] for row in rows]
+            # Runs that never started (queued, perhaps behind a concurrency key or paused)
+            # have nothing to stop or undo: they are cancelled at once.
+            await close_unstarted(tx, ids, now, _CANCELLED_UNSTARTED)
             # jobs before runs: the lock order every transaction of the store follows.
             among, params = tx.among("run_id", ids)
             await tx.execute(
@@ -124,12 +148,13 @@ class RunOps(Transactions):
             )
             among, params = tx.among("id", ids)
             await tx.execute(
-                f"UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE {among}",
+                "UPDATE runs SET cancel_requested = 1, paused = NULL, paused_at = NULL, "
+                f"updated_at = ? WHERE {among}",
                 (now, *params),
             )
             return ids
 
-        return await self.write(cancel, WORK)
+        return await self.write(cancel, DONE)
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def retry(tx: Tx) -> RunRecord:
@@ -206,14 +231,17 @@ class RunOps(Transactions):
                 (until, owner, *params),
             )
             rows = await tx.all(
-                "SELECT j.run_id, r.cancel_requested FROM jobs j JOIN runs r "
+                "SELECT j.run_id, r.cancel_requested, j.blocked FROM jobs j JOIN runs r "
                 "ON r.id = j.run_id WHERE j.owner = ?",
                 (owner,),
             )
-            held = {run_id for run_id, _ in rows}
+            held = {row[0] for row in rows}
             return HeartbeatResult(
                 lost=frozenset(set(run_ids) - held),
-                cancel_requested=frozenset(run_id for run_id, cancel in rows if cancel),
+                cancel_requested=frozenset(run_id for run_id, cancel, _ in rows if cancel),
+                pause_requested=frozenset(
+                    run_id for run_id, _, blocked in rows if blocked == PAUSED
+                ),
             )
 
         return await self.write(beat)
@@ -314,6 +342,24 @@ class RunOps(Transactions):
         # One fenced upsert (a refused one only reads the fence to say why).
         return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
 
+    def set_labels(
+        self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
+    ) -> Awaitable[None]:
+        async def label(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            await set_labels(tx, fence.run_id, labels)
+            await upsert_step(tx, step)
+
+        return self.write(label)
+
+    def record_steps(self, fence: Fence, steps: list[StepRecord]) -> Awaitable[None]:
+        async def record(tx: Tx) -> None:
+            await check_fence(tx, fence)
+            for step in steps:
+                await upsert_step(tx, step)
+
+        return self.write(record)
+
     def consume_signal(self, fence: Fence, signal_id: int, step: StepRecord) -> Awaitable[None]:
         async def consume(tx: Tx) -> None:
             await check_fence(tx, fence)
@@ -369,4 +415,7 @@ class RunOps(Transactions):
             raise ValueError(f"finish_run needs a terminal status, not {status}")
         blob = None if error is None else encode(error, what="run error")
         sources = sources_of(status)
-        return self.write(lambda tx: finish(tx, fence, status, output, blob, now, sources), DONE)
+        reason = None if status is RunStatus.COMPLETED else reason_of(error)
+        return self.write(
+            lambda tx: finish(tx, fence, status, output, blob, now, sources, reason), DONE
+        )

@@ -36,6 +36,9 @@ def run_where(flt: RunFilter, text_clause: str, *, paged: bool = True) -> tuple[
     if flt.created_to is not None:
         clauses.append("created_at < ?")
         params.append(flt.created_to)
+    for key, value in flt.labels:
+        clauses.append("id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)")
+        params += [key, value]
     if flt.text:
         clauses.append(text_clause)
         params += [flt.text, flt.text.encode()]

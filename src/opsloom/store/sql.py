@@ -12,6 +12,9 @@ from opsloom.store.connection import ConnectionOps
 from opsloom.store.document import DocumentOps
 from opsloom.store.event import EventOps
 from opsloom.store.identity import IdentityOps
+from opsloom.store.pause import PauseOps
+from opsloom.store.reset import ResetOps
+from opsloom.store.rollup import RollupQueries
 from opsloom.store.run import RunOps
 from opsloom.store.schedule import ScheduleOps
 from opsloom.store.stats import StatsQueries
@@ -20,6 +23,8 @@ from opsloom.store.trigger import TriggerOps
 
 class SqlStore(
     RunOps,
+    PauseOps,
+    ResetOps,
     EventOps,
     TriggerOps,
     ScheduleOps,
@@ -29,5 +34,6 @@ class SqlStore(
     AuditOps,
     ConnectionOps,
     StatsQueries,
+    RollupQueries,
 ):
     """The operations of every aggregate; reads and writes are the dialect's."""

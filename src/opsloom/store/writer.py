@@ -18,7 +18,13 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
-from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError, StoreError
+from opsloom.errors import (
+    InputError,
+    LeaseLostError,
+    RunNotFoundError,
+    RunStateError,
+    StoreError,
+)
 from opsloom.model.observer import Observer
 from opsloom.store.tx import Op, T
 
@@ -26,7 +32,7 @@ log = logging.getLogger("opsloom.store")
 
 #: Errors an operation raises on purpose, before it writes anything: passed to the caller as
 #: they are, and the rest of the batch goes on.
-CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError)
+CLEAN_ERRORS = (LeaseLostError, RunNotFoundError, RunStateError, InputError)
 
 
 class Pending(NamedTuple):

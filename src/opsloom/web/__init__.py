@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -36,7 +37,17 @@ from opsloom.errors import (
 )
 from opsloom.identity.access import IdentityError
 from opsloom.settings import Settings
-from opsloom.web import activity, approvals, runs, signin, workflows
+from opsloom.web import (
+    activity,
+    analytics,
+    approvals,
+    connections,
+    detail,
+    runs,
+    signin,
+    workflows,
+)
+from opsloom.web.live import Hub
 from opsloom.web.page import Pages
 from opsloom.web.runs import StatusCounts
 from opsloom.web.session import (
@@ -79,6 +90,10 @@ def attach_ui(api: FastAPI, app: App, settings: Settings) -> None:
     """
     ui = create_web(app, settings)
     api_default = api.router.default
+    # Live pages hold their requests open: the server ends them first when it stops.
+    stopping: list[Callable[[], None]] = getattr(api.state, "before_stop", [])
+    stopping.append(ui.state.hub.close)
+    api.state.before_stop = stopping
 
     async def default(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not str(scope["path"]).startswith(API_PREFIXES):
@@ -95,6 +110,7 @@ def create_web(app: App, settings: Settings) -> FastAPI:
     web.state.opsloom = app
     web.state.pages = Pages()
     web.state.counts = StatusCounts()
+    web.state.hub = Hub()
     secret = settings.web_session_secret
     web.state.sessions = SessionKeeper(
         None if secret is None else secret.get_secret_value(),
@@ -113,7 +129,16 @@ def create_web(app: App, settings: Settings) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for router in (signin.router, runs.router, approvals.router, workflows.router, activity.router):
+    for router in (
+        signin.router,
+        runs.router,
+        detail.router,
+        approvals.router,
+        workflows.router,
+        activity.router,
+        connections.router,
+        analytics.router,
+    ):
         web.include_router(router)
     web.add_exception_handler(SignInRequiredError, _sign_in_required)
     web.add_exception_handler(ForbiddenError, _forbidden)
@@ -126,6 +151,9 @@ def create_web(app: App, settings: Settings) -> FastAPI:
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
     target = f"/signin?next={quote(request.url.path)}"
+    if request.url.path.startswith("/live/"):
+        # An event stream cannot follow a redirect to a page: it is told, and stops.
+        return PlainTextResponse("Sign in first.", status_code=401)
     if request.headers.get("hx-request") == "true":
         return Response(status_code=401, headers={"HX-Redirect": target})
     if request.method != "GET":

@@ -28,6 +28,7 @@ async def events_page(
         limit=50,
     )
     events = await app.store.list_events(query)
+    effects = await app.store.runs_of_events(events)
     older = (
         urlencode({"type": get("type", ""), "source": get("source", ""), "before": events[-1].seq})
         if len(events) == query.limit
@@ -38,6 +39,7 @@ async def events_page(
         "events.html",
         session,
         events=events,
+        effects=effects,
         type=get("type", ""),
         source=get("source", ""),
         older=older,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import orjson
 from fastapi import Depends, Request
@@ -55,6 +55,11 @@ def pretty(value: Any) -> str:
     return orjson.dumps(value, default=str, option=options).decode()
 
 
+def run_url(run_id: str) -> str:
+    """The path of a run's page; an id with ``/`` keeps it (the route takes a path)."""
+    return "/runs/" + quote(run_id, safe="/")
+
+
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("opsloom.web", "templates"),
@@ -66,6 +71,7 @@ def environment() -> Environment:
     env.filters["iso"] = _iso
     env.filters["duration"] = duration
     env.filters["pretty"] = pretty
+    env.filters["runurl"] = run_url
     return env
 
 
@@ -88,6 +94,10 @@ class Pages:
             request=request, session=session, path=request.url.path, **context
         )
         return HTMLResponse(html, status_code=status)
+
+    def fragment(self, template: str, **context: Any) -> str:
+        """A part of a page that is the same for every viewer (what live updates send)."""
+        return self.env.get_template(template).render(session=None, **context)
 
 
 def opsloom_app(request: Request) -> App:

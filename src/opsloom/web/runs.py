@@ -1,35 +1,31 @@
-"""Runs in the browser: the list (filters, counts, keyset pages, live), one run, its actions."""
+"""Runs in the browser: the list (filters, counts, keyset pages, live) and the run actions."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsloom.app import App
 from opsloom.dsl.document import parse_document
 from opsloom.errors import InputError
-from opsloom.model import RunRecord, RunStatus, StepKind
+from opsloom.model import RunStatus
 from opsloom.services import run as runs
 from opsloom.services.workflow import list_workflows
 from opsloom.store import RunFilter, Store
-from opsloom.web.graph import Node, document_graph, mark_path
 from opsloom.web.inputform import fields_of, input_from, input_schema
-from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, pretty
+from opsloom.web.live import Message, event_stream
+from opsloom.web.page import AppDep, OperatorChange, PagesDep, SessionDep, run_url
 
 router = APIRouter()
 
 PAGE_SIZE = 50
-#: A longer history shows its first and last this many steps unless all are asked for.
-STEP_WINDOW = 100
-#: Up to this many steps, a run page carries every step's output; beyond, each loads on demand.
-INLINE_OUTPUTS = 100
 STATUSES = [str(status) for status in RunStatus]
 
 
@@ -128,6 +124,27 @@ class Listing:
         return urlencode({k: v for k, v in fields.items() if v})
 
 
+async def listing_context(
+    app: App, counts: StatusCounts, listing: Listing, flt: RunFilter
+) -> dict[str, Any]:
+    """What the runs list shows of ``listing`` (its page of runs, counts, the next cursor)."""
+    rows = await app.store.list_runs(flt)
+    per_status = await counts.of(app.store, flt)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    older = (
+        listing.query(before=f"{rows[-1].created_at!r}~{rows[-1].id}") if more and rows else None
+    )
+    return {
+        "listing": listing,
+        "runs": rows,
+        "counts": {status: per_status.get(RunStatus(status), 0) for status in STATUSES},
+        "total": sum(per_status.values()),
+        "older": older,
+        "live": not listing.before,
+    }
+
+
 @router.get("/runs", response_class=HTMLResponse, summary="Runs")
 async def runs_page(
     request: Request, app: AppDep, pages: PagesDep, session: SessionDep
@@ -137,108 +154,26 @@ async def runs_page(
         flt = listing.store_filter()
     except InputError as exc:
         return pages.render(request, "error.html", session, status=422, message=str(exc))
-    rows = await app.store.list_runs(flt)
-    counts = await request.app.state.counts.of(app.store, flt)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    older = (
-        listing.query(before=f"{rows[-1].created_at!r}~{rows[-1].id}") if more and rows else None
-    )
-    context: dict[str, Any] = {
-        "listing": listing,
-        "runs": rows,
-        "counts": {status: counts.get(RunStatus(status), 0) for status in STATUSES},
-        "total": sum(counts.values()),
-        "older": older,
-        "live": not listing.before,
-        "statuses": STATUSES,
-        "workflows": sorted({info.name for info in list_workflows(app)}),
-    }
-    partial = request.headers.get("hx-request") == "true" and request.query_params.get("live")
-    return pages.render(request, "runs_live.html" if partial else "runs.html", session, **context)
+    context = await listing_context(app, request.app.state.counts, listing, flt)
+    context["statuses"] = STATUSES
+    context["workflows"] = sorted({info.name for info in list_workflows(app)})
+    return pages.render(request, "runs.html", session, **context)
 
 
-def timeline(run: RunRecord, window: int | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Bars of the step Gantt chart: each step's offset and width in percent of the run's span.
-
-    With ``window``, a longer history keeps its first and last ``window`` steps; the second
-    value says how many were left out (the bar between them stands for those).
-    """
-    steps = [s for s in run.steps if s.kind is not StepKind.VALUE]
-    start = run.started_at or run.created_at
-    ends = [s.completed_at or s.started_at or start for s in steps]
-    end = max([run.completed_at or run.updated_at or start, *ends])
-    span = max(end - start, 1e-6)
-    bars = []
-    for step in steps:
-        begin = step.started_at if step.started_at is not None else start
-        finish = step.completed_at if step.completed_at is not None else end
-        bars.append(
-            {
-                "step": step,
-                "left": round(100 * (begin - start) / span, 2),
-                "width": max(round(100 * (finish - begin) / span, 2), 0.5),
-                "duration": None if step.completed_at is None else finish - begin,
-            }
-        )
-    if window is None or len(bars) <= 2 * window:
-        return bars, 0
-    return bars[:window] + bars[-window:], len(bars) - 2 * window
-
-
-@router.get("/runs/{run_id}", response_class=HTMLResponse, summary="One run")
-async def run_page(
-    request: Request, run_id: str, app: AppDep, pages: PagesDep, session: SessionDep
+@router.get("/live/runs", summary="Runs list, live (server-sent events)")
+async def runs_live(
+    request: Request, app: AppDep, pages: PagesDep, session: SessionDep
 ) -> Response:
-    run = await runs.show_run(app, run_id)
-    children = await app.store.list_runs(RunFilter(parent_id=run.id, limit=500))
-    signals = [s for s in run.steps if s.kind is StepKind.SIGNAL]
-    graph = await _document_path(app, run)
-    all_steps = request.query_params.get("steps") == "all"
-    bars, hidden = timeline(run, None if all_steps else STEP_WINDOW)
-    context: dict[str, Any] = {
-        "run": run,
-        "bars": bars,
-        "hidden": hidden,
-        "window": STEP_WINDOW,
-        "all_steps": all_steps,
-        "children": sorted(children, key=lambda child: (child.created_at, child.id)),
-        "signals": signals,
-        "compensations": [s for s in run.steps if s.kind is StepKind.COMPENSATION],
-        "failed_steps": [s for s in run.steps if s.error],
-        "terminal": run.status.terminal,
-        "retryable": run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT),
-        "notice": request.query_params.get("notice", ""),
-        "graph": graph,
-        # Long histories load each step's output when it is opened, to keep the page light.
-        "lazy_outputs": len(run.steps) > INLINE_OUTPUTS,
-    }
-    partial = request.headers.get("hx-request") == "true" and bool(request.query_params.get("live"))
-    context["live_update"] = partial
-    return pages.render(request, "run_live.html" if partial else "run.html", session, **context)
+    """Event ``runs``: the list part of the runs page, each time it changes (newest page only)."""
+    listing = replace(Listing.of(request), before="")
+    flt = listing.store_filter()
+    counts: StatusCounts = request.app.state.counts
 
+    async def render() -> list[Message]:
+        context = await listing_context(app, counts, listing, flt)
+        return [("runs", pages.fragment("runs_live.html", **context))]
 
-@router.get("/runs/{run_id}/steps/{seq}", response_class=PlainTextResponse)
-async def step_output(run_id: str, seq: int, app: AppDep, session: SessionDep) -> Response:
-    """One step's output as indented JSON (what the run page's step output shows)."""
-    run = await app.get_run(run_id)
-    found = next((s for s in run.steps if s.seq == seq), None)
-    if found is None:
-        raise HTTPException(404, f"run {run_id!r} has no step {seq}")
-    return PlainTextResponse(pretty(found.output))
-
-
-async def _document_path(app: App, run: RunRecord) -> list[Node] | None:
-    """The graph of a deployed document's run with the path it took marked; None otherwise."""
-    namespace, slash, name = run.workflow.partition("/")
-    if not slash:
-        return None
-    record = await app.store.get_document(namespace, name, run.version)
-    if record is None:
-        return None
-    graph = document_graph(parse_document(record.text, record.workflow))
-    mark_path(graph, {s.name: str(s.status) for s in run.steps if s.kind is StepKind.STEP})
-    return graph
+    return event_stream(request.app.state.hub, ("runs", listing.query()), render)
 
 
 def _json(text: str, what: str) -> Any:
@@ -250,8 +185,8 @@ def _json(text: str, what: str) -> Any:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
 
 
-def _to(path: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+def _to(run_id: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{run_url(run_id)}?{urlencode({'notice': notice})}", status_code=303)
 
 
 async def _input(app: App, form: dict[str, str]) -> Any:
@@ -275,22 +210,22 @@ async def start(app: AppDep, change: OperatorChange) -> Response:
     run, created = await runs.start_run(
         app, form.get("workflow", ""), await _input(app, form), actor=session.principal.user
     )
-    return _to(f"/runs/{run.id}", "started" if created else "already started")
+    return _to(run.id, "started" if created else "already started")
 
 
-@router.post("/runs/{run_id}/cancel", summary="Cancel a run")
+@router.post("/runs/{run_id:path}/cancel", summary="Cancel a run")
 async def cancel(run_id: str, app: AppDep, change: OperatorChange) -> Response:
     ids = await runs.cancel_run(app, run_id, actor=change[0].principal.user)
-    return _to(f"/runs/{run_id}", f"cancellation requested for {len(ids)} run(s)")
+    return _to(run_id, f"cancellation requested for {len(ids)} run(s)")
 
 
-@router.post("/runs/{run_id}/retry", summary="Retry a run")
+@router.post("/runs/{run_id:path}/retry", summary="Retry a run")
 async def retry(run_id: str, app: AppDep, change: OperatorChange) -> Response:
     await runs.retry_run(app, run_id, actor=change[0].principal.user)
-    return _to(f"/runs/{run_id}", "queued again")
+    return _to(run_id, "queued again")
 
 
-@router.post("/runs/{run_id}/signal", summary="Signal a run")
+@router.post("/runs/{run_id:path}/signal", summary="Signal a run")
 async def signal(run_id: str, app: AppDep, change: OperatorChange) -> Response:
     session, form = change
     name = form.get("name", "").strip()
@@ -298,4 +233,4 @@ async def signal(run_id: str, app: AppDep, change: OperatorChange) -> Response:
         raise InputError("the signal needs a name")
     data = _json(form.get("payload", ""), "the signal's data")
     await runs.signal_run(app, run_id, name, data, actor=session.principal.user)
-    return _to(f"/runs/{run_id}", f"signal {name!r} sent")
+    return _to(run_id, f"signal {name!r} sent")

@@ -218,6 +218,14 @@ class Worker:
                 execution.request_cancel()
         self._wake.set()
 
+    def pause_local(self, run_ids: list[str] | frozenset[str]) -> None:
+        """Runs paused through this process (or seen paused by a heartbeat): those executing
+        here finish their running steps and park."""
+        for run_id in run_ids:
+            execution = self.executions.get(run_id)
+            if execution is not None:
+                execution.request_pause()
+
     # --- loops -------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
@@ -286,6 +294,7 @@ class Worker:
                     log.warning("lease lost; abandoning run", extra={"run_id": run_id})
                     execution.task.cancel()
             self.cancel_local(list(result.cancel_requested))
+            self.pause_local(result.pause_requested)
 
     @property
     def poll_seconds(self) -> float:

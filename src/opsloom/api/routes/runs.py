@@ -1,9 +1,10 @@
-"""``/api/v1/runs``: start, list, inspect, signal, cancel and retry runs.
+"""``/api/v1/runs``: start, list, inspect, signal, pause, resume, cancel and retry runs.
 
 Every run is addressable: ids of runs started by triggers hold ``/`` and ``#``
 (``doc:ops/x#…``), so a run id is the rest of the path (``/`` may stay as is) and is sent
 percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/cancel``,
-``/retry`` or ``/signals/<name>`` is read with ``GET`` only.
+``/retry``, ``/pause``, ``/resume``, ``/reset`` or ``/signals/<name>`` is read with ``GET``
+only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
-from opsloom.api.body import body_doc, json_body, start_run_body
-from opsloom.api.schema import CancelAccepted, Problem, RunOut, SignalAccepted, StartRunBody
+from opsloom.api.body import body_doc, json_body, model_body, start_run_body
+from opsloom.api.schema import (
+    CancelAccepted,
+    Problem,
+    ResetRunBody,
+    RunOut,
+    SignalAccepted,
+    StartRunBody,
+)
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.model import RunRecord, RunStatus
+from opsloom.model.label import parse_label
 from opsloom.services import run as runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -81,6 +90,7 @@ async def create_run(
         priority=body.priority,
         actor=who.user,
         traceparent=traceparent,
+        labels=body.labels,
     )
     if not created:
         return JSONResponse(run.to_dict(), status_code=200)
@@ -94,8 +104,13 @@ async def get_runs(
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     workflow: Annotated[str | None, Query(description="Only runs of this workflow.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
+    label: Annotated[
+        list[str] | None,
+        Query(description="Only runs with this label, as `key=value` (repeat for several)."),
+    ] = None,
 ) -> JSONResponse:
-    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit)
+    labels = dict(parse_label(text) for text in label or [])
+    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit, labels=labels)
     return JSONResponse([shown(run, who) for run in found])
 
 
@@ -117,9 +132,18 @@ def shown(run: RunRecord, who: Principal) -> dict[str, Any]:
         return out
     for holder in (out, *out["steps"]):
         error = holder.get("error")
-        if isinstance(error, dict) and "traceback" in error:
-            holder["error"] = {k: v for k, v in error.items() if k != "traceback"}
+        if isinstance(error, dict):
+            holder["error"] = _untraced(error)
     return out
+
+
+def _untraced(error: dict[str, Any]) -> dict[str, Any]:
+    """``error`` without tracebacks, its failed attempts' included."""
+    kept = {k: v for k, v in error.items() if k != "traceback"}
+    attempts = kept.get("attempts")
+    if isinstance(attempts, list):
+        kept["attempts"] = [_untraced(a) if isinstance(a, dict) else a for a in attempts]
+    return kept
 
 
 @router.post(
@@ -166,3 +190,49 @@ async def cancel_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
 )
 async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
+
+
+@router.post(
+    "/{run_id:path}/pause",
+    response_model=RunOut,
+    summary="Pause a run: its running step finishes, then it waits (no worker slot) for resume",
+    dependencies=_OPERATE,
+    description="Timers that fire while the run is paused, and signals sent to it, wait for it "
+    "to be resumed. Pausing a paused run changes nothing.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.pause_run(app, run_id, actor=who.user), who))
+
+
+@router.post(
+    "/{run_id:path}/resume",
+    response_model=RunOut,
+    summary="Resume a paused run",
+    dependencies=_OPERATE,
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
+
+
+@router.post(
+    "/{run_id:path}/reset",
+    response_model=RunOut,
+    status_code=201,
+    summary="Start a new run from a finished run's history before a step, and run on from there",
+    dependencies=_OPERATE,
+    description="The new run reuses the recorded results before `to_step` (their side effects "
+    "are not repeated) and re-executes from there with the code deployed now; its `reset_of` "
+    "names the run it comes from.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+    openapi_extra=body_doc(ResetRunBody.model_json_schema(), required=True),
+)
+async def reset_run(
+    app: AppDep,
+    who: Operator,
+    run_id: str,
+    body: Annotated[ResetRunBody, Depends(model_body(ResetRunBody, '{"to_step": 3}'))],
+) -> JSONResponse:
+    new = await runs.reset_run(app, run_id, body.to_step, actor=who.user, version=body.version)
+    return JSONResponse(shown(new, who), status_code=201, headers={"Location": run_path(new.id)})

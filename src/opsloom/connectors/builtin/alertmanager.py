@@ -3,6 +3,11 @@
 Follows Alertmanager's published OpenAPI (Swagger 2.0) document: ``POST /api/v2/silences``
 (answers ``silenceID``), ``DELETE /api/v2/silence/{silenceID}``, ``GET /api/v2/alerts`` with
 ``filter`` matchers. Tested against the real ``prometheus-alertmanager`` program.
+
+Alertmanager takes no idempotency key, so ``create_silence`` makes one: the step's key goes
+into the silence's comment (``[opsloom <key>]``), and before creating a silence the action
+looks for an active or pending one carrying it (``GET /api/v2/silences``). A retried step
+finds the silence its earlier attempt created instead of adding a second one.
 """
 
 from __future__ import annotations
@@ -57,10 +62,11 @@ class CreateSilence(BaseModel):
 
 
 class Silence(BaseModel):
-    """The silence created."""
+    """The silence created (or found: made by an earlier attempt of the same step)."""
 
     silence_id: str
     ends_at: str
+    existing: bool = False
 
 
 class SilenceRef(BaseModel):
@@ -105,9 +111,32 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def tag(key: str) -> str:
+    """What marks a silence as made by the step whose idempotency key is ``key``."""
+    return f"[opsloom {key}]"
+
+
+async def _made_by(ctx: ActionContext[AlertmanagerSettings], mark: str) -> Silence | None:
+    for found in await ctx.client.json("GET", "/api/v2/silences"):
+        state = found.get("status", {}).get("state")
+        if state in ("active", "pending") and mark in found.get("comment", ""):
+            return Silence(silence_id=found["id"], ends_at=found["endsAt"], existing=True)
+    return None
+
+
 @connector.action
 async def create_silence(ctx: ActionContext[AlertmanagerSettings], data: CreateSilence) -> Silence:
-    """Silence matching alerts for some minutes from now."""
+    """Silence matching alerts for some minutes from now.
+
+    Idempotent within a step: a retry returns the silence the step already created.
+    """
+    comment = data.comment
+    if ctx.idempotency_key is not None:
+        mark = tag(ctx.idempotency_key)
+        earlier = await _made_by(ctx, mark)
+        if earlier is not None:
+            return earlier
+        comment = f"{comment} {mark}"
     start = datetime.fromtimestamp(ctx.now(), tz=UTC)
     end = start + timedelta(minutes=data.minutes)
     ends_at = _iso(end)
@@ -119,7 +148,7 @@ async def create_silence(ctx: ActionContext[AlertmanagerSettings], data: CreateS
         "startsAt": _iso(start),
         "endsAt": ends_at,
         "createdBy": data.created_by,
-        "comment": data.comment,
+        "comment": comment,
     }
     answer = await ctx.client.json("POST", "/api/v2/silences", json=body)
     return Silence(silence_id=answer["silenceID"], ends_at=ends_at)

@@ -39,6 +39,7 @@ from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
+from opsloom.store.rollup import HISTORY_RUNS, HISTORY_STEPS, ROLLUP_VERSION, Backfill
 from opsloom.store.sql import SqlStore
 from opsloom.store.tx import Op, Tx
 
@@ -148,16 +149,33 @@ class PostgresStore(SqlStore):
                 await conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
+                # A migration may roll up a long history once (0016): no statement timeout.
+                await conn.execute("SET LOCAL statement_timeout = 0")
                 current = await self._check(conn)
                 for migration in migrations(self.dialect):
                     if migration.version <= current:
                         continue
                     await conn.execute(migration.sql.encode())
+                    if migration.version == ROLLUP_VERSION:
+                        await self._roll_up_history(conn)
                     await conn.execute(
                         "UPDATE schema_version SET version = %s", (migration.version,)
                     )
         finally:
             await conn.close()
+
+    async def _roll_up_history(self, conn: Conn) -> None:
+        """Roll up the runs finished before the rollups existed (see ``Backfill``)."""
+        backfill = Backfill()
+        for query, add in ((HISTORY_RUNS, backfill.add_run), (HISTORY_STEPS, backfill.add_step)):
+            async with conn.cursor(name="opsloom_history") as cur:
+                await cur.execute(query)
+                async for row in cur:
+                    add(row)
+        async with conn.cursor() as cur:
+            for statement, rows in backfill.inserts():
+                if rows:
+                    await cur.executemany(statement.replace("?", "%s"), rows)
 
     async def _check(self, conn: Conn) -> int:
         """Refuse schemas that are not opsloom's or are too new; return the schema version."""

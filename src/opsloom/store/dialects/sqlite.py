@@ -24,6 +24,7 @@ from opsloom.store.dialects import sqlite_slot
 from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
+from opsloom.store.rollup import HISTORY_RUNS, HISTORY_STEPS, ROLLUP_VERSION, Backfill
 from opsloom.store.sql import SqlStore
 from opsloom.store.tx import Op, Tx
 
@@ -157,6 +158,14 @@ class SqliteStore(SqlStore):
                     continue
                 for statement in migration.statements():
                     conn.execute(statement)
+                if migration.version == ROLLUP_VERSION:
+                    backfill = Backfill()
+                    for row in conn.execute(HISTORY_RUNS):
+                        backfill.add_run(row)
+                    for row in conn.execute(HISTORY_STEPS):
+                        backfill.add_step(row)
+                    for sql, rows in backfill.inserts():
+                        conn.executemany(sql, rows)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {migration.version}")
             conn.execute("COMMIT")

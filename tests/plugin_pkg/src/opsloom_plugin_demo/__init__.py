@@ -8,7 +8,10 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 
 from opsloom.plugin import (
+    ActionContext,
     CloudEvent,
+    ConnectionSettings,
+    Connector,
     FunctionCall,
     HooksConfig,
     WebhookAuthError,
@@ -64,9 +67,27 @@ class DemoSource:
         ]
 
 
-class _Connector:
-    name = "demo"
-    actions = {"ping": _shout}
+class DemoSettings(ConnectionSettings):
+    """Nothing to configure: the demo connector talks to no one."""
 
 
-connector = _Connector()
+connector = Connector("demo", DemoSettings, title="Demo", doc="Echoes what it is given.")
+
+
+class PingInput(BaseModel):
+    """What to echo."""
+
+    text: str
+
+
+class Pong(BaseModel):
+    """The echo."""
+
+    text: str
+    connection: str
+
+
+@connector.action
+async def ping(ctx: ActionContext[DemoSettings], data: PingInput) -> Pong:
+    """Echo a text, naming the connection it went through."""
+    return Pong(text=data.text, connection=ctx.connection)
