@@ -36,9 +36,10 @@ from opsloom.codec import encode
 from opsloom.store import open_store
 from opsloom.store.dialects.sqlite import APPLICATION_ID
 from opsloom.store.migration import migrations
+from opsloom.store.rollup import ROLLUP_VERSION
 
 #: The schema version before rollups: the store is built at it and upgraded by opening it.
-BEFORE_ROLLUPS = 13
+BEFORE_ROLLUPS = ROLLUP_VERSION - 1
 RUN_COLUMNS = (
     "id, workflow, version, status, error, created_at, started_at, updated_at, completed_at"
 )

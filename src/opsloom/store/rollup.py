@@ -215,7 +215,7 @@ async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
 # --- the history that was there before the rollups ---------------------------------------
 
 #: The schema version that brought the rollups: right after it, the history is rolled up.
-ROLLUP_VERSION = 14
+ROLLUP_VERSION = 16
 HISTORY_RUNS = (
     "SELECT id, workflow, version, status, created_at, started_at, completed_at, error "
     "FROM runs WHERE completed_at IS NOT NULL"
