@@ -206,8 +206,12 @@ class PostgresStore(SqlStore):
     async def close(self) -> None:
         if self._slots is not None:
             with contextlib.suppress(psycopg.Error):
+                # Given back before the answer comes: the server ends a closed session (and
+                # frees its locks) a moment after the client has gone.
+                await self._slots.execute("SELECT pg_advisory_unlock_all()")
                 await self._slots.close()
             self._slots = None
+            self._held = []
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
