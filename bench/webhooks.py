@@ -102,7 +102,7 @@ class Server:
             self.process = subprocess.Popen(
                 argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
-        self.url = self._wait_listening(60)
+        self.url = self._wait_listening(180)
         self.ps = psutil.Process(self.process.pid)
 
     def _wait_listening(self, timeout: float) -> str:

@@ -21,8 +21,9 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 #: below the limits of the encoders, so whatever is read can be stored.
 MAX_DEPTH = 200
 
-#: A run of digits long enough to be an integer beyond 64 bits (2**64 has 20 digits).
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+#: A run of digits long enough to be an integer beyond 64 bits: 2**64 has 20 digits, and a
+#: negative one of 19 (below -2**63) is beyond them too; orjson would read either as a float.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 def encode(value: Any, *, what: str = "value") -> bytes:
@@ -66,6 +67,15 @@ def read_json(data: bytes | str) -> Any:
         JsonTextError: the text is not UTF-8 JSON or breaks one of those rules; a
             ``json.JSONDecodeError`` (also a ``ValueError``) for a syntax error.
     """
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH and not _LONG_NUMBER.search(raw):
+        # The common case, read at C speed: too few brackets to nest too deep, and no integer
+        # orjson would round. orjson refuses what json.loads below refuses too (NaN, bad UTF-8),
+        # and whatever it refuses goes on to json.loads for the same answer and message.
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         value = json.loads(data, parse_constant=_no_constant)
     except RecursionError:
@@ -74,7 +84,7 @@ def read_json(data: bytes | str) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise JsonTextError("it is not UTF-8 text") from None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, JsonTextError):
         raise
     except ValueError as exc:
         # Python refuses to read integers of more than 4,300 digits (a denial-of-service guard).

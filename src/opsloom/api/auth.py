@@ -39,14 +39,22 @@ async def authenticated(
     FastAPI computes it once per request, however many routes' guards ask for it.
     """
     if credentials is None:
-        raise HTTPException(
-            401,
-            "this API requires an 'Authorization: Bearer <token>' header",
-            headers=_CHALLENGE,
-        )
+        raise missing_token()
+    return await authenticate_token(request, credentials.credentials)
+
+
+def missing_token() -> HTTPException:
+    """The 401 for a request without a bearer token."""
+    return HTTPException(
+        401, "this API requires an 'Authorization: Bearer <token>' header", headers=_CHALLENGE
+    )
+
+
+async def authenticate_token(request: Request, token: str) -> Principal:
+    """The principal of a bearer ``token`` sent with ``request``; 401 when it is not valid."""
     env_token: str | None = getattr(request.app.state, "api_token", None)
     app: App = request.app.state.opsloom
-    principal = await authenticate(app, credentials.credentials, env_token)
+    principal = await authenticate(app, token, env_token)
     if principal is None:
         raise HTTPException(
             401, "the bearer token is not valid (unknown, revoked or expired)", headers=_CHALLENGE
@@ -83,4 +91,11 @@ def require(role: str) -> RoleGuard:
     return RoleGuard(role)
 
 
-__all__ = ["ENV_TOKEN_USER", "RoleGuard", "authenticated", "require"]
+__all__ = [
+    "ENV_TOKEN_USER",
+    "RoleGuard",
+    "authenticate_token",
+    "authenticated",
+    "missing_token",
+    "require",
+]

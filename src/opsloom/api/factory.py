@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from opsloom.analytics.metrics import Metrics, metrics_of
 from opsloom.api.auth import authenticated
 from opsloom.api.header import SecurityHeaders
+from opsloom.api.intake import IntakePath
 from opsloom.api.limit import BodyLimit
 from opsloom.api.problem import install_problem_handlers
 from opsloom.api.routes import (
@@ -84,6 +85,8 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.state.api_token = settings.api_token
     api.state.metrics = attach_metrics(app)
     install_problem_handlers(api)
+    # Innermost: webhooks and CloudEvents skip FastAPI's routing, not the limit or headers.
+    api.add_middleware(IntakePath)
     # Before routing, authentication and parsing: no route reads more than the limit.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     api.add_middleware(SecurityHeaders)

@@ -7,7 +7,6 @@ never cached.
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Set on every response unless the route set them itself.
@@ -17,6 +16,7 @@ SECURITY_HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
     "referrer-policy": "no-referrer",
 }
+_RAW_HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 #: Paths whose responses hold a credential (the link's token): never stored by a cache.
 NO_STORE_PREFIXES = ("/approvals/links/",)
 
@@ -35,12 +35,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                # Raw pairs, appended: this runs for every response, intake at full speed too.
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [pair for pair in _RAW_HEADERS if pair[0] not in present]
                 if no_store:
-                    headers["cache-control"] = "no-store"
+                    headers = [pair for pair in headers if pair[0].lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -222,6 +222,18 @@ async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse
     )
 
 
+async def error_response(request: Request, exc: Exception) -> ProblemResponse:
+    """The answer to ``exc`` raised while serving ``request``, as the API's handlers give it.
+
+    For code that serves a request outside FastAPI's routing (:mod:`opsloom.api.intake`).
+    """
+    if isinstance(exc, OpsloomError):
+        return await _opsloom_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return await _http_error(request, exc)
+    return await _unexpected_error(request, exc)
+
+
 def install_problem_handlers(api: FastAPI) -> None:
     """Answer every error of ``api`` with problem+json."""
     api.add_exception_handler(OpsloomError, _opsloom_error)

@@ -38,6 +38,13 @@ if TYPE_CHECKING:
 WakeTopic = Literal["work", "done"]
 
 
+#: Separates a worker slot from the token of one process holding it in a lease's owner:
+#: ``<slot>#<token>`` (see :meth:`Store.take_worker_slot`).
+SLOT_MARK = "#"
+#: Worker slots tried before giving up (a store with more worker processes gives no slot).
+MAX_WORKER_SLOTS = 1024
+
+
 @dataclass(slots=True)
 class Claim:
     """A run handed to a worker: the run, its history and the signals waiting for it."""
@@ -300,6 +307,38 @@ class Store(Protocol):
         and, once ``ttl`` has passed, the next caller takes it over. :meth:`release` gives
         back an owner's singletons with its leases.
         """
+        ...
+
+    async def take_worker_slot(self) -> str | None:
+        """Hold a worker identity that outlives the process: the lowest free worker slot.
+
+        A slot is held until the store closes and is freed by the process's end however it
+        ends (a file lock on SQLite, a session's advisory lock on PostgreSQL), so a worker
+        restarted after a crash gets its predecessor's identity back. ``None`` when the store
+        cannot offer one (an in-memory database).
+        """
+        ...
+
+    async def keep_worker_slots(self) -> None:
+        """Take again the slots this process holds if the store lost them (a new session)."""
+        ...
+
+    async def worker_slot_free(self, identity: str) -> bool:
+        """No living process holds the worker slot ``identity``."""
+        ...
+
+    async def recover_owned(self, identity: str, owner: str, now: float) -> list[str]:
+        """Requeue the runs leased to earlier owners of ``identity`` (not ``owner``).
+
+        Owners named ``<identity>#<token>`` belong to the worker slot ``identity``; the caller
+        holds that slot, so their processes are gone and their leases need not be waited for.
+        Each requeued run is claimed again with a new fencing token.
+        """
+        ...
+
+    async def reap_orphans(self, now: float) -> list[str]:
+        """Requeue the runs leased to owners whose worker slot nobody holds any more, and
+        drop the singletons they held; returns the runs' ids."""
         ...
 
     # --- watching the store itself ----------------------------------------------------------

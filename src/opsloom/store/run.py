@@ -13,7 +13,7 @@ from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import ErrorInfo, RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
-from opsloom.store.base import HeartbeatResult, RunFilter
+from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
     check_fence,
@@ -297,6 +297,64 @@ class RunOps(Transactions):
             return len(rows)
 
         return await self.write(give_back, WORK)
+
+    async def worker_slot_free(self, identity: str) -> bool:
+        return False
+
+    async def keep_worker_slots(self) -> None:
+        return None
+
+    async def recover_owned(self, identity: str, owner: str, now: float) -> list[str]:
+        prefix = identity + SLOT_MARK
+
+        async def recover(tx: Tx) -> list[str]:
+            rows = await tx.all(
+                "SELECT run_id FROM jobs WHERE owner IS NOT NULL AND owner <> ? "
+                "AND substr(owner, 1, ?) = ? ORDER BY run_id" + tx.lock("FOR UPDATE"),
+                (owner, len(prefix), prefix),
+            )
+            ids = [row[0] for row in rows]
+            await requeue(tx, ids, now, recovered=True)
+            return ids
+
+        return await self.write(recover, WORK)
+
+    async def reap_orphans(self, now: float) -> list[str]:
+        rows = await self.read(
+            lambda tx: tx.all(
+                "SELECT DISTINCT owner FROM jobs WHERE owner IS NOT NULL "
+                "UNION SELECT owner FROM singletons"
+            )
+        )
+        by_slot: dict[str, list[str]] = {}
+        for (owner,) in rows:
+            identity, mark, _ = owner.rpartition(SLOT_MARK)
+            if mark:
+                by_slot.setdefault(identity, []).append(owner)
+        # Exact owners, not their slot: a new holder of a dead slot keeps what it claimed.
+        dead = [
+            owner
+            for identity, owners in sorted(by_slot.items())
+            if await self.worker_slot_free(identity)
+            for owner in owners
+        ]
+        if not dead:
+            return []
+
+        async def reap(tx: Tx) -> list[str]:
+            among, params = tx.among("owner", dead)
+            rows = await tx.all(
+                f"SELECT run_id FROM jobs WHERE {among} ORDER BY run_id"
+                + tx.lock("FOR UPDATE SKIP LOCKED"),
+                params,
+            )
+            ids = [row[0] for row in rows]
+            await requeue(tx, ids, now, recovered=True)
+            # A dead reaper or scheduler is replaced now, not when its singleton expires.
+            await tx.execute(f"DELETE FROM singletons WHERE {among}", params)
+            return ids
+
+        return await self.write(reap, WORK)
 
     async def hold_singleton(self, name: str, owner: str, now: float, ttl: float) -> bool:
         async def hold(tx: Tx) -> bool:

@@ -20,7 +20,7 @@ from opsloom.errors import StoreError, WorkflowNotFoundError
 from opsloom.ids import new_token
 from opsloom.model import RunRecord
 from opsloom.model.observer import Observer
-from opsloom.store.base import Claim, Store
+from opsloom.store.base import SLOT_MARK, Claim, Store
 
 log = logging.getLogger("opsloom.worker")
 
@@ -79,6 +79,8 @@ class Worker:
         self.clock = clock
         self.options = options or WorkerOptions()
         self.owner = new_token()
+        #: The worker slot this worker holds (see ``Store.take_worker_slot``), once started.
+        self.identity: str | None = None
         self.executions: dict[str, Execution] = {}
         self._on_finished = on_finished
         self._wake = asyncio.Event()
@@ -110,6 +112,8 @@ class Worker:
     async def start(self) -> None:
         self._kinds = self.registry.kinds()
         self._stopping = False
+        if self.identity is None:
+            await self._take_identity()
         if not self._listening:
             self.store.add_wake_listener("work", self.notify)
             self._listening = True
@@ -119,6 +123,37 @@ class Worker:
         ]
         if self.options.reap_seconds is not None:
             self._tasks.append(asyncio.create_task(self._reap_loop(self.options.reap_seconds)))
+
+    async def _take_identity(self) -> None:
+        """Hold a worker slot, and take back at once the runs an earlier holder left behind.
+
+        The leases name the slot (``<slot>#<token>``). A worker restarted after a crash gets
+        its predecessor's slot back (the lowest free one) and resumes that predecessor's runs
+        now, instead of waiting for their leases to expire; claiming them again gives them a
+        new fencing token, so a write of the old process, were it still alive, is refused.
+        """
+        try:
+            identity = await self.store.take_worker_slot()
+        except Exception:  # leases still expire: recovery is only slower
+            log.exception("could not take a worker slot; runs of a crashed worker wait for lease")
+            return
+        if identity is None:
+            return
+        self.identity = identity
+        self.owner = f"{identity}{SLOT_MARK}{new_token()}"
+        log.info("holding worker slot %s", identity, extra={"event": "worker_slot"})
+        try:
+            recovered = await self.store.recover_owned(identity, self.owner, self.clock.now())
+        except Exception:
+            log.exception("could not take back the runs of this worker slot's last holder")
+            return
+        if recovered:
+            self.observer.runs_recovered(recovered)
+            log.warning(
+                "resumed %d runs this worker slot held before a restart",
+                len(recovered),
+                extra={"event": "runs_resumed", "slot": identity, "run_ids": recovered[:20]},
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming, let running steps finish within ``grace`` seconds, release leases."""
@@ -277,8 +312,13 @@ class Worker:
                 now = self.clock.now()
                 # A holder that dies or stalls gives the singleton up within a few periods.
                 ttl = max(3 * period, 2.0)
+                # Every process looks for workers whose process is gone (their slot is free):
+                # their runs, and the singletons they held, are taken back before any lease
+                # or singleton expires, even when the dead one was the reaper.
+                await self.store.keep_worker_slots()
+                reaped = await self.store.reap_orphans(now)
                 if await self.store.hold_singleton("reaper", self.owner, now, ttl):
-                    reaped = await self.store.reap_expired(now)
+                    reaped += await self.store.reap_expired(now)
             except Exception:
                 log.exception("reaping expired leases failed")
             if reaped:

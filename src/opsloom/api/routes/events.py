@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from opsloom.api.auth import require
 from opsloom.api.problem import problem
-from opsloom.api.schema import Problem
+from opsloom.api.schema import Problem, receipts_response
 from opsloom.app import App
 from opsloom.identity.access import Principal
 from opsloom.ids import new_id
@@ -111,7 +111,7 @@ _INTAKE_BODY: dict[str, Any] = {
     },
     openapi_extra=_INTAKE_BODY,
 )
-async def post_events(app: AppDep, who: Operator, request: Request) -> JSONResponse:
+async def post_events(app: AppDep, who: Operator, request: Request) -> Response:
     body = await request.body()
     try:
         events = events_from_http(request.headers, body, default_id=new_id)
@@ -142,13 +142,7 @@ async def post_events(app: AppDep, who: Operator, request: Request) -> JSONRespo
                 index=index if len(events) > 1 else None,
             )
     receipts = await emit_events(app, events, actor=who.user)
-    return JSONResponse(
-        {
-            "accepted": [r.event_id for r in receipts if r.stored],
-            "duplicates": [r.event_id for r in receipts if not r.stored],
-        },
-        status_code=202,
-    )
+    return receipts_response(receipts)
 
 
 @router.get(

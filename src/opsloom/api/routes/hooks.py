@@ -14,10 +14,10 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from opsloom.api.problem import problem
-from opsloom.api.schema import Problem
+from opsloom.api.schema import Problem, receipts_response
 from opsloom.app import App
 from opsloom.model.tracecontext import TraceParent
 from opsloom.triggers.sources import (
@@ -164,13 +164,7 @@ async def _receive(
         ]
     receipts = await app.emit_events(events) if events else []
     app.observer.webhook_received(source.name, True, "", sum(r.stored for r in receipts))
-    return JSONResponse(
-        {
-            "accepted": [r.event_id for r in receipts if r.stored],
-            "duplicates": [r.event_id for r in receipts if not r.stored],
-        },
-        status_code=202,
-    )
+    return receipts_response(receipts)
 
 
 def _reject(

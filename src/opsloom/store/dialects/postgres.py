@@ -14,7 +14,11 @@ open; its version is kept in ``schema_version`` and migrations run under an advi
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import re
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -30,7 +34,7 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model.observer import Observer
-from opsloom.store.base import Claim, WakeTopic
+from opsloom.store.base import MAX_WORKER_SLOTS, Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
 from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
 from opsloom.store.job import take
@@ -39,7 +43,11 @@ from opsloom.store.rollup import HISTORY_RUNS, HISTORY_STEPS, ROLLUP_VERSION, Ba
 from opsloom.store.sql import SqlStore
 from opsloom.store.tx import Op, Tx
 
+log = logging.getLogger("opsloom.store")
+
 DEFAULT_SCHEMA = "opsloom"
+#: How long a worker slot must stay free before its holder is taken for dead.
+SLOT_CONFIRM_SECONDS = 3.0
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
 STATEMENT_TIMEOUT = "30s"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -81,6 +89,12 @@ class PostgresStore(SqlStore):
         self._writer: PostgresWriter | None = None
         self.observer = Observer()
         self._listener: Listener | None = None
+        #: The session holding this process's worker slots (advisory locks), once it has one.
+        self._slots: Conn | None = None
+        self._held: list[str] = []
+        #: When each slot of another process was first seen free (see ``worker_slot_free``).
+        self._free_since: dict[str, float] = {}
+        self.slot_confirm_seconds = SLOT_CONFIRM_SECONDS
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -190,6 +204,14 @@ class PostgresStore(SqlStore):
         return version
 
     async def close(self) -> None:
+        if self._slots is not None:
+            with contextlib.suppress(psycopg.Error):
+                # Given back before the answer comes: the server ends a closed session (and
+                # frees its locks) a moment after the client has gone.
+                await self._slots.execute("SELECT pg_advisory_unlock_all()")
+                await self._slots.close()
+            self._slots = None
+            self._held = []
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -241,6 +263,69 @@ class PostgresStore(SqlStore):
     async def schema_version(self) -> int:
         row = await self.read(lambda tx: tx.one("SELECT max(version) FROM schema_version"))
         return 0 if row is None or row[0] is None else int(row[0])
+
+    # --- worker slots ----------------------------------------------------------------------
+
+    def _slot_key(self, identity: str) -> int:
+        digest = hashlib.blake2b(f"opsloom-worker:{self.schema}:{identity}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest(), "big", signed=True)
+
+    async def take_worker_slot(self) -> str | None:
+        # Held by a session of its own: the server frees the lock the moment that session
+        # ends, which is when the process ends (or loses the server), however it ends.
+        if self._slots is None or self._slots.closed or self._slots.broken:
+            self._slots = await self._connect()
+        host = socket.gethostname()
+        for slot in range(MAX_WORKER_SLOTS):
+            identity = f"{host}/worker-{slot}"
+            if identity not in self._held and await self._lock_slot(identity):
+                self._held.append(identity)
+                return identity
+        return None
+
+    async def _lock_slot(self, identity: str) -> bool:
+        assert self._slots is not None
+        cur = await self._slots.execute(
+            "SELECT pg_try_advisory_lock(%s)", (self._slot_key(identity),)
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def keep_worker_slots(self) -> None:
+        # A lost session (a server restart) lost its locks: take them again at once, before
+        # the others, who wait ``slot_confirm_seconds`` before they believe a slot is free.
+        if not self._held:
+            return
+        if self._slots is not None and not self._slots.closed:
+            try:
+                await self._slots.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                with contextlib.suppress(psycopg.Error):
+                    await self._slots.close()
+        self._slots = await self._connect()
+        for identity in self._held:
+            if not await self._lock_slot(identity):
+                log.error(
+                    "worker slot %s was taken by another process while this one was cut off "
+                    "from the database; the runs it leased will be resumed there",
+                    identity,
+                    extra={"event": "worker_slot_lost", "slot": identity},
+                )
+
+    async def worker_slot_free(self, identity: str) -> bool:
+        key = self._slot_key(identity)
+        # A transaction-level try: given back at once, and never waits for the holder.
+        row = await self.read(
+            lambda tx: tx.one("SELECT pg_try_advisory_xact_lock(?)", (key,)), snapshot=True
+        )
+        if not (row and row[0]):
+            self._free_since.pop(identity, None)
+            return False
+        # Free twice, ``slot_confirm_seconds`` apart: a server restart frees every slot at once,
+        # and their living holders take them back within a reaper period.
+        first = self._free_since.setdefault(identity, time.monotonic())
+        return time.monotonic() - first >= self.slot_confirm_seconds
 
     # --- coordination between processes ------------------------------------------------------
 

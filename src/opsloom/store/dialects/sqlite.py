@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
 from opsloom.model.observer import Observer
 from opsloom.store.base import Claim, WakeTopic
+from opsloom.store.dialects import sqlite_slot
 from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
@@ -61,6 +62,7 @@ class SqliteStore(SqlStore):
         self.synchronous = synchronous.upper()
         self._reader: sqlite3.Connection | None = None
         self._writer: SqliteWriter | None = None
+        self._slots: list[int] = []
         self.observer = Observer()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -172,6 +174,9 @@ class SqliteStore(SqlStore):
             raise
 
     async def close(self) -> None:
+        for slot in self._slots:
+            sqlite_slot.give_back(self._slot_file, slot)
+        self._slots = []
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -250,6 +255,28 @@ class SqliteStore(SqlStore):
             return await take(tx, owner, chosen, admitted, blocked, now, now + lease_seconds)
 
         return await self.write(claim)
+
+    # --- worker slots ----------------------------------------------------------------------
+
+    @property
+    def _slot_file(self) -> str:
+        return f"{self.path}-workers"
+
+    async def take_worker_slot(self) -> str | None:
+        if self.path == ":memory:":
+            return None
+        slot = sqlite_slot.take_slot(self._slot_file)
+        if slot is None:
+            return None
+        self._slots.append(slot)
+        # No host name: the file is on this machine, whatever the container calls itself.
+        return f"worker-{slot}"
+
+    async def worker_slot_free(self, identity: str) -> bool:
+        number = identity.removeprefix("worker-")
+        if self.path == ":memory:" or not number.isdigit():
+            return False
+        return sqlite_slot.slot_free(self._slot_file, int(number))
 
     # --- coordination between processes ------------------------------------------------------
 
