@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
-    from opsloom.store.retention import Pruned
     from opsloom.store.ratelimit import RateLimit
+    from opsloom.store.retention import Pruned
     from opsloom.store.rollup import FailureCell, RunCell, StepCell
     from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
     from opsloom.store.trigger import TriggerRun
