@@ -286,6 +286,7 @@ class Worker:
             try:
                 result = await self.store.heartbeat(self.owner, list(self.executions), until)
             except Exception:
+                _stop_if_cancelled()
                 log.exception("heartbeat failed")
                 continue
             for run_id in result.lost:
@@ -329,4 +330,15 @@ class Worker:
                     extra={"run_ids": reaped[:20]},
                 )
                 self._wake.set()
+            _stop_if_cancelled()
             await asyncio.sleep(period)
+
+
+def _stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when this task is being cancelled: a database driver may answer
+    the cancellation of a query it was running by cancelling the query and returning (or by
+    an error of its own), and a loop that goes on would then never stop; closing an app whose
+    worker was cancelled mid-query hung on PostgreSQL."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()

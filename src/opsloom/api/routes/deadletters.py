@@ -32,6 +32,8 @@ async def list_letters(
     summary="Run the trigger on the event again (after fixing the trigger)",
     dependencies=[Depends(require("operator"))],
 )
-async def replay(request: Request, letter_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+async def replay(
+    request: Request, letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> dict[str, Any]:
     app: App = request.app.state.opsloom
     return (await replay_dead_letter(app, letter_id)).to_dict()

@@ -46,8 +46,11 @@ from opsloom.store.tx import Op, Tx
 log = logging.getLogger("opsloom.store")
 
 DEFAULT_SCHEMA = "opsloom"
-#: How long a worker slot must stay free before its holder is taken for dead.
-SLOT_CONFIRM_SECONDS = 3.0
+#: How long a worker slot must stay free before its holder is taken for dead. A server restart
+#: frees every slot at once, and a living holder takes its slots back on its first reaper tick
+#: after it reconnects; on a loaded machine that took more than 3 s, and another worker then
+#: ran a step that was still running. A false takeover runs steps twice; a late one only waits.
+SLOT_CONFIRM_SECONDS = 10.0
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
 STATEMENT_TIMEOUT = "30s"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
