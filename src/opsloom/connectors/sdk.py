@@ -22,6 +22,7 @@ retry policy with the step's idempotency key; documents call it as the catalog f
 from __future__ import annotations
 
 import inspect
+import json
 import ssl
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from opsloom.connectors.breaker import BreakerPolicy
 from opsloom.connectors.ratelimit import RateLimit
@@ -62,6 +63,24 @@ class ConnectionSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0, le=600)
     rate_limit: RateLimit | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_from_data(cls, values: Any) -> Any:
+        """A text field given an object or a list takes its JSON text.
+
+        ``opsloom connections add --set kubeconfig={...}`` parses the JSON; a kubeconfig (or any
+        other document kept as text) is the same document written as JSON.
+        """
+        if not isinstance(values, dict):
+            return values
+        text_types = (str, SecretStr, str | None, SecretStr | None)
+        converted = dict(values)
+        for name, info in cls.model_fields.items():
+            value = converted.get(name)
+            if isinstance(value, dict | list) and info.annotation in text_types:
+                converted[name] = json.dumps(value)
+        return converted
 
     @classmethod
     def secret_fields(cls) -> list[str]:
