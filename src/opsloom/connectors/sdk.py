@@ -104,6 +104,14 @@ class ConnectionSettings(BaseModel):
         """The settings that are not secrets, as JSON."""
         return self.model_dump(mode="json", exclude=set(self.secret_fields()), exclude_unset=True)
 
+    async def aclose(self) -> None:
+        """Release what the connection holds besides its HTTP client (SDK clients, sessions).
+
+        The runtime calls it once, when the connection is dropped (changed, removed, or the
+        app closing). A connector that keeps such resources on its settings (private
+        attributes) overrides it; the default holds nothing.
+        """
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
