@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloom.analytics.anomaly import Bucket, detect, judge
+from opsloom.analytics.recommend import recommend
+from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import InputError
 from opsloom.store.base import Store
 from opsloom.store.rollup import (
@@ -43,7 +45,7 @@ __all__ = ["REPORTS", "normalise", "parse_span", "percentile", "report"]
 RUN_LIMIT = 100_000
 #: Rows shown in "top" lists.
 TOP = 10
-REPORTS = ("summary", "workflows", "steps", "trends", "anomalies")
+REPORTS = ("summary", "workflows", "steps", "trends", "anomalies", "recommend")
 _QUANTILES = (50, 95, 99)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -251,6 +253,23 @@ async def _duration_cells(
     return counts + spread
 
 
+async def _hourly(
+    store: Store, width: int, first: int, last: int, until: float, by: str
+) -> dict[tuple[Any, ...], _Runs]:
+    """Runs by ``start`` or by ``workflow_start`` (as :func:`_duration_cells` groups them);
+    hourly periods come from the hour summaries, which keep those reads fast over days."""
+    if width != HOUR:
+        return _group(await _duration_cells(store, width, first, last, by))
+    groups: dict[tuple[Any, ...], _Runs] = {}
+    for summary in await store.hour_summaries(first, last, until):
+        if (by == "start") != (summary.workflow == ""):
+            continue
+        runs = _Runs(Counter(summary.statuses), [summary.counts])
+        key = (summary.start,) if by == "start" else (summary.workflow, summary.start)
+        groups[key] = runs
+    return groups
+
+
 async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
     """Per time bucket (by end time): finished runs, success rate and p95 duration."""
     shape = _periods(window, bucket)
@@ -258,7 +277,7 @@ async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, 
         return _raw_trends(await _finished_runs(store, window), window, bucket)
     width, per, first = shape
     last = int(window.until // width) * width
-    by_start = _group(await _duration_cells(store, width, first, last, "start"))
+    by_start = await _hourly(store, width, first, last, window.until, "start")
     cells = [_Runs() for _ in range((last - first) // (width * per) + 1)]
     for (start,), runs in by_start.items():
         cells[(int(start) - first) // (width * per)].absorb(runs)
@@ -285,7 +304,7 @@ async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[st
     width, per, first = _periods(ended, bucket) or shape
     last = int(ended.until // width) * width
     count = (last - first) // (width * per) + 1
-    groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
+    groups = await _hourly(store, width, first, last, window.until, "workflow_start")
     merged: dict[str, list[_Runs]] = defaultdict(lambda: [_Runs() for _ in range(count)])
     for (workflow, start), runs in groups.items():
         merged[workflow][(int(start) - first) // (width * per)].absorb(runs)
@@ -294,7 +313,7 @@ async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[st
             Bucket(
                 finished=r.runs,
                 failed=r.runs - r.statuses["completed"],
-                p95=bucket_percentile(merge(r.durations), 95),
+                p95=bucket_percentile(merge(r.durations), 95) if r.runs else None,
             )
             for r in cells
         ]
@@ -335,10 +354,16 @@ def _raw_trends(runs: list[FinishedRun], window: Window, bucket: float) -> list[
 
 
 async def report(
-    store: Store, what: str, now: float, since: float, bucket: float = 3600.0
+    store: Store,
+    what: str,
+    now: float,
+    since: float,
+    bucket: float = 3600.0,
+    specs: Iterable[WorkflowSpec] = (),
 ) -> dict[str, Any] | list[dict[str, Any]]:
-    """One report (``summary``, ``workflows``, ``steps``, ``trends`` or ``anomalies``) of the
-    last ``since`` seconds before ``now``."""
+    """One report (``summary``, ``workflows``, ``steps``, ``trends``, ``anomalies`` or
+    ``recommend``) of the last ``since`` seconds before ``now``; ``specs``, the registered
+    workflows, let recommendations compare timeouts and limits with what runs did."""
     if what not in REPORTS:
         raise InputError(f"unknown report {what!r} (choose {', '.join(REPORTS)})")
     if bucket <= 0:
@@ -354,4 +379,6 @@ async def report(
         return await steps(store, window)
     if what == "anomalies":
         return await anomalies(store, window, bucket)
+    if what == "recommend":
+        return await recommend(store, window.periods, specs)
     return await trends(store, window, bucket)
