@@ -411,7 +411,9 @@ class Store(Protocol):
         ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
         ...
 
-    async def hour_summaries(self, first: int, last: int, now: float) -> list[HourSummary]:
+    async def hour_summaries(
+        self, first: int, last: int, now: float, *, every: bool | None = None
+    ) -> list[HourSummary]:
         """Per hour starting in ``[first, last]``, runs by status and durations, for every
         workflow (``''``) and per workflow (see :class:`~opsloom.store.rollup.RollupQueries`)."""
         ...

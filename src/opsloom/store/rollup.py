@@ -432,44 +432,55 @@ class RollupQueries(Transactions):
             FailureCell(str(w), str(v), str(s), str(t), str(m), int(f)) for w, v, s, t, m, f in rows
         ]
 
-    async def hour_summaries(self, first: int, last: int, now: float) -> list[HourSummary]:
+    async def hour_summaries(
+        self, first: int, last: int, now: float, *, every: bool | None = None
+    ) -> list[HourSummary]:
         """Per hour starting in ``[first, last]``: one summary for every workflow (``''``)
-        and one per workflow that finished runs in it.
+        and one per workflow that finished runs in it; ``every``: only the first kind (True)
+        or only the second (False).
 
         Hours over for :data:`SETTLE` seconds are read from ``hour_summaries``; those not
         summarised yet are summarised from the rollups once and stored. The hours still open
         are summarised from the rollups on every call (a few rows).
         """
-        hours = range(first, last + 1, HOUR)
-        rows = await self.read(
+        which = "" if every is None else (" AND workflow = ''" if every else " AND workflow <> ''")
+        kept_hours = await self.read(
             lambda tx: tx.all(
-                "SELECT start, workflow, statuses, histogram FROM hour_summaries "
-                "WHERE start >= ? AND start <= ?",
+                "SELECT start FROM hour_summaries WHERE start >= ? AND start <= ? "
+                "AND workflow = ''",
                 (first, last),
             )
         )
-        out = [HourSummary(int(a), str(w), json.loads(s), _unpack(h)) for a, w, s, h in rows]
-        kept = {summary.start for summary in out if not summary.workflow}
-        over = int(now - SETTLE) // HOUR * HOUR - HOUR  # the newest hour that is over
-        missing = [hour for hour in hours if hour not in kept]
+        rows = await self.read(
+            lambda tx: tx.all(
+                f"SELECT {_SUMMARY_COLUMNS} FROM hour_summaries "
+                f"WHERE start >= ? AND start <= ?{which}",
+                (first, last),
+            )
+        )
+        out = [
+            HourSummary(int(a), str(w), int(r), int(c), p, s, bytes(h))
+            for a, w, r, c, p, s, h in rows
+        ]
+        kept = {int(row[0]) for row in kept_hours}
+        missing = [hour for hour in range(first, last + 1, HOUR) if hour not in kept]
         if not missing:
             return out
-        made = await self._summarise(missing[0], missing[-1])
         wanted = set(missing)
-        fresh = [s for s in made if s.start in wanted]
-        done = [s for s in fresh if s.start <= over]
+        fresh = [s for s in await self._summarise(missing[0], missing[-1]) if s.start in wanted]
+        over = int(now - SETTLE) // HOUR * HOUR - HOUR  # the newest hour that is over
+        done = [s.row() for s in fresh if s.start <= over]
         if done:
-            params = [
-                (s.start, s.workflow, json.dumps(s.statuses, sort_keys=True), _pack(s.counts))
-                for s in done
-            ]
+            marks = ", ".join("?" * len(done[0]))
             await self.write(
                 lambda tx: tx.executemany(
-                    "INSERT INTO hour_summaries (start, workflow, statuses, histogram) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (start, workflow) DO NOTHING",
-                    params,
+                    f"INSERT INTO hour_summaries ({_SUMMARY_COLUMNS}) VALUES ({marks}) "
+                    "ON CONFLICT (start, workflow) DO NOTHING",
+                    done,
                 )
             )
+        if every is not None:
+            fresh = [s for s in fresh if (s.workflow == "") == every]
         return out + fresh
 
     async def _summarise(self, first: int, last: int) -> list[HourSummary]:
@@ -484,7 +495,6 @@ class RollupQueries(Transactions):
         histograms: dict[tuple[int, str], list[int]] = {}
         for hour in range(first, last + 1, HOUR):
             statuses[(hour, "")] = {}
-            histograms[(hour, "")] = [0] * BUCKETS
         for cell in counts:
             workflow, hour = str(cell.key[0]), int(cell.key[1])
             for key in ((hour, workflow), (hour, "")):
@@ -497,25 +507,61 @@ class RollupQueries(Transactions):
                 for i, count in enumerate(cell.counts):
                     if count:
                         total[i] += int(count)
-        return [
-            HourSummary(hour, workflow, found, histograms.get((hour, workflow), [0] * BUCKETS))
-            for (hour, workflow), found in statuses.items()
-        ]
+        out = []
+        for (hour, workflow), found in statuses.items():
+            histogram = histograms.get((hour, workflow), [0] * BUCKETS)
+            out.append(
+                HourSummary(
+                    hour,
+                    workflow,
+                    sum(found.values()),
+                    found.get("completed", 0),
+                    bucket_percentile(histogram, 95),
+                    json.dumps(found, sort_keys=True),
+                    _pack(histogram),
+                )
+            )
+        return out
 
 
 #: An hour is summarised for good this long after it ended: runs finished by a process whose
 #: clock is a little behind may still be added to it until then.
 SETTLE = 300
+_SUMMARY_COLUMNS = "start, workflow, runs, completed, p95, statuses, histogram"
 
 
 @dataclass(frozen=True, slots=True)
 class HourSummary:
-    """The runs of one workflow (every workflow: ``''``) that finished in one hour."""
+    """The runs of one workflow (every workflow: ``''``) that finished in one hour: how many,
+    how many completed, their p95 duration, and (decoded when asked) the count per status
+    and the duration histogram."""
 
     start: int
     workflow: str
-    statuses: dict[str, int]
-    counts: list[int]
+    runs: int
+    completed: int
+    p95: float | None
+    by_status: str
+    histogram: bytes
+
+    def statuses(self) -> dict[str, int]:
+        found: dict[str, int] = json.loads(self.by_status)
+        return found
+
+    def counts(self) -> list[int]:
+        return _unpack(self.histogram)
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`_SUMMARY_COLUMNS`."""
+        return (
+            self.start,
+            self.workflow,
+            self.runs,
+            self.completed,
+            self.p95,
+            self.by_status,
+            self.histogram,
+        )
 
 
 def _pack(counts: Sequence[int]) -> bytes:
@@ -529,7 +575,7 @@ def _pack(counts: Sequence[int]) -> bytes:
 
 def _unpack(blob: bytes) -> list[int]:
     pairs = array("q")
-    pairs.frombytes(bytes(blob))
+    pairs.frombytes(blob)
     counts = [0] * BUCKETS
     for i in range(0, len(pairs), 2):
         counts[pairs[i]] = pairs[i + 1]
