@@ -366,7 +366,7 @@ async def _hourly_anomalies(store: Store, ended: Window, first: int) -> list[dic
     last = int(ended.until // HOUR) * HOUR
     count = (last - first) // HOUR + 1
     series: dict[str, list[Bucket]] = defaultdict(lambda: [Bucket() for _ in range(count)])
-    for summary in await store.hour_summaries(first, last, ended.until, every=False):
+    for summary in await store.hour_summaries(first, last, ended.until, every=False, light=True):
         cell = series[summary.workflow][(summary.start - first) // HOUR]
         cell.finished = summary.runs
         cell.failed = summary.runs - summary.completed

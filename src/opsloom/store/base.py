@@ -412,7 +412,13 @@ class Store(Protocol):
         ...
 
     async def hour_summaries(
-        self, first: int, last: int, now: float, *, every: bool | None = None
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
     ) -> list[HourSummary]:
         """Per hour starting in ``[first, last]``, runs by status and durations, for every
         workflow (``''``) and per workflow (see :class:`~opsloom.store.rollup.RollupQueries`)."""

@@ -433,11 +433,18 @@ class RollupQueries(Transactions):
         ]
 
     async def hour_summaries(
-        self, first: int, last: int, now: float, *, every: bool | None = None
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
     ) -> list[HourSummary]:
         """Per hour starting in ``[first, last]``: one summary for every workflow (``''``)
         and one per workflow that finished runs in it; ``every``: only the first kind (True)
-        or only the second (False).
+        or only the second (False); ``light``: without statuses and histograms (those read
+        from the table; those made now have them).
 
         Hours over for :data:`SETTLE` seconds are read from ``hour_summaries``; those not
         summarised yet are summarised from the rollups once and stored. The hours still open
@@ -451,17 +458,23 @@ class RollupQueries(Transactions):
                 (first, last),
             )
         )
+        # Without the statuses and histograms (``light``), a row is a few numbers.
+        columns = _LIGHT_COLUMNS if light else _SUMMARY_COLUMNS
         rows = await self.read(
             lambda tx: tx.all(
-                f"SELECT {_SUMMARY_COLUMNS} FROM hour_summaries "
-                f"WHERE start >= ? AND start <= ?{which}",
+                f"SELECT {columns} FROM hour_summaries WHERE start >= ? AND start <= ?{which}",
                 (first, last),
             )
         )
-        out = [
-            HourSummary(int(a), str(w), int(r), int(c), p, s, bytes(h))
-            for a, w, r, c, p, s, h in rows
-        ]
+        if light:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, "{}", b"") for a, w, r, c, p in rows
+            ]
+        else:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, str(s), bytes(h))
+                for a, w, r, c, p, s, h in rows
+            ]
         kept = {int(row[0]) for row in kept_hours}
         missing = [hour for hour in range(first, last + 1, HOUR) if hour not in kept]
         if not missing:
@@ -527,7 +540,8 @@ class RollupQueries(Transactions):
 #: An hour is summarised for good this long after it ended: runs finished by a process whose
 #: clock is a little behind may still be added to it until then.
 SETTLE = 300
-_SUMMARY_COLUMNS = "start, workflow, runs, completed, p95, statuses, histogram"
+_LIGHT_COLUMNS = "start, workflow, runs, completed, p95"
+_SUMMARY_COLUMNS = f"{_LIGHT_COLUMNS}, statuses, histogram"
 
 
 @dataclass(frozen=True, slots=True)
