@@ -19,6 +19,7 @@ import httpx
 
 from opsloom.errors import ConfigurationError, OpsloomError
 from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model.run import QUARANTINED_STATUS
 from opsloom.store import Store
 
 #: The server chosen by the root options for this invocation (None: use the database).
@@ -93,6 +94,7 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         paused_at=_time(data.get("paused_at")),
         reset_of=data.get("reset_of"),
         reset_to=data.get("reset_to"),
+        quarantined_at=_time(data.get("quarantined_at")),
         labels=dict(data.get("labels") or {}),
         steps=[step_from_json(str(data["id"]), s) for s in data.get("steps") or []],
     )
@@ -156,7 +158,9 @@ class Server:
         params: dict[str, str | int | list[str]] = {"limit": limit}
         if labels:
             params["label"] = [f"{key}={value}" for key, value in labels.items()]
-        if status is not None:
+        if status == QUARANTINED_STATUS:
+            params["quarantined"] = "true"
+        elif status is not None:
             params["status"] = str(RunStatus(status))
         if workflow is not None:
             params["workflow"] = workflow
@@ -187,6 +191,9 @@ class Server:
 
     async def resume(self, run_id: str) -> RunRecord:
         return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/resume"))
+
+    async def requeue(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/requeue"))
 
     async def pause_workflow(self, workflow: str) -> list[str]:
         return list((await self._call("POST", f"/workflows/{_part(workflow)}/pause"))["runs"])

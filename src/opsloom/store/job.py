@@ -26,6 +26,7 @@ from opsloom.store.rollup import (
 )
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
+    QUARANTINED,
     RUN_COLUMNS,
     RUN_INSERT_COLUMNS,
     STEP_COLUMNS,
@@ -183,10 +184,18 @@ async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:
     )
 
 
-async def requeue(tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool) -> None:
-    """Give the jobs of ``run_ids`` back to the queue and their runs back to pending."""
+async def requeue(
+    tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool, quarantine_after: int = 0
+) -> list[str]:
+    """Give the jobs of ``run_ids`` back to the queue and their runs back to pending.
+
+    ``recovered``: their worker vanished (not a release). A run recovered ``quarantine_after``
+    times or more (0: never) is quarantined instead: its job is held back (``QUARANTINED``)
+    until an operator requeues it, so a run that crashes whatever worker takes it does not
+    take them down one after the other forever. Returns the runs quarantined now.
+    """
     if not run_ids:
-        return
+        return []
     among, ids = tx.among("run_id", run_ids)
     await tx.execute(
         f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? WHERE {among}",
@@ -200,6 +209,19 @@ async def requeue(tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool
         f"WHERE {among} AND {tx.unindexed('status')} IN ('running', 'waiting')",
         (now, int(recovered), *ids),
     )
+    if not recovered or quarantine_after <= 0:
+        return []
+    # The job rows are already locked by this transaction: the lock order holds.
+    rows = await tx.all(
+        f"UPDATE runs SET quarantined_at = ? WHERE {among} AND recovered >= ? "
+        "AND quarantined_at IS NULL AND completed_at IS NULL RETURNING id",
+        (now, *ids, quarantine_after),
+    )
+    held = sorted(row[0] for row in rows)
+    if held:
+        among, ids = tx.among("run_id", held)
+        await tx.execute(f"UPDATE jobs SET blocked = {QUARANTINED} WHERE {among}", ids)
+    return held
 
 
 async def unblock(tx: Tx, parent_id: str | None, concurrency_key: str | None, now: float) -> None:
@@ -310,19 +332,28 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
     return out
 
 
-async def close_unstarted(tx: Tx, run_ids: Sequence[str], now: float, error: bytes) -> list[str]:
+#: Which runs :func:`close_unstarted` closes: those no worker ever started, or (with
+#: ``SET_ASIDE``) those quarantined, which no worker will take either.
+UNSTARTED = "r.started_at IS NULL AND r.status = 'pending'"
+SET_ASIDE = f"j.blocked = {QUARANTINED} AND r.status = 'pending'"
+
+
+async def close_unstarted(
+    tx: Tx, run_ids: Sequence[str], now: float, error: bytes, which: str = UNSTARTED
+) -> list[str]:
     """Cancel at once those of ``run_ids`` that no worker ever started or holds; their ids.
 
     Such a run has no history and nothing to undo, so no worker needs to claim it first (a
     run queued behind a concurrency key might otherwise wait for a slot to be cancelled).
+    ``which=SET_ASIDE`` closes the quarantined runs instead: a worker that took one to run
+    its cancellation would likely crash on it again.
     """
     if not run_ids:
         return []
     among, ids = tx.among("j.run_id", run_ids)
     rows = await tx.all(
         "SELECT j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.owner IS NULL "
-        f"AND r.started_at IS NULL AND r.status = 'pending' AND {among} ORDER BY j.run_id"
-        + tx.lock("FOR UPDATE OF j"),
+        f"AND {which} AND {among} ORDER BY j.run_id" + tx.lock("FOR UPDATE OF j"),
         ids,
     )
     closing = [row[0] for row in rows]

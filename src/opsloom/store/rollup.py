@@ -18,8 +18,10 @@ Readers add the shards up.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -220,8 +222,11 @@ HISTORY_RUNS = (
     "SELECT id, workflow, version, status, created_at, started_at, completed_at, error "
     "FROM runs WHERE completed_at IS NOT NULL"
 )
+# Each step row carries what it needs of its run, so that nothing is kept per run: the
+# backfill's memory is bounded by the rollup rows it builds, not by the history's length.
 HISTORY_STEPS = (
-    f"SELECT s.run_id, {', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "SELECT r.workflow, r.version, r.completed_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
     "FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.completed_at IS NOT NULL "
     "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
@@ -230,10 +235,10 @@ HISTORY_STEPS = (
 class Backfill:
     """Rolls up a history read row by row (:data:`HISTORY_RUNS`, then :data:`HISTORY_STEPS`)
     in memory, into the rows :meth:`inserts` writes: an upgrade of a large store takes one
-    pass over it instead of a statement per run."""
+    pass over it instead of a statement per run. Memory grows with the rollup rows (periods
+    times workflows, statuses and reasons), not with the number of runs."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, tuple[str, str, float]] = {}
         self._sums: dict[tuple[str, tuple[Any, ...]], list[float]] = {}
 
     def _add(self, table: str, key: tuple[Any, ...], values: Sequence[float], bucket: int) -> None:
@@ -249,8 +254,7 @@ class Backfill:
 
     def add_run(self, row: Sequence[Any]) -> None:
         """One row of :data:`HISTORY_RUNS`."""
-        run_id, workflow, version, status, created, started, completed, error = row
-        self._runs[run_id] = (workflow, version, completed)
+        _run_id, workflow, version, status, created, started, completed, error = row
         begun = started if started is not None else created
         took = max(0.0, completed - begun)
         key = (completed, workflow, version, status)
@@ -263,9 +267,8 @@ class Backfill:
             self._add("failure_rollups", (completed, workflow, version, "", *reason), (1,), -1)
 
     def add_step(self, row: Sequence[Any]) -> None:
-        """One row of :data:`HISTORY_STEPS` (after every run was added)."""
-        run_id, name, status, attempts, started, completed, error = row
-        workflow, version, finished = self._runs[run_id]
+        """One row of :data:`HISTORY_STEPS`."""
+        workflow, version, finished, name, status, attempts, started, completed, error = row
         took = None if started is None or completed is None else max(0.0, completed - started)
         values = (1, 1 if attempts > 1 else 0, attempts, took or 0.0)
         bucket = -1 if took is None else bucket_of(took)
@@ -428,6 +431,169 @@ class RollupQueries(Transactions):
         return [
             FailureCell(str(w), str(v), str(s), str(t), str(m), int(f)) for w, v, s, t, m, f in rows
         ]
+
+    async def hour_summaries(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
+    ) -> list[HourSummary]:
+        """Per hour starting in ``[first, last]``: one summary for every workflow (``''``)
+        and one per workflow that finished runs in it; ``every``: only the first kind (True)
+        or only the second (False); ``light``: without statuses and histograms (those read
+        from the table; those made now have them).
+
+        Hours over for :data:`SETTLE` seconds are read from ``hour_summaries``; those not
+        summarised yet are summarised from the rollups once and stored. The hours still open
+        are summarised from the rollups on every call (a few rows).
+        """
+        which = "" if every is None else (" AND workflow = ''" if every else " AND workflow <> ''")
+        kept_hours = await self.read(
+            lambda tx: tx.all(
+                "SELECT start FROM hour_summaries WHERE start >= ? AND start <= ? "
+                "AND workflow = ''",
+                (first, last),
+            )
+        )
+        # Without the statuses and histograms (``light``), a row is a few numbers.
+        columns = _LIGHT_COLUMNS if light else _SUMMARY_COLUMNS
+        rows = await self.read(
+            lambda tx: tx.all(
+                f"SELECT {columns} FROM hour_summaries WHERE start >= ? AND start <= ?{which}",
+                (first, last),
+            )
+        )
+        if light:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, "{}", b"") for a, w, r, c, p in rows
+            ]
+        else:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, str(s), bytes(h))
+                for a, w, r, c, p, s, h in rows
+            ]
+        kept = {int(row[0]) for row in kept_hours}
+        missing = [hour for hour in range(first, last + 1, HOUR) if hour not in kept]
+        if not missing:
+            return out
+        wanted = set(missing)
+        fresh = [s for s in await self._summarise(missing[0], missing[-1]) if s.start in wanted]
+        over = int(now - SETTLE) // HOUR * HOUR - HOUR  # the newest hour that is over
+        done = [s.row() for s in fresh if s.start <= over]
+        if done:
+            marks = ", ".join("?" * len(done[0]))
+            await self.write(
+                lambda tx: tx.executemany(
+                    f"INSERT INTO hour_summaries ({_SUMMARY_COLUMNS}) VALUES ({marks}) "
+                    "ON CONFLICT (start, workflow) DO NOTHING",
+                    done,
+                )
+            )
+        if every is not None:
+            fresh = [s for s in fresh if (s.workflow == "") == every]
+        return out + fresh
+
+    async def _summarise(self, first: int, last: int) -> list[HourSummary]:
+        """Summaries of every hour in ``[first, last]`` from the rollups."""
+        counts = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", histogram=False
+        )
+        spread = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", by_status=False
+        )
+        statuses: dict[tuple[int, str], dict[str, int]] = {}
+        histograms: dict[tuple[int, str], list[int]] = {}
+        for hour in range(first, last + 1, HOUR):
+            statuses[(hour, "")] = {}
+        for cell in counts:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                into = statuses.setdefault(key, {})
+                into[cell.status] = into.get(cell.status, 0) + cell.runs
+        for cell in spread:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                total = histograms.setdefault(key, [0] * BUCKETS)
+                for i, count in enumerate(cell.counts):
+                    if count:
+                        total[i] += int(count)
+        out = []
+        for (hour, workflow), found in statuses.items():
+            histogram = histograms.get((hour, workflow), [0] * BUCKETS)
+            out.append(
+                HourSummary(
+                    hour,
+                    workflow,
+                    sum(found.values()),
+                    found.get("completed", 0),
+                    bucket_percentile(histogram, 95),
+                    json.dumps(found, sort_keys=True),
+                    _pack(histogram),
+                )
+            )
+        return out
+
+
+#: An hour is summarised for good this long after it ended: runs finished by a process whose
+#: clock is a little behind may still be added to it until then.
+SETTLE = 300
+_LIGHT_COLUMNS = "start, workflow, runs, completed, p95"
+_SUMMARY_COLUMNS = f"{_LIGHT_COLUMNS}, statuses, histogram"
+
+
+@dataclass(frozen=True, slots=True)
+class HourSummary:
+    """The runs of one workflow (every workflow: ``''``) that finished in one hour: how many,
+    how many completed, their p95 duration, and (decoded when asked) the count per status
+    and the duration histogram."""
+
+    start: int
+    workflow: str
+    runs: int
+    completed: int
+    p95: float | None
+    by_status: str
+    histogram: bytes
+
+    def statuses(self) -> dict[str, int]:
+        found: dict[str, int] = json.loads(self.by_status)
+        return found
+
+    def counts(self) -> list[int]:
+        return _unpack(self.histogram)
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`_SUMMARY_COLUMNS`."""
+        return (
+            self.start,
+            self.workflow,
+            self.runs,
+            self.completed,
+            self.p95,
+            self.by_status,
+            self.histogram,
+        )
+
+
+def _pack(counts: Sequence[int]) -> bytes:
+    """A histogram as (bucket, count) pairs of the buckets that count something."""
+    pairs = array("q")
+    for bucket, count in enumerate(counts):
+        if count:
+            pairs.extend((bucket, count))
+    return pairs.tobytes()
+
+
+def _unpack(blob: bytes) -> list[int]:
+    pairs = array("q")
+    pairs.frombytes(blob)
+    counts = [0] * BUCKETS
+    for i in range(0, len(pairs), 2):
+        counts[pairs[i]] = pairs[i + 1]
+    return counts
 
 
 def merge(histograms: Sequence[Sequence[int]]) -> list[int]:
