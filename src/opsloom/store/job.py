@@ -9,13 +9,15 @@ transaction commits: a claim cannot take the run over between the check and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opsloom.codec import decode
-from opsloom.errors import LeaseLostError, RunStateError
+from opsloom.errors import LeaseLostError, RateLimitExceededError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
+from opsloom.store.ratelimit import Slot, take_slots, workflow_control
 from opsloom.store.rollup import (
     FINISHED_STEPS,
     STEP_FIELDS,
@@ -47,15 +49,31 @@ _INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_JOB_MARKS})"
 
 
 async def insert_run(
-    tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
+    tx: Tx,
+    new: NewRun,
+    now: float,
+    lease: tuple[str, float] | None = None,
+    *,
+    admitted: Admission | None = None,
+    refusable: bool = False,
 ) -> RunRecord | None:
     """Create a run and its job unless a run with its id exists; the new run, or None.
 
     A run of a paused workflow is created paused (its job held back), and one of a workflow
     under a rate limit is queued until its turn: neither is created under a lease (its creator
-    does not execute it).
+    does not execute it). ``admitted``: the :func:`admission` the caller already asked for.
+
+    Raises:
+        RateLimitExceededError: ``refusable``, and the workflow's rate limit drops starts past it
+            and this is one (otherwise such a limit queues the run like any other).
     """
-    paused, start_at = await admission(tx, new.workflow, now)
+    if admitted is None:
+        admitted = await admission(tx, new, now, refusable=refusable)
+        if admitted is None:
+            raise RateLimitExceededError(
+                f"workflow {new.workflow!r} is at its rate limit, which drops starts past it"
+            )
+    paused, start_at = admitted.paused, admitted.start_at
     if paused or start_at > now:
         lease = None
     if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
@@ -64,6 +82,34 @@ async def insert_run(
     if new.labels:
         await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
     return new_run_record(new, now, lease, paused)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """How a new run enters: paused (its workflow is), and from when it may run."""
+
+    paused: bool
+    start_at: float
+
+
+async def admission(
+    tx: Tx, new: NewRun, now: float, slots: Sequence[Slot] = (), *, refusable: bool = True
+) -> Admission | None:
+    """How a new run enters, drawing a start slot from its workflow's rate limit and from
+    ``slots`` (a trigger's); None when a limit that drops starts refuses it (nothing taken).
+    Unless ``refusable``, every limit queues (a child run, a reset, a schedule's tick).
+
+    A run that a limit queues waits for its slot (see :mod:`opsloom.store.ratelimit`): a
+    storm of starts becomes a queue that drains at the rate.
+    """
+    paused, slot = await workflow_control(tx, new.workflow, new.input)
+    wanted = [*slots, slot] if slot is not None else list(slots)
+    if not refusable:
+        wanted = [(scope, key, replace(limit, overflow="queue")) for scope, key, limit in wanted]
+    if not wanted:
+        return Admission(paused, now)
+    start_at = await take_slots(tx, wanted, now)
+    return None if start_at is None else Admission(paused, start_at)
 
 
 _INSERT_LABEL = (
@@ -93,34 +139,6 @@ async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, st
     ):
         out.setdefault(run_id, {})[key] = value
     return out
-
-
-async def admission(tx: Tx, workflow: str, now: float) -> tuple[bool, float]:
-    """Whether a new run of ``workflow`` starts paused, and from when it may run.
-
-    A rate limit of ``rate`` runs a second with bursts of ``burst`` is a shared schedule of
-    start times (the generic cell rate algorithm): each new run takes the next slot, so a storm
-    of starts becomes a queue that drains at the rate, and nothing is refused.
-    """
-    row = await tx.one(
-        "SELECT paused_at, rate FROM workflow_controls WHERE workflow = ?", (workflow,)
-    )
-    if row is None:
-        return False, now
-    paused = row[0] is not None
-    if row[1] is None:
-        return paused, now
-    # One statement takes the slot and moves the schedule on (the row is locked until commit).
-    taken = await tx.one(
-        "UPDATE workflow_controls SET next_start = CASE WHEN next_start IS NULL "
-        "OR next_start < ? THEN ? ELSE next_start END + 1.0 / rate "
-        "WHERE workflow = ? AND rate IS NOT NULL RETURNING next_start, rate, burst",
-        (now, now, workflow),
-    )
-    if taken is None:  # the limit was lifted meanwhile
-        return paused, now
-    following, rate, burst = float(taken[0]), float(taken[1]), int(taken[2])
-    return paused, max(now, following - 1.0 / rate - (burst - 1) / rate)
 
 
 async def check_fence(tx: Tx, fence: Fence) -> None:

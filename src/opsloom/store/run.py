@@ -79,7 +79,7 @@ class RunOps(Transactions):
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
-            created = await insert_run(tx, new, now, lease)
+            created = await insert_run(tx, new, now, lease, refusable=True)
             if created is not None:
                 return created, True
             run = await fetch_run(tx, new.id)
