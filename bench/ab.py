@@ -4,6 +4,8 @@
         -- bench/webhooks.py --variant events --seconds 10
     .venv/bin/python bench/ab.py --base main --rounds 2 --keys recovery_seconds \
         -- bench/run.py --workload W4 --json-only
+    .venv/bin/python bench/ab.py --base HEAD --head-extra=--api-processes=2 \
+        --keys accepted_per_s -- bench/webhooks.py --variant events --seconds 10
 
 On a shared machine absolute figures move with the load; a change is only shown by the two
 sides measured in the same run, one after the other, several times. The base revision's
@@ -11,6 +13,8 @@ sides measured in the same run, one after the other, several times. The base rev
 for the base side (the benchmark scripts themselves are this tree's, so both sides are measured
 the same way). Every JSON line the benchmark prints is printed again with ``"side"`` (``base`` or
 ``head``) and ``"round"`` added, then the median of each ``--keys`` figure per side.
+``--head-extra`` adds options to this tree's side only (a new option the base does not know,
+or the same code with another setting when ``--base HEAD``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ def main() -> int:
     parser.add_argument("--base", default="main", help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keys", default="", help="figures to summarise, comma-separated")
+    parser.add_argument(
+        "--head-extra", default="", help="options added to the head side's command only"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- script and its options")
     options = parser.parse_args()
     command = [part for part in options.command if part != "--"]
@@ -64,9 +71,10 @@ def main() -> int:
     figures: dict[str, dict[str, list[float]]] = {"base": {}, "head": {}}
     with tempfile.TemporaryDirectory(prefix="opsloom-ab-") as tmp:
         sides = {"base": export(options.base, Path(tmp)), "head": ROOT / "src"}
+        extra = {"base": [], "head": options.head_extra.split()}
         for number in range(1, options.rounds + 1):
             for side, src in sides.items():
-                for record in run(command, src):
+                for record in run(command + extra[side], src):
                     print(json.dumps({"side": side, "round": number, **record}), flush=True)
                     for key in keys:
                         if isinstance(record.get(key), (int, float)):
