@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from opsloom.store.trigger import Debounced, TriggerRun
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
-WakeTopic = Literal["work", "done"]
+WakeTopic = Literal["work", "done", "control"]
 
 
 #: Separates a worker slot from the token of one process holding it in a lease's owner:

@@ -41,7 +41,7 @@ from opsloom.store.rows import (
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
-from opsloom.store.tx import DONE, WORK, Transactions, Tx
+from opsloom.store.tx import CONTROL, DONE, WORK, Transactions, Tx
 
 _CANCELLED_UNSTARTED = encode(
     ErrorInfo(
@@ -195,7 +195,7 @@ class RunOps(Transactions):
             )
             return ids
 
-        return await self.write(cancel, DONE)
+        return await self.write(cancel, (*DONE, *CONTROL))
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def retry(tx: Tx) -> RunRecord:

@@ -31,6 +31,9 @@ Dialect = Literal["sqlite", "postgres"]
 #: ready; a run finished (which may also unblock its parent or a run waiting for its slot).
 WORK = ("work",)
 DONE = ("done", "work")
+#: A run was paused or asked to cancel: workers holding it should look now, not at their next
+#: heartbeat.
+CONTROL = ("control",)
 
 
 class Tx(Protocol):

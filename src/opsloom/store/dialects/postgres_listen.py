@@ -1,10 +1,12 @@
 """Wake-ups between processes sharing one PostgreSQL: LISTEN/NOTIFY.
 
 :class:`Listener` keeps one connection in ``LISTEN`` on the schema's channel. Writers add a
-``NOTIFY`` (payload ``work`` or ``done``) to the transactions that make a job ready or finish a
-run; PostgreSQL delivers it after the commit, so an idle worker claims new work within a round
-trip instead of at its next poll. A lost connection is reopened with backoff, and every
-listener is then called once because notifications sent meanwhile are gone.
+``NOTIFY`` (payload ``work``, ``done`` or ``control``) to the transactions that make a job
+ready, finish a run, or pause or cancel one; PostgreSQL delivers it after the commit, so an
+idle worker claims new work within a round trip instead of at its next poll, and a worker
+holding a paused run hears of it without waiting for its next heartbeat. A lost connection
+is reopened with backoff, and every listener is then called once because notifications sent
+meanwhile are gone.
 """
 
 from __future__ import annotations
@@ -36,12 +38,17 @@ def channel_name(schema: str) -> str:
 
 
 class Listener:
-    """One ``LISTEN`` connection per store, calling back on ``work`` and ``done`` wake-ups."""
+    """One ``LISTEN`` connection per store, calling back on its wake-ups (``work``, ``done``,
+    ``control``)."""
 
     def __init__(self, connect: Connect, channel: str) -> None:
         self._connect = connect
         self._channel = channel
-        self._callbacks: dict[str, list[Callable[[], None]]] = {"work": [], "done": []}
+        self._callbacks: dict[str, list[Callable[[], None]]] = {
+            "work": [],
+            "done": [],
+            "control": [],
+        }
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._stopping = False
@@ -85,7 +92,7 @@ class Listener:
                 backoff = 0.1
                 if not first:
                     # Anything sent while the connection was down was not delivered.
-                    self._call(("work", "done"))
+                    self._call(("work", "done", "control"))
                 first = False
                 await self._receive(conn)
             except asyncio.CancelledError:
