@@ -33,6 +33,14 @@ WORK = ("work",)
 DONE = ("done", "work")
 
 
+class Rows(Protocol):
+    """The rows of a statement sent ahead (:meth:`Tx.later`), read when needed."""
+
+    async def rows(self) -> list[Row]:
+        """Every row of the statement."""
+        ...
+
+
 class Tx(Protocol):
     """One transaction (or, for reads, one connection) as operations see it."""
 
@@ -53,6 +61,16 @@ class Tx(Protocol):
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run ``sql`` once per row of parameters."""
+        ...
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        """Run ``sql`` whose result nobody reads; PostgreSQL may send it with the next
+        statement (one round trip for both), so its error may show there instead."""
+        ...
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        """Run ``sql`` and read its rows later: PostgreSQL sends statements run this way one
+        after another in one round trip, at the first read."""
         ...
 
     def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:

@@ -36,7 +36,11 @@ from opsloom.errors import (
 from opsloom.model.observer import Observer
 from opsloom.store.base import MAX_WORKER_SLOTS, Claim, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name
-from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
+from opsloom.store.dialects.postgres_writer import (
+    PostgresTx,
+    PostgresWriter,
+    pipelined_transaction,
+)
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rollup import HISTORY_RUNS, HISTORY_STEPS, ROLLUP_VERSION, Backfill
@@ -225,8 +229,11 @@ class PostgresStore(SqlStore):
             await self._pool.close()
             self._pool = None
 
-    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
+    async def read(self, fn: Op[T], *, snapshot: bool = False, pipelined: bool = False) -> T:
         """Run ``fn`` on a pooled connection; once more on a fresh one if that one was dead.
+
+        ``pipelined`` (with ``snapshot``): in psycopg's pipeline mode, so that ``BEGIN``, the
+        statements ``fn`` sends ahead and ``COMMIT`` share round trips with the others.
 
         The pool may hand out a connection the server has closed (a restart, an idle
         timeout); reads and claims change nothing until they commit, so trying again is safe.
@@ -239,6 +246,9 @@ class PostgresStore(SqlStore):
                 async with self._pool.connection() as conn:
                     if not snapshot:
                         return await fn(PostgresTx(conn))
+                    if pipelined:
+                        async with pipelined_transaction(conn) as pipeline:
+                            return await fn(PostgresTx(conn, pipeline))
                     async with conn.transaction():
                         return await fn(PostgresTx(conn))
             except psycopg.OperationalError as exc:  # includes the pool's PoolTimeout
@@ -356,11 +366,11 @@ class PostgresStore(SqlStore):
             # A claim need not wait for its WAL flush: if the server crashes before the flush,
             # the claim is simply gone (the job is unclaimed again and its token unchanged), so
             # the worker's fenced writes are refused and another worker claims the run.
-            await tx.execute("SET LOCAL synchronous_commit TO off")
+            await tx.send("SET LOCAL synchronous_commit TO off")
             return await _claim(tx, owner, kind_list, limit, now, now + lease_seconds)
 
         try:
-            return await self.read(claim, snapshot=True)
+            return await self.read(claim, snapshot=True, pipelined=True)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             return []  # nothing was claimed; the worker polls again
 

@@ -16,17 +16,21 @@ PostgreSQL resolves by failing one statement) is retried a few times before the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline
+from psycopg.pq import TransactionStatus
 
 from opsloom.errors import StoreError
-from opsloom.store.tx import Dialect, Op, Params, Row
+from opsloom.store.rollup import Finished, batched
+from opsloom.store.tx import Dialect, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
+IDLE = TransactionStatus.IDLE
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
@@ -41,13 +45,26 @@ def placeholders(sql: str) -> str:
 
 
 class PostgresTx:
-    """The :class:`~opsloom.store.tx.Tx` of a psycopg connection."""
+    """The :class:`~opsloom.store.tx.Tx` of a psycopg connection.
 
-    __slots__ = ("conn",)
+    With ``pipeline`` (psycopg's pipeline mode), statements whose results nobody reads yet
+    (``BEGIN``, :meth:`send`) travel with the next one that is read: fewer round trips.
+    ``rollups``, when a list, collects the runs finished in this transaction for one rollup
+    statement at its end (see :func:`opsloom.store.rollup.roll_up`).
+    """
+
+    __slots__ = ("conn", "pipeline", "rollups")
     dialect: Dialect = "postgres"
 
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection[Any],
+        pipeline: AsyncPipeline | None = None,
+        rollups: list[tuple[Finished, int]] | None = None,
+    ) -> None:
         self.conn = conn
+        self.pipeline = pipeline
+        self.rollups = rollups
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         cur = await self.conn.execute(placeholders(sql), params)
@@ -60,7 +77,19 @@ class PostgresTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         cur = await self.conn.execute(placeholders(sql), params)
+        if self.pipeline is not None:
+            await self.pipeline.sync()  # the row count comes with the result
         return cur.rowcount
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        """Run ``sql`` whose result is not needed: in a pipeline it goes with the next round
+        trip, and an error shows there (at the latest when the transaction commits)."""
+        await self.conn.execute(placeholders(sql), params)
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        """Send ``sql`` now, read its rows later: in a pipeline, statements sent this way
+        one after another share one round trip (the first read)."""
+        return _Rows(await self.conn.execute(placeholders(sql), params))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         async with self.conn.cursor() as cur:
@@ -77,6 +106,39 @@ class PostgresTx:
 
     def unindexed(self, column: str) -> str:
         return column
+
+
+class _Rows:
+    """The rows of a statement sent ahead (:meth:`PostgresTx.later`)."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: AsyncCursor[Any]) -> None:
+        self._cur = cur
+
+    async def rows(self) -> list[Row]:
+        return await self._cur.fetchall()
+
+
+@contextlib.asynccontextmanager
+async def pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[AsyncPipeline]:
+    """A transaction in pipeline mode: ``BEGIN`` travels with the first statement whose answer
+    is awaited, ``COMMIT`` with the last statements, in one Sync.
+
+    (psycopg's ``transaction()`` syncs the pipeline when it begins and when it ends: three
+    round trips more.) On any error the transaction is rolled back before the connection is
+    used again.
+    """
+    try:
+        async with conn.pipeline() as pipeline:
+            await conn.execute(b"BEGIN")
+            yield pipeline
+            await conn.execute(b"COMMIT")
+    except BaseException:
+        if not (conn.closed or conn.broken) and conn.info.transaction_status != IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(b"ROLLBACK")
+        raise
 
 
 class PostgresWriter(GroupCommit):
@@ -158,21 +220,47 @@ class PostgresWriter(GroupCommit):
         return outcomes
 
     async def _commit_fast(self, tx: PostgresTx, batch: list[Pending]) -> list[Outcome]:
-        """Every operation straight in one transaction: no savepoint round trips."""
+        """Every operation straight in one transaction: no savepoint round trips.
+
+        In pipeline mode: ``BEGIN`` goes with the first statement, and the rollups of every
+        run the batch finishes (added up), its wake-ups and ``COMMIT`` go together at the end.
+        """
         outcomes: list[Outcome] = []
         notices: set[str] = set()
+        conn = tx.conn
         try:
-            async with tx.conn.transaction():
+            async with pipelined_transaction(conn) as pipeline:
+                fast = PostgresTx(conn, pipeline, rollups=[])
                 for pending in batch:
-                    outcomes.append((pending.future, True, await pending.op(tx)))
+                    outcomes.append((pending.future, True, await pending.op(fast)))
                     notices.update(pending.wake)
-                await self._notify(tx, notices)
+                closing = self._closing_statement(fast.rollups or [], notices)
+                if closing is not None:
+                    await fast.send(*closing)
                 self._committing = True  # leaving the block sends COMMIT
         except Exception as exc:
-            if self._committing or tx.conn.broken or tx.conn.closed:
-                raise  # the connection is gone, or the commit itself failed: not retried here
+            if conn.broken or conn.closed:
+                raise  # the connection is gone: whether COMMIT happened is unknown
+            if self._committing and not _refused(exc):
+                raise  # the commit itself failed in a way that may have committed
+            # The server refused a statement (maybe only known at COMMIT, in a pipeline):
+            # the transaction was rolled back as a whole.
             raise _Fallback from exc
         return outcomes
+
+    def _closing_statement(
+        self, rollups: list[tuple[Finished, int]], notices: set[str]
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """The rollups of the batch and its wake-ups, in one statement (None: nothing)."""
+        wakes = ", ".join("pg_notify(?, ?)" for _ in notices)
+        wake_params = tuple(p for payload in sorted(notices) for p in (self._channel, payload))
+        rolled = batched(rollups) if rollups else None
+        if rolled is None:
+            return (f"SELECT {wakes}", wake_params) if notices else None
+        sql, params = rolled
+        if notices:
+            sql = sql.removesuffix(" SELECT 1") + f" SELECT {wakes}"
+        return sql, (*params, *wake_params)
 
     async def _commit_alone(self, tx: PostgresTx, pending: Pending) -> Outcome:
         """A one-statement op on its own: the connection's autocommit commits it."""
@@ -189,8 +277,19 @@ class PostgresWriter(GroupCommit):
             return (pending.future, False, exc if isinstance(exc, StoreError) else failure(exc))
 
     async def _notify(self, tx: PostgresTx, notices: set[str]) -> None:
-        for payload in sorted(notices):
-            await tx.execute("SELECT pg_notify(?, ?)", (self._channel, payload))
+        closing = self._closing_statement([], notices)
+        if closing is not None:
+            await tx.execute(*closing)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server answered ``exc`` to a statement (so it rolled the transaction back), as
+    opposed to a lost connection, where the outcome of a COMMIT is unknown."""
+    if isinstance(exc, psycopg.errors.PipelineAborted):
+        return True
+    if not isinstance(exc, psycopg.Error) or exc.sqlstate is None:
+        return False
+    return not exc.sqlstate.startswith(("08", "57"))  # connection lost, server shutting down
 
 
 class _Fallback(Exception):
