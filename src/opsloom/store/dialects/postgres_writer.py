@@ -16,6 +16,7 @@ PostgreSQL resolves by failing one statement) is retried a few times before the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -34,6 +35,22 @@ IDLE = TransactionStatus.IDLE
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
+#: A worker's row in ``idle_workers`` younger than this (seconds) is believed: idle workers
+#: refresh theirs every 2 s (``postgres.IDLE_REFRESH_SECONDS``); an older one is a worker that
+#: died or got busy, and waking it would wake no one.
+IDLE_FRESH_SECONDS = 5.0
+#: Wakes up to ``?`` idle workers, most recently idle first, each on its own channel, and
+#: everyone on the shared channel when no worker said it was idle. Two writers wake different
+#: workers (SKIP LOCKED); a woken worker's row goes, and its next claim puts it back.
+_WAKE_IDLE = (
+    "woken AS (DELETE FROM idle_workers WHERE channel IN (SELECT channel FROM idle_workers "
+    f"WHERE since > extract(epoch FROM clock_timestamp()) - {IDLE_FRESH_SECONDS} "
+    "ORDER BY since DESC LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING channel)"
+)
+_WAKE_WORK = (
+    "(SELECT count(pg_notify(channel, 'work')) FROM woken), "
+    "CASE WHEN NOT EXISTS (SELECT FROM woken) THEN pg_notify(?, 'work') END"
+)
 #: How long the writer keeps reconnecting before it fails the writes it holds.
 RECONNECT_SECONDS = 15.0
 
@@ -207,7 +224,7 @@ class PostgresWriter(GroupCommit):
             # one fails (the usual case: a write fenced off after its run changed owner).
             pass
         outcomes: list[Outcome] = []
-        notices: set[str] = set()
+        notices: collections.Counter[str] = collections.Counter()
         self._committing = False
         async with tx.conn.transaction():
             for pending in batch:
@@ -226,7 +243,7 @@ class PostgresWriter(GroupCommit):
         run the batch finishes (added up), its wake-ups and ``COMMIT`` go together at the end.
         """
         outcomes: list[Outcome] = []
-        notices: set[str] = set()
+        notices: collections.Counter[str] = collections.Counter()
         conn = tx.conn
         try:
             async with pipelined_transaction(conn) as pipeline:
@@ -249,18 +266,36 @@ class PostgresWriter(GroupCommit):
         return outcomes
 
     def _closing_statement(
-        self, rollups: list[tuple[Finished, int]], notices: set[str]
+        self, rollups: list[tuple[Finished, int]], wakes: dict[str, int]
     ) -> tuple[str, tuple[Any, ...]] | None:
-        """The rollups of the batch and its wake-ups, in one statement (None: nothing)."""
-        wakes = ", ".join("pg_notify(?, ?)" for _ in notices)
-        wake_params = tuple(p for payload in sorted(notices) for p in (self._channel, payload))
+        """The rollups of the batch and its wake-ups, in one statement (None: nothing).
+
+        ``wakes``: how many operations asked for each wake-up. ``done`` goes to everyone;
+        ``work`` to that many idle workers (see :data:`_WAKE_IDLE`).
+        """
+        parts: list[str] = []
+        params: list[Any] = []
         rolled = batched(rollups) if rollups else None
-        if rolled is None:
-            return (f"SELECT {wakes}", wake_params) if notices else None
-        sql, params = rolled
-        if notices:
-            sql = sql.removesuffix(" SELECT 1") + f" SELECT {wakes}"
-        return sql, (*params, *wake_params)
+        if rolled is not None:
+            parts.append(rolled[0].removeprefix("WITH ").removesuffix(" SELECT 1"))
+            params.extend(rolled[1])
+        work = wakes.get("work", 0)
+        if work:
+            parts.append(_WAKE_IDLE)
+            params.append(work)
+        # ``done`` before ``work``: a woken worker's claim then never overtakes the outcome.
+        selected = []
+        for payload in sorted(wakes.keys() - {"work"}):
+            selected.append("pg_notify(?, ?)")
+            params.extend((self._channel, payload))
+        if work:
+            selected.append(_WAKE_WORK)
+            params.append(self._channel)
+        selected = selected or ["1"]
+        if not parts and selected == ["1"]:
+            return None
+        head = f"WITH {', '.join(parts)} " if parts else ""
+        return f"{head}SELECT {', '.join(selected)}", tuple(params)
 
     async def _commit_alone(self, tx: PostgresTx, pending: Pending) -> Outcome:
         """A one-statement op on its own: the connection's autocommit commits it."""
@@ -276,7 +311,7 @@ class PostgresWriter(GroupCommit):
                 raise
             return (pending.future, False, exc if isinstance(exc, StoreError) else failure(exc))
 
-    async def _notify(self, tx: PostgresTx, notices: set[str]) -> None:
+    async def _notify(self, tx: PostgresTx, notices: dict[str, int]) -> None:
         closing = self._closing_statement([], notices)
         if closing is not None:
             await tx.execute(*closing)
