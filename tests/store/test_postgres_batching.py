@@ -13,7 +13,7 @@ from typing import Any
 
 from opsloom.codec import encode
 from opsloom.errors import LeaseLostError
-from opsloom.model import RunStatus
+from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.dialects.postgres import PostgresStore
 from opsloom.store.rollup import Finished, FinishedStep, batched, upserts
@@ -158,5 +158,55 @@ async def test_claim__hands_over_history_and_signals_in_one_transaction(
         # Nothing left to claim: an empty claim changes nothing and leaves no transaction open.
         assert await store.claim("w2", KINDS, 5, T0 + 2, 30) == []
         assert await total(store, "SELECT count(*) FROM jobs WHERE owner = 'w'") == 2
+    finally:
+        await store.close()
+
+
+def step(run_id: str, seq: int, output: int) -> StepRecord:
+    return StepRecord(
+        run_id=run_id,
+        seq=seq,
+        kind=StepKind.STEP,
+        name="add",
+        status=StepStatus.COMPLETED,
+        output=output,
+        started_at=T0,
+        completed_at=T0 + 1,
+    )
+
+
+async def test_record_step__answers_read_after_the_batch_is_sent_still_fence_each_step(
+    postgres_schema_url: str,
+) -> None:
+    store = PostgresStore(postgres_schema_url)
+    await store.open()
+    try:
+        for i in range(4):
+            await store.create_run(new_run(f"s{i}"), T0)
+        claims = await store.claim("w", KINDS, 4, T0 + 1, 30)
+        fences = {c.run.id: c.fence for c in claims}
+        stale = Fence("s0", "w", fences["s0"].token + 1)
+        await store.record_step(fences["s1"], step("s1", 1, 10))
+        # One batch: a stale fence, a duplicate completion (ignored) and new steps.
+        outcomes = await asyncio.gather(
+            store.record_step(fences["s1"], step("s1", 2, 20)),
+            store.record_step(stale, step("s0", 1, 99)),
+            store.record_step(fences["s1"], step("s1", 1, 11)),
+            store.record_step(fences["s2"], step("s2", 1, 30)),
+            store.record_step(fences["s3"], step("s3", 1, 40)),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], LeaseLostError)
+        assert [outcomes[i] for i in (0, 2, 3, 4)] == [None] * 4
+        history = {}
+        for run_id in ("s0", "s1", "s2", "s3"):
+            run = await store.get_run(run_id, with_steps=True)
+            assert run is not None
+            history[run_id] = {s.seq: s.output for s in run.steps}
+        assert history == {"s0": {}, "s1": {1: 10, 2: 20}, "s2": {1: 30}, "s3": {1: 40}}
+        # And when every fence holds, the whole batch goes in one transaction.
+        await asyncio.gather(*(store.record_step(fences["s2"], step("s2", n, n)) for n in (2, 3)))
+        run = await store.get_run("s2", with_steps=True)
+        assert run is not None and [s.seq for s in run.steps] == [1, 2, 3]
     finally:
         await store.close()

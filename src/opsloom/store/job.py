@@ -35,7 +35,7 @@ from opsloom.store.rows import (
     run_insert_params,
     step_params,
 )
-from opsloom.store.tx import Tx
+from opsloom.store.tx import Later, Tx
 
 _RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
 _INSERT_RUN = (
@@ -160,15 +160,25 @@ async def upsert_step(tx: Tx, step: StepRecord) -> None:
     await tx.execute(_PLAIN_UPSERT_STEP, step_params(step))
 
 
-async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> None:
-    """:func:`upsert_step` under ``fence``, in one statement."""
+async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> Later | None:
+    """:func:`upsert_step` under ``fence``, in one statement (its answer read later when the
+    transaction is pipelined)."""
     held = (fence.run_id, fence.owner, fence.token)
     step_row = step_params(step)
     params = (*step_row, *held) if tx.dialect == "sqlite" else (*held, *step_row)
+    if tx.pipelined:
+        written = await tx.later(_FENCED_UPSERT_STEP[tx.dialect] + " RETURNING 1", params)
+
+        async def check() -> None:
+            if len(await written.rows()) != 1:
+                await check_fence(tx, fence)
+
+        return Later(check)
     if await tx.execute(_FENCED_UPSERT_STEP[tx.dialect], params) != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
         # which is ignored so that a completion is recorded exactly once).
         await check_fence(tx, fence)
+    return None
 
 
 async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:

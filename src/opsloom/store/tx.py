@@ -41,11 +41,31 @@ class Rows(Protocol):
         ...
 
 
+class Later:
+    """What an operation returns when the answer to its statement may wait: its writer sends
+    the statements of the batch's other operations first, then calls ``check`` (before it
+    commits), which raises what the operation would have raised. PostgreSQL then gets many
+    operations' statements in one round trip instead of one round trip each.
+
+    Only returned when :attr:`Tx.pipelined`; the operation's caller gets None.
+    """
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[], Awaitable[None]]) -> None:
+        self.check = check
+
+
 class Tx(Protocol):
     """One transaction (or, for reads, one connection) as operations see it."""
 
     #: The dialect, for the rare statement that has no common form.
     dialect: Dialect
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether statements are pipelined, so that an operation may return a :class:`Later`."""
+        ...
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of ``sql``, or None."""

@@ -28,7 +28,7 @@ from psycopg.pq import TransactionStatus
 
 from opsloom.errors import StoreError
 from opsloom.store.rollup import Finished, batched
-from opsloom.store.tx import Dialect, Op, Params, Row, Rows
+from opsloom.store.tx import Dialect, Later, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
 IDLE = TransactionStatus.IDLE
@@ -82,6 +82,10 @@ class PostgresTx:
         self.conn = conn
         self.pipeline = pipeline
         self.rollups = rollups
+
+    @property
+    def pipelined(self) -> bool:
+        return self.pipeline is not None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         cur = await self.conn.execute(placeholders(sql), params)
@@ -251,6 +255,11 @@ class PostgresWriter(GroupCommit):
                 for pending in batch:
                     outcomes.append((pending.future, True, await pending.op(fast)))
                     notices.update(pending.wake)
+                # The answers that could wait: the first one read brings them all.
+                for i, (future, _, value) in enumerate(outcomes):
+                    if isinstance(value, Later):
+                        await value.check()
+                        outcomes[i] = (future, True, None)
                 closing = self._closing_statement(fast.rollups or [], notices)
                 if closing is not None:
                     await fast.send(*closing)

@@ -51,6 +51,7 @@ class SqliteTx:
 
     __slots__ = ("conn",)
     dialect: Dialect = "sqlite"
+    pipelined = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
