@@ -160,3 +160,20 @@ async def test_wakeup__a_worker_its_claim_filled_is_not_woken(postgres_schema_ur
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_wakeup__a_closed_store_is_no_longer_recorded_idle(postgres_schema_url: str) -> None:
+    idle, other = PostgresStore(postgres_schema_url), PostgresStore(postgres_schema_url)
+    await idle.open()
+    await other.open()
+    try:
+        idle.add_wake_listener("work", lambda: None)
+        await idle.wait_listening()
+        assert await idle.claim("w", KINDS, 4, T0, 30) == []
+        count = "SELECT count(*) FROM idle_workers"
+        assert await other.read(lambda tx: tx.one(count)) == (1,)
+        await idle.close()
+        assert await other.read(lambda tx: tx.one(count)) == (0,)
+    finally:
+        await idle.close()
+        await other.close()

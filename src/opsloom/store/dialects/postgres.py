@@ -223,6 +223,14 @@ class PostgresStore(SqlStore):
         return version
 
     async def close(self) -> None:
+        if self._idle_since is not None and self._writer is not None and self._writer.alive:
+            # No longer waiting for work: writers must not spend a wake-up on this process.
+            channel = self.private_channel
+            self._idle_since = None
+            with contextlib.suppress(Exception):
+                await self.write(
+                    lambda tx: tx.execute("DELETE FROM idle_workers WHERE channel = ?", (channel,))
+                )
         if self._slots is not None:
             with contextlib.suppress(psycopg.Error):
                 # Given back before the answer comes: the server ends a closed session (and
