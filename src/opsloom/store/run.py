@@ -7,7 +7,7 @@ their operation at call time: the writer applies them in call order.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
@@ -407,7 +407,10 @@ class RunOps(Transactions):
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         # One fenced upsert (a refused one only reads the fence to say why).
-        return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        # Its answer may be read after the rest of its batch is sent (a Later): the writer
+        # checks it before committing and resolves the caller's future with None.
+        written = self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        return cast("Awaitable[None]", written)
 
     def set_labels(
         self, fence: Fence, step: StepRecord, labels: dict[str, str | None]

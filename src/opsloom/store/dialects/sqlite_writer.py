@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from opsloom.errors import StoreError
-from opsloom.store.tx import Dialect, Op, Params, Row
+from opsloom.store.tx import Dialect, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
 _LOCK_WAIT_MS = 30_000
@@ -44,11 +44,24 @@ _INLINE_COMMIT = 4
 _INLINE_LIST = 500
 
 
+class _Fetched:
+    """Rows read already (SQLite runs in process: nothing to gain by waiting)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    async def rows(self) -> list[Row]:
+        return self._rows
+
+
 class SqliteTx:
     """The :class:`~opsloom.store.tx.Tx` of a sqlite3 connection: calls it directly."""
 
     __slots__ = ("conn",)
     dialect: Dialect = "sqlite"
+    pipelined = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -65,6 +78,12 @@ class SqliteTx:
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self.conn.executemany(sql, rows)
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        self.conn.execute(sql, params)
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        return _Fetched(self.conn.execute(sql, params).fetchall())
 
     def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         if len(values) <= _INLINE_LIST:
