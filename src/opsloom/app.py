@@ -145,6 +145,7 @@ class App(Definitions):
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
         self.observer = Observers()
+        self.connections.observer = self.observer
         self._notices: Notices | None = None
         self._notices_token: Any = None
 
