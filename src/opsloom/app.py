@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opsloom.analytics.adaptive import Adaptive
 from opsloom.analytics.retention import Retention
 from opsloom.analytics.watch import AnomalyWatch
 from opsloom.analytics.watchdog import Watchdog
@@ -129,6 +130,7 @@ class App(Definitions):
         self.retention: Retention | None = None
         self.anomalies: AnomalyWatch | None = None
         self.watchdog: Watchdog | None = None
+        self.adaptive: Adaptive | None = None
         self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
@@ -146,6 +148,7 @@ class App(Definitions):
         self.connections = ConnectorRuntime(clock=self.clock, settings=lambda: self.settings)
         #: Hears the worker, the engine and the store (metrics, logs, traces): see :meth:`observe`.
         self.observer = Observers()
+        self.connections.observer = self.observer
         self._notices: Notices | None = None
         self._notices_token: Any = None
 
@@ -384,6 +387,9 @@ class App(Definitions):
                     store, self.clock, worker.owner, self.emit_events, self.observer
                 )
                 self.watchdog.start()
+            if settings.adaptive:
+                self.adaptive = Adaptive(store, self.clock, worker.owner, self.registry)
+                self.adaptive.start()
 
     async def start_worker(self, options: WorkerOptions | None = None) -> Worker:
         """Start a worker for this app's workflows on its open store (``open`` does it unless
@@ -535,6 +541,9 @@ class App(Definitions):
         if self.watchdog is not None:
             await self.watchdog.stop()
             self.watchdog = None
+        if self.adaptive is not None:
+            await self.adaptive.stop()
+            self.adaptive = None
         if self.scheduler is not None:
             await self.scheduler.stop()
             self.scheduler = None

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
             workflow's usual duration and for newly quarantined runs, and reports each once
             (a log line, an audit entry and an ``io.opsloom.run.stuck.v1`` or
             ``io.opsloom.run.quarantined.v1`` CloudEvent).
+        adaptive: apply the retry recommendations of ``opsloom analytics recommend`` to new
+            step attempts (more attempts for steps that succeed on a later one, one attempt
+            for steps whose retries never help), refreshed every five minutes from the last
+            six hours; each change is logged and audited. Off: every step's own policy.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -122,6 +126,7 @@ class Settings(BaseSettings):
     anomaly_events: bool = False
     quarantine_after: int = Field(default=5, ge=0)
     watchdog: bool = True
+    adaptive: bool = False
 
 
 def load_settings() -> Settings:

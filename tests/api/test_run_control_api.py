@@ -11,6 +11,7 @@ from authkit import auth_headers
 
 from opsloom import App, Context, RunFailedError
 from opsloom.api import create_api
+from opsloom.model.run import NewRun
 from opsloom.settings import Settings
 
 
@@ -150,3 +151,33 @@ async def test_rate_limit__a_dropping_limit_answers_429(client: httpx.AsyncClien
     assert refused.json()["code"] == "rate_limit_exceeded"
     other = {"workflow": "park", "input": {"team": "web"}}
     assert (await client.post("/api/v1/runs", json=other)).status_code == 201
+
+
+async def test_requeue__lists_and_releases_a_quarantined_run(
+    app: App, client: httpx.AsyncClient
+) -> None:
+    store = app.store
+    store.quarantine_after = 1
+    version = app.registry.workflow("park").version
+    now = app.clock.now()
+    new = NewRun(id="q-1", workflow="park", version=version, input=b"null")
+    # A worker took it and vanished: its lease ran out and a reaper (this one, or the app's
+    # own) took it back.
+    await store.create_run(new, now - 60, lease=("ghost", now - 30))
+    await store.reap_expired(now)
+    run = await store.get_run("q-1")
+    assert run is not None and run.quarantined_at is not None and run.recovered == 1
+    listed = await client.get("/api/v1/runs", params={"quarantined": "true"})
+    assert listed.status_code == 200 and [r["id"] for r in listed.json()] == ["q-1"]
+    assert listed.json()[0]["quarantined_at"] is not None
+    both = await client.get("/api/v1/runs", params={"quarantined": "true", "status": "pending"})
+    assert both.status_code == 422 and "quarantined" in both.text
+    requeued = await client.post("/api/v1/runs/q-1/requeue")
+    assert requeued.status_code == 200, requeued.text
+    assert requeued.json()["quarantined_at"] is None and requeued.json()["recovered"] == 0
+    again = await client.post("/api/v1/runs/q-1/requeue")
+    assert again.status_code == 409 and "not quarantined" in again.json()["detail"]
+    assert (await client.post("/api/v1/runs/nope/requeue")).status_code == 404
+    actions = [(e.actor, e.action, e.subject) for e in await app.audit.entries()]
+    assert ("olga", "run.requeue", "run:q-1") in actions
+    assert (await client.get("/api/v1/runs", params={"quarantined": "true"})).json() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from opsloom.model.run import NewRun
+from opsloom.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -365,3 +369,32 @@ def test_replay__fails_the_check_when_the_code_changed(project: Project) -> None
     )
     table = project.run("replay", "--app", "changed:app", "--db", project.db)
     assert table.returncode == 1 and "1 would fail" in table.stdout
+
+
+def test_runs_quarantined__listed_shown_and_requeued(project: Project) -> None:
+    project.ok("db", "upgrade", "--db", project.db)
+
+    async def crash() -> None:
+        # A worker took the run and vanished; the reaper takes it back and, at the first
+        # crash with a budget of one, quarantines it.
+        store = open_store(project.db)
+        await store.open()
+        store.quarantine_after = 1
+        try:
+            now = time.time()
+            new = NewRun(id="q-1", workflow="approve", version="1", input=b"null")
+            await store.create_run(new, now, lease=("ghost", now + 1))
+            assert await store.reap_expired(now + 5) == ["q-1"]
+        finally:
+            await store.close()
+
+    asyncio.run(crash())
+    listed = project.json("runs", "list", "--status", "quarantined", "--db", project.db)
+    assert [r["id"] for r in listed] == ["q-1"] and listed[0]["recovered"] == 1
+    shown = project.ok("runs", "show", "q-1", "--db", project.db)
+    assert "quarantined" in shown and "runs requeue q-1" in shown
+    requeued = project.json("runs", "requeue", "q-1", "--db", project.db)
+    assert requeued["quarantined_at"] is None and requeued["status"] == "pending"
+    assert project.json("runs", "list", "--status", "quarantined", "--db", project.db) == []
+    again = project.run("runs", "requeue", "q-1", "--db", project.db)
+    assert again.returncode == 1 and "not quarantined" in again.stderr

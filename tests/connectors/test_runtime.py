@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, PrivateAttr, SecretStr
 
 from opsloom import App, Context, FakeClock
+from opsloom.analytics.metrics import Metrics
 from opsloom.connectors import ActionContext, ConnectionSettings, Connector, Endpoint
 from opsloom.connectors.event import CLOSED, OPENED
 from opsloom.connectors.runtime import ConnectorRuntime
@@ -236,3 +237,29 @@ async def test_redaction__a_failed_step_stores_no_secret(fresh: App, fake: FakeV
         run = await fresh.get_run(handle.run_id)
     assert SECRET not in str(caught.value) and "bad token ***" in str(caught.value)
     assert SECRET not in repr(run.error) and SECRET not in repr([s.error for s in run.steps])
+
+
+async def test_metrics__every_call_counted_by_outcome_and_timed(
+    ops: App, fake: FakeVendor, clock: FakeClock
+) -> None:
+    metrics = Metrics()
+    ops.observe(metrics)
+    await add(ops, fake.url, breaker={"failures": 2, "cooldown": 60, "successes": 1})
+    fake.stop()
+    for _ in range(2):
+        with pytest.raises(ConnectorRetryableError):
+            await ops.connections.call(say, "e1", {"text": "x"})
+    with pytest.raises(CircuitOpenError):
+        await ops.connections.call(say, "e1", {"text": "x"})
+    fake.start()
+    clock.advance(60)
+    await ops.connections.call(say, "e1", {"text": "a"})
+    calls = metrics.connector_calls
+    assert calls.value(("echo", say.id, "e1", "ok")) == 1
+    assert calls.value(("echo", say.id, "e1", "retryable")) == 2
+    assert calls.value(("echo", say.id, "e1", "circuit_open")) == 1
+    assert metrics.connector_duration.count(("echo", say.id, "ok")) == 1
+    assert metrics.connector_duration.count(("echo", say.id, "retryable")) == 2
+    text = metrics.render().decode()
+    assert 'opsloom_connector_calls_total{action="' in text
+    assert "opsloom_connector_call_duration_seconds_bucket" in text

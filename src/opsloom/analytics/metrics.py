@@ -88,6 +88,17 @@ class Metrics(Observer, Collector):
             "opsloom_lease_recoveries",
             "Runs returned to the queue because the worker holding them vanished.",
         )
+        self.connector_calls = Tally(
+            "opsloom_connector_calls",
+            "Connector action calls by outcome: ok, retryable, permanent, fault (the "
+            "connector's code raised), rate_limited or circuit_open (refused before the call).",
+            ("connector", "action", "connection", "outcome"),
+        )
+        self.connector_duration = Spread(
+            "opsloom_connector_call_duration_seconds",
+            "How long connector actions ran (calls refused before running are not timed).",
+            ("connector", "action", "outcome"),
+        )
         self.watchdog = Tally(
             "opsloom_watchdog_findings",
             "Runs the watchdog reported, once each: stuck (no progress far beyond the "
@@ -122,6 +133,8 @@ class Metrics(Observer, Collector):
             self.parked,
             self.recoveries,
             self.watchdog,
+            self.connector_calls,
+            self.connector_duration,
             self.batch_size,
             self.commit_duration,
             self.webhooks,
@@ -164,6 +177,13 @@ class Metrics(Observer, Collector):
 
     def runs_recovered(self, run_ids: list[str]) -> None:
         self.recoveries.inc((), len(run_ids))
+
+    def connector_called(
+        self, connector: str, action: str, connection: str, outcome: str, seconds: float | None
+    ) -> None:
+        self.connector_calls.inc((connector, action, connection, outcome))
+        if seconds is not None:
+            self.connector_duration.observe((connector, action, outcome), seconds)
 
     def watchdog_found(self, kind: str, workflow: str) -> None:
         self.watchdog.inc((kind, workflow))

@@ -9,7 +9,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opsloom.clock import Clock
 from opsloom.model.cloudevent import CloudEvent, EventReceipt
+from opsloom.store.base import Store
 
 #: How a background task stores the events it raises (the application's ``emit_events``).
 Emit = Callable[[list[CloudEvent]], Awaitable[list[EventReceipt]]]
@@ -49,3 +51,19 @@ class Periodic(ABC):
             except Exception:
                 self.log.exception("%s failed", self.name)
             await asyncio.sleep(self.period)
+
+
+class StoreTask(Periodic):
+    """A periodic task of one process over the store, that one process per database does at a
+    time: the holder of the singleton named after the task (see :meth:`hold`)."""
+
+    def __init__(self, store: Store, clock: Clock, owner: str, period: float) -> None:
+        super().__init__(period)
+        self.store = store
+        self.clock = clock
+        self.owner = owner
+
+    async def hold(self, now: float) -> bool:
+        """Take or keep the task's singleton; a holder that stops renewing it gives it up
+        within three periods."""
+        return await self.store.hold_singleton(self.name, self.owner, now, 3 * self.period)

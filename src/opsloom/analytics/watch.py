@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from opsloom.analytics.periodic import Emit, Periodic
+from opsloom.analytics.periodic import Emit, StoreTask
 from opsloom.analytics.report import report
 from opsloom.clock import Clock
 from opsloom.model.cloudevent import CloudEvent
@@ -43,7 +43,7 @@ def anomaly_event(anomaly: dict[str, Any]) -> CloudEvent:
     )
 
 
-class AnomalyWatch(Periodic):
+class AnomalyWatch(StoreTask):
     """The anomaly-detection loop of one process."""
 
     name = "anomalies"
@@ -60,10 +60,7 @@ class AnomalyWatch(Periodic):
         window: float = 4 * 3600.0,
         bucket: float = 300.0,
     ) -> None:
-        super().__init__(period)
-        self.store = store
-        self.clock = clock
-        self.owner = owner
+        super().__init__(store, clock, owner, period)
         self.emit = emit
         self.window = window
         self.bucket = bucket
@@ -71,7 +68,7 @@ class AnomalyWatch(Periodic):
     async def run_once(self) -> list[CloudEvent]:
         """Look now (if this process holds the singleton); the events newly stored."""
         now = self.clock.now()
-        if not await self.store.hold_singleton("anomalies", self.owner, now, 3 * self.period):
+        if not await self.hold(now):
             return []
         found = await report(self.store, "anomalies", now, self.window, self.bucket)
         assert isinstance(found, list)

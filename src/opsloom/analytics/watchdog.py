@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opsloom.analytics.periodic import Emit, Periodic
+from opsloom.analytics.periodic import Emit, StoreTask
 from opsloom.clock import Clock
 from opsloom.model.cloudevent import CloudEvent
 from opsloom.model.observer import Observer
@@ -143,7 +143,7 @@ async def find(
     return found
 
 
-class Watchdog(Periodic):
+class Watchdog(StoreTask):
     """The watchdog loop of one process."""
 
     name = "watchdog"
@@ -162,10 +162,7 @@ class Watchdog(Periodic):
         floor: float = 600.0,
         unknown: float = 3600.0,
     ) -> None:
-        super().__init__(period)
-        self.store = store
-        self.clock = clock
-        self.owner = owner
+        super().__init__(store, clock, owner, period)
         self.emit = emit
         self.observer = observer or Observer()
         self.limits = {"factor": factor, "floor": floor, "unknown": unknown}
@@ -173,7 +170,7 @@ class Watchdog(Periodic):
     async def run_once(self) -> list[Finding]:
         """Look now (if this process holds the singleton); the findings reported this time."""
         now = self.clock.now()
-        if not await self.store.hold_singleton("watchdog", self.owner, now, 3 * self.period):
+        if not await self.hold(now):
             return []
         found = await find(self.store, now, **self.limits)
         if not found:

@@ -610,7 +610,7 @@ def _runs_table(runs: list[RunRecord]) -> Table:
         table.add_row(
             run.id,
             f"{run.workflow}@{run.version}",
-            str(run.status),
+            f"{run.status} (quarantined)" if run.quarantined_at is not None else str(run.status),
             run.to_dict()["created_at"] or "",
             run.to_dict()["completed_at"] or "",
         )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from opsloom.errors import (
     InputError,
     RateLimitedError,
 )
+from opsloom.model.observer import Observer
 from opsloom.model.redaction import Redactor
 from opsloom.store.connection import ConnectionRecord
 
@@ -119,6 +121,8 @@ class ConnectorRuntime:
         self._pending: set[asyncio.Task[None]] = set()
         self._sync: asyncio.Task[None] | None = None
         self._token: contextvars.Token[ConnectorRuntime | None] | None = None
+        #: Hears every call (metrics); the app sets its own.
+        self.observer = Observer()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -419,6 +423,7 @@ class ConnectorRuntime:
         if live.bucket is not None:
             wait, granted = live.bucket.take(now, self.inline_wait)
             if not granted:
+                self._heard(action, connection, "rate_limited", None)
                 raise RateLimitedError(
                     f"connection {connection!r} is over its rate limit", retry_after=wait
                 )
@@ -430,6 +435,7 @@ class ConnectorRuntime:
         if change is not None:
             self._announce(change, breaker)
         if closed_for is not None:
+            self._heard(action, connection, "circuit_open", None)
             raise CircuitOpenError(
                 f"circuit breaker of connection {connection!r} is open; "
                 f"next trial in {closed_for:.1f}s",
@@ -438,24 +444,37 @@ class ConnectorRuntime:
         if idempotency_key is None:
             with contextlib.suppress(RuntimeError):
                 idempotency_key = current_step().idempotency_key
+        began = time.perf_counter()
         try:
             result = await action.fn(self._context(connection, live, idempotency_key), data)
         except ConnectorError as exc:
             healthy = not exc.retryable or isinstance(exc, RateLimitedError)
             self._outcome(breaker, healthy)
+            outcome = "rate_limited" if isinstance(exc, RateLimitedError) else None
+            outcome = outcome or ("retryable" if exc.retryable else "permanent")
+            self._heard(action, connection, outcome, time.perf_counter() - began)
             exc.args = (live.redactor.text(str(exc)),)
             raise exc from None
         except Exception as exc:
             # A fault in the connector's own code says nothing about the endpoint.
             self._outcome(breaker, None)
+            self._heard(action, connection, "fault", time.perf_counter() - began)
             raise ConnectorPermanentError(
                 f"{action.id} failed: {type(exc).__name__}: {live.redactor.text(str(exc))}"
             ) from None
         self._outcome(breaker, True)
+        self._heard(action, connection, "ok", time.perf_counter() - began)
         if not isinstance(result, action.output):
             result = action.output.model_validate(result)
         value: dict[str, Any] = result.model_dump(mode="json")
         return live.redactor.value(value) if live.redactor else value
+
+    def _heard(
+        self, action: Action[Any, Any], connection: str, outcome: str, seconds: float | None
+    ) -> None:
+        self.observer.connector_called(
+            action.connector.name, action.id, connection, outcome, seconds
+        )
 
     def _context(self, name: str, live: _Live, key: str | None) -> ActionContext[Any]:
         return ActionContext(

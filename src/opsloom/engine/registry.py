@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opsloom.errors import ConfigurationError, WorkflowNotFoundError
@@ -71,6 +71,9 @@ class Registry:
         self._workflows: dict[str, dict[str, WorkflowSpec]] = {}
         self._latest: dict[str, WorkflowSpec] = {}
         self._adhoc_steps: dict[Callable[..., Any], StepSpec] = {}
+        #: Attempts set by the adaptive mode per (workflow, step name), in place of the
+        #: step's own policy's (see :mod:`opsloom.analytics.adaptive`).
+        self.adapted_attempts: dict[tuple[str, str], int] = {}
 
     def add_workflow(self, spec: WorkflowSpec) -> None:
         versions = self._workflows.setdefault(spec.name, {})
@@ -101,6 +104,14 @@ class Registry:
 
     def kinds(self) -> frozenset[str]:
         return frozenset(spec.kind for spec in self.workflows())
+
+    def retry_for(self, workflow: str, spec: StepSpec) -> tuple[RetryPolicy, bool]:
+        """The retry policy a step of ``workflow`` runs under now, and whether the adaptive
+        mode changed it."""
+        attempts = self.adapted_attempts.get((workflow, spec.name))
+        if attempts is None or attempts == spec.retry.attempts:
+            return spec.retry, False
+        return replace(spec.retry, attempts=attempts), True
 
     def step_spec(self, fn: Callable[..., Any]) -> StepSpec:
         """The spec of a decorated step, or a default one for a plain function."""

@@ -13,7 +13,7 @@ from opsloom.engine.context import StepInfo, _current_step
 from opsloom.engine.registry import StepSpec
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import StepFailedError, StepTimeoutError
-from opsloom.model import ErrorInfo, StepKind, StepRecord, StepStatus
+from opsloom.model import ErrorInfo, RetryPolicy, StepKind, StepRecord, StepStatus
 from opsloom.model.observer import StepAttempt
 
 
@@ -66,7 +66,7 @@ class StepRunner(ReplayState):
         *,
         inline: bool = False,
     ) -> Any:
-        policy = spec.retry
+        policy, adapted = self.host.registry.retry_for(self.run.workflow, spec)
         failures: list[dict[str, Any]] | None = None  # failed attempts, oldest first
         while True:
             # A step body never starts before everything the run recorded earlier is durable.
@@ -100,7 +100,7 @@ class StepRunner(ReplayState):
                         output=value,
                         encoded=blob,
                         # Why earlier attempts failed stays in the history of a retried step.
-                        error=None if not failures else {"attempts": failures},
+                        error=None if not failures else _retried(failures, policy, adapted),
                         attempts=attempt,
                         started_at=started,
                         completed_at=self.clock.now(),
@@ -114,7 +114,7 @@ class StepRunner(ReplayState):
             if failures is None:
                 failures = _failures_before(self.history.get(seq)) if attempt > 1 else []
             failures.append(_failure_entry(info, attempt, started, now))
-            error = {**info.to_dict(), "attempts": failures}
+            error = {**info.to_dict(), **_retried(failures, policy, adapted)}
             retry_after = getattr(failure, "retry_after", None)
             delay = policy.delay(
                 attempt,
@@ -244,3 +244,12 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     """
     data = getattr(exc, "error_data", None)
     return {str(key): value for key, value in data.items()} if isinstance(data, dict) else {}
+
+
+def _retried(failures: list[dict[str, Any]], policy: RetryPolicy, adapted: bool) -> dict[str, Any]:
+    """What a retried step's record keeps of its earlier attempts and, when the adaptive mode
+    changed its policy, of the policy it ran under."""
+    out: dict[str, Any] = {"attempts": failures}
+    if adapted:
+        out["retry_policy"] = {"attempts": policy.attempts, "adapted": True}
+    return out

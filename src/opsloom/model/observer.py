@@ -61,6 +61,14 @@ class Observer:
     def runs_recovered(self, run_ids: list[str]) -> None:
         """Runs whose worker vanished went back to the queue."""
 
+    def connector_called(
+        self, connector: str, action: str, connection: str, outcome: str, seconds: float | None
+    ) -> None:
+        """A connector action was called on ``connection``: ``outcome`` is ``ok``,
+        ``retryable`` or ``permanent`` (the action failed so), ``fault`` (the connector's own
+        code raised), ``rate_limited`` or ``circuit_open`` (refused before the call, ``seconds``
+        None); ``seconds``: how long the action ran."""
+
     def watchdog_found(self, kind: str, workflow: str) -> None:
         """The watchdog reported a run of ``workflow`` for the first time: ``stuck`` (no
         progress far beyond its workflow's usual duration), ``overdue`` (due long ago and not
@@ -106,6 +114,12 @@ class Observers(Observer):
     def runs_recovered(self, run_ids: list[str]) -> None:
         for observer in self.observers:
             observer.runs_recovered(run_ids)
+
+    def connector_called(
+        self, connector: str, action: str, connection: str, outcome: str, seconds: float | None
+    ) -> None:
+        for observer in self.observers:
+            observer.connector_called(connector, action, connection, outcome, seconds)
 
     def watchdog_found(self, kind: str, workflow: str) -> None:
         for observer in self.observers:

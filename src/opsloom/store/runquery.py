@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsloom.store.base import RunFilter
+from opsloom.store.rows import QUARANTINED
 
 #: Newest first; the id breaks ties of creation time, as the keyset cursor does.
 RUN_ORDER = "created_at DESC, id DESC"
@@ -25,7 +26,8 @@ def run_where(flt: RunFilter, text_clause: str, *, paged: bool = True) -> tuple[
         clauses.append("status = ?")
         params.append(str(flt.status))
     if flt.quarantined:
-        clauses.append("quarantined_at IS NOT NULL AND completed_at IS NULL")
+        # The jobs of open runs are few, whatever the history holds: no scan of the runs.
+        clauses.append(f"id IN (SELECT run_id FROM jobs WHERE blocked = {QUARANTINED})")
     if flt.workflow is not None:
         clauses.append("workflow = ?")
         params.append(flt.workflow)
