@@ -17,9 +17,9 @@ run: $(STAMP)
 	$(BIN)/opsloom up --db sqlite:///opsloom.db --app examples.workflows:app
 
 # The incident-response runbook end to end on loopback: real Prometheus and Alertmanager,
-# local fakes of the SaaS tools (docs/howto/runbooks.md).
+# local stand-ins of the SaaS tools (docs/howto/runbooks.md); from a wheel: opsloom demo.
 demo: $(STAMP)
-	$(BIN)/python -m examples.runbooks.demo
+	$(BIN)/opsloom demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

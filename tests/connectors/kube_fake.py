@@ -19,7 +19,6 @@ object it produces is checked whole. What it answers follows the API reference:
 
 from __future__ import annotations
 
-import copy
 import functools
 import ipaddress
 import json
@@ -35,6 +34,7 @@ from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
 from opsloom.connectors.testing import Contract, FakeRequest, FakeResponse, FakeVendor
+from opsloom.demo.fakes import merge_patch as merge
 
 VERSION = kv.latest_version()
 _DIR = f"kubernetes-json-schema/v{VERSION}-local-strict"
@@ -85,19 +85,6 @@ def valid(obj: dict[str, Any]) -> dict[str, Any]:
     problems = problems_of(f"{obj['kind'].lower()}-{group}", obj)
     assert not problems, problems
     return obj
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """A JSON merge patch (RFC 7386), also what a strategic merge patch does to maps."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
 
 
 def status(code: int, reason: str, message: str) -> FakeResponse:

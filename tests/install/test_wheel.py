@@ -13,35 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from upkit import ROOT, clean_env, make_venv, opsloom_up, pip_install
+from upkit import build_wheel, clean_env, make_venv, opsloom_up, pip_install
 
 pytestmark = pytest.mark.slow
 
 
 def test_wheel__up_in_an_empty_directory_serves_and_prints_the_token(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    built = subprocess.run(
-        [
-            str(make_venv(tmp_path / "build")),
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--quiet",
-            "-w",
-            str(wheels),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = wheels.glob("opsloom-*.whl")
+    wheel = build_wheel(tmp_path)
     python = make_venv(tmp_path / "venv")
     pip_install(python, str(wheel))
     opsloom = python.parent / "opsloom"

@@ -57,6 +57,34 @@ def make_venv(folder: Path) -> Path:
     return python
 
 
+def build_wheel(folder: Path) -> Path:
+    """opsloom's wheel built from this tree into ``folder`` (offline); its path."""
+    wheels = folder / "wheels"
+    built = subprocess.run(
+        [
+            str(make_venv(folder / "build")),
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("opsloom-*.whl")
+    return wheel
+
+
 def pip_install(python: Path, *args: str) -> None:
     """``pip install`` into the virtualenv of ``python``, offline."""
     offline = ["--no-deps", "--no-build-isolation", "--no-index", "--disable-pip-version-check"]

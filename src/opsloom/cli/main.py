@@ -886,6 +886,26 @@ from opsloom.cli.insights import insights_cli  # noqa: E402
 cli.add_typer(insights_cli, name="insights")
 
 
+@cli.command("demo")
+def demo(
+    approve_after: Annotated[
+        float,
+        typer.Option(
+            "--approve-after",
+            help="Seconds to wait for someone to approve the remediation before the demo "
+            "approves it from the CLI.",
+            min=0,
+        ),
+    ] = 20.0,
+) -> None:
+    """The incident-response runbook end to end on this machine, no accounts: real Prometheus
+    and Alertmanager (Debian's prometheus and prometheus-alertmanager), local stand-ins of
+    Slack, PagerDuty, GitHub, Jira and Kubernetes; stops everything it started."""
+    from opsloom.demo.run import main as run_demo
+
+    raise typer.Exit(run_demo(approve_after))
+
+
 def main() -> None:
     """Entry point of the ``opsloom`` script."""
     cli()
