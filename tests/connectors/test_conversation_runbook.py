@@ -230,7 +230,6 @@ async def test_follow_up__start_rate_limit_queues_instead_of_dropping(
     )
     async with app:
         await connect(app, fakes)
-        await app.follow_ups.limit()  # type: ignore[attr-defined]
         async with await operator(app) as http:
             batch = [{**LEAK, "id": f"chat-{n}"} for n in range(3)]
             posted = await http.post("/api/v1/conversations", json={"conversations": batch})
