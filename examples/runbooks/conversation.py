@@ -4,8 +4,7 @@ channel or wait for a person's review; and a weekly quality report is posted.
 Install it with your team's settings::
 
     from examples.runbooks.conversation import FollowUpSettings, install
-    follow_ups = install(app, FollowUpSettings(channel="#support-quality"))
-    await follow_ups.limit(app)  # once, on an open app: the start rate limit
+    install(app, FollowUpSettings(channel="#support-quality"))
 
 Conversations reach it through the analysis (``POST /api/v1/conversations``, ``opsloom
 insights analyze --store``, ``opsloom insights batch``), which stores one
@@ -23,9 +22,9 @@ priority, as ``routes`` says:
   *approve* means "reviewed, nothing to do", *deny* opens the ticket with the reviewer's reason.
 
 Each rule of a conversation is handled once: its event's id derives from the conversation and
-the rule, so analysing the conversation again stores nothing new and starts nothing. Starts
-are rate limited (``per_hour``, ``burst``; excess runs queue, none is dropped), and each
-connection can carry its own ``rate_limit``.
+the rule, so analysing the conversation again stores nothing new and starts nothing. The
+trigger's rate limit (``per_hour``, ``burst``) paces the starts: excess runs queue, none is
+dropped; each connection can carry its own ``rate_limit`` as well.
 
 ``conversation-quality-report`` (weekly, ``report_cron``) posts the week's figures: the
 conversations analysed, how many needed attention and at which priority, the rules and flags
@@ -46,6 +45,7 @@ from opsloom.approvals.spec import ApprovalRequest, Stage
 from opsloom.connectors.builtin import slack, zendesk
 from opsloom.errors import WaitTimeoutError
 from opsloom.insights.event import ATTENTION, SOURCE
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.trigger import INBOX
 
 WORKFLOW = "conversation-follow-up"
@@ -101,11 +101,6 @@ class FollowUps:
     def __init__(self, app: App, settings: FollowUpSettings) -> None:
         self.app = app
         self.s = settings
-
-    async def limit(self, app: App | None = None) -> None:
-        """Apply the start rate limit (stored: every process on the store obeys it)."""
-        per_second = None if self.s.per_hour is None else self.s.per_hour / 3600
-        await (app or self.app).limit_rate(WORKFLOW, per_second, self.s.burst)
 
     # --- the follow-up -------------------------------------------------------------------------
 
@@ -278,6 +273,9 @@ def install(app: App, settings: FollowUpSettings | None = None) -> FollowUps:
     follow_ups = FollowUps(app, s)
     app.workflow(name=WORKFLOW)(follow_ups.run)
     # One open follow-up per conversation: its other rules join it (the debounce).
-    app.trigger(WORKFLOW, on={"type": ATTENTION, "source": SOURCE}, key=".subject")
+    limit = None if s.per_hour is None else RateLimit(rate=s.per_hour / 3600, burst=s.burst)
+    app.trigger(
+        WORKFLOW, on={"type": ATTENTION, "source": SOURCE}, key=".subject", rate_limit=limit
+    )
     app.workflow(name=REPORT, schedule=s.report_cron)(follow_ups.report)
     return follow_ups

@@ -230,7 +230,6 @@ async def test_follow_up__start_rate_limit_queues_instead_of_dropping(
     )
     async with app:
         await connect(app, fakes)
-        await app.follow_ups.limit()  # type: ignore[attr-defined]
         async with await operator(app) as http:
             batch = [{**LEAK, "id": f"chat-{n}"} for n in range(3)]
             posted = await http.post("/api/v1/conversations", json={"conversations": batch})
@@ -264,3 +263,38 @@ async def test_report__the_week_in_figures_posted_to_the_channel(db_url: str, fa
     text = fakes.messages[0]["text"]  # the newest
     assert "2 conversations analysed, 1 needed attention (50%)" in text
     assert "1 tickets opened" in text
+
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "examples/runbooks/conversation-follow-up.yaml"
+
+
+async def test_document__each_rule_of_a_posted_conversation_opens_its_ticket_once(
+    db_url: str, fakes: Fakes
+) -> None:
+    from opsloom.services.document import deploy_document
+
+    app = App(db_url, worker=WorkerOptions(poll_seconds=0.05, grace_seconds=5))
+    async with app:
+        await connect(app, fakes)
+        await deploy_document(app, DOCUMENT.read_text(), str(DOCUMENT), actor="test")
+        async with await operator(app) as http:
+            posted = await http.post("/api/v1/conversations", json={"conversations": [ANGRY, CALM]})
+            assert posted.status_code == 200, posted.text
+            reasons = posted.json()["results"][0]["attention"]["reasons"]
+
+            async def finished() -> list[Any] | None:
+                runs = await app.list_runs(
+                    workflow="runbooks/conversation-follow-up", status="completed"
+                )
+                return runs if len(runs) == len(reasons) else None
+
+            runs = await until(finished, "one run per rule")
+            again = await http.post("/api/v1/conversations", json=ANGRY)
+            assert again.json()["results"][0]["events"] == []
+        outputs = [(await app.get_run(r.id)).output for r in runs]
+    assert sorted(o["rule"] for o in outputs) == sorted(reasons)
+    # Every rule of this critical conversation opened its own ticket and told the channel.
+    assert len(tickets(fakes)) == len(reasons) == len(fakes.messages)
+    assert {t["priority"] for t in tickets(fakes)} == {"urgent"}
+    assert all(t["comments"][0]["public"] is False for t in tickets(fakes))
+    assert all("ticket #" in m["text"] for m in fakes.messages)
