@@ -142,7 +142,7 @@ def return_hint(fn: Callable[..., Any] | None) -> Any:
 
 def args_from_json(values: Sequence[Any], hints: Sequence[Any]) -> list[Any]:
     """Positional arguments rebuilt from JSON by their parameters' hints."""
-    if not any(converts(hint) for hint in hints):
+    if not hints or not any(converts(hint) for hint in hints):
         return list(values)
     return [
         from_json(value, hints[index] if index < len(hints) else None)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opsloom.compat.temporal.converter import args_from_json, parameter_hints, to_json
+from opsloom.compat.temporal.converter import args_from_json, converts, parameter_hints, to_json
 from opsloom.compat.temporal.runtime import (
     Runtime,
     WorkflowState,
@@ -57,6 +57,8 @@ def make_runner(
 ) -> Callable[[Context, Any], Awaitable[Any]]:
     """The opsloom workflow function of ``definition``."""
     run_hints = parameter_hints(definition.run_fn, method=True)
+    if not any(converts(hint) for hint in run_hints):
+        run_hints = ()  # arguments as they are: nothing to rebuild
     handlers = _handlers(definition)
 
     async def runner(ctx: Context, input: Any) -> Any:

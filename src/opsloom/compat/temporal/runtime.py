@@ -16,7 +16,7 @@ import contextvars
 import inspect
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,7 +145,6 @@ class WorkflowState:
     continued_run_id: str | None
     instance: Any = None
     rng: random.Random | None = None
-    patches: dict[str, bool] = field(default_factory=dict)
 
 
 _workflow: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
@@ -368,7 +367,9 @@ def _activity_body(
     is_async = inspect.iscoroutinefunction(fn)
 
     async def body(deadline: float | None, *args: Any) -> Any:
-        state = current_workflow()
+        state = _workflow.get()
+        if state is None:  # the step was called outside its workflow
+            raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
         clock = state.ctx.clock
         now = clock.now()
         limit = options.start_to_close
