@@ -91,33 +91,40 @@ class Runtime:
         retry_policy: RetryPolicy | None,
     ) -> ActivityCall:
         """The definition, options, step and result hint of one activity call."""
-        definition = self.resolve(activity)
-        key: tuple[Any, ...] = (
-            definition.fn,
-            definition.name,
+        key: tuple[Any, ...] | None = (
+            activity,
             start_to_close_timeout,
             schedule_to_close_timeout,
             heartbeat_timeout,
             None if retry_policy is None else _retry_key(retry_policy),
         )
         try:
-            found = self.calls.get(key)
-            cacheable = True
+            found = self.calls.get(key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable activity object: no caching
-            found, cacheable = None, False
-        if found is None:
-            options = ActivityOptions.of(
-                start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
+            found, key = None, None
+        if found is not None:
+            # Still what the name or the function stands for (a worker may register another
+            # activity under a name; a function may be declared again under another name)?
+            known = (
+                self.activities.get(activity)
+                if isinstance(activity, str)
+                else getattr(activity, _ACTIVITY_ATTR, found.definition)
             )
-            hint = return_hint(definition.fn)
-            found = ActivityCall(
-                definition,
-                options,
-                activity_spec(self, definition, options),
-                hint if converts(hint) else None,
-            )
-            if cacheable:
-                self.calls[key] = found
+            if known is found.definition:
+                return found
+        definition = self.resolve(activity)
+        options = ActivityOptions.of(
+            start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
+        )
+        hint = return_hint(definition.fn)
+        found = ActivityCall(
+            definition,
+            options,
+            activity_spec(self, definition, options),
+            hint if converts(hint) else None,
+        )
+        if key is not None:
+            self.calls[key] = found
         return found
 
     def resolve(self, activity: Any) -> ActivityDefinition:
