@@ -98,18 +98,26 @@ Start = Callable[[str, int], Awaitable[Callable[[], Awaitable[Any]]]]
 async def measure(start: Start, prefix: str, runs: int, latency_runs: int) -> dict[str, float]:
     """Throughput of ``runs`` runs started at once, then the latency of one run at a time."""
     began = time.perf_counter()
+    cpu_began = time.process_time()
     results = await asyncio.gather(*(start(f"{prefix}-t{i}", i) for i in range(runs)))
     outputs = await asyncio.gather(*(result() for result in results))
     seconds = time.perf_counter() - began
+    # CPU time of this process per run: hardly moved by other load on the machine.
+    cpu_ms = (time.process_time() - cpu_began) / runs * 1000
     assert outputs == [i + 3 for i in range(runs)], "a chain gave a wrong result"
     latencies = []
+    cpu_began = time.process_time()
     for i in range(latency_runs):
         began = time.perf_counter()
         result = await start(f"{prefix}-l{i}", i)
         assert await result() == i + 3
         latencies.append(time.perf_counter() - began)
+    # One run at a time does the same work whatever the timing (no batching of commits).
+    cpu_one_ms = (time.process_time() - cpu_began) / latency_runs * 1000
     return {
         "per_second": runs / seconds,
+        "cpu_ms": cpu_ms,
+        "cpu_one_ms": cpu_one_ms,
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": statistics.quantiles(latencies, n=20)[-1] * 1000,
     }
@@ -213,7 +221,7 @@ async def temporal_round(runs: int, latency_runs: int) -> dict[str, float]:
 def line(name: str, figures: dict[str, float]) -> str:
     return (
         f"{name:<34} {figures['per_second']:>9.0f} runs/s   p50 {figures['p50_ms']:>7.2f} ms"
-        f"   p95 {figures['p95_ms']:>7.2f} ms"
+        f"   p95 {figures['p95_ms']:>7.2f} ms   cpu {figures['cpu_ms']:>5.2f} ms/run"
     )
 
 
@@ -233,9 +241,12 @@ async def main(args: argparse.Namespace) -> None:
     print(line("opsloom native (best round)", best_native))
     print(line("opsloom.compat.temporal (best)", best_compat))
     overhead = best_native["per_second"] / best_compat["per_second"] - 1
+    cpu_native = min(f["cpu_ms"] for f in native)
+    cpu_compat = min(f["cpu_ms"] for f in compat)
     print(
         f"compat overhead: throughput {overhead * 100:+.1f}%, "
-        f"p50 latency {(p50_compat / p50_native - 1) * 100:+.1f}% (median of rounds)"
+        f"p50 latency {(p50_compat / p50_native - 1) * 100:+.1f}% (median of rounds), "
+        f"CPU per run {(cpu_compat / cpu_native - 1) * 100:+.1f}% (least of rounds)"
     )
     out: dict[str, Any] = {
         "workload": "W1-temporal",
@@ -243,6 +254,7 @@ async def main(args: argparse.Namespace) -> None:
         "native": best_native,
         "compat": best_compat,
         "compat_overhead": overhead,
+        "compat_cpu_overhead": cpu_compat / cpu_native - 1,
     }
     if args.temporal:
         runs = min(args.runs, args.temporal_runs)

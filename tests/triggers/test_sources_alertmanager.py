@@ -64,6 +64,15 @@ def test_verify__an_unconfigured_source_accepts_nothing() -> None:
     assert reason({"Authorization": f"Bearer {TOKEN}"}, config()) == "not_configured"
 
 
+def test_verify__an_unconfigured_source_says_what_to_configure() -> None:
+    with pytest.raises(WebhookAuthError) as caught:
+        SOURCE.verify(request(BODY, {"Authorization": f"Bearer {TOKEN}"}), config(), 0.0)
+    assert str(caught.value) == (
+        "webhook source 'alertmanager' has no bearer token or basic credentials configured, "
+        "so it accepts no request (see docs/howto/webhooks.md)"
+    )
+
+
 def test_normalise__one_event_per_alert_by_status() -> None:
     firing, resolved = SOURCE.normalise(request(BODY))
     assert firing.type == "io.opsloom.alert.firing.v1"
@@ -76,6 +85,7 @@ def test_normalise__one_event_per_alert_by_status() -> None:
     assert data["endsAt"] is None
     assert data["summary"] == "Probe failing: https://shop.example.org"
     assert data["labels"]["instance"] == "https://shop.example.org"
+    assert data["annotations"] == payload_json("alertmanager_v4.json")["alerts"][0]["annotations"]
     assert [link["rel"] for link in data["links"]] == ["source", "alertmanager"]
     assert data["raw"] == payload_json("alertmanager_v4.json")["alerts"][0]
     assert resolved.type == "io.opsloom.alert.resolved.v1"
@@ -122,6 +132,14 @@ def test_normalise__without_fingerprint_it_is_computed_from_sorted_labels() -> N
         (lambda v: v["alerts"][1].update(labels=["a"]), "alerts[1].labels"),
         (lambda v: v["alerts"][0].update(startsAt="yesterday"), "alerts[0].startsAt"),
         (lambda v: v["alerts"][0].update(status="pending"), "alerts[0].status"),
+        (lambda v: v["alerts"][0].update(status=["firing"]), "alerts[0].status"),
+        (
+            lambda v: v["alerts"][1].update(annotations={"summary": {}}),
+            "alerts[1].annotations.summary",
+        ),
+        (lambda v: v["alerts"][0].update(fingerprint=["x"]), "alerts[0].fingerprint"),
+        (lambda v: v["alerts"][0].update(startsAt={"t": 1}), "alerts[0].startsAt"),
+        (lambda v: v["alerts"][1].update(endsAt=[]), "alerts[1].endsAt"),
     ],
 )
 def test_normalise__a_malformed_payload_names_the_field(mutate: Any, field: str) -> None:
@@ -131,6 +149,37 @@ def test_normalise__a_malformed_payload_names_the_field(mutate: Any, field: str)
         SOURCE.normalise(request(body(value)))
     assert caught.value.field == field
     assert field in str(caught.value)
+
+
+def test_normalise__without_alerts_the_error_says_what_is_expected() -> None:
+    with pytest.raises(WebhookPayloadError) as caught:
+        SOURCE.normalise(request(body({"status": "firing", "alerts": {"0": {}}})))
+    assert str(caught.value) == "field 'alerts' is missing or not an array of alerts"
+
+
+@pytest.mark.parametrize("group_status", [None, 5])
+def test_normalise__an_alert_without_status_needs_the_groups(group_status: Any) -> None:
+    # Without a status of its own, an alert takes its group's; with neither (or a group
+    # status that is not text) nothing tells whether it fires or resolves.
+    value = copy.deepcopy(payload_json("alertmanager_v4.json"))
+    value["status"] = group_status
+    del value["alerts"][1]["status"]
+    with pytest.raises(WebhookPayloadError) as caught:
+        SOURCE.normalise(request(body(value)))
+    assert caught.value.field == "alerts[1].status"
+    assert str(caught.value) == "field 'alerts[1].status' is missing"
+
+
+@pytest.mark.parametrize("external", ["", None, 9093])
+def test_normalise__without_an_alertmanager_url_only_the_generator_is_linked(
+    external: Any,
+) -> None:
+    value = copy.deepcopy(payload_json("alertmanager_v4.json"))
+    value["externalURL"] = external
+    firing, _ = SOURCE.normalise(request(body(value)))
+    assert firing.data["links"] == [
+        {"rel": "source", "href": value["alerts"][0]["generatorURL"]},
+    ]
 
 
 def test_normalise__a_body_that_is_not_json_is_a_payload_error() -> None:

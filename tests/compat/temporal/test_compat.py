@@ -253,3 +253,46 @@ async def test_application_error__fails_the_workflow_with_its_type(
         "no way",
         [{"why": "policy"}],
     )
+
+
+@activity.defn(name="greet")
+async def hello(name: str) -> str:
+    return f"hello {name}"
+
+
+async def hi(name: str) -> str:
+    return f"hi {name}"
+
+
+@workflow.defn
+class Greeter:
+    @workflow.run
+    async def run(self, name: str) -> list[str]:
+        short = timedelta(seconds=5)
+        by_name = await workflow.execute_activity("greet", name, start_to_close_timeout=short)
+        by_function = await workflow.execute_activity(hi, name, start_to_close_timeout=short)
+        return [by_name, by_function]
+
+
+async def test_activity_calls__follow_what_names_and_functions_stand_for_now(
+    make_app: Callable[..., App],
+) -> None:
+    # A later worker may register another activity under a name, and a function may be
+    # declared again under another name: calls made after that take the new meaning.
+    app = make_app(client=True)
+    async with app:
+        client = Client(app)
+        async with Worker(client, task_queue="q", workflows=[Greeter], activities=[hello]):
+            first = await client.execute_workflow(Greeter.run, "ana", id="g1", task_queue="q")
+
+            @activity.defn(name="greet")
+            async def howdy(name: str) -> str:
+                return f"howdy {name}"
+
+            client.runtime.add_activity(howdy)
+            activity.defn(name="hi_again")(hi)
+            second = await client.execute_workflow(Greeter.run, "bo", id="g2", task_queue="q")
+        run = await app.get_run("g2")
+    assert first == ["hello ana", "hi ana"]
+    assert second == ["howdy bo", "hi bo"]
+    assert [step.name for step in run.steps if step.kind is StepKind.STEP] == ["greet", "hi_again"]

@@ -4,6 +4,10 @@ Arguments and results are stored as JSON. Dataclasses, pydantic models, enums an
 become JSON on the way in; on the way out they are rebuilt from the type hints of the function
 that receives them (a workflow's ``run``, a signal handler, an activity's return type), as
 ``temporalio`` does.
+
+Most values are plain JSON already (numbers, strings, lists and dicts of them) and most hints
+name types JSON keeps (``int``, ``str``, ``list[str]``…): both cases are told apart once and
+cost no conversion (:func:`converts` is cached per hint).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
 
 def to_json(value: Any) -> Any:
     """``value`` as plain JSON types."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _SCALARS or isinstance(value, bool | int | float | str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -41,7 +47,7 @@ def to_json(value: Any) -> Any:
 
 def from_json(value: Any, hint: Any) -> Any:
     """``value`` (JSON) as the type ``hint`` names, where it names one that JSON loses."""
-    if hint is None or hint is Any or value is None:
+    if value is None or not converts(hint):
         return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -74,6 +80,38 @@ def from_json(value: Any, hint: Any) -> Any:
     return value
 
 
+def converts(hint: Any) -> bool:
+    """Whether :func:`from_json` may change a value for ``hint`` (False: it returns it as is)."""
+    if hint is None or hint is Any:
+        return False
+    try:
+        return _converts(hint)
+    except TypeError:  # an unhashable hint: convert to be sure
+        return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _converts(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in args if arg is not type(None)]
+        return len(options) == 1 and converts(options[0])
+    if origin in (tuple, set):  # a JSON list becomes a tuple or a set
+        return True
+    if origin in (list, Sequence, frozenset):
+        return bool(args) and converts(args[0])
+    if origin is dict:
+        return len(args) == 2 and converts(args[1])
+    if not isinstance(hint, type):
+        return False
+    return (
+        dataclasses.is_dataclass(hint)
+        or callable(getattr(hint, "model_validate", None))
+        or issubclass(hint, Enum | datetime)
+    )
+
+
 @functools.lru_cache(maxsize=1024)
 def parameter_hints(fn: Callable[..., Any], *, method: bool) -> tuple[Any, ...]:
     """The type hints of ``fn``'s positional parameters (``self`` left out of a method)."""
@@ -104,6 +142,8 @@ def return_hint(fn: Callable[..., Any] | None) -> Any:
 
 def args_from_json(values: Sequence[Any], hints: Sequence[Any]) -> list[Any]:
     """Positional arguments rebuilt from JSON by their parameters' hints."""
+    if not hints or not any(converts(hint) for hint in hints):
+        return list(values)
     return [
         from_json(value, hints[index] if index < len(hints) else None)
         for index, value in enumerate(values)

@@ -21,9 +21,10 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from opsloom.compat.temporal.converter import args_from_json, parameter_hints, to_json
+from opsloom.compat.temporal.converter import args_from_json, converts, parameter_hints, to_json
 from opsloom.compat.temporal.runtime import (
     Runtime,
     WorkflowState,
@@ -56,6 +57,9 @@ def make_runner(
 ) -> Callable[[Context, Any], Awaitable[Any]]:
     """The opsloom workflow function of ``definition``."""
     run_hints = parameter_hints(definition.run_fn, method=True)
+    if not any(converts(hint) for hint in run_hints):
+        run_hints = ()  # arguments as they are: nothing to rebuild
+    handlers = _handlers(definition)
 
     async def runner(ctx: Context, input: Any) -> Any:
         install_asyncio_bridge()
@@ -74,7 +78,8 @@ def make_runner(
             run_args = args_from_json(values, run_hints)
             instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
             state.instance = instance
-            _register(ctx, definition, instance)
+            if handlers:
+                _register(ctx, handlers, instance)
             try:
                 result = await definition.run_fn(instance, *run_args)
             except ContinueAsNewError as exc:
@@ -97,18 +102,45 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _register(ctx: Context, definition: WorkflowDefinition, instance: Any) -> None:
-    for name, fn in definition.signals.items():
-        ctx.on_signal(name, functools.partial(_call, instance, fn, _hints(fn)))
-    for name, fn in definition.queries.items():
-        ctx.on_query(name, functools.partial(_answer, instance, fn, _hints(fn)))
+@dataclass(frozen=True, slots=True)
+class _Handler:
+    """A signal, query or update method with its parameters' hints (found once per class)."""
+
+    kind: str
+    name: str
+    fn: Callable[..., Any]
+    hints: Sequence[Any]
+    validator: Callable[..., Any] | None = None
+    validator_hints: Sequence[Any] = ()
+
+
+def _handlers(definition: WorkflowDefinition) -> list[_Handler]:
+    found = [_Handler("signal", name, fn, _hints(fn)) for name, fn in definition.signals.items()]
+    found += [_Handler("query", name, fn, _hints(fn)) for name, fn in definition.queries.items()]
     for name, fn in definition.updates.items():
         check = definition.validator(name)
-        ctx.on_update(
-            name,
-            functools.partial(_apply, instance, fn, _hints(fn)),
-            None if check is None else functools.partial(_call, instance, check, _hints(check)),
+        found.append(
+            _Handler("update", name, fn, _hints(fn), check, () if check is None else _hints(check))
         )
+    return found
+
+
+def _register(ctx: Context, handlers: list[_Handler], instance: Any) -> None:
+    for handler in handlers:
+        fn, hints = handler.fn, handler.hints
+        if handler.kind == "signal":
+            ctx.on_signal(handler.name, functools.partial(_call, instance, fn, hints))
+        elif handler.kind == "query":
+            ctx.on_query(handler.name, functools.partial(_answer, instance, fn, hints))
+        else:
+            check = handler.validator
+            ctx.on_update(
+                handler.name,
+                functools.partial(_apply, instance, fn, hints),
+                None
+                if check is None
+                else functools.partial(_call, instance, check, handler.validator_hints),
+            )
 
 
 def _hints(fn: Callable[..., Any]) -> Sequence[Any]:

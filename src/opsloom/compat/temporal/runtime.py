@@ -16,12 +16,13 @@ import contextvars
 import inspect
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opsloom.clock import Clock
 from opsloom.compat.temporal.common import RetryPolicy
-from opsloom.compat.temporal.converter import to_json
+from opsloom.compat.temporal.converter import converts, return_hint, to_json
 from opsloom.compat.temporal.exceptions import (
     ApplicationError,
     TimeoutError,
@@ -65,10 +66,14 @@ class Runtime:
             key; the next attempt reads them (kept in this process).
         runners: the opsloom workflow function of each registered workflow type.
         specs: the step of each activity under each set of options it was called with.
+        calls: what an ``execute_activity`` call resolves to, by the activity and the options
+            as given, so that a call made again (every call of a loop, every run of a
+            workflow) finds its step at once.
     """
 
     def __init__(self) -> None:
         self.specs: dict[tuple[Any, ...], StepSpec] = {}
+        self.calls: dict[tuple[Any, ...], ActivityCall] = {}
         self.activities: dict[str, ActivityDefinition] = {}
         self.heartbeats: dict[str, tuple[Any, ...]] = {}
         self.runners: dict[str, Callable[..., Any]] = {}
@@ -76,6 +81,51 @@ class Runtime:
     def add_activity(self, fn: Callable[..., Any]) -> None:
         definition = activity_definition(fn)
         self.activities[definition.name] = definition
+
+    def activity_call(
+        self,
+        activity: Any,
+        start_to_close_timeout: timedelta | None,
+        schedule_to_close_timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+    ) -> ActivityCall:
+        """The definition, options, step and result hint of one activity call."""
+        key: tuple[Any, ...] | None = (
+            activity,
+            start_to_close_timeout,
+            schedule_to_close_timeout,
+            heartbeat_timeout,
+            None if retry_policy is None else _retry_key(retry_policy),
+        )
+        try:
+            found = self.calls.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable activity object: no caching
+            found, key = None, None
+        if found is not None:
+            # Still what the name or the function stands for (a worker may register another
+            # activity under a name; a function may be declared again under another name)?
+            known = (
+                self.activities.get(activity)
+                if isinstance(activity, str)
+                else getattr(activity, _ACTIVITY_ATTR, found.definition)
+            )
+            if known is found.definition:
+                return found
+        definition = self.resolve(activity)
+        options = ActivityOptions.of(
+            start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
+        )
+        hint = return_hint(definition.fn)
+        found = ActivityCall(
+            definition,
+            options,
+            activity_spec(self, definition, options),
+            hint if converts(hint) else None,
+        )
+        if key is not None:
+            self.calls[key] = found
+        return found
 
     def resolve(self, activity: Any) -> ActivityDefinition:
         if isinstance(activity, str):
@@ -102,7 +152,6 @@ class WorkflowState:
     continued_run_id: str | None
     instance: Any = None
     rng: random.Random | None = None
-    patches: dict[str, bool] = field(default_factory=dict)
 
 
 _workflow: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
@@ -160,7 +209,6 @@ class ActivityState:
         "_info",
         "clock",
         "definition",
-        "key",
         "last_beat",
         "options",
         "started",
@@ -174,20 +222,25 @@ class ActivityState:
         definition: ActivityDefinition,
         options: ActivityOptions,
         step: StepInfo,
+        clock: Clock,
         now: float,
     ) -> None:
         self.state = state
         self.definition = definition
         self.options = options
         self.step = step
-        self.key = step.idempotency_key
-        self.clock = state.ctx.clock
+        self.clock = clock
         self.started = self.last_beat = now
         self._info: ActivityInfo | None = None
 
     @property
     def runtime(self) -> Runtime:
         return self.state.runtime
+
+    @property
+    def key(self) -> str:
+        """The step's idempotency key: what the heartbeat details are kept under."""
+        return self.step.idempotency_key
 
     @property
     def info(self) -> ActivityInfo:
@@ -262,17 +315,29 @@ class ActivityOptions:
 
     def key(self) -> tuple[Any, ...]:
         """What tells two sets of options apart (the retry policy by its fields)."""
-        retry = self.retry
-        return (
-            self.start_to_close,
-            self.schedule_to_close,
-            self.heartbeat,
-            retry.initial_interval,
-            retry.backoff_coefficient,
-            retry.maximum_interval,
-            retry.maximum_attempts,
-            tuple(retry.non_retryable_error_types or ()),
-        )
+        return (self.start_to_close, self.schedule_to_close, self.heartbeat, _retry_key(self.retry))
+
+
+def _retry_key(retry: RetryPolicy) -> tuple[Any, ...]:
+    """A retry policy by its fields (the dataclass itself is mutable, so unhashable)."""
+    return (
+        retry.initial_interval,
+        retry.backoff_coefficient,
+        retry.maximum_interval,
+        retry.maximum_attempts,
+        tuple(retry.non_retryable_error_types or ()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCall:
+    """What an activity call resolves to: its step, and the hint its result is rebuilt by
+    (None when the return type needs no conversion)."""
+
+    definition: ActivityDefinition
+    options: ActivityOptions
+    spec: StepSpec
+    result_hint: Any
 
 
 def _seconds(value: timedelta | None) -> float | None:
@@ -309,10 +374,11 @@ def _activity_body(
     is_async = inspect.iscoroutinefunction(fn)
 
     async def body(deadline: float | None, *args: Any) -> Any:
-        state = current_workflow()
-        ctx = state.ctx
-        step = current_step()
-        now = ctx.clock.now()
+        state = _workflow.get()
+        if state is None:  # the step was called outside its workflow
+            raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
+        clock = state.ctx.clock
+        now = clock.now()
         limit = options.start_to_close
         final = None
         if deadline is not None:
@@ -323,8 +389,7 @@ def _activity_body(
                 )
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
-        activity = ActivityState(state, definition, options, step, now)
-        key = activity.key
+        activity = ActivityState(state, definition, options, current_step(), clock, now)
         token = _activity.set(activity)
         outer = _workflow.set(None)
         try:
@@ -332,7 +397,7 @@ def _activity_body(
             if options.heartbeat is None:
                 result = await (call if deadline is None else _limited(call, limit, final))
             else:
-                result = await _within(call, limit, final, options.heartbeat, activity, ctx)
+                result = await _within(call, limit, final, options.heartbeat, activity)
         except Exception as exc:
             kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
             if kind in non_retryable and not isinstance(exc, ApplicationError | TimeoutError):
@@ -346,7 +411,7 @@ def _activity_body(
             _workflow.reset(outer)
             _activity.reset(token)
         if state.runtime.heartbeats:
-            state.runtime.heartbeats.pop(key, None)
+            state.runtime.heartbeats.pop(activity.key, None)
         return to_json(result)
 
     return body
@@ -377,7 +442,6 @@ async def _within(
     final: TimeoutType | None,
     heartbeat: float | None,
     activity: ActivityState,
-    ctx: Context,
 ) -> Any:
     """Await ``call`` under the attempt's time limit and heartbeat timeout."""
     task = asyncio.ensure_future(call)
@@ -385,7 +449,7 @@ async def _within(
     end = None if limit is None else loop.time() + limit
     try:
         while True:
-            waits = [t for t in (end, _beat_due(activity, heartbeat, ctx, loop)) if t is not None]
+            waits = [t for t in (end, _beat_due(activity, heartbeat, loop)) if t is not None]
             timeout = None if not waits else max(0.0, min(waits) - loop.time())
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if done:
@@ -396,7 +460,7 @@ async def _within(
                     "ScheduleToClose" if kind is TimeoutType.SCHEDULE_TO_CLOSE else "StartToClose"
                 )
                 raise TimeoutError(f"activity {name} timeout", type=kind)
-            due = _beat_due(activity, heartbeat, ctx, loop)
+            due = _beat_due(activity, heartbeat, loop)
             if due is not None and loop.time() >= due:
                 raise TimeoutError(
                     "activity Heartbeat timeout",
@@ -412,13 +476,12 @@ async def _within(
 def _beat_due(
     activity: ActivityState,
     heartbeat: float | None,
-    ctx: Context,
     loop: asyncio.AbstractEventLoop,
 ) -> float | None:
     if heartbeat is None:
         return None
     # last_beat is on the run's clock; the wait is on the loop's.
-    return loop.time() + (activity.last_beat + heartbeat - ctx.clock.now())
+    return loop.time() + (activity.last_beat + heartbeat - activity.clock.now())
 
 
 def _delta(seconds: float | None) -> timedelta | None:

@@ -33,11 +33,7 @@ from opsloom.compat.temporal.exceptions import (
     failure_from,
 )
 from opsloom.compat.temporal.exceptions import TimeoutError as TemporalTimeoutError
-from opsloom.compat.temporal.runtime import (
-    ActivityOptions,
-    activity_spec,
-    current_workflow,
-)
+from opsloom.compat.temporal.runtime import ActivityCall, current_workflow
 from opsloom.compat.temporal.runtime import in_workflow as in_workflow
 from opsloom.errors import ChildFailedError, StepFailedError, WaitTimeoutError
 
@@ -400,47 +396,50 @@ def start_activity(
     ignored: the activity runs in the worker that runs the workflow.
     """
     state = current_workflow()
-    definition = state.runtime.resolve(activity)
-    options = ActivityOptions.of(
-        start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
+    call = state.runtime.activity_call(
+        activity, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
     )
     if arg is not _UNSET and args:
         raise TypeError("give either a single arg or args=[...], not both")
-    # Passed as they are: the activity runs in this process, as a step of this run.
-    values = list(args) if arg is _UNSET else [arg]
     deadline = None
-    if options.schedule_to_close is not None:
-        deadline = state.ctx.now().timestamp() + options.schedule_to_close
-    spec = activity_spec(state.runtime, definition, options)
-    pending = state.ctx.step_with(spec, deadline, *values)
-    hint = result_type if result_type is not None else return_hint(definition.fn)
-    maximum = options.retry.maximum_attempts
+    if call.options.schedule_to_close is not None:
+        deadline = state.ctx.now().timestamp() + call.options.schedule_to_close
+    # Passed as they are: the activity runs in this process, as a step of this run.
+    if arg is _UNSET:
+        pending = state.ctx.step_with(call.spec, deadline, *args)
+    else:
+        pending = state.ctx.step_with(call.spec, deadline, arg)
+    hint = result_type if result_type is not None else call.result_hint
+    return ActivityHandle(_outcome(pending, call, hint, activity_id), call.definition.name)
 
-    async def outcome() -> Any:
-        try:
-            value = await pending
-        except StepFailedError as exc:
-            cause = failure_from({"type": exc.error_type, "message": exc.message, "data": exc.data})
-            retry_state = (
-                RetryState.MAXIMUM_ATTEMPTS_REACHED
-                if maximum and exc.attempts >= maximum
-                else RetryState.NON_RETRYABLE_FAILURE
-            )
-            if isinstance(cause, TemporalTimeoutError) and not cause.retryable:
-                retry_state = RetryState.TIMEOUT
-            raise ActivityError(
-                "Activity task failed",
-                scheduled_event_id=exc.seq,
-                started_event_id=exc.seq,
-                identity="opsloom",
-                activity_type=definition.name,
-                activity_id=activity_id or str(exc.seq),
-                retry_state=retry_state,
-                cause=cause,
-            ) from None
-        return from_json(value, hint)
 
-    return ActivityHandle(outcome(), definition.name)
+async def _outcome(
+    pending: Awaitable[Any], call: ActivityCall, hint: Any, activity_id: str | None
+) -> Any:
+    """The activity's result, or its failure as ``ActivityError``."""
+    try:
+        value = await pending
+    except StepFailedError as exc:
+        cause = failure_from({"type": exc.error_type, "message": exc.message, "data": exc.data})
+        maximum = call.options.retry.maximum_attempts
+        retry_state = (
+            RetryState.MAXIMUM_ATTEMPTS_REACHED
+            if maximum and exc.attempts >= maximum
+            else RetryState.NON_RETRYABLE_FAILURE
+        )
+        if isinstance(cause, TemporalTimeoutError) and not cause.retryable:
+            retry_state = RetryState.TIMEOUT
+        raise ActivityError(
+            "Activity task failed",
+            scheduled_event_id=exc.seq,
+            started_event_id=exc.seq,
+            identity="opsloom",
+            activity_type=call.definition.name,
+            activity_id=activity_id or str(exc.seq),
+            retry_state=retry_state,
+            cause=cause,
+        ) from None
+    return value if hint is None else from_json(value, hint)
 
 
 def execute_activity(activity: Any, arg: Any = _UNSET, **options: Any) -> Awaitable[Any]:
