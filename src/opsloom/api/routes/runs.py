@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
 from opsloom.api.body import body_doc, json_body, model_body, start_run_body
+from opsloom.api.control import control_route
 from opsloom.api.schema import (
     CancelAccepted,
     Problem,
@@ -251,28 +252,30 @@ async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
 
 
-@router.post(
-    "/{run_id:path}/pause",
+control_route(
+    router,
+    "pause",
+    "run_id",
+    lambda app, run_id, user: runs.pause_run(app, run_id, actor=user),
+    lambda run, _, who: shown(run, who),
     response_model=RunOut,
     summary="Pause a run: its running step finishes, then it waits (no worker slot) for resume",
-    dependencies=_OPERATE,
     description="Timers that fire while the run is paused, and signals sent to it, wait for it "
     "to be resumed. Pausing a paused run changes nothing.",
     responses={**_NOT_FOUND, **_CONFLICT},
+    name="pause_run",
 )
-async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.pause_run(app, run_id, actor=who.user), who))
-
-
-@router.post(
-    "/{run_id:path}/resume",
+control_route(
+    router,
+    "resume",
+    "run_id",
+    lambda app, run_id, user: runs.resume_run(app, run_id, actor=user),
+    lambda run, _, who: shown(run, who),
     response_model=RunOut,
     summary="Resume a paused run",
-    dependencies=_OPERATE,
     responses={**_NOT_FOUND, **_CONFLICT},
+    name="resume_run",
 )
-async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
 
 
 @router.post(
