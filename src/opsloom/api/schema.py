@@ -102,6 +102,11 @@ class RunOut(BaseModel):
     reset_to: int | None = Field(
         default=None, description="The position from which this reset run re-executes."
     )
+    quarantined_at: str | None = Field(
+        default=None,
+        description="When the run was quarantined for crashing its workers again and again "
+        "(no worker claims it until `opsloom runs requeue`).",
+    )
     labels: dict[str, str] = Field(
         default_factory=dict, description="The run's labels (given at start or set by the run)."
     )

@@ -64,7 +64,7 @@ from typing import Any, Literal
 
 from opsloom.codec import encode
 from opsloom.errors import InputError, OpsloomError, SerializationError
-from opsloom.model.matching import WHERE, _program, check_filters, matches
+from opsloom.model.matching import WHERE, _program, check_filters, first_output, matches
 from opsloom.model.ratelimit import RateLimit
 from opsloom.model.run import NewRun
 
@@ -350,10 +350,10 @@ def jq_key(expression: str, value: Any) -> str:
     Raises:
         ValueError: the expression is not jq, fails on ``value``, or gives no value (or null).
     """
-    outputs = _program(expression).input_value(value).all()
-    if not outputs or outputs[0] is None:
+    found = first_output(expression, value)
+    if found is None:
         raise ValueError(f"{expression!r} gives no value for this input")
-    return key_text(outputs[0])
+    return key_text(found)
 
 
 def _compile(trigger_id: str, expression: str) -> None:
@@ -369,7 +369,7 @@ def _first(expression: str, value: Any) -> Any:
     """The first output of a jq expression (``None`` when it produces none), or a ``_Failed``
     saying why it could not be evaluated."""
     try:
-        outputs = _program(expression).input_value(value).all()
+        return first_output(expression, value)
     except ValueError as exc:
         log.warning(
             "trigger expression failed on an event: %s",
@@ -377,7 +377,6 @@ def _first(expression: str, value: Any) -> Any:
             extra={"event": "trigger_expression_error", "expression": expression},
         )
         return _Failed(f"{expression}: {exc}")
-    return outputs[0] if outputs else None
 
 
 def choose(

@@ -31,8 +31,14 @@ if TYPE_CHECKING:
     from opsloom.store.pause import WorkflowPause
     from opsloom.store.ratelimit import WorkflowRateLimit
     from opsloom.store.retention import Pruned
-    from opsloom.store.rollup import FailureCell, RunCell, StepCell
-    from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
+    from opsloom.store.rollup import FailureCell, HourSummary, RunCell, StepCell
+    from opsloom.store.stats import (
+        ApprovalCounts,
+        FinishedRun,
+        SingletonHolder,
+        StalledRun,
+        StepOutcome,
+    )
     from opsloom.store.trigger import Debounced, TriggerRun
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
@@ -73,6 +79,8 @@ class RunFilter:
     text: str | None = None
     #: Only runs with every one of these labels (key, value).
     labels: tuple[tuple[str, str], ...] = ()
+    #: Only open runs quarantined for crashing their workers (see ``Store.requeue_run``).
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,9 @@ class Store(Protocol):
     url: str
     #: Seals audit entries (see :mod:`opsloom.store.audit`); set by the application.
     audit_key: AuditKey | None
+    #: A run whose worker vanished this many times while executing it is quarantined (0:
+    #: never); set by the application.
+    quarantine_after: int
 
     async def open(self) -> None:
         """Connect, check the schema is opsloom's and migrate it to the current version."""
@@ -166,6 +177,11 @@ class Store(Protocol):
 
     async def resume_run(self, run_id: str, now: float) -> RunRecord:
         """Let a paused run be claimed again; ``RunStateError`` if it is not paused."""
+        ...
+
+    async def requeue_run(self, run_id: str, now: float) -> RunRecord:
+        """Release a quarantined run (claimable again, its recovery count back to 0);
+        ``RunStateError`` if it is not quarantined."""
         ...
 
     async def pause_workflow(self, workflow: str, by: str | None, now: float) -> list[str]:
@@ -377,6 +393,14 @@ class Store(Protocol):
         """Decided approval requests by outcome, and passed SLA deadlines."""
         ...
 
+    async def quarantined_count(self) -> int:
+        """Open runs quarantined for crashing their workers."""
+        ...
+
+    async def stalled_runs(self, quiet_since: float, limit: int = 500) -> list[StalledRun]:
+        """Open runs without a deadline showing no sign of life since ``quiet_since``."""
+        ...
+
     async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
         """Runs created since ``since`` that have ended, newest first, at most ``limit``."""
         ...
@@ -398,6 +422,19 @@ class Store(Protocol):
     ) -> list[RunCell]:
         """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
         ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
+        ...
+
+    async def hour_summaries(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
+    ) -> list[HourSummary]:
+        """Per hour starting in ``[first, last]``, runs by status and durations, for every
+        workflow (``''``) and per workflow (see :class:`~opsloom.store.rollup.RollupQueries`)."""
         ...
 
     async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from opsloom.errors import RunNotFoundError, RunStateError
 from opsloom.model import RunRecord
 from opsloom.store.job import fetch_run
-from opsloom.store.rows import PAUSED
+from opsloom.store.rows import PAUSED, QUARANTINED
 from opsloom.store.tx import CONTROL, WORK, Transactions, Tx
 
 
@@ -44,7 +44,10 @@ async def _hold(tx: Tx, run_ids: list[str], who: str, now: float) -> None:
     if not run_ids:
         return
     among, ids = tx.among("run_id", run_ids)
-    await tx.execute(f"UPDATE jobs SET blocked = {PAUSED} WHERE {among}", ids)
+    # A quarantined job stays held back as such: resuming must not release it.
+    await tx.execute(
+        f"UPDATE jobs SET blocked = {PAUSED} WHERE {among} AND blocked <> {QUARANTINED}", ids
+    )
     among, ids = tx.among("id", run_ids)
     await tx.execute(
         "UPDATE runs SET paused = ?, paused_at = coalesce(paused_at, ?), updated_at = ? "

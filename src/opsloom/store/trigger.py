@@ -8,6 +8,7 @@ is left to the caller, which locks them in run-id order with the others.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -286,13 +287,34 @@ async def intake(
     if not rows:
         return []
     woken: list[str] = []
-    candidates = [(trigger_id, position, decode(flt)) for trigger_id, position, flt in rows]
+    candidates = [(trigger_id, position, _filter(flt)) for trigger_id, position, flt in rows]
     for trigger_id, position in choose(candidates, shape):
         row = await tx.one(SELECT_ONE, (trigger_id,))
         if row is not None:
-            trigger = trigger_from_row(row)
+            trigger = _known_trigger(row)
             woken.extend(await _fire(tx, trigger, position, event, shape, delivered, now))
     return woken
+
+
+@functools.lru_cache(maxsize=256)
+def _filter(blob: bytes | str) -> dict[str, Any]:
+    """A stored filter, decoded once (only read: shared by every intake of its type)."""
+    flt: dict[str, Any] = decode(blob)
+    return flt
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_trigger(row: Row) -> Trigger:
+    return trigger_from_row(row)
+
+
+def _known_trigger(row: Row) -> Trigger:
+    """The trigger of a row, built once per definition: the same row (its ``updated_at``
+    included) gives the same frozen trigger, without decoding and checking it again."""
+    try:
+        return _cached_trigger(tuple(row))
+    except TypeError:  # a column the driver gives as an unhashable value
+        return trigger_from_row(row)
 
 
 async def _fire(
