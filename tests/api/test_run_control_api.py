@@ -150,3 +150,15 @@ async def test_rate_limit__a_dropping_limit_answers_429(client: httpx.AsyncClien
     assert refused.json()["code"] == "rate_limit_exceeded"
     other = {"workflow": "park", "input": {"team": "web"}}
     assert (await client.post("/api/v1/runs", json=other)).status_code == 201
+
+
+async def test_requeue__refused_for_a_run_that_is_not_quarantined(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (
+        await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "q-1"})
+    ).is_success
+    refused = await client.post("/api/v1/runs/q-1/requeue")
+    assert refused.status_code == 409 and "not quarantined" in refused.json()["detail"]
+    missing = await client.post("/api/v1/runs/q-nope/requeue")
+    assert missing.status_code == 404 and missing.json()["code"] == "run_not_found"

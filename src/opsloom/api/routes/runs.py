@@ -290,18 +290,20 @@ control_route(
 )
 
 
-@router.post(
-    "/{run_id:path}/requeue",
+control_route(
+    router,
+    "requeue",
+    "run_id",
+    lambda app, run_id, user: runs.requeue_run(app, run_id, actor=user),
+    lambda run, _, who: shown(run, who),
     response_model=RunOut,
     summary="Release a quarantined run: workers claim it again, with a fresh crash budget",
-    dependencies=_OPERATE,
     description="A run whose worker vanished while executing it too many times "
     "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue it "
     "once the cause is fixed.",
     responses={**_NOT_FOUND, **_CONFLICT},
+    name="requeue_run",
 )
-async def requeue_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.requeue_run(app, run_id, actor=who.user), who))
 
 
 @router.post(
