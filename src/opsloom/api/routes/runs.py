@@ -10,6 +10,7 @@ percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/c
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -264,46 +265,44 @@ async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
 
 
-control_route(
-    router,
-    "pause",
-    "run_id",
-    lambda app, run_id, user: runs.pause_run(app, run_id, actor=user),
-    lambda run, _, who: shown(run, who),
-    response_model=RunOut,
-    summary="Pause a run: its running step finishes, then it waits (no worker slot) for resume",
-    description="Timers that fire while the run is paused, and signals sent to it, wait for it "
-    "to be resumed. Pausing a paused run changes nothing.",
-    responses={**_NOT_FOUND, **_CONFLICT},
-    name="pause_run",
-)
-control_route(
-    router,
-    "resume",
-    "run_id",
-    lambda app, run_id, user: runs.resume_run(app, run_id, actor=user),
-    lambda run, _, who: shown(run, who),
-    response_model=RunOut,
-    summary="Resume a paused run",
-    responses={**_NOT_FOUND, **_CONFLICT},
-    name="resume_run",
-)
+def _acting(
+    service: Callable[..., Awaitable[RunRecord]],
+) -> Callable[[App, str, str], Awaitable[RunRecord]]:
+    return lambda app, run_id, user: service(app, run_id, actor=user)
 
 
-control_route(
-    router,
-    "requeue",
-    "run_id",
-    lambda app, run_id, user: runs.requeue_run(app, run_id, actor=user),
-    lambda run, _, who: shown(run, who),
-    response_model=RunOut,
-    summary="Release a quarantined run: workers claim it again, with a fresh crash budget",
-    description="A run whose worker vanished while executing it too many times "
-    "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue it "
-    "once the cause is fixed.",
-    responses={**_NOT_FOUND, **_CONFLICT},
-    name="requeue_run",
+#: Control actions on one run: ``POST /runs/{run_id}/<action>``, answering the run.
+_RUN_ACTIONS = (
+    (
+        "pause",
+        runs.pause_run,
+        "Pause a run: its running step finishes, then it waits (no worker slot) for resume",
+        "Timers that fire while the run is paused, and signals sent to it, wait for it to be "
+        "resumed. Pausing a paused run changes nothing.",
+    ),
+    ("resume", runs.resume_run, "Resume a paused run", None),
+    (
+        "requeue",
+        runs.requeue_run,
+        "Release a quarantined run: workers claim it again, with a fresh crash budget",
+        "A run whose worker vanished while executing it too many times "
+        "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue "
+        "it once the cause is fixed.",
+    ),
 )
+for _action, _service, _summary, _description in _RUN_ACTIONS:
+    control_route(
+        router,
+        _action,
+        "run_id",
+        _acting(_service),
+        lambda run, _, who: shown(run, who),
+        response_model=RunOut,
+        summary=_summary,
+        description=_description,
+        responses={**_NOT_FOUND, **_CONFLICT},
+        name=f"{_action}_run",
+    )
 
 
 @router.post(
