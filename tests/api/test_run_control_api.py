@@ -181,3 +181,15 @@ async def test_requeue__lists_and_releases_a_quarantined_run(
     actions = [(e.actor, e.action, e.subject) for e in await app.audit.entries()]
     assert ("olga", "run.requeue", "run:q-1") in actions
     assert (await client.get("/api/v1/runs", params={"quarantined": "true"})).json() == []
+
+
+async def test_requeue__refused_for_a_run_that_is_not_quarantined(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (
+        await client.post("/api/v1/runs", json={"workflow": "park", "run_id": "q-1"})
+    ).is_success
+    refused = await client.post("/api/v1/runs/q-1/requeue")
+    assert refused.status_code == 409 and "not quarantined" in refused.json()["detail"]
+    missing = await client.post("/api/v1/runs/q-nope/requeue")
+    assert missing.status_code == 404 and missing.json()["code"] == "run_not_found"

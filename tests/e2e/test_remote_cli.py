@@ -39,6 +39,14 @@ def test_remote__start_wait_show_and_list_through_the_api(server: Server) -> Non
     assert result["run_id"] in [r["id"] for r in json.loads(listed.stdout)]
 
 
+def test_remote__rate_limit_set_and_lifted_through_the_api(server: Server) -> None:
+    limited = remote(server, "olga", "workflows", "limit", "tick", "--rate", "5/s", "--json")
+    assert limited.returncode == 0, limited.stderr
+    assert json.loads(limited.stdout)["per_second"] == 5.0
+    lifted = remote(server, "olga", "workflows", "limit", "tick", "--off")
+    assert lifted.returncode == 0 and "no rate limit" in lifted.stdout, lifted.stderr
+
+
 def test_remote__roles_and_errors_are_the_servers(server: Server) -> None:
     waiting = server.start("change", "remote-cli")
     wait_until(lambda: server.status(waiting) == "waiting", "the run to wait", 30)

@@ -169,6 +169,23 @@ def run_call(
     return execute(lambda: remote(server))
 
 
+def report(
+    db: str | None,
+    as_json: bool,
+    local: Callable[[App], Awaitable[T]],
+    remote: Callable[[Server], Awaitable[T]],
+    shape: Callable[[T], Any],
+    say: Callable[[T], str],
+) -> None:
+    """A control command (pause, resume, limit…): run it as :func:`run_call` does, then print
+    ``shape`` of its result as JSON with ``--json``, else the sentence ``say``."""
+    result = run_call(db, local, remote)
+    if as_json:
+        print_json(shape(result))
+    else:
+        out.print(say(result))
+
+
 def print_json(value: Any) -> None:
     """Stable, indented JSON on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -33,6 +33,7 @@ from opsloom.cli.console import (
     out,
     parse_json,
     print_json,
+    report,
     run_call,
     settings,
 )
@@ -717,29 +718,27 @@ def runs_cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
 @runs_cli.command("pause")
 def runs_pause(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Pause a run: its running step finishes, then it waits (no worker slot) for resume."""
-    run = run_call(
+    report(
         db,
+        as_json,
         lambda app: runs.pause_run(app, run_id, actor=cli_actor()),
         lambda server: server.pause(run_id),
+        RunRecord.to_dict,
+        lambda run: f"run {run.id} paused ({run.status}); resume it with `opsloom runs resume`",
     )
-    if as_json:
-        print_json(run.to_dict())
-    else:
-        out.print(f"run {run.id} paused ({run.status}); resume it with `opsloom runs resume`")
 
 
 @runs_cli.command("resume")
 def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Resume a paused run; timers that fired meanwhile and signals are taken at once."""
-    run = run_call(
+    report(
         db,
+        as_json,
         lambda app: runs.resume_run(app, run_id, actor=cli_actor()),
         lambda server: server.resume(run_id),
+        RunRecord.to_dict,
+        lambda run: f"run {run.id} resumed ({run.status})",
     )
-    if as_json:
-        print_json(run.to_dict())
-    else:
-        out.print(f"run {run.id} resumed ({run.status})")
 
 
 @runs_cli.command("requeue")

@@ -19,6 +19,7 @@ import httpx
 
 from opsloom.errors import ConfigurationError, OpsloomError
 from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.run import QUARANTINED_STATUS
 from opsloom.store import Store
 
@@ -200,6 +201,10 @@ class Server:
 
     async def resume_workflow(self, workflow: str) -> list[str]:
         return list((await self._call("POST", f"/workflows/{_part(workflow)}/resume"))["runs"])
+
+    async def limit_rate(self, workflow: str, limit: RateLimit | None) -> None:
+        body = {"per_second": None} if limit is None else limit.to_dict()
+        await self._call("PUT", f"/workflows/{_part(workflow)}/rate-limit", json=body)
 
     async def retry(self, run_id: str) -> RunRecord:
         return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/retry"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json, run_call
+from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json, report
 from opsloom.cli.identity import cli_actor
 from opsloom.errors import InputError
 from opsloom.model.ratelimit import RateLimit
@@ -26,29 +26,27 @@ def pause_command(workflow: WorkflowArg, db: DbOption = None, as_json: JsonOptio
     Running steps finish first; paused runs hold no worker slot, and their timers and signals
     wait for them.
     """
-    ids = run_call(
+    report(
         db,
+        as_json,
         lambda app: workflows.pause_workflow(app, workflow, actor=cli_actor()),
         lambda server: server.pause_workflow(workflow),
+        lambda ids: {"workflow": workflow, "runs": ids},
+        lambda ids: f"workflow {workflow} paused ({len(ids)} open run(s) paused)",
     )
-    if as_json:
-        print_json({"workflow": workflow, "runs": ids})
-    else:
-        out.print(f"workflow {workflow} paused ({len(ids)} open run(s) paused)")
 
 
 @workflows_cli.command("resume")
 def resume_command(workflow: WorkflowArg, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Resume a paused workflow and the runs paused with it (not those paused on their own)."""
-    ids = run_call(
+    report(
         db,
+        as_json,
         lambda app: workflows.resume_workflow(app, workflow, actor=cli_actor()),
         lambda server: server.resume_workflow(workflow),
+        lambda ids: {"workflow": workflow, "runs": ids},
+        lambda ids: f"workflow {workflow} resumed ({len(ids)} run(s) resumed)",
     )
-    if as_json:
-        print_json({"workflow": workflow, "runs": ids})
-    else:
-        out.print(f"workflow {workflow} resumed ({len(ids)} run(s) resumed)")
 
 
 @workflows_cli.command("limit")
@@ -72,6 +70,7 @@ def limit_command(
     ] = "queue",
     off: Annotated[bool, typer.Option("--off", help="Lift the limit.")] = False,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Limit how many runs of a workflow start per second, for every process on the store.
 
@@ -90,11 +89,16 @@ def limit_command(
             limit = RateLimit.parse(fields, "the limit")
         except InputError as exc:
             fail(str(exc), 2)
-    client(db, lambda app: workflows.limit_rate(app, workflow, limit, actor=cli_actor()))
-    out.print(
-        f"workflow {workflow}: no rate limit"
-        if limit is None
-        else f"workflow {workflow}: at most {limit.describe()}"
+    report(
+        db,
+        as_json,
+        lambda app: workflows.limit_rate(app, workflow, limit, actor=cli_actor()),
+        lambda server: server.limit_rate(workflow, limit),
+        lambda _: {"workflow": workflow, **(limit.to_dict() if limit else {"per_second": None})},
+        lambda _: (
+            f"workflow {workflow}: "
+            + ("no rate limit" if limit is None else f"at most {limit.describe()}")
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from opsloom.codec import decode, encode
 from opsloom.engine.execution import Execution
 from opsloom.engine.handler import UPDATE_RESULT, HandlerTable
+from opsloom.engine.replay import DetachedHost
 from opsloom.errors import (
     InputError,
     OpsloomError,
@@ -24,8 +25,7 @@ from opsloom.errors import (
     UpdatePendingError,
     UpdateRejectedError,
 )
-from opsloom.model import RunRecord, SignalRecord, StepKind, StepRecord, StepStatus
-from opsloom.model.observer import Observer
+from opsloom.model import SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence
 from opsloom.store.base import Claim
 
@@ -37,25 +37,6 @@ if TYPE_CHECKING:
 #: Longest a replay may take to reach the present (a workflow awaiting something that is not
 #: durable, a real ``asyncio.sleep``, would otherwise hold the caller forever).
 REPLAY_LIMIT = 30.0
-
-
-class _Reader:
-    """The host of a read-only execution: nothing to notify, nothing finishes."""
-
-    def __init__(self, store: Store, clock: Clock, registry: Registry) -> None:
-        self.store = store
-        self.clock = clock
-        self.registry = registry
-        self.observer = Observer()
-
-    def notify(self) -> None:
-        return None
-
-    def execution_done(self, execution: Execution) -> None:
-        return None
-
-    def run_finished(self, run: RunRecord) -> None:
-        return None
 
 
 async def replay_present(
@@ -73,7 +54,7 @@ async def replay_present(
     history = {step.seq: step for step in run.steps}
     signals = [] if run.status.terminal else await _pending_as_of(store, run_id, history)
     claim = Claim(run=run, fence=Fence(run.id, "reader", 0), history=history, signals=signals)
-    execution = Execution(_Reader(store, clock, registry), claim, spec)
+    execution = Execution(DetachedHost(store, clock, registry), claim, spec)
     try:
         async with asyncio.timeout(REPLAY_LIMIT):
             await asyncio.ensure_future(execution.replay())

@@ -49,6 +49,26 @@ class Host(Protocol):
     def run_finished(self, run: RunRecord) -> None: ...
 
 
+class DetachedHost:
+    """The host of an execution that no worker runs (a replay that answers a query, or one
+    that checks code against a history): nothing to wake, nothing to report when it ends."""
+
+    def __init__(self, store: Store, clock: Clock, registry: Registry) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.observer = Observer()
+
+    def notify(self) -> None:
+        return None
+
+    def execution_done(self, execution: Execution) -> None:
+        return None
+
+    def run_finished(self, run: RunRecord) -> None:
+        return None
+
+
 #: Freezes after which the run parks (instead of closing) once its running steps are done.
 _PARKING = ("drain", "pause")
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, cast
 from opsloom.clock import Clock, SystemClock
 from opsloom.engine.execution import Execution
 from opsloom.engine.registry import Registry, StepSpec
+from opsloom.engine.replay import DetachedHost
 from opsloom.errors import NonDeterminismError
 from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord
-from opsloom.model.observer import Observer
 from opsloom.model.run import Fence
 from opsloom.store.base import Claim
 
@@ -96,26 +96,6 @@ class _Discard:
         return _done()
 
 
-class _Host:
-    """What an execution needs from a worker, for one replay."""
-
-    def __init__(self, registry: Registry, clock: Clock) -> None:
-        self.discard = _Discard()
-        self.store = cast("Store", self.discard)
-        self.clock = clock
-        self.registry = registry
-        self.observer = Observer()
-
-    def notify(self) -> None:
-        return None
-
-    def execution_done(self, execution: Execution) -> None:
-        return None
-
-    def run_finished(self, run: RunRecord) -> None:
-        return None
-
-
 class _Replay(Execution):
     """An execution that never runs a step body nor compensates: it only walks history."""
 
@@ -150,7 +130,8 @@ async def replay_history(
         WorkflowNotFoundError: the run's workflow or version is not registered.
     """
     spec = registry.workflow(run.workflow, run.version)
-    host = _Host(registry, clock or SystemClock())
+    discard = _Discard()
+    host = DetachedHost(cast("Store", discard), clock or SystemClock(), registry)
     # Neither a cancel nor a deadline of the stored run may cut the replay short.
     subject = RunRecord(
         id=run.id,
@@ -173,7 +154,7 @@ async def replay_history(
     fatal = execution.fatal
     if isinstance(fatal, NonDeterminismError):
         return ReplayOutcome("nondeterminism", str(fatal), fatal.seq, fatal.expected, fatal.got)
-    finished = host.discard.finished
+    finished = discard.finished
     if finished is not None and finished[0] is RunStatus.FAILED and run.status not in _FAILED:
         return _failure(finished[1])
     return ReplayOutcome("ok")

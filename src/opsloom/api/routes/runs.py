@@ -10,6 +10,7 @@ percent-encoded (``#`` as ``%23``, ``?`` as ``%3F``). A run id that ends in ``/c
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from opsloom.api.auth import require
 from opsloom.api.body import body_doc, json_body, model_body, start_run_body
+from opsloom.api.control import control_route
 from opsloom.api.schema import (
     CancelAccepted,
     Problem,
@@ -263,42 +265,44 @@ async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
 
 
-@router.post(
-    "/{run_id:path}/pause",
-    response_model=RunOut,
-    summary="Pause a run: its running step finishes, then it waits (no worker slot) for resume",
-    dependencies=_OPERATE,
-    description="Timers that fire while the run is paused, and signals sent to it, wait for it "
-    "to be resumed. Pausing a paused run changes nothing.",
-    responses={**_NOT_FOUND, **_CONFLICT},
+def _acting(
+    service: Callable[..., Awaitable[RunRecord]],
+) -> Callable[[App, str, str], Awaitable[RunRecord]]:
+    return lambda app, run_id, user: service(app, run_id, actor=user)
+
+
+#: Control actions on one run: ``POST /runs/{run_id}/<action>``, answering the run.
+_RUN_ACTIONS = (
+    (
+        "pause",
+        runs.pause_run,
+        "Pause a run: its running step finishes, then it waits (no worker slot) for resume",
+        "Timers that fire while the run is paused, and signals sent to it, wait for it to be "
+        "resumed. Pausing a paused run changes nothing.",
+    ),
+    ("resume", runs.resume_run, "Resume a paused run", None),
+    (
+        "requeue",
+        runs.requeue_run,
+        "Release a quarantined run: workers claim it again, with a fresh crash budget",
+        "A run whose worker vanished while executing it too many times "
+        "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue "
+        "it once the cause is fixed.",
+    ),
 )
-async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.pause_run(app, run_id, actor=who.user), who))
-
-
-@router.post(
-    "/{run_id:path}/resume",
-    response_model=RunOut,
-    summary="Resume a paused run",
-    dependencies=_OPERATE,
-    responses={**_NOT_FOUND, **_CONFLICT},
-)
-async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
-
-
-@router.post(
-    "/{run_id:path}/requeue",
-    response_model=RunOut,
-    summary="Release a quarantined run: workers claim it again, with a fresh crash budget",
-    dependencies=_OPERATE,
-    description="A run whose worker vanished while executing it too many times "
-    "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue it "
-    "once the cause is fixed.",
-    responses={**_NOT_FOUND, **_CONFLICT},
-)
-async def requeue_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse(shown(await runs.requeue_run(app, run_id, actor=who.user), who))
+for _action, _service, _summary, _description in _RUN_ACTIONS:
+    control_route(
+        router,
+        _action,
+        "run_id",
+        _acting(_service),
+        lambda run, _, who: shown(run, who),
+        response_model=RunOut,
+        summary=_summary,
+        description=_description,
+        responses={**_NOT_FOUND, **_CONFLICT},
+        name=f"{_action}_run",
+    )
 
 
 @router.post(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from opsloom.api.auth import require
 from opsloom.api.body import body_doc, model_body
+from opsloom.api.control import control_route
 from opsloom.api.schema import (
     Problem,
     RateLimitBody,
@@ -92,26 +93,32 @@ async def put_rate_limit(
     return body.model_dump()
 
 
-@router.post(
-    "/{workflow:path}/pause",
+def _runs_of(ids: list[str], workflow: str, _: Principal) -> dict[str, Any]:
+    return {"workflow": workflow, "runs": ids}
+
+
+control_route(
+    router,
+    "pause",
+    "workflow",
+    lambda app, workflow, user: workflows.pause_workflow(app, workflow, actor=user),
+    _runs_of,
     response_model=WorkflowPaused,
     summary="Pause every run of a workflow; new runs queue, paused, until it is resumed",
     description="Running steps finish, then the runs wait without holding a worker slot. "
     "`runs` lists the runs paused now (runs already paused on their own are not listed).",
     responses={404: {"model": Problem, "description": "No such workflow."}},
+    name="pause_workflow",
 )
-async def pause_workflow(request: Request, who: Operator, workflow: str) -> dict[str, Any]:
-    ids = await workflows.pause_workflow(_app(request), workflow, actor=who.user)
-    return {"workflow": workflow, "runs": ids}
-
-
-@router.post(
-    "/{workflow:path}/resume",
+control_route(
+    router,
+    "resume",
+    "workflow",
+    lambda app, workflow, user: workflows.resume_workflow(app, workflow, actor=user),
+    _runs_of,
     response_model=WorkflowPaused,
     summary="Resume a paused workflow and the runs paused with it",
     description="`runs` lists the runs resumed; runs paused on their own stay paused.",
     responses={409: {"model": Problem, "description": "The workflow is not paused."}},
+    name="resume_workflow",
 )
-async def resume_workflow(request: Request, who: Operator, workflow: str) -> dict[str, Any]:
-    ids = await workflows.resume_workflow(_app(request), workflow, actor=who.user)
-    return {"workflow": workflow, "runs": ids}
