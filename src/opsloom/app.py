@@ -51,6 +51,7 @@ from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.model.label import check_labels
 from opsloom.model.observer import Observer, Observers
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.run import QUARANTINED_STATUS, Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
 from opsloom.model.tracecontext import TraceParent
@@ -495,6 +496,10 @@ class App(Definitions):
             spec = self.registry.workflow(name)
             rec = schedule_record(f"code:{name}", spec.name, spec.version, schedule, now)
             await store.save_schedule(rec, now)
+        for name in sorted({spec.name for spec in self.registry.workflows()}):
+            declared = self.registry.workflow(name).rate_limit
+            if declared is not None:
+                await store.declare_rate_limit(name, declared)
         for name, trigger in self.triggers.items():
             spec = self.registry.workflow(name, trigger.version)
             await store.save_trigger(
@@ -809,10 +814,13 @@ class App(Definitions):
             self.worker.pause_local(ids)
         return ids
 
-    async def limit_rate(self, workflow: str, per_second: float | None, burst: int = 1) -> None:
-        """At most ``per_second`` runs of ``workflow`` start per second (``burst`` at once),
-        for every process on this store; new runs past the rate queue. None lifts the limit."""
-        await self.store.set_rate_limit(workflow, per_second, burst)
+    async def limit_rate(
+        self, workflow: str, limit: RateLimit | float | None, burst: int = 1
+    ) -> None:
+        """Limit how many runs of ``workflow`` start: a :class:`RateLimit` (per key, dropping
+        starts past it…) or a rate per second with ``burst``, for every process on this store;
+        new runs past the rate queue. None lifts the limit."""
+        await self.store.set_rate_limit(workflow, limit, burst)
 
     async def resume_workflow(self, workflow: str) -> list[str]:
         """Resume a paused workflow and the runs paused with it; returns those runs."""

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -99,6 +100,11 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
     )
 
 
+def _part(value: str) -> str:
+    """A run id, workflow or name as a URL path part (trigger run ids hold ``#``)."""
+    return quote(value, safe="/")
+
+
 class Server:
     """The run operations of :class:`~opsloom.app.App`, over a server's HTTP API."""
 
@@ -161,38 +167,42 @@ class Server:
         return [run_from_json(run) for run in await self._call("GET", "/runs", params=params)]
 
     async def get_run(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("GET", f"/runs/{run_id}"))
+        return run_from_json(await self._call("GET", f"/runs/{_part(run_id)}"))
 
     async def signal(self, run_id: str, name: str, data: Any = None) -> None:
-        await self._call("POST", f"/runs/{run_id}/signals/{name}", json=data)
+        await self._call("POST", f"/runs/{_part(run_id)}/signals/{_part(name)}", json=data)
 
     async def query(self, run_id: str, name: str, data: Any = None) -> Any:
-        return (await self._call("POST", f"/runs/{run_id}/queries/{name}", json=data))["result"]
+        return (
+            await self._call("POST", f"/runs/{_part(run_id)}/queries/{_part(name)}", json=data)
+        )["result"]
 
     async def update(self, run_id: str, name: str, data: Any = None) -> Any:
-        return (await self._call("POST", f"/runs/{run_id}/updates/{name}", json=data))["result"]
+        return (
+            await self._call("POST", f"/runs/{_part(run_id)}/updates/{_part(name)}", json=data)
+        )["result"]
 
     async def cancel(self, run_id: str) -> list[str]:
-        answer = await self._call("POST", f"/runs/{run_id}/cancel")
+        answer = await self._call("POST", f"/runs/{_part(run_id)}/cancel")
         return list(answer["cancelled"])
 
     async def pause(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/pause"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/pause"))
 
     async def resume(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/resume"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/resume"))
 
     async def requeue(self, run_id: str) -> RunRecord:
         return run_from_json(await self._call("POST", f"/runs/{run_id}/requeue"))
 
     async def pause_workflow(self, workflow: str) -> list[str]:
-        return list((await self._call("POST", f"/workflows/{workflow}/pause"))["runs"])
+        return list((await self._call("POST", f"/workflows/{_part(workflow)}/pause"))["runs"])
 
     async def resume_workflow(self, workflow: str) -> list[str]:
-        return list((await self._call("POST", f"/workflows/{workflow}/resume"))["runs"])
+        return list((await self._call("POST", f"/workflows/{_part(workflow)}/resume"))["runs"])
 
     async def retry(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/retry"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/retry"))
 
     async def start(
         self,

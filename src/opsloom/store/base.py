@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     # Modules of the store's aggregates import this one: their types are only annotations here.
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.observer import Observer
+    from opsloom.model.ratelimit import RateLimit
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
-    from opsloom.store.ratelimit import RateLimit
+    from opsloom.store.ratelimit import WorkflowRateLimit
     from opsloom.store.retention import Pruned
     from opsloom.store.rollup import FailureCell, HourSummary, RunCell, StepCell
     from opsloom.store.stats import (
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
         StalledRun,
         StepOutcome,
     )
-    from opsloom.store.trigger import TriggerRun
+    from opsloom.store.trigger import Debounced, TriggerRun
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
-WakeTopic = Literal["work", "done"]
+WakeTopic = Literal["work", "done", "control"]
 
 
 #: Separates a worker slot from the token of one process holding it in a lease's owner:
@@ -195,12 +196,24 @@ class Store(Protocol):
         """The paused workflows."""
         ...
 
-    async def set_rate_limit(self, workflow: str, rate: float | None, burst: int = 1) -> None:
-        """Limit (None: stop limiting) how many runs of ``workflow`` start per second."""
+    async def set_rate_limit(
+        self, workflow: str, limit: RateLimit | float | None, burst: int = 1
+    ) -> None:
+        """Limit (None: stop limiting) how many runs of ``workflow`` start per second: a
+        :class:`~opsloom.model.ratelimit.RateLimit`, or a rate with ``burst``."""
         ...
 
-    async def rate_limits(self) -> list[RateLimit]:
+    async def declare_rate_limit(self, workflow: str, limit: RateLimit) -> bool:
+        """Save the limit a workflow declares unless it is the one saved; whether it
+        changed."""
+        ...
+
+    async def rate_limits(self) -> list[WorkflowRateLimit]:
         """The workflows under a rate limit."""
+        ...
+
+    async def prune_rate_slots(self, now: float) -> int:
+        """Forget rate limit schedules that are past; how many."""
         ...
 
     # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------
@@ -600,6 +613,19 @@ class Store(Protocol):
 
     async def trigger_runs(self, trigger_id: str, limit: int = 50) -> list[TriggerRun]:
         """Runs a trigger started, newest first, with their keys and whether they are open."""
+        ...
+
+    async def fire_debounced(self, now: float, limit: int = 100) -> int:
+        """Start the runs of debounced trigger keys due at ``now`` (each with its latest
+        event, or handed to the key's open run); how many keys were due."""
+        ...
+
+    async def next_debounce_at(self) -> float | None:
+        """When the earliest debounced key is due."""
+        ...
+
+    async def debounced(self, trigger_id: str) -> list[Debounced]:
+        """The keys of a trigger waiting out their debounce, soonest due first."""
         ...
 
     # --- approvals ---------------------------------------------------------------------------

@@ -123,16 +123,21 @@ FINISHED_STEPS = (
 )
 
 Upsert = tuple[str, tuple[Any, ...]]
+#: One row a finished run adds to (for each period): table, key columns but the period, their
+#: values, and the sums to add (column: amount).
+Cell = tuple[str, tuple[str, ...], tuple[Any, ...], dict[str, float]]
 
 
 @lru_cache(maxsize=512)
-def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
-    """Two rows (the hour's and the day's) added to ``table``: ``sums`` are added up."""
+def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...], rows: int = 2) -> str:
+    """``rows`` rows (by default the hour's and the day's) added to ``table``: ``sums`` are
+    added up."""
     names = (*keys, *sums)
     marks = ", ".join("?" * len(names))
     added = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in sums)
+    values = ", ".join([f"({marks})"] * rows)
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}), ({marks}) "
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
     )
 
@@ -142,27 +147,18 @@ _STEP_KEYS = ("width", "start", "workflow", "step", "status", "shard")
 _FAILURE_KEYS = ("width", "start", "workflow", "version", "step", "type", "message", "shard")
 
 
-def _both(
-    table: str, keys: tuple[str, ...], sums: tuple[str, ...], now: float, row: tuple[Any, ...]
-) -> Upsert:
-    hour, day = periods(now)
-    return _upsert(table, keys, sums), (HOUR, hour, *row, DAY, day, *row)
-
-
-def upserts(run: Finished, shard: int) -> list[Upsert]:
-    """The statements that add ``run`` to the rollups; no two change the same row, so that
-    PostgreSQL may run them as one statement."""
+def cells(run: Finished, shard: int) -> list[Cell]:
+    """The rows ``run`` adds to, once per period; no two share a key."""
     now = run.completed_at
     begun = run.started_at if run.started_at is not None else run.created_at
     measures = [("duration", max(0.0, now - begun))]
     if run.started_at is not None:
         measures.append(("wait", max(0.0, run.started_at - run.created_at)))
-    out: list[Upsert] = []
+    out: list[Cell] = []
     head = (run.workflow, run.version, run.status)
     for measure, seconds in measures:
-        column = f"b{bucket_of(seconds)}"
-        row: tuple[Any, ...] = (*head, measure, shard, 1, seconds, 1)
-        out.append(_both("run_rollups", _RUN_KEYS, ("runs", "seconds", column), now, row))
+        sums = {"runs": 1, "seconds": seconds, f"b{bucket_of(seconds)}": 1}
+        out.append(("run_rollups", _RUN_KEYS, (*head, measure, shard), sums))
     # Steps of one name and status share a row: one statement adds all their buckets.
     groups: dict[tuple[str, str], list[FinishedStep]] = {}
     for step in run.steps:
@@ -176,16 +172,14 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
                 seconds += took
                 column = f"b{bucket_of(took)}"
                 counts[column] = counts.get(column, 0) + 1
-        columns = tuple(sorted(counts))
-        totals = (
-            len(steps),
-            sum(1 for s in steps if s.attempts > 1),
-            sum(s.attempts for s in steps),
-            seconds,
-        )
-        row = (run.workflow, name, status, shard, *totals, *(counts[c] for c in columns))
-        sums = ("steps", "retried", "attempts", "seconds", *columns)
-        out.append(_both("step_rollups", _STEP_KEYS, sums, now, row))
+        step_sums: dict[str, float] = {
+            "steps": len(steps),
+            "retried": sum(1 for s in steps if s.attempts > 1),
+            "attempts": sum(s.attempts for s in steps),
+            "seconds": seconds,
+        }
+        step_sums.update((column, counts[column]) for column in sorted(counts))
+        out.append(("step_rollups", _STEP_KEYS, (run.workflow, name, status, shard), step_sums))
     reasons: dict[tuple[str, str, str], int] = {}
     if run.reason is not None:
         reasons[("", *run.reason)] = 1
@@ -194,24 +188,79 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
             key = (step.name, *reason_of(decode(step.error)))
             reasons[key] = reasons.get(key, 0) + 1
     for (step_name, kind, message), failures in reasons.items():
-        row = (run.workflow, run.version, step_name, kind, message, shard, failures)
-        out.append(_both("failure_rollups", _FAILURE_KEYS, ("failures",), now, row))
+        where = (run.workflow, run.version, step_name, kind, message, shard)
+        out.append(("failure_rollups", _FAILURE_KEYS, where, {"failures": failures}))
     return out
+
+
+def upserts(run: Finished, shard: int) -> list[Upsert]:
+    """The statements that add ``run`` to the rollups; no two change the same row, so that
+    PostgreSQL may run them as one statement."""
+    hour, day = periods(run.completed_at)
+    out: list[Upsert] = []
+    for table, keys, key, sums in cells(run, shard):
+        row = (*key, *sums.values())
+        out.append((_upsert(table, keys, tuple(sums)), (HOUR, hour, *row, DAY, day, *row)))
+    return out
+
+
+def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
+    """One PostgreSQL statement that adds all ``runs`` (each with its shard) to the rollups.
+
+    Rows with the same key are added up here first (one statement may not change a row twice),
+    and written in key order, so that two processes lock shared rows in the same order.
+    """
+    merged: dict[tuple[str, tuple[Any, ...]], tuple[tuple[str, ...], dict[str, float]]] = {}
+    for run, shard in runs:
+        hour, day = periods(run.completed_at)
+        for table, keys, key, sums in cells(run, shard):
+            for width, start in ((HOUR, hour), (DAY, day)):
+                ident = (table, (width, start, *key))
+                entry = merged.get(ident)
+                if entry is None:
+                    merged[ident] = (keys, dict(sums))
+                    continue
+                added = entry[1]
+                for column, amount in sums.items():
+                    added[column] = added.get(column, 0) + amount
+    if not merged:
+        return None
+    # One INSERT per table and set of columns, each with all its rows.
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for (table, key), (keys, sums) in sorted(merged.items(), key=_key_order):
+        columns = tuple(sums)
+        groups.setdefault((table, keys, columns), []).append((*key, *sums.values()))
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, ((table, keys, columns), rows) in enumerate(groups.items()):
+        parts.append(f"u{i} AS ({_upsert(table, keys, columns, len(rows))})")
+        params.extend(value for row in rows for value in row)
+    return f"WITH {', '.join(parts)} SELECT 1", tuple(params)
+
+
+def _key_order(item: tuple[tuple[str, tuple[Any, ...]], Any]) -> tuple[str, tuple[str, ...]]:
+    table, key = item[0]
+    return table, tuple(str(value) for value in key)
 
 
 async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
     """Add a finished run to the rollups, inside the transaction that finished it.
 
-    SQLite runs each statement (in process, no round trip); PostgreSQL runs them all as one
-    statement (one round trip).
+    SQLite runs each statement (in process, no round trip). On PostgreSQL, a writer's batch
+    collects the runs it finishes (``tx.rollups``) and adds them all in one statement at its
+    end (see :func:`batched`); elsewhere the run's statements go as one (one round trip).
     """
-    statements = upserts(run, shard)
     if tx.dialect == "sqlite":
-        for sql, params in statements:
+        for sql, params in upserts(run, shard):
             await tx.execute(sql, params)
         return
-    parts = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(statements))
-    await tx.execute(f"WITH {parts} SELECT 1", tuple(p for _, params in statements for p in params))
+    collected: list[tuple[Finished, int]] | None = getattr(tx, "rollups", None)
+    if collected is not None:
+        collected.append((run, shard))
+        return
+    statement = batched([(run, shard)])
+    if statement is not None:
+        await tx.execute(*statement)
 
 
 # --- the history that was there before the rollups ---------------------------------------

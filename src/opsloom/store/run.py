@@ -7,7 +7,7 @@ their operation at call time: the writer applies them in call order.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
@@ -41,7 +41,7 @@ from opsloom.store.rows import (
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
-from opsloom.store.tx import DONE, WORK, Transactions, Tx
+from opsloom.store.tx import CONTROL, DONE, WORK, Transactions, Tx
 
 _CANCELLED_UNSTARTED = encode(
     ErrorInfo(
@@ -79,7 +79,7 @@ class RunOps(Transactions):
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
-            created = await insert_run(tx, new, now, lease)
+            created = await insert_run(tx, new, now, lease, refusable=True)
             if created is not None:
                 return created, True
             run = await fetch_run(tx, new.id)
@@ -195,7 +195,7 @@ class RunOps(Transactions):
             )
             return ids
 
-        return await self.write(cancel, DONE)
+        return await self.write(cancel, (*DONE, *CONTROL))
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def retry(tx: Tx) -> RunRecord:
@@ -407,7 +407,10 @@ class RunOps(Transactions):
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         # One fenced upsert (a refused one only reads the fence to say why).
-        return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        # Its answer may be read after the rest of its batch is sent (a Later): the writer
+        # checks it before committing and resolves the caller's future with None.
+        written = self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        return cast("Awaitable[None]", written)
 
     def set_labels(
         self, fence: Fence, step: StepRecord, labels: dict[str, str | None]
