@@ -147,20 +147,30 @@ def _both(
     return _upsert(table, keys, sums), (HOUR, hour, *row, DAY, day, *row)
 
 
+#: What a run adds to one row of a rollup table: (table, key columns, summed columns, the row's
+#: key values without width and start, then the values added to the summed columns).
+Addition = tuple[str, tuple[str, ...], tuple[str, ...], tuple[Any, ...]]
+
+
 def upserts(run: Finished, shard: int) -> list[Upsert]:
     """The statements that add ``run`` to the rollups; no two change the same row, so that
     PostgreSQL may run them as one statement."""
+    now = run.completed_at
+    return [_both(table, keys, sums, now, row) for table, keys, sums, row in _additions(run, shard)]
+
+
+def _additions(run: Finished, shard: int) -> list[Addition]:
     now = run.completed_at
     begun = run.started_at if run.started_at is not None else run.created_at
     measures = [("duration", max(0.0, now - begun))]
     if run.started_at is not None:
         measures.append(("wait", max(0.0, run.started_at - run.created_at)))
-    out: list[Upsert] = []
+    out: list[Addition] = []
     head = (run.workflow, run.version, run.status)
     for measure, seconds in measures:
         column = f"b{bucket_of(seconds)}"
         row: tuple[Any, ...] = (*head, measure, shard, 1, seconds, 1)
-        out.append(_both("run_rollups", _RUN_KEYS, ("runs", "seconds", column), now, row))
+        out.append(("run_rollups", _RUN_KEYS, ("runs", "seconds", column), row))
     # Steps of one name and status share a row: one statement adds all their buckets.
     groups: dict[tuple[str, str], list[FinishedStep]] = {}
     for step in run.steps:
@@ -183,7 +193,7 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
         )
         row = (run.workflow, name, status, shard, *totals, *(counts[c] for c in columns))
         sums = ("steps", "retried", "attempts", "seconds", *columns)
-        out.append(_both("step_rollups", _STEP_KEYS, sums, now, row))
+        out.append(("step_rollups", _STEP_KEYS, sums, row))
     reasons: dict[tuple[str, str, str], int] = {}
     if run.reason is not None:
         reasons[("", *run.reason)] = 1
@@ -193,16 +203,58 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
             reasons[key] = reasons.get(key, 0) + 1
     for (step_name, kind, message), failures in reasons.items():
         row = (run.workflow, run.version, step_name, kind, message, shard, failures)
-        out.append(_both("failure_rollups", _FAILURE_KEYS, ("failures",), now, row))
+        out.append(("failure_rollups", _FAILURE_KEYS, ("failures",), row))
     return out
+
+
+class RollupSums:
+    """Rollup additions gathered over one transaction, written just before it commits.
+
+    Runs that finish in one group commit mostly add to the same rows (their workflow, hour and
+    day, a few duration buckets), so one upsert per row replaces a few per run. Only the
+    totals reach the rows, and in the same transaction as the runs' closing.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[Any, ...], dict[str, float]] = {}
+
+    def add(self, run: Finished, shard: int) -> None:
+        """Count ``run`` in."""
+        hour, day = periods(run.completed_at)
+        for table, keys, sums, row in _additions(run, shard):
+            held = len(keys) - 2  # width and start are the period's
+            totals = self._rows.setdefault((table, keys, hour, day, row[:held]), {})
+            for column, value in zip(sums, row[held:], strict=True):
+                totals[column] = totals.get(column, 0) + value
+
+    def merge(self, other: RollupSums) -> None:
+        """Count in what ``other`` holds."""
+        for key, sums in other._rows.items():
+            totals = self._rows.setdefault(key, {})
+            for column, value in sums.items():
+                totals[column] = totals.get(column, 0) + value
+
+    def statements(self) -> list[Upsert]:
+        """One upsert per row, adding its totals to the hour's and the day's."""
+        out: list[Upsert] = []
+        for (table, keys, hour, day, held), totals in self._rows.items():
+            row = (*held, *totals.values())
+            out.append((_upsert(table, keys, tuple(totals)), (HOUR, hour, *row, DAY, day, *row)))
+        return out
 
 
 async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
     """Add a finished run to the rollups, inside the transaction that finished it.
 
-    SQLite runs each statement (in process, no round trip); PostgreSQL runs them all as one
-    statement (one round trip).
+    SQLite's writer gathers them over its transaction (``tx.rollups``, see :class:`RollupSums`);
+    otherwise SQLite runs each statement (in process, no round trip) and PostgreSQL runs them
+    all as one statement (one round trip).
     """
+    if tx.rollups is not None:
+        tx.rollups.add(run, shard)
+        return
     statements = upserts(run, shard)
     if tx.dialect == "sqlite":
         for sql, params in statements:

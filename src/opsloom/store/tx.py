@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from opsloom.store.rollup import RollupSums
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -38,6 +41,9 @@ class Tx(Protocol):
 
     #: The dialect, for the rare statement that has no common form.
     dialect: Dialect
+    #: Where rollup additions gather until the transaction commits (SQLite's writer), or
+    #: None: each operation writes its own at once.
+    rollups: RollupSums | None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of ``sql``, or None."""

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from opsloom.errors import StoreError
+from opsloom.store.rollup import RollupSums
 from opsloom.store.tx import Dialect, Op, Params, Row
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
@@ -45,6 +46,8 @@ class PostgresTx:
 
     __slots__ = ("conn",)
     dialect: Dialect = "postgres"
+    #: Every statement is a round trip: an operation's rollups go in its own one statement.
+    rollups: RollupSums | None = None
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
