@@ -33,14 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def export(revision: str, folder: Path) -> Path:
-    """The ``src/`` of ``revision``, written under ``folder``."""
-    archive = folder / "base.tar"
+def export(revision: str, folder: Path, side: str = "base") -> Path:
+    """The ``src/`` of ``revision``, written under ``folder / side``."""
+    archive = folder / f"{side}.tar"
     with archive.open("wb") as out:
         subprocess.run(["git", "archive", revision, "src"], cwd=ROOT, stdout=out, check=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(folder / "base", filter="data")
-    return folder / "base" / "src"
+        tar.extractall(folder / side, filter="data")
+    return folder / side / "src"
 
 
 def run(command: list[str], src: Path) -> list[dict[str, Any]]:
@@ -57,6 +57,12 @@ def run(command: list[str], src: Path) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare with")
+    parser.add_argument(
+        "--head",
+        default=None,
+        help="git revision measured as the head side (default: this tree's src/ as it is, "
+        "so edits made while the benchmark runs are measured too)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keys", default="", help="figures to summarise, comma-separated")
     parser.add_argument(
@@ -70,7 +76,8 @@ def main() -> int:
     keys = [key for key in options.keys.split(",") if key]
     figures: dict[str, dict[str, list[float]]] = {"base": {}, "head": {}}
     with tempfile.TemporaryDirectory(prefix="opsloom-ab-") as tmp:
-        sides = {"base": export(options.base, Path(tmp)), "head": ROOT / "src"}
+        head = ROOT / "src" if options.head is None else export(options.head, Path(tmp), "head")
+        sides = {"base": export(options.base, Path(tmp)), "head": head}
         extra = {"base": [], "head": options.head_extra.split()}
         for number in range(1, options.rounds + 1):
             for side, src in sides.items():

@@ -7,23 +7,26 @@ who approves, the remediation)::
     from examples.runbooks.incident import IncidentSettings, install
     install(app, IncidentSettings(repository="acme/checkout", approvers=("sre-leads",)))
 
-A firing alert posted to ``/hooks/alertmanager`` starts a run; while it is open, other alerts of
-the same service (and the alert's repeats) reach that run instead of opening another incident.
-The run:
+A firing alert posted to ``/hooks/alertmanager``, ``/hooks/grafana`` (a Grafana Alerting contact
+point) or ``/hooks/datadog`` (a Datadog monitor's webhook) starts a run; while it is open, other
+alerts of the same service (and the alert's repeats) reach that run instead of opening another
+incident. The run:
 
 1. routes the alert with a decision table (team, channel, whether to page);
-2. enriches it: Prometheus (the alert's series over the last 30 minutes), GitHub (recent
-   deployments), the runbook link of its annotations;
+2. enriches it: Prometheus (the alert's series over the last 30 minutes, for Alertmanager's
+   alerts), GitHub (recent deployments), the runbook link of its annotations, the sender's
+   dashboard, panel or monitor links;
 3. opens the incident: a live status message in the team's Slack channel (updated in place at
    every phase, with a thread of what happened) and a PagerDuty page;
 4. waits for someone to acknowledge the page (PagerDuty's webhook); nobody within
    ``ack_timeout``: pages the escalation service and says so in the channel;
 5. diagnoses: how long it fires, the deployment just before it, the current value;
-6. silences the alert in Alertmanager while it works (expired again whatever happens), asks
+6. silences an Alertmanager alert while it works (expired again whatever happens), asks
    the approvers for the remediation when it is risky and runs it (any connector action: a
    Kubernetes rollout restart, an SSH command, an AWS reboot, a GitHub workflow…);
-7. verifies recovery with Prometheus (the alert no longer fires), then resolves everywhere:
-   PagerDuty, the silence, the status message;
+7. verifies recovery: with Prometheus for an Alertmanager alert (it no longer fires), by the
+   sender's own resolved notification for a Grafana or Datadog alert; then resolves
+   everywhere: PagerDuty, the silence, the status message;
 8. files a postmortem ticket in Jira with the timeline from the run's own history.
 
 A denied remediation, or one that does not bring the service back, hands the incident over to
@@ -47,13 +50,18 @@ from opsloom.connectors.sdk import Action
 from opsloom.decisions.decide import decide
 from opsloom.decisions.loader import load_table_file
 from opsloom.engine.context import current_step
-from opsloom.errors import StepFailedError, WaitTimeoutError
+from opsloom.errors import ConfigurationError, StepFailedError, WaitTimeoutError
 from opsloom.model.decision import DecisionTable
 
 WORKFLOW = "incident-response"
 ROUTING = Path(__file__).resolve().parents[1] / "decisions" / "alert-routing.yaml"
 ACKNOWLEDGED = "io.opsloom.alert.acknowledged.v1"
 FIRING = "io.opsloom.alert.firing.v1"
+RESOLVED = "io.opsloom.alert.resolved.v1"
+#: The webhook sources whose firing alerts start the runbook (``/hooks/<name>``).
+SOURCES = ("alertmanager", "grafana", "datadog")
+#: Links of an alert worth showing in the diagnosis, by ``rel``.
+SHOWN_LINKS = ("dashboard", "panel", "monitor")
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ class IncidentSettings:
     remediation: Remediation | None = None
     #: Who the approval request is from (never one of the approvers).
     requester: str = "incident-response"
+    #: Which senders' alerts start an incident: ``alertmanager``, ``grafana``, ``datadog``.
+    sources: tuple[str, ...] = SOURCES
 
 
 def _iso(moment: datetime) -> str:
@@ -169,17 +179,21 @@ class Incident:
 
     # --- the phases -------------------------------------------------------------------------
 
-    async def _enrich(self, ctx: Context, name: str, service: str) -> dict[str, Any]:
+    async def _enrich(
+        self, ctx: Context, name: str, service: str, *, prometheus_alert: bool
+    ) -> dict[str, Any]:
         s = self.settings
-        now = ctx.now().timestamp()
-        series = await ctx.step(
-            prometheus.query_range,
-            connection=s.prometheus,
-            query=f'ALERTS{{alertname="{name}",alertstate="firing"}}',
-            start=now - 1800,
-            end=now,
-            step=15,
-        )
+        series: dict[str, Any] = {"result": []}
+        if prometheus_alert:  # Grafana's and Datadog's rules have no ALERTS series
+            now = ctx.now().timestamp()
+            series = await ctx.step(
+                prometheus.query_range,
+                connection=s.prometheus,
+                query=f'ALERTS{{alertname="{name}",alertstate="firing"}}',
+                start=now - 1800,
+                end=now,
+                step=15,
+            )
         deployments: list[dict[str, Any]] = []
         if s.github and s.repository:
             owner, repo = s.repository.split("/", 1)
@@ -196,6 +210,20 @@ class Incident:
     async def _acknowledged(self, ctx: Context, subscription: str) -> bool:
         try:
             await ctx.wait_for(f"events:{subscription}", timeout=self.settings.ack_timeout)
+        except WaitTimeoutError:
+            return False
+        return True
+
+    async def _resolved_at_source(self, ctx: Context, alert: dict[str, Any]) -> bool:
+        """Whether the sender says the alert is resolved (Grafana, Datadog) within the time
+        the Prometheus checks would take; a resolution that came in earlier is in the run's
+        inbox and is found at once."""
+        s = self.settings
+        try:
+            await ctx.wait_for_event(
+                {"type": RESOLVED, "source": alert["source"], "subject": alert["fingerprint"]},
+                timeout=s.verify_checks * s.verify_interval,
+            )
         except WaitTimeoutError:
             return False
         return True
@@ -217,19 +245,23 @@ class Incident:
         alert = event["data"]
         labels = alert.get("labels") or {}
         annotations = alert.get("annotations") or {}
-        name = labels.get("alertname", "alert")
-        service = labels.get("service") or labels.get("instance") or name
+        origin = alert.get("source") or event.get("source") or "/hooks/alertmanager"
+        from_prometheus = origin == "/hooks/alertmanager"
+        # Grafana names its alerts with the alertname label; a Datadog monitor by its title.
+        name = labels.get("alertname") or alert.get("summary") or "alert"
+        service = labels.get("service") or labels.get("instance") or labels.get("host") or name
         route = (await decide(ctx, self.routing, alert)).output or {}
         state: dict[str, Any] = {
             "title": f"{name} on {service}",
             "channel": route.get("channel") or "#incidents",
-            "facts": f"severity {alert.get('severity')} · team {route.get('team')}",
+            "facts": f"severity {alert.get('severity')} · team {route.get('team')}"
+            f" · from {origin.rsplit('/', 1)[-1]}",
             "timeline": [],
             "ts": None,
         }
         outcome: dict[str, Any] = {"service": service, "alert": name, "team": route.get("team")}
         await self._status(ctx, state, "opened: looking into it")
-        facts = await self._enrich(ctx, name, service)
+        facts = await self._enrich(ctx, name, service, prometheus_alert=from_prometheus)
         runbook = annotations.get("runbook_url")
         recent = facts["deployments"][:1]
         diagnosis = [f"{alert.get('summary') or name}"]
@@ -238,7 +270,13 @@ class Incident:
             diagnosis.append(f"last deployment: {d['ref']} ({d['sha'][:7]}) at {d['created_at']}")
         if runbook:
             diagnosis.append(f"runbook: {runbook}")
-        diagnosis.append(f"firing samples in the last 30 min: {facts['firing_points']}")
+        for link in alert.get("links") or []:
+            if link.get("rel") in SHOWN_LINKS:
+                diagnosis.append(f"{link['rel']}: {link['href']}")
+        if annotations.get("query"):  # a Datadog monitor's query
+            diagnosis.append(f"monitor query: {annotations['query']}")
+        if from_prometheus:
+            diagnosis.append(f"firing samples in the last 30 min: {facts['firing_points']}")
         state["facts"] += "".join(f" · {line}" for line in diagnosis[1:])
 
         dedup = str(alert.get("fingerprint") or event.get("subject") or service)
@@ -289,20 +327,23 @@ class Incident:
             await self._status(ctx, state, "no automatic remediation: over to on-call")
             return await self._close(ctx, state, outcome, resolved=False)
 
-        silence = await ctx.step(
-            alertmanager.create_silence,
-            connection=s.alertmanager,
-            matchers=[
-                {"name": "alertname", "value": name},
-                *([{"name": "service", "value": service}] if "service" in labels else []),
-            ],
-            minutes=s.silence_minutes,
-            comment=f"opsloom incident run {ctx.run_id}: remediating",
-        )
-        ctx.compensate(
-            alertmanager.expire_silence, connection=s.alertmanager, silence_id=silence["silence_id"]
-        )
-        await self._status(ctx, state, f"silenced while remediating ({s.silence_minutes} min)")
+        silence: str | None = None
+        if from_prometheus:  # Grafana and Datadog alerts are muted at their sender, if at all
+            created = await ctx.step(
+                alertmanager.create_silence,
+                connection=s.alertmanager,
+                matchers=[
+                    {"name": "alertname", "value": name},
+                    *([{"name": "service", "value": service}] if "service" in labels else []),
+                ],
+                minutes=s.silence_minutes,
+                comment=f"opsloom incident run {ctx.run_id}: remediating",
+            )
+            silence = created["silence_id"]
+            ctx.compensate(
+                alertmanager.expire_silence, connection=s.alertmanager, silence_id=silence
+            )
+            await self._status(ctx, state, f"silenced while remediating ({s.silence_minutes} min)")
         if fix.risky:
             await self._status(
                 ctx, state, f"asking {', '.join(s.approvers)} to approve: {fix.describe}"
@@ -326,11 +367,7 @@ class Incident:
             )
             outcome["approval"] = decided.status.value
             if not decided.approved:
-                await ctx.step(
-                    alertmanager.expire_silence,
-                    connection=s.alertmanager,
-                    silence_id=silence["silence_id"],
-                )
+                await self._unsilence(ctx, silence)
                 outcome["remediated"] = False
                 reason = f"{decided.decided_by}: {decided.reason}"
                 await self._status(ctx, state, f"remediation denied by {reason}; over to on-call")
@@ -339,10 +376,11 @@ class Incident:
         done = await ctx.step(fix.action, connection=fix.connection, **fix.arguments(incident))
         outcome["remediation"] = done
         await self._status(ctx, state, f"remediated: {fix.describe}; verifying")
-        recovered = await self._recovered(ctx, name, service)
-        await ctx.step(
-            alertmanager.expire_silence, connection=s.alertmanager, silence_id=silence["silence_id"]
-        )
+        if from_prometheus:
+            recovered = await self._recovered(ctx, name, service)
+        else:
+            recovered = await self._resolved_at_source(ctx, alert)
+        await self._unsilence(ctx, silence)
         outcome["remediated"] = recovered
         if not recovered:
             await self._status(ctx, state, "still firing after the remediation: over to on-call")
@@ -351,6 +389,14 @@ class Incident:
             await ctx.step(pagerduty.resolve, connection=s.pagerduty, dedup_key=outcome["page"])
         await self._status(ctx, state, "recovered and resolved")
         return await self._close(ctx, state, outcome, resolved=True)
+
+    async def _unsilence(self, ctx: Context, silence: str | None) -> None:
+        if silence is not None:
+            await ctx.step(
+                alertmanager.expire_silence,
+                connection=self.settings.alertmanager,
+                silence_id=silence,
+            )
 
     async def _close(
         self, ctx: Context, state: dict[str, Any], outcome: dict[str, Any], *, resolved: bool
@@ -386,12 +432,18 @@ def _severity(value: Any) -> str:
 
 
 def install(app: App, settings: IncidentSettings | None = None) -> Incident:
-    """Register the runbook on ``app`` and start it from firing Alertmanager alerts."""
+    """Register the runbook on ``app`` and start it from the firing alerts of its sources."""
     incident = Incident(app, settings or IncidentSettings())
+    unknown = sorted(set(incident.settings.sources) - set(SOURCES))
+    if unknown:
+        raise ConfigurationError(
+            f"incident sources {unknown} are not alert senders; choose from {list(SOURCES)}"
+        )
     app.workflow(name=WORKFLOW)(incident.run)
     app.trigger(
         WORKFLOW,
-        on={"type": FIRING, "source": "/hooks/alertmanager"},
+        on=[{"type": FIRING, "source": f"/hooks/{name}"} for name in incident.settings.sources],
+        mode="any",
         # One incident per service at a time: the service's other alerts join the open run.
         key=".data.labels.service // .subject",
     )

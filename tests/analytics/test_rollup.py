@@ -19,9 +19,9 @@ from opsloom.store.rollup import (
     SHARDS,
     Finished,
     FinishedStep,
-    RollupSums,
     bucket_of,
     bucket_percentile,
+    sqlite_batched,
     upserts,
 )
 
@@ -112,7 +112,7 @@ def _rollup_tables(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...
     }
 
 
-def test_rollup_sums__one_upsert_per_row_gives_what_an_upsert_per_run_gives() -> None:
+def test_rollup__batched_for_sqlite_gives_what_an_upsert_per_run_gives() -> None:
     rng = random.Random(7)
     now = 1_700_000_000.0
     runs = []
@@ -144,16 +144,13 @@ def test_rollup_sums__one_upsert_per_row_gives_what_an_upsert_per_run_gives() ->
         for migration in migrations("sqlite"):
             for statement in migration.statements():
                 conn.execute(statement)
-    sums = RollupSums()
     for run, shard in runs:
         for sql, params in upserts(run, shard):
             conns[0].execute(sql, params)
-        half = RollupSums()
-        half.add(run, shard)
-        sums.merge(half)
-    for sql, params in sums.statements():
+    batch = sqlite_batched(runs)
+    for sql, params in batch:
         conns[1].execute(sql, params)
     one_by_one, gathered = (_rollup_tables(conn) for conn in conns)
     assert one_by_one == gathered
     assert len(one_by_one["run_rollups"]) > 10
-    assert len(sums.statements()) < sum(len(upserts(run, shard)) for run, shard in runs) / 2
+    assert len(batch) < sum(len(upserts(run, shard)) for run, shard in runs) / 2

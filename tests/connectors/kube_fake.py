@@ -271,6 +271,7 @@ class Cluster:
             {
                 ("GET", "/version"): self._version,
                 ("POST", REVIEW): self._whoami,
+                ("GET", "/apis/apps/v1/namespaces/{ns}/{plural}"): self._list_workloads,
                 ("GET", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}"): self._get_workload,
                 ("PATCH", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}"): self._patch_workload,
                 ("PATCH", "/apis/apps/v1/namespaces/{ns}/{plural}/{name}/scale"): self._scale,
@@ -343,6 +344,26 @@ class Cluster:
             return denied
         found, error = self._workload(request)
         return error or FakeResponse(200, found)
+
+    def _list_workloads(self, request: FakeRequest) -> FakeResponse:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        ns, plural = request.params["ns"], request.params["plural"]
+        labels = _selector(request.query.get("labelSelector", [""])[-1])
+        items = [
+            obj
+            for (namespace, kind, _), obj in sorted(self.workloads.items())
+            if namespace == ns
+            and kind == plural
+            and all(test(obj["metadata"].get("labels", {}).get(k)) for k, test in labels)
+        ]
+        kind = plural[:-1].capitalize().replace("set", "Set") + "List"
+        body = {"apiVersion": "apps/v1", "kind": kind, "metadata": {}, "items": items}
+        assert not problems_of(f"{kind.lower()}-apps-v1", body), problems_of(
+            f"{kind.lower()}-apps-v1", body
+        )
+        return FakeResponse(200, body)
 
     def _apply(self, obj: dict[str, Any], patch: Any) -> dict[str, Any]:
         changed = merge(obj, patch)

@@ -1,4 +1,4 @@
-"""``opsloom events``: send a CloudEvent, list stored events, show one.
+"""``opsloom events``: send a CloudEvent, list stored events, show one, export a period.
 
 The commands open the store without a worker, like ``opsloom runs``: an event sent here wakes
 runs that workers elsewhere execute. ``--json`` output is the API's stable shape.
@@ -6,8 +6,11 @@ runs that workers elsewhere execute. ``--json`` output is the API's stable shape
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,7 +18,7 @@ from rich.table import Table
 
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json
 from opsloom.cli.identity import cli_actor
-from opsloom.services.event import emit_event, show_event
+from opsloom.services.event import emit_event, export_events, show_event
 from opsloom.services.event import list_events as list_stored
 
 T = TypeVar("T")
@@ -102,3 +105,92 @@ def show(
     out.print(f"seq {stored.seq}  received {shown['received_at']}")
     sys.stdout.flush()
     print_json(shown["event"])
+
+
+#: The CSV columns of an export before the event's data members.
+EXPORT_COLUMNS = ("received_at", "time", "type", "source", "id", "subject")
+
+
+def _moment(value: str, option: str, *, end: bool) -> float:
+    """A date (a whole UTC day; the end's day is included) or an ISO 8601 time."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date (2026-03-31) or an ISO 8601 time", 2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if end and len(value.strip()) == 10:  # a date: its whole day is in the period
+        moment += timedelta(days=1)
+    return moment.timestamp()
+
+
+def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
+    """One row per event: the envelope, then each top-level member of its data (nested
+    values as JSON), the columns being the union of the members in order of appearance."""
+    members: dict[str, None] = {}
+    rows = []
+    for item in events:
+        event = item["event"]
+        data = event.get("data")
+        row = {"received_at": item["received_at"] or ""}
+        row.update({key: str(event.get(key) or "") for key in EXPORT_COLUMNS[1:]})
+        if isinstance(data, dict):
+            for key, value in data.items():
+                members.setdefault(key, None)
+                row[f"data.{key}"] = value if isinstance(value, str) else json.dumps(value)
+        elif data is not None:
+            members.setdefault("", None)
+            row["data"] = json.dumps(data)
+        rows.append(row)
+    columns = [*EXPORT_COLUMNS, *(f"data.{m}" if m else "data" for m in members)]
+    return columns, rows
+
+
+@events_cli.command("export")
+def export(
+    type: Annotated[str, typer.Option("--type", help="The events' type.")],
+    start: Annotated[
+        str, typer.Option("--from", help="Start of the period: a UTC date or an ISO 8601 time.")
+    ],
+    end: Annotated[
+        str,
+        typer.Option("--to", help="End of the period: a date (included) or a time (excluded)."),
+    ],
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only events from this source.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Export the events of one type stored in a period, oldest first (evidence for an audit).
+
+    JSON is a list of the stored events (``--json`` shape of ``events list``); CSV has one row
+    per event with its envelope and one column per member of its data.
+    """
+    if fmt not in ("json", "csv"):
+        fail(f"--format must be json or csv, not {fmt!r}", 2)
+    since = _moment(start, "--from", end=False)
+    until = _moment(end, "--to", end=True)
+    found = client(
+        db,
+        lambda app: export_events(app, type=type, source=source, since=since, until=until),
+    )
+    events = [stored.to_dict() for stored in found]
+    target = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
+    try:
+        if fmt == "json":
+            json.dump(events, target, indent=2, ensure_ascii=False)
+            target.write("\n")
+        else:
+            columns, rows = _csv_rows(events)
+            writer = csv.DictWriter(target, columns, restval="", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    finally:
+        if output is not None:
+            target.close()
+    if output is not None:
+        out.print(f"{len(events)} events written to {output}")

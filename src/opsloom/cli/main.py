@@ -619,7 +619,13 @@ def _runs_table(runs: list[RunRecord]) -> Table:
 
 @runs_cli.command("list")
 def runs_list(
-    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs with this status; `quarantined`: runs set aside for crashing "
+            "their workers."
+        ),
+    ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     label: Annotated[
@@ -671,6 +677,11 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
         out.print(f"reset of {run.reset_of} from step {run.reset_to}")
     if run.paused is not None:
         out.print(f"paused ({run.paused}) since {data['paused_at']}")
+    if run.quarantined_at is not None:
+        out.print(
+            f"[red]quarantined[/red] since {data['quarantined_at']}: its worker vanished "
+            f"{run.recovered} times; `opsloom runs requeue {run.id}` once fixed"
+        )
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -729,6 +740,20 @@ def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
         print_json(run.to_dict())
     else:
         out.print(f"run {run.id} resumed ({run.status})")
+
+
+@runs_cli.command("requeue")
+def runs_requeue(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Release a quarantined run: workers claim it again, with a fresh crash budget."""
+    run = run_call(
+        db,
+        lambda app: runs.requeue_run(app, run_id, actor=cli_actor()),
+        lambda server: server.requeue(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} requeued ({run.status})")
 
 
 @runs_cli.command("reset")

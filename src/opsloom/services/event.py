@@ -16,6 +16,12 @@ class EventNotFoundError(OpsloomError):
     code = "event_not_found"
 
 
+class ExportPeriodError(OpsloomError):
+    """An export's period is empty or reversed."""
+
+    code = "invalid_period"
+
+
 async def emit_events(
     app: App, events: list[CloudEvent], *, actor: str | None = None
 ) -> list[EventReceipt]:
@@ -69,3 +75,33 @@ async def show_event(app: App, source: str, event_id: str) -> StoredEvent:
     if stored is None:
         raise EventNotFoundError(f"no event {event_id!r} from source {source!r}")
     return stored
+
+
+async def export_events(
+    app: App,
+    *,
+    type: str,
+    since: float,
+    until: float,
+    source: str | None = None,
+    page: int = 500,
+) -> list[StoredEvent]:
+    """Every stored event of ``type`` received in ``[since, until)``, oldest first.
+
+    What an auditor asks for (the evidence of a period): pages back through the events of the
+    type by intake order and stops at the first one received before ``since``.
+    """
+    if until <= since:
+        raise ExportPeriodError("the end of the period must come after its start")
+    found: list[StoredEvent] = []
+    before: int | None = None
+    while True:
+        batch = await list_events(app, type=type, source=source, before=before, limit=page)
+        for stored in batch:
+            if stored.received_at < since:
+                return found[::-1]
+            if stored.received_at < until:
+                found.append(stored)
+        if len(batch) < page:
+            return found[::-1]
+        before = batch[-1].seq

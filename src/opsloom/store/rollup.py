@@ -18,8 +18,10 @@ Readers add the shards up.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,16 +123,21 @@ FINISHED_STEPS = (
 )
 
 Upsert = tuple[str, tuple[Any, ...]]
+#: One row a finished run adds to (for each period): table, key columns but the period, their
+#: values, and the sums to add (column: amount).
+Cell = tuple[str, tuple[str, ...], tuple[Any, ...], dict[str, float]]
 
 
 @lru_cache(maxsize=512)
-def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
-    """Two rows (the hour's and the day's) added to ``table``: ``sums`` are added up."""
+def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...], rows: int = 2) -> str:
+    """``rows`` rows (by default the hour's and the day's) added to ``table``: ``sums`` are
+    added up."""
     names = (*keys, *sums)
     marks = ", ".join("?" * len(names))
     added = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in sums)
+    values = ", ".join([f"({marks})"] * rows)
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}), ({marks}) "
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
     )
 
@@ -140,37 +147,18 @@ _STEP_KEYS = ("width", "start", "workflow", "step", "status", "shard")
 _FAILURE_KEYS = ("width", "start", "workflow", "version", "step", "type", "message", "shard")
 
 
-def _both(
-    table: str, keys: tuple[str, ...], sums: tuple[str, ...], now: float, row: tuple[Any, ...]
-) -> Upsert:
-    hour, day = periods(now)
-    return _upsert(table, keys, sums), (HOUR, hour, *row, DAY, day, *row)
-
-
-#: What a run adds to one row of a rollup table: (table, key columns, summed columns, the row's
-#: key values without width and start, then the values added to the summed columns).
-Addition = tuple[str, tuple[str, ...], tuple[str, ...], tuple[Any, ...]]
-
-
-def upserts(run: Finished, shard: int) -> list[Upsert]:
-    """The statements that add ``run`` to the rollups; no two change the same row, so that
-    PostgreSQL may run them as one statement."""
-    now = run.completed_at
-    return [_both(table, keys, sums, now, row) for table, keys, sums, row in _additions(run, shard)]
-
-
-def _additions(run: Finished, shard: int) -> list[Addition]:
+def cells(run: Finished, shard: int) -> list[Cell]:
+    """The rows ``run`` adds to, once per period; no two share a key."""
     now = run.completed_at
     begun = run.started_at if run.started_at is not None else run.created_at
     measures = [("duration", max(0.0, now - begun))]
     if run.started_at is not None:
         measures.append(("wait", max(0.0, run.started_at - run.created_at)))
-    out: list[Addition] = []
+    out: list[Cell] = []
     head = (run.workflow, run.version, run.status)
     for measure, seconds in measures:
-        column = f"b{bucket_of(seconds)}"
-        row: tuple[Any, ...] = (*head, measure, shard, 1, seconds, 1)
-        out.append(("run_rollups", _RUN_KEYS, ("runs", "seconds", column), row))
+        sums = {"runs": 1, "seconds": seconds, f"b{bucket_of(seconds)}": 1}
+        out.append(("run_rollups", _RUN_KEYS, (*head, measure, shard), sums))
     # Steps of one name and status share a row: one statement adds all their buckets.
     groups: dict[tuple[str, str], list[FinishedStep]] = {}
     for step in run.steps:
@@ -184,16 +172,14 @@ def _additions(run: Finished, shard: int) -> list[Addition]:
                 seconds += took
                 column = f"b{bucket_of(took)}"
                 counts[column] = counts.get(column, 0) + 1
-        columns = tuple(sorted(counts))
-        totals = (
-            len(steps),
-            sum(1 for s in steps if s.attempts > 1),
-            sum(s.attempts for s in steps),
-            seconds,
-        )
-        row = (run.workflow, name, status, shard, *totals, *(counts[c] for c in columns))
-        sums = ("steps", "retried", "attempts", "seconds", *columns)
-        out.append(("step_rollups", _STEP_KEYS, sums, row))
+        step_sums: dict[str, float] = {
+            "steps": len(steps),
+            "retried": sum(1 for s in steps if s.attempts > 1),
+            "attempts": sum(s.attempts for s in steps),
+            "seconds": seconds,
+        }
+        step_sums.update((column, counts[column]) for column in sorted(counts))
+        out.append(("step_rollups", _STEP_KEYS, (run.workflow, name, status, shard), step_sums))
     reasons: dict[tuple[str, str, str], int] = {}
     if run.reason is not None:
         reasons[("", *run.reason)] = 1
@@ -202,66 +188,104 @@ def _additions(run: Finished, shard: int) -> list[Addition]:
             key = (step.name, *reason_of(decode(step.error)))
             reasons[key] = reasons.get(key, 0) + 1
     for (step_name, kind, message), failures in reasons.items():
-        row = (run.workflow, run.version, step_name, kind, message, shard, failures)
-        out.append(("failure_rollups", _FAILURE_KEYS, ("failures",), row))
+        where = (run.workflow, run.version, step_name, kind, message, shard)
+        out.append(("failure_rollups", _FAILURE_KEYS, where, {"failures": failures}))
     return out
 
 
-class RollupSums:
-    """Rollup additions gathered over one transaction, written just before it commits.
+def upserts(run: Finished, shard: int) -> list[Upsert]:
+    """The statements that add ``run`` to the rollups; no two change the same row, so that
+    PostgreSQL may run them as one statement."""
+    hour, day = periods(run.completed_at)
+    out: list[Upsert] = []
+    for table, keys, key, sums in cells(run, shard):
+        row = (*key, *sums.values())
+        out.append((_upsert(table, keys, tuple(sums)), (HOUR, hour, *row, DAY, day, *row)))
+    return out
 
-    Runs that finish in one group commit mostly add to the same rows (their workflow, hour and
-    day, a few duration buckets), so one upsert per row replaces a few per run. Only the
-    totals reach the rows, and in the same transaction as the runs' closing.
+
+def _merged(
+    runs: Sequence[tuple[Finished, int]],
+) -> dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]]:
+    """The rows ``runs`` add to, each once with its totals, grouped by table and columns.
+
+    Rows with the same key are added up here first (one statement may not change a row twice),
+    and listed in key order, so that two processes lock shared rows in the same order.
     """
-
-    __slots__ = ("_rows",)
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple[Any, ...], dict[str, float]] = {}
-
-    def add(self, run: Finished, shard: int) -> None:
-        """Count ``run`` in."""
+    merged: dict[tuple[str, tuple[Any, ...]], tuple[tuple[str, ...], dict[str, float]]] = {}
+    for run, shard in runs:
         hour, day = periods(run.completed_at)
-        for table, keys, sums, row in _additions(run, shard):
-            held = len(keys) - 2  # width and start are the period's
-            totals = self._rows.setdefault((table, keys, hour, day, row[:held]), {})
-            for column, value in zip(sums, row[held:], strict=True):
-                totals[column] = totals.get(column, 0) + value
+        for table, keys, key, sums in cells(run, shard):
+            for width, start in ((HOUR, hour), (DAY, day)):
+                ident = (table, (width, start, *key))
+                entry = merged.get(ident)
+                if entry is None:
+                    merged[ident] = (keys, dict(sums))
+                    continue
+                added = entry[1]
+                for column, amount in sums.items():
+                    added[column] = added.get(column, 0) + amount
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for (table, key), (keys, sums) in sorted(merged.items(), key=_key_order):
+        columns = tuple(sums)
+        groups.setdefault((table, keys, columns), []).append((*key, *sums.values()))
+    return groups
 
-    def merge(self, other: RollupSums) -> None:
-        """Count in what ``other`` holds."""
-        for key, sums in other._rows.items():
-            totals = self._rows.setdefault(key, {})
-            for column, value in sums.items():
-                totals[column] = totals.get(column, 0) + value
 
-    def statements(self) -> list[Upsert]:
-        """One upsert per row, adding its totals to the hour's and the day's."""
-        out: list[Upsert] = []
-        for (table, keys, hour, day, held), totals in self._rows.items():
-            row = (*held, *totals.values())
-            out.append((_upsert(table, keys, tuple(totals)), (HOUR, hour, *row, DAY, day, *row)))
-        return out
+def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
+    """One PostgreSQL statement that adds all ``runs`` (each with its shard) to the rollups."""
+    groups = _merged(runs)
+    if not groups:
+        return None
+    # One INSERT per table and set of columns, each with all its rows.
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, ((table, keys, columns), rows) in enumerate(groups.items()):
+        parts.append(f"u{i} AS ({_upsert(table, keys, columns, len(rows))})")
+        params.extend(value for row in rows for value in row)
+    return f"WITH {', '.join(parts)} SELECT 1", tuple(params)
+
+
+#: Rows per SQLite statement, far below its limit of bound parameters.
+_SQLITE_ROWS = 200
+
+
+def sqlite_batched(runs: Sequence[tuple[Finished, int]]) -> list[Upsert]:
+    """The SQLite statements that add all ``runs`` to the rollups: one per table and set of
+    columns (SQLite has no writing ``WITH``), each row once with its totals."""
+    out: list[Upsert] = []
+    for (table, keys, columns), rows in _merged(runs).items():
+        for first in range(0, len(rows), _SQLITE_ROWS):
+            chunk = rows[first : first + _SQLITE_ROWS]
+            sql = _upsert(table, keys, columns, len(chunk))
+            out.append((sql, tuple(value for row in chunk for value in row)))
+    return out
+
+
+def _key_order(item: tuple[tuple[str, tuple[Any, ...]], Any]) -> tuple[str, tuple[str, ...]]:
+    table, key = item[0]
+    return table, tuple(str(value) for value in key)
 
 
 async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
     """Add a finished run to the rollups, inside the transaction that finished it.
 
-    SQLite's writer gathers them over its transaction (``tx.rollups``, see :class:`RollupSums`);
-    otherwise SQLite runs each statement (in process, no round trip) and PostgreSQL runs them
-    all as one statement (one round trip).
+    A writer's batch collects the runs it finishes (``tx.rollups``) and adds them all at its
+    end (see :func:`batched`, :func:`sqlite_batched`): runs closed together mostly add to the
+    same rows. Elsewhere SQLite runs the run's statements (in process, no round trip) and
+    PostgreSQL sends them as one (one round trip).
     """
-    if tx.rollups is not None:
-        tx.rollups.add(run, shard)
+    collected: list[tuple[Finished, int]] | None = getattr(tx, "rollups", None)
+    if collected is not None:
+        collected.append((run, shard))
         return
-    statements = upserts(run, shard)
     if tx.dialect == "sqlite":
-        for sql, params in statements:
+        for sql, params in upserts(run, shard):
             await tx.execute(sql, params)
         return
-    parts = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(statements))
-    await tx.execute(f"WITH {parts} SELECT 1", tuple(p for _, params in statements for p in params))
+    statement = batched([(run, shard)])
+    if statement is not None:
+        await tx.execute(*statement)
 
 
 # --- the history that was there before the rollups ---------------------------------------
@@ -272,8 +296,11 @@ HISTORY_RUNS = (
     "SELECT id, workflow, version, status, created_at, started_at, completed_at, error "
     "FROM runs WHERE completed_at IS NOT NULL"
 )
+# Each step row carries what it needs of its run, so that nothing is kept per run: the
+# backfill's memory is bounded by the rollup rows it builds, not by the history's length.
 HISTORY_STEPS = (
-    f"SELECT s.run_id, {', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "SELECT r.workflow, r.version, r.completed_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
     "FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.completed_at IS NOT NULL "
     "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
@@ -282,10 +309,10 @@ HISTORY_STEPS = (
 class Backfill:
     """Rolls up a history read row by row (:data:`HISTORY_RUNS`, then :data:`HISTORY_STEPS`)
     in memory, into the rows :meth:`inserts` writes: an upgrade of a large store takes one
-    pass over it instead of a statement per run."""
+    pass over it instead of a statement per run. Memory grows with the rollup rows (periods
+    times workflows, statuses and reasons), not with the number of runs."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, tuple[str, str, float]] = {}
         self._sums: dict[tuple[str, tuple[Any, ...]], list[float]] = {}
 
     def _add(self, table: str, key: tuple[Any, ...], values: Sequence[float], bucket: int) -> None:
@@ -301,8 +328,7 @@ class Backfill:
 
     def add_run(self, row: Sequence[Any]) -> None:
         """One row of :data:`HISTORY_RUNS`."""
-        run_id, workflow, version, status, created, started, completed, error = row
-        self._runs[run_id] = (workflow, version, completed)
+        _run_id, workflow, version, status, created, started, completed, error = row
         begun = started if started is not None else created
         took = max(0.0, completed - begun)
         key = (completed, workflow, version, status)
@@ -315,9 +341,8 @@ class Backfill:
             self._add("failure_rollups", (completed, workflow, version, "", *reason), (1,), -1)
 
     def add_step(self, row: Sequence[Any]) -> None:
-        """One row of :data:`HISTORY_STEPS` (after every run was added)."""
-        run_id, name, status, attempts, started, completed, error = row
-        workflow, version, finished = self._runs[run_id]
+        """One row of :data:`HISTORY_STEPS`."""
+        workflow, version, finished, name, status, attempts, started, completed, error = row
         took = None if started is None or completed is None else max(0.0, completed - started)
         values = (1, 1 if attempts > 1 else 0, attempts, took or 0.0)
         bucket = -1 if took is None else bucket_of(took)
@@ -480,6 +505,169 @@ class RollupQueries(Transactions):
         return [
             FailureCell(str(w), str(v), str(s), str(t), str(m), int(f)) for w, v, s, t, m, f in rows
         ]
+
+    async def hour_summaries(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
+    ) -> list[HourSummary]:
+        """Per hour starting in ``[first, last]``: one summary for every workflow (``''``)
+        and one per workflow that finished runs in it; ``every``: only the first kind (True)
+        or only the second (False); ``light``: without statuses and histograms (those read
+        from the table; those made now have them).
+
+        Hours over for :data:`SETTLE` seconds are read from ``hour_summaries``; those not
+        summarised yet are summarised from the rollups once and stored. The hours still open
+        are summarised from the rollups on every call (a few rows).
+        """
+        which = "" if every is None else (" AND workflow = ''" if every else " AND workflow <> ''")
+        kept_hours = await self.read(
+            lambda tx: tx.all(
+                "SELECT start FROM hour_summaries WHERE start >= ? AND start <= ? "
+                "AND workflow = ''",
+                (first, last),
+            )
+        )
+        # Without the statuses and histograms (``light``), a row is a few numbers.
+        columns = _LIGHT_COLUMNS if light else _SUMMARY_COLUMNS
+        rows = await self.read(
+            lambda tx: tx.all(
+                f"SELECT {columns} FROM hour_summaries WHERE start >= ? AND start <= ?{which}",
+                (first, last),
+            )
+        )
+        if light:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, "{}", b"") for a, w, r, c, p in rows
+            ]
+        else:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, str(s), bytes(h))
+                for a, w, r, c, p, s, h in rows
+            ]
+        kept = {int(row[0]) for row in kept_hours}
+        missing = [hour for hour in range(first, last + 1, HOUR) if hour not in kept]
+        if not missing:
+            return out
+        wanted = set(missing)
+        fresh = [s for s in await self._summarise(missing[0], missing[-1]) if s.start in wanted]
+        over = int(now - SETTLE) // HOUR * HOUR - HOUR  # the newest hour that is over
+        done = [s.row() for s in fresh if s.start <= over]
+        if done:
+            marks = ", ".join("?" * len(done[0]))
+            await self.write(
+                lambda tx: tx.executemany(
+                    f"INSERT INTO hour_summaries ({_SUMMARY_COLUMNS}) VALUES ({marks}) "
+                    "ON CONFLICT (start, workflow) DO NOTHING",
+                    done,
+                )
+            )
+        if every is not None:
+            fresh = [s for s in fresh if (s.workflow == "") == every]
+        return out + fresh
+
+    async def _summarise(self, first: int, last: int) -> list[HourSummary]:
+        """Summaries of every hour in ``[first, last]`` from the rollups."""
+        counts = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", histogram=False
+        )
+        spread = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", by_status=False
+        )
+        statuses: dict[tuple[int, str], dict[str, int]] = {}
+        histograms: dict[tuple[int, str], list[int]] = {}
+        for hour in range(first, last + 1, HOUR):
+            statuses[(hour, "")] = {}
+        for cell in counts:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                into = statuses.setdefault(key, {})
+                into[cell.status] = into.get(cell.status, 0) + cell.runs
+        for cell in spread:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                total = histograms.setdefault(key, [0] * BUCKETS)
+                for i, count in enumerate(cell.counts):
+                    if count:
+                        total[i] += int(count)
+        out = []
+        for (hour, workflow), found in statuses.items():
+            histogram = histograms.get((hour, workflow), [0] * BUCKETS)
+            out.append(
+                HourSummary(
+                    hour,
+                    workflow,
+                    sum(found.values()),
+                    found.get("completed", 0),
+                    bucket_percentile(histogram, 95),
+                    json.dumps(found, sort_keys=True),
+                    _pack(histogram),
+                )
+            )
+        return out
+
+
+#: An hour is summarised for good this long after it ended: runs finished by a process whose
+#: clock is a little behind may still be added to it until then.
+SETTLE = 300
+_LIGHT_COLUMNS = "start, workflow, runs, completed, p95"
+_SUMMARY_COLUMNS = f"{_LIGHT_COLUMNS}, statuses, histogram"
+
+
+@dataclass(frozen=True, slots=True)
+class HourSummary:
+    """The runs of one workflow (every workflow: ``''``) that finished in one hour: how many,
+    how many completed, their p95 duration, and (decoded when asked) the count per status
+    and the duration histogram."""
+
+    start: int
+    workflow: str
+    runs: int
+    completed: int
+    p95: float | None
+    by_status: str
+    histogram: bytes
+
+    def statuses(self) -> dict[str, int]:
+        found: dict[str, int] = json.loads(self.by_status)
+        return found
+
+    def counts(self) -> list[int]:
+        return _unpack(self.histogram)
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`_SUMMARY_COLUMNS`."""
+        return (
+            self.start,
+            self.workflow,
+            self.runs,
+            self.completed,
+            self.p95,
+            self.by_status,
+            self.histogram,
+        )
+
+
+def _pack(counts: Sequence[int]) -> bytes:
+    """A histogram as (bucket, count) pairs of the buckets that count something."""
+    pairs = array("q")
+    for bucket, count in enumerate(counts):
+        if count:
+            pairs.extend((bucket, count))
+    return pairs.tobytes()
+
+
+def _unpack(blob: bytes) -> list[int]:
+    pairs = array("q")
+    pairs.frombytes(blob)
+    counts = [0] * BUCKETS
+    for i in range(0, len(pairs), 2):
+        counts[pairs[i]] = pairs[i + 1]
+    return counts
 
 
 def merge(histograms: Sequence[Sequence[int]]) -> list[int]:

@@ -1,5 +1,7 @@
 """Amazon Web Services: reboot EC2 instances, set an Auto Scaling group's desired capacity,
-run a command through Systems Manager (SSM), publish to an SNS topic.
+run a command through Systems Manager (SSM), publish to an SNS topic; and, in
+:mod:`~opsloom.connectors.builtin.aws_security`, find security group rules open to the internet
+and public S3 buckets, and close them.
 
 Uses ``boto3`` (the ``aws`` extra: ``pip install 'opsloom[aws]'``) for what must not be
 rewritten: Signature Version 4 signing and the credential chain (keys of the connection, else
@@ -88,6 +90,12 @@ class AwsSettings(ConnectionSettings):
             if service not in self._clients:
                 self._clients[service] = await asyncio.to_thread(self._make, service)
         return self._clients[service]
+
+    async def aclose(self) -> None:
+        """Close the boto3 clients (their connection pools) made for this connection."""
+        clients, self._clients = list(self._clients.values()), {}
+        for made in clients:
+            await asyncio.to_thread(made.close)
 
     def _make(self, service: str) -> Any:
         try:
@@ -436,3 +444,7 @@ async def sns_publish(ctx: ActionContext[AwsSettings], data: Publish) -> Publish
 async def _check(ctx: ActionContext[AwsSettings]) -> str:
     who = await call(ctx, "sts", "get_caller_identity")
     return f"AWS account {who.get('Account')} as {who.get('Arn')} in {ctx.settings.region}"
+
+
+# The security posture actions (open rules, public buckets) register on this connector too.
+from opsloom.connectors.builtin import aws_security  # noqa: E402, F401

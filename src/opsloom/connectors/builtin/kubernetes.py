@@ -1,4 +1,5 @@
-"""Kubernetes: rollout restart, scale, get pods, pod logs, cordon and uncordon a node.
+"""Kubernetes: rollout restart, scale, get pods, pod logs, cordon and uncordon a node, list
+workloads and give them resource limits.
 
 Talks to the API server over the connector HTTP layer (httpx), as the Kubernetes API reference
 documents each call, so timeouts, retry classification, the circuit breaker and redaction are
@@ -14,7 +15,10 @@ loading.
 - ``scale``: a merge patch of the ``scale`` subresource (``spec.replicas``);
 - ``get_pods``: ``GET /api/v1/namespaces/{ns}/pods`` with label and field selectors;
 - ``pod_logs``: ``GET .../pods/{name}/log`` (container, tail, since, previous, byte limit);
-- ``cordon`` / ``uncordon``: a strategic merge patch of the node's ``spec.unschedulable``.
+- ``cordon`` / ``uncordon``: a strategic merge patch of the node's ``spec.unschedulable``;
+- ``list_workloads`` and ``set_default_resources``
+  (:mod:`~opsloom.connectors.builtin.kubernetes_workloads`): workloads with their containers'
+  resources and security contexts; requests and limits for containers that set none.
 """
 
 from __future__ import annotations
@@ -407,3 +411,7 @@ async def _check(ctx: ActionContext[KubernetesSettings]) -> str:
         return f"{where} (too old to say who the credentials belong to)"
     user = review.json().get("status", {}).get("userInfo", {})
     return f"{where} as {user.get('username', '?')}"
+
+
+# The workload posture actions (list workloads, default resources) register here too.
+from opsloom.connectors.builtin import kubernetes_workloads  # noqa: E402, F401

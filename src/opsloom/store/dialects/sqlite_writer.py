@@ -34,8 +34,8 @@ from typing import Any
 import orjson
 
 from opsloom.errors import StoreError
-from opsloom.store.rollup import RollupSums
-from opsloom.store.tx import Dialect, Op, Params, Row
+from opsloom.store.rollup import Finished, sqlite_batched
+from opsloom.store.tx import Dialect, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
 _LOCK_WAIT_MS = 30_000
@@ -45,15 +45,29 @@ _INLINE_COMMIT = 4
 _INLINE_LIST = 500
 
 
+class _Fetched:
+    """Rows read already (SQLite runs in process: nothing to gain by waiting)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    async def rows(self) -> list[Row]:
+        return self._rows
+
+
 class SqliteTx:
     """The :class:`~opsloom.store.tx.Tx` of a sqlite3 connection: calls it directly."""
 
     __slots__ = ("conn", "rollups")
     dialect: Dialect = "sqlite"
+    pipelined = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.rollups: RollupSums | None = None
+        #: The runs closed in the writer's transaction, added to the rollups at its end.
+        self.rollups: list[tuple[Finished, int]] | None = None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = self.conn.execute(sql, params).fetchone()
@@ -67,6 +81,12 @@ class SqliteTx:
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self.conn.executemany(sql, rows)
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        self.conn.execute(sql, params)
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        return _Fetched(self.conn.execute(sql, params).fetchall())
 
     def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         if len(values) <= _INLINE_LIST:
@@ -162,7 +182,7 @@ class SqliteWriter(GroupCommit):
         assert conn is not None and tx is not None
         await self._begin(conn)
         # The runs the batch closes are added to the rollups together, at the end.
-        tx.rollups = RollupSums()
+        tx.rollups = []
         outcomes: list[Outcome] = []
         try:
             try:
@@ -175,9 +195,9 @@ class SqliteWriter(GroupCommit):
                 log.warning("an operation failed inside a batch, isolating it: %r", exc)
                 conn.execute("ROLLBACK")
                 await self._begin(conn)
-                tx.rollups = RollupSums()
+                tx.rollups = []
                 outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
-            for sql, params in tx.rollups.statements():
+            for sql, params in sqlite_batched(tx.rollups):
                 conn.execute(sql, params)
         except BaseException:
             if conn.in_transaction:
@@ -203,7 +223,7 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
 
 
 async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
-    batch, tx.rollups = tx.rollups, RollupSums()  # what the op adds counts only if it stays
+    batch, tx.rollups = tx.rollups, []  # what the op adds counts only if it stays
     assert batch is not None
     tx.conn.execute("SAVEPOINT op")
     try:
@@ -219,5 +239,5 @@ async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> O
     finally:
         op_rollups, tx.rollups = tx.rollups, batch
     tx.conn.execute("RELEASE op")
-    batch.merge(op_rollups)
+    batch.extend(op_rollups)
     return (future, True, result)
