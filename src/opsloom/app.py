@@ -131,7 +131,9 @@ class App(Definitions):
         self.anomalies: AnomalyWatch | None = None
         self.watchdog: Watchdog | None = None
         self.adaptive: Adaptive | None = None
-        self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
+        self._outcomes = Outcomes(
+            lambda: self._store, lambda: self.worker is not None, self._executing
+        )
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
         self._intake_limit = 10_000
@@ -151,6 +153,9 @@ class App(Definitions):
         self.connections.observer = self.observer
         self._notices: Notices | None = None
         self._notices_token: Any = None
+
+    def _executing(self, run_id: str) -> bool:
+        return self.worker is not None and run_id in self.worker.executions
 
     def observe(self, observer: Observer) -> None:
         """Tell ``observer`` about runs, steps, writes and intake from now on."""

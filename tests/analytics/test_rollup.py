@@ -12,7 +12,18 @@ from opsloom.analytics.report import percentile, report
 from opsloom.codec import encode
 from opsloom.store.dialects.sqlite import APPLICATION_ID, SqliteStore
 from opsloom.store.migration import migrations
-from opsloom.store.rollup import BOUNDS, BUCKETS, ROLLUP_VERSION, bucket_of, bucket_percentile
+from opsloom.store.rollup import (
+    BOUNDS,
+    BUCKETS,
+    ROLLUP_VERSION,
+    SHARDS,
+    Finished,
+    FinishedStep,
+    bucket_of,
+    bucket_percentile,
+    sqlite_batched,
+    upserts,
+)
 
 
 def test_rollup__histogram_percentiles_are_within_ten_percent() -> None:
@@ -89,3 +100,57 @@ async def test_rollup__upgrade_rolls_up_the_finished_history(tmp_path: Path) -> 
         1,
         pytest.approx(1 / 3, abs=1e-4),
     )
+
+
+def _rollup_tables(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        table: sorted(
+            tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+            for row in conn.execute(f"SELECT * FROM {table}")
+        )
+        for table in ("run_rollups", "step_rollups", "failure_rollups")
+    }
+
+
+def test_rollup__batched_for_sqlite_gives_what_an_upsert_per_run_gives() -> None:
+    rng = random.Random(7)
+    now = 1_700_000_000.0
+    runs = []
+    for n in range(300):
+        completed = now + rng.choice([0, 10, 4000, 90_000])  # other hours and days too
+        created = completed - rng.lognormvariate(0, 1.5)
+        started = None if n % 17 == 0 else created + rng.random() / 10
+        failed = n % 5 == 0
+        error = encode({"type": "KeyError", "message": f"no key {n}"})
+        steps = [
+            FinishedStep(
+                rng.choice(["fetch", "notify"]),
+                "failed" if failed and i == 0 else "completed",
+                rng.choice([1, 1, 2]),
+                None if started is None else started + i,
+                None if started is None else started + i + rng.random(),
+                error if failed and i == 0 else None,
+            )
+            for i in range(rng.randint(0, 3))
+        ]
+        reason = ("KeyError", "no key <n>") if failed else None
+        status = "failed" if failed else "completed"
+        wf = rng.choice(["wf", "other"])
+        runs.append(
+            (Finished(wf, "1", status, created, started, completed, steps, reason), n % SHARDS)
+        )
+    conns = [sqlite3.connect(":memory:") for _ in range(2)]
+    for conn in conns:
+        for migration in migrations("sqlite"):
+            for statement in migration.statements():
+                conn.execute(statement)
+    for run, shard in runs:
+        for sql, params in upserts(run, shard):
+            conns[0].execute(sql, params)
+    batch = sqlite_batched(runs)
+    for sql, params in batch:
+        conns[1].execute(sql, params)
+    one_by_one, gathered = (_rollup_tables(conn) for conn in conns)
+    assert one_by_one == gathered
+    assert len(one_by_one["run_rollups"]) > 10
+    assert len(batch) < sum(len(upserts(run, shard)) for run, shard in runs) / 2

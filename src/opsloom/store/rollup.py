@@ -204,11 +204,13 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
     return out
 
 
-def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
-    """One PostgreSQL statement that adds all ``runs`` (each with its shard) to the rollups.
+def _merged(
+    runs: Sequence[tuple[Finished, int]],
+) -> dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]]:
+    """The rows ``runs`` add to, each once with its totals, grouped by table and columns.
 
     Rows with the same key are added up here first (one statement may not change a row twice),
-    and written in key order, so that two processes lock shared rows in the same order.
+    and listed in key order, so that two processes lock shared rows in the same order.
     """
     merged: dict[tuple[str, tuple[Any, ...]], tuple[tuple[str, ...], dict[str, float]]] = {}
     for run, shard in runs:
@@ -223,19 +225,41 @@ def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
                 added = entry[1]
                 for column, amount in sums.items():
                     added[column] = added.get(column, 0) + amount
-    if not merged:
-        return None
-    # One INSERT per table and set of columns, each with all its rows.
     groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]] = {}
     for (table, key), (keys, sums) in sorted(merged.items(), key=_key_order):
         columns = tuple(sums)
         groups.setdefault((table, keys, columns), []).append((*key, *sums.values()))
+    return groups
+
+
+def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
+    """One PostgreSQL statement that adds all ``runs`` (each with its shard) to the rollups."""
+    groups = _merged(runs)
+    if not groups:
+        return None
+    # One INSERT per table and set of columns, each with all its rows.
     parts: list[str] = []
     params: list[Any] = []
     for i, ((table, keys, columns), rows) in enumerate(groups.items()):
         parts.append(f"u{i} AS ({_upsert(table, keys, columns, len(rows))})")
         params.extend(value for row in rows for value in row)
     return f"WITH {', '.join(parts)} SELECT 1", tuple(params)
+
+
+#: Rows per SQLite statement, far below its limit of bound parameters.
+_SQLITE_ROWS = 200
+
+
+def sqlite_batched(runs: Sequence[tuple[Finished, int]]) -> list[Upsert]:
+    """The SQLite statements that add all ``runs`` to the rollups: one per table and set of
+    columns (SQLite has no writing ``WITH``), each row once with its totals."""
+    out: list[Upsert] = []
+    for (table, keys, columns), rows in _merged(runs).items():
+        for first in range(0, len(rows), _SQLITE_ROWS):
+            chunk = rows[first : first + _SQLITE_ROWS]
+            sql = _upsert(table, keys, columns, len(chunk))
+            out.append((sql, tuple(value for row in chunk for value in row)))
+    return out
 
 
 def _key_order(item: tuple[tuple[str, tuple[Any, ...]], Any]) -> tuple[str, tuple[str, ...]]:
@@ -246,17 +270,18 @@ def _key_order(item: tuple[tuple[str, tuple[Any, ...]], Any]) -> tuple[str, tupl
 async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
     """Add a finished run to the rollups, inside the transaction that finished it.
 
-    SQLite runs each statement (in process, no round trip). On PostgreSQL, a writer's batch
-    collects the runs it finishes (``tx.rollups``) and adds them all in one statement at its
-    end (see :func:`batched`); elsewhere the run's statements go as one (one round trip).
+    A writer's batch collects the runs it finishes (``tx.rollups``) and adds them all at its
+    end (see :func:`batched`, :func:`sqlite_batched`): runs closed together mostly add to the
+    same rows. Elsewhere SQLite runs the run's statements (in process, no round trip) and
+    PostgreSQL sends them as one (one round trip).
     """
-    if tx.dialect == "sqlite":
-        for sql, params in upserts(run, shard):
-            await tx.execute(sql, params)
-        return
     collected: list[tuple[Finished, int]] | None = getattr(tx, "rollups", None)
     if collected is not None:
         collected.append((run, shard))
+        return
+    if tx.dialect == "sqlite":
+        for sql, params in upserts(run, shard):
+            await tx.execute(sql, params)
         return
     statement = batched([(run, shard)])
     if statement is not None:

@@ -24,11 +24,19 @@ class Outcomes:
         store: the open store, or ``None`` once it is closed (the watcher then stops).
         local_worker: whether this process runs a worker (it wakes waiters itself, so other
             processes' runs are polled less often).
+        executing: whether a run is executing in this process's worker now: it has not ended,
+            and its end will wake the waiters (:meth:`finished`), so nothing is read for it.
     """
 
-    def __init__(self, store: Callable[[], Store | None], local_worker: Callable[[], bool]):
+    def __init__(
+        self,
+        store: Callable[[], Store | None],
+        local_worker: Callable[[], bool],
+        executing: Callable[[str], bool] = lambda run_id: False,
+    ):
         self._store = store
         self._local_worker = local_worker
+        self._executing = executing
         self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._finished_elsewhere = asyncio.Event()
@@ -48,11 +56,15 @@ class Outcomes:
         future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(run_id, []).append(future)
         try:
-            status = await store.status_of(run_id)
-            if status is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
+            # The waiter is registered first: a run executing here cannot end unheard.
+            if not self._executing(run_id):
+                status = await store.status_of(run_id)
+                if status is None:
+                    raise RunNotFoundError(f"no run {run_id!r}")
+            else:
+                status = None
             run: RunRecord | None = None
-            if not status.terminal:
+            if status is None or not status.terminal:
                 if self._watcher is None or self._watcher.done():
                     self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
                 try:

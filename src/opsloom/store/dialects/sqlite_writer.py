@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from opsloom.errors import StoreError
+from opsloom.store.rollup import Finished, sqlite_batched
 from opsloom.store.tx import Dialect, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
@@ -59,12 +60,14 @@ class _Fetched:
 class SqliteTx:
     """The :class:`~opsloom.store.tx.Tx` of a sqlite3 connection: calls it directly."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "rollups")
     dialect: Dialect = "sqlite"
     pipelined = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        #: The runs closed in the writer's transaction, added to the rollups at its end.
+        self.rollups: list[tuple[Finished, int]] | None = None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = self.conn.execute(sql, params).fetchone()
@@ -178,18 +181,30 @@ class SqliteWriter(GroupCommit):
         conn, tx = self._conn, self._tx
         assert conn is not None and tx is not None
         await self._begin(conn)
+        # The runs the batch closes are added to the rollups together, at the end.
+        tx.rollups = []
         outcomes: list[Outcome] = []
         try:
-            for pending in batch:
-                try:
-                    outcomes.append((pending.future, True, await pending.op(tx)))
-                except CLEAN_ERRORS as exc:
-                    outcomes.append((pending.future, False, exc))
-        except Exception as exc:
-            log.warning("an operation failed inside a batch, isolating it: %r", exc)
-            conn.execute("ROLLBACK")
-            await self._begin(conn)
-            outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
+            try:
+                for pending in batch:
+                    try:
+                        outcomes.append((pending.future, True, await pending.op(tx)))
+                    except CLEAN_ERRORS as exc:
+                        outcomes.append((pending.future, False, exc))
+            except Exception as exc:
+                log.warning("an operation failed inside a batch, isolating it: %r", exc)
+                conn.execute("ROLLBACK")
+                await self._begin(conn)
+                tx.rollups = []
+                outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
+            for sql, params in sqlite_batched(tx.rollups):
+                conn.execute(sql, params)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            tx.rollups = None
         if len(batch) <= _INLINE_COMMIT:
             # A small batch means a quiet system: the fsync costs less than the hop to the
             # writer thread and back, which would add to every step's latency.
@@ -208,6 +223,8 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
 
 
 async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> Outcome:
+    batch, tx.rollups = tx.rollups, []  # what the op adds counts only if it stays
+    assert batch is not None
     tx.conn.execute("SAVEPOINT op")
     try:
         result = await op(tx)
@@ -219,5 +236,8 @@ async def _isolated(tx: SqliteTx, op: Op[Any], future: asyncio.Future[Any]) -> O
             False,
             exc if isinstance(exc, (*CLEAN_ERRORS, StoreError)) else failure(exc),
         )
+    finally:
+        op_rollups, tx.rollups = tx.rollups, batch
     tx.conn.execute("RELEASE op")
+    batch.extend(op_rollups)
     return (future, True, result)
