@@ -4,6 +4,8 @@
         -- bench/webhooks.py --variant events --seconds 10
     .venv/bin/python bench/ab.py --base main --rounds 2 --keys recovery_seconds \
         -- bench/run.py --workload W4 --json-only
+    .venv/bin/python bench/ab.py --base HEAD --head-extra=--api-processes=2 \
+        --keys accepted_per_s -- bench/webhooks.py --variant events --seconds 10
 
 On a shared machine absolute figures move with the load; a change is only shown by the two
 sides measured in the same run, one after the other, several times. The base revision's
@@ -11,6 +13,8 @@ sides measured in the same run, one after the other, several times. The base rev
 for the base side (the benchmark scripts themselves are this tree's, so both sides are measured
 the same way). Every JSON line the benchmark prints is printed again with ``"side"`` (``base`` or
 ``head``) and ``"round"`` added, then the median of each ``--keys`` figure per side.
+``--head-extra`` adds options to this tree's side only (a new option the base does not know,
+or the same code with another setting when ``--base HEAD``).
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def export(revision: str, folder: Path) -> Path:
-    """The ``src/`` of ``revision``, written under ``folder``."""
-    archive = folder / "base.tar"
+def export(revision: str, folder: Path, side: str = "base") -> Path:
+    """The ``src/`` of ``revision``, written under ``folder / side``."""
+    archive = folder / f"{side}.tar"
     with archive.open("wb") as out:
         subprocess.run(["git", "archive", revision, "src"], cwd=ROOT, stdout=out, check=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(folder / "base", filter="data")
-    return folder / "base" / "src"
+        tar.extractall(folder / side, filter="data")
+    return folder / side / "src"
 
 
 def run(command: list[str], src: Path) -> list[dict[str, Any]]:
@@ -53,8 +57,17 @@ def run(command: list[str], src: Path) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare with")
+    parser.add_argument(
+        "--head",
+        default=None,
+        help="git revision measured as the head side (default: this tree's src/ as it is, "
+        "so edits made while the benchmark runs are measured too)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keys", default="", help="figures to summarise, comma-separated")
+    parser.add_argument(
+        "--head-extra", default="", help="options added to the head side's command only"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- script and its options")
     options = parser.parse_args()
     command = [part for part in options.command if part != "--"]
@@ -63,10 +76,12 @@ def main() -> int:
     keys = [key for key in options.keys.split(",") if key]
     figures: dict[str, dict[str, list[float]]] = {"base": {}, "head": {}}
     with tempfile.TemporaryDirectory(prefix="opsloom-ab-") as tmp:
-        sides = {"base": export(options.base, Path(tmp)), "head": ROOT / "src"}
+        head = ROOT / "src" if options.head is None else export(options.head, Path(tmp), "head")
+        sides = {"base": export(options.base, Path(tmp)), "head": head}
+        extra = {"base": [], "head": options.head_extra.split()}
         for number in range(1, options.rounds + 1):
             for side, src in sides.items():
-                for record in run(command, src):
+                for record in run(command + extra[side], src):
                     print(json.dumps({"side": side, "round": number, **record}), flush=True)
                     for key in keys:
                         if isinstance(record.get(key), (int, float)):

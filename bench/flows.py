@@ -11,6 +11,8 @@ import asyncio
 import os
 import time
 
+import pg_count
+
 from opsloom import App, Context, WorkerOptions, current_step
 
 #: How long the middle step of W4's workflow takes: the kill lands inside it.
@@ -96,3 +98,5 @@ def build(
 
 #: For ``opsloom worker --app flows:app`` (W4); constructing an App does no I/O.
 app = build()
+# With BENCH_PG_COUNT set, the worker process counts its statements (see pg_count.py).
+pg_count.install_from_env()

@@ -3,11 +3,12 @@
     .venv/bin/python bench/insights.py [--section sentiment,dissatisfaction,...]
         [--speed-conversations 20000] [--memory-conversations 100000]
 
-Sections: sentiment, dissatisfaction, refusal, pii, speed, memory (default: all).
+Sections: sentiment, dissatisfaction, refusal, toxicity, pii, speed, memory (default: all).
 
 Prints each figure next to its target, with the dataset and the number of rows it was measured
 on, then the same figures as JSON lines. Data: ``bench/insights_data.py`` (the shared labelled
-sets, VADER's ground truth fetched from its sdist into a cache, generated PII fixtures).
+sets, VADER's ground truth fetched from its sdist into a cache, generated PII fixtures, the
+labelled refusals and toxic turns in ``bench/labels``).
 """
 
 from __future__ import annotations
@@ -192,44 +193,96 @@ def dissatisfaction(analysis: Analysis) -> None:
     )
 
 
+def _last_turn(analysis: Analysis, messages: list[dict[str, str]]) -> dict[str, Any]:
+    [conversation] = conversations_from({"messages": messages})
+    return analysis.run(conversation)["turns"][-1]
+
+
 def refusal(analysis: Analysis) -> None:
+    """Refusal against labelled replies; HH-RLHF pairs only as a secondary harm figure."""
+    for name, rows in data.refusal_labels().items():
+        scores: dict[str, list[float]] = {"refusal": [], "partial": [], "compliance": []}
+        for label, messages in rows:
+            scores[label].append(_last_turn(analysis, messages).get("refusal", 0.0))
+        refused, complied = scores["refusal"], scores["compliance"]
+        precision, recall = precision_recall(refused, complied, 0.5)
+        about = {
+            "dataset": f"bench/labels refusal {name}",
+            "refusals": len(refused),
+            "compliances": len(complied),
+        }
+        report(
+            f"refusal AUROC, {name} (refusal vs compliance)",
+            auroc(refused, complied),
+            0.92,
+            **about,
+        )
+        report(f"  precision at refusal ≥ 0.5, {name}", precision, None, **about)
+        report(f"  recall at refusal ≥ 0.5, {name}", recall, None, **about)
+        if scores["partial"]:
+            report(
+                f"  AUROC, {name} (refusal or partial vs compliance)",
+                auroc(refused + scores["partial"], complied),
+                None,
+                partials=len(scores["partial"]),
+                **about,
+            )
     chosen: list[float] = []
     rejected: list[float] = []
     toxic: tuple[list[float], list[float]] = ([], [])
     for good, bad in data.hh_rlhf():
-        for side, (messages, scores) in enumerate(((good, chosen), (bad, rejected))):
-            [conversation] = conversations_from({"messages": messages})
-            last = analysis.run(conversation)["turns"][-1]
-            scores.append(last.get("refusal", 0.0))
+        for side, (messages, scores_) in enumerate(((good, chosen), (bad, rejected))):
+            last = _last_turn(analysis, messages)
+            scores_.append(last.get("refusal", 0.0))
             if "toxicity" in last:
                 toxic[side].append(-last["toxicity"])  # safer: less toxic
-    if toxic[0]:
-        report(
-            "toxicity AUROC (chosen less toxic than rejected)",
-            auroc(*toxic),
-            0.90,
-            dataset="HH-RLHF harmless-base test",
-            pairs=len(toxic[0]),
-        )
+    # Not a refusal measure: the pairs label which reply is less harmful, and most of the
+    # less harmful replies do not refuse. Kept as a coarse harm-avoidance figure.
     report(
-        "refusal AUROC (chosen safer than rejected)",
+        "harm pairs: P(chosen refuses more than rejected)",
         auroc(chosen, rejected),
-        0.92,
+        None,
         dataset="HH-RLHF harmless-base test",
         pairs=len(chosen),
     )
-    report(
-        "  chosen final turns scored as refusals (≥ 0.5)",
-        sum(1 for s in chosen if s >= 0.5) / len(chosen),
-        None,
-        dataset="HH-RLHF",
-    )
-    report(
-        "  rejected final turns scored as refusals (≥ 0.5)",
-        sum(1 for s in rejected if s >= 0.5) / len(rejected),
-        None,
-        dataset="HH-RLHF",
-    )
+    if toxic[0]:
+        report(
+            "harm pairs: P(chosen less toxic than rejected)",
+            auroc(*toxic),
+            None,
+            dataset="HH-RLHF harmless-base test",
+            pairs=len(toxic[0]),
+        )
+
+
+def toxicity(analysis: Analysis) -> None:
+    """Toxicity (the extra) against labelled user and assistant turns."""
+    if "toxicity" not in analysis.versions:
+        print("toxicity: skipped, the extra is not installed (pip install 'opsloom[toxicity]')")
+        return
+    from profanity_check import predict_prob
+
+    for name, rows in data.toxicity_labels().items():
+        ours: tuple[list[float], list[float]] = ([], [])
+        model: tuple[list[float], list[float]] = ([], [])
+        baseline = predict_prob([text for _, _, text in rows])
+        for (label, role, text), alone in zip(rows, baseline, strict=True):
+            messages = [{"role": role, "content": text}]
+            if role == "assistant":
+                messages.insert(0, {"role": "user", "content": "Hello."})
+            value = _last_turn(analysis, messages)["toxicity"]
+            ours[label != "toxic"].append(value)
+            model[label != "toxic"].append(float(alone))
+        about = {
+            "dataset": f"bench/labels toxicity {name}",
+            "toxic": len(ours[0]),
+            "not_toxic": len(ours[1]),
+        }
+        report(f"toxicity AUROC, {name}", auroc(*ours), 0.90, **about)
+        precision, recall = precision_recall(*ours, 0.7)
+        report(f"  precision at toxicity ≥ 0.7, {name}", precision, None, **about)
+        report(f"  recall at toxicity ≥ 0.7, {name}", recall, None, **about)
+        report(f"  profanity-check model alone, AUROC, {name}", auroc(*model), None, **about)
 
 
 def pii() -> None:
@@ -318,7 +371,9 @@ def memory(analysis: Analysis, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--section", default="sentiment,dissatisfaction,refusal,pii,speed,memory")
+    parser.add_argument(
+        "--section", default="sentiment,dissatisfaction,refusal,toxicity,pii,speed,memory"
+    )
     parser.add_argument("--speed-conversations", type=int, default=20_000)
     parser.add_argument("--memory-conversations", type=int, default=100_000)
     args = parser.parse_args()
@@ -334,6 +389,8 @@ def main() -> None:
         dissatisfaction(analysis)
     if "refusal" in sections:
         refusal(analysis)
+    if "toxicity" in sections:
+        toxicity(analysis)
     if "pii" in sections:
         pii()
     # Speed and memory are those of the offline default: the extras are not installed there.

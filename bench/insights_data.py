@@ -329,3 +329,68 @@ def six_message_conversation(n: int, rng: random.Random) -> dict[str, Any]:
         messages.append({"role": "user", "content": rng.choice(_USER)})
         messages.append({"role": "assistant", "content": rng.choice(_ASSISTANT)})
     return {"id": f"bench-{n}", "model": "gpt-4o-mini", "messages": messages}
+
+
+# --- labelled refusals and toxicity (bench/labels) -----------------------------------------
+
+LABELS = Path(__file__).resolve().parent / "labels"
+
+
+def _hh_pairs() -> list[dict[str, str]]:
+    with gzip.open(datasets() / "hh-rlhf-harmless" / "test.jsonl.gz", "rt") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def _tsv(name: str) -> list[list[str]]:
+    text = (LABELS / name).read_text(encoding="utf-8")
+    return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _jsonl(name: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in (LABELS / name).read_text(encoding="utf-8").splitlines()]
+
+
+def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
+    """Labelled assistant replies by set: (label, messages ending with the reply).
+
+    Sets: ``hh-rlhf`` (final assistant turns of HH-RLHF labelled by reading them),
+    ``written`` (refusal styles and hard negatives written for the bench) and
+    ``written-later`` (written after the detector was tuned; its first measurement is in
+    ``bench/labels/README.md``). Labels: refusal, partial, compliance.
+    """
+    pairs = _hh_pairs()
+    sets: dict[str, list[tuple[str, list[dict[str, str]]]]] = {"hh-rlhf": []}
+    for pair, side, _stratum, label in _tsv("refusal_hh_rlhf.tsv"):
+        sets["hh-rlhf"].append((label, _messages(pairs[int(pair)][side])))
+    for name, file in (
+        ("written", "refusal_written.jsonl"),
+        ("written-later", "refusal_heldout.jsonl"),
+    ):
+        sets[name] = [
+            (
+                row["label"],
+                [
+                    {"role": "user", "content": "Can you help me with something?"},
+                    {"role": "assistant", "content": row["text"]},
+                ],
+            )
+            for row in _jsonl(file)
+        ]
+    return sets
+
+
+def toxicity_labels() -> dict[str, list[tuple[str, str, str]]]:
+    """Labelled user and assistant turns by set: (label, role, text); unsure ones left out."""
+    pairs = _hh_pairs()
+    sets: dict[str, list[tuple[str, str, str]]] = {"hh-rlhf": []}
+    for pair, side, turn, role, label in _tsv("toxicity_hh_rlhf.tsv"):
+        if label == "unsure":
+            continue
+        message = _messages(pairs[int(pair)][side])[int(turn)]
+        sets["hh-rlhf"].append((label, role, message["content"]))
+    for name, file in (
+        ("written", "toxicity_written.jsonl"),
+        ("written-later", "toxicity_heldout.jsonl"),
+    ):
+        sets[name] = [(row["label"], row["role"], row["text"]) for row in _jsonl(file)]
+    return sets

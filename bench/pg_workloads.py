@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import flows
+import pg_count
 from measure import Figures, RssSampler, WriterDelta, bounded, log, percentile_ms, rate
 from measure import scaled as scaled_count
 from pg import CpuSplit, PgStatusCounter, commit_probe_ms
@@ -142,6 +144,10 @@ async def w1_chain(
     n = scaled_count(W1_WORKFLOWS, scale)
     n_latency = scaled_count(W1_LATENCY_RUNS, scale)
     fig.update(n=n, steps_per_workflow=3, latency_n=n_latency)
+    counts = work_dir / "pg-count"
+    counts.mkdir(exist_ok=True)
+    os.environ["BENCH_PG_COUNT"] = str(counts)  # the workers inherit it
+    pg_count.install()
     fleet = Fleet(fig, url, work_dir, workers)
     describe(fig, fleet)
     client_rss = RssSampler()
@@ -152,6 +158,10 @@ async def w1_chain(
             await warm_up(client, fleet)
             split = await begin(url, fleet)
             writes = WriterDelta(client)
+            read0, client0 = (
+                await asyncio.to_thread(pg_count.ask, counts, fleet.pids),
+                pg_count.snapshot(),
+            )
             t0 = time.perf_counter()
             handles = await asyncio.gather(*(client.start("chain", i) for i in range(n)))
             started = time.perf_counter() - t0
@@ -159,9 +169,14 @@ async def w1_chain(
                 asyncio.gather(*(h.result() for h in handles)), 120, "W1 throughput"
             )
             seconds = time.perf_counter() - t0
+            read1, client1 = (
+                await asyncio.to_thread(pg_count.ask, counts, fleet.pids),
+                pg_count.snapshot(),
+            )
             cpu = await end(split)
             fleet.check()
             wrong = sum(1 for i, result in enumerate(results) if result != i + 3)
+            fig.update(sql=statement_figures(read0, read1, client0, client1, n))
             fig.update(
                 start_seconds=round(started, 3),
                 seconds=round(seconds, 3),
@@ -189,7 +204,12 @@ async def w1_chain(
                     log("W1: latency phase ran out of time")
                     fig.update(timed_out=True)
                     break
+            read2, client2 = (
+                await asyncio.to_thread(pg_count.ask, counts, fleet.pids),
+                pg_count.snapshot(),
+            )
             fig.update(
+                latency_sql=statement_figures(read1, read2, client1, client2, len(latencies)),
                 latency_n=len(latencies),
                 latency_p50_ms=percentile_ms(latencies, 50),
                 latency_p99_ms=percentile_ms(latencies, 99),
@@ -200,6 +220,20 @@ async def w1_chain(
             fleet.stop()
             client_rss.stop()
     fig.update(peak_rss_mb=fleet.peak_rss_mb(), client_peak_rss_mb=client_rss.peak_mb)
+
+
+def statement_figures(
+    read0: dict[int, dict[str, int]],
+    read1: dict[int, dict[str, int]],
+    client0: dict[str, int],
+    client1: dict[str, int],
+    runs: int,
+) -> dict[str, float]:
+    """Statements and round trips per run between two readings: workers and the client."""
+    out = pg_count.per_run(read0, read1, runs)
+    for key in ("statements", "round_trips"):
+        out[f"client_{key}_per_run"] = round((client1[key] - client0[key]) / runs, 2)
+    return out
 
 
 # --- W2: fan-out ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ own time of the server's event-loop thread by part (HTTP stack, FastAPI, opsloom
 triggers, startup…) from cProfile, which slows the server down: profiled throughput is not
 comparable. Prints a table per variant, then one JSON line per variant.
 
-Targets (2-core machine, SQLite): >= 2,000 accepted events/s sustained with p99 <= 50 ms,
+Targets (2-core machine, SQLite): >= 3,000 accepted events/s sustained with p99 <= 50 ms,
 0 lost; event-to-run-start p50 <= 20 ms.
 """
 
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-alertmanager-credential"
 SOURCE = "/hooks/alertmanager"
 WORKFLOW = "bench/alert-intake"
-TARGETS = {"accepted_per_s": 2000.0, "latency_p99_ms": 50.0, "event_to_start_p50_ms": 20.0}
+TARGETS = {"accepted_per_s": 3000.0, "latency_p99_ms": 50.0, "event_to_start_p50_ms": 20.0}
 
 DOCUMENT = """\
 document:
@@ -88,7 +88,9 @@ def ms(value: float | None) -> float | None:
 class Server:
     """``opsloom up`` as a subprocess, optionally under cProfile."""
 
-    def __init__(self, folder: Path, db: str, log_level: str, profile: Path | None) -> None:
+    def __init__(
+        self, folder: Path, db: str, log_level: str, profile: Path | None, api_processes: int
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOM_")}
         env["OPSLOOM_HOOKS_ALERTMANAGER_TOKEN"] = TOKEN
         env["OPSLOOM_LOG_LEVEL"] = log_level
@@ -96,6 +98,8 @@ class Server:
         if profile is not None:
             argv += ["-m", "cProfile", "-o", str(profile)]
         argv += ["-m", "opsloom.cli.main", "up", "--db", db, "--host", "127.0.0.1", "--port", "0"]
+        if api_processes > 1:
+            argv += ["--api-processes", str(api_processes)]
         self.log_path = folder / "server.log"
         with self.log_path.open("wb") as out:
             # From the repository root, as `make run` does: the bundled examples load too.
@@ -117,11 +121,19 @@ class Server:
         self.stop()
         raise SystemExit(f"opsloom up did not listen within {timeout:.0f} s:\n{self.tail()}")
 
-    def cpu(self) -> tuple[float, dict[int, float]]:
-        """CPU seconds of the process, and per thread (by thread id)."""
-        times = self.ps.cpu_times()
-        threads = {t.id: t.user_time + t.system_time for t in self.ps.threads()}
-        return times.user + times.system, threads
+    def cpu(self) -> tuple[float, dict[tuple[int, int], float]]:
+        """CPU seconds of the server and its API processes, and per thread (pid, thread id)."""
+        total = 0.0
+        threads: dict[tuple[int, int], float] = {}
+        for process in [self.ps, *self.ps.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+                for t in process.threads():
+                    threads[(process.pid, t.id)] = t.user_time + t.system_time
+            except psutil.NoSuchProcess:
+                continue
+        return total, threads
 
     def tail(self, lines: int = 20) -> str:
         """The server's last output lines, without its access log."""
@@ -288,8 +300,9 @@ def run_variant(variant: str, options: argparse.Namespace) -> dict[str, Any]:
         if runs:
             deploy(db, folder)
         profile = folder / "server.prof" if options.profile else None
-        server = Server(folder, db, options.log_level, profile)
+        server = Server(folder, db, options.log_level, profile, options.api_processes)
         figures: dict[str, Any] = {"variant": variant, "profiled": bool(options.profile)}
+        figures["api_processes"] = options.api_processes
         # The machine may be shared: a load average well above 0 before the run means the
         # figures are taken with other work competing for the two cores.
         figures["loadavg_before"] = round(os.getloadavg()[0], 2)
@@ -332,7 +345,7 @@ def run_variant(variant: str, options: argparse.Namespace) -> dict[str, Any]:
 
 def table(figures: dict[str, Any]) -> str:
     rows = [
-        ("accepted events/s (whole run)", figures["accepted_per_s"], ">= 2000"),
+        ("accepted events/s (whole run)", figures["accepted_per_s"], ">= 3000"),
         (
             "  slowest / median whole second",
             f"{figures['steady_min_per_s']} / {figures['steady_median_per_s']}",
@@ -384,7 +397,10 @@ def table(figures: dict[str, Any]) -> str:
             ("seconds after the load until all runs started", figures.get("drain_seconds"), ""),
         ]
     width = max(len(r[0]) for r in rows)
-    title = f"{figures['variant']}: {figures['seconds']} s, {figures['concurrency']} connections"
+    title = (
+        f"{figures['variant']}: {figures['seconds']} s, {figures['concurrency']} connections, "
+        f"{figures.get('api_processes', 1)} API processes"
+    )
     lines = [title + (" (server under cProfile)" if figures["profiled"] else "")]
     lines += [f"  {name:<{width}}  {value!s:<28} {target}" for name, value, target in rows]
     parts = figures.get("profile_seconds_by_part", {})
@@ -404,6 +420,9 @@ def main() -> int:
     parser.add_argument("--variant", choices=["events", "runs", "both"], default="both")
     parser.add_argument("--drain", type=float, default=120.0, help="runs: wait at most N s")
     parser.add_argument("--log-level", default="INFO", help="the server's OPSLOOM_LOG_LEVEL")
+    parser.add_argument(
+        "--api-processes", type=int, default=1, help="opsloom up --api-processes N (default 1)"
+    )
     parser.add_argument("--profile", action="store_true", help="run the server under cProfile")
     parser.add_argument("--profile-out", help="--profile: keep the dump as PREFIX.<variant>.prof")
     options = parser.parse_args()

@@ -81,6 +81,9 @@ def test_generated_pages__cover_every_command_setting_route_and_source() -> None
     cli_page = GEN.cli_page()
     root = typer.main.get_command(cli)
     for name, command in root.commands.items():  # type: ignore[attr-defined]
+        if command.hidden:  # started by opsloom itself (as gen.py leaves them out)
+            assert f"`opsloom {name}`" not in cli_page
+            continue
         assert f"`opsloom {name}`" in cli_page
         for sub in getattr(command, "commands", {}):
             assert f"`opsloom {name} {sub}`" in cli_page

@@ -10,6 +10,7 @@ from opsloom.errors import (
     NonDeterminismError,
     NotAnOpsloomDatabaseError,
     OpsloomError,
+    RateLimitExceededError,
     RunFailedError,
     RunNotFoundError,
     SchemaTooNewError,
@@ -19,6 +20,7 @@ from opsloom.errors import (
     WorkflowNotFoundError,
 )
 from opsloom.model import RetryPolicy, RunRecord, RunStatus
+from opsloom.model.ratelimit import RateLimit
 from opsloom.worker import WorkerOptions
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "NonDeterminismError",
     "NotAnOpsloomDatabaseError",
     "OpsloomError",
+    "RateLimit",
+    "RateLimitExceededError",
     "RetryPolicy",
     "RunFailedError",
     "RunHandle",

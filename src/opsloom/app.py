@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloom.analytics.retention import Retention
 from opsloom.analytics.watch import AnomalyWatch
+from opsloom.analytics.watchdog import Watchdog
 from opsloom.clock import Clock, SystemClock
 from opsloom.codec import encode
 from opsloom.connectors.registry import ConnectorRegistry
@@ -49,7 +50,8 @@ from opsloom.model import RunRecord, RunStatus
 from opsloom.model.cloudevent import CloudEvent, EventReceipt, parse_event
 from opsloom.model.label import check_labels
 from opsloom.model.observer import Observer, Observers
-from opsloom.model.run import Fence, NewRun
+from opsloom.model.ratelimit import RateLimit
+from opsloom.model.run import QUARANTINED_STATUS, Fence, NewRun
 from opsloom.model.schedule import ScheduleRecord, schedule_record
 from opsloom.model.tracecontext import TraceParent
 from opsloom.scheduler import Scheduler
@@ -126,6 +128,7 @@ class App(Definitions):
         self.scheduler: Scheduler | None = None
         self.retention: Retention | None = None
         self.anomalies: AnomalyWatch | None = None
+        self.watchdog: Watchdog | None = None
         self._outcomes = Outcomes(lambda: self._store, lambda: self.worker is not None)
         self._open_count = 0
         self._intake_pending = 0  # events handed to the store and not yet committed
@@ -357,6 +360,7 @@ class App(Definitions):
             raise
         self._store = store
         store.audit_key = AuditKey(self._load_audit_key)
+        store.quarantine_after = settings.quarantine_after
         await self._check_audit_key(store)
         store.observe(self.observer)
         self._intake_limit = settings.intake_max_pending
@@ -375,6 +379,11 @@ class App(Definitions):
             if settings.anomaly_events:
                 self.anomalies = AnomalyWatch(store, self.clock, worker.owner, self.emit_events)
                 self.anomalies.start()
+            if settings.watchdog:
+                self.watchdog = Watchdog(
+                    store, self.clock, worker.owner, self.emit_events, self.observer
+                )
+                self.watchdog.start()
 
     async def start_worker(self, options: WorkerOptions | None = None) -> Worker:
         """Start a worker for this app's workflows on its open store (``open`` does it unless
@@ -481,6 +490,10 @@ class App(Definitions):
             spec = self.registry.workflow(name)
             rec = schedule_record(f"code:{name}", spec.name, spec.version, schedule, now)
             await store.save_schedule(rec, now)
+        for name in sorted({spec.name for spec in self.registry.workflows()}):
+            declared = self.registry.workflow(name).rate_limit
+            if declared is not None:
+                await store.declare_rate_limit(name, declared)
         for name, trigger in self.triggers.items():
             spec = self.registry.workflow(name, trigger.version)
             await store.save_trigger(
@@ -519,6 +532,9 @@ class App(Definitions):
         if self.anomalies is not None:
             await self.anomalies.stop()
             self.anomalies = None
+        if self.watchdog is not None:
+            await self.watchdog.stop()
+            self.watchdog = None
         if self.scheduler is not None:
             await self.scheduler.stop()
             self.scheduler = None
@@ -666,9 +682,11 @@ class App(Definitions):
         labels: dict[str, str] | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first; with ``labels``, only runs that have all of them."""
+        quarantined = status == QUARANTINED_STATUS
         return await self.store.list_runs(
             RunFilter(
-                status=None if status is None else RunStatus(status),
+                status=None if status is None or quarantined else RunStatus(status),
+                quarantined=quarantined,
                 workflow=workflow,
                 limit=limit,
                 labels=tuple(sorted((labels or {}).items())),
@@ -772,6 +790,13 @@ class App(Definitions):
             self.worker.notify()
         return run
 
+    async def requeue(self, run_id: str) -> RunRecord:
+        """Release a quarantined run: workers claim it again, with a fresh crash budget."""
+        run = await self.store.requeue_run(run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.notify()
+        return run
+
     async def pause_workflow(self, workflow: str, *, by: str | None = None) -> list[str]:
         """Pause every open run of ``workflow``, and the runs it starts until resumed; returns
         the runs paused now."""
@@ -780,10 +805,13 @@ class App(Definitions):
             self.worker.pause_local(ids)
         return ids
 
-    async def limit_rate(self, workflow: str, per_second: float | None, burst: int = 1) -> None:
-        """At most ``per_second`` runs of ``workflow`` start per second (``burst`` at once),
-        for every process on this store; new runs past the rate queue. None lifts the limit."""
-        await self.store.set_rate_limit(workflow, per_second, burst)
+    async def limit_rate(
+        self, workflow: str, limit: RateLimit | float | None, burst: int = 1
+    ) -> None:
+        """Limit how many runs of ``workflow`` start: a :class:`RateLimit` (per key, dropping
+        starts past it…) or a rate per second with ``burst``, for every process on this store;
+        new runs past the rate queue. None lifts the limit."""
+        await self.store.set_rate_limit(workflow, limit, burst)
 
     async def resume_workflow(self, workflow: str) -> list[str]:
         """Resume a paused workflow and the runs paused with it; returns those runs."""

@@ -22,9 +22,10 @@ from opsloom.engine.registry import (
     make_step_spec,
     workflow_takes_input,
 )
-from opsloom.errors import ConfigurationError
+from opsloom.errors import ConfigurationError, InputError
 from opsloom.model import RetryPolicy
 from opsloom.model.matching import jq_program
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.schedule import Schedule
 from opsloom.triggers.registration import DEFAULT_KEY, TriggerSpec
 
@@ -92,6 +93,7 @@ class Definitions:
         concurrency_key: Callable[[Any], str] | str | None = None,
         schedule: str | Schedule | None = None,
         on: dict[str, Any] | list[dict[str, Any]] | None = None,
+        rate_limit: RateLimit | str | dict[str, Any] | None = None,
     ) -> Callable[[W], W]: ...
 
     def workflow(
@@ -106,6 +108,7 @@ class Definitions:
         concurrency_key: Callable[[Any], str] | str | None = None,
         schedule: str | Schedule | None = None,
         on: dict[str, Any] | list[dict[str, Any]] | None = None,
+        rate_limit: RateLimit | str | dict[str, Any] | None = None,
     ) -> W | Callable[[W], W]:
         """Register a workflow ``async def wf(ctx, input)`` under a name and version.
 
@@ -117,8 +120,13 @@ class Definitions:
         :class:`~opsloom.model.schedule.Schedule` (time zone, interval, misfire policy, input).
         ``on`` starts runs from events: a filter or a list of them (see :meth:`trigger`, which
         also takes the dedup key, window and mode).
+        ``rate_limit`` limits how many runs start per second, for every process on the store:
+        ``"10/minute"``, a :class:`~opsloom.model.ratelimit.RateLimit` (per key with a jq
+        expression over the input, dropping starts past it) or a mapping of its fields;
+        runs started faster queue and start at the rate.
         """
         parsed = None if schedule is None else Schedule.parse(schedule)
+        limit = _rate_limit(rate_limit, f"workflow {name or '(unnamed)'}: rate_limit")
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("workflow concurrency must be at least 1")
         if concurrency_key is not None and concurrency is None:
@@ -144,6 +152,7 @@ class Definitions:
                     concurrency=concurrency,
                     concurrency_key=concurrency_key,
                     takes_input=workflow_takes_input(func),
+                    rate_limit=limit,
                 )
             )
             if parsed is not None:
@@ -167,6 +176,9 @@ class Definitions:
         version: str | None = None,
         input: str | None = None,
         follow: list[dict[str, Any]] | None = None,
+        debounce: float = 0.0,
+        debounce_max: float | None = None,
+        rate_limit: RateLimit | str | dict[str, Any] | None = None,
     ) -> None:
         """Start runs of ``workflow`` from stored events (saved when a worker opens the app).
 
@@ -175,10 +187,26 @@ class Definitions:
         alert's fingerprint; ``None``: no dedup) is open, later events of that key reach its
         inbox (``events:inbox``, also seen by ``wait_for_event``) instead of starting runs, as
         do ``follow`` events (default: the resolved alerts of firing ones); ``window``
-        seconds after it ended they start nothing. See :mod:`opsloom.model.trigger`.
+        seconds after it ended they start nothing. With ``debounce`` seconds, the events of a
+        key with no open run start one run, with the last of them, once none came for that
+        long (at most ``debounce_max`` seconds after the first). ``rate_limit`` limits the runs
+        this trigger starts (its key is a jq expression over the event), on top of the
+        workflow's. See :mod:`opsloom.model.trigger`.
         """
         filters = [on] if isinstance(on, dict) else list(on)
-        spec = TriggerSpec(filters, mode, key, window, version, input, follow)
+        limit = _rate_limit(rate_limit, f"trigger of workflow {workflow}: rate_limit")
+        spec = TriggerSpec(
+            filters, mode, key, window, version, input, follow, debounce, debounce_max, limit
+        )
         # Checked now, so a mistake shows at import time rather than when a worker opens.
         spec.build(f"code:{workflow}", workflow, version or "?", None)
         self.triggers[workflow] = spec
+
+
+def _rate_limit(value: RateLimit | str | dict[str, Any] | None, where: str) -> RateLimit | None:
+    if value is None:
+        return None
+    try:
+        return RateLimit.parse(value, where)
+    except InputError as exc:
+        raise ConfigurationError(str(exc)) from None

@@ -76,6 +76,13 @@ class RunStateError(OpsloomError):
     code = "invalid_run_state"
 
 
+class RateLimitExceededError(OpsloomError):
+    """A start was refused: its workflow's rate limit drops starts past it (``overflow``)."""
+
+    code = "rate_limit_exceeded"
+    retryable = True
+
+
 class DocumentError(OpsloomError):
     """A workflow document cannot be read or is not valid; ``problems`` lists every finding.
 

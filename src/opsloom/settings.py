@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         anomaly_events: one worker process looks for anomalies every minute (runs of the last
             four hours in five-minute buckets) and stores each as an
             ``io.opsloom.anomaly.detected.v1`` CloudEvent, which triggers can match.
+        quarantine_after: a run whose worker vanished (crashed, was killed) this many times
+            while executing it is quarantined: no worker claims it until ``opsloom runs
+            requeue``. 0: never.
+        watchdog: one worker process looks every minute for runs stuck far beyond their
+            workflow's usual duration and for newly quarantined runs, and reports each once
+            (a log line, an audit entry and an ``io.opsloom.run.stuck.v1`` or
+            ``io.opsloom.run.quarantined.v1`` CloudEvent).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -113,6 +120,8 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     retention_days: float | None = Field(default=None, gt=0)
     anomaly_events: bool = False
+    quarantine_after: int = Field(default=5, ge=0)
+    watchdog: bool = True
 
 
 def load_settings() -> Settings:

@@ -126,10 +126,27 @@ async def test_rate_limit__set_listed_and_lifted(app: App, client: httpx.AsyncCl
     put = await client.put("/api/v1/workflows/park/rate-limit", json={"per_second": 2, "burst": 3})
     assert put.status_code == 200, put.text
     listed = (await client.get("/api/v1/workflows/rate-limits")).json()
-    assert listed == [{"workflow": "park", "per_second": 2.0, "burst": 3}]
+    shown = {"per_second": 2.0, "burst": 3, "key": None, "overflow": "queue"}
+    assert listed == [{"workflow": "park", **shown, "declared": False}]
     bad = await client.put("/api/v1/workflows/park/rate-limit", json={"per_second": 0})
     assert bad.status_code == 422
+    bad_key = {"per_second": 1, "key": ".["}
+    bad = await client.put("/api/v1/workflows/park/rate-limit", json=bad_key)
+    assert bad.status_code == 422 and "jq" in bad.json()["detail"]
     assert (await client.put("/api/v1/workflows/park/rate-limit", json={})).status_code == 200
     assert (await client.get("/api/v1/workflows/rate-limits")).json() == []
     audited = [e.data for e in await app.audit.entries() if e.action == "workflow.rate_limit"]
-    assert audited == [{"per_second": 2.0, "burst": 3}, {"per_second": None, "burst": 1}]
+    assert audited == [shown, {"per_second": None}]
+
+
+async def test_rate_limit__a_dropping_limit_answers_429(client: httpx.AsyncClient) -> None:
+    drop = {"per_second": 0.01, "key": ".team", "overflow": "drop"}
+    put = await client.put("/api/v1/workflows/park/rate-limit", json=drop)
+    assert put.status_code == 200, put.text
+    first = {"workflow": "park", "input": {"team": "db"}}
+    assert (await client.post("/api/v1/runs", json=first)).status_code == 201
+    refused = await client.post("/api/v1/runs", json=first)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "rate_limit_exceeded"
+    other = {"workflow": "park", "input": {"team": "web"}}
+    assert (await client.post("/api/v1/runs", json=other)).status_code == 201

@@ -198,6 +198,22 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def listening(
+    process: subprocess.Popen[bytes], stdout: Path, stderr: Path
+) -> Callable[[], str | None]:
+    """The URL in the listening line ``opsloom up`` prints, once printed (None before)."""
+
+    def url() -> str | None:
+        if process.poll() is not None:
+            raise AssertionError(f"opsloom up exited early:\n{stderr.read_text()}")
+        for line in stdout.read_text().splitlines():
+            if line.startswith("opsloom listening on "):
+                return line.split()[3]
+        return None
+
+    return url
+
+
 def test_up__serves_the_examples_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'up.db'}"
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
@@ -212,16 +228,7 @@ def test_up__serves_the_examples_and_stops_on_sigterm(tmp_path: Path) -> None:
             stderr=err,
         )
     try:
-
-        def listening() -> str | None:
-            if process.poll() is not None:
-                raise AssertionError(f"opsloom up exited early:\n{stderr.read_text()}")
-            for line in stdout.read_text().splitlines():
-                if line.startswith("opsloom listening on "):
-                    return line.split()[3]
-            return None
-
-        url = wait_until(listening, "the listening line")
+        url = wait_until(listening(process, stdout, stderr), "the listening line")
         served = "chain, fanout, nightly_report, ops/disk-cleanup, ops/incident-triage, remediate"
         assert f"workflows: {served}" in stdout.read_text()
 

@@ -15,6 +15,7 @@ import functools
 import itertools
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,10 @@ def linear_fake(*, auth: str = "lin_api_") -> FakeVendor:
     """Linear's GraphQL endpoint; issues and comments kept in memory, ids as Linear makes them.
 
     A client-chosen ``id`` that exists already is refused, as Linear refuses a duplicate id.
+    ``issues`` pages a team's issues by ``updatedAt`` (``orderBy: updatedAt``, ``first`` /
+    ``after``, the filter's ``team.id.eq`` and ``updatedAt.gt``); ``issueUpdate`` changes
+    fields and ``updatedAt``. ``fake.edit(identifier, **fields)`` is a person editing an issue
+    in Linear's app.
     """
     from graphql import GraphQLError, graphql_sync
 
@@ -104,6 +109,13 @@ def linear_fake(*, auth: str = "lin_api_") -> FakeVendor:
     issues: dict[str, dict[str, Any]] = {}
     comments: dict[str, dict[str, Any]] = {}
     numbers = itertools.count(1)
+    last_change = [datetime.now(UTC)]
+
+    def changed_at() -> str:
+        # Linear's dates are ms-precise; every change gets a later one than the last.
+        moment = max(datetime.now(UTC), last_change[0] + timedelta(milliseconds=1))
+        last_change[0] = moment
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def issue_create(info: Any, input: dict[str, Any]) -> dict[str, Any]:
         ident = input.get("id") or str(uuid.uuid4())
@@ -122,8 +134,67 @@ def linear_fake(*, auth: str = "lin_api_") -> FakeVendor:
             "priority": float(input.get("priority") or 0),
             "url": f"https://linear.app/acme/issue/OPS-{number}",
             "teamId": input["teamId"],
+            "createdAt": changed_at(),
         }
+        issues[ident]["updatedAt"] = issues[ident]["createdAt"]
         return {"success": True, "lastSyncId": 1.0, "issue": issues[ident]}
+
+    def edit(ident: str, **fields: Any) -> dict[str, Any]:
+        issue = find_issue(ident)
+        issue.update(fields)
+        if "priority" in fields:
+            issue["priority"] = float(fields["priority"])
+        issue["updatedAt"] = changed_at()
+        return issue
+
+    def issue_update(info: Any, id: str, input: dict[str, Any]) -> dict[str, Any]:
+        if input.get("title", "") is None:
+            raise GraphQLError(
+                "Argument Validation Error: title", extensions={"code": "INVALID_INPUT"}
+            )
+        known = {"title", "description", "priority", "stateId", "assigneeId"}
+        issue = edit(id, **{k: v for k, v in input.items() if k in known})
+        return {"success": True, "lastSyncId": 3.0, "issue": issue}
+
+    def issue_page(
+        info: Any,
+        filter: dict[str, Any] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        orderBy: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        where = filter or {}
+        team = ((where.get("team") or {}).get("id") or {}).get("eq")
+        since = (where.get("updatedAt") or {}).get("gt")
+        only = (where.get("id") or {}).get("in")
+        key = "updatedAt" if orderBy == "updatedAt" else "createdAt"
+        found = sorted(
+            (
+                i
+                for i in issues.values()
+                if (team is None or i["teamId"] == team)
+                and (since is None or i["updatedAt"] > since)
+                and (only is None or i["id"] in only)
+            ),
+            key=lambda i: (i[key], i["id"]),
+        )
+        start = 0
+        if after is not None:
+            ids = [i["id"] for i in found]
+            start = ids.index(after) + 1 if after in ids else len(found)
+        size = 50 if first is None else first
+        page = found[start : start + size]
+        return {
+            "nodes": page,
+            "edges": [{"node": i, "cursor": i["id"]} for i in page],
+            "pageInfo": {
+                "hasNextPage": start + size < len(found),
+                "hasPreviousPage": start > 0,
+                "startCursor": page[0]["id"] if page else None,
+                "endCursor": page[-1]["id"] if page else None,
+            },
+        }
 
     def find_issue(ident: str) -> dict[str, Any]:
         for issue in issues.values():
@@ -154,6 +225,8 @@ def linear_fake(*, auth: str = "lin_api_") -> FakeVendor:
 
     root = {
         "issueCreate": issue_create,
+        "issueUpdate": issue_update,
+        "issues": issue_page,
         "commentCreate": comment_create,
         "issue": lambda info, id: find_issue(id),
         "comment": comment,
@@ -174,6 +247,7 @@ def linear_fake(*, auth: str = "lin_api_") -> FakeVendor:
     fake = FakeVendor(GraphQLContract(schema, "/graphql", auth), {("POST", "/graphql"): serve})
     fake.issues = issues  # type: ignore[attr-defined]
     fake.comments = comments  # type: ignore[attr-defined]
+    fake.edit = edit  # type: ignore[attr-defined]
     return fake
 
 

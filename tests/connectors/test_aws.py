@@ -42,7 +42,8 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def fresh_aws(moto_url: str) -> None:
     """Each test starts on an empty AWS: the server serves every store's run of the module."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    # Resetting every moto backend is slow on a loaded machine: the test's own timeout bounds it.
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=60).raise_for_status()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 from vendors import slack_fake
 
+from opsloom.cli.connectors import reflow
 from opsloom.cli.main import cli
 
 runner = CliRunner()
@@ -102,6 +103,17 @@ def test_connectors_show__help_and_schemas() -> None:
     assert described["secrets"] == ["api_token"]
     create = next(a for a in described["actions"] if a["id"] == "jira.create_issue")
     assert "summary" in create["input"]["required"]
+
+
+def test_connectors_show__docstrings_reflow_to_the_terminal_width() -> None:
+    code, output = invoke("connectors", "show", "pagerduty")
+    assert code == 0, output
+    # The docstring breaks "(ack, resolve," and "note)." over two source lines.
+    assert "(ack, resolve, note)." in output
+    text = "One paragraph\nwrapped by hand.\n\nItems:\n- first\n  continued\n- second\n>>> code()"
+    assert reflow(text) == (
+        "One paragraph wrapped by hand.\n\nItems:\n- first continued\n- second\n>>> code()"
+    )
 
 
 def test_validate__documents_may_call_connector_actions(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from kube_fake import (
 )
 
 from opsloom import App, Context, FakeClock
+from opsloom.cli.connectors import settings_from_options
 from opsloom.connectors.builtin import kubernetes as k8s
 from opsloom.connectors.testing import FakeRequest, FakeResponse
 from opsloom.errors import (
@@ -227,6 +228,19 @@ async def test_kubernetes__get_pods_by_label_and_field(
     assert [p["name"] for p in running["pods"]] == ["checkout-1"]
     elsewhere = await ops.connections.call(k8s.get_pods, "k8s", {"namespace": "other"})
     assert [p["name"] for p in elsewhere["pods"]] == ["checkout-9"]
+
+
+async def test_kubernetes__kubeconfig_given_as_json_on_the_command_line(
+    ops: App, cluster: tuple[Cluster, str]
+) -> None:
+    # `opsloom connections add k8s -c kubernetes --set kubeconfig={...}` parses the JSON; the
+    # connection keeps it as the kubeconfig's text.
+    _, url = cluster
+    values = settings_from_options([f"kubeconfig={kubeconfig(url, TOKEN)}"], None, None)
+    assert isinstance(values["kubeconfig"], dict)
+    await ops.connections.add_connection("k8s", "kubernetes", values)
+    out = await ops.connections.call(k8s.get_pods, "k8s", {"label_selector": "app=checkout"})
+    assert [p["name"] for p in out["pods"]] == ["checkout-1", "checkout-2"]
 
 
 async def test_kubernetes__pod_logs_tail_and_container(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, PrivateAttr, SecretStr
 
 from opsloom import App, Context, FakeClock
 from opsloom.connectors import ActionContext, ConnectionSettings, Connector, Endpoint
@@ -114,6 +114,45 @@ async def test_replace__merges_and_takes_effect_at_once(ops: App, fake: FakeVend
     out = await ops.connections.call(say, "e1", {"text": "b"})
     assert fake.last().headers["authorization"] == "Bearer new-token-value"
     assert "new-token-value" not in out["text"]
+
+
+class HeldSettings(ConnectionSettings):
+    """A connection that holds a resource of its own (an SDK client, a session)."""
+
+    label: str
+    _opened: list[str] = PrivateAttr(default_factory=list)
+    _closed: ClassVar[list[str]] = []
+
+    async def aclose(self) -> None:
+        HeldSettings._closed.extend(self._opened)
+        self._opened.clear()
+
+
+held = Connector("held", HeldSettings, title="Held")
+
+
+@held.action
+async def use(ctx: ActionContext[HeldSettings], data: Say) -> Said:
+    """Open the connection's resource on first use."""
+    if not ctx.settings._opened:
+        ctx.settings._opened.append(f"{ctx.settings.label}:{data.text}")
+    return Said(text=data.text, key=None)
+
+
+async def test_resources__released_when_a_connection_changes_and_when_the_app_closes(
+    fresh: App,
+) -> None:
+    HeldSettings._closed.clear()
+    fresh.connections.registry.register(held)
+    async with fresh:
+        await fresh.connections.add_connection("h1", "held", {"label": "old"})
+        await fresh.connections.call(use, "h1", {"text": "a"})
+        await fresh.connections.call(use, "h1", {"text": "b"})  # same live connection
+        assert HeldSettings._closed == []
+        await fresh.connections.add_connection("h1", "held", {"label": "new"}, replace=True)
+        assert HeldSettings._closed == ["old:a"]
+        await fresh.connections.call(use, "h1", {"text": "c"})
+    assert HeldSettings._closed == ["old:a", "new:c"]
 
 
 async def test_breaker__dead_endpoint_opens_fails_fast_and_recovery_closes(

@@ -206,6 +206,24 @@ def test_schema__a_mapping_that_is_no_task_says_which_keys_make_one() -> None:
     assert message.startswith("/do/0/a: not a task: it has 'frobnicate' but needs exactly one")
 
 
+def test_schema__an_event_source_may_be_a_relative_uri_reference() -> None:
+    # The webhook sources emit CloudEvents with relative sources such as /hooks/alertmanager.
+    listen = (
+        "do:\n"
+        "  - wait:\n"
+        "      listen:\n"
+        "        to:\n"
+        "          one:\n"
+        "            with:\n"
+        "              source: {source}\n"
+        "              type: io.opsloom.alert.firing.v1\n"
+    )
+    for source in ("/hooks/alertmanager", "https://alerts.example.com/hooks", "${ .from }"):
+        load_document(HEADER + listen.format(source=source), "doc.yaml")
+    (message,) = messages(HEADER + listen.format(source="hooks alertmanager"))
+    assert message.startswith("/do/0/wait/listen/to/one/with/source:")
+
+
 def test_schema__missing_sections_and_bad_header() -> None:
     text = "document:\n  dsl: '1.0.3'\n  namespace: test\n  name: Not Valid\n  version: '1'\n"
     found = problems_of(text)

@@ -219,3 +219,34 @@ async def test_schedule_on__data_in_a_filter_is_contained_in_the_event_data(
     await app.emit_events(alert("firing", "2026-01-01T00:00:00Z"))
     [run] = await app.store.list_runs(RunFilter(workflow="ops/follow-alert"))
     assert run.input["data"]["labels"]["instance"] == "db-1"
+
+
+async def test_schedule_on__debounce_and_rate_limit_come_from_the_metadata(
+    deployer: DslRuntime,
+) -> None:
+    options = (
+        "      window: PT1M\n      debounce: PT30S\n      debounceMax: 120\n"
+        "      rateLimit:\n        limit: 2\n        period: PT1M\n"
+        "        key: .data.labels.instance\n"
+    )
+    await deployer.deploy(ON_ALERT.format(version="1.0.0").replace("      window: PT1M\n", options))
+    [trigger] = await deployer.app.store.list_triggers()
+    assert (trigger.debounce, trigger.debounce_max) == (30.0, 120.0)
+    [limit] = await deployer.app.store.rate_limits()
+    assert (limit.workflow, limit.rate, limit.limit.key, limit.declared) == (
+        "ops/follow-alert",
+        2 / 60,
+        ".data.labels.instance",
+        True,
+    )
+
+
+async def test_schedule_on__a_bad_rate_limit_is_refused_before_storing(
+    deployer: DslRuntime,
+) -> None:
+    text = ON_ALERT.format(version="1.0.0").replace(
+        "      window: PT1M\n", "      rateLimit: 5 per minute\n"
+    )
+    with pytest.raises(InputError, match=r"document\.metadata\.opsloom\.rateLimit"):
+        await deployer.deploy(text)
+    assert await deployer.app.store.list_documents() == []

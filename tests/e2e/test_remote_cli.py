@@ -54,3 +54,16 @@ def test_remote__roles_and_errors_are_the_servers(server: Server) -> None:
     database_only = remote(server, "olga", "users", "list")
     assert database_only.returncode == 1
     assert "--server" in database_only.stderr
+
+
+def test_remote__run_ids_with_url_characters_reach_their_run(server: Server) -> None:
+    # Runs that triggers start are named `trigger:ID#KEY`; a `#` sent unencoded would end the path.
+    run_id = "trigger:remote#alert/1?b=%2F"
+    started = remote(server, "olga", "start", "tick", "--run-id", run_id, "--wait", "--json")
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["run_id"] == run_id
+    shown = remote(server, "vic", "runs", "show", run_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == run_id
+    retried = remote(server, "olga", "runs", "retry", run_id)
+    assert retried.returncode != 0 and "404" not in retried.stderr

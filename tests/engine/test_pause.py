@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from engine_waits import eventually, parked, stalled_worker_app, status_is, successor_app
 
-from opsloom import App, Context, FakeClock, RunStatus
+from opsloom import App, Context, FakeClock, RunStatus, WorkerOptions
 from opsloom.errors import RunStateError
 from opsloom.model import StepStatus
 
@@ -251,3 +251,61 @@ async def test_pause__survives_the_loss_of_its_worker(db_url: str) -> None:
 async def _recovered(app: App, run_id: str) -> bool:
     run = await app.get_run(run_id)
     return run.recovered == 1 and run.status is RunStatus.PENDING
+
+
+@pytest.mark.parametrize("scope", ["run", "workflow"])
+async def test_pause__seen_by_a_worker_of_another_process(db_url: str, scope: str) -> None:
+    """Paused through a second App on the same store (another process in all but name), the
+    run stops after its running step: at once on PostgreSQL, whose workers hear the pause's
+    wake-up even with an hour between heartbeats, and at the next heartbeat on SQLite."""
+    on_postgres = db_url.startswith("postgresql")
+    calls: list[str] = []
+    started, gate = asyncio.Event(), asyncio.Event()
+    beat = 3600.0 if on_postgres else 0.2
+    worker = App(
+        db_url,
+        worker=WorkerOptions(
+            lease_seconds=3 * beat, heartbeat_seconds=beat, poll_seconds=0.05, grace_seconds=5
+        ),
+    )
+
+    @worker.step(name="first")
+    async def first() -> None:
+        calls.append("first")
+        started.set()
+        await gate.wait()
+
+    @worker.step(name="second")
+    async def second() -> str:
+        calls.append("second")
+        return "done"
+
+    @worker.workflow(name="wf")
+    async def wf(ctx: Context) -> str:
+        await ctx.step(first)
+        return await ctx.step(second)
+
+    operator = App(db_url, worker=None)
+    async with worker, operator:
+        handle = await worker.start("wf")
+        await started.wait()
+        if scope == "run":
+            await operator.pause(handle.run_id)
+        else:
+            assert await operator.pause_workflow("wf") == [handle.run_id]
+        assert worker.worker is not None
+        execution = worker.worker.executions[handle.run_id]
+        await eventually(lambda: asyncio.sleep(0, execution.frozen == "pause"))
+        gate.set()
+        await idle(worker)
+        run = await operator.get_run(handle.run_id)
+        assert [(s.name, s.status) for s in run.steps] == [("first", StepStatus.COMPLETED)]
+        assert (run.status, run.paused) == (RunStatus.PENDING, scope)
+        await drained(worker)
+        assert calls == ["first"], "the paused run starts nothing new in the other process"
+        if scope == "run":
+            await operator.resume(handle.run_id)
+        else:
+            assert await operator.resume_workflow("wf") == [handle.run_id]
+        assert await worker.result(handle.run_id, timeout=10) == "done"
+    assert calls == ["first", "second"]

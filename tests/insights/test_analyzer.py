@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,16 +221,9 @@ def test_result__versioned_with_scores_in_range(run: Run) -> None:
             assert -1.0 <= turn["sentiment"] <= 1.0
 
 
-def test_toxicity__extra_scores_abuse_when_installed_else_is_skipped_with_its_reason(
-    run: Run,
-) -> None:
+def test_toxicity__extra_scores_abuse(run: Run) -> None:
+    # The extra is part of the dev install, so this runs everywhere the tests run.
     result = run(("user", "have a lovely day"), ("assistant", "You are a worthless idiot."))
-    if importlib.util.find_spec("profanity_check") is None:
-        # Without the extra the analyzer says why it did not run; no toxicity is made up.
-        reasons = {s["name"]: s["reason"] for s in result["analyzers"]["skipped"]}
-        assert "profanity_check" in reasons["toxicity"]
-        assert all("toxicity" not in turn for turn in result["turns"])
-        return
     assert result["turns"][0]["toxicity"] < 0.3
     assert result["turns"][1]["toxicity"] > 0.7
     assert "assistant_toxic" in result["attention"]["reasons"]

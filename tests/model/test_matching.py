@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import jq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsloom.errors import InputError
-from opsloom.model.matching import check_filters, deliveries, first_match, matches
+from opsloom.model.matching import check_filters, deliveries, first_match, first_output, matches
 
 EVENT: dict[str, Any] = {
     "specversion": "1.0",
@@ -90,3 +94,57 @@ def test_deliveries__one_per_subscription_through_its_first_matching_filter() ->
         ("s3", "r3", 0, {"type": "alert.firing", "subject": "db-9"}),
     ]
     assert deliveries(candidates, EVENT) == [("s1", "r1", 0), ("s2", "r2", 1)]
+
+
+# --- first_output: plain paths without jq's round trip -----------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c_1"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_PATHS = st.sampled_from([".", ".a", ".b", ".a.b", ".a.c_1.b", " .a ", ".a.a.a"])
+
+
+def _by_jq(expression: str, value: Any) -> Any:
+    outputs = jq.compile(expression).input_value(value).all()
+    return outputs[0] if outputs else None
+
+
+@given(expression=_PATHS, value=_JSON)
+@settings(max_examples=300, deadline=None)
+def test_first_output__a_plain_path_gives_what_jq_gives(expression: str, value: Any) -> None:
+    try:
+        expected: Any = _by_jq(expression, value)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as raised:
+            first_output(expression, value)
+        assert str(raised.value) == str(exc)
+        return
+    got = first_output(expression, value)
+    # The same JSON, numbers written as jq writes them.
+    assert json.dumps(got) == json.dumps(expected)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        (".data.labels.severity", "page"),
+        (".data.count + 1", 4),
+        ("[.id, .subject]", ["e1", "db-1"]),
+    ],
+)
+def test_first_output__paths_and_other_expressions(expression: str, expected: Any) -> None:
+    assert first_output(expression, EVENT) == expected
+
+
+def test_first_output__refuses_what_is_not_jq() -> None:
+    with pytest.raises(ValueError):
+        first_output(".a..", EVENT)

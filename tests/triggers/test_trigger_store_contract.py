@@ -4,11 +4,8 @@ open runs per dedup key, the window, ``all`` correlation, the inbox and its move
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
-
-import pytest
 
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
 from opsloom.model.cloudevent import CloudEvent, parse_event
@@ -19,16 +16,6 @@ from opsloom.store.base import Claim, RunFilter
 KINDS = frozenset({"wf@1"})
 FIRING = "io.opsloom.alert.firing.v1"
 RESOLVED = "io.opsloom.alert.resolved.v1"
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    opened = open_store(db_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def event(

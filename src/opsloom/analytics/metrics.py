@@ -88,6 +88,12 @@ class Metrics(Observer, Collector):
             "opsloom_lease_recoveries",
             "Runs returned to the queue because the worker holding them vanished.",
         )
+        self.watchdog = Tally(
+            "opsloom_watchdog_findings",
+            "Runs the watchdog reported, once each: stuck (no progress far beyond the "
+            "workflow's usual duration), overdue (due and unclaimed) or quarantined.",
+            ("kind", "workflow"),
+        )
         self.batch_size = Spread(
             "opsloom_store_commit_operations",
             "State changes committed together in one write transaction (group commit).",
@@ -115,6 +121,7 @@ class Metrics(Observer, Collector):
             self.queue_wait,
             self.parked,
             self.recoveries,
+            self.watchdog,
             self.batch_size,
             self.commit_duration,
             self.webhooks,
@@ -123,6 +130,7 @@ class Metrics(Observer, Collector):
         self.open_runs: dict[RunStatus, int] | None = None
         self.approvals: ApprovalCounts | None = None
         self.breakers: list[BreakerRecord] | None = None
+        self.quarantined: int | None = None
         self.store_error: str | None = None
         if registry is None:
             registry = CollectorRegistry(auto_describe=False)
@@ -157,6 +165,9 @@ class Metrics(Observer, Collector):
     def runs_recovered(self, run_ids: list[str]) -> None:
         self.recoveries.inc((), len(run_ids))
 
+    def watchdog_found(self, kind: str, workflow: str) -> None:
+        self.watchdog.inc((kind, workflow))
+
     def store_committed(self, operations: int, seconds: float) -> None:
         self.batch_size.observe((), operations)
         self.commit_duration.observe((), seconds)
@@ -178,8 +189,9 @@ class Metrics(Observer, Collector):
             self.open_runs = await store.open_run_counts()
             self.approvals = await store.approval_counts()
             self.breakers = await store.list_breakers()
+            self.quarantined = await store.quarantined_count()
         except Exception as exc:  # a scrape answers even when the store is down
-            self.open_runs = self.approvals = self.breakers = None
+            self.open_runs = self.approvals = self.breakers = self.quarantined = None
             self.store_error = f"{type(exc).__name__}: {exc}"
         else:
             self.store_error = None
@@ -209,6 +221,14 @@ class Metrics(Observer, Collector):
             for status in OPEN_STATUSES:
                 runs.add_metric([str(status)], float(self.open_runs.get(status, 0)))
             yield runs
+        if self.quarantined is not None:
+            quarantined = GaugeMetricFamily(
+                "opsloom_runs_quarantined",
+                "Open runs quarantined for crashing their workers, waiting for `opsloom runs "
+                "requeue` (same value in every process).",
+            )
+            quarantined.add_metric([], float(self.quarantined))
+            yield quarantined
         if self.approvals is not None:
             decided = CounterMetricFamily(
                 "opsloom_approval_decisions",

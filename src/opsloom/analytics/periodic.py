@@ -6,7 +6,13 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from opsloom.model.cloudevent import CloudEvent, EventReceipt
+
+#: How a background task stores the events it raises (the application's ``emit_events``).
+Emit = Callable[[list[CloudEvent]], Awaitable[list[EventReceipt]]]
 
 
 class Periodic(ABC):

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloom.analytics.anomaly import Bucket, detect, judge
+from opsloom.analytics.recommend import recommend
+from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import InputError
 from opsloom.store.base import Store
 from opsloom.store.rollup import (
@@ -43,7 +45,7 @@ __all__ = ["REPORTS", "normalise", "parse_span", "percentile", "report"]
 RUN_LIMIT = 100_000
 #: Rows shown in "top" lists.
 TOP = 10
-REPORTS = ("summary", "workflows", "steps", "trends", "anomalies")
+REPORTS = ("summary", "workflows", "steps", "trends", "anomalies", "recommend")
 _QUANTILES = (50, 95, 99)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -88,6 +90,13 @@ class _Runs:
     statuses: Counter[str] = field(default_factory=Counter)
     durations: list[Sequence[int]] = field(default_factory=list)
     waits: list[Sequence[int]] = field(default_factory=list)
+    #: The p95 duration when it is known without the histograms (one summarised hour).
+    p95: float | None = None
+
+    def duration_p95(self) -> float | None:
+        if self.p95 is not None:
+            return self.p95
+        return bucket_percentile(merge(self.durations), 95)
 
     def add(self, cell: RunCell) -> None:
         if cell.measure != "duration":
@@ -251,24 +260,64 @@ async def _duration_cells(
     return counts + spread
 
 
+async def _hourly(
+    store: Store, window: Window, bucket: float, by: str
+) -> tuple[int, int, dict[tuple[Any, ...], list[_Runs]]] | None:
+    """Hourly buckets of runs from the hour summaries, which keep them fast over days: ``(first
+    bucket start, bucket count, buckets by key)``, the key ``()`` (``by="start"``) or the
+    workflow's; None when the buckets are not whole hours. The newest bucket ends with the
+    window's hour."""
+    shape = _periods(window, bucket)
+    if shape is None or shape[0] != HOUR:
+        return None
+    _, per, first = shape
+    last = int(window.until // HOUR) * HOUR
+    count = (last - first) // (HOUR * per) + 1
+    every = by == "start"
+    out: dict[tuple[Any, ...], list[_Runs]] = {}
+    for summary in await store.hour_summaries(first, last, window.until, every=every):
+        key = () if every else (summary.workflow,)
+        cells = out.get(key)
+        if cells is None:
+            cells = out[key] = [_Runs() for _ in range(count)]
+        cell = cells[(summary.start - first) // (HOUR * per)]
+        if every:
+            cell.statuses.update(summary.statuses())
+        else:
+            cell.statuses["completed"] += summary.completed
+            cell.statuses["other"] += summary.runs - summary.completed
+        if not summary.runs:
+            continue
+        if per == 1:  # one hour per bucket: its p95 is the summary's, no histogram is read
+            cell.p95 = summary.p95
+        else:
+            cell.durations.append(summary.counts())
+    return first, count, out
+
+
 async def trends(store: Store, window: Window, bucket: float) -> list[dict[str, Any]]:
     """Per time bucket (by end time): finished runs, success rate and p95 duration."""
     shape = _periods(window, bucket)
     if shape is None:
         return _raw_trends(await _finished_runs(store, window), window, bucket)
     width, per, first = shape
-    last = int(window.until // width) * width
-    by_start = _group(await _duration_cells(store, width, first, last, "start"))
-    cells = [_Runs() for _ in range((last - first) // (width * per) + 1)]
-    for (start,), runs in by_start.items():
-        cells[(int(start) - first) // (width * per)].absorb(runs)
+    hourly = await _hourly(store, window, bucket, "start")
+    if hourly is not None:
+        first, count, found = hourly
+        cells = found.get((), [_Runs() for _ in range(count)])
+    else:
+        last = int(window.until // width) * width
+        by_start = _group(await _duration_cells(store, width, first, last, "start"))
+        cells = [_Runs() for _ in range((last - first) // (width * per) + 1)]
+        for (start,), runs in by_start.items():
+            cells[(int(start) - first) // (width * per)].absorb(runs)
     return [
         {
             "start": float(first + index * width * per),
             "finished": runs.runs,
             "by_status": dict(sorted(runs.statuses.items())),
             "success_rate": _success(runs.statuses),
-            "duration_p95_s": bucket_percentile(merge(runs.durations), 95),
+            "duration_p95_s": runs.duration_p95(),
         }
         for index, runs in enumerate(cells)
     ]
@@ -283,18 +332,26 @@ async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[st
     # The newest bucket judged is the last one that has ended: the one going on is not whole.
     ended = Window(window.since, int(window.until // shape[0]) * shape[0] - 1.0)
     width, per, first = _periods(ended, bucket) or shape
-    last = int(ended.until // width) * width
-    count = (last - first) // (width * per) + 1
-    groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
-    merged: dict[str, list[_Runs]] = defaultdict(lambda: [_Runs() for _ in range(count)])
-    for (workflow, start), runs in groups.items():
-        merged[workflow][(int(start) - first) // (width * per)].absorb(runs)
+    if width == HOUR and per == 1:
+        return await _hourly_anomalies(store, ended, first)
+    hourly = await _hourly(store, ended, bucket, "workflow")
+    merged: dict[str, list[_Runs]]
+    if hourly is not None:
+        first, count, by_workflow = hourly
+        merged = {str(key[0]): cells for key, cells in by_workflow.items()}
+    else:
+        last = int(ended.until // width) * width
+        count = (last - first) // (width * per) + 1
+        groups = _group(await _duration_cells(store, width, first, last, "workflow_start"))
+        merged = defaultdict(lambda: [_Runs() for _ in range(count)])
+        for (workflow, start), runs in groups.items():
+            merged[workflow][(int(start) - first) // (width * per)].absorb(runs)
     series = {
         workflow: [
             Bucket(
                 finished=r.runs,
                 failed=r.runs - r.statuses["completed"],
-                p95=bucket_percentile(merge(r.durations), 95),
+                p95=r.duration_p95() if r.runs else None,
             )
             for r in cells
         ]
@@ -302,6 +359,19 @@ async def anomalies(store: Store, window: Window, bucket: float) -> list[dict[st
     }
     start = float(first + (count - 1) * width * per)
     return [anomaly.to_dict() for anomaly in judge(series, start)]
+
+
+async def _hourly_anomalies(store: Store, ended: Window, first: int) -> list[dict[str, Any]]:
+    """Anomalies in one-hour buckets: each bucket is one summarised hour, as it is stored."""
+    last = int(ended.until // HOUR) * HOUR
+    count = (last - first) // HOUR + 1
+    series: dict[str, list[Bucket]] = defaultdict(lambda: [Bucket() for _ in range(count)])
+    for summary in await store.hour_summaries(first, last, ended.until, every=False, light=True):
+        cell = series[summary.workflow][(summary.start - first) // HOUR]
+        cell.finished = summary.runs
+        cell.failed = summary.runs - summary.completed
+        cell.p95 = summary.p95 if summary.runs else None
+    return [anomaly.to_dict() for anomaly in judge(series, float(last))]
 
 
 async def _finished_runs(store: Store, window: Window) -> list[FinishedRun]:
@@ -335,10 +405,16 @@ def _raw_trends(runs: list[FinishedRun], window: Window, bucket: float) -> list[
 
 
 async def report(
-    store: Store, what: str, now: float, since: float, bucket: float = 3600.0
+    store: Store,
+    what: str,
+    now: float,
+    since: float,
+    bucket: float = 3600.0,
+    specs: Iterable[WorkflowSpec] = (),
 ) -> dict[str, Any] | list[dict[str, Any]]:
-    """One report (``summary``, ``workflows``, ``steps``, ``trends`` or ``anomalies``) of the
-    last ``since`` seconds before ``now``."""
+    """One report (``summary``, ``workflows``, ``steps``, ``trends``, ``anomalies`` or
+    ``recommend``) of the last ``since`` seconds before ``now``; ``specs``, the registered
+    workflows, let recommendations compare timeouts and limits with what runs did."""
     if what not in REPORTS:
         raise InputError(f"unknown report {what!r} (choose {', '.join(REPORTS)})")
     if bucket <= 0:
@@ -354,4 +430,6 @@ async def report(
         return await steps(store, window)
     if what == "anomalies":
         return await anomalies(store, window, bucket)
+    if what == "recommend":
+        return await recommend(store, window.periods, specs)
     return await trends(store, window, bucket)

@@ -12,14 +12,13 @@ event, it starts the workflows whose triggers match it (``schedule.on`` or ``app
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from opsloom.analytics.periodic import Periodic
+from opsloom.analytics.periodic import Emit, Periodic
 from opsloom.analytics.report import report
 from opsloom.clock import Clock
-from opsloom.model.cloudevent import CloudEvent, EventReceipt
+from opsloom.model.cloudevent import CloudEvent
 from opsloom.store.base import Store
 
 log = logging.getLogger("opsloom.anomalies")
@@ -55,7 +54,7 @@ class AnomalyWatch(Periodic):
         store: Store,
         clock: Clock,
         owner: str,
-        emit: Callable[[list[CloudEvent]], Awaitable[list[EventReceipt]]],
+        emit: Emit,
         *,
         period: float = 60.0,
         window: float = 4 * 3600.0,

@@ -26,6 +26,7 @@ from opsloom.api.routes import (
     hooks,
     metrics,
     runs,
+    triggers,
     workflows,
 )
 from opsloom.api.schema import Problem
@@ -102,6 +103,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     guarded.include_router(approvals.router)
     guarded.include_router(analytics.router)
     guarded.include_router(deadletters.router)
+    guarded.include_router(triggers.router)
     guarded.include_router(connections.router)
     guarded.include_router(conversations.router)
 

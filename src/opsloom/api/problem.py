@@ -35,6 +35,7 @@ from opsloom.errors import (
     OpsloomError,
     OverloadedError,
     QueryError,
+    RateLimitExceededError,
     RunNotFoundError,
     RunStateError,
     SerializationError,
@@ -50,6 +51,7 @@ from opsloom.identity.access import (
     UnknownUserError,
     UserExistsError,
 )
+from opsloom.model.trigger import TriggerNotFoundError
 from opsloom.services.event import EventNotFoundError
 
 log = logging.getLogger("opsloom.api")
@@ -70,6 +72,8 @@ STATUS_OF: dict[type[OpsloomError], int] = {
     # Only what a request brought can fail to serialise before the answer is sent.
     SerializationError: 422,
     RunStateError: 409,
+    TriggerNotFoundError: 404,
+    RateLimitExceededError: 429,
     DeadLetterNotFoundError: 404,
     DeadLetterStateError: 409,
     OverloadedError: 503,

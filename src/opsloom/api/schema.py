@@ -7,7 +7,7 @@ the CLI's ``--json`` output; :class:`RunOut` documents that shape and a test kee
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,6 +102,11 @@ class RunOut(BaseModel):
     reset_to: int | None = Field(
         default=None, description="The position from which this reset run re-executes."
     )
+    quarantined_at: str | None = Field(
+        default=None,
+        description="When the run was quarantined for crashing its workers again and again "
+        "(no worker claims it until `opsloom runs requeue`).",
+    )
     labels: dict[str, str] = Field(
         default_factory=dict, description="The run's labels (given at start or set by the run)."
     )
@@ -159,14 +164,26 @@ class RateLimitBody(BaseModel):
         default=None, gt=0, description="At most this many runs start per second."
     )
     burst: int = Field(default=1, ge=1, description="Runs that may start at once.")
+    key: str | None = Field(
+        default=None,
+        description="Limit per key: a jq expression over the run input (`.service`).",
+    )
+    overflow: Literal["queue", "drop"] = Field(
+        default="queue",
+        description="Past the limit: `queue` the run until its turn, or `drop` the start "
+        "(`POST /runs` answers 429, a trigger's event starts nothing).",
+    )
 
 
 class RateLimitOut(BaseModel):
-    """A workflow under a rate limit."""
+    """A workflow under a rate limit; ``declared``: by the workflow's declaration."""
 
     workflow: str
     per_second: float
     burst: int
+    key: str | None = None
+    overflow: str = "queue"
+    declared: bool = False
 
 
 class WorkflowPaused(BaseModel):

@@ -53,18 +53,37 @@ def mask_link_tokens() -> None:
 
 def listen(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket (port 0: any free port); ``OSError`` if that fails."""
+    return listen_shared(host, port, 1)[0]
+
+
+def listen_shared(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one address, one per serving process.
+
+    With more than one, each has ``SO_REUSEPORT``: the kernel spreads new connections over
+    the sockets evenly (by their addresses), whereas processes accepting from one shared
+    socket take them in bursts, so that one process may hold most keep-alive connections.
+    Port 0 picks a free port for the first socket; the others join it.
+    """
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    sock = socket.socket(family, kind, proto)
+    sockets: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            # The next sockets join the port the first one got (port 0 picks one).
+            address = sock.getsockname()
+            sock.listen(2048)
     except BaseException:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    return sock
+    return sockets
 
 
 def url_of(sock: socket.socket) -> str:

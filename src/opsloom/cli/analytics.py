@@ -31,7 +31,12 @@ def _fetch(what: str, since: str, db: str | None, bucket: str = "1h") -> Any:
         window, width = parse_span(since), parse_span(bucket, "--bucket")
     except InputError as exc:
         fail(str(exc), 2)
-    return client(db, lambda app: report(app.store, what, app.clock.now(), window, width))
+    return client(
+        db,
+        lambda app: report(
+            app.store, what, app.clock.now(), window, width, app.registry.workflows()
+        ),
+    )
 
 
 def _ms(seconds: float | None) -> str:
@@ -162,6 +167,24 @@ _register(
     "steps", "Per workflow and step: count, failures, retry rate and duration percentiles.", _steps
 )
 _register("trends", "Finished runs, success rate and p95 duration per time bucket.", _trends)
+
+
+def _recommend(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no recommendations: nothing in the window calls for a change")
+        return
+    for row in rows:
+        out.print(f"[bold]{row['kind']}[/bold]  {row['message']}")
+        evidence = ", ".join(f"{k}={v}" for k, v in row["evidence"].items() if v is not None)
+        out.print(f"    evidence: {evidence}")
+
+
+_register(
+    "recommend",
+    "Concrete changes (retries, timeouts, concurrency, bottleneck steps) with the numbers "
+    "behind each.",
+    _recommend,
+)
 _register(
     "anomalies",
     "Workflows whose newest bucket breaks from their own baseline (duration, failures, runs).",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,6 +200,26 @@ def connectors_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+_OWN_LINE = re.compile(r"^\s*(?:[-*+] |\d+[.)] |>>> |\.\.\. )")
+
+
+def reflow(text: str) -> str:
+    """A docstring's hard-wrapped paragraphs as one line each, for the terminal to wrap.
+
+    List items and doctest lines start a line of their own, as written.
+    """
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not _OWN_LINE.match(line):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 @connectors_cli.command("show")
 def connectors_show(name: str, as_json: JsonOption = False) -> None:
     """A connector's settings schema and each action's help and input schema."""
@@ -213,7 +234,7 @@ def connectors_show(name: str, as_json: JsonOption = False) -> None:
         print_json(described)
         return
     out.print(f"[bold]{described['title']}[/bold] ({name} {described['version']})")
-    out.print(described["doc"], highlight=False)
+    out.print(reflow(described["doc"]), highlight=False)
     out.print(f"\nsettings: {', '.join(described['settings']['properties'])}", highlight=False)
     out.print(f"secrets: {', '.join(described['secrets']) or '-'}\n", highlight=False)
     for action in described["actions"]:
@@ -221,7 +242,7 @@ def connectors_show(name: str, as_json: JsonOption = False) -> None:
         required = set(action["input"].get("required", []))
         listed = ", ".join(f"{k}{'' if k in required else '?'}" for k in fields)
         out.print(f"[bold]{action['id']}[/bold]  ({action['function']})", highlight=False)
-        out.print(f"  {action['help']}", highlight=False)
+        out.print(f"  {reflow(action['help'])}", highlight=False)
         out.print(f"  input: {listed}\n", highlight=False)
 
 

@@ -275,11 +275,23 @@ def up(
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running steps get on SIGTERM.")] = 30.0,
     log_format: LogFormatOption = None,
+    api_processes: Annotated[
+        int,
+        typer.Option(
+            "--api-processes",
+            help="Processes serving the HTTP API on the one address (default 1). This one also "
+            "runs the worker and the scheduler; the others only answer requests, on the same "
+            "store. For webhook intake beyond what one core parses.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API and run a worker, in one process, until SIGTERM/SIGINT."""
     # Imported here: the web stack is only needed by this command, not by every CLI call.
     from opsloom.api import create_api
-    from opsloom.api.server import listen, serve, url_of
+    from opsloom.api.server import listen_shared, serve, url_of
+    from opsloom.cli.apiprocess import ApiProcesses
     from opsloom.cli.documents import deploy_examples, serve_documents
     from opsloom.cli.identity import announce_first_admin
 
@@ -304,12 +316,22 @@ def up(
     bind_host = host or config.api_host
     bind_port = config.api_port if port is None else port
     try:
-        sock = listen(bind_host, bind_port)
+        sock, *others = listen_shared(bind_host, bind_port, api_processes)
     except OSError as exc:
         fail(f"cannot listen on {bind_host}:{bind_port}: {exc}")
     url = url_of(sock)
 
     async def serve_all(stop: asyncio.Event) -> None:
+        # Started once the store is open (and migrated): they only open it.
+        helpers = ApiProcesses(others, chosen, target.database_url, log_format)
+        helpers.start()
+        try:
+            await helpers.ready(timeout=120)
+            await serve_up(stop)
+        finally:
+            await helpers.stop(timeout=grace)
+
+    async def serve_up(stop: asyncio.Event) -> None:
         if examples:
             await deploy_examples(target, EXAMPLES_DIR)
         await target.documents.load_deployed()
@@ -341,6 +363,49 @@ def up(
 
     try:
         execute(lambda: _serve_until_signalled(target, serve_all, grace=grace))
+    finally:
+        for listening in (sock, *others):
+            listening.close()
+
+
+@cli.command("api-process", hidden=True)
+def api_process(
+    socket_fd: Annotated[int, typer.Option("--socket-fd")],
+    parent_fd: Annotated[int, typer.Option("--parent-fd")],
+    ready_fd: Annotated[int, typer.Option("--ready-fd")],
+    app: Annotated[str | None, typer.Option("--app")] = None,
+    db: DbOption = None,
+    log_format: LogFormatOption = None,
+) -> None:
+    """One more process serving the API of an ``opsloom up`` (started by it; see
+    :mod:`opsloom.cli.apiprocess`): no worker, no scheduler, its listening socket inherited."""
+    import os
+    import socket
+
+    from opsloom.api import create_api
+    from opsloom.api.server import serve
+    from opsloom.cli.documents import serve_documents
+    from opsloom.web import attach_ui
+
+    config = settings()
+    _setup_logging(config, log_format)
+    target = _app(app, db, worker=None, config=config)
+    _load_extensions(target)
+    _watch(target, config)
+    api = create_api(target, config)
+    attach_ui(api, target, config)
+    sock = socket.socket(fileno=socket_fd)
+
+    async def serve_api(stop: asyncio.Event) -> None:
+        # Nothing is ever written to this pipe: readable means its writer, `opsloom up`, ended.
+        asyncio.get_running_loop().add_reader(parent_fd, stop.set)
+        await target.documents.load_deployed()
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+        await serve_documents(target.documents, serve(api, sock, stop))
+
+    try:
+        execute(lambda: _serve_until_signalled(target, serve_api))
     finally:
         sock.close()
 
@@ -554,7 +619,13 @@ def _runs_table(runs: list[RunRecord]) -> Table:
 
 @runs_cli.command("list")
 def runs_list(
-    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs with this status; `quarantined`: runs set aside for crashing "
+            "their workers."
+        ),
+    ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     label: Annotated[
@@ -606,6 +677,11 @@ def runs_show(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
         out.print(f"reset of {run.reset_of} from step {run.reset_to}")
     if run.paused is not None:
         out.print(f"paused ({run.paused}) since {data['paused_at']}")
+    if run.quarantined_at is not None:
+        out.print(
+            f"[red]quarantined[/red] since {data['quarantined_at']}: its worker vanished "
+            f"{run.recovered} times; `opsloom runs requeue {run.id}` once fixed"
+        )
     out.print(f"input:  {json.dumps(run.input)}")
     if run.output is not None:
         out.print(f"output: {json.dumps(run.output)}")
@@ -664,6 +740,20 @@ def runs_resume(run_id: str, db: DbOption = None, as_json: JsonOption = False) -
         print_json(run.to_dict())
     else:
         out.print(f"run {run.id} resumed ({run.status})")
+
+
+@runs_cli.command("requeue")
+def runs_requeue(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Release a quarantined run: workers claim it again, with a fresh crash budget."""
+    run = run_call(
+        db,
+        lambda app: runs.requeue_run(app, run_id, actor=cli_actor()),
+        lambda server: server.requeue(run_id),
+    )
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        out.print(f"run {run.id} requeued ({run.status})")
 
 
 @runs_cli.command("reset")

@@ -13,11 +13,13 @@ import asyncio
 import contextvars
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from opsloom.errors import ConfigurationError, OpsloomError
 from opsloom.model import RunRecord, RunStatus, StepKind, StepRecord, StepStatus
+from opsloom.model.run import QUARANTINED_STATUS
 from opsloom.store import Store
 
 #: The server chosen by the root options for this invocation (None: use the database).
@@ -92,9 +94,15 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         paused_at=_time(data.get("paused_at")),
         reset_of=data.get("reset_of"),
         reset_to=data.get("reset_to"),
+        quarantined_at=_time(data.get("quarantined_at")),
         labels=dict(data.get("labels") or {}),
         steps=[step_from_json(str(data["id"]), s) for s in data.get("steps") or []],
     )
+
+
+def _part(value: str) -> str:
+    """A run id, workflow or name as a URL path part (trigger run ids hold ``#``)."""
+    return quote(value, safe="/")
 
 
 class Server:
@@ -150,42 +158,51 @@ class Server:
         params: dict[str, str | int | list[str]] = {"limit": limit}
         if labels:
             params["label"] = [f"{key}={value}" for key, value in labels.items()]
-        if status is not None:
+        if status == QUARANTINED_STATUS:
+            params["quarantined"] = "true"
+        elif status is not None:
             params["status"] = str(RunStatus(status))
         if workflow is not None:
             params["workflow"] = workflow
         return [run_from_json(run) for run in await self._call("GET", "/runs", params=params)]
 
     async def get_run(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("GET", f"/runs/{run_id}"))
+        return run_from_json(await self._call("GET", f"/runs/{_part(run_id)}"))
 
     async def signal(self, run_id: str, name: str, data: Any = None) -> None:
-        await self._call("POST", f"/runs/{run_id}/signals/{name}", json=data)
+        await self._call("POST", f"/runs/{_part(run_id)}/signals/{_part(name)}", json=data)
 
     async def query(self, run_id: str, name: str, data: Any = None) -> Any:
-        return (await self._call("POST", f"/runs/{run_id}/queries/{name}", json=data))["result"]
+        return (
+            await self._call("POST", f"/runs/{_part(run_id)}/queries/{_part(name)}", json=data)
+        )["result"]
 
     async def update(self, run_id: str, name: str, data: Any = None) -> Any:
-        return (await self._call("POST", f"/runs/{run_id}/updates/{name}", json=data))["result"]
+        return (
+            await self._call("POST", f"/runs/{_part(run_id)}/updates/{_part(name)}", json=data)
+        )["result"]
 
     async def cancel(self, run_id: str) -> list[str]:
-        answer = await self._call("POST", f"/runs/{run_id}/cancel")
+        answer = await self._call("POST", f"/runs/{_part(run_id)}/cancel")
         return list(answer["cancelled"])
 
     async def pause(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/pause"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/pause"))
 
     async def resume(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/resume"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/resume"))
+
+    async def requeue(self, run_id: str) -> RunRecord:
+        return run_from_json(await self._call("POST", f"/runs/{run_id}/requeue"))
 
     async def pause_workflow(self, workflow: str) -> list[str]:
-        return list((await self._call("POST", f"/workflows/{workflow}/pause"))["runs"])
+        return list((await self._call("POST", f"/workflows/{_part(workflow)}/pause"))["runs"])
 
     async def resume_workflow(self, workflow: str) -> list[str]:
-        return list((await self._call("POST", f"/workflows/{workflow}/resume"))["runs"])
+        return list((await self._call("POST", f"/workflows/{_part(workflow)}/resume"))["runs"])
 
     async def retry(self, run_id: str) -> RunRecord:
-        return run_from_json(await self._call("POST", f"/runs/{run_id}/retry"))
+        return run_from_json(await self._call("POST", f"/runs/{_part(run_id)}/retry"))
 
     async def start(
         self,

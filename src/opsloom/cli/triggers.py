@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -30,18 +30,6 @@ triggers_cli = typer.Typer(help="List triggers and the runs they started.", no_a
 
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
-
-
-def trigger_run_json(rec: TriggerRun) -> dict[str, Any]:
-    """The stable JSON shape of a run a trigger started."""
-    return {
-        "run_id": rec.run_id,
-        "key": rec.key,
-        "event_source": rec.event_source,
-        "event_id": rec.event_id,
-        "opened_at": _iso(rec.opened_at),
-        "closed_at": _iso(rec.closed_at),
-    }
 
 
 def _describe(trigger: Trigger) -> str:
@@ -65,12 +53,12 @@ def list_command(
     listed = client(db, lambda app: list_triggers(app, runs=runs))
     if as_json:
         shaped = [
-            {**t.to_dict(), **({"runs": [trigger_run_json(r) for r in rs]} if runs else {})}
+            {**t.to_dict(), **({"runs": [r.to_dict() for r in rs]} if runs else {})}
             for t, rs in listed
         ]
         sys.stdout.write(json.dumps(shaped, indent=2) + "\n")
         return
-    table = Table("id", "workflow", "events", "dedup key", "window")
+    table = Table("id", "workflow", "events", "dedup key", "window", "debounce", "rate limit")
     for trigger, _ in listed:
         table.add_row(
             trigger.id,
@@ -78,10 +66,19 @@ def list_command(
             _describe(trigger),
             trigger.key or "(none)",
             f"{trigger.window:g}s",
+            _debounce(trigger),
+            "" if trigger.rate_limit is None else trigger.rate_limit.describe(),
         )
     out.print(table)
     for trigger, started in listed:
         _print_runs(trigger, started)
+
+
+def _debounce(trigger: Trigger) -> str:
+    if not trigger.debounce:
+        return ""
+    text = f"{trigger.debounce:g}s"
+    return text if trigger.debounce_max is None else f"{text} (max {trigger.debounce_max:g}s)"
 
 
 def _print_runs(trigger: Trigger, started: list[TriggerRun]) -> None:
@@ -106,19 +103,41 @@ def show_command(
     as_json: JsonOption = False,
     runs: Annotated[int, typer.Option(help="How many of its latest runs to show.", min=0)] = 20,
 ) -> None:
-    """One trigger with the runs it started (open ones hold their dedup key)."""
+    """One trigger with the runs it started (open ones hold their dedup key) and the keys
+    waiting out its debounce."""
 
-    trigger, started = client(db, lambda app: show_trigger(app, trigger_id, runs=runs))
+    shown = client(db, lambda app: show_trigger(app, trigger_id, runs=runs))
+    trigger, started, waiting = shown.trigger, shown.runs, shown.debounced
     if trigger is None:
         fail(f"no trigger {trigger_id!r}")
     if as_json:
-        shaped = {**trigger.to_dict(), "runs": [trigger_run_json(r) for r in started]}
+        shaped = {
+            **trigger.to_dict(),
+            "runs": [r.to_dict() for r in started],
+            "debounced": [d.to_dict() for d in waiting],
+        }
         sys.stdout.write(json.dumps(shaped, indent=2) + "\n")
         return
     out.print(f"[bold]{trigger.id}[/bold]  {trigger.workflow}:{trigger.version}")
     out.print(f"events: {_describe(trigger)}")
     out.print(f"dedup key: {trigger.key or '(none)'}  window: {trigger.window:g}s")
+    if trigger.debounce:
+        out.print(f"debounce: {_debounce(trigger)}")
+    if trigger.rate_limit is not None:
+        out.print(f"rate limit: {trigger.rate_limit.describe()}")
     _print_runs(trigger, started)
+    if waiting:
+        table = Table("key", "latest event", "events", "first", "starts at", title="debounced")
+        for held in waiting:
+            shaped_row = held.to_dict()
+            table.add_row(
+                held.key or "(no key)",
+                f"{held.event_source} {held.event_id}",
+                str(held.events),
+                shaped_row["first_at"],
+                shaped_row["due_at"],
+            )
+        out.print(table)
 
 
 @triggers_cli.command("dead-letters")

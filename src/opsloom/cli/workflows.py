@@ -10,6 +10,8 @@ from rich.table import Table
 
 from opsloom.cli.console import DbOption, JsonOption, client, fail, out, print_json, run_call
 from opsloom.cli.identity import cli_actor
+from opsloom.errors import InputError
+from opsloom.model.ratelimit import RateLimit
 from opsloom.services import workflow as workflows
 
 workflows_cli = typer.Typer(help="Pause and resume every run of a workflow.", no_args_is_help=True)
@@ -56,27 +58,43 @@ def limit_command(
         float | None,
         typer.Option("--per-second", help="At most this many runs start per second."),
     ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option("--rate", help='The same as N per period: "10/minute", "3/30" (seconds).'),
+    ] = None,
     burst: Annotated[int, typer.Option(help="Runs that may start at once.")] = 1,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Limit per key: a jq expression over the run input (.service)."),
+    ] = None,
+    overflow: Annotated[
+        str, typer.Option(help="Past the limit: queue the run, or drop (refuse) the start.")
+    ] = "queue",
     off: Annotated[bool, typer.Option("--off", help="Lift the limit.")] = False,
     db: DbOption = None,
 ) -> None:
     """Limit how many runs of a workflow start per second, for every process on the store.
 
     Runs started faster (an alert storm through a trigger, a burst of API calls) queue and
-    start at the rate; none is refused.
+    start at the rate; with --overflow drop they are refused instead (a trigger's event then
+    starts nothing). A limit declared with the workflow replaces this one when a worker
+    starts with a different declaration.
     """
-    if (per_second is None) == (not off):
-        fail("give --per-second N, or --off to lift the limit", 2)
-    client(
-        db,
-        lambda app: workflows.limit_rate(
-            app, workflow, None if off else per_second, burst, actor=cli_actor()
-        ),
-    )
+    if sum(x is not None for x in (per_second, rate)) + off != 1:
+        fail("give --per-second N or --rate N/period, or --off to lift the limit", 2)
+    limit: RateLimit | None = None
+    if not off:
+        try:
+            per = RateLimit.parse(rate, "--rate").rate if rate is not None else per_second
+            fields = {"limit": per, "burst": burst, "key": key, "overflow": overflow}
+            limit = RateLimit.parse(fields, "the limit")
+        except InputError as exc:
+            fail(str(exc), 2)
+    client(db, lambda app: workflows.limit_rate(app, workflow, limit, actor=cli_actor()))
     out.print(
         f"workflow {workflow}: no rate limit"
-        if off
-        else f"workflow {workflow}: at most {per_second:g} runs a second, {burst} at once"
+        if limit is None
+        else f"workflow {workflow}: at most {limit.describe()}"
     )
 
 
@@ -85,13 +103,18 @@ def limits_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     """The workflows under a rate limit."""
     found = client(db, workflows.rate_limits)
     if as_json:
-        print_json(
-            [{"workflow": r.workflow, "per_second": r.rate, "burst": r.burst} for r in found]
-        )
+        print_json([r.to_dict() for r in found])
         return
-    table = Table("workflow", "runs per second", "burst")
+    table = Table("workflow", "runs per second", "burst", "per key", "overflow", "declared")
     for limit in found:
-        table.add_row(limit.workflow, f"{limit.rate:g}", str(limit.burst))
+        table.add_row(
+            limit.workflow,
+            f"{limit.rate:g}",
+            str(limit.burst),
+            limit.limit.key or "",
+            limit.limit.overflow,
+            "yes" if limit.declared else "",
+        )
     out.print(table)
 
 

@@ -179,10 +179,8 @@ class ConnectorRuntime:
                 await self._sync
             self._sync = None
         await self.flush()
-        for live in self._live.values():
-            if live.client is not None:
-                await live.client.aclose()
-        self._live.clear()
+        for name in list(self._live):
+            await self._forget(name)
         if self._token is not None:
             with contextlib.suppress(ValueError):
                 _active.reset(self._token)
@@ -380,8 +378,14 @@ class ConnectorRuntime:
 
     async def _forget(self, name: str) -> None:
         live = self._live.pop(name, None)
-        if live is not None and live.client is not None:
+        if live is None:
+            return
+        if live.client is not None:
             await live.client.aclose()
+        try:
+            await live.settings.aclose()
+        except Exception:  # a connector's cleanup must not stop the others'
+            log.exception("closing connection %s failed", name, extra={"connection": name})
 
     # --- calls --------------------------------------------------------------------------------
 

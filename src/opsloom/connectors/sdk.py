@@ -22,6 +22,7 @@ retry policy with the step's idempotency key; documents call it as the catalog f
 from __future__ import annotations
 
 import inspect
+import json
 import ssl
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from opsloom.connectors.breaker import BreakerPolicy
 from opsloom.connectors.ratelimit import RateLimit
@@ -63,6 +64,24 @@ class ConnectionSettings(BaseModel):
     rate_limit: RateLimit | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text_from_data(cls, values: Any) -> Any:
+        """A text field given an object or a list takes its JSON text.
+
+        ``opsloom connections add --set kubeconfig={...}`` parses the JSON; a kubeconfig (or any
+        other document kept as text) is the same document written as JSON.
+        """
+        if not isinstance(values, dict):
+            return values
+        text_types = (str, SecretStr, str | None, SecretStr | None)
+        converted = dict(values)
+        for name, info in cls.model_fields.items():
+            value = converted.get(name)
+            if isinstance(value, dict | list) and info.annotation in text_types:
+                converted[name] = json.dumps(value)
+        return converted
+
     @classmethod
     def secret_fields(cls) -> list[str]:
         """Names of the fields that hold secrets (typed ``SecretStr``)."""
@@ -84,6 +103,14 @@ class ConnectionSettings(BaseModel):
     def plain_values(self) -> dict[str, Any]:
         """The settings that are not secrets, as JSON."""
         return self.model_dump(mode="json", exclude=set(self.secret_fields()), exclude_unset=True)
+
+    async def aclose(self) -> None:
+        """Release what the connection holds besides its HTTP client (SDK clients, sessions).
+
+        The runtime calls it once, when the connection is dropped (changed, removed, or the
+        app closing). A connector that keeps such resources on its settings (private
+        attributes) overrides it; the default holds nothing.
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,11 @@ Ops knobs under ``document.metadata.opsloom``:
 - ``dedupKey``: the trigger's dedup key, a jq expression over the event (default
   ``.subject``, an alert's fingerprint); ``null`` for none;
 - ``window``: seconds (or a DSL duration) of flap suppression after a key's run ended;
+- ``debounce``: seconds (or a DSL duration) a key's events wait for a quiet moment before one
+  run starts with the last of them; ``debounceMax`` caps that wait after the first event;
+- ``rateLimit``: how many runs of the workflow start per second, for every process on the
+  store: ``"10/minute"`` or ``{limit, period, burst, key, overflow}`` (``key``: jq over the
+  run input; ``period``: seconds, a span such as ``5m`` or a DSL duration), saved on deploy;
 - ``timezone``: the IANA zone ``schedule.cron`` is read in (default UTC; the DSL has none).
 
 Filters of ``schedule.on`` are matched against the event with no workflow input to evaluate
@@ -25,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from opsloom.errors import ConfigurationError, InputError
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.schedule import Schedule, schedule_record
 from opsloom.model.trigger import (
     DEFAULT_KEY,
@@ -113,6 +119,12 @@ def document_trigger(
     window = 0.0
     if options.get("window") is not None:
         window = _seconds(options["window"], "document.metadata.opsloom.window")
+    debounce = 0.0
+    if options.get("debounce") is not None:
+        debounce = _seconds(options["debounce"], "document.metadata.opsloom.debounce")
+    debounce_max = None
+    if options.get("debounceMax") is not None:
+        debounce_max = _seconds(options["debounceMax"], "document.metadata.opsloom.debounceMax")
     return Trigger(
         id=trigger_id,
         workflow=workflow,
@@ -124,7 +136,28 @@ def document_trigger(
         key=key,
         window=window,
         priority=priority,
+        debounce=debounce,
+        debounce_max=debounce_max,
     )
+
+
+def document_rate_limit(data: Mapping[str, Any]) -> RateLimit | None:
+    """The workflow's rate limit of ``document.metadata.opsloom.rateLimit``, or None.
+
+    Raises:
+        InputError: a limit that cannot be read (names where).
+    """
+    raw = _options(data).get("rateLimit")
+    if raw is None:
+        return None
+    where = "document.metadata.opsloom.rateLimit"
+    if isinstance(raw, Mapping) and raw.get("period") is not None:
+        period = raw["period"]
+        if not isinstance(period, int | float | str) or (
+            isinstance(period, str) and (period.upper().startswith("P"))
+        ):
+            raw = {**raw, "period": _seconds(period, f"{where}.period")}
+    return RateLimit.parse(raw, where)
 
 
 def _filter(attributes: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -176,6 +209,7 @@ class DocumentStarts:
     version: str
     schedule: Schedule | None
     trigger: Trigger | None
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def of(
@@ -200,7 +234,8 @@ class DocumentStarts:
         trigger = document_trigger(document.data, workflow, version, ident, priority)
         if trigger is not None and timeout is not None:
             trigger = replace(trigger, timeout=timeout)
-        return cls(namespace, document.name, version, schedule, trigger)
+        limit = document_rate_limit(document.data)
+        return cls(namespace, document.name, version, schedule, trigger, limit)
 
     async def save(self, store: Store, now: float) -> bool:
         """Save both, unless a newer version of the document is deployed; whether saved."""
@@ -216,6 +251,8 @@ class DocumentStarts:
             old = await store.get_schedule(ident)
             if old is not None and not old.paused:
                 await store.pause_schedule(ident, True, old.next_at, now)
+        if self.rate_limit is not None:
+            await store.declare_rate_limit(workflow, self.rate_limit)
         if self.trigger is not None:
             await store.save_trigger(self.trigger, now)
         elif await store.get_trigger(ident) is not None:

@@ -37,6 +37,12 @@ def workflow_schema() -> dict[str, Any]:
     """The DSL's JSON Schema, as shipped inside the package (read once)."""
     text = resources.files("opsloom.dsl").joinpath(_SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = YAML(typ="safe", pure=True).load(text)
+    # CloudEvents makes `source` a URI reference, so an event's source may be relative (the
+    # webhook sources' own `/hooks/alertmanager`); the shipped schema wants an absolute URI.
+    source = schema["$defs"]["eventProperties"]["properties"]["source"]
+    source["oneOf"].append(
+        {"title": "RelativeEventSource", "type": "string", "pattern": "^/[^\\s]*$"}
+    )
     return schema
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from opsloom.errors import ConfigurationError, WorkflowNotFoundError
 from opsloom.model import RetryPolicy
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.trigger import jq_key
 
 WorkflowFn = Callable[..., Awaitable[Any]]
@@ -39,6 +40,9 @@ class WorkflowSpec:
     #: triggers can evaluate too: ``".service"``).
     concurrency_key: Callable[[Any], str] | str | None = None
     takes_input: bool = True
+    #: How many runs may start per second (per key of the run input, if the limit has one);
+    #: saved to the store by each worker that starts.
+    rate_limit: RateLimit | None = None
 
     @property
     def kind(self) -> str:

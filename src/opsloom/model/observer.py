@@ -61,6 +61,11 @@ class Observer:
     def runs_recovered(self, run_ids: list[str]) -> None:
         """Runs whose worker vanished went back to the queue."""
 
+    def watchdog_found(self, kind: str, workflow: str) -> None:
+        """The watchdog reported a run of ``workflow`` for the first time: ``stuck`` (no
+        progress far beyond its workflow's usual duration), ``overdue`` (due long ago and not
+        claimed) or ``quarantined`` (it crashed its workers too often)."""
+
     def store_committed(self, operations: int, seconds: float) -> None:
         """The store's writer committed a batch of ``operations`` in ``seconds``."""
 
@@ -101,6 +106,10 @@ class Observers(Observer):
     def runs_recovered(self, run_ids: list[str]) -> None:
         for observer in self.observers:
             observer.runs_recovered(run_ids)
+
+    def watchdog_found(self, kind: str, workflow: str) -> None:
+        for observer in self.observers:
+            observer.watchdog_found(kind, workflow)
 
     def store_committed(self, operations: int, seconds: float) -> None:
         for observer in self.observers:

@@ -32,6 +32,9 @@ TERMINAL = frozenset(
     {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 )
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
+#: Not a status but a state on top of one (a quarantined run stays ``pending``): listings take
+#: it where they take a status, for the runs set aside until an operator requeues them.
+QUARANTINED_STATUS = "quarantined"
 
 #: Every allowed transition. ``running → pending`` is a recovery (lease expired or released).
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
@@ -191,6 +194,9 @@ class RunRecord:
     #: The run this one was reset from, and the position it re-executes from.
     reset_of: str | None = None
     reset_to: int | None = None
+    #: When the run was set aside for crashing its workers again and again (it is not claimed
+    #: until requeued); None otherwise.
+    quarantined_at: float | None = None
     #: Labels (search attributes): given at start or set by the run with ``ctx.set_labels``.
     labels: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
@@ -223,6 +229,7 @@ class RunRecord:
             "paused_at": _iso(self.paused_at),
             "reset_of": self.reset_of,
             "reset_to": self.reset_to,
+            "quarantined_at": _iso(self.quarantined_at),
             "labels": dict(self.labels),
             "steps": [s.to_dict() for s in self.steps],
         }

@@ -31,6 +31,17 @@ nothing is lost between the start of a run and its first wait.
 Window (flap suppression): an event whose key had a run that ended less than ``window``
 seconds ago is stored but starts nothing. The default 0 starts a new run at once.
 
+Debounce: with ``debounce`` seconds, an event of a key that has no open run does not start one
+at once: the key waits until no event of it came for ``debounce`` seconds (at most
+``debounce_max`` seconds after its first event, when given), then one run starts with the last
+event (its input as if that event alone had come). The pending event is kept in the store, so a
+restart loses nothing; the scheduler starts the run when it is due. An alert storm of one
+fingerprint becomes one run. Not in ``all`` mode (its events already wait for each other).
+
+Rate limit: ``rate_limit`` (a :class:`~opsloom.model.ratelimit.RateLimit`, its key a jq
+expression over the event) limits the runs this trigger starts, on top of the workflow's own
+limit: past it they queue, or with ``overflow: drop`` the event is stored and starts nothing.
+
 Run ids are derived from the trigger, the key and the event's source and id, and a run is
 opened for a key by a guarded insert (one open run per trigger and key, enforced by a unique
 index), so two processes taking in events of one key at once start one run.
@@ -53,7 +64,8 @@ from typing import Any, Literal
 
 from opsloom.codec import encode
 from opsloom.errors import InputError, OpsloomError, SerializationError
-from opsloom.model.matching import WHERE, _program, check_filters, matches
+from opsloom.model.matching import WHERE, _program, check_filters, first_output, matches
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.run import NewRun
 
 log = logging.getLogger("opsloom.triggers")
@@ -102,6 +114,9 @@ class Trigger:
         priority, concurrency_key, concurrency_limit, timeout: of the runs it starts.
         concurrency_by: a jq expression over the run input whose value narrows
             ``concurrency_key`` per run (``.service``: the limit holds per service).
+        debounce: seconds a key's events wait for a quieter moment before one run starts,
+            with the last; ``debounce_max`` caps the wait after the key's first event.
+        rate_limit: a limit on the runs this trigger starts (its key over the event).
     """
 
     id: str
@@ -119,6 +134,9 @@ class Trigger:
     concurrency_limit: int | None = None
     timeout: float | None = None
     concurrency_by: str | None = None
+    debounce: float = 0.0
+    debounce_max: float | None = None
+    rate_limit: RateLimit | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -145,6 +163,20 @@ class Trigger:
                 _compile(self.id, expression)
         if not self.window >= 0:
             raise InputError(f"trigger {self.id}: window must be 0 or more seconds")
+        if not 0 <= self.debounce < float("inf"):
+            raise InputError(f"trigger {self.id}: debounce must be 0 or more seconds")
+        if self.debounce_max is not None and not self.debounce <= self.debounce_max < float("inf"):
+            raise InputError(
+                f"trigger {self.id}: debounce_max must be at least the debounce "
+                f"({self.debounce:g} s), not {self.debounce_max!r}"
+            )
+        if self.debounce_max is not None and not self.debounce:
+            raise InputError(f"trigger {self.id}: debounce_max needs a debounce")
+        if self.debounce and self.mode == "all":
+            raise InputError(
+                f"trigger {self.id}: debounce is for modes one and any (in 'all' mode the "
+                "events already wait for each other)"
+            )
 
     @property
     def correlates(self) -> bool:
@@ -167,6 +199,9 @@ class Trigger:
             "concurrency_limit": self.concurrency_limit,
             "concurrency_by": self.concurrency_by,
             "timeout": self.timeout,
+            "debounce": self.debounce,
+            "debounce_max": self.debounce_max,
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.to_dict(),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,10 +350,10 @@ def jq_key(expression: str, value: Any) -> str:
     Raises:
         ValueError: the expression is not jq, fails on ``value``, or gives no value (or null).
     """
-    outputs = _program(expression).input_value(value).all()
-    if not outputs or outputs[0] is None:
+    found = first_output(expression, value)
+    if found is None:
         raise ValueError(f"{expression!r} gives no value for this input")
-    return key_text(outputs[0])
+    return key_text(found)
 
 
 def _compile(trigger_id: str, expression: str) -> None:
@@ -334,7 +369,7 @@ def _first(expression: str, value: Any) -> Any:
     """The first output of a jq expression (``None`` when it produces none), or a ``_Failed``
     saying why it could not be evaluated."""
     try:
-        outputs = _program(expression).input_value(value).all()
+        return first_output(expression, value)
     except ValueError as exc:
         log.warning(
             "trigger expression failed on an event: %s",
@@ -342,7 +377,6 @@ def _first(expression: str, value: Any) -> Any:
             extra={"event": "trigger_expression_error", "expression": expression},
         )
         return _Failed(f"{expression}: {exc}")
-    return outputs[0] if outputs else None
 
 
 def choose(

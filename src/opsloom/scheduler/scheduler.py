@@ -7,6 +7,11 @@ fired by a guarded update of the schedule's ``next_at`` together with the creati
 tick's run, whose id is derived from the tick, so two schedulers firing one tick still create
 one run.
 
+The scheduler also starts the runs of debounced trigger keys when they fall due (see
+:mod:`opsloom.model.trigger`): the pending event is in the store, so whichever scheduler holds
+the singleton then starts it, after a restart too. Now and then it forgets rate limit
+schedules that are past.
+
 Ticks missed while no scheduler ran (downtime, a sleeping laptop) follow the schedule's misfire
 policy: ``skip`` them, or ``run_once`` for the most recent one; either way the schedule then
 goes on from the next tick in the future.
@@ -29,6 +34,8 @@ from opsloom.store.base import Store
 
 log = logging.getLogger("opsloom.scheduler")
 
+#: How often past rate limit schedules are forgotten.
+PRUNE_SECONDS = 300.0
 #: Builds the run of one tick: (schedule, run id, input) -> the run to create.
 RunBuilder = Callable[[ScheduleRecord, str, Any, float], NewRun]
 
@@ -60,6 +67,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._pruned_at = float("-inf")
         clock.subscribe(self._wake.set)
 
     def notify(self) -> None:
@@ -91,9 +99,12 @@ class Scheduler:
                 now = self.clock.now()
                 if await self.store.hold_singleton("scheduler", self.owner, now, ttl):
                     await self.tick(now)
-                    due = await self.store.next_schedule_at()
-                    if due is not None:
-                        timeout = min(timeout, max(0.0, due - self.clock.now()))
+                    for due in (
+                        await self.store.next_schedule_at(),
+                        await self.store.next_debounce_at(),
+                    ):
+                        if due is not None:
+                            timeout = min(timeout, max(0.0, due - self.clock.now()))
             except Exception:  # keep scheduling: the store may come back
                 log.exception("scheduling failed")
             if timeout > 0:
@@ -101,7 +112,8 @@ class Scheduler:
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def tick(self, now: float) -> int:
-        """Fire every schedule due at ``now``; how many runs were started."""
+        """Fire every schedule and debounced trigger key due at ``now``; how many runs were
+        started (a debounced key handed to its open run counts too)."""
         started = 0
         await self.store.rearm_after_schedules(now)
         while True:
@@ -111,6 +123,14 @@ class Scheduler:
                     started += 1
             if len(due) < self.batch:
                 break
+        while True:
+            debounced = await self.store.fire_debounced(now, self.batch)
+            started += debounced
+            if debounced < self.batch:
+                break
+        if now - self._pruned_at >= PRUNE_SECONDS:
+            self._pruned_at = now
+            await self.store.prune_rate_slots(now)
         if started and self.on_fired is not None:
             self.on_fired()
         self.fired += started

@@ -139,6 +139,13 @@ async def resume_run(app: App, run_id: str, *, actor: str) -> RunRecord:
     return run
 
 
+async def requeue_run(app: App, run_id: str, *, actor: str) -> RunRecord:
+    """Release a quarantined run (workers claim it again), audited as ``run.requeue``."""
+    run = await app.requeue(run_id)
+    await app.audit.append(actor, "run.requeue", f"run:{run_id}", {})
+    return run
+
+
 async def reset_run(
     app: App, run_id: str, to_step: int, *, actor: str, version: str | None = None
 ) -> RunRecord:

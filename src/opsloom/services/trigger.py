@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from opsloom.app import App
 from opsloom.model.trigger import Trigger
 from opsloom.store.deadletter import DeadLetter
-from opsloom.store.trigger import TriggerRun
+from opsloom.store.trigger import Debounced, TriggerRun
 
 
 async def list_triggers(app: App, *, runs: int = 0) -> list[tuple[Trigger, list[TriggerRun]]]:
@@ -14,13 +16,23 @@ async def list_triggers(app: App, *, runs: int = 0) -> list[tuple[Trigger, list[
     return [(t, await app.store.trigger_runs(t.id, runs) if runs else []) for t in found]
 
 
-async def show_trigger(
-    app: App, trigger_id: str, *, runs: int = 20
-) -> tuple[Trigger | None, list[TriggerRun]]:
-    """One trigger (``None`` when there is none) with up to ``runs`` of the runs it started."""
+@dataclass(frozen=True, slots=True)
+class TriggerView:
+    """One trigger (``None`` when there is none), runs it started and its debounced keys."""
+
+    trigger: Trigger | None
+    runs: list[TriggerRun]
+    debounced: list[Debounced]
+
+
+async def show_trigger(app: App, trigger_id: str, *, runs: int = 20) -> TriggerView:
+    """One trigger with up to ``runs`` of the runs it started (newest first) and the keys
+    waiting out its debounce."""
     found = await app.store.get_trigger(trigger_id)
-    started = await app.store.trigger_runs(trigger_id, runs) if found and runs else []
-    return found, started
+    if found is None:
+        return TriggerView(None, [], [])
+    started = await app.store.trigger_runs(trigger_id, runs) if runs else []
+    return TriggerView(found, started, await app.store.debounced(trigger_id))
 
 
 async def dead_letters(app: App, *, pending: bool = True, limit: int = 50) -> list[DeadLetter]:

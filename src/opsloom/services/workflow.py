@@ -7,9 +7,10 @@ from typing import Any
 
 from opsloom.app import App
 from opsloom.errors import WorkflowNotFoundError
+from opsloom.model.ratelimit import RateLimit
 from opsloom.store import RunFilter
 from opsloom.store.pause import WorkflowPause
-from opsloom.store.ratelimit import RateLimit
+from opsloom.store.ratelimit import WorkflowRateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +91,16 @@ async def paused_workflows(app: App) -> list[WorkflowPause]:
     return await app.store.workflow_pauses()
 
 
-async def limit_rate(
-    app: App, workflow: str, per_second: float | None, burst: int = 1, *, actor: str
-) -> None:
-    """Limit how many runs of a workflow start per second (None lifts the limit); audited as
-    ``workflow.rate_limit``. ``WorkflowNotFoundError`` if the workflow is unknown."""
+async def limit_rate(app: App, workflow: str, limit: RateLimit | None, *, actor: str) -> None:
+    """Limit how many runs of a workflow start per second, per key if the limit has one (None
+    lifts the limit); audited as ``workflow.rate_limit``. ``WorkflowNotFoundError`` if the
+    workflow is unknown."""
     name = await _known(app, workflow)
-    await app.limit_rate(name, per_second, burst)
-    details = {"per_second": per_second, "burst": burst}
+    await app.limit_rate(name, limit)
+    details = {"per_second": None} if limit is None else limit.to_dict()
     await app.audit.append(actor, "workflow.rate_limit", f"workflow:{name}", details)
 
 
-async def rate_limits(app: App) -> list[RateLimit]:
+async def rate_limits(app: App) -> list[WorkflowRateLimit]:
     """The workflows under a rate limit."""
     return await app.store.rate_limits()

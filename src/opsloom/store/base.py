@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     # Modules of the store's aggregates import this one: their types are only annotations here.
     from opsloom.model.approval import ApprovalChange, ApprovalLinkRow, ApprovalState, ChangeFn
     from opsloom.model.observer import Observer
+    from opsloom.model.ratelimit import RateLimit
     from opsloom.model.trigger import Trigger
     from opsloom.store.audit import AuditDraft, AuditEntry, AuditKey
     from opsloom.store.connection import BreakerRecord, ConnectionRecord
@@ -28,14 +29,20 @@ if TYPE_CHECKING:
     from opsloom.store.event import EventQuery, EventRuns, Subscription
     from opsloom.store.identity import NewToken, TokenRecord, User, UserConflict
     from opsloom.store.pause import WorkflowPause
-    from opsloom.store.ratelimit import RateLimit
+    from opsloom.store.ratelimit import WorkflowRateLimit
     from opsloom.store.retention import Pruned
-    from opsloom.store.rollup import FailureCell, RunCell, StepCell
-    from opsloom.store.stats import ApprovalCounts, FinishedRun, SingletonHolder, StepOutcome
-    from opsloom.store.trigger import TriggerRun
+    from opsloom.store.rollup import FailureCell, HourSummary, RunCell, StepCell
+    from opsloom.store.stats import (
+        ApprovalCounts,
+        FinishedRun,
+        SingletonHolder,
+        StalledRun,
+        StepOutcome,
+    )
+    from opsloom.store.trigger import Debounced, TriggerRun
 
 #: What a wake-up is about: see :meth:`Store.add_wake_listener`.
-WakeTopic = Literal["work", "done"]
+WakeTopic = Literal["work", "done", "control"]
 
 
 #: Separates a worker slot from the token of one process holding it in a lease's owner:
@@ -72,6 +79,8 @@ class RunFilter:
     text: str | None = None
     #: Only runs with every one of these labels (key, value).
     labels: tuple[tuple[str, str], ...] = ()
+    #: Only open runs quarantined for crashing their workers (see ``Store.requeue_run``).
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,9 @@ class Store(Protocol):
     url: str
     #: Seals audit entries (see :mod:`opsloom.store.audit`); set by the application.
     audit_key: AuditKey | None
+    #: A run whose worker vanished this many times while executing it is quarantined (0:
+    #: never); set by the application.
+    quarantine_after: int
 
     async def open(self) -> None:
         """Connect, check the schema is opsloom's and migrate it to the current version."""
@@ -167,6 +179,11 @@ class Store(Protocol):
         """Let a paused run be claimed again; ``RunStateError`` if it is not paused."""
         ...
 
+    async def requeue_run(self, run_id: str, now: float) -> RunRecord:
+        """Release a quarantined run (claimable again, its recovery count back to 0);
+        ``RunStateError`` if it is not quarantined."""
+        ...
+
     async def pause_workflow(self, workflow: str, by: str | None, now: float) -> list[str]:
         """Pause the open runs of ``workflow`` and those it starts until resumed."""
         ...
@@ -179,12 +196,24 @@ class Store(Protocol):
         """The paused workflows."""
         ...
 
-    async def set_rate_limit(self, workflow: str, rate: float | None, burst: int = 1) -> None:
-        """Limit (None: stop limiting) how many runs of ``workflow`` start per second."""
+    async def set_rate_limit(
+        self, workflow: str, limit: RateLimit | float | None, burst: int = 1
+    ) -> None:
+        """Limit (None: stop limiting) how many runs of ``workflow`` start per second: a
+        :class:`~opsloom.model.ratelimit.RateLimit`, or a rate with ``burst``."""
         ...
 
-    async def rate_limits(self) -> list[RateLimit]:
+    async def declare_rate_limit(self, workflow: str, limit: RateLimit) -> bool:
+        """Save the limit a workflow declares unless it is the one saved; whether it
+        changed."""
+        ...
+
+    async def rate_limits(self) -> list[WorkflowRateLimit]:
         """The workflows under a rate limit."""
+        ...
+
+    async def prune_rate_slots(self, now: float) -> int:
+        """Forget rate limit schedules that are past; how many."""
         ...
 
     # --- resets (see :mod:`opsloom.store.reset`) ---------------------------------------------
@@ -364,6 +393,14 @@ class Store(Protocol):
         """Decided approval requests by outcome, and passed SLA deadlines."""
         ...
 
+    async def quarantined_count(self) -> int:
+        """Open runs quarantined for crashing their workers."""
+        ...
+
+    async def stalled_runs(self, quiet_since: float, limit: int = 500) -> list[StalledRun]:
+        """Open runs without a deadline showing no sign of life since ``quiet_since``."""
+        ...
+
     async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
         """Runs created since ``since`` that have ended, newest first, at most ``limit``."""
         ...
@@ -385,6 +422,19 @@ class Store(Protocol):
     ) -> list[RunCell]:
         """Run rollups of the ``width`` periods starting in ``[first, last]``, added up by
         ``by``; see :meth:`opsloom.store.rollup.RollupQueries.run_cells`."""
+        ...
+
+    async def hour_summaries(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
+    ) -> list[HourSummary]:
+        """Per hour starting in ``[first, last]``, runs by status and durations, for every
+        workflow (``''``) and per workflow (see :class:`~opsloom.store.rollup.RollupQueries`)."""
         ...
 
     async def step_cells(self, width: int, first: int, last: int) -> list[StepCell]:
@@ -563,6 +613,19 @@ class Store(Protocol):
 
     async def trigger_runs(self, trigger_id: str, limit: int = 50) -> list[TriggerRun]:
         """Runs a trigger started, newest first, with their keys and whether they are open."""
+        ...
+
+    async def fire_debounced(self, now: float, limit: int = 100) -> int:
+        """Start the runs of debounced trigger keys due at ``now`` (each with its latest
+        event, or handed to the key's open run); how many keys were due."""
+        ...
+
+    async def next_debounce_at(self) -> float | None:
+        """When the earliest debounced key is due."""
+        ...
+
+    async def debounced(self, trigger_id: str) -> list[Debounced]:
+        """The keys of a trigger waiting out their debounce, soonest due first."""
         ...
 
     # --- approvals ---------------------------------------------------------------------------

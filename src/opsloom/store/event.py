@@ -189,9 +189,10 @@ async def _deliver(tx: Tx, event: CloudEvent, now: float) -> list[str]:
     return [run_id for _, run_id, _ in chosen]
 
 
-async def _open(
+async def open_subscription(
     tx: Tx, run_id: str, subscription_id: str, filters: list[dict[str, Any]], now: float
 ) -> None:
+    """Open a subscription of ``run_id`` (unless open): events stored from now on reach it."""
     added = await tx.execute(
         "INSERT INTO subscriptions (id, run_id, filters, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING",
@@ -212,7 +213,7 @@ async def restore_subscriptions(tx: Tx, run_id: str, now: float) -> None:
         (run_id,),
     )
     for subscription_id, filters in open_subscriptions(entries).items():
-        await _open(tx, run_id, subscription_id, filters, now)
+        await open_subscription(tx, run_id, subscription_id, filters, now)
 
 
 async def _list(tx: Tx, query: EventQuery) -> list[StoredEvent]:
@@ -316,7 +317,7 @@ class EventOps(Transactions):
     ) -> Awaitable[None]:
         async def subscribe(tx: Tx) -> None:
             await check_fence(tx, fence)
-            await _open(tx, fence.run_id, subscription_id, filters, now)
+            await open_subscription(tx, fence.run_id, subscription_id, filters, now)
             # Events its trigger handed the run before it listened are not lost.
             await move_inbox(tx, fence.run_id, subscription_id, filters, now)
             await upsert_step(tx, step)

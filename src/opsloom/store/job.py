@@ -9,13 +9,15 @@ transaction commits: a claim cannot take the run over between the check and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opsloom.codec import decode
-from opsloom.errors import LeaseLostError, RunStateError
+from opsloom.errors import LeaseLostError, RateLimitExceededError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store.base import Claim
+from opsloom.store.ratelimit import Slot, take_slots, workflow_control
 from opsloom.store.rollup import (
     FINISHED_STEPS,
     STEP_FIELDS,
@@ -26,6 +28,7 @@ from opsloom.store.rollup import (
 )
 from opsloom.store.rows import (
     JOB_INSERT_COLUMNS,
+    QUARANTINED,
     RUN_COLUMNS,
     RUN_INSERT_COLUMNS,
     STEP_COLUMNS,
@@ -35,7 +38,7 @@ from opsloom.store.rows import (
     run_insert_params,
     step_params,
 )
-from opsloom.store.tx import Tx
+from opsloom.store.tx import Later, Tx
 
 _RUN_MARKS = ", ".join("?" * len(RUN_INSERT_COLUMNS.split(",")))
 _INSERT_RUN = (
@@ -46,23 +49,67 @@ _INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_JOB_MARKS})"
 
 
 async def insert_run(
-    tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
+    tx: Tx,
+    new: NewRun,
+    now: float,
+    lease: tuple[str, float] | None = None,
+    *,
+    admitted: Admission | None = None,
+    refusable: bool = False,
 ) -> RunRecord | None:
     """Create a run and its job unless a run with its id exists; the new run, or None.
 
     A run of a paused workflow is created paused (its job held back), and one of a workflow
     under a rate limit is queued until its turn: neither is created under a lease (its creator
-    does not execute it).
+    does not execute it). ``admitted``: the :func:`admission` the caller already asked for.
+
+    Raises:
+        RateLimitExceededError: ``refusable``, and the workflow's rate limit drops starts past it
+            and this is one (otherwise such a limit queues the run like any other).
     """
-    paused, start_at = await admission(tx, new.workflow, now)
+    if admitted is None:
+        admitted = await admission(tx, new, now, refusable=refusable)
+        if admitted is None:
+            raise RateLimitExceededError(
+                f"workflow {new.workflow!r} is at its rate limit, which drops starts past it"
+            )
+    paused, start_at = admitted.paused, admitted.start_at
     if paused or start_at > now:
         lease = None
     if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
         return None
-    await tx.execute(_INSERT_JOB, job_insert_params(new, now, lease, paused, start_at))
+    await tx.send(_INSERT_JOB, job_insert_params(new, now, lease, paused, start_at))
     if new.labels:
         await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
     return new_run_record(new, now, lease, paused)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """How a new run enters: paused (its workflow is), and from when it may run."""
+
+    paused: bool
+    start_at: float
+
+
+async def admission(
+    tx: Tx, new: NewRun, now: float, slots: Sequence[Slot] = (), *, refusable: bool = True
+) -> Admission | None:
+    """How a new run enters, drawing a start slot from its workflow's rate limit and from
+    ``slots`` (a trigger's); None when a limit that drops starts refuses it (nothing taken).
+    Unless ``refusable``, every limit queues (a child run, a reset, a schedule's tick).
+
+    A run that a limit queues waits for its slot (see :mod:`opsloom.store.ratelimit`): a
+    storm of starts becomes a queue that drains at the rate.
+    """
+    paused, slot = await workflow_control(tx, new.workflow, new.input)
+    wanted = [*slots, slot] if slot is not None else list(slots)
+    if not refusable:
+        wanted = [(scope, key, replace(limit, overflow="queue")) for scope, key, limit in wanted]
+    if not wanted:
+        return Admission(paused, now)
+    start_at = await take_slots(tx, wanted, now)
+    return None if start_at is None else Admission(paused, start_at)
 
 
 _INSERT_LABEL = (
@@ -92,34 +139,6 @@ async def fetch_labels(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, st
     ):
         out.setdefault(run_id, {})[key] = value
     return out
-
-
-async def admission(tx: Tx, workflow: str, now: float) -> tuple[bool, float]:
-    """Whether a new run of ``workflow`` starts paused, and from when it may run.
-
-    A rate limit of ``rate`` runs a second with bursts of ``burst`` is a shared schedule of
-    start times (the generic cell rate algorithm): each new run takes the next slot, so a storm
-    of starts becomes a queue that drains at the rate, and nothing is refused.
-    """
-    row = await tx.one(
-        "SELECT paused_at, rate FROM workflow_controls WHERE workflow = ?", (workflow,)
-    )
-    if row is None:
-        return False, now
-    paused = row[0] is not None
-    if row[1] is None:
-        return paused, now
-    # One statement takes the slot and moves the schedule on (the row is locked until commit).
-    taken = await tx.one(
-        "UPDATE workflow_controls SET next_start = CASE WHEN next_start IS NULL "
-        "OR next_start < ? THEN ? ELSE next_start END + 1.0 / rate "
-        "WHERE workflow = ? AND rate IS NOT NULL RETURNING next_start, rate, burst",
-        (now, now, workflow),
-    )
-    if taken is None:  # the limit was lifted meanwhile
-        return paused, now
-    following, rate, burst = float(taken[0]), float(taken[1]), int(taken[2])
-    return paused, max(now, following - 1.0 / rate - (burst - 1) / rate)
 
 
 async def check_fence(tx: Tx, fence: Fence) -> None:
@@ -160,15 +179,25 @@ async def upsert_step(tx: Tx, step: StepRecord) -> None:
     await tx.execute(_PLAIN_UPSERT_STEP, step_params(step))
 
 
-async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> None:
-    """:func:`upsert_step` under ``fence``, in one statement."""
+async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> Later | None:
+    """:func:`upsert_step` under ``fence``, in one statement (its answer read later when the
+    transaction is pipelined)."""
     held = (fence.run_id, fence.owner, fence.token)
     step_row = step_params(step)
     params = (*step_row, *held) if tx.dialect == "sqlite" else (*held, *step_row)
+    if tx.pipelined:
+        written = await tx.later(_FENCED_UPSERT_STEP[tx.dialect] + " RETURNING 1", params)
+
+        async def check() -> None:
+            if len(await written.rows()) != 1:
+                await check_fence(tx, fence)
+
+        return Later(check)
     if await tx.execute(_FENCED_UPSERT_STEP[tx.dialect], params) != 1:
         # Either the lease is gone, or the entry was already final (a duplicate completion,
         # which is ignored so that a completion is recorded exactly once).
         await check_fence(tx, fence)
+    return None
 
 
 async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:
@@ -183,10 +212,18 @@ async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:
     )
 
 
-async def requeue(tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool) -> None:
-    """Give the jobs of ``run_ids`` back to the queue and their runs back to pending."""
+async def requeue(
+    tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool, quarantine_after: int = 0
+) -> list[str]:
+    """Give the jobs of ``run_ids`` back to the queue and their runs back to pending.
+
+    ``recovered``: their worker vanished (not a release). A run recovered ``quarantine_after``
+    times or more (0: never) is quarantined instead: its job is held back (``QUARANTINED``)
+    until an operator requeues it, so a run that crashes whatever worker takes it does not
+    take them down one after the other forever. Returns the runs quarantined now.
+    """
     if not run_ids:
-        return
+        return []
     among, ids = tx.among("run_id", run_ids)
     await tx.execute(
         f"UPDATE jobs SET owner = NULL, lease_expires_at = NULL, available_at = ? WHERE {among}",
@@ -200,6 +237,19 @@ async def requeue(tx: Tx, run_ids: Sequence[str], now: float, *, recovered: bool
         f"WHERE {among} AND {tx.unindexed('status')} IN ('running', 'waiting')",
         (now, int(recovered), *ids),
     )
+    if not recovered or quarantine_after <= 0:
+        return []
+    # The job rows are already locked by this transaction: the lock order holds.
+    rows = await tx.all(
+        f"UPDATE runs SET quarantined_at = ? WHERE {among} AND recovered >= ? "
+        "AND quarantined_at IS NULL AND completed_at IS NULL RETURNING id",
+        (now, *ids, quarantine_after),
+    )
+    held = sorted(row[0] for row in rows)
+    if held:
+        among, ids = tx.among("run_id", held)
+        await tx.execute(f"UPDATE jobs SET blocked = {QUARANTINED} WHERE {among}", ids)
+    return held
 
 
 async def unblock(tx: Tx, parent_id: str | None, concurrency_key: str | None, now: float) -> None:
@@ -225,34 +275,37 @@ async def take(
     lease_until: float,
 ) -> list[Claim]:
     """Lease the jobs a claim chose (``admitted``: under a concurrency key; ``blocked``: held
-    back by one) and hand their runs over with history and signals."""
+    back by one) and hand their runs over with history and signals.
+
+    Every statement is sent before any answer is read: on PostgreSQL they share one round trip.
+    """
     if blocked:
         among, ids = tx.among("run_id", blocked)
-        await tx.execute(f"UPDATE jobs SET blocked = 1 WHERE {among}", ids)
+        await tx.send(f"UPDATE jobs SET blocked = 1 WHERE {among}", ids)
     if not chosen:
         return []
     if admitted:
         among, ids = tx.among("run_id", admitted)
-        await tx.execute(f"UPDATE jobs SET concurrency_key = NULL WHERE {among}", ids)
+        await tx.send(f"UPDATE jobs SET concurrency_key = NULL WHERE {among}", ids)
     among, ids = tx.among("run_id", chosen)
-    rows = await tx.all(
+    leased = await tx.later(
         "UPDATE jobs SET owner = ?, token = token + 1, lease_expires_at = ?, nudged = 0 "
         f"WHERE {among} RETURNING run_id, token",
         (owner, lease_until, *ids),
     )
-    tokens: dict[str, int] = {run_id: token for run_id, token in rows}
     among, ids = tx.among("id", chosen)
-    await tx.execute(
+    await tx.send(
         "UPDATE runs SET status = 'running', updated_at = ?, started_at = coalesce(started_at, ?) "
         f"WHERE {among} AND {tx.unindexed('status')} IN ('pending', 'waiting')",
         (now, now, *ids),
     )
-    runs = {
-        row[0]: run_from_row(row)
-        for row in await tx.all(f"SELECT {RUN_COLUMNS} FROM runs WHERE {among}", ids)
-    }
-    histories = await fetch_steps(tx, chosen)
-    signals = await fetch_signals(tx, chosen)
+    run_rows = await tx.later(f"SELECT {RUN_COLUMNS} FROM runs WHERE {among}", ids)
+    step_rows = await tx.later(*_steps_of(tx, chosen))
+    signal_rows = await tx.later(*_signals_of(tx, chosen))
+    tokens: dict[str, int] = {run_id: token for run_id, token in await leased.rows()}
+    runs = {row[0]: run_from_row(row) for row in await run_rows.rows()}
+    histories = _histories(await step_rows.rows())
+    signals = _signals(await signal_rows.rows())
     return [
         Claim(
             run=runs[run_id],
@@ -273,9 +326,17 @@ async def fetch_run(tx: Tx, run_id: str) -> RunRecord | None:
 
 async def fetch_steps(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[int, StepRecord]]:
     """The history of each run, by seq."""
-    out: dict[str, dict[int, StepRecord]] = {}
+    return _histories(await tx.all(*_steps_of(tx, run_ids)))
+
+
+def _steps_of(tx: Tx, run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
     among, ids = tx.among("run_id", run_ids)
-    for row in await tx.all(f"SELECT {STEP_COLUMNS} FROM steps WHERE {among}", ids):
+    return f"SELECT {STEP_COLUMNS} FROM steps WHERE {among}", ids
+
+
+def _histories(rows: list[Any]) -> dict[str, dict[int, StepRecord]]:
+    out: dict[str, dict[int, StepRecord]] = {}
+    for row in rows:
         step = StepRecord(
             run_id=row[0],
             seq=row[1],
@@ -295,13 +356,21 @@ async def fetch_steps(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[int, Ste
 
 async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[SignalRecord]]:
     """The signals each run has not consumed yet, oldest first."""
-    out: dict[str, list[SignalRecord]] = {}
+    return _signals(await tx.all(*_signals_of(tx, run_ids)))
+
+
+def _signals_of(tx: Tx, run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
     among, ids = tx.among("run_id", run_ids)
-    for row in await tx.all(
+    return (
         "SELECT id, run_id, name, payload, created_at FROM signals "
         f"WHERE consumed_seq IS NULL AND {among} ORDER BY id",
         ids,
-    ):
+    )
+
+
+def _signals(rows: list[Any]) -> dict[str, list[SignalRecord]]:
+    out: dict[str, list[SignalRecord]] = {}
+    for row in rows:
         out.setdefault(row[1], []).append(
             SignalRecord(
                 id=row[0], run_id=row[1], name=row[2], payload=decode(row[3]), created_at=row[4]
@@ -310,19 +379,28 @@ async def fetch_signals(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[Signal
     return out
 
 
-async def close_unstarted(tx: Tx, run_ids: Sequence[str], now: float, error: bytes) -> list[str]:
+#: Which runs :func:`close_unstarted` closes: those no worker ever started, or (with
+#: ``SET_ASIDE``) those quarantined, which no worker will take either.
+UNSTARTED = "r.started_at IS NULL AND r.status = 'pending'"
+SET_ASIDE = f"j.blocked = {QUARANTINED} AND r.status = 'pending'"
+
+
+async def close_unstarted(
+    tx: Tx, run_ids: Sequence[str], now: float, error: bytes, which: str = UNSTARTED
+) -> list[str]:
     """Cancel at once those of ``run_ids`` that no worker ever started or holds; their ids.
 
     Such a run has no history and nothing to undo, so no worker needs to claim it first (a
     run queued behind a concurrency key might otherwise wait for a slot to be cancelled).
+    ``which=SET_ASIDE`` closes the quarantined runs instead: a worker that took one to run
+    its cancellation would likely crash on it again.
     """
     if not run_ids:
         return []
     among, ids = tx.among("j.run_id", run_ids)
     rows = await tx.all(
         "SELECT j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.owner IS NULL "
-        f"AND r.started_at IS NULL AND r.status = 'pending' AND {among} ORDER BY j.run_id"
-        + tx.lock("FOR UPDATE OF j"),
+        f"AND {which} AND {among} ORDER BY j.run_id" + tx.lock("FOR UPDATE OF j"),
         ids,
     )
     closing = [row[0] for row in rows]

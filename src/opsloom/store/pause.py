@@ -2,8 +2,10 @@
 
 A paused run keeps everything it has: its status, its history, its timers (``available_at``)
 and its signals. Only its job is held back (``jobs.blocked = PAUSED``), so no worker claims it;
-a worker executing it when it is paused lets the running step finish and parks it (it learns
-of the pause at once in this process, at its next heartbeat in others). Resuming clears the
+a worker executing it when it is paused lets the running step finish and parks it. It learns
+of the pause at once in this process; in others, at once on PostgreSQL (the pause's commit
+sends a ``control`` wake-up, on which workers renew their leases and read what was asked of
+their runs) and at the next heartbeat on SQLite. Resuming clears the
 hold: a timer that fired meanwhile, or a signal that arrived, is taken at once. A run held
 back by its concurrency key when it was paused is checked against its key again on resume.
 """
@@ -15,8 +17,8 @@ from dataclasses import dataclass
 from opsloom.errors import RunNotFoundError, RunStateError
 from opsloom.model import RunRecord
 from opsloom.store.job import fetch_run
-from opsloom.store.rows import PAUSED
-from opsloom.store.tx import WORK, Transactions, Tx
+from opsloom.store.rows import PAUSED, QUARANTINED
+from opsloom.store.tx import CONTROL, WORK, Transactions, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,10 @@ async def _hold(tx: Tx, run_ids: list[str], who: str, now: float) -> None:
     if not run_ids:
         return
     among, ids = tx.among("run_id", run_ids)
-    await tx.execute(f"UPDATE jobs SET blocked = {PAUSED} WHERE {among}", ids)
+    # A quarantined job stays held back as such: resuming must not release it.
+    await tx.execute(
+        f"UPDATE jobs SET blocked = {PAUSED} WHERE {among} AND blocked <> {QUARANTINED}", ids
+    )
     among, ids = tx.among("id", run_ids)
     await tx.execute(
         "UPDATE runs SET paused = ?, paused_at = coalesce(paused_at, ?), updated_at = ? "
@@ -81,7 +86,7 @@ class PauseOps(Transactions):
             assert fetched is not None
             return fetched
 
-        return await self.write(pause)
+        return await self.write(pause, CONTROL)
 
     async def resume_run(self, run_id: str, now: float) -> RunRecord:
         """Resume a paused run, even one paused with its workflow; ``RunStateError`` if it is
@@ -118,7 +123,7 @@ class PauseOps(Transactions):
             await _hold(tx, ids, "workflow", now)
             return ids
 
-        return await self.write(pause)
+        return await self.write(pause, CONTROL)
 
     async def resume_workflow(self, workflow: str, now: float) -> list[str]:
         """Resume a paused workflow and the runs paused with it (not those paused on their

@@ -18,8 +18,10 @@ Readers add the shards up.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,16 +123,21 @@ FINISHED_STEPS = (
 )
 
 Upsert = tuple[str, tuple[Any, ...]]
+#: One row a finished run adds to (for each period): table, key columns but the period, their
+#: values, and the sums to add (column: amount).
+Cell = tuple[str, tuple[str, ...], tuple[Any, ...], dict[str, float]]
 
 
 @lru_cache(maxsize=512)
-def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
-    """Two rows (the hour's and the day's) added to ``table``: ``sums`` are added up."""
+def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...], rows: int = 2) -> str:
+    """``rows`` rows (by default the hour's and the day's) added to ``table``: ``sums`` are
+    added up."""
     names = (*keys, *sums)
     marks = ", ".join("?" * len(names))
     added = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in sums)
+    values = ", ".join([f"({marks})"] * rows)
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}), ({marks}) "
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
     )
 
@@ -140,27 +147,18 @@ _STEP_KEYS = ("width", "start", "workflow", "step", "status", "shard")
 _FAILURE_KEYS = ("width", "start", "workflow", "version", "step", "type", "message", "shard")
 
 
-def _both(
-    table: str, keys: tuple[str, ...], sums: tuple[str, ...], now: float, row: tuple[Any, ...]
-) -> Upsert:
-    hour, day = periods(now)
-    return _upsert(table, keys, sums), (HOUR, hour, *row, DAY, day, *row)
-
-
-def upserts(run: Finished, shard: int) -> list[Upsert]:
-    """The statements that add ``run`` to the rollups; no two change the same row, so that
-    PostgreSQL may run them as one statement."""
+def cells(run: Finished, shard: int) -> list[Cell]:
+    """The rows ``run`` adds to, once per period; no two share a key."""
     now = run.completed_at
     begun = run.started_at if run.started_at is not None else run.created_at
     measures = [("duration", max(0.0, now - begun))]
     if run.started_at is not None:
         measures.append(("wait", max(0.0, run.started_at - run.created_at)))
-    out: list[Upsert] = []
+    out: list[Cell] = []
     head = (run.workflow, run.version, run.status)
     for measure, seconds in measures:
-        column = f"b{bucket_of(seconds)}"
-        row: tuple[Any, ...] = (*head, measure, shard, 1, seconds, 1)
-        out.append(_both("run_rollups", _RUN_KEYS, ("runs", "seconds", column), now, row))
+        sums = {"runs": 1, "seconds": seconds, f"b{bucket_of(seconds)}": 1}
+        out.append(("run_rollups", _RUN_KEYS, (*head, measure, shard), sums))
     # Steps of one name and status share a row: one statement adds all their buckets.
     groups: dict[tuple[str, str], list[FinishedStep]] = {}
     for step in run.steps:
@@ -174,16 +172,14 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
                 seconds += took
                 column = f"b{bucket_of(took)}"
                 counts[column] = counts.get(column, 0) + 1
-        columns = tuple(sorted(counts))
-        totals = (
-            len(steps),
-            sum(1 for s in steps if s.attempts > 1),
-            sum(s.attempts for s in steps),
-            seconds,
-        )
-        row = (run.workflow, name, status, shard, *totals, *(counts[c] for c in columns))
-        sums = ("steps", "retried", "attempts", "seconds", *columns)
-        out.append(_both("step_rollups", _STEP_KEYS, sums, now, row))
+        step_sums: dict[str, float] = {
+            "steps": len(steps),
+            "retried": sum(1 for s in steps if s.attempts > 1),
+            "attempts": sum(s.attempts for s in steps),
+            "seconds": seconds,
+        }
+        step_sums.update((column, counts[column]) for column in sorted(counts))
+        out.append(("step_rollups", _STEP_KEYS, (run.workflow, name, status, shard), step_sums))
     reasons: dict[tuple[str, str, str], int] = {}
     if run.reason is not None:
         reasons[("", *run.reason)] = 1
@@ -192,24 +188,79 @@ def upserts(run: Finished, shard: int) -> list[Upsert]:
             key = (step.name, *reason_of(decode(step.error)))
             reasons[key] = reasons.get(key, 0) + 1
     for (step_name, kind, message), failures in reasons.items():
-        row = (run.workflow, run.version, step_name, kind, message, shard, failures)
-        out.append(_both("failure_rollups", _FAILURE_KEYS, ("failures",), now, row))
+        where = (run.workflow, run.version, step_name, kind, message, shard)
+        out.append(("failure_rollups", _FAILURE_KEYS, where, {"failures": failures}))
     return out
+
+
+def upserts(run: Finished, shard: int) -> list[Upsert]:
+    """The statements that add ``run`` to the rollups; no two change the same row, so that
+    PostgreSQL may run them as one statement."""
+    hour, day = periods(run.completed_at)
+    out: list[Upsert] = []
+    for table, keys, key, sums in cells(run, shard):
+        row = (*key, *sums.values())
+        out.append((_upsert(table, keys, tuple(sums)), (HOUR, hour, *row, DAY, day, *row)))
+    return out
+
+
+def batched(runs: Sequence[tuple[Finished, int]]) -> Upsert | None:
+    """One PostgreSQL statement that adds all ``runs`` (each with its shard) to the rollups.
+
+    Rows with the same key are added up here first (one statement may not change a row twice),
+    and written in key order, so that two processes lock shared rows in the same order.
+    """
+    merged: dict[tuple[str, tuple[Any, ...]], tuple[tuple[str, ...], dict[str, float]]] = {}
+    for run, shard in runs:
+        hour, day = periods(run.completed_at)
+        for table, keys, key, sums in cells(run, shard):
+            for width, start in ((HOUR, hour), (DAY, day)):
+                ident = (table, (width, start, *key))
+                entry = merged.get(ident)
+                if entry is None:
+                    merged[ident] = (keys, dict(sums))
+                    continue
+                added = entry[1]
+                for column, amount in sums.items():
+                    added[column] = added.get(column, 0) + amount
+    if not merged:
+        return None
+    # One INSERT per table and set of columns, each with all its rows.
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for (table, key), (keys, sums) in sorted(merged.items(), key=_key_order):
+        columns = tuple(sums)
+        groups.setdefault((table, keys, columns), []).append((*key, *sums.values()))
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, ((table, keys, columns), rows) in enumerate(groups.items()):
+        parts.append(f"u{i} AS ({_upsert(table, keys, columns, len(rows))})")
+        params.extend(value for row in rows for value in row)
+    return f"WITH {', '.join(parts)} SELECT 1", tuple(params)
+
+
+def _key_order(item: tuple[tuple[str, tuple[Any, ...]], Any]) -> tuple[str, tuple[str, ...]]:
+    table, key = item[0]
+    return table, tuple(str(value) for value in key)
 
 
 async def roll_up(tx: Tx, run: Finished, shard: int) -> None:
     """Add a finished run to the rollups, inside the transaction that finished it.
 
-    SQLite runs each statement (in process, no round trip); PostgreSQL runs them all as one
-    statement (one round trip).
+    SQLite runs each statement (in process, no round trip). On PostgreSQL, a writer's batch
+    collects the runs it finishes (``tx.rollups``) and adds them all in one statement at its
+    end (see :func:`batched`); elsewhere the run's statements go as one (one round trip).
     """
-    statements = upserts(run, shard)
     if tx.dialect == "sqlite":
-        for sql, params in statements:
+        for sql, params in upserts(run, shard):
             await tx.execute(sql, params)
         return
-    parts = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(statements))
-    await tx.execute(f"WITH {parts} SELECT 1", tuple(p for _, params in statements for p in params))
+    collected: list[tuple[Finished, int]] | None = getattr(tx, "rollups", None)
+    if collected is not None:
+        collected.append((run, shard))
+        return
+    statement = batched([(run, shard)])
+    if statement is not None:
+        await tx.execute(*statement)
 
 
 # --- the history that was there before the rollups ---------------------------------------
@@ -220,8 +271,11 @@ HISTORY_RUNS = (
     "SELECT id, workflow, version, status, created_at, started_at, completed_at, error "
     "FROM runs WHERE completed_at IS NOT NULL"
 )
+# Each step row carries what it needs of its run, so that nothing is kept per run: the
+# backfill's memory is bounded by the rollup rows it builds, not by the history's length.
 HISTORY_STEPS = (
-    f"SELECT s.run_id, {', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
+    "SELECT r.workflow, r.version, r.completed_at, "
+    f"{', '.join(f's.{c}' for c in STEP_FIELDS.split(', '))} "
     "FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.completed_at IS NOT NULL "
     "AND s.kind = 'step' AND s.status IN ('completed', 'failed')"
 )
@@ -230,10 +284,10 @@ HISTORY_STEPS = (
 class Backfill:
     """Rolls up a history read row by row (:data:`HISTORY_RUNS`, then :data:`HISTORY_STEPS`)
     in memory, into the rows :meth:`inserts` writes: an upgrade of a large store takes one
-    pass over it instead of a statement per run."""
+    pass over it instead of a statement per run. Memory grows with the rollup rows (periods
+    times workflows, statuses and reasons), not with the number of runs."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, tuple[str, str, float]] = {}
         self._sums: dict[tuple[str, tuple[Any, ...]], list[float]] = {}
 
     def _add(self, table: str, key: tuple[Any, ...], values: Sequence[float], bucket: int) -> None:
@@ -249,8 +303,7 @@ class Backfill:
 
     def add_run(self, row: Sequence[Any]) -> None:
         """One row of :data:`HISTORY_RUNS`."""
-        run_id, workflow, version, status, created, started, completed, error = row
-        self._runs[run_id] = (workflow, version, completed)
+        _run_id, workflow, version, status, created, started, completed, error = row
         begun = started if started is not None else created
         took = max(0.0, completed - begun)
         key = (completed, workflow, version, status)
@@ -263,9 +316,8 @@ class Backfill:
             self._add("failure_rollups", (completed, workflow, version, "", *reason), (1,), -1)
 
     def add_step(self, row: Sequence[Any]) -> None:
-        """One row of :data:`HISTORY_STEPS` (after every run was added)."""
-        run_id, name, status, attempts, started, completed, error = row
-        workflow, version, finished = self._runs[run_id]
+        """One row of :data:`HISTORY_STEPS`."""
+        workflow, version, finished, name, status, attempts, started, completed, error = row
         took = None if started is None or completed is None else max(0.0, completed - started)
         values = (1, 1 if attempts > 1 else 0, attempts, took or 0.0)
         bucket = -1 if took is None else bucket_of(took)
@@ -428,6 +480,169 @@ class RollupQueries(Transactions):
         return [
             FailureCell(str(w), str(v), str(s), str(t), str(m), int(f)) for w, v, s, t, m, f in rows
         ]
+
+    async def hour_summaries(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        *,
+        every: bool | None = None,
+        light: bool = False,
+    ) -> list[HourSummary]:
+        """Per hour starting in ``[first, last]``: one summary for every workflow (``''``)
+        and one per workflow that finished runs in it; ``every``: only the first kind (True)
+        or only the second (False); ``light``: without statuses and histograms (those read
+        from the table; those made now have them).
+
+        Hours over for :data:`SETTLE` seconds are read from ``hour_summaries``; those not
+        summarised yet are summarised from the rollups once and stored. The hours still open
+        are summarised from the rollups on every call (a few rows).
+        """
+        which = "" if every is None else (" AND workflow = ''" if every else " AND workflow <> ''")
+        kept_hours = await self.read(
+            lambda tx: tx.all(
+                "SELECT start FROM hour_summaries WHERE start >= ? AND start <= ? "
+                "AND workflow = ''",
+                (first, last),
+            )
+        )
+        # Without the statuses and histograms (``light``), a row is a few numbers.
+        columns = _LIGHT_COLUMNS if light else _SUMMARY_COLUMNS
+        rows = await self.read(
+            lambda tx: tx.all(
+                f"SELECT {columns} FROM hour_summaries WHERE start >= ? AND start <= ?{which}",
+                (first, last),
+            )
+        )
+        if light:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, "{}", b"") for a, w, r, c, p in rows
+            ]
+        else:
+            out = [
+                HourSummary(int(a), str(w), int(r), int(c), p, str(s), bytes(h))
+                for a, w, r, c, p, s, h in rows
+            ]
+        kept = {int(row[0]) for row in kept_hours}
+        missing = [hour for hour in range(first, last + 1, HOUR) if hour not in kept]
+        if not missing:
+            return out
+        wanted = set(missing)
+        fresh = [s for s in await self._summarise(missing[0], missing[-1]) if s.start in wanted]
+        over = int(now - SETTLE) // HOUR * HOUR - HOUR  # the newest hour that is over
+        done = [s.row() for s in fresh if s.start <= over]
+        if done:
+            marks = ", ".join("?" * len(done[0]))
+            await self.write(
+                lambda tx: tx.executemany(
+                    f"INSERT INTO hour_summaries ({_SUMMARY_COLUMNS}) VALUES ({marks}) "
+                    "ON CONFLICT (start, workflow) DO NOTHING",
+                    done,
+                )
+            )
+        if every is not None:
+            fresh = [s for s in fresh if (s.workflow == "") == every]
+        return out + fresh
+
+    async def _summarise(self, first: int, last: int) -> list[HourSummary]:
+        """Summaries of every hour in ``[first, last]`` from the rollups."""
+        counts = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", histogram=False
+        )
+        spread = await self.run_cells(
+            HOUR, first, last, "workflow_start", measure="duration", by_status=False
+        )
+        statuses: dict[tuple[int, str], dict[str, int]] = {}
+        histograms: dict[tuple[int, str], list[int]] = {}
+        for hour in range(first, last + 1, HOUR):
+            statuses[(hour, "")] = {}
+        for cell in counts:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                into = statuses.setdefault(key, {})
+                into[cell.status] = into.get(cell.status, 0) + cell.runs
+        for cell in spread:
+            workflow, hour = str(cell.key[0]), int(cell.key[1])
+            for key in ((hour, workflow), (hour, "")):
+                total = histograms.setdefault(key, [0] * BUCKETS)
+                for i, count in enumerate(cell.counts):
+                    if count:
+                        total[i] += int(count)
+        out = []
+        for (hour, workflow), found in statuses.items():
+            histogram = histograms.get((hour, workflow), [0] * BUCKETS)
+            out.append(
+                HourSummary(
+                    hour,
+                    workflow,
+                    sum(found.values()),
+                    found.get("completed", 0),
+                    bucket_percentile(histogram, 95),
+                    json.dumps(found, sort_keys=True),
+                    _pack(histogram),
+                )
+            )
+        return out
+
+
+#: An hour is summarised for good this long after it ended: runs finished by a process whose
+#: clock is a little behind may still be added to it until then.
+SETTLE = 300
+_LIGHT_COLUMNS = "start, workflow, runs, completed, p95"
+_SUMMARY_COLUMNS = f"{_LIGHT_COLUMNS}, statuses, histogram"
+
+
+@dataclass(frozen=True, slots=True)
+class HourSummary:
+    """The runs of one workflow (every workflow: ``''``) that finished in one hour: how many,
+    how many completed, their p95 duration, and (decoded when asked) the count per status
+    and the duration histogram."""
+
+    start: int
+    workflow: str
+    runs: int
+    completed: int
+    p95: float | None
+    by_status: str
+    histogram: bytes
+
+    def statuses(self) -> dict[str, int]:
+        found: dict[str, int] = json.loads(self.by_status)
+        return found
+
+    def counts(self) -> list[int]:
+        return _unpack(self.histogram)
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`_SUMMARY_COLUMNS`."""
+        return (
+            self.start,
+            self.workflow,
+            self.runs,
+            self.completed,
+            self.p95,
+            self.by_status,
+            self.histogram,
+        )
+
+
+def _pack(counts: Sequence[int]) -> bytes:
+    """A histogram as (bucket, count) pairs of the buckets that count something."""
+    pairs = array("q")
+    for bucket, count in enumerate(counts):
+        if count:
+            pairs.extend((bucket, count))
+    return pairs.tobytes()
+
+
+def _unpack(blob: bytes) -> list[int]:
+    pairs = array("q")
+    pairs.frombytes(blob)
+    counts = [0] * BUCKETS
+    for i in range(0, len(pairs), 2):
+        counts[pairs[i]] = pairs[i + 1]
+    return counts
 
 
 def merge(histograms: Sequence[Sequence[int]]) -> list[int]:

@@ -17,7 +17,7 @@ RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, parent_id, priority, "
     "concurrency_key, deadline, cancel_requested, recovered, created_at, started_at, "
     "updated_at, completed_at, event_source, event_id, traceparent, started_by, paused, paused_at, "
-    "reset_of, reset_to"
+    "reset_of, reset_to, quarantined_at"
 )
 STEP_COLUMNS = (
     "run_id, seq, kind, name, status, output, error, attempts, wake_at, started_at, completed_at"
@@ -33,9 +33,11 @@ JOB_INSERT_COLUMNS = (
     "run_id, kind, priority, available_at, owner, token, lease_expires_at, concurrency_key, "
     "concurrency_limit, blocked"
 )
-#: ``jobs.blocked``: 0 ready when due; 1 held back by its concurrency key; 2 paused.
+#: ``jobs.blocked``: 0 ready when due; 1 held back by its concurrency key; 2 paused;
+#: 3 quarantined (it crashed its workers too often: only an operator's requeue frees it).
 BLOCKED_BY_KEY = 1
 PAUSED = 2
+QUARANTINED = 3
 
 
 def run_insert_params(
@@ -165,6 +167,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         paused_at=row[22],
         reset_of=row[23],
         reset_to=row[24],
+        quarantined_at=row[25],
     )
 
 

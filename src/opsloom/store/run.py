@@ -7,7 +7,7 @@ their operation at call time: the writer applies them in call order.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
@@ -16,6 +16,7 @@ from opsloom.model.run import Fence, NewRun, sources_of
 from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
+    SET_ASIDE,
     check_fence,
     close_unstarted,
     fenced_upsert_step,
@@ -33,13 +34,14 @@ from opsloom.store.job import (
 from opsloom.store.rollup import reason_of
 from opsloom.store.rows import (
     PAUSED,
+    QUARANTINED,
     RUN_COLUMNS,
     SINGLETON_UPSERT,
     run_from_row,
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
-from opsloom.store.tx import DONE, WORK, Transactions, Tx
+from opsloom.store.tx import CONTROL, DONE, WORK, Transactions, Tx
 
 _CANCELLED_UNSTARTED = encode(
     ErrorInfo(
@@ -52,8 +54,24 @@ _CANCELLED_UNSTARTED = encode(
 )
 
 
+_CANCELLED_QUARANTINED = encode(
+    ErrorInfo(
+        "RunCancelledError",
+        "the run was cancelled while quarantined (its compensations did not run)",
+        "",
+        {"code": "run_cancelled"},
+    ).to_dict(),
+    what="run error",
+)
+#: A run whose worker vanished this many times while executing it is quarantined.
+QUARANTINE_AFTER = 5
+
+
 class RunOps(Transactions):
     """Runs, jobs, leases, singletons and the fenced writes of the worker running a run."""
+
+    #: Recoveries after which a run is quarantined (0: never); the application sets it.
+    quarantine_after: int = QUARANTINE_AFTER
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -61,7 +79,7 @@ class RunOps(Transactions):
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
         async def create(tx: Tx) -> tuple[RunRecord, bool]:
-            created = await insert_run(tx, new, now, lease)
+            created = await insert_run(tx, new, now, lease, refusable=True)
             if created is not None:
                 return created, True
             run = await fetch_run(tx, new.id)
@@ -161,6 +179,7 @@ class RunOps(Transactions):
             # Runs that never started (queued, perhaps behind a concurrency key or paused)
             # have nothing to stop or undo: they are cancelled at once.
             await close_unstarted(tx, ids, now, _CANCELLED_UNSTARTED)
+            await close_unstarted(tx, ids, now, _CANCELLED_QUARANTINED, SET_ASIDE)
             # jobs before runs: the lock order every transaction of the store follows.
             among, params = tx.among("run_id", ids)
             await tx.execute(
@@ -176,7 +195,7 @@ class RunOps(Transactions):
             )
             return ids
 
-        return await self.write(cancel, DONE)
+        return await self.write(cancel, (*DONE, *CONTROL))
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def retry(tx: Tx) -> RunRecord:
@@ -210,6 +229,28 @@ class RunOps(Transactions):
             return fetched
 
         return await self.write(retry, WORK)
+
+    async def requeue_run(self, run_id: str, now: float) -> RunRecord:
+        async def release(tx: Tx) -> RunRecord:
+            run = await fetch_run(tx, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if run.quarantined_at is None or run.status.terminal:
+                raise RunStateError(f"run {run_id!r} is {run.status}, not quarantined")
+            # A run paused while quarantined stays paused.
+            await tx.execute(
+                "UPDATE jobs SET blocked = ?, available_at = ? WHERE run_id = ? AND blocked = ?",
+                (PAUSED if run.paused else 0, now, run_id, QUARANTINED),
+            )
+            await tx.execute(
+                "UPDATE runs SET quarantined_at = NULL, recovered = 0, updated_at = ? WHERE id = ?",
+                (now, run_id),
+            )
+            fetched = await fetch_run(tx, run_id)
+            assert fetched is not None
+            return fetched
+
+        return await self.write(release, WORK)
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
         async def send(tx: Tx) -> int:
@@ -281,7 +322,7 @@ class RunOps(Transactions):
                 (now,),
             )
             ids = [row[0] for row in rows]
-            await requeue(tx, ids, now, recovered=True)
+            await requeue(tx, ids, now, recovered=True, quarantine_after=self.quarantine_after)
             return ids
 
         return await self.write(reap, WORK)
@@ -314,7 +355,7 @@ class RunOps(Transactions):
                 (owner, len(prefix), prefix),
             )
             ids = [row[0] for row in rows]
-            await requeue(tx, ids, now, recovered=True)
+            await requeue(tx, ids, now, recovered=True, quarantine_after=self.quarantine_after)
             return ids
 
         return await self.write(recover, WORK)
@@ -349,7 +390,7 @@ class RunOps(Transactions):
                 params,
             )
             ids = [row[0] for row in rows]
-            await requeue(tx, ids, now, recovered=True)
+            await requeue(tx, ids, now, recovered=True, quarantine_after=self.quarantine_after)
             # A dead reaper or scheduler is replaced now, not when its singleton expires.
             await tx.execute(f"DELETE FROM singletons WHERE {among}", params)
             return ids
@@ -366,7 +407,10 @@ class RunOps(Transactions):
 
     def record_step(self, fence: Fence, step: StepRecord) -> Awaitable[None]:
         # One fenced upsert (a refused one only reads the fence to say why).
-        return self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        # Its answer may be read after the rest of its batch is sent (a Later): the writer
+        # checks it before committing and resolves the caller's future with None.
+        written = self.write(lambda tx: fenced_upsert_step(tx, fence, step), one_statement=True)
+        return cast("Awaitable[None]", written)
 
     def set_labels(
         self, fence: Fence, step: StepRecord, labels: dict[str, str | None]

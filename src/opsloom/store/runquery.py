@@ -24,6 +24,8 @@ def run_where(flt: RunFilter, text_clause: str, *, paged: bool = True) -> tuple[
     if paged and flt.status is not None:
         clauses.append("status = ?")
         params.append(str(flt.status))
+    if flt.quarantined:
+        clauses.append("quarantined_at IS NOT NULL AND completed_at IS NULL")
     if flt.workflow is not None:
         clauses.append("workflow = ?")
         params.append(flt.workflow)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from opsloom.codec import decode
 from opsloom.model import RunStatus
 from opsloom.model.observer import Observer
+from opsloom.store.rows import QUARANTINED
 from opsloom.store.tx import Transactions
 
 #: Statuses of runs that have not ended.
@@ -50,6 +51,36 @@ _STEP_ATTEMPTS = (
     "WHERE r.created_at >= ? AND s.kind = 'step' "
     "ORDER BY r.created_at DESC LIMIT ?"
 )
+# Open runs with a job (the jobs table holds only those) that show no sign of life since
+# ``?``: held by a worker but neither claimed nor moved a step since then, or due and unclaimed
+# since then. Runs with a deadline are left out: their timeout ends them. Bounded by ``?``.
+_STALLED = (
+    "SELECT r.id, r.workflow, r.version, r.status, j.owner, j.available_at, r.updated_at, "
+    "(SELECT max(coalesce(s.completed_at, s.started_at)) FROM steps s WHERE s.run_id = r.id) "
+    "FROM jobs j JOIN runs r ON r.id = j.run_id WHERE r.deadline IS NULL AND ("
+    "(j.owner IS NOT NULL AND r.updated_at < ? AND NOT EXISTS (SELECT 1 FROM steps s "
+    "WHERE s.run_id = r.id AND coalesce(s.completed_at, s.started_at) >= ?)) "
+    "OR (j.owner IS NULL AND j.blocked = 0 AND j.available_at < ?)) "
+    "ORDER BY r.updated_at LIMIT ?"
+)
+_QUARANTINED_COUNT = f"SELECT count(*) FROM jobs WHERE blocked = {QUARANTINED}"
+
+
+@dataclass(frozen=True, slots=True)
+class StalledRun:
+    """An open run with no sign of life for a while (see :meth:`StatsQueries.stalled_runs`).
+
+    ``held``: a worker holds it (it should be making progress); otherwise it has been due
+    since ``due_at`` and nobody took it. ``active_at``: its last sign of life (claim, step
+    start or end; for an unclaimed run, when it became due).
+    """
+
+    run_id: str
+    workflow: str
+    version: str
+    status: str
+    held: bool
+    active_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +172,21 @@ class StatsQueries(Transactions):
         }
         escalations, at_sla = (await self._rows(_SLA_BREACHES))[0]
         return ApprovalCounts(decided, int(escalations) + int(at_sla))
+
+    async def quarantined_count(self) -> int:
+        """Open runs quarantined for crashing their workers."""
+        return int((await self._rows(_QUARANTINED_COUNT))[0][0])
+
+    async def stalled_runs(self, quiet_since: float, limit: int = 500) -> list[StalledRun]:
+        """Open runs without a deadline and with no sign of life since ``quiet_since``: held by
+        a worker with no claim nor step since then, or due since then and not claimed."""
+        rows = await self._rows(_STALLED, (quiet_since, quiet_since, quiet_since, limit))
+        out = []
+        for run_id, workflow, version, status, owner, due, updated, stepped in rows:
+            held = owner is not None
+            active = max(float(updated), float(stepped or 0.0)) if held else float(due)
+            out.append(StalledRun(run_id, workflow, version, str(status), held, active))
+        return out
 
     async def finished_runs(self, since: float, limit: int) -> list[FinishedRun]:
         """Runs created since ``since`` that have ended, newest first, at most ``limit``."""

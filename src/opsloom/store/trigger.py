@@ -8,14 +8,17 @@ is left to the caller, which locks them in run-id order with the others.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.model.cloudevent import CloudEvent
+from opsloom.model.cloudevent import CloudEvent, parse_event
 from opsloom.model.matching import first_match, signal_name
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.tracecontext import TraceParent, trace_id_of
 from opsloom.model.trigger import (
     INBOX,
@@ -25,8 +28,8 @@ from opsloom.model.trigger import (
     correlate_from_json,
     correlate_json,
 )
-from opsloom.store.job import insert_run, nudge
-from opsloom.store.tx import Row, Transactions, Tx
+from opsloom.store.job import admission, insert_run, nudge
+from opsloom.store.tx import WORK, Row, Transactions, Tx
 
 log = logging.getLogger("opsloom.triggers")
 
@@ -43,9 +46,10 @@ def note(
     """Log one structured line for what ``trigger`` did with ``event`` during intake.
 
     ``decision``: ``matched`` (``run_id`` starts), ``deduplicated`` (the open run ``run_id``
-    of the key gets it), ``suppressed`` (flap window) or ``followed`` (a follow event with no
-    open run). Logged inside the intake's transaction, so a batch that is retried may log a
-    decision twice; it is never left unlogged.
+    of the key gets it), ``suppressed`` (flap window), ``followed`` (a follow event with no
+    open run), ``debounced`` (held as its key's latest event) or ``throttled`` (a rate limit
+    that drops starts refused it). Logged inside the intake's transaction, so a batch that is
+    retried may log a decision twice; it is never left unlogged.
     """
     if not log.isEnabledFor(logging.INFO):
         return
@@ -72,15 +76,16 @@ def note(
 TRIGGER_COLUMNS = (
     "id, workflow, version, mode, filters, correlate, follow, dedup_key, window_seconds, input, "
     "priority, concurrency_key, concurrency_limit, timeout, created_at, updated_at, "
-    "concurrency_by"
+    "concurrency_by, debounce, debounce_max, rate_limit"
 )
 SELECT_ONE = f"SELECT {TRIGGER_COLUMNS} FROM triggers WHERE id = ?"
 SELECT_ALL = f"SELECT {TRIGGER_COLUMNS} FROM triggers ORDER BY id"
-INSERT = f"INSERT INTO triggers ({TRIGGER_COLUMNS}) VALUES ({', '.join(['?'] * 17)})"
+INSERT = f"INSERT INTO triggers ({TRIGGER_COLUMNS}) VALUES ({', '.join(['?'] * 20)})"
 REDEFINE = (
     "UPDATE triggers SET workflow = ?, version = ?, mode = ?, filters = ?, correlate = ?, "
     "follow = ?, dedup_key = ?, window_seconds = ?, input = ?, priority = ?, concurrency_key = ?, "
-    "concurrency_limit = ?, timeout = ?, concurrency_by = ?, updated_at = ? WHERE id = ?"
+    "concurrency_limit = ?, timeout = ?, concurrency_by = ?, debounce = ?, debounce_max = ?, "
+    "rate_limit = ?, updated_at = ? WHERE id = ?"
 )
 DELETE = "DELETE FROM triggers WHERE id = ?"
 DELETE_FILTERS = "DELETE FROM trigger_filters WHERE trigger_id = ?"
@@ -150,6 +155,43 @@ class TriggerRun:
     opened_at: float
     closed_at: float | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape shown by the CLI and the API."""
+        return {
+            "run_id": self.run_id,
+            "key": self.key,
+            "event_source": self.event_source,
+            "event_id": self.event_id,
+            "opened_at": _iso(self.opened_at),
+            "closed_at": None if self.closed_at is None else _iso(self.closed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Debounced:
+    """A debounced key of a trigger: the latest of its ``events`` starts a run at ``due_at``."""
+
+    key: str
+    event_source: str
+    event_id: str
+    events: int
+    first_at: float
+    due_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "event_source": self.event_source,
+            "event_id": self.event_id,
+            "events": self.events,
+            "first_at": _iso(self.first_at),
+            "due_at": _iso(self.due_at),
+        }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
 
 def trigger_from_row(row: Row) -> Trigger:
     """A trigger from a row selected with ``TRIGGER_COLUMNS``."""
@@ -171,6 +213,9 @@ def trigger_from_row(row: Row) -> Trigger:
         created_at=float(row[14]),
         updated_at=float(row[15]),
         concurrency_by=row[16],
+        debounce=float(row[17]),
+        debounce_max=None if row[18] is None else float(row[18]),
+        rate_limit=None if row[19] is None else RateLimit.from_dict(decode(row[19])),
     )
 
 
@@ -192,12 +237,23 @@ def _definition_params(trigger: Trigger) -> tuple[Any, ...]:
     )
 
 
+def _later_params(trigger: Trigger) -> tuple[Any, ...]:
+    """The columns added after the first version of the table, in ``TRIGGER_COLUMNS`` order."""
+    limit = trigger.rate_limit
+    return (
+        trigger.concurrency_by,
+        trigger.debounce,
+        trigger.debounce_max,
+        None if limit is None else encode(limit.to_dict()),
+    )
+
+
 def insert_params(trigger: Trigger, now: float) -> tuple[Any, ...]:
-    return (trigger.id, *_definition_params(trigger), now, now, trigger.concurrency_by)
+    return (trigger.id, *_definition_params(trigger), now, now, *_later_params(trigger))
 
 
 def redefine_params(trigger: Trigger, now: float) -> tuple[Any, ...]:
-    return (*_definition_params(trigger), trigger.concurrency_by, now, trigger.id)
+    return (*_definition_params(trigger), *_later_params(trigger), now, trigger.id)
 
 
 def filter_params(trigger: Trigger) -> list[tuple[Any, ...]]:
@@ -231,13 +287,34 @@ async def intake(
     if not rows:
         return []
     woken: list[str] = []
-    candidates = [(trigger_id, position, decode(flt)) for trigger_id, position, flt in rows]
+    candidates = [(trigger_id, position, _filter(flt)) for trigger_id, position, flt in rows]
     for trigger_id, position in choose(candidates, shape):
         row = await tx.one(SELECT_ONE, (trigger_id,))
         if row is not None:
-            trigger = trigger_from_row(row)
+            trigger = _known_trigger(row)
             woken.extend(await _fire(tx, trigger, position, event, shape, delivered, now))
     return woken
+
+
+@functools.lru_cache(maxsize=256)
+def _filter(blob: bytes | str) -> dict[str, Any]:
+    """A stored filter, decoded once (only read: shared by every intake of its type)."""
+    flt: dict[str, Any] = decode(blob)
+    return flt
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_trigger(row: Row) -> Trigger:
+    return trigger_from_row(row)
+
+
+def _known_trigger(row: Row) -> Trigger:
+    """The trigger of a row, built once per definition: the same row (its ``updated_at``
+    included) gives the same frozen trigger, without decoding and checking it again."""
+    try:
+        return _cached_trigger(tuple(row))
+    except TypeError:  # a column the driver gives as an unhashable value
+        return trigger_from_row(row)
 
 
 async def _fire(
@@ -267,6 +344,34 @@ async def _fire(
         if last is not None and last[0] is not None and now - float(last[0]) < trigger.window:
             note(trigger, "suppressed", key, event)
             return []  # flap suppression: stored, starts nothing
+    match = _Match(trigger, position, key, event, shape)
+    if trigger.debounce:
+        await _hold_back(tx, match, now)
+        return []
+    return await _start(tx, match, delivered, now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    """An event a trigger's filter at ``position`` matched, with its dedup key."""
+
+    trigger: Trigger
+    position: int
+    key: str | None
+    event: CloudEvent
+    shape: dict[str, Any]
+
+
+async def _start(tx: Tx, match: _Match, delivered: Collection[str], now: float) -> list[str]:
+    """Start the run of an event that no open run of its key takes (collecting ``all``
+    events first); the runs to wake, when the key turned out to be open after all."""
+    trigger, position, key, event, shape = (
+        match.trigger,
+        match.position,
+        match.key,
+        match.event,
+        match.shape,
+    )
     value: Any = shape
     if trigger.mode == "all":
         correlation = trigger.correlation_of(position, shape)
@@ -287,6 +392,13 @@ async def _fire(
         return []
     blob, concurrency_key = made
     run_id = trigger.run_id(key, event.source, event.id)
+    new = trigger.new_run(run_id, blob, now, traceparent_of(event), concurrency_key)
+    limit = trigger.rate_limit
+    slots = [] if limit is None else [(f"trigger:{trigger.id}", limit.key_of(shape), limit)]
+    admitted = await admission(tx, new, now, slots)
+    if admitted is None:
+        note(trigger, "throttled", key, event)
+        return []  # a rate limit that drops: the event is stored and starts nothing
     # Opening a key waits for a concurrent intake that opened it; then writes nothing.
     opened = (trigger.id, key, run_id, event.source, event.id, now)
     if key is not None and await tx.execute(OPEN, opened) != 1:
@@ -295,11 +407,88 @@ async def _fire(
             return []
         note(trigger, "deduplicated", key, event, row[0])
         return await _to_inbox(tx, row[0], position, shape, delivered, now)
-    new = trigger.new_run(run_id, blob, now, traceparent_of(event), concurrency_key)
-    if await insert_run(tx, new, now):
+    if await insert_run(tx, new, now, admitted=admitted):
         await tx.execute(MARK_RUN, (event.source, event.id, run_id))
         note(trigger, "matched", key, event, run_id)
     return []
+
+
+#: A debounced key keeps its latest event; each event pushes the start back, up to the cap.
+_HOLD_BACK = (
+    "INSERT INTO trigger_debounces (trigger_id, key, position, event, event_source, event_id, "
+    "events, first_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) "
+    "ON CONFLICT (trigger_id, key) DO UPDATE SET position = excluded.position, "
+    "event = excluded.event, event_source = excluded.event_source, "
+    "event_id = excluded.event_id, events = trigger_debounces.events + 1, "
+    "due_at = CASE WHEN excluded.due_at < trigger_debounces.first_at + ? "
+    "THEN excluded.due_at ELSE trigger_debounces.first_at + ? END"
+)
+#: No cap on a debounce: a wait this long is never reached.
+_UNCAPPED = 1e15
+_DUE = (
+    "SELECT trigger_id, key, position, event, events FROM trigger_debounces WHERE due_at <= ? "
+    "ORDER BY due_at, trigger_id, key LIMIT ?"
+)
+_DROP_HELD = "DELETE FROM trigger_debounces WHERE trigger_id = ? AND key = ?"
+
+
+async def _hold_back(tx: Tx, match: _Match, now: float) -> None:
+    """Keep the event as its key's latest, due ``debounce`` seconds from now (capped)."""
+    trigger, key, event = match.trigger, match.key, match.event
+    cap = _UNCAPPED if trigger.debounce_max is None else trigger.debounce_max
+    await tx.execute(
+        _HOLD_BACK,
+        (
+            trigger.id,
+            key or "",
+            match.position,
+            encode(match.shape),
+            event.source,
+            event.id,
+            now,
+            now + trigger.debounce,
+            cap,
+            cap,
+        ),
+    )
+    note(trigger, "debounced", key, event)
+
+
+async def fire_debounced(tx: Tx, now: float, limit: int) -> tuple[int, list[str]]:
+    """Start the runs of debounced keys that are due, each with its latest event; how many
+    keys were due, and the open runs that were handed the event instead (to wake)."""
+    rows = await tx.all(_DUE + tx.lock("FOR UPDATE SKIP LOCKED"), (now, limit))
+    woken: list[str] = []
+    for trigger_id, held_key, position, blob, count in rows:
+        await tx.execute(_DROP_HELD, (trigger_id, held_key))
+        row = await tx.one(SELECT_ONE, (trigger_id,))
+        shape = decode(blob)
+        if row is None:
+            continue  # the trigger is gone
+        trigger = trigger_from_row(row)
+        if position >= len(trigger.filters):
+            continue  # redefined meanwhile: its filters are not those the event matched
+        event = parse_event(shape)
+        key = trigger.key_of(position, shape)
+        if isinstance(key, _Failed):
+            if key.reason:
+                await dead_letter(tx, trigger, event, key.reason, now)
+            continue
+        log.info(
+            "trigger %s: %d event(s) of key %r debounced into one",
+            trigger.id,
+            count,
+            key,
+            extra={"event": "trigger_debounce_due", "trigger": trigger.id, "events": count},
+        )
+        if key is not None:
+            open_run = await tx.one(OPEN_RUN, (trigger.id, key))
+            if open_run is not None:
+                note(trigger, "deduplicated", key, event, open_run[0])
+                woken.extend(await _to_inbox(tx, open_run[0], position, shape, (), now))
+                continue
+        woken.extend(await _start(tx, _Match(trigger, position, key, event, shape), (), now))
+    return len(rows), woken
 
 
 _DEAD_LETTER = (
@@ -400,6 +589,7 @@ class TriggerOps(Transactions):
         async def delete(tx: Tx) -> bool:
             await tx.execute(DELETE_FILTERS, (trigger_id,))
             await tx.execute(DELETE_STATES, (trigger_id,))
+            await tx.execute("DELETE FROM trigger_debounces WHERE trigger_id = ?", (trigger_id,))
             return await tx.execute(DELETE, (trigger_id,)) > 0
 
         return await self.write(delete)
@@ -407,3 +597,25 @@ class TriggerOps(Transactions):
     async def trigger_runs(self, trigger_id: str, limit: int = 50) -> list[TriggerRun]:
         rows = await self.read(lambda tx: tx.all(RUNS_OF, (trigger_id, limit)))
         return [trigger_run_from_row(row) for row in rows]
+
+    async def fire_debounced(self, now: float, limit: int = 100) -> int:
+        async def fire(tx: Tx) -> int:
+            due, woken = await fire_debounced(tx, now, limit)
+            await nudge(tx, sorted(set(woken)), now)
+            return due
+
+        return await self.write(fire, WORK)
+
+    async def next_debounce_at(self) -> float | None:
+        row = await self.read(lambda tx: tx.one("SELECT min(due_at) FROM trigger_debounces"))
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def debounced(self, trigger_id: str) -> list[Debounced]:
+        rows = await self.read(
+            lambda tx: tx.all(
+                "SELECT key, event_source, event_id, events, first_at, due_at "
+                "FROM trigger_debounces WHERE trigger_id = ? ORDER BY due_at, key",
+                (trigger_id,),
+            )
+        )
+        return [Debounced(str(k), s, i, int(n), float(f), float(d)) for k, s, i, n, f, d in rows]

@@ -31,6 +31,32 @@ Dialect = Literal["sqlite", "postgres"]
 #: ready; a run finished (which may also unblock its parent or a run waiting for its slot).
 WORK = ("work",)
 DONE = ("done", "work")
+#: A run was paused or asked to cancel: workers holding it should look now, not at their next
+#: heartbeat.
+CONTROL = ("control",)
+
+
+class Rows(Protocol):
+    """The rows of a statement sent ahead (:meth:`Tx.later`), read when needed."""
+
+    async def rows(self) -> list[Row]:
+        """Every row of the statement."""
+        ...
+
+
+class Later:
+    """What an operation returns when the answer to its statement may wait: its writer sends
+    the statements of the batch's other operations first, then calls ``check`` (before it
+    commits), which raises what the operation would have raised. PostgreSQL then gets many
+    operations' statements in one round trip instead of one round trip each.
+
+    Only returned when :attr:`Tx.pipelined`; the operation's caller gets None.
+    """
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[], Awaitable[None]]) -> None:
+        self.check = check
 
 
 class Tx(Protocol):
@@ -38,6 +64,11 @@ class Tx(Protocol):
 
     #: The dialect, for the rare statement that has no common form.
     dialect: Dialect
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether statements are pipelined, so that an operation may return a :class:`Later`."""
+        ...
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of ``sql``, or None."""
@@ -53,6 +84,16 @@ class Tx(Protocol):
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run ``sql`` once per row of parameters."""
+        ...
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        """Run ``sql`` whose result nobody reads; PostgreSQL may send it with the next
+        statement (one round trip for both), so its error may show there instead."""
+        ...
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        """Run ``sql`` and read its rows later: PostgreSQL sends statements run this way one
+        after another in one round trip, at the first read."""
         ...
 
     def among(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:

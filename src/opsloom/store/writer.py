@@ -23,6 +23,7 @@ from opsloom.errors import (
     DeadLetterStateError,
     InputError,
     LeaseLostError,
+    RateLimitExceededError,
     RunNotFoundError,
     RunStateError,
     StoreError,
@@ -41,6 +42,7 @@ CLEAN_ERRORS = (
     InputError,
     DeadLetterNotFoundError,
     DeadLetterStateError,
+    RateLimitExceededError,
 )
 
 

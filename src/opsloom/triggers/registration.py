@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsloom.errors import ConfigurationError, InputError
+from opsloom.model.ratelimit import RateLimit
 from opsloom.model.trigger import DEFAULT_KEY, MODES, Trigger, default_follow
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ class TriggerSpec:
     version: str | None = None
     input: str | None = None
     follow: list[dict[str, Any]] | None = None
+    debounce: float = 0.0
+    debounce_max: float | None = None
+    rate_limit: RateLimit | None = None
 
     def build(
         self, trigger_id: str, workflow: str, version: str, spec: WorkflowSpec | None
@@ -66,6 +70,9 @@ class TriggerSpec:
                 concurrency_limit=None if spec is None else spec.concurrency,
                 concurrency_by=concurrency_by,
                 timeout=None if spec is None else spec.timeout,
+                debounce=float(self.debounce),
+                debounce_max=None if self.debounce_max is None else float(self.debounce_max),
+                rate_limit=self.rate_limit,
             )
         except InputError as exc:
             raise ConfigurationError(str(exc)) from None

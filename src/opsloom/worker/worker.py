@@ -84,6 +84,7 @@ class Worker:
         self.executions: dict[str, Execution] = {}
         self._on_finished = on_finished
         self._wake = asyncio.Event()
+        self._beat = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._kinds: frozenset[str] = frozenset()
@@ -116,6 +117,7 @@ class Worker:
             await self._take_identity()
         if not self._listening:
             self.store.add_wake_listener("work", self.notify)
+            self.store.add_wake_listener("control", self._beat.set)
             self._listening = True
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="opsloom-claim"),
@@ -279,7 +281,13 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.options.heartbeat_interval)
+            # A pause or cancel committed by another process beats at once (``control``).
+            waiter = asyncio.ensure_future(self._beat.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=self.options.heartbeat_interval)
+            finally:
+                waiter.cancel()
+            self._beat.clear()
             if not self.executions:
                 continue
             until = self.clock.now() + self.options.lease_seconds

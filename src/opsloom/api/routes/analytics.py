@@ -16,7 +16,7 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 @router.get(
     "/{name}",
-    summary="Run analytics: summary, workflows, steps or trends",
+    summary="Run analytics: summary, workflows, steps, trends, anomalies or recommendations",
     dependencies=[Depends(require("viewer"))],
 )
 async def get_report(
@@ -27,4 +27,5 @@ async def get_report(
 ) -> Any:
     app: App = request.app.state.opsloom
     window, width = parse_span(since, "since"), parse_span(bucket, "bucket")
-    return await report(app.store, name, app.clock.now(), window, width)
+    specs = app.registry.workflows()
+    return await report(app.store, name, app.clock.now(), window, width, specs)

@@ -29,9 +29,11 @@ from opsloom.api.schema import (
     UpdateDone,
 )
 from opsloom.app import App
+from opsloom.errors import InputError
 from opsloom.identity.access import Principal
 from opsloom.model import RunRecord, RunStatus
 from opsloom.model.label import parse_label
+from opsloom.model.run import QUARANTINED_STATUS
 from opsloom.services import run as runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -111,9 +113,19 @@ async def get_runs(
         list[str] | None,
         Query(description="Only runs with this label, as `key=value` (repeat for several)."),
     ] = None,
+    quarantined: Annotated[
+        bool,
+        Query(
+            description="Only runs quarantined for crashing their workers (they stay pending "
+            "until requeued); not with `status`."
+        ),
+    ] = False,
 ) -> JSONResponse:
     labels = dict(parse_label(text) for text in label or [])
-    found = await runs.list_runs(app, status=status, workflow=workflow, limit=limit, labels=labels)
+    if quarantined and status is not None:
+        raise InputError("choose either status or quarantined, not both")
+    chosen: RunStatus | str | None = QUARANTINED_STATUS if quarantined else status
+    found = await runs.list_runs(app, status=chosen, workflow=workflow, limit=limit, labels=labels)
     return JSONResponse([shown(run, who) for run in found])
 
 
@@ -273,6 +285,20 @@ async def pause_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
 )
 async def resume_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     return JSONResponse(shown(await runs.resume_run(app, run_id, actor=who.user), who))
+
+
+@router.post(
+    "/{run_id:path}/requeue",
+    response_model=RunOut,
+    summary="Release a quarantined run: workers claim it again, with a fresh crash budget",
+    dependencies=_OPERATE,
+    description="A run whose worker vanished while executing it too many times "
+    "(`OPSLOOM_QUARANTINE_AFTER`) is quarantined instead of being claimed again; requeue it "
+    "once the cause is fixed.",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def requeue_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
+    return JSONResponse(shown(await runs.requeue_run(app, run_id, actor=who.user), who))
 
 
 @router.post(

@@ -19,6 +19,7 @@ from opsloom.api.schema import (
 )
 from opsloom.app import App
 from opsloom.identity.access import Principal
+from opsloom.model.ratelimit import RateLimit
 from opsloom.services import workflow as workflows
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
@@ -65,10 +66,7 @@ async def get_paused(request: Request) -> list[dict[str, Any]]:
     dependencies=[Depends(require("viewer"))],
 )
 async def get_rate_limits(request: Request) -> list[dict[str, Any]]:
-    return [
-        {"workflow": limit.workflow, "per_second": limit.rate, "burst": limit.burst}
-        for limit in await workflows.rate_limits(_app(request))
-    ]
+    return [limit.to_dict() for limit in await workflows.rate_limits(_app(request))]
 
 
 @router.put(
@@ -76,7 +74,8 @@ async def get_rate_limits(request: Request) -> list[dict[str, Any]]:
     response_model=RateLimitBody,
     summary="Limit how many runs of a workflow start per second (null: no limit)",
     description="Shared by every process on the store: runs started faster queue and start "
-    "at the rate; none is refused.",
+    "at the rate (or, with `overflow: drop`, are refused); with a `key`, the limit holds per "
+    "value of that jq expression over the run input.",
     responses={404: {"model": Problem, "description": "No such workflow."}},
     openapi_extra=body_doc(RateLimitBody.model_json_schema(), required=True),
 )
@@ -86,7 +85,10 @@ async def put_rate_limit(
     workflow: str,
     body: Annotated[RateLimitBody, Depends(model_body(RateLimitBody, '{"per_second": 2}'))],
 ) -> dict[str, Any]:
-    await workflows.limit_rate(_app(request), workflow, body.per_second, body.burst, actor=who.user)
+    limit = None
+    if body.per_second is not None:
+        limit = RateLimit(body.per_second, body.burst, body.key, body.overflow)
+    await workflows.limit_rate(_app(request), workflow, limit, actor=who.user)
     return body.model_dump()
 
 

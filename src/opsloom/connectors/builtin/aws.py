@@ -91,6 +91,12 @@ class AwsSettings(ConnectionSettings):
                 self._clients[service] = await asyncio.to_thread(self._make, service)
         return self._clients[service]
 
+    async def aclose(self) -> None:
+        """Close the boto3 clients (their connection pools) made for this connection."""
+        clients, self._clients = list(self._clients.values()), {}
+        for made in clients:
+            await asyncio.to_thread(made.close)
+
     def _make(self, service: str) -> Any:
         try:
             import boto3

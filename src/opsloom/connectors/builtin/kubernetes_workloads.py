@@ -27,7 +27,6 @@ from opsloom.connectors.builtin.kubernetes import (
 from opsloom.connectors.sdk import ActionContext
 from opsloom.errors import ConnectorPermanentError
 
-
 _LISTED: tuple[Workload, ...] = ("Deployment", "StatefulSet")
 
 

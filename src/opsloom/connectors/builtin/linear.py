@@ -64,6 +64,18 @@ mutation OpsloomCommentCreate($input: CommentCreateInput!) {
 }"""
 _GET_COMMENT = "query OpsloomComment($id: String) { comment(id: $id) { id url issueId } }"
 _VIEWER = "query OpsloomViewer { viewer { id name email } }"
+_RECORD_FIELDS = "id identifier title description priority url updatedAt"
+_LIST_ISSUES = f"""
+query OpsloomIssues($filter: IssueFilter, $first: Int, $after: String) {{
+  issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {{
+    nodes {{ {_RECORD_FIELDS} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+_UPDATE_ISSUE = f"""
+mutation OpsloomIssueUpdate($id: String!, $input: IssueUpdateInput!) {{
+  issueUpdate(id: $id, input: $input) {{ success issue {{ {_RECORD_FIELDS} }} }}
+}}"""
 
 
 class CreateIssue(BaseModel):
@@ -104,6 +116,53 @@ class Comment(BaseModel):
     id: str
     url: str
     issue_id: str | None
+
+
+class ListIssues(BaseModel):
+    """One page of a team's issues changed after a moment, oldest change first."""
+
+    team_id: str = Field(description="The team's id (UUID).")
+    updated_after: str | None = Field(
+        default=None, description="ISO 8601 moment: only issues updated after it."
+    )
+    ids: list[str] | None = Field(default=None, description="Only these issues (ids).")
+    after: str | None = Field(default=None, description="The endCursor of the previous page.")
+    first: int = Field(default=50, ge=1, le=250, description="Issues per page.")
+
+
+class IssueRecord(BaseModel):
+    """An issue with the fields a sync compares."""
+
+    id: str
+    identifier: str
+    title: str
+    description: str | None
+    priority: float
+    url: str
+    updated_at: str = Field(description="When Linear last changed it (ISO 8601).")
+
+
+class IssuePage(BaseModel):
+    """A page of issues and where the next one starts."""
+
+    issues: list[IssueRecord]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+class UpdateIssue(BaseModel):
+    """New values of an issue's fields (fields left out are not changed)."""
+
+    issue_id: str = Field(description="The issue's id (UUID) or identifier (OPS-12).")
+    title: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+    priority: int | None = Field(default=None, ge=0, le=4)
+    state_id: str | None = None
+    assignee_id: str | None = None
+
+
+def _record(node: dict[str, Any]) -> IssueRecord:
+    return IssueRecord.model_validate({**node, "updated_at": node["updatedAt"]})
 
 
 def _uuid(key: str | None) -> str | None:
@@ -214,6 +273,50 @@ async def add_comment(ctx: ActionContext[LinearSettings], data: AddComment) -> C
         raise ConnectorPermanentError(f"Linear did not comment on issue {data.issue_id}")
     comment = made["comment"]
     return Comment(id=comment["id"], url=comment["url"], issue_id=comment.get("issueId"))
+
+
+@connector.action
+async def list_issues(ctx: ActionContext[LinearSettings], data: ListIssues) -> IssuePage:
+    """A page of a team's issues updated after ``updated_after``, ordered by last change;
+    pass ``end_cursor`` as ``after`` for the next page."""
+    where: dict[str, Any] = {"team": {"id": {"eq": data.team_id}}}
+    if data.updated_after is not None:
+        where["updatedAt"] = {"gt": data.updated_after}
+    if data.ids is not None:
+        where["id"] = {"in": data.ids}
+    variables = {"filter": where, "first": data.first, "after": data.after}
+    found = (await graphql(ctx, _LIST_ISSUES, variables))["issues"]
+    info = found["pageInfo"]
+    return IssuePage(
+        issues=[_record(node) for node in found["nodes"]],
+        has_next_page=bool(info["hasNextPage"]),
+        end_cursor=info.get("endCursor"),
+    )
+
+
+@connector.action
+async def update_issue(ctx: ActionContext[LinearSettings], data: UpdateIssue) -> IssueRecord:
+    """Set fields of an issue (setting the same values again changes nothing but the date)."""
+    names = {
+        "title": "title",
+        "description": "description",
+        "priority": "priority",
+        "state_id": "stateId",
+        "assignee_id": "assigneeId",
+    }
+    # A field given as null is cleared (a description emptied); a field left out is kept.
+    payload = {
+        api: getattr(data, name) for name, api in names.items() if name in data.model_fields_set
+    }
+    if payload.get("title", "") is None:
+        raise ConnectorPermanentError("an issue's title cannot be cleared")
+    if not payload:
+        raise ConnectorPermanentError("nothing to change: give at least one field")
+    variables = {"id": data.issue_id, "input": payload}
+    made = (await graphql(ctx, _UPDATE_ISSUE, variables))["issueUpdate"]
+    if not made.get("success") or not made.get("issue"):
+        raise ConnectorPermanentError(f"Linear did not update issue {data.issue_id}")
+    return _record(made["issue"])
 
 
 @connector.connection_check

@@ -1,6 +1,6 @@
 """Cue phrases of the offline detectors, written from how people and assistants talk.
 
-Kept general on purpose (phrasing of complaint, correction, refusal in English), not drawn
+Kept general on purpose (phrasing of complaint, correction, confusion in English), not drawn
 from any evaluation set: the detectors must hold on conversations they were not tuned on.
 """
 
@@ -184,70 +184,6 @@ FRUSTRATION = CueSet(
             r"come on",
             r"can'?t believe",
             r"(?:damn|shit|fuck\w*|hell)",
-        ],
-    },
-)
-
-_CANNOT = (
-    r"(?:can(?:'?t|not)|can not|won'?t|will not|(?:'m| am) unable to|(?:'m| am) not able to|"
-    r"(?:won'?t|will not) be able to|must (?:decline|refuse) to|refuse to|"
-    r"(?:'m| am) not (?:going|willing|allowed|permitted) to)"
-)
-_ACT = (
-    r"(?:help|assist|provide|give|share|answer|do|write|create|generate|support|comply|engage|"
-    r"offer|recommend|tell|discuss|participate|encourage|condone|fulfill|complete|continue|"
-    r"go along|produce|make)"
-)
-
-REFUSAL = CueSet(
-    "refusal",
-    {
-        0.9: [
-            # "I can't recommend it enough" praises.
-            r"i ?" + _CANNOT + r" " + _ACT + r"(?![\w ]{0,30}\benough\b)",
-            r"(?:and|but|so),? (?:i )?" + _CANNOT + r" " + _ACT,
-            r"i(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:'?t|not)|won'?t|will not|"
-            r"(?:'m| am) unable|(?:'m| am) not able|do(?:n'?t| not) (?:think|feel))",
-            r"i do(?:n'?t| not) feel comfortable",
-            r"(?:against|violates?|outside) (?:my|our|the) (?:guidelines|policy|policies|"
-            r"programming|principles|ethics|terms|usage polic\w+)",
-            r"i must (?:respectfully |politely )?(?:decline|refuse)",
-            r"i(?:'d| would) (?:rather|prefer) not",
-            r"(?:not|never) something i (?:can|will|would|(?:'m| am) able to)",
-            r"i(?:'m| am) (?:just )?an? (?:ai|language model|assistant),? (?:and )?i "
-            r"(?:can(?:'?t|not)|do(?:n'?t| not)|won'?t)",
-            r"as an ai(?: language model)?,? i (?:can(?:'?t|not)|do(?:n'?t| not)|won'?t|am not)",
-            r"i (?:can(?:'?t|not)|won'?t) (?:do|help with|assist with) (?:that|this)",
-        ],
-        0.6: [
-            r"(?:it|that|this) would be (?:illegal|unethical|inappropriate|harmful|dangerous|"
-            r"wrong|irresponsible)",
-            r"(?:it|that|this) (?:is|'s) (?:unethical|inappropriate|not (?:ethical|appropriate|"
-            r"okay|ok|safe|a good idea))",
-            r"i (?:strongly )?(?:advise|recommend|urge you) against",
-            r"i do(?:n'?t| not) (?:think|believe) (?:that'?s|that is|it'?s|it is|this is|i "
-            r"(?:can|should))",
-            r"(?:please )?(?:don'?t|do not) (?:do (?:that|this|it)|try|attempt)",
-            r"i (?:can(?:'?t|not)|won'?t|will not|don'?t|do not) (?:condone|endorse|support|"
-            r"encourage|promote)",
-            r"(?:seek|contact|call|talk to|reach out to) (?:a |the |your )?(?:professional|"
-            r"doctor|therapist|counselor|lawyer|police|authorities|hotline|emergency)",
-            r"must adhere to (?:my |our |the )?(?:content |usage |safety )?(?:polic\w+|guidelines)",
-            r"i apologi[sz]e,? but",
-            r"(?:unfortunately|regrettably),? i "
-            r"(?:can(?:'?t|not)|won'?t|(?:'m| am) (?:not|unable))",
-        ],
-        0.3: [
-            r"(?:is|are) (?:illegal|against the law|a crime|a felony)",
-            r"i(?:'m| am) (?:sorry|afraid)(?! to hear| for| about| that you)",
-            r"(?:why (?:do|would) you (?:want|ask|need)|what makes you (?:want|ask|think))",
-            r"i(?:'m| am) not sure (?:that|this|it)",
-            r"(?:instead|rather),? (?:i|you|we|let)",
-            r"i(?:'m| am) (?:here|happy|glad) to help with (?:something|other|anything else)",
-        ],
-        0.2: [
-            r"(?:illegal|unethical|harmful|dangerous|inappropriate|offensive|violent|"
-            r"hurtful|abusive|racist|sexist|unsafe|unlawful)",
         ],
     },
 )

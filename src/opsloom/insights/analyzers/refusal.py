@@ -1,8 +1,9 @@
 """Assistant turns that refuse, and assistant turns that degenerate.
 
-Refusal: refusal phrases ("I can't help with that", "against my guidelines", "I'd advise
-against") weigh more in the opening of a reply, where refusals are stated; a
-``content_filter`` stop is a refusal by the provider. Degeneration: a reply that loops on
+Refusal: first-person declining ("I can't help with that", "I'd rather not"), its reasons
+(policy, safety, "as an AI") and redirects ("ask a lawyer"), weighed by where they stand and
+by whether the reply then answers anyway (:mod:`.declining`); a ``content_filter`` stop is a
+refusal by the provider. Degeneration: a reply that loops on
 its own words, repeats an earlier reply, or is a canned fallback ("I didn't understand").
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from opsloom.insights.analyzers.base import Score, Work
-from opsloom.insights.analyzers.lexicon import FALLBACK, REFUSAL
+from opsloom.insights.analyzers.declining import decline_score
+from opsloom.insights.analyzers.lexicon import FALLBACK
 
-#: Characters of a reply's opening where a refusal phrase counts fully.
+#: Characters of a reply's opening where a fallback phrase counts.
 _OPENING = 300
 #: From this refusal score an assistant turn counts as a refusal.
 REFUSED = 0.5
@@ -23,18 +25,14 @@ def refusal_score(lower: str, finish_reason: str | None = None) -> float:
     """Refusal of one assistant reply (lower-case text), in [0, 1]."""
     if finish_reason == "content_filter":
         return 1.0
-    opening = REFUSAL.score(lower[:_OPENING])
-    if len(lower) <= _OPENING:
-        return opening
-    # A refusal phrase deep in a long answer is usually a caveat, not a refusal.
-    return max(opening, 0.6 * REFUSAL.score(lower[_OPENING:]))
+    return decline_score(lower)
 
 
 class RefusalAnalyzer:
     """``refusal`` per assistant turn."""
 
     name: ClassVar[str] = "refusal"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     needs: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset({"refusal"})
     requires: ClassVar[tuple[str, ...]] = ()

@@ -35,8 +35,12 @@ from opsloom.errors import (
 )
 from opsloom.model.observer import Observer
 from opsloom.store.base import MAX_WORKER_SLOTS, Claim, WakeTopic
-from opsloom.store.dialects.postgres_listen import Listener, channel_name
-from opsloom.store.dialects.postgres_writer import PostgresTx, PostgresWriter
+from opsloom.store.dialects.postgres_listen import Listener, channel_name, private_channel
+from opsloom.store.dialects.postgres_writer import (
+    PostgresTx,
+    PostgresWriter,
+    pipelined_transaction,
+)
 from opsloom.store.job import take
 from opsloom.store.migration import latest_version, migrations
 from opsloom.store.rollup import HISTORY_RUNS, HISTORY_STEPS, ROLLUP_VERSION, Backfill
@@ -53,6 +57,14 @@ DEFAULT_SCHEMA = "opsloom"
 SLOT_CONFIRM_SECONDS = 10.0
 #: Every statement of every connection gives up after this long (a stuck lock, a huge scan).
 STATEMENT_TIMEOUT = "30s"
+#: A worker that waits for work says so again this often (its row in ``idle_workers`` is
+#: refreshed by the claim that found too little); writers wake only rows fresher than
+#: ``IDLE_FRESH_SECONDS`` (see ``postgres_writer.IDLE_FRESH_SECONDS``).
+IDLE_REFRESH_SECONDS = 2.0
+_SAY_IDLE = (
+    "INSERT INTO idle_workers (channel, since) VALUES (?, extract(epoch FROM clock_timestamp())) "
+    "ON CONFLICT (channel) DO UPDATE SET since = excluded.since"
+)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 Conn = AsyncConnection[Any]
@@ -88,6 +100,10 @@ class PostgresStore(SqlStore):
         self.conninfo, self.schema = postgres_target(url, schema)
         self.pool_size = pool_size
         self.channel = channel_name(self.schema)
+        #: Where writers wake this process's worker alone (see ``idle_workers``).
+        self.private_channel = private_channel()
+        #: When this process last said its worker was idle (monotonic), None once woken.
+        self._idle_since: float | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
         self._writer: PostgresWriter | None = None
         self.observer = Observer()
@@ -126,7 +142,7 @@ class PostgresStore(SqlStore):
             self._writer = PostgresWriter(self._connect, self.channel)
             self._writer.observer = self.observer
             await self._writer.start()
-            self._listener = Listener(self._connect, self.channel)
+            self._listener = Listener(self._connect, self.channel, self.private_channel)
         except psycopg.OperationalError as exc:
             await self.close()
             raise StoreError(f"cannot use PostgreSQL at {self._safe_url()}: {exc}") from exc
@@ -207,6 +223,14 @@ class PostgresStore(SqlStore):
         return version
 
     async def close(self) -> None:
+        if self._idle_since is not None and self._writer is not None and self._writer.alive:
+            # No longer waiting for work: writers must not spend a wake-up on this process.
+            channel = self.private_channel
+            self._idle_since = None
+            with contextlib.suppress(Exception):
+                await self.write(
+                    lambda tx: tx.execute("DELETE FROM idle_workers WHERE channel = ?", (channel,))
+                )
         if self._slots is not None:
             with contextlib.suppress(psycopg.Error):
                 # Given back before the answer comes: the server ends a closed session (and
@@ -225,8 +249,11 @@ class PostgresStore(SqlStore):
             await self._pool.close()
             self._pool = None
 
-    async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
+    async def read(self, fn: Op[T], *, snapshot: bool = False, pipelined: bool = False) -> T:
         """Run ``fn`` on a pooled connection; once more on a fresh one if that one was dead.
+
+        ``pipelined`` (with ``snapshot``): in psycopg's pipeline mode, so that ``BEGIN``, the
+        statements ``fn`` sends ahead and ``COMMIT`` share round trips with the others.
 
         The pool may hand out a connection the server has closed (a restart, an idle
         timeout); reads and claims change nothing until they commit, so trying again is safe.
@@ -239,6 +266,9 @@ class PostgresStore(SqlStore):
                 async with self._pool.connection() as conn:
                     if not snapshot:
                         return await fn(PostgresTx(conn))
+                    if pipelined:
+                        async with pipelined_transaction(conn) as pipeline:
+                            return await fn(PostgresTx(conn, pipeline))
                     async with conn.transaction():
                         return await fn(PostgresTx(conn))
             except psycopg.OperationalError as exc:  # includes the pool's PoolTimeout
@@ -335,7 +365,20 @@ class PostgresStore(SqlStore):
     def add_wake_listener(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
         if self._listener is None:
             raise RuntimeError("the store is not open")
+        if topic == "work":
+            # Woken on its own channel: its row in idle_workers is gone, say it again.
+            self._listener.add(topic, self._woken)
         self._listener.add(topic, callback)
+
+    def _woken(self) -> None:
+        self._idle_since = None
+
+    def _says_idle(self) -> bool:
+        """Whether a claim that found too little should (again) record this worker as idle."""
+        if self._listener is None or not self._listener.listening:
+            return False  # a wake-up sent now would not be heard: let writers wake everyone
+        last = self._idle_since
+        return last is None or time.monotonic() - last >= IDLE_REFRESH_SECONDS
 
     async def wait_listening(self, timeout: float = 10.0) -> None:
         """Until wake-ups are heard (a NOTIFY sent before is lost); for tests and benchmarks."""
@@ -352,17 +395,35 @@ class PostgresStore(SqlStore):
             return []
         kind_list = sorted(kinds)
 
+        said_idle = said_busy = False
+
         async def claim(tx: Tx) -> list[Claim]:
+            nonlocal said_idle, said_busy
             # A claim need not wait for its WAL flush: if the server crashes before the flush,
             # the claim is simply gone (the job is unclaimed again and its token unchanged), so
             # the worker's fenced writes are refused and another worker claims the run.
-            await tx.execute("SET LOCAL synchronous_commit TO off")
-            return await _claim(tx, owner, kind_list, limit, now, now + lease_seconds)
+            await tx.send("SET LOCAL synchronous_commit TO off")
+            claims = await _claim(tx, owner, kind_list, limit, now, now + lease_seconds)
+            if len(claims) < limit:
+                if self._says_idle():
+                    # The worker will wait: writers may now wake it alone (with the COMMIT).
+                    await tx.send(_SAY_IDLE, (self.private_channel,))
+                    said_idle = True
+            elif self._idle_since is not None:
+                # Full now: a wake-up meant for an idle worker must not be spent on this one.
+                await tx.send("DELETE FROM idle_workers WHERE channel = ?", (self.private_channel,))
+                said_busy = True
+            return claims
 
         try:
-            return await self.read(claim, snapshot=True)
+            claims = await self.read(claim, snapshot=True, pipelined=True)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             return []  # nothing was claimed; the worker polls again
+        if said_idle:
+            self._idle_since = time.monotonic()
+        elif said_busy:
+            self._idle_since = None
+        return claims
 
 
 Row = tuple[str, str | None, int | None]

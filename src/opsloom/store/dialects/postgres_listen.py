@@ -1,9 +1,14 @@
 """Wake-ups between processes sharing one PostgreSQL: LISTEN/NOTIFY.
 
-:class:`Listener` keeps one connection in ``LISTEN`` on the schema's channel. Writers add a
-``NOTIFY`` (payload ``work`` or ``done``) to the transactions that make a job ready or finish a
-run; PostgreSQL delivers it after the commit, so an idle worker claims new work within a round
-trip instead of at its next poll. A lost connection is reopened with backoff, and every
+:class:`Listener` keeps one connection in ``LISTEN`` on the schema's channel and on a channel
+of its own (``private``). Writers add a ``NOTIFY`` (payload ``work``, ``done`` or ``control``)
+to the transactions that make a job ready, finish a run, or pause or cancel one; PostgreSQL
+delivers it after the commit, so an idle worker claims new work within a round trip instead of
+at its next poll, and a worker holding a paused run hears of it without waiting for its next
+heartbeat. ``done`` and ``control`` go to the shared channel (anyone may await a run, and every
+worker may hold the run paused or cancelled); ``work`` goes to the private channels of as many
+idle workers as the write made jobs ready (see ``idle_workers``), and to the shared channel
+only when no worker said it was idle. A lost connection is reopened with backoff, and every
 listener is then called once because notifications sent meanwhile are gone.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,13 +41,24 @@ def channel_name(schema: str) -> str:
     return f"opsloom.{schema}"[:63]
 
 
-class Listener:
-    """One ``LISTEN`` connection per store, calling back on ``work`` and ``done`` wake-ups."""
+def private_channel() -> str:
+    """A channel only this store listens on (unique: it does not depend on the schema)."""
+    return f"opsloom.w.{secrets.token_hex(8)}"
 
-    def __init__(self, connect: Connect, channel: str) -> None:
+
+class Listener:
+    """One ``LISTEN`` connection per store, calling back on its wake-ups (``work``, ``done``,
+    ``control``)."""
+
+    def __init__(self, connect: Connect, channel: str, private: str | None = None) -> None:
         self._connect = connect
         self._channel = channel
-        self._callbacks: dict[str, list[Callable[[], None]]] = {"work": [], "done": []}
+        self._private = private
+        self._callbacks: dict[str, list[Callable[[], None]]] = {
+            "work": [],
+            "done": [],
+            "control": [],
+        }
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._stopping = False
@@ -50,6 +67,11 @@ class Listener:
         self._callbacks[topic].append(callback)
         if self._task is None:
             self._task = asyncio.create_task(self._serve(), name="opsloom-postgres-listen")
+
+    @property
+    def listening(self) -> bool:
+        """The connection listens now: a notification sent from now on is heard."""
+        return self._listening.is_set()
 
     async def wait_listening(self, timeout: float = 10.0) -> None:
         """Until the connection listens (tests: a NOTIFY sent before that is not heard)."""
@@ -80,12 +102,14 @@ class Listener:
             conn: Conn | None = None
             try:
                 conn = await self._connect()
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                for channel in (self._channel, self._private):
+                    if channel is not None:
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                 self._listening.set()
                 backoff = 0.1
                 if not first:
                     # Anything sent while the connection was down was not delivered.
-                    self._call(("work", "done"))
+                    self._call(("work", "done", "control"))
                 first = False
                 await self._receive(conn)
             except asyncio.CancelledError:

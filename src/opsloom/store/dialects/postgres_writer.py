@@ -16,20 +16,41 @@ PostgreSQL resolves by failing one statement) is retried a few times before the 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline
+from psycopg.pq import TransactionStatus
 
 from opsloom.errors import StoreError
-from opsloom.store.tx import Dialect, Op, Params, Row
+from opsloom.store.rollup import Finished, batched
+from opsloom.store.tx import Dialect, Later, Op, Params, Row, Rows
 from opsloom.store.writer import CLEAN_ERRORS, GroupCommit, Outcome, Pending, failure, log
 
+IDLE = TransactionStatus.IDLE
 #: Conflicts with another transaction that are worth trying again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _ATTEMPTS = 3
+#: A worker's row in ``idle_workers`` younger than this (seconds) is believed: idle workers
+#: refresh theirs every 2 s (``postgres.IDLE_REFRESH_SECONDS``); an older one is a worker that
+#: died or got busy, and waking it would wake no one.
+IDLE_FRESH_SECONDS = 5.0
+#: Wakes up to ``?`` idle workers, most recently idle first, each on its own channel, and
+#: everyone on the shared channel when no worker said it was idle. Two writers wake different
+#: workers (SKIP LOCKED); a woken worker's row goes, and its next claim puts it back.
+_WAKE_IDLE = (
+    "woken AS (DELETE FROM idle_workers WHERE channel IN (SELECT channel FROM idle_workers "
+    f"WHERE since > extract(epoch FROM clock_timestamp()) - {IDLE_FRESH_SECONDS} "
+    "ORDER BY since DESC LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING channel)"
+)
+_WAKE_WORK = (
+    "(SELECT count(pg_notify(channel, 'work')) FROM woken), "
+    "CASE WHEN NOT EXISTS (SELECT FROM woken) THEN pg_notify(?, 'work') END"
+)
 #: How long the writer keeps reconnecting before it fails the writes it holds.
 RECONNECT_SECONDS = 15.0
 
@@ -41,13 +62,30 @@ def placeholders(sql: str) -> str:
 
 
 class PostgresTx:
-    """The :class:`~opsloom.store.tx.Tx` of a psycopg connection."""
+    """The :class:`~opsloom.store.tx.Tx` of a psycopg connection.
 
-    __slots__ = ("conn",)
+    With ``pipeline`` (psycopg's pipeline mode), statements whose results nobody reads yet
+    (``BEGIN``, :meth:`send`) travel with the next one that is read: fewer round trips.
+    ``rollups``, when a list, collects the runs finished in this transaction for one rollup
+    statement at its end (see :func:`opsloom.store.rollup.roll_up`).
+    """
+
+    __slots__ = ("conn", "pipeline", "rollups")
     dialect: Dialect = "postgres"
 
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection[Any],
+        pipeline: AsyncPipeline | None = None,
+        rollups: list[tuple[Finished, int]] | None = None,
+    ) -> None:
         self.conn = conn
+        self.pipeline = pipeline
+        self.rollups = rollups
+
+    @property
+    def pipelined(self) -> bool:
+        return self.pipeline is not None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         cur = await self.conn.execute(placeholders(sql), params)
@@ -60,7 +98,19 @@ class PostgresTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         cur = await self.conn.execute(placeholders(sql), params)
+        if self.pipeline is not None:
+            await self.pipeline.sync()  # the row count comes with the result
         return cur.rowcount
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        """Run ``sql`` whose result is not needed: in a pipeline it goes with the next round
+        trip, and an error shows there (at the latest when the transaction commits)."""
+        await self.conn.execute(placeholders(sql), params)
+
+    async def later(self, sql: str, params: Params = ()) -> Rows:
+        """Send ``sql`` now, read its rows later: in a pipeline, statements sent this way
+        one after another share one round trip (the first read)."""
+        return _Rows(await self.conn.execute(placeholders(sql), params))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         async with self.conn.cursor() as cur:
@@ -77,6 +127,39 @@ class PostgresTx:
 
     def unindexed(self, column: str) -> str:
         return column
+
+
+class _Rows:
+    """The rows of a statement sent ahead (:meth:`PostgresTx.later`)."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: AsyncCursor[Any]) -> None:
+        self._cur = cur
+
+    async def rows(self) -> list[Row]:
+        return await self._cur.fetchall()
+
+
+@contextlib.asynccontextmanager
+async def pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[AsyncPipeline]:
+    """A transaction in pipeline mode: ``BEGIN`` travels with the first statement whose answer
+    is awaited, ``COMMIT`` with the last statements, in one Sync.
+
+    (psycopg's ``transaction()`` syncs the pipeline when it begins and when it ends: three
+    round trips more.) On any error the transaction is rolled back before the connection is
+    used again.
+    """
+    try:
+        async with conn.pipeline() as pipeline:
+            await conn.execute(b"BEGIN")
+            yield pipeline
+            await conn.execute(b"COMMIT")
+    except BaseException:
+        if not (conn.closed or conn.broken) and conn.info.transaction_status != IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(b"ROLLBACK")
+        raise
 
 
 class PostgresWriter(GroupCommit):
@@ -145,7 +228,7 @@ class PostgresWriter(GroupCommit):
             # one fails (the usual case: a write fenced off after its run changed owner).
             pass
         outcomes: list[Outcome] = []
-        notices: set[str] = set()
+        notices: collections.Counter[str] = collections.Counter()
         self._committing = False
         async with tx.conn.transaction():
             for pending in batch:
@@ -158,21 +241,70 @@ class PostgresWriter(GroupCommit):
         return outcomes
 
     async def _commit_fast(self, tx: PostgresTx, batch: list[Pending]) -> list[Outcome]:
-        """Every operation straight in one transaction: no savepoint round trips."""
+        """Every operation straight in one transaction: no savepoint round trips.
+
+        In pipeline mode: ``BEGIN`` goes with the first statement, and the rollups of every
+        run the batch finishes (added up), its wake-ups and ``COMMIT`` go together at the end.
+        """
         outcomes: list[Outcome] = []
-        notices: set[str] = set()
+        notices: collections.Counter[str] = collections.Counter()
+        conn = tx.conn
         try:
-            async with tx.conn.transaction():
+            async with pipelined_transaction(conn) as pipeline:
+                fast = PostgresTx(conn, pipeline, rollups=[])
                 for pending in batch:
-                    outcomes.append((pending.future, True, await pending.op(tx)))
+                    outcomes.append((pending.future, True, await pending.op(fast)))
                     notices.update(pending.wake)
-                await self._notify(tx, notices)
+                # The answers that could wait: the first one read brings them all.
+                for i, (future, _, value) in enumerate(outcomes):
+                    if isinstance(value, Later):
+                        await value.check()
+                        outcomes[i] = (future, True, None)
+                closing = self._closing_statement(fast.rollups or [], notices)
+                if closing is not None:
+                    await fast.send(*closing)
                 self._committing = True  # leaving the block sends COMMIT
         except Exception as exc:
-            if self._committing or tx.conn.broken or tx.conn.closed:
-                raise  # the connection is gone, or the commit itself failed: not retried here
+            if conn.broken or conn.closed:
+                raise  # the connection is gone: whether COMMIT happened is unknown
+            if self._committing and not _refused(exc):
+                raise  # the commit itself failed in a way that may have committed
+            # The server refused a statement (maybe only known at COMMIT, in a pipeline):
+            # the transaction was rolled back as a whole.
             raise _Fallback from exc
         return outcomes
+
+    def _closing_statement(
+        self, rollups: list[tuple[Finished, int]], wakes: dict[str, int]
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """The rollups of the batch and its wake-ups, in one statement (None: nothing).
+
+        ``wakes``: how many operations asked for each wake-up. ``done`` goes to everyone;
+        ``work`` to that many idle workers (see :data:`_WAKE_IDLE`).
+        """
+        parts: list[str] = []
+        params: list[Any] = []
+        rolled = batched(rollups) if rollups else None
+        if rolled is not None:
+            parts.append(rolled[0].removeprefix("WITH ").removesuffix(" SELECT 1"))
+            params.extend(rolled[1])
+        work = wakes.get("work", 0)
+        if work:
+            parts.append(_WAKE_IDLE)
+            params.append(work)
+        # ``done`` before ``work``: a woken worker's claim then never overtakes the outcome.
+        selected = []
+        for payload in sorted(wakes.keys() - {"work"}):
+            selected.append("pg_notify(?, ?)")
+            params.extend((self._channel, payload))
+        if work:
+            selected.append(_WAKE_WORK)
+            params.append(self._channel)
+        selected = selected or ["1"]
+        if not parts and selected == ["1"]:
+            return None
+        head = f"WITH {', '.join(parts)} " if parts else ""
+        return f"{head}SELECT {', '.join(selected)}", tuple(params)
 
     async def _commit_alone(self, tx: PostgresTx, pending: Pending) -> Outcome:
         """A one-statement op on its own: the connection's autocommit commits it."""
@@ -188,9 +320,20 @@ class PostgresWriter(GroupCommit):
                 raise
             return (pending.future, False, exc if isinstance(exc, StoreError) else failure(exc))
 
-    async def _notify(self, tx: PostgresTx, notices: set[str]) -> None:
-        for payload in sorted(notices):
-            await tx.execute("SELECT pg_notify(?, ?)", (self._channel, payload))
+    async def _notify(self, tx: PostgresTx, notices: dict[str, int]) -> None:
+        closing = self._closing_statement([], notices)
+        if closing is not None:
+            await tx.execute(*closing)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server answered ``exc`` to a statement (so it rolled the transaction back), as
+    opposed to a lost connection, where the outcome of a COMMIT is unknown."""
+    if isinstance(exc, psycopg.errors.PipelineAborted):
+        return True
+    if not isinstance(exc, psycopg.Error) or exc.sqlstate is None:
+        return False
+    return not exc.sqlstate.startswith(("08", "57"))  # connection lost, server shutting down
 
 
 class _Fallback(Exception):

@@ -84,7 +84,8 @@ class SqliteStore(SqlStore):
         # Checking and migrating may wait for another process's lock: keep the loop free.
         await asyncio.to_thread(self._prepare)
         self._reader = self._connect()
-        self._writer = SqliteWriter(self._connect)
+        turn = None if self.path == ":memory:" else f"{self.path}-writer"
+        self._writer = SqliteWriter(self._connect, turn_path=turn)
         self._writer.observer = self.observer
         self._writer.start()
 
