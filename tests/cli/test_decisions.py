@@ -154,7 +154,8 @@ def test_decisions_validate__a_glob_with_cases_files_checks_the_tables_and_skips
     result = runner.invoke(decisions_cli, ["validate", *files])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "2 tables checked: all valid",
+        "4 tables checked: all valid",
         "skipped cases files (run with 'opsloom decisions test'): "
-        "alert-routing.cases.yaml, approval-policy.cases.yaml",
+        "alert-routing.cases.yaml, approval-policy.cases.yaml, change-risk.cases.yaml, "
+        "compliance-findings.cases.yaml",
     ]

@@ -118,3 +118,35 @@ def _subscribed(project: Project, run_id: str) -> bool:
     except sqlite3.OperationalError:  # not created yet
         return False
     return bool(row[0])
+
+
+def test_export__a_period_as_json_and_csv_and_bad_periods_are_named(project: Project) -> None:
+    for number, data in enumerate(({"check": "tls", "passed": True}, {"check": "s3", "ok": [1]})):
+        project.ok(
+            "events", "emit", "--type", "evidence", "--source", "audit", "--id", f"e-{number}",
+            "--data", json.dumps(data), "--db", project.db,
+        )  # fmt: skip
+    project.ok("events", "emit", "--type", "other", "--source", "audit", "--db", project.db)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    period = ("--from", today, "--to", today, "--db", project.db)
+
+    exported = json.loads(project.ok("events", "export", "--type", "evidence", *period))
+    assert [e["event"]["id"] for e in exported] == ["e-0", "e-1"]  # oldest first, one type
+    text = project.ok("events", "export", "--type", "evidence", "--format", "csv", *period)
+    header, first, second = text.splitlines()
+    assert header == "received_at,time,type,source,id,subject,data.check,data.passed,data.ok"
+    assert first.endswith(",evidence,audit,e-0,,tls,true,") and second.endswith(",s3,,[1]")
+    written = project.path / "evidence.csv"
+    saved = project.ok("events", "export", "--type", "evidence", "--format", "csv", "-o",
+                       str(written), *period)  # fmt: skip
+    assert "2 events written" in saved and written.read_text() == text
+    earlier = ("--from", "2020-01-01", "--to", "2020-12-31T23:59:59", "--db", project.db)
+    assert json.loads(project.ok("events", "export", "--type", "evidence", *earlier)) == []
+
+    for args, problem in (
+        (("--from", "yesterday", "--to", today), "--from 'yesterday' is not a date"),
+        (("--from", today, "--to", "2020-01-01"), "the end of the period must come after"),
+        (("--from", today, "--to", today, "--format", "xml"), "--format must be json or csv"),
+    ):
+        failed = project.run("events", "export", "--type", "evidence", *args, "--db", project.db)
+        assert failed.returncode != 0 and problem in failed.stderr, failed.stderr

@@ -69,6 +69,8 @@ def test_tables__load_directory_skips_case_files(tmp_path: Path) -> None:
     assert [t.reference for t in tables.tables()] == [
         "alert-routing:1.0.0",
         "approval-policy:1.0.0",
+        "change-risk:1.0.0",
+        "compliance-findings:1.0.0",
     ]
     (tmp_path / "good.yaml").write_text(ROUTING.format(version="1", team="sre"))
     (tmp_path / "bad.yaml").write_text("name: bad\n")

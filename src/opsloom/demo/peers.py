@@ -173,6 +173,17 @@ def wait_ready(peer: Peer, path: str = "/-/ready", timeout: float = 20) -> None:
     wait_until(ready, f"{peer.name} to be ready", timeout, peer.tail)
 
 
+def ready_or_stopped(peer: Peer, path: str = "/-/ready") -> Peer:
+    """``peer`` once it answers ``path``; stopped when it does not (or the wait is cut short),
+    since the caller never gets it to stop."""
+    try:
+        wait_ready(peer, path)
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
+
+
 def start_alertmanager(executable: str, folder: Path, webhook_url: str, token: str) -> Peer:
     """Alertmanager sending every notification to ``webhook_url`` with a Bearer ``token``."""
     port = free_port()
@@ -189,9 +200,7 @@ def start_alertmanager(executable: str, folder: Path, webhook_url: str, token: s
         # Empty: no cluster gossip, so nothing binds 0.0.0.0:9094.
         "--cluster.listen-address=",
     ]
-    peer = launch("alertmanager", argv, folder, url)
-    wait_ready(peer)
-    return peer
+    return ready_or_stopped(launch("alertmanager", argv, folder, url))
 
 
 def start_prometheus(executable: str, folder: Path, alertmanager: Peer, gate: Gate) -> Peer:
@@ -217,9 +226,7 @@ def start_prometheus(executable: str, folder: Path, alertmanager: Peer, gate: Ga
         # the dropped alert only after a minute.
         "--rules.alert.resend-delay=2s",
     ]
-    peer = launch("prometheus", argv, folder, url)
-    wait_ready(peer)
-    return peer
+    return ready_or_stopped(launch("prometheus", argv, folder, url))
 
 
 @dataclass
@@ -295,9 +302,12 @@ def start_opsloom(
                 return line.split()[3]
         return None
 
-    peer.url = wait_until(listening, "opsloom up to listen", timeout, peer.tail)
-    wait_ready(peer, "/api/v1/health")
-    return peer
+    try:
+        peer.url = wait_until(listening, "opsloom up to listen", timeout, peer.tail)
+    except BaseException:
+        peer.stop()  # the caller never gets the peer to stop: a slow start must not outlive it
+        raise
+    return ready_or_stopped(peer, "/api/v1/health")
 
 
 def opsloom(
