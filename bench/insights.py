@@ -3,7 +3,8 @@
     .venv/bin/python bench/insights.py [--section sentiment,dissatisfaction,...]
         [--speed-conversations 20000] [--memory-conversations 100000]
 
-Sections: sentiment, dissatisfaction, refusal, toxicity, pii, speed, memory (default: all).
+Sections: sentiment, dissatisfaction, refusal, toxicity, relevance, pii, speed, memory (default:
+all).
 
 Prints each figure next to its target, with the dataset and the number of rows it was measured
 on, then the same figures as JSON lines. Data: ``bench/insights_data.py`` (the shared labelled
@@ -285,6 +286,52 @@ def toxicity(analysis: Analysis) -> None:
         report(f"  profanity-check model alone, AUROC, {name}", auroc(*model), None, **about)
 
 
+def relevance(analysis: Analysis) -> None:
+    """Reply relevance (the embeddings extra): real replies vs others, ignored questions."""
+    if "relevance" not in analysis.versions:
+        print("relevance: skipped, the extra is not installed (pip install 'opsloom[embeddings]')")
+        return
+    analysis = Analysis.discover(only={"relevance"})  # the other analyzers add nothing here
+    rng = random.Random(11)
+    conversations = [
+        [t["message"] for t in turns if t.get("message")] for turns in data.topical_chat()
+    ]
+    real: list[float] = []
+    other: list[float] = []
+    for n, messages in enumerate(conversations):
+        for i in range(0, len(messages) - 1, 4):
+            stranger = conversations[
+                (n + rng.randrange(1, len(conversations))) % len(conversations)
+            ]
+            for reply, scores in ((messages[i + 1], real), (rng.choice(stranger), other)):
+                pair = [
+                    {"role": "user", "content": messages[i]},
+                    {"role": "assistant", "content": reply},
+                ]
+                scores.append(_last_turn(analysis, pair).get("relevance", 0.0))
+    report(
+        "relevance AUROC, the real reply vs a reply from another conversation",
+        auroc(real, other),
+        None,
+        dataset="Topical-Chat valid+test freq",
+        pairs=len(real),
+    )
+    answered: list[float] = []
+    ignored: list[float] = []
+    for user, system, was_ignored in data.eurtad_ignored():
+        pair = [{"role": "user", "content": user}, {"role": "assistant", "content": system}]
+        value = -_last_turn(analysis, pair).get("relevance", 0.0)
+        (ignored if was_ignored else answered).append(value)
+    report(
+        "relevance AUROC, replies that ignored the question score lower",
+        auroc(ignored, answered),
+        None,
+        dataset="EURTAD filtered dialogs (E1/E2 vs the rest)",
+        ignored=len(ignored),
+        others=len(answered),
+    )
+
+
 def pii() -> None:
     rows = data.pii_fixtures()
     kinds: dict[str, list[int]] = {}  # kind -> [tp, fp, fn]
@@ -372,7 +419,8 @@ def memory(analysis: Analysis, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--section", default="sentiment,dissatisfaction,refusal,toxicity,pii,speed,memory"
+        "--section",
+        default="sentiment,dissatisfaction,refusal,toxicity,relevance,pii,speed,memory",
     )
     parser.add_argument("--speed-conversations", type=int, default=20_000)
     parser.add_argument("--memory-conversations", type=int, default=100_000)
@@ -391,10 +439,12 @@ def main() -> None:
         refusal(analysis)
     if "toxicity" in sections:
         toxicity(analysis)
+    if "relevance" in sections:
+        relevance(analysis)
     if "pii" in sections:
         pii()
     # Speed and memory are those of the offline default: the extras are not installed there.
-    default = Analysis.discover(exclude={"toxicity"})
+    default = Analysis.discover(exclude={"toxicity", "relevance"})
     if "speed" in sections:
         speed(default, args.speed_conversations)
     if "memory" in sections:

@@ -102,13 +102,8 @@ REACTION_CODES = {"UR2", "UR3", "UR4", "UR5", "B5", "B6"}
 _NUMBERED = re.compile(r"^\d+ ")
 
 
-def eurtad() -> Iterator[tuple[list[tuple[str, str]], set[int], set[int]]]:
-    """Filtered dialogs: (turn pairs, user turns reacting to an error, turns to leave out).
-
-    Left out: turns whose only reaction code is UR1 (ignore and continue), which shows
-    nothing in the user's words. Random dialogs are not used (their turn indexes do not
-    point into one dialog shape).
-    """
+def _filtered_dialogs() -> Iterator[tuple[dict[str, Any], list[tuple[str, str]]]]:
+    """Each filtered EURTAD dialog with its (user, system) turn pairs."""
     root = datasets() / "eurtad" / "analysis" / "filtered_dialogs"
     for path in sorted(root.glob("*/*/*.json")):
         dialog = json.loads(path.read_text())
@@ -119,6 +114,17 @@ def eurtad() -> Iterator[tuple[list[tuple[str, str]], set[int], set[int]]]:
             )
             for t in dialog["turns"]
         ]
+        yield dialog, pairs
+
+
+def eurtad() -> Iterator[tuple[list[tuple[str, str]], set[int], set[int]]]:
+    """Filtered dialogs: (turn pairs, user turns reacting to an error, turns to leave out).
+
+    Left out: turns whose only reaction code is UR1 (ignore and continue), which shows
+    nothing in the user's words. Random dialogs are not used (their turn indexes do not
+    point into one dialog shape).
+    """
+    for dialog, pairs in _filtered_dialogs():
         positive: set[int] = set()
         ignored: set[int] = set()
         for turn, records in _annotations(dialog, pairs):
@@ -394,3 +400,20 @@ def toxicity_labels() -> dict[str, list[tuple[str, str, str]]]:
     ):
         sets[name] = [(row["label"], row["role"], row["text"]) for row in _jsonl(file)]
     return sets
+
+
+def eurtad_ignored() -> Iterator[tuple[str, str, bool]]:
+    """(user turn, system reply, whether annotators said the reply ignored it) per pair.
+
+    An error code sits on the user turn that reacts to it, so an E1 (ignore question) or E2
+    (ignore request) at turn t marks the reply of turn t-1. Filtered dialogs only.
+    """
+    for dialog, pairs in _filtered_dialogs():
+        ignored: set[int] = set()
+        for turn, records in _annotations(dialog, pairs):
+            codes = {(r.get("error_type") or "").strip() for r in records}
+            if codes & {"E1", "E2"} and turn > 0:
+                ignored.add(turn - 1)
+        for i, (user, system) in enumerate(pairs):
+            if user and system:
+                yield user, system, i in ignored

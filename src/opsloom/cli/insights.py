@@ -38,6 +38,7 @@ from opsloom.insights.analysis import INACTIVITY_SECONDS, Analysis
 from opsloom.insights.analyzers.judge import JudgeAnalyzer, JudgeOptions
 from opsloom.insights.conversation import Conversation, ConversationFormatError
 from opsloom.insights.event import anomaly_event
+from opsloom.insights.topic import TopicsUnavailable, topic_clusters
 from opsloom.insights.trend import DIMENSIONS, Trends
 from opsloom.services.conversation import analyze_into, stored_results
 from opsloom.worker import WorkerOptions
@@ -216,6 +217,46 @@ def batch(
             f"run {run_id}: {totals['conversations']} conversations in {totals['chunks']} "
             f"chunks, {totals['attention']} need attention, {totals['events']} new events"
         )
+
+
+@insights_cli.command("topics")
+def topics(
+    file: Annotated[str, typer.Argument(help="JSON Lines or JSON file; '-' for stdin.")],
+    format: FormatOption = "auto",
+    clusters: Annotated[
+        int | None,
+        typer.Option("--clusters", min=1, help="How many clusters (default: about sqrt(n/2))."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Group the conversations in FILE by what their users wrote (needs opsloom[embeddings])."""
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
+    stream = _open(file)
+    name = "stdin" if file == "-" else file
+    try:
+        found = topic_clusters(read_stream(stream, format, name=name), clusters)
+    except ConversationFormatError as exc:
+        fail(str(exc), 2)
+    except TopicsUnavailable as exc:
+        fail(str(exc), 1)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    if as_json:
+        print_json(found)
+        return
+    grid = Table("cluster", "conversations", "words", "examples")
+    for cluster in found["clusters"]:
+        grid.add_row(
+            str(cluster["id"]),
+            str(cluster["size"]),
+            ", ".join(cluster["words"]),
+            ", ".join(cluster["examples"][:3]),
+        )
+    out.print(grid)
+    if found["unclustered"]:
+        out.print(f"{found['unclustered']} conversation(s) had no words shared with others")
 
 
 @insights_cli.command("trends")

@@ -44,10 +44,15 @@ BUILTIN: dict[str, str] = {
     "readability": "opsloom.insights.analyzers.readability:ReadabilityAnalyzer",
     "flow": "opsloom.insights.analyzers.flow:FlowAnalyzer",
     "toxicity": "opsloom.insights.analyzers.toxicity:ToxicityAnalyzer",
+    "relevance": "opsloom.insights.analyzers.relevance:RelevanceAnalyzer",
 }
 
 #: What to install for an optional module an analyzer requires.
-_EXTRAS = {"profanity_check": "opsloom[toxicity]", "vaderSentiment": "vaderSentiment"}
+_EXTRAS = {
+    "profanity_check": "opsloom[toxicity]",
+    "sklearn": "opsloom[embeddings]",
+    "vaderSentiment": "vaderSentiment",
+}
 
 
 @dataclass(frozen=True, slots=True)

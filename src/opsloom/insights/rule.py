@@ -126,6 +126,12 @@ RULES: tuple[Rule, ...] = (
         "Add the unrecognised request to the intents or the knowledge base.",
     ),
     Rule(
+        "off_topic_replies",
+        _flag("off_topic_reply"),
+        "Some replies did not address the question asked.",
+        "Check retrieval and intent routing for these questions; add them to the test set.",
+    ),
+    Rule(
         "truncated_replies",
         _flag("truncated"),
         "Replies were cut at the token limit.",
