@@ -69,6 +69,31 @@ async def test_rate_limit__queued_run_is_cancelled_at_once(make_app: Callable[..
         await eventually(lambda: _pending_none(app))
 
 
+async def test_rate_limit__a_signal_to_a_queued_run_does_not_start_it_early(
+    make_app: Callable[..., App],
+) -> None:
+    clock = FakeClock()
+    app = make_app(clock=clock)
+
+    @app.workflow(name="wf")
+    async def wf(ctx: Context) -> Any:
+        return await ctx.wait_for("go")
+
+    async with app:
+        await app.limit_rate("wf", 0.1)
+        first = await app.start("wf")
+        queued = await app.start("wf")
+        await status_is(app, first.run_id, RunStatus.WAITING)
+        # The signal waits in the queued run's inbox; it must not move the run's start slot.
+        await app.signal(queued.run_id, "go", 2)
+        await app.signal(first.run_id, "go", 1)
+        assert await first.result(timeout=10) == 1
+        await asyncio.sleep(0.3)
+        assert await queued.status() is RunStatus.PENDING
+        clock.advance(10)
+        assert await queued.result(timeout=10) == 2
+
+
 async def _pending_none(app: App) -> bool:
     return not await app.list_runs(status=RunStatus.PENDING)
 

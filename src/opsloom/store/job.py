@@ -201,13 +201,17 @@ async def fenced_upsert_step(tx: Tx, fence: Fence, step: StepRecord) -> Later | 
 
 
 async def nudge(tx: Tx, run_ids: Sequence[str], now: float) -> None:
-    """Wake parked runs now; a run that is executing re-checks before it parks."""
+    """Wake parked runs now; a run that is executing re-checks before it parks.
+
+    A run no worker has claimed yet (``token`` 0) is left at its start time: it reads what
+    woke it when it starts, and a start queued by a rate limit or a delay keeps its slot.
+    """
     if not run_ids:
         return
     among, ids = tx.among("run_id", run_ids)
     await tx.execute(
-        "UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL THEN ? "
-        f"ELSE available_at END WHERE {among}",
+        "UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL AND token > 0 "
+        f"THEN ? ELSE available_at END WHERE {among}",
         (now, *ids),
     )
 
