@@ -89,6 +89,10 @@ def test_connections__bad_input_is_named(tmp_path: Path) -> None:
     )
     assert code == 2 and "no connector 'nope'" in output
     code, output = invoke(
+        "connections", "add", "x", "--connector", "nope[aws]", "--set", "a=b", "--db", db
+    )
+    assert code == 2 and "no connector 'nope[aws]'" in output  # text, not markup
+    code, output = invoke(
         "connectors", "call", "slack.post_message", "--connection", "x", "--with", "[]", "--db", db
     )
     assert code == 2 and "JSON object" in output

@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from opsloom.app import App
 from opsloom.cli.remote import Server, chosen_server
@@ -53,7 +54,8 @@ INPUT_CODES = frozenset(
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error to stderr and exit with ``code``."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # The message is text, not markup: "pip install 'opsloom[aws]'" keeps its brackets.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
