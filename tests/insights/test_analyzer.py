@@ -294,3 +294,16 @@ def test_refusal__phrasings(text: str) -> None:
 )
 def test_refusal__answers_are_not_refusals(text: str) -> None:
     assert refusal_score(text.lower()) < 0.5
+
+
+def test_signals__curly_apostrophes_read_like_straight_ones(run: Run) -> None:
+    # Chat clients and many datasets write "don’t" with U+2019; the lexicons are written with '.
+    def signals(text: str) -> dict:
+        turns = run(
+            ("user", "How do I rotate the logs?"), ("assistant", "Use cron."), ("user", text)
+        )
+        return {k: v for k, v in turns["turns"][2].items() if k != "sentiment"}
+
+    straight = "That's not what I asked, it doesn't work and you don't listen"
+    assert signals(straight)["correction"] >= 0.85
+    assert signals(straight.replace("'", "\u2019")) == signals(straight)

@@ -22,6 +22,9 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 
 _WORD = re.compile(r"[a-z0-9']+")
+#: Typographic apostrophes and quotes as the lexicons write them (one character each, so
+#: positions in the lower-case text stay those of the original).
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,10 @@ class Work:
 
     @property
     def lower(self) -> list[str]:
-        """Each turn's text in lower case (computed once, shared by all analyzers)."""
+        """Each turn's text in lower case with typographic apostrophes and quotes made plain
+        (``don’t`` reads as ``don't``), computed once and shared by all analyzers."""
         if self._lower is None:
-            self._lower = [t.text.lower() for t in self.conversation.turns]
+            self._lower = [t.text.lower().translate(_QUOTES) for t in self.conversation.turns]
         return self._lower
 
     @property
