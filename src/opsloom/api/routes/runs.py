@@ -262,7 +262,7 @@ async def cancel_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def retry_run(app: AppDep, who: Operator, run_id: str) -> JSONResponse:
-    return JSONResponse((await runs.retry_run(app, run_id, actor=who.user)).to_dict())
+    return JSONResponse(shown(await runs.retry_run(app, run_id, actor=who.user), who))
 
 
 def _acting(
