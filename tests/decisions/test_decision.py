@@ -12,6 +12,7 @@ from opsloom.decisions.evaluation import evaluate
 from opsloom.decisions.loader import load_table, table_from_data
 from opsloom.errors import OpsloomError
 from opsloom.model.decision import (
+    Decision,
     DecisionError,
     DecisionTable,
     HitPolicy,
@@ -744,3 +745,29 @@ def test_errors__a_failing_expression_names_its_rule_column_and_text() -> None:
         "Object of type set is not JSON serializable"
     )
     assert not_json.table == "t"
+
+
+def test_evaluate__the_decision_names_its_table_version_and_policy() -> None:
+    t = table_from_data(
+        {
+            "name": "route",
+            "version": "3",
+            "hitPolicy": "FIRST",
+            "inputs": [{"name": "a", "expression": "$input.a + 1"}],
+            "outputs": [{"name": "out"}],
+            "rules": [{"id": "big", "when": ["> 2"], "then": [1]}, {"when": ["-"], "then": [0]}],
+        }
+    )
+    # An input column's expression sees the input as `.` and as `$input` alike.
+    assert evaluate(t, {"a": 2}) == Decision(
+        "route", "3", HitPolicy.FIRST, ("big",), ("big",), {"out": 1}
+    )
+
+
+def test_violation__an_input_of_exactly_300_characters_is_shown_whole() -> None:
+    t = table("UNIQUE", [(["${ . > 0 }"], [1]), (["${ . > 1 }"], [2])])
+    filler = 300 - len('{"a": 5, "note": ""}')
+    exact = {"a": 5, "note": "n" * filler}
+    shown = str(refusal(t, exact)).split("; input: ", 1)[1]
+    assert len(shown) == 300
+    assert shown == '{"a": 5, "note": "' + "n" * filler + '"}'
