@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck mutation bench bench-peers bench-insights docs docs-gen clean
+.PHONY: run demo test lint typecheck mutation mutation-one bench bench-peers bench-insights docs docs-gen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,9 +31,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); slow: run it alone.
-# e.g. make mutation ARGS='opsloom.triggers.sources.alertmanager*' to try one module.
+# One module with only its own tests (docs/explanation/testing.md):
+#   make mutation-one MODULE=src/opsloom/triggers/sources/github.py \
+#       TESTS=tests/triggers/test_sources_github.py
 mutation: $(STAMP)
 	$(BIN)/mutmut run $(ARGS); $(BIN)/mutmut results
+
+mutation-one: $(STAMP)
+	$(BIN)/python tools/mutation.py $(MODULE) $(TESTS)
 
 # e.g. make bench ARGS='--store postgresql://postgres@127.0.0.1:5432/test'
 bench: $(STAMP)

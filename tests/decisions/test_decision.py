@@ -12,6 +12,7 @@ from opsloom.decisions.evaluation import evaluate
 from opsloom.decisions.loader import load_table, table_from_data
 from opsloom.errors import OpsloomError
 from opsloom.model.decision import (
+    Decision,
     DecisionError,
     DecisionTable,
     HitPolicy,
@@ -663,3 +664,110 @@ def test_violation__a_long_input_is_cut_to_300_characters_in_the_message() -> No
     assert len(shown) == 300
     assert shown == ('{"a": 5, "note": "' + "n" * 400)[:299] + "…"
     assert caught.value.input == long
+
+
+def refusal(t: DecisionTable, input: Any) -> DecisionError:
+    with pytest.raises(DecisionError) as caught:
+        evaluate(t, input)
+    return caught.value
+
+
+def test_errors__name_the_table_policy_rules_and_input_in_full() -> None:
+    # Whoever reads the error has only it to find the table, the rules and the input.
+    unique = refusal(table("UNIQUE", [(["${ . > 0 }"], [1]), (["${ . > 1 }"], [2])]), {"a": 5})
+    assert str(unique) == (
+        "decision table t:1 (UNIQUE): matched several rules; UNIQUE allows at most one: "
+        "rules 'r1', 'r2'; input: {\"a\": 5}"
+    )
+    assert (unique.table, unique.rules, unique.input) == ("t", ("r1", "r2"), {"a": 5})
+    disagree = refusal(table("ANY", [(["-"], ["${ .x }"]), (["-"], ["yes"])]), {"x": "no", "a": 1})
+    assert str(disagree) == (
+        'decision table t:1 (ANY): matched rules with different outputs ({"out": "no"} and '
+        "{\"out\": \"yes\"}); ANY allows several matches only when they agree: rules 'r1', 'r2'; "
+        'input: {"a": 1, "x": "no"}'
+    )
+    assert (disagree.table, disagree.rules) == ("t", ("r1", "r2"))
+    boolean = refusal(
+        table("COLLECT", [(["-"], [1]), (["-"], ["${ .label }"])], aggregation="MIN"),
+        {"a": 0, "label": True},
+    )
+    assert str(boolean) == (
+        "decision table t:1 (COLLECT): gave out = true, which MIN cannot aggregate "
+        '(it needs numbers): rule \'r2\'; input: {"a": 0, "label": true}'
+    )
+    assert (boolean.table, boolean.rules, boolean.input) == ("t", ("r2",), {"a": 0, "label": True})
+    outside = refusal(
+        table(
+            "PRIORITY",
+            [(["-"], ["${ .level }"])],
+            outputs=[{"name": "level", "values": ["page", "ticket"]}],
+        ),
+        {"a": 0, "level": "sms"},
+    )
+    assert str(outside) == (
+        'decision table t:1 (PRIORITY): gave level = "sms", which is not one of its values '
+        '["page", "ticket"]: rule \'r1\'; input: {"a": 0, "level": "sms"}'
+    )
+    assert (outside.table, outside.rules) == ("t", ("r1",))
+
+
+def test_errors__a_failing_expression_names_its_rule_column_and_text() -> None:
+    test = refusal(table("FIRST", [(['${ test("^db") }'], ["db"])]), {"a": 5})
+    assert str(test) == (
+        "decision table t:1: the test '${ test(\"^db\") }' of rule 'r1' on input 'a' = 5 failed: "
+        'number (5) cannot be matched, as it is not a string; input: {"a": 5}'
+    )
+    assert (test.table, test.rules, test.input) == ("t", ("r1",), {"a": 5})
+    output = refusal(table("FIRST", [(["-"], ["${ .x.y }"])]), {"a": 5, "x": "s"})
+    assert str(output) == (
+        "decision table t:1: output 'out' of rule 'r1' (${ .x.y }) failed: "
+        'Cannot index string with string ("y"); input: {"a": 5, "x": "s"}'
+    )
+    assert (output.table, output.rules, output.input) == ("t", ("r1",), {"a": 5, "x": "s"})
+    column = table_from_data(
+        {
+            "name": "t",
+            "version": "1",
+            "inputs": [{"name": "a", "expression": ".a.b"}],
+            "outputs": [{"name": "out"}],
+            "rules": [{"when": ["-"], "then": [1]}],
+        }
+    )
+    source = refusal(column, {"a": "text"})
+    assert str(source) == (
+        "decision table t:1: input 'a' (.a.b) failed: Cannot index string with string (\"b\"); "
+        'input: {"a": "text"}'
+    )
+    assert (source.table, source.input) == ("t", {"a": "text"})
+    not_json = refusal(table("FIRST", [(["-"], [1])]), {"a": {1, 2}})
+    assert str(not_json) == (
+        "decision table t:1: the input is not a JSON document: "
+        "Object of type set is not JSON serializable"
+    )
+    assert not_json.table == "t"
+
+
+def test_evaluate__the_decision_names_its_table_version_and_policy() -> None:
+    t = table_from_data(
+        {
+            "name": "route",
+            "version": "3",
+            "hitPolicy": "FIRST",
+            "inputs": [{"name": "a", "expression": "$input.a + 1"}],
+            "outputs": [{"name": "out"}],
+            "rules": [{"id": "big", "when": ["> 2"], "then": [1]}, {"when": ["-"], "then": [0]}],
+        }
+    )
+    # An input column's expression sees the input as `.` and as `$input` alike.
+    assert evaluate(t, {"a": 2}) == Decision(
+        "route", "3", HitPolicy.FIRST, ("big",), ("big",), {"out": 1}
+    )
+
+
+def test_violation__an_input_of_exactly_300_characters_is_shown_whole() -> None:
+    t = table("UNIQUE", [(["${ . > 0 }"], [1]), (["${ . > 1 }"], [2])])
+    filler = 300 - len('{"a": 5, "note": ""}')
+    exact = {"a": 5, "note": "n" * filler}
+    shown = str(refusal(t, exact)).split("; input: ", 1)[1]
+    assert len(shown) == 300
+    assert shown == '{"a": 5, "note": "' + "n" * filler + '"}'

@@ -132,3 +132,83 @@ def test_normalise__data_names_the_event_action_and_delivery() -> None:
         "datacontenttype": "application/json",
         "data": {"event": "release", "action": "published", "delivery": "d-42", "raw": raw},
     }
+
+
+def message(body: bytes, headers: dict[str, str], settings: HooksConfig = CONFIG) -> str:
+    with pytest.raises(WebhookAuthError) as caught:
+        SOURCE.verify(request(body, headers), settings, 0.0)
+    return str(caught.value)
+
+
+def test_verify__each_refusal_says_what_is_wrong_with_which_header() -> None:
+    assert message(BODY, {}) == "header X-Hub-Signature-256 is missing"
+    assert (
+        message(BODY, {"X-Hub-Signature-256": "sha1=abc"})
+        == "header X-Hub-Signature-256 must be 'sha256=<hex>'"
+    )
+    assert (
+        message(BODY, {"X-Hub-Signature-256": SIGNATURE[:-1] + "0"})
+        == "header X-Hub-Signature-256 does not match"
+    )
+    # The algorithm is what comes before the first '=': after it, only the digest.
+    assert (
+        message(BODY, {"X-Hub-Signature-256": SIGNATURE + "="})
+        == "header X-Hub-Signature-256 does not hold a hex SHA-256 signature"
+    )
+    assert message(BODY, {"X-Hub-Signature-256": SIGNATURE}, config()) == (
+        "webhook source 'github' has no webhook secret configured, so it accepts no request "
+        "(see docs/howto/webhooks.md)"
+    )
+
+
+def test_verify__the_algorithm_name_is_read_whatever_its_case() -> None:
+    digest = SIGNATURE.removeprefix("sha256=")
+    SOURCE.verify(request(BODY, {"X-Hub-Signature-256": f"SHA256={digest}"}), CONFIG, 0.0)
+    SOURCE.verify(request(BODY, {"X-Hub-Signature-256": f" Sha256 ={digest}"}), CONFIG, 0.0)
+
+
+def test_normalise__an_action_or_repository_of_another_shape_is_left_out() -> None:
+    raw = {"action": 3, "repository": {"full_name": ["acme", "api"]}}
+    data = json.dumps(raw).encode()
+    [event] = SOURCE.normalise(request(data, headers_for(data, "check_run")))
+    assert event.subject is None
+    assert event.data == {
+        "event": "check_run",
+        "action": None,
+        "delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "raw": raw,
+    }
+    data = json.dumps({"action": "created", "repository": "acme/api"}).encode()
+    [event] = SOURCE.normalise(request(data, headers_for(data, "check_run")))
+    assert (event.subject, event.data["action"]) == (None, "created")
+
+
+def test_normalise__the_form_content_type_is_read_whatever_its_case() -> None:
+    inner = {"action": "opened"}
+    # Another field that is not UTF-8 does not keep the payload from being read.
+    data = b"other=%FF\xff&" + urlencode({"payload": json.dumps(inner)}).encode()
+    headers = {
+        **headers_for(data),
+        "Content-Type": "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    }
+    [event] = SOURCE.normalise(request(data, headers))
+    assert event.data["raw"] == inner
+
+
+def test_normalise__a_form_without_its_payload_field_names_it() -> None:
+    data = urlencode({"body": "{}"}).encode()
+    headers = {**headers_for(data), "Content-Type": "application/x-www-form-urlencoded"}
+    with pytest.raises(WebhookPayloadError) as caught:
+        SOURCE.normalise(request(data, headers))
+    assert caught.value.field == "payload"
+    assert str(caught.value) == "form field 'payload' is missing"
+
+
+def test_normalise__missing_event_header_names_it() -> None:
+    data = payload("github_issues.json")
+    headers = headers_for(data)
+    del headers["X-GitHub-Event"]
+    with pytest.raises(WebhookPayloadError) as caught:
+        SOURCE.normalise(request(data, headers))
+    assert caught.value.field == "X-GitHub-Event"
+    assert str(caught.value) == "header X-GitHub-Event is missing"
