@@ -12,6 +12,7 @@ from typing import Any
 from opsloom.clock import Clock
 from opsloom.model.cloudevent import CloudEvent, EventReceipt
 from opsloom.store.base import Store
+from opsloom.store.tx import stop_if_cancelled
 
 #: How a background task stores the events it raises (the application's ``emit_events``).
 Emit = Callable[[list[CloudEvent]], Awaitable[list[EventReceipt]]]
@@ -49,6 +50,7 @@ class Periodic(ABC):
             try:
                 await self.run_once()
             except Exception:
+                stop_if_cancelled()  # the driver may turn our cancellation into an error
                 self.log.exception("%s failed", self.name)
             await asyncio.sleep(self.period)
 

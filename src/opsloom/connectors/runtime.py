@@ -45,6 +45,7 @@ from opsloom.errors import (
 from opsloom.model.observer import Observer
 from opsloom.model.redaction import Redactor
 from opsloom.store.connection import ConnectionRecord
+from opsloom.store.tx import stop_if_cancelled
 
 if TYPE_CHECKING:
     from opsloom.clock import Clock
@@ -206,6 +207,7 @@ class ConnectorRuntime:
             try:
                 await self.refresh()
             except Exception:  # the store may be restarting: the next round tries again
+                stop_if_cancelled()
                 log.warning("breaker sync failed", exc_info=True, extra={"event": "breaker_sync"})
 
     async def refresh(self) -> None:

@@ -31,6 +31,7 @@ from opsloom.errors import OpsloomError, ScheduleNotFoundError
 from opsloom.model.run import NewRun
 from opsloom.model.schedule import DEFAULT_MISFIRE_GRACE, ScheduleRecord, tick_run_id
 from opsloom.store.base import Store
+from opsloom.store.tx import stop_if_cancelled
 
 log = logging.getLogger("opsloom.scheduler")
 
@@ -106,6 +107,7 @@ class Scheduler:
                         if due is not None:
                             timeout = min(timeout, max(0.0, due - self.clock.now()))
             except Exception:  # keep scheduling: the store may come back
+                stop_if_cancelled()
                 log.exception("scheduling failed")
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):

@@ -18,6 +18,7 @@ A new operation reads::
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
@@ -137,3 +138,16 @@ class Transactions(ABC):
     @abstractmethod
     async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
         """Run ``fn`` on a reading connection (``snapshot``: inside one transaction)."""
+
+
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when the current task is being cancelled.
+
+    A database driver may answer the cancellation of a query it was running by cancelling the
+    query and returning, or by an error of its own (psycopg's ``QueryCanceled``), so a loop
+    that logs store errors and goes on would never stop: closing an app on PostgreSQL hung
+    that way. Loops call this where they catch a store error.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()

@@ -21,6 +21,7 @@ from opsloom.ids import new_token
 from opsloom.model import RunRecord
 from opsloom.model.observer import Observer
 from opsloom.store.base import SLOT_MARK, Claim, Store
+from opsloom.store.tx import stop_if_cancelled
 
 log = logging.getLogger("opsloom.worker")
 
@@ -294,7 +295,7 @@ class Worker:
             try:
                 result = await self.store.heartbeat(self.owner, list(self.executions), until)
             except Exception:
-                _stop_if_cancelled()
+                stop_if_cancelled()
                 log.exception("heartbeat failed")
                 continue
             for run_id in result.lost:
@@ -338,15 +339,5 @@ class Worker:
                     extra={"run_ids": reaped[:20]},
                 )
                 self._wake.set()
-            _stop_if_cancelled()
+            stop_if_cancelled()
             await asyncio.sleep(period)
-
-
-def _stop_if_cancelled() -> None:
-    """Raise ``CancelledError`` when this task is being cancelled: a database driver may answer
-    the cancellation of a query it was running by cancelling the query and returning (or by
-    an error of its own), and a loop that goes on would then never stop; closing an app whose
-    worker was cancelled mid-query hung on PostgreSQL."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
