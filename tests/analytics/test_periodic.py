@@ -34,3 +34,24 @@ async def test_periodic__stops_when_a_cancelled_round_ends_in_an_error() -> None
     done, _ = await asyncio.wait({stopping}, timeout=5)
     assert stopping in done, "stop() waits for a task that went on after its cancellation"
     assert task.rounds == 1
+
+
+class Swallowing(DriverLike):
+    """Its round is a query whose cancellation the driver answers by returning."""
+
+    async def run_once(self) -> None:
+        self.rounds += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+
+async def test_periodic__stops_when_a_cancelled_round_returns() -> None:
+    task = Swallowing()
+    task.start()
+    await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(task.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "stop() waits for a task that went on after its cancellation"
+    assert task.rounds == 1

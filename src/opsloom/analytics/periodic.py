@@ -52,6 +52,7 @@ class Periodic(ABC):
             except Exception:
                 stop_if_cancelled()  # the driver may turn our cancellation into an error
                 self.log.exception("%s failed", self.name)
+            stop_if_cancelled()  # … or swallow it and return
             await asyncio.sleep(self.period)
 
 

@@ -203,6 +203,7 @@ class ConnectorRuntime:
 
     async def _sync_loop(self, seconds: float) -> None:
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(seconds)
             try:
                 await self.refresh()

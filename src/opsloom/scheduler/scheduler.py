@@ -109,6 +109,7 @@ class Scheduler:
             except Exception:  # keep scheduling: the store may come back
                 stop_if_cancelled()
                 log.exception("scheduling failed")
+            stop_if_cancelled()
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)

@@ -282,6 +282,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            stop_if_cancelled()  # a beat whose cancellation the driver swallowed
             # A pause or cancel committed by another process beats at once (``control``).
             waiter = asyncio.ensure_future(self._beat.wait())
             try:
