@@ -297,7 +297,7 @@ def test_refusal__answers_are_not_refusals(text: str) -> None:
 
 
 def test_signals__curly_apostrophes_read_like_straight_ones(run: Run) -> None:
-    # Chat clients and many datasets write "don’t" with U+2019; the lexicons are written with '.
+    # Chat clients write "don\u2019t" (a typographic apostrophe); the lexicons use '.
     def signals(text: str) -> dict:
         turns = run(
             ("user", "How do I rotate the logs?"), ("assistant", "Use cron."), ("user", text)

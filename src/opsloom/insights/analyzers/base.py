@@ -96,7 +96,7 @@ class Work:
     @property
     def lower(self) -> list[str]:
         """Each turn's text in lower case with typographic apostrophes and quotes made plain
-        (``don’t`` reads as ``don't``), computed once and shared by all analyzers."""
+        (``don\u2019t`` reads as ``don't``), computed once and shared by all analyzers."""
         if self._lower is None:
             self._lower = [t.text.lower().translate(_QUOTES) for t in self.conversation.turns]
         return self._lower
