@@ -219,6 +219,23 @@ async def test_signal__unknown_or_finished_run_is_refused(store: Store) -> None:
         await store.send_signal("r1", "go", encode(1), T0)
 
 
+async def test_finish_run__refused_for_a_closed_run_keeps_the_job(store: Store) -> None:
+    await store.create_run(new_run("r1"), T0)
+    fence = await claim_one(store)
+    await store.write(
+        lambda tx: tx.execute("UPDATE runs SET status = 'cancelled' WHERE id = ?", ("r1",))
+    )
+    with pytest.raises(RunStateError):
+        await store.finish_run(fence, RunStatus.COMPLETED, encode(1), None, T0 + 1)
+    job = await store.read(
+        lambda tx: tx.one("SELECT owner, token FROM jobs WHERE run_id = ?", ("r1",))
+    )
+    assert tuple(job or ()) == ("w1", fence.token)
+    run = await store.get_run("r1")
+    assert run is not None
+    assert (run.status, run.output, run.completed_at) == (RunStatus.CANCELLED, None, None)
+
+
 async def test_consume_signal__is_not_delivered_again(store: Store) -> None:
     await store.create_run(new_run("r1"), T0)
     await store.send_signal("r1", "go", encode("a"), T0)

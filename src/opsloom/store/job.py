@@ -478,20 +478,26 @@ async def finish(
         closed = tuple(rows[0][2:8]) if runs == 1 else None
         steps = [FinishedStep(*row[8:]) for row in rows if row[8] is not None]
     else:
-        gone = await tx.execute(
-            "DELETE FROM jobs WHERE run_id = ? AND owner = ? AND token = ?",
-            (fence.run_id, fence.owner, fence.token),
-        )
-        if gone != 1:
-            raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+        # The run is closed before its job goes, so that a refusal (lease lost, or a run that
+        # is no longer open) leaves nothing written: the writer passes clean refusals on
+        # without rolling the batch back.
+        job = (fence.run_id, fence.owner, fence.token)
         among, params = tx.among("status", sources)
         closed = await tx.one(
             "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, "
-            f"paused = NULL WHERE id = ? AND {among} RETURNING parent_id, concurrency_key, "
-            "workflow, version, created_at, started_at",
-            (str(status), output, error, now, now, fence.run_id, *params),
+            f"paused = NULL WHERE id = ? AND {among} AND EXISTS (SELECT 1 FROM jobs "
+            "WHERE run_id = ? AND owner = ? AND token = ?) RETURNING parent_id, "
+            "concurrency_key, workflow, version, created_at, started_at",
+            (str(status), output, error, now, now, fence.run_id, *params, *job),
         )
-        if closed is not None:
+        if closed is None:
+            held = await tx.one(
+                "SELECT 1 FROM jobs WHERE run_id = ? AND owner = ? AND token = ?", job
+            )
+            if held is None:
+                raise LeaseLostError(f"lease on run {fence.run_id!r} lost: write rejected")
+        else:
+            await tx.execute("DELETE FROM jobs WHERE run_id = ?", (fence.run_id,))
             await tx.execute(
                 "DELETE FROM subscription_filters WHERE subscription_id IN "
                 "(SELECT id FROM subscriptions WHERE run_id = ?)",
@@ -505,7 +511,7 @@ async def finish(
             rows = await tx.all(FINISHED_STEPS, (fence.run_id,))
             steps = [FinishedStep(*row) for row in rows]
     if closed is None:
-        # The job is already gone in this transaction: the writer rolls the operation back.
+        # PostgreSQL's statement deleted the job: a refused operation is rolled back there.
         raise RunStateError(f"run {fence.run_id!r} cannot become {status}")
     parent_id, key, workflow, version, created_at, started_at = closed
     finished = Finished(workflow, version, str(status), created_at, started_at, now, steps, reason)
