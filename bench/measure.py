@@ -163,20 +163,26 @@ def commit_probe_ms(directory: Path, synchronous: str, n: int = 100) -> float:
 
 
 class WriterDelta:
-    """Group commit over one phase: how many writes each SQLite transaction carried."""
+    """Group commit over one phase: how many writes each SQLite transaction carried, and how
+    many transactions wrote (each of those waits for an fsync with ``FULL``)."""
 
     def __init__(self, app: App) -> None:
         self._app = app
         self._start = self._stats()
 
-    def _stats(self) -> tuple[int, int]:
-        stats = getattr(self._app.store, "writer_stats", None)
-        return stats if isinstance(stats, tuple) else (0, 0)
+    def _stats(self) -> tuple[int, int, int]:
+        store = self._app.store
+        stats = getattr(store, "writer_stats", None)
+        batches, ops = stats if isinstance(stats, tuple) else (0, 0)
+        return batches, ops, int(getattr(store, "durable_commits", 0))
 
     def figures(self) -> dict[str, Any]:
-        batches, ops = (now - then for now, then in zip(self._stats(), self._start, strict=True))
+        batches, ops, durable = (
+            now - then for now, then in zip(self._stats(), self._start, strict=True)
+        )
         return {
             "commits": batches,
+            "durable_commits": durable,
             "writes": ops,
             "ops_per_batch": round(ops / batches, 1) if batches else None,
         }

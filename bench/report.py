@@ -80,6 +80,11 @@ FIGURES: dict[str, list[Figure]] = {
         ),
         Figure("latency_p99_ms", "latency p99 ms", "{:.2f}", at_most(10, "≤ 10 ms")),
         Figure("commits_per_latency_run", "SQLite commits per run (latency phase)", "{:.2f}"),
+        Figure(
+            "durable_commits_per_latency_run",
+            "of which wrote (an fsync each with FULL)",
+            "{:.2f}",
+        ),
         Figure("sqlite_commit_p50_ms", "one bare SQLite commit on this disk, p50 ms", "{:.2f}"),
         Figure("wrong_results", "wrong results", "{:,}", ZERO),
         Figure("peak_rss_mb", "peak RSS MB"),

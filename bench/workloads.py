@@ -112,12 +112,16 @@ async def w1_chain(fig: Figures, url: str, db_path: Path, scale: float, synchron
                 log("W1: latency phase ran out of time")
                 fig.update(timed_out=True)
                 break
+        latency_writes = writes.figures()
         fig.update(
             latency_n=len(latencies),
             latency_p50_ms=percentile_ms(latencies, 50),
             latency_p99_ms=percentile_ms(latencies, 99),
             latency_max_ms=round(max(latencies) * 1000, 3),
-            commits_per_latency_run=round(writes.figures()["commits"] / len(latencies), 2),
+            commits_per_latency_run=round(latency_writes["commits"] / len(latencies), 2),
+            durable_commits_per_latency_run=round(
+                latency_writes["durable_commits"] / len(latencies), 2
+            ),
             wrong_results=wrong,
         )
     rss.stop()

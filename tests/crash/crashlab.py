@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import sqlite3
@@ -146,29 +147,41 @@ class Lab:
         app: str = "flows:app",
     ) -> WorkerProcess:
         """Start ``opsloom worker --app flows:app`` (or ``app``) on the lab's database."""
-        name = f"worker{len(self.workers) + 1}"
+        return self._popen(
+            "worker",
+            [
+                "-m",
+                "opsloom.cli.main",
+                "worker",
+                "--app",
+                app,
+                "--db",
+                self.url,
+                "--concurrency",
+                str(concurrency),
+                "--lease",
+                str(lease),
+                "--grace",
+                str(grace),
+            ],
+        )
+
+    def spawn_starter(
+        self, workflow: str, data: Any, run_ids: Iterable[str], *, lease: float = 2.0
+    ) -> WorkerProcess:
+        """Start ``starter.py``: a process that starts runs and executes them itself."""
+        argv = ["starter.py", self.url, str(lease), workflow, json.dumps(data), *run_ids]
+        return self._popen("starter", argv)
+
+    def _popen(self, kind: str, argv: list[str]) -> WorkerProcess:
+        name = f"{kind}{len(self.workers) + 1}"
         output = self.root / f"{name}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("OPSLOOM_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PGAPPNAME"] = self.app_name  # libpq names every connection of the worker
         with output.open("wb") as sink:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "opsloom.cli.main",
-                    "worker",
-                    "--app",
-                    app,
-                    "--db",
-                    self.url,
-                    "--concurrency",
-                    str(concurrency),
-                    "--lease",
-                    str(lease),
-                    "--grace",
-                    str(grace),
-                ],
+                [sys.executable, *argv],
                 cwd=HERE,
                 env=env,
                 stdin=subprocess.DEVNULL,

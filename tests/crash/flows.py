@@ -86,6 +86,13 @@ async def three_steps(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
     return {"pids": [first["pid"], second["pid"], third["pid"]]}
 
 
+async def mark_then_hold(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
+    """mark → hold (gated): the last step's record and the run's completion share a commit."""
+    first = await ctx.step(mark, inp["log"])
+    last = await ctx.step(hold, inp["log"], inp.get("gate"))
+    return {"pids": [first["pid"], last["pid"]]}
+
+
 async def relay(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
     """Three steps separated by durable timers: the run parks twice and may change workers."""
     first = await ctx.step(hold, inp["log"], inp.get("gate"), inp.get("seconds", 0.0))
@@ -127,6 +134,7 @@ async def five_marks(ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
 def register(target: App) -> App:
     """Register the crash-test workflows on ``target`` (the tests' client App uses this)."""
     target.workflow(name="three_steps")(three_steps)
+    target.workflow(name="mark_then_hold")(mark_then_hold)
     target.workflow(name="relay")(relay)
     target.workflow(name="parked")(parked)
     target.workflow(name="fan_out")(fan_out)

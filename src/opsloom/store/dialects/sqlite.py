@@ -209,6 +209,12 @@ class SqliteStore(SqlStore):
         """(batches, operations) committed so far: operations per batch shows group commit."""
         return (0, 0) if self._writer is None else (self._writer.batches, self._writer.ops)
 
+    @property
+    def durable_commits(self) -> int:
+        """Transactions committed so far that changed the database, each one flush to disk
+        (``writer_stats`` also counts those that only read)."""
+        return 0 if self._writer is None else self._writer.durable_commits
+
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(

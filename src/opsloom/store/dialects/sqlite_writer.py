@@ -126,6 +126,9 @@ class SqliteWriter(GroupCommit):
         self._turn: int | None = None
         #: Batches that had to wait for another process's writer first.
         self.turns_waited = 0
+        #: Batches that changed the database: each is one flush to disk (a batch that only
+        #: read, such as a claim that found nothing, writes no log and flushes nothing).
+        self.durable_commits = 0
 
     def start(self) -> None:
         self._conn = self._connect()
@@ -181,6 +184,7 @@ class SqliteWriter(GroupCommit):
         conn, tx = self._conn, self._tx
         assert conn is not None and tx is not None
         await self._begin(conn)
+        changes = conn.total_changes
         # The runs the batch closes are added to the rollups together, at the end.
         tx.rollups = []
         outcomes: list[Outcome] = []
@@ -195,6 +199,7 @@ class SqliteWriter(GroupCommit):
                 log.warning("an operation failed inside a batch, isolating it: %r", exc)
                 conn.execute("ROLLBACK")
                 await self._begin(conn)
+                changes = conn.total_changes
                 tx.rollups = []
                 outcomes = [await _isolated(tx, pending.op, pending.future) for pending in batch]
             for sql, params in sqlite_batched(tx.rollups):
@@ -205,12 +210,14 @@ class SqliteWriter(GroupCommit):
             raise
         finally:
             tx.rollups = None
+        wrote = conn.total_changes != changes
         if len(batch) <= _INLINE_COMMIT:
             # A small batch means a quiet system: the fsync costs less than the hop to the
             # writer thread and back, which would add to every step's latency.
             conn.execute("COMMIT")
         else:
             await asyncio.get_running_loop().run_in_executor(self._thread, conn.execute, "COMMIT")
+        self.durable_commits += wrote
         return outcomes
 
 
