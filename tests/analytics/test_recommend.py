@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,41 @@ def test_step_advice__retries_that_never_help_and_retries_that_rescue() -> None:
     flaky = found[("retries_rescue", "flaky")]
     assert flaky.suggestion == {"retry": {"attempts": 3}}
     assert flaky.evidence["rescue_rate"] == round(8 / 12, 4)
+
+
+def test_step_advice__a_step_that_fails_on_its_timeout() -> None:
+    cells = [
+        StepCell("w", "slow", "completed", 40, 0, 40, 80.0, histogram(2.0, 40)),
+        StepCell("w", "slow", "failed", 5, 0, 5, 25.0, histogram(5.0, 5)),
+        StepCell("w", "odd", "completed", 40, 0, 40, 80.0, histogram(2.0, 40)),
+        StepCell("w", "odd", "failed", 5, 0, 5, 25.0, histogram(5.0, 5)),
+    ]
+    failures = [
+        FailureCell("w", "1", "slow", "StepTimeoutError", "step <value> timed out", 4),
+        FailureCell("w", "1", "slow", "KeyError", "no key <value>", 1),
+        FailureCell("w", "1", "odd", "StepTimeoutError", "step <value> timed out", 2),
+    ]
+    [found] = step_advice(cells, failures)
+    p99 = found.evidence["completed_p99_s"]
+    assert 2.0 / 2**0.25 < p99 < 2.0 * 2**0.25, "in the bucket of 2 s (a fourth of an octave)"
+    suggested = math.ceil(3 * p99)
+    assert found.to_dict() == {
+        "kind": "step_timeouts_hit",
+        "workflow": "w",
+        "step": "slow",
+        "message": (
+            "step 'slow' of 'w': 4 of 45 steps failed on their timeout; its completed attempts "
+            f"take {p99:.3g} s at p99: a timeout of {suggested} s leaves them room (if the step's "
+            "is shorter)"
+        ),
+        "suggestion": {"step_timeout": suggested},
+        "evidence": {
+            "timed_out": 4,
+            "steps": 45,
+            "completed_p50_s": found.evidence["completed_p50_s"],
+            "completed_p99_s": p99,
+        },
+    }, "odd: two timeouts say nothing yet"
 
 
 def test_workflow_advice__timeout_contention_and_dominant_step() -> None:

@@ -8,6 +8,9 @@ registered workflows when the caller has them (their timeouts and concurrency li
   make its error non-retryable.
 - ``retries_rescue``: a step that often succeeds only on a later attempt, while its failures
   gave up after few attempts: one more attempt would have saved some of them.
+- ``step_timeouts_hit``: a step whose attempts fail on its timeout (at least
+  :data:`TIMED_OUT_SHARE` of its final outcomes) while its completed attempts take a known
+  time: a timeout of :data:`TIMEOUT_MARGIN` times their p99 leaves them room.
 - ``dominant_step``: a step that takes most of its workflow's time: where to look first.
 - ``timeout_far_above_p99``: a workflow whose timeout is many times its observed p99 duration:
   a hung run holds its slot that long. ``timeouts_hit``: runs that time out although the runs
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloom.engine.registry import WorkflowSpec
+from opsloom.errors import StepTimeoutError
 from opsloom.store.base import Store
 from opsloom.store.rollup import FailureCell, RunCell, StepCell, bucket_percentile, merge
 
@@ -37,6 +41,8 @@ MIN_RUNS = 10
 #: :data:`TIMEOUT_MARGIN` times the p99.
 FAR_ABOVE = 10.0
 TIMEOUT_MARGIN = 3.0
+#: Timeouts in this share of a workflow's runs (or a step's) are worth a recommendation.
+TIMED_OUT_SHARE = 0.05
 #: A step taking this share of its workflow's time dominates it.
 DOMINANT_SHARE = 0.5
 
@@ -75,14 +81,56 @@ def _top_reason(failures: list[FailureCell], workflow: str, step: str) -> dict[s
     return {"type": top.type, "message": top.message, "count": top.failures}
 
 
+def _timeout_advice(
+    workflow: str,
+    step: str,
+    done: StepCell | None,
+    failed: StepCell | None,
+    failures: list[FailureCell],
+) -> Recommendation | None:
+    """``step_timeouts_hit``: a step that fails on its timeout while its completed attempts
+    show how long it takes."""
+    if done is None or failed is None or done.steps < 3:
+        return None
+    timed_out = sum(
+        f.failures
+        for f in failures
+        if f.workflow == workflow and f.step == step and f.type == StepTimeoutError.__name__
+    )
+    total = done.steps + failed.steps
+    p99 = _p([done.counts], 99)
+    if timed_out < 3 or timed_out / total < TIMED_OUT_SHARE or p99 is None:
+        return None
+    suggested = max(1.0, math.ceil(TIMEOUT_MARGIN * p99))
+    return Recommendation(
+        "step_timeouts_hit",
+        workflow,
+        f"step {step!r} of {workflow!r}: {timed_out} of {total} steps failed on their timeout; "
+        f"its completed attempts take {p99:.3g} s at p99: a timeout of {suggested:g} s leaves "
+        "them room (if the step's is shorter)",
+        {"step_timeout": suggested},
+        {
+            "timed_out": timed_out,
+            "steps": total,
+            "completed_p50_s": _p([done.counts], 50),
+            "completed_p99_s": p99,
+        },
+        step,
+        weight=float(timed_out),
+    )
+
+
 def step_advice(steps: list[StepCell], failures: list[FailureCell]) -> list[Recommendation]:
-    """Retry recommendations per step."""
+    """Retry and timeout recommendations per step."""
     out: list[Recommendation] = []
     groups: dict[tuple[str, str], dict[str, StepCell]] = defaultdict(dict)
     for cell in steps:
         groups[(cell.workflow, cell.step)][cell.status] = cell
     for (workflow, step), cells in sorted(groups.items()):
         done, failed = cells.get("completed"), cells.get("failed")
+        slow = _timeout_advice(workflow, step, done, failed, failures)
+        if slow is not None:
+            out.append(slow)
         rescued = 0 if done is None else done.retried
         if failed is None or failed.steps < 3:
             continue
@@ -173,7 +221,7 @@ def workflow_advice(
                     weight=timeout - p99,
                 )
             )
-        if timed_out and timed_out / total >= 0.05 and p99 is not None:
+        if timed_out and timed_out / total >= TIMED_OUT_SHARE and p99 is not None:
             suggested = max(1.0, math.ceil(TIMEOUT_MARGIN * p99))
             if timeout is None or suggested > timeout:
                 out.append(
