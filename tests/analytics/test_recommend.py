@@ -1,7 +1,9 @@
-"""Recommendations from run history: retries, timeouts, contention and dominant steps."""
+"""Recommendations from run history: retries, timeouts, contention, dominant steps and
+schedules that overlap their own runs."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -10,11 +12,15 @@ import httpx
 import pytest
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
-from opsloom.analytics.recommend import step_advice, workflow_advice
+from opsloom.analytics.recommend import schedule_advice, step_advice, workflow_advice
 from opsloom.api import create_api
 from opsloom.engine.registry import WorkflowSpec
+from opsloom.model.schedule import Schedule, schedule_record, tick_run_id
 from opsloom.settings import Settings
+from opsloom.store.base import RunSpan
 from opsloom.store.rollup import BUCKETS, FailureCell, RunCell, StepCell, bucket_of
+
+T0 = 1_800_000_000.0  # a whole minute
 
 
 def histogram(seconds: float, count: int) -> tuple[int, ...]:
@@ -85,6 +91,48 @@ def test_step_advice__a_step_that_fails_on_its_timeout() -> None:
     }, "odd: two timeouts say nothing yet"
 
 
+def span(tick: float, took: float | None) -> RunSpan:
+    done = None if took is None else tick + took
+    return RunSpan(tick_run_id("nightly", tick), "completed", tick, tick, done)
+
+
+def test_schedule_advice__runs_longer_than_the_interval() -> None:
+    rec = schedule_record("nightly", "report", None, Schedule(every=600), T0)
+    ticks = rec.schedule().latest_ticks(T0, T0 + 6000, rec.anchor, 100)
+    assert ticks == [T0 + 600 * k for k in range(1, 11)]
+    now = T0 + 6000
+    # Ten-minute ticks; runs of 400 s to 1,200 s, the last one still running.
+    overlapping = [span(T0 + 600 * k, 300.0 + 100 * k) for k in range(1, 10)] + [span(now, None)]
+    found = schedule_advice(rec, ticks, overlapping, now)
+    assert found is not None
+    assert found.to_dict() == {
+        "kind": "schedule_overlaps",
+        "workflow": "report",
+        "step": None,
+        "message": (
+            "schedule 'nightly' of 'report' fires every 600 s but its runs take 1200 s at p95 "
+            "(6 of 10 started while an earlier one still ran): make it Schedule(after=1) (the "
+            "next run 1 s after the previous ends, never two at once), or fire it at most "
+            "every 1800 s"
+        ),
+        "suggestion": {"schedule": "nightly", "after": 1.0, "interval": 1800},
+        "evidence": {
+            "schedule": "nightly",
+            "kind": "every",
+            "spec": "600.0",
+            "interval_s": 600.0,
+            "runs": 10,
+            "duration_p50_s": 700.0,
+            "duration_p95_s": 1200.0,
+            "overlapping": 6,
+            "running_now": 1,
+        },
+    }
+    calm = [span(T0 + 600 * k, 120.0) for k in range(1, 11)]
+    assert schedule_advice(rec, ticks, calm, now) is None, "two minutes of ten"
+    assert schedule_advice(rec, ticks, calm[:2], now) is None, "too few runs"
+
+
 def test_workflow_advice__timeout_contention_and_dominant_step() -> None:
     runs = [
         RunCell(("w", "1"), "completed", "duration", 20, 20.0, histogram(1.0, 20)),
@@ -143,3 +191,72 @@ async def test_recommend__from_the_history_over_the_api(
     assert advice["kind"] == "retries_never_help" and advice["step"] == "doomed"
     assert advice["evidence"]["failed"] == 4 and advice["evidence"]["failed_attempts"] == 12
     assert advice["evidence"]["top_failure"]["type"] == "LookupError"
+
+
+async def test_recommend__a_schedule_whose_runs_overlap_over_the_api(
+    make_app: Callable[..., App],
+) -> None:
+    clock = FakeClock(T0 + 1)
+    app = make_app(clock=clock)
+
+    @app.workflow(name="report", schedule="* * * * *")
+    async def report(ctx: Context) -> None:
+        await ctx.sleep(150)
+
+    async def settled(now: float) -> None:
+        """Wait until the run of the tick at ``now`` started and those due ended."""
+        ticks = [T0 + 60 * k for k in range(1, 7) if T0 + 60 * k <= now]
+        for _ in range(6000):
+            spans = {
+                s.id: s
+                for s in await app.store.run_spans([tick_run_id("code:report", t) for t in ticks])
+            }
+            started = all(s.started_at is not None for s in spans.values())
+            ended = all(
+                spans[tick_run_id("code:report", t)].completed_at is not None
+                for t in ticks
+                if t + 150 <= now
+            )
+            if len(spans) == len(ticks) and started and ended:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"runs not settled at {now}: {spans}")
+
+    api = create_api(app, Settings(api_token="tok"))
+    async with app:
+        for k in range(1, 7):
+            clock.advance(T0 + 60 * k - clock.now())
+            await settled(T0 + 60 * k)
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            answer = await http.get(
+                "/api/v1/analytics/recommend?since=1h", headers={"Authorization": "Bearer tok"}
+            )
+    assert answer.status_code == 200, answer.text
+    # Runs of 60, 120 and 180 ended three minutes after they started (a minute's tick after
+    # their wake-up); those of 240, 300 and 360 still run.
+    assert answer.json() == [
+        {
+            "kind": "schedule_overlaps",
+            "workflow": "report",
+            "step": None,
+            "message": (
+                "schedule 'code:report' of 'report' fires every 60 s but its runs take 180 s "
+                "at p95 (5 of 6 started while an earlier one still ran): make it "
+                "Schedule(after=1) (the next run 1 s after the previous ends, never two at "
+                "once), or fire it at most every 300 s"
+            ),
+            "suggestion": {"schedule": "code:report", "after": 1.0, "interval": 300},
+            "evidence": {
+                "schedule": "code:report",
+                "kind": "cron",
+                "spec": "* * * * *",
+                "interval_s": 60.0,
+                "runs": 6,
+                "duration_p50_s": 120.0,
+                "duration_p95_s": 180.0,
+                "overlapping": 5,
+                "running_now": 3,
+            },
+        }
+    ]

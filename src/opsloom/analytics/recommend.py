@@ -15,6 +15,12 @@ registered workflows when the caller has them (their timeouts and concurrency li
 - ``timeout_far_above_p99``: a workflow whose timeout is many times its observed p99 duration:
   a hung run holds its slot that long. ``timeouts_hit``: runs that time out although the runs
   that complete stay well under the timeout's order of magnitude.
+- ``schedule_overlaps``: a cron or ``every`` schedule whose runs outlast the time between its
+  ticks (a run started while an earlier one of the schedule still ran, or their p95 duration
+  reaches the interval): read from the runs of its latest ticks (their ids name the tick).
+  The scheduler has no skip-if-running policy, so the suggestion is an ``after`` schedule
+  (the next run a while after the previous ends: never two at once) or a longer interval. A
+  concurrency limit of 1 would only queue the runs that pile up.
 - ``queue_contention``: runs that wait longer to start than they take to run: the workflow's
   concurrency limit (when it has one) or the workers' concurrency is the bottleneck.
 
@@ -24,6 +30,7 @@ change, a ``suggestion`` (the setting and a value) and the ``evidence`` (the num
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -32,7 +39,8 @@ from typing import Any
 
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.errors import StepTimeoutError
-from opsloom.store.base import Store
+from opsloom.model.schedule import ScheduleRecord, tick_run_id
+from opsloom.store.base import RunSpan, Store
 from opsloom.store.rollup import FailureCell, RunCell, StepCell, bucket_percentile, merge
 
 #: Fewer runs (or steps) than this in the window say nothing reliable.
@@ -43,6 +51,11 @@ FAR_ABOVE = 10.0
 TIMEOUT_MARGIN = 3.0
 #: Timeouts in this share of a workflow's runs (or a step's) are worth a recommendation.
 TIMED_OUT_SHARE = 0.05
+#: A schedule's runs are read for its latest this many ticks of the window, and judged from
+#: this many; a longer interval suggested is this many times their p95 duration.
+SCHEDULE_TICKS = 500
+SCHEDULE_MIN_RUNS = 3
+SCHEDULE_MARGIN = 1.5
 #: A step taking this share of its workflow's time dominates it.
 DOMINANT_SHARE = 0.5
 
@@ -283,19 +296,95 @@ def workflow_advice(
     return out
 
 
+def schedule_advice(
+    rec: ScheduleRecord, ticks: list[float], spans: list[RunSpan], now: float
+) -> Recommendation | None:
+    """``schedule_overlaps``: a schedule whose runs outlast the time between its ticks."""
+    started = sorted((s.started_at, s) for s in spans if s.started_at is not None)
+    if len(started) < SCHEDULE_MIN_RUNS or len(ticks) < 2:
+        return None
+    interval = min(b - a for a, b in itertools.pairwise(ticks))
+    durations = sorted(
+        (s.completed_at if s.completed_at is not None else now) - begun for begun, s in started
+    )
+    overlapping = 0
+    busy_until = -math.inf
+    for begun, span in started:
+        if begun < busy_until:
+            overlapping += 1
+        busy_until = max(busy_until, math.inf if span.completed_at is None else span.completed_at)
+    running = sum(1 for _, s in started if s.completed_at is None)
+    p50, p95 = _exact_p(durations, 50), _exact_p(durations, 95)
+    if not overlapping and p95 < interval:
+        return None
+    after = max(1.0, math.ceil(interval - p50))
+    every = math.ceil(p95 * SCHEDULE_MARGIN / 60) * 60
+    return Recommendation(
+        "schedule_overlaps",
+        rec.workflow,
+        f"schedule {rec.id!r} of {rec.workflow!r} fires every {interval:g} s but its runs "
+        f"take {p95:.4g} s at p95 ({overlapping} of {len(started)} started while an earlier "
+        f"one still ran): make it Schedule(after={after:g}) (the next run {after:g} s after "
+        f"the previous ends, never two at once), or fire it at most every {every:g} s",
+        {"schedule": rec.id, "after": after, "interval": every},
+        {
+            "schedule": rec.id,
+            "kind": rec.kind,
+            "spec": rec.spec,
+            "interval_s": interval,
+            "runs": len(started),
+            "duration_p50_s": round(p50, 3),
+            "duration_p95_s": round(p95, 3),
+            "overlapping": overlapping,
+            "running_now": running,
+        },
+        weight=float(overlapping) * interval + max(0.0, p95 - interval),
+    )
+
+
+def _exact_p(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` of sorted ``values``."""
+    return values[max(0, math.ceil(q / 100 * len(values)) - 1)]
+
+
+async def schedules_advice(store: Store, since: float, until: float) -> list[Recommendation]:
+    """Overlap recommendations of the cron and ``every`` schedules, from their runs of the
+    latest ticks in ``[since, until]`` (found by the run ids ticks have, see
+    :func:`~opsloom.model.schedule.tick_run_id`)."""
+    out: list[Recommendation] = []
+    for rec in await store.list_schedules():
+        if rec.kind == "after":
+            continue  # its runs never overlap
+        first = max(since, rec.created_at)
+        ticks = rec.schedule().latest_ticks(first, until, rec.anchor, SCHEDULE_TICKS)
+        spans = await store.run_spans([tick_run_id(rec.id, t) for t in ticks])
+        found = schedule_advice(rec, ticks, spans, until)
+        if found is not None:
+            out.append(found)
+    return out
+
+
 async def recommend(
     store: Store,
     periods: tuple[int, int, int],
     specs: Iterable[WorkflowSpec] = (),
+    window: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Recommendations from the rollups of ``periods`` (width, first, last), biggest first.
 
     ``specs``: the registered workflows (their latest version by name is compared).
+    ``window``: (since, now), where the schedules' runs are read (default: the periods').
     """
     runs = await store.run_cells(*periods, "workflow")
     steps = await store.step_cells(*periods)
     failures = await store.failure_cells(*periods)
     latest = {spec.name: spec for spec in specs}
-    found = step_advice(steps, failures) + workflow_advice(runs, steps, latest)
+    width, first, last = periods
+    since, now = window if window is not None else (float(first), float(last + width))
+    found = (
+        step_advice(steps, failures)
+        + workflow_advice(runs, steps, latest)
+        + await schedules_advice(store, since, now)
+    )
     found.sort(key=lambda r: -r.weight)
     return [r.to_dict() for r in found]
