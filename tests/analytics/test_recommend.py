@@ -4,16 +4,21 @@ schedules that overlap their own runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
 from opsloom.analytics.recommend import schedule_advice, step_advice, workflow_advice
 from opsloom.api import create_api
+from opsloom.cli.analytics import analytics_cli
 from opsloom.engine.registry import WorkflowSpec
 from opsloom.model.schedule import Schedule, schedule_record, tick_run_id
 from opsloom.settings import Settings
@@ -193,40 +198,45 @@ async def test_recommend__from_the_history_over_the_api(
     assert advice["evidence"]["top_failure"]["type"] == "LookupError"
 
 
-async def test_recommend__a_schedule_whose_runs_overlap_over_the_api(
-    make_app: Callable[..., App],
-) -> None:
-    clock = FakeClock(T0 + 1)
-    app = make_app(clock=clock)
+def every_minute_report(app: App) -> None:
+    """A workflow scheduled every minute whose runs take 150 s (of the app's clock)."""
 
     @app.workflow(name="report", schedule="* * * * *")
     async def report(ctx: Context) -> None:
         await ctx.sleep(150)
 
-    async def settled(now: float) -> None:
-        """Wait until the run of the tick at ``now`` started and those due ended."""
-        ticks = [T0 + 60 * k for k in range(1, 7) if T0 + 60 * k <= now]
-        for _ in range(6000):
-            spans = {
-                s.id: s
-                for s in await app.store.run_spans([tick_run_id("code:report", t) for t in ticks])
-            }
-            started = all(s.started_at is not None for s in spans.values())
-            ended = all(
-                spans[tick_run_id("code:report", t)].completed_at is not None
-                for t in ticks
-                if t + 150 <= now
-            )
-            if len(spans) == len(ticks) and started and ended:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"runs not settled at {now}: {spans}")
 
+async def overlapping_runs(app: App, clock: FakeClock, t0: float) -> None:
+    """Move the clock to each of the six ticks after ``t0`` (a whole minute), each time until
+    the tick's run started and the runs due ended: runs of the first three ticks end three
+    minutes after they started (at a tick after their wake-up), the others still run."""
+    ticks = [t0 + 60 * k for k in range(1, 7)]
+    for now in ticks:
+        clock.advance(now - clock.now())
+        ids = [tick_run_id("code:report", t) for t in ticks if t <= now]
+        due = {tick_run_id("code:report", t) for t in ticks if t + 150 <= now}
+        for _ in range(6000):
+            spans = await app.store.run_spans(ids)
+            if (
+                len(spans) == len(ids)
+                and all(s.started_at is not None for s in spans)
+                and all(s.completed_at is not None for s in spans if s.id in due)
+            ):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"runs not settled at {now}: {spans}")
+
+
+async def test_recommend__a_schedule_whose_runs_overlap_over_the_api(
+    make_app: Callable[..., App],
+) -> None:
+    clock = FakeClock(T0 + 1)
+    app = make_app(clock=clock)
+    every_minute_report(app)
     api = create_api(app, Settings(api_token="tok"))
     async with app:
-        for k in range(1, 7):
-            clock.advance(T0 + 60 * k - clock.now())
-            await settled(T0 + 60 * k)
+        await overlapping_runs(app, clock, T0)
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             answer = await http.get(
@@ -260,3 +270,34 @@ async def test_recommend__a_schedule_whose_runs_overlap_over_the_api(
             },
         }
     ]
+
+
+async def test_recommend_cli__json_names_a_schedule_whose_runs_overlap(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    t0 = time.time() // 60 * 60 - 600  # ten minutes ago, so the real clock's window has it
+    clock = FakeClock(t0 + 1)
+    app = App(db, clock=clock)
+    every_minute_report(app)
+    async with app:
+        await overlapping_runs(app, clock, t0)
+    # In a thread: the command runs its own event loop.
+    args = ["recommend", "--since", "1h", "--db", db, "--json"]
+    done = await asyncio.to_thread(CliRunner().invoke, analytics_cli, args)
+    assert done.exit_code == 0, done.output
+    [advice] = json.loads(done.stdout)
+    assert (advice["kind"], advice["workflow"]) == ("schedule_overlaps", "report")
+    evidence = advice["evidence"]
+    # The three runs still open count with how long they have run by now (more than 180 s).
+    assert evidence["duration_p95_s"] > 180
+    assert {**evidence, "duration_p95_s": None} == {
+        "schedule": "code:report",
+        "kind": "cron",
+        "spec": "* * * * *",
+        "interval_s": 60.0,
+        "runs": 6,
+        "duration_p50_s": 180.0,
+        "duration_p95_s": None,
+        "overlapping": 5,
+        "running_now": 3,
+    }
+    assert advice["suggestion"]["after"] == 1.0
