@@ -120,7 +120,8 @@ async def main(args: argparse.Namespace) -> None:
                 batch = measured[first : first + args.batch]
                 changes = await loop.run_once()
                 if changes:
-                    print(json.dumps({"adapted": {f"{w}/{s}": a for (w, s), a in changes.items()}}))
+                    adapted = {f"{k} {w}/{s}": a for (k, w, s), a in changes.items()}
+                    print(json.dumps({"adapted": adapted}))
                 for name, app in (("static", static), ("adaptive", adaptive)):
                     await asyncio.gather(*(serve(app, n, tallies[name], args.rerun) for n in batch))
             for name, tally in tallies.items():

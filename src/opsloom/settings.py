@@ -82,10 +82,12 @@ class Settings(BaseSettings):
             workflow's usual duration and for newly quarantined runs, and reports each once
             (a log line, an audit entry and an ``io.opsloom.run.stuck.v1`` or
             ``io.opsloom.run.quarantined.v1`` CloudEvent).
-        adaptive: apply the retry recommendations of ``opsloom analytics recommend`` to new
-            step attempts (more attempts for steps that succeed on a later one, one attempt
-            for steps whose retries never help), refreshed every five minutes from the last
-            six hours; each change is logged and audited. Off: every step's own policy.
+        adaptive: apply the retry and step timeout recommendations of ``opsloom analytics
+            recommend`` to new step attempts (more attempts for steps that succeed on a later
+            one, one attempt for steps whose retries never help, a longer timeout for steps
+            that fail on theirs: never a shorter one, never one for a step without), refreshed
+            every five minutes from the last six hours; each change is logged and audited.
+            Off: every step's own policy.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")

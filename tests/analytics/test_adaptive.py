@@ -1,13 +1,16 @@
-"""Adaptive retries: recommendations applied to new attempts, recorded, audited, dropped."""
+"""Adaptive retries and timeouts: recommendations applied to new attempts, recorded, audited,
+dropped."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
 from opsloom.analytics.adaptive import Adaptive
+from opsloom.engine.registry import Registry, make_step_spec
 
 calls: dict[int, int] = {}
 
@@ -40,7 +43,7 @@ async def test_adaptive__raises_attempts_of_a_step_that_succeeds_later(
                 outcomes.append(None)
         assert outcomes == [0, None, 2, None, 4, None, 6, None], "two attempts are not enough"
         adaptive = Adaptive(app.store, clock, "me", app.registry)
-        assert await adaptive.run_once() == {("call", "flaky"): 3}
+        assert await adaptive.run_once() == {("retry", "call", "flaky"): 3}
         assert await adaptive.run_once() == {}, "nothing changed since"
         handle = await app.start("call", 9)
         assert await handle.result(timeout=10) == 9
@@ -54,7 +57,82 @@ async def test_adaptive__raises_attempts_of_a_step_that_succeeds_later(
         assert entries[0].data["evidence"]["kind"] == "retries_rescue"
         # Once the history behind it leaves the window, the step's own policy applies again.
         clock.advance(8 * 3600)
-        assert await adaptive.run_once() == {("call", "flaky"): 0}
+        assert await adaptive.run_once() == {("retry", "call", "flaky"): 0}
         assert app.registry.adapted_attempts == {}
         with pytest.raises(RunFailedError):
             await (await app.start("call", 11)).result(timeout=10)
+
+
+async def test_adaptive__lengthens_the_timeout_of_a_step_that_fails_on_it(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    slow: set[int] = set()
+
+    @app.step(name="fetch", retry=RetryPolicy(attempts=1), timeout=0.3)
+    async def fetch(n: int) -> int:
+        clock.advance(10)  # completed attempts take 10 s on the run's clock
+        if n in slow:
+            await asyncio.sleep(0.6)  # real time: twice the step's own timeout
+        return n
+
+    @app.workflow(name="call")
+    async def call(ctx: Context, n: int) -> int:
+        result: int = await ctx.step(fetch, n)
+        return result
+
+    async def outcome(n: int) -> tuple[int | None, dict[str, object] | None]:
+        handle = await app.start("call", n)
+        try:
+            value = await handle.result(timeout=30)
+        except RunFailedError:
+            value = None
+        [step] = (await app.get_run(handle.run_id)).steps
+        return value, step.error
+
+    async with app:
+        slow.update({4, 5, 6, 7})
+        outcomes = [(await outcome(n))[0] for n in range(7)]
+        assert outcomes == [0, 1, 2, 3, None, None, None], "0.3 s cuts the slow attempts"
+        adaptive = Adaptive(app.store, clock, "me", app.registry)
+        changes = await adaptive.run_once()
+        assert list(changes) == [("timeout", "call", "fetch")]
+        suggested = changes[("timeout", "call", "fetch")]
+        assert suggested >= 3 * 10, "three times the completed attempts' p99"
+        assert app.registry.adapted_timeouts == {("call", "fetch"): suggested}
+        assert await adaptive.run_once() == {}, "nothing changed since"
+        # At most ten times the step's own timeout: 3 s, where the slow attempt fits.
+        value, error = await outcome(7)
+        assert value == 7
+        assert error == {"timeout": {"seconds": 3.0, "adapted": True}}
+        entries = [e for e in await app.audit.entries() if e.action == "adaptive.timeout"]
+        assert [(e.actor, e.subject) for e in entries] == [("system:adaptive", "step:call/fetch")]
+        data = entries[0].data
+        assert (data["timeout"], data["before"]) == (suggested, None)
+        assert data["evidence"]["kind"] == "step_timeouts_hit"
+        assert data["evidence"]["timed_out"] == 3 and data["evidence"]["steps"] == 7
+        # Once the history behind it leaves the window, the step's own timeout applies again.
+        clock.advance(8 * 3600)
+        assert await adaptive.run_once() == {("timeout", "call", "fetch"): 0}
+        assert app.registry.adapted_timeouts == {}
+        slow.add(8)
+        value, error = await outcome(8)
+        assert value is None and error is not None
+        assert (error["type"], "timeout" in error) == ("StepTimeoutError", False)
+        dropped = [e for e in await app.audit.entries() if e.action == "adaptive.timeout"][-1]
+        assert (dropped.data["timeout"], dropped.data["before"]) == (None, suggested)
+
+
+def test_adapted_timeouts__only_lengthen_a_timeout_the_step_has() -> None:
+    registry = Registry()
+    own = make_step_spec(lambda: None, "own", RetryPolicy(), 5.0)
+    none = make_step_spec(lambda: None, "none", RetryPolicy(), None)
+    assert registry.timeout_for("w", own) == (5.0, False)
+    registry.adapted_timeouts.update({("w", "own"): 12.0, ("w", "none"): 12.0})
+    assert registry.timeout_for("w", own) == (12.0, True)
+    assert registry.timeout_for("w", none) == (None, False), "never one for a step without"
+    registry.adapted_timeouts[("w", "own")] = 2.0
+    assert registry.timeout_for("w", own) == (5.0, False), "never shorter"
+    registry.adapted_timeouts[("w", "own")] = 500.0
+    assert registry.timeout_for("w", own) == (50.0, True), "at most ten times its own"
+    assert registry.timeout_for("other", own) == (5.0, False), "per workflow"

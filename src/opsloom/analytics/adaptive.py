@@ -1,20 +1,35 @@
-"""Adaptive retries: the retry recommendations applied to new attempts, opt in, audited.
+"""Adaptive retries and timeouts: recommendations applied to new attempts, opt in, audited.
 
 With ``OPSLOOM_ADAPTIVE`` on, every process that runs a worker starts an :class:`Adaptive`
 loop. Every ``period`` seconds it reads the step rollups of the last ``window`` and takes the
-retry recommendations of :func:`opsloom.analytics.recommend.step_advice`:
+step recommendations of :func:`opsloom.analytics.recommend.step_advice`:
 
 - ``retries_rescue``: the step often succeeds on a later attempt while its failures gave up
   early: its attempts are raised to the suggested number (at most :data:`MOST_ATTEMPTS`);
-- ``retries_never_help``: its retries never saved it: it is tried once.
+- ``retries_never_help``: its retries never saved it: it is tried once;
+- ``step_timeouts_hit``: its attempts fail on its timeout while completed ones take a known
+  time: its timeout becomes the suggested one (a margin over their p99), **only where that
+  lengthens the timeout the step's author set**, and to at most
+  :data:`~opsloom.engine.registry.MOST_TIMEOUT_FACTOR` times it
+  (:meth:`Registry.timeout_for`).
 
-Each process applies them to its own registry (:attr:`Registry.adapted_attempts`), so that
-every step attempt from then on runs under the adapted policy; a step that ran under one says
-so in its history (``retry_policy`` in its error). A setting that no longer holds (the
-recommendation is gone from the window) is dropped, and the step's own policy applies again.
-The holder of the ``adaptive`` singleton logs each change and writes it to the audit log
-(``adaptive.retry`` by ``system:adaptive``, with the evidence). Turning the setting off and
-restarting undoes everything: nothing is stored but the audit entries.
+The timeout rule is the conservative one. Cutting an attempt short is not undone by retrying
+it: whatever the attempt had already done is done again (and a synchronous step's thread
+runs on). So an automatic change never shortens a timeout, and never gives one to a step that
+has none: such a change could fail work that the author's policy lets finish. Lengthening
+only lets attempts finish that would have failed. Its cost, a hung attempt holding its slot
+longer, is bounded by the author's own value. Shorter timeouts stay recommendations for a
+person. The watchdog reports runs hung without a timeout.
+
+Each process applies them to its own registry (:attr:`Registry.adapted_attempts`,
+:attr:`Registry.adapted_timeouts`), so that every step attempt from then on runs under the
+adapted policy. A step that ran under one says so in its history: ``retry_policy`` in its
+error when it was retried, ``timeout`` (seconds, ``adapted``) always. A setting that no longer
+holds (the recommendation is gone from the window) is dropped, and the step's own policy
+applies again. The holder of the ``adaptive`` singleton logs each change and writes it to the
+audit log (``adaptive.retry`` or ``adaptive.timeout`` by ``system:adaptive``, with the
+evidence). Turning the setting off and restarting undoes everything: nothing is stored but the
+audit entries.
 """
 
 from __future__ import annotations
@@ -37,19 +52,36 @@ MOST_ATTEMPTS = 8
 ACTOR = "system:adaptive"
 
 
-def adapted(advice: list[Any]) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
-    """Attempts per (workflow, step) from retry recommendations, with their evidence."""
-    out: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+#: The settings the adaptive mode sets, by the recommendations that ask for them.
+KINDS = {
+    "retries_rescue": "retry",
+    "retries_never_help": "retry",
+    "step_timeouts_hit": "timeout",
+}
+
+Key = tuple[str, str, str]
+"""(setting, workflow, step): ``("retry", "nightly", "fetch")``."""
+
+
+def adapted(advice: list[Any]) -> dict[Key, tuple[float, dict[str, Any]]]:
+    """The value of each setting per (workflow, step) from the recommendations, with their
+    evidence: attempts for ``retry``, seconds for ``timeout``."""
+    out: dict[Key, tuple[float, dict[str, Any]]] = {}
     for item in advice:
-        if item.kind not in ("retries_rescue", "retries_never_help") or item.step is None:
+        setting = KINDS.get(item.kind)
+        if setting is None or item.step is None:
             continue
-        attempts = min(MOST_ATTEMPTS, int(item.suggestion["retry"]["attempts"]))
-        out[(item.workflow, item.step)] = (attempts, {"kind": item.kind, **item.evidence})
+        value: float
+        if setting == "retry":
+            value = min(MOST_ATTEMPTS, int(item.suggestion["retry"]["attempts"]))
+        else:
+            value = float(item.suggestion["step_timeout"])
+        out[(setting, item.workflow, item.step)] = (value, {"kind": item.kind, **item.evidence})
     return out
 
 
 class Adaptive(StoreTask):
-    """The adaptive-retry loop of one process."""
+    """The adaptive loop of one process."""
 
     name = "adaptive"
     log = log
@@ -68,8 +100,27 @@ class Adaptive(StoreTask):
         self.registry = registry
         self.window = window
 
-    async def run_once(self) -> dict[tuple[str, str], int]:
-        """Look at the window now and apply what it says; the attempts that changed (0:
+    def _current(self) -> dict[Key, float]:
+        registry = self.registry
+        return {
+            **{("retry", *key): value for key, value in registry.adapted_attempts.items()},
+            **{("timeout", *key): value for key, value in registry.adapted_timeouts.items()},
+        }
+
+    def _set(self, key: Key, value: float) -> None:
+        setting, workflow, step = key
+        if setting == "retry":
+            if value:
+                self.registry.adapted_attempts[(workflow, step)] = int(value)
+            else:
+                self.registry.adapted_attempts.pop((workflow, step), None)
+        elif value:
+            self.registry.adapted_timeouts[(workflow, step)] = value
+        else:
+            self.registry.adapted_timeouts.pop((workflow, step), None)
+
+    async def run_once(self) -> dict[Key, float]:
+        """Look at the window now and apply what it says; the settings that changed (0:
         dropped)."""
         now = self.clock.now()
         first = int((now - self.window) // HOUR) * HOUR
@@ -77,39 +128,48 @@ class Adaptive(StoreTask):
         steps = await self.store.step_cells(HOUR, first, last)
         failures = await self.store.failure_cells(HOUR, first, last)
         wanted = adapted(step_advice(steps, failures))
-        current = self.registry.adapted_attempts
-        changes: dict[tuple[str, str], int] = {}
-        for key, (attempts, _) in wanted.items():
-            if current.get(key) != attempts:
-                changes[key] = attempts
+        current = self._current()
+        changes: dict[Key, float] = {}
+        for key, (value, _) in wanted.items():
+            if current.get(key) != value:
+                changes[key] = value
         for key in current:
             if key not in wanted:
                 changes[key] = 0
-        if not changes:
-            return {}
-        before = dict(current)
-        for key, attempts in changes.items():
-            if attempts:
-                current[key] = attempts
-            else:
-                current.pop(key, None)
-        if await self.hold(now):
-            for (workflow, step), attempts in sorted(changes.items()):
-                evidence = wanted.get((workflow, step), (0, {}))[1]
-                data = {
-                    "workflow": workflow,
-                    "step": step,
-                    "attempts": attempts or None,
-                    "before": before.get((workflow, step)),
-                    "evidence": evidence,
-                }
-                log.warning(
-                    "adaptive retries: step %s of %s now tried %s",
-                    step,
-                    workflow,
-                    f"{attempts} times" if attempts else "under its own policy",
-                    extra={"event": "adaptive_retry", **data},
-                )
-                draft = AuditDraft(ACTOR, "adaptive.retry", f"step:{workflow}/{step}", data, now)
-                await self.store.append_audit(draft)
+        for key, value in changes.items():
+            self._set(key, value)
+        if changes and await self.hold(now):
+            for key, value in sorted(changes.items()):
+                evidence = wanted.get(key, (0, {}))[1]
+                await self._report(key, value, current.get(key), evidence, now)
         return changes
+
+    async def _report(
+        self, key: Key, value: float, before: float | None, evidence: dict[str, Any], now: float
+    ) -> None:
+        """Log and audit one change."""
+        setting, workflow, step = key
+        field = "attempts" if setting == "retry" else "timeout"
+        data = {
+            "workflow": workflow,
+            "step": step,
+            field: value or None,
+            "before": before,
+            "evidence": evidence,
+        }
+        if not value:
+            now_under = "its own policy"
+        elif setting == "retry":
+            now_under = f"{value:g} attempts"
+        else:
+            now_under = f"a timeout of {value:g} s where its own is shorter"
+        log.warning(
+            "adaptive %s: step %s of %s now runs under %s",
+            setting,
+            step,
+            workflow,
+            now_under,
+            extra={"event": f"adaptive_{setting}", **data},
+        )
+        draft = AuditDraft(ACTOR, f"adaptive.{setting}", f"step:{workflow}/{step}", data, now)
+        await self.store.append_audit(draft)

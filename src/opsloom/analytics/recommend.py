@@ -8,10 +8,19 @@ registered workflows when the caller has them (their timeouts and concurrency li
   make its error non-retryable.
 - ``retries_rescue``: a step that often succeeds only on a later attempt, while its failures
   gave up after few attempts: one more attempt would have saved some of them.
+- ``step_timeouts_hit``: a step whose attempts fail on its timeout (at least
+  :data:`TIMED_OUT_SHARE` of its final outcomes) while its completed attempts take a known
+  time: a timeout of :data:`TIMEOUT_MARGIN` times their p99 leaves them room.
 - ``dominant_step``: a step that takes most of its workflow's time: where to look first.
 - ``timeout_far_above_p99``: a workflow whose timeout is many times its observed p99 duration:
   a hung run holds its slot that long. ``timeouts_hit``: runs that time out although the runs
   that complete stay well under the timeout's order of magnitude.
+- ``schedule_overlaps``: a cron or ``every`` schedule whose runs outlast the time between its
+  ticks (a run started while an earlier one of the schedule still ran, or their p95 duration
+  reaches the interval): read from the runs of its latest ticks (their ids name the tick).
+  The scheduler has no skip-if-running policy, so the suggestion is an ``after`` schedule
+  (the next run a while after the previous ends: never two at once) or a longer interval. A
+  concurrency limit of 1 would only queue the runs that pile up.
 - ``queue_contention``: runs that wait longer to start than they take to run: the workflow's
   concurrency limit (when it has one) or the workers' concurrency is the bottleneck.
 
@@ -21,6 +30,7 @@ change, a ``suggestion`` (the setting and a value) and the ``evidence`` (the num
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,7 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloom.engine.registry import WorkflowSpec
-from opsloom.store.base import Store
+from opsloom.errors import StepTimeoutError
+from opsloom.model.schedule import ScheduleRecord, tick_run_id
+from opsloom.store.base import RunSpan, Store
 from opsloom.store.rollup import FailureCell, RunCell, StepCell, bucket_percentile, merge
 
 #: Fewer runs (or steps) than this in the window say nothing reliable.
@@ -37,6 +49,13 @@ MIN_RUNS = 10
 #: :data:`TIMEOUT_MARGIN` times the p99.
 FAR_ABOVE = 10.0
 TIMEOUT_MARGIN = 3.0
+#: Timeouts in this share of a workflow's runs (or a step's) are worth a recommendation.
+TIMED_OUT_SHARE = 0.05
+#: A schedule's runs are read for its latest this many ticks of the window, and judged from
+#: this many; a longer interval suggested is this many times their p95 duration.
+SCHEDULE_TICKS = 500
+SCHEDULE_MIN_RUNS = 3
+SCHEDULE_MARGIN = 1.5
 #: A step taking this share of its workflow's time dominates it.
 DOMINANT_SHARE = 0.5
 
@@ -75,14 +94,56 @@ def _top_reason(failures: list[FailureCell], workflow: str, step: str) -> dict[s
     return {"type": top.type, "message": top.message, "count": top.failures}
 
 
+def _timeout_advice(
+    workflow: str,
+    step: str,
+    done: StepCell | None,
+    failed: StepCell | None,
+    failures: list[FailureCell],
+) -> Recommendation | None:
+    """``step_timeouts_hit``: a step that fails on its timeout while its completed attempts
+    show how long it takes."""
+    if done is None or failed is None or done.steps < 3:
+        return None
+    timed_out = sum(
+        f.failures
+        for f in failures
+        if f.workflow == workflow and f.step == step and f.type == StepTimeoutError.__name__
+    )
+    total = done.steps + failed.steps
+    p99 = _p([done.counts], 99)
+    if timed_out < 3 or timed_out / total < TIMED_OUT_SHARE or p99 is None:
+        return None
+    suggested = max(1.0, math.ceil(TIMEOUT_MARGIN * p99))
+    return Recommendation(
+        "step_timeouts_hit",
+        workflow,
+        f"step {step!r} of {workflow!r}: {timed_out} of {total} steps failed on their timeout; "
+        f"its completed attempts take {p99:.3g} s at p99: a timeout of {suggested:g} s leaves "
+        "them room (if the step's is shorter)",
+        {"step_timeout": suggested},
+        {
+            "timed_out": timed_out,
+            "steps": total,
+            "completed_p50_s": _p([done.counts], 50),
+            "completed_p99_s": p99,
+        },
+        step,
+        weight=float(timed_out),
+    )
+
+
 def step_advice(steps: list[StepCell], failures: list[FailureCell]) -> list[Recommendation]:
-    """Retry recommendations per step."""
+    """Retry and timeout recommendations per step."""
     out: list[Recommendation] = []
     groups: dict[tuple[str, str], dict[str, StepCell]] = defaultdict(dict)
     for cell in steps:
         groups[(cell.workflow, cell.step)][cell.status] = cell
     for (workflow, step), cells in sorted(groups.items()):
         done, failed = cells.get("completed"), cells.get("failed")
+        slow = _timeout_advice(workflow, step, done, failed, failures)
+        if slow is not None:
+            out.append(slow)
         rescued = 0 if done is None else done.retried
         if failed is None or failed.steps < 3:
             continue
@@ -173,7 +234,7 @@ def workflow_advice(
                     weight=timeout - p99,
                 )
             )
-        if timed_out and timed_out / total >= 0.05 and p99 is not None:
+        if timed_out and timed_out / total >= TIMED_OUT_SHARE and p99 is not None:
             suggested = max(1.0, math.ceil(TIMEOUT_MARGIN * p99))
             if timeout is None or suggested > timeout:
                 out.append(
@@ -235,19 +296,95 @@ def workflow_advice(
     return out
 
 
+def schedule_advice(
+    rec: ScheduleRecord, ticks: list[float], spans: list[RunSpan], now: float
+) -> Recommendation | None:
+    """``schedule_overlaps``: a schedule whose runs outlast the time between its ticks."""
+    started = sorted((s.started_at, s) for s in spans if s.started_at is not None)
+    if len(started) < SCHEDULE_MIN_RUNS or len(ticks) < 2:
+        return None
+    interval = min(b - a for a, b in itertools.pairwise(ticks))
+    durations = sorted(
+        (s.completed_at if s.completed_at is not None else now) - begun for begun, s in started
+    )
+    overlapping = 0
+    busy_until = -math.inf
+    for begun, span in started:
+        if begun < busy_until:
+            overlapping += 1
+        busy_until = max(busy_until, math.inf if span.completed_at is None else span.completed_at)
+    running = sum(1 for _, s in started if s.completed_at is None)
+    p50, p95 = _exact_p(durations, 50), _exact_p(durations, 95)
+    if not overlapping and p95 < interval:
+        return None
+    after = max(1.0, math.ceil(interval - p50))
+    every = math.ceil(p95 * SCHEDULE_MARGIN / 60) * 60
+    return Recommendation(
+        "schedule_overlaps",
+        rec.workflow,
+        f"schedule {rec.id!r} of {rec.workflow!r} fires every {interval:g} s but its runs "
+        f"take {p95:.4g} s at p95 ({overlapping} of {len(started)} started while an earlier "
+        f"one still ran): make it Schedule(after={after:g}) (the next run {after:g} s after "
+        f"the previous ends, never two at once), or fire it at most every {every:g} s",
+        {"schedule": rec.id, "after": after, "interval": every},
+        {
+            "schedule": rec.id,
+            "kind": rec.kind,
+            "spec": rec.spec,
+            "interval_s": interval,
+            "runs": len(started),
+            "duration_p50_s": round(p50, 3),
+            "duration_p95_s": round(p95, 3),
+            "overlapping": overlapping,
+            "running_now": running,
+        },
+        weight=float(overlapping) * interval + max(0.0, p95 - interval),
+    )
+
+
+def _exact_p(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` of sorted ``values``."""
+    return values[max(0, math.ceil(q / 100 * len(values)) - 1)]
+
+
+async def schedules_advice(store: Store, since: float, until: float) -> list[Recommendation]:
+    """Overlap recommendations of the cron and ``every`` schedules, from their runs of the
+    latest ticks in ``[since, until]`` (found by the run ids ticks have, see
+    :func:`~opsloom.model.schedule.tick_run_id`)."""
+    out: list[Recommendation] = []
+    for rec in await store.list_schedules():
+        if rec.kind == "after":
+            continue  # its runs never overlap
+        first = max(since, rec.created_at)
+        ticks = rec.schedule().latest_ticks(first, until, rec.anchor, SCHEDULE_TICKS)
+        spans = await store.run_spans([tick_run_id(rec.id, t) for t in ticks])
+        found = schedule_advice(rec, ticks, spans, until)
+        if found is not None:
+            out.append(found)
+    return out
+
+
 async def recommend(
     store: Store,
     periods: tuple[int, int, int],
     specs: Iterable[WorkflowSpec] = (),
+    window: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Recommendations from the rollups of ``periods`` (width, first, last), biggest first.
 
     ``specs``: the registered workflows (their latest version by name is compared).
+    ``window``: (since, now), where the schedules' runs are read (default: the periods').
     """
     runs = await store.run_cells(*periods, "workflow")
     steps = await store.step_cells(*periods)
     failures = await store.failure_cells(*periods)
     latest = {spec.name: spec for spec in specs}
-    found = step_advice(steps, failures) + workflow_advice(runs, steps, latest)
+    width, first, last = periods
+    since, now = window if window is not None else (float(first), float(last + width))
+    found = (
+        step_advice(steps, failures)
+        + workflow_advice(runs, steps, latest)
+        + await schedules_advice(store, since, now)
+    )
     found.sort(key=lambda r: -r.weight)
     return [r.to_dict() for r in found]

@@ -431,5 +431,5 @@ async def report(
     if what == "anomalies":
         return await anomalies(store, window, bucket)
     if what == "recommend":
-        return await recommend(store, window.periods, specs)
+        return await recommend(store, window.periods, specs, (window.since, window.until))
     return await trends(store, window, bucket)

@@ -181,8 +181,8 @@ def _recommend(rows: list[dict[str, Any]]) -> None:
 
 _register(
     "recommend",
-    "Concrete changes (retries, timeouts, concurrency, bottleneck steps) with the numbers "
-    "behind each.",
+    "Concrete changes (retries, timeouts, concurrency, bottleneck steps, overlapping "
+    "schedules) with the numbers behind each.",
     _recommend,
 )
 _register(

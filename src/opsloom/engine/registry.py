@@ -61,6 +61,8 @@ class WorkflowSpec:
 
 
 DEFAULT_RETRY = RetryPolicy()
+#: The adaptive mode lengthens a step's own timeout at most this many times.
+MOST_TIMEOUT_FACTOR = 10.0
 _STEP_ATTR = "__opsloom_step__"
 
 
@@ -74,6 +76,9 @@ class Registry:
         #: Attempts set by the adaptive mode per (workflow, step name), in place of the
         #: step's own policy's (see :mod:`opsloom.analytics.adaptive`).
         self.adapted_attempts: dict[tuple[str, str], int] = {}
+        #: Timeouts (seconds) suggested by the adaptive mode per (workflow, step name); they
+        #: only ever lengthen a step's own timeout (see :meth:`timeout_for`).
+        self.adapted_timeouts: dict[tuple[str, str], float] = {}
 
     def add_workflow(self, spec: WorkflowSpec) -> None:
         versions = self._workflows.setdefault(spec.name, {})
@@ -112,6 +117,19 @@ class Registry:
         if attempts is None or attempts == spec.retry.attempts:
             return spec.retry, False
         return replace(spec.retry, attempts=attempts), True
+
+    def timeout_for(self, workflow: str, spec: StepSpec) -> tuple[float | None, bool]:
+        """The timeout a step attempt of ``workflow`` runs under now, and whether the adaptive
+        mode changed it.
+
+        An adapted timeout only lengthens the step's own, to at most :data:`MOST_TIMEOUT_FACTOR`
+        times it: a step without a timeout keeps none, and none is ever shortened.
+        """
+        own = spec.timeout
+        wanted = self.adapted_timeouts.get((workflow, spec.name))
+        if own is None or wanted is None or wanted <= own:
+            return own, False
+        return min(wanted, MOST_TIMEOUT_FACTOR * own), True
 
     def step_spec(self, fn: Callable[..., Any]) -> StepSpec:
         """The spec of a decorated step, or a default one for a plain function."""

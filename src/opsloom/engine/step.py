@@ -6,6 +6,7 @@ import asyncio
 import functools
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from opsloom.codec import decode, encode
@@ -13,7 +14,7 @@ from opsloom.engine.context import StepInfo, _current_step
 from opsloom.engine.registry import StepSpec
 from opsloom.engine.replay import ReplayState
 from opsloom.errors import StepFailedError, StepTimeoutError
-from opsloom.model import ErrorInfo, RetryPolicy, StepKind, StepRecord, StepStatus
+from opsloom.model import ErrorInfo, StepKind, StepRecord, StepStatus
 from opsloom.model.observer import StepAttempt
 
 
@@ -67,6 +68,8 @@ class StepRunner(ReplayState):
         inline: bool = False,
     ) -> Any:
         policy, adapted = self.host.registry.retry_for(self.run.workflow, spec)
+        timeout, lengthened = self.host.registry.timeout_for(self.run.workflow, spec)
+        under = _Adapted(policy.attempts if adapted else None, timeout if lengthened else None)
         failures: list[dict[str, Any]] | None = None  # failed attempts, oldest first
         while True:
             # A step body never starts before everything the run recorded earlier is durable.
@@ -75,7 +78,7 @@ class StepRunner(ReplayState):
             token = _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt))
             self.observer.step_started(self.run, seq, spec.name, attempt)
             try:
-                result = await self._invoke(spec, args, kwargs)
+                result = await self._invoke(spec, timeout, args, kwargs)
                 blob = encode(result, what=f"the result of step {spec.name!r}")
             except asyncio.CancelledError:
                 self._attempted(seq, spec.name, kind, attempt, "cancelled", started, None)
@@ -100,7 +103,8 @@ class StepRunner(ReplayState):
                         output=value,
                         encoded=blob,
                         # Why earlier attempts failed stays in the history of a retried step.
-                        error=None if not failures else _retried(failures, policy, adapted),
+                        # So does a policy the adaptive mode set (see ``_Adapted``).
+                        error=under.record(failures),
                         attempts=attempt,
                         started_at=started,
                         completed_at=self.clock.now(),
@@ -114,7 +118,7 @@ class StepRunner(ReplayState):
             if failures is None:
                 failures = _failures_before(self.history.get(seq)) if attempt > 1 else []
             failures.append(_failure_entry(info, attempt, started, now))
-            error = {**info.to_dict(), **_retried(failures, policy, adapted)}
+            error = {**info.to_dict(), **(under.record(failures) or {})}
             retry_after = getattr(failure, "retry_after", None)
             delay = policy.delay(
                 attempt,
@@ -180,21 +184,25 @@ class StepRunner(ReplayState):
             StepAttempt(seq, name, kind, attempt, outcome, started, self.clock.now(), error_type),
         )
 
-    async def _invoke(self, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _invoke(
+        self,
+        spec: StepSpec,
+        timeout: float | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
         if spec.is_async:
             call: Awaitable[Any] = spec.fn(*args, **kwargs)
         else:
             call = asyncio.to_thread(functools.partial(spec.fn, *args, **kwargs))
-        if spec.timeout is None:
+        if timeout is None:
             return await call
         try:
-            async with asyncio.timeout(spec.timeout) as scope:
+            async with asyncio.timeout(timeout) as scope:
                 return await call
         except TimeoutError:
             if scope.expired():
-                raise StepTimeoutError(
-                    f"step {spec.name!r} timed out after {spec.timeout:g}s"
-                ) from None
+                raise StepTimeoutError(f"step {spec.name!r} timed out after {timeout:g}s") from None
             raise
 
 
@@ -246,10 +254,22 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     return {str(key): value for key, value in data.items()} if isinstance(data, dict) else {}
 
 
-def _retried(failures: list[dict[str, Any]], policy: RetryPolicy, adapted: bool) -> dict[str, Any]:
-    """What a retried step's record keeps of its earlier attempts and, when the adaptive mode
-    changed its policy, of the policy it ran under."""
-    out: dict[str, Any] = {"attempts": failures}
-    if adapted:
-        out["retry_policy"] = {"attempts": policy.attempts, "adapted": True}
-    return out
+@dataclass(frozen=True, slots=True)
+class _Adapted:
+    """What the adaptive mode changed for a step's attempts: its attempts, its timeout."""
+
+    attempts: int | None
+    timeout: float | None
+
+    def record(self, failures: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+        """What the step's history entry keeps besides the error itself: the earlier failed
+        attempts (of a retried step), the adapted attempts (when it was retried), and an
+        adapted timeout (always: it decided how long every attempt could take)."""
+        out: dict[str, Any] = {}
+        if failures:
+            out["attempts"] = failures
+            if self.attempts is not None:
+                out["retry_policy"] = {"attempts": self.attempts, "adapted": True}
+        if self.timeout is not None:
+            out["timeout"] = {"seconds": self.timeout, "adapted": True}
+        return out or None

@@ -104,6 +104,24 @@ class Schedule:
             return anchor + max(periods, 1) * self.every
         raise ValueError("an 'after' schedule has no ticks of its own")
 
+    def latest_ticks(self, since: float, until: float, anchor: float, limit: int) -> list[float]:
+        """The latest ``limit`` ticks in ``[since, until]``, oldest first."""
+        ticks: list[float] = []
+        if self.cron is not None:
+            zone = ZoneInfo(self.timezone)
+            back = croniter(self.cron, datetime.fromtimestamp(until + 1e-3, tz=zone))
+            while len(ticks) < limit:
+                tick = back.get_prev(datetime).timestamp()
+                if tick < since:
+                    break
+                ticks.append(tick)
+        elif self.every is not None:
+            tick = self.last_tick(until, anchor)
+            while tick >= since and tick > anchor and len(ticks) < limit:
+                ticks.append(tick)
+                tick -= self.every
+        return ticks[::-1]
+
     def last_tick(self, now: float, anchor: float) -> float:
         """The latest tick at or before ``now`` (what ``run_once`` runs after downtime)."""
         if self.cron is not None:

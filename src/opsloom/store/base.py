@@ -84,6 +84,17 @@ class RunFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class RunSpan:
+    """When a run was created, started and finished (None: not yet)."""
+
+    id: str
+    status: str
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatResult:
     """What a heartbeat learned: runs whose lease was lost, runs asked to cancel or pause."""
 
@@ -137,6 +148,10 @@ class Store(Protocol):
 
     async def finished_among(self, run_ids: list[str]) -> set[str]:
         """Which of ``run_ids`` have reached a terminal status."""
+        ...
+
+    async def run_spans(self, run_ids: list[str]) -> list[RunSpan]:
+        """When each of ``run_ids`` that exists was created, started and finished."""
         ...
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:

@@ -13,7 +13,7 @@ from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import ErrorInfo, RunRecord, RunStatus, SignalRecord, StepRecord
 from opsloom.model.run import Fence, NewRun, sources_of
-from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter
+from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter, RunSpan
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
     SET_ASIDE,
@@ -135,6 +135,17 @@ class RunOps(Transactions):
             return {row[0] for row in rows}
 
         return await self.read(finished) if run_ids else set()
+
+    async def run_spans(self, run_ids: list[str]) -> list[RunSpan]:
+        async def spans(tx: Tx) -> list[RunSpan]:
+            among, ids = tx.among("id", run_ids)
+            rows = await tx.all(
+                f"SELECT id, status, created_at, started_at, completed_at FROM runs WHERE {among}",
+                ids,
+            )
+            return [RunSpan(*row) for row in rows]
+
+        return await self.read(spans) if run_ids else []
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         async def fetch(tx: Tx) -> list[RunRecord]:
