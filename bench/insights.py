@@ -28,7 +28,10 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# This tree's src/ unless PYTHONPATH names another (bench/ab.py puts the base revision's there;
+# inserting src/ first would measure this tree's code on both sides).
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import insights_data as data
@@ -417,6 +420,9 @@ def speed(analysis: Analysis, count: int, rounds: int = 5) -> None:
     rates.sort()
     load = round(os.getloadavg()[0], 2)
     about = {"conversations": size * rounds, "rounds": rounds, "load_average": load}
+    import opsloom
+
+    about["code"] = str(Path(opsloom.__file__).parents[1])
     report("speed, six-message conversations / CPU-s (best)", rates[-1], 1000.0, **about)
     report("speed, six-message conversations / CPU-s (median)", rates[rounds // 2], None, **about)
 
