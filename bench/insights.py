@@ -3,7 +3,8 @@
     .venv/bin/python bench/insights.py [--section sentiment,dissatisfaction,...]
         [--speed-conversations 20000] [--memory-conversations 100000]
 
-Sections: sentiment, dissatisfaction, refusal, toxicity, relevance, pii, speed, memory (default:
+Sections: sentiment, sentiment-identity (our VADER path gives the library's scores),
+dissatisfaction, refusal, toxicity, relevance, pii, speed, memory (default:
 all).
 
 Prints each figure next to its target, with the dataset and the number of rows it was measured
@@ -27,7 +28,10 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# This tree's src/ unless PYTHONPATH names another (bench/ab.py puts the base revision's there;
+# inserting src/ first would measure this tree's code on both sides).
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import insights_data as data
@@ -101,6 +105,38 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 # --- sections ------------------------------------------------------------------------------
+
+
+def _dataset_texts() -> list[str]:
+    """Every message text of the shared datasets and VADER's ground truth, once each."""
+    texts: dict[str, None] = {}
+    for name in ("tweets", "movieReviewSnippets", "amazonReviewSnippets", "nytEditorialSnippets"):
+        texts.update((text, None) for text, _ in data.vader_ground_truth(name))
+    for turns in data.topical_chat():
+        texts.update((turn["message"], None) for turn in turns)
+    for pairs, _, _ in data.eurtad():
+        texts.update((text, None) for pair in pairs for text in pair)
+    for chosen, rejected in data.hh_rlhf():
+        texts.update((message["content"], None) for message in chosen + rejected)
+    return list(texts)
+
+
+def sentiment_identity() -> None:
+    """Our VADER path against the library's own ``polarity_scores``, on every dataset text."""
+    vader = SentimentAnalyzer()
+    texts = _dataset_texts()
+    library = vader._vader.polarity_scores
+    differ = [text for text in texts if vader._vader.compound(text) != library(text)["compound"]]
+    for text in differ[:5]:
+        print(f"  differs: {text[:100]!r}")
+    report(
+        "sentiment, texts scored unlike vaderSentiment",
+        len(differ),
+        0,
+        higher=False,
+        dataset="VADER ground truth, Topical-Chat, EURTAD, HH-RLHF (all messages)",
+        rows=len(texts),
+    )
 
 
 def sentiment(analysis: Analysis) -> None:
@@ -384,6 +420,9 @@ def speed(analysis: Analysis, count: int, rounds: int = 5) -> None:
     rates.sort()
     load = round(os.getloadavg()[0], 2)
     about = {"conversations": size * rounds, "rounds": rounds, "load_average": load}
+    import opsloom
+
+    about["code"] = str(Path(opsloom.__file__).parents[1])
     report("speed, six-message conversations / CPU-s (best)", rates[-1], 1000.0, **about)
     report("speed, six-message conversations / CPU-s (median)", rates[rounds // 2], None, **about)
 
@@ -420,7 +459,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--section",
-        default="sentiment,dissatisfaction,refusal,toxicity,relevance,pii,speed,memory",
+        default="sentiment,sentiment-identity,dissatisfaction,refusal,toxicity,relevance,pii,speed,"
+        "memory",
     )
     parser.add_argument("--speed-conversations", type=int, default=20_000)
     parser.add_argument("--memory-conversations", type=int, default=100_000)
@@ -433,6 +473,8 @@ def main() -> None:
     )
     if "sentiment" in sections:
         sentiment(analysis)
+    if "sentiment-identity" in sections:
+        sentiment_identity()
     if "dissatisfaction" in sections:
         dissatisfaction(analysis)
     if "refusal" in sections:

@@ -360,6 +360,8 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     """Labelled assistant replies by set: (label, messages ending with the reply).
 
     Sets: ``hh-rlhf`` (final assistant turns of HH-RLHF labelled by reading them),
+    ``hh-rlhf-earlier`` (assistant turns before the last, the held-out set: see
+    ``bench/labels/README.md``),
     ``written`` (refusal styles and hard negatives written for the bench) and
     ``written-later`` (written after the detector was tuned; its first measurement is in
     ``bench/labels/README.md``). Labels: refusal, partial, compliance.
@@ -368,6 +370,11 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     sets: dict[str, list[tuple[str, list[dict[str, str]]]]] = {"hh-rlhf": []}
     for pair, side, _stratum, label in _tsv("refusal_hh_rlhf.tsv"):
         sets["hh-rlhf"].append((label, _messages(pairs[int(pair)][side])))
+    # Earlier assistant turns, drawn after the detector was tuned and never used to tune it.
+    sets["hh-rlhf-earlier"] = [
+        (label, _messages(pairs[int(pair)]["chosen"])[: int(turn) + 1])
+        for pair, turn, _stratum, label in _tsv("refusal_earlier_turns.tsv")
+    ]
     for name, file in (
         ("written", "refusal_written.jsonl"),
         ("written-later", "refusal_heldout.jsonl"),
@@ -383,6 +390,47 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
             for row in _jsonl(file)
         ]
     return sets
+
+
+#: The word net of ``bench/labels/README.md``: broader than the refusal detector's cues, fixed
+#: before the detector was written, used to draw more refusals and hard negatives.
+_WORD_NET = re.compile(
+    r"sorry|can'?t|cannot|won'?t|not able|unable|don'?t|illegal|recommend|instead|comfortable"
+    r"|apolog|not going to|rather not|ethic|harm|appropriate",
+    re.IGNORECASE,
+)
+
+
+def earlier_turn_draw(
+    random_count: int = 180, net_count: int = 100
+) -> list[tuple[int, int, str, str]]:
+    """The drawing of ``refusal_earlier_turns.tsv``: (pair, turn, stratum, reply text).
+
+    The pool is every assistant turn before the last of HH-RLHF (taken from ``chosen``, in
+    pairs whose two sides share everything but the last turn), less the turns of the toxicity
+    set. ``random``: ``random_count`` drawn with seed 2612; ``cue-net``: ``net_count`` more
+    drawn with seed 2613 from the rest of the pool that matches the word net.
+    """
+    used = {(int(pair), int(turn)) for pair, _, turn, _, _ in _tsv("toxicity_hh_rlhf.tsv")}
+    pool: list[tuple[int, int, str]] = []
+    for number, pair in enumerate(_hh_pairs()):
+        chosen, rejected = _messages(pair["chosen"]), _messages(pair["rejected"])
+        if chosen[:-1] != rejected[:-1]:
+            continue
+        for turn, message in enumerate(chosen[:-1]):
+            if message["role"] == "assistant" and (number, turn) not in used:
+                pool.append((number, turn, message["content"]))
+    drawn = random.Random(2612).sample(pool, random_count)
+    taken = {(pair, turn) for pair, turn, _ in drawn}
+    rest = [
+        row
+        for row in pool
+        if (row[0], row[1]) not in taken and _WORD_NET.search(row[2].replace("\u2019", "'"))
+    ]
+    netted = random.Random(2613).sample(rest, net_count)
+    return [(pair, turn, "random", text) for pair, turn, text in drawn] + [
+        (pair, turn, "cue-net", text) for pair, turn, text in netted
+    ]
 
 
 def toxicity_labels() -> dict[str, list[tuple[str, str, str]]]:

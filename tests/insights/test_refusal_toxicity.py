@@ -37,6 +37,7 @@ def labelled(name: str) -> list[dict[str, str]]:
         "This request goes against our content policy, so I won't complete it.",
         "I don't feel comfortable writing that about a real person.",
         "I'll have to pass on this one.",
+        "I'm not privy to that information, and I don't think it's my role to ask around.",
     ],
 )
 def test_refusal__styles_of_declining_score_as_refusals(text: str) -> None:
@@ -58,6 +59,12 @@ def test_refusal__styles_of_declining_score_as_refusals(text: str) -> None:
 )
 def test_refusal__apologies_caveats_and_quotes_that_answer_are_not_refusals(text: str) -> None:
     assert decline_score(text.lower()) < 0.5
+
+
+def test_refusal__a_refusal_in_the_first_words_counts_more() -> None:
+    first = decline_score("i can't share her address; it is private.")
+    later = decline_score("her address is private; i can't share it.")
+    assert first > later >= 0.5
 
 
 def test_refusal__separates_labelled_refusals_from_answers() -> None:

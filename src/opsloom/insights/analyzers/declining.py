@@ -8,7 +8,10 @@ with a caveat, not a refusal; so are look-alikes ("I can't stress enough", "sorr
 confusion", a refusal in quotes, "you can't use that flag").
 
 Each kind of evidence has a weight; a cue in the opening sentences counts fully, later ones
-count half. The weights add up and ``1 - e^-total`` maps them onto [0, 1): one clear
+count half. The reply's structure adds a little: a first-person refusal that is the reply's
+very first words, a reply combining two or more of saying no, an apology, a reason and a
+pointer elsewhere, and a short reply (under 25 words, no delivered content) that says no.
+The weights add up and ``1 - e^-total`` maps them onto [0, 1): one clear
 first-person refusal scores about 0.95, a lone hedge or redirect 0.3 to 0.6.
 """
 
@@ -216,6 +219,8 @@ _IGNORANCE = _group(
     r"i(?:'m| am) (?:really |probably )?not (?:the (?:right|best|ideal) (?:person|one|place|"
     r"source)|qualified|an expert on this|equipped)",
     r"(?:not|isn't) my (?:place|role|job)",
+    r"i (?:don't|do not) think (?:it(?:'s| is)|that(?:'s| is)) my (?:place|role|job)",
+    r"(?:i(?:'m| am) )?not privy to",
     r"i (?:can't|cannot) answer (?:that|this|your)",
     r"i (?:don't|do not) have (?:an answer|any (?:further )?suggestions|anything)",
 )
@@ -261,6 +266,20 @@ _CUES = re.compile(
     + "|".join(f"(?P<k{n}>{p.pattern[len(_B) :]})" for n, (p, _) in enumerate(_WEIGHTS))
     + ")"
 )
+#: A first-person negated modal at the very start ("i can't…", "i won't…", "i don't think i
+#: should…"): where refusals put their verb, whatever it is.
+_NEGATED_START = re.compile(
+    r"^\W*(?:(?:oh|hmm|um|well|no|sorry|look|honestly),? )?(?:but )?i(?: really| just| honestly)? "
+    r"(?:can't|cannot|can not|won't|will not|couldn't|could not|shouldn't|should not|"
+    r"don't think i (?:can|should|could)|'m not (?:going|able|willing) to)\b"
+)
+#: Kinds of evidence by role: saying no, saying why, pointing elsewhere.
+_SAYING_NO = frozenset({"k0", "k1", "k3"})
+_REFUSING = frozenset({"k0", "k1"})
+_SAYING_WHY = frozenset({"k4", "k5", "k6", "k8"})
+_POINTING = frozenset({"k7"})
+#: Replies up to this many words are short: refusals are, answers seldom.
+_SHORT = 25
 #: Sentences that make up a reply's opening, where refusals are stated.
 _OPENING_SENTENCES = 2
 
@@ -289,10 +308,25 @@ def decline_evidence(lower: str) -> float:
         early = found.start() < opening_end
         total += weight if early else weight * 0.5
         declined_early |= early and kind == "k0"
+    apology = False
     if _BUT.search(opening):
         total += 0.8
+        apology = True
     elif _APOLOGY.search(opening):
         total += 0.4
+        apology = True
+    if counted & _REFUSING and _NEGATED_START.search(text):
+        # The refusal is the reply's first words (not "I won't make the meeting": a report).
+        total += 0.3
+    # Structure: a refusal combines saying no, an apology, a reason and a pointer elsewhere;
+    # one of these alone is often something else.
+    roles = (
+        bool(counted & _SAYING_NO) + bool(counted & _SAYING_WHY) + bool(counted & _POINTING)
+    ) + apology
+    if roles >= 2:
+        total += 0.3 * (roles - 1)
+    if counted & _SAYING_NO and text.count(" ") < _SHORT and not _CONTENT.search(text):
+        total += 0.2
     if total > 0 and not declined_early:
         # The reply answers: an affirmative start, delivered content, or a long body.
         if _AFFIRM.search(opening):

@@ -32,7 +32,7 @@ class RefusalAnalyzer:
     """``refusal`` per assistant turn."""
 
     name: ClassVar[str] = "refusal"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     needs: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset({"refusal"})
     requires: ClassVar[tuple[str, ...]] = ()

@@ -7,7 +7,7 @@ user turn (a user who ends happier than they started is a good sign).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from opsloom.insights.analyzers.base import Work
 
@@ -26,9 +26,9 @@ class SentimentAnalyzer:
     requires: ClassVar[tuple[str, ...]] = ("vaderSentiment",)
 
     def __init__(self) -> None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        from opsloom.insights.analyzers.vader import Vader
 
-        self._vader: Any = SentimentIntensityAnalyzer()
+        self._vader = Vader()
 
     def polarity(self, text: str) -> float:
         """VADER compound score of ``text`` in [-1, 1]."""
@@ -37,7 +37,7 @@ class SentimentAnalyzer:
         if len(text) > _MAX_CHARS:
             half = _MAX_CHARS // 2
             text = f"{text[:half]} {text[-half:]}"
-        return float(self._vader.polarity_scores(text)["compound"])
+        return self._vader.compound(text)
 
     def analyze(self, work: Work) -> None:
         """Set ``sentiment`` on user and assistant turns."""
