@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,9 @@ import httpx
 import psutil
 import pytest
 from test_cli import FLOWS, clean_env, listening, wait_until
+
+from opsloom import App, Context, RunStatus, WorkerOptions
+from opsloom.cli.apiprocess import hear_wakes, relay_wakes
 
 TOKEN = "api-processes-test-token"
 
@@ -125,3 +129,51 @@ def test_api_processes__end_when_opsloom_up_is_killed(up: Up) -> None:
     up.process.wait()
     _, alive = psutil.wait_procs(helpers, timeout=30)
     assert not alive
+
+
+async def test_wake_relay__runs_an_api_process_starts_or_signals_do_not_wait_for_the_poll(
+    tmp_path: Path,
+) -> None:
+    # `opsloom up` (worker, looking for work on its own only every 600 s) and an API process
+    # on one SQLite file, joined by the relay pipe as `opsloom up --api-processes` joins them.
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    up = App(url, worker=WorkerOptions(poll_seconds=600, reap_seconds=None))
+    api = App(url, worker=None)
+    for app in (up, api):
+
+        @app.workflow(name="double")
+        async def double(ctx: Context, n: int) -> int:
+            return 2 * n
+
+        @app.workflow(name="approve")
+        async def approve(ctx: Context) -> object:
+            return await ctx.wait_for("approval")
+
+    read_end, write_end = os.pipe()
+    async with up, api:
+        relay_wakes(api.store, write_end)
+        deaf = hear_wakes(up.store, read_end)
+        try:
+            # The worker has looked for work and found none: it now waits for a wake-up.
+            assert await (await up.start("double", 0)).result(timeout=60) == 0
+            for n in range(1, 4):
+                handle = await api.start("double", n)
+                assert await up.result(handle.run_id, timeout=60) == 2 * n
+            waiting = await api.start("approve")
+            await wait_for_status(up, waiting.run_id, RunStatus.WAITING)
+            await api.signal(waiting.run_id, "approval", {"approved": True})
+            assert await up.result(waiting.run_id, timeout=60) == {"approved": True}
+        finally:
+            deaf()
+            os.close(read_end)
+            os.close(write_end)
+
+
+async def wait_for_status(app: App, run_id: str, status: RunStatus) -> None:
+    """Wait (60 s at most: a loaded machine) until the run has ``status``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while (await app.get_run(run_id)).status is not status:
+        if loop.time() > deadline:
+            raise AssertionError(f"run {run_id} did not reach {status}")
+        await asyncio.sleep(0.02)
