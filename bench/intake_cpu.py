@@ -127,9 +127,23 @@ async def measure(requests: int, concurrency: int, trigger: bool) -> dict[str, A
 
             await asyncio.gather(*(sender(0, k) for k in range(concurrency)))  # warm-up
             statuses.clear()
+            batches, ops = app.store.writer_stats  # type: ignore[attr-defined]
+            # How long the writer held its transactions (the write lock, which processes
+            # sharing the file take in turns), from BEGIN to the end of COMMIT.
+            held: list[float] = []
+            observer = app.store.observer  # type: ignore[attr-defined]
+            told = observer.store_committed
+
+            def committed(size: int, seconds: float) -> None:
+                held.append(seconds)
+                told(size, seconds)
+
+            observer.store_committed = committed
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(sender(requests, k) for k in range(concurrency)))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            after = app.store.writer_stats  # type: ignore[attr-defined]
+            batches, ops = after[0] - batches, after[1] - ops
         with sqlite3.connect(f"{tmp}/intake.db") as db:
             runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
     return {
@@ -140,6 +154,9 @@ async def measure(requests: int, concurrency: int, trigger: bool) -> dict[str, A
         "cpu_us_per_request": round(1e6 * cpu / max(1, len(statuses)), 1),
         "requests_per_cpu_second": round(len(statuses) / cpu, 1) if cpu else None,
         "wall_seconds": round(wall, 2),
+        "commits": batches,
+        "write_held_us_per_request": round(1e6 * sum(held) / max(1, len(statuses)), 1),
+        "writes_per_commit": round(ops / max(1, batches), 1),
     }
 
 
