@@ -34,17 +34,16 @@ class Up:
         return psutil.Process(self.process.pid).children()
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
+def _up(tmp_path: Path, **settings: str) -> Iterator[Up]:
+    """``opsloom up --api-processes 3`` with ``settings`` in its environment."""
     (tmp_path / "flows.py").write_text(FLOWS)
     db_path = tmp_path / "up.db"
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     argv = [sys.executable, "-m", "opsloom.cli.main", "up", "--app", "flows:app"]
     argv += ["--db", f"sqlite:///{db_path}", "--port", "0", "--api-processes", "3"]
+    env = clean_env(OPSLOOM_API_TOKEN=TOKEN, **settings)
     with stdout.open("w") as out, stderr.open("w") as err:
-        process = subprocess.Popen(
-            argv, cwd=tmp_path, env=clean_env(OPSLOOM_API_TOKEN=TOKEN), stdout=out, stderr=err
-        )
+        process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err)
 
     try:
         url = wait_until(listening(process, stdout, stderr), "the listening line", timeout=90)
@@ -53,6 +52,17 @@ def up(tmp_path: Path) -> Iterator[Up]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    yield from _up(tmp_path)
+
+
+@pytest.fixture
+def up_rarely_polling(tmp_path: Path) -> Iterator[Up]:
+    """Its worker looks for work nobody told it about only every 600 s."""
+    yield from _up(tmp_path, OPSLOOM_WORKER_POLL_SECONDS="600")
 
 
 def _event(event_id: str) -> bytes:
@@ -129,6 +139,29 @@ def test_api_processes__end_when_opsloom_up_is_killed(up: Up) -> None:
     up.process.wait()
     _, alive = psutil.wait_procs(helpers, timeout=30)
     assert not alive
+
+
+def test_api_processes__runs_started_through_any_process_start_without_waiting_for_the_poll(
+    up_rarely_polling: Up,
+) -> None:
+    up = up_rarely_polling
+    # The worker of `opsloom up` looks for work on its own only every 600 s: each run below
+    # completes within the wait only because the process that started it told the worker.
+    # One connection per run, so the kernel hands runs to all three processes.
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for n in range(10):
+        with httpx.Client(base_url=up.url, headers=auth, timeout=30) as client:
+            started = client.post("/api/v1/runs", json={"workflow": "chain", "input": n})
+            assert started.status_code == 201, started.text
+            run_id = started.json()["id"]
+
+        def done(run_id: str = run_id, n: int = n) -> bool:
+            with httpx.Client(base_url=up.url, headers=auth, timeout=30) as client:
+                run = client.get(f"/api/v1/runs/{run_id}").json()
+            return run["status"] == "completed" and run["output"] == n + 3
+
+        wait_until(done, f"run {n} to complete", timeout=90)
+    assert all(helper.cpu_times().user > 0 for helper in up.helpers())
 
 
 async def test_wake_relay__runs_an_api_process_starts_or_signals_do_not_wait_for_the_poll(

@@ -150,6 +150,7 @@ def worker(
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=lease or config.lease_seconds,
+        poll_seconds=config.worker_poll_seconds,
         grace_seconds=grace,
     )
     target = _app(app, db, worker=options, config=config)
@@ -301,6 +302,7 @@ def up(
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=config.lease_seconds,
+        poll_seconds=config.worker_poll_seconds,
         grace_seconds=grace,
     )
     chosen = app or _default_app()
