@@ -21,6 +21,8 @@ class Settings(BaseSettings):
         postgres_pool_size: most pooled PostgreSQL connections per process for reads and
             claims; each process also keeps one writer and one LISTEN connection.
         worker_concurrency: runs a worker executes at once (``--concurrency``).
+        worker_poll_seconds: longest an idle worker waits before looking for work nobody told
+            it about (default: 0.25 s on SQLite, 2 s on PostgreSQL, which tells workers).
         lease_seconds: how long a worker's claim on a run lasts without a heartbeat; a run
             whose worker died is taken over this long after its last heartbeat.
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
@@ -96,6 +98,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = Field(default="FULL", pattern="^(?i)(FULL|NORMAL|EXTRA|OFF)$")
     postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
+    worker_poll_seconds: float | None = Field(default=None, gt=0)
     intake_max_pending: int = Field(default=10_000, ge=1)
     secrets_file: Path | None = None
     decisions_dir: Path | None = None

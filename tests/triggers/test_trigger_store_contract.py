@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
 from opsloom.model.cloudevent import CloudEvent, parse_event
 from opsloom.model.trigger import INBOX, Correlation, Trigger
 from opsloom.store import Store, open_store
 from opsloom.store.base import Claim, RunFilter
+from opsloom.store.intake import append, prepare
+from opsloom.store.sql import SqlStore
+from opsloom.store.tx import WORK
 
 KINDS = frozenset({"wf@1"})
 FIRING = "io.opsloom.alert.firing.v1"
@@ -299,6 +302,80 @@ async def test_intake__all_mode_halves_arriving_at_once_in_two_stores_start_a_ru
         assert sorted(tuple(e["id"] for e in r.input["events"]) for r in runs) == [
             (f"d{n}", f"a{n}") for n in range(5)
         ]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_intake__prepared_before_a_change_of_its_trigger_applies_the_trigger_as_it_is_now(
+    store: Store,
+) -> None:
+    # The triggers' work is done before the transaction from the rows last read; the
+    # transaction must use it only when the trigger is still the one it was worked out from.
+    sql = cast(SqlStore, store)
+    await store.save_trigger(alert_trigger(input="{version: 1}"), 1.0)
+    await store.append_events([event("e0", subject="fp-0")], 2.0)  # the intake reads the rows
+    prepared = prepare([event("e1", subject="fp-1")], 4.0, sql.triggers_seen)
+    assert prepared[0].plan is not None, "worked out ahead from the rows it read"
+    await store.save_trigger(alert_trigger(input="{version: 2}"), 3.0)
+    await sql.write(lambda tx: append(tx, prepared, 4.0, sql.triggers_seen), WORK)
+    assert [(r.event_id, r.input) for r in await runs_of(store)] == [
+        ("e0", {"version": 1}),
+        ("e1", {"version": 2}),
+    ]
+
+    prepared = prepare([event("e2", subject="fp-2")], 6.0, sql.triggers_seen)
+    assert await store.delete_trigger("code:wf") is True
+    assert await sql.write(lambda tx: append(tx, prepared, 6.0, sql.triggers_seen), WORK) == [True]
+    assert [r.event_id for r in await runs_of(store)] == ["e0", "e1"], "a deleted trigger"
+
+    await store.save_trigger(alert_trigger(id="code:new", input="{version: 3}"), 7.0)
+    prepared = prepare([event("e3", subject="fp-3")], 8.0, sql.triggers_seen)
+    await sql.write(lambda tx: append(tx, prepared, 8.0, sql.triggers_seen), WORK)
+    assert [(r.event_id, r.input) for r in await runs_of(store)][-1] == ("e3", {"version": 3})
+
+
+async def test_intake__expressions_that_fail_dead_letter_the_event_when_worked_out_ahead(
+    store: Store,
+) -> None:
+    await store.save_trigger(alert_trigger(id="code:keyed", key=".data.n + 1"), 1.0)
+    await store.save_trigger(alert_trigger(id="code:input", key=None, input=".data.n - 1"), 1.0)
+    await store.append_events([event("e1", n=1)], 2.0)
+    started = {run.started_by: run.input for run in await runs_of(store)}
+    assert started == {"trigger:code:keyed": event("e1", n=1).to_dict(), "trigger:code:input": 0}
+    assert await store.append_events([event("e2", n="x")], 3.0) == [True]
+    assert len(await runs_of(store)) == 2, "the event starts nothing"
+    letters = sorted(await store.list_dead_letters(), key=lambda letter: letter.trigger_id)
+    assert [(d.trigger_id, d.workflow, d.event_id, d.reason) for d in letters] == [
+        ("code:input", "wf", "e2", "input"),
+        ("code:keyed", "wf", "e2", "key"),
+    ]
+    assert ".data.n - 1" in letters[0].detail and ".data.n + 1" in letters[1].detail
+
+
+async def test_intake__stores_that_prepared_ahead_still_open_one_run_per_key(db_url: str) -> None:
+    first, second = open_store(db_url), open_store(db_url)
+    await first.open()
+    await second.open()
+    try:
+        await first.save_trigger(alert_trigger(), 1.0)
+        # Both have read the trigger's rows: from now on each works its events out ahead.
+        await first.append_events([event("w1", subject="warm-1")], 2.0)
+        await second.append_events([event("w2", subject="warm-2")], 2.0)
+        for store in (first, second):
+            assert cast(SqlStore, store).triggers_seen.triggers.keys() == {"code:wf"}
+        keys = [f"fp-race-{n}" for n in range(8)]
+        await asyncio.gather(
+            first.append_events([event(f"a{n}", subject=key) for n, key in enumerate(keys)], 3.0),
+            second.append_events([event(f"b{n}", subject=key) for n, key in enumerate(keys)], 3.0),
+        )
+        runs = [r for r in await runs_of(first) if r.input["subject"] in keys]
+        assert sorted(r.input["subject"] for r in runs) == keys, "one run per key"
+        claims = {c.run.id: c for c in await first.claim("w1", KINDS, 20, 4.0, 30.0)}
+        for run in runs:
+            number = run.input["subject"].removeprefix("fp-race-")
+            [inbox] = claims[run.id].signals
+            assert {run.event_id, inbox.payload["event"]["id"]} == {f"a{number}", f"b{number}"}
     finally:
         await first.close()
         await second.close()

@@ -150,6 +150,7 @@ def worker(
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=lease or config.lease_seconds,
+        poll_seconds=config.worker_poll_seconds,
         grace_seconds=grace,
     )
     target = _app(app, db, worker=options, config=config)
@@ -301,6 +302,7 @@ def up(
     options = WorkerOptions(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=config.lease_seconds,
+        poll_seconds=config.worker_poll_seconds,
         grace_seconds=grace,
     )
     chosen = app or _default_app()
@@ -326,10 +328,12 @@ def up(
         # Started once the store is open (and migrated): they only open it.
         helpers = ApiProcesses(others, chosen, target.database_url, log_format)
         helpers.start()
+        deaf = helpers.hear(target.store)
         try:
             await helpers.ready(timeout=120)
             await serve_up(stop)
         finally:
+            deaf()
             await helpers.stop(timeout=grace)
 
     async def serve_up(stop: asyncio.Event) -> None:
@@ -374,6 +378,7 @@ def api_process(
     socket_fd: Annotated[int, typer.Option("--socket-fd")],
     parent_fd: Annotated[int, typer.Option("--parent-fd")],
     ready_fd: Annotated[int, typer.Option("--ready-fd")],
+    wake_fd: Annotated[int | None, typer.Option("--wake-fd")] = None,
     app: Annotated[str | None, typer.Option("--app")] = None,
     db: DbOption = None,
     log_format: LogFormatOption = None,
@@ -385,6 +390,7 @@ def api_process(
 
     from opsloom.api import create_api
     from opsloom.api.server import serve
+    from opsloom.cli.apiprocess import relay_wakes
     from opsloom.cli.documents import serve_documents
     from opsloom.web import attach_ui
 
@@ -400,6 +406,8 @@ def api_process(
     async def serve_api(stop: asyncio.Event) -> None:
         # Nothing is ever written to this pipe: readable means its writer, `opsloom up`, ended.
         asyncio.get_running_loop().add_reader(parent_fd, stop.set)
+        if wake_fd is not None:
+            relay_wakes(target.store, wake_fd)
         await target.documents.load_deployed()
         os.write(ready_fd, b"1")
         os.close(ready_fd)

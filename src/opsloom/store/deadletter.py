@@ -18,7 +18,7 @@ from opsloom.errors import DeadLetterNotFoundError, DeadLetterStateError
 from opsloom.model.trigger import _Failed, choose
 from opsloom.store.event import EVENT_COLUMNS, event_from_row
 from opsloom.store.job import nudge
-from opsloom.store.trigger import SELECT_ONE, _fire, trigger_from_row
+from opsloom.store.trigger import SELECT_ONE, fire, trigger_from_row
 from opsloom.store.tx import WORK, Row, Transactions, Tx
 
 _COLUMNS = (
@@ -102,7 +102,7 @@ class DeadLetterOps(Transactions):
                     raise DeadLetterStateError(
                         f"dead letter {letter_id} fails again: {built.reason}"
                     )
-            woken = await _fire(tx, trigger, position, event, shape, set(), now)
+            woken = await fire(tx, trigger, position, event, shape, set(), now)
             await nudge(tx, woken, now)
             run = await tx.one(
                 "SELECT id FROM runs WHERE event_source = ? AND event_id = ? AND started_by = ?",

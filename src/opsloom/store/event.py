@@ -15,20 +15,15 @@ from typing import Any
 from opsloom.codec import decode, encode
 from opsloom.model import StepRecord
 from opsloom.model.cloudevent import CloudEvent, StoredEvent
-from opsloom.model.matching import deliveries, signal_name
 from opsloom.model.run import Fence
-from opsloom.store.job import check_fence, nudge, upsert_step
-from opsloom.store.trigger import delivery_payload, intake, move_inbox, return_to_inbox
+from opsloom.store.intake import TriggersSeen, append, prepare
+from opsloom.store.job import check_fence, upsert_step
+from opsloom.store.trigger import move_inbox, return_to_inbox
 from opsloom.store.tx import WORK, Row, Transactions, Tx
 
 #: Columns selected for a stored event, in the order of ``event_from_row``.
 EVENT_COLUMNS = (
     "seq, id, source, type, subject, time, datacontenttype, dataschema, specversion, "
-    "extensions, data, data_base64, received_at"
-)
-#: Columns of a new event, in the order of ``event_insert_params``.
-EVENT_INSERT_COLUMNS = (
-    "id, source, type, subject, time, datacontenttype, dataschema, specversion, "
     "extensions, data, data_base64, received_at"
 )
 #: Columns of a filter row, in the order of ``filter_rows``.
@@ -72,24 +67,6 @@ class Subscription:
     run_id: str
     filters: list[dict[str, Any]]
     created_at: float
-
-
-def event_insert_params(event: CloudEvent, now: float) -> tuple[Any, ...]:
-    """A new event row in ``EVENT_INSERT_COLUMNS`` order."""
-    return (
-        event.id,
-        event.source,
-        event.type,
-        event.subject,
-        event.time,
-        event.datacontenttype,
-        event.dataschema,
-        event.specversion,
-        encode(dict(event.extensions)) if event.extensions else None,
-        None if event.data is None else encode(event.data, what="the data of an event"),
-        event.data_base64,
-        now,
-    )
 
 
 def event_from_row(row: Row) -> StoredEvent:
@@ -138,55 +115,6 @@ def open_subscriptions(entries: Sequence[tuple[str, bytes]]) -> dict[str, list[d
         elif name == UNSUBSCRIBE_STEP:
             opened.pop(str(output.get("subscription")), None)
     return opened
-
-
-_INSERT_EVENT = (
-    f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
-    "ON CONFLICT (source, id) DO NOTHING"
-)
-
-
-async def append(tx: Tx, events: Sequence[CloudEvent], now: float) -> list[bool]:
-    """Store events (a duplicate is ignored: ``False``) and deliver each new one."""
-    stored: list[bool] = []
-    woken: set[str] = set()
-    for event in events:
-        if await tx.execute(_INSERT_EVENT, event_insert_params(event, now)) != 1:
-            stored.append(False)
-            continue
-        stored.append(True)
-        delivered = await _deliver(tx, event, now)
-        woken.update(delivered)
-        woken.update(await intake(tx, event, event.to_dict(), set(delivered), now))
-    if woken:
-        ids = sorted(woken)
-        lock = tx.lock("FOR UPDATE")
-        if lock:
-            among, params = tx.among("run_id", ids)
-            await tx.execute(f"SELECT 1 FROM jobs WHERE {among} ORDER BY run_id{lock}", params)
-        await nudge(tx, ids, now)
-    return stored
-
-
-async def _deliver(tx: Tx, event: CloudEvent, now: float) -> list[str]:
-    """Hand ``event`` to every subscription it matches, as a signal; returns the runs."""
-    rows = await tx.all(
-        "SELECT subscription_id, run_id, position, filter FROM subscription_filters WHERE type = ?",
-        (event.type,),
-    )
-    if not rows:
-        return []
-    shape = event.to_dict()
-    chosen = deliveries([(sub, run, pos, decode(flt)) for sub, run, pos, flt in rows], shape)
-    if chosen:
-        await tx.executemany(
-            "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
-            [
-                (run_id, signal_name(sub_id), delivery_payload(position, shape), now)
-                for sub_id, run_id, position in chosen
-            ],
-        )
-    return [run_id for _, run_id, _ in chosen]
 
 
 async def open_subscription(
@@ -238,9 +166,19 @@ async def _list(tx: Tx, query: EventQuery) -> list[StoredEvent]:
 class EventOps(Transactions):
     """The event and subscription operations of :class:`~opsloom.store.base.Store`."""
 
+    @property
+    def triggers_seen(self) -> TriggersSeen:
+        """The trigger rows this store's intake last read (see :mod:`opsloom.store.intake`)."""
+        seen: TriggersSeen | None = getattr(self, "_seen_by_intake", None)
+        if seen is None:
+            seen = self._seen_by_intake = TriggersSeen()
+        return seen
+
     async def append_events(self, events: list[CloudEvent], now: float) -> list[bool]:
-        batch = list(events)
-        return await self.write(lambda tx: append(tx, batch, now), WORK)
+        seen = self.triggers_seen
+        # The triggers' work is done here, before the transaction: see store.intake.
+        batch = prepare(events, now, seen)
+        return await self.write(lambda tx: append(tx, batch, now, seen), WORK)
 
     async def append_event(self, event: CloudEvent, now: float) -> bool:
         return (await self.append_events([event], now))[0]
@@ -343,9 +281,12 @@ class EventOps(Transactions):
     def emit_event(
         self, fence: Fence, event: CloudEvent, step: StepRecord, now: float
     ) -> Awaitable[bool]:
+        seen = self.triggers_seen
+        batch = prepare([event], now, seen)
+
         async def emit(tx: Tx) -> bool:
             await check_fence(tx, fence)
-            stored = (await append(tx, [event], now))[0]
+            stored = (await append(tx, batch, now, seen))[0]
             await upsert_step(tx, step)
             return stored
 

@@ -1,9 +1,10 @@
-"""Triggers in the store: SQL, row mapping, the intake and the trigger operations.
+"""Triggers in the store: SQL, row mapping, what a trigger does with an event, the operations.
 
-Triggers start runs from events inside ``append_events``' transaction (the intake): an event of
-a dedup key whose run is open goes to that run's inbox (signal ``events:inbox``) instead. The
-intake inserts signals and runs but locks no ``jobs`` rows: waking the runs it hands events to
-is left to the caller, which locks them in run-id order with the others.
+Triggers start runs from events inside ``append_events``' transaction (the intake, see
+:mod:`opsloom.store.intake`): an event of a dedup key whose run is open goes to that run's
+inbox (signal ``events:inbox``) instead. The intake inserts signals and runs but locks no
+``jobs`` rows: waking the runs it hands events to is left to the caller, which locks them in
+run-id order with the others.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from opsloom.codec import decode, encode
 from opsloom.model.cloudevent import CloudEvent, parse_event
 from opsloom.model.matching import first_match, signal_name
 from opsloom.model.ratelimit import RateLimit
+from opsloom.model.run import NewRun
 from opsloom.model.tracecontext import TraceParent, trace_id_of
 from opsloom.model.trigger import (
     INBOX,
     Trigger,
     _Failed,
-    choose,
     correlate_from_json,
     correlate_json,
 )
@@ -93,8 +94,12 @@ DELETE_STATES = "DELETE FROM trigger_states WHERE trigger_id = ?"
 INSERT_FILTER = (
     "INSERT INTO trigger_filters (trigger_id, position, type, filter) VALUES (?, ?, ?, ?)"
 )
-#: Filters of every trigger for one event type (the intake's index lookup).
-FILTERS_OF_TYPE = "SELECT trigger_id, position, filter FROM trigger_filters WHERE type = ?"
+#: Filters of every trigger for one event type (the intake's index lookup), in a stable order
+#: so that two reads of unchanged filters give equal rows.
+FILTERS_OF_TYPE = (
+    "SELECT trigger_id, position, filter FROM trigger_filters WHERE type = ? "
+    "ORDER BY trigger_id, position"
+)
 
 OPEN_RUN = "SELECT run_id FROM trigger_runs WHERE trigger_id = ? AND key = ? AND closed_at IS NULL"
 LAST_CLOSED = "SELECT max(closed_at) FROM trigger_runs WHERE trigger_id = ? AND key = ?"
@@ -276,28 +281,8 @@ def trigger_run_from_row(row: Row) -> TriggerRun:
     )
 
 
-async def intake(
-    tx: Tx, event: CloudEvent, shape: dict[str, Any], delivered: Collection[str], now: float
-) -> list[str]:
-    """Start runs for a new event or hand it to open ones; the runs to wake.
-
-    ``delivered``: runs a subscription already gave this event to (no second copy).
-    """
-    rows = await tx.all(FILTERS_OF_TYPE, (event.type,))
-    if not rows:
-        return []
-    woken: list[str] = []
-    candidates = [(trigger_id, position, _filter(flt)) for trigger_id, position, flt in rows]
-    for trigger_id, position in choose(candidates, shape):
-        row = await tx.one(SELECT_ONE, (trigger_id,))
-        if row is not None:
-            trigger = _known_trigger(row)
-            woken.extend(await _fire(tx, trigger, position, event, shape, delivered, now))
-    return woken
-
-
 @functools.lru_cache(maxsize=256)
-def _filter(blob: bytes | str) -> dict[str, Any]:
+def filter_of(blob: bytes | str) -> dict[str, Any]:
     """A stored filter, decoded once (only read: shared by every intake of its type)."""
     flt: dict[str, Any] = decode(blob)
     return flt
@@ -308,7 +293,7 @@ def _cached_trigger(row: Row) -> Trigger:
     return trigger_from_row(row)
 
 
-def _known_trigger(row: Row) -> Trigger:
+def known_trigger(row: Row) -> Trigger:
     """The trigger of a row, built once per definition: the same row (its ``updated_at``
     included) gives the same frozen trigger, without decoding and checking it again."""
     try:
@@ -317,7 +302,57 @@ def _known_trigger(row: Row) -> Trigger:
         return trigger_from_row(row)
 
 
-async def _fire(
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """What a trigger makes of an event from the event and its definition alone: the dedup
+    key, and the run it would start. Pure, so it is worked out before the transaction; the
+    transaction then decides only what depends on the store (an open run of the key, the
+    flap window, rate limits) and writes.
+
+    ``run`` is ``None`` when no run is built ahead: a failed key, a ``follow`` filter, or a
+    trigger whose run depends on stored state (``all`` collects its events first, debounce
+    keeps the latest event).
+    """
+
+    key: str | _Failed | None
+    run: NewRun | _Failed | None = None
+    #: The rate limit key of the start, when the trigger has a limit.
+    limit_key: str | None = None
+
+
+def ready_of(
+    trigger: Trigger, position: int, event: CloudEvent, shape: dict[str, Any], now: float
+) -> Ready:
+    """The :class:`Ready` of ``event`` (``shape``: its structured form) for ``trigger``."""
+    key = trigger.key_of(position, shape)
+    if (
+        isinstance(key, _Failed)
+        or trigger.follows(position)
+        or trigger.mode == "all"
+        or trigger.debounce
+    ):
+        return Ready(key)
+    limit = trigger.rate_limit
+    return Ready(
+        key,
+        _run_of(trigger, key, event, shape, now),
+        None if limit is None else limit.key_of(shape),
+    )
+
+
+def _run_of(
+    trigger: Trigger, key: str | None, event: CloudEvent, value: Any, now: float
+) -> NewRun | _Failed:
+    """The run ``trigger`` starts for ``event`` with default input ``value``, or why not."""
+    made = trigger.run_input(value)
+    if isinstance(made, _Failed):
+        return made
+    blob, concurrency_key = made
+    run_id = trigger.run_id(key, event.source, event.id)
+    return trigger.new_run(run_id, blob, now, traceparent_of(event), concurrency_key)
+
+
+async def fire(
     tx: Tx,
     trigger: Trigger,
     position: int,
@@ -325,8 +360,13 @@ async def _fire(
     shape: dict[str, Any],
     delivered: Collection[str],
     now: float,
+    ready: Ready | None = None,
 ) -> list[str]:
-    key = trigger.key_of(position, shape)
+    """Apply ``trigger`` (its filter at ``position`` matched) to a new event; the open runs
+    to wake. ``ready``: worked out before the transaction, else here."""
+    if ready is None:
+        ready = ready_of(trigger, position, event, shape, now)
+    key = ready.key
     if isinstance(key, _Failed):
         if key.reason:
             await dead_letter(tx, trigger, event, key.reason, now)
@@ -344,7 +384,7 @@ async def _fire(
         if last is not None and last[0] is not None and now - float(last[0]) < trigger.window:
             note(trigger, "suppressed", key, event)
             return []  # flap suppression: stored, starts nothing
-    match = _Match(trigger, position, key, event, shape)
+    match = _Match(trigger, position, key, event, shape, ready)
     if trigger.debounce:
         await _hold_back(tx, match, now)
         return []
@@ -360,6 +400,7 @@ class _Match:
     key: str | None
     event: CloudEvent
     shape: dict[str, Any]
+    ready: Ready
 
 
 async def _start(tx: Tx, match: _Match, delivered: Collection[str], now: float) -> list[str]:
@@ -372,29 +413,31 @@ async def _start(tx: Tx, match: _Match, delivered: Collection[str], now: float) 
         match.event,
         match.shape,
     )
-    value: Any = shape
-    if trigger.mode == "all":
-        correlation = trigger.correlation_of(position, shape)
-        if correlation is None:
-            return []
-        # Two intakes adding the last two events of one correlation at once must see each
-        # other's: they take turns on it until the first commits.
-        await tx.lock_key(f"trigger:{trigger.id}:{correlation}")
-        await tx.execute(KEEP_STATE, (trigger.id, correlation, position, encode(shape), now))
-        rows = await tx.all(READ_STATE, (trigger.id, correlation))
-        if len(rows) < len(trigger.filters):
-            return []
-        await tx.execute(CLEAR_STATE, (trigger.id, correlation))
-        value = {"events": [decode(blob) for _, blob in rows]}
-    made = trigger.run_input(value)
-    if isinstance(made, _Failed):
-        await dead_letter(tx, trigger, event, made.reason, now)
+    new, limit_key = match.ready.run, match.ready.limit_key
+    if new is None:  # not built ahead: built from what the store holds
+        value: Any = shape
+        if trigger.mode == "all":
+            correlation = trigger.correlation_of(position, shape)
+            if correlation is None:
+                return []
+            # Two intakes adding the last two events of one correlation at once must see
+            # each other's: they take turns on it until the first commits.
+            await tx.lock_key(f"trigger:{trigger.id}:{correlation}")
+            await tx.execute(KEEP_STATE, (trigger.id, correlation, position, encode(shape), now))
+            rows = await tx.all(READ_STATE, (trigger.id, correlation))
+            if len(rows) < len(trigger.filters):
+                return []
+            await tx.execute(CLEAR_STATE, (trigger.id, correlation))
+            value = {"events": [decode(blob) for _, blob in rows]}
+        new = _run_of(trigger, key, event, value, now)
+    if isinstance(new, _Failed):
+        await dead_letter(tx, trigger, event, new.reason, now)
         return []
-    blob, concurrency_key = made
-    run_id = trigger.run_id(key, event.source, event.id)
-    new = trigger.new_run(run_id, blob, now, traceparent_of(event), concurrency_key)
+    run_id = new.id
     limit = trigger.rate_limit
-    slots = [] if limit is None else [(f"trigger:{trigger.id}", limit.key_of(shape), limit)]
+    slots = []
+    if limit is not None:
+        slots = [(f"trigger:{trigger.id}", limit_key or limit.key_of(shape), limit)]
     admitted = await admission(tx, new, now, slots)
     if admitted is None:
         note(trigger, "throttled", key, event)
@@ -487,7 +530,8 @@ async def fire_debounced(tx: Tx, now: float, limit: int) -> tuple[int, list[str]
                 note(trigger, "deduplicated", key, event, open_run[0])
                 woken.extend(await _to_inbox(tx, open_run[0], position, shape, (), now))
                 continue
-        woken.extend(await _start(tx, _Match(trigger, position, key, event, shape), (), now))
+        match = _Match(trigger, position, key, event, shape, Ready(key))
+        woken.extend(await _start(tx, match, (), now))
     return len(rows), woken
 
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from opsloom.errors import (
@@ -81,6 +82,9 @@ class GroupCommit(ABC):
         self.ops = 0
         #: Told the size and duration of every committed batch.
         self.observer = Observer()
+        #: Told, after each commit, the wake-ups its committed operations asked for (for a
+        #: dialect whose database cannot tell other processes itself).
+        self.on_commit: Callable[[frozenset[str]], None] | None = None
 
     def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -137,6 +141,15 @@ class GroupCommit(ABC):
                 error = StoreError(f"store write failed: {type(exc).__name__}: {exc}")
                 outcomes = [(pending.future, False, error) for pending in batch]
                 await self._failed()
+            if self.on_commit is not None:
+                topics = frozenset(
+                    topic
+                    for pending, (_, ok, _) in zip(batch, outcomes, strict=True)
+                    if ok
+                    for topic in pending.wake
+                )
+                if topics:
+                    self.on_commit(topics)
             for future, ok, value in outcomes:
                 if future.done():
                     continue

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
@@ -51,7 +51,8 @@ class SqliteStore(SqlStore):
     """The embedded, single-file store."""
 
     dialect = "sqlite"
-    #: Processes sharing the file do not hear each other's writes: workers poll.
+    #: Processes sharing the file do not hear each other's writes (unless something relays
+    #: them, see :meth:`relay_wakes`): workers poll.
     wakes_across_processes = False
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
@@ -64,6 +65,8 @@ class SqliteStore(SqlStore):
         self._writer: SqliteWriter | None = None
         self._slots: list[int] = []
         self.observer = Observer()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._relay: Callable[[frozenset[str]], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -87,6 +90,7 @@ class SqliteStore(SqlStore):
         turn = None if self.path == ":memory:" else f"{self.path}-writer"
         self._writer = SqliteWriter(self._connect, turn_path=turn)
         self._writer.observer = self.observer
+        self._writer.on_commit = self._relay
         self._writer.start()
 
     def _prepare(self) -> None:
@@ -198,7 +202,7 @@ class SqliteStore(SqlStore):
     ) -> Awaitable[T]:
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return self._writer.submit(op)
+        return self._writer.submit(op, wake)
 
     async def read(self, fn: Op[T], *, snapshot: bool = False) -> T:
         # WAL readers never wait for the writer: a read is a few microseconds on the loop.
@@ -288,7 +292,24 @@ class SqliteStore(SqlStore):
     # --- coordination between processes ------------------------------------------------------
 
     def add_wake_listener(self, topic: WakeTopic, callback: Callable[[], None]) -> None:
-        """Nothing to hear: SQLite cannot tell one process about another's commits."""
+        """SQLite cannot tell one process about another's commits: ``callback`` is called only
+        for the wake-ups someone relays to :meth:`hear` (``opsloom up`` relays those of its
+        API processes)."""
+        self._listeners.setdefault(topic, []).append(callback)
+
+    def relay_wakes(self, send: Callable[[frozenset[str]], None] | None) -> None:
+        """Give ``send`` the wake-ups of each commit of this store (``work``, ``done``,
+        ``control``), for another process on the file to :meth:`hear`. ``send`` runs on the
+        writer's loop right after the commit: it must not block."""
+        self._relay = send
+        if self._writer is not None:
+            self._writer.on_commit = send
+
+    def hear(self, topics: Iterable[str]) -> None:
+        """Wake-ups another process relayed: call this store's listeners of ``topics``."""
+        for topic in topics:
+            for callback in self._listeners.get(topic, ()):
+                callback()
 
 
 def dump_schema(path: str | Path) -> list[tuple[str, str, str]]:
