@@ -41,6 +41,8 @@ class Host(Protocol):
     clock: Clock
     registry: Registry
     observer: Observer
+    #: A timer due within this many seconds is waited for in memory instead of parking.
+    hold_seconds: float
 
     def notify(self) -> None: ...
 
@@ -58,6 +60,7 @@ class DetachedHost:
         self.clock = clock
         self.registry = registry
         self.observer = Observer()
+        self.hold_seconds = 0.0
 
     def notify(self) -> None:
         return None
