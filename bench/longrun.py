@@ -41,6 +41,8 @@ from typing import Any
 import psutil
 
 from opsloom import App, Context, WorkerOptions
+from opsloom.dsl.catalog import FunctionCall, default_catalog
+from opsloom.dsl.runtime import DslRuntime
 
 HERE = Path(__file__).resolve().parent
 RUN_ID = "longrun-1"
@@ -93,11 +95,51 @@ async def longrun(ctx: Context, plan: dict[str, Any]) -> int:
     return last
 
 
-def build(url: str) -> App:
-    app = App(url, worker=WorkerOptions())
-    app.step(name="tick")(tick)
-    app.workflow(name="longrun")(longrun)
-    return app
+#: The same loop as a Serverless Workflow document (``--dsl``): a ``for`` task over the step
+#: numbers, each iteration one catalog function call that runs one step.
+DOCUMENT = """
+document:
+  dsl: '1.0.3'
+  namespace: bench
+  name: longrun
+  version: '1.0.0'
+do:
+  - loop:
+      for:
+        each: number
+        in: ${ [range(1; .steps + 1)] }
+      do:
+        - tick:
+            call: longrun-tick:1.0.0@default
+            with:
+              number: ${ $number }
+"""
+
+
+async def tick_function(call: FunctionCall) -> Any:
+    return await call.ctx.step(tick, int(call.arguments["number"]))
+
+
+class Bench:
+    """The app with the long workflow registered, as Python code or as a document."""
+
+    def __init__(self, url: str, dsl: bool) -> None:
+        self.app = App(url, worker=WorkerOptions())
+        self.app.step(name="tick")(tick)
+        self.app.workflow(name="longrun")(longrun)
+        self.workflow, self.version = "longrun", None
+        self.runtime: DslRuntime | None = None
+        if dsl:
+            catalog = default_catalog()
+            catalog.register("longrun-tick", "1.0.0", tick_function)
+            self.runtime = DslRuntime(self.app, catalog=catalog)
+            document = self.runtime.load(DOCUMENT, "longrun.yaml")
+            self.workflow = self.runtime.register(document, DOCUMENT)
+            self.version = "1.0.0"
+
+    async def close(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.close()
 
 
 def windows(steps: int) -> list[tuple[int, int]]:
@@ -158,28 +200,30 @@ class Fresh:
 # --- phases --------------------------------------------------------------------------------
 
 
-async def run_all(url: str, plan: dict[str, Any], cap: float) -> dict[str, Any]:
+async def run_all(url: str, plan: dict[str, Any], dsl: bool, cap: float) -> dict[str, Any]:
     """Start the run and wait for it here (the embedded worker executes it)."""
-    app = build(url)
-    async with app:
+    bench = Bench(url, dsl)
+    async with bench.app as app:
         started = time.perf_counter()
         cpu0 = time.process_time()
-        handle = await app.start("longrun", plan, run_id=RUN_ID)
+        handle = await app.start(bench.workflow, plan, run_id=RUN_ID, version=bench.version)
         result = await handle.result(timeout=cap)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu0
+    await bench.close()
     return {"result": result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
 
 
-async def resume(url: str, cap: float) -> dict[str, Any]:
+async def resume(url: str, dsl: bool, cap: float) -> dict[str, Any]:
     """Open the store a crashed process left and wait for its run to complete."""
-    app = build(url)
+    bench = Bench(url, dsl)
     opened = time.perf_counter()
     cpu0 = time.process_time()
-    async with app:
+    async with bench.app as app:
         result = await app.result(RUN_ID, timeout=cap)
         seconds = time.perf_counter() - opened
         cpu = time.process_time() - cpu0
+    await bench.close()
     return {"result": result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)} | {
         "opened_at": opened,
         "cpu_at_open": cpu0,
@@ -216,6 +260,7 @@ def main() -> int:
         "--sleep-every", type=int, default=0, help="a durable timer after every K steps"
     )
     parser.add_argument("--sleep", type=float, default=0.001, help="that timer's seconds")
+    parser.add_argument("--dsl", action="store_true", help="the loop as a workflow document")
     parser.add_argument("--phase", choices=("crash",), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,23 +271,24 @@ def main() -> int:
     PROBE.sample_at = {last for _, last in windows(steps)}
 
     if args.phase == "crash":  # the child that is killed half-way
-        asyncio.run(run_all(args.url, plan, HARD_CAP))
+        asyncio.run(run_all(args.url, plan, args.dsl, HARD_CAP))
         return 1  # pragma: no cover - it kills itself first
 
     load = os.getloadavg()
     timers = f", a {args.sleep:g} s timer every {args.sleep_every:,}" if args.sleep_every else ""
-    log(f"longrun: {steps:,} sequential steps{timers}, load average {load[0]:.2f} {load[1]:.2f}")
-    figures: dict[str, Any] = {"bench": "longrun", **plan, "loadavg": load}
+    kind = "a workflow document's" if args.dsl else "Python"
+    log(f"longrun: {steps:,} sequential steps ({kind}){timers}, load average {load[0]:.2f}")
+    figures: dict[str, Any] = {"bench": "longrun", **plan, "dsl": args.dsl, "loadavg": load}
     with tempfile.TemporaryDirectory(prefix="opsloom-longrun-") as folder:
         fresh = Fresh(args.store, Path(folder))
         figures["store"] = "postgresql" if fresh.pg else "sqlite"
         try:
             if args.crash_at is None:
-                outcome = asyncio.run(run_all(fresh.url, plan, HARD_CAP))
+                outcome = asyncio.run(run_all(fresh.url, plan, args.dsl, HARD_CAP))
                 first_step = 0
             else:
                 figures["crash_at"] = args.crash_at
-                outcome = crash_and_resume(fresh.url, plan, args.crash_at)
+                outcome = crash_and_resume(fresh.url, plan, args.dsl, args.crash_at)
                 first_step = args.crash_at
         finally:
             fresh.drop()
@@ -273,18 +319,19 @@ def main() -> int:
     return 0 if outcome["result"] == steps else 1
 
 
-def crash_and_resume(url: str, plan: dict[str, Any], crash_at: int) -> dict[str, Any]:
+def crash_and_resume(url: str, plan: dict[str, Any], dsl: bool, crash_at: int) -> dict[str, Any]:
     """Run the first ``crash_at`` steps in a child that dies in the next one, then recover."""
     command = [sys.executable, __file__, "--phase", "crash", "--url", url]
     command += ["--steps", str(plan["steps"]), "--crash-at", str(crash_at)]
     command += ["--sleep-every", str(plan["sleep_every"]), "--sleep", str(plan["sleep"])]
+    command += ["--dsl"] if dsl else []
     started = time.perf_counter()
     child = subprocess.run(command, timeout=HARD_CAP, check=False)
     log(
         f"crash: the child ran {crash_at:,} steps and died (exit {child.returncode}) "
         f"after {time.perf_counter() - started:.1f} s"
     )
-    return asyncio.run(resume(url, HARD_CAP))
+    return asyncio.run(resume(url, dsl, HARD_CAP))
 
 
 if __name__ == "__main__":
