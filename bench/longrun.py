@@ -48,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 RUN_ID = "longrun-1"
 #: Whole-benchmark cap (seconds): a run that gets slower per step stops here with its figures.
 HARD_CAP = 3_600.0
+#: ``WorkerOptions.hold_seconds`` of the worker (``--hold-seconds``).
+HOLD_SECONDS = WorkerOptions().hold_seconds
 
 
 class Probe:
@@ -124,7 +126,7 @@ class Bench:
     """The app with the long workflow registered, as Python code or as a document."""
 
     def __init__(self, url: str, dsl: bool) -> None:
-        self.app = App(url, worker=WorkerOptions())
+        self.app = App(url, worker=WorkerOptions(hold_seconds=HOLD_SECONDS))
         self.app.step(name="tick")(tick)
         self.app.workflow(name="longrun")(longrun)
         self.workflow, self.version = "longrun", None
@@ -261,12 +263,19 @@ def main() -> int:
     )
     parser.add_argument("--sleep", type=float, default=0.001, help="that timer's seconds")
     parser.add_argument("--dsl", action="store_true", help="the loop as a workflow document")
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=WorkerOptions().hold_seconds,
+        help="timers due within this are waited for in memory (0: park on every timer)",
+    )
     parser.add_argument("--phase", choices=("crash",), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps: int = args.steps
     plan = {"steps": steps, "sleep_every": args.sleep_every, "sleep": args.sleep}
-    global PROBE
+    global PROBE, HOLD_SECONDS
+    HOLD_SECONDS = args.hold_seconds
     PROBE = Probe(steps, args.crash_at if args.phase == "crash" else None)
     PROBE.sample_at = {last for _, last in windows(steps)}
 
@@ -275,10 +284,15 @@ def main() -> int:
         return 1  # pragma: no cover - it kills itself first
 
     load = os.getloadavg()
-    timers = f", a {args.sleep:g} s timer every {args.sleep_every:,}" if args.sleep_every else ""
+    timers = (
+        f", a {args.sleep:g} s timer every {args.sleep_every:,} (hold {HOLD_SECONDS:g} s)"
+        if args.sleep_every
+        else ""
+    )
     kind = "a workflow document's" if args.dsl else "Python"
     log(f"longrun: {steps:,} sequential steps ({kind}){timers}, load average {load[0]:.2f}")
-    figures: dict[str, Any] = {"bench": "longrun", **plan, "dsl": args.dsl, "loadavg": load}
+    figures: dict[str, Any] = {"bench": "longrun", **plan, "dsl": args.dsl}
+    figures.update(hold_seconds=HOLD_SECONDS, loadavg=load)
     with tempfile.TemporaryDirectory(prefix="opsloom-longrun-") as folder:
         fresh = Fresh(args.store, Path(folder))
         figures["store"] = "postgresql" if fresh.pg else "sqlite"
@@ -325,6 +339,7 @@ def crash_and_resume(url: str, plan: dict[str, Any], dsl: bool, crash_at: int) -
     command += ["--steps", str(plan["steps"]), "--crash-at", str(crash_at)]
     command += ["--sleep-every", str(plan["sleep_every"]), "--sleep", str(plan["sleep"])]
     command += ["--dsl"] if dsl else []
+    command += ["--hold-seconds", str(HOLD_SECONDS)]
     started = time.perf_counter()
     child = subprocess.run(command, timeout=HARD_CAP, check=False)
     log(
