@@ -41,7 +41,7 @@ class Host(Protocol):
     clock: Clock
     registry: Registry
     observer: Observer
-    #: A timer due within this many seconds is waited for in memory instead of parking.
+    #: A timer due in less than this many seconds is waited for in memory instead of parking.
     hold_seconds: float
 
     def notify(self) -> None: ...

@@ -72,7 +72,7 @@ class Waits(ReplayState):
         """Whether a timer due in ``seconds`` is waited for in memory: only by the workflow's
         one branch (another branch's wait or a race must still be able to end it), and only
         while the run may go on."""
-        return self.frozen is None and self.units == 1 and seconds <= self.host.hold_seconds
+        return self.frozen is None and self.units == 1 and seconds < self.host.hold_seconds
 
     def wait_for(self, name: str, timeout: float | None) -> Coroutine[Any, Any, Any]:
         return self._wait_for(self._next(), name, timeout)

@@ -41,7 +41,7 @@ class WorkerOptions:
             the one process per database that holds the ``reaper`` singleton); ``None``: this
             worker never reaps, which leaves the job to other processes.
         grace_seconds: on shutdown, how long running steps may take to finish.
-        hold_seconds: a durable timer due within this many seconds is waited for in memory,
+        hold_seconds: a durable timer due in less than this many seconds is waited for in memory,
             like a running step, instead of parking the run: a loop with short sleeps goes on
             from where it is rather than being replayed from its start after every sleep. The
             timer is recorded first, so a crash still resumes it at its time. 0: always park.
