@@ -11,9 +11,17 @@ import time
 from collections.abc import Callable
 
 import pytest
-from engine_waits import eventually, stalled_worker_app, successor_app
+from engine_waits import eventually, parked, stalled_worker_app, successor_app
 
-from opsloom import App, Context, FakeClock, RunFailedError, RunStatus, WorkerOptions
+from opsloom import (
+    App,
+    Context,
+    FakeClock,
+    RunFailedError,
+    RunStatus,
+    WorkerOptions,
+    current_step,
+)
 from opsloom.model import StepKind, StepStatus
 
 LOOPS = 6
@@ -135,3 +143,35 @@ async def test_held_timer__a_dead_worker_s_timer_resumes_at_its_time(db_url: str
     assert [(s.kind, s.status) for s in run.steps] == loop_history()
     assert run.steps[1].wake_at == wake, "the recovered timer kept the time it was given"
     assert entered == [1, 1], "entered by the dead worker, then once by its successor"
+
+
+async def test_resumed_run__replayed_entries_leave_memory(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    kept: list[list[int]] = []
+
+    async def tick(i: int) -> int:
+        return i
+
+    async def look() -> int:
+        # The history the execution still holds, seen from inside the run's next step.
+        assert app.worker is not None
+        kept.append(sorted(app.worker.executions[current_step().run_id].history))
+        return len(kept)
+
+    app.step(name="tick")(tick)
+    app.step(name="look")(look)
+
+    @app.workflow(name="long")
+    async def long(ctx: Context) -> int:
+        for i in range(20):
+            await ctx.step(tick, i)
+        await ctx.wait_for("go")  # parks: the signal resumes it by a replay of 20 steps
+        return await ctx.step(look)
+
+    async with app:
+        handle = await app.start("long")
+        await parked(app, handle.run_id)
+        await app.signal(handle.run_id, "go")
+        assert await handle.result(timeout=30) == 1
+    # Only the wait that was open when the run was claimed again is left of its history.
+    assert kept == [[21]]

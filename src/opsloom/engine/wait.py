@@ -28,7 +28,7 @@ class Waits(ReplayState):
         return self._sleep(self._next(), seconds, until)
 
     async def _sleep(self, seq: int, seconds: float | None, until: float | None) -> None:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SLEEP, "sleep")
@@ -97,7 +97,7 @@ class Waits(ReplayState):
         as ``{"timeout": True}`` (a completed entry: for ``wait_until`` a timer that ends is
         an ordinary outcome) instead of a failed entry and ``WaitTimeoutError``.
         """
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SIGNAL, label)
@@ -194,7 +194,7 @@ class Waits(ReplayState):
         return self._child(self._next(), workflow, value)
 
     async def _child(self, seq: int, workflow: str, value: Any) -> Any:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         child_id = f"{self.run.id}.{seq}"
         if rec is not None:
             self._check(seq, rec, StepKind.CHILD, workflow)
@@ -280,7 +280,7 @@ class Waits(ReplayState):
         return self._set_labels(self._next(), checked)
 
     async def _set_labels(self, seq: int, labels: dict[str, str | None]) -> None:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, "labels")
             return
@@ -305,7 +305,7 @@ class Waits(ReplayState):
 
     def value(self, what: str) -> Any:
         seq = self._next()
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, what)
             return rec.output
