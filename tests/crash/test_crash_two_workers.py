@@ -23,9 +23,11 @@ async def test_two_workers__many_runs__never_execute_one_run_at_once(lab: Lab, c
     # are busy before the rest is released, so both compete for the remaining work.
     workers = [lab.spawn(lease=5, concurrency=4) for _ in range(2)]
     runs = [f"relay-{i:02}" for i in range(60)]
+    # Timers of a second park their runs (a shorter one is waited for by the worker that runs
+    # the run, which keeps it), so that runs may change workers at each timer.
     for run_id in runs:
         await client.start(
-            "relay", lab.input(gate=str(lab.gate), pause=0.05, seconds=0.01), run_id=run_id
+            "relay", lab.input(gate=str(lab.gate), pause=1.0, seconds=0.01), run_id=run_id
         )
 
     def both_full() -> bool:

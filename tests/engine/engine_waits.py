@@ -40,10 +40,11 @@ async def parked(app: App, run_id: str) -> None:
     await eventually(check)
 
 
-def stalled_worker_app(db_url: str) -> App:
+def stalled_worker_app(db_url: str, clock: FakeClock | None = None) -> App:
     """An App whose worker plays a dead one: no heartbeat renews its leases, it never reaps."""
     return App(
         db_url,
+        clock=clock,
         worker=WorkerOptions(
             lease_seconds=30,
             heartbeat_seconds=3600,

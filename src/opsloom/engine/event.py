@@ -35,7 +35,7 @@ class Events(Waits):
         return self._subscribe(self._next(), checked)
 
     async def _subscribe(self, seq: int, filters: list[dict[str, Any]]) -> str:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, SUBSCRIBE)
             return str(rec.output["subscription"])
@@ -60,7 +60,7 @@ class Events(Waits):
         return self._unsubscribe(self._next(), subscription)
 
     async def _unsubscribe(self, seq: int, subscription: str) -> None:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, UNSUBSCRIBE)
             return
@@ -105,7 +105,7 @@ class Events(Waits):
         return self._emit(self._next(), event)
 
     async def _emit(self, seq: int, event: Any) -> dict[str, Any]:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, EMIT)
             recorded: dict[str, Any] = rec.output

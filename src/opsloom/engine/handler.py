@@ -103,7 +103,7 @@ class Handlers(Waits):
         except Exception as exc:  # the update fails, the run goes on (as in Temporal)
             outcome["error"] = ErrorInfo.from_exception(exc).to_dict()
         seq = self._next()
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, UPDATE_RESULT)
             return

@@ -46,7 +46,7 @@ class Races(ReplayState):
         return self._race(self._next(), list(awaitables))
 
     async def _race(self, seq: int, awaitables: list[Awaitable[Any]]) -> tuple[int, Any]:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         known: int | None = None
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, "race")

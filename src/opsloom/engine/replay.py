@@ -41,6 +41,8 @@ class Host(Protocol):
     clock: Clock
     registry: Registry
     observer: Observer
+    #: A timer due in less than this many seconds is waited for in memory instead of parking.
+    hold_seconds: float
 
     def notify(self) -> None: ...
 
@@ -58,6 +60,7 @@ class DetachedHost:
         self.clock = clock
         self.registry = registry
         self.observer = Observer()
+        self.hold_seconds = 0.0
 
     def notify(self) -> None:
         return None
@@ -68,6 +71,9 @@ class DetachedHost:
     def run_finished(self, run: RunRecord) -> None:
         return None
 
+
+#: Entries no later call looks up once the call at their position has read them.
+_FINAL = (StepStatus.COMPLETED, StepStatus.FAILED)
 
 #: Freezes after which the run parks (instead of closing) once its running steps are done.
 _PARKING = ("drain", "pause")
@@ -148,6 +154,18 @@ class ReplayState:
             raise asyncio.CancelledError()
         self.seq += 1
         return self.seq
+
+    def _recorded(self, seq: int) -> StepRecord | None:
+        """The history entry at ``seq``, read by the call that takes that position.
+
+        A final entry (completed, failed) is dropped from memory as it is read: nothing looks
+        it up again, so a run resumed after a long history does not carry all of it for the rest
+        of its execution. Open entries (a waiting timer or child, a retrying step) stay.
+        """
+        rec = self.history.get(seq)
+        if rec is not None and rec.status in _FINAL:
+            del self.history[seq]
+        return rec
 
     def _check(self, seq: int, rec: StepRecord, kind: StepKind, name: str) -> None:
         if rec.kind is kind and rec.name == name:

@@ -41,7 +41,7 @@ class StepRunner(ReplayState):
     async def _step(
         self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         done = 0
         if rec is not None:
             self._check(seq, rec, StepKind.STEP, spec.name)

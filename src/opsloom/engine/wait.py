@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from opsloom.codec import encode
@@ -28,7 +28,7 @@ class Waits(ReplayState):
         return self._sleep(self._next(), seconds, until)
 
     async def _sleep(self, seq: int, seconds: float | None, until: float | None) -> None:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SLEEP, "sleep")
@@ -37,18 +37,9 @@ class Waits(ReplayState):
             wake = rec.wake_at if rec.wake_at is not None else now
         else:
             wake = until if until is not None else now + float(seconds or 0.0)
+        started = rec.started_at if rec else now
         if now >= wake:
-            await self._write(
-                self._record(
-                    seq,
-                    StepKind.SLEEP,
-                    "sleep",
-                    StepStatus.COMPLETED,
-                    wake_at=wake,
-                    started_at=rec.started_at if rec else now,
-                    completed_at=now,
-                )
-            )
+            await self._write(self._timer_fired(seq, wake, started))
             return
         if rec is None:
             self._post(
@@ -56,8 +47,32 @@ class Waits(ReplayState):
                     seq, StepKind.SLEEP, "sleep", StepStatus.WAITING, wake_at=wake, started_at=now
                 )
             )
+        if self._holds(wake - now):
+            # Due soon and nothing else to wait for: wait here, like a running step, and go on
+            # with the live state instead of parking and replaying the whole history. The
+            # waiting entry above keeps the timer's time should this process die meanwhile.
+            await self.clock.sleep(wake - now)
+            self._post(self._timer_fired(seq, wake, started))
+            return
         # Frozen or not, the timer keeps its time (a drain parks the run for now anyway).
         await self._block(wake)
+
+    def _timer_fired(self, seq: int, wake: float, started: float | None) -> Awaitable[None]:
+        return self._record(
+            seq,
+            StepKind.SLEEP,
+            "sleep",
+            StepStatus.COMPLETED,
+            wake_at=wake,
+            started_at=started,
+            completed_at=self.clock.now(),
+        )
+
+    def _holds(self, seconds: float) -> bool:
+        """Whether a timer due in ``seconds`` is waited for in memory: only by the workflow's
+        one branch (another branch's wait or a race must still be able to end it), and only
+        while the run may go on."""
+        return self.frozen is None and self.units == 1 and seconds < self.host.hold_seconds
 
     def wait_for(self, name: str, timeout: float | None) -> Coroutine[Any, Any, Any]:
         return self._wait_for(self._next(), name, timeout)
@@ -82,7 +97,7 @@ class Waits(ReplayState):
         as ``{"timeout": True}`` (a completed entry: for ``wait_until`` a timer that ends is
         an ordinary outcome) instead of a failed entry and ``WaitTimeoutError``.
         """
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         now = self.clock.now()
         if rec is not None:
             self._check(seq, rec, StepKind.SIGNAL, label)
@@ -179,7 +194,7 @@ class Waits(ReplayState):
         return self._child(self._next(), workflow, value)
 
     async def _child(self, seq: int, workflow: str, value: Any) -> Any:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         child_id = f"{self.run.id}.{seq}"
         if rec is not None:
             self._check(seq, rec, StepKind.CHILD, workflow)
@@ -265,7 +280,7 @@ class Waits(ReplayState):
         return self._set_labels(self._next(), checked)
 
     async def _set_labels(self, seq: int, labels: dict[str, str | None]) -> None:
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, "labels")
             return
@@ -290,7 +305,7 @@ class Waits(ReplayState):
 
     def value(self, what: str) -> Any:
         seq = self._next()
-        rec = self.history.get(seq)
+        rec = self._recorded(seq)
         if rec is not None:
             self._check(seq, rec, StepKind.VALUE, what)
             return rec.output

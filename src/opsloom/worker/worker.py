@@ -41,6 +41,10 @@ class WorkerOptions:
             the one process per database that holds the ``reaper`` singleton); ``None``: this
             worker never reaps, which leaves the job to other processes.
         grace_seconds: on shutdown, how long running steps may take to finish.
+        hold_seconds: a durable timer due in less than this many seconds is waited for in memory,
+            like a running step, instead of parking the run: a loop with short sleeps goes on
+            from where it is rather than being replayed from its start after every sleep. The
+            timer is recorded first, so a crash still resumes it at its time. 0: always park.
     """
 
     concurrency: int = 256
@@ -49,6 +53,7 @@ class WorkerOptions:
     poll_seconds: float | None = None
     reap_seconds: float | None = 1.0
     grace_seconds: float = 30.0
+    hold_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -79,6 +84,7 @@ class Worker:
         self.registry = registry
         self.clock = clock
         self.options = options or WorkerOptions()
+        self.hold_seconds = self.options.hold_seconds
         self.owner = new_token()
         #: The worker slot this worker holds (see ``Store.take_worker_slot``), once started.
         self.identity: str | None = None
