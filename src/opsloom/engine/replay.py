@@ -75,6 +75,11 @@ class DetachedHost:
 #: Entries no later call looks up once the call at their position has read them.
 _FINAL = (StepStatus.COMPLETED, StepStatus.FAILED)
 
+#: What a final entry becomes once its call has read it: the position stays known (a patch
+#: check, a race settling its losers and the end of the code ask whether it was recorded and
+#: whether it was final), its record and output leave memory.
+READ = StepRecord(run_id="", seq=0, kind=StepKind.VALUE, name="", status=StepStatus.COMPLETED)
+
 #: Freezes after which the run parks (instead of closing) once its running steps are done.
 _PARKING = ("drain", "pause")
 
@@ -158,13 +163,14 @@ class ReplayState:
     def _recorded(self, seq: int) -> StepRecord | None:
         """The history entry at ``seq``, read by the call that takes that position.
 
-        A final entry (completed, failed) is dropped from memory as it is read: nothing looks
-        it up again, so a run resumed after a long history does not carry all of it for the rest
-        of its execution. Open entries (a waiting timer or child, a retrying step) stay.
+        A final entry (completed, failed) is replaced by :data:`READ` as it is read: its call
+        never reads it again, so a run resumed after a long history does not carry all of it
+        for the rest of its execution. Open entries (a waiting timer or child, a retrying step)
+        stay.
         """
         rec = self.history.get(seq)
         if rec is not None and rec.status in _FINAL:
-            del self.history[seq]
+            self.history[seq] = READ
         return rec
 
     def _check(self, seq: int, rec: StepRecord, kind: StepKind, name: str) -> None:
