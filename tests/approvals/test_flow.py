@@ -1021,3 +1021,68 @@ def test_standing__the_starter_and_a_decider_of_another_stage_are_refused() -> N
         vote("alice", frozenset(), "req.0", True, None, 1.0)(allowed).state
     )
     assert again.state.request.status == RequestStatus.APPROVED
+
+
+def test_vote__all_is_not_satisfied_by_two_members_of_one_group() -> None:
+    stage = Stage("change", users=("ann",), groups=("dba", "net"), mode="all")
+    state = new_state("req", "run-1", HEADER, (stage,), 0.0)
+    for at, (user, groups) in enumerate(
+        [("dora", {"dba"}), ("dirk", {"dba"}), ("ann", set())], start=1
+    ):
+        change = vote(user, frozenset(groups), "req.0", True, None, float(at))(state)
+        assert (change.signal, change.state.stages[0].status) == (False, StageStatus.OPEN)
+        state = change.state
+    done = vote("nina", frozenset({"net"}), "req.0", True, None, 4.0)(state)
+    assert (done.signal, done.state.request.status) == (True, RequestStatus.APPROVED)
+
+
+def test_vote__a_denial_without_a_reason_is_refused_with_the_reason_why() -> None:
+    state = new_state("req", "run-1", HEADER, (Stage("owner", users=("bob",)),), 0.0)
+    for comment in (None, "", " \t"):
+        with pytest.raises(
+            InvalidApprovalError, match=r"^a denial needs a reason: give a comment saying why$"
+        ):
+            vote("bob", frozenset(), "req.0", False, comment, 1.0)(state)
+    assert state == new_state("req", "run-1", HEADER, (Stage("owner", users=("bob",)),), 0.0)
+
+
+def test_ask__an_empty_question_is_refused_with_the_reason_why() -> None:
+    state = new_state("req", "run-1", HEADER, (Stage("owner", users=("bob",)),), 0.0)
+    with pytest.raises(ApprovalConflictError, match=r"^a question needs some text$"):
+        ask("bob", frozenset(), "req.0", " \n", 1.0)(state)
+
+
+def test_delegate__a_group_member_hands_on_their_part_whatever_others_have_decided() -> None:
+    stages = (
+        Stage("oncall", users=("alice",)),
+        Stage("security", users=("sam",), groups=("leads",), mode=2),
+    )
+    state = new_state("req", "run-1", HEADER, stages, 0.0)
+    # alice decided another stage and sam this one: neither keeps lena from handing hers on.
+    state = vote("alice", frozenset(), "req.0", True, None, 1.0)(state).state
+    state = vote("sam", frozenset(), "req.1", True, None, 2.0)(state).state
+    handed = delegate("lena", frozenset({"leads", "x"}), "req.1", "gina", 3.0)(state)
+    assert handed.notes == [
+        ("lena", "approval.delegated", {"task": "req.1", "to": "gina", "as": "group:leads"})
+    ]
+    assert handed.state.stages[1].delegations == {"gina": "lena"}
+    handed_too = delegate("alice", frozenset({"leads"}), "req.1", "gus", 4.0)(handed.state)
+    assert handed_too.state.stages[1].delegations == {"gina": "lena", "gus": "alice"}
+
+
+def test_standing__refusals_say_which_separation_rule_applies() -> None:
+    header = HEADER | {"started_by": "sam", "distinct_approvers": True}
+    stages = (Stage("oncall", users=("alice", "sam")), Stage("owner", users=("alice",)))
+    state = new_state("req", "run-1", header, stages, 0.0)
+    with pytest.raises(
+        ApprovalForbiddenError,
+        match=r"^sam started run run-1 and may not decide its approvals \(separation of duties\)$",
+    ):
+        vote("sam", frozenset(), "req.0", True, None, 1.0)(state)
+    state = vote("alice", frozenset(), "req.0", True, None, 1.0)(state).state
+    with pytest.raises(
+        ApprovalForbiddenError,
+        match=r"^alice has decided another stage of request req, which needs a distinct approver "
+        r"for each stage$",
+    ):
+        vote("alice", frozenset(), "req.1", True, None, 2.0)(state)
