@@ -1086,3 +1086,21 @@ def test_standing__refusals_say_which_separation_rule_applies() -> None:
         r"for each stage$",
     ):
         vote("alice", frozenset(), "req.1", True, None, 2.0)(state)
+
+
+@pytest.mark.parametrize("second", ["dba", "net"])
+def test_vote__all_moves_a_member_of_two_groups_to_the_group_the_next_voter_cannot_cover(
+    second: str,
+) -> None:
+    # Whichever group dan's vote was first counted for, the stage is approved once a member of
+    # either group votes after him.
+    stage = Stage("change", groups=("dba", "net"), mode="all")
+    state = new_state("req", "run-1", HEADER, (stage,), 0.0)
+    state = vote("dan", frozenset({"dba", "net"}), "req.0", True, None, 1.0)(state).state
+    done = vote("nina", frozenset({second}), "req.0", True, None, 2.0)(state)
+    assert done.new_votes == [
+        ApprovalVoteRow("req.0", "req", "nina", True, None, f"group:{second}", 2.0)
+    ]
+    assert done.state.request == request_row(
+        status=RequestStatus.APPROVED, decided_by="nina", decided_at=2.0, updated_at=2.0
+    )
