@@ -116,10 +116,16 @@ class Schedule:
                     break
                 ticks.append(tick)
         elif self.every is not None:
-            tick = self.last_tick(until, anchor)
-            while tick >= since and tick > anchor and len(ticks) < limit:
+            # Each tick as the scheduler computes it, anchor + n * every: stepping back by
+            # ``every`` drifts from it when ``every`` is no binary fraction (7.7 s), and the
+            # run ids name the tick to the microsecond.
+            n = round((self.last_tick(until, anchor) - anchor) / self.every)
+            while n > 0 and len(ticks) < limit:
+                tick = anchor + n * self.every
+                if tick < since:
+                    break
                 ticks.append(tick)
-                tick -= self.every
+                n -= 1
         return ticks[::-1]
 
     def last_tick(self, now: float, anchor: float) -> float:
