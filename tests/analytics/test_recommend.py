@@ -251,8 +251,11 @@ def every_minute_report(app: App) -> None:
 
 async def overlapping_runs(app: App, clock: FakeClock, t0: float) -> None:
     """Move the clock to each of the six ticks after ``t0`` (a whole minute), each time until
-    the tick's run started and the runs due ended: runs of the first three ticks end three
-    minutes after they started (at a tick after their wake-up), the others still run."""
+    the tick's run recorded its sleep and the runs due ended: runs of the first three ticks end
+    three minutes after they started (at a tick after their wake-up), the others still run.
+
+    A run counts as started when it is claimed, before its body asked for its sleep: moving
+    the clock on then would wake it 150 s after a later tick."""
     ticks = [t0 + 60 * k for k in range(1, 7)]
     for now in ticks:
         clock.advance(now - clock.now())
@@ -262,7 +265,7 @@ async def overlapping_runs(app: App, clock: FakeClock, t0: float) -> None:
             spans = await app.store.run_spans(ids)
             if (
                 len(spans) == len(ids)
-                and all(s.started_at is not None for s in spans)
+                and all(s.status in ("waiting", "completed") for s in spans)
                 and all(s.completed_at is not None for s in spans if s.id in due)
             ):
                 break
