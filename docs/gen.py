@@ -92,7 +92,9 @@ def docstring_attributes(doc: str | None) -> dict[str, str]:
     for line in lines[start:]:
         if line and not line.startswith(" "):
             break
-        match = re.match(r"^ {4}([\w /]+):\s*(.*)$", line)
+        # A name starts right after the indent: a continuation line (indented further) may
+        # hold a colon too ("… is quarantined: no worker …").
+        match = re.match(r"^ {4}(\w[\w /]*):\s*(.*)$", line)
         if match:
             names = [name.strip() for name in match.group(1).split("/")]
             for name in names:

@@ -58,6 +58,24 @@ def test_generated_page__matches_the_code(page: str) -> None:
         )
 
 
+def test_docstring_attributes__a_colon_inside_a_description_is_no_new_name() -> None:
+    doc = """Settings.
+
+    Attributes:
+        quarantine_after: a run whose worker vanished this many times
+            while executing it is quarantined: no worker claims it. 0: never.
+        log_level / log_format: what is logged.
+    """
+    assert GEN.docstring_attributes(doc) == {
+        "quarantine_after": (
+            "a run whose worker vanished this many times while executing it is quarantined: "
+            "no worker claims it. 0: never."
+        ),
+        "log_level": "what is logged.",
+        "log_format": "what is logged.",
+    }
+
+
 def test_generated_pages__depend_only_on_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
     # Settings with other values in the environment must not leak into the reference.
     monkeypatch.setenv("OPSLOOM_API_PORT", "9999")

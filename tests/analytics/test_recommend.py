@@ -138,6 +138,49 @@ def test_schedule_advice__runs_longer_than_the_interval() -> None:
     assert schedule_advice(rec, ticks, calm[:2], now) is None, "too few runs"
 
 
+#: The evidence that names the ten-minute schedule and its ten runs.
+TEN_NIGHTLY_RUNS = {
+    "schedule": "nightly",
+    "kind": "every",
+    "spec": "600.0",
+    "interval_s": 600.0,
+    "runs": 10,
+}
+
+
+def test_schedule_advice__runs_claimed_together_start_at_the_same_instant() -> None:
+    rec = schedule_record("nightly", "report", None, Schedule(every=600), T0)
+    ticks = rec.schedule().latest_ticks(T0, T0 + 6000, rec.anchor, 100)
+    # No worker until after the third tick: one claim started its three runs at once.
+    queued = [
+        RunSpan(
+            tick_run_id("nightly", T0 + 600 * k), "completed", T0 + 600 * k, T0 + 1900, T0 + 2000
+        )
+        for k in range(1, 4)
+    ]
+    spans = queued + [span(T0 + 600 * k, 100.0) for k in range(4, 11)]
+    found = schedule_advice(rec, ticks, spans, T0 + 6000)
+    assert (None if found is None else found.to_dict()) == {
+        "kind": "schedule_overlaps",
+        "workflow": "report",
+        "step": None,
+        "message": (
+            "schedule 'nightly' of 'report' fires every 600 s but its runs take 100 s at p95 "
+            "(2 of 10 started while an earlier one still ran): make it Schedule(after=500) "
+            "(the next run 500 s after the previous ends, never two at once), or fire it at "
+            "most every 180 s"
+        ),
+        "suggestion": {"schedule": "nightly", "after": 500.0, "interval": 180},
+        "evidence": {
+            **TEN_NIGHTLY_RUNS,
+            "duration_p50_s": 100.0,
+            "duration_p95_s": 100.0,
+            "overlapping": 2,
+            "running_now": 0,
+        },
+    }
+
+
 def test_workflow_advice__timeout_contention_and_dominant_step() -> None:
     runs = [
         RunCell(("w", "1"), "completed", "duration", 20, 20.0, histogram(1.0, 20)),
@@ -208,8 +251,11 @@ def every_minute_report(app: App) -> None:
 
 async def overlapping_runs(app: App, clock: FakeClock, t0: float) -> None:
     """Move the clock to each of the six ticks after ``t0`` (a whole minute), each time until
-    the tick's run started and the runs due ended: runs of the first three ticks end three
-    minutes after they started (at a tick after their wake-up), the others still run."""
+    the tick's run recorded its sleep and the runs due ended: runs of the first three ticks end
+    three minutes after they started (at a tick after their wake-up), the others still run.
+
+    A run counts as started when it is claimed, before its body asked for its sleep: moving
+    the clock on then would wake it 150 s after a later tick."""
     ticks = [t0 + 60 * k for k in range(1, 7)]
     for now in ticks:
         clock.advance(now - clock.now())
@@ -219,7 +265,7 @@ async def overlapping_runs(app: App, clock: FakeClock, t0: float) -> None:
             spans = await app.store.run_spans(ids)
             if (
                 len(spans) == len(ids)
-                and all(s.started_at is not None for s in spans)
+                and all(s.status in ("waiting", "completed") for s in spans)
                 and all(s.completed_at is not None for s in spans if s.id in due)
             ):
                 break

@@ -52,6 +52,14 @@ def test_every__counts_from_the_anchor() -> None:
     assert s.last_tick(1175.0, anchor=1000.0) == 1120.0
 
 
+def test_latest_ticks__are_named_as_the_scheduler_names_them() -> None:
+    # A period that is no binary fraction: the scheduler's ticks are anchor + n * 7.7.
+    anchor, every = 1_800_000_000.123, 7.7
+    fired = [anchor + n * every for n in range(1, 301)]
+    ticks = Schedule(every=every).latest_ticks(anchor, fired[-1] + every / 2, anchor, 500)
+    assert [tick_run_id("s", t) for t in ticks] == [tick_run_id("s", t) for t in fired]
+
+
 def test_last_tick__includes_a_tick_exactly_now() -> None:
     s = Schedule(cron="0 * * * *")
     hour = ts(2026, 11, 29, 10, 0, tz=ZoneInfo("UTC"))

@@ -65,6 +65,18 @@ async def test_tick__fires_each_due_tick_once(store: Store) -> None:
     assert rec.last_run_id == tick_run_id("every-minute", T0 + 120)
 
 
+async def test_tick__an_interval_that_is_no_binary_fraction_fires_every_tick(
+    store: Store,
+) -> None:
+    # anchor + n * 7.7 is not always a whole number of periods after the anchor in floating
+    # point: the tick after such a tick must still be the next one, not itself.
+    await save(store, "odd", Schedule(every=7.7, misfire="skip"))
+    s = scheduler(store)
+    ticks = [T0 + n * 7.7 for n in range(1, 21)]
+    assert [await s.tick(tick + 1) for tick in ticks] == [1] * 20
+    assert await run_ids(store) == sorted(tick_run_id("odd", tick) for tick in ticks)
+
+
 async def test_two_schedulers__one_tick_makes_one_run(db_url: str, store: Store) -> None:
     await save(store, "every-minute", Schedule(every=60))
     other = open_store(db_url)

@@ -300,7 +300,10 @@ def schedule_advice(
     rec: ScheduleRecord, ticks: list[float], spans: list[RunSpan], now: float
 ) -> Recommendation | None:
     """``schedule_overlaps``: a schedule whose runs outlast the time between its ticks."""
-    started = sorted((s.started_at, s) for s in spans if s.started_at is not None)
+    # By start only: runs claimed together start at the same instant (spans do not compare).
+    started = sorted(
+        ((s.started_at, s) for s in spans if s.started_at is not None), key=lambda pair: pair[0]
+    )
     if len(started) < SCHEDULE_MIN_RUNS or len(ticks) < 2:
         return None
     interval = min(b - a for a, b in itertools.pairwise(ticks))

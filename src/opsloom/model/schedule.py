@@ -100,9 +100,21 @@ class Schedule:
             nxt: datetime = croniter(self.cron, start).get_next(datetime)
             return nxt.timestamp()
         if self.every is not None:
-            periods = int((after - anchor) // self.every) + 1
-            return anchor + max(periods, 1) * self.every
+            return anchor + (self._periods(after, anchor) + 1) * self.every
         raise ValueError("an 'after' schedule has no ticks of its own")
+
+    def _periods(self, at: float, anchor: float) -> int:
+        """``n`` of the latest tick ``anchor + n * every`` at or before ``at`` (0: the anchor
+        or earlier), judged on those very values: ``(at - anchor) // every`` alone is one
+        short for some ticks when ``every`` is no binary fraction (7.7 s), and the tick after
+        such a tick would be the tick itself."""
+        assert self.every is not None
+        n = max(int((at - anchor) // self.every), 0)
+        while anchor + (n + 1) * self.every <= at:
+            n += 1
+        while n > 0 and anchor + n * self.every > at:
+            n -= 1
+        return n
 
     def latest_ticks(self, since: float, until: float, anchor: float, limit: int) -> list[float]:
         """The latest ``limit`` ticks in ``[since, until]``, oldest first."""
@@ -116,10 +128,16 @@ class Schedule:
                     break
                 ticks.append(tick)
         elif self.every is not None:
-            tick = self.last_tick(until, anchor)
-            while tick >= since and tick > anchor and len(ticks) < limit:
+            # Each tick as the scheduler computes it, anchor + n * every: stepping back by
+            # ``every`` drifts from it when ``every`` is no binary fraction (7.7 s), and the
+            # run ids name the tick to the microsecond.
+            n = self._periods(until, anchor)
+            while n > 0 and len(ticks) < limit:
+                tick = anchor + n * self.every
+                if tick < since:
+                    break
                 ticks.append(tick)
-                tick -= self.every
+                n -= 1
         return ticks[::-1]
 
     def last_tick(self, now: float, anchor: float) -> float:
@@ -131,8 +149,7 @@ class Schedule:
             prev: datetime = croniter(self.cron, start).get_prev(datetime)
             return prev.timestamp()
         if self.every is not None:
-            periods = int((now - anchor) // self.every)
-            return anchor + max(periods, 0) * self.every
+            return anchor + self._periods(now, anchor) * self.every
         raise ValueError("an 'after' schedule has no ticks of its own")
 
     def first_tick(self, now: float) -> float | None:
