@@ -47,7 +47,9 @@ async def kill_starter_then_recover(
     assert lab.statuses() == {run_id: "running" for run_id in RUNS}
 
     lab.open_gate()
-    second = lab.spawn(lease=2, concurrency=8)
+    # The starter's 2 s lease must lapse for the recovery; the recovering worker's own lease is
+    # long, so that a heartbeat late on a loaded machine never hands its runs to itself again.
+    second = lab.spawn(lease=15, concurrency=8)
     await lab.wait_until(
         lambda: lab.completed(RUNS), timeout=45, what="every run to complete", alive=[second]
     )
