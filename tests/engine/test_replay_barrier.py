@@ -12,6 +12,7 @@ time of the waits that are left.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from opsloom import (
     RetryPolicy,
     RunFailedError,
     RunStatus,
+    StepFailedError,
     WorkerOptions,
 )
 from opsloom.model import RunRecord, StepKind, StepRecord, StepStatus
@@ -440,6 +442,67 @@ async def test_race__a_lost_timer_no_longer_counts_and_the_run_parks_on_the_wait
         [quick_done, race, timer, lost, after_done],
     )
     assert run.steps == [quick_done, race, scene.fired(timer), lost, after_done]
+
+
+async def test_gather__every_failed_branch_is_read_so_none_is_reported_as_never_retrieved(
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    scene = Scene(make_app)
+    app = scene.app
+
+    @app.step(name="bad", retry=RetryPolicy(attempts=1))
+    async def bad(name: str) -> None:
+        raise ValueError(f"bad {name}")
+
+    @app.workflow(name="wf")
+    async def wf(ctx: Context) -> str:
+        try:
+            await ctx.gather(ctx.step(bad, "1"), ctx.step(bad, "2"))
+        except StepFailedError as exc:
+            return exc.message
+        return "no error"
+
+    async with app:
+        handle = await app.start("wf")
+        assert await handle.result(timeout=20) == "bad 1"
+        run = await app.get_run(handle.run_id)
+    gc.collect()  # a task whose failure nobody read says so when it is collected
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert [(s.seq, s.name, s.status, (s.error or {}).get("message")) for s in run.steps] == [
+        (1, "bad", StepStatus.FAILED, "bad 1"),
+        (2, "bad", StepStatus.FAILED, "bad 2"),
+    ]
+
+
+async def test_query__a_timer_due_but_not_yet_replayed_has_fired_for_the_answer(
+    make_app: Callable[..., App],
+) -> None:
+    scene = Scene(make_app)
+
+    def timed(app: App) -> None:
+        @app.workflow(name="timed")
+        async def workflow(ctx: Context) -> str:
+            state = {"phase": "timer set"}
+            ctx.on_query("phase", lambda _: state["phase"])
+            await ctx.sleep(60)
+            state["phase"] = "timer fired"
+            await ctx.wait_for("done")
+            return state["phase"]
+
+    timed(scene.app)
+    async with scene.app:
+        handle = await scene.app.start("timed")
+        await parked(scene.app, handle.run_id)
+        before = await scene.app.get_run(handle.run_id)
+    # No worker replays the run when its timer is due: the query's own replay passes it,
+    # and writes nothing.
+    client = make_app(clock=FakeClock(start=scene.t0 + 60), client=True)
+    timed(client)
+    async with client:
+        assert await client.query(handle.run_id, "phase") == "timer fired"
+        after = await client.get_run(handle.run_id)
+    assert before.steps == [scene.timer(handle.run_id, 1, 60)]
+    assert after == before
 
 
 @pytest.mark.parametrize("caught", [False, True], ids=["raised", "caught"])
