@@ -33,6 +33,8 @@ from opsloom import (
     StepFailedError,
     WorkerOptions,
 )
+from opsloom.engine.execution import Execution
+from opsloom.engine.replay import DetachedHost
 from opsloom.model import RunRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.observer import Observer
 
@@ -503,6 +505,61 @@ async def test_query__a_timer_due_but_not_yet_replayed_has_fired_for_the_answer(
         after = await client.get_run(handle.run_id)
     assert before.steps == [scene.timer(handle.run_id, 1, 60)]
     assert after == before
+
+
+class RecordingHost(DetachedHost):
+    """A host that notes what the execution reports back, as a worker hears it."""
+
+    def __init__(self, app: App) -> None:
+        assert app.store is not None
+        super().__init__(app.store, app.clock, app.registry)
+        self.reports: list[tuple[str, Any]] = []
+
+    def execution_done(self, execution: Execution) -> None:
+        self.reports.append(("done", execution.run.id))
+
+    def run_finished(self, run: RunRecord) -> None:
+        self.reports.append(("finished", run.status))
+
+
+async def test_cancel__reaching_an_execution_before_its_task_first_runs_closes_the_run(
+    make_app: Callable[..., App],
+) -> None:
+    scene = Scene(make_app)
+    app = make_app(clock=scene.clock, client=True)
+
+    @app.step(name="work")
+    async def work() -> None:
+        scene.calls.append("work")
+
+    @app.workflow(name="wf")
+    async def wf(ctx: Context) -> None:
+        await ctx.step(work)
+
+    async with app:
+        assert app.store is not None
+        handle = await app.start("wf")
+        [claim] = await app.store.claim("tester", app.registry.kinds(), 1, scene.t0, 30)
+        host = RecordingHost(app)
+        execution = Execution(host, claim, app.registry.workflow("wf"))
+        # As a worker launches it; a cancel for the run arrives in the same turn of the loop.
+        execution.task = asyncio.create_task(execution.execute())
+        execution.request_cancel()
+        await execution.task
+        run = await app.get_run(handle.run_id)
+    assert scene.calls == []
+    assert host.reports == [("finished", RunStatus.CANCELLED), ("done", handle.run_id)]
+    assert run.error is not None
+    assert (run.status, run.steps, run.error) == (
+        RunStatus.CANCELLED,
+        [],
+        {
+            "type": "RunCancelledError",
+            "message": "the run was cancelled",
+            "traceback": run.error["traceback"],
+            "data": {"code": "run_cancelled"},
+        },
+    )
 
 
 @pytest.mark.parametrize("caught", [False, True], ids=["raised", "caught"])
