@@ -15,7 +15,7 @@ import asyncio
 import gc
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -86,6 +86,14 @@ class Scene:
             raise
         return name
 
+    def held_step(self, name: str) -> Callable[[], Awaitable[str]]:
+        """Register a step named ``name`` whose body is :meth:`body`."""
+
+        async def held() -> str:
+            return await self.body(name)
+
+        return self.app.step(name=name)(held)
+
     def called(self, *names: str) -> Callable[[], Any]:
         """A check: exactly these step bodies began, in this order."""
         return lambda: asyncio.sleep(0, self.calls == list(names))
@@ -136,13 +144,8 @@ async def test_failed_write__stops_the_run_at_once_while_another_branch_still_ru
     scene = Scene(make_app, recovering=True)
     app = scene.app
 
-    @app.step(name="long")
-    async def long() -> str:
-        return await scene.body("long")
-
-    @app.step(name="quick")
-    async def quick() -> str:
-        return await scene.body("quick")
+    long = scene.held_step("long")
+    quick = scene.held_step("quick")
 
     @app.workflow(name="pair")
     async def pair(ctx: Context) -> list[str]:
@@ -242,9 +245,7 @@ async def test_cancel__arriving_while_a_failed_run_compensates_lets_the_compensa
     async def charge() -> None:
         raise PermissionError("card declined")
 
-    @app.step(name="release")
-    async def release() -> str:
-        return await scene.body("release")
+    release = scene.held_step("release")
 
     @app.workflow(name="order")
     async def order(ctx: Context) -> None:
@@ -387,13 +388,8 @@ async def test_race__a_lost_timer_no_longer_counts_and_the_run_parks_on_the_wait
     scene = Scene(make_app)
     app = scene.app
 
-    @app.step(name="quick")
-    async def quick() -> str:
-        return await scene.body("quick")
-
-    @app.step(name="after")
-    async def after() -> str:
-        return await scene.body("after")
+    quick = scene.held_step("quick")
+    after = scene.held_step("after")
 
     async def raced(ctx: Context) -> list[Any]:
         won = await ctx.race(ctx.sleep(100), ctx.step(quick))
