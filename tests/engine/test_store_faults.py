@@ -2,80 +2,23 @@
 run's earlier records are durable, and an outage stops the run without losing or repeating
 what was durable.
 
-The double sits on the store's one write entry point (every aggregate writes through it), so
-the real writer still applies the writes in the order they were made; it only holds them back
-or refuses them, as a slow disk or a lost database would.
+The double (``write_gate.WriteGate``) sits on the store's one write entry point, so the real
+writer still applies the writes in the order they were made; it only holds them back or
+refuses them, as a slow disk or a lost database would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from engine_waits import eventually
+from write_gate import WriteGate
 
 from opsloom import App, Context, FakeClock, RunStatus, WorkerOptions
-from opsloom.errors import StoreError
 from opsloom.model import StepStatus
-from opsloom.store import Store
-
-
-class WriteGate:
-    """Holds every write of a store back by ``delay`` seconds, in order, or refuses them all
-    with ``StoreError`` while ``broken``."""
-
-    def __init__(self, store: Store, delay: float = 0.0) -> None:
-        self.real: Callable[..., Awaitable[Any]] = store.write  # type: ignore[attr-defined]
-        self.delay = delay
-        self.broken = False
-        self.refused = 0
-        self._queue: asyncio.Queue[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
-        self._queue = asyncio.Queue()
-        self._forwarder = asyncio.ensure_future(self._forward())
-        self._store = store
-        store.write = self.write  # type: ignore[attr-defined,method-assign]
-
-    def write(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.broken:
-            self.refused += 1
-            future.set_exception(StoreError("the database is unreachable (test outage)"))
-        else:
-            self._queue.put_nowait((args, kwargs, future))
-        return future
-
-    async def _forward(self) -> None:
-        while True:
-            args, kwargs, future = await self._queue.get()
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            # Handed to the real writer in the order they were made; not awaited here, so
-            # the writer still batches them.
-            pending = asyncio.ensure_future(self.real(*args, **kwargs))
-            pending.add_done_callback(lambda done, out=future: _chain(done, out))
-
-    def close(self) -> None:
-        """Take the gate away: writes go straight to the store again, held ones at once."""
-        self._forwarder.cancel()
-        del self._store.write  # type: ignore[attr-defined]
-        while not self._queue.empty():
-            args, kwargs, future = self._queue.get_nowait()
-            pending = asyncio.ensure_future(self.real(*args, **kwargs))
-            pending.add_done_callback(lambda done, out=future: _chain(done, out))
-
-
-def _chain(done: asyncio.Future[Any], out: asyncio.Future[Any]) -> None:
-    if out.done():
-        return
-    if done.cancelled():
-        out.cancel()
-    elif done.exception() is not None:
-        out.set_exception(done.exception())  # type: ignore[arg-type]
-    else:
-        out.set_result(done.result())
 
 
 async def committed_steps(app: App, run_id: str) -> list[tuple[int, StepStatus]]:
