@@ -630,6 +630,7 @@ async def test_divergence__fails_the_run_without_compensation_even_when_the_code
     kept = [signal, scene.step(run.id, 2, "inspect", "inspected")]
     # What the history held before the divergence stays as it was.
     assert run.steps[:2] == kept
-    if not caught:
-        waiting = replace(signal, seq=3, name="again", status=StepStatus.WAITING)
-        assert run.steps == [*kept, replace(waiting, completed_at=None)]
+    # Code that caught the divergence goes no further: the signal it waits for next stays
+    # untaken, as when the error ended the code.
+    waiting = replace(signal, seq=3, name="again", status=StepStatus.WAITING)
+    assert run.steps == [*kept, replace(waiting, completed_at=None)]

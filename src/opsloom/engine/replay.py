@@ -157,6 +157,10 @@ class ReplayState:
         # ``except CancelledError`` or ``finally``: a durable call there must not wait forever.
         if self.tearing_down or self._interrupted:
             raise asyncio.CancelledError()
+        if self.fatal is not None:
+            # The run is broken (its replay diverged, a write failed, its lease is gone): code
+            # that caught the error goes no further, it neither runs steps nor takes signals.
+            raise self.fatal
         self.seq += 1
         return self.seq
 
