@@ -1,8 +1,9 @@
 """What a Temporal-style workflow or activity runs with: the current run, activities as steps.
 
 Workflow code reaches its run through a context variable set by the runner (see
-:mod:`~opsloom.compat.temporal.runner`); gather branches inherit it, activities clear it (so an
-``asyncio.sleep`` in an activity is a real sleep, in a workflow a durable timer).
+:mod:`~opsloom.compat.temporal.runner`); gather branches inherit it, an activity attempt puts its
+own state in its place (so an ``asyncio.sleep`` in an activity is a real sleep, in a workflow a
+durable timer).
 
 An activity call is one opsloom step: its name is the activity's name, its retry policy and
 timeout come from the call's options, and its attempts are the step's attempts.
@@ -154,28 +155,32 @@ class WorkflowState:
     rng: random.Random | None = None
 
 
-_workflow: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
-    "temporal_workflow", default=None
+#: The workflow execution or the activity the current code belongs to: one variable, so that an
+#: activity attempt sets and resets one (it stops being workflow code by the same change).
+_running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
+    "temporal_running", default=None
 )
 
 
 def current_workflow() -> WorkflowState:
-    state = _workflow.get()
-    if state is None:
+    state = _running.get()
+    if state.__class__ is not WorkflowState:
         raise RuntimeError("not in a workflow: this function is for workflow code")
     return state
 
 
 def in_workflow() -> bool:
-    return _workflow.get() is not None
+    return _running.get().__class__ is WorkflowState
 
 
-def enter_workflow(state: WorkflowState | None) -> contextvars.Token[WorkflowState | None]:
-    return _workflow.set(state)
+def enter_workflow(
+    state: WorkflowState | None,
+) -> contextvars.Token[WorkflowState | ActivityState | None]:
+    return _running.set(state)
 
 
-def leave_workflow(token: contextvars.Token[WorkflowState | None]) -> None:
-    _workflow.reset(token)
+def leave_workflow(token: contextvars.Token[WorkflowState | ActivityState | None]) -> None:
+    _running.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,20 +274,15 @@ class ActivityState:
         self.last_beat = self.clock.now()
 
 
-_activity: contextvars.ContextVar[ActivityState | None] = contextvars.ContextVar(
-    "temporal_activity", default=None
-)
-
-
 def current_activity() -> ActivityState:
-    state = _activity.get()
-    if state is None:
+    state = _running.get()
+    if state.__class__ is not ActivityState:
         raise RuntimeError("not in an activity: this function is for activity code")
     return state
 
 
 def in_activity() -> bool:
-    return _activity.get() is not None
+    return _running.get().__class__ is ActivityState
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +374,8 @@ def _activity_body(
     is_async = inspect.iscoroutinefunction(fn)
 
     async def body(deadline: float | None, *args: Any) -> Any:
-        state = _workflow.get()
-        if state is None:  # the step was called outside its workflow
+        state = _running.get()
+        if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
         clock = state.ctx.clock
         now = clock.now()
@@ -390,8 +390,8 @@ def _activity_body(
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
         activity = ActivityState(state, definition, options, current_step(), clock, now)
-        token = _activity.set(activity)
-        outer = _workflow.set(None)
+        # The activity's code is not workflow code: asyncio.sleep is a real sleep in it.
+        token = _running.set(activity)
         try:
             call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
             if options.heartbeat is None:
@@ -408,8 +408,7 @@ def _activity_body(
                 ) from exc
             raise
         finally:
-            _workflow.reset(outer)
-            _activity.reset(token)
+            _running.reset(token)
         if state.runtime.heartbeats:
             state.runtime.heartbeats.pop(activity.key, None)
         return to_json(result)
