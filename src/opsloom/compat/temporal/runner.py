@@ -48,12 +48,14 @@ def split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
     Runs started elsewhere (``opsloom start``, the API) may give a bare value: a list is the
     arguments, anything else the single argument.
     """
-    if isinstance(value, dict) and isinstance(value.get("args"), list):
-        return list(value["args"]), value
+    if isinstance(value, dict):
+        args = value.get("args")
+        if isinstance(args, list):
+            return args, value  # decoded for this execution: not shared
     if value is None:
         return [], {}
     if isinstance(value, list):
-        return list(value), {}
+        return value, {}
     return [value], {}
 
 
@@ -79,7 +81,7 @@ def make_runner(
         )
         token = enter_workflow(state)
         try:
-            run_args = args_from_json(values, run_hints)
+            run_args = args_from_json(values, run_hints) if run_hints else values
             instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
             state.instance = instance
             if handlers:
@@ -219,10 +221,11 @@ class WorkflowCode:
     patched between resumptions, so no other task ever sees the durable versions.
     """
 
-    __slots__ = ("_coro",)
+    __slots__ = ("_coro", "_send")
 
     def __init__(self, code: Awaitable[Any]) -> None:
         self._coro: Coroutine[Any, Any, Any] = code if inspect.iscoroutine(code) else _awaited(code)
+        self._send = self._coro.send  # bound once, not at every resumption
 
     def __await__(self) -> WorkflowCode:
         return self
@@ -231,41 +234,32 @@ class WorkflowCode:
         return self
 
     def __next__(self) -> Any:
-        return self.send(None)
+        return self._resume(self._send, None)
 
     def send(self, value: Any) -> Any:
-        found = _bridge()
-        try:
-            return self._coro.send(value)
-        finally:
-            _restore(found)
+        return self._resume(self._send, value)
 
     def throw(self, *exc: Any) -> Any:
-        found = _bridge()
-        try:
-            return self._coro.throw(*exc)
-        finally:
-            _restore(found)
+        return self._resume(self._coro.throw, *exc)
 
     def close(self) -> None:
         self._coro.close()
 
-
-def _bridge() -> tuple[Any, Any]:
-    """Put the durable versions in place; what was there before."""
-    found = asyncio.sleep, asyncio.gather
-    if found[0] is not _bridged_sleep:  # not already in place (workflow code nested in itself)
-        _outside[0] = found[0]
-        asyncio.sleep = _bridged_sleep
-    if found[1] is not _bridged_gather:
-        _outside[1] = found[1]
-        asyncio.gather = _bridged_gather  # type: ignore[assignment]
-    return found
-
-
-def _restore(found: tuple[Any, Any]) -> None:
-    """Put back what :func:`_bridge` found, unless something else was installed since."""
-    if asyncio.sleep is _bridged_sleep:
-        asyncio.sleep = found[0]
-    if asyncio.gather is _bridged_gather:
-        asyncio.gather = found[1]
+    @staticmethod
+    def _resume(call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` with the durable versions in place; then what was there before."""
+        found_sleep, found_gather = asyncio.sleep, asyncio.gather
+        if found_sleep is not _bridged_sleep:  # not in place already (workflow code nested)
+            _outside[0] = found_sleep
+            asyncio.sleep = _bridged_sleep
+        if found_gather is not _bridged_gather:
+            _outside[1] = found_gather
+            asyncio.gather = _bridged_gather  # type: ignore[assignment]
+        try:
+            return call(*args)
+        finally:
+            # Put back what was found, unless something else was installed meanwhile.
+            if asyncio.sleep is _bridged_sleep:
+                asyncio.sleep = found_sleep
+            if asyncio.gather is _bridged_gather:
+                asyncio.gather = found_gather
