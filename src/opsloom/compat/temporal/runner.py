@@ -233,33 +233,34 @@ class WorkflowCode:
     def __iter__(self) -> WorkflowCode:
         return self
 
-    def __next__(self) -> Any:
-        return self._resume(self._send, None)
-
-    def send(self, value: Any) -> Any:
-        return self._resume(self._send, value)
-
-    def throw(self, *exc: Any) -> Any:
-        return self._resume(self._coro.throw, *exc)
-
-    def close(self) -> None:
-        self._coro.close()
-
-    @staticmethod
-    def _resume(call: Callable[..., Any], *args: Any) -> Any:
-        """``call(*args)`` with the durable versions in place; then what was there before."""
+    def send(self, value: Any = None) -> Any:
+        # The durable versions in place for this resumption (unless already: workflow code
+        # nested in itself), then what was there before, unless something else was installed
+        # meanwhile. Inline: this runs at every resumption of every workflow.
         found_sleep, found_gather = asyncio.sleep, asyncio.gather
-        if found_sleep is not _bridged_sleep:  # not in place already (workflow code nested)
+        if found_sleep is not _bridged_sleep:
             _outside[0] = found_sleep
             asyncio.sleep = _bridged_sleep
         if found_gather is not _bridged_gather:
             _outside[1] = found_gather
             asyncio.gather = _bridged_gather  # type: ignore[assignment]
         try:
-            return call(*args)
+            return self._send(value)
         finally:
-            # Put back what was found, unless something else was installed meanwhile.
             if asyncio.sleep is _bridged_sleep:
                 asyncio.sleep = found_sleep
             if asyncio.gather is _bridged_gather:
                 asyncio.gather = found_gather
+
+    __next__ = send  # what a task's step calls (without a value): one frame, not two
+
+    def throw(self, *exc: Any) -> Any:
+        coro = self._coro
+        self._send = lambda _: coro.throw(*exc)  # one resumption that raises, then sends again
+        try:
+            return self.send(None)
+        finally:
+            self._send = coro.send
+
+    def close(self) -> None:
+        self._coro.close()
