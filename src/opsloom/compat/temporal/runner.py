@@ -73,6 +73,7 @@ def make_runner(
         state = WorkflowState(
             ctx=ctx,
             runtime=runtime,
+            clock=ctx.clock,
             workflow_id=str(meta.get("workflow_id") or ctx.run_id),
             workflow_type=definition.name,
             task_queue=str(meta.get("task_queue") or "default"),

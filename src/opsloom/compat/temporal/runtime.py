@@ -23,7 +23,7 @@ from typing import Any
 
 from opsloom.clock import Clock
 from opsloom.compat.temporal.common import RetryPolicy
-from opsloom.compat.temporal.converter import converts, return_hint, to_json
+from opsloom.compat.temporal.converter import SCALARS, converts, return_hint, to_json
 from opsloom.compat.temporal.exceptions import (
     ApplicationError,
     TimeoutError,
@@ -146,6 +146,7 @@ class WorkflowState:
 
     ctx: Context
     runtime: Runtime
+    clock: Clock
     workflow_id: str
     workflow_type: str
     task_queue: str
@@ -210,33 +211,28 @@ class ActivityState:
     Its :class:`ActivityInfo` is built when first asked for (most activities never ask).
     """
 
-    __slots__ = (
-        "_info",
-        "clock",
-        "definition",
-        "last_beat",
-        "options",
-        "started",
-        "state",
-        "step",
-    )
+    __slots__ = ("_info", "_step", "definition", "last_beat", "options", "started", "state")
 
     def __init__(
         self,
         state: WorkflowState,
         definition: ActivityDefinition,
         options: ActivityOptions,
-        step: StepInfo,
-        clock: Clock,
         now: float,
     ) -> None:
         self.state = state
         self.definition = definition
         self.options = options
-        self.step = step
-        self.clock = clock
         self.started = self.last_beat = now
+        self._step: StepInfo | None = None
         self._info: ActivityInfo | None = None
+
+    @property
+    def step(self) -> StepInfo:
+        """The step attempt this activity is (read when first needed: few activities ask)."""
+        if self._step is None:
+            self._step = current_step()
+        return self._step
 
     @property
     def runtime(self) -> Runtime:
@@ -271,7 +267,7 @@ class ActivityState:
 
     def beat(self, details: tuple[Any, ...]) -> None:
         self.runtime.heartbeats[self.key] = details
-        self.last_beat = self.clock.now()
+        self.last_beat = self.state.clock.now()
 
 
 def current_activity() -> ActivityState:
@@ -377,8 +373,7 @@ def _activity_body(
         state = _running.get()
         if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        clock = state.ctx.clock
-        now = clock.now()
+        now = state.clock.now()
         limit = options.start_to_close
         final = None
         if deadline is not None:
@@ -389,7 +384,7 @@ def _activity_body(
                 )
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
-        activity = ActivityState(state, definition, options, current_step(), clock, now)
+        activity = ActivityState(state, definition, options, now)
         # The activity's code is not workflow code: asyncio.sleep is a real sleep in it.
         token = _running.set(activity)
         try:
@@ -411,7 +406,7 @@ def _activity_body(
             _running.reset(token)
         if state.runtime.heartbeats:
             state.runtime.heartbeats.pop(activity.key, None)
-        return to_json(result)
+        return result if result.__class__ in SCALARS else to_json(result)
 
     return body
 
@@ -480,7 +475,7 @@ def _beat_due(
     if heartbeat is None:
         return None
     # last_beat is on the run's clock; the wait is on the loop's.
-    return loop.time() + (activity.last_beat + heartbeat - activity.clock.now())
+    return loop.time() + (activity.last_beat + heartbeat - activity.state.clock.now())
 
 
 def _delta(seconds: float | None) -> timedelta | None:
