@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -225,11 +227,97 @@ def line(name: str, figures: dict[str, float]) -> str:
     )
 
 
+class Side:
+    """One variant kept open for the whole run: ``batch(prefix, n)`` runs ``n`` chains at once."""
+
+    def __init__(self, name: str, start: Start) -> None:
+        self.name = name
+        self.start = start
+        self.cpu_ms: list[float] = []  # process CPU per workflow, one figure per round
+
+    async def batch(self, prefix: str, count: int) -> None:
+        # Each batch starts with the collector's generations empty, so it pays for the
+        # collections its own allocations cause, not for what the batch before left.
+        gc.collect()
+        cpu_began = time.process_time()
+        results = await asyncio.gather(*(self.start(f"{prefix}-{i}", i) for i in range(count)))
+        outputs = await asyncio.gather(*(result() for result in results))
+        self.cpu_ms.append((time.process_time() - cpu_began) / count * 1000)
+        assert outputs == [i + 3 for i in range(count)], "a chain gave a wrong result"
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, median, high
+
+
+async def alternate(folder: Path, rounds: int, batch: int) -> list[str]:
+    """Both variants open at once; ``rounds`` batches of each, in alternating order, so that
+    load on the machine falls on both alike. CPU time of this process per workflow."""
+    app = App(f"sqlite:///{folder / 'native-alt.db'}", worker=OPTIONS)
+    app.step(timeout=TIMEOUT.total_seconds())(add_one)
+    app.workflow(name="chain")(native_chain)
+    client = await Client.connect(f"sqlite:///{folder / 'compat-alt.db'}")
+    try:
+        async with (
+            app,
+            Worker(
+                client,
+                task_queue="bench",
+                workflows=[Chain],
+                activities=[add_one_activity],
+                max_concurrent_workflow_tasks=OPTIONS.concurrency,
+            ),
+        ):
+
+            async def native_start(run_id: str, x: int) -> Callable[[], Awaitable[Any]]:
+                return (await app.start("chain", x, run_id=run_id)).result
+
+            async def compat_start(run_id: str, x: int) -> Callable[[], Awaitable[Any]]:
+                handle = await client.start_workflow(Chain.run, x, id=run_id, task_queue="bench")
+                return handle.result
+
+            native, compat = Side("native", native_start), Side("compat", compat_start)
+            await native.batch("warm", batch)  # imports, caches, first pages of the files
+            await compat.batch("warm", batch)
+            native.cpu_ms.clear()
+            compat.cpu_ms.clear()
+            for index in range(rounds):
+                order = (native, compat) if index % 2 == 0 else (compat, native)
+                for side in order:
+                    await side.batch(f"r{index}", batch)
+    finally:
+        await client.close()
+    ratios = [c / n for n, c in zip(native.cpu_ms, compat.cpu_ms, strict=True)]
+    lines = []
+    for side in (native, compat):
+        low, median, high = quartiles(side.cpu_ms)
+        lines.append(
+            f"cpu per workflow {side.name:<7} median {median:.3f} ms   IQR {low:.3f}-{high:.3f} ms"
+            f"   ({rounds} rounds x {batch})"
+        )
+    low, median, high = quartiles(ratios)
+    overall = statistics.median(compat.cpu_ms) / statistics.median(native.cpu_ms)
+    lines.append(
+        f"compat/native CPU per workflow: ratio of medians {overall:.3f}"
+        f" ({(overall - 1) * 100:+.1f}%)   per-round ratio median {median:.3f},"
+        f" IQR {low:.3f}-{high:.3f}"
+    )
+    return lines
+
+
 async def main(args: argparse.Namespace) -> None:
-    native: list[dict[str, float]] = []
-    compat: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="opsloom-temporal-bench-") as tmp:
         folder = Path(tmp)
+        if args.alternations:
+            load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+            print(f"W1 chain, SQLite FULL, alternating rounds in one process, load average {load}")
+            for text in await alternate(folder, args.alternations, args.batch):
+                print(text)
+            if not args.rounds:
+                return
+        native: list[dict[str, float]] = []
+        compat: list[dict[str, float]] = []
         for index in range(args.rounds):
             native.append(await native_round(folder, index, args.runs, args.latency_runs))
             compat.append(await compat_round(folder, index, args.runs, args.latency_runs))
@@ -273,6 +361,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=1000, help="runs per throughput phase")
     parser.add_argument("--latency-runs", type=int, default=100, help="runs timed one by one")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
+    parser.add_argument(
+        "--alternations",
+        type=int,
+        default=40,
+        help="batches of each variant alternated in one process, CPU per workflow (0: none)",
+    )
+    parser.add_argument("--batch", type=int, default=100, help="runs per alternated batch")
     parser.add_argument("--temporal", action="store_true", help="also temporalio + dev server")
     parser.add_argument("--temporal-runs", type=int, default=200, help="runs on Temporal")
     return parser.parse_args()

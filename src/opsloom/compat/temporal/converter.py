@@ -22,12 +22,13 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-_SCALARS = frozenset({type(None), bool, int, float, str})
+#: Types whose values are JSON as they are.
+SCALARS = frozenset({type(None), bool, int, float, str})
 
 
 def to_json(value: Any) -> Any:
     """``value`` as plain JSON types."""
-    if type(value) in _SCALARS or isinstance(value, bool | int | float | str):
+    if type(value) in SCALARS or isinstance(value, bool | int | float | str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}

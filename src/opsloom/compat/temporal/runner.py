@@ -10,9 +10,14 @@ each run's history stays short, the first run's result is the chain's, and a can
 run that is current.
 
 Temporal runs workflows on its own event loop, where ``asyncio.sleep`` is a durable timer and
-``asyncio.gather`` waits for durable work. opsloom runs them on the worker's loop, so the first
-workflow run installs wrappers of ``asyncio.sleep`` and ``asyncio.gather`` that do the same
-inside workflow code (a context variable tells) and change nothing anywhere else.
+``asyncio.gather`` waits for durable work. opsloom runs them on the worker's loop, shared with
+everything else in the process, so ``asyncio.sleep`` and ``asyncio.gather`` are replaced only
+while workflow code itself runs: each resumption of the workflow's coroutine (and of its gather
+branches and async handlers) puts the durable versions in place and puts back what was there
+when it yields. Every other task, native workflows, the server and other libraries included,
+sees asyncio's functions (or whatever another library installed) at all times; code called from
+workflow code that is not workflow code (an activity run inline) is told apart by the context
+variable the activity clears.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +48,14 @@ def split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
     Runs started elsewhere (``opsloom start``, the API) may give a bare value: a list is the
     arguments, anything else the single argument.
     """
-    if isinstance(value, dict) and isinstance(value.get("args"), list):
-        return list(value["args"]), value
+    if isinstance(value, dict):
+        args = value.get("args")
+        if isinstance(args, list):
+            return args, value  # decoded for this execution: not shared
     if value is None:
         return [], {}
     if isinstance(value, list):
-        return list(value), {}
+        return value, {}
     return [value], {}
 
 
@@ -62,11 +69,11 @@ def make_runner(
     handlers = _handlers(definition)
 
     async def runner(ctx: Context, input: Any) -> Any:
-        install_asyncio_bridge()
         values, meta = split_input(input)
         state = WorkflowState(
             ctx=ctx,
             runtime=runtime,
+            clock=ctx.clock,
             workflow_id=str(meta.get("workflow_id") or ctx.run_id),
             workflow_type=definition.name,
             task_queue=str(meta.get("task_queue") or "default"),
@@ -75,13 +82,13 @@ def make_runner(
         )
         token = enter_workflow(state)
         try:
-            run_args = args_from_json(values, run_hints)
+            run_args = args_from_json(values, run_hints) if run_hints else values
             instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
             state.instance = instance
             if handlers:
                 _register(ctx, handlers, instance)
             try:
-                result = await definition.run_fn(instance, *run_args)
+                result = await WorkflowCode(definition.run_fn(instance, *run_args))
             except ContinueAsNewError as exc:
                 following = {
                     "args": exc.arguments,
@@ -153,7 +160,8 @@ def _values(data: Any, hints: Sequence[Any]) -> Sequence[Any]:
 
 
 def _call(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
-    return fn(instance, *_values(data, hints))
+    result = fn(instance, *_values(data, hints))
+    return WorkflowCode(result) if inspect.iscoroutine(result) else result
 
 
 def _answer(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
@@ -162,29 +170,40 @@ def _answer(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: A
 
 async def _apply(instance: Any, fn: Callable[..., Any], hints: Sequence[Any], data: Any) -> Any:
     result = fn(instance, *_values(data, hints))
-    if inspect.isawaitable(result):
+    if inspect.iscoroutine(result):
+        result = await WorkflowCode(result)
+    elif inspect.isawaitable(result):
         result = await result
     return to_json(result)
 
 
 # --- asyncio inside workflow code -----------------------------------------------------------------
 
-_original_sleep = asyncio.sleep
-_original_gather = asyncio.gather
+
+#: What ``asyncio.sleep`` and ``asyncio.gather`` were when workflow code last resumed: what
+#: non-workflow code called from it (an activity run inline, another thread) is given.
+_outside: list[Any] = [asyncio.sleep, asyncio.gather]
 
 
 async def _bridged_sleep(delay: float, result: Any = None) -> Any:
     if delay > 0 and in_workflow():
         await sleep(delay)
         return result
-    return await _original_sleep(delay, result)
+    return await _outside[0](delay, result)
 
 
 def _bridged_gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Any:
     if not in_workflow():
-        return _original_gather(*aws, return_exceptions=return_exceptions)
-    branches = [_captured(aw) for aw in aws] if return_exceptions else list(aws)
+        return _outside[1](*aws, return_exceptions=return_exceptions)
+    if return_exceptions:
+        branches: list[Awaitable[Any]] = [WorkflowCode(_captured(aw)) for aw in aws]
+    else:
+        branches = [WorkflowCode(aw) if inspect.iscoroutine(aw) else aw for aw in aws]
     return current_workflow().ctx.gather(*branches)
+
+
+async def _awaited(aw: Awaitable[Any]) -> Any:
+    return await aw
 
 
 async def _captured(aw: Awaitable[Any]) -> Any:
@@ -194,9 +213,55 @@ async def _captured(aw: Awaitable[Any]) -> Any:
         return exc
 
 
-def install_asyncio_bridge() -> None:
-    """Make ``asyncio.sleep`` and ``asyncio.gather`` durable inside workflow code (idempotent)."""
-    if asyncio.sleep is not _bridged_sleep:
-        asyncio.sleep = _bridged_sleep
-    if asyncio.gather is not _bridged_gather:
-        asyncio.gather = _bridged_gather  # type: ignore[assignment]
+class WorkflowCode:
+    """Awaits a coroutine of workflow code with the durable ``asyncio.sleep`` and ``gather`` in
+    place while, and only while, it runs.
+
+    Each resumption swaps them in and, when the coroutine yields, puts back what it found,
+    unless something else replaced them meanwhile (that replacement is kept). Nothing stays
+    patched between resumptions, so no other task ever sees the durable versions.
+    """
+
+    __slots__ = ("_coro", "_send")
+
+    def __init__(self, code: Awaitable[Any]) -> None:
+        self._coro: Coroutine[Any, Any, Any] = code if inspect.iscoroutine(code) else _awaited(code)
+        self._send = self._coro.send  # bound once, not at every resumption
+
+    def __await__(self) -> WorkflowCode:
+        return self
+
+    def __iter__(self) -> WorkflowCode:
+        return self
+
+    def send(self, value: Any = None) -> Any:
+        # The durable versions in place for this resumption (unless already: workflow code
+        # nested in itself), then what was there before, unless something else was installed
+        # meanwhile. Inline: this runs at every resumption of every workflow.
+        found_sleep, found_gather = asyncio.sleep, asyncio.gather
+        if found_sleep is not _bridged_sleep:
+            _outside[0] = found_sleep
+            asyncio.sleep = _bridged_sleep
+        if found_gather is not _bridged_gather:
+            _outside[1] = found_gather
+            asyncio.gather = _bridged_gather  # type: ignore[assignment]
+        try:
+            return self._send(value)
+        finally:
+            if asyncio.sleep is _bridged_sleep:
+                asyncio.sleep = found_sleep
+            if asyncio.gather is _bridged_gather:
+                asyncio.gather = found_gather
+
+    __next__ = send  # what a task's step calls (without a value): one frame, not two
+
+    def throw(self, *exc: Any) -> Any:
+        coro = self._coro
+        self._send = lambda _: coro.throw(*exc)  # one resumption that raises, then sends again
+        try:
+            return self.send(None)
+        finally:
+            self._send = coro.send
+
+    def close(self) -> None:
+        self._coro.close()

@@ -1,8 +1,9 @@
 """What a Temporal-style workflow or activity runs with: the current run, activities as steps.
 
 Workflow code reaches its run through a context variable set by the runner (see
-:mod:`~opsloom.compat.temporal.runner`); gather branches inherit it, activities clear it (so an
-``asyncio.sleep`` in an activity is a real sleep, in a workflow a durable timer).
+:mod:`~opsloom.compat.temporal.runner`); gather branches inherit it, an activity attempt puts its
+own state in its place (so an ``asyncio.sleep`` in an activity is a real sleep, in a workflow a
+durable timer).
 
 An activity call is one opsloom step: its name is the activity's name, its retry policy and
 timeout come from the call's options, and its attempts are the step's attempts.
@@ -22,7 +23,7 @@ from typing import Any
 
 from opsloom.clock import Clock
 from opsloom.compat.temporal.common import RetryPolicy
-from opsloom.compat.temporal.converter import converts, return_hint, to_json
+from opsloom.compat.temporal.converter import SCALARS, converts, return_hint, to_json
 from opsloom.compat.temporal.exceptions import (
     ApplicationError,
     TimeoutError,
@@ -145,6 +146,7 @@ class WorkflowState:
 
     ctx: Context
     runtime: Runtime
+    clock: Clock
     workflow_id: str
     workflow_type: str
     task_queue: str
@@ -154,28 +156,32 @@ class WorkflowState:
     rng: random.Random | None = None
 
 
-_workflow: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
-    "temporal_workflow", default=None
+#: The workflow execution or the activity the current code belongs to: one variable, so that an
+#: activity attempt sets and resets one (it stops being workflow code by the same change).
+_running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
+    "temporal_running", default=None
 )
 
 
 def current_workflow() -> WorkflowState:
-    state = _workflow.get()
-    if state is None:
+    state = _running.get()
+    if state.__class__ is not WorkflowState:
         raise RuntimeError("not in a workflow: this function is for workflow code")
     return state
 
 
 def in_workflow() -> bool:
-    return _workflow.get() is not None
+    return _running.get().__class__ is WorkflowState
 
 
-def enter_workflow(state: WorkflowState | None) -> contextvars.Token[WorkflowState | None]:
-    return _workflow.set(state)
+def enter_workflow(
+    state: WorkflowState | None,
+) -> contextvars.Token[WorkflowState | ActivityState | None]:
+    return _running.set(state)
 
 
-def leave_workflow(token: contextvars.Token[WorkflowState | None]) -> None:
-    _workflow.reset(token)
+def leave_workflow(token: contextvars.Token[WorkflowState | ActivityState | None]) -> None:
+    _running.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,33 +211,28 @@ class ActivityState:
     Its :class:`ActivityInfo` is built when first asked for (most activities never ask).
     """
 
-    __slots__ = (
-        "_info",
-        "clock",
-        "definition",
-        "last_beat",
-        "options",
-        "started",
-        "state",
-        "step",
-    )
+    __slots__ = ("_info", "_step", "definition", "last_beat", "options", "started", "state")
 
     def __init__(
         self,
         state: WorkflowState,
         definition: ActivityDefinition,
         options: ActivityOptions,
-        step: StepInfo,
-        clock: Clock,
         now: float,
     ) -> None:
         self.state = state
         self.definition = definition
         self.options = options
-        self.step = step
-        self.clock = clock
         self.started = self.last_beat = now
+        self._step: StepInfo | None = None
         self._info: ActivityInfo | None = None
+
+    @property
+    def step(self) -> StepInfo:
+        """The step attempt this activity is (read when first needed: few activities ask)."""
+        if self._step is None:
+            self._step = current_step()
+        return self._step
 
     @property
     def runtime(self) -> Runtime:
@@ -266,23 +267,18 @@ class ActivityState:
 
     def beat(self, details: tuple[Any, ...]) -> None:
         self.runtime.heartbeats[self.key] = details
-        self.last_beat = self.clock.now()
-
-
-_activity: contextvars.ContextVar[ActivityState | None] = contextvars.ContextVar(
-    "temporal_activity", default=None
-)
+        self.last_beat = self.state.clock.now()
 
 
 def current_activity() -> ActivityState:
-    state = _activity.get()
-    if state is None:
+    state = _running.get()
+    if state.__class__ is not ActivityState:
         raise RuntimeError("not in an activity: this function is for activity code")
     return state
 
 
 def in_activity() -> bool:
-    return _activity.get() is not None
+    return _running.get().__class__ is ActivityState
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,11 +370,10 @@ def _activity_body(
     is_async = inspect.iscoroutinefunction(fn)
 
     async def body(deadline: float | None, *args: Any) -> Any:
-        state = _workflow.get()
-        if state is None:  # the step was called outside its workflow
+        state = _running.get()
+        if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        clock = state.ctx.clock
-        now = clock.now()
+        now = state.clock.now()
         limit = options.start_to_close
         final = None
         if deadline is not None:
@@ -389,9 +384,9 @@ def _activity_body(
                 )
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
-        activity = ActivityState(state, definition, options, current_step(), clock, now)
-        token = _activity.set(activity)
-        outer = _workflow.set(None)
+        activity = ActivityState(state, definition, options, now)
+        # The activity's code is not workflow code: asyncio.sleep is a real sleep in it.
+        token = _running.set(activity)
         try:
             call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
             if options.heartbeat is None:
@@ -408,11 +403,10 @@ def _activity_body(
                 ) from exc
             raise
         finally:
-            _workflow.reset(outer)
-            _activity.reset(token)
+            _running.reset(token)
         if state.runtime.heartbeats:
             state.runtime.heartbeats.pop(activity.key, None)
-        return to_json(result)
+        return result if result.__class__ in SCALARS else to_json(result)
 
     return body
 
@@ -481,7 +475,7 @@ def _beat_due(
     if heartbeat is None:
         return None
     # last_beat is on the run's clock; the wait is on the loop's.
-    return loop.time() + (activity.last_beat + heartbeat - activity.clock.now())
+    return loop.time() + (activity.last_beat + heartbeat - activity.state.clock.now())
 
 
 def _delta(seconds: float | None) -> timedelta | None:

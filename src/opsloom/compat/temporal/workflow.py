@@ -33,7 +33,7 @@ from opsloom.compat.temporal.exceptions import (
     failure_from,
 )
 from opsloom.compat.temporal.exceptions import TimeoutError as TemporalTimeoutError
-from opsloom.compat.temporal.runtime import ActivityCall, current_workflow
+from opsloom.compat.temporal.runtime import ActivityCall, activity_definition, current_workflow
 from opsloom.compat.temporal.runtime import in_workflow as in_workflow
 from opsloom.errors import ChildFailedError, StepFailedError, WaitTimeoutError
 
@@ -371,7 +371,7 @@ class ActivityHandle(Awaitable[T]):
         return self._run.__await__()
 
 
-def start_activity(
+def execute_activity(
     activity: Any,
     arg: Any = _UNSET,
     *,
@@ -388,12 +388,13 @@ def start_activity(
     summary: str | None = None,
     priority: Any = None,
     result_type: type | None = None,
-) -> ActivityHandle[Any]:
-    """Start an activity as a step of this run; its position in the history is taken now.
+) -> Awaitable[Any]:
+    """Run an activity as a step of this run; await it for its result.
 
-    The activity runs when the handle is awaited (directly or in ``asyncio.gather``).
-    ``task_queue``, ``schedule_to_start_timeout`` and ``cancellation_type`` are accepted and
-    ignored: the activity runs in the worker that runs the workflow.
+    Like Temporal's, its position in the history is taken at the call; it runs when awaited
+    (directly or in ``asyncio.gather``). ``task_queue``, ``schedule_to_start_timeout`` and
+    ``cancellation_type`` are accepted and ignored: the activity runs in the worker that runs
+    the workflow.
     """
     state = current_workflow()
     call = state.runtime.activity_call(
@@ -410,7 +411,7 @@ def start_activity(
     else:
         pending = state.ctx.step_with(call.spec, deadline, arg)
     hint = result_type if result_type is not None else call.result_hint
-    return ActivityHandle(_outcome(pending, call, hint, activity_id), call.definition.name)
+    return _outcome(pending, call, hint, activity_id)
 
 
 async def _outcome(
@@ -442,12 +443,17 @@ async def _outcome(
     return value if hint is None else from_json(value, hint)
 
 
-def execute_activity(activity: Any, arg: Any = _UNSET, **options: Any) -> Awaitable[Any]:
-    """Run an activity; await it for its result (see :func:`start_activity` for the options).
+def start_activity(activity: Any, arg: Any = _UNSET, **options: Any) -> ActivityHandle[Any]:
+    """Start an activity as a step of this run (the options of :func:`execute_activity`).
 
-    Like Temporal's, it is awaited where it is called; its position is taken at the call.
+    Its position in the history is taken now; it runs when the handle is awaited (directly or
+    in ``asyncio.gather``).
     """
-    return start_activity(activity, arg, **options)._run
+    return ActivityHandle(execute_activity(activity, arg, **options), _activity_type(activity))
+
+
+def _activity_type(activity: Any) -> str:
+    return activity if isinstance(activity, str) else activity_definition(activity).name
 
 
 def start_local_activity(
