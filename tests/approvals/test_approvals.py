@@ -9,7 +9,9 @@ import pytest
 from approval_fixtures import add_people, eventually, request_of_run, service
 
 from opsloom import App, Context, FakeClock, RunStatus
+from opsloom.app import RunHandle
 from opsloom.approvals.approval import approval
+from opsloom.approvals.service import Approvals, request_of
 from opsloom.approvals.spec import (
     ApprovalDeniedError,
     ApprovalForbiddenError,
@@ -19,6 +21,7 @@ from opsloom.approvals.spec import (
 )
 from opsloom.identity.access import Identity
 from opsloom.identity.audit import AuditLog
+from opsloom.model.approval import ApprovalChange, ApprovalState
 
 HOUR = 3600.0
 
@@ -327,3 +330,88 @@ async def test_change__and_its_audit_entries_commit_together(
         assert [
             (e.actor, e.action, e.subject) for e in entries if e.action.startswith("approval.")
         ] == [("alice", "approval.cancelled", f"approval:{request_id}")]
+
+
+def _asking(make_app: Callable[..., App], clock: FakeClock, stage: Stage) -> App:
+    """An app whose workflow ``change`` asks for one approval of ``stage``."""
+    app = make_app(clock=clock)
+
+    @app.workflow(name="change")
+    async def change(ctx: Context) -> dict[str, Any]:
+        return (await approval(ctx, _request(stage))).to_dict()
+
+    return app
+
+
+async def _started(app: App, clock: FakeClock) -> tuple[RunHandle, str, Approvals, Identity]:
+    """Start ``change`` once the people exist: its handle, its task, the service, identity."""
+    identity = Identity(app.store, clock)
+    await add_people(identity)
+    handle = await app.start("change")
+    state = await request_of_run(app, handle.run_id)
+    return handle, state.stages[0].id, service(app, clock), identity
+
+
+async def _delegations(app: App, task: str) -> tuple[dict[str, str], dict[str, str]]:
+    stored = await app.store.get_approval(request_of(task))
+    assert stored is not None
+    return stored.stages[0].delegations, stored.stages[0].delegated_as
+
+
+async def test_approval__all_groups_a_members_delegate_completes_the_group_as_stored(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    stage = Stage("change", users=("bob",), groups=("leads", "managers"), mode="all")
+    app = _asking(make_app, clock, stage)
+    async with app:
+        handle, task, approvals, identity = await _started(app, clock)
+        alice, bob, dave, erin, gina = [
+            await identity.principal(u) for u in ("alice", "bob", "dave", "erin", "gina")
+        ]
+        await approvals.delegate(alice, task, "erin")
+        await approvals.delegate(erin, task, "gina")
+        assert await _delegations(app, task) == ({"gina": "alice"}, {"gina": "group:leads"})
+        with pytest.raises(ApprovalForbiddenError, match="alice delegated"):
+            await approvals.decide(alice, task, True)
+        for who, comment in ((dave, None), (bob, None), (gina, "for alice")):
+            clock.advance(60)
+            await approvals.decide(who, task, True, comment)
+        result = await handle.result(timeout=10)
+    assert result["approved"] is True and result["decided_by"] == "gina"
+    assert [(v["voter"], v["as"]) for v in result["stages"][0]["votes"]] == [
+        ("dave", "group:managers"),
+        ("bob", "user:bob"),
+        ("gina", "group:leads"),
+    ]
+
+
+async def test_approval__a_delegation_stored_without_its_part_still_decides(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = _asking(
+        make_app, clock, Stage("change", users=("alice",), groups=("managers",), mode="all")
+    )
+
+    def as_stored_before(state: ApprovalState) -> ApprovalChange:
+        # What a row stored before parts were recorded holds: the delegate's approver only.
+        state.stages[0].delegated_as = {}
+        return ApprovalChange(state)
+
+    async with app:
+        handle, task, approvals, identity = await _started(app, clock)
+        alice, dave, gina = [await identity.principal(u) for u in ("alice", "dave", "gina")]
+        await approvals.delegate(alice, task, "gina")
+        await app.store.change_approval(request_of(task), as_stored_before, clock.now())
+        assert await _delegations(app, task) == ({"gina": "alice"}, {})
+        assert [t["task"] for t in await approvals.pending_for(gina)] == [task]
+        with pytest.raises(ApprovalForbiddenError, match="alice delegated"):
+            await approvals.decide(alice, task, True)
+        for who in (dave, gina):
+            clock.advance(60)
+            await approvals.decide(who, task, True)
+        result = await handle.result(timeout=10)
+    assert result["approved"] is True and result["decided_by"] == "gina"
+    assert [(v["voter"], v["as"]) for v in result["stages"][0]["votes"]] == [
+        ("dave", "group:managers"),
+        ("gina", "user:alice"),
+    ]

@@ -701,7 +701,14 @@ def test_delegate__a_later_stage_may_be_handed_on_before_it_opens_and_not_after_
             request_row(updated_at=1.0),
             [
                 stage_row(0, "oncall", ["alice"], status=StageStatus.OPEN, opened_at=0.0),
-                stage_row(1, "owner", ["bob"], sla=10, delegations={"carol": "bob"}),
+                stage_row(
+                    1,
+                    "owner",
+                    ["bob"],
+                    sla=10,
+                    delegations={"carol": "bob"},
+                    delegated_as={"carol": "user:bob"},
+                ),
             ],
         ),
         signal=False,
@@ -719,6 +726,7 @@ def test_delegate__a_later_stage_may_be_handed_on_before_it_opens_and_not_after_
         opened_at=3.0,
         deadline=13.0,
         delegations={"carol": "bob"},
+        delegated_as={"carol": "user:bob"},
     )
     decided = vote("carol", frozenset(), "req.1", True, None, 4.0)(opened.state)
     assert decided.new_votes == [
@@ -1103,4 +1111,147 @@ def test_vote__all_moves_a_member_of_two_groups_to_the_group_the_next_voter_cann
     ]
     assert done.state.request == request_row(
         status=RequestStatus.APPROVED, decided_by="nina", decided_at=2.0, updated_at=2.0
+    )
+
+
+def dba_and_net(users: tuple[str, ...] = ()) -> ApprovalState:
+    stage = Stage("change", users=users, groups=("dba", "net"), mode="all")
+    return new_state("req", "run-1", HEADER, (stage,), 0.0)
+
+
+def change_row(users: list[str] | None = None, **changes: Any) -> ApprovalStageRow:
+    """The open ``all`` stage of ``dba_and_net``, with ``changes``."""
+    groups = {"users": users or [], "groups": ["dba", "net"]}
+    fields = {"mode": "all", "ladder": [groups], "status": StageStatus.OPEN, "opened_at": 0.0}
+    return stage_row(0, "change", users or [], **(fields | changes))
+
+
+def test_delegate__in_all_a_group_members_delegate_completes_the_group() -> None:
+    handed = delegate("dora", frozenset({"dba", "ops"}), "req.0", "gina", 1.0)(dba_and_net())
+    assert handed == ApprovalChange(
+        ApprovalState(
+            request_row(updated_at=1.0),
+            [change_row(delegations={"gina": "dora"}, delegated_as={"gina": "group:dba"})],
+        ),
+        signal=False,
+        notes=[("dora", "approval.delegated", {"task": "req.0", "to": "gina", "as": "group:dba"})],
+    )
+    net = vote("nina", frozenset({"net"}), "req.0", True, None, 2.0)(handed.state)
+    assert (net.signal, net.state.stages[0].status) == (False, StageStatus.OPEN)
+    # gina is in neither group: she decides as dora stood, for dba.
+    done = vote("gina", frozenset(), "req.0", True, "for dora", 3.0)(net.state)
+    nina = ApprovalVoteRow("req.0", "req", "nina", True, None, "group:net", 2.0)
+    gina = ApprovalVoteRow("req.0", "req", "gina", True, "for dora", "group:dba", 3.0)
+    assert done == ApprovalChange(
+        ApprovalState(
+            request_row(
+                status=RequestStatus.APPROVED,
+                decided_by="gina",
+                reason="for dora",
+                decided_at=3.0,
+                updated_at=3.0,
+            ),
+            [
+                change_row(
+                    status=StageStatus.APPROVED,
+                    delegations={"gina": "dora"},
+                    delegated_as={"gina": "group:dba"},
+                    decided_at=3.0,
+                    decided_by="gina",
+                    comment="for dora",
+                )
+            ],
+            [nina, gina],
+        ),
+        [gina],
+        signal=True,
+        notes=[
+            (
+                "gina",
+                "approval.approved",
+                {"task": "req.0", "stage": "change", "comment": "for dora"},
+            )
+        ],
+    )
+
+
+def test_delegate__a_chain_from_a_group_member_hands_on_the_group_and_the_last_one_decides() -> (
+    None
+):
+    to_gina = delegate("dora", frozenset({"dba"}), "req.0", "gina", 1.0)(dba_and_net(("ann",)))
+    to_hal = delegate("gina", frozenset({"net"}), "req.0", "hal", 2.0)(to_gina.state)
+    assert to_hal == ApprovalChange(
+        ApprovalState(
+            request_row(updated_at=2.0),
+            [change_row(["ann"], delegations={"hal": "dora"}, delegated_as={"hal": "group:dba"})],
+        ),
+        signal=False,
+        # gina hands on dora's part, not her own membership of net.
+        notes=[("gina", "approval.delegated", {"task": "req.0", "to": "hal", "as": "group:dba"})],
+    )
+    with pytest.raises(ApprovalForbiddenError, match=r"^dora delegated task req\.0 to hal$"):
+        vote("dora", frozenset({"dba"}), "req.0", True, None, 3.0)(to_hal.state)
+    # Having handed it on, gina is only a member of net again.
+    net = vote("gina", frozenset({"net"}), "req.0", True, None, 3.0)(to_hal.state)
+    ann = vote("ann", frozenset(), "req.0", True, None, 4.0)(net.state)
+    assert (ann.signal, ann.state.stages[0].status) == (False, StageStatus.OPEN)
+    done = vote("hal", frozenset(), "req.0", True, None, 5.0)(ann.state)
+    assert done.new_votes == [ApprovalVoteRow("req.0", "req", "hal", True, None, "group:dba", 5.0)]
+    assert [(v.voter, v.on_behalf_of) for v in done.state.votes] == [
+        ("gina", "group:net"),
+        ("ann", "user:ann"),
+        ("hal", "group:dba"),
+    ]
+    assert done.state.request == request_row(
+        status=RequestStatus.APPROVED, decided_by="hal", decided_at=5.0, updated_at=5.0
+    )
+
+
+def test_delegate__a_member_of_two_groups_who_delegated_is_refused_their_delegate_covers_one() -> (
+    None
+):
+    handed = delegate("dan", frozenset({"dba", "net"}), "req.0", "gina", 1.0)(dba_and_net())
+    both = "group:dba,group:net"
+    assert handed.state.stages == [
+        change_row(delegations={"gina": "dan"}, delegated_as={"gina": both})
+    ]
+    refused = handed.state.copy()
+    for act in (
+        vote("dan", frozenset({"dba", "net"}), "req.0", True, None, 2.0),
+        ask("dan", frozenset({"dba", "net"}), "req.0", "why?", 2.0),
+        delegate("dan", frozenset({"dba", "net"}), "req.0", "hal", 2.0),
+    ):
+        with pytest.raises(ApprovalForbiddenError, match=r"^dan delegated task req\.0 to gina$"):
+            act(refused)
+    assert refused == handed.state
+    # Like dan's own vote, gina's stands for one of his groups: a member of either completes.
+    gina = vote("gina", frozenset(), "req.0", True, None, 2.0)(handed.state)
+    assert gina.new_votes == [ApprovalVoteRow("req.0", "req", "gina", True, None, both, 2.0)]
+    assert (gina.signal, gina.state.stages[0].status) == (False, StageStatus.OPEN)
+    done = vote("dora", frozenset({"dba"}), "req.0", True, None, 3.0)(gina.state)
+    assert (done.signal, done.state.request.status) == (True, RequestStatus.APPROVED)
+
+
+def test_delegate__one_stored_without_its_part_decides_as_the_user_delegated_for() -> None:
+    # A row stored before parts were recorded: the delegate and the approver's user id only.
+    old = ApprovalState(request_row(), [change_row(["ann"], delegations={"gina": "ann"})])
+    with pytest.raises(ApprovalForbiddenError, match=r"^ann delegated task req\.0 to gina$"):
+        vote("ann", frozenset(), "req.0", True, None, 1.0)(old)
+    # Handed on, the part is recorded from then on.
+    to_hal = delegate("gina", frozenset(), "req.0", "hal", 1.0)(old.copy())
+    assert to_hal == ApprovalChange(
+        ApprovalState(
+            request_row(updated_at=1.0),
+            [change_row(["ann"], delegations={"hal": "ann"}, delegated_as={"hal": "user:ann"})],
+        ),
+        signal=False,
+        notes=[("gina", "approval.delegated", {"task": "req.0", "to": "hal", "as": "user:ann"})],
+    )
+    state = old
+    for at, (user, groups) in enumerate([("dora", {"dba"}), ("nina", {"net"})], start=1):
+        state = vote(user, frozenset(groups), "req.0", True, None, float(at))(state).state
+    done = vote("gina", frozenset(), "req.0", True, None, 3.0)(state)
+    assert done.new_votes == [ApprovalVoteRow("req.0", "req", "gina", True, None, "user:ann", 3.0)]
+    assert done.state.request == request_row(
+        status=RequestStatus.APPROVED, decided_by="gina", decided_at=3.0, updated_at=3.0
     )

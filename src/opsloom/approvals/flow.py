@@ -19,6 +19,13 @@ Rules:
   after the last one the request is approved.
 - A question pauses the stage (no votes, no SLA clock) until the requester answers: its
   deadline moves on by the time the question was open.
+- A delegate decides in the place of what the approver who delegated stood for: a named
+  user's delegate as ``user:<id>``, a group member's as the group(s) the member stood for, so
+  in ``all`` a delegate completes the delegator's group. Handing the task on again passes that
+  same part on (and the first approver stays the one acted for); the one who delegated no
+  longer decides. The stage keeps ``delegations`` (delegate → first approver, a user id, as
+  stored before parts were recorded) and beside it ``delegated_as`` (delegate → part); a
+  delegate with no part recorded (a delegation stored before) decides as ``user:<approver>``.
 - At the deadline the next rung of the ladder takes over with a new SLA (the earlier rung and
   its delegates can no longer decide; votes already cast still count); after the last rung
   ``on_sla`` denies or approves (by ``sla``) or the stage waits on without a deadline.
@@ -211,7 +218,9 @@ def standing(
             "distinct approver for each stage"
         )
     if user in stage.delegations:
-        return f"user:{stage.delegations[user]}"
+        # What the approver stood for when handing the task on; before parts were recorded
+        # only their user id was kept.
+        return stage.delegated_as.get(user, f"user:{stage.delegations[user]}")
     if user in stage.delegations.values():
         delegate = next(k for k, v in stage.delegations.items() if v == user)
         raise ApprovalForbiddenError(f"{user} delegated task {stage.id} to {delegate}")
@@ -371,9 +380,12 @@ def delegate(
             raise ApprovalConflictError(f"{to_user} already acts on task {stage.id}")
         if any(v.stage_id == stage.id and v.voter == user for v in state.votes):
             raise ApprovalConflictError(f"{user} has already decided task {stage.id}")
-        # A delegate passing the task on hands over the original approver's part.
+        # A delegate passing the task on hands over the original approver's part, which is
+        # what the delegate stands for.
         origin = stage.delegations.pop(user, user)
+        stage.delegated_as.pop(user, None)
         stage.delegations[to_user] = origin
+        stage.delegated_as[to_user] = as_
         state.request.updated_at = now
         notes = [(user, "approval.delegated", {"task": stage.id, "to": to_user, "as": as_})]
         return ApprovalChange(state, signal=False, notes=notes)
@@ -401,6 +413,7 @@ def expire(now: float) -> ChangeFn:
                     stage.escalations += 1
                     stage.delegations = {}  # the task moved up: earlier delegations lapse
                     stage.deadline += stage.sla or 0.0
+                    stage.delegated_as = {}  # and the parts they stood for
                     notes.append(
                         (
                             SLA_ACTOR,

@@ -68,7 +68,12 @@ class ApprovalStageRow:
 
     ``ladder`` holds the approvers of each escalation level (``{"users": [...], "groups":
     [...]}``); ``level`` is the current one. ``delegations`` maps a delegate to the approver
-    they act for.
+    they act for (a user id: the first approver of a chain of delegations). ``delegated_as``
+    maps the same delegate to the part they decide as, which is what that approver stood for
+    when handing the task on: ``user:<id>`` for a named user, ``group:<a>[,group:<b>]`` for a
+    member of the stage's groups. It is kept beside ``delegations`` rather than in it so that
+    ``delegations`` keeps the shape it had before parts were recorded: a delegate found there
+    without a part (a delegation stored before) decides as ``user:<approver>``, as it did then.
     """
 
     id: str
@@ -91,6 +96,7 @@ class ApprovalStageRow:
     decided_at: float | None
     decided_by: str | None
     comment: str | None
+    delegated_as: dict[str, str] = field(default_factory=dict)
 
     @property
     def approvers(self) -> dict[str, list[str]]:

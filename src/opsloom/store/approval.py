@@ -54,7 +54,8 @@ REQUEST_COLUMNS = (
 )
 STAGE_COLUMNS = (
     "id, request_id, position, name, phase, mode, quorum, ladder, level, sla, on_sla, status, "
-    "opened_at, deadline, paused_at, escalations, delegations, decided_at, decided_by, comment"
+    "opened_at, deadline, paused_at, escalations, delegations, decided_at, decided_by, comment, "
+    "delegated_as"
 )
 VOTE_COLUMNS = "stage_id, request_id, voter, approve, comment, on_behalf_of, voted_at"
 CLARIFICATION_COLUMNS = (
@@ -174,6 +175,7 @@ def stage_from_row(row: Row) -> ApprovalStageRow:
         decided_at=_opt(row[17]),
         decided_by=row[18],
         comment=row[19],
+        delegated_as=loads(row[20]),
     )
 
 
@@ -199,6 +201,7 @@ def stage_params(s: ApprovalStageRow) -> tuple[Any, ...]:
         s.decided_at,
         s.decided_by,
         s.comment,
+        dumps(s.delegated_as),
     )
 
 
