@@ -16,6 +16,7 @@ import json
 import math
 import re
 from importlib.resources import files
+from itertools import pairwise, repeat
 from typing import NamedTuple
 
 from opsloom.insights.analyzers.declining import decline_evidence
@@ -65,24 +66,17 @@ class RefusalModel(NamedTuple):
         """Refusal of one assistant reply (lower-case text), in [0, 1): 0 for an empty one."""
         if not lower or lower.isspace():
             return 0.0
-        # The sum over :func:`features`, without building them: each feature counts once.
+        # The sum over :func:`features`, each counted once, in C-level loops; fsum rounds
+        # exactly, so the set's order (it varies between processes) cannot move the result.
         weights = self.weights
         total = self.intercept + weights[CUE] * decline_evidence(lower)
         words = opening_words(lower, self.opening)
         if words:
-            total += weights.get("<s>" + words[0], 0.0)
-        seen: set[str] = set()
-        previous = ""
-        for word in words:
-            if word not in seen:
-                seen.add(word)
-                total += weights.get(word, 0.0)
-            if previous and self.pairs:
-                pair = previous + " " + word
-                if pair not in seen:
-                    seen.add(pair)
-                    total += weights.get(pair, 0.0)
-            previous = word
+            keys = set(words)
+            if self.pairs:
+                keys.update(map(" ".join, pairwise(words)))
+            keys.add("<s>" + words[0])
+            total += math.fsum(map(weights.get, keys, repeat(0.0)))
         return 1.0 / (1.0 + math.exp(-total))
 
 
