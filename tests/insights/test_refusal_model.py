@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from importlib.resources import files
 
 import pytest
@@ -78,3 +81,41 @@ def test_refusal_model__opening_words_of_a_long_reply_are_its_first_ones() -> No
     assert module.opening_words(long, 30) == ["word"] * 5 + ["x" * 400, "tail"]
     many = " ".join(f"w{n}" for n in range(100))
     assert module.opening_words(many, 30) == [f"w{n}" for n in range(30)]
+
+
+def test_refusal_model__fast_sum_equals_the_sum_over_the_training_features() -> None:
+    model = refusal_model()
+    texts = [text for text, _ in shipped()["checks"]]  # type: ignore[attr-defined]
+    texts += [
+        "i\u2019m not able to help with that, but a lawyer can. " * 3,
+        "here is how: " + " ".join(f"step{n}" for n in range(50)),
+        "no",
+    ]
+    for text in texts:
+        found = features(text, model.opening, model.pairs)
+        total = model.intercept + math.fsum(model.weights.get(k, 0.0) * v for k, v in found.items())
+        assert model.score(text) == pytest.approx(1 / (1 + math.exp(-total)), abs=1e-12)
+
+
+def test_refusal_model__scores_alike_whatever_the_hash_seed() -> None:
+    # The scorer sums over a set, whose order follows each process's string hashes: a plain
+    # float sum would move in the last digits from one process to the next.
+    script = (
+        "import json, sys\n"
+        "from opsloom.insights.analyzers.refusal_model import refusal_model\n"
+        "print([repr(refusal_model().score(t)) for t in json.load(sys.stdin)])\n"
+    )
+    texts = json.dumps([text for text, _ in shipped()["checks"]])  # type: ignore[attr-defined]
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=texts,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3", "4")
+    }
+    here = [repr(refusal_model().score(text)) for text in json.loads(texts)]
+    assert printed == {f"{here}\n"}
