@@ -2,8 +2,9 @@
 
 Refusal: first-person declining ("I can't help with that", "I'd rather not"), its reasons
 (policy, safety, "as an AI") and redirects ("ask a lawyer"), weighed by where they stand and
-by whether the reply then answers anyway (:mod:`.declining`); a ``content_filter`` stop is a
-refusal by the provider. Degeneration: a reply that loops on
+by whether the reply then answers anyway (:mod:`.declining`), combined with the reply's
+opening words by a learned linear model (:mod:`.refusal_model`); a ``content_filter`` stop is
+a refusal by the provider. Degeneration: a reply that loops on
 its own words, repeats an earlier reply, or is a canned fallback ("I didn't understand").
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from opsloom.insights.analyzers.base import Score, Work
-from opsloom.insights.analyzers.declining import decline_score
 from opsloom.insights.analyzers.lexicon import FALLBACK
+from opsloom.insights.analyzers.refusal_model import refusal_model
 
 #: Characters of a reply's opening where a fallback phrase counts.
 _OPENING = 300
@@ -25,14 +26,14 @@ def refusal_score(lower: str, finish_reason: str | None = None) -> float:
     """Refusal of one assistant reply (lower-case text), in [0, 1]."""
     if finish_reason == "content_filter":
         return 1.0
-    return decline_score(lower)
+    return refusal_model().score(lower)
 
 
 class RefusalAnalyzer:
     """``refusal`` per assistant turn."""
 
     name: ClassVar[str] = "refusal"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
     needs: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset({"refusal"})
     requires: ClassVar[tuple[str, ...]] = ()
