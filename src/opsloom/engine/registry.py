@@ -33,9 +33,10 @@ class StepHook(Protocol):
     """Run by the engine around each attempt of a step whose spec has it, in the run's context
     (so context variables it sets are seen by the step's body), and at the step's failure."""
 
-    def enter(self) -> Any:
-        """Before the attempt's body is called; what it returns goes to ``done`` or ``failed``.
-        An exception fails the attempt."""
+    def enter(self, started: float) -> Any:
+        """Before the attempt's body is called (``started``: when the attempt started, as its
+        history entry records it); what it returns goes to ``done`` or ``failed``. An exception
+        fails the attempt."""
 
     def done(self, entered: Any, result: Any) -> Any:
         """After the body returned ``result``: what the step returns (and records)."""

@@ -84,7 +84,7 @@ class StepRunner(ReplayState):
                     result = await self._invoke(spec, timeout, args, kwargs)
                 else:
                     hook = spec.hook
-                    entered = hook.enter()
+                    entered = hook.enter(started)
                     try:
                         result = await self._invoke(spec, timeout, args, kwargs)
                     except BaseException as exc:

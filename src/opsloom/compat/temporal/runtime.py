@@ -407,11 +407,11 @@ class _ActivityHook:
         self.options = options
         self.non_retryable = set(options.retry.non_retryable_error_types or ())
 
-    def enter(self) -> ActivityState:
+    def enter(self, started: float) -> ActivityState:
         state = _running.get()
         if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        activity = ActivityState(state, self.definition, self.options, state.clock.now())
+        activity = ActivityState(state, self.definition, self.options, started)
         activity.token = _running.set(activity)
         return activity
 
