@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
-from opsloom.errors import ConfigurationError, WorkflowNotFoundError
+from opsloom.errors import ConfigurationError, StepFailedError, WorkflowNotFoundError
 from opsloom.model import RetryPolicy
 from opsloom.model.ratelimit import RateLimit
 from opsloom.model.trigger import jq_key
@@ -24,6 +24,29 @@ class StepSpec:
     retry: RetryPolicy
     timeout: float | None
     is_async: bool
+    #: What a layer on the engine does around each attempt and with the step's final failure
+    #: (the Temporal compat layer: an activity's context, its errors); None for ordinary steps.
+    hook: StepHook | None = None
+
+
+class StepHook(Protocol):
+    """Run by the engine around each attempt of a step whose spec has it, in the run's context
+    (so context variables it sets are seen by the step's body), and at the step's failure."""
+
+    def enter(self, started: float) -> Any:
+        """Before the attempt's body is called (``started``: when the attempt started, as its
+        history entry records it); what it returns goes to ``done`` or ``failed``. An exception
+        fails the attempt."""
+
+    def done(self, entered: Any, result: Any) -> Any:
+        """After the body returned ``result``: what the step returns (and records)."""
+
+    def failed(self, entered: Any, exc: BaseException) -> None:
+        """After the body raised ``exc``, before it is handled; may raise another error in its
+        place (the attempt's failure)."""
+
+    def failure(self, error: StepFailedError) -> BaseException:
+        """What the workflow sees in place of the step's final failure (also on replay)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +167,23 @@ class Registry:
 
 
 def make_step_spec(
-    fn: Callable[..., Any], name: str | None, retry: RetryPolicy, timeout: float | None
+    fn: Callable[..., Any],
+    name: str | None,
+    retry: RetryPolicy,
+    timeout: float | None,
+    hook: StepHook | None = None,
 ) -> StepSpec:
     """Build a step spec and attach it to ``fn``."""
     if not callable(fn):
         raise ConfigurationError(f"a step must be a function, not {fn!r}")
     label: str = name or str(getattr(fn, "__qualname__", repr(fn)))
     return StepSpec(
-        fn=fn, name=label, retry=retry, timeout=timeout, is_async=inspect.iscoroutinefunction(fn)
+        fn=fn,
+        name=label,
+        retry=retry,
+        timeout=timeout,
+        is_async=inspect.iscoroutinefunction(fn),
+        hook=hook,
     )
 
 

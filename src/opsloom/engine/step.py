@@ -48,7 +48,9 @@ class StepRunner(ReplayState):
             if rec.status is StepStatus.COMPLETED:
                 return rec.output
             if rec.status is StepStatus.FAILED:
-                raise _step_failure(rec)
+                if spec.hook is None:
+                    raise _step_failure(rec)
+                raise spec.hook.failure(_step_failure(rec)) from None
             done = rec.attempts
             if rec.wake_at is not None and rec.wake_at > self.clock.now():
                 await self._block(rec.wake_at)
@@ -78,7 +80,17 @@ class StepRunner(ReplayState):
             token = _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt))
             self.observer.step_started(self.run, seq, spec.name, attempt)
             try:
-                result = await self._invoke(spec, timeout, args, kwargs)
+                if spec.hook is None:
+                    result = await self._invoke(spec, timeout, args, kwargs)
+                else:
+                    hook = spec.hook
+                    entered = hook.enter(started)
+                    try:
+                        result = await self._invoke(spec, timeout, args, kwargs)
+                    except BaseException as exc:
+                        hook.failed(entered, exc)
+                        raise
+                    result = hook.done(entered, result)
                 blob = encode(result, what=f"the result of step {spec.name!r}")
             except asyncio.CancelledError:
                 self._attempted(seq, spec.name, kind, attempt, "cancelled", started, None)
@@ -165,9 +177,12 @@ class StepRunner(ReplayState):
                     completed_at=now,
                 )
             )
-            raise StepFailedError(
+            final = StepFailedError(
                 spec.name, seq, info.type, info.message, info.traceback, attempt, info.data
             )
+            if spec.hook is None or kind is not StepKind.STEP:
+                raise final
+            raise spec.hook.failure(final) from None
 
     def _attempted(
         self,

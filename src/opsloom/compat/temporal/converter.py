@@ -156,4 +156,4 @@ def call_args(arg: Any, args: Sequence[Any], *, unset: Any) -> list[Any]:
     if arg is not unset and args:
         raise TypeError("give either a single arg or args=[...], not both")
     values = list(args) if arg is unset else [arg]
-    return [to_json(value) for value in values]
+    return [value if value.__class__ in SCALARS else to_json(value) for value in values]

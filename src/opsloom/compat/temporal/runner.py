@@ -25,11 +25,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opsloom.compat.temporal.converter import args_from_json, converts, parameter_hints, to_json
+from opsloom.compat.temporal.converter import (
+    SCALARS,
+    args_from_json,
+    converts,
+    parameter_hints,
+    to_json,
+)
 from opsloom.compat.temporal.runtime import (
     Runtime,
     WorkflowState,
@@ -77,8 +84,9 @@ def make_runner(
             workflow_id=str(meta.get("workflow_id") or ctx.run_id),
             workflow_type=definition.name,
             task_queue=str(meta.get("task_queue") or "default"),
-            parent_id=_text(meta.get("parent")),
-            continued_run_id=_text(meta.get("continued_from")),
+            # Set only for a child or a continued run: most runs have neither.
+            parent_id=None if (parent := meta.get("parent")) is None else str(parent),
+            continued_run_id=None if (was := meta.get("continued_from")) is None else str(was),
         )
         token = enter_workflow(state)
         try:
@@ -97,16 +105,12 @@ def make_runner(
                     "continued_from": ctx.run_id,
                 }
                 return await ctx.child(exc.workflow or definition.name, following)
-            return to_json(result)
+            return result if result.__class__ in SCALARS else to_json(result)
         finally:
             leave_workflow(token)
 
     runner.__name__ = runner.__qualname__ = definition.name
     return runner
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,9 @@ class WorkflowCode:
     __slots__ = ("_coro", "_send")
 
     def __init__(self, code: Awaitable[Any]) -> None:
-        self._coro: Coroutine[Any, Any, Any] = code if inspect.iscoroutine(code) else _awaited(code)
+        self._coro: Coroutine[Any, Any, Any] = (
+            code if isinstance(code, types.CoroutineType) else _awaited(code)
+        )
         self._send = self._coro.send  # bound once, not at every resumption
 
     def __await__(self) -> WorkflowCode:

@@ -25,12 +25,16 @@ from opsloom.clock import Clock
 from opsloom.compat.temporal.common import RetryPolicy
 from opsloom.compat.temporal.converter import SCALARS, converts, return_hint, to_json
 from opsloom.compat.temporal.exceptions import (
+    ActivityError,
     ApplicationError,
+    RetryState,
     TimeoutError,
     TimeoutType,
+    failure_from,
 )
 from opsloom.engine import Context, StepInfo, current_step
 from opsloom.engine.registry import StepSpec, make_step_spec
+from opsloom.errors import StepFailedError
 
 DEFAULT_RETRY = RetryPolicy()
 _ACTIVITY_ATTR = "__temporal_activity_definition__"
@@ -123,6 +127,7 @@ class Runtime:
             options,
             activity_spec(self, definition, options),
             hint if converts(hint) else None,
+            options.timed,
         )
         if key is not None:
             self.calls[key] = found
@@ -211,7 +216,16 @@ class ActivityState:
     Its :class:`ActivityInfo` is built when first asked for (most activities never ask).
     """
 
-    __slots__ = ("_info", "_step", "definition", "last_beat", "options", "started", "state")
+    __slots__ = (
+        "_info",
+        "_step",
+        "definition",
+        "last_beat",
+        "options",
+        "started",
+        "state",
+        "token",
+    )
 
     def __init__(
         self,
@@ -226,6 +240,8 @@ class ActivityState:
         self.started = self.last_beat = now
         self._step: StepInfo | None = None
         self._info: ActivityInfo | None = None
+        #: What puts the workflow's state back when the attempt ends (see ``_ActivityHook``).
+        self.token: contextvars.Token[WorkflowState | ActivityState | None]
 
     @property
     def step(self) -> StepInfo:
@@ -309,6 +325,12 @@ class ActivityOptions:
             retry_policy or DEFAULT_RETRY,
         )
 
+    @property
+    def timed(self) -> bool:
+        """Whether the activity's step keeps the time itself: a deadline across attempts or a
+        heartbeat timeout (a start-to-close limit alone is the step's timeout)."""
+        return self.schedule_to_close is not None or self.heartbeat is not None
+
     def key(self) -> tuple[Any, ...]:
         """What tells two sets of options apart (the retry policy by its fields)."""
         return (self.start_to_close, self.schedule_to_close, self.heartbeat, _retry_key(self.retry))
@@ -334,6 +356,8 @@ class ActivityCall:
     options: ActivityOptions
     spec: StepSpec
     result_hint: Any
+    #: Whether the step takes the schedule-to-close deadline before the activity's arguments.
+    takes_deadline: bool
 
 
 def _seconds(value: timedelta | None) -> float | None:
@@ -345,68 +369,120 @@ def activity_spec(
 ) -> StepSpec:
     """The opsloom step that runs ``definition`` under ``options`` (made once, then cached).
 
-    The step is called with the schedule-to-close deadline (epoch seconds, or None) before the
-    activity's arguments; the workflow it belongs to is the current one.
+    Its hook makes each attempt activity code (see :class:`_ActivityHook`). With a deadline
+    across attempts or a heartbeat timeout, the step is called with the schedule-to-close
+    deadline (epoch seconds, or None) before the activity's arguments (see
+    :attr:`ActivityCall.takes_deadline`); otherwise the step is the activity function itself.
     """
     key = (definition.name, definition.fn, options.key())
     spec = runtime.specs.get(key)
     if spec is None:
-        body = _activity_body(definition, options)
-        # A start-to-close limit alone is the step's timeout (its StepTimeoutError is seen as
-        # Temporal's start-to-close TimeoutError); with a deadline across attempts or a
-        # heartbeat timeout, the body keeps the time, knowing which limit ran out.
-        alone = options.schedule_to_close is None and options.heartbeat is None
-        timeout = options.start_to_close if alone else None
-        spec = make_step_spec(body, definition.name, options.retry.to_opsloom(), timeout)
+        hook = _ActivityHook(definition, options)
+        if options.timed:
+            fn: Callable[..., Any] = _timed_body(definition, options)
+            timeout = None  # the body keeps the time, knowing which limit ran out
+        else:
+            # A start-to-close limit alone is the step's timeout (its StepTimeoutError is seen
+            # as Temporal's start-to-close TimeoutError); a plain function runs in a thread.
+            fn, timeout = definition.fn, options.start_to_close
+        spec = make_step_spec(fn, definition.name, options.retry.to_opsloom(), timeout, hook)
         runtime.specs[key] = spec
     return spec
 
 
-def _activity_body(
-    definition: ActivityDefinition, options: ActivityOptions
-) -> Callable[..., Awaitable[Any]]:
-    fn = definition.fn
-    non_retryable = set(options.retry.non_retryable_error_types or ())
-    is_async = inspect.iscoroutinefunction(fn)
+class _ActivityHook:
+    """What the engine runs around each attempt of an activity's step.
 
-    async def body(deadline: float | None, *args: Any) -> Any:
+    Before the attempt: the activity's state in place of the workflow's (``activity.info()``,
+    ``heartbeat()``; ``asyncio.sleep`` is a real sleep in activity code). After it: the workflow's
+    state back, the heartbeat details dropped once it succeeded, its result as JSON, and the
+    retry policy's ``non_retryable_error_types`` applied to what it raised. The step's final
+    failure is what Temporal's workflows see: an ``ActivityError`` with the error as its cause.
+    """
+
+    __slots__ = ("definition", "non_retryable", "options")
+
+    def __init__(self, definition: ActivityDefinition, options: ActivityOptions) -> None:
+        self.definition = definition
+        self.options = options
+        self.non_retryable = set(options.retry.non_retryable_error_types or ())
+
+    def enter(self, started: float) -> ActivityState:
         state = _running.get()
         if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        now = state.clock.now()
+        activity = ActivityState(state, self.definition, self.options, started)
+        activity.token = _running.set(activity)
+        return activity
+
+    def done(self, entered: ActivityState, result: Any) -> Any:
+        _running.reset(entered.token)
+        if entered.state.runtime.heartbeats:
+            entered.state.runtime.heartbeats.pop(entered.key, None)
+        return result if result.__class__ in SCALARS else to_json(result)
+
+    def failed(self, entered: ActivityState, exc: BaseException) -> None:
+        _running.reset(entered.token)
+        if not self.non_retryable or not isinstance(exc, Exception):
+            return
+        kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
+        if kind not in self.non_retryable or isinstance(exc, TimeoutError):
+            return
+        if not isinstance(exc, ApplicationError):
+            exc.retryable = False  # type: ignore[attr-defined]
+            return
+        raise ApplicationError(
+            exc.message, *exc.details, type=exc.type, non_retryable=True
+        ) from exc
+
+    def failure(self, error: StepFailedError) -> ActivityError:
+        cause = failure_from(
+            {"type": error.error_type, "message": error.message, "data": error.data}
+        )
+        maximum = self.options.retry.maximum_attempts
+        retry_state = (
+            RetryState.MAXIMUM_ATTEMPTS_REACHED
+            if maximum and error.attempts >= maximum
+            else RetryState.NON_RETRYABLE_FAILURE
+        )
+        if isinstance(cause, TimeoutError) and not cause.retryable:
+            retry_state = RetryState.TIMEOUT
+        return ActivityError(
+            "Activity task failed",
+            scheduled_event_id=error.seq,
+            started_event_id=error.seq,
+            identity="opsloom",
+            activity_type=self.definition.name,
+            activity_id=str(error.seq),
+            retry_state=retry_state,
+            cause=cause,
+        )
+
+
+def _timed_body(
+    definition: ActivityDefinition, options: ActivityOptions
+) -> Callable[..., Awaitable[Any]]:
+    """The step of an activity with a schedule-to-close deadline or a heartbeat timeout: the
+    activity's call under the attempt's limits (its hook has made it activity code)."""
+    fn = definition.fn
+    is_async = inspect.iscoroutinefunction(fn)
+
+    async def body(deadline: float | None, *args: Any) -> Any:
+        activity = current_activity()
         limit = options.start_to_close
         final = None
         if deadline is not None:
-            remaining = deadline - now
+            remaining = deadline - activity.started
             if remaining <= 0:
                 raise TimeoutError(
                     "activity ScheduleToClose timeout", type=TimeoutType.SCHEDULE_TO_CLOSE
                 )
             if limit is None or remaining < limit:
                 limit, final = remaining, TimeoutType.SCHEDULE_TO_CLOSE
-        activity = ActivityState(state, definition, options, now)
-        # The activity's code is not workflow code: asyncio.sleep is a real sleep in it.
-        token = _running.set(activity)
-        try:
-            call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
-            if options.heartbeat is None:
-                result = await (call if deadline is None else _limited(call, limit, final))
-            else:
-                result = await _within(call, limit, final, options.heartbeat, activity)
-        except Exception as exc:
-            kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
-            if kind in non_retryable and not isinstance(exc, ApplicationError | TimeoutError):
-                exc.retryable = False  # type: ignore[attr-defined]
-            elif kind in non_retryable and isinstance(exc, ApplicationError):
-                raise ApplicationError(
-                    exc.message, *exc.details, type=exc.type, non_retryable=True
-                ) from exc
-            raise
-        finally:
-            _running.reset(token)
-        if state.runtime.heartbeats:
-            state.runtime.heartbeats.pop(activity.key, None)
-        return result if result.__class__ in SCALARS else to_json(result)
+        call = fn(*args) if is_async else asyncio.to_thread(fn, *args)
+        if options.heartbeat is None:
+            return await (call if deadline is None else _limited(call, limit, final))
+        return await _within(call, limit, final, options.heartbeat, activity)
 
     return body
 

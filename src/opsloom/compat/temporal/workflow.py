@@ -32,10 +32,9 @@ from opsloom.compat.temporal.exceptions import (
     RetryState,
     failure_from,
 )
-from opsloom.compat.temporal.exceptions import TimeoutError as TemporalTimeoutError
-from opsloom.compat.temporal.runtime import ActivityCall, activity_definition, current_workflow
+from opsloom.compat.temporal.runtime import activity_definition, current_workflow
 from opsloom.compat.temporal.runtime import in_workflow as in_workflow
-from opsloom.errors import ChildFailedError, StepFailedError, WaitTimeoutError
+from opsloom.errors import ChildFailedError, WaitTimeoutError
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -402,44 +401,32 @@ def execute_activity(
     )
     if arg is not _UNSET and args:
         raise TypeError("give either a single arg or args=[...], not both")
-    deadline = None
-    if call.options.schedule_to_close is not None:
-        deadline = state.ctx.now().timestamp() + call.options.schedule_to_close
-    # Passed as they are: the activity runs in this process, as a step of this run.
-    if arg is _UNSET:
-        pending = state.ctx.step_with(call.spec, deadline, *args)
+    # Passed as they are: the activity runs in this process, as a step of this run, whose
+    # hook turns its final failure into ActivityError.
+    if call.takes_deadline:
+        deadline = None
+        if call.options.schedule_to_close is not None:
+            deadline = state.ctx.now().timestamp() + call.options.schedule_to_close
+        values = [deadline, *args] if arg is _UNSET else [deadline, arg]
+        pending = state.ctx.step_with(call.spec, *values)
+    elif arg is _UNSET:
+        pending = state.ctx.step_with(call.spec, *args)
     else:
-        pending = state.ctx.step_with(call.spec, deadline, arg)
+        pending = state.ctx.step_with(call.spec, arg)
     hint = result_type if result_type is not None else call.result_hint
-    return _outcome(pending, call, hint, activity_id)
+    if hint is None and activity_id is None:
+        return pending  # nothing to convert: the step is the activity call, no layer between
+    return _outcome(pending, hint, activity_id)
 
 
-async def _outcome(
-    pending: Awaitable[Any], call: ActivityCall, hint: Any, activity_id: str | None
-) -> Any:
-    """The activity's result, or its failure as ``ActivityError``."""
+async def _outcome(pending: Awaitable[Any], hint: Any, activity_id: str | None) -> Any:
+    """The activity's result rebuilt by ``hint``; its ``activity_id`` in its ActivityError."""
     try:
         value = await pending
-    except StepFailedError as exc:
-        cause = failure_from({"type": exc.error_type, "message": exc.message, "data": exc.data})
-        maximum = call.options.retry.maximum_attempts
-        retry_state = (
-            RetryState.MAXIMUM_ATTEMPTS_REACHED
-            if maximum and exc.attempts >= maximum
-            else RetryState.NON_RETRYABLE_FAILURE
-        )
-        if isinstance(cause, TemporalTimeoutError) and not cause.retryable:
-            retry_state = RetryState.TIMEOUT
-        raise ActivityError(
-            "Activity task failed",
-            scheduled_event_id=exc.seq,
-            started_event_id=exc.seq,
-            identity="opsloom",
-            activity_type=call.definition.name,
-            activity_id=activity_id or str(exc.seq),
-            retry_state=retry_state,
-            cause=cause,
-        ) from None
+    except ActivityError as exc:
+        if activity_id:
+            exc.activity_id = activity_id
+        raise
     return value if hint is None else from_json(value, hint)
 
 
