@@ -48,7 +48,6 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
     def __init__(self, host: Host, claim: Claim, spec: WorkflowSpec) -> None:
         super().__init__(host, claim, spec)
         self.handlers = HandlerTable()
-        self.ctx = Context(self)
         self._completion: tuple[Awaitable[None], bytes] | None = None
 
     # --- entry points used by the worker ------------------------------------------------------
@@ -107,13 +106,15 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
             self.tearing_down = True
             if timer is not None:
                 timer.cancel()
+            self._let_go()
             self.host.execution_done(self)
 
-    async def replay(self) -> None:
+    async def replay(self) -> HandlerTable:
         """Replay the run to its present without writing or starting anything (for queries).
 
-        Afterwards the workflow's state is what its recorded history built, and
-        :attr:`handlers` holds the handlers it registered on the way.
+        Afterwards the workflow's state is what its recorded history built. Returns the
+        handlers it registered on the way; the execution keeps none of them (they close over
+        the context, which points back at the execution).
         """
         self.frozen = READ_ONLY
         task = asyncio.current_task()
@@ -130,6 +131,23 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
         finally:
             self._in_main = False
             self.tearing_down = True
+            handlers = self._let_go()
+            # The task's result will be the handlers: it must not be reachable from here.
+            self.task = None
+        return handlers
+
+    def _let_go(self) -> HandlerTable:
+        """The execution is over: drop what points back at it, so that reference counting
+        frees it (and its task, run, futures) at once instead of the cycle collector later.
+
+        That is the handlers the workflow registered (closures over the context, which points
+        at the execution), returned to the caller, and the traceback of what broke the run (its
+        frames hold the execution); the error itself stays, for whoever reads it afterwards.
+        """
+        if self.fatal is not None:
+            self.fatal.__traceback__ = None
+        handlers, self.handlers = self.handlers, HandlerTable()
+        return handlers
 
     def _timed_out(self) -> None:
         self.frozen = "timeout"
@@ -157,10 +175,13 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
     # --- outcomes ---------------------------------------------------------------------------
 
     async def _main(self) -> Any:
+        # The context points at this execution; this execution keeps no pointer back, so a
+        # finished execution is freed by reference counting, not left to the cycle collector.
+        ctx = Context(self)
         if self.spec.takes_input:
-            result = await self.spec.fn(self.ctx, self.run.input)
+            result = await self.spec.fn(ctx, self.run.input)
         else:
-            result = await self.spec.fn(self.ctx)
+            result = await self.spec.fn(ctx)
         # Queue the completion in the same turn of the loop as the last step's record, so that
         # both usually share one commit; ``_complete`` then only waits for it.
         if self.fatal is None and not self.tearing_down and self.frozen != READ_ONLY:

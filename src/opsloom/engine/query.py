@@ -57,7 +57,7 @@ async def replay_present(
     execution = Execution(DetachedHost(store, clock, registry), claim, spec)
     try:
         async with asyncio.timeout(REPLAY_LIMIT):
-            await asyncio.ensure_future(execution.replay())
+            handlers = await asyncio.ensure_future(execution.replay())
     except TimeoutError:
         raise QueryError(
             f"replaying run {run_id} did not reach its present within {REPLAY_LIMIT:g}s "
@@ -65,7 +65,7 @@ async def replay_present(
         ) from None
     if execution.fatal is not None:
         raise QueryError(f"replaying run {run_id} failed: {execution.fatal}")
-    return execution.handlers
+    return handlers
 
 
 async def _pending_as_of(

@@ -94,6 +94,13 @@ class _Group:
         self.future = future
 
 
+def _first_failure(branches: list[asyncio.Future[Any]]) -> BaseException | None:
+    """The first failure in argument order; every branch's outcome is read (so none is
+    reported as never retrieved)."""
+    failures = [branch.exception() for branch in branches]
+    return next((exc for exc in failures if exc is not None), None)
+
+
 class ReplayState:
     """History, position and branch accounting shared by every durable primitive."""
 
@@ -272,12 +279,16 @@ class ReplayState:
             raise
         if any(branch.cancelled() for branch in branches):
             raise asyncio.CancelledError()
-        # Read every branch's outcome (so none is reported as never retrieved), then raise
-        # the first failure in argument order.
-        failures = [exc for branch in branches if (exc := branch.exception()) is not None]
-        if failures:
-            raise failures[0]
-        return [branch.result() for branch in branches]
+        failure = _first_failure(branches)
+        if failure is None:
+            return [branch.result() for branch in branches]
+        # The error's traceback will hold this frame: were the branches' tasks (which hold
+        # the error) still in it, only the cycle collector could free them.
+        del branches, branch
+        try:
+            raise failure
+        finally:
+            del failure
 
     def _branch_done(self, group: _Group, task: asyncio.Future[Any]) -> None:
         self.units -= 1

@@ -132,16 +132,16 @@ class StepRunner(ReplayState):
             failures.append(_failure_entry(info, attempt, started, now))
             error = {**info.to_dict(), **(under.record(failures) or {})}
             retry_after = getattr(failure, "retry_after", None)
+            retryable = attempt < policy.attempts and policy.is_retryable(failure)
+            # Its traceback holds this frame, and this frame would hold it while the run waits
+            # for the retry: a cycle only the cycle collector would free.
+            del failure
             delay = policy.delay(
                 attempt,
                 jitter_source(self.run.id, seq, attempt),
                 float(retry_after) if isinstance(retry_after, int | float) else None,
             )
-            if (
-                attempt < policy.attempts
-                and policy.is_retryable(failure)
-                and policy.in_time(float(failures[0]["started_at"]), now + delay)
-            ):
+            if retryable and policy.in_time(float(failures[0]["started_at"]), now + delay):
                 self._attempted(seq, spec.name, kind, attempt, "retrying", started, info.type)
                 if inline:
                     await self.clock.sleep(delay)
