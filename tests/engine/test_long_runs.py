@@ -177,3 +177,33 @@ async def test_resumed_run__replayed_entries_leave_memory(make_app: Callable[...
         assert await handle.result(timeout=30) == 1
     # Only the wait that was open when the run was claimed again is left of its history.
     assert kept == [[21]]
+
+
+async def test_held_timer__parks_when_no_slot_is_free(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    # One slot: a loop of short sleeps held in memory would keep it for good, and the run
+    # started after it would never get a turn.
+    app = make_app(
+        clock=clock,
+        worker=WorkerOptions(
+            concurrency=1, poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5, hold_seconds=1.0
+        ),
+    )
+    entered: list[int] = []
+    calls: list[int] = []
+    polling_loop(app, entered, calls, 0.5)  # the fake clock never reaches the first wake
+
+    @app.workflow(name="other")
+    async def other(ctx: Context) -> str:
+        return "done"
+
+    async with app:
+        poll = await app.start("poll")
+        await parked(app, poll.run_id)
+        later = await app.start("other")
+        assert await later.result(timeout=30) == "done"
+        run = await app.get_run(poll.run_id)
+    assert run.status is RunStatus.WAITING
+    assert [(s.kind, s.status) for s in run.steps] == HELD
+    assert entered == [1] and calls == [0]

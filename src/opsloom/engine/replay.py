@@ -41,8 +41,12 @@ class Host(Protocol):
     clock: Clock
     registry: Registry
     observer: Observer
-    #: A timer due in less than this many seconds is waited for in memory instead of parking.
-    hold_seconds: float
+
+    @property
+    def hold_seconds(self) -> float:
+        """A timer due in less than this many seconds is waited for in memory instead of
+        parking."""
+        ...
 
     def notify(self) -> None: ...
 

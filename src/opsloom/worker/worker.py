@@ -44,7 +44,8 @@ class WorkerOptions:
         hold_seconds: a durable timer due in less than this many seconds is waited for in memory,
             like a running step, instead of parking the run: a loop with short sleeps goes on
             from where it is rather than being replayed from its start after every sleep. The
-            timer is recorded first, so a crash still resumes it at its time. 0: always park.
+            timer is recorded first, so a crash still resumes it at its time. Only while the
+            worker has another slot free (a held timer keeps its run's slot). 0: always park.
     """
 
     concurrency: int = 256
@@ -84,7 +85,6 @@ class Worker:
         self.registry = registry
         self.clock = clock
         self.options = options or WorkerOptions()
-        self.hold_seconds = self.options.hold_seconds
         self.owner = new_token()
         #: The worker slot this worker holds (see ``Store.take_worker_slot``), once started.
         self.identity: str | None = None
@@ -198,6 +198,16 @@ class Worker:
         """Claim runs of workflows registered since the worker started (deployed documents)."""
         self._kinds = self.registry.kinds()
         self.notify()
+
+    @property
+    def hold_seconds(self) -> float:
+        """How soon a timer must be due to be waited for in memory: only while another slot is
+        free. A held timer keeps its run's slot, so with every slot taken a loop of short
+        sleeps would keep it for good and the runs queued behind it would never get a turn;
+        such a timer parks instead, as any longer one does."""
+        if len(self.executions) + self._reserved >= self.options.concurrency:
+            return 0.0
+        return self.options.hold_seconds
 
     def reserve(self, kind: str) -> bool:
         """Hold a slot for a run this process is about to start and execute itself."""
