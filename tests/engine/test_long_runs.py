@@ -7,6 +7,7 @@ the timer is still recorded first, so a crash resumes it from the history at its
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -206,4 +207,62 @@ async def test_held_timer__parks_when_no_slot_is_free(
         run = await app.get_run(poll.run_id)
     assert run.status is RunStatus.WAITING
     assert [(s.kind, s.status) for s in run.steps] == HELD
+    assert entered == [1] and calls == [0]
+
+
+def held_loop(make_app: Callable[..., App], clock: FakeClock) -> tuple[App, list[int], list[int]]:
+    """An app whose polling loop holds its 0.5 s timers, on a clock that never reaches them."""
+    app = make_app(clock=clock, worker=options(1.0))
+    entered: list[int] = []
+    calls: list[int] = []
+    polling_loop(app, entered, calls, 0.5)
+    return app, entered, calls
+
+
+async def start_held(app: App) -> str:
+    """Start the polling loop and wait until it holds its first timer."""
+    handle = await app.start("poll")
+    assert await holding(app, handle.run_id) == HELD
+    return handle.run_id
+
+
+async def test_held_timer__a_pause_parks_the_run_at_once(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    # The timer is on disk already: a pause need not wait for it to fire (with this clock it
+    # never would), the run parks with it and resumes it when the pause ends.
+    app, entered, calls = held_loop(make_app, clock)
+    async with app:
+        run_id = await start_held(app)
+        await app.pause(run_id)
+        await parked(app, run_id)
+        paused = await app.get_run(run_id)
+        await app.resume(run_id)
+
+        async def advanced() -> bool:
+            clock.advance(1)
+            return (await app.get_run(run_id)).status is RunStatus.COMPLETED
+
+        await eventually(advanced, timeout=30)
+        run = await app.get_run(run_id)
+    assert paused.paused == "run"
+    assert [(s.kind, s.status) for s in paused.steps] == HELD
+    assert run.output == sum(range(LOOPS)) and calls == list(range(LOOPS))
+    assert [(s.kind, s.status) for s in run.steps] == loop_history()
+    assert entered == [1, 1], "parked by the pause, entered again after the resume"
+
+
+async def test_held_timer__a_shutdown_parks_the_run_at_once(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app, entered, calls = held_loop(make_app, clock)
+    async with app:
+        run_id = await start_held(app)
+        assert app.worker is not None
+        # Shutting down drains the run: it parks with its timer instead of keeping the
+        # worker until the grace period ends (with this clock the timer never fires).
+        await asyncio.wait_for(app.worker.stop(grace=600), timeout=30)
+        run = await app.get_run(run_id)
+    assert [(s.kind, s.status) for s in run.steps] == HELD
+    assert run.steps[1].wake_at == clock.now() + 0.5, "the timer keeps its time"
     assert entered == [1] and calls == [0]

@@ -51,7 +51,7 @@ class Waits(ReplayState):
             # Due soon and nothing else to wait for: wait here, like a running step, and go on
             # with the live state instead of parking and replaying the whole history. The
             # waiting entry above keeps the timer's time should this process die meanwhile.
-            await self.clock.sleep(wake - now)
+            await self._hold(wake, wake - now)
             self._post(self._timer_fired(seq, wake, started))
             return
         # Frozen or not, the timer keeps its time (a drain parks the run for now anyway).
@@ -67,6 +67,21 @@ class Waits(ReplayState):
             started_at=started,
             completed_at=self.clock.now(),
         )
+
+    async def _hold(self, wake: float, seconds: float) -> None:
+        """Wait ``seconds`` for a recorded timer in memory, counted as a branch waiting on it:
+        a drain or a pause parks the run at once (the timer is on disk already, nothing is
+        running that must finish first), with the timer at its time."""
+        self.parked += 1
+        self.blocked += 1
+        self.wakes.append(wake)
+        try:
+            await self.clock.sleep(seconds)
+        finally:
+            if not self._interrupted:
+                self.parked -= 1
+                self.blocked -= 1
+                self.wakes.remove(wake)
 
     def _holds(self, seconds: float) -> bool:
         """Whether a timer due in ``seconds`` is waited for in memory: only by the workflow's
