@@ -180,9 +180,14 @@ class StepRunner(ReplayState):
             final = StepFailedError(
                 spec.name, seq, info.type, info.message, info.traceback, attempt, info.data
             )
-            if spec.hook is None or kind is not StepKind.STEP:
-                raise final
-            raise spec.hook.failure(final) from None
+            try:
+                if spec.hook is None or kind is not StepKind.STEP:
+                    raise final
+                raise spec.hook.failure(final) from None
+            finally:
+                # Its traceback holds this frame: kept here, only the cycle collector would
+                # free the failed run's execution.
+                del final
 
     def _attempted(
         self,
