@@ -63,7 +63,7 @@ class RefusalModel(NamedTuple):
     pairs: bool
 
     def score(self, lower: str) -> float:
-        """Refusal of one assistant reply (lower-case text), in [0, 1): 0 for an empty one."""
+        """Refusal of one assistant reply (lower-case text), in [0, 1]: 0 for an empty one."""
         if not lower or lower.isspace():
             return 0.0
         # The sum over :func:`features`, each counted once, in C-level loops; fsum rounds
