@@ -315,7 +315,7 @@ async def test_incident_document__acknowledged_approved_remediated_and_resolved(
         [page] = await until("the page", lambda: pages(fakes), app=app)
         await acknowledge(app, page["dedup_key"])
         pending = await until(
-            "the approval request", lambda: app.approvals.requests(status="pending")
+            "the approval request", lambda: app.approvals.requests(status="pending"), app=app
         )
         alice = await Identity(app.store, app.clock).principal("alice")
         await app.approvals.decide(alice, pending[0]["stages"][0]["task"], True, "go")
