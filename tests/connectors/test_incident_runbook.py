@@ -30,6 +30,7 @@ from opsloom.connectors.builtin import kubernetes
 from opsloom.connectors.testing import FakeResponse, FakeVendor
 from opsloom.identity.access import Identity
 from opsloom.settings import Settings
+from opsloom.store.event import SUBSCRIBE_STEP
 from opsloom.triggers.sources.alertmanager import AlertmanagerSource
 from opsloom.triggers.sources.base import WebhookRequest
 from opsloom.triggers.sources.pagerduty import PagerDutySource
@@ -166,11 +167,11 @@ async def until(what: str, check: Any, timeout: float = 45.0, app: App | None = 
 
 
 async def explain(app: App | None) -> str:
-    """The incident runs' steps, for a failure message."""
+    """Every run's steps, for a failure message."""
     if app is None:
         return ""
     lines = []
-    for run in await app.list_runs(workflow="incident-response"):
+    for run in await app.list_runs():
         record = await app.get_run(run.id)
         lines.append(f"\nrun {run.id} {record.status} {record.error or ''}")
         lines += [f"  {s.seq} {s.name} {s.status} {s.error or ''}" for s in record.steps]
@@ -203,6 +204,12 @@ async def acknowledge(app: App, dedup: str) -> None:
     payload["event"]["data"]["incident_key"] = dedup
     request = WebhookRequest.build(json.dumps(payload).encode())
     await app.emit_events(PagerDutySource().normalise(request))
+
+
+async def listening(app: App, run_id: str) -> bool:
+    """Whether the run has subscribed to events (a listen task stores nothing before)."""
+    record = await app.get_run(run_id)
+    return any(step.name == SUBSCRIBE_STEP for step in record.steps)
 
 
 def pages(fakes: Fakes) -> list[dict[str, Any]]:
@@ -313,6 +320,12 @@ async def test_incident_document__acknowledged_approved_remediated_and_resolved(
         [event] = await fire(app, peers)
         handle = await app.start(workflow, event)
         [page] = await until("the page", lambda: pages(fakes), app=app)
+        # The on-call person acknowledges once the run listens for it: the document's listen
+        # task subscribes when it starts, after the page went out, and takes only events
+        # stored from then on.
+        await until(
+            "the listen for the acknowledgement", lambda: listening(app, handle.run_id), app=app
+        )
         await acknowledge(app, page["dedup_key"])
         pending = await until(
             "the approval request", lambda: app.approvals.requests(status="pending"), app=app
