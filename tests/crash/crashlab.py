@@ -311,6 +311,11 @@ class Lab:
         conn.execute(f'SET search_path TO "{schema}"')
         return conn
 
+    def checkpoint(self) -> None:
+        """PostgreSQL's ``CHECKPOINT``: every dirty page written now."""
+        with self._postgres() as pg:
+            pg.execute("CHECKPOINT")
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (``?`` placeholders, whatever the database)."""
         if self.postgres:

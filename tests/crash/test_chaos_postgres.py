@@ -245,6 +245,13 @@ def _cluster() -> tuple[str, str]:
     return versions[-1], "main"
 
 
+def _start_if_stopped() -> None:
+    version, cluster = _cluster()
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster]
+    if subprocess.run([*command, "status"], capture_output=True).returncode != 0:
+        subprocess.run([*command, "start"], capture_output=True, timeout=300)
+
+
 async def test_chaos__restart_postgresql_once(pg_lab: Lab, pg_client: App) -> None:
     scenario = Scenario(pg_lab, pg_client)
     restarted = False
@@ -255,6 +262,9 @@ async def test_chaos__restart_postgresql_once(pg_lab: Lab, pg_client: App) -> No
             return
         restarted = True
         version, cluster = _cluster()
+        # Dirty pages written first: the restart's shutdown checkpoint then has little to do
+        # (behind a long spread checkpoint it can take minutes on a busy disk).
+        await asyncio.to_thread(pg_lab.checkpoint)
         at = time.monotonic()
         result = await asyncio.to_thread(
             subprocess.run,
@@ -274,6 +284,9 @@ async def test_chaos__restart_postgresql_once(pg_lab: Lab, pg_client: App) -> No
         assert result.returncode == 0, f"restarting PostgreSQL failed: {result.stderr}"
         scenario.disruptions.append(Disruption("restart", at, time.monotonic()))
 
-    await scenario.run(restart)
+    try:
+        await scenario.run(restart)
+    finally:
+        _start_if_stopped()  # a failed restart must not leave the rest of the suite without it
     counts = scenario.verify("postgresql_restart")
     assert counts["disruptions"] == 1
