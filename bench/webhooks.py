@@ -135,6 +135,24 @@ class Server:
                 continue
         return total, threads
 
+    def scheduled(self) -> tuple[float, float]:
+        """Seconds the server's threads ran and waited runnable for a core (``schedstat``).
+
+        The second figure is time a request could have been served had a core been free: on
+        a shared machine it says whether the server waits for the CPU or for something else
+        (the disk, the load generator). Zeros where the kernel does not keep the counters.
+        """
+        ran = waited = 0
+        for process in [self.ps, *self.ps.children(recursive=True)]:
+            for task in Path(f"/proc/{process.pid}/task").glob("*/schedstat"):
+                try:
+                    fields = task.read_text().split()
+                except OSError:
+                    continue
+                ran += int(fields[0])
+                waited += int(fields[1])
+        return ran / 1e9, waited / 1e9
+
     def tail(self, lines: int = 20) -> str:
         """The server's last output lines, without its access log."""
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -309,9 +327,15 @@ def run_variant(variant: str, options: argparse.Namespace) -> dict[str, Any]:
         try:
             log(f"{variant}: server on {server.url}; {options.seconds:.0f} s of load")
             cpu_before, threads_before = server.cpu()
+            ran_before, waited_before = server.scheduled()
             ids = folder / "acknowledged.txt"
             figures.update(load(server.url, options.seconds, options.concurrency, ids))
             cpu_after, threads_after = server.cpu()
+            ran_after, waited_after = server.scheduled()
+            # Runnable but not running: the share of the load the server spent queued for a
+            # core (0.5: it waited as long as it ran).
+            figures["server_runqueue_wait_s"] = round(waited_after - waited_before, 2)
+            figures["server_ran_s"] = round(ran_after - ran_before, 2)
             busy = cpu_after - cpu_before
             figures["server_cpu_seconds"] = round(busy, 2)
             figures["server_cores_used"] = round(busy / figures["seconds"], 2)
@@ -367,6 +391,11 @@ def table(figures: dict[str, Any]) -> str:
             "acknowledged / stored / lost",
             f"{figures['accepted_events']} / {figures['stored_events']} / {figures['lost']}",
             "lost = 0",
+        ),
+        (
+            "server threads ran / waited for a core, s",
+            f"{figures.get('server_ran_s')} / {figures.get('server_runqueue_wait_s')}",
+            "",
         ),
         (
             "server CPU cores used (threads, s)",

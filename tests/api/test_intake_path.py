@@ -1,8 +1,10 @@
 """The short intake path answers exactly as FastAPI's routes do, and skips their routing.
 
 Two APIs on two fresh stores get the same requests: one as ``create_api`` builds it (intake
-requests take :class:`~opsloom.api.intake.IntakePath`), one with that middleware removed (every
-request goes through FastAPI's routing and dependencies). Their answers must be the same.
+requests take :class:`~opsloom.api.intake.IntakePath`, in front of FastAPI's whole stack), one
+without it (every request goes through FastAPI's middleware, routing and dependencies). Their
+answers must be the same, and the short path keeps the body limit, the security headers and
+authentication before the body.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from fastapi import FastAPI
 
 from opsloom import App, FakeClock
 from opsloom.api import create_api
-from opsloom.api.intake import IntakePath
 from opsloom.api.routes.hooks import HookReceiver
 from opsloom.settings import Settings
 from opsloom.store.event import EventQuery
@@ -71,7 +72,7 @@ async def side(tmp_path: Path, name: str, *, short: bool) -> AsyncIterator[Side]
     async with app:
         api = create_api(app, Settings(api_token=None))
         if not short:
-            api.user_middleware = [m for m in api.user_middleware if m.cls is not IntakePath]
+            api.intake = None
         hooks = load_hooks_config(environ={"OPSLOOM_HOOKS_ALERTMANAGER_TOKEN": AM_TOKEN})
         api.state.hooks = HookReceiver(hooks)
         admin = await bearer(app, "admin", ("admin",))
@@ -148,31 +149,84 @@ async def test_intake_path__answers_as_the_routes_do(short: Side, routed: Side) 
 
 
 async def test_intake_path__takes_only_intake_posts(short: Side) -> None:
-    # The short path in front of an app that records what reaches it: intake POSTs are
-    # answered without it, everything else goes on to it.
-    reached: list[tuple[str, str]] = []
+    intake = short.api.intake
+    assert intake is not None
 
-    async def inner(scope: Any, receive: Any, send: Any) -> None:
-        reached.append((scope["method"], scope["path"]))
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    def scope(method: str, path: str) -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path, "headers": []}
 
-    path = IntakePath(inner)
-
-    async def front(scope: Any, receive: Any, send: Any) -> None:
-        scope["app"] = short.api  # as Starlette sets it before its middleware
-        await path(scope, receive, send)
-
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://t")
-    async with client:
-        stored = await client.post("/hooks/alertmanager", content=notification("b1"), headers=AM)
-        assert stored.status_code == 202, stored.text
-        for method, url in PASSED_ON:
-            assert (await client.request(method, url, content=b"{}")).status_code == 204
-    assert reached == PASSED_ON
+    for path in ("/hooks/alertmanager", "/hooks/generic/deploys", "/api/v1/events"):
+        assert intake.route(scope("POST", path)) is not None, path
+    for method, path in PASSED_ON:
+        assert intake.route(scope(method, path)) is None, (method, path)
+    # What the short path passes on is FastAPI's to answer: a GET of a hook is a 405.
+    response = await short.client.get("/hooks/alertmanager")
+    assert response.status_code == 405
+    assert response.headers["x-frame-options"] == "DENY"
 
 
 async def test_intake_path__body_limit_still_applies(short: Side) -> None:
     response = await short.post("/api/v1/events", b" " * (2 << 20), ADMIN)
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+
+
+async def chunks(data: bytes, size: int = 64 << 10) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/hooks/alertmanager", AM), ("/api/v1/events", ADMIN)],
+)
+async def test_intake_path__streamed_body_over_the_limit_is_refused(
+    short: Side, path: str, headers: dict[str, str]
+) -> None:
+    # No Content-Length: the body is streamed, and cut off once past the limit.
+    big = notification("big")[:-1] + b" " * (2 << 20) + b"}"
+    sent = {k: v.replace("{admin}", short.admin) for k, v in headers.items()}
+    response = await short.client.post(path, content=chunks(big), headers=sent)
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "body_too_large"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert await short.app.store.list_events(EventQuery(limit=5)) == []
+
+
+async def test_intake_path__events_authenticate_before_reading_the_body(short: Side) -> None:
+    intake = short.api.intake
+    assert intake is not None
+    reads: list[str] = []
+    answers: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append("read")
+        return {"type": "http.request", "body": event("/ci"), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message)
+
+    for authorization in (None, b"Bearer not-a-token", b"Bearer {viewer}"):
+        headers = [(b"content-type", CE["content-type"].encode())]
+        if authorization is not None:
+            value = authorization.replace(b"{viewer}", short.viewer.encode())
+            headers.append((b"authorization", value))
+        scope = {"type": "http", "method": "POST", "path": "/api/v1/events", "headers": headers}
+        await short.api(scope, receive, send)
+    assert reads == []
+    assert [m["status"] for m in answers if m["type"] == "http.response.start"] == [401, 401, 403]
+
+
+async def test_intake_path__unexpected_error_is_a_problem_with_headers(
+    short: Side, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(events: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(short.app, "emit_events", broken)
+    response = await short.post("/hooks/alertmanager", notification("c1"), AM)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "disk caught fire" not in response.text

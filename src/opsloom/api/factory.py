@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from opsloom.analytics.metrics import Metrics, metrics_of
 from opsloom.api.auth import authenticated
@@ -50,7 +51,27 @@ def package_version() -> str:
         return "0"
 
 
-def create_api(app: App, settings: Settings | None = None) -> FastAPI:
+class Api(FastAPI):
+    """The FastAPI application of an App, with the intake's short path in front of its stack.
+
+    ``intake``: the :class:`~opsloom.api.intake.IntakePath` asked first about every request
+    (``None``: every request goes through FastAPI, as the routes' own tests want). Middleware
+    an application adds to this API does not see intake POSTs while it is set.
+    """
+
+    intake: IntakePath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handle = None if self.intake is None else self.intake.route(scope)
+        if handle is None:
+            await super().__call__(scope, receive, send)
+            return
+        assert self.intake is not None
+        scope["app"] = self  # as Starlette sets it: the handlers read ``request.app.state``
+        await self.intake.serve(handle, scope, receive, send)
+
+
+def create_api(app: App, settings: Settings | None = None) -> Api:
     """Build the HTTP API around ``app``.
 
     The API's lifespan opens the App (starting its worker) and closes it, so
@@ -73,7 +94,7 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
         finally:
             await app.close()
 
-    api = FastAPI(
+    api = Api(
         lifespan=lifespan,
         title="opsloom",
         version=package_version(),
@@ -86,8 +107,9 @@ def create_api(app: App, settings: Settings | None = None) -> FastAPI:
     api.state.api_token = settings.api_token
     api.state.metrics = attach_metrics(app)
     install_problem_handlers(api)
-    # Innermost: webhooks and CloudEvents skip FastAPI's routing, not the limit or headers.
-    api.add_middleware(IntakePath)
+    # In front of everything: webhooks and CloudEvents skip FastAPI's stack; the short path
+    # applies the same body limit and security headers itself.
+    api.intake = IntakePath(settings.max_body_bytes)
     # Before routing, authentication and parsing: no route reads more than the limit.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     api.add_middleware(SecurityHeaders)

@@ -21,6 +21,12 @@ _RAW_HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEAD
 NO_STORE_PREFIXES = ("/approvals/links/",)
 
 
+def secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (raw, lower-case names) with the security headers the response lacks."""
+    present = {name.lower() for name, _ in headers}
+    return headers + [pair for pair in _RAW_HEADERS if pair[0] not in present]
+
+
 class SecurityHeaders:
     """ASGI middleware adding :data:`SECURITY_HEADERS` (and ``no-store`` on link pages)."""
 
@@ -36,9 +42,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Raw pairs, appended: this runs for every response, intake at full speed too.
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers += [pair for pair in _RAW_HEADERS if pair[0] not in present]
+                headers = secured(list(message.get("headers", ())))
                 if no_store:
                     headers = [pair for pair in headers if pair[0].lower() != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))

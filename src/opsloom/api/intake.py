@@ -1,24 +1,36 @@
 """A short path for the intake routes: webhooks and CloudEvents go straight to their handlers.
 
 ``POST /hooks/<source>``, ``POST /hooks/generic/<name>`` and ``POST /api/v1/events`` are the
-requests a busy system receives thousands of times a second. For each, FastAPI's routing (a
-regular expression tried per route until one matches) and its dependency solving cost more CPU
-than storing the event does. :class:`IntakePath` is an ASGI middleware placed inside the body
-limit and the security headers: it hands these requests to the very handlers the FastAPI routes
-call, with the same authentication (the source's own credentials for hooks, a bearer token with
-the ``operator`` role for events), the same answers and the same problem+json errors. Every
-other request goes on to FastAPI unchanged. The routes stay registered: the OpenAPI document
-describes them, and the tests that call them through FastAPI and through this path get the
-same answers.
+requests a busy system receives thousands of times a second. For each, FastAPI's stack (its
+telemetry and body-limit layers, Starlette's error middleware, opsloom's own middleware, then
+routing by a regular expression tried per route and dependency solving) costs more CPU than
+storing the event does. :class:`IntakePath` sits in front of all of it (:class:`~opsloom.api.
+factory.Api` asks it first) and hands these requests to the very handlers the FastAPI routes
+call, with what those layers would have done done here:
+
+- the body limit (``OPSLOOM_MAX_BODY_BYTES``): a declared ``Content-Length`` above it is
+  answered 413 before anything else, a body streamed past it is cut off and answered 413;
+- the same authentication (the source's own credentials for hooks, checked against the raw
+  body; a bearer token with the ``operator`` role for events, checked before the body is read);
+- the same answers and problem+json errors, an unexpected error included (500);
+- the security headers of :mod:`opsloom.api.header` on every answer.
+
+Every other request goes on to FastAPI unchanged. The routes stay registered: the OpenAPI
+document describes them, and the tests that call them through FastAPI and through this path
+get the same answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from opsloom.api.auth import RoleGuard, authenticate_token, missing_token
+from opsloom.api.header import secured
+from opsloom.api.limit import content_length, refuse
 from opsloom.api.problem import error_response
 from opsloom.api.routes import events, hooks
 
@@ -28,33 +40,79 @@ _HOOKS = "/hooks/"
 _GENERIC = "/hooks/generic/"
 _OPERATOR = RoleGuard("operator")
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BodyTooLargeError(Exception):
+    """The body streamed past the limit (raised by the limited ``receive``)."""
+
 
 class IntakePath:
-    """ASGI middleware: intake requests to their handlers, everything else to ``app``."""
+    """Serves intake requests without FastAPI's stack; :meth:`route` says which they are."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, limit: int) -> None:
+        """``limit``: the largest body accepted, in bytes."""
+        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def route(self, scope: Scope) -> Handler | None:
+        """The handler of an intake request, or ``None`` for any other request."""
         if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
+            return None
         path: str = scope["path"]
         if path == EVENTS_PATH:
-            handle = _events
-        elif path.startswith(_HOOKS) and _one_segment(path, _HOOKS):
-            handle = _hook
-        elif path.startswith(_GENERIC) and _one_segment(path, _GENERIC):
-            handle = _generic_hook
-        else:
-            await self.app(scope, receive, send)
+            return _events
+        if path.startswith(_HOOKS):
+            if _one_segment(path, _HOOKS):
+                return _hook
+            if path.startswith(_GENERIC) and _one_segment(path, _GENERIC):
+                return _generic_hook
+        return None
+
+    async def serve(self, handle: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one intake request with ``handle`` (from :meth:`route`)."""
+        declared = content_length(scope)
+        if declared is not None and declared > self.limit:
+            await refuse(scope, _with_security_headers(send), self.limit)
             return
-        request = Request(scope, receive)
+        limit, read = self.limit, 0
+
+        async def limited_receive() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > limit:
+                    raise BodyTooLargeError
+            return message
+
+        request = Request(scope, limited_receive)
         try:
             response = await handle(request)
+        except BodyTooLargeError:
+            await refuse(scope, _with_security_headers(send), limit)
+            return
         except Exception as exc:  # answered as the API's exception handlers answer it
             response = await error_response(request, exc)
-        await response(scope, receive, send)
+        if response.background is not None:  # not one of ours: let it send itself
+            await response(scope, receive, _with_security_headers(send))
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": secured(response.raw_headers),
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def secured_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": secured(list(message.get("headers", ())))}
+        await send(message)
+
+    return secured_send
 
 
 def _one_segment(path: str, prefix: str) -> bool:
@@ -76,7 +134,7 @@ async def _generic_hook(request: Request) -> Response:
 
 
 async def _events(request: Request) -> Response:
-    # As FastAPI's HTTPBearer reads the header.
+    # As FastAPI's HTTPBearer reads the header; the body is read only once this passed.
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise missing_token()

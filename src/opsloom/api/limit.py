@@ -30,7 +30,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.limit:
             await self._refuse(scope, send)
             return
@@ -65,32 +65,38 @@ class BodyLimit:
             # The route saw the disconnect it was handed; the 413 has been sent.
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": problem_type("body_too_large"),
-            "title": "Payload Too Large",
+        await refuse(scope, send, self.limit)
+
+
+async def refuse(scope: Scope, send: Send, limit: int) -> None:
+    """Answer 413 problem+json for a body above ``limit`` bytes, and close the connection."""
+    body: dict[str, Any] = {
+        "type": problem_type("body_too_large"),
+        "title": "Payload Too Large",
+        "status": 413,
+        "detail": f"the request body is larger than the limit of {limit} bytes "
+        "(OPSLOOM_MAX_BODY_BYTES)",
+        "instance": scope.get("path", ""),
+        "code": "body_too_large",
+        "limit": limit,
+    }
+    data = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
             "status": 413,
-            "detail": f"the request body is larger than the limit of {self.limit} bytes "
-            "(OPSLOOM_MAX_BODY_BYTES)",
-            "instance": scope.get("path", ""),
-            "code": "body_too_large",
-            "limit": self.limit,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(data)).encode()),
+                (b"connection", b"close"),
+            ],
         }
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(data)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
+    """The request's declared ``Content-Length`` (``None``: none, or not a number)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             text = value.decode("latin-1").strip()
