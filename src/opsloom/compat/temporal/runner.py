@@ -41,9 +41,8 @@ from opsloom.compat.temporal.runtime import (
     Runtime,
     WorkflowState,
     current_workflow,
-    enter_workflow,
     in_workflow,
-    leave_workflow,
+    running,
 )
 from opsloom.compat.temporal.workflow import ContinueAsNewError, WorkflowDefinition, sleep
 from opsloom.engine import Context
@@ -76,7 +75,10 @@ def make_runner(
     handlers = _handlers(definition)
 
     async def runner(ctx: Context, input: Any) -> Any:
-        values, meta = split_input(input)
+        if input.__class__ is dict and (values := input.get("args")).__class__ is list:
+            meta = input  # as the client starts runs: decoded for this execution, not shared
+        else:
+            values, meta = split_input(input)
         state = WorkflowState(
             ctx=ctx,
             runtime=runtime,
@@ -88,7 +90,7 @@ def make_runner(
             parent_id=None if (parent := meta.get("parent")) is None else str(parent),
             continued_run_id=None if (was := meta.get("continued_from")) is None else str(was),
         )
-        token = enter_workflow(state)
+        token = running.set(state)
         try:
             run_args = args_from_json(values, run_hints) if run_hints else values
             instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
@@ -107,7 +109,7 @@ def make_runner(
                 return await ctx.child(exc.workflow or definition.name, following)
             return result if result.__class__ in SCALARS else to_json(result)
         finally:
-            leave_workflow(token)
+            running.reset(token)
 
     runner.__name__ = runner.__qualname__ = definition.name
     return runner

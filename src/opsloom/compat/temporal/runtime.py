@@ -163,30 +163,20 @@ class WorkflowState:
 
 #: The workflow execution or the activity the current code belongs to: one variable, so that an
 #: activity attempt sets and resets one (it stops being workflow code by the same change).
-_running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
+running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
     "temporal_running", default=None
 )
 
 
 def current_workflow() -> WorkflowState:
-    state = _running.get()
+    state = running.get()
     if state.__class__ is not WorkflowState:
         raise RuntimeError("not in a workflow: this function is for workflow code")
     return state
 
 
 def in_workflow() -> bool:
-    return _running.get().__class__ is WorkflowState
-
-
-def enter_workflow(
-    state: WorkflowState | None,
-) -> contextvars.Token[WorkflowState | ActivityState | None]:
-    return _running.set(state)
-
-
-def leave_workflow(token: contextvars.Token[WorkflowState | ActivityState | None]) -> None:
-    _running.reset(token)
+    return running.get().__class__ is WorkflowState
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,14 +277,14 @@ class ActivityState:
 
 
 def current_activity() -> ActivityState:
-    state = _running.get()
+    state = running.get()
     if state.__class__ is not ActivityState:
         raise RuntimeError("not in an activity: this function is for activity code")
     return state
 
 
 def in_activity() -> bool:
-    return _running.get().__class__ is ActivityState
+    return running.get().__class__ is ActivityState
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,21 +398,21 @@ class _ActivityHook:
         self.non_retryable = set(options.retry.non_retryable_error_types or ())
 
     def enter(self, started: float) -> ActivityState:
-        state = _running.get()
+        state = running.get()
         if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
         activity = ActivityState(state, self.definition, self.options, started)
-        activity.token = _running.set(activity)
+        activity.token = running.set(activity)
         return activity
 
     def done(self, entered: ActivityState, result: Any) -> Any:
-        _running.reset(entered.token)
+        running.reset(entered.token)
         if entered.state.runtime.heartbeats:
             entered.state.runtime.heartbeats.pop(entered.key, None)
         return result if result.__class__ in SCALARS else to_json(result)
 
     def failed(self, entered: ActivityState, exc: BaseException) -> None:
-        _running.reset(entered.token)
+        running.reset(entered.token)
         if not self.non_retryable or not isinstance(exc, Exception):
             return
         kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
