@@ -228,13 +228,14 @@ class WorkflowCode:
     patched between resumptions, so no other task ever sees the durable versions.
     """
 
-    __slots__ = ("_coro", "_send")
+    __slots__ = ("_coro", "_raise")
 
     def __init__(self, code: Awaitable[Any]) -> None:
         self._coro: Coroutine[Any, Any, Any] = (
             code if isinstance(code, types.CoroutineType) else _awaited(code)
         )
-        self._send = self._coro.send  # bound once, not at every resumption
+        #: What the next resumption throws in (see ``throw``); None: it sends.
+        self._raise: tuple[Any, ...] | None = None
 
     def __await__(self) -> WorkflowCode:
         return self
@@ -254,7 +255,10 @@ class WorkflowCode:
             _outside[1] = found_gather
             asyncio.gather = _bridged_gather  # type: ignore[assignment]
         try:
-            return self._send(value)
+            if self._raise is None:
+                return self._coro.send(value)
+            exc, self._raise = self._raise, None
+            return self._coro.throw(*exc)
         finally:
             if asyncio.sleep is _bridged_sleep:
                 asyncio.sleep = found_sleep
@@ -264,12 +268,8 @@ class WorkflowCode:
     __next__ = send  # what a task's step calls (without a value): one frame, not two
 
     def throw(self, *exc: Any) -> Any:
-        coro = self._coro
-        self._send = lambda _: coro.throw(*exc)  # one resumption that raises, then sends again
-        try:
-            return self.send(None)
-        finally:
-            self._send = coro.send
+        self._raise = exc  # one resumption that raises, then sends again
+        return self.send(None)
 
     def close(self) -> None:
         self._coro.close()

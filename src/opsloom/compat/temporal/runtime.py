@@ -214,7 +214,6 @@ class ActivityState:
         "options",
         "started",
         "state",
-        "token",
     )
 
     def __init__(
@@ -230,8 +229,6 @@ class ActivityState:
         self.started = self.last_beat = now
         self._step: StepInfo | None = None
         self._info: ActivityInfo | None = None
-        #: What puts the workflow's state back when the attempt ends (see ``_ActivityHook``).
-        self.token: contextvars.Token[WorkflowState | ActivityState | None]
 
     @property
     def step(self) -> StepInfo:
@@ -380,6 +377,11 @@ def activity_spec(
     return spec
 
 
+#: What an activity attempt's start hands to its end: the token that puts the workflow's
+#: state back (its ``old_value`` is that state).
+_Entered = contextvars.Token[WorkflowState | ActivityState | None]
+
+
 class _ActivityHook:
     """What the engine runs around each attempt of an activity's step.
 
@@ -397,22 +399,24 @@ class _ActivityHook:
         self.options = options
         self.non_retryable = set(options.retry.non_retryable_error_types or ())
 
-    def enter(self, started: float) -> ActivityState:
+    def enter(self, started: float) -> _Entered:
         state = running.get()
         if state.__class__ is not WorkflowState:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        activity = ActivityState(state, self.definition, self.options, started)
-        activity.token = running.set(activity)
-        return activity
+        # The token is what the attempt's end needs; the activity's state does not keep it:
+        # a timer handle made during the attempt keeps a copy of the context (and so the
+        # state) until the loop drops it, and the token would stay alive with it.
+        return running.set(ActivityState(state, self.definition, self.options, started))
 
-    def done(self, entered: ActivityState, result: Any) -> Any:
-        running.reset(entered.token)
-        if entered.state.runtime.heartbeats:
-            entered.state.runtime.heartbeats.pop(entered.key, None)
+    def done(self, entered: _Entered, result: Any) -> Any:
+        running.reset(entered)
+        heartbeats = entered.old_value.runtime.heartbeats
+        if heartbeats:
+            heartbeats.pop(current_step().idempotency_key, None)
         return result if result.__class__ in SCALARS else to_json(result)
 
-    def failed(self, entered: ActivityState, exc: BaseException) -> None:
-        running.reset(entered.token)
+    def failed(self, entered: _Entered, exc: BaseException) -> None:
+        running.reset(entered)
         if not self.non_retryable or not isinstance(exc, Exception):
             return
         kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
