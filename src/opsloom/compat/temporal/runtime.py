@@ -33,6 +33,7 @@ from opsloom.compat.temporal.exceptions import (
     failure_from,
 )
 from opsloom.engine import Context, StepInfo, current_step
+from opsloom.engine.context import running_step
 from opsloom.engine.registry import StepSpec, make_step_spec
 from opsloom.errors import StepFailedError
 
@@ -161,22 +162,24 @@ class WorkflowState:
     rng: random.Random | None = None
 
 
-#: The workflow execution or the activity the current code belongs to: one variable, so that an
-#: activity attempt sets and resets one (it stops being workflow code by the same change).
-running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
+#: The workflow execution the current code belongs to. Code inside one of its activities sees it
+#: too, and tells itself apart by the step it runs in (``running_step``): an activity attempt is
+#: a step whose ``StepInfo.entered`` is its :class:`ActivityState`, so entering one changes no
+#: context variable but the engine's own.
+running: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
     "temporal_running", default=None
 )
 
 
 def current_workflow() -> WorkflowState:
     state = running.get()
-    if state.__class__ is not WorkflowState:
+    if state is None or running_step.get() is not None:
         raise RuntimeError("not in a workflow: this function is for workflow code")
     return state
 
 
 def in_workflow() -> bool:
-    return running.get().__class__ is WorkflowState
+    return running.get() is not None and running_step.get() is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,14 +277,16 @@ class ActivityState:
 
 
 def current_activity() -> ActivityState:
-    state = running.get()
+    step = running_step.get()
+    state = None if step is None else step.entered
     if state.__class__ is not ActivityState:
         raise RuntimeError("not in an activity: this function is for activity code")
     return state
 
 
 def in_activity() -> bool:
-    return running.get().__class__ is ActivityState
+    step = running_step.get()
+    return step is not None and step.entered.__class__ is ActivityState
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,11 +382,6 @@ def activity_spec(
     return spec
 
 
-#: What an activity attempt's start hands to its end: the token that puts the workflow's
-#: state back (its ``old_value`` is that state).
-_Entered = contextvars.Token[WorkflowState | ActivityState | None]
-
-
 class _ActivityHook:
     """What the engine runs around each attempt of an activity's step.
 
@@ -399,24 +399,21 @@ class _ActivityHook:
         self.options = options
         self.non_retryable = set(options.retry.non_retryable_error_types or ())
 
-    def enter(self, started: float) -> _Entered:
+    def enter(self, started: float) -> ActivityState:
+        # The engine puts what this returns in the attempt's StepInfo: that is what makes the
+        # step's code activity code (see ``running``).
         state = running.get()
-        if state.__class__ is not WorkflowState:  # the step was called outside its workflow
+        if state is None:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        # The token is what the attempt's end needs; the activity's state does not keep it:
-        # a timer handle made during the attempt keeps a copy of the context (and so the
-        # state) until the loop drops it, and the token would stay alive with it.
-        return running.set(ActivityState(state, self.definition, self.options, started))
+        return ActivityState(state, self.definition, self.options, started)
 
-    def done(self, entered: _Entered, result: Any) -> Any:
-        running.reset(entered)
-        heartbeats = entered.old_value.runtime.heartbeats
+    def done(self, entered: ActivityState, result: Any) -> Any:
+        heartbeats = entered.state.runtime.heartbeats
         if heartbeats:
-            heartbeats.pop(current_step().idempotency_key, None)
+            heartbeats.pop(entered.key, None)
         return result if result.__class__ in SCALARS else to_json(result)
 
-    def failed(self, entered: _Entered, exc: BaseException) -> None:
-        running.reset(entered)
+    def failed(self, entered: ActivityState, exc: BaseException) -> None:
         if not self.non_retryable or not isinstance(exc, Exception):
             return
         kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__

@@ -32,12 +32,7 @@ from opsloom.compat.temporal.exceptions import (
     RetryState,
     failure_from,
 )
-from opsloom.compat.temporal.runtime import (
-    WorkflowState,
-    activity_definition,
-    current_workflow,
-    running,
-)
+from opsloom.compat.temporal.runtime import activity_definition, current_workflow
 from opsloom.compat.temporal.runtime import in_workflow as in_workflow
 from opsloom.errors import ChildFailedError, WaitTimeoutError
 
@@ -400,9 +395,7 @@ def execute_activity(
     ``cancellation_type`` are accepted and ignored: the activity runs in the worker that runs
     the workflow.
     """
-    state = running.get()
-    if not isinstance(state, WorkflowState):  # what current_workflow() checks, inline
-        state = current_workflow()
+    state = current_workflow()
     call = state.runtime.activity_call(
         activity, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, retry_policy
     )
