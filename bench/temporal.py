@@ -251,9 +251,10 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return low, median, high
 
 
-async def alternate(folder: Path, rounds: int, batch: int) -> list[str]:
+async def alternate(folder: Path, rounds: int, batch: int) -> tuple[list[str], dict[str, Any]]:
     """Both variants open at once; ``rounds`` batches of each, in alternating order, so that
-    load on the machine falls on both alike. CPU time of this process per workflow."""
+    load on the machine falls on both alike. CPU time of this process per workflow: the lines
+    to print and the figures as JSON (what ``bench/ab.py --keys cpu_ratio`` reads)."""
     app = App(f"sqlite:///{folder / 'native-alt.db'}", worker=OPTIONS)
     app.step(timeout=TIMEOUT.total_seconds())(add_one)
     app.workflow(name="chain")(native_chain)
@@ -303,7 +304,16 @@ async def alternate(folder: Path, rounds: int, batch: int) -> list[str]:
         f" ({(overall - 1) * 100:+.1f}%)   per-round ratio median {median:.3f},"
         f" IQR {low:.3f}-{high:.3f}"
     )
-    return lines
+    figures = {
+        "workload": "W1-temporal-alternating",
+        "cpu_native_ms": statistics.median(native.cpu_ms),
+        "cpu_compat_ms": statistics.median(compat.cpu_ms),
+        "cpu_ratio": overall,
+        "round_ratio_median": median,
+        "round_ratio_iqr": [low, high],
+        "load_average": list(os.getloadavg()),
+    }
+    return lines, figures
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -312,8 +322,10 @@ async def main(args: argparse.Namespace) -> None:
         if args.alternations:
             load = " ".join(f"{value:.1f}" for value in os.getloadavg())
             print(f"W1 chain, SQLite FULL, alternating rounds in one process, load average {load}")
-            for text in await alternate(folder, args.alternations, args.batch):
+            lines, figures = await alternate(folder, args.alternations, args.batch)
+            for text in lines:
                 print(text)
+            print(json.dumps(figures))
             if not args.rounds:
                 return
         native: list[dict[str, float]] = []

@@ -103,3 +103,53 @@ async def test_hook__runs_around_each_attempt_and_maps_the_final_failure_also_on
         ("broken", StepStatus.FAILED, 1, None),
     ]
     assert run.steps[1].error is not None and run.steps[1].error["type"] == "LookupError"
+
+
+class Marking:
+    """A hook whose attempts are objects of its own, found by the body in ``current_step()``."""
+
+    def __init__(self) -> None:
+        self.made: list[object] = []
+
+    def enter(self, started: float) -> object:
+        assert current_step().entered is None  # the info in place while it runs is the plain one
+        self.made.append(object())
+        return self.made[-1]
+
+    def done(self, entered: object, result: Any) -> Any:
+        return result
+
+    def failed(self, entered: object, exc: BaseException) -> None:
+        return None
+
+    def failure(self, error: StepFailedError) -> BaseException:
+        return error
+
+
+async def test_hook__what_enter_returns_is_the_entered_of_the_step_info_the_body_sees(
+    app: App,
+) -> None:
+    hook = Marking()
+    seen: list[bool] = []
+
+    async def body() -> int:
+        step = current_step()
+        seen.append(step.entered is hook.made[-1])
+        return step.attempt
+
+    async def plain() -> bool:
+        return current_step().entered is None
+
+    spec = make_step_spec(body, "body", RetryPolicy(attempts=1), None, hook)
+
+    @app.workflow(name="marked")
+    async def marked(ctx: Context) -> list[Any]:
+        first = await ctx.step_with(spec)
+        second = await ctx.step_with(spec)
+        return [first, second, await ctx.step(plain)]
+
+    async with app:
+        handle = await app.start("marked")
+        assert await handle.result(timeout=30) == [1, 1, True]
+    assert seen == [True, True]
+    assert len(hook.made) == 2 and hook.made[0] is not hook.made[1]

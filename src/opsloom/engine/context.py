@@ -25,6 +25,9 @@ class StepInfo:
     seq: int
     name: str
     attempt: int
+    #: What the step's hook made of this attempt when it started (a layer's own state for the
+    #: attempt: the Temporal compat layer's running activity); None for ordinary steps.
+    entered: Any = None
 
     @property
     def idempotency_key(self) -> str:
@@ -35,6 +38,11 @@ class StepInfo:
 _current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
     "opsloom_current_step", default=None
 )
+
+
+#: The step attempt the current code runs in, None outside one: for a layer that asks on every
+#: call (what :func:`current_step` tells, without its error).
+running_step = _current_step
 
 
 def current_step() -> StepInfo:

@@ -35,8 +35,9 @@ class StepHook(Protocol):
 
     def enter(self, started: float) -> Any:
         """Before the attempt's body is called (``started``: when the attempt started, as its
-        history entry records it); what it returns goes to ``done`` or ``failed``. An exception
-        fails the attempt."""
+        history entry records it; ``current_step()`` tells the attempt); what it returns goes
+        to ``done`` or ``failed`` and, unless None, is the ``entered`` of the ``StepInfo`` the
+        body's code sees. An exception fails the attempt."""
 
     def done(self, entered: Any, result: Any) -> Any:
         """After the body returned ``result``: what the step returns (and records)."""

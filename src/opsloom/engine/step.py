@@ -85,6 +85,11 @@ class StepRunner(ReplayState):
                 else:
                     hook = spec.hook
                     entered = hook.enter(started)
+                    if entered is not None:
+                        # What the hook made of the attempt rides on the step's info, so a
+                        # layer needs no context variable of its own. ``token`` puts back what
+                        # was there before both.
+                        _current_step.set(StepInfo(self.run.id, seq, spec.name, attempt, entered))
                     try:
                         result = await self._invoke(spec, timeout, args, kwargs)
                     except BaseException as exc:

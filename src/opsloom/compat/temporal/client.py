@@ -16,7 +16,13 @@ from typing import Any
 
 from opsloom.app import App
 from opsloom.codec import encode
-from opsloom.compat.temporal.converter import call_args, from_json, return_hint
+from opsloom.compat.temporal.converter import (
+    SCALARS,
+    call_args,
+    converts,
+    from_json,
+    return_hint,
+)
 from opsloom.compat.temporal.exceptions import (
     ApplicationError,
     CancelledError,
@@ -28,7 +34,7 @@ from opsloom.compat.temporal.exceptions import (
 )
 from opsloom.compat.temporal.runner import make_runner
 from opsloom.compat.temporal.runtime import Runtime
-from opsloom.compat.temporal.workflow import WorkflowDefinition, workflow_name
+from opsloom.compat.temporal.workflow import _DEFN, WorkflowDefinition, workflow_name
 from opsloom.errors import (
     QueryError,
     RunFailedError,
@@ -120,6 +126,9 @@ class Client:
         self.namespace = namespace
         self.runtime = Runtime()
         self._owns_app = owns_app
+        #: The definition, workflow type and result hint (None: no conversion) that a class or
+        #: run method stands for, found once: a start looks them up instead of working them out.
+        self._started: dict[Any, tuple[WorkflowDefinition, str, Any]] = {}
 
     @staticmethod
     async def connect(
@@ -187,10 +196,25 @@ class Client:
         if isinstance(workflow, str):
             name = workflow
         else:
-            definition = self.register(workflow)
-            name = definition.name
-            hint = hint if hint is not None else return_hint(definition.run_fn)
-        value = {"args": call_args(arg, args, unset=_UNSET), "task_queue": task_queue}
+            try:
+                known = self._started.get(workflow)
+            except TypeError:  # not a class nor a method: register() says what it is
+                known = None
+            # Still what the class stands for (it may have been declared again since)?
+            if known is None or getattr(workflow, _DEFN, None) is not known[0]:
+                definition = self.register(workflow)
+                run_hint = return_hint(definition.run_fn)
+                known = (definition, definition.name, run_hint if converts(run_hint) else None)
+                self._started[workflow] = known
+            name = known[1]
+            if hint is None:
+                hint = known[2]
+        values = (
+            [arg]
+            if arg.__class__ in SCALARS and not args  # the common case: one plain value
+            else call_args(arg, args, unset=_UNSET)
+        )
+        value = {"args": values, "task_queue": task_queue}
         try:
             handle = await self.app.start(name, value, run_id=id)
             created = handle.created
@@ -252,13 +276,14 @@ class WorkflowHandle:
     ) -> Any:
         """Wait for the workflow to end; return its result or raise ``WorkflowFailureError``."""
         try:
-            value = await self._app.result(self.id)
+            value = await self._client.app.result(self.id)
         except RunNotFoundError as exc:
             raise RPCError(str(exc)) from None
         except RunFailedError:
             current = await self._app.get_run(await self.current_run_id())
             raise WorkflowFailureError(cause=_run_failure(current)) from None
-        return from_json(value, self._result_type)
+        hint = self._result_type
+        return value if hint is None else from_json(value, hint)
 
     async def current_run_id(self) -> str:
         """The run that is current: the last one of the continue-as-new chain from ``id``."""

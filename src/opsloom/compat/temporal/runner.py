@@ -41,9 +41,8 @@ from opsloom.compat.temporal.runtime import (
     Runtime,
     WorkflowState,
     current_workflow,
-    enter_workflow,
     in_workflow,
-    leave_workflow,
+    running,
 )
 from opsloom.compat.temporal.workflow import ContinueAsNewError, WorkflowDefinition, sleep
 from opsloom.engine import Context
@@ -76,7 +75,10 @@ def make_runner(
     handlers = _handlers(definition)
 
     async def runner(ctx: Context, input: Any) -> Any:
-        values, meta = split_input(input)
+        if input.__class__ is dict and (values := input.get("args")).__class__ is list:
+            meta = input  # as the client starts runs: decoded for this execution, not shared
+        else:
+            values, meta = split_input(input)
         state = WorkflowState(
             ctx=ctx,
             runtime=runtime,
@@ -88,7 +90,7 @@ def make_runner(
             parent_id=None if (parent := meta.get("parent")) is None else str(parent),
             continued_run_id=None if (was := meta.get("continued_from")) is None else str(was),
         )
-        token = enter_workflow(state)
+        token = running.set(state)
         try:
             run_args = args_from_json(values, run_hints) if run_hints else values
             instance = definition.cls(*run_args) if definition.init_takes_args else definition.cls()
@@ -107,7 +109,7 @@ def make_runner(
                 return await ctx.child(exc.workflow or definition.name, following)
             return result if result.__class__ in SCALARS else to_json(result)
         finally:
-            leave_workflow(token)
+            running.reset(token)
 
     runner.__name__ = runner.__qualname__ = definition.name
     return runner
@@ -226,13 +228,14 @@ class WorkflowCode:
     patched between resumptions, so no other task ever sees the durable versions.
     """
 
-    __slots__ = ("_coro", "_send")
+    __slots__ = ("_coro", "_raise")
 
     def __init__(self, code: Awaitable[Any]) -> None:
         self._coro: Coroutine[Any, Any, Any] = (
             code if isinstance(code, types.CoroutineType) else _awaited(code)
         )
-        self._send = self._coro.send  # bound once, not at every resumption
+        #: What the next resumption throws in (see ``throw``); None: it sends.
+        self._raise: tuple[Any, ...] | None = None
 
     def __await__(self) -> WorkflowCode:
         return self
@@ -252,7 +255,10 @@ class WorkflowCode:
             _outside[1] = found_gather
             asyncio.gather = _bridged_gather  # type: ignore[assignment]
         try:
-            return self._send(value)
+            if self._raise is None:
+                return self._coro.send(value)
+            exc, self._raise = self._raise, None
+            return self._coro.throw(*exc)
         finally:
             if asyncio.sleep is _bridged_sleep:
                 asyncio.sleep = found_sleep
@@ -262,12 +268,8 @@ class WorkflowCode:
     __next__ = send  # what a task's step calls (without a value): one frame, not two
 
     def throw(self, *exc: Any) -> Any:
-        coro = self._coro
-        self._send = lambda _: coro.throw(*exc)  # one resumption that raises, then sends again
-        try:
-            return self.send(None)
-        finally:
-            self._send = coro.send
+        self._raise = exc  # one resumption that raises, then sends again
+        return self.send(None)
 
     def close(self) -> None:
         self._coro.close()

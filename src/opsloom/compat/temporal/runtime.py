@@ -33,6 +33,7 @@ from opsloom.compat.temporal.exceptions import (
     failure_from,
 )
 from opsloom.engine import Context, StepInfo, current_step
+from opsloom.engine.context import running_step
 from opsloom.engine.registry import StepSpec, make_step_spec
 from opsloom.errors import StepFailedError
 
@@ -161,32 +162,24 @@ class WorkflowState:
     rng: random.Random | None = None
 
 
-#: The workflow execution or the activity the current code belongs to: one variable, so that an
-#: activity attempt sets and resets one (it stops being workflow code by the same change).
-_running: contextvars.ContextVar[WorkflowState | ActivityState | None] = contextvars.ContextVar(
+#: The workflow execution the current code belongs to. Code inside one of its activities sees it
+#: too, and tells itself apart by the step it runs in (``running_step``): an activity attempt is
+#: a step whose ``StepInfo.entered`` is its :class:`ActivityState`, so entering one changes no
+#: context variable but the engine's own.
+running: contextvars.ContextVar[WorkflowState | None] = contextvars.ContextVar(
     "temporal_running", default=None
 )
 
 
 def current_workflow() -> WorkflowState:
-    state = _running.get()
-    if state.__class__ is not WorkflowState:
+    state = running.get()
+    if state is None or running_step.get() is not None:
         raise RuntimeError("not in a workflow: this function is for workflow code")
     return state
 
 
 def in_workflow() -> bool:
-    return _running.get().__class__ is WorkflowState
-
-
-def enter_workflow(
-    state: WorkflowState | None,
-) -> contextvars.Token[WorkflowState | ActivityState | None]:
-    return _running.set(state)
-
-
-def leave_workflow(token: contextvars.Token[WorkflowState | ActivityState | None]) -> None:
-    _running.reset(token)
+    return running.get() is not None and running_step.get() is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +217,6 @@ class ActivityState:
         "options",
         "started",
         "state",
-        "token",
     )
 
     def __init__(
@@ -240,8 +232,6 @@ class ActivityState:
         self.started = self.last_beat = now
         self._step: StepInfo | None = None
         self._info: ActivityInfo | None = None
-        #: What puts the workflow's state back when the attempt ends (see ``_ActivityHook``).
-        self.token: contextvars.Token[WorkflowState | ActivityState | None]
 
     @property
     def step(self) -> StepInfo:
@@ -287,14 +277,16 @@ class ActivityState:
 
 
 def current_activity() -> ActivityState:
-    state = _running.get()
+    step = running_step.get()
+    state = None if step is None else step.entered
     if state.__class__ is not ActivityState:
         raise RuntimeError("not in an activity: this function is for activity code")
     return state
 
 
 def in_activity() -> bool:
-    return _running.get().__class__ is ActivityState
+    step = running_step.get()
+    return step is not None and step.entered.__class__ is ActivityState
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,21 +400,20 @@ class _ActivityHook:
         self.non_retryable = set(options.retry.non_retryable_error_types or ())
 
     def enter(self, started: float) -> ActivityState:
-        state = _running.get()
-        if state.__class__ is not WorkflowState:  # the step was called outside its workflow
+        # The engine puts what this returns in the attempt's StepInfo: that is what makes the
+        # step's code activity code (see ``running``).
+        state = running.get()
+        if state is None:  # the step was called outside its workflow
             raise RuntimeError("an activity step runs only inside a Temporal-style workflow")
-        activity = ActivityState(state, self.definition, self.options, started)
-        activity.token = _running.set(activity)
-        return activity
+        return ActivityState(state, self.definition, self.options, started)
 
     def done(self, entered: ActivityState, result: Any) -> Any:
-        _running.reset(entered.token)
-        if entered.state.runtime.heartbeats:
-            entered.state.runtime.heartbeats.pop(entered.key, None)
+        heartbeats = entered.state.runtime.heartbeats
+        if heartbeats:
+            heartbeats.pop(entered.key, None)
         return result if result.__class__ in SCALARS else to_json(result)
 
     def failed(self, entered: ActivityState, exc: BaseException) -> None:
-        _running.reset(entered.token)
         if not self.non_retryable or not isinstance(exc, Exception):
             return
         kind = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
