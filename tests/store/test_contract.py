@@ -219,6 +219,33 @@ async def test_signal__unknown_or_finished_run_is_refused(store: Store) -> None:
         await store.send_signal("r1", "go", encode(1), T0)
 
 
+async def test_signal__sent_together_each_refused_or_delivered_alone(store: Store) -> None:
+    for run_id in ("r1", "r2", "done"):
+        await store.create_run(new_run(run_id), T0)
+    for _ in range(3):
+        fence = await claim_one(store)
+        if fence.run_id == "done":
+            await store.finish_run(fence, RunStatus.COMPLETED, encode(1), None, T0)
+        else:
+            await store.suspend(fence, None, T0)
+    # Submitted together, so a store with group commit writes them in one batch.
+    sent = await asyncio.gather(
+        store.send_signal("r1", "go", encode("a"), T0 + 1),
+        store.send_signal("nope", "go", encode("b"), T0 + 1),
+        store.send_signal("r2", "go", encode("c"), T0 + 1),
+        store.send_signal("done", "go", encode("d"), T0 + 1),
+        store.send_signal("r1", "stop", encode("e"), T0 + 1),
+        return_exceptions=True,
+    )
+    assert isinstance(sent[1], RunNotFoundError) and isinstance(sent[3], RunStateError)
+    ids = [sent[0], sent[2], sent[4]]
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 3
+    claims = await store.claim("w1", KINDS, 10, T0 + 2, 30)
+    got = {c.run.id: [(s.name, s.payload) for s in c.signals] for c in claims}
+    assert got == {"r1": [("go", "a"), ("stop", "e")], "r2": [("go", "c")]}
+    assert await store.pending_signals("done") == []
+
+
 async def test_finish_run__refused_for_a_closed_run_keeps_the_job(store: Store) -> None:
     await store.create_run(new_run("r1"), T0)
     fence = await claim_one(store)
@@ -311,7 +338,39 @@ async def test_finish_run__closes_and_wakes_the_parent(store: Store) -> None:
     assert outcome.output == {"done": True}
     woken = await store.claim("w1", KINDS, 1, T0 + 2, 30)
     assert [c.run.id for c in woken] == ["parent"]
-    assert await store.finished_among(["parent", "parent.1"]) == {"parent.1"}
+    finished = await store.ended_runs(["parent", "parent.1"])
+    assert [(run.id, run.status, run.output) for run in finished] == [
+        ("parent.1", RunStatus.COMPLETED, {"done": True})
+    ]
+
+
+async def test_create_run__same_id_together_creates_one_run_and_one_job(store: Store) -> None:
+    # Submitted together, so a store with group commit writes them in one batch.
+    results = await asyncio.gather(
+        *(store.create_run(new_run("r1", input=encode(i)), T0) for i in range(3)),
+        store.create_run(new_run("r2"), T0),
+    )
+    assert [created for _, created in results] == [True, False, False, True]
+    assert {run.input for run, _ in results[:3]} == {0}
+    claims = await store.claim("w1", KINDS, 10, T0, 30)
+    assert sorted(claim.run.id for claim in claims) == ["r1", "r2"]
+
+
+async def test_ended_runs__only_ended_ones_each_with_its_labels(store: Store) -> None:
+    await store.create_run(new_run("done", labels=(("team", "a"), ("tier", "1"))), T0)
+    await store.create_run(new_run("open", labels=(("team", "b"),)), T0)
+    await store.create_run(new_run("bare"), T0)
+    assert await store.ended_runs(["done", "open", "bare"]) == []
+    for _ in range(3):
+        fence = await claim_one(store)
+        if fence.run_id != "open":
+            await store.finish_run(fence, RunStatus.COMPLETED, encode(fence.run_id), None, T0)
+    finished = await store.ended_runs(["done", "open", "bare", "missing"])
+    assert sorted((run.id, run.output, run.labels) for run in finished) == [
+        ("bare", "bare", {}),
+        ("done", "done", {"team": "a", "tier": "1"}),
+    ]
+    assert await store.ended_runs([]) == []
 
 
 async def test_finish_run__terminal_status_is_final(store: Store) -> None:

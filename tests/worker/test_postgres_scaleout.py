@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from opsloom import App, Context
+from opsloom.errors import RunNotFoundError
 from opsloom.worker import WorkerOptions
 
 
@@ -57,3 +58,29 @@ async def _until_waiting(app: App, run_id: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"run {run_id} never parked")
+
+
+async def test_results_awaited_together__ended_missing_and_later_ones(
+    postgres_schema_url: str,
+) -> None:
+    # One caller awaits many runs at once: one that ended before it asked, one that does not
+    # exist, and runs another process finishes afterwards; each gets its own outcome.
+    worker = build(postgres_schema_url, WorkerOptions(poll_seconds=60, reap_seconds=60))
+    client = build(postgres_schema_url, None)
+    async with client:
+        first = await client.start("double", 100)
+        async with worker:
+            await worker.store.wait_listening()  # type: ignore[attr-defined]
+            assert await worker.result(first.run_id, timeout=10) == 200
+        later = [await client.start("double", x) for x in range(20)]
+        async with worker:
+            await worker.store.wait_listening()  # type: ignore[attr-defined]
+            outcomes = await asyncio.gather(
+                client.result(first.run_id, timeout=10),
+                client.result("no-such-run", timeout=10),
+                *(run.result(timeout=10) for run in later),
+                return_exceptions=True,
+            )
+    assert outcomes[0] == 200
+    assert isinstance(outcomes[1], RunNotFoundError)
+    assert outcomes[2:] == [2 * x for x in range(20)]

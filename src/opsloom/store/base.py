@@ -146,8 +146,8 @@ class Store(Protocol):
         """Just the status of a run (cheaper than ``get_run``)."""
         ...
 
-    async def finished_among(self, run_ids: list[str]) -> set[str]:
-        """Which of ``run_ids`` have reached a terminal status."""
+    async def ended_runs(self, run_ids: list[str]) -> list[RunRecord]:
+        """Those of ``run_ids`` that have reached a terminal status, with their labels."""
         ...
 
     async def run_spans(self, run_ids: list[str]) -> list[RunSpan]:

@@ -46,6 +46,11 @@ _INSERT_RUN = (
 )
 _JOB_MARKS = ", ".join("?" * len(JOB_INSERT_COLUMNS.split(",")))
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES ({_JOB_MARKS})"
+#: Both in one statement (PostgreSQL): the job only with a run that was inserted.
+_INSERT_RUN_AND_JOB = (
+    f"WITH run AS ({_INSERT_RUN} RETURNING id) "
+    f"INSERT INTO jobs ({JOB_INSERT_COLUMNS}) SELECT {_JOB_MARKS} FROM run RETURNING 1"
+)
 
 
 async def insert_run(
@@ -67,6 +72,55 @@ async def insert_run(
         RateLimitExceededError: ``refusable``, and the workflow's rate limit drops starts past it
             and this is one (otherwise such a limit queues the run like any other).
     """
+    paused, start_at, lease = await _entry(tx, new, now, lease, admitted, refusable)
+    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
+        return None
+    await tx.send(_INSERT_JOB, job_insert_params(new, now, lease, paused, start_at))
+    if new.labels:
+        await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
+    return new_run_record(new, now, lease, paused)
+
+
+async def insert_run_later(
+    tx: Tx, new: NewRun, now: float, lease: tuple[str, float] | None = None
+) -> Later:
+    """:func:`insert_run` (refusable) in a pipelined transaction, for a run without labels:
+    the run and its job go in one statement whose answer is read after the rest of the batch
+    is sent. The :class:`Later` gives ``(the run, True)`` when it was created, or ``(the run
+    that has this id, False)``.
+
+    Raises:
+        RateLimitExceededError: as :func:`insert_run` (at once: its admission is read now).
+    """
+    paused, start_at, lease = await _entry(tx, new, now, lease, None, True)
+    inserted = await tx.later(
+        _INSERT_RUN_AND_JOB,
+        (
+            *run_insert_params(new, now, lease, paused),
+            *job_insert_params(new, now, lease, paused, start_at),
+        ),
+    )
+
+    async def created() -> tuple[RunRecord, bool]:
+        if await inserted.rows():
+            return new_run_record(new, now, lease, paused), True
+        run = await fetch_run(tx, new.id)
+        assert run is not None
+        return run, False
+
+    return Later(created)
+
+
+async def _entry(
+    tx: Tx,
+    new: NewRun,
+    now: float,
+    lease: tuple[str, float] | None,
+    admitted: Admission | None,
+    refusable: bool,
+) -> tuple[bool, float, tuple[str, float] | None]:
+    """How a new run enters (see :func:`insert_run`): paused, from when, and under which
+    lease (none for a run that is paused or queued)."""
     if admitted is None:
         admitted = await admission(tx, new, now, refusable=refusable)
         if admitted is None:
@@ -74,14 +128,7 @@ async def insert_run(
                 f"workflow {new.workflow!r} is at its rate limit, which drops starts past it"
             )
     paused, start_at = admitted.paused, admitted.start_at
-    if paused or start_at > now:
-        lease = None
-    if await tx.execute(_INSERT_RUN, run_insert_params(new, now, lease, paused)) != 1:
-        return None
-    await tx.send(_INSERT_JOB, job_insert_params(new, now, lease, paused, start_at))
-    if new.labels:
-        await tx.executemany(_INSERT_LABEL, [(new.id, k, v) for k, v in new.labels])
-    return new_run_record(new, now, lease, paused)
+    return paused, start_at, None if paused or start_at > now else lease
 
 
 @dataclass(frozen=True, slots=True)

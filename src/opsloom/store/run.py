@@ -12,7 +12,7 @@ from typing import Any, cast
 from opsloom.codec import decode, encode
 from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import ErrorInfo, RunRecord, RunStatus, SignalRecord, StepRecord
-from opsloom.model.run import Fence, NewRun, sources_of
+from opsloom.model.run import TERMINAL, Fence, NewRun, sources_of
 from opsloom.store.base import SLOT_MARK, HeartbeatResult, RunFilter, RunSpan
 from opsloom.store.event import restore_subscriptions
 from opsloom.store.job import (
@@ -26,6 +26,7 @@ from opsloom.store.job import (
     fetch_steps,
     finish,
     insert_run,
+    insert_run_later,
     nudge,
     requeue,
     set_labels,
@@ -41,7 +42,7 @@ from opsloom.store.rows import (
     step_order,
 )
 from opsloom.store.runquery import RUN_ORDER, TEXT, run_where
-from opsloom.store.tx import CONTROL, DONE, WORK, Transactions, Tx
+from opsloom.store.tx import CONTROL, DONE, WORK, Later, Transactions, Tx
 
 _CANCELLED_UNSTARTED = encode(
     ErrorInfo(
@@ -78,7 +79,9 @@ class RunOps(Transactions):
     async def create_run(
         self, new: NewRun, now: float, *, lease: tuple[str, float] | None = None
     ) -> tuple[RunRecord, bool]:
-        async def create(tx: Tx) -> tuple[RunRecord, bool]:
+        async def create(tx: Tx) -> tuple[RunRecord, bool] | Later:
+            if tx.pipelined and not new.labels:
+                return await insert_run_later(tx, new, now, lease)
             created = await insert_run(tx, new, now, lease, refusable=True)
             if created is not None:
                 return created, True
@@ -87,7 +90,8 @@ class RunOps(Transactions):
             return run, False
 
         # A run created under a lease is executed by its creator: no one to wake.
-        return await self.write(create, () if lease is not None else WORK)
+        written = self.write(create, () if lease is not None else WORK)
+        return await cast("Awaitable[tuple[RunRecord, bool]]", written)
 
     async def get_run(self, run_id: str, *, with_steps: bool = False) -> RunRecord | None:
         async def get(tx: Tx) -> RunRecord | None:
@@ -126,15 +130,19 @@ class RunOps(Transactions):
         row = await self.read(lambda tx: tx.one("SELECT status FROM runs WHERE id = ?", (run_id,)))
         return None if row is None else RunStatus(row[0])
 
-    async def finished_among(self, run_ids: list[str]) -> set[str]:
-        async def finished(tx: Tx) -> set[str]:
+    async def ended_runs(self, run_ids: list[str]) -> list[RunRecord]:
+        async def ended(tx: Tx) -> list[RunRecord]:
             among, ids = tx.among("id", run_ids)
             rows = await tx.all(
-                f"SELECT id FROM runs WHERE completed_at IS NOT NULL AND {among}", ids
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE completed_at IS NOT NULL AND {among}", ids
             )
-            return {row[0] for row in rows}
+            runs = [run_from_row(row) for row in rows]
+            labels = await fetch_labels(tx, [run.id for run in runs])
+            for run in runs:
+                run.labels = labels.get(run.id, {})
+            return runs
 
-        return await self.read(finished) if run_ids else set()
+        return await self.read(ended) if run_ids else []
 
     async def run_spans(self, run_ids: list[str]) -> list[RunSpan]:
         async def spans(tx: Tx) -> list[RunSpan]:
@@ -264,7 +272,9 @@ class RunOps(Transactions):
         return await self.write(release, WORK)
 
     async def send_signal(self, run_id: str, name: str, payload: bytes, now: float) -> int:
-        async def send(tx: Tx) -> int:
+        async def send(tx: Tx) -> int | Later:
+            if tx.pipelined:
+                return await _send_signal_later(tx, run_id, name, payload, now)
             row = await tx.one("SELECT status FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
@@ -279,7 +289,7 @@ class RunOps(Transactions):
             await nudge(tx, [run_id], now)
             return int(inserted[0])
 
-        return await self.write(send, WORK)
+        return await cast("Awaitable[int]", self.write(send, WORK))
 
     async def pending_signals(self, run_id: str) -> list[SignalRecord]:
         found = await self.read(lambda tx: fetch_signals(tx, [run_id]))
@@ -500,3 +510,32 @@ class RunOps(Transactions):
         return self.write(
             lambda tx: finish(tx, fence, status, output, blob, now, sources, reason), DONE
         )
+
+
+_ENDED = "', '".join(sorted(status.value for status in TERMINAL))
+#: ``send_signal`` in one statement (PostgreSQL): the run's status, and the new signal's id
+#: (None when the run has ended: nothing was written).
+_SEND_SIGNAL = (
+    "WITH run AS (SELECT status FROM runs WHERE id = ?), "
+    "sent AS (INSERT INTO signals (run_id, name, payload, created_at) "
+    f"SELECT ?, ?, ?, ? FROM run WHERE status NOT IN ('{_ENDED}') RETURNING id), "
+    "nudged AS (UPDATE jobs SET nudged = 1, available_at = CASE WHEN owner IS NULL AND "
+    "token > 0 THEN ? ELSE available_at END WHERE run_id = ? AND EXISTS (SELECT FROM sent)) "
+    "SELECT run.status, (SELECT id FROM sent) FROM run"
+)
+
+
+async def _send_signal_later(tx: Tx, run_id: str, name: str, payload: bytes, now: float) -> Later:
+    """``send_signal`` in a pipelined batch: one statement, its answer read with the batch's."""
+    answer = await tx.later(_SEND_SIGNAL, (run_id, run_id, name, payload, now, now, run_id))
+
+    async def sent() -> int:
+        rows = await answer.rows()
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id!r}")
+        status, signal_id = rows[0]
+        if signal_id is None:
+            raise RunStateError(f"run {run_id!r} is already {status}; signal {name!r} refused")
+        return int(signal_id)
+
+    return Later(sent)

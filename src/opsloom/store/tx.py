@@ -48,15 +48,17 @@ class Rows(Protocol):
 class Later:
     """What an operation returns when the answer to its statement may wait: its writer sends
     the statements of the batch's other operations first, then calls ``check`` (before it
-    commits), which raises what the operation would have raised. PostgreSQL then gets many
-    operations' statements in one round trip instead of one round trip each.
+    commits), which raises what the operation would have raised or returns its result.
+    PostgreSQL then gets many operations' statements in one round trip instead of one round
+    trip each.
 
-    Only returned when :attr:`Tx.pipelined`; the operation's caller gets None.
+    Only returned when :attr:`Tx.pipelined`; the operation's caller gets what ``check``
+    returned.
     """
 
     __slots__ = ("check",)
 
-    def __init__(self, check: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, check: Callable[[], Awaitable[Any]]) -> None:
         self.check = check
 
 

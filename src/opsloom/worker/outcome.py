@@ -3,18 +3,24 @@
 Runs finished by this process's worker wake their waiters directly (:meth:`Outcomes.finished`).
 Runs that other processes finish are noticed by one query for all waiters per wake-up: a store
 that hears other processes (PostgreSQL) says when one of theirs finished, so the poll is only a
-safety net there; on SQLite the poll is what notices them.
+safety net there; on SQLite the poll is what notices them. A new waiter is checked by the same
+query at once (has its run ended already? does it exist?), so many callers awaiting results
+together cost one read, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 
 from opsloom.errors import RunNotFoundError
 from opsloom.model import RunRecord
 from opsloom.store import Store
+from opsloom.store.tx import stop_if_cancelled
+
+log = logging.getLogger("opsloom.worker")
 
 
 class Outcomes:
@@ -38,6 +44,8 @@ class Outcomes:
         self._local_worker = local_worker
         self._executing = executing
         self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
+        #: New waiters (with their runs) the watcher has not yet looked up in the store.
+        self._unchecked: list[tuple[str, asyncio.Future[RunRecord | None]]] = []
         self._watcher: asyncio.Task[None] | None = None
         self._finished_elsewhere = asyncio.Event()
 
@@ -56,21 +64,17 @@ class Outcomes:
         future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(run_id, []).append(future)
         try:
-            # The waiter is registered first: a run executing here cannot end unheard.
+            # The waiter is registered first: a run executing here cannot end unheard. Any
+            # other run is looked up by the watcher's next query, which starts now.
             if not self._executing(run_id):
-                status = await store.status_of(run_id)
-                if status is None:
-                    raise RunNotFoundError(f"no run {run_id!r}")
-            else:
-                status = None
-            run: RunRecord | None = None
-            if status is None or not status.terminal:
-                if self._watcher is None or self._watcher.done():
-                    self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
-                try:
-                    run = await asyncio.wait_for(future, timeout)
-                except TimeoutError:
-                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
+                self._unchecked.append((run_id, future))
+                self._finished_elsewhere.set()
+            if self._watcher is None or self._watcher.done():
+                self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
+            try:
+                run = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
             if run is None:
                 run = await store.get_run(run_id)
                 assert run is not None
@@ -96,8 +100,31 @@ class Outcomes:
             store = self._store()
             if store is None:
                 return
-            for run_id in await store.finished_among(list(self._waiters)):
-                self._wake(run_id, None)
+            unchecked, self._unchecked = self._unchecked, []
+            try:
+                await self._look_up(store, unchecked)
+            except Exception as exc:
+                stop_if_cancelled()
+                # The callers whose first look failed get the error; the others wait on.
+                for _, future in unchecked:
+                    if not future.done():
+                        future.set_exception(exc)
+                log.warning("could not read the outcome of awaited runs: %r", exc)
+
+    async def _look_up(
+        self, store: Store, unchecked: list[tuple[str, asyncio.Future[RunRecord | None]]]
+    ) -> None:
+        """Wake the waiters of every ended run; fail the new waiters of runs that do not
+        exist."""
+        ended = await store.ended_runs(list(self._waiters))
+        for run in ended:
+            self._wake(run.id, run)
+        unknown = {run_id for run_id, future in unchecked if not future.done()}
+        if unknown:
+            existing = {span.id for span in await store.run_spans(sorted(unknown))}
+            for run_id, future in unchecked:
+                if run_id not in existing and not future.done():
+                    future.set_exception(RunNotFoundError(f"no run {run_id!r}"))
 
     def finished(self, run: RunRecord) -> None:
         """A run this process's worker finished: wake its waiters with it."""

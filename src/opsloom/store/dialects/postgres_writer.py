@@ -258,8 +258,7 @@ class PostgresWriter(GroupCommit):
                 # The answers that could wait: the first one read brings them all.
                 for i, (future, _, value) in enumerate(outcomes):
                     if isinstance(value, Later):
-                        await value.check()
-                        outcomes[i] = (future, True, None)
+                        outcomes[i] = (future, True, await value.check())
                 closing = self._closing_statement(fast.rollups or [], notices)
                 if closing is not None:
                     await fast.send(*closing)
