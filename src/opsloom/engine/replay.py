@@ -141,7 +141,10 @@ class ReplayState:
     # --- branches and positions ---------------------------------------------------------------
 
     def _check_quiet(self) -> None:
-        if self.parked >= self.units and (self.blocked or self.frozen in _PARKING):
+        # A freeze (drain, pause) needs no case of its own: a branch it holds back waits in
+        # ``_block``, so it counts as blocked. And with every live branch parked, one is: a
+        # branch parked on its own branches (gather, race) has one of them still live.
+        if self.parked >= self.units and self.blocked:
             self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
