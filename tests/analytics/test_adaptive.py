@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
 from opsloom.analytics.adaptive import Adaptive, still_needed
 from opsloom.engine.registry import Registry, make_step_spec
+from opsloom.settings import Settings
 from opsloom.store.rollup import BOUNDS, BUCKETS, StepCell
 
 calls: dict[int, int] = {}
@@ -178,3 +180,9 @@ def test_still_needed__only_when_a_completed_step_may_have_failed_under_its_own_
     assert still_needed("timeout", done(10, 0, 10, seconds=4.0), two) is False
     assert still_needed("timeout", done(10, 0, 10, seconds=6.0), two) is True
     assert still_needed("timeout", done(10, 0, 10, seconds=1e9), two) is True, "unbounded"
+
+
+async def test_adaptive__settle_runs_come_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(adaptive=True, adaptive_settle_runs=7)
+    async with App(f"sqlite:///{tmp_path / 'adaptive.db'}", settings=settings) as app:
+        assert app.adaptive is not None and app.adaptive.settle_runs == 7
