@@ -186,3 +186,15 @@ async def test_adaptive__settle_runs_come_from_the_settings(tmp_path: Path) -> N
     settings = Settings(adaptive=True, adaptive_settle_runs=7)
     async with App(f"sqlite:///{tmp_path / 'adaptive.db'}", settings=settings) as app:
         assert app.adaptive is not None and app.adaptive.settle_runs == 7
+
+
+async def test_adaptive__a_single_attempt_goes_with_its_recommendation_more_attempts_stay(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    async with app:
+        adaptive = Adaptive(app.store, clock, "me", app.registry)
+        # Neither step has run in this process, and neither recommendation is in the window.
+        app.registry.adapted_attempts.update({("w", "once"): 1, ("w", "more"): 4})
+        assert await adaptive.run_once() == {("retry", "w", "once"): 0}
+        assert app.registry.adapted_attempts == {("w", "more"): 4}

@@ -198,10 +198,10 @@ class Adaptive(StoreTask):
         """Whether a setting whose recommendation has gone stays (see the module docstring)."""
         setting, workflow, step = key
         own = self.registry.ran_steps.get((workflow, step))
+        if setting == "retry" and (value <= 1 or (own is not None and value <= own.retry.attempts)):
+            return False  # fewer attempts than the step's own (``retries_never_help``)
         if own is None:
             return True  # no attempt of it ran here yet: nothing says it is not needed
-        if setting == "retry" and value <= own.retry.attempts:
-            return False
         # The rollups of the window begin at the start of its first hour.
         if now - self._since.get(key, now) < self.window + HOUR:
             return True
