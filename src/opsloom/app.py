@@ -393,7 +393,13 @@ class App(Definitions):
                 )
                 self.watchdog.start()
             if settings.adaptive:
-                self.adaptive = Adaptive(store, self.clock, worker.owner, self.registry)
+                self.adaptive = Adaptive(
+                    store,
+                    self.clock,
+                    worker.owner,
+                    self.registry,
+                    settle_runs=settings.adaptive_settle_runs,
+                )
                 self.adaptive.start()
 
     async def start_worker(self, options: WorkerOptions | None = None) -> Worker:

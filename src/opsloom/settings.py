@@ -90,6 +90,9 @@ class Settings(BaseSettings):
             that fail on theirs: never a shorter one, never one for a step without), refreshed
             every five minutes from the last six hours; each change is logged and audited.
             Off: every step's own policy.
+        adaptive_settle_runs: a longer timeout or more attempts set by the adaptive mode stay
+            after their recommendation has gone until a whole window ran under them with at
+            least this many steps, none of which would have failed under the step's own policy.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOM_", extra="ignore")
@@ -132,6 +135,7 @@ class Settings(BaseSettings):
     quarantine_after: int = Field(default=5, ge=0)
     watchdog: bool = True
     adaptive: bool = False
+    adaptive_settle_runs: int = Field(default=20, ge=1)
 
 
 def load_settings() -> Settings:

@@ -4,13 +4,17 @@ dropped."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from opsloom import App, Context, FakeClock, RetryPolicy, RunFailedError
-from opsloom.analytics.adaptive import Adaptive
+from opsloom.analytics.adaptive import Adaptive, still_needed
 from opsloom.engine.registry import Registry, make_step_spec
+from opsloom.settings import Settings
+from opsloom.store.rollup import BOUNDS, BUCKETS, StepCell
 
 calls: dict[int, int] = {}
 
@@ -42,7 +46,7 @@ async def test_adaptive__raises_attempts_of_a_step_that_succeeds_later(
             except RunFailedError:
                 outcomes.append(None)
         assert outcomes == [0, None, 2, None, 4, None, 6, None], "two attempts are not enough"
-        adaptive = Adaptive(app.store, clock, "me", app.registry)
+        adaptive = Adaptive(app.store, clock, "me", app.registry, settle_runs=4)
         assert await adaptive.run_once() == {("retry", "call", "flaky"): 3}
         assert await adaptive.run_once() == {}, "nothing changed since"
         handle = await app.start("call", 9)
@@ -55,8 +59,20 @@ async def test_adaptive__raises_attempts_of_a_step_that_succeeds_later(
         assert [(e.actor, e.subject) for e in entries] == [("system:adaptive", "step:call/flaky")]
         assert entries[0].data["attempts"] == 3 and entries[0].data["before"] is None
         assert entries[0].data["evidence"]["kind"] == "retries_rescue"
-        # Once the history behind it leaves the window, the step's own policy applies again.
+        # The history behind it leaves the window: the step has not run since, so the setting
+        # stays (dropping it would only bring the failures back).
         clock.advance(8 * 3600)
+        assert await adaptive.run_once() == {}
+        # A window of runs under it, some of which the step's own two attempts would fail:
+        # it stays.
+        for n in range(20, 24):
+            assert await (await app.start("call", n)).result(timeout=10) == n
+        assert await adaptive.run_once() == {}
+        assert app.registry.adapted_attempts == {("call", "flaky"): 3}
+        # A window of runs that its own policy saves: the step's own policy applies again.
+        clock.advance(8 * 3600)
+        for n in range(30, 38, 2):
+            assert await (await app.start("call", n)).result(timeout=10) == n
         assert await adaptive.run_once() == {("retry", "call", "flaky"): 0}
         assert app.registry.adapted_attempts == {}
         with pytest.raises(RunFailedError):
@@ -71,7 +87,8 @@ async def test_adaptive__lengthens_the_timeout_of_a_step_that_fails_on_it(
 
     @app.step(name="fetch", retry=RetryPolicy(attempts=1), timeout=0.3)
     async def fetch(n: int) -> int:
-        clock.advance(10)  # completed attempts take 10 s on the run's clock
+        # Completed attempts take 10 s on the run's clock (those of n >= 100: 0.1 s).
+        clock.advance(10 if n < 100 else 0.1)
         if n in slow:
             await asyncio.sleep(0.6)  # real time: twice the step's own timeout
         return n
@@ -94,7 +111,7 @@ async def test_adaptive__lengthens_the_timeout_of_a_step_that_fails_on_it(
         slow.update({4, 5, 6, 7})
         outcomes = [(await outcome(n))[0] for n in range(7)]
         assert outcomes == [0, 1, 2, 3, None, None, None], "0.3 s cuts the slow attempts"
-        adaptive = Adaptive(app.store, clock, "me", app.registry)
+        adaptive = Adaptive(app.store, clock, "me", app.registry, settle_runs=3)
         changes = await adaptive.run_once()
         assert list(changes) == [("timeout", "call", "fetch")]
         suggested = changes[("timeout", "call", "fetch")]
@@ -111,8 +128,16 @@ async def test_adaptive__lengthens_the_timeout_of_a_step_that_fails_on_it(
         assert (data["timeout"], data["before"]) == (suggested, None)
         assert data["evidence"]["kind"] == "step_timeouts_hit"
         assert data["evidence"]["timed_out"] == 3 and data["evidence"]["steps"] == 7
-        # Once the history behind it leaves the window, the step's own timeout applies again.
+        # The history behind it leaves the window: the step has not run since, so the setting
+        # stays; nor does it go after a window of attempts that take longer than 0.3 s.
         clock.advance(8 * 3600)
+        assert await adaptive.run_once() == {}
+        assert [(await outcome(n))[0] for n in range(10, 13)] == [10, 11, 12]
+        assert await adaptive.run_once() == {}
+        # After a window of attempts that its own timeout lets finish, that timeout applies
+        # again.
+        clock.advance(8 * 3600)
+        assert [(await outcome(n))[0] for n in range(100, 103)] == [100, 101, 102]
         assert await adaptive.run_once() == {("timeout", "call", "fetch"): 0}
         assert app.registry.adapted_timeouts == {}
         slow.add(8)
@@ -136,3 +161,40 @@ def test_adapted_timeouts__only_lengthen_a_timeout_the_step_has() -> None:
     registry.adapted_timeouts[("w", "own")] = 500.0
     assert registry.timeout_for("w", own) == (50.0, True), "at most ten times its own"
     assert registry.timeout_for("other", own) == (5.0, False), "per workflow"
+
+
+def test_still_needed__only_when_a_completed_step_may_have_failed_under_its_own_policy() -> None:
+    def done(steps: int, retried: int, attempts: int, seconds: float = 1.0) -> StepCell:
+        counts = [0] * BUCKETS
+        counts[bisect.bisect_left(BOUNDS, seconds)] = steps
+        return StepCell("w", "s", "completed", steps, retried, attempts, 0.0, tuple(counts))
+
+    two = make_step_spec(lambda: None, "s", RetryPolicy(attempts=2), 5.0)
+    three = make_step_spec(lambda: None, "s", RetryPolicy(attempts=3), 5.0)
+    assert still_needed("retry", done(10, 0, 10), two) is False, "no step needed a retry"
+    assert still_needed("retry", done(10, 4, 14), two) is False, "each saved on its second"
+    assert still_needed("retry", done(10, 4, 15), two) is True, "one needed a third"
+    assert still_needed("retry", done(10, 4, 15), three) is False, "at most a third"
+    assert still_needed("retry", done(10, 4, 16), three) is True, "maybe one needed a fourth"
+    assert still_needed("retry", None, two) is False
+    assert still_needed("timeout", done(10, 0, 10, seconds=4.0), two) is False
+    assert still_needed("timeout", done(10, 0, 10, seconds=6.0), two) is True
+    assert still_needed("timeout", done(10, 0, 10, seconds=1e9), two) is True, "unbounded"
+
+
+async def test_adaptive__settle_runs_come_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(adaptive=True, adaptive_settle_runs=7)
+    async with App(f"sqlite:///{tmp_path / 'adaptive.db'}", settings=settings) as app:
+        assert app.adaptive is not None and app.adaptive.settle_runs == 7
+
+
+async def test_adaptive__a_single_attempt_goes_with_its_recommendation_more_attempts_stay(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    app = make_app(clock=clock)
+    async with app:
+        adaptive = Adaptive(app.store, clock, "me", app.registry)
+        # Neither step has run in this process, and neither recommendation is in the window.
+        app.registry.adapted_attempts.update({("w", "once"): 1, ("w", "more"): 4})
+        assert await adaptive.run_once() == {("retry", "w", "once"): 0}
+        assert app.registry.adapted_attempts == {("w", "more"): 4}

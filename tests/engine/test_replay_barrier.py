@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -35,6 +36,7 @@ from opsloom import (
 )
 from opsloom.engine.execution import Execution
 from opsloom.engine.replay import DetachedHost
+from opsloom.errors import NonDeterminismError
 from opsloom.model import RunRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.observer import Observer
 
@@ -558,6 +560,11 @@ async def test_cancel__reaching_an_execution_before_its_task_first_runs_closes_t
     )
 
 
+def _caught(exc: BaseException) -> tuple[type[BaseException], str, int]:
+    """An error as code caught it: its type, message and how many frames its traceback has."""
+    return type(exc), str(exc), len(traceback.extract_tb(exc.__traceback__))
+
+
 @pytest.mark.parametrize("caught", [False, True], ids=["raised", "caught"])
 async def test_divergence__fails_the_run_without_compensation_even_when_the_code_catches_it(
     make_app: Callable[..., App], caught: bool
@@ -565,6 +572,7 @@ async def test_divergence__fails_the_run_without_compensation_even_when_the_code
     scene = Scene(make_app)
     app = scene.app
     path = {"first": "inspect"}
+    seen: list[tuple[type[BaseException], str, int]] = []
 
     @app.step(name="inspect")
     async def inspect_step() -> str:
@@ -585,9 +593,15 @@ async def test_divergence__fails_the_run_without_compensation_even_when_the_code
         chosen = inspect_step if path["first"] == "inspect" else restart_step
         try:
             await ctx.step(chosen)
-        except Exception:
+        except Exception as exc:
             if not caught:
                 raise
+            seen.append(_caught(exc))
+            for _ in range(3):
+                try:
+                    await ctx.step(chosen)
+                except Exception as again:
+                    seen.append(_caught(again))
         await ctx.wait_for("again")
         return "done"
 
@@ -618,6 +632,12 @@ async def test_divergence__fails_the_run_without_compensation_even_when_the_code
     }
     assert run.error["traceback"].endswith(f"NonDeterminismError: {message}\n")
     assert (run.status, run.output, scene.calls) == (RunStatus.FAILED, None, [])
+    if caught:
+        # Each further durable call raises the same error again, its traceback no longer
+        # than the time before (raising it does not pile up the frames of every earlier raise).
+        assert [kind for kind, _, _ in seen] == [NonDeterminismError] * 4
+        assert [text for _, text, _ in seen] == [message] * 4
+        assert [depth for _, _, depth in seen[1:]] == [seen[1][2]] * 3
     signal = StepRecord(
         run_id=run.id,
         seq=1,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from analysis_run import Run
 
 from opsloom.insights import Analysis, Conversation, Turn
 
@@ -13,9 +13,6 @@ from opsloom.insights import Analysis, Conversation, Turn
 @pytest.fixture(scope="session")
 def analysis() -> Analysis:
     return Analysis.discover()
-
-
-Run = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
+from analysis_run import Run
 
-from conftest import Run
 from opsloom.insights import Analysis, Conversation, Turn, Work
 from opsloom.insights.analyzers.frustration import FrustrationAnalyzer
 from opsloom.insights.analyzers.pii import PiiAnalyzer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from analysis_run import Run
 
-from conftest import Run
 from opsloom.insights import Analysis, Conversation, ToolCall, Turn
 from opsloom.insights.analyzers.refusal import refusal_score
 

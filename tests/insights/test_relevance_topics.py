@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analysis_run import Run
 from test_insights_cli import opsloom, write_jsonl
 
-from conftest import Run
 from opsloom.insights import Conversation, Turn
 from opsloom.insights.topic import topic_clusters
 

@@ -24,12 +24,23 @@ person. The watchdog reports runs hung without a timeout.
 Each process applies them to its own registry (:attr:`Registry.adapted_attempts`,
 :attr:`Registry.adapted_timeouts`), so that every step attempt from then on runs under the
 adapted policy. A step that ran under one says so in its history: ``retry_policy`` in its
-error when it was retried, ``timeout`` (seconds, ``adapted``) always. A setting that no longer
-holds (the recommendation is gone from the window) is dropped, and the step's own policy
-applies again. The holder of the ``adaptive`` singleton logs each change and writes it to the
-audit log (``adaptive.retry`` or ``adaptive.timeout`` by ``system:adaptive``, with the
-evidence). Turning the setting off and restarting undoes everything: nothing is stored but the
-audit entries.
+error when it was retried, ``timeout`` (seconds, ``adapted``) always.
+
+A setting that works makes its own evidence leave the window: the step stops failing, so its
+recommendation goes. Dropping the setting then would bring the failures back, and the setting
+after them, every ``window``. So a setting that lengthens the step's own policy (more attempts,
+a longer timeout) is kept after its recommendation has gone, and dropped only once the whole
+window ran under it, the step ran at least ``settle_runs`` times in it, and none of those
+would have failed under the step's own policy (:func:`still_needed`). A step that does not run
+keeps its setting; a ``retries_never_help`` setting (fewer attempts) is dropped with its
+recommendation, as trying the step's own retries again costs attempts, never outcomes. The
+hold is per process: a process started after the recommendation left the window runs the
+step's own policy until it comes back.
+
+The holder of the ``adaptive`` singleton logs each change and writes it to the audit log
+(``adaptive.retry`` or ``adaptive.timeout`` by ``system:adaptive``, with the evidence).
+Turning the setting off and restarting undoes everything: nothing is stored but the audit
+entries.
 """
 
 from __future__ import annotations
@@ -40,10 +51,10 @@ from typing import Any
 from opsloom.analytics.periodic import StoreTask
 from opsloom.analytics.recommend import step_advice
 from opsloom.clock import Clock
-from opsloom.engine.registry import Registry
+from opsloom.engine.registry import Registry, StepSpec
 from opsloom.store.audit import AuditDraft
 from opsloom.store.base import Store
-from opsloom.store.rollup import HOUR
+from opsloom.store.rollup import BOUNDS, HOUR, StepCell
 
 log = logging.getLogger("opsloom.adaptive")
 
@@ -80,6 +91,28 @@ def adapted(advice: list[Any]) -> dict[Key, tuple[float, dict[str, Any]]]:
     return out
 
 
+def still_needed(setting: str, done: StepCell | None, own: StepSpec) -> bool:
+    """Whether some step that completed in the window may have failed under its own policy.
+
+    ``retry``: one that a retry saved may have needed more attempts than its own policy
+    allows. The rollup counts the attempts of the saved steps, not which attempt saved each:
+    the most one of them can have taken is their attempts less two for each other one. Exact
+    when the own policy allows one or two attempts; otherwise it keeps a setting rather than
+    drop one still needed. ``timeout``: one took longer than the step's own timeout (by the
+    upper bound of the slowest histogram bucket, so again it keeps when unsure).
+    """
+    if done is None:
+        return False
+    if setting == "retry":
+        saved = done.retried
+        saved_attempts = done.attempts - (done.steps - saved)
+        return saved > 0 and saved_attempts - 2 * (saved - 1) > own.retry.attempts
+    slowest = max((i for i, count in enumerate(done.counts) if count), default=None)
+    if slowest is None or own.timeout is None:
+        return False
+    return slowest >= len(BOUNDS) or BOUNDS[slowest] > own.timeout
+
+
 class Adaptive(StoreTask):
     """The adaptive loop of one process."""
 
@@ -95,10 +128,14 @@ class Adaptive(StoreTask):
         *,
         period: float = 300.0,
         window: float = 6 * 3600.0,
+        settle_runs: int = 20,
     ) -> None:
         super().__init__(store, clock, owner, period)
         self.registry = registry
         self.window = window
+        self.settle_runs = settle_runs
+        # When each setting in force took its present value.
+        self._since: dict[Key, float] = {}
 
     def _current(self) -> dict[Key, float]:
         registry = self.registry
@@ -133,16 +170,45 @@ class Adaptive(StoreTask):
         for key, (value, _) in wanted.items():
             if current.get(key) != value:
                 changes[key] = value
-        for key in current:
-            if key not in wanted:
+        done = {(c.workflow, c.step): c for c in steps if c.status == "completed"}
+        failed = {(c.workflow, c.step): c for c in steps if c.status == "failed"}
+        for key, value in current.items():
+            if key not in wanted and not self._holds(key, value, done, failed, now):
                 changes[key] = 0
         for key, value in changes.items():
             self._set(key, value)
+            if value:
+                self._since[key] = now
+            else:
+                self._since.pop(key, None)
         if changes and await self.hold(now):
             for key, value in sorted(changes.items()):
                 evidence = wanted.get(key, (0, {}))[1]
                 await self._report(key, value, current.get(key), evidence, now)
         return changes
+
+    def _holds(
+        self,
+        key: Key,
+        value: float,
+        done: dict[tuple[str, str], StepCell],
+        failed: dict[tuple[str, str], StepCell],
+        now: float,
+    ) -> bool:
+        """Whether a setting whose recommendation has gone stays (see the module docstring)."""
+        setting, workflow, step = key
+        own = self.registry.ran_steps.get((workflow, step))
+        if setting == "retry" and (value <= 1 or (own is not None and value <= own.retry.attempts)):
+            return False  # fewer attempts than the step's own (``retries_never_help``)
+        if own is None:
+            return True  # no attempt of it ran here yet: nothing says it is not needed
+        # The rollups of the window begin at the start of its first hour.
+        if now - self._since.get(key, now) < self.window + HOUR:
+            return True
+        cells = (done.get((workflow, step)), failed.get((workflow, step)))
+        if sum(cell.steps for cell in cells if cell is not None) < self.settle_runs:
+            return True
+        return still_needed(setting, cells[0], own)
 
     async def _report(
         self, key: Key, value: float, before: float | None, evidence: dict[str, Any], now: float

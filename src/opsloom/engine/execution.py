@@ -146,6 +146,7 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
         """
         if self.fatal is not None:
             self.fatal.__traceback__ = None
+        self._fatal_origin = self._fatal_tb = None
         handlers, self.handlers = self.handlers, HandlerTable()
         return handlers
 

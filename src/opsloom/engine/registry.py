@@ -103,6 +103,9 @@ class Registry:
         #: Timeouts (seconds) suggested by the adaptive mode per (workflow, step name); they
         #: only ever lengthen a step's own timeout (see :meth:`timeout_for`).
         self.adapted_timeouts: dict[tuple[str, str], float] = {}
+        #: The spec of each step an attempt ran, per (workflow, step name): the author's
+        #: policy that the adaptive mode weighs its settings against.
+        self.ran_steps: dict[tuple[str, str], StepSpec] = {}
 
     def add_workflow(self, spec: WorkflowSpec) -> None:
         versions = self._workflows.setdefault(spec.name, {})
@@ -137,6 +140,7 @@ class Registry:
     def retry_for(self, workflow: str, spec: StepSpec) -> tuple[RetryPolicy, bool]:
         """The retry policy a step of ``workflow`` runs under now, and whether the adaptive
         mode changed it."""
+        self.ran_steps[(workflow, spec.name)] = spec
         attempts = self.adapted_attempts.get((workflow, spec.name))
         if attempts is None or attempts == spec.retry.attempts:
             return spec.retry, False

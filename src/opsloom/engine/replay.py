@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from opsloom.engine.registry import StepSpec, WorkflowSpec
@@ -131,13 +132,19 @@ class ReplayState:
         self.frozen: str | None = None
         self.tearing_down = False
         self.fatal: BaseException | None = None
+        # ``fatal`` as it was first re-raised, and its traceback then (see ``_raise_fatal``).
+        self._fatal_origin: BaseException | None = None
+        self._fatal_tb: TracebackType | None = None
         self.task: asyncio.Task[None] | None = None
         self._taken: set[int] = set()
 
     # --- branches and positions ---------------------------------------------------------------
 
     def _check_quiet(self) -> None:
-        if self.parked >= self.units and (self.blocked or self.frozen in _PARKING):
+        # A freeze (drain, pause) needs no case of its own: a branch it holds back waits in
+        # ``_block``, so it counts as blocked. And with every live branch parked, one is: a
+        # branch parked on its own branches (gather, race) has one of them still live.
+        if self.parked >= self.units and self.blocked:
             self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
@@ -171,7 +178,7 @@ class ReplayState:
         if self.fatal is not None:
             # The run is broken (its replay diverged, a write failed, its lease is gone): code
             # that caught the error goes no further, it neither runs steps nor takes signals.
-            raise self.fatal
+            self._raise_fatal(self.fatal)
         self.seq += 1
         return self.seq
 
@@ -246,7 +253,19 @@ class ReplayState:
                 # run must not go on as if that write were durable.
                 self._posted(last)
         if self.fatal is not None:
-            raise self.fatal
+            self._raise_fatal(self.fatal)
+
+    def _raise_fatal(self, fatal: BaseException) -> NoReturn:
+        """Raise again what broke the run, with the traceback it had when first raised again.
+
+        Raising one exception object adds the raising frames to its traceback: without the
+        reset, the error that code catches and meets again at each durable call would carry
+        the frames of every earlier raise.
+        """
+        if self._fatal_origin is not fatal:
+            self._fatal_origin = fatal
+            self._fatal_tb = fatal.__traceback__
+        raise fatal.with_traceback(self._fatal_tb)
 
     def _posted(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():
