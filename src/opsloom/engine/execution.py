@@ -136,38 +136,39 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
     # --- a kept execution -------------------------------------------------------------------
 
     def _quiet(self) -> None:
+        # The worker takes the execution before the run is parked in the store: a claim that
+        # follows the park at once (a signal sent meanwhile) then finds it kept.
         if (
             self.fixed == 0
             and self.frozen is None
             and self.fatal is None
             and not self._interrupted
             and self.host.keeps_parked
+            and self.host.keep(self)
         ):
             self._parking = True
+            self._disarm()  # the run parks with its deadline as a wake time
             self._keeping = asyncio.ensure_future(self._keep())
         else:
             self._settle()
 
     async def _keep(self) -> bool:
-        """Park the run with its branches left at their waits, and hand the execution to the
-        worker to keep. True once the run is parked in the store."""
+        """Park the run with its branches left at their waits (the worker keeps the
+        execution meanwhile). True once the run is parked in the store."""
+        run = self.run
         try:
             await self._barrier()
             now = self.clock.now()
             wake = self._wake_at(None)
             await self.store.suspend(self.fence, wake, now)
         except Exception as exc:  # the usual way out (``_on_quiet``) sees what broke the run
+            self.host.forget(self)
             if self.fatal is None:
                 self.fatal = exc
             self._parking = False
             self._settle()
             return False
-        self.observer.run_parked(self.run, wake, now)
-        if self._interrupted:
-            return True  # stopped meanwhile: ``_on_quiet`` leaves the parked run as it is
-        self._disarm()
-        if self.frozen is not None or not self.host.keep(self):
-            self.discard()
+        self.observer.run_parked(run, wake, now)
         return True
 
     def resume(self, claim: Claim) -> None:
@@ -290,8 +291,8 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
             return
         keeping, self._keeping = self._keeping, None
         if keeping is not None and await keeping:
-            # Interrupted (a cancel, a stop) while parking: the run is parked already, and
-            # what interrupted it is seen when it is claimed again.
+            # Interrupted once parked with the execution kept: the run is parked already,
+            # and whatever interrupted it is seen when it is claimed again.
             return
         if self.fatal is not None:
             await self._close_fatal()

@@ -56,8 +56,12 @@ class Host(Protocol):
     def notify(self) -> None: ...
 
     def keep(self, execution: Execution) -> bool:
-        """The run parked with every branch at a wait it can go on from: keep its live
+        """The run is parking with every branch at a wait it can go on from: keep its live
         execution until the run is claimed again. False: the execution is not kept."""
+        ...
+
+    def forget(self, execution: Execution) -> None:
+        """The kept execution could not park its run: it is no longer kept."""
         ...
 
     def execution_done(self, execution: Execution) -> None: ...
@@ -82,6 +86,9 @@ class DetachedHost:
 
     def keep(self, execution: Execution) -> bool:
         return False
+
+    def forget(self, execution: Execution) -> None:
+        return None
 
     def execution_done(self, execution: Execution) -> None:
         return None

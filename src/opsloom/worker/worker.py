@@ -144,6 +144,12 @@ class Worker:
         self._wake.set()  # its slot is free
         return True
 
+    def forget(self, execution: Execution) -> None:
+        run_id = execution.run.id
+        if self.kept.get(run_id) is execution:
+            del self.kept[run_id]
+            del self._known[run_id]
+
     def _drop_kept(self, run_id: str) -> Execution | None:
         execution = self.kept.pop(run_id, None)
         if execution is not None:
