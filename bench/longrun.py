@@ -73,6 +73,8 @@ class Probe:
         self.proc = psutil.Process()
         #: Set at each wait the run gets past (``--signals``).
         self.passed = asyncio.Event()
+        #: How often the workflow was entered: once, plus once per replay (``--signals``).
+        self.entered = 0
 
     def tick(self, number: int) -> int:
         """The body of step ``number`` (1-based)."""
@@ -110,6 +112,7 @@ async def longrun(ctx: Context, plan: dict[str, Any]) -> int:
 async def signalled(ctx: Context, plan: dict[str, Any]) -> int:
     """``steps`` waits for a signal ``go`` in a row (``--signals``). The stamp of a wait is
     taken when the run first gets past it (a replay gets past it again: not stamped again)."""
+    PROBE.entered += 1
     total = 0
     for number in range(1, int(plan["steps"]) + 1):
         total += await ctx.wait_for("go")
@@ -255,7 +258,13 @@ async def run_signalled(url: str, plan: dict[str, Any], cap: float) -> dict[str,
         result = await handle.result(timeout=cap)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu0
-    return {"result": result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
+    log(f"the workflow was entered {PROBE.entered:,} times (1 + one per replay)")
+    return {
+        "result": result,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "entered": PROBE.entered,
+    }
 
 
 async def resume(url: str, dsl: bool, cap: float) -> dict[str, Any]:
