@@ -3,6 +3,7 @@
     .venv/bin/python bench/longrun.py [--steps 100000]
     .venv/bin/python bench/longrun.py --store postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/longrun.py --steps 100000 --crash-at 50000
+    .venv/bin/python bench/longrun.py --signals --steps 100000
 
 The run is executed by the embedded worker of this process on a fresh database (a temporary
 SQLite file, or a fresh schema of ``--store``, dropped afterwards). Every step body stamps the
@@ -18,6 +19,13 @@ With ``--crash-at K`` the run is executed by a child process that kills itself w
 the body of step K+1; this process then opens the same store, and the figures are how long the
 recovering worker took from opening the store to running step K+1 again (claim, history read
 and replay of K recorded steps), then time per step after the recovery.
+
+With ``--signals`` each of the N iterations waits for a signal (``ctx.wait_for``) instead of
+running a step: this process sends the next signal once the run took the previous one, so the
+run parks and is claimed again N times. A worker that replays the run on every claim shows CPU
+time per wait growing with the number of waits behind it; one that keeps the parked run's live
+execution shows a flat line. The JSON line has ``cpu_us_first`` and ``cpu_us_last``: CPU µs per
+wait over the first 100 waits and over the last 1,000 (or the last window).
 
 Prints lines for people on stderr and, last, one JSON line on stdout.
 """
@@ -63,6 +71,10 @@ class Probe:
         self.crash_at = crash_at
         self.first_new: int | None = None  # the first step body this process ran
         self.proc = psutil.Process()
+        #: Set at each wait the run gets past (``--signals``).
+        self.passed = asyncio.Event()
+        #: How often the workflow was entered: once, plus once per replay (``--signals``).
+        self.entered = 0
 
     def tick(self, number: int) -> int:
         """The body of step ``number`` (1-based)."""
@@ -97,6 +109,19 @@ async def longrun(ctx: Context, plan: dict[str, Any]) -> int:
     return last
 
 
+async def signalled(ctx: Context, plan: dict[str, Any]) -> int:
+    """``steps`` waits for a signal ``go`` in a row (``--signals``). The stamp of a wait is
+    taken when the run first gets past it (a replay gets past it again: not stamped again)."""
+    PROBE.entered += 1
+    total = 0
+    for number in range(1, int(plan["steps"]) + 1):
+        total += await ctx.wait_for("go")
+        if PROBE.wall[number] == 0.0:
+            PROBE.tick(number)
+            PROBE.passed.set()
+    return total
+
+
 #: The same loop as a Serverless Workflow document (``--dsl``): a ``for`` task over the step
 #: numbers, each iteration one catalog function call that runs one step.
 DOCUMENT = """
@@ -129,6 +154,7 @@ class Bench:
         self.app = App(url, worker=WorkerOptions(hold_seconds=HOLD_SECONDS))
         self.app.step(name="tick")(tick)
         self.app.workflow(name="longrun")(longrun)
+        self.app.workflow(name="signalled")(signalled)
         self.workflow, self.version = "longrun", None
         self.runtime: DslRuntime | None = None
         if dsl:
@@ -216,6 +242,31 @@ async def run_all(url: str, plan: dict[str, Any], dsl: bool, cap: float) -> dict
     return {"result": result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
 
 
+async def run_signalled(url: str, plan: dict[str, Any], cap: float) -> dict[str, Any]:
+    """Start the waiting loop and send its signals one after the other."""
+    bench = Bench(url, False)
+    steps = int(plan["steps"])
+    async with bench.app as app:
+        started = time.perf_counter()
+        cpu0 = time.process_time()
+        handle = await app.start("signalled", plan, run_id=RUN_ID)
+        for number in range(1, steps + 1):
+            PROBE.passed.clear()
+            await app.signal(RUN_ID, "go", 1)
+            if PROBE.wall[number] == 0.0:
+                await asyncio.wait_for(PROBE.passed.wait(), cap)
+        result = await handle.result(timeout=cap)
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+    log(f"the workflow was entered {PROBE.entered:,} times (1 + one per replay)")
+    return {
+        "result": result,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "entered": PROBE.entered,
+    }
+
+
 async def resume(url: str, dsl: bool, cap: float) -> dict[str, Any]:
     """Open the store a crashed process left and wait for its run to complete."""
     bench = Bench(url, dsl)
@@ -264,6 +315,9 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=0.001, help="that timer's seconds")
     parser.add_argument("--dsl", action="store_true", help="the loop as a workflow document")
     parser.add_argument(
+        "--signals", action="store_true", help="each iteration waits for a signal this sends"
+    )
+    parser.add_argument(
         "--hold-seconds",
         type=float,
         default=WorkerOptions().hold_seconds,
@@ -290,14 +344,19 @@ def main() -> int:
         else ""
     )
     kind = "a workflow document's" if args.dsl else "Python"
-    log(f"longrun: {steps:,} sequential steps ({kind}){timers}, load average {load[0]:.2f}")
+    what = "signal waits" if args.signals else "steps"
+    log(f"longrun: {steps:,} sequential {what} ({kind}){timers}, load average {load[0]:.2f}")
     figures: dict[str, Any] = {"bench": "longrun", **plan, "dsl": args.dsl}
+    figures["signals"] = args.signals
     figures.update(hold_seconds=HOLD_SECONDS, loadavg=load)
     with tempfile.TemporaryDirectory(prefix="opsloom-longrun-") as folder:
         fresh = Fresh(args.store, Path(folder))
         figures["store"] = "postgresql" if fresh.pg else "sqlite"
         try:
-            if args.crash_at is None:
+            if args.signals:
+                outcome = asyncio.run(run_signalled(fresh.url, plan, HARD_CAP))
+                first_step = 0
+            elif args.crash_at is None:
                 outcome = asyncio.run(run_all(fresh.url, plan, args.dsl, HARD_CAP))
                 first_step = 0
             else:
@@ -321,6 +380,10 @@ def main() -> int:
             f"({replay_cpu:.3f} s CPU), replaying {PROBE.first_new - 1:,} recorded steps"
         )
     figures["windows"] = report_windows(steps, first_step)
+    spans = list(figures["windows"].values())
+    if spans:
+        figures["cpu_us_first"] = spans[0]["cpu_us_per_step"]
+        figures["cpu_us_last"] = spans[-1]["cpu_us_per_step"]
     done = steps - first_step
     log(
         f"total: {done:,} steps in {outcome['seconds']:.2f} s "

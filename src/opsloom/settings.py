@@ -25,6 +25,10 @@ class Settings(BaseSettings):
             it about (default: 0.25 s on SQLite, 2 s on PostgreSQL, which tells workers).
         lease_seconds: how long a worker's claim on a run lasts without a heartbeat; a run
             whose worker died is taken over this long after its last heartbeat.
+        worker_keep_parked: parked runs whose live execution a worker keeps in memory, so that
+            a run waking from a signal, an event, a timer or a child run on the same worker
+            goes on from where it waited instead of being replayed from its start (the least
+            recently parked is dropped first; 0: always replay).
         api_host / api_port: where ``opsloom up`` serves its HTTP API.
         api_token: an extra bearer token that acts as an admin (bootstrap and automation); the
             API always requires a token (see :mod:`opsloom.api.auth`).
@@ -102,6 +106,7 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=8, ge=1, le=1000)
     worker_concurrency: int = Field(default=256, ge=1)
     worker_poll_seconds: float | None = Field(default=None, gt=0)
+    worker_keep_parked: int = Field(default=256, ge=0)
     intake_max_pending: int = Field(default=10_000, ge=1)
     secrets_file: Path | None = None
     decisions_dir: Path | None = None

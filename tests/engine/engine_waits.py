@@ -8,6 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from opsloom import App, FakeClock, RunStatus, WorkerOptions
 
+#: A worker that replays every run it claims (it keeps no parked run's live execution), for
+#: tests of replay itself: a changed code path, entries read from the history.
+REPLAYING = WorkerOptions(
+    concurrency=64, poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5, keep_parked=0
+)
+
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
     """Wait until ``check()`` is true, polling; fail after ``timeout`` seconds."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from engine_waits import eventually, parked, stalled_worker_app, successor_app
+from engine_waits import REPLAYING, eventually, parked, stalled_worker_app, successor_app
 
 from opsloom import (
     App,
@@ -67,21 +67,26 @@ async def holding(app: App, run_id: str) -> list[tuple[StepKind, StepStatus]]:
 HELD = [(StepKind.STEP, StepStatus.COMPLETED), (StepKind.SLEEP, StepStatus.WAITING)]
 
 
-def options(hold: float) -> WorkerOptions:
-    return WorkerOptions(poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5, hold_seconds=hold)
+def options(hold: float, keep: int = WorkerOptions().keep_parked) -> WorkerOptions:
+    return WorkerOptions(
+        poll_seconds=0.05, reap_seconds=0.1, grace_seconds=5, hold_seconds=hold, keep_parked=keep
+    )
 
 
 @pytest.mark.parametrize(
-    ("hold", "entered_times"),
+    ("hold", "keep", "claimed", "entered_times"),
     [
-        (1.0, 1),  # held in memory: the function is entered once
-        (0.0, LOOPS + 1),  # parked after each timer: one replay from the start per timer
+        (1.0, 0, 1, 1),  # held in memory: the function is entered once
+        # parked after each timer, its execution kept: claimed again, but entered once
+        (0.0, 1, LOOPS + 1, 1),
+        # parked after each timer and let go of: one replay from the start per timer
+        (0.0, 0, LOOPS + 1, LOOPS + 1),
     ],
 )
 async def test_short_timers__held_in_memory_instead_of_replaying(
-    make_app: Callable[..., App], hold: float, entered_times: int
+    make_app: Callable[..., App], hold: float, keep: int, claimed: int, entered_times: int
 ) -> None:
-    app = make_app(worker=options(hold))
+    app = make_app(worker=options(hold, keep))
     entered: list[int] = []
     calls: list[int] = []
     polling_loop(app, entered, calls, 0.01)
@@ -89,7 +94,7 @@ async def test_short_timers__held_in_memory_instead_of_replaying(
         handle = await app.start("poll")
         assert await handle.result(timeout=30) == sum(range(LOOPS))
         run = await app.get_run(handle.run_id)
-        assert app.worker is not None and app.worker.claimed == entered_times
+        assert app.worker is not None and app.worker.claimed == claimed
     assert entered == [1] * entered_times
     assert calls == list(range(LOOPS)), "replays return recorded steps without running them"
     assert [(s.kind, s.status) for s in run.steps] == loop_history()
@@ -148,7 +153,7 @@ async def test_held_timer__a_dead_worker_s_timer_resumes_at_its_time(db_url: str
 
 
 async def test_resumed_run__replayed_entries_leave_memory(make_app: Callable[..., App]) -> None:
-    app = make_app()
+    app = make_app(worker=REPLAYING)
     kept: list[list[int]] = []
 
     async def tick(i: int) -> int:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from engine_waits import eventually, parked
+from engine_waits import REPLAYING, eventually, parked
 
 from opsloom import App, Context, FakeClock, RunFailedError, RunStatus, WorkerOptions
 from opsloom.model import StepStatus
@@ -84,7 +84,7 @@ async def test_lost_worker__run_is_recovered_and_finished_steps_do_not_rerun(db_
 async def test_nondeterminism__replay_on_another_path_fails_naming_the_step(
     make_app: Callable[..., App],
 ) -> None:
-    app = make_app()
+    app = make_app(worker=REPLAYING)
     path = {"first": "inspect"}
 
     @app.step(name="inspect")
@@ -117,7 +117,7 @@ async def test_nondeterminism__replay_on_another_path_fails_naming_the_step(
 
 
 async def test_nondeterminism__history_longer_than_the_code(make_app: Callable[..., App]) -> None:
-    app = make_app()
+    app = make_app(worker=REPLAYING)
     steps = {"n": 2}
 
     @app.step(name="work")

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from engine_waits import eventually, parked
+from engine_waits import REPLAYING, eventually, parked
 from write_gate import WriteGate
 
 from opsloom import (
@@ -63,12 +63,16 @@ class Scene:
     ``recovering``: the worker reclaims a run as soon as the clock passes its 30 s lease.
     """
 
-    def __init__(self, make_app: Callable[..., App], *, recovering: bool = False) -> None:
+    def __init__(
+        self, make_app: Callable[..., App], *, recovering: bool = False, replaying: bool = False
+    ) -> None:
         self.t0 = time.time()
         self.clock = FakeClock(start=self.t0)
         worker = (
             WorkerOptions(lease_seconds=30, poll_seconds=0.05, reap_seconds=0.05)
             if recovering
+            else REPLAYING
+            if replaying
             else None
         )
         self.app = make_app(clock=self.clock, worker=worker)
@@ -569,7 +573,7 @@ def _caught(exc: BaseException) -> tuple[type[BaseException], str, int]:
 async def test_divergence__fails_the_run_without_compensation_even_when_the_code_catches_it(
     make_app: Callable[..., App], caught: bool
 ) -> None:
-    scene = Scene(make_app)
+    scene = Scene(make_app, replaying=True)
     app = scene.app
     path = {"first": "inspect"}
     seen: list[tuple[type[BaseException], str, int]] = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
-from engine_waits import parked
+from engine_waits import REPLAYING, parked
 
 from opsloom import App, Context, RetryPolicy, StepFailedError, current_step
 from opsloom.engine.registry import make_step_spec
@@ -48,8 +49,9 @@ class Recording:
 
 
 async def test_hook__runs_around_each_attempt_and_maps_the_final_failure_also_on_replay(
-    app: App,
+    make_app: Callable[..., App],
 ) -> None:
+    app = make_app(worker=REPLAYING)
     hook = Recording()
     policy = RetryPolicy(attempts=3, initial_delay=0, jitter=0, non_retryable=("LookupError",))
 

@@ -11,6 +11,7 @@ from opsloom.errors import LeaseLostError, RunNotFoundError, RunStateError
 from opsloom.model import RunStatus, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
 from opsloom.store import RunFilter, Store
+from opsloom.store.base import Kept
 
 KIND = "wf@1"
 KINDS = frozenset({KIND})
@@ -163,6 +164,27 @@ async def test_reclaim__new_token_fences_off_the_old_owner(store: Store) -> None
     with pytest.raises(LeaseLostError):
         await store.finish_run(old, RunStatus.COMPLETED, encode(1), None, T0 + 13)
     await store.record_step(new, step("r1", 1))
+
+
+async def test_claim__kept_run_current_skips_its_history_else_reads_it(store: Store) -> None:
+    await store.create_run(new_run("r1"), T0)
+    fence = await claim_one(store)
+    await store.record_step(fence, step("r1", 1))
+    await store.record_step(fence, step("r1", 2, StepStatus.WAITING))
+    await store.suspend(fence, T0 + 1, T0)
+    kept = {"r1": Kept(fence.token, 2)}
+    # No one claimed it in between and its history ends where it did: not read.
+    [claim] = await store.claim("w1", KINDS, 1, T0 + 1, 30, kept)
+    assert claim.kept and claim.history == {} and claim.fence.token == fence.token + 1
+    await store.suspend(claim.fence, T0 + 2, T0 + 1)
+    # The history ends elsewhere (or the caller's position is off): read in full.
+    [claim] = await store.claim("w1", KINDS, 1, T0 + 2, 30, {"r1": Kept(claim.fence.token, 3)})
+    assert not claim.kept and sorted(claim.history) == [1, 2]
+    await store.suspend(claim.fence, T0 + 3, T0 + 2)
+    # Someone else claimed the run since the caller parked it: its token went up by more.
+    [claim] = await store.claim("w2", KINDS, 1, T0 + 3, 30, {"r1": Kept(fence.token, 2)})
+    assert not claim.kept and sorted(claim.history) == [1, 2]
+    assert claim.history[2].status is StepStatus.WAITING
 
 
 async def test_heartbeat__extends_and_reports(store: Store) -> None:

@@ -151,6 +151,7 @@ def worker(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=lease or config.lease_seconds,
         poll_seconds=config.worker_poll_seconds,
+        keep_parked=config.worker_keep_parked,
         grace_seconds=grace,
     )
     target = _app(app, db, worker=options, config=config)
@@ -303,6 +304,7 @@ def up(
         concurrency=concurrency or config.worker_concurrency,
         lease_seconds=config.lease_seconds,
         poll_seconds=config.worker_poll_seconds,
+        keep_parked=config.worker_keep_parked,
         grace_seconds=grace,
     )
     chosen = app or _default_app()

@@ -1,10 +1,19 @@
 """One attempt at advancing one run: replay its history, run new steps, then park or close.
 
-The workflow function is replayed from its start on every claim. Recorded entries return their
+The workflow function is replayed from its start on a claim. Recorded entries return their
 recorded value; new ones run and are recorded before the workflow sees their result. When every
 branch of the workflow is parked on something durable (a timer, a signal, a child run, a retry
-delay) the run is *quiescent*: its coroutine is dropped and the job is released with the
-earliest wake time, so a waiting run costs no memory and no worker slot.
+delay) the run is *quiescent*: the job is released with the earliest wake time, so a waiting
+run holds no worker slot.
+
+Then either the coroutine is dropped (the run costs no memory; the next claim replays it), or,
+when every branch waits on a timer, a signal (an event) or a child run and the worker has room,
+the worker *keeps* the live execution: the job is released all the same, and when the same
+worker claims the run again and the store says no one else did in between (the fencing token
+went up by one, the history ends where it did), the execution goes on from its waits with the
+new lease instead of replaying the history. Anything else (another owner meanwhile, a stop, an
+eviction) drops the kept execution without writing anything, and the run is replayed: replay
+stays the one recovery path.
 """
 
 from __future__ import annotations
@@ -49,26 +58,20 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
         super().__init__(host, claim, spec)
         self.handlers = HandlerTable()
         self._completion: tuple[Awaitable[None], bytes] | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        # Parking with the live execution kept (see ``_keep``): True once the run is parked.
+        self._keeping: asyncio.Future[bool] | None = None
+        #: Dropped while kept: the execution ends without writing anything.
+        self.discarded = False
 
     # --- entry points used by the worker ------------------------------------------------------
 
     async def execute(self) -> None:
-        run = self.run
-        loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle | None = None
         task = asyncio.current_task()
         assert task is not None
         self.task = task
         try:
-            now = self.clock.now()
-            if run.cancel_requested:
-                self.frozen = "cancel"
-            elif run.paused is not None:
-                self.frozen = "pause"
-            elif run.deadline is not None and now >= run.deadline:
-                self.frozen = "timeout"
-            if run.deadline is not None and self.frozen is None:
-                timer = loop.call_at(loop.time() + max(0.0, run.deadline - now), self._timed_out)
+            self._look_at_run()
             # The workflow runs inside this task. Going quiescent, a cancel, the deadline or a
             # failed write interrupt it (see ``_settle``); anything else cancelling this task is
             # the worker giving the run up, and propagates.
@@ -96,18 +99,95 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
                 else:
                     await self._complete(result)
         except LeaseLostError:
-            log.warning("lease lost, leaving run to its new owner", extra={"run_id": run.id})
+            log.warning("lease lost, leaving run to its new owner", extra={"run_id": self.run.id})
         except StoreError:
             log.exception(
                 "store write failed; the run will be recovered when its lease expires",
-                extra={"run_id": run.id},
+                extra={"run_id": self.run.id},
             )
         finally:
             self.tearing_down = True
-            if timer is not None:
-                timer.cancel()
+            self._disarm()
             self._let_go()
             self.host.execution_done(self)
+
+    def _look_at_run(self) -> None:
+        """Freeze the workflow as the claimed run asks (cancelled, paused, past its deadline),
+        or arm its deadline."""
+        run = self.run
+        now = self.clock.now()
+        if run.cancel_requested:
+            self.frozen = "cancel"
+        elif run.paused is not None:
+            self.frozen = "pause"
+        elif run.deadline is not None and now >= run.deadline:
+            self.frozen = "timeout"
+        if run.deadline is not None and self.frozen is None:
+            loop = asyncio.get_running_loop()
+            self._deadline_timer = loop.call_at(
+                loop.time() + max(0.0, run.deadline - now), self._timed_out
+            )
+
+    def _disarm(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+
+    # --- a kept execution -------------------------------------------------------------------
+
+    def _quiet(self) -> None:
+        # The worker takes the execution before the run is parked in the store: a claim that
+        # follows the park at once (a signal sent meanwhile) then finds it kept.
+        if (
+            self.fixed == 0
+            and self.frozen is None
+            and self.fatal is None
+            and not self._interrupted
+            and self.host.keeps_parked
+            and self.host.keep(self)
+        ):
+            self._parking = True
+            self._disarm()  # the run parks with its deadline as a wake time
+            self._keeping = asyncio.ensure_future(self._keep())
+        else:
+            self._settle()
+
+    async def _keep(self) -> bool:
+        """Park the run with its branches left at their waits (the worker keeps the
+        execution meanwhile). True once the run is parked in the store."""
+        run = self.run
+        try:
+            await self._barrier()
+            now = self.clock.now()
+            wake = self._wake_at(None)
+            await self.store.suspend(self.fence, wake, now)
+        except Exception as exc:  # the usual way out (``_on_quiet``) sees what broke the run
+            self.host.forget(self)
+            if self.fatal is None:
+                self.fatal = exc
+            self._parking = False
+            self._settle()
+            return False
+        self.observer.run_parked(run, wake, now)
+        return True
+
+    def resume(self, claim: Claim) -> None:
+        """The worker claimed the kept run again and no one else did in between: go on from
+        the waits with the new lease, the run as it is now and its waiting signals."""
+        assert claim.kept and claim.run.id == self.run.id
+        self.run, self.fence, self.signals = claim.run, claim.fence, claim.signals
+        # Signals taken before parking were consumed in the store: none is handed over again.
+        self._taken = set()
+        self._parking = False
+        self._keeping = None
+        self._look_at_run()
+        self._wake_resting()
+
+    def discard(self) -> None:
+        """Drop a kept execution without writing anything: the run, parked in the store, is
+        replayed by whoever claims it next."""
+        self.discarded = True
+        self._settle()
 
     async def replay(self) -> HandlerTable:
         """Replay the run to its present without writing or starting anything (for queries).
@@ -208,6 +288,13 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
         return last if last > self.seq else None
 
     async def _on_quiet(self) -> None:
+        if self.discarded:
+            return
+        keeping, self._keeping = self._keeping, None
+        if keeping is not None and await keeping:
+            # Interrupted once parked with the execution kept: the run is parked already,
+            # and whatever interrupted it is seen when it is claimed again.
+            return
         if self.fatal is not None:
             await self._close_fatal()
             return
@@ -220,13 +307,17 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
             )
             return
         now = self.clock.now()
-        wake = min(self.wakes) if self.wakes else None
-        if self.frozen == "drain":
-            wake = now
-        if self.run.deadline is not None:
-            wake = self.run.deadline if wake is None else min(wake, self.run.deadline)
+        wake = self._wake_at(now if self.frozen == "drain" else None)
         await self.store.suspend(self.fence, wake, now)
         self.observer.run_parked(self.run, wake, now)
+
+    def _wake_at(self, at: float | None) -> float | None:
+        """When the parked run must be claimed again: ``at`` (a drain: now), else its earliest
+        timer, or its deadline if that comes first."""
+        wake = at if at is not None else min(self.wakes) if self.wakes else None
+        if self.run.deadline is not None:
+            wake = self.run.deadline if wake is None else min(wake, self.run.deadline)
+        return wake
 
     async def _complete(self, result: Any) -> None:
         if self._completion is not None:

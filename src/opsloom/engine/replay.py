@@ -49,7 +49,21 @@ class Host(Protocol):
         parking."""
         ...
 
+    @property
+    def keeps_parked(self) -> bool:
+        """Whether a run that parks may keep its live execution here (see :meth:`keep`)."""
+        ...
+
     def notify(self) -> None: ...
+
+    def keep(self, execution: Execution) -> bool:
+        """The run is parking with every branch at a wait it can go on from: keep its live
+        execution until the run is claimed again. False: the execution is not kept."""
+        ...
+
+    def forget(self, execution: Execution) -> None:
+        """The kept execution could not park its run: it is no longer kept."""
+        ...
 
     def execution_done(self, execution: Execution) -> None: ...
 
@@ -66,8 +80,15 @@ class DetachedHost:
         self.registry = registry
         self.observer = Observer()
         self.hold_seconds = 0.0
+        self.keeps_parked = False
 
     def notify(self) -> None:
+        return None
+
+    def keep(self, execution: Execution) -> bool:
+        return False
+
+    def forget(self, execution: Execution) -> None:
         return None
 
     def execution_done(self, execution: Execution) -> None:
@@ -137,24 +158,60 @@ class ReplayState:
         self._fatal_tb: TracebackType | None = None
         self.task: asyncio.Task[None] | None = None
         self._taken: set[int] = set()
+        # The last position of the run's history as stored (see ``Store.claim``'s ``known``).
+        self.last_seq = max(self.history, default=0)
+        self.fixed = 0  # units at a wait that cannot go on in place (see ``_rest``)
+        self._resting: list[tuple[asyncio.Future[None], float | None]] = []
+        # The run is parking with its live execution (``_keep``), or was kept.
+        self._parking = False
 
     # --- branches and positions ---------------------------------------------------------------
 
     def _check_quiet(self) -> None:
+        if self._parking:
+            return
         # A freeze (drain, pause) needs no case of its own: a branch it holds back waits in
         # ``_block``, so it counts as blocked. And with every live branch parked, one is: a
         # branch parked on its own branches (gather, race) has one of them still live.
         if self.parked >= self.units and self.blocked:
-            self._settle()
+            self._quiet()
+
+    def _quiet(self) -> None:
+        """Every branch waits: interrupt the workflow, which then parks or closes."""
+        self._settle()
 
     async def _block(self, wake: float | None) -> NoReturn:
+        """Wait for good: the run parks (or closes) and is replayed when it goes on."""
+        self.fixed += 1
+        try:
+            await self._wait(wake, None)
+        finally:
+            if not self._interrupted:
+                self.fixed -= 1
+        raise AssertionError("a parked branch was resumed")  # pragma: no cover
+
+    async def _rest(self, wake: float | None) -> None:
+        """Wait on something durable (a signal, a timer, a child run) from which the branch
+        can go on in place: when the worker keeps the parked run's live execution and claims
+        the run again, this returns, and the caller looks again at what it waits for."""
+        future = asyncio.get_running_loop().create_future()
+        resting = (future, wake)
+        self._resting.append(resting)
+        try:
+            await self._wait(wake, future)
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                self._resting.remove(resting)
+            raise
+
+    async def _wait(self, wake: float | None, future: asyncio.Future[None] | None) -> None:
         self.parked += 1
         self.blocked += 1
         if wake is not None:
             self.wakes.append(wake)
         self._check_quiet()
         try:
-            await asyncio.get_running_loop().create_future()
+            await (asyncio.get_running_loop().create_future() if future is None else future)
         except asyncio.CancelledError:
             if not self._interrupted:
                 # Only a race stops one branch while the run goes on: it waits no more.
@@ -163,7 +220,17 @@ class ReplayState:
                 if wake is not None:
                     self.wakes.remove(wake)
             raise
-        raise AssertionError("a parked branch was resumed")  # pragma: no cover
+
+    def _wake_resting(self) -> None:
+        """Let every resting branch go on (the run was claimed again, see ``_rest``)."""
+        resting, self._resting = self._resting, []
+        for _, wake in resting:
+            self.parked -= 1
+            self.blocked -= 1
+            if wake is not None:
+                self.wakes.remove(wake)
+        for future, _ in resting:
+            future.set_result(None)
 
     def _frozen_wake(self) -> float | None:
         """When a branch held back by ``frozen`` may go on: at once after a drain or a pause
@@ -219,6 +286,8 @@ class ReplayState:
         self, seq: int, kind: StepKind, name: str, status: StepStatus, **fields: Any
     ) -> StepRecord:
         """The history entry at ``seq`` of this run."""
+        if seq > self.last_seq:
+            self.last_seq = seq
         return StepRecord(
             run_id=self.run.id, seq=seq, kind=kind, name=name, status=status, **fields
         )

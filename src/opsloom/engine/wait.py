@@ -38,24 +38,33 @@ class Waits(ReplayState):
         else:
             wake = until if until is not None else now + float(seconds or 0.0)
         started = rec.started_at if rec else now
-        if now >= wake:
-            await self._write(self._timer_fired(seq, wake, started))
-            return
-        if rec is None:
-            self._post(
-                self._record(
-                    seq, StepKind.SLEEP, "sleep", StepStatus.WAITING, wake_at=wake, started_at=now
+        recorded = rec is not None
+        while True:
+            if now >= wake:
+                await self._write(self._timer_fired(seq, wake, started))
+                return
+            if not recorded:
+                recorded = True
+                self._post(
+                    self._record(
+                        seq,
+                        StepKind.SLEEP,
+                        "sleep",
+                        StepStatus.WAITING,
+                        wake_at=wake,
+                        started_at=now,
+                    )
                 )
-            )
-        if self._holds(wake - now):
-            # Due soon and nothing else to wait for: wait here, like a running step, and go on
-            # with the live state instead of parking and replaying the whole history. The
-            # waiting entry above keeps the timer's time should this process die meanwhile.
-            await self._hold(wake, wake - now)
-            self._post(self._timer_fired(seq, wake, started))
-            return
-        # Frozen or not, the timer keeps its time (a drain parks the run for now anyway).
-        await self._block(wake)
+            if self._holds(wake - now):
+                # Due soon and nothing else to wait for: wait here, like a running step, and go
+                # on with the live state instead of parking and replaying the whole history.
+                # The waiting entry above keeps the timer's time should this process die.
+                await self._hold(wake, wake - now)
+                self._post(self._timer_fired(seq, wake, started))
+                return
+            # Frozen or not, the timer keeps its time (a drain parks the run for now anyway).
+            await self._rest(wake)
+            now = self.clock.now()
 
     def _timer_fired(self, seq: int, wake: float, started: float | None) -> Awaitable[None]:
         return self._record(
@@ -130,29 +139,83 @@ class Waits(ReplayState):
         if self.frozen is not None and self.frozen != READ_ONLY:
             await self._block(self._frozen_wake())
         started = rec.started_at if rec is not None and rec.started_at else now
-        signal = self._take_signal(names)
-        if signal is not None:
-            output = {"name": signal.name, "payload": signal.payload} if tagged else signal.payload
-            if self.frozen == READ_ONLY:
-                return output
-            await self._write(
-                self.store.consume_signal(
-                    self.fence,
-                    signal.id,
-                    self._entry(
+        recorded = rec is not None
+        while True:
+            signal = self._take_signal(names)
+            if signal is not None:
+                return await self._took_signal(seq, label, signal, deadline, started, now, tagged)
+            if deadline is not None and now >= deadline:
+                return await self._signal_timed_out(
+                    seq,
+                    label,
+                    deadline,
+                    started,
+                    now,
+                    tagged,
+                    timeout if rec is None and until is None else None,
+                )
+            if not recorded:
+                recorded = True
+                self._post(
+                    self._record(
                         seq,
                         StepKind.SIGNAL,
                         label,
-                        StepStatus.COMPLETED,
-                        output=output,
+                        StepStatus.WAITING,
                         wake_at=deadline,
-                        started_at=started,
-                        completed_at=now,
-                    ),
+                        started_at=now,
+                    )
                 )
-            )
+            await self._rest(deadline)
+            # The worker kept this execution and claimed the run again: look again.
+            if self.frozen is not None:
+                await self._block(self._frozen_wake())
+            now = self.clock.now()
+
+    async def _took_signal(
+        self,
+        seq: int,
+        label: str,
+        signal: Any,
+        deadline: float | None,
+        started: float,
+        now: float,
+        tagged: bool,
+    ) -> Any:
+        output = {"name": signal.name, "payload": signal.payload} if tagged else signal.payload
+        if self.frozen == READ_ONLY:
             return output
-        if deadline is not None and now >= deadline and tagged:
+        await self._write(
+            self.store.consume_signal(
+                self.fence,
+                signal.id,
+                self._entry(
+                    seq,
+                    StepKind.SIGNAL,
+                    label,
+                    StepStatus.COMPLETED,
+                    output=output,
+                    wake_at=deadline,
+                    started_at=started,
+                    completed_at=now,
+                ),
+            )
+        )
+        return output
+
+    async def _signal_timed_out(
+        self,
+        seq: int,
+        label: str,
+        deadline: float,
+        started: float,
+        now: float,
+        tagged: bool,
+        timeout: float | None,
+    ) -> Any:
+        """The deadline of the wait at ``seq`` passed first (``timeout``: its seconds, when
+        the wait was given them and started in this execution)."""
+        if tagged:
             await self._write(
                 self._record(
                     seq,
@@ -166,37 +229,24 @@ class Waits(ReplayState):
                 )
             )
             return TIMED_OUT
-        if deadline is not None and now >= deadline:
-            exc = WaitTimeoutError(
-                f"no signal {label!r} arrived within {timeout or 0:g}s"
-                if rec is None and until is None
-                else f"no signal {label!r} arrived in time"
+        exc = WaitTimeoutError(
+            f"no signal {label!r} arrived within {timeout or 0:g}s"
+            if timeout is not None
+            else f"no signal {label!r} arrived in time"
+        )
+        await self._write(
+            self._record(
+                seq,
+                StepKind.SIGNAL,
+                label,
+                StepStatus.FAILED,
+                error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
+                wake_at=deadline,
+                started_at=started,
+                completed_at=now,
             )
-            await self._write(
-                self._record(
-                    seq,
-                    StepKind.SIGNAL,
-                    label,
-                    StepStatus.FAILED,
-                    error=ErrorInfo(type(exc).__name__, str(exc)).to_dict(),
-                    wake_at=deadline,
-                    started_at=started,
-                    completed_at=now,
-                )
-            )
-            raise exc
-        if rec is None:
-            self._post(
-                self._record(
-                    seq,
-                    StepKind.SIGNAL,
-                    label,
-                    StepStatus.WAITING,
-                    wake_at=deadline,
-                    started_at=now,
-                )
-            )
-        await self._block(deadline)
+        )
+        raise exc
 
     def _take_signal(self, names: tuple[str, ...]) -> Any:
         for signal in self.signals:
@@ -220,40 +270,7 @@ class Waits(ReplayState):
                 raise ChildFailedError(
                     child_id, str(error.get("status", "failed")), error.get("error")
                 )
-            outcome = await self.store.child_outcome(child_id)
-            if outcome is not None and outcome.status.terminal:
-                now = self.clock.now()
-                if outcome.status is RunStatus.COMPLETED:
-                    await self._write(
-                        self._record(
-                            seq,
-                            StepKind.CHILD,
-                            workflow,
-                            StepStatus.COMPLETED,
-                            output=outcome.output,
-                            started_at=rec.started_at,
-                            completed_at=now,
-                        )
-                    )
-                    return outcome.output
-                await self._write(
-                    self._record(
-                        seq,
-                        StepKind.CHILD,
-                        workflow,
-                        StepStatus.FAILED,
-                        started_at=rec.started_at,
-                        completed_at=now,
-                        error={
-                            "type": "ChildFailedError",
-                            "status": str(outcome.status),
-                            "error": outcome.error,
-                            "message": f"child run {child_id} ended {outcome.status}",
-                        },
-                    )
-                )
-                raise ChildFailedError(child_id, str(outcome.status), outcome.error)
-            await self._block(None)
+            return await self._child_ended(seq, workflow, child_id, rec.started_at)
         if self.frozen is not None:
             await self._block(self._frozen_wake())
         spec = self.host.registry.workflow(workflow)
@@ -288,7 +305,48 @@ class Waits(ReplayState):
             )
         )
         self.host.notify()
-        await self._block(None)
+        await self._rest(None)
+        return await self._child_ended(seq, workflow, child_id, now)
+
+    async def _child_ended(
+        self, seq: int, workflow: str, child_id: str, started: float | None
+    ) -> Any:
+        """Wait for the child run at ``seq`` to end; its outcome is recorded there."""
+        while True:
+            outcome = await self.store.child_outcome(child_id)
+            if outcome is not None and outcome.status.terminal:
+                now = self.clock.now()
+                if outcome.status is RunStatus.COMPLETED:
+                    await self._write(
+                        self._record(
+                            seq,
+                            StepKind.CHILD,
+                            workflow,
+                            StepStatus.COMPLETED,
+                            output=outcome.output,
+                            started_at=started,
+                            completed_at=now,
+                        )
+                    )
+                    return outcome.output
+                await self._write(
+                    self._record(
+                        seq,
+                        StepKind.CHILD,
+                        workflow,
+                        StepStatus.FAILED,
+                        started_at=started,
+                        completed_at=now,
+                        error={
+                            "type": "ChildFailedError",
+                            "status": str(outcome.status),
+                            "error": outcome.error,
+                            "message": f"child run {child_id} ended {outcome.status}",
+                        },
+                    )
+                )
+                raise ChildFailedError(child_id, str(outcome.status), outcome.error)
+            await self._rest(None)
 
     def set_labels(self, labels: dict[str, str | None]) -> Coroutine[Any, Any, None]:
         checked = check_labels(labels, deleting=True)

@@ -7,7 +7,7 @@ them with ``LeaseLostError`` when the caller no longer holds that run's lease.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -52,14 +52,28 @@ SLOT_MARK = "#"
 MAX_WORKER_SLOTS = 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A parked run whose live execution a worker keeps in memory: the fencing token it
+    parked with and the last position of its history (see :meth:`Store.claim`)."""
+
+    token: int
+    last_seq: int
+
+
 @dataclass(slots=True)
 class Claim:
-    """A run handed to a worker: the run, its history and the signals waiting for it."""
+    """A run handed to a worker: the run, its history and the signals waiting for it.
+
+    ``kept``: the caller keeps this run's live execution and nothing changed the run's history
+    since it parked (its history is then not read: ``history`` is empty).
+    """
 
     run: RunRecord
     fence: Fence
     history: dict[int, StepRecord]
     signals: list[SignalRecord] = field(default_factory=list)
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +267,20 @@ class Store(Protocol):
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(
-        self, owner: str, kinds: frozenset[str], limit: int, now: float, lease_seconds: float
+        self,
+        owner: str,
+        kinds: frozenset[str],
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        known: Mapping[str, Kept] | None = None,
     ) -> list[Claim]:
-        """Lease up to ``limit`` ready jobs of the given ``workflow@version`` kinds."""
+        """Lease up to ``limit`` ready jobs of the given ``workflow@version`` kinds.
+
+        ``known``: runs whose live execution the caller kept when they parked. Such a run's
+        history is not read when no one claimed the run in between (its new token is the kept
+        one plus one) and its last position is the kept one: its claim says ``kept``.
+        """
         ...
 
     async def next_wake(self, kinds: frozenset[str]) -> float | None:

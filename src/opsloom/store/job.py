@@ -8,7 +8,7 @@ transaction commits: a claim cannot take the run over between the check and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,7 +16,7 @@ from opsloom.codec import decode
 from opsloom.errors import LeaseLostError, RateLimitExceededError, RunStateError
 from opsloom.model import RunRecord, RunStatus, SignalRecord, StepKind, StepRecord, StepStatus
 from opsloom.model.run import Fence, NewRun
-from opsloom.store.base import Claim
+from opsloom.store.base import Claim, Kept
 from opsloom.store.ratelimit import Slot, take_slots, workflow_control
 from opsloom.store.rollup import (
     FINISHED_STEPS,
@@ -324,9 +324,14 @@ async def take(
     blocked: list[str],
     now: float,
     lease_until: float,
+    known: Mapping[str, Kept] | None = None,
 ) -> list[Claim]:
     """Lease the jobs a claim chose (``admitted``: under a concurrency key; ``blocked``: held
     back by one) and hand their runs over with history and signals.
+
+    The history of a run in ``known`` is read only when the caller's kept execution is out of
+    date (see :meth:`~opsloom.store.base.Store.claim`): its last position is looked up in the
+    steps' index instead, so that claiming a long run again costs the same at any length.
 
     Every statement is sent before any answer is read: on PostgreSQL they share one round trip.
     """
@@ -351,18 +356,32 @@ async def take(
         (now, now, *ids),
     )
     run_rows = await tx.later(f"SELECT {RUN_COLUMNS} FROM runs WHERE {among}", ids)
-    step_rows = await tx.later(*_steps_of(tx, chosen))
+    known = known or {}
+    kept = [run_id for run_id in chosen if run_id in known]
+    read = [run_id for run_id in chosen if run_id not in known] if kept else chosen
+    step_rows = await tx.later(*_steps_of(tx, read)) if read else None
+    last_rows = await tx.later(*_last_seqs_of(tx, kept)) if kept else None
     signal_rows = await tx.later(*_signals_of(tx, chosen))
     tokens: dict[str, int] = {run_id: token for run_id, token in await leased.rows()}
     runs = {row[0]: run_from_row(row) for row in await run_rows.rows()}
-    histories = _histories(await step_rows.rows())
+    histories = _histories(await step_rows.rows()) if step_rows is not None else {}
+    current: set[str] = set()
+    if last_rows is not None:
+        for run_id, last_seq in await last_rows.rows():
+            was = known[run_id]
+            if tokens.get(run_id) == was.token + 1 and last_seq == was.last_seq:
+                current.add(run_id)
     signals = _signals(await signal_rows.rows())
+    stale = [run_id for run_id in kept if run_id not in current]
+    if stale:
+        histories.update(await fetch_steps(tx, stale))
     return [
         Claim(
             run=runs[run_id],
             fence=Fence(run_id, owner, tokens[run_id]),
             history=histories.get(run_id, {}),
             signals=signals.get(run_id, []),
+            kept=run_id in current,
         )
         for run_id in chosen
         if run_id in runs
@@ -383,6 +402,16 @@ async def fetch_steps(tx: Tx, run_ids: Sequence[str]) -> dict[str, dict[int, Ste
 def _steps_of(tx: Tx, run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
     among, ids = tx.among("run_id", run_ids)
     return f"SELECT {STEP_COLUMNS} FROM steps WHERE {among}", ids
+
+
+def _last_seqs_of(tx: Tx, run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """(run id, last position of its history or 0) of each run: one index probe per run."""
+    among, ids = tx.among("id", run_ids)
+    return (
+        "SELECT id, coalesce((SELECT max(seq) FROM steps WHERE steps.run_id = runs.id), 0) "
+        f"FROM runs WHERE {among}",
+        ids,
+    )
 
 
 def _histories(rows: list[Any]) -> dict[str, dict[int, StepRecord]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from opsloom.errors import StoreError, WorkflowNotFoundError
 from opsloom.ids import new_token
 from opsloom.model import RunRecord
 from opsloom.model.observer import Observer
-from opsloom.store.base import SLOT_MARK, Claim, Store
+from opsloom.store.base import SLOT_MARK, Claim, Kept, Store
 from opsloom.store.tx import stop_if_cancelled
 
 log = logging.getLogger("opsloom.worker")
@@ -46,6 +47,11 @@ class WorkerOptions:
             from where it is rather than being replayed from its start after every sleep. The
             timer is recorded first, so a crash still resumes it at its time. Only while the
             worker has another slot free (a held timer keeps its run's slot). 0: always park.
+        keep_parked: parked runs whose live execution this worker keeps in memory (the least
+            recently parked is dropped first): a run that parks on a signal, an event, a longer
+            timer or a child run, and that this worker claims again before anyone else does,
+            goes on from where it waited instead of being replayed from its start. Kept runs
+            hold no slot and no lease. 0: always replay.
     """
 
     concurrency: int = 256
@@ -55,10 +61,13 @@ class WorkerOptions:
     reap_seconds: float | None = 1.0
     grace_seconds: float = 30.0
     hold_seconds: float = 1.0
+    keep_parked: int = 256
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("WorkerOptions.concurrency must be at least 1")
+        if self.keep_parked < 0:
+            raise ValueError("WorkerOptions.keep_parked must not be negative")
         if self.lease_seconds <= 0:
             raise ValueError("WorkerOptions.lease_seconds must be positive")
 
@@ -89,6 +98,9 @@ class Worker:
         #: The worker slot this worker holds (see ``Store.take_worker_slot``), once started.
         self.identity: str | None = None
         self.executions: dict[str, Execution] = {}
+        #: Parked runs whose live execution is kept, least recently parked first.
+        self.kept: OrderedDict[str, Execution] = OrderedDict()
+        self._known: dict[str, Kept] = {}
         self._on_finished = on_finished
         self._wake = asyncio.Event()
         self._beat = asyncio.Event()
@@ -97,6 +109,7 @@ class Worker:
         self._kinds: frozenset[str] = frozenset()
         self.claimed = 0
         self._reserved = 0
+        self._releasing: set[asyncio.Task[None]] = set()
         self._listening = False
         clock.subscribe(self.notify)
 
@@ -107,9 +120,42 @@ class Worker:
         self._wake.set()
 
     def execution_done(self, execution: Execution) -> None:
-        if self.executions.get(execution.run.id) is execution:
-            del self.executions[execution.run.id]
+        run_id = execution.run.id
+        if self.executions.get(run_id) is execution:
+            del self.executions[run_id]
+        if self.kept.get(run_id) is execution:
+            del self.kept[run_id]
+            del self._known[run_id]
         self._wake.set()
+
+    @property
+    def keeps_parked(self) -> bool:
+        return self.options.keep_parked > 0 and not self._stopping and bool(self._tasks)
+
+    def keep(self, execution: Execution) -> bool:
+        run_id = execution.run.id
+        if not self.keeps_parked or self.executions.get(run_id) is not execution:
+            return False
+        del self.executions[run_id]
+        self.kept[run_id] = execution
+        self._known[run_id] = Kept(execution.fence.token, execution.last_seq)
+        while len(self.kept) > self.options.keep_parked:
+            self._drop_kept(next(iter(self.kept)))
+        self._wake.set()  # its slot is free
+        return True
+
+    def forget(self, execution: Execution) -> None:
+        run_id = execution.run.id
+        if self.kept.get(run_id) is execution:
+            del self.kept[run_id]
+            del self._known[run_id]
+
+    def _drop_kept(self, run_id: str) -> Execution | None:
+        execution = self.kept.pop(run_id, None)
+        if execution is not None:
+            del self._known[run_id]
+            execution.discard()
+        return execution
 
     def run_finished(self, run: RunRecord) -> None:
         if self._on_finished is not None:
@@ -175,7 +221,9 @@ class Worker:
         await asyncio.wait({claim_loop})
         for execution in list(self.executions.values()):
             execution.drain()
+        kept = [self._drop_kept(run_id) for run_id in list(self.kept)]
         running = {e.task for e in self.executions.values() if e.task is not None}
+        running.update(e.task for e in kept if e is not None and e.task is not None)
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             for task in late:
@@ -185,6 +233,7 @@ class Worker:
         for task in self._tasks[1:]:
             task.cancel()
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await asyncio.gather(*self._releasing, return_exceptions=True)
         self._tasks = []
         try:
             released = await self.store.release(self.owner, self.clock.now())
@@ -257,7 +306,14 @@ class Worker:
             if free > 0:
                 try:
                     claims = await self.store.claim(
-                        self.owner, self._kinds, free, self.clock.now(), options.lease_seconds
+                        self.owner,
+                        self._kinds,
+                        free,
+                        self.clock.now(),
+                        options.lease_seconds,
+                        # As it is now: runs kept or dropped while the claim is under way
+                        # must not change what it compares.
+                        dict(self._known) if self._known else None,
                     )
                     backoff = 0.05
                 except Exception:  # keep serving: the store may come back
@@ -289,12 +345,46 @@ class Worker:
         except WorkflowNotFoundError:  # pragma: no cover - claims are filtered by kind
             log.error("claimed a run of an unknown workflow", extra={"run_id": run.id})
             return
+        kept = self.kept.get(run.id)
+        if kept is not None:
+            if (
+                claim.kept
+                and kept.spec is spec
+                and kept.task is not None
+                and not (kept.task.done() or kept.task.cancelling())
+            ):
+                del self.kept[run.id]
+                del self._known[run.id]
+                self.observer.run_claimed(run, False, self.clock.now())
+                self.executions[run.id] = kept
+                kept.resume(claim)
+                return
+            self._drop_kept(run.id)
+        if claim.kept:
+            # The store left the history out for an execution that can no longer go on (its
+            # workflow was registered again, or it is being stopped): park the run again at
+            # once, to be claimed with its history.
+            self._let_go_of(claim)
+            return
         # A run's first claim sets its start time, and nothing has been recorded yet.
         first = not claim.history and run.started_at == run.updated_at
         self.observer.run_claimed(run, first, self.clock.now())
         execution = Execution(self, claim, spec)
         self.executions[run.id] = execution
         execution.task = asyncio.create_task(execution.execute(), name=f"opsloom-exec-{run.id}")
+
+    def _let_go_of(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._release(claim), name=f"opsloom-release-{claim.run.id}")
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, claim: Claim) -> None:
+        now = self.clock.now()
+        try:
+            await self.store.suspend(claim.fence, now, now)
+        except Exception:  # its lease expires instead
+            log.exception("could not give a claimed run back", extra={"run_id": claim.run.id})
+        self._wake.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -19,7 +19,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
@@ -34,7 +34,7 @@ from opsloom.errors import (
     StoreError,
 )
 from opsloom.model.observer import Observer
-from opsloom.store.base import MAX_WORKER_SLOTS, Claim, WakeTopic
+from opsloom.store.base import MAX_WORKER_SLOTS, Claim, Kept, WakeTopic
 from opsloom.store.dialects.postgres_listen import Listener, channel_name, private_channel
 from opsloom.store.dialects.postgres_writer import (
     PostgresTx,
@@ -389,7 +389,13 @@ class PostgresStore(SqlStore):
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(
-        self, owner: str, kinds: frozenset[str], limit: int, now: float, lease_seconds: float
+        self,
+        owner: str,
+        kinds: frozenset[str],
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        known: Mapping[str, Kept] | None = None,
     ) -> list[Claim]:
         if not kinds or limit <= 0:
             return []
@@ -403,7 +409,7 @@ class PostgresStore(SqlStore):
             # the claim is simply gone (the job is unclaimed again and its token unchanged), so
             # the worker's fenced writes are refused and another worker claims the run.
             await tx.send("SET LOCAL synchronous_commit TO off")
-            claims = await _claim(tx, owner, kind_list, limit, now, now + lease_seconds)
+            claims = await _claim(tx, owner, kind_list, limit, now, now + lease_seconds, known)
             if len(claims) < limit:
                 if self._says_idle():
                     # The worker will wait: writers may now wake it alone (with the COMMIT).
@@ -430,7 +436,13 @@ Row = tuple[str, str | None, int | None]
 
 
 async def _claim(
-    tx: Tx, owner: str, kinds: list[str], limit: int, now: float, lease_until: float
+    tx: Tx,
+    owner: str,
+    kinds: list[str],
+    limit: int,
+    now: float,
+    lease_until: float,
+    known: Mapping[str, Kept] | None,
 ) -> list[Claim]:
     """Lease ready jobs, in the caller's transaction on a pool connection (not the writer's).
 
@@ -465,7 +477,7 @@ async def _claim(
         blocked.extend(kept_back)
         if len(rows) < ask:
             break
-    return await take(tx, owner, chosen, admitted, blocked, now, lease_until)
+    return await take(tx, owner, chosen, admitted, blocked, now, lease_until, known)
 
 
 async def _count_open(

@@ -12,14 +12,14 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 from opsloom.errors import ConfigurationError, NotAnOpsloomDatabaseError, SchemaTooNewError
 from opsloom.model.observer import Observer
-from opsloom.store.base import Claim, WakeTopic
+from opsloom.store.base import Claim, Kept, WakeTopic
 from opsloom.store.dialects import sqlite_slot
 from opsloom.store.dialects.sqlite_writer import SqliteTx, SqliteWriter
 from opsloom.store.job import take
@@ -222,7 +222,13 @@ class SqliteStore(SqlStore):
     # --- jobs and leases ----------------------------------------------------------------------
 
     async def claim(
-        self, owner: str, kinds: frozenset[str], limit: int, now: float, lease_seconds: float
+        self,
+        owner: str,
+        kinds: frozenset[str],
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        known: Mapping[str, Kept] | None = None,
     ) -> list[Claim]:
         if not kinds or limit <= 0:
             return []
@@ -263,7 +269,7 @@ class SqliteStore(SqlStore):
                     open_per_key[key] += 1
                     admitted.append(run_id)
                 chosen.append(run_id)
-            return await take(tx, owner, chosen, admitted, blocked, now, now + lease_seconds)
+            return await take(tx, owner, chosen, admitted, blocked, now, now + lease_seconds, known)
 
         return await self.write(claim)
 
