@@ -465,3 +465,127 @@ def eurtad_ignored() -> Iterator[tuple[str, str, bool]]:
         for i, (user, system) in enumerate(pairs):
             if user and system:
                 yield user, system, i in ignored
+
+
+# --- the fresh refusal held-out set (refusal_fresh_turns.tsv) ------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+#: Word-trigram Jaccard similarity from which two replies count as near-duplicates.
+NEAR_DUPLICATE = 0.6
+
+
+def reply_tokens(text: str) -> list[str]:
+    """A reply's words for duplicate checks: lower case, apostrophes dropped, no punctuation."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "").replace("'", ""))
+
+
+def _shingles(words: list[str]) -> frozenset[str]:
+    if len(words) < 3:
+        return frozenset({" ".join(words)})
+    return frozenset(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
+
+
+class DuplicateIndex:
+    """Replies seen so far; ``near(text)`` is true for an exact or near-duplicate of one.
+
+    Exact: the same words (case, punctuation and apostrophes aside). Near: word-trigram
+    Jaccard similarity of at least :data:`NEAR_DUPLICATE`, or one reply's words containing
+    the other's whole (a reply quoted inside a longer one) when the shorter has 5 or more.
+    """
+
+    def __init__(self) -> None:
+        self._exact: set[str] = set()
+        self._sets: list[frozenset[str]] = []
+        self._texts: list[str] = []
+        self._by_shingle: dict[str, list[int]] = {}
+
+    def add(self, text: str) -> None:
+        words = reply_tokens(text)
+        self._exact.add(" ".join(words))
+        shingles = _shingles(words)
+        self._sets.append(shingles)
+        self._texts.append(" " + " ".join(words) + " ")
+        for shingle in shingles:
+            self._by_shingle.setdefault(shingle, []).append(len(self._sets) - 1)
+
+    def near(self, text: str) -> bool:
+        words = reply_tokens(text)
+        joined = " ".join(words)
+        if joined in self._exact:
+            return True
+        shingles = _shingles(words)
+        candidates = {n for s in shingles for n in self._by_shingle.get(s, ())}
+        for n in candidates:
+            other = self._sets[n]
+            if len(shingles & other) / len(shingles | other) >= NEAR_DUPLICATE:
+                return True
+            if len(words) >= 5 and f" {joined} " in self._texts[n]:
+                return True
+            shorter = self._texts[n].strip()
+            if shorter.count(" ") >= 4 and f" {shorter} " in f" {joined} ":
+                return True
+        return False
+
+
+def fresh_turn_draw(
+    random_count: int = 160, net_count: int = 120
+) -> list[tuple[int, str, int, str, str]]:
+    """The drawing of ``refusal_fresh_turns.tsv``: (pair, side, turn, stratum, reply text).
+
+    The pool is every assistant turn of HH-RLHF (final turns of both sides; earlier turns from
+    ``chosen``, in pairs whose sides share everything but the last turn) less every turn of
+    the earlier label files (``refusal_hh_rlhf.tsv``, ``refusal_earlier_turns.tsv``,
+    ``toxicity_hh_rlhf.tsv``) and less every reply that is an exact or near-duplicate
+    (:class:`DuplicateIndex`) of a development reply, of an earlier held-out reply, or of a
+    reply already in the pool. ``random``: ``random_count`` drawn with seed 7031;
+    ``cue-net``: ``net_count`` more drawn with seed 7032 from the rest of the pool that
+    matches the word net.
+    """
+    pairs = _hh_pairs()
+    transcripts = [
+        {side: _messages(pair[side]) for side in ("chosen", "rejected")} for pair in pairs
+    ]
+    used: set[tuple[int, str, int]] = set()
+    seen = DuplicateIndex()
+    for pair, side, _stratum, _label in _tsv("refusal_hh_rlhf.tsv"):
+        messages = transcripts[int(pair)][side]
+        used.add((int(pair), side, len(messages) - 1))
+        seen.add(messages[-1]["content"])
+    for pair, turn, _stratum, _label in _tsv("refusal_earlier_turns.tsv"):
+        used.add((int(pair), "chosen", int(turn)))
+        seen.add(transcripts[int(pair)]["chosen"][int(turn)]["content"])
+    for pair, side, turn, _role, _label in _tsv("toxicity_hh_rlhf.tsv"):
+        used.add((int(pair), side, int(turn)))
+        # Earlier turns are shared by both sides: the toxicity set took them from ``chosen``.
+        used.add((int(pair), "chosen", int(turn)))
+        seen.add(transcripts[int(pair)][side][int(turn)]["content"])
+    for name in ("refusal_written.jsonl", "refusal_heldout.jsonl"):
+        for row in _jsonl(name):
+            seen.add(row["text"])
+    pool: list[tuple[int, str, int, str]] = []
+    for number, sides in enumerate(transcripts):
+        chosen, rejected = sides["chosen"], sides["rejected"]
+        turns: list[tuple[str, int]] = []
+        if chosen[:-1] == rejected[:-1]:
+            turns += [("chosen", t) for t in range(len(chosen) - 1)]
+        turns += [("chosen", len(chosen) - 1), ("rejected", len(rejected) - 1)]
+        for side, turn in turns:
+            message = sides[side][turn]
+            text = message["content"]
+            if message["role"] != "assistant" or not text or (number, side, turn) in used:
+                continue
+            if seen.near(text):
+                continue
+            seen.add(text)
+            pool.append((number, side, turn, text))
+    drawn = random.Random(7031).sample(pool, random_count)
+    taken = {row[:3] for row in drawn}
+    rest = [
+        row
+        for row in pool
+        if row[:3] not in taken and _WORD_NET.search(row[3].replace("\u2019", "'"))
+    ]
+    netted = random.Random(7032).sample(rest, net_count)
+    return [(p, s, t, "random", text) for p, s, t, text in drawn] + [
+        (p, s, t, "cue-net", text) for p, s, t, text in netted
+    ]
