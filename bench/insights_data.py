@@ -360,8 +360,9 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     """Labelled assistant replies by set: (label, messages ending with the reply).
 
     Sets: ``hh-rlhf`` (final assistant turns of HH-RLHF labelled by reading them),
-    ``hh-rlhf-earlier`` (assistant turns before the last, the held-out set: see
-    ``bench/labels/README.md``),
+    ``hh-rlhf-earlier`` (assistant turns before the last, the first held-out set: see
+    ``bench/labels/README.md``), ``hh-rlhf-fresh`` (the held-out set that replaced it), ``hh-rlhf-more`` (more
+    development turns, drawn after it),
     ``written`` (refusal styles and hard negatives written for the bench) and
     ``written-later`` (written after the detector was tuned; its first measurement is in
     ``bench/labels/README.md``). Labels: refusal, partial, compliance.
@@ -374,6 +375,15 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     sets["hh-rlhf-earlier"] = [
         (label, _messages(pairs[int(pair)]["chosen"])[: int(turn) + 1])
         for pair, turn, _stratum, label in _tsv("refusal_earlier_turns.tsv")
+    ]
+    sets["hh-rlhf-more"] = [
+        (label, _messages(pairs[int(pair)][side])[: int(turn) + 1])
+        for pair, side, turn, _stratum, label in _tsv("refusal_more_turns.tsv")
+    ]
+    # Drawn after version 4 was shipped, with duplicates of development replies left out.
+    sets["hh-rlhf-fresh"] = [
+        (label, _messages(pairs[int(pair)][side])[: int(turn) + 1])
+        for pair, side, turn, _stratum, label in _tsv("refusal_fresh_turns.tsv")
     ]
     for name, file in (
         ("written", "refusal_written.jsonl"),
@@ -527,19 +537,14 @@ class DuplicateIndex:
         return False
 
 
-def fresh_turn_draw(
-    random_count: int = 160, net_count: int = 120
-) -> list[tuple[int, str, int, str, str]]:
-    """The drawing of ``refusal_fresh_turns.tsv``: (pair, side, turn, stratum, reply text).
+def _turn_pool(label_files: tuple[str, ...]) -> list[tuple[int, str, int, str]]:
+    """Assistant turns of HH-RLHF no label file in ``label_files`` (nor the written refusal
+    sets) holds, nor duplicates of their replies or of each other: (pair, side, turn, text).
 
-    The pool is every assistant turn of HH-RLHF (final turns of both sides; earlier turns from
-    ``chosen``, in pairs whose sides share everything but the last turn) less every turn of
-    the earlier label files (``refusal_hh_rlhf.tsv``, ``refusal_earlier_turns.tsv``,
-    ``toxicity_hh_rlhf.tsv``) and less every reply that is an exact or near-duplicate
-    (:class:`DuplicateIndex`) of a development reply, of an earlier held-out reply, or of a
-    reply already in the pool. ``random``: ``random_count`` drawn with seed 7031;
-    ``cue-net``: ``net_count`` more drawn with seed 7032 from the rest of the pool that
-    matches the word net.
+    Final turns of both sides; earlier turns from ``chosen``, in pairs whose sides share
+    everything but the last turn. Label files are TSVs whose first columns are ``pair``,
+    ``side``, ``turn`` (``refusal_hh_rlhf.tsv``: ``pair``, ``side``, the final turn;
+    ``refusal_earlier_turns.tsv``: ``pair``, ``turn``, from ``chosen``).
     """
     pairs = _hh_pairs()
     transcripts = [
@@ -547,21 +552,23 @@ def fresh_turn_draw(
     ]
     used: set[tuple[int, str, int]] = set()
     seen = DuplicateIndex()
-    for pair, side, _stratum, _label in _tsv("refusal_hh_rlhf.tsv"):
-        messages = transcripts[int(pair)][side]
-        used.add((int(pair), side, len(messages) - 1))
-        seen.add(messages[-1]["content"])
-    for pair, turn, _stratum, _label in _tsv("refusal_earlier_turns.tsv"):
-        used.add((int(pair), "chosen", int(turn)))
-        seen.add(transcripts[int(pair)]["chosen"][int(turn)]["content"])
-    for pair, side, turn, _role, _label in _tsv("toxicity_hh_rlhf.tsv"):
-        used.add((int(pair), side, int(turn)))
-        # Earlier turns are shared by both sides: the toxicity set took them from ``chosen``.
-        used.add((int(pair), "chosen", int(turn)))
-        seen.add(transcripts[int(pair)][side][int(turn)]["content"])
+    for name in label_files:
+        for row in _tsv(name):
+            if name == "refusal_hh_rlhf.tsv":
+                pair, side = int(row[0]), row[1]
+                turn = len(transcripts[pair][side]) - 1
+            elif name == "refusal_earlier_turns.tsv":
+                pair, side, turn = int(row[0]), "chosen", int(row[1])
+            else:
+                pair, side, turn = int(row[0]), row[1], int(row[2])
+            used.add((pair, side, turn))
+            if name == "toxicity_hh_rlhf.tsv":
+                # It took earlier turns, shared by both sides, from either side.
+                used.add((pair, "chosen", turn))
+            seen.add(transcripts[pair][side][turn]["content"])
     for name in ("refusal_written.jsonl", "refusal_heldout.jsonl"):
-        for row in _jsonl(name):
-            seen.add(row["text"])
+        for written in _jsonl(name):
+            seen.add(written["text"])
     pool: list[tuple[int, str, int, str]] = []
     for number, sides in enumerate(transcripts):
         chosen, rejected = sides["chosen"], sides["rejected"]
@@ -578,14 +585,51 @@ def fresh_turn_draw(
                 continue
             seen.add(text)
             pool.append((number, side, turn, text))
-    drawn = random.Random(7031).sample(pool, random_count)
+    return pool
+
+
+def _draw(
+    pool: list[tuple[int, str, int, str]], seed: int, random_count: int, net_count: int
+) -> list[tuple[int, str, int, str, str]]:
+    """``random_count`` turns at random (``seed``), then ``net_count`` of the rest that match
+    the word net (``seed + 1``): (pair, side, turn, stratum, text)."""
+    drawn = random.Random(seed).sample(pool, random_count)
     taken = {row[:3] for row in drawn}
     rest = [
         row
         for row in pool
         if row[:3] not in taken and _WORD_NET.search(row[3].replace("\u2019", "'"))
     ]
-    netted = random.Random(7032).sample(rest, net_count)
+    netted = random.Random(seed + 1).sample(rest, net_count)
     return [(p, s, t, "random", text) for p, s, t, text in drawn] + [
         (p, s, t, "cue-net", text) for p, s, t, text in netted
     ]
+
+
+#: Label files whose turns a new drawing leaves out, in the order they were made.
+_EARLIER_LABELS = ("refusal_hh_rlhf.tsv", "refusal_earlier_turns.tsv", "toxicity_hh_rlhf.tsv")
+
+
+def fresh_turn_draw(
+    random_count: int = 160, net_count: int = 120
+) -> list[tuple[int, str, int, str, str]]:
+    """The drawing of ``refusal_fresh_turns.tsv``: (pair, side, turn, stratum, reply text).
+
+    The pool (:func:`_turn_pool`) leaves out every turn of the earlier label files and every
+    reply that is an exact or near-duplicate (:class:`DuplicateIndex`) of a development
+    reply, of an earlier held-out reply, or of a reply already in the pool. ``random``:
+    ``random_count`` drawn with seed 7031; ``cue-net``: ``net_count`` more drawn with seed
+    7032 from the rest of the pool that matches the word net.
+    """
+    return _draw(_turn_pool(_EARLIER_LABELS), 7031, random_count, net_count)
+
+
+def development_turn_draw(
+    random_count: int = 200, net_count: int = 200
+) -> list[tuple[int, str, int, str, str]]:
+    """The drawing of ``refusal_more_turns.tsv`` (development rows drawn after the fresh
+    held-out set): like :func:`fresh_turn_draw`, from a pool that also leaves out the fresh
+    set's turns and every duplicate or near-duplicate of its replies; seeds 7041 and 7042.
+    """
+    pool = _turn_pool((*_EARLIER_LABELS, "refusal_fresh_turns.tsv"))
+    return _draw(pool, 7041, random_count, net_count)

@@ -46,7 +46,9 @@ SEED = 16
 MODEL_FILE = ROOT / "src" / "opsloom" / "insights" / "analyzers" / "refusal_model.json"
 warnings.filterwarnings("ignore", message="The least populated class")
 DEVELOPMENT = ("hh-rlhf", "written", "written-later")
-HELD_OUT = "hh-rlhf-earlier"
+#: The held-out set, then the one it replaced (measured on four occasions, three replies shared
+#: with the development rows; printed for comparison, no longer held out).
+HELD_OUT = ("hh-rlhf-fresh", "hh-rlhf-earlier")
 
 
 @functools.cache
@@ -228,26 +230,30 @@ def main() -> None:
         )
         print(f"wrote {MODEL_FILE.relative_to(ROOT)}")
     if args.heldout:
-        held = _rows(HELD_OUT)
-        texts = [text for _, text in held]
         seen = {text for _, _, text in rows}
-        print(
-            f"held-out replies also among the development replies: {sum(t in seen for t in texts)}"
-        )
-        for name, scores in (
-            ("cue detector", [1 - math.exp(-decline_evidence(t)) for t in texts]),
-            ("model", _predict(fitted, texts, spec)),
-        ):
-            pos = [s for (label, _), s in zip(held, scores, strict=True) if label == "refusal"]
-            neg = [s for (label, _), s in zip(held, scores, strict=True) if label == "compliance"]
-            part = [s for (label, _), s in zip(held, scores, strict=True) if label == "partial"]
-            precision, recall = precision_recall(pos, neg, 0.5)
+        for name in HELD_OUT:
+            held = _rows(name)
+            texts = [text for _, text in held]
             print(
-                f"held out, {name}: AUROC {auroc(pos, neg):.4f} ({len(pos)} refusals vs "
-                f"{len(neg)} compliances); at 0.5 precision {precision:.3f} recall {recall:.3f}; "
-                f"refusal or partial vs compliance {auroc(pos + part, neg):.4f}"
+                f"{name}: replies also among the development replies: "
+                f"{sum(t in seen for t in texts)}"
             )
-
+            for model, scores in (
+                ("cue detector", [1 - math.exp(-decline_evidence(t)) for t in texts]),
+                ("model", _predict(fitted, texts, spec)),
+            ):
+                by = {
+                    label: [s for (got, _), s in zip(held, scores, strict=True) if got == label]
+                    for label in ("refusal", "partial", "compliance")
+                }
+                pos, neg = by["refusal"], by["compliance"]
+                precision, recall = precision_recall(pos, neg, 0.5)
+                print(
+                    f"{name}, {model}: AUROC {auroc(pos, neg):.4f} ({len(pos)} refusals vs "
+                    f"{len(neg)} compliances); at 0.5 precision {precision:.3f} recall "
+                    f"{recall:.3f}; refusal or partial vs compliance "
+                    f"{auroc(pos + by['partial'], neg):.4f}"
+                )
 
 if __name__ == "__main__":
     main()
