@@ -361,8 +361,8 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
 
     Sets: ``hh-rlhf`` (final assistant turns of HH-RLHF labelled by reading them),
     ``hh-rlhf-earlier`` (assistant turns before the last, the first held-out set: see
-    ``bench/labels/README.md``), ``hh-rlhf-fresh`` (the held-out set that replaced it), ``hh-rlhf-more`` (more
-    development turns, drawn after it),
+    ``bench/labels/README.md``; now development rows), ``hh-rlhf-fresh`` (the held-out set
+    that replaced it), ``hh-rlhf-more`` (more development turns, drawn after it),
     ``written`` (refusal styles and hard negatives written for the bench) and
     ``written-later`` (written after the detector was tuned; its first measurement is in
     ``bench/labels/README.md``). Labels: refusal, partial, compliance.
