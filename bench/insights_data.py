@@ -360,8 +360,9 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     """Labelled assistant replies by set: (label, messages ending with the reply).
 
     Sets: ``hh-rlhf`` (final assistant turns of HH-RLHF labelled by reading them),
-    ``hh-rlhf-earlier`` (assistant turns before the last, the held-out set: see
-    ``bench/labels/README.md``),
+    ``hh-rlhf-earlier`` (assistant turns before the last, the first held-out set: see
+    ``bench/labels/README.md``; now development rows), ``hh-rlhf-fresh`` (the held-out set
+    that replaced it), ``hh-rlhf-more`` (more development turns, drawn after it),
     ``written`` (refusal styles and hard negatives written for the bench) and
     ``written-later`` (written after the detector was tuned; its first measurement is in
     ``bench/labels/README.md``). Labels: refusal, partial, compliance.
@@ -374,6 +375,15 @@ def refusal_labels() -> dict[str, list[tuple[str, list[dict[str, str]]]]]:
     sets["hh-rlhf-earlier"] = [
         (label, _messages(pairs[int(pair)]["chosen"])[: int(turn) + 1])
         for pair, turn, _stratum, label in _tsv("refusal_earlier_turns.tsv")
+    ]
+    sets["hh-rlhf-more"] = [
+        (label, _messages(pairs[int(pair)][side])[: int(turn) + 1])
+        for pair, side, turn, _stratum, label in _tsv("refusal_more_turns.tsv")
+    ]
+    # Drawn after version 4 was shipped, with duplicates of development replies left out.
+    sets["hh-rlhf-fresh"] = [
+        (label, _messages(pairs[int(pair)][side])[: int(turn) + 1])
+        for pair, side, turn, _stratum, label in _tsv("refusal_fresh_turns.tsv")
     ]
     for name, file in (
         ("written", "refusal_written.jsonl"),
@@ -465,3 +475,161 @@ def eurtad_ignored() -> Iterator[tuple[str, str, bool]]:
         for i, (user, system) in enumerate(pairs):
             if user and system:
                 yield user, system, i in ignored
+
+
+# --- the fresh refusal held-out set (refusal_fresh_turns.tsv) ------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+#: Word-trigram Jaccard similarity from which two replies count as near-duplicates.
+NEAR_DUPLICATE = 0.6
+
+
+def reply_tokens(text: str) -> list[str]:
+    """A reply's words for duplicate checks: lower case, apostrophes dropped, no punctuation."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "").replace("'", ""))
+
+
+def _shingles(words: list[str]) -> frozenset[str]:
+    if len(words) < 3:
+        return frozenset({" ".join(words)})
+    return frozenset(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
+
+
+class DuplicateIndex:
+    """Replies seen so far; ``near(text)`` is true for an exact or near-duplicate of one.
+
+    Exact: the same words (case, punctuation and apostrophes aside). Near: word-trigram
+    Jaccard similarity of at least :data:`NEAR_DUPLICATE`, or one reply's words containing
+    the other's whole (a reply quoted inside a longer one) when the shorter has 5 or more.
+    """
+
+    def __init__(self) -> None:
+        self._exact: set[str] = set()
+        self._sets: list[frozenset[str]] = []
+        self._texts: list[str] = []
+        self._by_shingle: dict[str, list[int]] = {}
+
+    def add(self, text: str) -> None:
+        words = reply_tokens(text)
+        self._exact.add(" ".join(words))
+        shingles = _shingles(words)
+        self._sets.append(shingles)
+        self._texts.append(" " + " ".join(words) + " ")
+        for shingle in shingles:
+            self._by_shingle.setdefault(shingle, []).append(len(self._sets) - 1)
+
+    def near(self, text: str) -> bool:
+        words = reply_tokens(text)
+        joined = " ".join(words)
+        if joined in self._exact:
+            return True
+        shingles = _shingles(words)
+        candidates = {n for s in shingles for n in self._by_shingle.get(s, ())}
+        for n in candidates:
+            other = self._sets[n]
+            if len(shingles & other) / len(shingles | other) >= NEAR_DUPLICATE:
+                return True
+            if len(words) >= 5 and f" {joined} " in self._texts[n]:
+                return True
+            shorter = self._texts[n].strip()
+            if shorter.count(" ") >= 4 and f" {shorter} " in f" {joined} ":
+                return True
+        return False
+
+
+def _turn_pool(label_files: tuple[str, ...]) -> list[tuple[int, str, int, str]]:
+    """Assistant turns of HH-RLHF no label file in ``label_files`` (nor the written refusal
+    sets) holds, nor duplicates of their replies or of each other: (pair, side, turn, text).
+
+    Final turns of both sides; earlier turns from ``chosen``, in pairs whose sides share
+    everything but the last turn. Label files are TSVs whose first columns are ``pair``,
+    ``side``, ``turn`` (``refusal_hh_rlhf.tsv``: ``pair``, ``side``, the final turn;
+    ``refusal_earlier_turns.tsv``: ``pair``, ``turn``, from ``chosen``).
+    """
+    pairs = _hh_pairs()
+    transcripts = [
+        {side: _messages(pair[side]) for side in ("chosen", "rejected")} for pair in pairs
+    ]
+    used: set[tuple[int, str, int]] = set()
+    seen = DuplicateIndex()
+    for name in label_files:
+        for row in _tsv(name):
+            if name == "refusal_hh_rlhf.tsv":
+                pair, side = int(row[0]), row[1]
+                turn = len(transcripts[pair][side]) - 1
+            elif name == "refusal_earlier_turns.tsv":
+                pair, side, turn = int(row[0]), "chosen", int(row[1])
+            else:
+                pair, side, turn = int(row[0]), row[1], int(row[2])
+            used.add((pair, side, turn))
+            if name == "toxicity_hh_rlhf.tsv":
+                # It took earlier turns, shared by both sides, from either side.
+                used.add((pair, "chosen", turn))
+            seen.add(transcripts[pair][side][turn]["content"])
+    for name in ("refusal_written.jsonl", "refusal_heldout.jsonl"):
+        for written in _jsonl(name):
+            seen.add(written["text"])
+    pool: list[tuple[int, str, int, str]] = []
+    for number, sides in enumerate(transcripts):
+        chosen, rejected = sides["chosen"], sides["rejected"]
+        turns: list[tuple[str, int]] = []
+        if chosen[:-1] == rejected[:-1]:
+            turns += [("chosen", t) for t in range(len(chosen) - 1)]
+        turns += [("chosen", len(chosen) - 1), ("rejected", len(rejected) - 1)]
+        for side, turn in turns:
+            message = sides[side][turn]
+            text = message["content"]
+            if message["role"] != "assistant" or not text or (number, side, turn) in used:
+                continue
+            if seen.near(text):
+                continue
+            seen.add(text)
+            pool.append((number, side, turn, text))
+    return pool
+
+
+def _draw(
+    pool: list[tuple[int, str, int, str]], seed: int, random_count: int, net_count: int
+) -> list[tuple[int, str, int, str, str]]:
+    """``random_count`` turns at random (``seed``), then ``net_count`` of the rest that match
+    the word net (``seed + 1``): (pair, side, turn, stratum, text)."""
+    drawn = random.Random(seed).sample(pool, random_count)
+    taken = {row[:3] for row in drawn}
+    rest = [
+        row
+        for row in pool
+        if row[:3] not in taken and _WORD_NET.search(row[3].replace("\u2019", "'"))
+    ]
+    netted = random.Random(seed + 1).sample(rest, net_count)
+    return [(p, s, t, "random", text) for p, s, t, text in drawn] + [
+        (p, s, t, "cue-net", text) for p, s, t, text in netted
+    ]
+
+
+#: Label files whose turns a new drawing leaves out, in the order they were made.
+_EARLIER_LABELS = ("refusal_hh_rlhf.tsv", "refusal_earlier_turns.tsv", "toxicity_hh_rlhf.tsv")
+
+
+def fresh_turn_draw(
+    random_count: int = 160, net_count: int = 120
+) -> list[tuple[int, str, int, str, str]]:
+    """The drawing of ``refusal_fresh_turns.tsv``: (pair, side, turn, stratum, reply text).
+
+    The pool (:func:`_turn_pool`) leaves out every turn of the earlier label files and every
+    reply that is an exact or near-duplicate (:class:`DuplicateIndex`) of a development
+    reply, of an earlier held-out reply, or of a reply already in the pool. ``random``:
+    ``random_count`` drawn with seed 7031; ``cue-net``: ``net_count`` more drawn with seed
+    7032 from the rest of the pool that matches the word net.
+    """
+    return _draw(_turn_pool(_EARLIER_LABELS), 7031, random_count, net_count)
+
+
+def development_turn_draw(
+    random_count: int = 200, net_count: int = 200
+) -> list[tuple[int, str, int, str, str]]:
+    """The drawing of ``refusal_more_turns.tsv`` (development rows drawn after the fresh
+    held-out set): like :func:`fresh_turn_draw`, from a pool that also leaves out the fresh
+    set's turns and every duplicate or near-duplicate of its replies; seeds 7041 and 7042.
+    """
+    pool = _turn_pool((*_EARLIER_LABELS, "refusal_fresh_turns.tsv"))
+    return _draw(pool, 7041, random_count, net_count)

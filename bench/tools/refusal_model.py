@@ -1,20 +1,27 @@
 """Does a small trained model find refusals better than the lexical cues? An honest experiment.
 
     .venv/bin/python bench/tools/refusal_model.py            # cross-validation, development data
+    .venv/bin/python bench/tools/refusal_model.py --choose   # cross-validate every candidate
     .venv/bin/python bench/tools/refusal_model.py --write    # also write the chosen model's weights
-    .venv/bin/python bench/tools/refusal_model.py --heldout  # the one held-out measurement
+    .venv/bin/python bench/tools/refusal_model.py --heldout  # the held-out measurement
 
-A logistic regression over the words and word pairs of a reply's opening plus the cue
-detector's evidence (``opsloom.insights.analyzers.declining``), trained only on the development
-labels of ``bench/labels``: the 520 HH-RLHF final replies and the written replies (both
-written sets; the later one is no longer held out). The shared datasets hold no other refusal
-labels (Topical-Chat rates turns, EURTAD codes system errors, the HH-RLHF pairs say which reply
-is less harmful). Model choice (features, regularisation, what partial refusals count as) is by
-repeated stratified 5-fold cross-validation on the development rows, scored by the
-out-of-fold AUROC on the HH-RLHF replies (refusal vs compliance), the rows most like the
-held-out set. ``--heldout`` scores the chosen model, trained on all development rows, on the
-280 earlier HH-RLHF turns of ``refusal_earlier_turns.tsv`` once; ``bench/labels/README.md``
-records how often that set has been used.
+A logistic regression over the words and word pairs of a reply's opening, the cue detector's
+evidence (``opsloom.insights.analyzers.declining``) and the reply's stance (soft ways of
+declining, ``opsloom.insights.analyzers.stance``), trained only on the development labels of
+``bench/labels``: the 520 HH-RLHF final replies, the 280 earlier turns of the first held-out
+set (retired, see ``bench/labels/README.md``), the 400 further turns drawn apart from the fresh
+held-out set, and the written replies. The shared datasets hold no other refusal labels
+(Topical-Chat rates turns, EURTAD codes system errors, the HH-RLHF pairs say which reply is
+less harmful).
+
+Model choice (how much the stance features weigh against the word features, regularisation)
+is by repeated stratified 5-fold cross-validation on the development rows, scored by the
+out-of-fold AUROC on all HH-RLHF development replies (refusal vs compliance). The chosen model
+is then calibrated: a logistic fit of the labels on its out-of-fold scores (Platt scaling)
+rescales its weights, so a score of 0.5 is an even chance on the development rows rather than
+the regularised model's shrunken one. ``--heldout`` scores the chosen model, trained on all
+development rows, on the fresh held-out set (``refusal_fresh_turns.tsv``);
+``bench/labels/README.md`` records every time that set has been used.
 
 Training needs scikit-learn (the ``embeddings`` extra, installed by ``make .venv/.installed``);
 the model it writes is scored in pure Python. Every step is seeded, so the weights written are
@@ -40,18 +47,20 @@ import insights_data as data  # noqa: E402
 
 from insights import auroc, precision_recall  # noqa: E402
 from opsloom.insights.analyzers.declining import decline_evidence  # noqa: E402
-from opsloom.insights.analyzers.refusal_model import features  # noqa: E402
+from opsloom.insights.analyzers.refusal_model import STANCE, features  # noqa: E402
 
 SEED = 16
 MODEL_FILE = ROOT / "src" / "opsloom" / "insights" / "analyzers" / "refusal_model.json"
 warnings.filterwarnings("ignore", message="The least populated class")
-DEVELOPMENT = ("hh-rlhf", "written", "written-later")
-HELD_OUT = "hh-rlhf-earlier"
+DEVELOPMENT = ("hh-rlhf", "hh-rlhf-earlier", "hh-rlhf-more", "written", "written-later")
+HELD_OUT = "hh-rlhf-fresh"
+#: Name of the pooled HH-RLHF development rows in the cross-validation figures.
+POOLED = "hh-rlhf (all)"
 
 
 @functools.cache
-def _cached(lower: str, opening: int, pairs: bool) -> tuple[tuple[str, float], ...]:
-    return tuple(features(lower, opening, pairs).items())
+def _cached(lower: str, opening: int, pairs: bool, stance: bool) -> tuple[tuple[str, float], ...]:
+    return tuple(features(lower, opening, pairs, stance).items())
 
 
 def _rows(name: str) -> list[tuple[str, str]]:
@@ -73,35 +82,24 @@ def _target(label: str, partial: str) -> float | None:
 
 
 CANDIDATES: list[dict[str, Any]] = [
-    {"words": words, "pairs": pairs, "opening": opening, "cue": cue, "c": c, "partial": partial}
-    for words in (True, False)
-    for pairs in ((True, False) if words else (False,))
-    for opening in ((30, 60) if words else (60,))
-    for cue in (True, False)
-    if words or cue
-    for c in (0.1, 0.3, 1.0, 3.0)
-    for partial in ("drop", "negative")
+    {"opening": 30, "pairs": True, "stance": stance, "c": c, "partial": "drop"}
+    for stance in (0.0, 2.0, 4.0, 6.0, 8.0)
+    for c in (0.05, 0.1, 0.2)
 ]
 
 
-#: The candidate cross-validation chose (``--choose`` repeats the choice; it takes minutes).
-CHOSEN: dict[str, Any] = {
-    "words": True,
-    "pairs": True,
-    "opening": 30,
-    "cue": True,
-    "c": 0.1,
-    "partial": "drop",
-}
+#: The candidate cross-validation chose (``--choose`` repeats the choice).
+CHOSEN: dict[str, Any] = {"opening": 30, "pairs": True, "stance": 8.0, "c": 0.05, "partial": "drop"}
 
 
 def _vector(text: str, spec: dict[str, Any]) -> dict[str, float]:
-    found = dict(_cached(text, spec["opening"], spec["pairs"]))
-    if not spec["cue"]:
-        del found["cue"]
-    if not spec["words"]:
-        found = {"cue": found["cue"]}
-    return found
+    """Training features: the scorer's, with stances scaled by ``spec["stance"]`` (a larger
+    value lets the regularisation hold them back less than the many word features)."""
+    scale = spec["stance"]
+    return {
+        name: value * scale if name.startswith(STANCE) else value
+        for name, value in _cached(text, spec["opening"], spec["pairs"], scale > 0)
+    }
 
 
 def _fit(rows: list[tuple[str, str, str]], spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -117,84 +115,131 @@ def _fit(rows: list[tuple[str, str, str]], spec: dict[str, Any]) -> tuple[Any, A
     return vectorizer, model
 
 
-def _predict(fitted: tuple[Any, Any], texts: list[str], spec: dict[str, Any]) -> list[float]:
+def _logits(fitted: tuple[Any, Any], texts: list[str], spec: dict[str, Any]) -> list[float]:
     vectorizer, model = fitted
     x = vectorizer.transform([_vector(text, spec) for text in texts])
-    return [float(p) for p in model.predict_proba(x)[:, 1]]
+    return [float(z) for z in model.decision_function(x)]
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _figures(scored: list[tuple[str, str, float]]) -> dict[str, float]:
-    """AUROC per set (refusal vs compliance) of (set, label, score) rows."""
+    """AUROC per set and over the pooled HH-RLHF sets (refusal vs compliance)."""
     out: dict[str, float] = {}
-    for name in sorted({row[0] for row in scored}):
-        pos = [s for n, label, s in scored if n == name and label == "refusal"]
-        neg = [s for n, label, s in scored if n == name and label == "compliance"]
-        out[name] = auroc(pos, neg)
+    groups = {name: [name] for name in sorted({row[0] for row in scored})}
+    groups[POOLED] = [name for name in DEVELOPMENT if name.startswith("hh-rlhf")]
+    for name, members in groups.items():
+        pos = [s for n, label, s in scored if n in members and label == "refusal"]
+        neg = [s for n, label, s in scored if n in members and label == "compliance"]
+        if pos and neg:
+            out[name] = auroc(pos, neg)
     return out
+
+
+def _out_of_fold(rows: list[tuple[str, str, str]], spec: dict[str, Any], seed: int) -> list[float]:
+    """Out-of-fold logit of every row, stratified 5-fold by set and label."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    # The few written partial refusals go with their set's refusals.
+    strata = [
+        f"{name}:refusal"
+        if label == "partial" and not name.startswith("hh-rlhf")
+        else f"{name}:{label}"
+        for name, label, _ in rows
+    ]
+    logits = [0.0] * len(rows)
+    for train, test in folds.split(rows, strata):
+        fitted = _fit([rows[i] for i in train], spec)
+        for i, z in zip(test, _logits(fitted, [rows[i][2] for i in test], spec), strict=True):
+            logits[i] = z
+    return logits
 
 
 def cross_validate(rows: list[tuple[str, str, str]], spec: dict[str, Any]) -> dict[str, float]:
     """Out-of-fold AUROC per development set, mean over three repeats of stratified 5-fold."""
-    from sklearn.model_selection import StratifiedKFold
-
     totals: dict[str, float] = {}
     repeats = (SEED, SEED + 1, SEED + 2)
     for seed in repeats:
-        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-        # Rows stratified by set and label (the few written partial refusals with their set).
-        strata = [
-            f"{name}:refusal" if label == "partial" and name != "hh-rlhf" else f"{name}:{label}"
-            for name, label, _ in rows
-        ]
-        scored: list[tuple[str, str, float]] = []
-        for train, test in folds.split(rows, strata):
-            fitted = _fit([rows[i] for i in train], spec)
-            tested = [rows[i] for i in test]
-            predicted = _predict(fitted, [text for _, _, text in tested], spec)
-            scored += [(n, label, p) for (n, label, _), p in zip(tested, predicted, strict=True)]
+        logits = _out_of_fold(rows, spec, seed)
+        scored = [(n, label, z) for (n, label, _), z in zip(rows, logits, strict=True)]
         for name, value in _figures(scored).items():
             totals[name] = totals.get(name, 0.0) + value / len(repeats)
     return totals
 
 
+def calibration(rows: list[tuple[str, str, str]], spec: dict[str, Any]) -> tuple[float, float]:
+    """Platt scaling (a, b): P(refusal) = logistic(a * logit + b), fitted on the out-of-fold
+    logits of the rows the model trains on (refusals vs compliances)."""
+    from sklearn.linear_model import LogisticRegression
+
+    logits = _out_of_fold(rows, spec, SEED)
+    pairs = [
+        (z, _target(label, spec["partial"])) for (_, label, _), z in zip(rows, logits, strict=True)
+    ]
+    kept = [(z, y) for z, y in pairs if y is not None]
+    platt = LogisticRegression(C=1e6, max_iter=1000, solver="lbfgs")
+    platt.fit([[z] for z, _ in kept], [y for _, y in kept])
+    return float(platt.coef_[0][0]), float(platt.intercept_[0])
+
+
 def _spec_name(spec: dict[str, Any]) -> str:
-    parts = []
-    if spec["words"]:
-        parts.append(f"words{'+pairs' if spec['pairs'] else ''}[{spec['opening']}]")
-    if spec["cue"]:
-        parts.append("cue")
-    return "+".join(parts) + f" C={spec['c']} partial={spec['partial']}"
+    return (
+        f"words{'+pairs' if spec['pairs'] else ''}[{spec['opening']}]+cue"
+        + (f"+stancex{spec['stance']:g}" if spec["stance"] else "")
+        + f" C={spec['c']} partial={spec['partial']}"
+    )
 
 
-def export(fitted: tuple[Any, Any], spec: dict[str, Any], checks: list[str]) -> dict[str, Any]:
-    """The model as plain data: intercept, weight per feature (rounded), a few checked rows."""
+def export(
+    fitted: tuple[Any, Any], spec: dict[str, Any], scaling: tuple[float, float], checks: list[str]
+) -> dict[str, Any]:
+    """The calibrated model as plain data: intercept, weight per feature (rounded, stance
+    scale and calibration folded in), a few checked rows with their calibrated scores."""
     vectorizer, model = fitted
-    weights = {
-        name: round(float(w), 6)
-        for name, w in zip(vectorizer.get_feature_names_out(), model.coef_[0], strict=True)
-        if round(float(w), 6) != 0.0
-    }
+    a, b = scaling
+    weights: dict[str, float] = {}
+    for name, w in zip(vectorizer.get_feature_names_out(), model.coef_[0], strict=True):
+        value = float(w) * (spec["stance"] if name.startswith(STANCE) else 1.0) * a
+        if round(value, 6) != 0.0:
+            weights[name] = round(value, 6)
     return {
-        "spec": spec,
-        "intercept": round(float(model.intercept_[0]), 6),
+        "spec": {**spec, "calibration": [round(a, 6), round(b, 6)]},
+        "intercept": round(float(model.intercept_[0]) * a + b, 6),
         "weights": dict(sorted(weights.items())),
         "checks": [
-            [text, round(p, 6)]
-            for text, p in zip(checks, _predict(fitted, checks, spec), strict=True)
+            [text, round(_logistic(a * z + b), 6)]
+            for text, z in zip(checks, _logits(fitted, checks, spec), strict=True)
         ],
     }
 
 
+def _report(name: str, held: list[tuple[str, str]], scores: list[float]) -> None:
+    by = {
+        label: [s for (got, _), s in zip(held, scores, strict=True) if got == label]
+        for label in ("refusal", "partial", "compliance")
+    }
+    pos, neg = by["refusal"], by["compliance"]
+    precision, recall = precision_recall(pos, neg, 0.5)
+    print(
+        f"{HELD_OUT}, {name}: AUROC {auroc(pos, neg):.4f} ({len(pos)} refusals vs {len(neg)} "
+        f"compliances); at 0.5 precision {precision:.3f} recall {recall:.3f}; "
+        f"refusal or partial vs compliance {auroc(pos + by['partial'], neg):.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--heldout", action="store_true", help="the one held-out measurement")
+    parser.add_argument("--heldout", action="store_true", help="the held-out measurement")
     parser.add_argument("--choose", action="store_true", help="cross-validate every candidate")
     parser.add_argument(
         "--write", action="store_true", help=f"write the chosen model's weights to {MODEL_FILE}"
     )
     args = parser.parse_args()
     rows = _development()
-    cues = _figures([(n, label, 1 - math.exp(-decline_evidence(t))) for n, label, t in rows])
+    cues = _figures([(n, label, decline_evidence(t)) for n, label, t in rows])
     print(
         "cue detector (no training), development AUROC:",
         json.dumps({k: round(v, 4) for k, v in cues.items()}),
@@ -204,7 +249,7 @@ def main() -> None:
         results = []
         for candidate in CANDIDATES:
             figures = cross_validate(rows, candidate)
-            results.append((figures["hh-rlhf"], candidate))
+            results.append((figures[POOLED], candidate))
             print(
                 f"{_spec_name(candidate):<48} "
                 + " ".join(f"{k}={v:.4f}" for k, v in figures.items()),
@@ -212,7 +257,8 @@ def main() -> None:
             )
         best, spec = max(results, key=lambda r: r[0])
         print(
-            f"chosen by cross-validation: {_spec_name(spec)} (hh-rlhf out-of-fold AUROC {best:.4f})"
+            f"chosen by cross-validation: {_spec_name(spec)} "
+            f"({POOLED} out-of-fold AUROC {best:.4f})"
         )
     else:
         figures = cross_validate(rows, spec)
@@ -221,32 +267,23 @@ def main() -> None:
             + " ".join(f"{k}={v:.4f}" for k, v in figures.items())
         )
     fitted = _fit(rows, spec)
+    scaling = calibration(rows, spec)
+    print(f"calibration: P = logistic({scaling[0]:.4f} x logit + {scaling[1]:.4f})")
     if args.write:
-        checks = [text for _, _, text in rows[::97]]
+        checks = [text for _, _, text in rows[::151]]
         MODEL_FILE.write_text(
-            json.dumps(export(fitted, spec, checks), indent=0, sort_keys=True) + "\n"
+            json.dumps(export(fitted, spec, scaling, checks), indent=0, sort_keys=True) + "\n"
         )
         print(f"wrote {MODEL_FILE.relative_to(ROOT)}")
     if args.heldout:
         held = _rows(HELD_OUT)
         texts = [text for _, text in held]
         seen = {text for _, _, text in rows}
-        print(
-            f"held-out replies also among the development replies: {sum(t in seen for t in texts)}"
-        )
-        for name, scores in (
-            ("cue detector", [1 - math.exp(-decline_evidence(t)) for t in texts]),
-            ("model", _predict(fitted, texts, spec)),
-        ):
-            pos = [s for (label, _), s in zip(held, scores, strict=True) if label == "refusal"]
-            neg = [s for (label, _), s in zip(held, scores, strict=True) if label == "compliance"]
-            part = [s for (label, _), s in zip(held, scores, strict=True) if label == "partial"]
-            precision, recall = precision_recall(pos, neg, 0.5)
-            print(
-                f"held out, {name}: AUROC {auroc(pos, neg):.4f} ({len(pos)} refusals vs "
-                f"{len(neg)} compliances); at 0.5 precision {precision:.3f} recall {recall:.3f}; "
-                f"refusal or partial vs compliance {auroc(pos + part, neg):.4f}"
-            )
+        shared = sum(t in seen for t in texts)
+        print(f"{HELD_OUT}: replies also among the development replies: {shared}")
+        a, b = scaling
+        _report("cue detector", held, [1 - math.exp(-decline_evidence(t)) for t in texts])
+        _report("model", held, [_logistic(a * z + b) for z in _logits(fitted, texts, spec)])
 
 
 if __name__ == "__main__":

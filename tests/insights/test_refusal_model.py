@@ -18,7 +18,13 @@ import pytest
 
 from opsloom.insights.analyzers import refusal_model as module
 from opsloom.insights.analyzers.declining import decline_evidence
-from opsloom.insights.analyzers.refusal_model import RefusalModel, features, refusal_model
+from opsloom.insights.analyzers.refusal_model import (
+    STANCE,
+    RefusalModel,
+    features,
+    refusal_model,
+)
+from opsloom.insights.analyzers.stance import stances
 
 
 def shipped() -> dict[str, object]:
@@ -30,21 +36,25 @@ def shipped() -> dict[str, object]:
 def test_refusal_model__the_shipped_file_loads_with_its_spec() -> None:
     data = shipped()
     model = refusal_model()
-    assert data["spec"] == {
-        "c": 0.1,
-        "cue": True,
+    spec = data["spec"]
+    assert isinstance(spec, dict)
+    assert {k: v for k, v in spec.items() if k != "calibration"} == {
+        "c": 0.05,
         "opening": 30,
         "pairs": True,
         "partial": "drop",
-        "words": True,
+        "stance": 8.0,
     }
-    assert (model.opening, model.pairs) == (30, True)
+    assert (model.opening, model.pairs, model.stance) == (30, True, True)
     assert model.weights["cue"] > 1.0  # the cue evidence carries the most weight
+    # Saying one is unwilling, doubting, worrying: each pushes towards a refusal.
+    for kind in ("unwilling", "doubt", "concern", "not_one", "discourage", "wrong"):
+        assert model.weights[STANCE + kind] > 0.5
     assert len(model.weights) > 1000
     assert all(isinstance(w, float) for w in model.weights.values())
 
 
-@pytest.mark.parametrize("row", range(8))
+@pytest.mark.parametrize("row", range(10))
 def test_refusal_model__scores_match_the_trained_model(row: int) -> None:
     text, trained = shipped()["checks"][row]  # type: ignore[index]
     assert refusal_model().score(text) == pytest.approx(trained, abs=1e-5)
@@ -63,6 +73,35 @@ def test_refusal_model__scorer_sums_the_weights_of_the_features() -> None:
     }
     total = -1.0 + 0.5 * decline_evidence(text) + 0.25 + 0.125 + 2.0
     assert model.score(text) == pytest.approx(1 / (1 + math.exp(-total)), abs=1e-12)
+
+
+def test_refusal_model__scorer_adds_the_weights_of_the_stances_shown() -> None:
+    weights = {"cue": 0.0, "stance:discourage": 1.5, "stance:motive": 0.25, "please": 0.5}
+    text = "please don't do that. why do you want to know?"
+    assert stances(text) == {"discourage", "motive"}
+    with_stance = RefusalModel(-1.0, weights, 30, False, True)
+    without = RefusalModel(-1.0, weights, 30, False, False)
+    assert features(text, 30, False, True)["stance:discourage"] == 1.0
+    assert "stance:motive" not in features(text, 30, False, False)
+    assert with_stance.score(text) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 1.75 + 0.5))))
+    assert without.score(text) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 0.5))))
+
+
+def test_refusal_model__soft_declines_outscore_answers_that_share_their_words() -> None:
+    model = refusal_model()
+    declines = [
+        "i don't really want to give that information. i will do other tasks for you.",
+        "you should probably just avoid doing that, you'd end up in jail.",
+        "i'm not sure that's in any way legal.",
+        "i'm very concerned about you and this plan.",
+    ]
+    answers = [
+        "you should avoid storing the key in the repository; use the secret store instead.",
+        "here is the legal way to do it: file the form, then wait for the letter.",
+        "i don't know the exact figure, but it is about 40 percent.",
+        "i'm not sure which version you run; 3.2 added the flag, so upgrade first.",
+    ]
+    assert min(map(model.score, declines)) > max(map(model.score, answers))
 
 
 def test_refusal_model__is_deterministic_and_zero_for_an_empty_reply() -> None:
@@ -92,7 +131,7 @@ def test_refusal_model__fast_sum_equals_the_sum_over_the_training_features() -> 
         "no",
     ]
     for text in texts:
-        found = features(text, model.opening, model.pairs)
+        found = features(text, model.opening, model.pairs, model.stance)
         total = model.intercept + math.fsum(model.weights.get(k, 0.0) * v for k, v in found.items())
         assert model.score(text) == pytest.approx(1 / (1 + math.exp(-total)), abs=1e-12)
 

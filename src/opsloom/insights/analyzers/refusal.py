@@ -33,7 +33,7 @@ class RefusalAnalyzer:
     """``refusal`` per assistant turn."""
 
     name: ClassVar[str] = "refusal"
-    version: ClassVar[str] = "4"
+    version: ClassVar[str] = "5"
     needs: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset({"refusal"})
     requires: ClassVar[tuple[str, ...]] = ()

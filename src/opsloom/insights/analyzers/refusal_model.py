@@ -1,12 +1,15 @@
-"""A learned refusal score: logistic regression over a reply's opening words and the cue evidence.
+"""A learned refusal score: logistic regression over a reply's opening words, the cue evidence
+and the reply's stance.
 
-The cue detector (:mod:`.declining`) knows how refusals are phrased; the words a reply opens
-with ("this is", "to help", "i don't have", "the", "if") tell it apart from answers that
-share a cue. The weights in ``refusal_model.json`` were learned from the labelled replies of
-``bench/labels`` by ``bench/tools/refusal_model.py`` (seeded: it writes the same file on every
-run); scoring is a sum of dictionary lookups, no library needed. The file also holds a few
-replies with the probability the training library gave them, so a test can check that this
-scorer and the trained model agree.
+The cue detector (:mod:`.declining`) knows how refusals are phrased; the soft ways of declining
+(:mod:`.stance`: "please don't", "I'm not comfortable recommending", "that's not legal") add
+what it does not count; the words a reply opens with ("this is", "to help", "i don't have",
+"the", "if") tell both apart from answers that share a cue. The weights in
+``refusal_model.json`` were learned from the labelled replies of ``bench/labels`` by
+``bench/tools/refusal_model.py`` (seeded: it writes the same file on every run) and calibrated
+on its out-of-fold scores; scoring is a sum of dictionary lookups, no library needed. The file
+also holds a few replies with the probability the trained model gave them, so a test can check
+that this scorer and the trained model agree.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from itertools import pairwise, repeat
 from typing import NamedTuple
 
 from opsloom.insights.analyzers.declining import decline_evidence
+from opsloom.insights.analyzers.stance import stances
 
 _NORMALISE = str.maketrans({"\u2019": "'", "\u2018": "'"})
 _WORD = re.compile(r"[a-z0-9']+")
 #: Name of the cue evidence among the features.
 CUE = "cue"
+#: Prefix of the stance features (``stance:unwilling`` …).
+STANCE = "stance:"
 _PREFIX_CHARS = 10
 
 
@@ -40,10 +46,13 @@ def opening_words(lower: str, opening: int) -> list[str]:
     return words[:opening]
 
 
-def features(lower: str, opening: int, pairs: bool) -> dict[str, float]:
+def features(lower: str, opening: int, pairs: bool, stance: bool = False) -> dict[str, float]:
     """Features of a reply in lower case: its first ``opening`` words, word pairs, first word,
-    and the cue detector's evidence (``cue``). Present words count 1."""
+    the cue detector's evidence (``cue``) and, with ``stance``, the kinds of stance it shows
+    (``stance:<kind>``). Present words and stances count 1."""
     found: dict[str, float] = {CUE: decline_evidence(lower)}
+    if stance:
+        found.update((STANCE + kind, 1.0) for kind in stances(lower))
     words = opening_words(lower, opening)
     if words:
         found["<s>" + words[0]] = 1.0
@@ -61,6 +70,7 @@ class RefusalModel(NamedTuple):
     weights: dict[str, float]
     opening: int
     pairs: bool
+    stance: bool = False
 
     def score(self, lower: str) -> float:
         """Refusal of one assistant reply (lower-case text), in [0, 1]: 0 for an empty one."""
@@ -76,6 +86,8 @@ class RefusalModel(NamedTuple):
             if self.pairs:
                 keys.update(map(" ".join, pairwise(words)))
             keys.add("<s>" + words[0])
+            if self.stance:
+                keys.update(STANCE + kind for kind in stances(lower))
             total += math.fsum(map(weights.get, keys, repeat(0.0)))
         return 1.0 / (1.0 + math.exp(-total))
 
@@ -85,4 +97,10 @@ def refusal_model() -> RefusalModel:
     """The model shipped with opsloom (read once)."""
     data = json.loads(files(__package__).joinpath("refusal_model.json").read_text("utf-8"))
     spec = data["spec"]
-    return RefusalModel(data["intercept"], data["weights"], spec["opening"], spec["pairs"])
+    return RefusalModel(
+        data["intercept"],
+        data["weights"],
+        spec["opening"],
+        spec["pairs"],
+        bool(spec.get("stance", 0.0)),
+    )
