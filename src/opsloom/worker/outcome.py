@@ -44,8 +44,8 @@ class Outcomes:
         self._local_worker = local_worker
         self._executing = executing
         self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
-        #: New waiters (with their runs) the watcher has not yet looked up in the store.
-        self._unchecked: list[tuple[str, asyncio.Future[RunRecord | None]]] = []
+        #: New waiters (with their runs) whose first look-up by the watcher has not ended.
+        self._unchecked: dict[asyncio.Future[RunRecord | None], str] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._finished_elsewhere = asyncio.Event()
 
@@ -67,19 +67,28 @@ class Outcomes:
             # The waiter is registered first: a run executing here cannot end unheard. Any
             # other run is looked up by the watcher's next query, which starts now.
             if not self._executing(run_id):
-                self._unchecked.append((run_id, future))
+                self._unchecked[future] = run_id
                 self._finished_elsewhere.set()
             if self._watcher is None or self._watcher.done():
                 self._watcher = asyncio.create_task(self._watch(), name="opsloom-results")
+            looked = True
             try:
                 run = await asyncio.wait_for(future, timeout)
             except TimeoutError:
-                raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
+                if future not in self._unchecked:
+                    raise TimeoutError(f"run {run_id!r} did not end within {timeout}s") from None
+                looked = False
+            if not looked:
+                # The time ran out before the watcher's look-up answered: a run that had
+                # ended before the caller asked (or that does not exist) is answered all the
+                # same, as the timeout bounds the wait for the run's end, not the look-up.
+                run = await self._look_up_one(store, run_id, timeout)
             if run is None:
                 run = await store.get_run(run_id)
                 assert run is not None
             return run
         finally:
+            self._unchecked.pop(future, None)
             waiters = self._waiters.get(run_id)
             if waiters is not None:
                 with contextlib.suppress(ValueError):
@@ -100,31 +109,50 @@ class Outcomes:
             store = self._store()
             if store is None:
                 return
-            unchecked, self._unchecked = self._unchecked, []
+            unchecked = list(self._unchecked.items())
             try:
                 await self._look_up(store, unchecked)
             except Exception as exc:
                 stop_if_cancelled()
                 # The callers whose first look failed get the error; the others wait on.
-                for _, future in unchecked:
+                for future, _ in unchecked:
                     if not future.done():
                         future.set_exception(exc)
                 log.warning("could not read the outcome of awaited runs: %r", exc)
+            for future, _ in unchecked:
+                self._unchecked.pop(future, None)
 
     async def _look_up(
-        self, store: Store, unchecked: list[tuple[str, asyncio.Future[RunRecord | None]]]
+        self, store: Store, unchecked: list[tuple[asyncio.Future[RunRecord | None], str]]
     ) -> None:
         """Wake the waiters of every ended run; fail the new waiters of runs that do not
         exist."""
         ended = await store.ended_runs(list(self._waiters))
         for run in ended:
             self._wake(run.id, run)
-        unknown = {run_id for run_id, future in unchecked if not future.done()}
+        unknown = {run_id for future, run_id in unchecked if not future.done()}
         if unknown:
             existing = {span.id for span in await store.run_spans(sorted(unknown))}
-            for run_id, future in unchecked:
+            for future, run_id in unchecked:
                 if run_id not in existing and not future.done():
                     future.set_exception(RunNotFoundError(f"no run {run_id!r}"))
+
+    @staticmethod
+    async def _look_up_one(store: Store, run_id: str, timeout: float | None) -> RunRecord:
+        """``run_id`` if it has ended.
+
+        Raises:
+            RunNotFoundError: there is no such run.
+            TimeoutError: it has not ended.
+        """
+        status = await store.status_of(run_id)
+        if status is None:
+            raise RunNotFoundError(f"no run {run_id!r}")
+        if not status.terminal:
+            raise TimeoutError(f"run {run_id!r} did not end within {timeout}s")
+        run = await store.get_run(run_id)
+        assert run is not None
+        return run
 
     def finished(self, run: RunRecord) -> None:
         """A run this process's worker finished: wake its waiters with it."""
