@@ -198,3 +198,30 @@ async def test_adaptive__a_single_attempt_goes_with_its_recommendation_more_atte
         app.registry.adapted_attempts.update({("w", "once"): 1, ("w", "more"): 4})
         assert await adaptive.run_once() == {("retry", "w", "once"): 0}
         assert app.registry.adapted_attempts == {("w", "more"): 4}
+
+
+async def test_adaptive__a_setting_found_in_force_goes_after_a_window_that_does_not_need_it(
+    make_app: Callable[..., App], clock: FakeClock
+) -> None:
+    # The registry outlives the adaptive loop that set it (the app was closed and opened
+    # again): the new loop counts its window from when it first sees the setting.
+    app = make_app(clock=clock)
+
+    @app.step(name="steady", retry=RetryPolicy(attempts=2, initial_delay=0.0, jitter=0.0))
+    async def steady(n: int) -> int:
+        return n
+
+    @app.workflow(name="call")
+    async def call(ctx: Context, n: int) -> int:
+        result: int = await ctx.step(steady, n)
+        return result
+
+    async with app:
+        app.registry.adapted_attempts[("call", "steady")] = 4
+        adaptive = Adaptive(app.store, clock, "me", app.registry, settle_runs=4)
+        assert await adaptive.run_once() == {}, "a window must run under it first"
+        clock.advance(8 * 3600)
+        for n in range(4):
+            assert await (await app.start("call", n)).result(timeout=10) == n
+        assert await adaptive.run_once() == {("retry", "call", "steady"): 0}
+        assert app.registry.adapted_attempts == {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,8 @@ from engine_waits import eventually, parked
 
 from opsloom import App, Context, RetryPolicy, RunStatus, StepFailedError, WorkerOptions
 from opsloom.engine.execution import Execution
+from opsloom.engine.replay import DetachedHost
+from opsloom.errors import LeaseLostError, StoreError
 
 RUNS = 10
 
@@ -186,3 +189,34 @@ async def test_diverged_replay__leaves_no_execution_in_memory(
         ends = await ended(app, run_ids)
         assert ends == [(RunStatus.FAILED, None, "NonDeterminismError")] * RUNS
         assert await left_in_memory(app) == []
+
+
+async def test_an_error_that_broke_the_run_and_was_replaced__is_freed_at_once(
+    make_app: Callable[..., App], collector_off: None
+) -> None:
+    # Code caught what broke the run and met it again at a durable call; then a write still
+    # in flight failed too, and that error took its place.
+    app = make_app(client=True)
+
+    @app.workflow(name="idle")
+    async def idle(ctx: Context) -> None:
+        return None
+
+    async with app:
+        assert app.store is not None
+        await app.start("idle")
+        [claim] = await app.store.claim("tester", app.registry.kinds(), 1, app.clock.now(), 30)
+        host = DetachedHost(app.store, app.clock, app.registry)
+        execution = Execution(host, claim, app.registry.workflow("idle"))
+        first: StoreError | None = StoreError("the disk is full")
+        execution.fatal = first
+        for _ in range(2):
+            try:
+                execution._next()
+            except StoreError as caught:
+                assert caught is first
+        execution.fatal = LeaseLostError("fenced off")
+        execution._let_go()
+        gone = weakref.ref(first)
+        first = None
+        assert gone() is None, "the replaced error is left to the cycle collector"

@@ -236,3 +236,36 @@ async def test_step__non_serialisable_result_fails_the_run_clearly(app: App) -> 
     assert run.error is not None and run.error["type"] == "SerializationError"
     assert "is not JSON-serialisable" in run.error["message"]
     assert run.error["data"]["attempts"] == 1  # not retried: it cannot get better
+
+
+async def test_step__a_run_it_starts_is_not_inside_it(app: App) -> None:
+    # The started run may execute in this process at once, in a task made from the step's
+    # code: its workflow code still runs in no step, and its own steps see only themselves.
+    seen: list[str | None] = []
+
+    @app.step()
+    async def inner() -> str:
+        return current_step().idempotency_key
+
+    @app.workflow(name="started")
+    async def started(ctx: Context) -> str:
+        try:
+            seen.append(current_step().idempotency_key)
+        except RuntimeError:
+            seen.append(None)
+        return await ctx.step(inner)
+
+    @app.step()
+    async def launch() -> str:
+        handle = await app.start("started", run_id="child-1")
+        return handle.run_id
+
+    @app.workflow(name="launcher")
+    async def launcher(ctx: Context) -> str:
+        return await ctx.step(launch)
+
+    async with app:
+        handle = await app.start("launcher", run_id="launcher-1")
+        assert await handle.result(timeout=10) == "child-1"
+        assert await app.result("child-1", timeout=10) == "child-1:1"
+    assert seen == [None]

@@ -173,6 +173,9 @@ class Adaptive(StoreTask):
         done = {(c.workflow, c.step): c for c in steps if c.status == "completed"}
         failed = {(c.workflow, c.step): c for c in steps if c.status == "failed"}
         for key, value in current.items():
+            # A setting in force that this loop did not set (the registry outlived the loop
+            # that did: the app was opened again) counts from when it is first seen here.
+            self._since.setdefault(key, now)
             if key not in wanted and not self._holds(key, value, done, failed, now):
                 changes[key] = 0
         for key, value in changes.items():
@@ -203,7 +206,7 @@ class Adaptive(StoreTask):
         if own is None:
             return True  # no attempt of it ran here yet: nothing says it is not needed
         # The rollups of the window begin at the start of its first hour.
-        if now - self._since.get(key, now) < self.window + HOUR:
+        if now - self._since[key] < self.window + HOUR:
             return True
         cells = (done.get((workflow, step)), failed.get((workflow, step)))
         if sum(cell.steps for cell in cells if cell is not None) < self.settle_runs:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from opsloom.codec import decode, encode
-from opsloom.engine.context import Context
+from opsloom.engine.context import Context, _current_step
 from opsloom.engine.event import Events
 from opsloom.engine.handler import Handlers, HandlerTable
 from opsloom.engine.patch import Patches
@@ -70,6 +70,9 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
         task = asyncio.current_task()
         assert task is not None
         self.task = task
+        # A run started from a step's code may execute here at once, in a task whose context
+        # is a copy of that step's: its workflow code runs in no step (``current_step``).
+        _current_step.set(None)
         try:
             self._look_at_run()
             # The workflow runs inside this task. Going quiescent, a cancel, the deadline or a

@@ -245,7 +245,7 @@ class ReplayState:
         if self.fatal is not None:
             # The run is broken (its replay diverged, a write failed, its lease is gone): code
             # that caught the error goes no further, it neither runs steps nor takes signals.
-            self._raise_fatal(self.fatal)
+            self._raise_fatal()
         self.seq += 1
         return self.seq
 
@@ -322,19 +322,23 @@ class ReplayState:
                 # run must not go on as if that write were durable.
                 self._posted(last)
         if self.fatal is not None:
-            self._raise_fatal(self.fatal)
+            self._raise_fatal()
 
-    def _raise_fatal(self, fatal: BaseException) -> NoReturn:
-        """Raise again what broke the run, with the traceback it had when first raised again.
+    def _raise_fatal(self) -> NoReturn:
+        """Raise again what broke the run (``fatal``), with the traceback it had when first
+        raised again.
 
         Raising one exception object adds the raising frames to its traceback: without the
         reset, the error that code catches and meets again at each durable call would carry
-        the frames of every earlier raise.
+        the frames of every earlier raise. The error is read from ``self``, never held in a
+        local: this frame goes into its traceback, and would make a cycle of an error that a
+        later one replaces as ``fatal`` (``_let_go`` clears only the last one's traceback).
         """
-        if self._fatal_origin is not fatal:
-            self._fatal_origin = fatal
-            self._fatal_tb = fatal.__traceback__
-        raise fatal.with_traceback(self._fatal_tb)
+        assert self.fatal is not None
+        if self._fatal_origin is not self.fatal:
+            self._fatal_origin = self.fatal
+            self._fatal_tb = self.fatal.__traceback__
+        raise self.fatal.with_traceback(self._fatal_tb)
 
     def _posted(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():

@@ -297,3 +297,50 @@ async def test_activity_calls__follow_what_names_and_functions_stand_for_now(
     assert first == ["hello ana", "hi ana"]
     assert second == ["howdy bo", "hi bo"]
     assert [step.name for step in run.steps if step.kind is StepKind.STEP] == ["greet", "hi_again"]
+
+
+#: The client activity code starts workflows with (set by the test using it).
+launcher: list[Client] = []
+
+
+@activity.defn
+async def start_greeter(name: str) -> str:
+    # Activity code may use a client, as Temporal's may: the run it starts is workflow code.
+    handle = await launcher[0].start_workflow(
+        Greeter.run, name, id=f"greeter-{name}", task_queue="q"
+    )
+    return handle.id
+
+
+@workflow.defn
+class Launcher:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            start_greeter, name, start_to_close_timeout=timedelta(seconds=5)
+        )
+
+
+async def test_workflow_started_by_an_activity__runs_as_workflow_code(
+    make_app: Callable[..., App],
+) -> None:
+    app = make_app(client=True)
+    async with app:
+        client = Client(app)
+        launcher[:] = [client]
+        try:
+            async with Worker(
+                client,
+                task_queue="q",
+                workflows=[Launcher, Greeter],
+                activities=[start_greeter, hello],
+            ):
+                # This process has a free slot: the started run executes here at once.
+                started = await client.execute_workflow(Launcher.run, "cy", id="l1", task_queue="q")
+                try:
+                    result = await client.get_workflow_handle(started).result()
+                except WorkflowFailureError:
+                    pytest.fail(f"the started run failed: {(await app.get_run(started)).error}")
+        finally:
+            launcher.clear()
+    assert result == ["hello cy", "hi cy"]
