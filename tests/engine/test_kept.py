@@ -348,3 +348,30 @@ async def test_keep_parked_0__replays_every_claim(make_app: Callable[..., App]) 
             await app.signal(handle.run_id, "go", 1)
         assert await handle.result(timeout=30) == 3
         assert entries == [handle.run_id] * 4
+
+
+async def test_kept_run__deadline_cancels_the_child_it_waits_for(
+    make_app: Callable[..., App],
+) -> None:
+    clock = FakeClock()
+    app = make_app(clock=clock, worker=options())
+
+    @app.workflow(name="slow_kid")
+    async def slow_kid(ctx: Context) -> None:
+        await ctx.wait_for("never")
+
+    @app.workflow(name="impatient", timeout=30)
+    async def impatient(ctx: Context) -> None:
+        await ctx.child("slow_kid", None)
+
+    async with app:
+        handle = await app.start("impatient")
+        child = f"{handle.run_id}.1"
+        await kept(app, handle.run_id)
+        await kept(app, child)
+        clock.advance(31)
+        with pytest.raises(RunFailedError) as info:
+            await handle.result(timeout=30)
+        assert info.value.status == "timed_out"
+        await status_is(app, child, RunStatus.CANCELLED)
+        assert await freed(app) == []

@@ -371,16 +371,17 @@ class Execution(StepRunner, Events, Handlers, Waits, Races, Patches):
             error.setdefault("data", {})["compensation_failures"] = failures
         now = self.clock.now()
         if status is RunStatus.TIMED_OUT:
-            children = [
-                rec.output.get("run_id")
+            children = {
+                str(rec.output.get("run_id"))
                 for rec in self.history.values()
                 if rec.kind is StepKind.CHILD
                 and rec.status is StepStatus.WAITING
                 and isinstance(rec.output, dict)
-            ]
-            for child_id in children:
+            }
+            children.update(self.open_children.values())
+            for child_id in sorted(children):
                 with contextlib.suppress(OpsloomError):  # it may have finished meanwhile
-                    await self.store.request_cancel(str(child_id), now)
+                    await self.store.request_cancel(child_id, now)
         await self.store.finish_run(self.fence, status, None, error, now)
         self._finished(status, None, error)
 

@@ -164,6 +164,9 @@ class ReplayState:
         self._resting: list[tuple[asyncio.Future[None], float | None]] = []
         # The run is parking with its live execution (``_keep``), or was kept.
         self._parking = False
+        #: Child runs the workflow waits for, by position: closing the run on its deadline
+        #: cancels them (those started by this execution are not in ``history``).
+        self.open_children: dict[int, str] = {}
 
     # --- branches and positions ---------------------------------------------------------------
 

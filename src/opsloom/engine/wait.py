@@ -305,6 +305,7 @@ class Waits(ReplayState):
             )
         )
         self.host.notify()
+        self.open_children[seq] = child_id
         await self._rest(None)
         return await self._child_ended(seq, workflow, child_id, now)
 
@@ -312,9 +313,11 @@ class Waits(ReplayState):
         self, seq: int, workflow: str, child_id: str, started: float | None
     ) -> Any:
         """Wait for the child run at ``seq`` to end; its outcome is recorded there."""
+        self.open_children[seq] = child_id
         while True:
             outcome = await self.store.child_outcome(child_id)
             if outcome is not None and outcome.status.terminal:
+                del self.open_children[seq]
                 now = self.clock.now()
                 if outcome.status is RunStatus.COMPLETED:
                     await self._write(
