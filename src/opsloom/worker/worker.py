@@ -123,9 +123,7 @@ class Worker:
         run_id = execution.run.id
         if self.executions.get(run_id) is execution:
             del self.executions[run_id]
-        if self.kept.get(run_id) is execution:
-            del self.kept[run_id]
-            del self._known[run_id]
+        self.forget(execution)
         self._wake.set()
 
     @property
@@ -145,6 +143,7 @@ class Worker:
         return True
 
     def forget(self, execution: Execution) -> None:
+        """No longer keep ``execution`` (if it is the one kept for its run)."""
         run_id = execution.run.id
         if self.kept.get(run_id) is execution:
             del self.kept[run_id]
@@ -353,8 +352,7 @@ class Worker:
                 and kept.task is not None
                 and not (kept.task.done() or kept.task.cancelling())
             ):
-                del self.kept[run.id]
-                del self._known[run.id]
+                self.forget(kept)
                 self.observer.run_claimed(run, False, self.clock.now())
                 self.executions[run.id] = kept
                 kept.resume(claim)
